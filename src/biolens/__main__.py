@@ -1,0 +1,3 @@
+from biolens.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""Configuration as data: CLI flags, web forms and the Python API all build these dataclasses.
+
+A run is fully described by its config (stored in run.json), so it can be resumed or re-run exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from biolens.errors import InputError
+from biolens.models.image import BACKBONES
+
+
+@dataclass
+class ClassifyConfig:
+    data: str = ""
+    group_column: str | None = None
+    backbone: str = "compact"          # "compact" or a keras.applications name (see BACKBONES)
+    weights: str = "imagenet"          # for backbones: "imagenet", "none", or a weights file path
+    image_size: int = 0                # 0 = chosen from the data
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    patience: int = 8
+    time_budget: float = 0.0           # seconds of training, 0 = no limit
+    test_fraction: float = 0.15
+    val_fraction: float = 0.15
+    min_per_class: int = 10
+    augment: bool = True
+    class_weights: bool = True
+    skip_bad: bool = False
+    conformal_alpha: float = 0.1       # predictions are "unsure" unless the 90% conformal set holds one class
+    mixed_precision: str = "auto"
+    seed: int = 0
+
+    def validate(self) -> "ClassifyConfig":
+        if self.backbone != "compact" and self.backbone not in BACKBONES:
+            raise InputError(f"Invalid value for --backbone. Received: {self.backbone}. Expected 'compact' or one of: {', '.join(BACKBONES)}.")
+        if self.epochs < 1:
+            raise InputError(f"Invalid value for --epochs. Received: {self.epochs}. Expected an integer >= 1.")
+        if self.image_size and not 16 <= self.image_size <= 1024:
+            raise InputError(f"Invalid value for --image-size. Received: {self.image_size}. Expected 16 to 1024 pixels.")
+        if not 0.05 <= self.test_fraction <= 0.5 or not 0.05 <= self.val_fraction <= 0.5:
+            raise InputError("Invalid split: --test-fraction and --val-fraction must each be between 0.05 and 0.5.")
+        if self.time_budget < 0:
+            raise InputError(f"Invalid value for --time-budget. Received: {self.time_budget}. Expected seconds >= 0.")
+        if self.mixed_precision not in {"auto", "on", "off"}:
+            raise InputError(f"Invalid value for mixed_precision. Received: {self.mixed_precision}. Expected auto, on or off.")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ClassifyConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,135 @@
+"""Where the computation runs: CPU or GPU(s), mixed precision, and the `tf.distribute` strategy.
+
+All device decisions live here so that tasks stay the same on a laptop, a GPU workstation and several
+machines (MultiWorkerMirroredStrategy reads TF_CONFIG; no home-made distribution layer).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@dataclass
+class Device:
+    kind: str                      # "cpu" or "gpu"
+    gpus: list[str] = field(default_factory=list)
+    mixed_precision: bool = False
+    strategy: str = "default"
+
+    def describe(self) -> str:
+        if self.kind == "cpu":
+            return f"CPU ({os.cpu_count()} cores)"
+        precision = ", mixed precision" if self.mixed_precision else ""
+        return f"{len(self.gpus)} GPU ({', '.join(self.gpus)}{precision}; strategy {self.strategy})"
+
+
+def setup(mixed_precision: str = "auto") -> tuple[Device, object]:
+    """Configure TensorFlow for this machine and return the device summary and a distribution strategy.
+
+    Args:
+        mixed_precision: "auto" turns on `mixed_float16` on GPUs of compute capability 7.0 or newer,
+            "on"/"off" force it.
+    """
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process
+            pass
+    names = [_gpu_name(gpu) for gpu in gpus]
+    use_mp = False
+    if gpus and mixed_precision != "off":
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        use_mp = mixed_precision == "on" or (capability or (0, 0)) >= (7, 0)
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
+
+    if os.environ.get("TF_CONFIG"):
+        strategy, name = tf.distribute.MultiWorkerMirroredStrategy(), "MultiWorkerMirrored"
+    elif len(gpus) > 1:
+        strategy, name = tf.distribute.MirroredStrategy(), "Mirrored"
+    else:
+        strategy, name = tf.distribute.get_strategy(), "default"
+    device = Device(kind="gpu" if gpus else "cpu", gpus=names, mixed_precision=use_mp, strategy=name)
+    return device, strategy
+
+
+def _gpu_name(gpu) -> str:
+    import tensorflow as tf
+
+    try:
+        return tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+    except Exception:  # details are best-effort across TF builds
+        return gpu.name
+
+
+def measure_matmul_gflops(n: int = 1024, seconds: float = 1.0) -> float:
+    """Measured float32 matmul throughput of the default device, in GFLOP/s (a practical peak)."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((n, n))
+    b = tf.random.uniform((n, n))
+    tf.linalg.matmul(a, b).numpy()  # warm-up
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        tf.linalg.matmul(a, b).numpy()
+        count += 1
+    elapsed = time.perf_counter() - start
+    return 2.0 * n**3 * count / elapsed / 1e9
+
+
+def total_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["biolens", "tensorflow", "keras", "numpy", "scikit-learn", "pillow", "tifffile", "pandas", "matplotlib"]
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def doctor() -> dict:
+    """What `biolens doctor` prints: this machine, as TensorFlow sees it, with a measured speed figure."""
+    import tensorflow as tf
+
+    device, _ = setup()
+    build = tf.sysconfig.get_build_info()
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(total_memory_bytes() / 1e9, 1),
+        "device": device.describe(),
+        "gpus": device.gpus,
+        "mixed_precision": device.mixed_precision,
+        "cuda": build.get("cuda_version", "not built with CUDA"),
+        "cudnn": build.get("cudnn_version", "not built with cuDNN"),
+        "matmul_gflops": round(measure_matmul_gflops(), 1),
+        "versions": library_versions(),
+    }

@@ -1,0 +1,27 @@
+"""Loading models safely: only the Keras v3 format, with safe_mode on and the recorded sha256 checked."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from biolens.errors import InputError
+from biolens.runs import sha256_file
+
+UNSAFE_SUFFIXES = {".h5", ".hdf5", ".pkl", ".pickle", ".joblib", ".pb"}
+
+
+def load_trusted(path: Path | str, expected_sha256: str | None = None):
+    """Load a `.keras` model with `safe_mode=True`; refuse other formats and files that were altered."""
+    import keras
+
+    import biolens.models.image  # noqa: F401  (registers biolens layers for deserialisation)
+
+    path = Path(path)
+    if path.suffix.lower() in UNSAFE_SUFFIXES or path.suffix.lower() != ".keras":
+        raise InputError(f"{path}: refusing to load a '{path.suffix}' model file; legacy HDF5 and pickle files can "
+                         "run arbitrary code. biolens loads only .keras files written by biolens.")
+    if not path.exists():
+        raise InputError(f"{path} not found; the run may not have finished. Resume it with biolens train --resume.")
+    if expected_sha256 and sha256_file(path) != expected_sha256:
+        raise InputError(f"{path}: sha256 differs from the one recorded in run.json; the model file was changed "
+                         "or damaged. Re-run training or restore the original file.")
+    return keras.saving.load_model(path, safe_mode=True, compile=False)

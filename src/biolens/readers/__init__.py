@@ -1,0 +1,1 @@
+"""Readers turn a user's files into arrays plus ids, labels and groups; all input validation lives here."""

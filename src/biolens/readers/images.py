@@ -1,0 +1,286 @@
+"""Labelled and unlabelled image collections: a folder of class sub-folders, or a manifest CSV.
+
+Everything a user can get wrong about their images is checked here, once, before any training:
+unreadable files, empty or tiny classes, a single class, duplicated files, mixed channel counts and bad
+manifest rows. Each problem is one line naming the file (or manifest line) and the fix.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from biolens.errors import InputError
+from biolens.readers.image_decode import IMAGE_SUFFIXES, DecodeError, decode, header_size
+
+IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
+
+
+@dataclass
+class ImageSet:
+    """Files with (optional) labels and groups, as found on disk, before decoding."""
+
+    files: list[Path]
+    labels: list[str] | None = None
+    groups: list[str] | None = None
+    origin: list[str] = field(default_factory=list)   # how to name each file in messages
+    source: str = ""
+    root: Path | None = None
+    ignored: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def subset(self, keep: list[int]) -> "ImageSet":
+        pick = lambda seq: None if seq is None else [seq[i] for i in keep]  # noqa: E731
+        return ImageSet([self.files[i] for i in keep], pick(self.labels), pick(self.groups),
+                        [self.origin[i] for i in keep], self.source, self.root, self.ignored)
+
+
+@dataclass
+class LoadedImages:
+    """Decoded pixels (N, size, size, C) uint8 with what the checks found."""
+
+    images: ImageSet
+    pixels: np.ndarray
+    sha256: list[str]
+    phash: np.ndarray                   # (N,) uint64 perceptual hashes
+    original_sizes: list[tuple[int, int]]
+    bad: list[tuple[str, str]]          # (file, reason) for files skipped with --skip-bad
+    notes: Counter
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding the files
+# ----------------------------------------------------------------------------------------------
+def find_labelled(data: Path | str, group_column: str | None = None, skip_bad: bool = False) -> ImageSet:
+    """A labelled image set from a folder of class sub-folders or a manifest CSV (`path,label[,group]`)."""
+    data = Path(data)
+    if not data.exists():
+        raise InputError(f"{data} does not exist. Give a folder with one sub-folder per class, or a manifest CSV.")
+    if data.is_file():
+        if data.suffix.lower() not in {".csv", ".tsv", ".txt"}:
+            raise InputError(f"{data} is a file but not a manifest CSV. Give a folder of class sub-folders or a CSV with columns path,label.")
+        return _from_manifest(data, group_column)
+    if group_column:
+        raise InputError(f"--group-column {group_column} needs a manifest CSV with that column; {data} is a folder.")
+    return _from_class_folders(data, skip_bad)
+
+
+def _from_class_folders(root: Path, skip_bad: bool) -> ImageSet:
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    folders = [p for p in entries if p.is_dir()]
+    loose = [p for p in entries if p.is_file() and p.name.lower() not in IGNORED_NAMES]
+    if not folders:
+        raise InputError(f"{root} has no class sub-folders. Put the images of each class in their own folder, "
+                         f"e.g. {root}/healthy/ and {root}/infected/, or give a manifest CSV.")
+    files, labels, ignored = [], [], []
+    for path in loose:
+        if skip_bad:
+            ignored.append(f"{path}: not inside a class sub-folder")
+        else:
+            raise InputError(f"{path} is not inside a class sub-folder; move it into one, remove it, or pass --skip-bad.")
+    for folder in folders:
+        found = [p for p in sorted(folder.rglob("*")) if p.is_file() and not _hidden(p, folder)]
+        if not found:
+            raise InputError(f"class folder {folder} is empty; add images of class '{folder.name}' or remove the folder.")
+        files += found
+        labels += [folder.name] * len(found)
+    return ImageSet(files, labels, None, [str(f) for f in files], f"folder {root}", root, ignored)
+
+
+def _hidden(path: Path, base: Path) -> bool:
+    parts = path.relative_to(base).parts
+    return any(part.startswith(".") for part in parts) or path.name.lower() in IGNORED_NAMES
+
+
+def _from_manifest(manifest: Path, group_column: str | None) -> ImageSet:
+    import pandas as pd
+
+    sep = "\t" if manifest.suffix.lower() == ".tsv" else None
+    try:
+        table = pd.read_csv(manifest, sep=sep, engine="python", dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except Exception as exc:  # pandas raises several parser errors
+        raise InputError(f"{manifest}: cannot be read as CSV ({str(exc).splitlines()[0]}); save it as comma-separated text with a header row path,label.") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in ("path", "label") if c not in table.columns]
+    if missing:
+        raise InputError(f"{manifest}: no column {', '.join(missing)} (found: {', '.join(table.columns)}). The header must include path,label.")
+    if group_column and group_column not in table.columns:
+        raise InputError(f"{manifest}: --group-column {group_column} is not a column (found: {', '.join(table.columns)}).")
+    files, labels, groups, origin = [], [], [], []
+    for row_number, row in enumerate(table.itertuples(index=False), start=2):  # line 1 is the header
+        record = row._asdict()
+        path_text, label = record["path"].strip(), record["label"].strip()
+        where = f"{manifest} line {row_number}"
+        if not path_text:
+            raise InputError(f"{where}: empty path; fill it in or delete the row.")
+        if not label:
+            raise InputError(f"{where}: empty label for {path_text}; fill it in or delete the row.")
+        group = record[group_column].strip() if group_column else None
+        if group_column and not group:
+            raise InputError(f"{where}: empty {group_column} for {path_text}; every image needs a group when --group-column is used.")
+        path = Path(path_text)
+        files.append(path if path.is_absolute() else manifest.parent / path)
+        labels.append(label)
+        groups.append(group)
+        origin.append(f"{where} ({path_text})")
+    if not files:
+        raise InputError(f"{manifest} has no rows; add one row per image: path,label.")
+    return ImageSet(files, labels, groups if group_column else None, origin, f"manifest {manifest}", manifest.parent)
+
+
+def find_unlabelled(inputs: list[Path | str]) -> ImageSet:
+    """Images to predict or cluster: folders (searched recursively), single files, or a mix."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = [p for p in sorted(item.rglob("*")) if p.is_file() and not _hidden(p, item)
+                     and p.suffix.lower() in IMAGE_SUFFIXES]
+            if not found:
+                raise InputError(f"{item} holds no JPEG, PNG, BMP or TIFF images.")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise InputError(f"{item} does not exist; give image files or folders of images.")
+    return ImageSet(files, None, None, [str(f) for f in files], "inputs")
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding and checking
+# ----------------------------------------------------------------------------------------------
+def auto_image_size(images: ImageSet, sample: int = 400) -> int:
+    """Model input side chosen from the data: 64 px for small crops, 96 up to 256 px, else 128.
+
+    Small enough to train from scratch on a laptop CPU, large enough to keep the detail that crops of
+    single cells or colonies carry. Override with --image-size.
+    """
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(images), size=min(sample, len(images)), replace=False)
+    sides = [min(s) for i in picks if (s := header_size(images.files[i]))]
+    median = float(np.median(sides)) if sides else 128.0
+    return 64 if median <= 128 else 96 if median <= 256 else 128
+
+
+def load(images: ImageSet, size: int, *, skip_bad: bool = False, min_per_class: int = 0,
+         allow_duplicates: bool = False, cache: Path | None = None,
+         progress: Callable[[int], None] | None = None) -> LoadedImages:
+    """Decode every file to `size` x `size`, check the collection, and return pixels plus findings.
+
+    Without `skip_bad` the first bad file stops everything with one line naming it; with it, bad files
+    and exact duplicates are dropped and listed in `LoadedImages.bad`.
+    """
+    n = len(images)
+    results: list[tuple[object, str]] = [None] * n  # type: ignore[list-item]
+    workers = min(8, (os.cpu_count() or 2) * 2)
+
+    def work(i: int):
+        try:
+            raw = images.files[i].read_bytes()
+        except FileNotFoundError:
+            return i, DecodeError("file not found; check the path"), ""
+        except OSError as exc:
+            return i, DecodeError(f"cannot be read ({exc.strerror}); check permissions"), ""
+        digest = hashlib.sha256(raw).hexdigest()
+        try:
+            return i, decode(images.files[i], size), digest
+        except DecodeError as exc:
+            return i, exc, digest
+
+    with ThreadPoolExecutor(workers) as pool:
+        for i, result, digest in pool.map(work, range(n)):
+            results[i] = (result, digest)
+            if progress:
+                progress(1)
+
+    bad: list[tuple[str, str]] = list((name, reason) for name, reason in _split_ignored(images.ignored))
+    keep: list[int] = []
+    first_seen: dict[str, int] = {}
+    for i, (result, digest) in enumerate(results):
+        if isinstance(result, DecodeError):
+            _bad_or_raise(images, i, str(result), skip_bad, bad)
+            continue
+        if digest in first_seen and not allow_duplicates:
+            j = first_seen[digest]
+            reason = f"the same file as {images.origin[j]}"
+            if images.labels and images.labels[i] != images.labels[j]:
+                reason += f" but labelled '{images.labels[i]}' there '{images.labels[j]}'"
+            _bad_or_raise(images, i, reason + "; remove one copy", skip_bad, bad)
+            continue
+        first_seen[digest] = i
+        keep.append(i)
+    if not keep:
+        raise InputError(f"no readable images in {images.source}.")
+    channel_counts = Counter(results[i][0].channels for i in keep)
+    usual = channel_counts.most_common(1)[0][0]
+    for i in list(keep):
+        if results[i][0].channels != usual:
+            _bad_or_raise(images, i, f"has {results[i][0].channels} channels but most images have {usual}; "
+                          "convert it to match", skip_bad, bad)
+            keep.remove(i)
+    kept = images.subset(keep)
+    if kept.labels is not None:
+        check_classes(kept, min_per_class)
+    shape = (len(keep), size, size, usual)
+    pixels = np.lib.format.open_memmap(cache, mode="w+", dtype=np.uint8, shape=shape) if cache else np.empty(shape, np.uint8)
+    notes: Counter = Counter()
+    hashes = np.empty(len(keep), dtype=np.uint64)
+    for row, i in enumerate(keep):
+        decoded = results[i][0]
+        pixels[row] = decoded.pixels
+        hashes[row] = perceptual_hash(decoded.pixels)
+        if decoded.note:
+            notes.update(decoded.note.split("; "))
+    return LoadedImages(kept, pixels, [results[i][1] for i in keep], hashes,
+                        [results[i][0].original_size for i in keep], bad, notes)
+
+
+def _split_ignored(ignored: list[str]):
+    for line in ignored:
+        name, _, reason = line.partition(": ")
+        yield name, reason
+
+
+def _bad_or_raise(images: ImageSet, i: int, reason: str, skip_bad: bool, bad: list) -> None:
+    if not skip_bad:
+        raise InputError(f"{images.origin[i]}: {reason}. Fix it, or pass --skip-bad to leave such files out (they are listed in the run folder).")
+    bad.append((images.origin[i], reason))
+
+
+def check_classes(images: ImageSet, min_per_class: int) -> None:
+    counts = Counter(images.labels)
+    if len(counts) < 2:
+        only = next(iter(counts), "?")
+        raise InputError(f"{images.source} has a single class ('{only}'); a classifier needs at least two. Add a folder (or label) for each other class.")
+    for label, count in sorted(counts.items(), key=lambda kv: kv[1]):
+        if count < min_per_class:
+            raise InputError(f"class '{label}' has {count} usable images; at least {min_per_class} are needed to train, "
+                             "validate and test. Add images, merge it with another class, or lower --min-per-class.")
+
+
+def perceptual_hash(pixels: np.ndarray) -> np.uint64:
+    """64-bit pHash (DCT of a 32x32 greyscale thumbnail), as in imagehash, packed into one integer."""
+    import imagehash
+    from PIL import Image
+
+    grey = pixels[..., :3].mean(axis=-1).astype(np.uint8)
+    bits = imagehash.phash(Image.fromarray(grey)).hash.flatten()
+    return np.uint64(int("".join("1" if b else "0" for b in bits), 2))
+
+
+def near_duplicates(hashes: np.ndarray, split: np.ndarray, max_distance: int = 4) -> list[tuple[int, int, int]]:
+    """Pairs (i, j, distance) of images in different splits whose pHashes differ in <= max_distance bits."""
+    pairs = []
+    for i in np.flatnonzero(split != "train"):
+        distance = np.bitwise_count(np.bitwise_xor(hashes, hashes[i]))
+        for j in np.flatnonzero((distance <= max_distance) & (split != split[i])):
+            if split[j] == "train" or j > i:
+                pairs.append((int(i), int(j), int(distance[j])))
+    return pairs

@@ -1,0 +1,88 @@
+"""Figures for reports, written as PNG files into the run folder's figures/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from biolens.runs import atomic_path  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def training_curves(history: list[dict], path: Path, best_epoch: int | None = None) -> Path:
+    epochs = [row["epoch"] for row in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [row.get("loss") for row in history], label="training loss (augmented, weighted)")
+    left.plot(epochs, [row.get("val_loss") for row in history], label="validation loss")
+    left.set_xlabel("epoch"); left.set_ylabel("cross-entropy"); left.legend(fontsize=8)
+    right.plot(epochs, [row.get("val_balanced_accuracy") for row in history], color="tab:green",
+               label="validation balanced accuracy")
+    right.set_xlabel("epoch"); right.set_ylim(0, 1.02); right.legend(fontsize=8)
+    if best_epoch:
+        for axis in (left, right):
+            axis.axvline(best_epoch, color="grey", linestyle=":", linewidth=1)
+    fig.suptitle("Training curves (dotted line: the epoch kept)", fontsize=10)
+    return _save(fig, path)
+
+
+def confusion(matrix: list[list[int]], class_names: list[str], path: Path) -> Path:
+    counts = np.asarray(matrix, dtype=float)
+    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(3.5, 0.6 * len(class_names) + 2)
+    fig, axis = plt.subplots(figsize=(size, size * 0.85))
+    axis.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(class_names)):
+        for j in range(len(class_names)):
+            axis.text(j, i, f"{int(counts[i, j])}\n{rows[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                      color="white" if rows[i, j] > 0.6 else "black")
+    axis.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    axis.set_yticks(range(len(class_names)), class_names)
+    axis.set_xlabel("predicted"); axis.set_ylabel("true")
+    axis.set_title("Test-set confusion matrix (count, row %)", fontsize=10)
+    return _save(fig, path)
+
+
+def reliability(before: dict, after: dict, path: Path) -> Path:
+    fig, axis = plt.subplots(figsize=(4, 4))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axis.plot(before["confidence"], before["accuracy"], "o-", label="raw softmax", alpha=0.6)
+    axis.plot(after["confidence"], after["accuracy"], "s-", label="temperature-scaled")
+    axis.set_xlabel("confidence"); axis.set_ylabel("accuracy"); axis.set_xlim(0, 1); axis.set_ylim(0, 1.02)
+    axis.legend(fontsize=8); axis.set_title("Calibration on the test set", fontsize=10)
+    return _save(fig, path)
+
+
+def class_counts(counts: dict[str, dict[str, int]], path: Path) -> Path:
+    names = list(next(iter(counts.values())).keys())
+    fig, axis = plt.subplots(figsize=(max(4, 0.7 * len(names) + 2), 3))
+    bottom = np.zeros(len(names))
+    for part, colour in zip(("train", "val", "test"), ("tab:blue", "tab:orange", "tab:green")):
+        values = np.array([counts[part].get(n, 0) for n in names])
+        axis.bar(names, values, bottom=bottom, label=part, color=colour)
+        bottom += values
+    axis.set_ylabel("images"); axis.legend(fontsize=8); axis.tick_params(axis="x", rotation=45)
+    axis.set_title("Images per class and split", fontsize=10)
+    return _save(fig, path)
+
+
+def gradcam_grid(pixels: np.ndarray, heatmaps: np.ndarray, titles: list[str], path: Path, columns: int = 6) -> Path:
+    rows = int(np.ceil(len(pixels) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.7, rows * 1.9), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image, heat, title in zip(axes.flat, pixels, heatmaps, titles):
+        axis.imshow(image[..., :3].astype(np.uint8))
+        axis.imshow(heat, cmap="jet", alpha=0.35, vmin=0, vmax=1)
+        axis.set_title(title, fontsize=7)
+    fig.suptitle("Grad-CAM: where the network found evidence for its prediction", fontsize=10)
+    return _save(fig, path)

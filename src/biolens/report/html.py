@@ -1,0 +1,58 @@
+"""The self-contained HTML report of a run (figures embedded), rebuilt from the run folder alone."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from biolens.runs import Run, write_text
+
+_env = Environment(loader=PackageLoader("biolens", "report/templates"), autoescape=select_autoescape(["html", "j2"]))
+_env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
+_env.filters["ci"] = lambda v: "–" if not v else f"{100 * v[0]:.1f}–{100 * v[1]:.1f}%"
+
+
+def _embed(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def methods_paragraph(info: dict, metrics: dict) -> str:
+    """A Methods paragraph with the exact settings, versions and seed, ready to adapt for a paper."""
+    config, versions = info["config"], info.get("versions", {})
+    model = ("a compact convolutional network (four blocks of two 3x3 convolutions with batch normalisation and "
+             "ReLU, global average pooling, dropout 0.3) trained from random initialisation"
+             if config["backbone"] == "compact" else f"a {config['backbone']} backbone (weights: {info.get('weights')}) "
+             "with a new classification head")
+    grouping = (f"grouped by '{config['group_column']}' so that no group appears in two splits"
+                if config.get("group_column") else "at random (no grouping information was given)")
+    return (
+        f"Images were classified with biolens {versions.get('biolens', '')} (TensorFlow {versions.get('tensorflow', '')}, "
+        f"Keras {versions.get('keras', '')}). Images were resized to {info['image_size']}x{info['image_size']} pixels. "
+        f"Data were split into training ({metrics.get('n_train')} images), validation ({metrics.get('n_val')}) and test "
+        f"({metrics.get('n_test')}) sets, stratified by class and {grouping}. We used {model}, optimised with AdamW "
+        f"(peak learning rate {config['learning_rate']}, one warm-up epoch then cosine decay, weight decay 1e-4, batch size "
+        f"{config['batch_size']}) for at most {config['epochs']} epochs"
+        f"{' with class-balanced loss weights' if config['class_weights'] else ''}"
+        f"{'; training images were augmented with random flips, 90-degree rotations and small brightness, contrast and colour changes' if config['augment'] else ''}. "
+        f"The epoch with the best validation balanced accuracy was kept (epoch {metrics.get('best_epoch')}; early stopping "
+        f"patience {config['patience']}). Probabilities were calibrated by temperature scaling on the validation set "
+        f"(T = {metrics.get('temperature', 1):.2f}) and predictions flagged as unsure by split-conformal prediction "
+        f"(alpha = {config['conformal_alpha']}). The test set was used once, after training. Confidence intervals are "
+        f"95% percentile bootstrap intervals ({metrics.get('bootstrap', {}).get('resamples', 1000)} resamples of "
+        f"{'groups' if metrics.get('bootstrap', {}).get('unit') == 'group' else 'images'}). Random seed {info['seed']}."
+    )
+
+
+def write_report(run: Run) -> Path:
+    """(Re)write `report.html` in the run folder from its run.json, metrics.json and figures."""
+    info, metrics = run.info, run.metrics
+    figures = {p.stem: _embed(p) for p in sorted((run.path / "figures").glob("*.png"))}
+    html = _env.get_template("classify.html.j2").render(
+        info=info, metrics=metrics, config=info.get("config", {}), figures=figures, run_path=str(run.path),
+        methods=methods_paragraph(info, metrics) if metrics else "",
+    )
+    write_text(run.report_path, html)
+    return run.report_path

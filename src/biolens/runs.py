@@ -1,0 +1,144 @@
+"""The run folder: the single source of truth for everything a task produces.
+
+Every file is written atomically (to a temporary name in the same folder, then `os.replace`), so that a
+crash or a kill never leaves a half-written file and never damages what an earlier run wrote.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from biolens.errors import InputError
+
+RUN_FILE = "run.json"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: Path | str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: Path | str, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def read_json(path: Path | str) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Run:
+    """A run folder on disk; every property reads the folder, so it is never stale."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    # -- reading -------------------------------------------------------------------------------
+    @property
+    def info(self) -> dict:
+        return read_json(self.path / RUN_FILE)
+
+    @property
+    def metrics(self) -> dict:
+        file = self.path / "metrics.json"
+        return read_json(file) if file.exists() else {}
+
+    @property
+    def status(self) -> str:
+        return self.info.get("status", "unknown")
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.html"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.keras"
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    # -- writing -------------------------------------------------------------------------------
+    def update_info(self, **fields: Any) -> dict:
+        info = self.info if (self.path / RUN_FILE).exists() else {}
+        info.update(fields)
+        info["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json(self.path / RUN_FILE, info)
+        return info
+
+    def __repr__(self) -> str:
+        return f"Run('{self.path}')"
+
+
+def create_run(out: Path | str, overwrite: bool = False) -> Run:
+    """Make a new, empty run folder; refuse to reuse one that already holds a run."""
+    out = Path(out)
+    if (out / RUN_FILE).exists() and not overwrite:
+        raise InputError(
+            f"{out} already holds a run. Pass --resume {out} to continue it, or choose another --out."
+        )
+    if out.exists() and not (out / RUN_FILE).exists() and any(out.iterdir()):
+        raise InputError(f"{out} exists and is not empty; choose a new --out folder so nothing in it is overwritten.")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "checkpoints").mkdir(exist_ok=True)
+    return Run(out)
+
+
+def load_run(path: Path | str) -> Run:
+    """Open an existing run folder (written by any biolens task).
+
+    Example:
+        >>> run = biolens.load_run("runs/cells")      # doctest: +SKIP
+        >>> run.metrics["balanced_accuracy"]           # doctest: +SKIP
+    """
+    path = Path(path)
+    if not (path / RUN_FILE).exists():
+        raise InputError(f"{path} is not a biolens run folder (no {RUN_FILE}). Point to the --out folder of a run.")
+    return Run(path)

@@ -1,0 +1,1 @@
+"""The jobs a user asks for: each is `task(data, out=..., **options) -> Run`."""
