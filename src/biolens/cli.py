@@ -23,9 +23,10 @@ def train(
     backbone: str = typer.Option("compact", "--backbone", help="'compact' (trains from scratch, fast on CPU) or a keras.applications name: EfficientNetB0, MobileNetV3Small, ResNet50, ..."),
     weights: str = typer.Option("imagenet", "--weights", help="Backbone weights: imagenet, none, or a weights file."),
     epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (early stopping may end sooner)."),
+    patience: int = typer.Option(8, "--patience", help="Stop after this many epochs without a better validation score."),
     time_budget: float = typer.Option(0, "--time-budget", help="Stop training after this many seconds (0 = no limit)."),
     image_size: int = typer.Option(0, "--image-size", help="Model input side in pixels (0 = chosen from the data)."),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(0, "--batch-size", help="Images per step (0 = 8, 16 or 32 by training-set size)."),
     learning_rate: float = typer.Option(2e-3, "--learning-rate"),
     min_per_class: int = typer.Option(10, "--min-per-class", help="Refuse classes with fewer usable images than this."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave unreadable or duplicated files out (listed in skipped.csv) instead of stopping."),
@@ -44,7 +45,7 @@ def train(
         if data is None:
             raise InputError("Give the images to train on (a folder of class sub-folders or a manifest CSV), or --resume RUN.")
         run_train(data, out or Path("runs") / data.stem, group_column=group_column, backbone=backbone,
-                        weights=weights, epochs=epochs, time_budget=time_budget, image_size=image_size,
+                        weights=weights, epochs=epochs, patience=patience, time_budget=time_budget, image_size=image_size,
                         batch_size=batch_size, learning_rate=learning_rate, min_per_class=min_per_class,
                         skip_bad=skip_bad, augment=not no_augment, seed=seed)
 

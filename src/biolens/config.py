@@ -18,7 +18,7 @@ class ClassifyConfig:
     weights: str = "imagenet"          # for backbones: "imagenet", "none", or a weights file path
     image_size: int = 0                # 0 = chosen from the data
     epochs: int = 30
-    batch_size: int = 32
+    batch_size: int = 0                # 0 = chosen from the training-set size (auto_batch_size)
     learning_rate: float = 2e-3
     patience: int = 8
     time_budget: float = 0.0           # seconds of training, 0 = no limit
@@ -46,6 +46,12 @@ class ClassifyConfig:
         if self.mixed_precision not in {"auto", "on", "off"}:
             raise InputError(f"Invalid value for mixed_precision. Received: {self.mixed_precision}. Expected auto, on or off.")
         return self
+
+    def auto_batch_size(self, n_train: int) -> int:
+        """Small data needs small batches: enough optimiser steps per epoch, and BatchNorm statistics that settle."""
+        if self.batch_size:
+            return self.batch_size
+        return 8 if n_train < 500 else 16 if n_train < 2000 else 32
 
     def to_dict(self) -> dict:
         return asdict(self)

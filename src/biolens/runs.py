@@ -131,6 +131,14 @@ def create_run(out: Path | str, overwrite: bool = False) -> Run:
     return Run(out)
 
 
+def remove_orphans(run: Run) -> list[Path]:
+    """Delete temporary files a killed process left behind (their final names were never replaced)."""
+    orphans = [p for p in run.path.rglob(".*.tmp*") if p.is_file()]
+    for orphan in orphans:
+        orphan.unlink()
+    return orphans
+
+
 def load_run(path: Path | str) -> Run:
     """Open an existing run folder (written by any biolens task).
 

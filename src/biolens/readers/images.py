@@ -211,7 +211,7 @@ def load(images: ImageSet, size: int, *, skip_bad: bool = False, min_per_class: 
             j = first_seen[digest]
             reason = f"the same file as {images.origin[j]}"
             if images.labels and images.labels[i] != images.labels[j]:
-                reason += f" but labelled '{images.labels[i]}' there '{images.labels[j]}'"
+                reason += f" (labelled '{images.labels[i]}' here, '{images.labels[j]}' there)"
             _bad_or_raise(images, i, reason + "; remove one copy", skip_bad, bad)
             continue
         first_seen[digest] = i

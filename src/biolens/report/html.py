@@ -34,7 +34,7 @@ def methods_paragraph(info: dict, metrics: dict) -> str:
         f"Data were split into training ({metrics.get('n_train')} images), validation ({metrics.get('n_val')}) and test "
         f"({metrics.get('n_test')}) sets, stratified by class and {grouping}. We used {model}, optimised with AdamW "
         f"(peak learning rate {config['learning_rate']}, one warm-up epoch then cosine decay, weight decay 1e-4, batch size "
-        f"{config['batch_size']}) for at most {config['epochs']} epochs"
+        f"{info.get('batch_size', config['batch_size'])}) for at most {config['epochs']} epochs"
         f"{' with class-balanced loss weights' if config['class_weights'] else ''}"
         f"{'; training images were augmented with random flips, 90-degree rotations and small brightness, contrast and colour changes' if config['augment'] else ''}. "
         f"The epoch with the best validation balanced accuracy was kept (epoch {metrics.get('best_epoch')}; early stopping "

@@ -19,7 +19,7 @@ from biolens import console
 from biolens.config import ClassifyConfig
 from biolens.errors import InputError
 from biolens.readers import images as image_reader
-from biolens.runs import Run, atomic_path, create_run, load_run, sha256_file, write_json, write_text
+from biolens.runs import Run, atomic_path, create_run, load_run, remove_orphans, sha256_file, write_json, write_text
 from biolens.tasks import evaluation, splits, training
 
 IN_MEMORY_LIMIT = 2 << 30  # decoded pixels above this go to a memory-mapped cache file in the run folder
@@ -44,6 +44,7 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
         if run.status == "complete":
             raise InputError(f"{resume} has already finished; nothing to resume. Start a new run with another --out.")
         config = ClassifyConfig.from_dict(run.info["config"])
+        remove_orphans(run)
     else:
         if data is None:
             raise InputError("Give the images to train on (a folder of class sub-folders or a manifest CSV), or --resume RUN.")
@@ -98,17 +99,16 @@ def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assi
     import keras
 
     from biolens import hardware
-    from biolens.models import image as image_models
 
-    images, pixels = loaded.images, loaded.pixels
+    pixels = loaded.pixels
     warnings = _data_warnings(run, loaded, y, class_names, assignment)
     device, strategy = hardware.setup(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
-    run.update_info(device=device.describe(), versions=hardware.library_versions(), warnings=warnings,
-                    n_skipped=len(loaded.bad))
-
     parts = {name: np.flatnonzero(assignment == name) for name in ("train", "val", "test")}
-    steps = int(np.ceil(len(parts["train"]) / config.batch_size))
+    batch_size = config.auto_batch_size(len(parts["train"]))
+    run.update_info(device=device.describe(), versions=hardware.library_versions(), warnings=warnings,
+                    n_skipped=len(loaded.bad), batch_size=batch_size)
+    steps = int(np.ceil(len(parts["train"]) / batch_size))
     state = training.load_state(run.path)
     initial_epoch = int(state.get("epoch", 0))
     weights_note = ""
@@ -132,7 +132,7 @@ def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assi
                     if config.class_weights else None)
     started = time.perf_counter()
     if not state.get("training_done") and initial_epoch < config.epochs:
-        train_data = training.image_batches(pixels, y, parts["train"], config.batch_size, shuffle=True,
+        train_data = training.image_batches(pixels, y, parts["train"], batch_size, shuffle=True,
                                             augment=config.augment, seed=config.seed)
         monitor = training.RunMonitor(run.path, pixels, y, parts["val"], patience=config.patience,
                                       time_budget=config.time_budget, state=state)

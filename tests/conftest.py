@@ -1,0 +1,44 @@
+"""Shared fixtures: a real slice of the blood-cell images, a CLI runner, and one small trained run."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SLICE = ROOT / "examples" / "blood_cells_slice"
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+
+
+def biolens(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real `biolens` command (as `python -m biolens`) and return the finished process."""
+    result = subprocess.run([sys.executable, "-m", "biolens", *map(str, args)], capture_output=True, text=True,
+                            timeout=timeout, env=ENV, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"biolens {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def slice_manifest() -> Path:
+    return SLICE / "manifest.csv"
+
+
+@pytest.fixture
+def slice_copy(tmp_path) -> Path:
+    """A private copy of the slice (folder of class folders + manifest) that a test may damage."""
+    target = tmp_path / "cells"
+    shutil.copytree(SLICE, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, slice_manifest) -> Path:
+    """One real training run on the slice, grouped by smear photo, shared by the tests that only read it."""
+    out = tmp_path_factory.mktemp("runs") / "cells"
+    biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "4", "--out", out, "--seed", "1")
+    return out

@@ -1,0 +1,150 @@
+"""End to end through the real `biolens` command on real blood-cell crops grouped by smear photo."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import ENV, ROOT, biolens
+
+
+def test_train_writes_a_complete_run_folder(trained_run):
+    for name in ("run.json", "metrics.json", "history.csv", "model.keras", "predictions.csv", "report.html",
+                 "splits.csv", "figures/confusion_matrix.png", "figures/gradcam.png", "figures/training_curves.png"):
+        assert (trained_run / name).exists(), name
+    assert any((trained_run / "tensorboard").rglob("events.out.tfevents*"))
+    info = json.loads((trained_run / "run.json").read_text())
+    assert info["status"] == "complete" and info["task"] == "classify" and info["seed"] == 1
+    assert info["model_sha256"] == hashlib.sha256((trained_run / "model.keras").read_bytes()).hexdigest()
+    assert info["versions"]["tensorflow"] and info["data_fingerprint"] and info["class_names"] == ["Platelets", "RBC", "WBC"]
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        low, high = metrics[f"{key}_ci95"]
+        assert 0 <= low <= metrics[key] <= high <= 1
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 216
+    assert set(metrics["per_class"]) == {"Platelets", "RBC", "WBC"} and 0 <= metrics["ece"] <= 1
+    history = pd.read_csv(trained_run / "history.csv")
+    assert list(history.epoch) == [1, 2, 3, 4] and history.elapsed_s.is_monotonic_increasing
+    # the test images are the ones the split put aside, and no smear photo is in two splits
+    splits = pd.read_csv(trained_run / "splits.csv")
+    assert splits.groupby("group").split.nunique().max() == 1
+    assert set(pd.read_csv(trained_run / "predictions.csv").file) == set(splits.file[splits.split == "test"])
+
+
+def test_model_learns_better_than_chance(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["balanced_accuracy"] > 0.5, metrics["balanced_accuracy"]  # chance is 1/3
+
+
+def test_report_is_self_contained_and_rewritable(trained_run):
+    report = trained_run / "report.html"
+    html = report.read_text()
+    assert "held-out test set" in html and "Methods" in html and "data:image/png;base64," in html
+    assert 'src="http' not in html and "Random seed 1" in html
+    report.unlink()
+    result = biolens("report", trained_run)
+    assert report.exists() and str(report) in result.stdout
+
+
+def test_predict_folder_files_and_single_file(trained_run, slice_manifest, tmp_path):
+    folder = slice_manifest.parent / "images" / "WBC"
+    out = tmp_path / "preds.csv"
+    biolens("predict", trained_run, folder, "--out", out)
+    table = pd.read_csv(out)
+    assert list(table.columns[:4]) == ["file", "predicted", "confidence", "unsure"]
+    assert {"prob_Platelets", "prob_RBC", "prob_WBC"} <= set(table.columns)
+    assert len(table) == len(list(folder.glob("*.jpg")))
+    probs = table[["prob_Platelets", "prob_RBC", "prob_WBC"]].sum(axis=1)
+    assert ((probs - 1).abs() < 0.01).all() and table.unsure.dtype == bool
+    files = sorted(folder.glob("*.jpg"))[:2]
+    biolens("predict", trained_run, *files, "--out", out)
+    assert len(pd.read_csv(out)) == 2
+    biolens("predict", trained_run, files[0], "--out", out)
+    assert pd.read_csv(out).file.tolist() == [str(files[0])]
+
+
+def test_tampered_model_is_refused(trained_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    with open(copy / "model.keras", "ab") as handle:
+        handle.write(b"\0")
+    result = biolens("predict", copy, ROOT / "examples/blood_cells_slice/images/WBC", check=False)
+    assert result.returncode == 2 and "sha256 differs" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_h5_and_pickle_models_are_refused(tmp_path):
+    from biolens.errors import InputError
+    from biolens.models.io import load_trusted
+
+    for name in ("model.h5", "model.pkl"):
+        (tmp_path / name).write_bytes(b"x")
+        with pytest.raises(InputError, match="refusing to load"):
+            load_trusted(tmp_path / name)
+
+
+@pytest.mark.parametrize("setup,expected", [
+    ("missing", "does not exist"),
+    ("single_class", "single class"),
+    ("corrupt", "not a readable image"),
+])
+def test_bad_input_is_one_line_without_traceback(slice_copy, tmp_path, setup, expected):
+    data = slice_copy / "images"
+    if setup == "missing":
+        data = tmp_path / "nowhere"
+    elif setup == "single_class":
+        shutil.rmtree(data / "WBC"); shutil.rmtree(data / "Platelets")
+    else:
+        (data / "WBC" / "x.jpg").write_text("oops")
+    out = tmp_path / "run"
+    result = biolens("train", data, "--out", out, "--epochs", "1", check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and expected in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+    assert not out.exists(), "a failed check must not leave a run folder behind"
+
+
+def test_skip_bad_lists_skipped_files(slice_copy, tmp_path):
+    (slice_copy / "images" / "WBC" / "x.jpg").write_text("oops")
+    out = tmp_path / "run"
+    biolens("train", slice_copy / "images", "--out", out, "--epochs", "1", "--skip-bad")
+    skipped = list(csv.DictReader(open(out / "skipped.csv")))
+    assert [row["file"] for row in skipped] == [str(slice_copy / "images" / "WBC" / "x.jpg")]
+    assert "not a readable image" in skipped[0]["reason"]
+
+
+def test_existing_run_is_never_overwritten(trained_run):
+    before = {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()}
+    result = biolens("train", ROOT / "examples/blood_cells_slice/images", "--out", trained_run, check=False)
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+    assert before == {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()}
+
+
+def test_kill_9_then_resume_finishes_from_the_last_epoch(slice_manifest, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "biolens", "train", str(slice_manifest), "--group-column", "source_image",
+               "--epochs", "6", "--out", str(out), "--patience", "50"]
+    process = subprocess.Popen(command, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["epoch"] >= 2):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(state.read_text())["epoch"]
+    assert 2 <= killed_at < 6
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    json.loads((out / "run.json").read_text()), pd.read_csv(out / "history.csv")  # final names are never half-written
+    biolens("train", "--resume", out)
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name], "orphaned temporary files from the kill were left"
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.epoch) == [1, 2, 3, 4, 5, 6]  # resumed, not restarted
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    assert json.loads((out / "metrics.json").read_text())["n_test"] > 0

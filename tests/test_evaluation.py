@@ -1,0 +1,55 @@
+"""Calibration and confidence intervals behave as the statistics promise, on data with a known truth."""
+from __future__ import annotations
+
+import numpy as np
+
+from biolens.tasks import evaluation
+
+
+def _simulate(n, temperature, seed=0, k=3):
+    """Logits whose true class probabilities are softmax(logits / temperature): over-confident when T > 1."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, (n, k))
+    probs = evaluation.softmax(logits, temperature)
+    labels = np.array([rng.choice(k, p=p) for p in probs])
+    return logits, labels
+
+
+def test_temperature_scaling_recovers_the_true_temperature():
+    logits, labels = _simulate(4000, temperature=2.5)
+    assert abs(evaluation.fit_temperature(logits, labels) - 2.5) < 0.3
+
+
+def test_calibration_lowers_ece_on_fresh_data():
+    val_logits, val_labels = _simulate(3000, 2.0, seed=1)
+    test_logits, test_labels = _simulate(3000, 2.0, seed=2)
+    t = evaluation.fit_temperature(val_logits, val_labels)
+    raw, _ = evaluation.expected_calibration_error(evaluation.softmax(test_logits), test_labels)
+    calibrated, _ = evaluation.expected_calibration_error(evaluation.softmax(test_logits, t), test_labels)
+    assert calibrated < raw / 2
+
+
+def test_conformal_sets_reach_their_coverage_on_new_data():
+    val_logits, val_labels = _simulate(2000, 1.0, seed=3)
+    test_logits, test_labels = _simulate(5000, 1.0, seed=4)
+    q = evaluation.conformal_threshold(evaluation.softmax(val_logits), val_labels, alpha=0.1)
+    sets = evaluation.prediction_sets(evaluation.softmax(test_logits), q)
+    coverage = sets[np.arange(len(test_labels)), test_labels].mean()
+    assert 0.88 <= coverage <= 0.93
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_groups_widen_it():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 10)
+    truth = np.tile([0, 1], 200)
+    group_skill = rng.uniform(0.4, 1.0, 40)[groups]  # images of one group succeed or fail together
+    correct = rng.uniform(size=400) < group_skill
+    pred = np.where(correct, truth, 1 - truth)
+    probs = np.eye(2)[pred] * 0.8 + 0.1
+    plain = evaluation.classification_metrics(truth, probs, ["a", "b"], n_boot=400)
+    grouped = evaluation.classification_metrics(truth, probs, ["a", "b"], groups=groups, n_boot=400)
+    low, high = plain["balanced_accuracy_ci95"]
+    assert low < plain["balanced_accuracy"] < high
+    width = lambda m: m["balanced_accuracy_ci95"][1] - m["balanced_accuracy_ci95"][0]  # noqa: E731
+    assert width(grouped) > 1.3 * width(plain)
+    assert set(plain["per_class"]["a"]) >= {"precision", "recall", "f1", "recall_ci95", "support"}
