@@ -148,3 +148,12 @@ def test_kill_9_then_resume_finishes_from_the_last_epoch(slice_manifest, tmp_pat
     assert list(history.epoch) == [1, 2, 3, 4, 5, 6]  # resumed, not restarted
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
     assert json.loads((out / "metrics.json").read_text())["n_test"] > 0
+
+
+def test_time_budget_stops_training_early(slice_manifest, tmp_path):
+    out = tmp_path / "run"
+    biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "50", "--time-budget", "2",
+            "--out", out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stopped_by"] == "time budget" and metrics["epochs_run"] < 50
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"

@@ -48,7 +48,7 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
     else:
         if data is None:
             raise InputError("Give the images to train on (a folder of class sub-folders or a manifest CSV), or --resume RUN.")
-        config = ClassifyConfig(data=str(data), **options).validate()
+        config = ClassifyConfig(data=str(Path(data).resolve()), **options).validate()  # resumable from any folder
         run = None
 
     found = image_reader.find_labelled(config.data, config.group_column, config.skip_bad)

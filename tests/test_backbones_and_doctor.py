@@ -1,0 +1,55 @@
+"""keras.applications backbones: the weight-loading path with a file made here, and the offline ImageNet case."""
+from __future__ import annotations
+
+import json
+
+import keras
+import pytest
+
+from conftest import biolens
+
+
+@pytest.fixture(scope="module")
+def mobilenet_weights(tmp_path_factory):
+    """A MobileNetV3Small backbone weights file, as a user with internet would have downloaded."""
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_v3_small.weights.h5"
+    keras.applications.MobileNetV3Small(weights=None, include_top=False, input_shape=(64, 64, 3),
+                                        include_preprocessing=True).save_weights(path)
+    return path
+
+
+def test_backbone_trains_from_a_weights_file_and_predicts(mobilenet_weights, slice_manifest, tmp_path):
+    out = tmp_path / "run"
+    biolens("train", slice_manifest, "--group-column", "source_image", "--backbone", "MobileNetV3Small",
+            "--weights", mobilenet_weights, "--epochs", "1", "--out", out)
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "complete" and info["weights"] == str(mobilenet_weights)
+    assert (out / "figures" / "gradcam.png").exists()
+    biolens("predict", out, slice_manifest.parent / "images" / "WBC", "--out", tmp_path / "p.csv")
+
+
+def test_imagenet_weights_unavailable_is_one_line_not_a_crash(slice_manifest, tmp_path):
+    out = tmp_path / "run"
+    result = biolens("train", slice_manifest, "--group-column", "source_image", "--backbone", "MobileNetV3Small",
+                     "--epochs", "1", "--out", out)
+    weights = json.loads((out / "run.json").read_text())["weights"]
+    if weights != "imagenet":  # this machine cannot download them (CI cannot)
+        assert "ImageNet weights for MobileNetV3Small are unavailable" in result.stderr
+        assert "random initialisation" in weights and "Traceback" not in result.stderr
+
+
+def test_unknown_backbone_and_missing_weights_file(slice_manifest, tmp_path):
+    result = biolens("train", slice_manifest, "--backbone", "AlexNet", "--out", tmp_path / "a", check=False)
+    assert result.returncode == 2 and "Invalid value for --backbone. Received: AlexNet" in result.stderr
+    result = biolens("train", slice_manifest, "--backbone", "ResNet50", "--weights", tmp_path / "none.h5",
+                     "--out", tmp_path / "b", check=False)
+    assert result.returncode == 2 and "none.h5: file not found" in result.stderr
+
+
+def test_doctor_reports_the_machine_and_a_measured_speed():
+    result = biolens("doctor", "--json")
+    facts = json.loads(result.stdout)
+    assert facts["cores"] >= 1 and facts["memory_gb"] > 0 and facts["matmul_gflops"] > 0.5
+    assert facts["versions"]["tensorflow"] and facts["versions"]["keras"].startswith("3.")
+    text = biolens("doctor").stdout
+    assert "GFLOP/s" in text and "device:" in text
