@@ -27,7 +27,7 @@ def train(
     time_budget: float = typer.Option(0, "--time-budget", help="Stop training after this many seconds (0 = no limit)."),
     image_size: int = typer.Option(0, "--image-size", help="Model input side in pixels (0 = chosen from the data)."),
     batch_size: int = typer.Option(0, "--batch-size", help="Images per step (0 = 8, 16 or 32 by training-set size)."),
-    learning_rate: float = typer.Option(2e-3, "--learning-rate"),
+    learning_rate: float = typer.Option(3e-3, "--learning-rate", help="Peak learning rate (AdamW, cosine decay)."),
     min_per_class: int = typer.Option(10, "--min-per-class", help="Refuse classes with fewer usable images than this."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave unreadable or duplicated files out (listed in skipped.csv) instead of stopping."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn off flips, rotations and colour jitter."),
@@ -114,6 +114,10 @@ def demo(
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and "--help" not in sys.argv:
+        from biolens.hardware import import_tensorflow
+
+        import_tensorflow()
     try:
         app()
     except InputError as error:

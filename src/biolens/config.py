@@ -19,7 +19,7 @@ class ClassifyConfig:
     image_size: int = 0                # 0 = chosen from the data
     epochs: int = 30
     batch_size: int = 0                # 0 = chosen from the training-set size (auto_batch_size)
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     patience: int = 8
     time_budget: float = 0.0           # seconds of training, 0 = no limit
     test_fraction: float = 0.15

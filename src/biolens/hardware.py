@@ -5,12 +5,44 @@ machines (MultiWorkerMirroredStrategy reads TF_CONFIG; no home-made distribution
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence what TensorFlow's C++ side prints before its logging starts (CUDA probes, oneDNN notes).
+
+    TF_CPP_MIN_LOG_LEVEL does not reach those lines, and they only confuse a biologist on a CPU machine.
+    Python-level errors are unaffected: they are raised, not printed, inside this block.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. under some notebook front-ends)
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_tensorflow():
+    """Import TensorFlow once, without its start-up chatter."""
+    with quiet_native_stderr():
+        import tensorflow
+
+    return tensorflow
 
 
 @dataclass
@@ -37,7 +69,8 @@ def setup(mixed_precision: str = "auto") -> tuple[Device, object]:
     import keras
     import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+    with quiet_native_stderr():
+        gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)

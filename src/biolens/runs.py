@@ -116,15 +116,21 @@ class Run:
         return f"Run('{self.path}')"
 
 
-def create_run(out: Path | str, overwrite: bool = False) -> Run:
-    """Make a new, empty run folder; refuse to reuse one that already holds a run."""
+def ensure_new_run_folder(out: Path | str) -> None:
+    """Refuse a folder that holds a run or other files, so nothing already there is ever overwritten."""
     out = Path(out)
-    if (out / RUN_FILE).exists() and not overwrite:
+    if (out / RUN_FILE).exists():
         raise InputError(
             f"{out} already holds a run. Pass --resume {out} to continue it, or choose another --out."
         )
-    if out.exists() and not (out / RUN_FILE).exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != "cache" for p in out.iterdir()):
         raise InputError(f"{out} exists and is not empty; choose a new --out folder so nothing in it is overwritten.")
+
+
+def create_run(out: Path | str) -> Run:
+    """Make a new, empty run folder (its `cache/` of decoded pixels may already be there)."""
+    ensure_new_run_folder(out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     (out / "checkpoints").mkdir(exist_ok=True)

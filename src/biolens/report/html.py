@@ -22,7 +22,7 @@ def _embed(path: Path) -> str | None:
 def methods_paragraph(info: dict, metrics: dict) -> str:
     """A Methods paragraph with the exact settings, versions and seed, ready to adapt for a paper."""
     config, versions = info["config"], info.get("versions", {})
-    model = ("a compact convolutional network (four blocks of two 3x3 convolutions with batch normalisation and "
+    model = ("a compact convolutional network (four blocks of two 3x3 convolutions with 16 to 128 filters, batch normalisation and "
              "ReLU, global average pooling, dropout 0.3) trained from random initialisation"
              if config["backbone"] == "compact" else f"a {config['backbone']} backbone (weights: {info.get('weights')}) "
              "with a new classification head")

@@ -10,7 +10,6 @@ import csv
 import hashlib
 import io
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from biolens import console
 from biolens.config import ClassifyConfig
 from biolens.errors import InputError
 from biolens.readers import images as image_reader
-from biolens.runs import Run, atomic_path, create_run, load_run, remove_orphans, sha256_file, write_json, write_text
+from biolens.runs import Run, atomic_path, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_json, write_text
 from biolens.tasks import evaluation, splits, training
 
 IN_MEMORY_LIMIT = 2 << 30  # decoded pixels above this go to a memory-mapped cache file in the run folder
@@ -49,6 +48,7 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
         if data is None:
             raise InputError("Give the images to train on (a folder of class sub-folders or a manifest CSV), or --resume RUN.")
         config = ClassifyConfig(data=str(Path(data).resolve()), **options).validate()  # resumable from any folder
+        ensure_new_run_folder(out)  # before minutes of reading, not after
         run = None
 
     found = image_reader.find_labelled(config.data, config.group_column, config.skip_bad)
@@ -59,13 +59,9 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
                          "start a new run instead of resuming.")
     estimated = len(found) * size * size * 3
     cache = None
-    if run is None and estimated > IN_MEMORY_LIMIT:
-        out_path = Path(out)
-        out_path.mkdir(parents=True, exist_ok=True)
-        cache = out_path / "cache" / f"pixels_{size}.npy"
-        cache.parent.mkdir(exist_ok=True)
-    elif run is not None and estimated > IN_MEMORY_LIMIT:
-        cache = run.path / "cache" / f"pixels_{size}.npy"
+    if estimated > IN_MEMORY_LIMIT:
+        cache = (run.path if run else Path(out)) / "cache" / f"pixels_{size}.npy"
+        cache.parent.mkdir(parents=True, exist_ok=True)
     with console.progress_bar(f"reading {len(found)} images at {size}x{size}", len(found)) as advance:
         loaded = image_reader.load(found, size, skip_bad=config.skip_bad, min_per_class=config.min_per_class,
                                    cache=cache, progress=advance)
@@ -86,7 +82,7 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
         run.update_info(status="running")
     console.say(f"run folder: {run.path}")
     try:
-        return _train_in_run(run, config, loaded, y, class_names, assignment, size)
+        return _train_in_run(run, config, loaded, y, class_names, assignment)
     except KeyboardInterrupt:
         run.update_info(status="interrupted")
         raise
@@ -95,13 +91,15 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
         raise
 
 
-def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assignment, size) -> Run:
+def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assignment) -> Run:
     import keras
 
     from biolens import hardware
 
     pixels = loaded.pixels
     warnings = _data_warnings(run, loaded, y, class_names, assignment)
+    for warning in warnings:
+        console.say(f"warning: {warning}")
     device, strategy = hardware.setup(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
     parts = {name: np.flatnonzero(assignment == name) for name in ("train", "val", "test")}

@@ -5,7 +5,6 @@ import csv
 import io
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from biolens import console
