@@ -219,7 +219,7 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, train_second
         model.save(tmp)
     write_json(run.path / "metrics.json", metrics)
     run.update_info(status="complete", model_sha256=sha256_file(with_model), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    timings={"training_seconds": metrics["train_seconds"], "finish_seconds": round(train_seconds, 1)})
+                    timings={"training_seconds": metrics["train_seconds"], "train_and_evaluate_seconds": round(train_seconds, 1)})
     write_report(run)
     console.say(f"test balanced accuracy {metrics['balanced_accuracy']:.3f} "
                 f"(95% CI {metrics['balanced_accuracy_ci95'][0]:.3f}-{metrics['balanced_accuracy_ci95'][1]:.3f}) "
