@@ -12,8 +12,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 
 @contextlib.contextmanager
 def quiet_native_stderr():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from biolens import console
 from biolens.config import ClassifyConfig
 from biolens.errors import InputError
 from biolens.readers import images as image_reader
-from biolens.runs import Run, atomic_path, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_json, write_text
+from biolens.runs import Run, atomic_path, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_csv, write_json
 from biolens.tasks import evaluation, splits, training
 
 IN_MEMORY_LIMIT = 2 << 30  # decoded pixels above this go to a memory-mapped cache file in the run folder
@@ -245,7 +244,7 @@ def _gradcam_examples(y_true, probs, class_names, per_kind: int = 2):
 def _write_predictions(run, images, test, y, probs, class_names, unsure) -> None:
     rows = [[str(images.files[i]), class_names[y[i]], class_names[probs[row].argmax()], f"{probs[row].max():.4f}",
              bool(unsure[row]), *[f"{p:.4f}" for p in probs[row]]] for row, i in enumerate(test)]
-    _write_csv(run.path / "predictions.csv",
+    write_csv(run.path / "predictions.csv",
                ["file", "true", "predicted", "confidence", "unsure", *[f"prob_{c}" for c in class_names]], rows)
 
 
@@ -268,9 +267,9 @@ def _data_warnings(run: Run, loaded, y, class_names, assignment) -> list[str]:
         notes.append(f"{len(pairs)} pairs of near-identical images sit in different splits (listed in duplicates.csv); "
                      "the test score may be optimistic. Group them (--group-column) or remove copies.")
     files = images.files
-    _write_csv(run.path / "duplicates.csv", ["file_a", "split_a", "file_b", "split_b", "hash_distance"],
+    write_csv(run.path / "duplicates.csv", ["file_a", "split_a", "file_b", "split_b", "hash_distance"],
                [[str(files[i]), assignment[i], str(files[j]), assignment[j], d] for i, j, d in pairs])
-    _write_csv(run.path / "skipped.csv", ["file", "reason"], [list(row) for row in loaded.bad])
+    write_csv(run.path / "skipped.csv", ["file", "reason"], [list(row) for row in loaded.bad])
     notes += splits.missing_classes(images.labels, assignment)
     for note, count in loaded.notes.items():
         notes.append(f"{count} images: {note}.")
@@ -281,14 +280,6 @@ def _data_warnings(run: Run, loaded, y, class_names, assignment) -> list[str]:
         notes.append(f"image sizes vary ({sizes[:, 0].min()}-{sizes[:, 0].max()} x {sizes[:, 1].min()}-{sizes[:, 1].max()} px); "
                      f"all were resized to {loaded.pixels.shape[1]}x{loaded.pixels.shape[2]}.")
     return notes
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
 
 
 def data_fingerprint(images: image_reader.ImageSet) -> str:
@@ -304,7 +295,7 @@ def data_fingerprint(images: image_reader.ImageSet) -> str:
 
 
 def _write_splits(run: Run, images, assignment) -> None:
-    _write_csv(run.path / "splits.csv", ["file", "label", "group", "split"],
+    write_csv(run.path / "splits.csv", ["file", "label", "group", "split"],
                [[str(path), images.labels[i], images.groups[i] if images.groups else "", assignment[i]]
                 for i, path in enumerate(images.files)])
 

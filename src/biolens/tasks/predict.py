@@ -1,8 +1,6 @@
 """Predict new images with a trained run: calibrated probabilities and a conformal "unsure" flag."""
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -64,8 +62,6 @@ def predict(run: str | Path | Run, inputs: list[str | Path] | str | Path, out: s
         failed = pd.DataFrame({"file": [name for name, _ in loaded.bad], "error": [why for _, why in loaded.bad]})
         table = pd.concat([table, failed], ignore_index=True)
     if out is not None:
-        buffer = io.StringIO()
-        table.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
-        write_text(out, buffer.getvalue())
+        write_text(out, table.to_csv(index=False))
         console.say(f"{len(loaded.images)} predictions ({int(table['unsure'].eq(True).sum())} unsure) written to {out}")
     return table

@@ -6,15 +6,13 @@ far, early stopping, the time budget, history.csv, and an atomic checkpoint to r
 """
 from __future__ import annotations
 
-import csv
-import io
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from biolens.runs import atomic_path, read_json, write_json, write_text
+from biolens.runs import atomic_path, read_json, write_csv, write_json
 
 STATE_FILE = "checkpoints/state.json"
 
@@ -158,11 +156,7 @@ def _save_model(model: keras.Model, path: Path) -> None:
 
 def write_history(path: Path, rows: list[dict]) -> None:
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
+    write_csv(path, columns, [[row.get(key, "") for key in columns] for row in rows])
 
 
 def load_state(run_path: Path) -> dict:
