@@ -6,6 +6,7 @@ The Python API is the same engine the CLI and the web app call:
     run = biolens.train("cells/", out="runs/cells")          # labelled images -> Run
     table = biolens.predict(run, "new_images/", out="preds.csv")
     run = biolens.load_run("runs/cells"); run.metrics
+    run = biolens.associate("traits.tsv", "status", out="runs/assoc", genotypes="cohort.vcf.gz")
 """
 import os as _os
 import warnings as _warnings
@@ -17,7 +18,7 @@ from biolens.errors import InputError  # noqa: E402
 from biolens.runs import Run, load_run  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "Run", "load_run", "train", "predict", "report"]
+__all__ = ["InputError", "Run", "load_run", "train", "predict", "report", "associate"]
 
 
 def train(data=None, out="runs/classify", **options) -> Run:
@@ -32,6 +33,13 @@ def predict(run, inputs, out=None, **options):
     from biolens.tasks.predict import predict as _predict
 
     return _predict(run, inputs, out, **options)
+
+
+def associate(phenotypes, trait, out="runs/associate", **options) -> Run:
+    """Variant sites and pairs driving a trait; see `biolens.tasks.associate.associate`."""
+    from biolens.tasks.associate import associate as _associate
+
+    return _associate(phenotypes, trait, out, **options)
 
 
 def report(run) -> "Path":  # noqa: F821

@@ -80,6 +80,38 @@ def report(run: Path = typer.Argument(..., help="A run folder.")):
 
 
 @app.command()
+def associate(
+    phenotypes: Path = typer.Option(..., "--phenotypes", help="TSV/CSV with a sample column, the trait and any covariates."),
+    trait: str = typer.Option(..., "--trait", help="Trait column: two values = binary (case/control), numbers = quantitative."),
+    genotypes: Optional[Path] = typer.Option(None, "--genotypes", help="VCF, VCF.gz or BCF with one column per individual."),
+    sequences: Optional[Path] = typer.Option(None, "--sequences", help="Aligned FASTA: <sample>_h1/_h2 haplotypes, or one sequence per individual."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/associate_<trait>)."),
+    covariates: str = typer.Option("", "--covariates", help="Comma-separated covariate columns, e.g. age,sex (categorical ones are one-hot coded)."),
+    sample_column: Optional[str] = typer.Option(None, "--sample-column", help="Column of sample ids (default: sample/id/iid, else the first)."),
+    sample_map: Optional[Path] = typer.Option(None, "--sample-map", help="TSV sequence_id -> sample for FASTA haplotypes with other names."),
+    min_maf: float = typer.Option(0.01, "--min-maf", help="Leave out sites with a lower minor allele frequency."),
+    permutations: int = typer.Option(20, "--permutations", help="Null refits per test (20 reach q < 0.05 over all pairs; more = finer p-values)."),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds for deep vs additive."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted association run folder."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+):
+    """Find the variant sites and site pairs that drive a trait: classical tests beside a deep model.
+
+    Example: biolens associate --genotypes cohort.vcf.gz --phenotypes traits.tsv --trait status --out runs/assoc
+    """
+    from biolens.tasks.associate import associate as run_associate
+
+    run = run_associate(phenotypes, trait, out or Path(f"runs/associate_{trait}"), genotypes=genotypes,
+                        sequences=sequences, covariates=covariates, sample_column=sample_column,
+                        sample_map=sample_map, resume=resume, min_maf=min_maf, permutations=permutations,
+                        folds=folds, seed=seed)
+    metrics = run.metrics
+    typer.echo(metrics.get("verdict", ""))
+    typer.echo(f"variants: {run.file('variants.tsv')}  interactions: {run.file('interactions.tsv')}")
+    typer.echo(f"report: {run.report_path}")
+
+
+@app.command()
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text.")):
     """Show this machine as biolens sees it, with a measured speed figure.
 

@@ -136,7 +136,8 @@ def cpu_model() -> str:
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["biolens", "tensorflow", "keras", "numpy", "scikit-learn", "pillow", "tifffile", "pandas", "matplotlib"]
+    names = ["biolens", "tensorflow", "keras", "numpy", "scikit-learn", "pillow", "tifffile", "pandas", "matplotlib",
+             "cyvcf2", "biopython", "logomaker", "msprime"]
     versions = {"python": platform.python_version()}
     for name in names:
         try:

@@ -52,9 +52,9 @@ def write_json(path: Path | str, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
-def write_csv(path: Path | str, header: list[str], rows: list[list]) -> None:
+def write_csv(path: Path | str, header: list[str], rows: list[list], delimiter: str = ",") -> None:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
     write_text(path, buffer.getvalue())

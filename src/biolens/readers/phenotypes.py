@@ -1,0 +1,155 @@
+"""Phenotype tables (TSV/CSV): one row per individual, a trait column, optional covariates.
+
+A trait with exactly two values is binary (case = 1, 2, 'case', 'affected', 'yes', 'true', or else the second value in
+sorted order, always written to run.json); a numeric trait with more values is quantitative. Empty, NA, NaN and '.'
+are missing; -9 is not treated as missing (it is a valid measurement for many traits).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biolens.errors import InputError
+
+MISSING = ["", "NA", "N/A", "NaN", "nan", ".", "na", "null", "NULL"]
+SAMPLE_COLUMNS = ("sample", "sample_id", "id", "iid", "individual", "name")
+CASE_WORDS = ("1", "2", "case", "cases", "affected", "yes", "true", "disease", "resistant", "positive")
+
+
+@dataclass
+class Phenotypes:
+    samples: list[str]
+    y: np.ndarray  # float64; 0/1 for binary
+    kind: str  # "binary" | "quantitative"
+    trait: str
+    covariates: np.ndarray  # individuals x covariate columns (numeric, categorical one-hot), standardised
+    covariate_columns: list[str]
+    notes: dict = field(default_factory=dict)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InputError(f"{path}: no such file. Give the phenotype table with --phenotypes.")
+    separator = "," if path.suffix.lower() == ".csv" else "\t"
+    try:
+        table = pd.read_csv(path, sep=separator, dtype=str, na_values=MISSING, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot be read as a {'CSV' if separator == ',' else 'TSV'} table ({error}).") from None
+    if table.shape[1] < 2 and separator == "\t":  # a CSV with a .tsv/.txt name
+        table = pd.read_csv(path, sep=",", dtype=str, na_values=MISSING, keep_default_na=False)
+    table.columns = [c.strip() for c in table.columns]
+    return table
+
+
+def _sample_column(table: pd.DataFrame, path: Path, requested: str | None) -> str:
+    if requested:
+        if requested not in table.columns:
+            raise InputError(f"{path}: no column '{requested}' (columns: {', '.join(table.columns)}).")
+        return requested
+    lowered = {c.lower(): c for c in table.columns}
+    for name in SAMPLE_COLUMNS:
+        if name in lowered:
+            return lowered[name]
+    return table.columns[0]
+
+
+def _encode_trait(values: pd.Series, path: Path, trait: str) -> tuple[np.ndarray, str, dict]:
+    present = values.dropna()
+    distinct = sorted(present.unique())
+    if not distinct:
+        raise InputError(f"{path}: trait '{trait}' is missing for every individual.")
+    if len(distinct) == 1:
+        raise InputError(f"{path}: trait '{trait}' has one value ('{distinct[0]}') for everyone; nothing to associate.")
+    if len(distinct) == 2:
+        words = [d.strip().lower() for d in distinct]
+        numeric = pd.to_numeric(pd.Series(distinct), errors="coerce")
+        if numeric.notna().all():
+            case = distinct[int(np.argmax(numeric.to_numpy()))]
+        else:
+            case = next((d for d, w in zip(distinct, words) if w in CASE_WORDS), distinct[1])
+        y = np.where(values.isna(), np.nan, (values == case).astype(float))
+        control = next(d for d in distinct if d != case)
+        return y, "binary", {"case_value": case, "control_value": control}
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & numeric.isna()
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise InputError(f"{path}, line {row + 2}: trait '{trait}' value '{values.iloc[row]}' is not a number, and the "
+                         f"trait has {len(distinct)} distinct values, so it is not binary. Fix the value or mark it NA.")
+    return numeric.to_numpy(dtype=float), "quantitative", {}
+
+
+def _encode_covariates(table: pd.DataFrame, names: list[str], path: Path) -> tuple[np.ndarray, list[str]]:
+    blocks, columns = [], []
+    for name in names:
+        if name not in table.columns:
+            raise InputError(f"{path}: covariate '{name}' is not a column (columns: {', '.join(table.columns)}).")
+        raw = table[name]
+        numeric = pd.to_numeric(raw, errors="coerce")
+        if numeric[raw.notna()].notna().all() and raw.dropna().nunique() > 2:
+            values = numeric.to_numpy(dtype=float)
+            spread = np.nanstd(values)
+            blocks.append(((values - np.nanmean(values)) / (spread if spread > 0 else 1))[:, None])
+            columns.append(name)
+        else:
+            levels = sorted(raw.dropna().unique())
+            if len(levels) < 2:
+                raise InputError(f"{path}: covariate '{name}' has a single value; drop it from --covariates.")
+            for level in levels[1:]:  # the first level is the reference
+                indicator = np.where(raw.isna(), np.nan, (raw == level).astype(float))
+                blocks.append(indicator[:, None])
+                columns.append(f"{name}={level}")
+    if not blocks:
+        return np.zeros((len(table), 0)), []
+    return np.hstack(blocks), columns
+
+
+def read_phenotypes(path: Path | str, trait: str, covariates: list[str] | None = None,
+                    sample_column: str | None = None) -> Phenotypes:
+    """Read the trait and covariates; individuals with a missing trait or covariate are left out and counted."""
+    path = Path(path)
+    table = _read_table(path)
+    column = _sample_column(table, path, sample_column)
+    if trait not in table.columns:
+        raise InputError(f"{path}: no trait column '{trait}' (columns: {', '.join(table.columns)}). Pass --trait NAME.")
+    ids = table[column].astype(str).str.strip()
+    duplicated = ids[ids.duplicated()].unique()
+    if len(duplicated):
+        raise InputError(f"{path}: sample id(s) {', '.join(duplicated[:5])} appear on more than one row of column "
+                         f"'{column}'; keep one row per individual.")
+    y, kind, coding = _encode_trait(table[trait], path, trait)
+    cov, cov_columns = _encode_covariates(table, covariates or [], path)
+    keep = ~np.isnan(y) & ~np.isnan(cov).any(1)
+    notes = {"sample_column": column, "missing_trait": int(np.isnan(y).sum()),
+             "missing_covariate": int((~np.isnan(y) & np.isnan(cov).any(1)).sum()), **coding}
+    if kind == "binary" and min((y[keep] == 1).sum(), (y[keep] == 0).sum()) < 10:
+        raise InputError(f"{path}: trait '{trait}' has fewer than 10 individuals in one of its two classes; "
+                         "an association test needs more of each.")
+    return Phenotypes([ids[i] for i in np.nonzero(keep)[0]], y[keep], kind, trait, cov[keep], cov_columns, notes)
+
+
+def match_samples(genotyped: list[str], phenotyped: list[str], genotype_source: str,
+                  phenotype_source: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Rows of each table for the individuals present in both; refuses a poor overlap, warns about the rest."""
+    position = {sample: i for i, sample in enumerate(phenotyped)}
+    both = [s for s in genotyped if s in position]
+    only_genotyped = [s for s in genotyped if s not in position]
+    only_phenotyped = sorted(set(phenotyped) - set(genotyped))
+    if len(both) < max(10, len(genotyped) // 2):
+        raise InputError(
+            f"only {len(both)} of {len(genotyped)} individuals in {genotype_source} have a usable phenotype in "
+            f"{phenotype_source} (e.g. genotyped {', '.join(only_genotyped[:3]) or '-'}; phenotyped "
+            f"{', '.join(only_phenotyped[:3]) or '-'}). Sample ids must match exactly; use --sample-column to pick the id column.")
+    warnings = []
+    if only_genotyped:
+        warnings.append(f"{len(only_genotyped)} genotyped individual(s) have no usable phenotype and are left out "
+                        f"(e.g. {', '.join(only_genotyped[:3])}).")
+    if only_phenotyped:
+        warnings.append(f"{len(only_phenotyped)} phenotyped individual(s) are not in {genotype_source} and are left out "
+                        f"(e.g. {', '.join(only_phenotyped[:3])}).")
+    rows = np.asarray([i for i, s in enumerate(genotyped) if s in position])
+    return rows, np.asarray([position[s] for s in both]), {
+        "unmatched_genotyped": len(only_genotyped), "unmatched_phenotyped": len(only_phenotyped), "warnings": warnings}

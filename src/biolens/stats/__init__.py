@@ -1,0 +1,1 @@
+"""Classical statistical genetics: per-site and pairwise regression tests, linkage, multiple testing."""

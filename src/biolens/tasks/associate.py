@@ -1,0 +1,484 @@
+"""Association: which variant sites and pairs of sites drive a trait, classical tests beside a deep model.
+
+Stages (each saved under checkpoints/, so an interrupted run resumes where it stopped):
+1. classical: per-site regression tests, BH q-values, lambda_GC, LD r^2 and blocks, PLINK-style epistasis scan.
+2. crossval: k-fold cross-validation of the genotype network against a penalised additive model on the same folds.
+3. discovery: the network refitted on all samples together with permutation copies; site importance (in-silico
+   mutagenesis) against phenotype permutations, pair interaction scores against a null that keeps the additive
+   effects (parametric bootstrap / residual permutation under the additive model, Buzkova et al. 2011).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from biolens import console
+from biolens.errors import InputError
+from biolens.runs import Run, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_csv, write_json
+
+TASK = "associate"
+
+
+@dataclass
+class AssociateConfig:
+    trait: str
+    covariates: list[str]
+    min_maf: float = 0.01
+    folds: int = 5
+    permutations: int = 20
+    candidate_pairs: int = 32
+    pairs_written: int = 1000
+    explain_samples: int = 512
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not 0 <= self.min_maf < 0.5:
+            raise InputError("--min-maf must be at least 0 and below 0.5.")
+        if self.folds < 2:
+            raise InputError("--folds must be 2 or more.")
+        if self.permutations < 1:
+            raise InputError("--permutations must be 1 or more (20 or more to reach q < 0.05 across all pairs).")
+
+
+def associate(phenotypes: str | Path, trait: str, out: str | Path = "runs/associate", *,
+              genotypes: str | Path | None = None, sequences: str | Path | None = None,
+              covariates: list[str] | str | None = None, sample_column: str | None = None,
+              sample_map: str | Path | None = None, resume: str | Path | None = None, **options) -> Run:
+    """Find the sites and site pairs associated with `trait`; returns the finished run folder.
+
+    Example:
+        >>> biolens.associate("traits.tsv", "status", "runs/assoc", genotypes="cohort.vcf.gz")  # doctest: +SKIP
+    """
+    if resume is not None:
+        return _resume(Path(resume))
+    if (genotypes is None) == (sequences is None):
+        raise InputError("give exactly one of --genotypes (VCF/BCF) or --sequences (aligned FASTA).")
+    if isinstance(covariates, str):
+        covariates = [c.strip() for c in covariates.split(",") if c.strip()]
+    config = AssociateConfig(trait=trait, covariates=list(covariates or []), **options)
+    config.validate()
+    ensure_new_run_folder(out)
+    inputs = {"genotypes": str(genotypes) if genotypes else None, "sequences": str(sequences) if sequences else None,
+              "phenotypes": str(phenotypes), "sample_column": sample_column,
+              "sample_map": str(sample_map) if sample_map else None}
+    data = _load(inputs, config)  # every input check happens before the run folder exists
+    run = create_run(out)
+    from biolens.hardware import library_versions
+
+    run.update_info(task=TASK, status="running", config=asdict(config), inputs=inputs, seed=config.seed,
+                    data_fingerprint=_fingerprint(inputs), versions=library_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return _run_stages(run, config, data)
+
+
+def _resume(path: Path) -> Run:
+    run = load_run(path)
+    info = run.info
+    if info.get("task") != TASK:
+        raise InputError(f"{path} is a '{info.get('task')}' run, not an association run.")
+    remove_orphans(run)
+    config = AssociateConfig(**info["config"])
+    if info.get("data_fingerprint") != _fingerprint(info["inputs"]):
+        raise InputError(f"{path}: the input files changed since the run started; start a new run instead of resuming.")
+    return _run_stages(run, config, _load(info["inputs"], config))
+
+
+def _fingerprint(inputs: dict) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in ("genotypes", "sequences", "phenotypes", "sample_map"):
+        if inputs.get(key):
+            digest.update(key.encode() + sha256_file(inputs[key]).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class _Data:
+    genotypes: "object"
+    dosage: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    y_model: np.ndarray
+    kind: str
+    covariates: np.ndarray
+    covariate_columns: list[str]
+    notes: dict
+
+
+def _load(inputs: dict, config: AssociateConfig) -> _Data:
+    from biolens.readers.phenotypes import match_samples, read_phenotypes
+    from biolens.readers.sequences import call_variants
+    from biolens.readers.variants import read_vcf
+
+    if inputs.get("genotypes"):
+        genotypes = read_vcf(inputs["genotypes"])
+    else:
+        genotypes = call_variants(inputs["sequences"], sample_map=inputs.get("sample_map"))
+    pheno = read_phenotypes(inputs["phenotypes"], config.trait, config.covariates, inputs.get("sample_column"))
+    geno_rows, pheno_rows, match_notes = match_samples(genotypes.samples, pheno.samples, genotypes.source,
+                                                       inputs["phenotypes"])
+    genotypes = genotypes.subset(rows=geno_rows)
+    y, cov = pheno.y[pheno_rows], pheno.covariates[pheno_rows]
+    frequency = genotypes.allele_frequency()
+    maf = np.minimum(frequency, 1 - frequency)
+    keep = np.nonzero(np.isfinite(maf) & (maf >= max(config.min_maf, 1e-12)) & (np.nanstd(genotypes.dosage, 0) > 0))[0]
+    if len(keep) < 2:
+        raise InputError(f"{genotypes.source}: only {len(keep)} site(s) pass --min-maf {config.min_maf} among the "
+                         f"{len(y)} matched individuals; lower --min-maf or check the samples.")
+    dropped = genotypes.n_sites - len(keep)
+    genotypes = genotypes.subset(sites=keep)
+    dosage, imputed = genotypes.imputed()
+    x = (dosage - dosage.mean(0)) / dosage.std(0)
+    y_model = y if pheno.kind == "binary" else (y - y.mean()) / y.std()
+    notes = {**genotypes.notes, **pheno.notes, **match_notes, "sites_below_min_maf": int(dropped),
+             "imputed_calls": imputed, "trait_kind": pheno.kind}
+    for line in match_notes.get("warnings", []):
+        console.say(f"warning: {line}")
+    if imputed:
+        console.say(f"{imputed} missing genotype calls ({100 * imputed / dosage.size:.2f}%) were imputed with the site mean.")
+    return _Data(genotypes, dosage, x, y, y_model, pheno.kind, cov, pheno.covariate_columns, notes)
+
+
+# -- stages ------------------------------------------------------------------------------------------------------
+def _stage(run: Run, name: str, compute) -> dict:
+    """Load a finished stage from checkpoints/, or compute and save it atomically."""
+    from biolens.runs import atomic_path
+
+    path = run.path / "checkpoints" / f"{name}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as saved:
+            return {key: saved[key] for key in saved.files}
+    result = compute()
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **result)
+    return result
+
+
+def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> Run:
+    from biolens.hardware import import_tensorflow
+
+    import_tensorflow()
+    started = time.time()
+    run.update_info(status="running", n_samples=len(data.y), n_sites=data.x.shape[1], trait_kind=data.kind,
+                    data_notes=data.notes, covariate_columns=data.covariate_columns)
+    n, m = data.x.shape
+    console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
+    classical = _stage(run, "classical", lambda: _classical(data))
+    crossval = _stage(run, "crossval", lambda: _crossval(data, config, classical))
+    r2_additive = _r2_additive(data, crossval)
+    discovery = _stage(run, "discovery", lambda: _discovery(data, config, classical, int(crossval["epochs"]), r2_additive))
+    seconds = time.time() - started + float(run.info.get("seconds_before_resume", 0))
+    _write_outputs(run, config, data, classical, crossval, discovery, seconds)
+    from biolens.report.html import write_report
+
+    run.update_info(status="finished", seconds=round(seconds, 1))
+    write_report(run)
+    console.say(f"done in {seconds:.0f} s. Report: {run.report_path}")
+    return run
+
+
+def _r2_additive(data: _Data, crossval: dict) -> float:
+    if data.kind == "binary":
+        return 0.0
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(data.y_model, crossval["oof_additive"]))
+
+
+def _classical(data: _Data) -> dict:
+    from biolens.stats import linkage, regression
+    from biolens.stats.significance import bh_qvalues
+
+    with console_step("classical per-site tests and LD"):
+        beta, p_site = regression.site_tests(data.dosage, data.y, data.covariates, data.kind)
+        r2 = linkage.r_squared(data.dosage)
+        blocks = linkage.blocks(r2)
+    m = data.x.shape[1]
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    with console_step(f"classical epistasis scan ({len(pairs)} pairs)"):
+        pair_beta, p_pair = regression.pair_tests(data.dosage, data.y, data.covariates, data.kind, pairs)
+    return {"beta": beta, "p_site": p_site, "q_site": bh_qvalues(p_site), "r2": r2, "ld_block": blocks,
+            "pairs": pairs, "pair_beta": pair_beta, "p_epistasis": p_pair, "q_epistasis": bh_qvalues(p_pair),
+            "lambda_gc": np.asarray(regression.genomic_inflation(p_site))}
+
+
+class console_step:
+    """Print what is running and how long it took (stages take seconds to minutes)."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        self.started = time.time()
+        console.say(f"{self.what} ...")
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            console.say(f"  {self.what}: {time.time() - self.started:.1f} s")
+
+
+def _additive_model(kind: str, seed: int):
+    from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+
+    if kind == "binary":
+        return LogisticRegressionCV(Cs=np.logspace(-4, 1, 12), cv=3, max_iter=2000, scoring="neg_log_loss")
+    return RidgeCV(alphas=np.logspace(-2, 5, 30))
+
+
+def _additive_penalty(model, n_train: int, kind: str) -> float:
+    """The additive model's cross-validated L2 strength, in the units of the network's mean loss."""
+    if kind == "binary":
+        return float(1 / (2 * model.C_[0] * n_train))
+    return float(model.alpha_ / n_train)
+
+
+def _features(data: _Data) -> np.ndarray:
+    return np.hstack([data.x, data.covariates]) if data.covariates.shape[1] else data.x
+
+
+def _allowed_pairs(r2: np.ndarray) -> np.ndarray:
+    from biolens.stats.linkage import BLOCK_R2
+
+    allowed = r2 < BLOCK_R2
+    np.fill_diagonal(allowed, False)
+    return allowed
+
+
+def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray], config: AssociateConfig,
+                   allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-copy candidate pairs (screened on that copy's own training rows and target), products and covariates."""
+    from biolens.tasks.genotype_training import pair_products, screen_pairs
+
+    n, copies = targets.shape
+    k = config.candidate_pairs
+    products = np.zeros((n, copies, k), dtype=np.float32)
+    candidates = np.zeros((copies, k, 2), dtype=np.int64)
+    scales = np.ones((copies, k))
+    for j in range(copies):
+        rows = fit_rows[j]
+        pairs = screen_pairs(data.x[rows], targets[rows, j], k, allowed)
+        values, scale = pair_products(data.x, pairs)
+        products[:, j, : len(pairs)] = values
+        candidates[j, : len(pairs)], scales[j, : len(pairs)] = pairs, scale
+    return products, candidates, scales
+
+
+def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from biolens.tasks.genotype_training import fit_copies, predict_copies
+
+    n = len(data.y)
+    splitter = (StratifiedKFold if data.kind == "binary" else KFold)(config.folds, shuffle=True, random_state=config.seed)
+    fold_of = np.zeros(n, dtype=int)
+    for k, (_, test) in enumerate(splitter.split(data.x, data.y if data.kind == "binary" else None)):
+        fold_of[test] = k
+    rng = np.random.default_rng(config.seed)
+    features = _features(data)
+    oof_additive, penalties = np.zeros(n), []
+    train_weight, val_weight = np.zeros((n, config.folds)), np.zeros((n, config.folds))
+    fit_rows = []
+    with console_step(f"additive model, {config.folds}-fold cross-validation"):
+        for k in range(config.folds):
+            train = np.nonzero(fold_of != k)[0]
+            model = _additive_model(data.kind, config.seed).fit(features[train], data.y_model[train])
+            test = fold_of == k
+            oof_additive[test] = (model.predict_proba(features[test])[:, 1] if data.kind == "binary"
+                                  else model.predict(features[test]))
+            penalties.append(_additive_penalty(model, len(train), data.kind))
+            inner = rng.random(len(train)) < 0.15
+            train_weight[train[~inner], k], val_weight[train[inner], k] = 1, 1
+            fit_rows.append(train[~inner])
+    targets = np.repeat(data.y_model[:, None], config.folds, axis=1)
+    products, _, _ = _copies_inputs(data, targets, fit_rows, config, _allowed_pairs(classical["r2"]))
+    covariates = np.repeat(data.covariates[:, None, :], config.folds, axis=1)
+    with console_step(f"genotype network, {config.folds}-fold cross-validation"):
+        model, epochs = fit_copies(data.x, products, covariates, targets, train_weight, val_weight=val_weight,
+                                   kind=data.kind, seed=config.seed, epochs=300, l2=float(np.median(penalties)),
+                                   **_NETWORK)
+        logits = predict_copies(model, data.x, products, covariates)[np.arange(n), fold_of]
+    oof_deep = 1 / (1 + np.exp(-logits)) if data.kind == "binary" else logits
+    return {"fold": fold_of, "oof_deep": oof_deep, "oof_additive": oof_additive, "fold_epochs": epochs,
+            "epochs": np.asarray(max(1, int(np.median(epochs)))), "l2": np.asarray(float(np.median(penalties)))}
+
+
+# The network's settings; the additive L2 strength comes from the cross-validated additive model of the same data.
+_NETWORK = {"hidden": 16, "l1": 1e-2, "l2_pairs": 1e-2, "learning_rate": 1e-3, "batch_size": 64, "patience": 15}
+
+
+def _pair_positions(candidates: np.ndarray, m: int) -> np.ndarray:
+    """Index of each (i < j) pair in the row-major upper-triangle list of all pairs."""
+    i, j = candidates[:, 0], candidates[:, 1]
+    return i * m - i * (i + 1) // 2 + (j - i - 1)
+
+
+def _pair_scores(network, copy: int, n_pairs: int, candidates: np.ndarray, scales: np.ndarray, m: int) -> np.ndarray:
+    """|d2f / dx_i dx_j| of every pair from its explicit product term (zero for pairs that were not candidates).
+
+    For a product effect beta * x_i * x_j this is |beta|: the change in site i's per-SD effect per SD at site j, what
+    double in-silico mutagenesis measures. The tanh layer's curvature is left out: it mostly reflects how additive
+    effects are fitted, not interactions.
+    """
+    valid = candidates[:, 0] < candidates[:, 1]  # rows past the last candidate are padding (0, 0)
+    weights = network.weights_of(copy)["pair_weights"][valid]
+    scores = np.zeros(n_pairs)
+    scores[_pair_positions(candidates[valid], m)] = np.abs(weights / scales[valid])
+    return scores
+
+
+def _unshrunk(fitted: np.ndarray, y: np.ndarray, r2: float) -> np.ndarray:
+    """Scale ridge-fitted values up to the additive variance seen in cross-validation.
+
+    Ridge shrinks in-sample effects; a null simulated from them would carry weaker additive effects than the data,
+    and the data's additive effects would then pass for interactions.
+    """
+    centre, spread = fitted.mean(), fitted.std()
+    target = np.sqrt(max(r2, 0.0)) * y.std()
+    return centre + (fitted - centre) * (target / spread if spread > 0 and target > spread else 1.0)
+
+
+def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, r2_additive: float = 0.0) -> dict:
+    from biolens.stats.significance import bh_qvalues, pooled_permutation_p
+    from biolens.tasks.genotype_training import fit_copies
+
+    n, m = data.x.shape
+    B = config.permutations
+    rng = np.random.default_rng(config.seed + 1)
+    features = _features(data)
+    additive = _additive_model(data.kind, config.seed).fit(features, data.y_model)
+    # copy 0: real data; 1..B: phenotype (and covariates) permuted; B+1..2B: additive-only null for interactions
+    orders = [np.arange(n)] + [rng.permutation(n) for _ in range(B)] + [np.arange(n)] * B
+    targets = [data.y_model[order] for order in orders[: B + 1]]
+    if data.kind == "binary":
+        fitted = additive.predict_proba(features)[:, 1]
+        targets += [(rng.random(n) < fitted).astype(float) for _ in range(B)]
+    else:
+        fitted = _unshrunk(additive.predict(features), data.y_model, r2_additive)
+        residual = data.y_model - fitted
+        targets += [fitted + residual[rng.permutation(n)] for _ in range(B)]
+    targets = np.stack(targets, axis=1)
+    copies = targets.shape[1]
+    allowed = _allowed_pairs(classical["r2"])
+    products, candidates, scales = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
+    covariates = np.stack([data.covariates[order] for order in orders], axis=1)
+    with console_step(f"genotype network on all samples + {2 * B} null copies ({epochs} epochs)"):
+        model, _ = fit_copies(data.x, products, covariates, targets, np.ones((n, copies)), kind=data.kind,
+                              seed=config.seed + 1, epochs=epochs, l2=_additive_penalty(additive, n, data.kind),
+                              **{k: v for k, v in _NETWORK.items() if k != "patience"})
+    network = model.get_layer("networks")
+    sample = data.x[rng.choice(n, min(n, config.explain_samples), replace=False)]
+    pairs = classical["pairs"]
+    with console_step("in-silico mutagenesis of every site and interaction scores of every pair"):
+        importance = np.stack([network.site_effects(sample, j, candidates[j], scales[j]) for j in range(copies)])
+        m = data.x.shape[1]
+        scores = np.stack([_pair_scores(network, j, len(pairs), candidates[j], scales[j], m)
+                           for j in [0] + list(range(B + 1, copies))]).astype(np.float32)
+    p_site = pooled_permutation_p(importance[0], importance[1 : B + 1])
+    p_pair = pooled_permutation_p(scores[0], scores[1:], standardise=False)
+    return {"importance": importance[0], "p_perm": p_site, "q_perm": bh_qvalues(p_site), "pair_score": scores[0],
+            "pair_p_perm": p_pair, "pair_q_perm": bh_qvalues(p_pair), "candidates": candidates[0]}
+
+
+# -- outputs -----------------------------------------------------------------------------------------------------
+def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dict, crossval: dict, discovery: dict,
+                   seconds: float) -> None:
+    from biolens.report import association_figures as figures
+
+    g = data.genotypes
+    frequency = data.dosage.mean(0) / max(g.notes.get("ploidy", 2), 1)
+    maf = np.minimum(frequency, 1 - frequency)
+    order = np.lexsort((-discovery["importance"], discovery["p_perm"]))
+    rank = np.empty(len(order), dtype=int)
+    rank[order] = np.arange(1, len(order) + 1)
+    rows = [[g.chrom[i], int(g.pos[i]), g.ref[i], g.alt[i], _f(maf[i]), _f(classical["beta"][i]),
+             _g(classical["p_site"][i]), _g(classical["q_site"][i]), _f(discovery["importance"][i]),
+             _g(discovery["p_perm"][i]), _g(discovery["q_perm"][i]), int(classical["ld_block"][i]), int(rank[i])]
+            for i in order]
+    header = ["chrom", "pos", "ref", "alt", "maf", "beta", "p_site", "q_site", "importance", "p_perm", "q_perm",
+              "ld_block", "rank"]
+    write_csv(run.file("variants.tsv"), header, rows, delimiter="\t")
+
+    pairs, score = classical["pairs"], discovery["pair_score"]
+    pair_order = np.argsort(-score, kind="stable")
+    pair_rank = np.empty(len(pairs), dtype=int)
+    pair_rank[pair_order] = np.arange(1, len(pairs) + 1)
+    shown = set(pair_order[: config.pairs_written].tolist())
+    shown |= set(np.nonzero(classical["q_epistasis"] < 0.05)[0][: config.pairs_written].tolist())
+    shown |= set(np.nonzero(discovery["pair_q_perm"] < 0.05)[0].tolist())
+    pair_rows = []
+    for k in sorted(shown, key=lambda k: pair_rank[k]):
+        a, b = pairs[k]
+        pair_rows.append([int(g.pos[a]), int(g.pos[b]), _f(score[k]), _g(discovery["pair_p_perm"][k]),
+                          _g(discovery["pair_q_perm"][k]), _f(classical["r2"][a, b]), int(pair_rank[k]),
+                          g.chrom[a], g.chrom[b], _g(classical["p_epistasis"][k]), _g(classical["q_epistasis"][k])])
+    write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
+                                             "chrom_b", "p_epistasis", "q_epistasis"], pair_rows, delimiter="\t")
+
+    metrics = _prediction_metrics(data, crossval, config.seed)
+    metrics.update({
+        "n_samples": int(len(data.y)), "n_sites": int(data.x.shape[1]), "n_pairs": int(len(pairs)),
+        "lambda_gc": float(classical["lambda_gc"]), "seconds": round(seconds, 1), "trait_kind": data.kind,
+        "n_cases": int(data.y.sum()) if data.kind == "binary" else None,
+        "permutations": config.permutations, "folds": config.folds, "epochs": int(crossval["epochs"]),
+        "sites_q05_classical": int((classical["q_site"] < 0.05).sum()),
+        "sites_q05_deep": int((discovery["q_perm"] < 0.05).sum()),
+        "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
+        "pairs_q05_deep": int((discovery["pair_q_perm"] < 0.05).sum()),
+        "ld_blocks": int(classical["ld_block"].max()),
+    })
+    write_json(run.file("metrics.json"), metrics)
+    figures.manhattan(g.pos, classical["p_site"], discovery["p_perm"], discovery["importance"],
+                      run.path / "figures" / "manhattan.png")
+    figures.qq(classical["p_site"], run.path / "figures" / "qq.png")
+    figures.ld_map(classical["r2"], g.pos, run.path / "figures" / "ld_map.png")
+    figures.interaction_map(pairs, score, g.pos, data.x.shape[1], run.path / "figures" / "interactions.png")
+
+
+def _f(value) -> str:
+    return "" if not np.isfinite(value) else f"{float(value):.4g}"
+
+
+def _g(value) -> str:
+    return "" if not np.isfinite(value) else f"{float(value):.3e}"
+
+
+def _prediction_metrics(data: _Data, crossval: dict, seed: int) -> dict:
+    """Out-of-fold AUC or R^2 for both models with 95% bootstrap CIs, and the paired difference."""
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    score = roc_auc_score if data.kind == "binary" else r2_score
+    name = "auc" if data.kind == "binary" else "r2"
+    y, deep, additive = data.y_model, crossval["oof_deep"], crossval["oof_additive"]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(1000):
+        idx = rng.integers(0, len(y), len(y))
+        if data.kind == "binary" and len(np.unique(y[idx])) < 2:
+            continue
+        draws.append((score(y[idx], deep[idx]), score(y[idx], additive[idx])))
+    draws = np.asarray(draws)
+    diff = draws[:, 0] - draws[:, 1]
+    ci = lambda v: [round(float(np.percentile(v, 2.5)), 4), round(float(np.percentile(v, 97.5)), 4)]  # noqa: E731
+    deep_value, additive_value = float(score(y, deep)), float(score(y, additive))
+    metrics = {f"{name}_deep": round(deep_value, 4), f"{name}_deep_ci95": ci(draws[:, 0]),
+               f"{name}_additive": round(additive_value, 4), f"{name}_additive_ci95": ci(draws[:, 1]),
+               f"{name}_difference": round(deep_value - additive_value, 4), f"{name}_difference_ci95": ci(diff),
+               "metric": name}
+    low, high = metrics[f"{name}_difference_ci95"]
+    label = "AUC" if name == "auc" else "R²"
+    numbers = (f"{label} {deep_value:.3f} vs {additive_value:.3f}, difference {deep_value - additive_value:+.3f} "
+               f"(95% CI {low:+.3f} to {high:+.3f}), {crossval['fold'].max() + 1}-fold cross-validation")
+    if low > 0:
+        metrics["verdict"] = (f"The deep model predicts the trait better than the additive model ({numbers}): it captures "
+                              "effects beyond additive ones, such as interactions or dominance.")
+    elif high < 0:
+        metrics["verdict"] = (f"The additive model predicts the trait better than the deep model ({numbers}): there is no "
+                              "sign of effects beyond additive ones that the deep model could use.")
+    else:
+        metrics["verdict"] = (f"The deep and additive models predict the trait equally well within uncertainty ({numbers}): "
+                              "no evidence that non-additive effects add predictive power at this sample size.")
+    return metrics
