@@ -1,0 +1,197 @@
+"""`biolens associate` on msprime-simulated cohorts whose truth is known, plus every bad-input case."""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from biolens.readers.phenotypes import read_phenotypes
+from biolens.readers.sequences import call_variants
+from biolens.readers.variants import read_vcf
+from biolens.simulate import simulate_cohort
+from biolens.stats import regression
+from tests.conftest import biolens
+
+
+def _table(path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def _linked(vcf, position: int, others: list[int]) -> bool:
+    """True if `position` is one of `others` or in LD r^2 >= 0.8 with one of them."""
+    genotypes = read_vcf(vcf)
+    dosage, _ = genotypes.imputed()
+    column = {int(p): i for i, p in enumerate(genotypes.pos)}
+    a = dosage[:, column[position]]
+    return any(np.corrcoef(a, dosage[:, column[o]])[0, 1] ** 2 >= 0.8 for o in others)
+
+
+@pytest.fixture(scope="module")
+def pair_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pair")
+    paths = simulate_cohort("pair", trait="binary", seed=1, length=1500).write(folder)
+    out = folder / "run"
+    biolens("associate", "--genotypes", paths["genotypes"], "--phenotypes", paths["phenotypes"], "--trait", "status",
+            "--out", out)
+    return out, paths, json.loads(paths["truth"].read_text())
+
+
+def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(pair_run):
+    out, paths, truth = pair_run
+    a, b = truth["pair"]
+    rows = _table(out / "variants.tsv")
+    variants = {int(row["pos"]): row for row in rows}
+    assert float(variants[a]["q_site"]) >= 0.05 and float(variants[b]["q_site"]) >= 0.05  # no marginal effect
+    pairs = _table(out / "interactions.tsv")
+    assert [int(row["rank"]) for row in pairs[:5]] == [1, 2, 3, 4, 5]
+    top = pairs[0]
+    hit = {int(top["pos_a"]), int(top["pos_b"])}
+    assert float(top["q_perm"]) < 0.05
+    assert any(_linked(paths["genotypes"], p, [a]) for p in hit) and any(_linked(paths["genotypes"], p, [b]) for p in hit)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["auc_deep_ci95"][0] > metrics["auc_additive"]  # interactions make the deep model predict better
+    assert metrics["n_samples"] == 1000 and metrics["n_sites"] == len(rows)
+    assert "better than the additive model" in metrics["verdict"]
+    for name in ("manhattan", "qq", "ld_map", "interactions"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 5000
+    report = (out / "report.html").read_text()
+    assert "Methods" in report and "PLINK" in report and str(a) in (out / "interactions.tsv").read_text()
+
+
+def test_planted_additive_sites_are_found_from_a_fasta_with_covariates(tmp_path):
+    paths = simulate_cohort("additive", trait="quantitative", seed=2, covariates=True, length=1500).write(tmp_path, fasta=True)
+    truth = json.loads(paths["truth"].read_text())
+    out = tmp_path / "run"
+    biolens("associate", "--sequences", paths["sequences"], "--phenotypes", paths["phenotypes"], "--trait", "yield",
+            "--covariates", "age,sex", "--out", out, "--permutations", "20")
+    rows = _table(out / "variants.tsv")
+    header = list(rows[0])
+    assert header == ["chrom", "pos", "ref", "alt", "maf", "beta", "p_site", "q_site", "importance", "p_perm", "q_perm",
+                      "ld_block", "rank"]
+    sequences = call_variants(paths["sequences"])
+    dosage, _ = sequences.imputed()
+    column = {int(p): i for i, p in enumerate(sequences.pos)}
+
+    def found(causal: int, test: str) -> bool:
+        hits = {int(r["pos"]) for r in rows if r[test] and float(r[test]) < 0.05}
+        return any(np.corrcoef(dosage[:, column[h]], dosage[:, column[causal]])[0, 1] ** 2 >= 0.8 for h in hits)
+
+    assert all(found(causal, "q_site") for causal in truth["additive"])  # the classical test finds additive sites
+    assert any(found(causal, "q_perm") for causal in truth["additive"])  # the deep model's permutation test too
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["r2_additive"] > 0.05 and metrics["pairs_q05_deep"] == 0  # additive truth: no interaction claimed
+
+
+def test_null_cohort_gives_no_interaction_discovery(tmp_path):
+    paths = simulate_cohort("null", trait="quantitative", seed=11, length=1200).write(tmp_path)
+    out = tmp_path / "run"
+    biolens("associate", "--genotypes", paths["genotypes"], "--phenotypes", paths["phenotypes"], "--trait", "yield",
+            "--out", out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pairs_q05_deep"] == 0
+    assert metrics["r2_deep_ci95"][0] < 0.02  # nothing to predict
+
+
+def test_batched_regressions_match_statsmodels():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(0)
+    n = 300
+    dosage = rng.binomial(2, [0.1, 0.3, 0.5, 0.4], size=(n, 4)).astype(float)
+    covariates = rng.normal(size=(n, 2))
+    logit = 0.8 * (dosage[:, 1] - 0.6) * (dosage[:, 2] - 1) + 0.5 * covariates[:, 0]
+    binary = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+    quantitative = logit + rng.normal(size=n)
+    pairs = np.array([[0, 1], [1, 2], [2, 3]])
+    for y, kind, family in ((binary, "binary", sm.Logit), (quantitative, "quantitative", sm.OLS)):
+        beta, p = regression.site_tests(dosage, y, covariates, kind)
+        for i in range(4):
+            fit = family(y, sm.add_constant(np.column_stack([covariates, dosage[:, i]]))).fit(disp=0) \
+                if family is sm.Logit else family(y, sm.add_constant(np.column_stack([covariates, dosage[:, i]]))).fit()
+            assert beta[i] == pytest.approx(fit.params[-1], rel=1e-5) and p[i] == pytest.approx(fit.pvalues[-1], rel=1e-4)
+        beta, p = regression.pair_tests(dosage, y, covariates, kind, pairs)
+        centred = dosage - dosage.mean(0)
+        for k, (a, b) in enumerate(pairs):
+            X = sm.add_constant(np.column_stack([covariates, centred[:, a], centred[:, b], centred[:, a] * centred[:, b]]))
+            fit = family(y, X).fit(disp=0) if family is sm.Logit else family(y, X).fit()
+            assert p[k] == pytest.approx(fit.pvalues[-1], rel=1e-4)
+
+
+# -- readers -------------------------------------------------------------------------------------------------------
+VCF_HEADER = ("##fileformat=VCFv4.2\n##contig=<ID=1,length=100>\n"
+              '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+              "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc\n")
+
+
+def test_vcf_reader_splits_multiallelic_sites_counts_missing_and_reads_haploid_calls(tmp_path):
+    path = tmp_path / "x.vcf.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(VCF_HEADER + "1\t3\t.\tT\tC\t.\tPASS\t.\tGT\t0|0\t0/1\t./.\n"
+                     "1\t5\t.\tG\tT,A\t.\tPASS\t.\tGT\t0|2\t1|1\t2/2\n"
+                     "1\t7\t.\tG\tT\t.\tPASS\t.\tGT\t0\t1\t1\n")
+    genotypes = read_vcf(path)
+    assert genotypes.alt == ["C", "T", "A", "T"] and list(genotypes.pos) == [3, 5, 5, 7]
+    np.testing.assert_array_equal(genotypes.dosage[:, 1], [0, 2, 0])
+    np.testing.assert_array_equal(genotypes.dosage[:, 2], [1, 0, 2])
+    np.testing.assert_array_equal(genotypes.dosage[:, 3], [0, 1, 1])
+    assert np.isnan(genotypes.dosage[2, 0]) and genotypes.notes["missing_calls"] == 1
+    imputed, count = genotypes.imputed()
+    assert count == 1 and imputed[2, 0] == pytest.approx(0.5)
+
+
+def test_binary_trait_coding_and_categorical_covariates(tmp_path):
+    path = tmp_path / "p.csv"
+    rows = ["id,status,sex,age"] + [f"s{i},{'case' if i % 2 else 'control'},{'MF'[i % 3 == 0]},{20 + i}" for i in range(30)]
+    path.write_text("\n".join(rows + ["s99,NA,M,40"]) + "\n")
+    pheno = read_phenotypes(path, "status", ["sex", "age"])
+    assert pheno.kind == "binary" and pheno.notes["case_value"] == "case" and pheno.y.sum() == 15
+    assert pheno.covariate_columns == ["sex=M", "age"] and len(pheno.samples) == 30 and pheno.notes["missing_trait"] == 1
+
+
+def _error(*args) -> str:
+    result = biolens(*args, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("small")
+    return simulate_cohort("null", trait="binary", seed=3, n_individuals=60, length=1000).write(folder)
+
+
+def test_bad_inputs_each_give_one_clear_line(tmp_path, small_cohort):
+    vcf, traits = small_cohort["genotypes"], small_cohort["phenotypes"]
+    lines = traits.read_text().splitlines()
+    other_ids = tmp_path / "ids.tsv"
+    other_ids.write_text("\n".join([lines[0]] + [line.replace("tsk_", "ind") for line in lines[1:]]) + "\n")
+    message = _error("associate", "--genotypes", vcf, "--phenotypes", other_ids, "--trait", "status", "--out", tmp_path / "r1")
+    assert "of 60 individuals" in message and "tsk_0" in message and "ind0" in message
+    duplicated = tmp_path / "dup.tsv"
+    duplicated.write_text("\n".join(lines + [lines[1]]) + "\n")
+    assert "more than one row" in _error("associate", "--genotypes", vcf, "--phenotypes", duplicated, "--trait", "status",
+                                         "--out", tmp_path / "r2")
+    constant = tmp_path / "const.tsv"
+    constant.write_text("\n".join([lines[0]] + [line.rsplit("\t", 1)[0] + "\t1" for line in lines[1:]]) + "\n")
+    assert "one value" in _error("associate", "--genotypes", vcf, "--phenotypes", constant, "--trait", "status",
+                                 "--out", tmp_path / "r3")
+    text = gzip.open(vcf, "rt").read().splitlines()
+    truncated = tmp_path / "truncated.vcf"
+    cut = len(text) - 3
+    truncated.write_text("\n".join(text[:cut] + [text[cut][:40]] + text[cut + 1:]) + "\n")
+    message = _error("associate", "--genotypes", truncated, "--phenotypes", traits, "--trait", "status", "--out", tmp_path / "r4")
+    assert f"line {cut + 1}" in message and str(truncated) in message
+    fasta = tmp_path / "bad.fasta"
+    fasta.write_text(">tsk_0_h1\nACGTACGT\n>tsk_0_h2\nACGTAC\n")
+    assert "not aligned" in _error("associate", "--sequences", fasta, "--phenotypes", traits, "--trait", "status",
+                                   "--out", tmp_path / "r5")
+    fasta.write_text(">tsk_0_h1\nACGTXCGT\n>tsk_0_h2\nACGTACGT\n")
+    message = _error("associate", "--sequences", fasta, "--phenotypes", traits, "--trait", "status", "--out", tmp_path / "r6")
+    assert "'X'" in message and "position 5" in message
+    assert not any((tmp_path / f"r{i}").exists() for i in range(1, 7))  # nothing created before the checks pass
