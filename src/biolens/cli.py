@@ -81,8 +81,8 @@ def report(run: Path = typer.Argument(..., help="A run folder.")):
 
 @app.command()
 def associate(
-    phenotypes: Path = typer.Option(..., "--phenotypes", help="TSV/CSV with a sample column, the trait and any covariates."),
-    trait: str = typer.Option(..., "--trait", help="Trait column: two values = binary (case/control), numbers = quantitative."),
+    phenotypes: Optional[Path] = typer.Option(None, "--phenotypes", help="TSV/CSV with a sample column, the trait and any covariates."),
+    trait: Optional[str] = typer.Option(None, "--trait", help="Trait column: two values = binary (case/control), numbers = quantitative."),
     genotypes: Optional[Path] = typer.Option(None, "--genotypes", help="VCF, VCF.gz or BCF with one column per individual."),
     sequences: Optional[Path] = typer.Option(None, "--sequences", help="Aligned FASTA: <sample>_h1/_h2 haplotypes, or one sequence per individual."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/associate_<trait>)."),
@@ -101,6 +101,8 @@ def associate(
     """
     from biolens.tasks.associate import associate as run_associate
 
+    if resume is None and (phenotypes is None or trait is None):
+        raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
     run = run_associate(phenotypes, trait, out or Path(f"runs/associate_{trait}"), genotypes=genotypes,
                         sequences=sequences, covariates=covariates, sample_column=sample_column,
                         sample_map=sample_map, resume=resume, min_maf=min_maf, permutations=permutations,

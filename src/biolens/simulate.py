@@ -102,7 +102,10 @@ def simulate_cohort(scenario: str = "additive", *, n_individuals: int = 1000, le
         truth["additive"] = [int(positions[i]) for i in sites]
     elif scenario == "pair":
         share = variance_explained or (0.2 if trait == "binary" else 0.12)
-        a, b = _pick_common(dosage, rng, 2, maf_range=(0.3, 0.5))
+        try:
+            a, b = _pick_common(dosage, rng, 2, maf_range=(0.3, 0.5))
+        except RuntimeError:  # little diversity: accept less common, slightly linked sites
+            a, b = _pick_common(dosage, rng, 2, maf_range=(0.15, 0.5), max_r2=0.1)
         product = standard[:, a] * standard[:, b]
         product -= np.polyval(np.polyfit(standard[:, a], product, 1), standard[:, a])  # no marginal effect, even in-sample
         product -= np.polyval(np.polyfit(standard[:, b], product, 1), standard[:, b])
