@@ -23,13 +23,10 @@ def pooled_permutation_p(observed: np.ndarray, null: np.ndarray, *, standardise:
     p = (1 + #null >= observed) / (1 + #null): never zero (Phipson & Smyth 2010); pooling standardised scores across
     features (as in SAM, Tusher et al. 2001) gives p-values fine enough for BH across all features.
     """
-    if not standardise:
-        ordered = np.sort(np.ravel(null))
-        at_least = len(ordered) - np.searchsorted(ordered, observed, side="left")
-        return (1 + at_least) / (1 + len(ordered))
-    centre, spread = null.mean(0), null.std(0)
-    spread = np.where(spread > 0, spread, np.maximum(np.abs(centre), 1e-12))
-    observed = (observed - centre) / spread
-    ordered = np.sort(np.ravel((null - centre) / spread))
+    if standardise:
+        centre, spread = null.mean(0), null.std(0)
+        spread = np.where(spread > 0, spread, np.maximum(np.abs(centre), 1e-12))
+        observed, null = (observed - centre) / spread, (null - centre) / spread
+    ordered = np.sort(np.ravel(null))
     at_least = len(ordered) - np.searchsorted(ordered, observed, side="left")
     return (1 + at_least) / (1 + len(ordered))
