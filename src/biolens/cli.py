@@ -158,5 +158,5 @@ def main() -> None:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.secho("interrupted; resume with biolens train --resume RUN", err=True)
+        typer.secho("interrupted; continue with the same command and --resume RUN", err=True)
         sys.exit(130)

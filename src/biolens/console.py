@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Callable, Iterator
 
 from rich.console import Console
@@ -24,3 +25,12 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         yield lambda n=1: progress.advance(task, n)
     if not _console.is_terminal:
         say(f"{description}: done")
+
+
+@contextlib.contextmanager
+def step(what: str) -> Iterator[None]:
+    """Say what is running and, when it finishes, how long it took (stages of seconds to minutes)."""
+    started = time.time()
+    say(f"{what} ...")
+    yield
+    say(f"  {what}: {time.time() - started:.1f} s")

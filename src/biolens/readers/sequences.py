@@ -120,10 +120,11 @@ def call_variants(path: Path | str, *, sample_map: Path | str | None = None, chr
             columns.append(dose)
     if not columns:
         raise InputError(f"{path}: all {len(records)} sequences are identical at every position; there is no variant site.")
+    dosage = np.stack(columns, axis=1)
     notes = {"records": len(records), "alignment_length": matrix.shape[1], "ploidy": int(copies.max()),
              "multiallelic_split": int(sum(((counts[c] > 0).sum() - 2) for c in variable)),
-             "missing_calls": int(np.isnan(np.stack(columns, 1)).sum())}
-    return Genotypes(samples, out_chrom, np.asarray(out_pos), out_ref, out_alt, np.stack(columns, axis=1), str(path), notes)
+             "missing_calls": int(np.isnan(dosage).sum())}
+    return Genotypes(samples, out_chrom, np.asarray(out_pos), out_ref, out_alt, dosage, str(path), notes)
 
 
 def one_hot(sequences: list[str], length: int) -> np.ndarray:

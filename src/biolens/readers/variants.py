@@ -51,6 +51,10 @@ class Genotypes:
         """Alt-allele frequency per site, from the called genotypes and the ploidy seen at that site."""
         return np.nanmean(self.dosage, axis=0) / np.maximum(self.notes.get("ploidy", 2), 1)
 
+    def minor_allele_frequency(self) -> np.ndarray:
+        frequency = self.allele_frequency()
+        return np.minimum(frequency, 1 - frequency)
+
 
 def read_vcf(path: Path | str) -> Genotypes:
     """Read every record of a VCF/VCF.gz/BCF into dosages; one clear line on any malformed input."""

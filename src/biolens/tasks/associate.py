@@ -17,7 +17,7 @@ import numpy as np
 
 from biolens import console
 from biolens.errors import InputError
-from biolens.runs import Run, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_csv, write_json
+from biolens.runs import Run, atomic_path, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_csv, write_json
 
 TASK = "associate"
 
@@ -122,8 +122,7 @@ def _load(inputs: dict, config: AssociateConfig) -> _Data:
                                                        inputs["phenotypes"])
     genotypes = genotypes.subset(rows=geno_rows)
     y, cov = pheno.y[pheno_rows], pheno.covariates[pheno_rows]
-    frequency = genotypes.allele_frequency()
-    maf = np.minimum(frequency, 1 - frequency)
+    maf = genotypes.minor_allele_frequency()
     keep = np.nonzero(np.isfinite(maf) & (maf >= max(config.min_maf, 1e-12)) & (np.nanstd(genotypes.dosage, 0) > 0))[0]
     if len(keep) < 2:
         raise InputError(f"{genotypes.source}: only {len(keep)} site(s) pass --min-maf {config.min_maf} among the "
@@ -145,8 +144,6 @@ def _load(inputs: dict, config: AssociateConfig) -> _Data:
 # -- stages ------------------------------------------------------------------------------------------------------
 def _stage(run: Run, name: str, compute) -> dict:
     """Load a finished stage from checkpoints/, or compute and save it atomically."""
-    from biolens.runs import atomic_path
-
     path = run.path / "checkpoints" / f"{name}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as saved:
@@ -193,35 +190,20 @@ def _classical(data: _Data) -> dict:
     from biolens.stats import linkage, regression
     from biolens.stats.significance import bh_qvalues
 
-    with console_step("classical per-site tests and LD"):
+    with console.step("classical per-site tests and LD"):
         beta, p_site = regression.site_tests(data.dosage, data.y, data.covariates, data.kind)
         r2 = linkage.r_squared(data.dosage)
         blocks = linkage.blocks(r2)
     m = data.x.shape[1]
     pairs = np.stack(np.triu_indices(m, 1), axis=1)
-    with console_step(f"classical epistasis scan ({len(pairs)} pairs)"):
+    with console.step(f"classical epistasis scan ({len(pairs)} pairs)"):
         pair_beta, p_pair = regression.pair_tests(data.dosage, data.y, data.covariates, data.kind, pairs)
     return {"beta": beta, "p_site": p_site, "q_site": bh_qvalues(p_site), "r2": r2, "ld_block": blocks,
             "pairs": pairs, "pair_beta": pair_beta, "p_epistasis": p_pair, "q_epistasis": bh_qvalues(p_pair),
             "lambda_gc": np.asarray(regression.genomic_inflation(p_site))}
 
 
-class console_step:
-    """Print what is running and how long it took (stages take seconds to minutes)."""
-
-    def __init__(self, what: str):
-        self.what = what
-
-    def __enter__(self):
-        self.started = time.time()
-        console.say(f"{self.what} ...")
-
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            console.say(f"  {self.what}: {time.time() - self.started:.1f} s")
-
-
-def _additive_model(kind: str, seed: int):
+def _additive_model(kind: str):
     from sklearn.linear_model import LogisticRegressionCV, RidgeCV
 
     if kind == "binary":
@@ -282,10 +264,10 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
     oof_additive, penalties = np.zeros(n), []
     train_weight, val_weight = np.zeros((n, config.folds)), np.zeros((n, config.folds))
     fit_rows = []
-    with console_step(f"additive model, {config.folds}-fold cross-validation"):
+    with console.step(f"additive model, {config.folds}-fold cross-validation"):
         for k in range(config.folds):
             train = np.nonzero(fold_of != k)[0]
-            model = _additive_model(data.kind, config.seed).fit(features[train], data.y_model[train])
+            model = _additive_model(data.kind).fit(features[train], data.y_model[train])
             test = fold_of == k
             oof_additive[test] = (model.predict_proba(features[test])[:, 1] if data.kind == "binary"
                                   else model.predict(features[test]))
@@ -296,7 +278,7 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
     targets = np.repeat(data.y_model[:, None], config.folds, axis=1)
     products, _, _ = _copies_inputs(data, targets, fit_rows, config, _allowed_pairs(classical["r2"]))
     covariates = np.repeat(data.covariates[:, None, :], config.folds, axis=1)
-    with console_step(f"genotype network, {config.folds}-fold cross-validation"):
+    with console.step(f"genotype network, {config.folds}-fold cross-validation"):
         model, epochs = fit_copies(data.x, products, covariates, targets, train_weight, val_weight=val_weight,
                                    kind=data.kind, seed=config.seed, epochs=300, l2=float(np.median(penalties)),
                                    **_NETWORK)
@@ -349,7 +331,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     B = config.permutations
     rng = np.random.default_rng(config.seed + 1)
     features = _features(data)
-    additive = _additive_model(data.kind, config.seed).fit(features, data.y_model)
+    additive = _additive_model(data.kind).fit(features, data.y_model)
     # copy 0: real data; 1..B: phenotype (and covariates) permuted; B+1..2B: additive-only null for interactions
     orders = [np.arange(n)] + [rng.permutation(n) for _ in range(B)] + [np.arange(n)] * B
     targets = [data.y_model[order] for order in orders[: B + 1]]
@@ -365,14 +347,14 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     allowed = _allowed_pairs(classical["r2"])
     products, candidates, scales = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
     covariates = np.stack([data.covariates[order] for order in orders], axis=1)
-    with console_step(f"genotype network on all samples + {2 * B} null copies ({epochs} epochs)"):
+    with console.step(f"genotype network on all samples + {2 * B} null copies ({epochs} epochs)"):
         model, _ = fit_copies(data.x, products, covariates, targets, np.ones((n, copies)), kind=data.kind,
                               seed=config.seed + 1, epochs=epochs, l2=_additive_penalty(additive, n, data.kind),
                               **{k: v for k, v in _NETWORK.items() if k != "patience"})
     network = model.get_layer("networks")
     sample = data.x[rng.choice(n, min(n, config.explain_samples), replace=False)]
     pairs = classical["pairs"]
-    with console_step("in-silico mutagenesis of every site and interaction scores of every pair"):
+    with console.step("in-silico mutagenesis of every site and interaction scores of every pair"):
         importance = np.stack([network.site_effects(sample, j, candidates[j], scales[j]) for j in range(copies)])
         m = data.x.shape[1]
         scores = np.stack([_pair_scores(network, j, len(pairs), candidates[j], scales[j], m)
@@ -389,8 +371,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     from biolens.report import association_figures as figures
 
     g = data.genotypes
-    frequency = data.dosage.mean(0) / max(g.notes.get("ploidy", 2), 1)
-    maf = np.minimum(frequency, 1 - frequency)
+    maf = g.minor_allele_frequency()
     order = np.lexsort((-discovery["importance"], discovery["p_perm"]))
     rank = np.empty(len(order), dtype=int)
     rank[order] = np.arange(1, len(order) + 1)
