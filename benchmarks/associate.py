@@ -69,9 +69,16 @@ def main() -> None:
     parser.add_argument("--trait", default="binary")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/associate_results.jsonl"))
     args = parser.parse_args()
-    records = []
+    setting = {"individuals": args.individuals, "length": args.length, "trait": args.trait}
+    done = []  # results already in --out for these settings: the benchmark resumes after an interruption
+    if args.out.exists():
+        done = [r for r in map(json.loads, args.out.read_text().splitlines())
+                if all(r.get(k) == v for k, v in setting.items())]
+    records = [r for r in done if r["scenario"] in args.scenarios.split(",") and r["seed"] < args.seeds]
     for scenario in args.scenarios.split(","):
         for seed in range(args.seeds):
+            if any(r["scenario"] == scenario and r["seed"] == seed for r in records):
+                continue
             with tempfile.TemporaryDirectory() as folder:
                 cohort = simulate_cohort(scenario, trait=args.trait, seed=100 + seed, n_individuals=args.individuals,
                                          length=args.length)
@@ -80,7 +87,7 @@ def main() -> None:
                 started = time.time()
                 run = associate(paths["phenotypes"], trait, Path(folder) / "run", genotypes=paths["genotypes"], seed=seed)
                 seconds = time.time() - started
-                record = {"scenario": scenario, "seed": seed, "seconds": round(seconds, 1), **run.metrics,
+                record = {"scenario": scenario, "seed": seed, **setting, "seconds": round(seconds, 1), **run.metrics,
                           **score(run.path, paths["genotypes"], cohort.truth)}
             records.append(record)
             with open(args.out, "a") as handle:

@@ -5,6 +5,7 @@ The Python API is the same engine the CLI and the web app call:
     import biolens
     run = biolens.train("cells/", out="runs/cells")          # labelled images -> Run
     table = biolens.predict(run, "new_images/", out="preds.csv")
+    run = biolens.train("seqs.fasta", out="runs/seq", labels="labels.tsv")   # labelled DNA sequences -> Run
     run = biolens.load_run("runs/cells"); run.metrics
     run = biolens.associate("traits.tsv", "status", out="runs/assoc", genotypes="cohort.vcf.gz")
 """
@@ -21,11 +22,31 @@ __version__ = "0.1.0"
 __all__ = ["InputError", "Run", "load_run", "train", "predict", "report", "associate"]
 
 
-def train(data=None, out="runs/classify", **options) -> Run:
-    """Train an image classifier; see `biolens.tasks.classify.train`."""
-    from biolens.tasks.classify import train as _train
+def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
+    """Train a classifier: labelled images (folder of class folders or manifest CSV), or DNA sequences (FASTA)
+    with `labels` (a table with columns id and label). `resume` continues an interrupted run of either kind.
 
-    return _train(data, out, **options)
+    See `biolens.tasks.classify.train` and `biolens.tasks.sequence_classify.train` for the options.
+    """
+    from biolens.readers.sequences import is_fasta
+    from biolens.tasks import classify, sequence_classify
+
+    if resume is not None:
+        task = load_run(resume).info.get("task")
+        if task not in ("classify", "sequence_classify"):
+            raise InputError(f"{resume} is a '{task}' run; train --resume continues image or sequence classification runs.")
+        return (sequence_classify if task == "sequence_classify" else classify).train(resume=resume)
+    if data is None:
+        raise InputError("Give the data to train on: a folder of class sub-folders, a manifest CSV, or a FASTA file "
+                         "with --labels.")
+    if labels is not None or is_fasta(data):
+        if labels is None:
+            raise InputError(f"{data} is a FASTA file: give --labels TABLE with the columns id and label.")
+        if not is_fasta(data):
+            raise InputError(f"--labels is for sequence classification, but {data} is not a FASTA file. Images are "
+                             "labelled by their class folders or a manifest CSV.")
+        return sequence_classify.train(data, out or "runs/sequences", labels=labels, **options)
+    return classify.train(data, out or "runs/classify", **options)
 
 
 def predict(run, inputs, out=None, **options):

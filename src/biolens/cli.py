@@ -16,50 +16,71 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Argument(None, help="Folder with one sub-folder per class, or a manifest CSV (path,label[,group])."),
+    data: Optional[Path] = typer.Argument(None, help="Images: a folder with one sub-folder per class, or a manifest CSV (path,label[,group]). Sequences: a FASTA file, with --labels."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/<data name>)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Sequences: TSV/CSV with columns id (FASTA record id) and label."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
-    group_column: Optional[str] = typer.Option(None, "--group-column", help="Manifest column naming the patient, plate or source image; no group is split across train/validation/test."),
-    backbone: str = typer.Option("compact", "--backbone", help="'compact' (trains from scratch, fast on CPU) or a keras.applications name: EfficientNetB0, MobileNetV3Small, ResNet50, ..."),
-    weights: str = typer.Option("imagenet", "--weights", help="Backbone weights: imagenet, none, or a weights file."),
+    group_column: Optional[str] = typer.Option(None, "--group-column", help="Manifest or labels column naming the patient, plate, source image or gene family; no group is split across train/validation/test."),
+    backbone: str = typer.Option("compact", "--backbone", help="Images: 'compact' (trains from scratch, fast on CPU) or a keras.applications name: EfficientNetB0, MobileNetV3Small, ResNet50, ..."),
+    weights: str = typer.Option("imagenet", "--weights", help="Images: backbone weights: imagenet, none, or a weights file."),
     epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (early stopping may end sooner)."),
     patience: int = typer.Option(8, "--patience", help="Stop after this many epochs without a better validation score."),
     time_budget: float = typer.Option(0, "--time-budget", help="Stop training after this many seconds (0 = no limit)."),
-    image_size: int = typer.Option(0, "--image-size", help="Model input side in pixels (0 = chosen from the data)."),
-    batch_size: int = typer.Option(0, "--batch-size", help="Images per step (0 = 8, 16 or 32 by training-set size)."),
+    image_size: int = typer.Option(0, "--image-size", help="Images: model input side in pixels (0 = chosen from the data)."),
+    length: int = typer.Option(0, "--length", help="Sequences: bases the model reads (0 = the longest); longer ones keep their centre."),
+    filters: int = typer.Option(64, "--filters", help="Sequences: first-layer filters, i.e. candidate motifs."),
+    filter_width: int = typer.Option(15, "--filter-width", help="Sequences: motif window in bases."),
+    single_strand: bool = typer.Option(False, "--single-strand", help="Sequences: read only the given strand (RNA, mRNA, strand-specific data); default both."),
+    batch_size: int = typer.Option(0, "--batch-size", help="Examples per step (0 = chosen by training-set size)."),
     learning_rate: float = typer.Option(3e-3, "--learning-rate", help="Peak learning rate (AdamW, cosine decay)."),
-    min_per_class: int = typer.Option(10, "--min-per-class", help="Refuse classes with fewer usable images than this."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave unreadable or duplicated files out (listed in skipped.csv) instead of stopping."),
-    no_augment: bool = typer.Option(False, "--no-augment", help="Turn off flips, rotations and colour jitter."),
+    min_per_class: int = typer.Option(10, "--min-per-class", help="Refuse classes with fewer usable examples than this."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: leave unreadable or duplicated files out (listed in skipped.csv) instead of stopping."),
+    no_augment: bool = typer.Option(False, "--no-augment", help="Images: turn off flips, rotations and colour jitter."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same result on the same machine."),
 ):
-    """Train an image classifier and test it on held-out images.
+    """Train a classifier on labelled images or DNA sequences and test it on held-out data.
 
-    Example: biolens train cells/ --out runs/cells --epochs 20
+    Examples: biolens train cells/ --out runs/cells --epochs 20
+              biolens train promoters.fasta --labels labels.tsv --out runs/seqclass
     """
-    from biolens.tasks.classify import train as run_train
+    import biolens
+    from biolens.readers.sequences import is_fasta
 
     if resume is not None:
-        run_train(resume=resume)
-    else:
-        if data is None:
-            raise InputError("Give the images to train on (a folder of class sub-folders or a manifest CSV), or --resume RUN.")
-        run_train(data, out or Path("runs") / data.stem, group_column=group_column, backbone=backbone,
-                        weights=weights, epochs=epochs, patience=patience, time_budget=time_budget, image_size=image_size,
-                        batch_size=batch_size, learning_rate=learning_rate, min_per_class=min_per_class,
-                        skip_bad=skip_bad, augment=not no_augment, seed=seed)
+        biolens.train(resume=resume)
+        return
+    if data is None:
+        raise InputError("Give the data to train on (a folder of class sub-folders, a manifest CSV, or a FASTA file "
+                         "with --labels), or --resume RUN.")
+    shared = dict(group_column=group_column, epochs=epochs, patience=patience, time_budget=time_budget,
+                  batch_size=batch_size, learning_rate=learning_rate, min_per_class=min_per_class, seed=seed)
+    if labels is not None or is_fasta(data):
+        image_only = {"--backbone": backbone != "compact", "--image-size": bool(image_size), "--skip-bad": skip_bad,
+                      "--no-augment": no_augment}
+        if any(image_only.values()):
+            raise InputError(f"{', '.join(k for k, v in image_only.items() if v)} applies to images, not to sequences.")
+        biolens.train(data, out or Path("runs") / data.name.split(".")[0], labels=labels, length=length,
+                      filters=filters, filter_width=filter_width, both_strands=not single_strand, **shared)
+        return
+    sequence_only = {"--length": bool(length), "--filters": filters != 64, "--filter-width": filter_width != 15,
+                     "--single-strand": single_strand}
+    if any(sequence_only.values()):
+        raise InputError(f"{', '.join(k for k, v in sequence_only.items() if v)} applies to sequences (FASTA with --labels), not to images.")
+    biolens.train(data, out or Path("runs") / data.stem, backbone=backbone, weights=weights, image_size=image_size,
+                  skip_bad=skip_bad, augment=not no_augment, **shared)
 
 
 @app.command()
 def predict(
-    run: Path = typer.Argument(..., help="A finished classification run folder."),
-    inputs: list[Path] = typer.Argument(..., help="Images: a folder, files, or both."),
+    run: Path = typer.Argument(..., help="A finished classification run folder (images or sequences)."),
+    inputs: list[Path] = typer.Argument(..., help="Images (a folder, files, or both), or FASTA file(s) for a sequence run."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", help="CSV to write."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="List unreadable files in the CSV instead of stopping."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: list unreadable files in the CSV instead of stopping."),
 ):
-    """Predict new images; 'unsure' marks the ones a person should check.
+    """Predict new images or sequences; 'unsure' marks the ones a person should check.
 
-    Example: biolens predict runs/cells new_images/ --out preds.csv
+    Examples: biolens predict runs/cells new_images/ --out preds.csv
+              biolens predict runs/seqclass new.fasta --out preds.csv
     """
     from biolens.tasks.predict import predict as run_predict
 

@@ -122,6 +122,19 @@ class Run:
         write_json(self.path / RUN_FILE, info)
         return info
 
+    @contextlib.contextmanager
+    def recording_outcome(self) -> Iterator["Run"]:
+        """Mark the run 'interrupted' or 'failed' (with the error's first line) when the block does not finish,
+        so that a list of runs (CLI, web app) always tells the truth about each one."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.update_info(status="interrupted")
+            raise
+        except Exception as exc:
+            self.update_info(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise
+
     def __repr__(self) -> str:
         return f"Run('{self.path}')"
 

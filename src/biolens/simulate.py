@@ -130,3 +130,47 @@ def simulate_cohort(scenario: str = "additive", *, n_individuals: int = 1000, le
     names = (f"{s}_h{h}" for s in samples for h in (1, 2))
     haplotypes = dict(zip(names, ts.alignments(reference_sequence=reference)))
     return Cohort(buffer.getvalue(), pd.DataFrame(table), truth, haplotypes)
+
+
+# Well-known transcription-factor motifs to plant: NF-kB and the E-box (bHLH) with flanks.
+PLANTED_MOTIFS = {"nfkb": "GGGAATTTCC", "ebox": "GCCACGTGGC"}
+
+
+def reverse_complement(sequence: str) -> str:
+    return sequence[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
+
+
+def simulate_labelled_sequences(folder: Path | str, *, motifs: dict[str, str] | None = None, n_per_class: int = 150,
+                                length: int = 200, length_spread: int = 40, seed: int = 0, gc: float = 0.45,
+                                mutation_rate: float = 0.05) -> dict[str, Path]:
+    """Labelled sequences with a planted motif per class, for tests and the demo of sequence classification.
+
+    Each motif class gets its motif once per sequence, at a random place and on a random strand, each base
+    mutated with `mutation_rate`; the 'background' class has none. Lengths vary by +-`length_spread` so that
+    padding is exercised. Writes sequences.fasta, labels.tsv (id, label) and truth.json into `folder`.
+    """
+    motifs = motifs or PLANTED_MOTIFS
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = [(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]
+    records, rows = [], []
+    for label in [*motifs, "background"]:
+        for k in range(n_per_class):
+            size = int(length + rng.integers(-length_spread, length_spread + 1))
+            bases = rng.choice(list("ACGT"), size, p=weights)
+            if label in motifs:
+                site = list(motifs[label] if rng.random() < 0.5 else reverse_complement(motifs[label]))
+                for i in np.flatnonzero(rng.random(len(site)) < mutation_rate):
+                    site[i] = rng.choice([b for b in "ACGT" if b != site[i]])
+                start = int(rng.integers(0, size - len(site)))
+                bases[start:start + len(site)] = site
+            name = f"{label}_{k:04d}"
+            records.append(f">{name}\n{''.join(bases)}\n")
+            rows.append((name, label))
+    order = rng.permutation(len(records))
+    paths = {"sequences": folder / "sequences.fasta", "labels": folder / "labels.tsv", "truth": folder / "truth.json"}
+    paths["sequences"].write_text("".join(records[i] for i in order))
+    pd.DataFrame([rows[i] for i in order], columns=["id", "label"]).to_csv(paths["labels"], sep="\t", index=False)
+    paths["truth"].write_text(json.dumps({"motifs": motifs, "seed": seed}, indent=1))
+    return paths

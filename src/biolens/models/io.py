@@ -14,6 +14,7 @@ def load_trusted(path: Path | str, expected_sha256: str | None = None):
     import keras
 
     import biolens.models.image  # noqa: F401  (registers biolens layers for deserialisation)
+    import biolens.models.sequence  # noqa: F401
 
     path = Path(path)
     if path.suffix.lower() in UNSAFE_SUFFIXES or path.suffix.lower() != ".keras":

@@ -30,9 +30,10 @@ class Phenotypes:
     notes: dict = field(default_factory=dict)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, flag: str = "--phenotypes") -> pd.DataFrame:
+    """A TSV/CSV table as strings (missing values as NaN); the separator follows the suffix, with a CSV fallback."""
     if not path.exists():
-        raise InputError(f"{path}: no such file. Give the phenotype table with --phenotypes.")
+        raise InputError(f"{path}: no such file. Check the path given to {flag}.")
     separator = "," if path.suffix.lower() == ".csv" else "\t"
     try:
         table = pd.read_csv(path, sep=separator, dtype=str, na_values=MISSING, keep_default_na=False)
@@ -111,7 +112,7 @@ def read_phenotypes(path: Path | str, trait: str, covariates: list[str] | None =
                     sample_column: str | None = None) -> Phenotypes:
     """Read the trait and covariates; individuals with a missing trait or covariate are left out and counted."""
     path = Path(path)
-    table = _read_table(path)
+    table = read_table(path)
     column = _sample_column(table, path, sample_column)
     if trait not in table.columns:
         raise InputError(f"{path}: no trait column '{trait}' (columns: {', '.join(table.columns)}). Pass --trait NAME.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,32 @@ from biolens.readers.variants import Genotypes
 
 ALPHABET = "ACGT"
 _ALLOWED = re.compile(r"[^ACGTN\-]")
+_AMBIGUOUS = str.maketrans({**{code: "N" for code in "RYKMSWBDHV"}, "U": "T"})
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn", ".frn", ".seq")
+
+
+def is_fasta(path: Path | str) -> bool:
+    """True for a file named like FASTA (optionally .gz) or whose first non-blank character is '>'."""
+    path = Path(path)
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(FASTA_SUFFIXES):
+        return True
+    if not path.is_file():
+        return False
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as handle:
+            return handle.read(1024).lstrip().startswith(">")
+    except (OSError, UnicodeDecodeError, EOFError):
+        return False
 _HAPLOTYPE_SUFFIX = re.compile(r"^(?P<sample>.+?)[_.-](?:h|hap)(?P<copy>[12])$", re.IGNORECASE)
 
 
-def read_fasta(path: Path | str) -> list[tuple[str, str]]:
+def read_fasta(path: Path | str, *, ambiguous_as_n: bool = False) -> list[tuple[str, str]]:
     """(id, upper-case sequence) per record; refuses empty files, duplicate ids and non-ACGTN letters.
 
-    A gap '-' in an aligned FASTA is read as missing (like N).
+    A gap '-' in an aligned FASTA is read as missing (like N). With `ambiguous_as_n` (classification), IUPAC
+    ambiguity codes become N and RNA's U becomes T; variant calling keeps them refused.
     """
     from Bio import SeqIO
 
@@ -37,7 +57,13 @@ def read_fasta(path: Path | str) -> list[tuple[str, str]]:
         with opener(path, "rt") as handle:
             for number, record in enumerate(SeqIO.parse(handle, "fasta"), start=1):
                 sequence = str(record.seq).upper()
+                if ambiguous_as_n:
+                    sequence = sequence.translate(_AMBIGUOUS)
                 bad = _ALLOWED.search(sequence)
+                if bad and ambiguous_as_n:
+                    raise InputError(f"{path}, record {number} ('{record.id}'): character '{bad.group()}' at position "
+                                     f"{bad.start() + 1} is not a DNA letter (A, C, G, T, N or an IUPAC code). "
+                                     "biolens classifies DNA/RNA; protein sequences are not supported.")
                 if bad:
                     raise InputError(f"{path}, record {number} ('{record.id}'): character '{bad.group()}' at position "
                                      f"{bad.start() + 1} is not A, C, G, T or N. Replace ambiguity codes with N.")
@@ -127,13 +153,88 @@ def call_variants(path: Path | str, *, sample_map: Path | str | None = None, chr
     return Genotypes(samples, out_chrom, np.asarray(out_pos), out_ref, out_alt, dosage, str(path), notes)
 
 
-def one_hot(sequences: list[str], length: int) -> np.ndarray:
-    """Sequences as (n, length, 4) float32 one-hot; N, gaps and positions past a sequence's end are all-zero."""
-    table = np.zeros((256, 4), dtype=np.float32)
+def one_hot(sequences: list[str], length: int, *, centred: bool = False, dtype=np.float32) -> np.ndarray:
+    """Sequences as (n, length, 4) one-hot; N, gaps and padding are all-zero.
+
+    By default sequences start at position 0 and are cut at `length`. `centred` keeps the middle instead:
+    shorter ones are padded equally on both sides and longer ones lose equal parts of both ends, which
+    keeps a peak summit or a window centre where the model saw it in training.
+    """
+    table = np.zeros((256, 4), dtype=dtype)
     for k, letter in enumerate(ALPHABET):
-        table[ord(letter)] = table[ord(letter.lower())] = np.eye(4, dtype=np.float32)[k]
-    encoded = np.zeros((len(sequences), length, 4), dtype=np.float32)
+        table[ord(letter)] = table[ord(letter.lower())] = np.eye(4, dtype=dtype)[k]
+    encoded = np.zeros((len(sequences), length, 4), dtype=dtype)
     for row, sequence in enumerate(sequences):
-        codes = np.frombuffer(sequence[:length].encode("ascii"), dtype=np.uint8)
-        encoded[row, : len(codes)] = table[codes]
+        start = max(0, (len(sequence) - length) // 2) if centred else 0
+        codes = np.frombuffer(sequence[start:start + length].encode("ascii"), dtype=np.uint8)
+        offset = (length - len(codes)) // 2 if centred else 0
+        encoded[row, offset: offset + len(codes)] = table[codes]
     return encoded
+
+
+@dataclass
+class LabelledSequences:
+    ids: list[str]
+    sequences: list[str]
+    labels: list[str]
+    groups: list[str] | None
+    notes: list[str] = field(default_factory=list)   # what the reader left out or changed, for run warnings
+
+
+def read_labelled(fasta: Path | str, labels: Path | str, *, group_column: str | None = None,
+                  min_per_class: int = 10) -> LabelledSequences:
+    """Sequences of a FASTA joined to a label table (columns `id`, `label`, optionally a group column).
+
+    Labels for ids missing from the FASTA stop the run (a typo or a wrong file would otherwise shrink the data
+    silently); FASTA records without a label are left out and said so in the notes.
+    """
+    from biolens.readers.phenotypes import read_table
+
+    fasta, labels = Path(fasta), Path(labels)
+    records = read_fasta(fasta, ambiguous_as_n=True)
+    table = read_table(labels, "--labels")
+    columns = {c.lower(): c for c in table.columns}
+    for needed in ("id", "label"):
+        if needed not in columns:
+            raise InputError(f"{labels}: no '{needed}' column (columns: {', '.join(table.columns)}). "
+                             "The label table needs the columns id (the FASTA record id) and label.")
+    if group_column and group_column not in table.columns:
+        raise InputError(f"{labels}: no column '{group_column}' for --group-column (columns: {', '.join(table.columns)}).")
+    ids = table[columns["id"]].str.strip()
+    duplicated = ids[ids.duplicated(keep=False)]
+    if len(duplicated):
+        lines = [str(i + 2) for i in duplicated.index[:4]]  # +2: header line, 1-based
+        raise InputError(f"{labels}: id '{duplicated.iloc[0]}' is labelled more than once (lines {', '.join(lines)}); "
+                         "keep one row per sequence.")
+    label_of = dict(zip(ids, table[columns["label"]].str.strip()))
+    group_of = dict(zip(ids, table[group_column].str.strip())) if group_column else None
+    sequence_of = dict(records)
+    absent = [i for i in ids if i not in sequence_of]
+    if absent:
+        raise InputError(f"{labels}: {len(absent)} of {len(ids)} labelled ids have no sequence in {fasta} "
+                         f"(e.g. {', '.join(absent[:3])}); the ids must equal the FASTA record ids (the text after '>' "
+                         "up to the first space).")
+    notes = []
+    unlabelled = [i for i, _ in records if i not in label_of or pd.isna(label_of[i]) or not label_of[i]]
+    if unlabelled:
+        notes.append(f"{len(unlabelled)} FASTA records have no label and were left out (e.g. {', '.join(unlabelled[:3])}).")
+    left_out = set(unlabelled)
+    keep = [i for i, _ in records if i not in left_out]
+    sequences = [sequence_of[i] for i in keep]
+    classes = pd.Series([label_of[i] for i in keep]).value_counts()
+    if len(classes) < 2:
+        raise InputError(f"{labels}: a single class ('{classes.index[0] if len(classes) else '?'}'); a classifier needs "
+                         "at least two labels.")
+    rare = classes[classes < min_per_class]
+    if len(rare):
+        raise InputError(f"{labels}: class '{rare.index[-1]}' has {rare.iloc[-1]} sequences; at least {min_per_class} are "
+                         "needed to train, validate and test. Add sequences, merge classes, or lower --min-per-class.")
+    unknown = sum(s.count("N") for s in sequences) / max(1, sum(map(len, sequences)))
+    if unknown > 0.01:
+        notes.append(f"{unknown:.1%} of bases are N or IUPAC ambiguity codes; the model reads them as unknown.")
+    if group_of is not None and any(pd.isna(group_of[i]) or not group_of[i] for i in keep):
+        missing = next(i for i in keep if pd.isna(group_of[i]) or not group_of[i])
+        raise InputError(f"{labels}: sequence '{missing}' has no value in the group column '{group_column}'; "
+                         "fill it in for every labelled sequence.")
+    return LabelledSequences(keep, sequences, [label_of[i] for i in keep],
+                             [group_of[i] for i in keep] if group_of else None, notes)

@@ -62,7 +62,7 @@ def reliability(before: dict, after: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def class_counts(counts: dict[str, dict[str, int]], path: Path) -> Path:
+def class_counts(counts: dict[str, dict[str, int]], path: Path, unit: str = "images") -> Path:
     names = list(next(iter(counts.values())).keys())
     fig, axis = plt.subplots(figsize=(max(4, 0.7 * len(names) + 2), 3))
     bottom = np.zeros(len(names))
@@ -70,8 +70,8 @@ def class_counts(counts: dict[str, dict[str, int]], path: Path) -> Path:
         values = np.array([counts[part].get(n, 0) for n in names])
         axis.bar(names, values, bottom=bottom, label=part, color=colour)
         bottom += values
-    axis.set_ylabel("images"); axis.legend(fontsize=8); axis.tick_params(axis="x", rotation=45)
-    axis.set_title("Images per class and split", fontsize=10)
+    axis.set_ylabel(unit); axis.legend(fontsize=8); axis.tick_params(axis="x", rotation=45)
+    axis.set_title(f"{unit.capitalize()} per class and split", fontsize=10)
     return _save(fig, path)
 
 
@@ -85,4 +85,22 @@ def gradcam_grid(pixels: np.ndarray, heatmaps: np.ndarray, titles: list[str], pa
         axis.imshow(heat, cmap="jet", alpha=0.35, vmin=0, vmax=1)
         axis.set_title(title, fontsize=7)
     fig.suptitle("Grad-CAM: where the network found evidence for its prediction", fontsize=10)
+    return _save(fig, path)
+
+
+def motif_logos(motifs: list, path: Path, top: int = 8) -> Path:
+    """Information-content sequence logos (logomaker) of the most important learned motifs."""
+    import logomaker
+    import pandas as pd
+
+    shown = motifs[:top]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(6, 1.35 * len(shown)), squeeze=False)
+    for axis, motif in zip(axes[:, 0], shown):
+        probabilities = pd.DataFrame(motif.probabilities, columns=list("ACGT"))
+        bits = logomaker.transform_matrix(probabilities, from_type="probability", to_type="information")
+        logomaker.Logo(bits, ax=axis, color_scheme="classic")
+        axis.set_ylim(0, 2); axis.set_ylabel("bits", fontsize=8); axis.set_xticks([])
+        axis.set_title(f"{motif.name}  {motif.consensus}  ·  favours {motif.favours}  ·  importance "
+                       f"{motif.importance:.3f}  ·  {motif.n_sites} sites", fontsize=8, loc="left")
+    fig.tight_layout()
     return _save(fig, path)

@@ -46,6 +46,36 @@ def methods_paragraph(info: dict, metrics: dict) -> str:
     )
 
 
+def sequence_methods(info: dict, metrics: dict) -> str:
+    """Methods paragraph of a sequence classification run."""
+    config, versions = info["config"], info.get("versions", {})
+    grouping = (f"grouped by '{config['group_column']}' so that no group appears in two splits"
+                if config.get("group_column") else "keeping identical sequences in one split")
+    strands = ("both strands (the network reads the sequence and its reverse complement with shared weights and keeps "
+               "the stronger response)" if config["both_strands"] else "the given strand only")
+    return (
+        f"Sequences were classified with biolens {versions.get('biolens', '')} (TensorFlow {versions.get('tensorflow', '')}, "
+        f"Keras {versions.get('keras', '')}). Sequences were one-hot encoded (ambiguous bases as zeros) over their central "
+        f"{info['length']} bases, shorter ones padded equally on both sides. Data were split into training "
+        f"({metrics.get('n_train')} sequences), validation ({metrics.get('n_val')}) and test ({metrics.get('n_test')}) sets, "
+        f"stratified by class and {grouping}. A 1-D convolutional network ({config['filters']} first-layer filters of "
+        f"{config['filter_width']} bases with ReLU, max-pooling over 8 positions, dropout 0.1, 64 filters of 5 with batch "
+        f"normalisation, global max pooling, dropout 0.3, linear output) read {strands}. It was trained from random "
+        f"initialisation with AdamW (peak learning rate {config['learning_rate']}, one warm-up epoch then cosine decay, "
+        f"weight decay 1e-4, batch size {info.get('batch_size', config['batch_size'])}) for at most {config['epochs']} "
+        f"epochs{' with class-balanced loss weights' if config['class_weights'] else ''}; the epoch with the best "
+        f"validation balanced accuracy was kept (epoch {metrics.get('best_epoch')}; early stopping patience "
+        f"{config['patience']}). Probabilities were calibrated by temperature scaling on the validation set (T = "
+        f"{metrics.get('temperature', 1):.2f}) and predictions flagged as unsure by split-conformal prediction (alpha = "
+        f"{config['conformal_alpha']}). The test set was used once, after training. Confidence intervals are 95% "
+        f"percentile bootstrap intervals ({metrics.get('bootstrap', {}).get('resamples', 1000)} resamples). Motifs: for "
+        f"each first-layer filter, the strongest window of every training and validation sequence on either strand was "
+        f"kept when it reached half of the filter's maximum activation, and the bases of these windows form the motif's "
+        f"frequency matrix (flanks under 0.3 bits trimmed); importance is the rise in cross-entropy when the filter's output "
+        f"is replaced by its mean. Random seed {info['seed']}."
+    )
+
+
 def association_methods(info: dict, metrics: dict) -> str:
     config, versions = info["config"], info.get("versions", {})
     kind = metrics.get("trait_kind", info.get("trait_kind"))
@@ -75,18 +105,19 @@ def association_methods(info: dict, metrics: dict) -> str:
     )
 
 
-def _association_context(run: Run) -> dict:
+def _top_rows(path: Path, count: int) -> list[dict]:
+    """The first rows of a TSV output (best first), for the report's tables."""
     import csv
 
-    def top(name: str, count: int) -> list[dict]:
-        path = run.path / name
-        if not path.exists():
-            return []
-        with open(path, newline="") as handle:
-            return [row for _, row in zip(range(count), csv.DictReader(handle, delimiter="\t"))]
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return [row for _, row in zip(range(count), csv.DictReader(handle, delimiter="\t"))]
 
+
+def _association_context(run: Run) -> dict:
     metrics = run.metrics
-    return {"variants": top("variants.tsv", 15), "interactions": top("interactions.tsv", 10),
+    return {"variants": _top_rows(run.path / "variants.tsv", 15), "interactions": _top_rows(run.path / "interactions.tsv", 10),
             "m": metrics.get("metric", "auc"), "label": "AUC" if metrics.get("metric") == "auc" else "R²"}
 
 
@@ -100,9 +131,10 @@ def write_report(run: Run) -> Path:
             methods=association_methods(info, metrics) if metrics else "", **_association_context(run))
         write_text(run.report_path, html)
         return run.report_path
+    sequences = info.get("task") == "sequence_classify"
+    methods = (sequence_methods if sequences else methods_paragraph)(info, metrics) if metrics else ""
     html = _env.get_template("classify.html.j2").render(
         info=info, metrics=metrics, config=info.get("config", {}), figures=figures, run_path=str(run.path),
-        methods=methods_paragraph(info, metrics) if metrics else "",
-    )
+        methods=methods, sequences=sequences, unit="sequences" if sequences else "images")
     write_text(run.report_path, html)
     return run.report_path

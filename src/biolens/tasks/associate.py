@@ -70,7 +70,8 @@ def associate(phenotypes: str | Path, trait: str, out: str | Path = "runs/associ
 
     run.update_info(task=TASK, status="running", config=asdict(config), inputs=inputs, seed=config.seed,
                     data_fingerprint=_fingerprint(inputs), versions=library_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    return _run_stages(run, config, data)
+    with run.recording_outcome():
+        return _run_stages(run, config, data)
 
 
 def _resume(path: Path) -> Run:
@@ -82,7 +83,8 @@ def _resume(path: Path) -> Run:
     config = AssociateConfig(**info["config"])
     if info.get("data_fingerprint") != _fingerprint(info["inputs"]):
         raise InputError(f"{path}: the input files changed since the run started; start a new run instead of resuming.")
-    return _run_stages(run, config, _load(info["inputs"], config))
+    with run.recording_outcome():
+        return _run_stages(run, config, _load(info["inputs"], config))
 
 
 def _fingerprint(inputs: dict) -> str:
@@ -172,7 +174,7 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> Run:
     _write_outputs(run, config, data, classical, crossval, discovery, seconds)
     from biolens.report.html import write_report
 
-    run.update_info(status="finished", seconds=round(seconds, 1))
+    run.update_info(status="complete", seconds=round(seconds, 1))
     write_report(run)
     console.say(f"done in {seconds:.0f} s. Report: {run.report_path}")
     return run

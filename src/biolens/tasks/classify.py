@@ -17,8 +17,8 @@ from biolens import console
 from biolens.config import ClassifyConfig
 from biolens.errors import InputError
 from biolens.readers import images as image_reader
-from biolens.runs import Run, atomic_path, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_csv, write_json
-from biolens.tasks import evaluation, splits, training
+from biolens.runs import Run, create_run, ensure_new_run_folder, load_run, remove_orphans, write_csv
+from biolens.tasks import splits, supervised, training
 
 IN_MEMORY_LIMIT = 2 << 30  # decoded pixels above this go to a memory-mapped cache file in the run folder
 
@@ -80,67 +80,26 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
         assignment = _read_splits(run, images)
         run.update_info(status="running")
     console.say(f"run folder: {run.path}")
-    try:
+    with run.recording_outcome():
         return _train_in_run(run, config, loaded, y, class_names, assignment)
-    except KeyboardInterrupt:
-        run.update_info(status="interrupted")
-        raise
-    except Exception as exc:
-        run.update_info(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise
 
 
 def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assignment) -> Run:
-    import keras
-
-    from biolens import hardware
-
     pixels = loaded.pixels
     warnings = _data_warnings(run, loaded, y, class_names, assignment)
     for warning in warnings:
         console.say(f"warning: {warning}")
-    device, strategy = hardware.setup(config.mixed_precision)
-    keras.utils.set_random_seed(config.seed)
     parts = {name: np.flatnonzero(assignment == name) for name in ("train", "val", "test")}
     batch_size = config.auto_batch_size(len(parts["train"]))
-    run.update_info(device=device.describe(), versions=hardware.library_versions(), warnings=warnings,
-                    n_skipped=len(loaded.bad), batch_size=batch_size)
-    steps = int(np.ceil(len(parts["train"]) / batch_size))
-    state = training.load_state(run.path)
-    initial_epoch = int(state.get("epoch", 0))
-    weights_note = ""
-    with strategy.scope():
-        if initial_epoch > 0 and (run.path / "checkpoints" / "last.keras").exists():
-            model = keras.saving.load_model(run.path / "checkpoints" / "last.keras", safe_mode=True)
-            console.say(f"resuming after epoch {initial_epoch}")
-        else:
-            initial_epoch, state = 0, {}
-            model, weights_note = _build_model(config, pixels.shape[1:], len(class_names))
-            schedule = keras.optimizers.schedules.CosineDecay(
-                config.learning_rate * 0.1, decay_steps=max(1, steps * config.epochs - steps),
-                warmup_target=config.learning_rate, warmup_steps=steps)
-            model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    if weights_note:
-        run.update_info(weights=weights_note)
-
-    counts = np.bincount(y[parts["train"]], minlength=len(class_names))
-    class_weight = ({c: float(len(parts["train"]) / (len(class_names) * max(n, 1))) for c, n in enumerate(counts)}
-                    if config.class_weights else None)
+    run.update_info(warnings=warnings, n_skipped=len(loaded.bad))
     started = time.perf_counter()
-    if not state.get("training_done") and initial_epoch < config.epochs:
-        train_data = training.image_batches(pixels, y, parts["train"], batch_size, shuffle=True,
-                                            augment=config.augment, seed=config.seed)
-        monitor = training.RunMonitor(run.path, pixels, y, parts["val"], patience=config.patience,
-                                      time_budget=config.time_budget, state=state)
-        callbacks = [monitor, training.RichProgress(config.epochs, steps, initial_epoch),
-                     keras.callbacks.TensorBoard(run.path / "tensorboard", write_graph=False, profile_batch=0)]
-        model.fit(train_data, epochs=config.epochs, initial_epoch=initial_epoch, class_weight=class_weight,
-                  callbacks=callbacks, verbose=0)
-        state = monitor.state
-    state.setdefault("stopped_by", "all epochs done")
-    state["training_done"] = True
-    write_json(run.path / training.STATE_FILE, state)
+    state = supervised.fit_in_run(
+        run, pixels, y, parts, build_model=lambda: _build_model(config, pixels.shape[1:], len(class_names)),
+        train_data=lambda size: training.image_batches(pixels, y, parts["train"], size, shuffle=True,
+                                                        augment=config.augment, seed=config.seed),
+        batch_size=batch_size, epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
+        learning_rate=config.learning_rate, class_weights=config.class_weights,
+        mixed_precision=config.mixed_precision, seed=config.seed)
     return _finish(run, config, loaded, y, class_names, parts, state, time.perf_counter() - started)
 
 
@@ -167,64 +126,23 @@ def _build_model(config: ClassifyConfig, input_shape, n_classes):
         return model, "random initialisation (ImageNet weights unavailable offline)"
 
 
-def _finish(run: Run, config, loaded, y, class_names, parts, state, train_seconds) -> Run:
+def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> Run:
     from biolens.explain.gradcam import gradcam
-    from biolens.models.io import load_trusted
     from biolens.report import figures
-    from biolens.report.html import write_report
 
     pixels, images = loaded.pixels, loaded.images
-    model = load_trusted(run.path / "checkpoints" / "best.keras")
-    val_logits = training.predict_logits(model, pixels, parts["val"])
-    temperature = evaluation.fit_temperature(val_logits, y[parts["val"]])
-    val_probs = evaluation.softmax(val_logits, temperature)
-    threshold = evaluation.conformal_threshold(val_probs, y[parts["val"]], config.conformal_alpha)
-
-    test = parts["test"]  # the only time the test set is touched
-    test_logits = training.predict_logits(model, pixels, test)
-    probs = evaluation.softmax(test_logits, temperature)
+    test = parts["test"]
     groups = np.asarray(images.groups)[test] if images.groups else None
-    metrics = evaluation.classification_metrics(y[test], probs, class_names, groups=groups, seed=config.seed)
-    ece_raw, table_raw = evaluation.expected_calibration_error(evaluation.softmax(test_logits), y[test])
-    ece, table = evaluation.expected_calibration_error(probs, y[test])
-    sets = evaluation.prediction_sets(probs, threshold)
-    unsure = sets.sum(axis=1) != 1
-    metrics.update(ece=ece, ece_before_calibration=ece_raw, temperature=temperature,
-                   conformal={"alpha": config.conformal_alpha, "threshold": threshold,
-                              "coverage_test": float(sets[np.arange(len(test)), y[test]].mean()),
-                              "unsure_fraction_test": float(unsure.mean()),
-                              "accuracy_when_sure": float(np.mean(probs.argmax(1)[~unsure] == y[test][~unsure])) if (~unsure).any() else None},
-                   n_train=int(len(parts["train"])), n_val=int(len(parts["val"])), n_test=int(len(test)),
-                   class_names=class_names, best_epoch=state.get("best_epoch"), epochs_run=state.get("epoch"),
-                   stopped_by=state.get("stopped_by"), train_seconds=round(float(state.get("elapsed", 0.0)), 1))
-
+    model, metrics, probs, unsure = supervised.evaluate_held_out(
+        run, pixels, y, parts, class_names, state, alpha=config.conformal_alpha, groups=groups, seed=config.seed)
     _write_predictions(run, images, test, y, probs, class_names, unsure)
-    fig = run.path / "figures"
-    figures.training_curves(state.get("history", []), fig / "training_curves.png", state.get("best_epoch"))
-    figures.confusion(metrics["confusion_matrix"], class_names, fig / "confusion_matrix.png")
-    figures.reliability(table_raw, table, fig / "calibration.png")
-    labels = np.asarray(images.labels)
-    split_counts = {part: {n: int((labels[idx] == n).sum()) for n in class_names} for part, idx in parts.items()}
-    figures.class_counts(split_counts, fig / "class_counts.png")
     chosen, titles = _gradcam_examples(y[test], probs, class_names)
     if chosen:
         rows, predicted = test[chosen], probs.argmax(1)[chosen]
         heat = np.concatenate([gradcam(model, pixels[rows[i:i + 16]], predicted[i:i + 16])
                                for i in range(0, len(rows), 16)])
-        figures.gradcam_grid(np.asarray(pixels[rows]), heat, titles, fig / "gradcam.png")
-
-    with_model = run.path / "model.keras"
-    with atomic_path(with_model) as tmp:
-        model.save(tmp)
-    write_json(run.path / "metrics.json", metrics)
-    run.update_info(status="complete", model_sha256=sha256_file(with_model), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    timings={"training_seconds": metrics["train_seconds"], "train_and_evaluate_seconds": round(train_seconds, 1)})
-    write_report(run)
-    console.say(f"test balanced accuracy {metrics['balanced_accuracy']:.3f} "
-                f"(95% CI {metrics['balanced_accuracy_ci95'][0]:.3f}-{metrics['balanced_accuracy_ci95'][1]:.3f}) "
-                f"on {len(test)} held-out images")
-    console.say(f"report: {run.report_path}")
-    return run
+        figures.gradcam_grid(np.asarray(pixels[rows]), heat, titles, run.path / "figures" / "gradcam.png")
+    return supervised.complete_run(run, model, metrics, seconds, "images")
 
 
 def _gradcam_examples(y_true, probs, class_names, per_kind: int = 2):
@@ -250,15 +168,7 @@ def _write_predictions(run, images, test, y, probs, class_names, unsure) -> None
 
 def _data_warnings(run: Run, loaded, y, class_names, assignment) -> list[str]:
     images = loaded.images
-    notes: list[str] = []
-    counts = np.bincount(y, minlength=len(class_names))
-    if counts.max() >= 3 * counts.min():
-        notes.append(f"classes are imbalanced ({counts.max() / counts.min():.0f}:1, "
-                     f"'{class_names[counts.argmax()]}' {counts.max()} vs '{class_names[counts.argmin()]}' {counts.min()}); "
-                     "judge the model by balanced accuracy and per-class recall, not accuracy. Class weights were used.")
-    small = [f"'{class_names[c]}' ({n})" for c, n in enumerate(counts) if n < 30]
-    if small:
-        notes.append(f"small classes: {', '.join(small)}; their per-class figures have wide confidence intervals.")
+    notes = supervised.class_balance_notes(y, class_names)
     if images.groups is None:
         notes.append("no group column: images were split at random. If several images come from one patient, plate "
                      "or photo, give a manifest with a group column (--group-column) so the test set is honest.")

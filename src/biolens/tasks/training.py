@@ -19,15 +19,22 @@ STATE_FILE = "checkpoints/state.json"
 
 def image_batches(pixels: np.ndarray, labels: np.ndarray, indices: np.ndarray, batch_size: int, *,
                   shuffle: bool, augment: bool, seed: int):
-    """tf.data pipeline over pre-decoded pixels (in memory or a memory-mapped cache file).
+    """Image batches; augmentation suits microscopy, where orientation carries no meaning: the 8
+    flips/90-degree rotations, and small brightness, contrast and colour jitter."""
+    return array_batches(pixels, labels, indices, batch_size, shuffle=shuffle, seed=seed,
+                         transform=_augment if augment else None)
+
+
+def array_batches(x: np.ndarray, labels: np.ndarray, indices: np.ndarray, batch_size: int, *,
+                  shuffle: bool, seed: int, transform=None):
+    """tf.data pipeline over a uint8 array held in memory or memory-mapped (pixels, one-hot sequences).
 
     Indices are shuffled and batched first, then each batch is gathered from the array, so a cache
-    larger than memory streams from disk. Augmentation suits microscopy, where orientation carries no
-    meaning: the 8 flips/90-degree rotations, and small brightness, contrast and colour jitter.
+    larger than memory streams from disk. `transform(batch, seed_pair)` augments batches when given.
     """
     import tensorflow as tf
 
-    size, channels = pixels.shape[1], pixels.shape[3]
+    item_shape = tuple(x.shape[1:])
     data = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int64))
     if shuffle:
         data = data.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
@@ -36,19 +43,19 @@ def image_batches(pixels: np.ndarray, labels: np.ndarray, indices: np.ndarray, b
     def gather(batch_index):
         def take(idx):
             order = np.argsort(idx)
-            out = np.empty((len(idx), size, size, channels), np.uint8)
-            out[order] = pixels[idx[order]]  # sorted reads are fast on a memory map
+            out = np.empty((len(idx), *item_shape), np.uint8)
+            out[order] = x[idx[order]]  # sorted reads are fast on a memory map
             return out, labels[idx].astype(np.int32)
 
-        x, y = tf.numpy_function(take, [batch_index], (tf.uint8, tf.int32))
-        x.set_shape((None, size, size, channels))
+        batch, y = tf.numpy_function(take, [batch_index], (tf.uint8, tf.int32))
+        batch.set_shape((None, *item_shape))
         y.set_shape((None,))
-        return tf.cast(x, tf.float32), y
+        return tf.cast(batch, tf.float32), y
 
     data = data.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    if augment:
+    if transform is not None:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        data = tf.data.Dataset.zip(data, seeds).map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
+        data = tf.data.Dataset.zip(data, seeds).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
@@ -70,15 +77,15 @@ def _augment(batch, seed):
     return tf.clip_by_value(x * gain + shift, 0.0, 255.0), y
 
 
-def predict_logits(model: keras.Model, pixels: np.ndarray, indices: np.ndarray | None = None,
+def predict_logits(model: keras.Model, x: np.ndarray, indices: np.ndarray | None = None,
                    batch_size: int = 64) -> np.ndarray:
     """Logits for the given rows, batch by batch (never the whole array as floats at once)."""
-    rows = np.arange(len(pixels)) if indices is None else np.asarray(indices)
+    rows = np.arange(len(x)) if indices is None else np.asarray(indices)
     out = []
     for start in range(0, len(rows), batch_size):
         chunk = np.sort(rows[start:start + batch_size])
         order = np.argsort(np.argsort(rows[start:start + batch_size]))
-        logits = np.asarray(model(np.asarray(pixels[chunk], dtype=np.float32), training=False), dtype=np.float64)
+        logits = np.asarray(model(np.asarray(x[chunk], dtype=np.float32), training=False), dtype=np.float64)
         out.append(logits[order])
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]))
 
@@ -91,11 +98,11 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 class RunMonitor(keras.callbacks.Callback):
     """Per-epoch validation, best-model keeping, early stopping, time budget and resumable state."""
 
-    def __init__(self, run_path: Path, val_pixels: np.ndarray, val_labels: np.ndarray, val_indices: np.ndarray,
+    def __init__(self, run_path: Path, val_x: np.ndarray, val_labels: np.ndarray, val_indices: np.ndarray,
                  *, patience: int, time_budget: float, state: dict):
         super().__init__()
         self.run_path = Path(run_path)
-        self.val = (val_pixels, val_labels, val_indices)
+        self.val = (val_x, val_labels, val_indices)
         self.patience = patience
         self.time_budget = time_budget
         self.state = state
@@ -116,8 +123,8 @@ class RunMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        pixels, labels, indices = self.val
-        logits = predict_logits(self.model, pixels, indices)
+        x, labels, indices = self.val
+        logits = predict_logits(self.model, x, indices)
         truth = labels[indices]
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))

@@ -1,0 +1,204 @@
+"""The motifs a sequence CNN learned: each first-layer filter turned into a position frequency matrix (PFM),
+ranked by how much the trained model loses without it.
+
+Sites (as in Basset, Kelley et al. 2016): in each sequence the filter's strongest window on either strand,
+kept when it reaches half of the filter's strongest activation over all sequences; the PFM counts the bases
+of those windows. Importance: the rise in cross-entropy (nats per sequence) when the filter's output is
+replaced by its mean (the filter 'knocked out'); `favours` is the class whose logit falls most without it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from biolens.readers.sequences import ALPHABET
+
+_PAIRS = {frozenset("AG"): "R", frozenset("CT"): "Y", frozenset("CG"): "S", frozenset("AT"): "W",
+          frozenset("GT"): "K", frozenset("AC"): "M"}
+
+
+@dataclass
+class Motif:
+    name: str
+    counts: np.ndarray        # (width, 4) base counts at the sites, ACGT
+    n_sites: int
+    importance: float
+    favours: str
+    start: int = 0            # informative core: counts[start:stop]
+    stop: int = 0
+    same_as: str = ""         # the more important motif this one repeats (either strand), "" when distinct
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        counts = self.counts[self.start:self.stop] + 0.25  # small pseudocount per base
+        return counts / counts.sum(axis=1, keepdims=True)
+
+    @property
+    def consensus(self) -> str:
+        return consensus(self.probabilities)
+
+
+def information_content(probabilities: np.ndarray) -> np.ndarray:
+    """Bits per position (2 = one base only, 0 = uniform)."""
+    p = np.clip(probabilities, 1e-9, 1.0)
+    return 2.0 + (p * np.log2(p)).sum(axis=1)
+
+
+def consensus(probabilities: np.ndarray) -> str:
+    """IUPAC consensus (Cavener's rules): a base when it has half the weight and twice the next; a two-base
+    code when the top two hold three quarters; N otherwise."""
+    letters = []
+    for column in probabilities:
+        order = np.argsort(-column)
+        first, second = column[order[0]], column[order[1]]
+        if first >= 0.5 and first >= 2 * second:
+            letters.append(ALPHABET[order[0]])
+        elif first + second >= 0.75:
+            letters.append(_PAIRS[frozenset(ALPHABET[order[0]] + ALPHABET[order[1]])])
+        else:
+            letters.append("N")
+    return "".join(letters)
+
+
+def _core(counts: np.ndarray, min_bits: float = 0.3) -> tuple[int, int]:
+    """Trim flanks that carry less than `min_bits` of information."""
+    probabilities = (counts + 0.25) / (counts + 0.25).sum(axis=1, keepdims=True)
+    informative = np.flatnonzero(information_content(probabilities) >= min_bits)
+    if not len(informative):
+        return 0, len(counts)
+    return int(informative[0]), int(informative[-1]) + 1
+
+
+def _strands(batch: np.ndarray, both: bool) -> list[np.ndarray]:
+    return [batch, batch[:, ::-1, ::-1]] if both else [batch]
+
+
+def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_names: list[str], *,
+                   min_sites: int = 10, max_importance_rows: int = 1000, seed: int = 0) -> tuple[list[Motif], dict]:
+    """Motifs of the model's first layer over `rows` of one-hot `x` (never the test set), best first.
+
+    Returns the motifs and notes (how many filters were left out as unused).
+    """
+    import keras
+
+    from biolens.models.sequence import motif_layer
+    from biolens.tasks.training import predict_logits
+
+    layer = motif_layer(model)
+    kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
+    width, _, n_filters = kernel.shape
+    both = any(l.name == "either_strand" for l in model.layers)
+    length = x.shape[1]
+
+    best = np.full((len(rows), n_filters), -np.inf, dtype=np.float32)
+    where = np.zeros((len(rows), n_filters), dtype=np.int64)
+    strand = np.zeros((len(rows), n_filters), dtype=np.int8)
+    total, positions = np.zeros(n_filters), 0
+    for start in range(0, len(rows), 256):
+        chunk = slice(start, start + 256)
+        batch = np.asarray(x[np.sort(rows[chunk])], dtype=np.float32)[np.argsort(np.argsort(rows[chunk]))]
+        for s, view in enumerate(_strands(batch, both)):
+            act = np.maximum(keras.ops.convert_to_numpy(keras.ops.conv(view, kernel, padding="valid")) + bias, 0)
+            total += act.sum(axis=(0, 1))
+            positions += act.shape[0] * act.shape[1]
+            peak, at = act.max(axis=1), act.argmax(axis=1)
+            better = peak > best[chunk]
+            best[chunk] = np.where(better, peak, best[chunk])
+            where[chunk] = np.where(better, at, where[chunk])
+            strand[chunk] = np.where(better, s, strand[chunk])
+    mean_activation = total / max(positions, 1)
+
+    rng = np.random.default_rng(seed)
+    scored = np.sort(rng.choice(rows, min(len(rows), max_importance_rows), replace=False))
+    full = predict_logits(model, x, scored)
+    truth = y[scored]
+
+    def cross_entropy(logits):
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return float(-log_probs[np.arange(len(truth)), truth].mean())
+
+    def centred(logits):
+        return logits - logits.mean(axis=1, keepdims=True)
+
+    base_loss = cross_entropy(full)
+    motifs, unused = [], 0
+    offsets = np.arange(width)
+    for f in range(n_filters):
+        strongest = best[:, f].max()
+        sites = np.flatnonzero((best[:, f] > 0.5 * strongest) & (best[:, f] > 0))
+        if strongest <= 0 or len(sites) < min_sites:
+            unused += 1
+            continue
+        forward = strand[sites, f] == 0
+        index = np.where(forward[:, None], where[sites, f][:, None] + offsets, length - 1 - where[sites, f][:, None] - offsets)
+        windows = np.asarray(x[rows[sites][:, None], index], dtype=np.float64)
+        windows[~forward] = windows[~forward][:, :, ::-1]
+        counts = windows.sum(axis=0)
+
+        ablated_kernel, ablated_bias = kernel.copy(), bias.copy()
+        ablated_kernel[:, :, f], ablated_bias[f] = 0.0, mean_activation[f]
+        layer.set_weights([ablated_kernel, ablated_bias])
+        try:
+            knocked = predict_logits(model, x, scored)
+        finally:
+            layer.set_weights([kernel, bias])
+        drop = (centred(full) - centred(knocked)).mean(axis=0)
+        motif = Motif(f"filter{f + 1:02d}", counts, len(sites), cross_entropy(knocked) - base_loss,
+                      class_names[int(np.argmax(drop))])
+        motif.start, motif.stop = _core(counts)
+        motifs.append(motif)
+    motifs.sort(key=lambda m: -m.importance)
+    mark_repeats(motifs)
+    return motifs, {"filters": int(n_filters), "unused_filters": unused, "importance_sequences": int(len(scored)),
+                    "site_sequences": int(len(rows)), "both_strands": both}
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """How much of two motifs' information agrees, at the best shift and on either strand of `b` (0 to 1).
+
+    Column agreement is the correlation of the two base distributions, weighted by the smaller information
+    content of the pair, and divided by the information of the less informative motif; uninformative
+    flanks therefore cannot make two different motifs look alike.
+    """
+    def centred(m):
+        return m - m.mean(axis=1, keepdims=True)
+
+    bits_a, bits_b = information_content(a), information_content(b)
+    total = min(bits_a.sum(), bits_b.sum())
+    best = 0.0
+    for other, bits in ((b, bits_b), (b[::-1, ::-1], bits_b[::-1])):
+        for shift in range(1 - len(other), len(a)):
+            lo, hi = max(0, shift), min(len(a), shift + len(other))
+            x, y = centred(a[lo:hi]), centred(other[lo - shift:hi - shift])
+            r = (x * y).sum(axis=1) / np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1) + 1e-12)
+            agreement = float((r * np.minimum(bits_a[lo:hi], bits[lo - shift:hi - shift])).sum()) / max(total, 1e-9)
+            best = max(best, agreement)
+    return best
+
+
+def mark_repeats(motifs: list[Motif], threshold: float = 0.6) -> None:
+    """Filters often learn one motif several times (or its reverse complement): point each repeat, in
+    importance order, at the first distinct motif it matches."""
+    leaders: list[Motif] = []
+    for motif in motifs:
+        match = next((m for m in leaders if similarity(m.probabilities, motif.probabilities) >= threshold), None)
+        if match is None:
+            leaders.append(motif)
+        else:
+            motif.same_as = match.name
+
+
+def write_meme(motifs: list[Motif], path) -> None:
+    """MEME minimal motif format, so the motifs can be matched against JASPAR with Tomtom."""
+    from biolens.runs import write_text
+
+    lines = ["MEME version 4", "", f"ALPHABET= {ALPHABET}", "", "strands: + -", "",
+             "Background letter frequencies", "A 0.25 C 0.25 G 0.25 T 0.25", ""]
+    for motif in motifs:
+        p = motif.probabilities
+        lines += [f"MOTIF {motif.name} {motif.consensus}",
+                  f"letter-probability matrix: alength= 4 w= {len(p)} nsites= {motif.n_sites} E= 0"]
+        lines += [" ".join(f"{v:.4f}" for v in row) for row in p] + [""]
+    write_text(path, "\n".join(lines))

@@ -1,0 +1,50 @@
+"""A 1-D CNN for DNA sequence classification whose first layer reads as motifs.
+
+Design (after DeepBind and Koo & Eddy 2019): a wide first convolution (one filter = one position weight
+matrix) followed by a large max-pool, which pushes each filter to learn a whole motif rather than a fragment;
+a second convolution for motif combinations and spacing; global max pooling so any sequence length works.
+With `both_strands` the same trunk reads the sequence and its reverse complement and keeps the stronger
+signal, as a transcription factor binds either strand; the model is then strand-symmetric by construction.
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+MOTIF_LAYER = "motif_conv"
+
+
+@keras.saving.register_keras_serializable(package="biolens")
+class ReverseComplement(layers.Layer):
+    """Reverse complement of one-hot DNA in ACGT order: reverse positions, and A<->T, C<->G is reversing channels."""
+
+    def call(self, x):
+        return keras.ops.flip(keras.ops.flip(x, axis=1), axis=2)
+
+
+def sequence_cnn(n_classes: int, *, filters: int = 64, width: int = 15, both_strands: bool = True,
+                 length: int | None = None) -> keras.Model:
+    """Uncompiled classifier from one-hot (length, 4) to class logits (float32 even under mixed precision)."""
+    pool = 8
+    trunk = keras.Sequential([
+        keras.Input((length, 4)),
+        layers.Conv1D(filters, width, padding="same", activation="relu", name=MOTIF_LAYER),
+        layers.MaxPooling1D(pool, padding="same"),
+        layers.Dropout(0.1),
+        layers.Conv1D(64, 5, padding="same", use_bias=False),
+        layers.BatchNormalization(),
+        layers.Activation("relu"),
+        layers.GlobalMaxPooling1D(),
+    ], name="trunk")
+    inputs = keras.Input((length, 4), name="one_hot")
+    features = trunk(inputs)
+    if both_strands:
+        features = layers.Maximum(name="either_strand")([features, trunk(ReverseComplement()(inputs))])
+    features = layers.Dropout(0.3)(features)
+    logits = layers.Dense(n_classes, dtype="float32", name="logits")(features)
+    return keras.Model(inputs, logits, name="sequence_cnn")
+
+
+def motif_layer(model: keras.Model) -> layers.Conv1D:
+    """The first convolution (the motif detectors) of a model built by `sequence_cnn`."""
+    return model.get_layer("trunk").get_layer(MOTIF_LAYER)

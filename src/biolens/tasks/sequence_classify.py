@@ -1,0 +1,203 @@
+"""Sequence classification: train a 1-D CNN on labelled DNA sequences and read the motifs it learned.
+
+Same rules as images (tasks/supervised.py): stratified split that keeps identical sequences (or a named group)
+together, a resumable fit, calibration and conformal 'unsure' on validation, the test set used once. Then the
+first-layer filters become motifs (explain/motifs.py): logos, motifs.tsv and motifs.meme.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from biolens import console
+from biolens.config import SequenceConfig
+from biolens.errors import InputError
+from biolens.readers.sequences import LabelledSequences, is_fasta, one_hot, read_fasta, read_labelled
+from biolens.runs import Run, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_csv
+from biolens.tasks import splits, supervised, training
+
+TASK = "sequence_classify"
+MAX_ONE_HOT_BYTES = 4 << 30  # one-hot bytes held in memory; beyond this ask for --length
+
+
+def train(data: str | Path | None = None, out: str | Path = "runs/sequences", *, labels: str | Path | None = None,
+          resume: str | Path | None = None, **options) -> Run:
+    """Train a sequence classifier, test it once on held-out sequences and extract its motifs.
+
+    Args:
+        data: FASTA or FASTA.gz (DNA or RNA; IUPAC ambiguity codes are read as N).
+        out: the run folder to create.
+        labels: TSV/CSV with columns `id` (the FASTA record id) and `label`, optionally a group column.
+        resume: an interrupted run folder to continue instead.
+        **options: any field of `SequenceConfig` (epochs, length, filters, both_strands, group_column, seed, ...).
+
+    Example:
+        >>> run = biolens.train("promoters.fasta", out="runs/prom", labels="labels.tsv")   # doctest: +SKIP
+        >>> run.metrics["balanced_accuracy_ci95"]                                          # doctest: +SKIP
+    """
+    if resume is not None:
+        run = load_run(resume)
+        if run.status == "complete":
+            raise InputError(f"{resume} has already finished; nothing to resume. Start a new run with another --out.")
+        config = SequenceConfig.from_dict(run.info["config"])
+        remove_orphans(run)
+    else:
+        if data is None or labels is None:
+            raise InputError("give the sequences (FASTA) and --labels TABLE with the columns id and label.")
+        config = SequenceConfig(data=str(Path(data).resolve()), labels=str(Path(labels).resolve()), **options).validate()
+        ensure_new_run_folder(out)
+        run = None
+
+    with console.step(f"reading {Path(config.data).name} and {Path(config.labels).name}"):
+        found = read_labelled(config.data, config.labels, group_column=config.group_column,
+                              min_per_class=config.min_per_class)
+    fingerprint = data_fingerprint(config)
+    if run is not None and run.info.get("data_fingerprint") != fingerprint:
+        raise InputError(f"{config.data} or {config.labels} changed since {run.path} started (data fingerprint "
+                         "differs); start a new run instead of resuming.")
+    longest = max(map(len, found.sequences))
+    length = int(run.info["length"]) if run is not None else (config.length or longest)
+    if len(found.sequences) * length * 4 > MAX_ONE_HOT_BYTES:
+        raise InputError(f"{config.data}: {len(found.sequences)} sequences of up to {longest:,} bases need more than "
+                         f"{MAX_ONE_HOT_BYTES >> 30} GB as one-hot; give --length N to keep the central N bases.")
+    x = one_hot(found.sequences, length, centred=True, dtype=np.uint8)
+    class_names = sorted(set(found.labels))
+    y = np.array([class_names.index(label) for label in found.labels], dtype=np.int64)
+    groups, duplicate_note = _split_groups(found)
+
+    if run is None:
+        run = create_run(out)
+        assignment = splits.split(found.labels, groups, test_fraction=config.test_fraction,
+                                  val_fraction=config.val_fraction, seed=config.seed)
+        write_csv(run.path / "splits.csv", ["id", "label", "group", "split"],
+                  [[i, found.labels[k], groups[k] if groups else "", assignment[k]] for k, i in enumerate(found.ids)])
+        run.update_info(task=TASK, status="running", config=config.to_dict(), seed=config.seed, length=length,
+                        class_names=class_names, data_fingerprint=fingerprint, n_sequences=len(found.ids),
+                        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    else:
+        assignment = _read_splits(run, found)
+        run.update_info(status="running")
+    console.say(f"run folder: {run.path}")
+    notes = found.notes + ([duplicate_note] if duplicate_note else [])
+    if longest > length:
+        cut = sum(len(s) > length for s in found.sequences)
+        notes.append(f"{cut} sequences are longer than {length} bases; the model reads their central {length} bases.")
+    with run.recording_outcome():
+        return _train_in_run(run, config, found, x, y, class_names, assignment, groups, notes)
+
+
+def _split_groups(found: LabelledSequences) -> tuple[list[str] | None, str]:
+    """The user's groups, or else identical sequences grouped so that no copy sits on both sides of a split."""
+    if found.groups is not None:
+        return found.groups, ""
+    digests = [hashlib.sha1(s.encode()).hexdigest() for s in found.sequences]
+    copies = len(digests) - len(set(digests))
+    if not copies:
+        return None, ""
+    labels_of: dict[str, set] = {}
+    for digest, label in zip(digests, found.labels):
+        labels_of.setdefault(digest, set()).add(label)
+    conflicting = sum(len(v) > 1 for v in labels_of.values())
+    note = (f"{copies} sequences are exact copies of others; copies were kept in one split so the test set holds no "
+            "sequence the model trained on.")
+    if conflicting:
+        note += f" {conflicting} of those sequences carry different labels; check them."
+    return digests, note
+
+
+def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, assignment, groups, notes) -> Run:
+    from biolens.models.sequence import sequence_cnn
+
+    warnings = notes + supervised.class_balance_notes(y, class_names) + splits.missing_classes(found.labels, assignment)
+    for warning in warnings:
+        console.say(f"warning: {warning}")
+    parts = {name: np.flatnonzero(assignment == name) for name in ("train", "val", "test")}
+    batch_size = config.auto_batch_size(len(parts["train"]))
+    run.update_info(warnings=warnings)
+    started = time.perf_counter()
+    state = supervised.fit_in_run(
+        run, x, y, parts,
+        build_model=lambda: (sequence_cnn(len(class_names), filters=config.filters, width=config.filter_width,
+                                          both_strands=config.both_strands), "none (trained from scratch)"),
+        train_data=lambda size: training.array_batches(x, y, parts["train"], size, shuffle=True, seed=config.seed),
+        batch_size=batch_size, epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
+        learning_rate=config.learning_rate, class_weights=config.class_weights,
+        mixed_precision=config.mixed_precision, seed=config.seed)
+    return _finish(run, config, found, x, y, class_names, parts, groups, state, time.perf_counter() - started)
+
+
+def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, seconds) -> Run:
+    from biolens.explain.motifs import learned_motifs, write_meme
+    from biolens.report import figures
+
+    test = parts["test"]
+    model, metrics, probs, unsure = supervised.evaluate_held_out(
+        run, x, y, parts, class_names, state, alpha=config.conformal_alpha,
+        groups=np.asarray(groups)[test] if groups else None, seed=config.seed, unit="sequences")
+    write_csv(run.path / "predictions.csv", ["id", "true", "predicted", "confidence", "unsure",
+                                             *[f"prob_{c}" for c in class_names]],
+              [[found.ids[i], class_names[y[i]], class_names[probs[row].argmax()], f"{probs[row].max():.4f}",
+                bool(unsure[row]), *[f"{p:.4f}" for p in probs[row]]] for row, i in enumerate(test)])
+    with console.step("reading the motifs the network learned"):
+        motifs, notes = learned_motifs(model, x, y, np.concatenate([parts["train"], parts["val"]]), class_names,
+                                       seed=config.seed)
+    write_csv(run.path / "motifs.tsv", ["motif", "consensus", "n_sites", "importance", "favours", "same_as", "bits"],
+              [[m.name, m.consensus, m.n_sites, f"{m.importance:.5f}", m.favours, m.same_as, f"{_bits(m):.2f}"]
+               for m in motifs], delimiter="\t")
+    write_meme(motifs, run.path / "motifs.meme")
+    distinct = [m for m in motifs if not m.same_as]
+    if distinct:
+        figures.motif_logos(distinct, run.path / "figures" / "motifs.png")
+    metrics["motifs"] = {**notes, "reported": len(motifs), "distinct": len(distinct),
+                         "top": [{"motif": m.name, "consensus": m.consensus, "favours": m.favours,
+                                  "importance": round(m.importance, 5), "n_sites": m.n_sites,
+                                  "repeats": sum(r.same_as == m.name for r in motifs)} for m in distinct[:10]]}
+    metrics["length"] = int(x.shape[1])
+    return supervised.complete_run(run, model, metrics, seconds, "sequences")
+
+
+def _bits(motif) -> float:
+    from biolens.explain.motifs import information_content
+
+    return float(information_content(motif.probabilities).sum())
+
+
+def data_fingerprint(config: SequenceConfig) -> str:
+    """sha256 over the FASTA and the label table contents and the group column."""
+    digest = hashlib.sha256()
+    for part in (sha256_file(config.data), sha256_file(config.labels), config.group_column or ""):
+        digest.update(part.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _read_splits(run: Run, found) -> np.ndarray:
+    with open(run.path / "splits.csv", newline="", encoding="utf-8") as handle:
+        stored = {row["id"]: row["split"] for row in csv.DictReader(handle)}
+    try:
+        return np.array([stored[i] for i in found.ids], dtype=object)
+    except KeyError as missing:
+        raise InputError(f"{missing} is not in {run.path / 'splits.csv'}; the data changed, start a new run.") from None
+
+
+def encode_for_prediction(run: Run, inputs: list[Path]) -> tuple[list[str], np.ndarray, list[str]]:
+    """Ids, one-hot array at the run's length (centred, as in training) and notes, from one or more FASTA files."""
+    records: list[tuple[str, str]] = []
+    for path in inputs:
+        if not is_fasta(path):
+            raise InputError(f"{path}: not a FASTA file; {run.path} classifies DNA sequences, so give FASTA "
+                             "(records starting with '>').")
+        records += read_fasta(path, ambiguous_as_n=True)
+    ids = [i for i, _ in records]
+    if len(set(ids)) != len(ids):
+        repeated = next(i for i in ids if ids.count(i) > 1)
+        raise InputError(f"sequence id '{repeated}' appears in more than one input file; ids must be unique.")
+    length = int(run.info["length"])
+    notes = []
+    cut = sum(len(s) > length for _, s in records)
+    if cut:
+        notes.append(f"{cut} sequences are longer than the model's {length} bases; their central {length} bases were read.")
+    return ids, one_hot([s for _, s in records], length, centred=True, dtype=np.uint8), notes

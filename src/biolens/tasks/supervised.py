@@ -1,0 +1,144 @@
+"""What every supervised classifier shares (images, sequences): a resumable fit in a run folder and the one
+look at the held-out test set.
+
+The task modules decide what the data and the model are; this module makes sure that every classifier is
+trained, stopped, calibrated, tested and saved by the same rules, so their reports can be trusted alike.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from biolens import console
+from biolens.runs import Run, atomic_path, sha256_file, write_json
+from biolens.tasks import evaluation, training
+
+
+def class_balance_notes(y: np.ndarray, class_names: list[str]) -> list[str]:
+    """Warnings a reader of the metrics needs: imbalance (accuracy flatters) and small classes (wide CIs)."""
+    notes = []
+    counts = np.bincount(y, minlength=len(class_names))
+    if counts.max() >= 3 * counts.min():
+        notes.append(f"classes are imbalanced ({counts.max() / counts.min():.0f}:1, "
+                     f"'{class_names[counts.argmax()]}' {counts.max()} vs '{class_names[counts.argmin()]}' {counts.min()}); "
+                     "judge the model by balanced accuracy and per-class recall, not accuracy. Class weights were used.")
+    small = [f"'{class_names[c]}' ({n})" for c, n in enumerate(counts) if n < 30]
+    if small:
+        notes.append(f"small classes: {', '.join(small)}; their per-class figures have wide confidence intervals.")
+    return notes
+
+
+def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], *,
+               build_model: Callable[[], tuple[object, str]], train_data: Callable[[int], object],
+               batch_size: int, epochs: int, patience: int, time_budget: float, learning_rate: float,
+               class_weights: bool, mixed_precision: str, seed: int) -> dict:
+    """Train (or continue training) the run's model; returns the training state (history, best epoch, stop reason).
+
+    `build_model()` returns (uncompiled model, note on its weights); `train_data(batch_size)` the training
+    tf.data pipeline. The best epoch by validation balanced accuracy lands in checkpoints/best.keras.
+    """
+    import keras
+
+    from biolens import hardware
+
+    device, strategy = hardware.setup(mixed_precision)
+    keras.utils.set_random_seed(seed)
+    run.update_info(device=device.describe(), versions=hardware.library_versions(), batch_size=batch_size)
+    steps = int(np.ceil(len(parts["train"]) / batch_size))
+    state = training.load_state(run.path)
+    initial_epoch = int(state.get("epoch", 0))
+    weights_note = ""
+    with strategy.scope():
+        if initial_epoch > 0 and (run.path / "checkpoints" / "last.keras").exists():
+            model = keras.saving.load_model(run.path / "checkpoints" / "last.keras", safe_mode=True)
+            console.say(f"resuming after epoch {initial_epoch}")
+        else:
+            initial_epoch, state = 0, {}
+            model, weights_note = build_model()
+            schedule = keras.optimizers.schedules.CosineDecay(
+                learning_rate * 0.1, decay_steps=max(1, steps * epochs - steps),
+                warmup_target=learning_rate, warmup_steps=steps)
+            model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    if weights_note:
+        run.update_info(weights=weights_note)
+
+    n_classes = int(y.max()) + 1
+    counts = np.bincount(y[parts["train"]], minlength=n_classes)
+    weights = ({c: float(len(parts["train"]) / (n_classes * max(n, 1))) for c, n in enumerate(counts)}
+               if class_weights else None)
+    if not state.get("training_done") and initial_epoch < epochs:
+        monitor = training.RunMonitor(run.path, x, y, parts["val"], patience=patience, time_budget=time_budget,
+                                      state=state)
+        callbacks = [monitor, training.RichProgress(epochs, steps, initial_epoch),
+                     keras.callbacks.TensorBoard(run.path / "tensorboard", write_graph=False, profile_batch=0)]
+        model.fit(train_data(batch_size), epochs=epochs, initial_epoch=initial_epoch, class_weight=weights,
+                  callbacks=callbacks, verbose=0)
+        state = monitor.state
+    state.setdefault("stopped_by", "all epochs done")
+    state["training_done"] = True
+    write_json(run.path / training.STATE_FILE, state)
+    return state
+
+
+def evaluate_held_out(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], class_names: list[str],
+                      state: dict, *, alpha: float, groups: np.ndarray | None, seed: int, unit: str = "images"):
+    """Calibrate the best model on validation data, then score it once on the test set.
+
+    Returns (model, metrics, test probabilities, unsure flags) and writes the figures every classifier has:
+    training curves, confusion matrix, reliability diagram, class counts per split.
+    """
+    from biolens.models.io import load_trusted
+    from biolens.report import figures
+
+    model = load_trusted(run.path / "checkpoints" / "best.keras")
+    val_logits = training.predict_logits(model, x, parts["val"])
+    temperature = evaluation.fit_temperature(val_logits, y[parts["val"]])
+    val_probs = evaluation.softmax(val_logits, temperature)
+    threshold = evaluation.conformal_threshold(val_probs, y[parts["val"]], alpha)
+
+    test = parts["test"]  # the only time the test set is touched
+    test_logits = training.predict_logits(model, x, test)
+    probs = evaluation.softmax(test_logits, temperature)
+    metrics = evaluation.classification_metrics(y[test], probs, class_names, groups=groups, seed=seed)
+    ece_raw, table_raw = evaluation.expected_calibration_error(evaluation.softmax(test_logits), y[test])
+    ece, table = evaluation.expected_calibration_error(probs, y[test])
+    sets = evaluation.prediction_sets(probs, threshold)
+    unsure = sets.sum(axis=1) != 1
+    metrics.update(ece=ece, ece_before_calibration=ece_raw, temperature=temperature,
+                   conformal={"alpha": alpha, "threshold": threshold,
+                              "coverage_test": float(sets[np.arange(len(test)), y[test]].mean()),
+                              "unsure_fraction_test": float(unsure.mean()),
+                              "accuracy_when_sure": float(np.mean(probs.argmax(1)[~unsure] == y[test][~unsure])) if (~unsure).any() else None},
+                   n_train=int(len(parts["train"])), n_val=int(len(parts["val"])), n_test=int(len(test)),
+                   class_names=class_names, best_epoch=state.get("best_epoch"), epochs_run=state.get("epoch"),
+                   stopped_by=state.get("stopped_by"), train_seconds=round(float(state.get("elapsed", 0.0)), 1))
+
+    fig = run.path / "figures"
+    figures.training_curves(state.get("history", []), fig / "training_curves.png", state.get("best_epoch"))
+    figures.confusion(metrics["confusion_matrix"], class_names, fig / "confusion_matrix.png")
+    figures.reliability(table_raw, table, fig / "calibration.png")
+    split_counts = {part: {name: int((y[idx] == c).sum()) for c, name in enumerate(class_names)}
+                    for part, idx in parts.items()}
+    figures.class_counts(split_counts, fig / "class_counts.png", unit)
+    return model, metrics, probs, unsure
+
+
+def complete_run(run: Run, model, metrics: dict, seconds: float, unit: str) -> Run:
+    """Save model.keras and metrics.json, mark the run complete, write the report and say the headline."""
+    from biolens.report.html import write_report
+
+    with_model = run.path / "model.keras"
+    with atomic_path(with_model) as tmp:
+        model.save(tmp)
+    write_json(run.path / "metrics.json", metrics)
+    run.update_info(status="complete", model_sha256=sha256_file(with_model), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    timings={"training_seconds": metrics["train_seconds"], "train_and_evaluate_seconds": round(seconds, 1)})
+    write_report(run)
+    low, high = metrics["balanced_accuracy_ci95"]
+    console.say(f"test balanced accuracy {metrics['balanced_accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}) "
+                f"on {metrics['n_test']} held-out {unit}")
+    console.say(f"report: {run.report_path}")
+    return run

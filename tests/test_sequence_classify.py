@@ -1,0 +1,199 @@
+"""Sequence classification end to end: generated sequences with planted transcription-factor motifs, the real CLI,
+real TensorFlow. What a user relies on: an honest held-out score, the planted motifs among the learned ones, and
+predictions for new FASTA files."""
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biolens.explain.motifs import consensus, similarity
+from biolens.readers.sequences import one_hot
+from biolens.simulate import PLANTED_MOTIFS, reverse_complement, simulate_labelled_sequences
+from conftest import ENV, ROOT, biolens
+
+IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT", "M": "AC",
+         "N": "ACGT"}
+
+
+def contains_motif(found: str, planted: str, mismatches: int = 1) -> bool:
+    """True when the planted motif (either strand) fits inside the IUPAC consensus with at most `mismatches`."""
+    for target in (planted, reverse_complement(planted)):
+        for start in range(-2, len(found) - len(target) + 3):  # the consensus may clip a flank base
+            misses = sum(1 for k, base in enumerate(target)
+                         if not (0 <= start + k < len(found)) or base not in IUPAC[found[start + k]])
+            if misses <= mismatches:
+                return True
+    return False
+
+
+def read_tsv(path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@pytest.fixture(scope="module")
+def sequence_data(tmp_path_factory):
+    """Three classes (NF-kB motif, E-box, background), plus 10 exact copies and 3 unlabelled records."""
+    folder = tmp_path_factory.mktemp("sequences")
+    paths = simulate_labelled_sequences(folder, n_per_class=150, seed=3)
+    fasta = paths["sequences"].read_text().splitlines()
+    records = dict(zip(fasta[0::2], fasta[1::2]))
+    labels = pd.read_csv(paths["labels"], sep="\t")
+    copies = labels.head(10)
+    extra = "".join(f">copy_{i}\n{records['>' + row.id]}\n" for i, row in enumerate(copies.itertuples()))
+    extra += "".join(f">unlabelled_{i}\n{'ACGT' * 40}\n" for i in range(3))
+    paths["sequences"].write_text(paths["sequences"].read_text() + extra)
+    pd.concat([labels, pd.DataFrame({"id": [f"copy_{i}" for i in range(10)], "label": copies.label})]).to_csv(
+        paths["labels"], sep="\t", index=False)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def sequence_run(sequence_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "seqclass"
+    biolens("train", sequence_data["sequences"], "--labels", sequence_data["labels"], "--out", out, "--seed", "0")
+    return out
+
+
+def test_held_out_score_is_honest_and_high(sequence_run):
+    metrics = json.loads((sequence_run / "metrics.json").read_text())
+    info = json.loads((sequence_run / "run.json").read_text())
+    assert info["status"] == "complete" and info["task"] == "sequence_classify"
+    assert metrics["balanced_accuracy"] >= 0.85, metrics["balanced_accuracy"]
+    low, high = metrics["balanced_accuracy_ci95"]
+    assert low < metrics["balanced_accuracy"] < high
+    splits = pd.read_csv(sequence_run / "splits.csv")
+    assert metrics["n_test"] == (splits.split == "test").sum()
+    predictions = pd.read_csv(sequence_run / "predictions.csv")
+    assert set(predictions.id) == set(splits.id[splits.split == "test"])
+    # exact copies never straddle the split, and the run says so; unlabelled records are named, not dropped silently
+    sequences = {}
+    lines = iter(open(info["config"]["data"]).read().splitlines())
+    for header, sequence in zip(lines, lines):
+        sequences[header[1:]] = sequence
+    splits["sequence"] = splits.id.map(sequences)
+    assert (splits.groupby("sequence").split.nunique() == 1).all()
+    assert any("exact copies" in w for w in info["warnings"])
+    assert any("3 FASTA records have no label" in w for w in info["warnings"])
+
+
+def test_planted_motifs_are_recovered_as_distinct_motifs(sequence_run):
+    motifs = read_tsv(sequence_run / "motifs.tsv")
+    assert list(motifs[0])[:4] == ["motif", "consensus", "n_sites", "importance"]
+    importance = [float(m["importance"]) for m in motifs]
+    assert importance == sorted(importance, reverse=True)
+    distinct = [m for m in motifs if not m["same_as"]][:6]
+    for label, planted in PLANTED_MOTIFS.items():
+        hits = [m for m in distinct if contains_motif(m["consensus"], planted)]
+        assert hits, f"{planted} not among {[m['consensus'] for m in distinct]}"
+        assert hits[0]["favours"] == label
+    assert (sequence_run / "figures" / "motifs.png").stat().st_size > 10_000
+    report = (sequence_run / "report.html").read_text()
+    assert "Motifs the network learned" in report and distinct[0]["consensus"] in report
+    from Bio import motifs as biopython_motifs
+
+    with open(sequence_run / "motifs.meme") as handle:  # a file Tomtom/MEME tools read
+        parsed = biopython_motifs.parse(handle, "minimal")
+    assert len(parsed) == len(motifs)
+
+
+def test_predict_new_fasta(sequence_run, tmp_path):
+    fresh = simulate_labelled_sequences(tmp_path / "new", n_per_class=30, seed=11, length=260)
+    text = fresh["sequences"].read_text().replace("A", "R", 1)  # an IUPAC code is read as N
+    fresh["sequences"].write_text(text)
+    out = tmp_path / "preds.csv"
+    biolens("predict", sequence_run, fresh["sequences"], "--out", out)
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["id", "predicted", "confidence", "unsure", "prob_background", "prob_ebox", "prob_nfkb"]
+    truth = pd.read_csv(fresh["labels"], sep="\t").set_index("id").label
+    assert (table.predicted == table.id.map(truth)).mean() >= 0.8
+    assert np.allclose(table.filter(like="prob_").sum(axis=1), 1, atol=1e-3)
+    sure = table[~table.unsure]
+    assert (sure.predicted == sure.id.map(truth)).mean() >= (table.predicted == table.id.map(truth)).mean()
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
+    return errors[0]
+
+
+def test_bad_inputs_give_one_line(sequence_data, sequence_run, tmp_path):
+    fasta, labels = sequence_data["sequences"], sequence_data["labels"]
+    out = tmp_path / "never"
+    assert "--labels" in one_line_error(biolens("train", fasta, "--out", out, check=False))
+    no_label = tmp_path / "no_label.tsv"
+    no_label.write_text("id\tclass\nx\ty\n")
+    assert "no 'label' column" in one_line_error(biolens("train", fasta, "--labels", no_label, "--out", out, check=False))
+    missing = tmp_path / "missing.tsv"
+    missing.write_text(labels.read_text() + "ghost_1\tnfkb\nghost_2\tebox\n")
+    message = one_line_error(biolens("train", fasta, "--labels", missing, "--out", out, check=False))
+    assert "2 of" in message and "ghost_1" in message
+    twice = tmp_path / "twice.tsv"
+    twice.write_text(labels.read_text() + labels.read_text().splitlines()[1] + "\n")
+    assert "more than once" in one_line_error(biolens("train", fasta, "--labels", twice, "--out", out, check=False))
+    protein = tmp_path / "protein.fasta"
+    protein.write_text(">p1\nMKTAYIAKQR\n")
+    message = one_line_error(biolens("train", protein, "--labels", labels, "--out", out, check=False))
+    assert "record 1 ('p1')" in message and "'E'" not in message and "protein" in message
+    rare = tmp_path / "rare.tsv"
+    table = pd.read_csv(labels, sep="\t")
+    table.loc[table.index[:3], "label"] = "rare"
+    table.to_csv(rare, sep="\t", index=False)
+    assert "class 'rare' has 3" in one_line_error(biolens("train", fasta, "--labels", rare, "--out", out, check=False))
+    assert "--image-size applies to images" in one_line_error(
+        biolens("train", fasta, "--labels", labels, "--image-size", "64", "--out", out, check=False))
+    image = ROOT / "examples" / "blood_cells_slice"
+    assert "not a FASTA file" in one_line_error(biolens("predict", sequence_run, image, "--out", tmp_path / "p.csv", check=False))
+    assert not out.exists()
+
+
+def test_kill_then_resume_finishes(sequence_data, tmp_path):
+    out = tmp_path / "resumed"
+    command = [sys.executable, "-m", "biolens", "train", str(sequence_data["sequences"]), "--labels",
+               str(sequence_data["labels"]), "--out", str(out), "--epochs", "12", "--patience", "12"]
+    process = subprocess.Popen(command, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text()).get("epoch", 0) >= 3):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    stopped_at = json.loads(state.read_text())["epoch"]
+    assert stopped_at < 12
+    result = biolens("train", "--resume", out)
+    assert f"resuming after epoch {stopped_at}" in result.stderr
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.epoch) == list(range(1, len(history) + 1))
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
+def test_one_hot_centres_and_pads():
+    encoded = one_hot(["ACGTA", "AC", "NNACGTACGTNN"], 6, centred=True, dtype=np.uint8)
+    assert encoded.shape == (3, 6, 4)
+    assert "".join("ACGT"[k] if row.any() else "." for row, k in zip(encoded[1], encoded[1].argmax(1))) == "..AC.."
+    assert "".join("ACGT"[k] if row.any() else "." for row, k in zip(encoded[2], encoded[2].argmax(1))) == "CGTACG"
+    assert encoded[0, :5].sum() == 5 and encoded[0, 5].sum() == 0
+
+
+def test_motif_consensus_and_similarity_rules():
+    def matrix(text: str) -> np.ndarray:
+        rows = np.full((len(text), 4), 0.02)
+        for i, base in enumerate(text):
+            rows[i, "ACGT".index(base)] = 0.94
+        return rows
+
+    assert consensus(matrix("GGGAATTTCC")) == "GGGAATTTCC"
+    assert consensus(np.array([[0.45, 0.05, 0.45, 0.05], [0.25] * 4])) == "RN"
+    assert similarity(matrix("GGGAATTTCC"), matrix(reverse_complement("GGGAATTTCC"))) > 0.95
+    assert similarity(matrix("GGGAATTTCC"), matrix("GCCACGTGGC")) < 0.4
