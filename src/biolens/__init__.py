@@ -8,6 +8,7 @@ The Python API is the same engine the CLI and the web app call:
     run = biolens.train("seqs.fasta", out="runs/seq", labels="labels.tsv")   # labelled DNA sequences -> Run
     run = biolens.load_run("runs/cells"); run.metrics
     run = biolens.associate("traits.tsv", "status", out="runs/assoc", genotypes="cohort.vcf.gz")
+    run = biolens.cluster("cells.h5ad", out="runs/clu", compare_with="cell_type")
 """
 import os as _os
 import warnings as _warnings
@@ -19,7 +20,7 @@ from biolens.errors import InputError  # noqa: E402
 from biolens.runs import Run, load_run  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "Run", "load_run", "train", "predict", "report", "associate"]
+__all__ = ["InputError", "Run", "load_run", "train", "predict", "report", "associate", "cluster"]
 
 
 def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
@@ -61,6 +62,13 @@ def associate(phenotypes, trait, out="runs/associate", **options) -> Run:
     from biolens.tasks.associate import associate as _associate
 
     return _associate(phenotypes, trait, out, **options)
+
+
+def cluster(data=None, out="runs/cluster", **options) -> Run:
+    """Embed, cluster and explain unlabelled tables or images; see `biolens.tasks.cluster.cluster`."""
+    from biolens.tasks.cluster import cluster as _cluster
+
+    return _cluster(data, out, **options)
 
 
 def report(run) -> "Path":  # noqa: F821

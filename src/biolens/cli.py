@@ -135,6 +135,42 @@ def associate(
 
 
 @app.command()
+def cluster(
+    data: Optional[Path] = typer.Argument(None, help="A table (CSV/TSV/Parquet), an AnnData .h5ad, a 10x matrix (.h5 or folder with matrix.mtx), or a folder of images."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/cluster_<data name>)."),
+    compare_with: Optional[str] = typer.Option(None, "--compare-with", help="A known label to score the clusters against (a table/obs column, or 'folder' for image sub-folders); never used as input."),
+    method: str = typer.Option("leiden", "--method", help="leiden (kNN graph), kmeans or hdbscan."),
+    resolution: float = typer.Option(0, "--resolution", help="Leiden resolution (0 = chosen by stability)."),
+    k: int = typer.Option(0, "--k", help="k-means clusters (0 = chosen by stability)."),
+    embedding: str = typer.Option("deep", "--embedding", help="Cluster the autoencoder embedding (deep) or the PCA reference (pca)."),
+    transpose: Optional[bool] = typer.Option(None, "--transpose/--no-transpose", help="Tables: rows are features (genes) / rows are samples (default: detected)."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="h5ad: the layer to use, or 'raw' for .raw.X (default .X)."),
+    data_type: str = typer.Option("auto", "--data-type", help="auto, counts (raw counts: normalise, log, negative binomial) or continuous (scale, Gaussian)."),
+    latent: int = typer.Option(0, "--latent", help="Embedding dimensions (0 = 16 for tables, 32 for images)."),
+    epochs: int = typer.Option(0, "--epochs", help="Autoencoder epochs (0 = chosen from the data size; early stopping)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted cluster run folder."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+):
+    """Find groups in unlabelled data: embed, cluster, draw, and say what sets each group apart.
+
+    Examples: biolens cluster data.h5ad --out runs/clu --seed 0
+              biolens cluster data.h5ad --compare-with cell_type
+              biolens cluster IMAGES/ --out runs/clu_img
+    """
+    from biolens.tasks.cluster import cluster as run_cluster
+
+    if resume is not None:
+        run = run_cluster(resume=resume)
+    else:
+        if data is None:
+            raise InputError("give the data to cluster (a table, h5ad, 10x matrix or image folder), or --resume RUN.")
+        run = run_cluster(data, out or Path("runs") / f"cluster_{data.name.split('.')[0]}", compare_with=compare_with,
+                          method=method, resolution=resolution, k=k, embedding=embedding, transpose=transpose,
+                          layer=layer, data_type=data_type, latent=latent, epochs=epochs, seed=seed)
+    typer.echo(f"clusters: {run.file('clusters.csv')}")
+
+
+@app.command()
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text.")):
     """Show this machine as biolens sees it, with a measured speed figure.
 

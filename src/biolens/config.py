@@ -93,3 +93,35 @@ class SequenceConfig(SupervisedConfig):
         if self.batch_size:
             return self.batch_size
         return 16 if n_train < 1000 else 32 if n_train < 5000 else 64
+
+
+@dataclass
+class ClusterConfig:
+    data: str = ""
+    compare_with: str | None = None    # a known label (table column, h5ad obs column, or 'folder' for images): scored, never used
+    method: str = "leiden"             # leiden, kmeans or hdbscan
+    resolution: float = 0.0            # Leiden resolution, 0 = chosen by stability
+    k: int = 0                         # k-means k, 0 = chosen by stability
+    embedding: str = "deep"            # which embedding clusters.csv comes from: deep (autoencoder) or pca
+    latent: int = 0                    # embedding dimensions, 0 = 16 for tables, 32 for images
+    epochs: int = 0                    # autoencoder epochs, 0 = chosen from the data size (early stopping on held-out samples)
+    transpose: bool | None = None      # tables: True = rows are features; None = detected
+    layer: str | None = None           # h5ad: a layer name or 'raw' (default .X)
+    data_type: str = "auto"            # auto, counts or continuous
+    image_size: int = 0                # images: 0 = chosen from the data
+    n_neighbors: int = 15
+    seed: int = 0
+
+    def validate(self) -> "ClusterConfig":
+        if self.method not in {"leiden", "kmeans", "hdbscan"}:
+            raise InputError(f"Invalid value for --method. Received: {self.method}. Expected leiden, kmeans or hdbscan.")
+        if self.embedding not in {"deep", "pca"}:
+            raise InputError(f"Invalid value for --embedding. Received: {self.embedding}. Expected deep or pca.")
+        if self.data_type not in {"auto", "counts", "continuous"}:
+            raise InputError(f"Invalid value for --data-type. Received: {self.data_type}. Expected auto, counts or continuous.")
+        if self.resolution < 0 or self.k < 0 or self.k == 1:
+            raise InputError("Invalid --resolution/--k: give a positive resolution, or k >= 2 (0 = chosen by stability).")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -139,6 +139,22 @@ class Run:
         return f"Run('{self.path}')"
 
 
+def cached_stage(run: Run, name: str, compute) -> dict:
+    """A stage of a long task: loaded from checkpoints/<name>.npz when a previous attempt finished it, else
+    computed (a dict of numpy arrays) and saved atomically, so that --resume skips finished stages."""
+    import numpy as np
+
+    path = run.path / "checkpoints" / f"{name}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as saved:
+            return {key: saved[key] for key in saved.files}
+    result = compute()
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **result)
+    return result
+
+
 def ensure_new_run_folder(out: Path | str) -> None:
     """Refuse a folder that holds a run or other files, so nothing already there is ever overwritten."""
     out = Path(out)

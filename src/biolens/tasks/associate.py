@@ -17,7 +17,8 @@ import numpy as np
 
 from biolens import console
 from biolens.errors import InputError
-from biolens.runs import Run, atomic_path, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_csv, write_json
+from biolens.runs import (Run, cached_stage, create_run, ensure_new_run_folder, load_run, remove_orphans,
+                          sha256_file, write_csv, write_json)
 
 TASK = "associate"
 
@@ -144,19 +145,6 @@ def _load(inputs: dict, config: AssociateConfig) -> _Data:
 
 
 # -- stages ------------------------------------------------------------------------------------------------------
-def _stage(run: Run, name: str, compute) -> dict:
-    """Load a finished stage from checkpoints/, or compute and save it atomically."""
-    path = run.path / "checkpoints" / f"{name}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as saved:
-            return {key: saved[key] for key in saved.files}
-    result = compute()
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **result)
-    return result
-
-
 def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> Run:
     from biolens.hardware import import_tensorflow
 
@@ -166,10 +154,10 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> Run:
                     data_notes=data.notes, covariate_columns=data.covariate_columns)
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    classical = _stage(run, "classical", lambda: _classical(data))
-    crossval = _stage(run, "crossval", lambda: _crossval(data, config, classical))
+    classical = cached_stage(run, "classical", lambda: _classical(data))
+    crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
-    discovery = _stage(run, "discovery", lambda: _discovery(data, config, classical, int(crossval["epochs"]), r2_additive))
+    discovery = cached_stage(run, "discovery", lambda: _discovery(data, config, classical, int(crossval["epochs"]), r2_additive))
     seconds = time.time() - started + float(run.info.get("seconds_before_resume", 0))
     _write_outputs(run, config, data, classical, crossval, discovery, seconds)
     from biolens.report.html import write_report

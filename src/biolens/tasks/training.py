@@ -174,8 +174,10 @@ def load_state(run_path: Path) -> dict:
 class RichProgress(keras.callbacks.Callback):
     """Rich progress bars (epochs and batches, with ETA) on a terminal; one line per epoch otherwise."""
 
-    def __init__(self, epochs: int, steps: int, initial_epoch: int = 0):
+    def __init__(self, epochs: int, steps: int, initial_epoch: int = 0, *, metric: str = "val_balanced_accuracy",
+                 label: str = "val balanced acc"):
         super().__init__()
+        self.metric, self.label = metric, label
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -199,7 +201,7 @@ class RichProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        info = f"val balanced acc {logs.get('val_balanced_accuracy', float('nan')):.3f}"
+        info = f"{self.label} {logs.get(self.metric, float('nan')):.3f}"
         self.progress.update(self.epoch_task, completed=epoch + 1, info=info)
         if not self.console.is_terminal:
             self.console.print(f"epoch {epoch + 1}/{self.epochs}  loss {logs.get('loss', float('nan')):.4f}  "

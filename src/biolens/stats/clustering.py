@@ -1,0 +1,126 @@
+"""Clustering an embedding: Leiden on a kNN graph (scanpy + igraph), k-means or HDBSCAN (scikit-learn), with the
+resolution or k chosen by stability.
+
+Stability: the embedding is subsampled (80% of samples, three times), each subsample is clustered again from its
+own kNN graph, and the partition is compared (adjusted Rand index) with the full-data partition on the shared
+samples. Stability usually falls as clusters get finer; we keep the finest setting whose mean stability is
+within 0.05 of the best one, so the choice is as detailed as the data support and no more.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+RESOLUTIONS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
+K_VALUES = tuple(range(2, 16))
+TOLERANCE = 0.05
+
+
+def _graph(embedding: np.ndarray, n_neighbors: int, seed: int):
+    import anndata
+    import scanpy as sc
+
+    data = anndata.AnnData(np.zeros((len(embedding), 0), dtype=np.float32))
+    data.obsm["X_embedding"] = embedding
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.pp.neighbors(data, n_neighbors=min(n_neighbors, len(embedding) - 1), use_rep="X_embedding", random_state=seed)
+    return data
+
+
+def _leiden(graph, resolution: float, seed: int) -> np.ndarray:
+    import scanpy as sc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.tl.leiden(graph, resolution=resolution, flavor="igraph", n_iterations=2, random_state=seed, key_added="cluster")
+    return _by_size(graph.obs["cluster"].astype(int).to_numpy())
+
+
+def _by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0, 1, ... from the largest down (noise, -1, stays -1)."""
+    found = [c for c in np.unique(labels) if c >= 0]
+    order = sorted(found, key=lambda c: -(labels == c).sum())
+    mapping = {c: i for i, c in enumerate(order)}
+    return np.array([mapping.get(c, -1) for c in labels])
+
+
+def _kmeans(embedding: np.ndarray, k: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return _by_size(KMeans(k, n_init=4, random_state=seed).fit_predict(embedding))
+
+
+def _stability(embedding, settings, cluster_full, cluster_sub, seed, n_subsamples=3, fraction=0.8) -> list[float]:
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(seed)
+    n = len(embedding)
+    scores = np.zeros((n_subsamples, len(settings)))
+    for s in range(n_subsamples):
+        rows = np.sort(rng.choice(n, int(fraction * n), replace=False))
+        sub = cluster_sub(embedding[rows], seed + s + 1)
+        for j, setting in enumerate(settings):
+            scores[s, j] = adjusted_rand_score(cluster_full[setting][rows], sub(setting))
+    return scores.mean(axis=0).round(4).tolist()
+
+
+def _choose(settings, stability) -> int:
+    best = max(stability)
+    return max(i for i, score in enumerate(stability) if score >= best - TOLERANCE)
+
+
+def cluster(embedding: np.ndarray, *, method: str = "leiden", resolution: float | None = None, k: int | None = None,
+            n_neighbors: int = 15, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Cluster labels (0 = largest cluster; -1 = HDBSCAN noise) and what was chosen and why."""
+    if method == "hdbscan":
+        from sklearn.cluster import HDBSCAN
+
+        min_size = max(5, len(embedding) // 100)
+        labels = _by_size(HDBSCAN(min_cluster_size=min_size).fit_predict(embedding))
+        return labels, {"method": "hdbscan", "min_cluster_size": min_size, "noise_fraction": float((labels < 0).mean())}
+    if method == "kmeans":
+        settings = [k] if k else [v for v in K_VALUES if v < len(embedding)]
+        full = {v: _kmeans(embedding, v, seed) for v in settings}
+        chooser = lambda sub, s: (lambda v: _kmeans(sub, v, s))  # noqa: E731
+        key = "k"
+    elif method == "leiden":
+        graph = _graph(embedding, n_neighbors, seed)
+        settings = [resolution] if resolution else list(RESOLUTIONS)
+        full = {r: _leiden(graph, r, seed) for r in settings}
+
+        def chooser(sub, s):
+            sub_graph = _graph(sub, n_neighbors, s)
+            return lambda r: _leiden(sub_graph, r, s)
+        key = "resolution"
+    else:
+        raise ValueError(f"unknown clustering method {method}")
+    if len(settings) == 1:
+        return full[settings[0]], {"method": method, key: settings[0], "chosen_by": "given"}
+    stability = _stability(embedding, settings, full, chooser, seed)
+    chosen = settings[_choose(settings, stability)]
+    return full[chosen], {"method": method, key: chosen, "chosen_by": "stability", "candidates": settings,
+                          "stability": stability, "n_clusters_per_candidate": [int(full[s].max() + 1) for s in settings]}
+
+
+def umap_coordinates(embedding: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
+    """2-D UMAP of the embedding through scanpy (same kNN graph construction as the clustering)."""
+    import scanpy as sc
+
+    graph = _graph(embedding, n_neighbors, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.tl.umap(graph, random_state=seed)
+    return graph.obsm["X_umap"].astype(np.float32)
+
+
+def silhouette(embedding: np.ndarray, labels: np.ndarray, seed: int = 0, sample: int = 10_000) -> float | None:
+    """Silhouette on (up to 10,000 sampled) points, HDBSCAN noise excluded; None with fewer than two clusters."""
+    from sklearn.metrics import silhouette_score
+
+    keep = labels >= 0
+    if len(np.unique(labels[keep])) < 2:
+        return None
+    return float(silhouette_score(embedding[keep], labels[keep], sample_size=min(sample, int(keep.sum())),
+                                  random_state=seed))

@@ -1,0 +1,292 @@
+"""Unsupervised learning: embed, cluster, explain — assay tables (CSV/TSV/Parquet/h5ad/10x) and image folders.
+
+Stages (checkpointed under checkpoints/, so --resume skips what finished): read + preprocess (stats/preprocess.py)
+-> embedding: autoencoder and the classical reference side by side (PCA for tables, PCA of raw pixels for images)
+-> clustering of both with the setting chosen by stability (stats/clustering.py) -> what sets clusters apart
+(markers for tables, exemplar and average images for images) -> outputs, figures, report.
+A known label (`--compare-with`) is only ever used to score (ARI/NMI), never as input.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biolens import console
+from biolens.config import ClusterConfig
+from biolens.errors import InputError
+from biolens.runs import (Run, atomic_path, cached_stage, create_run, ensure_new_run_folder, load_run, remove_orphans,
+                          sha256_file, write_csv, write_json)
+
+TASK = "cluster"
+
+
+def cluster(data: str | Path | None = None, out: str | Path = "runs/cluster", *, resume: str | Path | None = None,
+            **options) -> Run:
+    """Embed, cluster and explain unlabelled data.
+
+    Args:
+        data: a table (CSV/TSV/Parquet), an AnnData .h5ad, a 10x matrix (.h5 or folder with matrix.mtx), or a
+            folder of images.
+        out: the run folder to create.
+        resume: an interrupted run folder to continue instead.
+        **options: any field of `ClusterConfig` (compare_with, method, resolution, k, embedding, seed, ...).
+
+    Example:
+        >>> run = biolens.cluster("pbmc.h5ad", out="runs/clu", compare_with="cell_type")   # doctest: +SKIP
+        >>> run.metrics["compare"]["deep"]["ari"]                                           # doctest: +SKIP
+    """
+    if resume is not None:
+        run = load_run(resume)
+        if run.info.get("task") != TASK:
+            raise InputError(f"{resume} is a '{run.info.get('task')}' run, not a cluster run.")
+        config = ClusterConfig(**run.info["config"])
+        remove_orphans(run)
+    else:
+        if data is None:
+            raise InputError("give the data to cluster: a table, an h5ad file, a 10x matrix or a folder of images.")
+        config = ClusterConfig(data=str(Path(data).resolve()), **options).validate()
+        ensure_new_run_folder(out)
+        run = None
+    source = Path(config.data)
+    images = _is_image_folder(source)
+    loaded = _load_images(source, config) if images else _load_table(source, config)
+    fingerprint = _fingerprint(source)
+    if run is None:
+        run = create_run(out)
+        run.update_info(task=TASK, status="running", config=asdict(config), seed=config.seed, data_fingerprint=fingerprint,
+                        input_kind="images" if images else loaded["kind"], created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    elif run.info.get("data_fingerprint") != fingerprint:
+        raise InputError(f"{source} changed since {run.path} started; start a new run instead of resuming.")
+    else:
+        run.update_info(status="running")
+    console.say(f"run folder: {run.path}")
+    with run.recording_outcome():
+        return _run_stages(run, config, loaded, images)
+
+
+def _is_image_folder(path: Path) -> bool:
+    from biolens.readers.assays import is_assay
+
+    return path.is_dir() and not is_assay(path)
+
+
+def _load_table(source: Path, config: ClusterConfig) -> dict:
+    from biolens.readers.assays import read_assay
+    from biolens.stats.preprocess import prepare
+
+    with console.step(f"reading {source.name}"):
+        assay = read_assay(source, transpose=config.transpose, layer=config.layer, kind=config.data_type,
+                           keep=[config.compare_with] if config.compare_with else [])
+    truth = None
+    if config.compare_with:
+        if config.compare_with not in assay.data.obs.columns:
+            columns = ", ".join(assay.data.obs.columns) or "none"
+            raise InputError(f"{source}: no column '{config.compare_with}' to compare with (label columns: {columns}).")
+        truth = assay.data.obs[config.compare_with].astype(str).to_numpy()
+    with console.step(f"preprocessing {assay.data.n_obs} samples x {assay.data.n_vars} features ({assay.kind})"):
+        prepared = prepare(assay.data, assay.kind)
+    keep = prepared.keep_samples
+    return {"assay": assay, "prepared": prepared, "ids": list(assay.data.obs_names[keep]), "kind": assay.kind,
+            "truth": truth[keep] if truth is not None else None,
+            "notes": assay.notes + prepared.notes, "steps": [assay.orientation, *prepared.steps]}
+
+
+def _load_images(source: Path, config: ClusterConfig) -> dict:
+    from biolens.readers import images as image_reader
+
+    found = image_reader.find_unlabelled([source])
+    size = config.image_size or image_reader.auto_image_size(found)
+    with console.progress_bar(f"reading {len(found)} images at {size}x{size}", len(found)) as advance:
+        loaded = image_reader.load(found, size, allow_duplicates=True, progress=advance)
+    files = loaded.images.files
+    truth = None
+    if config.compare_with:
+        if config.compare_with != "folder":
+            raise InputError("for images, --compare-with folder scores the clusters against the sub-folder names; "
+                             f"'{config.compare_with}' is not available.")
+        truth = np.array([f.parent.name for f in files])
+        if len(set(truth)) < 2:
+            raise InputError(f"{source}: --compare-with folder needs images in at least two sub-folders.")
+    notes = [f"{count} images: {note}." for note, count in loaded.notes.items()]
+    return {"pixels": loaded.pixels, "ids": [str(f) for f in files], "truth": truth, "kind": "images", "notes": notes,
+            "steps": [f"images resized to {size}x{size} px, pixels scaled to 0-1"], "image_size": size}
+
+
+def _fingerprint(source: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(source) if source.is_dir() else path.name}\t{stat.st_size}\t{int(stat.st_mtime)}\n".encode())
+    if source.is_file() and source.stat().st_size < (1 << 30):
+        digest.update(sha256_file(source).encode())
+    return digest.hexdigest()
+
+
+def _run_stages(run: Run, config: ClusterConfig, loaded: dict, images: bool) -> Run:
+    from biolens import hardware
+    from biolens.stats.clustering import cluster as cluster_embedding
+    from biolens.stats.clustering import silhouette, umap_coordinates
+
+    started = time.time()
+    hardware.setup("auto")
+    run.update_info(preprocessing=loaded["steps"], warnings=loaded["notes"], n_samples=len(loaded["ids"]),
+                    versions=hardware.library_versions())
+    for note in loaded["notes"]:
+        console.say(f"note: {note}")
+    embeddings = cached_stage(run, "embedding", lambda: _embed(loaded, config, images))
+    deep, reference = embeddings["deep"], embeddings["reference"]
+    embedding_info = json.loads(str(embeddings["info"]))
+
+    def clusters() -> dict:
+        with console.step(f"clustering ({config.method}) and UMAP"):
+            labels, choice = cluster_embedding(deep, method=config.method, resolution=config.resolution or None,
+                                               k=config.k or None, n_neighbors=config.n_neighbors, seed=config.seed)
+            n_found = int(labels.max() + 1)
+            if images:  # the peer the issue names: k-means on raw pixels, same number of clusters
+                ref_labels, ref_choice = cluster_embedding(reference, method="kmeans", k=max(2, n_found), seed=config.seed)
+            else:
+                ref_labels, ref_choice = cluster_embedding(reference, method=config.method,
+                                                           resolution=config.resolution or None, k=config.k or None,
+                                                           n_neighbors=config.n_neighbors, seed=config.seed)
+            return {"deep": labels, "reference": ref_labels, "umap": umap_coordinates(deep, config.n_neighbors, config.seed),
+                    "umap_reference": umap_coordinates(reference, config.n_neighbors, config.seed),
+                    "choice": np.array(json.dumps({"deep": choice, "reference": ref_choice}))}
+
+    result = cached_stage(run, "clusters", clusters)
+    choice = json.loads(str(result["choice"]))
+    main = "deep" if config.embedding == "deep" else "reference"
+    labels = result[main]
+    metrics = {"n_samples": len(labels), "input": loaded["kind"], "embedding_used": config.embedding,
+               "embedding": embedding_info, "choice": choice[main], "n_clusters": int(labels.max() + 1),
+               "cluster_sizes": {str(c): int((labels == c).sum()) for c in range(int(labels.max()) + 1)},
+               "silhouette": silhouette(deep if main == "deep" else reference, labels, config.seed),
+               "reference": {"name": "k-means on PCA of raw pixels" if images else "PCA (50 components) + same clustering",
+                             "n_clusters": int(result["reference"].max() + 1), "choice": choice["reference"],
+                             "silhouette": silhouette(reference, result["reference"], config.seed)},
+               "deep": {"n_clusters": int(result["deep"].max() + 1), "choice": choice["deep"],
+                        "silhouette": silhouette(deep, result["deep"], config.seed)}}
+    if (labels < 0).any():
+        metrics["noise"] = int((labels < 0).sum())
+    truth = loaded["truth"]
+    if truth is not None:
+        from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+        metrics["compare_with"] = config.compare_with
+        metrics["compare"] = {name: {"ari": float(adjusted_rand_score(truth, result[name])),
+                                     "nmi": float(normalized_mutual_info_score(truth, result[name]))}
+                              for name in ("deep", "reference")}
+    _write_outputs(run, config, loaded, images, result, labels, main)
+    metrics["seconds"] = round(time.time() - started + float(run.info.get("seconds", 0) or 0), 1)
+    write_json(run.path / "metrics.json", metrics)
+    from biolens.report.html import write_report
+
+    run.update_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_report(run)
+    summary = f"{metrics['n_clusters']} clusters in {metrics['n_samples']} samples"
+    if truth is not None:
+        c = metrics["compare"]
+        summary += (f"; against '{config.compare_with}': ARI {c['deep']['ari']:.3f} deep vs {c['reference']['ari']:.3f} "
+                    f"reference, NMI {c['deep']['nmi']:.3f} vs {c['reference']['nmi']:.3f}")
+    console.say(summary)
+    console.say(f"report: {run.report_path}")
+    return run
+
+
+def _embed(loaded: dict, config: ClusterConfig, images: bool) -> dict:
+    from sklearn.decomposition import PCA
+
+    from biolens.stats.preprocess import pca_reference
+    from biolens.tasks.embedding import train_image_embedding, train_table_embedding
+
+    with console.step("training the autoencoder"):
+        if images:
+            deep, info = train_image_embedding(loaded["pixels"], latent=config.latent or 32, epochs=config.epochs,
+                                               seed=config.seed)
+        else:
+            deep, info = train_table_embedding(loaded["prepared"], latent=config.latent or 16, epochs=config.epochs,
+                                               seed=config.seed)
+    with console.step("PCA reference"):
+        if images:
+            flat = np.asarray(loaded["pixels"], dtype=np.float32).reshape(len(loaded["pixels"]), -1) / 255.0
+            reference = PCA(min(50, *flat.shape) - 1 or 1, random_state=config.seed).fit_transform(flat).astype(np.float32)
+        else:
+            reference = pca_reference(loaded["prepared"], seed=config.seed)
+    info["reference_dimensions"] = int(reference.shape[1])
+    return {"deep": deep, "reference": reference, "info": np.array(json.dumps(info))}
+
+
+def _write_outputs(run: Run, config, loaded, images, result, labels, main) -> None:
+    from biolens.report import cluster_figures
+
+    ids = loaded["ids"]
+    write_csv(run.path / "clusters.csv", ["id", "cluster"], [[i, int(c)] for i, c in zip(ids, labels)])
+    chosen = _embedding_of(run, main)
+    frame = pd.DataFrame(chosen, columns=[f"dim_{i + 1}" for i in range(chosen.shape[1])])
+    frame.insert(0, "id", ids)
+    with atomic_path(run.path / "embedding.parquet") as tmp:
+        frame.to_parquet(tmp, index=False)
+    figures = run.path / "figures"
+    truth = loaded["truth"]
+    cluster_figures.umap_panels(result["umap"], result["deep"], truth, config.compare_with, figures / "umap.png",
+                                title="autoencoder embedding")
+    cluster_figures.umap_panels(result["umap_reference"], result["reference"], truth, config.compare_with,
+                                figures / "umap_reference.png", title="classical reference")
+    choice = json.loads(str(result["choice"]))[main]
+    if choice.get("chosen_by") == "stability":
+        cluster_figures.stability_curve(choice, figures / "stability.png")
+    if images:
+        embedding = np.asarray(_embedding_of(run, main))
+        rows = cluster_figures.exemplars(loaded["pixels"], embedding, labels, figures / "cluster_images.png")
+        write_csv(run.path / "exemplars.csv", ["cluster", "rank", "file"],
+                  [[c, r + 1, ids[i]] for c, members in rows.items() for r, i in enumerate(members)])
+        return
+    from biolens.stats.markers import cluster_markers
+
+    with console.step("marker features per cluster (rank-sum tests)"):
+        prepared = loaded["prepared"]
+        markers = cluster_markers(prepared.analysis, labels, kind=loaded["kind"])
+    if loaded["kind"] == "counts":
+        markers = markers.rename(columns={"effect_size": "log2_fold_change"})
+    else:  # the share of non-zero values means nothing for continuous measurements
+        markers = markers.rename(columns={"effect_size": "mean_difference"}).drop(columns=["pct_in", "pct_out"])
+    write_csv(run.path / "markers.tsv", list(markers.columns), markers.round(6).values.tolist(), delimiter="\t")
+    if len(markers):
+        cluster_figures.marker_heatmap(prepared.analysis, labels, markers, figures / "markers.png")
+    if loaded["assay"].source.name.lower().endswith(".h5ad"):
+        _write_result_h5ad(run, loaded, result, labels, main)
+
+
+def _embedding_of(run: Run, main: str) -> np.ndarray:
+    with np.load(run.path / "checkpoints" / "embedding.npz", allow_pickle=False) as saved:
+        return saved["deep" if main == "deep" else "reference"]
+
+
+def _write_result_h5ad(run: Run, loaded, result, labels, main) -> None:
+    """The input AnnData with obsm['X_biolens'], obsm['X_umap'] and obs['biolens_cluster'] (samples left out: NaN/-1)."""
+    import warnings
+
+    import anndata
+
+    with warnings.catch_warnings():  # anndata's notes about old files' layout are not the user's concern
+        warnings.simplefilter("ignore", FutureWarning)
+        original = anndata.read_h5ad(loaded["assay"].source)
+    keep = loaded["prepared"].keep_samples
+    embedding = _embedding_of(run, main)
+    full = np.full((original.n_obs, embedding.shape[1]), np.nan, dtype=np.float32)
+    full[keep] = embedding
+    umap = np.full((original.n_obs, 2), np.nan, dtype=np.float32)
+    umap[keep] = result["umap"] if main == "deep" else result["umap_reference"]
+    clusters = np.full(original.n_obs, -1)
+    clusters[keep] = labels
+    original.obsm["X_biolens"] = full
+    original.obsm["X_umap"] = umap
+    original.obs["biolens_cluster"] = pd.Categorical(clusters.astype(str))
+    with atomic_path(run.path / "result.h5ad") as tmp:
+        original.write_h5ad(tmp)

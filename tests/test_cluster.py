@@ -1,0 +1,178 @@
+"""Unsupervised clustering end to end: the real pbmc68k_reduced table, generated count tables (CSV and a sparse h5ad
+larger than a dense copy could be), a slice of real blood-cell images, and every bad-input case."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from conftest import ENV, ROOT, biolens
+
+PBMC = ROOT.parent / "shared" / "data" / "pbmc68k_reduced" / "pbmc68k_reduced.h5ad"
+B_CELL_MARKERS = {"CD79A", "CD79B", "MS4A1", "CD74", "HLA-DRA", "HLA-DQA1", "HLA-DQB1", "TCL1A"}
+
+
+def count_table(n_per_group: int = 100, n_genes: int = 400, groups: int = 3, seed: int = 0):
+    """Negative binomial counts of `groups` cell types, each with 20 genes raised 6-fold; returns (counts, truth)."""
+    rng = np.random.default_rng(seed)
+    base = rng.gamma(0.6, 1.0, n_genes)
+    rows, truth = [], []
+    for g in range(groups):
+        means = base.copy()
+        means[g * 20:(g + 1) * 20] *= 6
+        library = rng.lognormal(0, 0.3, (n_per_group, 1))
+        mu = means * library
+        rows.append(rng.negative_binomial(2, 2 / (2 + mu)))
+        truth += [f"type{g}"] * n_per_group
+    return np.vstack(rows).astype(np.int64), np.array(truth)
+
+
+@pytest.fixture(scope="module")
+def pbmc_run(tmp_path_factory):
+    if not PBMC.exists():
+        pytest.skip("../shared/data/pbmc68k_reduced is not here")
+    out = tmp_path_factory.mktemp("clu") / "pbmc"
+    biolens("cluster", PBMC, "--compare-with", "bulk_labels", "--out", out, "--seed", "0")
+    return out
+
+
+def test_pbmc_clusters_match_cell_types_as_well_as_the_shipped_louvain(pbmc_run):
+    import anndata
+
+    metrics = json.loads((pbmc_run / "metrics.json").read_text())
+    reference = anndata.read_h5ad(PBMC)
+    from sklearn.metrics import adjusted_rand_score
+
+    louvain = adjusted_rand_score(reference.obs.bulk_labels, reference.obs.louvain)  # 0.415
+    assert metrics["compare"]["deep"]["ari"] >= louvain - 0.05, metrics["compare"]
+    assert metrics["compare"]["reference"]["ari"] >= louvain - 0.05, metrics["compare"]
+    assert metrics["choice"]["chosen_by"] == "stability" and len(metrics["choice"]["stability"]) == 8
+    assert sum(metrics["cluster_sizes"].values()) == 700 and metrics["silhouette"] > 0
+    clusters = pd.read_csv(pbmc_run / "clusters.csv")
+    assert list(clusters.columns) == ["id", "cluster"] and list(clusters.id) == list(reference.obs_names)
+    embedding = pd.read_parquet(pbmc_run / "embedding.parquet")
+    assert embedding.shape == (700, 17) and list(embedding.id) == list(reference.obs_names)
+    result = anndata.read_h5ad(pbmc_run / "result.h5ad")
+    assert result.obsm["X_biolens"].shape == (700, 16) and result.obsm["X_umap"].shape == (700, 2)
+    assert (result.obs["biolens_cluster"].astype(int).to_numpy() == clusters.cluster.to_numpy()).all()
+
+
+def test_pbmc_markers_name_b_cell_genes_for_the_b_cell_cluster(pbmc_run):
+    import anndata
+
+    truth = anndata.read_h5ad(PBMC).obs.bulk_labels.astype(str).to_numpy()
+    clusters = pd.read_csv(pbmc_run / "clusters.csv").cluster.to_numpy()
+    b_cluster = pd.Series(clusters[truth == "CD19+ B"]).mode()[0]
+    markers = pd.read_csv(pbmc_run / "markers.tsv", sep="\t")
+    assert {"cluster", "feature", "auroc", "mean_difference", "p_value", "q_value"} <= set(markers.columns)
+    top = markers[(markers.cluster == b_cluster) & (markers["rank"] <= 10)]
+    assert B_CELL_MARKERS & set(top.feature), top.feature.tolist()
+    assert (top.q_value < 0.05).all() and (top.auroc > 0.7).all()
+    report = (pbmc_run / "report.html").read_text()
+    assert "Methods" in report and "bulk_labels" in report and "data:image/png;base64" in report
+
+
+def test_count_csv_with_genes_as_rows_is_detected_and_clustered(tmp_path):
+    import biolens
+
+    counts, truth = count_table()
+    table = pd.DataFrame(counts.T, columns=[f"cell{i}" for i in range(len(truth))])
+    table.insert(0, "gene", [f"g{i}" for i in range(counts.shape[1])])
+    table.to_csv(tmp_path / "counts.csv", index=False)
+    run = biolens.cluster(tmp_path / "counts.csv", out=tmp_path / "run", seed=0)
+    info, metrics = run.info, run.metrics
+    assert info["input_kind"] == "counts" and "transposed" in info["preprocessing"][0]
+    assert metrics["embedding"]["likelihood"] == "negative binomial"
+    from sklearn.metrics import adjusted_rand_score
+
+    clusters = pd.read_csv(run.path / "clusters.csv")
+    assert adjusted_rand_score(truth, clusters.cluster) >= 0.8
+    markers = pd.read_csv(run.path / "markers.tsv", sep="\t")
+    assert "log2_fold_change" in markers.columns and (markers.pct_in >= 0).all()
+    # each cluster's best marker is one of the 20 genes raised in the cell type it mostly holds
+    for cluster, rows in markers[markers["rank"] == 1].groupby("cluster"):
+        kind = pd.Series(truth[clusters.cluster == cluster]).mode()[0]
+        raised = {f"g{i}" for i in range(int(kind[-1]) * 20, int(kind[-1]) * 20 + 20)}
+        assert rows.feature.iloc[0] in raised
+
+
+def test_sparse_h5ad_larger_than_a_dense_copy_stays_within_memory(tmp_path):
+    """4,000 cells x 250,000 features: a dense float32 copy alone would take 4 GB; the whole run (TensorFlow
+    included) must peak below that. The limit checked is the child process's own high-water mark (VmHWM)."""
+    import anndata
+
+    rng = np.random.default_rng(1)
+    n_cells, n_genes, per_cell = 4_000, 250_000, 500  # 0.2% non-zero, like a shallow single-cell library
+    columns = np.sort(rng.integers(0, n_genes, size=(n_cells, per_cell)), axis=1).ravel()
+    matrix = sparse.csr_matrix((rng.poisson(2, n_cells * per_cell).astype(np.float32) + 1, columns,
+                                np.arange(0, n_cells * per_cell + 1, per_cell)), shape=(n_cells, n_genes))
+    matrix.sum_duplicates()
+    anndata.AnnData(matrix).write_h5ad(tmp_path / "big.h5ad")
+    dense_bytes = n_cells * n_genes * 4
+    code = (f"import biolens; biolens.cluster({str(tmp_path / 'big.h5ad')!r}, {str(tmp_path / 'run')!r}, "
+            "epochs=2, resolution=1.0); print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_bytes = int(result.stdout.strip().splitlines()[-1]) * 1024
+    assert peak_bytes < dense_bytes, f"peak {peak_bytes / 2**20:.0f} MB"
+    clusters = pd.read_csv(tmp_path / "run" / "clusters.csv")
+    assert len(clusters) == n_cells and clusters.cluster.nunique() >= 2
+
+
+def test_image_folder_clusters_with_exemplars(tmp_path):
+    slice_images = ROOT / "examples" / "blood_cells_slice" / "images"
+    out = tmp_path / "img"
+    biolens("cluster", slice_images, "--compare-with", "folder", "--out", out, "--epochs", "15")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["input"] == "images" and set(metrics["compare"]) == {"deep", "reference"}
+    assert 0 <= metrics["compare"]["deep"]["nmi"] <= 1
+    assert metrics["reference"]["n_clusters"] == metrics["deep"]["n_clusters"]
+    exemplars = pd.read_csv(out / "exemplars.csv")
+    assert set(exemplars.cluster) == set(range(metrics["n_clusters"]))
+    assert all(Path(f).exists() for f in exemplars.file)
+    assert (out / "figures" / "cluster_images.png").exists() and not (out / "markers.tsv").exists()
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
+    return errors[0]
+
+
+def test_bad_inputs_give_one_line(tmp_path):
+    counts, _ = count_table(n_per_group=10, n_genes=30)
+    table = pd.DataFrame(counts, columns=[f"g{i}" for i in range(30)], index=[f"c{i}" for i in range(30)])
+    out = tmp_path / "never"
+
+    nan = table.astype(float)
+    nan.iloc[4, 7] = np.nan
+    nan.to_csv(tmp_path / "nan.csv", index_label="id")
+    message = one_line_error(biolens("cluster", tmp_path / "nan.csv", "--out", out, check=False))
+    assert "'c4'" in message and "'g7'" in message and "NaN" in message
+
+    negative = table.copy()
+    negative.iloc[2, 3] = -5
+    negative.to_csv(tmp_path / "neg.csv", index_label="id")
+    message = one_line_error(biolens("cluster", tmp_path / "neg.csv", "--data-type", "counts", "--out", out, check=False))
+    assert "negative" in message and "'c2'" in message
+
+    table.to_csv(tmp_path / "ok.csv", index_label="id")
+    message = one_line_error(biolens("cluster", tmp_path / "ok.csv", "--compare-with", "cell_type", "--out", out, check=False))
+    assert "cell_type" in message
+
+    table.head(5).to_csv(tmp_path / "few.csv", index_label="id")
+    assert "only 5 samples" in one_line_error(biolens("cluster", tmp_path / "few.csv", "--out", out, check=False))
+
+    if PBMC.exists():
+        message = one_line_error(biolens("cluster", PBMC, "--layer", "counts", "--out", out, check=False))
+        assert "no layer 'counts'" in message
+    assert "--method" in one_line_error(biolens("cluster", tmp_path / "ok.csv", "--method", "dbscan", "--out", out, check=False))
+    assert not out.exists()
