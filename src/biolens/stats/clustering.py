@@ -66,9 +66,12 @@ def _stability(embedding, settings, cluster_full, cluster_sub, seed, n_subsample
     return scores.mean(axis=0).round(4).tolist()
 
 
-def _choose(settings, stability) -> int:
-    best = max(stability)
-    return max(i for i, score in enumerate(stability) if score >= best - TOLERANCE)
+def _choose(stability, n_clusters) -> int:
+    """The finest setting within TOLERANCE of the most stable one; a single cluster is trivially stable, so
+    settings that give one cluster only count when every setting does."""
+    allowed = [i for i, count in enumerate(n_clusters) if count >= 2] or list(range(len(stability)))
+    best = max(stability[i] for i in allowed)
+    return max(i for i in allowed if stability[i] >= best - TOLERANCE)
 
 
 def cluster(embedding: np.ndarray, *, method: str = "leiden", resolution: float | None = None, k: int | None = None,
@@ -99,9 +102,10 @@ def cluster(embedding: np.ndarray, *, method: str = "leiden", resolution: float 
     if len(settings) == 1:
         return full[settings[0]], {"method": method, key: settings[0], "chosen_by": "given"}
     stability = _stability(embedding, settings, full, chooser, seed)
-    chosen = settings[_choose(settings, stability)]
+    n_clusters = [int(full[s].max() + 1) for s in settings]
+    chosen = settings[_choose(stability, n_clusters)]
     return full[chosen], {"method": method, key: chosen, "chosen_by": "stability", "candidates": settings,
-                          "stability": stability, "n_clusters_per_candidate": [int(full[s].max() + 1) for s in settings]}
+                          "stability": stability, "n_clusters_per_candidate": n_clusters}
 
 
 def umap_coordinates(embedding: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:

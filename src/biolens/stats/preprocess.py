@@ -31,6 +31,7 @@ class Prepared:
 
 def prepare(data, kind: str) -> Prepared:
     """Normalise `data` (AnnData, samples x features) for embedding and marker tests; see the module docstring."""
+    import anndata
     import scanpy as sc
 
     if kind == "counts":
@@ -41,9 +42,9 @@ def prepare(data, kind: str) -> Prepared:
         if not keep.all():
             notes.append(f"{int((~keep).sum())} samples have no counts at all and were left out "
                          f"(e.g. {', '.join(data.obs_names[~keep][:3])}).")
-        raw = data[keep].copy()
-        raw.X = matrix[keep]
-        analysis = raw.copy()
+            matrix = matrix[keep]
+        # one working copy of the whole matrix (normalised in place); the raw counts stay in `matrix`
+        analysis = anndata.AnnData(matrix.copy(), obs=data.obs[keep].copy(), var=data.var.copy())
         sc.pp.normalize_total(analysis, target_sum=1e4)
         sc.pp.log1p(analysis)
         n_top = min(N_TOP_FEATURES, analysis.n_vars)
@@ -55,7 +56,7 @@ def prepare(data, kind: str) -> Prepared:
         steps = ["counts per sample scaled to 10,000 (normalize_total)", "log1p",
                  f"{len(chosen)} highly variable features (scanpy, Seurat flavour) for the embedding"
                  if len(chosen) < analysis.n_vars else f"all {len(chosen)} features for the embedding"]
-        return Prepared(sparse.csr_matrix(analysis.X[:, chosen], dtype=np.float32), raw.X[:, chosen].tocsr(),
+        return Prepared(sparse.csr_matrix(analysis.X[:, chosen], dtype=np.float32), matrix[:, chosen].tocsr(),
                         library[keep], list(analysis.var_names[chosen]), analysis, keep, steps, notes)
 
     matrix = data.X

@@ -92,7 +92,8 @@ def _load_table(source: Path, config: ClusterConfig) -> dict:
     with console.step(f"preprocessing {assay.data.n_obs} samples x {assay.data.n_vars} features ({assay.kind})"):
         prepared = prepare(assay.data, assay.kind)
     keep = prepared.keep_samples
-    return {"assay": assay, "prepared": prepared, "ids": list(assay.data.obs_names[keep]), "kind": assay.kind,
+    # only the source path is kept from the reader: the matrix lives on in `prepared` (raw counts and one working copy)
+    return {"source": assay.source, "prepared": prepared, "ids": list(assay.data.obs_names[keep]), "kind": assay.kind,
             "truth": truth[keep] if truth is not None else None,
             "notes": assay.notes + prepared.notes, "steps": [assay.orientation, *prepared.steps]}
 
@@ -212,6 +213,10 @@ def _embed(loaded: dict, config: ClusterConfig, images: bool) -> dict:
         else:
             deep, info = train_table_embedding(loaded["prepared"], latent=config.latent or 16, epochs=config.epochs,
                                                seed=config.seed)
+    # an autoencoder's code has no meaningful scale per dimension (the decoder absorbs any), so each dimension is
+    # standardised before distances are taken; PCA's variances do mean something and are kept
+    deep = (deep - deep.mean(axis=0)) / np.maximum(deep.std(axis=0), 1e-8)
+    info["standardised"] = True
     with console.step("PCA reference"):
         if images:
             flat = np.asarray(loaded["pixels"], dtype=np.float32).reshape(len(loaded["pixels"]), -1) / 255.0
@@ -251,7 +256,7 @@ def _write_outputs(run: Run, config, loaded, images, result, labels, main) -> No
 
     with console.step("marker features per cluster (rank-sum tests)"):
         prepared = loaded["prepared"]
-        markers = cluster_markers(prepared.analysis, labels, kind=loaded["kind"])
+        markers = cluster_markers(prepared.analysis, labels, kind=loaded["kind"], seed=config.seed)
     if loaded["kind"] == "counts":
         markers = markers.rename(columns={"effect_size": "log2_fold_change"})
     else:  # the share of non-zero values means nothing for continuous measurements
@@ -259,7 +264,7 @@ def _write_outputs(run: Run, config, loaded, images, result, labels, main) -> No
     write_csv(run.path / "markers.tsv", list(markers.columns), markers.round(6).values.tolist(), delimiter="\t")
     if len(markers):
         cluster_figures.marker_heatmap(prepared.analysis, labels, markers, figures / "markers.png")
-    if loaded["assay"].source.name.lower().endswith(".h5ad"):
+    if loaded["source"].name.lower().endswith(".h5ad"):
         _write_result_h5ad(run, loaded, result, labels, main)
 
 
@@ -276,7 +281,7 @@ def _write_result_h5ad(run: Run, loaded, result, labels, main) -> None:
 
     with warnings.catch_warnings():  # anndata's notes about old files' layout are not the user's concern
         warnings.simplefilter("ignore", FutureWarning)
-        original = anndata.read_h5ad(loaded["assay"].source)
+        original = anndata.read_h5ad(loaded["source"])
     keep = loaded["prepared"].keep_samples
     embedding = _embedding_of(run, main)
     full = np.full((original.n_obs, embedding.shape[1]), np.nan, dtype=np.float32)
