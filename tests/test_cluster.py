@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,6 +101,25 @@ def test_count_csv_with_genes_as_rows_is_detected_and_clustered(tmp_path):
         assert rows.feature.iloc[0] in raised
 
 
+def test_interrupted_cluster_run_resumes_from_its_embedding_with_the_same_result(tmp_path):
+    import biolens
+
+    counts, _ = count_table(n_per_group=20, n_genes=60)
+    pd.DataFrame(counts, index=[f"c{i}" for i in range(len(counts))]).to_csv(tmp_path / "counts.csv", index_label="id")
+    run = biolens.cluster(tmp_path / "counts.csv", out=tmp_path / "run", seed=3, epochs=5)
+    first = (run.path / "clusters.csv").read_text()
+    embedding_checkpoint = run.path / "checkpoints" / "embedding.npz"
+    trained_at = embedding_checkpoint.stat().st_mtime_ns
+    # as if killed after the embedding: the later stage and outputs are gone, the run is marked interrupted
+    (run.path / "checkpoints" / "clusters.npz").unlink()
+    (run.path / "clusters.csv").unlink()
+    run.update_info(status="interrupted")
+    resumed = biolens.cluster(resume=run.path)
+    assert resumed.info["status"] == "complete"
+    assert embedding_checkpoint.stat().st_mtime_ns == trained_at  # the autoencoder was not trained again
+    assert (run.path / "clusters.csv").read_text() == first
+
+
 def test_sparse_h5ad_larger_than_a_dense_copy_stays_within_memory(tmp_path):
     """4,000 cells x 250,000 features: a dense float32 copy alone would take 4 GB; the whole run (TensorFlow
     included) must peak below that. The limit checked is the child process's own high-water mark (VmHWM)."""
@@ -131,11 +149,14 @@ def test_image_folder_clusters_with_exemplars(tmp_path):
     biolens("cluster", slice_images, "--compare-with", "folder", "--out", out, "--epochs", "15")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["input"] == "images" and set(metrics["compare"]) == {"deep", "reference"}
-    assert 0 <= metrics["compare"]["deep"]["nmi"] <= 1
+    # k-means on raw pixels separates this slice's three cell types well (NMI 0.5-0.56 measured): only true when
+    # every image is scored against its own folder; the autoencoder needs more than 216 images (docs/performance.md)
+    assert metrics["compare"]["reference"]["nmi"] > 0.3, metrics["compare"]
     assert metrics["reference"]["n_clusters"] == metrics["deep"]["n_clusters"]
     exemplars = pd.read_csv(out / "exemplars.csv")
     assert set(exemplars.cluster) == set(range(metrics["n_clusters"]))
-    assert all(Path(f).exists() for f in exemplars.file)
+    cluster_of = dict(pd.read_csv(out / "clusters.csv").values)
+    assert all(cluster_of[f] == c for f, c in zip(exemplars.file, exemplars.cluster))  # exemplars are members
     assert (out / "figures" / "cluster_images.png").exists() and not (out / "markers.tsv").exists()
 
 

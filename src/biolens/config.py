@@ -61,8 +61,11 @@ class ClassifyConfig(SupervisedConfig):
     image_size: int = 0                # 0 = chosen from the data
     augment: bool = True
     skip_bad: bool = False
+    learning_curve: str = "auto"       # auto (when affordable), on, off: "is my data enough?"
 
     def validate(self) -> "ClassifyConfig":
+        if self.learning_curve not in {"auto", "on", "off"}:
+            raise InputError(f"Invalid value for learning_curve. Received: {self.learning_curve}. Expected auto, on or off.")
         if self.backbone != "compact" and self.backbone not in BACKBONES:
             raise InputError(f"Invalid value for --backbone. Received: {self.backbone}. Expected 'compact' or one of: {', '.join(BACKBONES)}.")
         if self.image_size and not 16 <= self.image_size <= 1024:

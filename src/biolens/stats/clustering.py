@@ -1,9 +1,9 @@
 """Clustering an embedding: Leiden on a kNN graph (scanpy + igraph), k-means or HDBSCAN (scikit-learn), with the
 resolution or k chosen by stability.
 
-Stability: the embedding is subsampled (80% of samples, three times), each subsample is clustered again from its
-own kNN graph, and the partition is compared (adjusted Rand index) with the full-data partition on the shared
-samples. Stability usually falls as clusters get finer; we keep the finest setting whose mean stability is
+Stability: the samples are subsampled (80%, three times), each subsample is clustered again (Leiden: on the kNN
+graph restricted to the subsample; k-means: refitted), and the partition is compared (adjusted Rand index) with
+the full-data partition on the shared samples. Stability usually falls as clusters get finer; we keep the finest setting whose mean stability is
 within 0.05 of the best one, so the choice is as detailed as the data support and no more.
 """
 from __future__ import annotations
@@ -11,13 +11,15 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy import sparse
 
 RESOLUTIONS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
 K_VALUES = tuple(range(2, 16))
 TOLERANCE = 0.05
 
 
-def _graph(embedding: np.ndarray, n_neighbors: int, seed: int):
+def neighbor_graph(embedding: np.ndarray, n_neighbors: int = 15, seed: int = 0):
+    """scanpy's kNN graph (UMAP connectivities) of the embedding, as an AnnData; shared by Leiden and UMAP."""
     import anndata
     import scanpy as sc
 
@@ -29,13 +31,29 @@ def _graph(embedding: np.ndarray, n_neighbors: int, seed: int):
     return data
 
 
-def _leiden(graph, resolution: float, seed: int) -> np.ndarray:
-    import scanpy as sc
+def _igraph(graph):
+    """The weighted undirected igraph of scanpy's connectivities (built once, then reused for every resolution)."""
+    import igraph
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sc.tl.leiden(graph, resolution=resolution, flavor="igraph", n_iterations=2, random_state=seed, key_added="cluster")
-    return _by_size(graph.obs["cluster"].astype(int).to_numpy())
+    edges = sparse.triu(graph.obsp["connectivities"], k=1).tocoo()
+    network = igraph.Graph(n=graph.n_obs, edges=np.column_stack([edges.row, edges.col]), directed=False)
+    network.es["weight"] = edges.data
+    return network
+
+
+def _leiden(network, resolution: float, seed: int) -> np.ndarray:
+    """Leiden (igraph, modularity with a resolution, two iterations: what scanpy's igraph flavour runs)."""
+    import random
+
+    import igraph
+
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        partition = network.community_leiden(objective_function="modularity", weights="weight", resolution=resolution,
+                                             n_iterations=2)
+    finally:
+        igraph.set_random_number_generator(random)
+    return _by_size(np.asarray(partition.membership))
 
 
 def _by_size(labels: np.ndarray) -> np.ndarray:
@@ -52,15 +70,14 @@ def _kmeans(embedding: np.ndarray, k: int, seed: int) -> np.ndarray:
     return _by_size(KMeans(k, n_init=4, random_state=seed).fit_predict(embedding))
 
 
-def _stability(embedding, settings, cluster_full, cluster_sub, seed, n_subsamples=3, fraction=0.8) -> list[float]:
+def _stability(n, settings, cluster_full, cluster_sub, seed, n_subsamples=3, fraction=0.8) -> list[float]:
     from sklearn.metrics import adjusted_rand_score
 
     rng = np.random.default_rng(seed)
-    n = len(embedding)
     scores = np.zeros((n_subsamples, len(settings)))
     for s in range(n_subsamples):
         rows = np.sort(rng.choice(n, int(fraction * n), replace=False))
-        sub = cluster_sub(embedding[rows], seed + s + 1)
+        sub = cluster_sub(rows, seed + s + 1)
         for j, setting in enumerate(settings):
             scores[s, j] = adjusted_rand_score(cluster_full[setting][rows], sub(setting))
     return scores.mean(axis=0).round(4).tolist()
@@ -75,8 +92,9 @@ def _choose(stability, n_clusters) -> int:
 
 
 def cluster(embedding: np.ndarray, *, method: str = "leiden", resolution: float | None = None, k: int | None = None,
-            n_neighbors: int = 15, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """Cluster labels (0 = largest cluster; -1 = HDBSCAN noise) and what was chosen and why."""
+            n_neighbors: int = 15, seed: int = 0, graph=None) -> tuple[np.ndarray, dict]:
+    """Cluster labels (0 = largest cluster; -1 = HDBSCAN noise) and what was chosen and why. `graph`: the
+    `neighbor_graph` of the embedding when the caller already has it."""
     if method == "hdbscan":
         from sklearn.cluster import HDBSCAN
 
@@ -86,33 +104,33 @@ def cluster(embedding: np.ndarray, *, method: str = "leiden", resolution: float 
     if method == "kmeans":
         settings = [k] if k else [v for v in K_VALUES if v < len(embedding)]
         full = {v: _kmeans(embedding, v, seed) for v in settings}
-        chooser = lambda sub, s: (lambda v: _kmeans(sub, v, s))  # noqa: E731
+        chooser = lambda rows, s: (lambda v: _kmeans(embedding[rows], v, s))  # noqa: E731
         key = "k"
     elif method == "leiden":
-        graph = _graph(embedding, n_neighbors, seed)
+        network = _igraph(graph if graph is not None else neighbor_graph(embedding, n_neighbors, seed))
         settings = [resolution] if resolution else list(RESOLUTIONS)
-        full = {r: _leiden(graph, r, seed) for r in settings}
+        full = {r: _leiden(network, r, seed) for r in settings}
 
-        def chooser(sub, s):
-            sub_graph = _graph(sub, n_neighbors, s)
-            return lambda r: _leiden(sub_graph, r, s)
+        def chooser(rows, s):
+            sub_network = network.induced_subgraph(rows.tolist())
+            return lambda r: _leiden(sub_network, r, s)
         key = "resolution"
     else:
         raise ValueError(f"unknown clustering method {method}")
     if len(settings) == 1:
         return full[settings[0]], {"method": method, key: settings[0], "chosen_by": "given"}
-    stability = _stability(embedding, settings, full, chooser, seed)
+    stability = _stability(len(embedding), settings, full, chooser, seed)
     n_clusters = [int(full[s].max() + 1) for s in settings]
     chosen = settings[_choose(stability, n_clusters)]
     return full[chosen], {"method": method, key: chosen, "chosen_by": "stability", "candidates": settings,
                           "stability": stability, "n_clusters_per_candidate": n_clusters}
 
 
-def umap_coordinates(embedding: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
-    """2-D UMAP of the embedding through scanpy (same kNN graph construction as the clustering)."""
+def umap_coordinates(embedding: np.ndarray, n_neighbors: int = 15, seed: int = 0, graph=None) -> np.ndarray:
+    """2-D UMAP of the embedding through scanpy, from the same kNN graph as the clustering."""
     import scanpy as sc
 
-    graph = _graph(embedding, n_neighbors, seed)
+    graph = graph if graph is not None else neighbor_graph(embedding, n_neighbors, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sc.tl.umap(graph, random_state=seed)

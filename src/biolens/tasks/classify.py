@@ -136,6 +136,7 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> 
     model, metrics, probs, unsure = supervised.evaluate_held_out(
         run, pixels, y, parts, class_names, state, alpha=config.conformal_alpha, groups=groups, seed=config.seed)
     _write_predictions(run, images, test, y, probs, class_names, unsure)
+    _learning_curve(run, config, pixels, y, class_names, parts, state, metrics)
     chosen, titles = _gradcam_examples(y[test], probs, class_names)
     if chosen:
         rows, predicted = test[chosen], probs.argmax(1)[chosen]
@@ -143,6 +144,30 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> 
                                for i in range(0, len(rows), 16)])
         figures.gradcam_grid(np.asarray(pixels[rows]), heat, titles, run.path / "figures" / "gradcam.png")
     return supervised.complete_run(run, model, metrics, seconds, "images")
+
+
+def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, parts, state, metrics) -> None:
+    """"Is my data enough?": metrics['learning_curve'] and its figure, or the reason it was not run."""
+    from biolens.report import figures
+
+    skipped = supervised.learning_curve_plan(config.learning_curve, y, parts, float(state.get("elapsed", 0.0)))
+    if skipped:
+        metrics["learning_curve_skipped"] = skipped
+        console.say(f"learning curve {skipped}")
+        return
+    with console.step("learning curve (1/8, 1/4, 1/2 of the training set, 2 repeats)"):
+        curve = supervised.learning_curve_in_run(
+            run, pixels, y, parts, class_names, metrics,
+            fit_options=dict(epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
+                             learning_rate=config.learning_rate, class_weights=config.class_weights,
+                             mixed_precision=config.mixed_precision),
+            batch_size_for=config.auto_batch_size,
+            train_data_for=lambda rows, size: training.image_batches(pixels, y, rows, size, shuffle=True,
+                                                                     augment=config.augment, seed=config.seed),
+            build_model=lambda: _build_model(config, pixels.shape[1:], len(class_names)), seed=config.seed)
+    metrics["learning_curve"] = curve
+    figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
+    console.say(curve["advice"])
 
 
 def _gradcam_examples(y_true, probs, class_names, per_kind: int = 2):

@@ -133,7 +133,7 @@ def _fingerprint(source: Path) -> str:
 def _run_stages(run: Run, config: ClusterConfig, loaded: dict, images: bool) -> Run:
     from biolens import hardware
     from biolens.stats.clustering import cluster as cluster_embedding
-    from biolens.stats.clustering import silhouette, umap_coordinates
+    from biolens.stats.clustering import neighbor_graph, silhouette, umap_coordinates
 
     started = time.time()
     hardware.setup("auto")
@@ -147,17 +147,22 @@ def _run_stages(run: Run, config: ClusterConfig, loaded: dict, images: bool) -> 
 
     def clusters() -> dict:
         with console.step(f"clustering ({config.method}) and UMAP"):
+            graph = neighbor_graph(deep, config.n_neighbors, config.seed)
             labels, choice = cluster_embedding(deep, method=config.method, resolution=config.resolution or None,
-                                               k=config.k or None, n_neighbors=config.n_neighbors, seed=config.seed)
+                                               k=config.k or None, n_neighbors=config.n_neighbors, seed=config.seed,
+                                               graph=graph)
             n_found = int(labels.max() + 1)
+            reference_graph = neighbor_graph(reference, config.n_neighbors, config.seed)
             if images:  # the peer the issue names: k-means on raw pixels, same number of clusters
                 ref_labels, ref_choice = cluster_embedding(reference, method="kmeans", k=max(2, n_found), seed=config.seed)
             else:
                 ref_labels, ref_choice = cluster_embedding(reference, method=config.method,
                                                            resolution=config.resolution or None, k=config.k or None,
-                                                           n_neighbors=config.n_neighbors, seed=config.seed)
-            return {"deep": labels, "reference": ref_labels, "umap": umap_coordinates(deep, config.n_neighbors, config.seed),
-                    "umap_reference": umap_coordinates(reference, config.n_neighbors, config.seed),
+                                                           n_neighbors=config.n_neighbors, seed=config.seed,
+                                                           graph=reference_graph)
+            return {"deep": labels, "reference": ref_labels,
+                    "umap": umap_coordinates(deep, config.n_neighbors, config.seed, graph=graph),
+                    "umap_reference": umap_coordinates(reference, config.n_neighbors, config.seed, graph=reference_graph),
                     "choice": np.array(json.dumps({"deep": choice, "reference": ref_choice}))}
 
     result = cached_stage(run, "clusters", clusters)

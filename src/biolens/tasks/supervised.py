@@ -142,3 +142,89 @@ def complete_run(run: Run, model, metrics: dict, seconds: float, unit: str) -> R
                 f"on {metrics['n_test']} held-out {unit}")
     console.say(f"report: {run.report_path}")
     return run
+
+
+LEARNING_CURVE_FRACTIONS = (0.125, 0.25, 0.5)
+LEARNING_CURVE_SEEDS = 2
+LEARNING_CURVE_MIN_PER_CLASS = 8    # training examples per class at the smallest fraction for "auto" to run
+LEARNING_CURVE_AUTO_SECONDS = 600   # "auto" runs it when the extra training is expected to take less than this
+
+
+def learning_curve_plan(mode: str, y: np.ndarray, parts: dict[str, np.ndarray], train_seconds: float) -> str | None:
+    """None when the learning curve should run, else the reason it does not (said in the report and the CLI)."""
+    if mode == "off":
+        return "turned off (--no-learning-curve)"
+    if mode == "on":
+        return None
+    smallest = int(np.bincount(y[parts["train"]]).min())
+    if smallest * LEARNING_CURVE_FRACTIONS[0] < LEARNING_CURVE_MIN_PER_CLASS:
+        return (f"not run: the smallest class has {smallest} training examples, too few to train on an eighth of them "
+                "(--learning-curve forces it)")
+    expected = train_seconds * sum(LEARNING_CURVE_FRACTIONS) * LEARNING_CURVE_SEEDS
+    if expected > LEARNING_CURVE_AUTO_SECONDS:
+        return f"not run: it would add about {expected / 60:.0f} minutes of training (--learning-curve forces it)"
+    return None
+
+
+def nested_subsets(y: np.ndarray, train: np.ndarray, fractions, seed: int) -> list[np.ndarray]:
+    """Stratified, nested subsets of the training rows: each fraction holds every smaller one (at least one
+    example per class), so the curve measures more data, not different data."""
+    rng = np.random.default_rng(seed)
+    orders = {c: rng.permutation(train[y[train] == c]) for c in np.unique(y[train])}
+    return [np.sort(np.concatenate([rows[:max(1, int(round(f * len(rows))))] for rows in orders.values()]))
+            for f in fractions]
+
+
+def learning_curve_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], class_names: list[str],
+                          metrics: dict, *, fit_options: dict, batch_size_for: Callable[[int], int],
+                          train_data_for: Callable[[np.ndarray, int], object],
+                          build_model: Callable[[], tuple[object, str]], seed: int, unit: str = "images") -> dict:
+    """Train the same model by the same rules on nested fractions of the training set (several seeds), score
+    each on the same held-out test set, and fit the curve (stats/learning_curve.py). Each model trains in its
+    own folder under checkpoints/learning_curve/, so an interrupted curve resumes where it stopped."""
+    import json
+    import shutil
+
+    from biolens.models.io import load_trusted
+    from biolens.stats.learning_curve import advice, learning_curve
+
+    points = []
+    for repeat in range(LEARNING_CURVE_SEEDS):
+        subsets = nested_subsets(y, parts["train"], LEARNING_CURVE_FRACTIONS, seed + 1000 * (repeat + 1))
+        for fraction, rows in zip(LEARNING_CURVE_FRACTIONS, subsets):
+            folder = run.path / "checkpoints" / "learning_curve" / f"{fraction:g}_{repeat}"
+            result_file = folder / "result.json"
+            if not result_file.exists():
+                console.say(f"learning curve: {fraction:.1%} of the training set ({len(rows)}), repeat {repeat + 1}")
+                (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+                sub = Run(folder)
+                state = fit_in_run(sub, x, y, {"train": rows, "val": parts["val"]}, build_model=build_model,
+                                   train_data=lambda size, rows=rows: train_data_for(rows, size),
+                                   batch_size=batch_size_for(len(rows)), seed=seed + repeat + 1, **fit_options)
+                model = load_trusted(folder / "checkpoints" / "best.keras")
+                predicted = training.predict_logits(model, x, parts["test"]).argmax(1)
+                truth = y[parts["test"]]
+                recall = {name: float(np.mean(predicted[truth == c] == c)) if (truth == c).any() else None
+                          for c, name in enumerate(class_names)}
+                write_json(result_file, {"fraction": fraction, "repeat": repeat, "n_train": int(len(rows)),
+                                         "balanced_accuracy": training.balanced_accuracy(truth, predicted),
+                                         "recall": recall, "epochs": state.get("epoch")})
+                for leftover in folder.iterdir():  # keep the result, not the weights
+                    if leftover != result_file:
+                        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+            points.append(json.loads(result_file.read_text()))
+    full = {"fraction": 1.0, "n_train": int(len(parts["train"])), "balanced_accuracy": metrics["balanced_accuracy"],
+            "recall": {name: metrics["per_class"][name]["recall"] for name in class_names}}
+    points.append(full)
+    sizes = [p["n_train"] for p in points]
+    overall = learning_curve(sizes, [p["balanced_accuracy"] for p in points], seed=seed)
+    per_class = {name: learning_curve(sizes, [np.nan if p["recall"][name] is None else p["recall"][name] for p in points],
+                                      seed=seed) for name in class_names}
+    counts = {name: int((y[parts["train"]] == c).sum()) for c, name in enumerate(class_names)}
+    return {"fractions": [p["fraction"] for p in points], "sizes": sizes,
+            "scores": [round(p["balanced_accuracy"], 4) for p in points], "metric": "balanced_accuracy",
+            "predicted": overall["predicted"], "plateau": overall["plateau"], "rate": overall["rate"],
+            "scale": overall["scale"],
+            "per_class": {name: {"scores": [p["recall"][name] for p in points], "predicted": fit["predicted"],
+                                 "plateau": fit["plateau"]} for name, fit in per_class.items()},
+            "advice": advice(overall, per_class, counts, unit=unit)}

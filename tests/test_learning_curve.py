@@ -1,0 +1,87 @@
+"""Learning-curve fit and the advice built on it, on synthetic curves whose true parameters are known."""
+import numpy as np
+import pytest
+
+from biolens.stats.learning_curve import advice, fit_curve, learning_curve
+
+
+def measured(plateau, scale, rate, sizes=(100, 200, 400, 800), seeds=3, noise=0.005, seed=0):
+    rng = np.random.default_rng(seed)
+    n = np.repeat(sizes, seeds).astype(float)
+    return n, plateau - scale * n ** -rate + rng.normal(0, noise, len(n))
+
+
+@pytest.mark.parametrize("plateau,scale,rate", [(0.95, 3.0, 0.6), (0.85, 1.2, 0.4), (0.99, 20.0, 1.0)])
+def test_fit_recovers_the_score_at_twice_and_four_times_the_data(plateau, scale, rate):
+    sizes, scores = measured(plateau, scale, rate)
+    curve = learning_curve(sizes, scores)
+    for factor in (2, 4):
+        truth = plateau - scale * (800 * factor) ** -rate
+        estimate, low, high = curve["predicted"][f"{factor}x"]
+        assert abs(estimate - truth) < 0.02, (factor, estimate, truth)
+        assert low <= truth <= high, (factor, low, truth, high)
+        assert high - low < 0.1
+
+
+def test_extrapolating_from_half_the_data_predicts_the_full_score():
+    """What benchmarks/learning_curve.py checks on real images: fit up to 50%, predict 100%."""
+    sizes, scores = measured(0.92, 4.0, 0.5, sizes=(125, 250, 500))
+    fit = fit_curve(sizes, scores)
+    assert abs(fit.predict(1000) - (0.92 - 4.0 * 1000 ** -0.5)) < 0.02
+
+
+def test_advice_says_plateau_when_the_curve_is_flat_and_names_the_class_to_add_when_it_grows():
+    flat_sizes, flat_scores = measured(0.93, 0.0, 1.0, noise=0.003)
+    flat = learning_curve(flat_sizes, flat_scores)
+    text = advice(flat, {}, {"a": 400, "b": 400})
+    assert "unlikely to help" in text and "0.93" in text
+
+    sizes, overall = measured(0.95, 3.0, 0.6)
+    _, rare = measured(0.9, 8.0, 0.6, seed=1)
+    _, common = measured(0.99, 0.5, 0.6, seed=2)
+    curves = {"monocyte": learning_curve(sizes, rare), "lymphocyte": learning_curve(sizes, common)}
+    text = advice(learning_curve(sizes, overall), curves, {"monocyte": 60, "lymphocyte": 740})
+    assert "would likely rise" in text and "'monocyte'" in text and "about 60 more monocyte" in text
+    assert "unlikely" not in text
+
+    scattered = learning_curve([100, 100, 200, 200, 400, 400, 800], [0.5, 0.9, 0.55, 0.95, 0.6, 0.9, 0.99])
+    assert "scatter too much" in advice(scattered, {}, {"a": 400, "b": 400})
+
+
+def test_nested_subsets_are_stratified_and_nested():
+    from biolens.tasks.supervised import nested_subsets
+
+    y = np.array([0] * 80 + [1] * 16 + [2] * 240)
+    train = np.arange(len(y))[::2]
+    small, middle, large = nested_subsets(y, train, (0.125, 0.25, 0.5), seed=0)
+    assert set(small) <= set(middle) <= set(large) <= set(train)
+    for c in range(3):
+        in_train = (y[train] == c).sum()
+        assert (y[large] == c).sum() == round(0.5 * in_train) and (y[small] == c).sum() >= 1
+
+
+def test_training_with_learning_curve_writes_the_curve_advice_and_figure(trained_run, slice_manifest, tmp_path):
+    import html
+    import json
+
+    from conftest import biolens
+
+    skipped = json.loads((trained_run / "metrics.json").read_text())
+    assert "too few" in skipped["learning_curve_skipped"]  # auto mode: 1/8 of the WBC class is under 8 images
+    out = tmp_path / "curve"
+    biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "3", "--learning-curve",
+            "--out", out, "--seed", "1")
+    metrics = json.loads((out / "metrics.json").read_text())
+    curve = metrics["learning_curve"]
+    assert curve["fractions"] == [0.125, 0.25, 0.5] * 2 + [1.0]
+    assert curve["sizes"][-1] == metrics["n_train"] and curve["scores"][-1] == round(metrics["balanced_accuracy"], 4)
+    for factor in ("2x", "4x"):
+        estimate, low, high = curve["predicted"][factor]
+        assert 0 <= low <= estimate <= high <= 1
+    assert set(curve["per_class"]) == set(metrics["class_names"]) and curve["advice"]
+    # the sub-models' weights are not kept, their results are (so an interrupted curve resumes)
+    results = sorted((out / "checkpoints" / "learning_curve").glob("*/result.json"))
+    assert len(results) == 6 and not list((out / "checkpoints" / "learning_curve").glob("*/checkpoints"))
+    report = (out / "report.html").read_text()
+    assert "Is the data enough?" in report and html.escape(curve["advice"]) in report
+    assert (out / "figures" / "learning_curve.png").exists()
