@@ -136,6 +136,7 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> 
     model, metrics, probs, unsure = supervised.evaluate_held_out(
         run, pixels, y, parts, class_names, state, alpha=config.conformal_alpha, groups=groups, seed=config.seed)
     _write_predictions(run, images, test, y, probs, class_names, unsure)
+    _possible_label_errors(run, model, pixels, images, y, parts, probs, class_names, metrics)
     _learning_curve(run, config, pixels, y, class_names, parts, state, metrics)
     chosen, titles = _gradcam_examples(y[test], probs, class_names)
     if chosen:
@@ -144,6 +145,35 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> 
                                for i in range(0, len(rows), 16)])
         figures.gradcam_grid(np.asarray(pixels[rows]), heat, titles, run.path / "figures" / "gradcam.png")
     return supervised.complete_run(run, model, metrics, seconds, "images")
+
+
+def _possible_label_errors(run: Run, model, pixels, images, y, parts, test_probs, class_names, metrics) -> None:
+    """Validation and test images whose label the model's held-out predictions contradict, found by confident
+    learning (cleanlab: per-class confidence thresholds, so a model trained on noisy labels, which is never very
+    sure, still points at them). Training images are left out: the model has fitted their labels, right or wrong.
+    Written to possible_label_errors.csv, most suspicious first."""
+    from cleanlab.filter import find_label_issues
+
+    from biolens.tasks import evaluation
+
+    val_probs = evaluation.softmax(training.predict_logits(model, pixels, parts["val"]), metrics["temperature"])
+    indices = np.concatenate([parts["val"], parts["test"]])
+    probs = np.concatenate([val_probs, test_probs])
+    split = ["validation"] * len(parts["val"]) + ["test"] * len(parts["test"])
+    labels = y[indices]
+    if len(np.unique(labels)) < len(class_names):  # cleanlab needs every class among the labels it checks
+        metrics["possible_label_errors"] = {"count": None, "note": "not checked: a class is missing from validation/test"}
+        return
+    flagged = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence", n_jobs=1)
+    rows = [[str(images.files[indices[k]]), split[k], class_names[labels[k]], class_names[probs[k].argmax()],
+             round(float(probs[k].max()), 4), round(float(probs[k, labels[k]]), 4)] for k in flagged]
+    columns = ["file", "split", "label", "predicted", "confidence", "probability_of_label"]
+    write_csv(run.path / "possible_label_errors.csv", columns, rows)
+    metrics["possible_label_errors"] = {"count": len(rows), "method": "confident learning (cleanlab)",
+                                        "first": [dict(zip(columns, r)) for r in rows[:20]]}
+    if rows:
+        console.say(f"{len(rows)} validation/test images have a label the model contradicts: check them first "
+                    "(possible_label_errors.csv)")
 
 
 def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, parts, state, metrics) -> None:

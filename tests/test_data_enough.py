@@ -1,4 +1,7 @@
-"""Learning-curve fit and the advice built on it, on synthetic curves whose true parameters are known."""
+"""Is my data enough? The learning-curve fit and its advice (synthetic curves with known parameters), the curve in
+a real run, and the check for likely label errors."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -85,3 +88,27 @@ def test_training_with_learning_curve_writes_the_curve_advice_and_figure(trained
     report = (out / "report.html").read_text()
     assert "Is the data enough?" in report and html.escape(curve["advice"]) in report
     assert (out / "figures" / "learning_curve.png").exists()
+
+
+def test_confidently_contradicted_labels_are_listed_for_review(slice_copy, tmp_path):
+    import pandas as pd
+
+    from conftest import biolens
+
+    manifest = pd.read_csv(slice_copy / "manifest.csv")
+    rbc = manifest.index[manifest.label == "RBC"]
+    flipped = rbc[::4]  # a quarter of the red cells, across smear photos, now claim to be platelets
+    manifest.loc[flipped, "label"] = "Platelets"
+    manifest.to_csv(slice_copy / "manifest.csv", index=False)
+    out = tmp_path / "flipped"
+    biolens("train", slice_copy / "manifest.csv", "--group-column", "source_image", "--epochs", "10", "--out", out,
+            "--seed", "0")
+    listed = pd.read_csv(out / "possible_label_errors.csv")
+    splits = pd.read_csv(out / "splits.csv")
+    wrong = {str((slice_copy / p).resolve()) for p in manifest.loc[flipped, "path"]}
+    held_out_wrong = {f for f in splits[splits.split != "train"].file if str(Path(f).resolve()) in wrong}
+    assert held_out_wrong, "the split put no flipped image outside training"
+    found = {str(Path(f).resolve()) for f in listed.file}
+    assert len(found & held_out_wrong) >= len(held_out_wrong) / 2, (len(found & held_out_wrong), len(held_out_wrong))
+    assert set(listed.split) <= {"validation", "test"} and (listed.probability_of_label < 0.5).all()
+    assert (listed[listed.file.map(lambda f: str(Path(f).resolve()) in wrong)].predicted == "RBC").all()
