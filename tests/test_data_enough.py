@@ -1,5 +1,6 @@
 """Is my data enough? The learning-curve fit and its advice (synthetic curves with known parameters), the curve in
 a real run, and the check for likely label errors."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,55 @@ def test_confidently_contradicted_labels_are_listed_for_review(slice_copy, tmp_p
     assert len(found & held_out_wrong) >= len(held_out_wrong) / 2, (len(found & held_out_wrong), len(held_out_wrong))
     assert set(listed.split) <= {"validation", "test"} and (listed.probability_of_label < 0.5).all()
     assert (listed[listed.file.map(lambda f: str(Path(f).resolve()) in wrong)].predicted == "RBC").all()
+
+
+def test_review_selection_prefers_uncertain_images_and_spreads_them():
+    from biolens.tasks.review import select_for_review
+
+    rng = np.random.default_rng(0)
+    # 10 near-copies of one confusing image, 10 distinct fairly uncertain images, 30 confident ones
+    copies = np.tile([0.5, 0.5], (10, 1))
+    distinct = np.column_stack([np.linspace(0.62, 0.7, 10), 1 - np.linspace(0.62, 0.7, 10)])
+    confident = np.tile([0.99, 0.01], (30, 1))
+    probs = np.vstack([copies, distinct, confident])
+    features = np.vstack([np.ones((10, 8)) + rng.normal(0, 1e-3, (10, 8)), rng.normal(0, 1, (40, 8))])
+    picked = select_for_review(probs, features, 5)
+    assert picked[0] < 10                                   # the most uncertain image comes first
+    assert sum(i < 10 for i in picked) == 1                 # but one of the near-copies is enough
+    assert all(i < 20 for i in picked)                      # and confident images are not worth a label
+
+
+def test_review_then_add_labels_keeps_the_test_set(trained_run, slice_manifest, tmp_path):
+    import pandas as pd
+    from PIL import Image
+
+    from conftest import ROOT, biolens
+
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    sources = sorted((ROOT / "examples" / "blood_cells_slice" / "images").rglob("*.jpg"))[::9][:20]
+    for k, source in enumerate(sources):  # new images: the slice's cells, rotated (a different file, same kind)
+        Image.open(source).rotate(90, expand=True).save(unlabelled / f"new_{k}.png")
+    biolens("review", trained_run, unlabelled, "--n", "6", "--out", tmp_path / "review")
+    table = pd.read_csv(tmp_path / "review" / "review.csv", keep_default_na=False)
+    assert list(table.columns) == ["file", "suggested_label", "confidence", "uncertainty", "label"] and len(table) == 6
+    assert table.file.is_unique and (table.label == "").all()
+    sheet = (tmp_path / "review" / "review.html").read_text()
+    assert sheet.count("<figure>") == 6 and "data:image/png;base64" in sheet
+
+    table.loc[:3, "label"] = table.loc[:3, "suggested_label"]  # the biologist labels four, leaves two
+    table.to_csv(tmp_path / "review" / "review.csv", index=False)
+    out = tmp_path / "retrained"
+    biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "1", "--seed", "1",
+            "--add-labels", tmp_path / "review" / "review.csv", "--out", out)
+    before = pd.read_csv(trained_run / "splits.csv")
+    after = pd.read_csv(out / "splits.csv")
+    assert set(after[after.split == "test"].file) == set(before[before.split == "test"].file)
+    added = after[after.file.str.contains("new_")]
+    assert len(added) == 4 and (added.split == "train").all()
+    assert json.loads((out / "metrics.json").read_text())["n_train"] == (before.split == "train").sum() + 4
+
+    table.loc[0, "label"] = "Neutrophil"
+    table.to_csv(tmp_path / "bad.csv", index=False)
+    result = biolens("train", slice_manifest, "--add-labels", tmp_path / "bad.csv", "--out", tmp_path / "x", check=False)
+    assert result.returncode == 2 and "line 2" in result.stderr and "'Neutrophil'" in result.stderr

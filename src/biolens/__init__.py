@@ -9,6 +9,7 @@ The Python API is the same engine the CLI and the web app call:
     run = biolens.load_run("runs/cells"); run.metrics
     run = biolens.associate("traits.tsv", "status", out="runs/assoc", genotypes="cohort.vcf.gz")
     run = biolens.cluster("cells.h5ad", out="runs/clu", compare_with="cell_type")
+    table = biolens.review(run, "unlabelled/", n=50)            # images to label next -> review.csv
 """
 import os as _os
 import warnings as _warnings
@@ -20,7 +21,7 @@ from biolens.errors import InputError  # noqa: E402
 from biolens.runs import Run, load_run  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "Run", "load_run", "train", "predict", "report", "associate", "cluster"]
+__all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "cluster"]
 
 
 def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
@@ -55,6 +56,13 @@ def predict(run, inputs, out=None, **options):
     from biolens.tasks.predict import predict as _predict
 
     return _predict(run, inputs, out, **options)
+
+
+def review(run, unlabelled, out=None, n=50):
+    """Unlabelled images worth labelling next (uncertain and diverse); see `biolens.tasks.review.review`."""
+    from biolens.tasks.review import review as _review
+
+    return _review(run, unlabelled, out, n=n)
 
 
 def associate(phenotypes, trait, out="runs/associate", **options) -> Run:

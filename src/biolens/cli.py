@@ -36,6 +36,7 @@ def train(
     min_per_class: int = typer.Option(10, "--min-per-class", help="Refuse classes with fewer usable examples than this."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: leave unreadable or duplicated files out (listed in skipped.csv) instead of stopping."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Images: turn off flips, rotations and colour jitter."),
+    add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="Images: a review.csv (from biolens review) with the 'label' column filled in; those images are added to training, the test set stays the same."),
     learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Images: retrain on 1/8, 1/4 and 1/2 of the training set to predict what more data would give (default: when it adds under 10 minutes)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same result on the same machine."),
 ):
@@ -57,7 +58,8 @@ def train(
                   batch_size=batch_size, learning_rate=learning_rate, min_per_class=min_per_class, seed=seed)
     if labels is not None or is_fasta(data):
         image_only = {"--backbone": backbone != "compact", "--image-size": bool(image_size), "--skip-bad": skip_bad,
-                      "--no-augment": no_augment, "--learning-curve": learning_curve is not None}
+                      "--no-augment": no_augment, "--learning-curve": learning_curve is not None,
+                      "--add-labels": add_labels is not None}
         if any(image_only.values()):
             raise InputError(f"{', '.join(k for k, v in image_only.items() if v)} applies to images, not to sequences.")
         biolens.train(data, out or Path("runs") / data.name.split(".")[0], labels=labels, length=length,
@@ -68,7 +70,7 @@ def train(
     if any(sequence_only.values()):
         raise InputError(f"{', '.join(k for k, v in sequence_only.items() if v)} applies to sequences (FASTA with --labels), not to images.")
     biolens.train(data, out or Path("runs") / data.stem, backbone=backbone, weights=weights, image_size=image_size,
-                  skip_bad=skip_bad, augment=not no_augment,
+                  skip_bad=skip_bad, augment=not no_augment, add_labels=str(add_labels.resolve()) if add_labels else "",
                   learning_curve={None: "auto", True: "on", False: "off"}[learning_curve], **shared)
 
 
@@ -88,6 +90,23 @@ def predict(
 
     run_predict(run, inputs, out, skip_bad=skip_bad)
     typer.echo(f"predictions: {out}")
+
+
+@app.command()
+def review(
+    run: Path = typer.Argument(..., help="A finished image classification run folder."),
+    unlabelled: Path = typer.Argument(..., help="A folder of unlabelled images (searched recursively)."),
+    n: int = typer.Option(50, "--n", help="How many images to pick for labelling."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for review.csv and review.html (default RUN/review)."),
+):
+    """Pick the unlabelled images whose labels would help most (uncertain and diverse) for a person to label.
+
+    Example: biolens review runs/cells unlabelled/ --n 50
+             (fill in the 'label' column of review.csv, then: biolens train cells/ --add-labels runs/cells/review/review.csv --out runs/cells2)
+    """
+    from biolens.tasks.review import review as run_review
+
+    run_review(run, unlabelled, out, n=n)
 
 
 @app.command()

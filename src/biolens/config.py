@@ -62,6 +62,7 @@ class ClassifyConfig(SupervisedConfig):
     augment: bool = True
     skip_bad: bool = False
     learning_curve: str = "auto"       # auto (when affordable), on, off: "is my data enough?"
+    add_labels: str = ""               # review.csv with a filled-in 'label' column: extra training images
 
     def validate(self) -> "ClassifyConfig":
         if self.learning_curve not in {"auto", "on", "off"}:

@@ -37,6 +37,12 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.files)
 
+    def with_added(self, files: list[Path], labels: list[str], origin: list[str]) -> "ImageSet":
+        """This set plus labelled files from elsewhere (each its own group: they only ever go to training)."""
+        groups = None if self.groups is None else self.groups + [f"added:{f}" for f in files]
+        return ImageSet(self.files + files, self.labels + labels, groups, self.origin + origin, self.source,
+                        self.root, self.ignored)
+
     def subset(self, keep: list[int]) -> "ImageSet":
         pick = lambda seq: None if seq is None else [seq[i] for i in keep]  # noqa: E731
         return ImageSet([self.files[i] for i in keep], pick(self.labels), pick(self.groups),

@@ -51,6 +51,9 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
         run = None
 
     found = image_reader.find_labelled(config.data, config.group_column, config.skip_bad)
+    n_base = len(found)
+    if config.add_labels:
+        found = found.with_added(*read_added_labels(Path(config.add_labels), sorted(set(found.labels))))
     size = config.image_size or image_reader.auto_image_size(found)
     fingerprint = data_fingerprint(found)
     if run is not None and run.info.get("data_fingerprint") != fingerprint:
@@ -68,10 +71,18 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
     class_names = sorted(set(images.labels))
     y = np.array([class_names.index(label) for label in images.labels], dtype=np.int64)
 
+    added_files = {str(f) for f in found.files[n_base:]}
     if run is None:
         run = create_run(out)
-        assignment = splits.split(images.labels, images.groups, test_fraction=config.test_fraction,
-                                  val_fraction=config.val_fraction, seed=config.seed)
+        # the split is made on the base data alone (the same test set as a run without --add-labels, so the two
+        # compare); added images only ever train
+        added = np.array([str(f) in added_files for f in images.files]) if config.add_labels else np.zeros(len(y), bool)
+        assignment = np.full(len(y), "train", dtype=object)
+        base = np.flatnonzero(~added)
+        assignment[base] = splits.split([images.labels[i] for i in base],
+                                        None if images.groups is None else [images.groups[i] for i in base],
+                                        test_fraction=config.test_fraction, val_fraction=config.val_fraction,
+                                        seed=config.seed)
         _write_splits(run, images, assignment)
         run.update_info(task="classify", status="running", config=config.to_dict(), seed=config.seed,
                         image_size=size, class_names=class_names, data_fingerprint=fingerprint,
@@ -145,6 +156,39 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> 
                                for i in range(0, len(rows), 16)])
         figures.gradcam_grid(np.asarray(pixels[rows]), heat, titles, run.path / "figures" / "gradcam.png")
     return supervised.complete_run(run, model, metrics, seconds, "images")
+
+
+def read_added_labels(path: Path, class_names: list[str]) -> tuple[list[Path], list[str], list[str]]:
+    """Rows of a review.csv (or any CSV with columns file, label) whose label is filled in: (files, labels, origin)."""
+    import pandas as pd
+
+    if not path.exists():
+        raise InputError(f"--add-labels {path}: no such file.")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InputError(f"--add-labels {path}: cannot be read as CSV ({str(error).splitlines()[0]}).") from None
+    missing = {"file", "label"} - set(table.columns)
+    if missing:
+        raise InputError(f"--add-labels {path}: needs columns file and label (missing: {', '.join(sorted(missing))}).")
+    files, labels, origin = [], [], []
+    for line, row in enumerate(table.itertuples(index=False), start=2):
+        label = row.label.strip()
+        if not label:
+            continue
+        if label not in class_names:
+            raise InputError(f"--add-labels {path}, line {line}: label '{label}' is not one of the classes "
+                             f"({', '.join(class_names)}); correct it or leave it empty to skip the image.")
+        file = Path(row.file) if Path(row.file).is_absolute() else path.parent / row.file
+        if not file.exists():
+            raise InputError(f"--add-labels {path}, line {line}: {row.file} does not exist.")
+        files.append(file.resolve())
+        labels.append(label)
+        origin.append(f"{path.name} line {line}")
+    if not files:
+        raise InputError(f"--add-labels {path}: no row has a label; fill in the 'label' column first.")
+    console.say(f"adding {len(files)} labelled images from {path} to the training set")
+    return files, labels, origin
 
 
 def _possible_label_errors(run: Run, model, pixels, images, y, parts, test_probs, class_names, metrics) -> None:
