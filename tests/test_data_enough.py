@@ -84,7 +84,7 @@ def test_training_with_learning_curve_writes_the_curve_advice_and_figure(trained
         assert 0 <= low <= estimate <= high <= 1
     assert set(curve["per_class"]) == set(metrics["class_names"]) and curve["advice"]
     # the sub-models' weights are not kept, their results are (so an interrupted curve resumes)
-    results = sorted((out / "checkpoints" / "learning_curve").glob("*/result.json"))
+    results = sorted((out / "checkpoints" / "learning_curve").glob("*/probabilities.npy"))
     assert len(results) == 6 and not list((out / "checkpoints" / "learning_curve").glob("*/checkpoints"))
     report = (out / "report.html").read_text()
     assert "Is the data enough?" in report and html.escape(curve["advice"]) in report
@@ -165,3 +165,22 @@ def test_review_then_add_labels_keeps_the_test_set(trained_run, slice_manifest, 
     table.to_csv(tmp_path / "bad.csv", index=False)
     result = biolens("train", slice_manifest, "--add-labels", tmp_path / "bad.csv", "--out", tmp_path / "x", check=False)
     assert result.returncode == 2 and "line 2" in result.stderr and "'Neutrophil'" in result.stderr
+
+
+def test_small_data_is_said_and_estimated_by_cross_validation(slice_copy, tmp_path):
+    import pandas as pd
+
+    from conftest import biolens
+
+    manifest = pd.read_csv(slice_copy / "manifest.csv")
+    small = manifest.groupby("label").head(20)  # 20 images per class
+    small.to_csv(slice_copy / "small.csv", index=False)
+    out = tmp_path / "small"
+    biolens("train", slice_copy / "small.csv", "--group-column", "source_image", "--epochs", "3", "--out", out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    estimate = metrics["small_data"]["cross_validation"]
+    assert metrics["small_data"]["smallest_class"] == 20 and estimate["folds"] == 5
+    low, high = estimate["balanced_accuracy_ci95"]
+    assert low <= estimate["balanced_accuracy"] <= high
+    assert len(list((out / "checkpoints" / "cross_validation").glob("fold*/probabilities.npy"))) == 5
+    assert "Small data." in (out / "report.html").read_text()

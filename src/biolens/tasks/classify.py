@@ -148,6 +148,7 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> 
         run, pixels, y, parts, class_names, state, alpha=config.conformal_alpha, groups=groups, seed=config.seed)
     _write_predictions(run, images, test, y, probs, class_names, unsure)
     _possible_label_errors(run, model, pixels, images, y, parts, probs, class_names, metrics)
+    _small_data_estimate(run, config, pixels, images, y, class_names, metrics)
     _learning_curve(run, config, pixels, y, class_names, parts, state, metrics)
     chosen, titles = _gradcam_examples(y[test], probs, class_names)
     if chosen:
@@ -230,18 +231,37 @@ def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, pa
         console.say(f"learning curve {skipped}")
         return
     with console.step("learning curve (1/8, 1/4, 1/2 of the training set, 2 repeats)"):
-        curve = supervised.learning_curve_in_run(
-            run, pixels, y, parts, class_names, metrics,
-            fit_options=dict(epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
-                             learning_rate=config.learning_rate, class_weights=config.class_weights,
-                             mixed_precision=config.mixed_precision),
-            batch_size_for=config.auto_batch_size,
-            train_data_for=lambda rows, size: training.image_batches(pixels, y, rows, size, shuffle=True,
-                                                                     augment=config.augment, seed=config.seed),
-            build_model=lambda: _build_model(config, pixels.shape[1:], len(class_names)), seed=config.seed)
+        curve = supervised.learning_curve_in_run(run, pixels, y, parts, class_names, metrics, seed=config.seed,
+                                                 **_side_model_options(config, pixels, y, len(class_names)))
     metrics["learning_curve"] = curve
     figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
     console.say(curve["advice"])
+
+
+def _side_model_options(config: ClassifyConfig, pixels, y, n_classes: int) -> dict:
+    """How supervised.side_model trains extra models of this run: exactly like the main one."""
+    return dict(fit_options=dict(epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
+                                 learning_rate=config.learning_rate, class_weights=config.class_weights,
+                                 mixed_precision=config.mixed_precision),
+                batch_size_for=config.auto_batch_size,
+                train_data_for=lambda rows, size: training.image_batches(pixels, y, rows, size, shuffle=True,
+                                                                         augment=config.augment, seed=config.seed),
+                build_model=lambda: _build_model(config, pixels.shape[1:], n_classes))
+
+
+def _small_data_estimate(run: Run, config: ClassifyConfig, pixels, images, y, class_names, metrics) -> None:
+    """Fewer than 30 images in some class: say so, and add the cross-validated estimate over all images."""
+    if not supervised.is_small_data(y):
+        return
+    groups = np.asarray(images.groups) if images.groups else None
+    with console.step(f"small data: {supervised.CROSS_VALIDATION_FOLDS}-fold cross-validation over all images"):
+        estimate = supervised.cross_validated_estimate(run, pixels, y, class_names, groups, seed=config.seed,
+                                                       **_side_model_options(config, pixels, y, len(class_names)))
+    metrics["small_data"] = {"smallest_class": int(np.bincount(y).min()), "threshold": supervised.SMALL_DATA_PER_CLASS,
+                             "cross_validation": estimate}
+    low, high = estimate["balanced_accuracy_ci95"]
+    console.say(f"small data: cross-validated balanced accuracy {estimate['balanced_accuracy']:.3f} "
+                f"(95% CI {low:.3f}-{high:.3f}) over all {len(y)} images; trust this over the small test set")
 
 
 def _gradcam_examples(y_true, probs, class_names, per_kind: int = 2):

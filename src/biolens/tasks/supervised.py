@@ -175,47 +175,55 @@ def nested_subsets(y: np.ndarray, train: np.ndarray, fractions, seed: int) -> li
             for f in fractions]
 
 
-def learning_curve_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], class_names: list[str],
-                          metrics: dict, *, fit_options: dict, batch_size_for: Callable[[int], int],
-                          train_data_for: Callable[[np.ndarray, int], object],
-                          build_model: Callable[[], tuple[object, str]], seed: int, unit: str = "images") -> dict:
-    """Train the same model by the same rules on nested fractions of the training set (several seeds), score
-    each on the same held-out test set, and fit the curve (stats/learning_curve.py). Each model trains in its
-    own folder under checkpoints/learning_curve/, so an interrupted curve resumes where it stopped."""
-    import json
+def side_model(run: Run, name: str, x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
+               score: np.ndarray, *, fit_options: dict, batch_size_for: Callable[[int], int],
+               train_data_for: Callable[[np.ndarray, int], object], build_model: Callable[[], tuple[object, str]],
+               seed: int) -> np.ndarray:
+    """Train one more model by the run's own rules (learning-curve fractions, cross-validation folds) in
+    checkpoints/<name>/ and return its softmax probabilities for the `score` rows. Only the probabilities are
+    kept (probabilities.npy), not the weights; an interrupted series resumes at the first model not finished."""
     import shutil
 
     from biolens.models.io import load_trusted
+
+    folder = run.path / "checkpoints" / name
+    saved = folder / "probabilities.npy"
+    if saved.exists():
+        return np.load(saved)
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    fit_in_run(Run(folder), x, y, {"train": train, "val": val}, build_model=build_model,
+               train_data=lambda size: train_data_for(train, size), batch_size=batch_size_for(len(train)), seed=seed,
+               **fit_options)
+    probs = evaluation.softmax(training.predict_logits(load_trusted(folder / "checkpoints" / "best.keras"), x, score))
+    for leftover in folder.iterdir():
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    with atomic_path(saved) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, probs)
+    return probs
+
+
+def learning_curve_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], class_names: list[str],
+                          metrics: dict, *, seed: int, unit: str = "images", **model_options) -> dict:
+    """Train the same model by the same rules on nested fractions of the training set (several seeds), score
+    each on the same held-out test set, and fit the curve (stats/learning_curve.py). `model_options`: those
+    of `side_model`."""
     from biolens.stats.learning_curve import advice, learning_curve
 
+    truth = y[parts["test"]]
     points = []
     for repeat in range(LEARNING_CURVE_SEEDS):
         subsets = nested_subsets(y, parts["train"], LEARNING_CURVE_FRACTIONS, seed + 1000 * (repeat + 1))
         for fraction, rows in zip(LEARNING_CURVE_FRACTIONS, subsets):
-            folder = run.path / "checkpoints" / "learning_curve" / f"{fraction:g}_{repeat}"
-            result_file = folder / "result.json"
-            if not result_file.exists():
-                console.say(f"learning curve: {fraction:.1%} of the training set ({len(rows)}), repeat {repeat + 1}")
-                (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-                sub = Run(folder)
-                state = fit_in_run(sub, x, y, {"train": rows, "val": parts["val"]}, build_model=build_model,
-                                   train_data=lambda size, rows=rows: train_data_for(rows, size),
-                                   batch_size=batch_size_for(len(rows)), seed=seed + repeat + 1, **fit_options)
-                model = load_trusted(folder / "checkpoints" / "best.keras")
-                predicted = training.predict_logits(model, x, parts["test"]).argmax(1)
-                truth = y[parts["test"]]
-                recall = {name: float(np.mean(predicted[truth == c] == c)) if (truth == c).any() else None
-                          for c, name in enumerate(class_names)}
-                write_json(result_file, {"fraction": fraction, "repeat": repeat, "n_train": int(len(rows)),
-                                         "balanced_accuracy": training.balanced_accuracy(truth, predicted),
-                                         "recall": recall, "epochs": state.get("epoch")})
-                for leftover in folder.iterdir():  # keep the result, not the weights
-                    if leftover != result_file:
-                        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-            points.append(json.loads(result_file.read_text()))
-    full = {"fraction": 1.0, "n_train": int(len(parts["train"])), "balanced_accuracy": metrics["balanced_accuracy"],
-            "recall": {name: metrics["per_class"][name]["recall"] for name in class_names}}
-    points.append(full)
+            console.say(f"learning curve: {fraction:.1%} of the training set ({len(rows)}), repeat {repeat + 1}")
+            predicted = side_model(run, f"learning_curve/{fraction:g}_{repeat}", x, y, rows, parts["val"],
+                                   parts["test"], seed=seed + repeat + 1, **model_options).argmax(1)
+            recall = {name: float(np.mean(predicted[truth == c] == c)) if (truth == c).any() else None
+                      for c, name in enumerate(class_names)}
+            points.append({"fraction": fraction, "n_train": int(len(rows)), "recall": recall,
+                           "balanced_accuracy": training.balanced_accuracy(truth, predicted)})
+    points.append({"fraction": 1.0, "n_train": int(len(parts["train"])), "balanced_accuracy": metrics["balanced_accuracy"],
+                   "recall": {name: metrics["per_class"][name]["recall"] for name in class_names}})
     sizes = [p["n_train"] for p in points]
     overall = learning_curve(sizes, [p["balanced_accuracy"] for p in points], seed=seed)
     per_class = {name: learning_curve(sizes, [np.nan if p["recall"][name] is None else p["recall"][name] for p in points],
@@ -228,3 +236,35 @@ def learning_curve_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[st
             "per_class": {name: {"scores": [p["recall"][name] for p in points], "predicted": fit["predicted"],
                                  "plateau": fit["plateau"]} for name, fit in per_class.items()},
             "advice": advice(overall, per_class, counts, unit=unit)}
+
+
+SMALL_DATA_PER_CLASS = 30
+CROSS_VALIDATION_FOLDS = 5
+
+
+def is_small_data(y: np.ndarray) -> bool:
+    return int(np.bincount(y).min()) < SMALL_DATA_PER_CLASS
+
+
+def cross_validated_estimate(run: Run, x: np.ndarray, y: np.ndarray, class_names: list[str],
+                             groups: np.ndarray | None, *, seed: int, **model_options) -> dict:
+    """Small data: a single test set of a few images per class says little, so every image is scored once by a
+    model that did not see it (stratified, grouped k-fold; each fold's model stops early on a validation part of
+    its own training folds). Balanced accuracy of the pooled out-of-fold predictions, with a bootstrap CI (over
+    groups when given) that reflects all n images rather than the test set's few."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    k = max(2, min(CROSS_VALIDATION_FOLDS, int(np.bincount(y).min())))
+    units = groups if groups is not None else np.arange(len(y))
+    probs = np.zeros((len(y), len(class_names)))
+    folds = StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, units)
+    for fold, (rest, held_out) in enumerate(folds):
+        inner = StratifiedGroupKFold(max(2, min(4, int(np.bincount(y[rest]).min()))), shuffle=True, random_state=seed)
+        fit_rows, val_rows = next(inner.split(np.zeros(len(rest)), y[rest], units[rest]))
+        console.say(f"small data: cross-validation fold {fold + 1} of {k}")
+        probs[held_out] = side_model(run, f"cross_validation/fold{fold}", x, y, rest[fit_rows], rest[val_rows],
+                                     held_out, seed=seed + fold + 1, **model_options)
+    scored = evaluation.classification_metrics(y, probs, class_names, groups=groups, seed=seed)
+    return {"folds": k, "balanced_accuracy": scored["balanced_accuracy"],
+            "balanced_accuracy_ci95": scored["balanced_accuracy_ci95"], "accuracy": scored["accuracy"],
+            "per_class_recall": {name: scored["per_class"][name]["recall"] for name in class_names}}
