@@ -222,7 +222,7 @@ def _possible_label_errors(run: Run, model, pixels, images, y, parts, test_probs
 
 
 def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, parts, state, metrics) -> None:
-    """"Is my data enough?": metrics['learning_curve'] and its figure, or the reason it was not run."""
+    """Is my data enough? metrics["learning_curve"] and its figure, or the reason it was not run."""
     from biolens.report import figures
 
     skipped = supervised.learning_curve_plan(config.learning_curve, y, parts, float(state.get("elapsed", 0.0)))
