@@ -23,6 +23,15 @@ def biolens(*args: str, timeout: float = 600, check: bool = True) -> subprocess.
     return result
 
 
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The command failed as bad input should: exit 2, no traceback, and one `error:` line, last. Returns it."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
+    return errors[0]
+
+
 @pytest.fixture(scope="session")
 def slice_manifest() -> Path:
     return SLICE / "manifest.csv"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from conftest import ENV, ROOT, biolens
+from conftest import ENV, ROOT, biolens, one_line_error
 
 PBMC = ROOT.parent / "shared" / "data" / "pbmc68k_reduced" / "pbmc68k_reduced.h5ad"
 B_CELL_MARKERS = {"CD79A", "CD79B", "MS4A1", "CD74", "HLA-DRA", "HLA-DQA1", "HLA-DQB1", "TCL1A"}
@@ -158,14 +158,6 @@ def test_image_folder_clusters_with_exemplars(tmp_path):
     cluster_of = dict(pd.read_csv(out / "clusters.csv").values)
     assert all(cluster_of[f] == c for f, c in zip(exemplars.file, exemplars.cluster))  # exemplars are members
     assert (out / "figures" / "cluster_images.png").exists() and not (out / "markers.tsv").exists()
-
-
-def one_line_error(result) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
-    return errors[0]
 
 
 def test_bad_inputs_give_one_line(tmp_path):

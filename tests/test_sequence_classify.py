@@ -17,7 +17,7 @@ import pytest
 from biolens.explain.motifs import consensus, similarity
 from biolens.readers.sequences import one_hot
 from biolens.simulate import PLANTED_MOTIFS, reverse_complement, simulate_labelled_sequences
-from conftest import ENV, ROOT, biolens
+from conftest import ENV, ROOT, biolens, one_line_error
 
 IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT", "M": "AC",
          "N": "ACGT"}
@@ -118,14 +118,6 @@ def test_predict_new_fasta(sequence_run, tmp_path):
     assert np.allclose(table.filter(like="prob_").sum(axis=1), 1, atol=1e-3)
     sure = table[~table.unsure]
     assert (sure.predicted == sure.id.map(truth)).mean() >= (table.predicted == table.id.map(truth)).mean()
-
-
-def one_line_error(result) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
-    return errors[0]
 
 
 def test_bad_inputs_give_one_line(sequence_data, sequence_run, tmp_path):
