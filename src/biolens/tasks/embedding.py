@@ -24,6 +24,26 @@ def auto_epochs(n_train: int, batch_size: int, target_steps: int = 6000) -> int:
     return int(np.clip(round(target_steps / steps), 5, 300))
 
 
+def _held_out_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, the 10% held out to stop training), both sorted."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(0.1 * n)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _fit(model, train_data, val_data, *, epochs: int, steps: int) -> dict:
+    """Fit until the held-out loss stops improving (patience 10, best weights kept); the training summary."""
+    import keras
+
+    from biolens.tasks.training import RichProgress
+
+    history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
+                        callbacks=[keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True),
+                                   RichProgress(epochs, steps, metric="val_loss", label="held-out loss")])
+    losses = history.history
+    return {"epochs_run": len(losses["loss"]), "max_epochs": epochs, "best_val_loss": float(min(losses["val_loss"]))}
+
+
 def _table_batches(prepared: Prepared, rows: np.ndarray, batch_size: int, *, shuffle: bool, seed: int):
     import tensorflow as tf
 
@@ -58,32 +78,24 @@ def train_table_embedding(prepared: Prepared, *, latent: int = 16, epochs: int =
     import keras
 
     from biolens.models.autoencoder import negative_binomial_loss, table_autoencoder
-    from biolens.tasks.training import RichProgress
 
     keras.utils.set_random_seed(seed)
     n = prepared.model_input.shape[0]
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(0.1 * n)))
-    val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+    train_rows, val_rows = _held_out_split(n, seed)
     batch_size = min(batch_size, max(16, len(train_rows) // 4))
     epochs = epochs or auto_epochs(len(train_rows), batch_size)
     likelihood = "nb" if prepared.counts is not None else "gaussian"
     model, encoder = table_autoencoder(prepared.model_input.shape[1], latent=latent, likelihood=likelihood)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4),
                   loss=negative_binomial_loss if likelihood == "nb" else "mse")
-    steps = int(np.ceil(len(train_rows) / batch_size))
-    stopper = keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True)
-    history = model.fit(_table_batches(prepared, train_rows, batch_size, shuffle=True, seed=seed),
-                        validation_data=_table_batches(prepared, val_rows, 512, shuffle=False, seed=seed),
-                        epochs=epochs, verbose=0,
-                        callbacks=[stopper, RichProgress(epochs, steps, metric="val_loss", label="held-out loss")])
+    summary = _fit(model, _table_batches(prepared, train_rows, batch_size, shuffle=True, seed=seed),
+                   _table_batches(prepared, val_rows, 512, shuffle=False, seed=seed), epochs=epochs,
+                   steps=int(np.ceil(len(train_rows) / batch_size)))
     embedding = np.concatenate([np.asarray(encoder(_dense(prepared.model_input, np.arange(s, min(n, s + 1024))),
                                                    training=False)) for s in range(0, n, 1024)])
-    losses = history.history
     return embedding.astype(np.float32), {
         "likelihood": "negative binomial" if likelihood == "nb" else "Gaussian (mean squared error)",
-        "latent": latent, "epochs_run": len(losses["loss"]), "max_epochs": epochs, "batch_size": batch_size,
-        "best_val_loss": float(min(losses["val_loss"])), "n_val": int(n_val)}
+        "latent": latent, "batch_size": batch_size, "n_val": int(len(val_rows)), **summary}
 
 
 def train_image_embedding(pixels: np.ndarray, *, latent: int = 32, epochs: int = 0, batch_size: int = 64,
@@ -92,13 +104,11 @@ def train_image_embedding(pixels: np.ndarray, *, latent: int = 32, epochs: int =
     import keras
 
     from biolens.models.autoencoder import image_autoencoder
-    from biolens.tasks.training import RichProgress, array_batches
+    from biolens.tasks.training import array_batches
 
     keras.utils.set_random_seed(seed)
     n, size, _, channels = pixels.shape
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(0.1 * n)))
-    val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+    train_rows, val_rows = _held_out_split(n, seed)
     batch_size = min(batch_size, max(8, len(train_rows) // 4))
     epochs = epochs or auto_epochs(len(train_rows), batch_size, target_steps=3000)
     model, encoder = image_autoencoder(size, channels, latent=latent)
@@ -112,14 +122,9 @@ def train_image_embedding(pixels: np.ndarray, *, latent: int = 32, epochs: int =
     def batches(rows, shuffle):
         return array_batches(pixels, dummy, rows, batch_size, shuffle=shuffle, seed=seed, transform=unit_scale)
 
-    steps = int(np.ceil(len(train_rows) / batch_size))
-    history = model.fit(batches(train_rows, True), validation_data=batches(val_rows, False), epochs=epochs, verbose=0,
-                        callbacks=[keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True),
-                                   RichProgress(epochs, steps, metric="val_loss", label="held-out loss")])
+    summary = _fit(model, batches(train_rows, True), batches(val_rows, False), epochs=epochs,
+                   steps=int(np.ceil(len(train_rows) / batch_size)))
     embedding = np.concatenate([np.asarray(encoder(np.asarray(pixels[s:s + 256], dtype=np.float32) / 255.0,
                                                    training=False)) for s in range(0, n, 256)])
-    losses = history.history
-    return embedding.astype(np.float32), {
-        "likelihood": "Gaussian on pixels (mean squared error)", "latent": latent, "epochs_run": len(losses["loss"]),
-        "max_epochs": epochs, "batch_size": batch_size, "best_val_loss": float(min(losses["val_loss"])),
-        "n_val": int(n_val)}
+    return embedding.astype(np.float32), {"likelihood": "Gaussian on pixels (mean squared error)", "latent": latent,
+                                          "batch_size": batch_size, "n_val": int(len(val_rows)), **summary}
