@@ -77,6 +77,18 @@ def _pick_common(dosage: np.ndarray, rng, count: int, *, exclude_r2_with: list[i
     raise RuntimeError("the simulated region has too few common, unlinked sites; use a longer region or more diversity")
 
 
+def _plant_sites(scenario: str, dosage: np.ndarray, rng) -> list[int]:
+    """The columns that carry the planted effect: three common sites (additive), two unlinked ones (pair)."""
+    if scenario == "additive":
+        return _pick_common(dosage, rng, 3, max_r2=0.3, maf_range=(0.1, 0.5))
+    if scenario == "pair":
+        try:
+            return _pick_common(dosage, rng, 2, maf_range=(0.3, 0.5))
+        except RuntimeError:  # little diversity: accept less common, slightly linked sites
+            return _pick_common(dosage, rng, 2, maf_range=(0.15, 0.5), max_r2=0.1)
+    return []
+
+
 def simulate_cohort(scenario: str = "additive", *, n_individuals: int = 1000, length: int = 2000, seed: int = 0,
                     trait: str = "binary", population_size: float = 1e5, mutation_rate: float = 1e-7,
                     variance_explained: float | None = None, covariates: bool = False) -> Cohort:
@@ -85,27 +97,34 @@ def simulate_cohort(scenario: str = "additive", *, n_individuals: int = 1000, le
     scenario: "additive" (three sites, each explaining `variance_explained` of the liability), "pair" (two unlinked
     sites whose centred dosage product explains `variance_explained` and which have no marginal effect) or "null".
     trait: "binary" (liability threshold at the median: a balanced case-control sample) or "quantitative".
+    A genealogy without the sites a scenario plants (little diversity in a short region) is drawn again with
+    seed + 10,007 k (k = 1..4); truth["ancestry_seed"] says which one was used.
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {SCENARIOS}")
-    rng = np.random.default_rng(seed)
-    ts = _ancestry(n_individuals, length, seed, population_size, mutation_rate)
-    dosage, positions = _biallelic_dosages(ts)
+    for attempt in range(5):  # a genealogy without the common, unlinked sites the scenario plants is drawn again
+        ancestry_seed = seed + 10_007 * attempt
+        rng = np.random.default_rng(ancestry_seed)
+        ts = _ancestry(n_individuals, length, ancestry_seed, population_size, mutation_rate)
+        dosage, positions = _biallelic_dosages(ts)
+        try:
+            planted = _plant_sites(scenario, dosage, rng)
+            break
+        except RuntimeError:
+            if attempt == 4:
+                raise
     standard = (dosage - dosage.mean(0)) / np.maximum(dosage.std(0), 1e-9)
     genetic = np.zeros(n_individuals)
-    truth: dict = {"scenario": scenario, "trait": trait, "seed": seed, "additive": [], "pair": []}
+    truth: dict = {"scenario": scenario, "trait": trait, "seed": seed, "ancestry_seed": ancestry_seed,
+                   "additive": [], "pair": []}
     if scenario == "additive":
         share = variance_explained or (0.06 if trait == "binary" else 0.04)
-        sites = _pick_common(dosage, rng, 3, max_r2=0.3, maf_range=(0.1, 0.5))
-        for i in sites:
+        for i in planted:
             genetic += np.sqrt(share) * standard[:, i] * rng.choice([-1, 1])
-        truth["additive"] = [int(positions[i]) for i in sites]
+        truth["additive"] = [int(positions[i]) for i in planted]
     elif scenario == "pair":
         share = variance_explained or (0.2 if trait == "binary" else 0.12)
-        try:
-            a, b = _pick_common(dosage, rng, 2, maf_range=(0.3, 0.5))
-        except RuntimeError:  # little diversity: accept less common, slightly linked sites
-            a, b = _pick_common(dosage, rng, 2, maf_range=(0.15, 0.5), max_r2=0.1)
+        a, b = planted
         product = standard[:, a] * standard[:, b]
         product -= np.polyval(np.polyfit(standard[:, a], product, 1), standard[:, a])  # no marginal effect, even in-sample
         product -= np.polyval(np.polyfit(standard[:, b], product, 1), standard[:, b])
