@@ -101,6 +101,40 @@ def test_count_csv_with_genes_as_rows_is_detected_and_clustered(tmp_path):
         assert rows.feature.iloc[0] in raised
 
 
+def test_parquet_with_kmeans_and_10x_folder_with_hdbscan(tmp_path):
+    import gzip
+
+    from scipy import io as scipy_io
+    from sklearn.metrics import adjusted_rand_score
+
+    import biolens
+
+    counts, truth = count_table(n_per_group=60, n_genes=200)
+    cells = [f"AAAC{i:04d}-1" for i in range(len(truth))]
+    genes = [f"g{i}" for i in range(counts.shape[1])]
+    table = pd.DataFrame(counts, columns=genes)
+    table.insert(0, "cell", cells)
+    table.to_parquet(tmp_path / "counts.parquet", index=False)
+    run = biolens.cluster(tmp_path / "counts.parquet", out=tmp_path / "kmeans", method="kmeans", epochs=20, seed=0)
+    assert run.metrics["choice"]["method"] == "kmeans" and run.metrics["choice"]["chosen_by"] == "stability"
+    clusters = pd.read_csv(run.path / "clusters.csv")
+    assert list(clusters.id) == cells and adjusted_rand_score(truth, clusters.cluster) >= 0.8
+
+    folder = tmp_path / "filtered_feature_bc_matrix"  # what Cell Ranger writes: genes x cells, gzipped
+    folder.mkdir()
+    with gzip.open(folder / "matrix.mtx.gz", "wb") as handle:
+        scipy_io.mmwrite(handle, sparse.coo_matrix(counts.T))
+    with gzip.open(folder / "features.tsv.gz", "wt") as handle:
+        handle.writelines(f"ENSG{i:011d}\t{g}\tGene Expression\n" for i, g in enumerate(genes))
+    with gzip.open(folder / "barcodes.tsv.gz", "wt") as handle:
+        handle.writelines(f"{c}\n" for c in cells)
+    run = biolens.cluster(folder, out=tmp_path / "hdbscan", method="hdbscan", epochs=20, seed=0)
+    clusters = pd.read_csv(run.path / "clusters.csv")
+    assert list(clusters.id) == cells and run.metrics["choice"]["method"] == "hdbscan"
+    assigned = clusters.cluster.to_numpy() >= 0
+    assert assigned.mean() > 0.5 and adjusted_rand_score(truth[assigned], clusters.cluster[assigned]) >= 0.8
+
+
 def test_interrupted_cluster_run_resumes_from_its_embedding_with_the_same_result(tmp_path):
     import biolens
 

@@ -98,11 +98,18 @@ def cluster(embedding: np.ndarray, *, method: str = "leiden", resolution: float 
     """Cluster labels (0 = largest cluster; -1 = HDBSCAN noise) and what was chosen and why. `graph`: the
     `neighbor_graph` of the embedding when the caller already has it."""
     if method == "hdbscan":
+        import umap
         from sklearn.cluster import HDBSCAN
 
+        # density is ill-defined in 16-50 dimensions (most points end up "noise"); as umap-learn's guide to
+        # clustering advises, HDBSCAN reads a 10-dimensional UMAP of the embedding made for it (min_dist 0)
+        dimensions = min(10, embedding.shape[1])
+        reduced = umap.UMAP(n_components=dimensions, n_neighbors=max(2, min(30, len(embedding) - 1)), min_dist=0.0,
+                            random_state=seed, n_jobs=1).fit_transform(embedding)
         min_size = max(5, len(embedding) // 100)
-        labels = _by_size(HDBSCAN(min_cluster_size=min_size).fit_predict(embedding))
-        return labels, {"method": "hdbscan", "min_cluster_size": min_size, "noise_fraction": float((labels < 0).mean())}
+        labels = _by_size(HDBSCAN(min_cluster_size=min_size).fit_predict(reduced))
+        return labels, {"method": "hdbscan", "min_cluster_size": min_size, "umap_dimensions": dimensions,
+                        "noise_fraction": float((labels < 0).mean())}
     if method == "kmeans":
         settings = [k] if k else [v for v in K_VALUES if v < len(embedding)]
         full = {v: _kmeans(embedding, v, seed) for v in settings}
