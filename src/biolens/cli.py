@@ -225,8 +225,28 @@ def demo(
     run_demo(out, data, epochs)
 
 
+@app.command()
+def serve(
+    port: int = typer.Option(8765, "--port", help="Port on this machine."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but this machine needs --allow-remote."),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow --host 0.0.0.0 (other machines, with the token)."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Folder of run folders the app lists and writes."),
+    root: list[Path] = typer.Option([], "--root", help="A folder whose data may be named by path in the app (repeat; default: this folder and your home)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Only print the address; do not open a browser."),
+    max_upload_mb: int = typer.Option(2048, "--max-upload-mb", help="Largest upload accepted, in MB."),
+):
+    """Start the web app on this machine: train, watch, read reports, predict and compare in a browser.
+
+    Example: biolens serve --port 8765
+    """
+    from biolens.web.serve import serve as run_server
+
+    run_server(port=port, host=host, allow_remote=allow_remote, runs_dir=runs, roots=list(root) or None,
+               open_browser=not no_browser, max_upload_mb=max_upload_mb)
+
+
 def main() -> None:
-    if len(sys.argv) > 1 and "--help" not in sys.argv:
+    if len(sys.argv) > 1 and "--help" not in sys.argv and sys.argv[1] != "serve":
         from biolens.hardware import import_tensorflow
 
         import_tensorflow()

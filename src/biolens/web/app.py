@@ -1,0 +1,387 @@
+"""The web app's routes: pages rendered on the server, one event stream for live progress, no analysis code.
+
+Every page reads run folders (views.py); every action queues a job (jobs.py) or calls the engine in a worker
+process (predict). Security is in security.py and applies to every route.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from biolens.errors import InputError
+from biolens.web import security, views
+from biolens.web.jobs import JobQueue
+
+HERE = Path(__file__).parent
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SEQUENCE_NAMES = (".fa", ".fasta", ".fna", ".fas", ".fa.gz", ".fasta.gz", ".fna.gz")
+
+
+@dataclass
+class Settings:
+    runs_dir: Path
+    roots: list[Path]
+    token: str = field(default_factory=security.new_token)
+    max_upload_bytes: int = 2 << 30
+    allow_remote: bool = False
+    start_jobs: bool = True
+
+    def __post_init__(self):
+        self.runs_dir = Path(self.runs_dir).resolve()
+        self.roots = [Path(r).expanduser().resolve() for r in self.roots]
+        self.state_dir = self.runs_dir / ".biolens-web"
+        self.uploads_dir = self.state_dir / "uploads"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    queue = JobQueue(settings.runs_dir, settings.state_dir)
+    predictor: dict[str, ProcessPoolExecutor] = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if settings.start_jobs:
+            queue.start()
+        yield
+        queue.stop()
+        for pool in predictor.values():
+            pool.shutdown(cancel_futures=True)
+
+    app = FastAPI(title="biolens", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.queue, app.state.settings = queue, settings
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    def page(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
+        return templates.TemplateResponse(request, f"{template}.html.j2", {"csrf": security.csrf_token(settings.token),
+                                                                            "page": template, **context},
+                                          status_code=status_code)
+
+    async def checked_form(request: Request):
+        """The form of a state-changing request, refused without the CSRF token or from another origin."""
+        origin = request.headers.get("origin")
+        if origin and origin != "null" and origin.split("//", 1)[-1] != request.headers.get("host"):
+            raise HTTPException(403, "This request came from another web site; it was refused (CSRF protection).")
+        form = await request.form(max_files=200_000, max_fields=1_000)
+        given = request.headers.get("x-csrf-token") or form.get("csrf")
+        if not security.same_secret(given if isinstance(given, str) else None, security.csrf_token(settings.token)):
+            raise HTTPException(403, "The form's security token is missing or stale; reload the page and try again.")
+        return form
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return page(request, "error", exc.status_code, message=exc.detail)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):  # a bug: one line to the user, details in the log
+        import traceback
+
+        traceback.print_exc()
+        return page(request, "error", 500, message=f"Internal error ({type(exc).__name__}); the server's terminal "
+                                                   "has the details.")
+
+    # -- pages ----------------------------------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse)
+    async def home(request: Request):
+        return page(request, "home", runs=views.list_runs(settings.runs_dir, queue.jobs()))
+
+    @app.get("/new", response_class=HTMLResponse)
+    async def new_run_form(request: Request):
+        return page(request, "new", form={}, roots=settings.roots, error=None)
+
+    @app.post("/new")
+    async def new_run(request: Request):
+        form = await checked_form(request)
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:
+            name, task, params = await _job_from_form(form, values)
+            queue.submit(task, name, params)
+        except InputError as exc:
+            return page(request, "new", 400, form=values, roots=settings.roots, error=str(exc))
+        return RedirectResponse(f"/runs/{name}", status_code=303)
+
+    @app.get("/runs/{name}", response_class=HTMLResponse)
+    async def run_page(request: Request, name: str):
+        folder = _run_folder(name)
+        job = queue.latest_for(name)
+        state = views.progress(folder, job, queue.log_path(name))
+        info = views.run_info(folder)
+        main, rest = views.downloads(folder)
+        return page(request, "run", name=name, info=info, state=state, main_files=main, other_files=rest,
+                    task=views.TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
+                    headline=views.headline(info, views.run_metrics(folder)))
+
+    @app.get("/runs/{name}/events")
+    async def run_events(request: Request, name: str):
+        folder = _run_folder(name)
+
+        async def stream():
+            last = None
+            while not await request.is_disconnected():
+                state = views.progress(folder, queue.latest_for(name), queue.log_path(name))
+                text = json.dumps(state)
+                if text != last:
+                    yield f"data: {text}\n\n"
+                    last = text
+                if state["done"]:
+                    return
+                await asyncio.sleep(1.0)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-store"})
+
+    @app.get("/runs/{name}/files/{path:path}")
+    async def run_file(name: str, path: str):
+        folder = _run_folder(name)
+        target = (folder / path).resolve()
+        if not target.is_relative_to(folder.resolve()) or not target.is_file():
+            raise HTTPException(404, f"{path} is not a file of run {name}.")
+        inline = target.suffix in (".html", ".png", ".svg", ".txt", ".csv", ".tsv", ".json")
+        return FileResponse(target, filename=None if inline else target.name,
+                            media_type="text/plain" if target.suffix in (".csv", ".tsv") else None)
+
+    @app.post("/runs/{name}/cancel")
+    async def cancel(request: Request, name: str):
+        await checked_form(request)
+        _run_folder(name)
+        try:
+            await asyncio.to_thread(queue.cancel, name)
+        except InputError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return RedirectResponse(f"/runs/{name}", status_code=303)
+
+    @app.post("/runs/{name}/resume")
+    async def resume(request: Request, name: str):
+        await checked_form(request)
+        _run_folder(name)
+        try:
+            queue.resume(name)
+        except InputError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return RedirectResponse(f"/runs/{name}", status_code=303)
+
+    @app.get("/predict", response_class=HTMLResponse)
+    async def predict_form(request: Request, run: str = ""):
+        return page(request, "predict", runs=_finished_classifiers(), selected=run, table=None, error=None)
+
+    @app.post("/predict", response_class=HTMLResponse)
+    async def predict(request: Request):
+        form = await checked_form(request)
+        name = str(form.get("run", ""))
+        batch = uuid.uuid4().hex[:12]
+        target = settings.uploads_dir / f"predict-{batch}"
+        try:
+            folder = _run_folder(name)
+            inputs = await _data_from_form(form, "files", "path", target)
+            out = settings.state_dir / "predictions" / f"{batch}.csv"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            pool = predictor.setdefault("pool", ProcessPoolExecutor(1, mp_context=get_context("spawn")))
+            error = await asyncio.wrap_future(pool.submit(predict_in_worker, str(folder), str(inputs), str(out)))
+            if error:
+                raise InputError(error)
+        except (InputError, HTTPException) as exc:
+            message = exc.detail if isinstance(exc, HTTPException) else str(exc)
+            return page(request, "predict", 400, runs=_finished_classifiers(), selected=name, table=None, error=message)
+        table = pd.read_csv(out)
+        if "file" in table.columns:  # the uploaded names, not the server's folders
+            table["file"] = [_shown_name(f, target) for f in table.file]
+        return page(request, "predict", runs=_finished_classifiers(), selected=name, error=None, batch=batch,
+                    table=table.fillna("").to_dict("records"), columns=list(table.columns),
+                    n_unsure=int(table["unsure"].astype(bool).sum()) if "unsure" in table else 0)
+
+    @app.get("/predictions/{batch}.csv")
+    async def prediction_csv(batch: str):
+        file = settings.state_dir / "predictions" / f"{batch}.csv"
+        if not re.fullmatch(r"[0-9a-f]{12}", batch) or not file.is_file():
+            raise HTTPException(404, "These predictions are no longer on the server; predict again.")
+        return FileResponse(file, filename="predictions.csv", media_type="text/csv")
+
+    @app.get("/compare", response_class=HTMLResponse)
+    async def compare(request: Request):
+        names = [n for n in request.query_params.getlist("runs") if n]
+        for name in names:
+            _run_folder(name)
+        if len(names) < 2:
+            return page(request, "compare", table=None, runs=views.list_runs(settings.runs_dir, queue.jobs()),
+                        error="Choose two or more runs to compare." if names else None)
+        return page(request, "compare", table=views.compare(settings.runs_dir, names),
+                    runs=views.list_runs(settings.runs_dir, queue.jobs()), error=None)
+
+    @app.get("/health", response_class=PlainTextResponse)
+    async def health():
+        return "ok"
+
+    # -- helpers that need the settings --------------------------------------------------------------------------
+    def _run_folder(name: str) -> Path:
+        if not RUN_NAME.match(name):
+            raise HTTPException(404, f"There is no run called {name!r}.")
+        folder = settings.runs_dir / name
+        if not folder.is_dir() and queue.latest_for(name) is None:
+            raise HTTPException(404, f"There is no run called {name!r}.")
+        return folder
+
+    def _finished_classifiers() -> list[str]:
+        return [r["name"] for r in views.list_runs(settings.runs_dir, queue.jobs())
+                if r["task"] == "image classification" and r["status"] == "complete"]
+
+    async def _job_from_form(form, values: dict) -> tuple[str, str, dict]:
+        """The run name, task and engine options of the New run form, with the data uploaded or resolved."""
+        task = values.get("task", "classify")
+        name = values.get("name", "").strip()
+        if not RUN_NAME.match(name):
+            raise InputError("give the run a name of letters, digits, '-', '_' or '.' (at most 64), e.g. cells-1.")
+        if (settings.runs_dir / name).exists() or queue.latest_for(name):
+            raise InputError(f"a run called {name} exists already; choose another name.")
+        seed = _integer(values, "seed", 0, 0, 2**31 - 1)
+        target = settings.uploads_dir / name
+        if task == "classify":
+            data = await _data_from_form(form, "files", "path", target / "data")
+            return name, task, {"data": str(_image_data_root(data)), "seed": seed,
+                                "epochs": _integer(values, "epochs", 30, 1, 1000),
+                                "time_budget": 60.0 * _number(values, "time_budget_min", 0.0, 0.0, 7 * 24 * 60),
+                                "group_column": values.get("group_column", "").strip() or None,
+                                "learning_curve": values.get("learning_curve", "auto")
+                                if values.get("learning_curve") in ("auto", "on", "off") else "auto"}
+        if task == "cluster":
+            data = await _data_from_form(form, "files", "path", target / "data")
+            method = values.get("method", "leiden")
+            if method not in ("leiden", "kmeans", "hdbscan"):
+                raise InputError("choose leiden, kmeans or hdbscan as the clustering method.")
+            return name, task, {"data": str(_single_input(data)), "seed": seed, "method": method,
+                                "compare_with": values.get("compare_with", "").strip() or None}
+        if task == "associate":
+            variants = _single_input(await _data_from_form(form, "files", "path", target / "variants"))
+            phenotypes = _single_input(await _data_from_form(form, "phenotype_file", "phenotype_path", target / "traits"))
+            trait = values.get("trait", "").strip()
+            if not trait:
+                raise InputError("give the trait column of the phenotype table.")
+            kind = "sequences" if variants.name.lower().endswith(SEQUENCE_NAMES) else "genotypes"
+            return name, task, {"phenotypes": str(phenotypes), "trait": trait, kind: str(variants), "seed": seed,
+                                "covariates": values.get("covariates", "").strip(),
+                                "permutations": _integer(values, "permutations", 20, 5, 1000)}
+        raise InputError("choose a task: classify images, cluster or associate.")
+
+    async def _data_from_form(form, files_field: str, path_field: str, target: Path) -> Path:
+        """Uploaded files (zips unpacked safely, folder uploads keep their sub-folders) or a path under a root."""
+        uploads = [f for f in form.getlist(files_field) if isinstance(f, UploadFile) and f.filename]
+        typed = str(form.get(path_field, "") or "").strip()
+        if uploads and typed:
+            raise InputError("give either files to upload or a path on this machine, not both.")
+        if typed:
+            return security.inside_roots(typed, settings.roots, what="data path")
+        if not uploads:
+            raise InputError("choose the data: upload files (or a zip), or type a path on this machine.")
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        budget = settings.max_upload_bytes
+        for upload in uploads:
+            relative = security.safe_relative(upload.filename)
+            head = await upload.read(4096)
+            security.check_upload_type(relative.name, head)
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            await upload.seek(0)
+            await asyncio.to_thread(_copy_upload, upload.file, destination)
+            if relative.suffix.lower() == ".zip":
+                unpacked = destination.with_suffix("")
+                await asyncio.to_thread(security.extract_zip, destination, unpacked, max_bytes=budget * 4)
+                destination.unlink()
+        entries = [p for p in target.iterdir()]
+        return entries[0] if len(entries) == 1 else target
+
+    return app
+
+
+def _copy_upload(source, destination: Path) -> None:
+    with open(destination, "wb") as sink:
+        shutil.copyfileobj(source, sink, 1 << 20)
+
+
+def _image_data_root(data: Path) -> Path:
+    """A folder whose only content is one folder (as zips of a folder are) is that folder; a folder with a manifest
+    CSV and no class sub-folders is that manifest."""
+    while data.is_dir():
+        entries = [p for p in data.iterdir() if not p.name.startswith(".")]
+        if len(entries) == 1 and entries[0].is_dir():
+            data = entries[0]
+            continue
+        tables = [p for p in entries if p.suffix.lower() == ".csv"]
+        if len(tables) == 1 and not any(p.is_dir() for p in entries):
+            return tables[0]
+        break
+    return data
+
+
+def _single_input(data: Path) -> Path:
+    """A table, FASTA or VCF upload is one file; a zip or folder upload may hold one folder (images, 10x)."""
+    while data.is_dir():
+        entries = [p for p in data.iterdir() if not p.name.startswith(".")]
+        if len(entries) != 1:
+            break
+        data = entries[0]
+    return data
+
+
+def _integer(values: dict, key: str, default: int, low: int, high: int) -> int:
+    return int(_number(values, key, default, low, high))
+
+
+def _number(values: dict, key: str, default: float, low: float, high: float) -> float:
+    text = (values.get(key) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{key.replace('_', ' ')} must be a number, not {text!r}.") from None
+    if not low <= value <= high:
+        raise InputError(f"{key.replace('_', ' ')} must be between {low:g} and {high:g}.")
+    return value
+
+
+def _shown_name(file: str, uploads: Path) -> str:
+    path = Path(str(file))
+    try:
+        return str(path.resolve().relative_to(uploads.resolve()))
+    except ValueError:
+        return str(file)
+
+
+def predict_in_worker(run_folder: str, inputs: str, out: str) -> str | None:
+    """In the predict worker process: the engine's predict, or its one-line error."""
+    import biolens
+
+    try:
+        biolens.predict(run_folder, inputs, out=out)
+    except InputError as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
+    import socket
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False

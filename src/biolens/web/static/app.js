@@ -1,0 +1,72 @@
+// The little script the pages need: show the settings of the chosen task, and follow a run live (Server-Sent Events).
+"use strict";
+
+function showTaskFields() {
+  const form = document.getElementById("new-run");
+  if (!form) return;
+  const update = () => {
+    const task = form.querySelector("input[name=task]:checked").value;
+    for (const name of ["classify", "cluster", "associate"]) {
+      for (const el of form.querySelectorAll(".task-" + name)) el.hidden = name !== task;
+    }
+  };
+  form.addEventListener("change", update);
+  update();
+}
+
+function drawCurves(canvas, history) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, pad = 34;
+  ctx.clearRect(0, 0, w, h);
+  ctx.font = "12px system-ui"; ctx.fillStyle = "#1b1f24";
+  if (!history.length) { ctx.fillText("Curves appear after the first epoch.", pad, h / 2); return; }
+  const series = [
+    {key: "loss", label: "training loss", color: "#0b5cad", right: false},
+    {key: "val_loss", label: "validation loss", color: "#d1495b", right: false},
+    {key: "val_balanced_accuracy", label: "validation balanced accuracy (right axis, 0-1)", color: "#1e6b35", right: true},
+  ];
+  const losses = history.flatMap(r => [r.loss, r.val_loss]).filter(v => typeof v === "number" && isFinite(v));
+  const maxLoss = Math.max(1e-6, ...losses);
+  const n = Math.max(history.length, 2);
+  const x = i => pad + (w - 2 * pad) * i / (n - 1);
+  ctx.strokeStyle = "#c9d1d9"; ctx.strokeRect(pad, 8, w - 2 * pad, h - pad - 8);
+  series.forEach((s, k) => {
+    ctx.strokeStyle = s.color; ctx.lineWidth = 2; ctx.beginPath();
+    let started = false;
+    history.forEach((row, i) => {
+      const v = row[s.key];
+      if (typeof v !== "number" || !isFinite(v)) return;
+      const y = 8 + (h - pad - 8) * (1 - (s.right ? v : v / maxLoss));
+      if (started) ctx.lineTo(x(i), y); else { ctx.moveTo(x(i), y); started = true; }
+    });
+    ctx.stroke();
+    ctx.fillStyle = s.color; ctx.fillText(s.label, pad + 4 + k * 150, h - 6);
+  });
+  ctx.fillStyle = "#4a5560"; ctx.fillText("epoch 1-" + history.length, w - pad - 70, h - pad + 14);
+}
+
+function followRun() {
+  const section = document.getElementById("progress");
+  if (!section) return;
+  const canvas = document.getElementById("curves");
+  const initial = JSON.parse(document.getElementById("initial-state").textContent);
+  drawCurves(canvas, initial.history);
+  if (section.dataset.done === "true") return;
+  const events = new EventSource("/runs/" + encodeURIComponent(section.dataset.run) + "/events");
+  events.onmessage = (message) => {
+    const state = JSON.parse(message.data);
+    const status = document.getElementById("status");
+    status.textContent = state.status; status.className = "status status-" + state.status;
+    document.getElementById("epoch").textContent = state.epochs ? `epoch ${state.epoch} of at most ${state.epochs}` : "";
+    document.getElementById("eta").textContent = state.eta_s ? `· training ends in about ${(state.eta_s / 60).toFixed(1)} min` : "";
+    const log = document.getElementById("log");
+    const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent = state.log; if (atEnd) log.scrollTop = log.scrollHeight;
+    const error = document.getElementById("error");
+    error.textContent = state.error; error.hidden = !state.error;
+    drawCurves(canvas, state.history);
+    if (state.done) { events.close(); window.location.reload(); }
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => { showTaskFields(); followRun(); });

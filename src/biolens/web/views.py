@@ -1,0 +1,159 @@
+"""What the pages show, read from run folders and the job table: lists, headline metrics, progress, comparisons.
+
+Pure functions over files, so that the pages always agree with the run folders the CLI writes.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+from biolens.runs import RUN_FILE, read_json
+
+TASK_NAMES = {"classify": "image classification", "sequence_classify": "sequence classification",
+              "cluster": "clustering", "associate": "association"}
+# the files a biologist downloads, in the order the Run page lists them (the rest are under "all files")
+MAIN_FILES = ("report.html", "metrics.json", "model.keras", "predictions.csv", "clusters.csv", "markers.tsv",
+              "variants.tsv", "interactions.tsv", "motifs.tsv", "possible_label_errors.csv", "history.csv", "run.json")
+
+
+def run_info(folder: Path) -> dict:
+    file = folder / RUN_FILE
+    try:
+        return read_json(file) if file.exists() else {}
+    except ValueError:
+        return {}  # being replaced this instant (writes are atomic, but a reader may race the rename on some systems)
+
+
+def run_metrics(folder: Path) -> dict:
+    file = folder / "metrics.json"
+    try:
+        return read_json(file) if file.exists() else {}
+    except ValueError:
+        return {}
+
+
+def status_of(info: dict, job: dict | None) -> str:
+    """The job table knows about queued and cancelled; the run folder knows the rest."""
+    if job and job["status"] in ("queued", "running", "cancelled") and info.get("status") != "complete":
+        return job["status"]
+    return info.get("status") or (job["status"] if job else "unknown")
+
+
+def headline(info: dict, metrics: dict) -> str:
+    """The one figure a list of runs shows, with its 95% CI where the run has one."""
+    task = info.get("task")
+    if task in ("classify", "sequence_classify") and "balanced_accuracy" in metrics:
+        return "balanced accuracy " + with_ci(metrics, "balanced_accuracy")
+    if task == "cluster" and "n_clusters" in metrics:
+        text = f"{metrics['n_clusters']} clusters"
+        ari = metrics.get("compare", {}).get("deep", {}).get("ari")
+        return text + (f", ARI {ari:.3f} vs known labels" if isinstance(ari, (int, float)) else "")
+    for key in ("auc_deep", "r2_deep"):
+        if key in metrics:
+            additive = key.replace("deep", "additive")
+            return f"{key.split('_')[0].upper()} deep {with_ci(metrics, key)} vs additive {with_ci(metrics, additive)}"
+    return ""
+
+
+def with_ci(metrics: dict, key: str) -> str:
+    value = metrics.get(key)
+    if not isinstance(value, (int, float)):
+        return "-"
+    ci = metrics.get(f"{key}_ci95")
+    return f"{value:.3f} ({ci[0]:.3f}-{ci[1]:.3f})" if isinstance(ci, (list, tuple)) and len(ci) == 2 else f"{value:.3f}"
+
+
+def list_runs(runs_dir: Path, jobs: list[dict]) -> list[dict]:
+    """Every run folder under runs_dir (CLI runs too) and every queued job, newest first."""
+    latest = {}
+    for job in sorted(jobs, key=lambda j: j["id"]):
+        latest[job["run"]] = job
+    names = {p.name for p in runs_dir.iterdir() if p.is_dir() and (p / RUN_FILE).exists() and not p.name.startswith(".")}
+    rows = []
+    for name in names | set(latest):
+        folder = runs_dir / name
+        info, job = run_info(folder), latest.get(name)
+        if not info and not job:
+            continue
+        rows.append({"name": name, "task": TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
+                     "status": status_of(info, job), "headline": headline(info, run_metrics(folder)),
+                     "created": info.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(job["created"])),
+                     "error": info.get("error") or (job or {}).get("error") or ""})
+    return sorted(rows, key=lambda r: r["created"], reverse=True)
+
+
+def read_history(folder: Path) -> list[dict]:
+    file = folder / "history.csv"
+    if not file.exists():
+        return []
+    with open(file, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: _number(v) for k, v in row.items()} for row in rows]
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def progress(folder: Path, job: dict | None, log_file: Path) -> dict:
+    """What the Run page refreshes every second: status, epoch of epochs, curves, a training ETA and the log."""
+    info = run_info(folder)
+    history = read_history(folder)
+    epochs = int(info.get("config", {}).get("epochs") or 0)
+    status = status_of(info, job)
+    eta = None
+    if status == "running" and history and epochs:
+        elapsed = float(history[-1].get("elapsed_s") or 0)
+        eta = round(elapsed / len(history) * max(epochs - len(history), 0))
+    return {"status": status, "epoch": len(history), "epochs": epochs, "eta_s": eta,
+            "history": [{k: row.get(k) for k in ("epoch", "loss", "val_loss", "val_balanced_accuracy")} for row in history],
+            "log": tail(log_file, 40), "error": info.get("error") or (job or {}).get("error") or "",
+            "done": status not in ("queued", "running")}
+
+
+def tail(file: Path, lines: int) -> str:
+    if not file.exists():
+        return ""
+    with open(file, "rb") as handle:
+        handle.seek(0, 2)
+        handle.seek(max(handle.tell() - 64_000, 0))
+        text = handle.read().decode("utf-8", errors="replace")
+    return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
+
+
+def downloads(folder: Path) -> tuple[list[str], list[str]]:
+    """(main files present, every other file) as paths relative to the run folder; checkpoints stay out."""
+    main = [name for name in MAIN_FILES if (folder / name).is_file()]
+    rest = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") or part in ("checkpoints", "cache", "tensorboard")
+                                             for part in p.relative_to(folder).parts) and p.name not in main)
+    return main, rest
+
+
+def compare(runs_dir: Path, names: list[str]) -> dict:
+    """Settings side by side (the differing ones first) and every metric that has a CI, for two or more runs."""
+    infos = {name: run_info(runs_dir / name) for name in names}
+    metrics = {name: run_metrics(runs_dir / name) for name in names}
+    keys = sorted({k for info in infos.values() for k in info.get("config", {})})
+    settings = []
+    for key in keys:
+        values = [_short(infos[n].get("config", {}).get(key, "")) for n in names]
+        settings.append({"key": key, "cells": values, "differs": len(set(values)) > 1})
+    settings.sort(key=lambda s: not s["differs"])
+    settings = [{"key": "task", "cells": [TASK_NAMES.get(infos[n].get("task"), "-") for n in names],
+                 "differs": len({infos[n].get("task") for n in names}) > 1}, *settings]
+    metric_keys = [k for k in dict.fromkeys(k for m in metrics.values() for k in m)
+                   if any(isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool) for m in metrics.values())
+                   and not k.endswith("_ci95")]
+    metric_keys.sort(key=lambda k: not any(f"{k}_ci95" in m for m in metrics.values()))
+    rows = [{"key": k, "cells": [with_ci(metrics[n], k) for n in names]} for k in metric_keys]
+    return {"names": names, "settings": settings, "metrics": rows}
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else "..." + text[-77:]

@@ -1,0 +1,221 @@
+"""The web app's routes and every security refusal, through FastAPI's TestClient over the real app and real files.
+
+The job dispatcher is left stopped here (submitted jobs stay queued), so these tests check what the pages and the
+queue do; tests/test_web_browser.py runs real jobs in a real server and browser.
+"""
+from __future__ import annotations
+
+import io
+import re
+import json
+import shutil
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from biolens.web import security
+from biolens.web.app import Settings, create_app
+
+SLICE = Path(__file__).resolve().parents[1] / "examples" / "blood_cells_slice"
+
+
+@pytest.fixture
+def server(tmp_path):
+    settings = Settings(runs_dir=tmp_path / "runs", roots=[tmp_path / "data"], start_jobs=False,
+                        max_upload_bytes=2 << 20)
+    (tmp_path / "data").mkdir()
+    app = security.AccessGate(create_app(settings), token=settings.token, max_body_bytes=settings.max_upload_bytes,
+                              allow_remote=False)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        client.get(f"/?token={settings.token}")  # the printed address: sets the cookie
+        client.settings = settings
+        client.csrf = security.csrf_token(settings.token)
+        yield client
+
+
+def alert(response) -> str:
+    text = response.text
+    start = text.find('role="alert"')
+    return text[text.find(">", start) + 1:text.find("</p>", start)] if start >= 0 else ""
+
+
+def zip_bytes(entries: dict[str, bytes], links: dict[str, str] = ()) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data in entries.items():
+            bundle.writestr(name, data)
+        for name, target in dict(links).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            bundle.writestr(info, target)
+    return buffer.getvalue()
+
+
+def new_run(server, files=None, **fields):
+    data = {"csrf": server.csrf, "task": "classify", "name": "cells", "epochs": "2", **fields}
+    return server.post("/new", data=data, files=files or [], follow_redirects=False)
+
+
+def test_token_is_required_on_every_route(server):
+    token = server.settings.token
+    anonymous = TestClient(server.app, base_url="http://127.0.0.1:8765")
+    for path in ("/", "/new", "/predict", "/compare", "/runs/x", "/runs/x/events", "/static/app.js", "/health"):
+        refused = anonymous.get(path)
+        assert refused.status_code == 403 and "?token=" in refused.text, path
+    assert anonymous.get("/?token=wrong", follow_redirects=False).status_code == 403
+    anonymous.cookies.set(security.TOKEN_COOKIE, "wrong")
+    assert anonymous.get("/").status_code == 403
+    assert anonymous.post("/new", data={"name": "x"}).status_code == 403
+    first = TestClient(server.app, base_url="http://127.0.0.1:8765").get(f"/new?token={token}", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/new"  # the token leaves the address bar
+    cookie = first.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_other_hosts_are_refused(server):
+    # DNS rebinding: a web page whose name now points at 127.0.0.1 still sends its own Host
+    assert server.get("/", headers={"host": "evil.example:8765"}).status_code == 400
+
+
+def test_state_changes_need_the_csrf_token_and_our_origin(server):
+    missing = server.post("/new", data={"task": "classify", "name": "cells"})
+    assert missing.status_code == 403 and "security token" in missing.text
+    wrong = server.post("/new", data={"csrf": "x" * 40, "task": "classify", "name": "cells"})
+    assert wrong.status_code == 403
+    foreign = server.post("/new", data={"csrf": server.csrf, "name": "cells"}, headers={"origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "another web site" in foreign.text
+    for action in ("cancel", "resume"):
+        assert server.post(f"/runs/cells/{action}", data={}).status_code in (403, 404)
+
+
+def test_pages_render(server):
+    for path, words in (("/", "No runs yet"), ("/new", "Run name"), ("/predict", "No finished image classification"),
+                        ("/compare", "Runs to compare")):
+        page = server.get(path)
+        assert page.status_code == 200 and words in page.text, path
+        assert 'lang="en"' in page.text and 'aria-label="Main"' in page.text
+    form = server.get("/new").text  # every field a person types into or picks has a label
+    fields = re.findall(r'<(?:input|select)(?![^>]*type="(?:hidden|radio|checkbox)")[^>]*\bid="([^"]+)"', form)
+    assert len(fields) >= 12
+    assert all(f'<label for="{field}"' in form for field in fields), fields
+    assert server.get("/runs/nothing").status_code == 404
+    assert server.get("/runs/..%2F..%2Fetc").status_code == 404
+
+
+def test_path_outside_the_roots_is_refused(server, tmp_path):
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(SLICE, outside)
+    refused = new_run(server, path=str(outside))
+    assert refused.status_code == 400 and "outside the folders this server may read" in alert(refused)
+    sneaky = new_run(server, path=str(tmp_path / "data" / ".." / "elsewhere"))
+    assert "outside the folders" in alert(sneaky)
+    (tmp_path / "data" / "link").symlink_to(outside)
+    assert "outside the folders" in alert(new_run(server, path=str(tmp_path / "data" / "link")))
+    assert "does not exist" in alert(new_run(server, path=str(tmp_path / "data" / "missing")))
+
+
+def test_a_path_inside_the_roots_queues_a_job(server, tmp_path):
+    shutil.copytree(SLICE, tmp_path / "data" / "cells")
+    queued = new_run(server, path=str(tmp_path / "data" / "cells" / "manifest.csv"), group_column="source_image")
+    assert queued.status_code == 303 and queued.headers["location"] == "/runs/cells"
+    page = server.get("/runs/cells")
+    assert "queued" in page.text and 'id="cancel"' in page.text
+    assert "queued" in server.get("/").text
+    again = new_run(server, path=str(tmp_path / "data" / "cells"))
+    assert "exists already" in alert(again)
+    cancelled = server.post("/runs/cells/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+    assert cancelled.status_code == 303
+    assert "cancelled" in server.get("/runs/cells").text
+    assert server.app.app.state.queue.latest_for("cells")["status"] == "cancelled"
+
+
+def test_uploaded_zip_is_unpacked_to_its_class_folders(server):
+    images = {f"cells/{label}/{path.name}": path.read_bytes()
+              for label in ("RBC", "WBC") for path in sorted((SLICE / "images" / label).iterdir())[:3]}
+    accepted = new_run(server, files=[("files", ("cells.zip", zip_bytes(images), "application/zip"))])
+    assert accepted.status_code == 303
+    queue = server.app.app.state.queue
+    data = Path(json.loads(queue.jobs()[0]["params"])["data"])
+    assert sorted(p.name for p in data.iterdir()) == ["RBC", "WBC"] and len(list(data.rglob("*.jpg"))) == 6
+
+
+@pytest.mark.parametrize("entries,links,words", [
+    ({"../../escape.jpg": b"\xff\xd8\xff" + b"0" * 10}, {}, "points outside its folder"),
+    ({"/etc/cron.d/x.jpg": b"\xff\xd8\xff"}, {}, "points outside its folder"),
+    ({"cells/a.jpg": b"\xff\xd8\xff"}, {"cells/b.jpg": "/etc/passwd"}, "symbolic link"),
+    ({"cells/bomb.jpg": b"\0" * (50 << 20)}, {}, "zip bombs"),
+])
+def test_dangerous_zips_are_refused(server, tmp_path, entries, links, words):
+    response = new_run(server, files=[("files", ("cells.zip", zip_bytes(entries, links), "application/zip"))])
+    assert response.status_code == 400 and words in alert(response)
+    assert not (tmp_path / "escape.jpg").exists() and not (tmp_path / "runs" / "escape.jpg").exists()
+    assert not any(p.is_symlink() for p in (tmp_path / "runs").rglob("*"))
+
+
+def test_uploads_are_size_limited_and_type_checked(server):
+    big = b"\xff\xd8\xff" + b"\0" * (3 << 20)
+    too_large = new_run(server, files=[("files", ("big.jpg", big, "image/jpeg"))])
+    assert too_large.status_code == 413 and "larger than this server accepts" in too_large.text
+
+    def chunked():  # no Content-Length: counted while read
+        yield b"--x\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n" + server.csrf.encode() + b"\r\n"
+        for _ in range(6):
+            yield b"\0" * (1 << 20)
+
+    streamed = server.post("/new", content=chunked(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert streamed.status_code == 413
+    fake = new_run(server, files=[("files", ("cell.png", b"MZ\x90\x00 not an image", "image/png"))])
+    assert fake.status_code == 400 and "not a PNG file" in alert(fake)
+    script = new_run(server, files=[("files", ("run.sh", b"#!/bin/sh", "text/x-sh"))])
+    assert "does not read .sh files" in alert(script)
+    folder_escape = new_run(server, files=[("files", ("../../x.jpg", b"\xff\xd8\xff", "image/jpeg"))])
+    assert "points outside its folder" in alert(folder_escape)
+
+
+def test_run_files_cannot_escape_the_run_folder(server, tmp_path, trained_run):
+    shutil.copytree(trained_run, tmp_path / "runs" / "cli-run")
+    (tmp_path / "secret.txt").write_text("TOP-SECRET-CONTENT")
+    assert server.get("/runs/cli-run/files/report.html").status_code == 200
+    for path in ("../../secret.txt", "..%2F..%2Fsecret.txt", "/etc/passwd"):
+        response = server.get(f"/runs/cli-run/files/{path}")
+        assert response.status_code == 404 and "TOP-SECRET" not in response.text
+
+
+def test_home_run_compare_and_predict_over_a_real_run(server, tmp_path, trained_run):
+    for name in ("cli-run", "cli-run-2"):
+        shutil.copytree(trained_run, tmp_path / "runs" / name)
+    home = server.get("/")
+    assert "cli-run" in home.text and "balanced accuracy" in home.text and "complete" in home.text
+    run_page = server.get("/runs/cli-run")
+    assert 'id="report"' in run_page.text and "model.keras" in run_page.text and "Predict new images" in run_page.text
+    events = server.get("/runs/cli-run/events")
+    assert events.status_code == 200 and '"done": true' in events.text and '"status": "complete"' in events.text
+    compare = server.get("/compare?runs=cli-run&runs=cli-run-2")
+    assert compare.status_code == 200 and "balanced_accuracy" in compare.text and "epochs" in compare.text
+    assert "Choose two or more" in server.get("/compare?runs=cli-run").text
+    resume = server.post("/runs/cli-run/resume", data={"csrf": server.csrf})
+    assert resume.status_code == 409 and "nothing to resume" in resume.text
+
+    images = sorted((SLICE / "images" / "WBC").iterdir())[:2] + sorted((SLICE / "images" / "RBC").iterdir())[:2]
+    predicted = server.post("/predict", data={"csrf": server.csrf, "run": "cli-run"},
+                            files=[("files", (p.name, p.read_bytes(), "image/jpeg")) for p in images])
+    assert predicted.status_code == 200, alert(predicted)
+    assert predicted.text.count("<tr ") == 4 and all(p.name in predicted.text for p in images)
+    batch = predicted.text.split("/predictions/")[1].split(".csv")[0]
+    table = server.get(f"/predictions/{batch}.csv")
+    assert table.status_code == 200 and table.text.startswith("file,predicted,confidence,unsure")
+    assert server.get("/predictions/../../x.csv").status_code == 404
+    not_a_run = server.post("/predict", data={"csrf": server.csrf, "run": "missing"},
+                            files=[("files", (images[0].name, images[0].read_bytes(), "image/jpeg"))])
+    assert not_a_run.status_code == 400 and "no run called" in not_a_run.text
+
+
+def test_remote_host_needs_an_explicit_flag():
+    from biolens.errors import InputError
+    from biolens.web.serve import serve
+
+    with pytest.raises(InputError, match="--allow-remote"):
+        serve(host="0.0.0.0", open_browser=False)
