@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 DATA ?= ../shared/data/blood_cells
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo test test-slow benchmark clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: install demo test test-slow benchmark clean browser
 
 install: $(BIN)/biolens
 
@@ -18,10 +20,19 @@ $(BIN)/biolens: pyproject.toml
 demo: install
 	$(BIN)/biolens demo --out $(DEMO_OUT)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
 
-test-slow: install
+# Debian's chromium for the web app's browser tests (Playwright drives it; browser downloads are not possible here).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then run=env; elif sudo -n true 2>/dev/null; then run="sudo -n env"; else run=; fi; \
+	  if [ -n "$$run" ] && command -v apt-get >/dev/null; then \
+	    $$run DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { $$run apt-get update -qq && $$run DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; \
+	  else echo "note: the browser tests need chromium at $(CHROMIUM) (apt-get install chromium)"; fi; }
+
+test-slow: install browser
 	$(BIN)/python -m pytest -q -m slow
 
 benchmark: install

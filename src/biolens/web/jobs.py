@@ -201,6 +201,9 @@ def execute(task: str, run_path: str, params: dict, log_path: str, result_path: 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     outcome: dict = {"status": "complete"}
     try:
+        from biolens.hardware import import_tensorflow
+
+        import_tensorflow()  # without TensorFlow's start-up chatter in the log a biologist reads
         _run_engine(task, Path(run_path), params)
     except InputError as exc:
         print(f"error: {exc}", flush=True)

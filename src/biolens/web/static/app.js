@@ -40,6 +40,12 @@ function drawCurves(canvas, history) {
       if (started) ctx.lineTo(x(i), y); else { ctx.moveTo(x(i), y); started = true; }
     });
     ctx.stroke();
+    history.forEach((row, i) => {  // a dot per epoch, so that one epoch shows too
+      const v = row[s.key];
+      if (typeof v !== "number" || !isFinite(v)) return;
+      ctx.fillStyle = s.color; ctx.beginPath();
+      ctx.arc(x(i), 8 + (h - pad - 8) * (1 - (s.right ? v : v / maxLoss)), 3, 0, 2 * Math.PI); ctx.fill();
+    });
     ctx.fillStyle = s.color; ctx.fillText(s.label, pad + 4 + k * 150, h - 6);
   });
   ctx.fillStyle = "#4a5560"; ctx.fillText("epoch 1-" + history.length, w - pad - 70, h - pad + 14);

@@ -1,0 +1,213 @@
+"""The web app as a person uses it: a real `biolens serve`, real jobs, and a real headless Chromium (Playwright
+driving Debian's chromium, which `make test` installs). Screenshots of every page go to test-artifacts/web/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from biolens.web.security import csrf_token
+
+ROOT = Path(__file__).resolve().parents[1]
+SLICE = ROOT / "examples" / "blood_cells_slice"
+SHOTS = Path(os.environ.get("BIOLENS_ARTIFACTS", ROOT / "test-artifacts")) / "web"
+CHROMIUM = os.environ.get("BIOLENS_CHROMIUM", "/usr/bin/chromium")
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+
+
+class Server:
+    """`biolens serve` in a child process, as a user starts it; `url` is the address it printed."""
+
+    def __init__(self, runs: Path, root: Path):
+        self.runs, self.root = runs, root
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "biolens", "serve", "--no-browser", "--port", str(self.port), "--runs", str(self.runs),
+             "--root", str(self.root)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=ROOT)
+        first = self.process.stdout.readline()
+        match = re.search(r"(http://\S+\?token=(\S+))", first)
+        assert match, first + self.process.stdout.read(2000)
+        self.url, self.token = match.group(1), match.group(2)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{self.base}/health", cookies={"biolens_token": self.token}).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("biolens serve did not answer within 30 s")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, cookies={"biolens_token": self.token}, timeout=120)
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(SLICE, data / "cells")
+    return tmp_path
+
+
+def wait_for(condition, timeout: float, what: str, every: float = 0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"waited {timeout:.0f} s for {what}")
+
+
+def job_rows(runs: Path) -> list[dict]:
+    with sqlite3.connect(runs / ".biolens-web" / "jobs.sqlite") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM jobs ORDER BY id")]
+
+
+def test_restart_mid_run_shows_it_interrupted_and_resumes_it(workspace):
+    """kill -9 of the server mid-training: its job dies with it; the restarted server shows the run as interrupted,
+    and Resume finishes it from the last checkpoint."""
+    runs = workspace / "runs"
+    server = Server(runs, workspace / "data")
+    try:
+        with server.client() as web:
+            started = web.post("/new", data={"csrf": csrf_token(server.token), "task": "classify", "name": "cells",
+                                             "path": str(workspace / "data" / "cells" / "manifest.csv"),
+                                             "group_column": "source_image", "epochs": "6", "learning_curve": "off",
+                                             "seed": "3"}, follow_redirects=False)
+            assert started.status_code == 303, started.text
+        history = runs / "cells" / "history.csv"
+        wait_for(lambda: history.exists() and len(history.read_text().splitlines()) >= 2, 300, "the first epoch")
+        job_pid = job_rows(runs)[0]["pid"]
+        server.kill()
+        wait_for(lambda: not Path(f"/proc/{job_pid}").exists() or
+                 Path(f"/proc/{job_pid}/stat").read_text().split(")")[-1].split()[0] == "Z", 20,
+                 "the job process to die with the server")
+        epochs_before = len(history.read_text().splitlines()) - 1
+        assert epochs_before < 6
+
+        server.start()
+        with server.client() as web:
+            page = web.get("/runs/cells").text
+            assert "status-interrupted" in page and 'id="resume"' in page
+            assert "interrupted" in web.get("/").text
+            resumed = web.post("/runs/cells/resume", data={"csrf": csrf_token(server.token)}, follow_redirects=False)
+            assert resumed.status_code == 303
+            wait_for(lambda: "status-complete" in web.get("/runs/cells").text, 400, "the resumed run to finish", 2)
+            finished = web.get("/runs/cells").text
+            assert "balanced accuracy" in finished and 'id="report"' in finished
+        log = (runs / ".biolens-web" / "logs" / "cells.log").read_text()
+        assert f"epoch {epochs_before + 1}/6" in log  # continued after the checkpoint, not from scratch
+        wait_for(lambda: [row["status"] for row in job_rows(runs)] == ["interrupted", "complete"], 30,
+                 "the job table to record the resumed job as complete")
+    finally:
+        server.stop()
+
+
+def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, trained_run):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    runs = workspace / "runs"
+    runs.mkdir()
+    shutil.copytree(trained_run, runs / "from-the-cli")  # a run made with the CLI shows up too
+    bundle = workspace / "my cells.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        for label in ("RBC", "WBC"):
+            for image in sorted((SLICE / "images" / label).iterdir())[:40]:
+                archive.write(image, f"my cells/{label}/{image.name}")
+    new_images = sorted((SLICE / "images" / "WBC").iterdir())[-3:] + sorted((SLICE / "images" / "RBC").iterdir())[-3:]
+    server = Server(runs, workspace / "data")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+            page.goto(server.url)
+            expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+            assert "token=" not in page.url
+            expect(page.get_by_role("link", name="from-the-cli")).to_be_visible()
+            page.screenshot(path=SHOTS / "home.png", full_page=True)
+
+            page.get_by_role("link", name="New run", exact=True).click()
+            page.get_by_label("Classify labelled images").check()
+            page.get_by_label("Run name").fill("my-cells")
+            page.get_by_label("Upload files or a zip").set_input_files(bundle)
+            page.get_by_label("Maximum epochs").fill("3")
+            page.get_by_label("learning curve").select_option("off")
+            expect(page.get_by_label("Method")).to_be_hidden()  # only the chosen task's settings show
+            page.screenshot(path=SHOTS / "new_run.png", full_page=True)
+            page.get_by_role("button", name="Start").click()
+
+            expect(page.get_by_role("heading", name=re.compile("my-cells"))).to_be_visible()
+            expect(page.locator("#epoch")).to_contain_text("epoch 1 of at most 3", timeout=240_000)  # live, no reload
+            page.screenshot(path=SHOTS / "run_progress.png", full_page=True)
+            expect(page.locator("#status")).to_have_text("complete", timeout=300_000)
+            expect(page.locator("#report")).to_be_visible(timeout=30_000)
+            expect(page.frame_locator("#report").get_by_text("Methods").first).to_be_visible()
+            expect(page.get_by_text("Result on held-out data")).to_be_visible()
+            page.screenshot(path=SHOTS / "run_done.png", full_page=True)
+            with page.expect_download() as download:
+                page.get_by_role("link", name="metrics.json").click()
+            assert download.value.suggested_filename.endswith("metrics.json")
+
+            page.get_by_role("link", name="Predict new images").click()
+            expect(page.get_by_label("Model")).to_have_value("my-cells")
+            page.get_by_label("Images or a zip of images").set_input_files(new_images)
+            page.get_by_role("button", name="Predict").click()
+            expect(page.locator("#predictions tbody tr")).to_have_count(6, timeout=120_000)
+            page.screenshot(path=SHOTS / "predict.png", full_page=True)
+            with page.expect_download() as download:
+                page.get_by_role("link", name="Download CSV").click()
+            table = Path(download.value.path()).read_text()
+            assert table.startswith("file,predicted,confidence,unsure") and len(table.splitlines()) == 7
+
+            page.get_by_role("link", name="Home").click()
+            page.get_by_label("compare my-cells").check()
+            page.get_by_label("compare from-the-cli").check()
+            page.get_by_role("button", name="Compare the ticked runs").click()
+            expect(page.locator("#compare-metrics")).to_contain_text("balanced_accuracy")
+            expect(page.locator("#compare-settings tr.differs").first).to_be_visible()
+            page.screenshot(path=SHOTS / "compare.png", full_page=True)
+
+            page.goto(f"{server.base}/new")  # a refusal is one readable line, not a traceback
+            page.get_by_label("Run name").fill("outside")
+            page.get_by_label("or give a path on this machine").fill("/etc")
+            page.get_by_role("button", name="Start").click()
+            expect(page.get_by_role("alert")).to_contain_text("outside the folders this server may read")
+            page.screenshot(path=SHOTS / "refusal.png", full_page=True)
+            browser.close()
+    finally:
+        server.stop()
