@@ -6,7 +6,7 @@ import json
 import keras
 import pytest
 
-from conftest import biolens
+from conftest import biolens, one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,23 @@ def test_doctor_reports_the_machine_and_a_measured_speed():
     assert facts["versions"]["tensorflow"] and facts["versions"]["keras"].startswith("3.")
     text = biolens("doctor").stdout
     assert "GFLOP/s" in text and "device:" in text
+
+
+def test_doctor_estimate_predicts_the_epoch_time_of_a_real_run(trained_run, slice_manifest):
+    import pandas as pd
+
+    facts = json.loads(biolens("doctor", "--estimate", slice_manifest, "--json").stdout)
+    assert facts["n_images"] == 216 and facts["image_size"] == 64 and facts["batch_size"] == 8
+    history = pd.read_csv(trained_run / "history.csv")
+    measured = history.elapsed_s.diff().dropna().median()  # epochs after the first (which builds the graph)
+    assert measured / 2 <= facts["epoch_seconds"] <= measured * 2, (facts["epoch_seconds"], measured)
+    assert 0.2 < facts["memory_gb"] < 8 and facts["pixels_in_memory"]
+    assert "GPU would not change much" in facts["advice"]
+    text = biolens("doctor", "--estimate", slice_manifest).stdout
+    assert "time per epoch: about" in text and "memory: about" in text
+
+
+def test_doctor_estimate_refuses_what_it_cannot_measure(tmp_path, slice_manifest):
+    assert "--task classify" in one_line_error(biolens("doctor", "--estimate", slice_manifest, "--task", "cluster",
+                                                       check=False))
+    assert str(tmp_path / "none") in one_line_error(biolens("doctor", "--estimate", tmp_path / "none", check=False))

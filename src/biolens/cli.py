@@ -192,13 +192,37 @@ def cluster(
 
 
 @app.command()
-def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text.")):
-    """Show this machine as biolens sees it, with a measured speed figure.
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    estimate: Optional[Path] = typer.Option(None, "--estimate", help="Labelled images to estimate time per epoch and memory for, on this machine (a short measured probe)."),
+    task: str = typer.Option("classify", "--task", help="The task to estimate (classify)."),
+    epochs: int = typer.Option(30, "--epochs", help="Epochs of the run being estimated (the default of biolens train)."),
+    image_size: int = typer.Option(0, "--image-size", help="Model input side as in biolens train (0 = chosen from the data)."),
+    batch_size: int = typer.Option(0, "--batch-size", help="As in biolens train (0 = chosen by training-set size)."),
+):
+    """Show this machine as biolens sees it, with a measured speed figure; --estimate DATA predicts a run's cost.
 
-    Example: biolens doctor
+    Examples: biolens doctor
+              biolens doctor --estimate cells/ --task classify
     """
     from biolens.hardware import doctor as probe
 
+    if estimate is not None:
+        from biolens.estimate import estimate as measure
+
+        facts = measure(estimate, task, epochs=epochs, image_size=image_size, batch_size=batch_size)
+        if as_json:
+            typer.echo(json.dumps(facts, indent=2))
+            return
+        typer.echo(f"data: {facts['n_images']} images at {facts['image_size']}x{facts['image_size']}x{facts['channels']}, "
+                   f"batch {facts['batch_size']}, {facts['steps_per_epoch']} steps per epoch, on {facts['device']}")
+        typer.echo(f"reading the images once: about {facts['read_seconds']:.0f} s")
+        typer.echo(f"time per epoch: about {facts['epoch_seconds']:.1f} s; {facts['epochs']} epochs: at most about "
+                   f"{facts['total_minutes_at_most']:.1f} min (early stopping often ends sooner)")
+        where = "in memory" if facts["pixels_in_memory"] else "memory-mapped from a cache file on disk"
+        typer.echo(f"memory: about {facts['memory_gb']:.1f} GB (decoded images {facts['pixels_gb']:.2f} GB, {where})")
+        typer.echo(f"advice: {facts['advice']}")
+        return
     facts = probe()
     if as_json:
         typer.echo(json.dumps(facts, indent=2))

@@ -1,0 +1,104 @@
+"""`biolens doctor --estimate DATA`: how long an epoch and how much memory training would take here, measured.
+
+A short probe, not a formula: decode a sample of the user's own images, then run real training steps of the model
+`biolens train` would build (same input size, batch size, augmentation, optimizer and tf.data pipeline) on this
+machine, and time one validation pass. The epoch estimate is steps x the measured step time + the validation pass + two model saves;
+memory is the decoded pixels (in memory up to 2 GiB, else a memory-mapped cache on disk) + the probe's own peak.
+"""
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+
+import numpy as np
+
+from biolens.errors import InputError
+
+PROBE_STEPS = 12          # timed training steps (after 3 warm-up steps that build the graph)
+DECODE_SAMPLE = 48        # images decoded to time reading
+GPU_MATTERS_MINUTES = 20  # a full run longer than this on a CPU is where a GPU starts to pay
+
+
+def estimate(data, task: str = "classify", *, epochs: int = 30, image_size: int = 0, batch_size: int = 0,
+             backbone: str = "compact") -> dict:
+    if task != "classify":
+        raise InputError(f"--estimate measures --task classify (labelled images); '{task}' is not covered yet. "
+                         "Run the task with a --time-budget to see its speed instead.")
+    import keras
+
+    from biolens import hardware
+    from biolens.config import ClassifyConfig
+    from biolens.readers import image_decode, images as image_reader
+    from biolens.tasks import classify, training
+
+    config = ClassifyConfig(data=str(data), epochs=epochs, image_size=image_size, batch_size=batch_size,
+                            backbone=backbone, weights="none").validate()
+    found = image_reader.find_labelled(data)
+    n = len(found)
+    size = image_size or image_reader.auto_image_size(found)
+    n_val = max(1, round(n * config.val_fraction))
+    n_train = max(1, n - n_val - round(n * config.test_fraction))
+    batch = config.auto_batch_size(n_train)
+    n_classes = len(set(found.labels))
+
+    rng = np.random.default_rng(0)
+    sample = rng.choice(n, size=min(DECODE_SAMPLE, n), replace=False)
+    started, decoded = time.perf_counter(), []
+    for i in sample:
+        try:
+            decoded.append(image_decode.decode(found.files[i], size))
+        except image_decode.DecodeError:
+            continue
+    decode_s = (time.perf_counter() - started) / max(len(sample), 1)
+    if not decoded:
+        raise InputError(f"none of {len(sample)} sampled images in {data} could be read; check the files.")
+    channels = decoded[0].channels
+
+    device, strategy = hardware.setup(config.mixed_precision)
+    keras.utils.set_random_seed(0)
+    probe_rows = batch * (PROBE_STEPS + 3)
+    pixels = rng.integers(0, 256, (probe_rows, size, size, channels), dtype=np.uint8)
+    pixels[: len(decoded)] = np.stack([d.pixels for d in decoded])[:probe_rows]
+    labels = rng.integers(0, n_classes, probe_rows)
+    with strategy.scope():
+        model, _ = classify._build_model(config, (size, size, channels), n_classes)
+        model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=1e-4),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    stream = iter(training.image_batches(pixels, labels, np.arange(probe_rows), batch, shuffle=True,
+                                         augment=config.augment, seed=0).repeat())
+    for _ in range(3):  # graph building and the first allocations are not what an epoch costs
+        model.train_on_batch(*next(stream))
+    started = time.perf_counter()
+    for _ in range(PROBE_STEPS):
+        model.train_on_batch(*next(stream))
+    step_s = (time.perf_counter() - started) / PROBE_STEPS
+    training.predict_logits(model, pixels, np.arange(min(64, probe_rows)))  # warm-up of the inference path
+    started = time.perf_counter()
+    training.predict_logits(model, pixels)
+    infer_s = (time.perf_counter() - started) / probe_rows
+    with tempfile.TemporaryDirectory() as folder:  # each epoch saves the last (and often the best) model
+        started = time.perf_counter()
+        model.save(f"{folder}/probe.keras")
+        save_s = time.perf_counter() - started
+
+    steps = int(np.ceil(n_train / batch))
+    epoch_s = steps * step_s + n_val * infer_s + 2 * save_s
+    pixel_bytes = n * size * size * channels
+    in_memory = pixel_bytes <= classify.IN_MEMORY_LIMIT
+    probe_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    memory = probe_peak + (pixel_bytes if in_memory else 0)
+    total_min = (epochs * epoch_s + n * decode_s) / 60
+    if device.kind == "gpu":
+        advice = f"training runs on the GPU ({device.describe()})."
+    elif total_min > GPU_MATTERS_MINUTES:
+        advice = (f"a full run of {epochs} epochs would take about {total_min:.0f} min on this CPU; a GPU would "
+                  "matter here (convolutions typically run 10-50x faster on a workstation GPU).")
+    else:
+        advice = f"a full run takes about {total_min:.0f} min on this CPU; a GPU would not change much."
+    return {"data": str(data), "task": task, "n_images": n, "n_train": n_train, "n_val": n_val,
+            "image_size": size, "channels": channels, "batch_size": batch, "steps_per_epoch": steps,
+            "device": device.describe(), "seconds_per_step": round(step_s, 4), "decode_ms_per_image": round(1e3 * decode_s, 2),
+            "read_seconds": round(n * decode_s, 1), "epoch_seconds": round(epoch_s, 1), "epochs": epochs,
+            "total_minutes_at_most": round(total_min, 1), "memory_gb": round(memory / 2**30, 2),
+            "pixels_gb": round(pixel_bytes / 2**30, 2), "pixels_in_memory": in_memory, "advice": advice}
