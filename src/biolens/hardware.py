@@ -1,7 +1,7 @@
 """Where the computation runs: CPU or GPU(s), mixed precision, and the `tf.distribute` strategy.
 
 All device decisions live here so that tasks stay the same on a laptop, a GPU workstation and several
-machines (MultiWorkerMirroredStrategy reads TF_CONFIG; no home-made distribution layer).
+machines (TF_CONFIG: see docs/scaling.md; no home-made distribution layer).
 """
 from __future__ import annotations
 
@@ -82,7 +82,13 @@ def setup(mixed_precision: str = "auto") -> tuple[Device, object]:
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
 
     if os.environ.get("TF_CONFIG"):
-        strategy, name = tf.distribute.MultiWorkerMirroredStrategy(), "MultiWorkerMirrored"
+        # Keras 3's fit cannot consume MultiWorkerMirroredStrategy's per-replica batches (keras-team/keras#20585,
+        # reproduced here with TF 2.21 / Keras 3.15); say so instead of failing deep inside fit (docs/scaling.md)
+        from biolens.errors import InputError
+
+        raise InputError("TF_CONFIG is set, but training across several machines is not available in this version "
+                         "of biolens (Keras 3 fit does not support MultiWorkerMirroredStrategy); unset TF_CONFIG and "
+                         "train on one machine (all its GPUs are used). See docs/scaling.md.")
     elif len(gpus) > 1:
         strategy, name = tf.distribute.MirroredStrategy(), "Mirrored"
     else:
