@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -39,15 +40,34 @@ def train(
     add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="Images: a review.csv (from biolens review) with the 'label' column filled in; those images are added to training, the test set stays the same."),
     learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Images: retrain on 1/8, 1/4 and 1/2 of the training set to predict what more data would give (default: when it adds under 10 minutes)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same result on the same machine."),
+    workers: Optional[str] = typer.Option(None, "--workers", help="Several machines: every worker as host:port, comma-separated, the same list on each (sets TF_CONFIG; see docs/scaling.md)."),
+    worker_index: int = typer.Option(0, "--worker-index", help="With --workers: this machine's position in the list (0 = the chief, which writes the run folder)."),
 ):
     """Train a classifier on labelled images or DNA sequences and test it on held-out data.
 
     Examples: biolens train cells/ --out runs/cells --epochs 20
               biolens train promoters.fasta --labels labels.tsv --out runs/seqclass
+              biolens train cells/ --out /shared/runs/cells --workers node1:23456,node2:23456 --worker-index 0
     """
     import biolens
     from biolens.readers.sequences import is_fasta
+    from biolens.runs import load_run
+    from biolens.tasks import distributed
 
+    if data is not None and out is None:
+        out = Path("runs") / (data.name.split(".")[0] if labels is not None or is_fasta(data) else data.stem)
+    if workers:  # several machines: --workers/--worker-index, or TF_CONFIG set by a scheduler
+        distributed.configure(workers, worker_index, chief_run=resume or out or Path("."))
+    elif distributed.cluster() is not None:
+        os.environ.setdefault(distributed.CHIEF_RUN_ENV, str(Path(resume or out or ".").resolve()))
+    if not distributed.is_chief():
+        if resume is not None:  # restart in scratch with the chief's settings; its last checkpoint is loaded
+            config = dict(load_run(resume).info["config"])
+            biolens.train(config.pop("data"), out=distributed.output_folder(resume), **config)
+            return
+        if data is None:
+            raise InputError("give the data (or --resume RUN) on every worker.")
+        out = distributed.output_folder(out)
     if resume is not None:
         biolens.train(resume=resume)
         return
@@ -62,14 +82,14 @@ def train(
                       "--add-labels": add_labels is not None}
         if any(image_only.values()):
             raise InputError(f"{', '.join(k for k, v in image_only.items() if v)} applies to images, not to sequences.")
-        biolens.train(data, out or Path("runs") / data.name.split(".")[0], labels=labels, length=length,
+        biolens.train(data, out, labels=labels, length=length,
                       filters=filters, filter_width=filter_width, both_strands=not single_strand, **shared)
         return
     sequence_only = {"--length": bool(length), "--filters": filters != 64, "--filter-width": filter_width != 15,
                      "--single-strand": single_strand}
     if any(sequence_only.values()):
         raise InputError(f"{', '.join(k for k, v in sequence_only.items() if v)} applies to sequences (FASTA with --labels), not to images.")
-    biolens.train(data, out or Path("runs") / data.stem, backbone=backbone, weights=weights, image_size=image_size,
+    biolens.train(data, out, backbone=backbone, weights=weights, image_size=image_size,
                   skip_bad=skip_bad, augment=not no_augment, add_labels=str(add_labels.resolve()) if add_labels else "",
                   learning_curve={None: "auto", True: "on", False: "off"}[learning_curve], **shared)
 

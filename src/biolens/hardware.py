@@ -1,7 +1,7 @@
 """Where the computation runs: CPU or GPU(s), mixed precision, and the `tf.distribute` strategy.
 
 All device decisions live here so that tasks stay the same on a laptop, a GPU workstation and several
-machines (TF_CONFIG: see docs/scaling.md; no home-made distribution layer).
+machines (MultiWorkerMirroredStrategy from TF_CONFIG, docs/scaling.md; no home-made distribution layer).
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class Device:
 
     def describe(self) -> str:
         if self.kind == "cpu":
-            return f"CPU ({os.cpu_count()} cores)"
+            return f"CPU ({os.cpu_count()} cores)" + ("" if self.strategy == "default" else f"; strategy {self.strategy}")
         precision = ", mixed precision" if self.mixed_precision else ""
         return f"{len(self.gpus)} GPU ({', '.join(self.gpus)}{precision}; strategy {self.strategy})"
 
@@ -81,14 +81,10 @@ def setup(mixed_precision: str = "auto") -> tuple[Device, object]:
         use_mp = mixed_precision == "on" or (capability or (0, 0)) >= (7, 0)
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
 
-    if os.environ.get("TF_CONFIG"):
-        # Keras 3's fit cannot consume MultiWorkerMirroredStrategy's per-replica batches (keras-team/keras#20585,
-        # reproduced here with TF 2.21 / Keras 3.15); say so instead of failing deep inside fit (docs/scaling.md)
-        from biolens.errors import InputError
+    from biolens.tasks import distributed
 
-        raise InputError("TF_CONFIG is set, but training across several machines is not available in this version "
-                         "of biolens (Keras 3 fit does not support MultiWorkerMirroredStrategy); unset TF_CONFIG and "
-                         "train on one machine (all its GPUs are used). See docs/scaling.md.")
+    if distributed.cluster() is not None:  # several machines (TF_CONFIG, or --workers/--worker-index)
+        strategy, name = tf.distribute.MultiWorkerMirroredStrategy(), "MultiWorkerMirrored"
     elif len(gpus) > 1:
         strategy, name = tf.distribute.MirroredStrategy(), "Mirrored"
     else:

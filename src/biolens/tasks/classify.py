@@ -18,7 +18,7 @@ from biolens.config import ClassifyConfig
 from biolens.errors import InputError
 from biolens.readers import images as image_reader
 from biolens.runs import Run, create_run, ensure_new_run_folder, load_run, remove_orphans, write_csv
-from biolens.tasks import splits, supervised, training
+from biolens.tasks import distributed, splits, supervised, training
 
 IN_MEMORY_LIMIT = 2 << 30  # decoded pixels above this go to a memory-mapped cache file in the run folder
 
@@ -111,6 +111,9 @@ def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assi
         batch_size=batch_size, epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
         learning_rate=config.learning_rate, class_weights=config.class_weights,
         mixed_precision=config.mixed_precision, seed=config.seed)
+    if not distributed.is_chief():  # several machines: worker 0 evaluates and writes the results
+        console.say("this worker's part of training is done; worker 0 writes the run folder.")
+        return run
     return _finish(run, config, loaded, y, class_names, parts, state, time.perf_counter() - started)
 
 

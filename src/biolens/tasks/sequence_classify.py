@@ -18,7 +18,7 @@ from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.readers.sequences import LabelledSequences, is_fasta, one_hot, read_fasta, read_labelled
 from biolens.runs import Run, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_csv
-from biolens.tasks import splits, supervised, training
+from biolens.tasks import distributed, splits, supervised, training
 
 TASK = "sequence_classify"
 MAX_ONE_HOT_BYTES = 4 << 30  # one-hot bytes held in memory; beyond this ask for --length
@@ -127,6 +127,9 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
         batch_size=batch_size, epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
         learning_rate=config.learning_rate, class_weights=config.class_weights,
         mixed_precision=config.mixed_precision, seed=config.seed)
+    if not distributed.is_chief():  # several machines: worker 0 evaluates and writes the results
+        console.say("this worker's part of training is done; worker 0 writes the run folder.")
+        return run
     return _finish(run, config, found, x, y, class_names, parts, groups, state, time.perf_counter() - started)
 
 

@@ -42,17 +42,20 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     import keras
 
     from biolens import hardware
+    from biolens.tasks import distributed
 
     device, strategy = hardware.setup(mixed_precision)
+    multi_worker = device.strategy == "MultiWorkerMirrored"
     keras.utils.set_random_seed(seed)
     run.update_info(device=device.describe(), versions=hardware.library_versions(), batch_size=batch_size)
     steps = int(np.ceil(len(parts["train"]) / batch_size))
-    state = training.load_state(run.path)
+    checkpoints = distributed.checkpoint_folder(run.path)  # every worker resumes from the chief's checkpoint
+    state = training.load_state(checkpoints)
     initial_epoch = int(state.get("epoch", 0))
     weights_note = ""
     with strategy.scope():
-        if initial_epoch > 0 and (run.path / "checkpoints" / "last.keras").exists():
-            model = keras.saving.load_model(run.path / "checkpoints" / "last.keras", safe_mode=True)
+        if initial_epoch > 0 and (checkpoints / "checkpoints" / "last.keras").exists():
+            model = keras.saving.load_model(checkpoints / "checkpoints" / "last.keras", safe_mode=True)
             console.say(f"resuming after epoch {initial_epoch}")
         else:
             initial_epoch, state = 0, {}
@@ -72,10 +75,15 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     if not state.get("training_done") and initial_epoch < epochs:
         monitor = training.RunMonitor(run.path, x, y, parts["val"], patience=patience, time_budget=time_budget,
                                       state=state)
-        callbacks = [monitor, training.RichProgress(epochs, steps, initial_epoch),
-                     keras.callbacks.TensorBoard(run.path / "tensorboard", write_graph=False, profile_batch=0)]
-        model.fit(train_data(batch_size), epochs=epochs, initial_epoch=initial_epoch, class_weight=weights,
-                  callbacks=callbacks, verbose=0)
+        callbacks = [monitor, training.RichProgress(epochs, steps, initial_epoch)]
+        if multi_worker:  # Keras 3 fit cannot run this strategy (distributed.py); TensorBoard needs fit's counters
+            distributed.fit(model, train_data(batch_size), strategy=strategy, steps=len(parts["train"]) // batch_size,
+                            epochs=epochs, initial_epoch=initial_epoch, class_weight=weights, callbacks=callbacks,
+                            global_batch=batch_size)
+        else:
+            callbacks.append(keras.callbacks.TensorBoard(run.path / "tensorboard", write_graph=False, profile_batch=0))
+            model.fit(train_data(batch_size), epochs=epochs, initial_epoch=initial_epoch, class_weight=weights,
+                      callbacks=callbacks, verbose=0)
         state = monitor.state
     state.setdefault("stopped_by", "all epochs done")
     state["training_done"] = True
