@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,3 +117,39 @@ def test_near_duplicates_across_splits_are_found(slice_copy):
     hashes[1] = hashes[0] ^ np.uint64(1)  # one bit away: a near-copy in train
     pairs = reader.near_duplicates(hashes, split)
     assert (0, 1, 1) in pairs
+
+
+def test_a_large_folder_streams_into_the_cache_with_bounded_memory(tmp_path):
+    """Decoded pixels go straight to the memory-mapped cache: the anonymous memory a load needs stays far below
+    the decoded size (here 3,000 images x 160 px = 230 MB; measured by sampling RssAnon in the loading process)."""
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "cells" / label).mkdir(parents=True)
+        for k in range(1500):
+            Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(tmp_path / "cells" / label / f"{k}.bmp")
+    script = f"""
+import threading, time
+from pathlib import Path
+import numpy as np
+from biolens.readers import images
+
+def anon():
+    return int([l for l in open('/proc/self/status') if l.startswith('RssAnon')][0].split()[1]) * 1024
+
+peak, done = [0], [False]
+def sample():
+    while not done[0]:
+        peak[0] = max(peak[0], anon()); time.sleep(0.005)
+
+found = images.find_labelled(Path({str(tmp_path / 'cells')!r}))
+baseline = anon()
+threading.Thread(target=sample, daemon=True).start()
+loaded = images.load(found, 160, cache=Path({str(tmp_path / 'pixels.npy')!r}))
+done[0] = True
+assert isinstance(loaded.pixels, np.memmap) and loaded.pixels.shape == (3000, 160, 160, 3)
+print(peak[0] - baseline, loaded.pixels.nbytes)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    extra, decoded = map(int, result.stdout.split())
+    assert extra < decoded / 4, (extra / 2**20, decoded / 2**20)

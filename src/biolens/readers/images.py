@@ -184,7 +184,6 @@ def load(images: ImageSet, size: int, *, skip_bad: bool = False, min_per_class: 
     and exact duplicates are dropped and listed in `LoadedImages.bad`.
     """
     n = len(images)
-    results: list[tuple[object, str]] = [None] * n  # type: ignore[list-item]
     workers = min(8, (os.cpu_count() or 2) * 2)
 
     def work(i: int):
@@ -200,18 +199,33 @@ def load(images: ImageSet, size: int, *, skip_bad: bool = False, min_per_class: 
         except DecodeError as exc:
             return i, exc, digest
 
+    # Pixels go straight into their row as each file is decoded (a memory-mapped cache file for large sets), so
+    # memory holds one batch of decoded images, never the whole set. The usual channel count is the majority of
+    # a sample; files that differ are dealt with like any other bad file.
+    usual = _usual_channels(images, size)
+    shape = (n, size, size, usual)
+    pixels = np.lib.format.open_memmap(cache, mode="w+", dtype=np.uint8, shape=shape) if cache else np.empty(shape, np.uint8)
+    outcome: list[tuple[str | None, str]] = [("", "")] * n   # (problem or None, sha256)
+    facts: list[tuple] = [None] * n                          # type: ignore[list-item]  (original size, note, phash)
     with ThreadPoolExecutor(workers) as pool:
-        for i, result, digest in pool.map(work, range(n)):
-            results[i] = (result, digest)
+        for i, result, digest in _in_order(pool, work, n, workers):
+            if isinstance(result, DecodeError):
+                outcome[i] = (str(result), digest)
+            elif result.channels != usual:
+                outcome[i] = (f"has {result.channels} channels but most images have {usual}; convert it to match", digest)
+            else:
+                pixels[i] = result.pixels
+                facts[i] = (result.original_size, result.note, perceptual_hash(result.pixels))
+                outcome[i] = (None, digest)
             if progress:
                 progress(1)
 
     bad: list[tuple[str, str]] = list((name, reason) for name, reason in _split_ignored(images.ignored))
     keep: list[int] = []
     first_seen: dict[str, int] = {}
-    for i, (result, digest) in enumerate(results):
-        if isinstance(result, DecodeError):
-            _bad_or_raise(images, i, str(result), skip_bad, bad)
+    for i, (problem, digest) in enumerate(outcome):
+        if problem is not None:
+            _bad_or_raise(images, i, problem, skip_bad, bad)
             continue
         if digest in first_seen and not allow_duplicates:
             j = first_seen[digest]
@@ -224,28 +238,41 @@ def load(images: ImageSet, size: int, *, skip_bad: bool = False, min_per_class: 
         keep.append(i)
     if not keep:
         raise InputError(f"no readable images in {images.source}.")
-    channel_counts = Counter(results[i][0].channels for i in keep)
-    usual = channel_counts.most_common(1)[0][0]
-    for i in list(keep):
-        if results[i][0].channels != usual:
-            _bad_or_raise(images, i, f"has {results[i][0].channels} channels but most images have {usual}; "
-                          "convert it to match", skip_bad, bad)
-            keep.remove(i)
     kept = images.subset(keep)
     if kept.labels is not None:
         check_classes(kept, min_per_class)
-    shape = (len(keep), size, size, usual)
-    pixels = np.lib.format.open_memmap(cache, mode="w+", dtype=np.uint8, shape=shape) if cache else np.empty(shape, np.uint8)
+    for row, i in enumerate(keep):  # close the gaps the dropped files left (rows only ever move up)
+        if row != i:
+            pixels[row] = pixels[i]
+    pixels = pixels[: len(keep)]
     notes: Counter = Counter()
-    hashes = np.empty(len(keep), dtype=np.uint64)
-    for row, i in enumerate(keep):
-        decoded = results[i][0]
-        pixels[row] = decoded.pixels
-        hashes[row] = perceptual_hash(decoded.pixels)
-        if decoded.note:
-            notes.update(decoded.note.split("; "))
-    return LoadedImages(kept, pixels, [results[i][1] for i in keep], hashes,
-                        [results[i][0].original_size for i in keep], bad, notes)
+    for i in keep:
+        if facts[i][1]:
+            notes.update(facts[i][1].split("; "))
+    hashes = np.array([facts[i][2] for i in keep], dtype=np.uint64)
+    return LoadedImages(kept, pixels, [outcome[i][1] for i in keep], hashes, [facts[i][0] for i in keep], bad, notes)
+
+
+def _usual_channels(images: ImageSet, size: int, sample: int = 64) -> int:
+    """The channel count most of a spread sample of files decode to (3 for RGB and converted modes)."""
+    counts: Counter = Counter()
+    for i in np.linspace(0, len(images) - 1, min(sample, len(images))).astype(int):
+        try:
+            counts[decode(images.files[i], min(size, 32)).channels] += 1
+        except (DecodeError, OSError):
+            continue
+    return counts.most_common(1)[0][0] if counts else 3
+
+
+def _in_order(pool: ThreadPoolExecutor, work, n: int, workers: int):
+    """pool.map that keeps at most a few batches of decoded images waiting (map itself would queue them all)."""
+    window = workers * 4
+    pending = [pool.submit(work, i) for i in range(min(window, n))]
+    for i in range(n):
+        yield pending[i].result()
+        pending[i] = None  # release the decoded image
+        if i + window < n:
+            pending.append(pool.submit(work, i + window))
 
 
 def _split_ignored(ignored: list[str]):
