@@ -5,7 +5,10 @@ FLOPs are counted from the layer shapes (2 x multiply-adds of every Conv2D and D
 step (forward, and backward for inputs and weights). The peak is the measured float32 matmul GFLOP/s of
 `biolens doctor`, so the share says how well convolutions use the machine, not a vendor's number.
 
-usage: python benchmarks/throughput.py [--size 64] [--batch 32] [--steps 60]
+Both the biolens path (uint8 pixels gathered by tf.data, augmented on the fly, class weights) and a plain Keras
+loop of the same model (model.fit / model.predict on a float32 array in memory) are timed in the same process.
+
+usage: python benchmarks/throughput.py [--size 64] [--batch 32] [--steps 60] [--mixed-precision auto|on|off] [--jit]
 """
 from __future__ import annotations
 
@@ -36,32 +39,71 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--jit", action="store_true", help="XLA-compile the train step (jit_compile=True)")
     args = parser.parse_args()
 
     import keras
     import numpy as np
 
-    from biolens.hardware import measure_matmul_gflops
+    from biolens import hardware
     from biolens.models.image import compact_cnn
+    from biolens.tasks import training
 
-    peak = measure_matmul_gflops(seconds=2.0)
-    model = compact_cnn((args.size, args.size, 3), 3)
-    model.compile(optimizer=keras.optimizers.AdamW(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    device, _ = hardware.setup(args.mixed_precision)
+    peak = hardware.measure_matmul_gflops(seconds=2.0)
     n = args.batch * args.steps
-    x = np.random.default_rng(0).uniform(0, 255, (n, args.size, args.size, 3)).astype("float32")
-    y = np.random.default_rng(1).integers(0, 3, n)
-    model.fit(x[: args.batch * 5], y[: args.batch * 5], batch_size=args.batch, epochs=1, verbose=0)  # warm-up
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0)
-    seconds = time.perf_counter() - start
-    images_per_s = n / seconds
-    train_gflops = 3 * forward_flops(model) * images_per_s / 1e9
-    print(json.dumps({"image_size": args.size, "batch": args.batch, "cores": os.cpu_count(),
-                      "forward_mflop_per_image": round(forward_flops(model) / 1e6, 1),
-                      "training_images_per_s": round(images_per_s, 1),
-                      "achieved_gflops": round(train_gflops, 1), "matmul_peak_gflops": round(peak, 1),
-                      "share_of_peak": round(train_gflops / peak, 3)}, indent=2))
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (n, args.size, args.size, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, n)
+
+    def fresh_model():
+        keras.utils.set_random_seed(0)
+        model = compact_cnn((args.size, args.size, 3), 3)
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3), jit_compile=args.jit,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    def timed(run) -> float:
+        run(warm_up=True)
+        start = time.perf_counter()
+        run(warm_up=False)
+        return n / (time.perf_counter() - start)
+
+    # biolens: the uint8 array gathered batch by batch through tf.data, augmented on the fly, class weights
+    biolens_model = fresh_model()
+    weights = {c: 1.0 for c in range(3)}
+
+    def biolens_fit(warm_up):
+        rows = np.arange(args.batch * 5 if warm_up else n)
+        data = training.image_batches(pixels, labels, rows, args.batch, shuffle=True, augment=True, seed=0)
+        biolens_model.fit(data, epochs=1, class_weight=weights, verbose=0)
+
+    # plain Keras: the same model fitted on a float32 array already in memory, no augmentation
+    plain_model = fresh_model()
+    floats = pixels.astype("float32")
+
+    def plain_fit(warm_up):
+        rows = slice(0, args.batch * 5) if warm_up else slice(None)
+        plain_model.fit(floats[rows], labels[rows], batch_size=args.batch, epochs=1, verbose=0)
+
+    def biolens_predict(warm_up):
+        training.predict_logits(biolens_model, pixels[: 256] if warm_up else pixels)
+
+    def plain_predict(warm_up):
+        plain_model.predict(floats[: 256] if warm_up else floats, batch_size=64, verbose=0)
+
+    flops = forward_flops(biolens_model)
+    figures = {"train_biolens": timed(biolens_fit), "train_plain_keras": timed(plain_fit),
+               "inference_biolens": timed(biolens_predict), "inference_plain_keras": timed(plain_predict)}
+    print(json.dumps({"device": device.describe(), "mixed_precision": device.mixed_precision, "jit_compile": args.jit,
+                      "image_size": args.size, "batch": args.batch, "cores": os.cpu_count(),
+                      "forward_mflop_per_image": round(flops / 1e6, 1), "matmul_peak_gflops": round(peak, 1),
+                      **{f"{k}_images_per_s": round(v, 1) for k, v in figures.items()},
+                      "train_share_of_peak_biolens": round(3 * flops * figures["train_biolens"] / 1e9 / peak, 3),
+                      "train_share_of_peak_plain": round(3 * flops * figures["train_plain_keras"] / 1e9 / peak, 3),
+                      "train_biolens_vs_plain": round(figures["train_biolens"] / figures["train_plain_keras"], 2)},
+                     indent=2))
 
 
 if __name__ == "__main__":
