@@ -3,6 +3,7 @@ driving Debian's chromium, which `make test` installs). Screenshots of every pag
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -96,7 +97,7 @@ def job_rows(runs: Path) -> list[dict]:
 
 def test_restart_mid_run_shows_it_interrupted_and_resumes_it(workspace):
     """kill -9 of the server mid-training: its job dies with it; the restarted server shows the run as interrupted,
-    and Resume finishes it from the last checkpoint."""
+    and Resume continues it from the last checkpoint; Cancel then stops it cleanly and Resume finishes it."""
     runs = workspace / "runs"
     server = Server(runs, workspace / "data")
     try:
@@ -123,12 +124,21 @@ def test_restart_mid_run_shows_it_interrupted_and_resumes_it(workspace):
             assert "interrupted" in web.get("/").text
             resumed = web.post("/runs/cells/resume", data={"csrf": csrf_token(server.token)}, follow_redirects=False)
             assert resumed.status_code == 303
+            # Cancel mid-run leaves a consistent folder that resumes again
+            wait_for(lambda: len(history.read_text().splitlines()) - 1 > epochs_before, 300, "an epoch after resuming")
+            cancelled = web.post("/runs/cells/cancel", data={"csrf": csrf_token(server.token)}, follow_redirects=False)
+            assert cancelled.status_code == 303
+            assert "status-cancelled" in web.get("/runs/cells").text
+            assert json.loads((runs / "cells" / "run.json").read_text())["status"] == "interrupted"
+            epochs_at_cancel = len(history.read_text().splitlines()) - 1
+            web.post("/runs/cells/resume", data={"csrf": csrf_token(server.token)})
             wait_for(lambda: "status-complete" in web.get("/runs/cells").text, 400, "the resumed run to finish", 2)
             finished = web.get("/runs/cells").text
             assert "balanced accuracy" in finished and 'id="report"' in finished
         log = (runs / ".biolens-web" / "logs" / "cells.log").read_text()
         assert f"epoch {epochs_before + 1}/6" in log  # continued after the checkpoint, not from scratch
-        wait_for(lambda: [row["status"] for row in job_rows(runs)] == ["interrupted", "complete"], 30,
+        assert f"resuming after epoch {epochs_at_cancel}" in log
+        wait_for(lambda: [row["status"] for row in job_rows(runs)] == ["interrupted", "cancelled", "complete"], 30,
                  "the job table to record the resumed job as complete")
     finally:
         server.stop()
