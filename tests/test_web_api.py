@@ -13,6 +13,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -219,3 +220,31 @@ def test_remote_host_needs_an_explicit_flag():
 
     with pytest.raises(InputError, match="--allow-remote"):
         serve(host="0.0.0.0", open_browser=False)
+
+
+def test_review_loop_picks_images_takes_labels_and_queues_a_retrain(server, tmp_path, trained_run):
+    shutil.copytree(trained_run, tmp_path / "runs" / "cli-run")
+    pool = sorted((SLICE / "images" / "WBC").iterdir())[:6] + sorted((SLICE / "images" / "Platelets").iterdir())[:6]
+    picked = server.post("/runs/cli-run/review", data={"csrf": server.csrf, "n": "5"},
+                         files=[("files", (p.name, p.read_bytes(), "image/jpeg")) for p in pool], follow_redirects=False)
+    assert picked.status_code == 303, alert(picked)
+    sheet_url = picked.headers["location"]
+    sheet = server.get(sheet_url).text
+    assert sheet.count('<select id="label_') == 5 and "not sure (skip)" in sheet
+    image = server.get(f"{sheet_url}/images/0")
+    assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"
+    assert server.get(f"{sheet_url}/images/99").status_code == 404
+
+    wrong = server.post(sheet_url, data={"csrf": server.csrf, "label_0": "Neuron", "name": "more"})
+    assert wrong.status_code == 400 and "not one of the classes" in alert(wrong)
+    labels = {"label_0": "WBC", "label_1": "Platelets", "label_3": "WBC"}
+    queued = server.post(sheet_url, data={"csrf": server.csrf, "name": "cli-run-more", **labels}, follow_redirects=False)
+    assert queued.status_code == 303 and queued.headers["location"] == "/runs/cli-run-more"
+    job = server.app.app.state.queue.latest_for("cli-run-more")
+    params = json.loads(job["params"])
+    base = json.loads((trained_run / "run.json").read_text())["config"]
+    assert params["data"] == base["data"] and params["seed"] == base["seed"]  # same data and split: same test set
+    added = pd.read_csv(params["add_labels"], keep_default_na=False)
+    assert list(added.label[:4]) == ["WBC", "Platelets", "", "WBC"] and len(added) == 5
+    not_finished = server.post("/runs/cli-run-more/review", data={"csrf": server.csrf, "n": "5"})
+    assert not_finished.status_code in (404, 409)

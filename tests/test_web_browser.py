@@ -158,6 +158,7 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             for image in sorted((SLICE / "images" / label).iterdir())[:40]:
                 archive.write(image, f"my cells/{label}/{image.name}")
     new_images = sorted((SLICE / "images" / "WBC").iterdir())[-3:] + sorted((SLICE / "images" / "RBC").iterdir())[-3:]
+    pool = sorted((SLICE / "images" / "Platelets").iterdir())[:8]
     server = Server(runs, workspace / "data")
     try:
         with sync_playwright() as playwright:
@@ -204,8 +205,20 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             table = Path(download.value.path()).read_text()
             assert table.startswith("file,predicted,confidence,unsure") and len(table.splitlines()) == 7
 
+            page.goto(f"{server.base}/runs/my-cells")  # the review loop: pick, label, retrain
+            page.get_by_role("link", name="Label more images").click()
+            page.get_by_label("Unlabelled images or a zip of them").set_input_files(pool)
+            page.get_by_label("How many images to label").fill("4")
+            page.get_by_role("button", name="Pick images to label").click()
+            expect(page.locator("#review tbody tr")).to_have_count(4, timeout=120_000)
+            page.get_by_label("label of image 1", exact=True).select_option("WBC")
+            page.get_by_label("label of image 2", exact=True).select_option("RBC")
+            page.screenshot(path=SHOTS / "review.png", full_page=True)
+            page.get_by_role("button", name="Retrain with these labels").click()
+            expect(page.get_by_role("heading", name=re.compile("my-cells-more-labels"))).to_be_visible()
+
             page.get_by_role("link", name="Home").click()
-            page.get_by_label("compare my-cells").check()
+            page.get_by_label("compare my-cells", exact=True).check()
             page.get_by_label("compare from-the-cli").check()
             page.get_by_role("button", name="Compare the ticked runs").click()
             expect(page.locator("#compare-metrics")).to_contain_text("balanced_accuracy")

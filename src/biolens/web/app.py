@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from biolens import runs as runs_json
 from biolens.errors import InputError
 from biolens.web import security, views
 from biolens.web.jobs import JobQueue
@@ -212,6 +213,78 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, "These predictions are no longer on the server; predict again.")
         return FileResponse(file, filename="predictions.csv", media_type="text/csv")
 
+    @app.get("/runs/{name}/review", response_class=HTMLResponse)
+    async def review_form(request: Request, name: str):
+        _finished_classifier(name)
+        return page(request, "review", name=name, table=None, error=None)
+
+    @app.post("/runs/{name}/review")
+    async def review_pick(request: Request, name: str):
+        """The images of an unlabelled pool worth labelling next (the engine's `review`, in the worker process)."""
+        form = await checked_form(request)
+        folder = _finished_classifier(name)
+        batch = uuid.uuid4().hex[:12]
+        out = settings.state_dir / "reviews" / batch
+        try:
+            pool_folder = await _data_from_form(form, "files", "path", settings.uploads_dir / f"review-{batch}")
+            n = _integer({k: v for k, v in form.items() if isinstance(v, str)}, "n", 50, 1, 5000)
+            worker = predictor.setdefault("pool", ProcessPoolExecutor(1, mp_context=get_context("spawn")))
+            error = await asyncio.wrap_future(worker.submit(review_in_worker, str(folder), str(pool_folder), str(out), n))
+            if error:
+                raise InputError(error)
+        except InputError as exc:
+            return page(request, "review", 400, name=name, table=None, error=str(exc))
+        runs_json.write_json(out / "source.json", {"run": name})
+        return RedirectResponse(f"/reviews/{batch}", status_code=303)
+
+    @app.get("/reviews/{batch}", response_class=HTMLResponse)
+    async def review_sheet(request: Request, batch: str):
+        table, source = _review(batch)
+        classes = views.run_info(settings.runs_dir / source)["class_names"]
+        return page(request, "review", name=source, batch=batch, classes=classes, error=None,
+                    table=table.fillna("").to_dict("records"), suggested_name=f"{source}-more-labels")
+
+    @app.get("/reviews/{batch}/images/{row}")
+    async def review_image(batch: str, row: int):
+        table, _ = _review(batch)
+        if not 0 <= row < len(table):
+            raise HTTPException(404, "No such image in this review.")
+        file = Path(str(table.file[row])).resolve()
+        allowed = [settings.uploads_dir.resolve(), *settings.roots]
+        if not any(file.is_relative_to(root) for root in allowed) or not file.is_file():
+            raise HTTPException(404, "This image is no longer available.")
+        return FileResponse(file)
+
+    @app.post("/reviews/{batch}")
+    async def review_retrain(request: Request, batch: str):
+        """Save the biologist's labels as review.csv and queue a new run with them added (same test set)."""
+        form = await checked_form(request)
+        table, source = _review(batch)
+        info = views.run_info(settings.runs_dir / source)
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        table["label"] = [values.get(f"label_{k}", "") for k in range(len(table))]
+        new_name = values.get("name", "").strip()
+        try:
+            bad = sorted(set(table.label) - set(info["class_names"]) - {""})
+            if bad:
+                raise InputError(f"{bad[0]!r} is not one of the classes ({', '.join(info['class_names'])}).")
+            if not (table.label != "").any():
+                raise InputError("choose a label for at least one image (leave the ones you are unsure of empty).")
+            if not RUN_NAME.match(new_name):
+                raise InputError("give the new run a name of letters, digits, '-', '_' or '.' (at most 64).")
+            if (settings.runs_dir / new_name).exists() or queue.latest_for(new_name):
+                raise InputError(f"a run called {new_name} exists already; choose another name.")
+            labels_file = settings.state_dir / "reviews" / batch / "review.csv"
+            runs_json.write_text(labels_file, table.to_csv(index=False))
+            config = {k: v for k, v in info["config"].items()}
+            config["add_labels"] = str(labels_file)
+            queue.submit("classify", new_name, config)
+        except InputError as exc:
+            classes = info["class_names"]
+            return page(request, "review", 400, name=source, batch=batch, classes=classes, error=str(exc),
+                        table=table.fillna("").to_dict("records"), suggested_name=new_name)
+        return RedirectResponse(f"/runs/{new_name}", status_code=303)
+
     @app.get("/compare", response_class=HTMLResponse)
     async def compare(request: Request):
         names = [n for n in request.query_params.getlist("runs") if n]
@@ -235,6 +308,20 @@ def create_app(settings: Settings) -> FastAPI:
         if not folder.is_dir() and queue.latest_for(name) is None:
             raise HTTPException(404, f"There is no run called {name!r}.")
         return folder
+
+    def _finished_classifier(name: str) -> Path:
+        folder = _run_folder(name)
+        info = views.run_info(folder)
+        if info.get("task") != "classify" or info.get("status") != "complete":
+            raise HTTPException(409, f"{name} is not a finished image classification run; review needs one.")
+        return folder
+
+    def _review(batch: str):
+        folder = settings.state_dir / "reviews" / batch
+        if not re.fullmatch(r"[0-9a-f]{12}", batch) or not (folder / "source.json").is_file():
+            raise HTTPException(404, "This review is no longer on the server; pick images again.")
+        table = pd.read_csv(folder / "review.csv", dtype={"label": str}, keep_default_na=False)
+        return table, runs_json.read_json(folder / "source.json")["run"]
 
     def _finished_classifiers() -> list[str]:
         return [r["name"] for r in views.list_runs(settings.runs_dir, queue.jobs())
@@ -362,6 +449,17 @@ def _shown_name(file: str, uploads: Path) -> str:
         return str(path.resolve().relative_to(uploads.resolve()))
     except ValueError:
         return str(file)
+
+
+def review_in_worker(run_folder: str, unlabelled: str, out: str, n: int) -> str | None:
+    """In the worker process: the engine's review (picks, review.csv, review.html), or its one-line error."""
+    import biolens
+
+    try:
+        biolens.review(run_folder, unlabelled, out=out, n=n)
+    except InputError as exc:
+        return str(exc).splitlines()[0]
+    return None
 
 
 def predict_in_worker(run_folder: str, inputs: str, out: str) -> str | None:
