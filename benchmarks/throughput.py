@@ -9,7 +9,8 @@ Timed in the same process: the biolens path (uint8 pixels gathered by tf.data, a
 weights), the same path without augmentation (the like-for-like comparison), and a plain Keras loop of the same
 model (model.fit / model.predict on a float32 array in memory, no augmentation).
 
-usage: python benchmarks/throughput.py [--size 64] [--batch 32] [--steps 60] [--mixed-precision auto|on|off] [--jit]
+usage: python benchmarks/throughput.py [--size 64] [--batch 32] [--steps 60] [--mixed-precision auto|on|off]
+                                       [--jit auto|on|off]
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto")
-    parser.add_argument("--jit", action="store_true", help="XLA-compile the train step (jit_compile=True)")
+    parser.add_argument("--jit", choices=["auto", "on", "off"], default="auto",
+                        help="XLA for the train step: Keras' default 'auto' (on when every layer supports it), on, off")
     args = parser.parse_args()
 
     import keras
@@ -58,10 +60,12 @@ def main() -> None:
     pixels = rng.integers(0, 256, (n, args.size, args.size, 3), dtype=np.uint8)
     labels = rng.integers(0, 3, n)
 
+    jit = {"auto": "auto", "on": True, "off": False}[args.jit]
+
     def fresh_model():
         keras.utils.set_random_seed(0)
         model = compact_cnn((args.size, args.size, 3), 3)
-        model.compile(optimizer=keras.optimizers.AdamW(1e-3), jit_compile=args.jit,
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3), jit_compile=jit,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         return model
 
