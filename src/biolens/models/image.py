@@ -52,19 +52,22 @@ class BackbonePreprocess(layers.Layer):
 
 
 def compact_cnn(input_shape: tuple[int, int, int], n_classes: int, widths=(16, 32, 64, 128),
-                dropout: float = 0.3) -> keras.Model:
+                dropout: float = 0.3, synchronized_batchnorm: bool = False) -> keras.Model:
     """Four blocks of two 3x3 conv + batch norm + ReLU, max-pooled, then global average pooling.
 
     About 110 MFLOP per 64x64 image: it trains at several hundred images/s on 2 CPU cores
     (benchmarks/throughput.py), is small enough not to overfit a few thousand images, and wide enough for
     stain, shape and texture cues (0.995 held-out balanced accuracy on blood_cells, docs/performance.md).
+    `synchronized_batchnorm` pools the batch statistics of every replica (several machines), so that all workers
+    keep the same moving statistics as they keep the same weights.
     """
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255.0)(inputs)
     for block, width in enumerate(widths):
         for conv in range(2):
             x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{block}_conv{conv}")(x)
-            x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn{conv}")(x)  # settles within a few epochs of small data
+            x = layers.BatchNormalization(momentum=0.9, synchronized=synchronized_batchnorm,  # momentum: settles
+                                          name=f"block{block}_bn{conv}")(x)             # within a few epochs
             x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
         if block < len(widths) - 1:
             x = layers.MaxPooling2D(name=f"block{block}_pool")(x)

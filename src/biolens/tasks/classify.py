@@ -121,7 +121,9 @@ def _build_model(config: ClassifyConfig, input_shape, n_classes):
     from biolens.models import image as image_models
 
     if config.backbone == "compact":
-        return image_models.compact_cnn(tuple(input_shape), n_classes), "none (compact CNN trained from scratch)"
+        return (image_models.compact_cnn(tuple(input_shape), n_classes,
+                                         synchronized_batchnorm=distributed.cluster() is not None),
+                "none (compact CNN trained from scratch)")
     if input_shape[-1] != 3:
         raise InputError(f"--backbone {config.backbone} needs 3-channel images but these have {input_shape[-1]}; "
                          "use the default compact model.")
