@@ -54,7 +54,7 @@ class Settings:
 def create_app(settings: Settings) -> FastAPI:
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     queue = JobQueue(settings.runs_dir, settings.state_dir)
-    predictor: dict[str, ProcessPoolExecutor] = {}
+    engine_pool: dict[str, ProcessPoolExecutor] = {}  # created on the first predict or review
 
     @asynccontextmanager
     async def lifespan(app):
@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
             queue.start()
         yield
         queue.stop()
-        for pool in predictor.values():
+        for pool in engine_pool.values():
             pool.shutdown(cancel_futures=True)
 
     app = FastAPI(title="biolens", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -192,10 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
             inputs = await _data_from_form(form, "files", "path", target)
             out = settings.state_dir / "predictions" / f"{batch}.csv"
             out.parent.mkdir(parents=True, exist_ok=True)
-            pool = predictor.setdefault("pool", ProcessPoolExecutor(1, mp_context=get_context("spawn")))
-            error = await asyncio.wrap_future(pool.submit(predict_in_worker, str(folder), str(inputs), str(out)))
-            if error:
-                raise InputError(error)
+            await engine_call("predict", str(folder), str(inputs), out=str(out))
         except (InputError, HTTPException) as exc:
             message = exc.detail if isinstance(exc, HTTPException) else str(exc)
             return page(request, "predict", 400, runs=_finished_classifiers(), selected=name, table=None, error=message)
@@ -228,10 +225,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             pool_folder = await _data_from_form(form, "files", "path", settings.uploads_dir / f"review-{batch}")
             n = _integer({k: v for k, v in form.items() if isinstance(v, str)}, "n", 50, 1, 5000)
-            worker = predictor.setdefault("pool", ProcessPoolExecutor(1, mp_context=get_context("spawn")))
-            error = await asyncio.wrap_future(worker.submit(review_in_worker, str(folder), str(pool_folder), str(out), n))
-            if error:
-                raise InputError(error)
+            await engine_call("review", str(folder), str(pool_folder), out=str(out), n=n)
         except InputError as exc:
             return page(request, "review", 400, name=name, table=None, error=str(exc))
         runs_json.write_json(out / "source.json", {"run": name})
@@ -301,6 +295,15 @@ def create_app(settings: Settings) -> FastAPI:
         return "ok"
 
     # -- helpers that need the settings --------------------------------------------------------------------------
+    async def engine_call(function: str, *args, **kwargs) -> None:
+        """A quick engine call (predict, review) in the worker process, beside the training queue, so a long
+        training job never blocks it and the server never loads TensorFlow."""
+        if "pool" not in engine_pool:
+            engine_pool["pool"] = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+        error = await asyncio.wrap_future(engine_pool["pool"].submit(call_in_worker, function, *args, **kwargs))
+        if error:
+            raise InputError(error)
+
     def _run_folder(name: str) -> Path:
         if not RUN_NAME.match(name):
             raise HTTPException(404, f"There is no run called {name!r}.")
@@ -451,23 +454,12 @@ def _shown_name(file: str, uploads: Path) -> str:
         return str(file)
 
 
-def review_in_worker(run_folder: str, unlabelled: str, out: str, n: int) -> str | None:
-    """In the worker process: the engine's review (picks, review.csv, review.html), or its one-line error."""
+def call_in_worker(function: str, *args, **kwargs) -> str | None:
+    """In the worker process: a function of the public API (biolens.predict, biolens.review), or its one-line error."""
     import biolens
 
     try:
-        biolens.review(run_folder, unlabelled, out=out, n=n)
-    except InputError as exc:
-        return str(exc).splitlines()[0]
-    return None
-
-
-def predict_in_worker(run_folder: str, inputs: str, out: str) -> str | None:
-    """In the predict worker process: the engine's predict, or its one-line error."""
-    import biolens
-
-    try:
-        biolens.predict(run_folder, inputs, out=out)
+        getattr(biolens, function)(*args, **kwargs)
     except InputError as exc:
         return str(exc).splitlines()[0]
     return None
