@@ -9,7 +9,6 @@ import asyncio
 import json
 import re
 import shutil
-import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -463,15 +462,3 @@ def call_in_worker(function: str, *args, **kwargs) -> str | None:
     except InputError as exc:
         return str(exc).splitlines()[0]
     return None
-
-
-def wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
-    import socket
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex((host, port)) == 0:
-                return True
-        time.sleep(0.1)
-    return False

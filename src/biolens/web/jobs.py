@@ -21,7 +21,6 @@ from pathlib import Path
 from biolens.errors import InputError
 from biolens.runs import RUN_FILE, load_run, read_json, write_json
 
-FINISHED = ("complete", "failed", "cancelled", "interrupted")
 TASKS = ("classify", "cluster", "associate")
 SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run TEXT NOT NULL, task TEXT NOT NULL, params TEXT NOT NULL,

@@ -6,12 +6,13 @@ import os
 import socket
 import sys
 import threading
+import time
 import webbrowser
 from pathlib import Path
 
 from biolens.errors import InputError
 from biolens.web import security
-from biolens.web.app import Settings, create_app, wait_for_port
+from biolens.web.app import Settings, create_app
 
 
 def serve(*, port: int = 8765, host: str = "127.0.0.1", allow_remote: bool = False, runs_dir: Path = Path("runs"),
@@ -66,4 +67,14 @@ def _port_busy(host: str, port: int) -> bool:
             probe.bind((host, port))
         except OSError:
             return True
+    return False
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.1)
     return False
