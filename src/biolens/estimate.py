@@ -62,7 +62,7 @@ def estimate(data, task: str = "classify", *, epochs: int = 30, image_size: int 
     pixels[: len(decoded)] = np.stack([d.pixels for d in decoded])[:probe_rows]
     labels = rng.integers(0, n_classes, probe_rows)
     with strategy.scope():
-        model, _ = classify._build_model(config, (size, size, channels), n_classes)
+        model, _ = classify.model_for(config, (size, size, channels), n_classes)
         model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=1e-4),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     stream = iter(training.image_batches(pixels, labels, np.arange(probe_rows), batch, shuffle=True,

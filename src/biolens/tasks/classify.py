@@ -105,7 +105,7 @@ def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assi
     run.update_info(warnings=warnings, n_skipped=len(loaded.bad))
     started = time.perf_counter()
     state = supervised.fit_in_run(
-        run, pixels, y, parts, build_model=lambda: _build_model(config, pixels.shape[1:], len(class_names)),
+        run, pixels, y, parts, build_model=lambda: model_for(config, pixels.shape[1:], len(class_names)),
         train_data=lambda size: training.image_batches(pixels, y, parts["train"], size, shuffle=True,
                                                         augment=config.augment, seed=config.seed),
         batch_size=batch_size, epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
@@ -117,7 +117,9 @@ def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assi
     return _finish(run, config, loaded, y, class_names, parts, state, time.perf_counter() - started)
 
 
-def _build_model(config: ClassifyConfig, input_shape, n_classes):
+def model_for(config: ClassifyConfig, input_shape, n_classes):
+    """The (uncompiled) model `train` builds for these settings, and a note on its weights (also what
+    `biolens doctor --estimate` times)."""
     from biolens.models import image as image_models
 
     if config.backbone == "compact":
@@ -251,7 +253,7 @@ def _side_model_options(config: ClassifyConfig, pixels, y, n_classes: int) -> di
                 batch_size_for=config.auto_batch_size,
                 train_data_for=lambda rows, size: training.image_batches(pixels, y, rows, size, shuffle=True,
                                                                          augment=config.augment, seed=config.seed),
-                build_model=lambda: _build_model(config, pixels.shape[1:], n_classes))
+                build_model=lambda: model_for(config, pixels.shape[1:], n_classes))
 
 
 def _small_data_estimate(run: Run, config: ClassifyConfig, pixels, images, y, class_names, metrics) -> None:
