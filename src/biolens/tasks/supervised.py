@@ -77,7 +77,8 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
                                       state=state)
         callbacks = [monitor, training.RichProgress(epochs, steps, initial_epoch)]
         if multi_worker:  # Keras 3 fit cannot run this strategy (distributed.py); TensorBoard needs fit's counters
-            distributed.fit(model, train_data(batch_size), strategy=strategy, steps=len(parts["train"]) // batch_size,
+            distributed.fit(model, train_data(batch_size), strategy=strategy,
+                            steps=max(1, len(parts["train"]) // batch_size),
                             epochs=epochs, initial_epoch=initial_epoch, class_weight=weights, callbacks=callbacks,
                             global_batch=batch_size)
         else:
