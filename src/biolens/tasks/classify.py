@@ -20,6 +20,8 @@ from biolens.readers import images as image_reader
 from biolens.runs import Run, create_run, ensure_new_run_folder, load_run, remove_orphans, write_csv
 from biolens.tasks import distributed, splits, supervised, training
 
+# the extra models of the learning curve and of small-data cross-validation train on one machine only
+ACROSS_MACHINES_NOTE = "not run: training ran across several machines; rerun on one machine to get it"
 IN_MEMORY_LIMIT = 2 << 30  # decoded pixels above this go to a memory-mapped cache file in the run folder
 
 
@@ -232,7 +234,8 @@ def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, pa
     """Is my data enough? metrics["learning_curve"] and its figure, or the reason it was not run."""
     from biolens.report import figures
 
-    skipped = supervised.learning_curve_plan(config.learning_curve, y, parts, float(state.get("elapsed", 0.0)))
+    skipped = (ACROSS_MACHINES_NOTE if distributed.cluster() is not None
+               else supervised.learning_curve_plan(config.learning_curve, y, parts, float(state.get("elapsed", 0.0))))
     if skipped:
         metrics["learning_curve_skipped"] = skipped
         console.say(f"learning curve {skipped}")
@@ -259,6 +262,11 @@ def _side_model_options(config: ClassifyConfig, pixels, y, n_classes: int) -> di
 def _small_data_estimate(run: Run, config: ClassifyConfig, pixels, images, y, class_names, metrics) -> None:
     """Fewer than 30 images in some class: say so, and add the cross-validated estimate over all images."""
     if not supervised.is_small_data(y):
+        return
+    if distributed.cluster() is not None:
+        metrics["small_data"] = {"smallest_class": int(np.bincount(y).min()), "threshold": supervised.SMALL_DATA_PER_CLASS,
+                                 "cross_validation": None, "note": ACROSS_MACHINES_NOTE}
+        console.say(f"small data: cross-validation {ACROSS_MACHINES_NOTE}")
         return
     groups = np.asarray(images.groups) if images.groups else None
     with console.step(f"small data: {supervised.CROSS_VALIDATION_FOLDS}-fold cross-validation over all images"):
