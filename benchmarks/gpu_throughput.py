@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--batches", default="32,256")
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--matmul-n", type=int, default=8192)
+    parser.add_argument("--jit", default="off,on", help="XLA settings to time (on JAX, 'off' runs op by op: very slow)")
     args = parser.parse_args()
 
     import keras
@@ -66,7 +67,7 @@ def main() -> None:
     peaks = {"float32": matmul_tflops("float32", args.matmul_n), "mixed_float16": matmul_tflops("float16", args.matmul_n)}
     rows = []
     for policy in ("float32", "mixed_float16"):
-        for jit in (False, True):
+        for jit in [mode == "on" for mode in args.jit.split(",")]:
             for batch in map(int, args.batches.split(",")):
                 keras.mixed_precision.set_global_policy(policy)
                 keras.utils.set_random_seed(0)
