@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="*", default=[str(ROOT.parent / "shared/data/blood_cells"),
+    parser.add_argument("data", nargs="*", default=[str(ROOT.parent / "shared/data/blood_cells/manifest.csv"),
                                                     str(ROOT / "examples/blood_cells_slice/manifest.csv")])
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
