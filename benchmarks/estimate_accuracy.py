@@ -36,7 +36,8 @@ def main() -> None:
                         "--no-learning-curve", "--patience", str(args.epochs)], capture_output=True, check=True)
         history = pd.read_csv(out / "history.csv")
         measured = float(history.elapsed_s.diff().dropna().median())
-        rows.append({"data": Path(data).name, "images": estimate["n_images"], "size": estimate["image_size"],
+        name = Path(data).parent.name if Path(data).suffix == ".csv" else Path(data).name
+        rows.append({"data": name, "images": estimate["n_images"], "size": estimate["image_size"],
                      "batch": estimate["batch_size"], "estimated_epoch_s": estimate["epoch_seconds"],
                      "measured_epoch_s": round(measured, 1), "ratio": round(estimate["epoch_seconds"] / measured, 2),
                      "estimated_memory_gb": estimate["memory_gb"]})
