@@ -20,20 +20,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
-def forward_flops(model) -> float:
-    import keras
-
-    total = 0.0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c_out = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += 2.0 * h * w * kh * kw * layer.input.shape[-1] * c_out
-        elif isinstance(layer, keras.layers.Dense):
-            total += 2.0 * layer.input.shape[-1] * layer.units
-    return total
-
-
 def matmul_tflops(dtype: str, n: int = 8192, repeats: int = 20) -> float:
     from keras import ops, random
 
@@ -59,7 +45,7 @@ def main() -> None:
 
     import keras
 
-    from biolens.models.image import compact_cnn
+    from biolens.models.image import compact_cnn, forward_flops
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (args.images, args.size, args.size, 3)).astype("float32")

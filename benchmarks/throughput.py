@@ -22,20 +22,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def forward_flops(model) -> float:
-    import keras
-
-    total = 0.0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c_out = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += 2.0 * h * w * kh * kw * layer.input.shape[-1] * c_out
-        elif isinstance(layer, keras.layers.Dense):
-            total += 2.0 * layer.input.shape[-1] * layer.units
-    return total
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=64)
@@ -51,7 +37,7 @@ def main() -> None:
     import numpy as np
 
     from biolens import hardware
-    from biolens.models.image import compact_cnn
+    from biolens.models.image import compact_cnn, forward_flops
     from biolens.tasks import training
 
     device, _ = hardware.setup(args.mixed_precision)

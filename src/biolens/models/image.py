@@ -102,3 +102,17 @@ def backbone_classifier(name: str, input_shape: tuple[int, int, int], n_classes:
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=f"biolens_{name}")
+
+
+def forward_flops(model: keras.Model) -> float:
+    """FLOPs of one image's forward pass: 2 x the multiply-adds of every Conv2D and Dense layer (benchmarks use
+    3x this for a training step: forward, and backward for inputs and weights)."""
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2.0 * h * w * kh * kw * layer.input.shape[-1] * c_out
+        elif isinstance(layer, layers.Dense):
+            total += 2.0 * layer.input.shape[-1] * layer.units
+    return total
