@@ -19,7 +19,7 @@ from contextlib import closing
 from pathlib import Path
 
 from biolens.errors import InputError
-from biolens.runs import RUN_FILE, load_run, read_json, write_json
+from biolens.runs import RUN_FILE, Run, load_run, read_json, write_json
 
 TASKS = ("classify", "cluster", "associate")
 SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
@@ -179,14 +179,8 @@ def _alive(pid: int | None) -> bool:
 
 def _mark_run(folder: Path, status: str, *, only_if: str, error: str | None = None) -> None:
     """Keep run.json truthful when the engine could not write it itself (its process was killed)."""
-    file = folder / RUN_FILE
-    if file.exists():
-        info = read_json(file)
-        if info.get("status") == only_if:
-            info["status"] = status
-            if error:
-                info["error"] = error
-            write_json(file, info)
+    if (folder / RUN_FILE).exists() and Run(folder).status == only_if:
+        Run(folder).update_info(status=status, **({"error": error} if error else {}))
 
 
 # -- inside the job process -------------------------------------------------------------------------------------

@@ -18,19 +18,18 @@ MAIN_FILES = ("report.html", "metrics.json", "model.keras", "predictions.csv", "
 
 
 def run_info(folder: Path) -> dict:
-    file = folder / RUN_FILE
+    return _json_or_empty(folder / RUN_FILE)
+
+
+def run_metrics(folder: Path) -> dict:
+    return _json_or_empty(folder / "metrics.json")
+
+
+def _json_or_empty(file: Path) -> dict:
     try:
         return read_json(file) if file.exists() else {}
     except ValueError:
         return {}  # being replaced this instant (writes are atomic, but a reader may race the rename on some systems)
-
-
-def run_metrics(folder: Path) -> dict:
-    file = folder / "metrics.json"
-    try:
-        return read_json(file) if file.exists() else {}
-    except ValueError:
-        return {}
 
 
 def status_of(info: dict, job: dict | None) -> str:
