@@ -65,9 +65,11 @@ def test_predict_folder_files_and_single_file(trained_run, slice_manifest, tmp_p
     probs = table[["prob_Platelets", "prob_RBC", "prob_WBC"]].sum(axis=1)
     assert ((probs - 1).abs() < 0.01).all() and table.unsure.dtype == bool
     files = sorted(folder.glob("*.jpg"))[:2]
-    biolens("predict", trained_run, *files, "--out", out)
+    refused = biolens("predict", trained_run, *files, "--out", out, check=False)  # never over a file unasked
+    assert refused.returncode == 2 and "--force" in refused.stderr and len(pd.read_csv(out)) == len(table)
+    biolens("predict", trained_run, *files, "--out", out, "--force")
     assert len(pd.read_csv(out)) == 2
-    biolens("predict", trained_run, files[0], "--out", out)
+    biolens("predict", trained_run, files[0], "--out", out, "--force")
     assert pd.read_csv(out).file.tolist() == [str(files[0])]
 
 

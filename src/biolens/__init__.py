@@ -21,7 +21,15 @@ from biolens.errors import InputError  # noqa: E402
 from biolens.runs import Run, load_run  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "cluster"]
+__all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "cluster", "detect"]
+
+
+def _default_out(task: str, data) -> str:
+    """The run folder the CLI and the API choose alike when none is given: runs/<task>_<data name>."""
+    from pathlib import Path
+
+    name = Path(str(data)).name.split(".")[0] if data is not None else "run"
+    return str(Path("runs") / f"{task}_{name}")
 
 
 def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
@@ -30,11 +38,12 @@ def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
 
     See `biolens.tasks.classify.train` and `biolens.tasks.sequence_classify.train` for the options.
     """
+    from biolens.engine import lifecycle
     from biolens.readers.sequences import is_fasta
     from biolens.tasks import classify, sequence_classify
 
     if resume is not None:
-        task = load_run(resume).info.get("task")
+        task = lifecycle.read_run_info(load_run(resume)).get("task")
         if task not in ("classify", "sequence_classify"):
             raise InputError(f"{resume} is a '{task}' run; train --resume continues image or sequence classification runs.")
         return (sequence_classify if task == "sequence_classify" else classify).train(resume=resume)
@@ -47,8 +56,16 @@ def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
         if not is_fasta(data):
             raise InputError(f"--labels is for sequence classification, but {data} is not a FASTA file. Images are "
                              "labelled by their class folders or a manifest CSV.")
-        return sequence_classify.train(data, out or "runs/sequences", labels=labels, **options)
-    return classify.train(data, out or "runs/classify", **options)
+        return sequence_classify.train(data, out or _default_out("sequences", data), labels=labels, **options)
+    return classify.train(data, out or _default_out("classify", data), **options)
+
+
+def detect(annotations=None, out=None, *, resume=None, **options) -> Run:
+    """Find, count and outline objects in whole images; see `biolens.tasks.detect.detect`."""
+    from biolens.tasks.detect import detect as _detect
+
+    return _detect(annotations, out or (None if resume else _default_out("detect", annotations)), resume=resume,
+                   **options)
 
 
 def predict(run, inputs, out=None, **options):
@@ -65,18 +82,19 @@ def review(run, unlabelled, out=None, n=50):
     return _review(run, unlabelled, out, n=n)
 
 
-def associate(phenotypes, trait, out="runs/associate", **options) -> Run:
+def associate(phenotypes=None, trait=None, out=None, *, resume=None, **options) -> Run:
     """Variant sites and pairs driving a trait; see `biolens.tasks.associate.associate`."""
     from biolens.tasks.associate import associate as _associate
 
-    return _associate(phenotypes, trait, out, **options)
+    return _associate(phenotypes, trait, out or (None if resume else _default_out("associate", trait)), resume=resume,
+                      **options)
 
 
-def cluster(data=None, out="runs/cluster", **options) -> Run:
+def cluster(data=None, out=None, *, resume=None, **options) -> Run:
     """Embed, cluster and explain unlabelled tables or images; see `biolens.tasks.cluster.cluster`."""
     from biolens.tasks.cluster import cluster as _cluster
 
-    return _cluster(data, out, **options)
+    return _cluster(data, out or (None if resume else _default_out("cluster", data)), resume=resume, **options)
 
 
 def report(run) -> "Path":  # noqa: F821

@@ -15,31 +15,37 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Deep learning for biologists: train, predict, report. Every command has --help with an example.")
 
 
+def _given(**values) -> dict:
+    """Only the options the user gave: every default lives in the config classes (biolens/config.py)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 @app.command()
 def train(
     data: Optional[Path] = typer.Argument(None, help="Images: a folder with one sub-folder per class, or a manifest CSV (path,label[,group]). Sequences: a FASTA file, with --labels."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/<data name>)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/classify_<data name>)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Sequences: TSV/CSV with columns id (FASTA record id) and label."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
     group_column: Optional[str] = typer.Option(None, "--group-column", help="Manifest or labels column naming the patient, plate, source image or gene family; no group is split across train/validation/test."),
-    backbone: str = typer.Option("compact", "--backbone", help="Images: 'compact' (trains from scratch, fast on CPU) or a keras.applications name: EfficientNetB0, MobileNetV3Small, ResNet50, ..."),
-    weights: str = typer.Option("imagenet", "--weights", help="Images: backbone weights: imagenet, none, or a weights file."),
-    epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (early stopping may end sooner)."),
-    patience: int = typer.Option(8, "--patience", help="Stop after this many epochs without a better validation score."),
-    time_budget: float = typer.Option(0, "--time-budget", help="Stop training after this many seconds (0 = no limit)."),
-    image_size: int = typer.Option(0, "--image-size", help="Images: model input side in pixels (0 = chosen from the data)."),
-    length: int = typer.Option(0, "--length", help="Sequences: bases the model reads (0 = the longest); longer ones keep their centre."),
-    filters: int = typer.Option(64, "--filters", help="Sequences: first-layer filters, i.e. candidate motifs."),
-    filter_width: int = typer.Option(15, "--filter-width", help="Sequences: motif window in bases."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="Images: 'compact' (default; trains from scratch, fast on CPU) or a keras.applications name: EfficientNetB0, MobileNetV3Small, ResNet50, ..."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Images: backbone weights: imagenet (default), none, or a weights file."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default 30; early stopping may end sooner)."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation score (default 8)."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds (default: no limit)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Images: model input side in pixels (default: chosen from the data)."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs (z-stacks): refuse (default), or project them: max, mean or first."),
+    length: Optional[int] = typer.Option(None, "--length", help="Sequences: bases the model reads (default: the longest); longer ones keep their centre."),
+    filters: Optional[int] = typer.Option(None, "--filters", help="Sequences: first-layer filters, i.e. candidate motifs (default 64)."),
+    filter_width: Optional[int] = typer.Option(None, "--filter-width", help="Sequences: motif window in bases (default 15)."),
     single_strand: bool = typer.Option(False, "--single-strand", help="Sequences: read only the given strand (RNA, mRNA, strand-specific data); default both."),
-    batch_size: int = typer.Option(0, "--batch-size", help="Examples per step (0 = chosen by training-set size)."),
-    learning_rate: float = typer.Option(3e-3, "--learning-rate", help="Peak learning rate (AdamW, cosine decay)."),
-    min_per_class: int = typer.Option(10, "--min-per-class", help="Refuse classes with fewer usable examples than this."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default: chosen by training-set size)."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (AdamW, cosine decay; default 0.003)."),
+    min_per_class: Optional[int] = typer.Option(None, "--min-per-class", help="Refuse classes with fewer usable examples than this (default 10)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: leave unreadable or duplicated files out (listed in skipped.csv) instead of stopping."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Images: turn off flips, rotations and colour jitter."),
     add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="Images: a review.csv (from biolens review) with the 'label' column filled in; those images are added to training, the test set stays the same."),
     learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Images: retrain on 1/8, 1/4 and 1/2 of the training set to predict what more data would give (default: when it adds under 10 minutes)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same result on the same machine."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0): the same seed gives the same result on the same machine."),
     workers: Optional[str] = typer.Option(None, "--workers", help="Several machines: every worker as host:port, comma-separated, the same list on each (sets TF_CONFIG; see docs/scaling.md)."),
     worker_index: int = typer.Option(0, "--worker-index", help="With --workers: this machine's position in the list (0 = the chief, which writes the run folder)."),
 ):
@@ -55,7 +61,7 @@ def train(
     from biolens.tasks import distributed
 
     if data is not None and out is None:
-        out = Path("runs") / (data.name.split(".")[0] if labels is not None or is_fasta(data) else data.stem)
+        out = Path(biolens._default_out("sequences" if labels is not None or is_fasta(data) else "classify", data))
     if workers:  # several machines: --workers/--worker-index, or TF_CONFIG set by a scheduler
         distributed.configure(workers, worker_index, chief_run=resume or out or Path("."))
     elif distributed.cluster() is not None:
@@ -74,41 +80,89 @@ def train(
     if data is None:
         raise InputError("Give the data to train on (a folder of class sub-folders, a manifest CSV, or a FASTA file "
                          "with --labels), or --resume RUN.")
-    shared = dict(group_column=group_column, epochs=epochs, patience=patience, time_budget=time_budget,
-                  batch_size=batch_size, learning_rate=learning_rate, min_per_class=min_per_class, seed=seed)
+    shared = _given(group_column=group_column, epochs=epochs, patience=patience, time_budget=time_budget,
+                    batch_size=batch_size, learning_rate=learning_rate, min_per_class=min_per_class, seed=seed)
+    image_only = _given(backbone=backbone, weights=weights, image_size=image_size, stack=stack,
+                        skip_bad=skip_bad or None, augment=False if no_augment else None,
+                        add_labels=str(add_labels.resolve()) if add_labels else None,
+                        learning_curve=None if learning_curve is None else ("on" if learning_curve else "off"))
+    sequence_only = _given(length=length, filters=filters, filter_width=filter_width,
+                           both_strands=False if single_strand else None)
     if labels is not None or is_fasta(data):
-        image_only = {"--backbone": backbone != "compact", "--image-size": bool(image_size), "--skip-bad": skip_bad,
-                      "--no-augment": no_augment, "--learning-curve": learning_curve is not None,
-                      "--add-labels": add_labels is not None}
-        if any(image_only.values()):
-            raise InputError(f"{', '.join(k for k, v in image_only.items() if v)} applies to images, not to sequences.")
-        biolens.train(data, out, labels=labels, length=length,
-                      filters=filters, filter_width=filter_width, both_strands=not single_strand, **shared)
+        if image_only:
+            raise InputError(f"{', '.join(_flags(image_only))} applies to images, not to sequences.")
+        biolens.train(data, out, labels=labels, **sequence_only, **shared)
         return
-    sequence_only = {"--length": bool(length), "--filters": filters != 64, "--filter-width": filter_width != 15,
-                     "--single-strand": single_strand}
-    if any(sequence_only.values()):
-        raise InputError(f"{', '.join(k for k, v in sequence_only.items() if v)} applies to sequences (FASTA with --labels), not to images.")
-    biolens.train(data, out, backbone=backbone, weights=weights, image_size=image_size,
-                  skip_bad=skip_bad, augment=not no_augment, add_labels=str(add_labels.resolve()) if add_labels else "",
-                  learning_curve={None: "auto", True: "on", False: "off"}[learning_curve], **shared)
+    if sequence_only:
+        raise InputError(f"{', '.join(_flags(sequence_only))} applies to sequences (FASTA with --labels), not to images.")
+    biolens.train(data, out, **image_only, **shared)
+
+
+def _flags(options: dict) -> list[str]:
+    names = {"augment": "--no-augment", "both_strands": "--single-strand"}
+    return [names.get(k, "--" + k.replace("_", "-")) for k in options]
+
+
+@app.command()
+def detect(
+    annotations: Optional[Path] = typer.Argument(None, help="Points or boxes CSV/TSV (image,x,y[,label] or image,xmin,ymin,xmax,ymax[,label]), a folder of images with Pascal VOC XML, a COCO JSON, or a folder with images/ and masks/ (or dots/)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/detect_<annotations name>)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder the annotation's image names are relative to (default: the annotation's folder)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="auto (default), points, boxes or masks."),
+    object_size: Optional[float] = typer.Option(None, "--object-size", help="Typical object diameter in pixels (default: measured from the annotations)."),
+    group_column: Optional[str] = typer.Option(None, "--group-column", help="CSV column naming the plate, slide or site; no group is split across train/validation/test."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default 60; early stopping may end sooner)."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds (default: no limit)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted detection run folder."),
+):
+    """Find, count and outline objects (colonies, cells, plants, trees) in whole images.
+
+    Examples: biolens detect colonies.csv --images plates/ --out runs/colonies
+              biolens detect annotations.json --kind boxes --out runs/cells --epochs 40
+              biolens predict runs/colonies new_plates/ --out objects.csv --overlays overlays/
+    """
+    import biolens
+
+    if resume is None and annotations is None:
+        raise InputError("give the annotations (CSV, VOC folder, COCO JSON or images/ + masks/ folder), or --resume RUN.")
+    run = biolens.detect(annotations, out, resume=resume, **_given(
+        images=str(images.resolve()) if images else None, kind=kind, object_size=object_size,
+        group_column=group_column, epochs=epochs, time_budget=time_budget, seed=seed))
+    typer.echo(f"report: {run.report_path}")
 
 
 @app.command()
 def predict(
-    run: Path = typer.Argument(..., help="A finished classification run folder (images or sequences)."),
+    run: Path = typer.Argument(..., help="A finished run folder: image or sequence classification, or detection."),
     inputs: list[Path] = typer.Argument(..., help="Images (a folder, files, or both), or FASTA file(s) for a sequence run."),
-    out: Path = typer.Option(Path("predictions.csv"), "--out", help="CSV to write."),
+    out: Path = typer.Option(Path("predictions.csv"), "--out", help="CSV to write (detection: objects.csv, with counts.csv beside it)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: list unreadable files in the CSV instead of stopping."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse, max, mean or first (default: as in training)."),
+    overlays: Optional[Path] = typer.Option(None, "--overlays", help="Detection: a folder to draw the objects found on each image into."),
+    force: bool = typer.Option(False, "--force", help="Replace --out (and overlays) if they exist already."),
 ):
-    """Predict new images or sequences; 'unsure' marks the ones a person should check.
+    """Predict new images or sequences with a finished run; 'unsure' marks the ones a person should check.
 
     Examples: biolens predict runs/cells new_images/ --out preds.csv
               biolens predict runs/seqclass new.fasta --out preds.csv
+              biolens predict runs/colonies plates/ --out objects.csv --overlays overlays/
     """
+    from biolens.engine import lifecycle
+    from biolens.runs import load_run
     from biolens.tasks.predict import predict as run_predict
 
-    run_predict(run, inputs, out, skip_bad=skip_bad)
+    if stack is not None and stack not in ("refuse", "max", "mean", "first"):
+        raise InputError(f"Invalid value for --stack. Received: {stack!r}. Expected one of: refuse, max, mean, first.")
+    task = lifecycle.read_run_info(load_run(run)).get("task")
+    options = _given(stack=stack) if task == "classify" else {}
+    if task in ("classify", "detect"):
+        options["skip_bad"] = skip_bad
+    if overlays is not None:
+        if task != "detect":
+            raise InputError(f"--overlays draws objects of a detection run; {run} is a '{task}' run.")
+        options["overlays"] = overlays
+    run_predict(run, inputs, out, force=force, **options)
     typer.echo(f"predictions: {out}")
 
 
@@ -118,6 +172,7 @@ def review(
     unlabelled: Path = typer.Argument(..., help="A folder of unlabelled images (searched recursively)."),
     n: int = typer.Option(50, "--n", help="How many images to pick for labelling."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for review.csv and review.html (default RUN/review)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing review.csv (its filled-in labels are lost)."),
 ):
     """Pick the unlabelled images whose labels would help most (uncertain and diverse) for a person to label.
 
@@ -126,7 +181,7 @@ def review(
     """
     from biolens.tasks.review import review as run_review
 
-    run_review(run, unlabelled, out, n=n)
+    run_review(run, unlabelled, out, n=n, force=force)
 
 
 @app.command()
@@ -148,27 +203,26 @@ def associate(
     genotypes: Optional[Path] = typer.Option(None, "--genotypes", help="VCF, VCF.gz or BCF with one column per individual."),
     sequences: Optional[Path] = typer.Option(None, "--sequences", help="Aligned FASTA: <sample>_h1/_h2 haplotypes, or one sequence per individual."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/associate_<trait>)."),
-    covariates: str = typer.Option("", "--covariates", help="Comma-separated covariate columns, e.g. age,sex (categorical ones are one-hot coded)."),
+    covariates: Optional[str] = typer.Option(None, "--covariates", help="Comma-separated covariate columns, e.g. age,sex (categorical ones are one-hot coded)."),
     sample_column: Optional[str] = typer.Option(None, "--sample-column", help="Column of sample ids (default: sample/id/iid, else the first)."),
     sample_map: Optional[Path] = typer.Option(None, "--sample-map", help="TSV sequence_id -> sample for FASTA haplotypes with other names."),
-    min_maf: float = typer.Option(0.01, "--min-maf", help="Leave out sites with a lower minor allele frequency."),
-    permutations: int = typer.Option(20, "--permutations", help="Null refits per test (20 reach q < 0.05 over all pairs; more = finer p-values)."),
-    folds: int = typer.Option(5, "--folds", help="Cross-validation folds for deep vs additive."),
+    min_maf: Optional[float] = typer.Option(None, "--min-maf", help="Leave out sites with a lower minor allele frequency (default 0.01)."),
+    permutations: Optional[int] = typer.Option(None, "--permutations", help="Null refits per test (default 20; more = finer p-values)."),
+    folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validation folds for deep vs additive (default 5)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted association run folder."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
 ):
     """Find the variant sites and site pairs that drive a trait: classical tests beside a deep model.
 
     Example: biolens associate --genotypes cohort.vcf.gz --phenotypes traits.tsv --trait status --out runs/assoc
     """
-    from biolens.tasks.associate import associate as run_associate
+    import biolens
 
     if resume is None and (phenotypes is None or trait is None):
         raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
-    run = run_associate(phenotypes, trait, out or Path(f"runs/associate_{trait}"), genotypes=genotypes,
-                        sequences=sequences, covariates=covariates, sample_column=sample_column,
-                        sample_map=sample_map, resume=resume, min_maf=min_maf, permutations=permutations,
-                        folds=folds, seed=seed)
+    run = biolens.associate(phenotypes, trait, out, genotypes=genotypes, sequences=sequences, resume=resume, **_given(
+        covariates=covariates, sample_column=sample_column, sample_map=sample_map, min_maf=min_maf,
+        permutations=permutations, folds=folds, seed=seed))
     metrics = run.metrics
     typer.echo(metrics.get("verdict", ""))
     typer.echo(f"variants: {run.file('variants.tsv')}  interactions: {run.file('interactions.tsv')}")
@@ -180,17 +234,17 @@ def cluster(
     data: Optional[Path] = typer.Argument(None, help="A table (CSV/TSV/Parquet), an AnnData .h5ad, a 10x matrix (.h5 or folder with matrix.mtx), or a folder of images."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/cluster_<data name>)."),
     compare_with: Optional[str] = typer.Option(None, "--compare-with", help="A known label to score the clusters against (a table/obs column, or 'folder' for image sub-folders); never used as input."),
-    method: str = typer.Option("leiden", "--method", help="leiden (kNN graph), kmeans or hdbscan."),
-    resolution: float = typer.Option(0, "--resolution", help="Leiden resolution (0 = chosen by stability)."),
-    k: int = typer.Option(0, "--k", help="k-means clusters (0 = chosen by stability)."),
-    embedding: str = typer.Option("deep", "--embedding", help="Cluster the autoencoder embedding (deep) or the PCA reference (pca)."),
+    method: Optional[str] = typer.Option(None, "--method", help="leiden (default; kNN graph), kmeans or hdbscan."),
+    resolution: Optional[float] = typer.Option(None, "--resolution", help="Leiden resolution (default: chosen by stability)."),
+    k: Optional[int] = typer.Option(None, "--k", help="k-means clusters (default: chosen by stability)."),
+    embedding: Optional[str] = typer.Option(None, "--embedding", help="Cluster the autoencoder embedding (deep, default) or the PCA reference (pca)."),
     transpose: Optional[bool] = typer.Option(None, "--transpose/--no-transpose", help="Tables: rows are features (genes) / rows are samples (default: detected)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="h5ad: the layer to use, or 'raw' for .raw.X (default .X)."),
-    data_type: str = typer.Option("auto", "--data-type", help="auto, counts (raw counts: normalise, log, negative binomial) or continuous (scale, Gaussian)."),
-    latent: int = typer.Option(0, "--latent", help="Embedding dimensions (0 = 16 for tables, 32 for images)."),
-    epochs: int = typer.Option(0, "--epochs", help="Autoencoder epochs (0 = chosen from the data size; early stopping)."),
+    data_type: Optional[str] = typer.Option(None, "--data-type", help="auto (default), counts (raw counts: normalise, log, negative binomial) or continuous (scale, Gaussian)."),
+    latent: Optional[int] = typer.Option(None, "--latent", help="Embedding dimensions (default 16 for tables, 32 for images)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Autoencoder epochs (default: chosen from the data size; early stopping)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted cluster run folder."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
 ):
     """Find groups in unlabelled data: embed, cluster, draw, and say what sets each group apart.
 
@@ -198,16 +252,13 @@ def cluster(
               biolens cluster data.h5ad --compare-with cell_type
               biolens cluster IMAGES/ --out runs/clu_img
     """
-    from biolens.tasks.cluster import cluster as run_cluster
+    import biolens
 
-    if resume is not None:
-        run = run_cluster(resume=resume)
-    else:
-        if data is None:
-            raise InputError("give the data to cluster (a table, h5ad, 10x matrix or image folder), or --resume RUN.")
-        run = run_cluster(data, out or Path("runs") / f"cluster_{data.name.split('.')[0]}", compare_with=compare_with,
-                          method=method, resolution=resolution, k=k, embedding=embedding, transpose=transpose,
-                          layer=layer, data_type=data_type, latent=latent, epochs=epochs, seed=seed)
+    if resume is None and data is None:
+        raise InputError("give the data to cluster (a table, h5ad, 10x matrix or image folder), or --resume RUN.")
+    run = biolens.cluster(data, out, resume=resume, **_given(
+        compare_with=compare_with, method=method, resolution=resolution, k=k, embedding=embedding,
+        transpose=transpose, layer=layer, data_type=data_type, latent=latent, epochs=epochs, seed=seed))
     typer.echo(f"clusters: {run.file('clusters.csv')}")
 
 
@@ -290,15 +341,47 @@ def serve(
 
 
 def main() -> None:
+    """Entry point: every user error ends as one line starting with 'error:' and exit code 2, never a traceback."""
+    usage_errors, aborts = _parser_exceptions()
     if len(sys.argv) > 1 and "--help" not in sys.argv and sys.argv[1] != "serve":
         from biolens.hardware import import_tensorflow
 
         import_tensorflow()
     try:
-        app()
+        code = app(standalone_mode=False)
     except InputError as error:
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
-    except KeyboardInterrupt:
+        _fail(str(error))
+    except usage_errors as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # plain `biolens`: the help was printed
+            sys.exit(0)
+        path = getattr(getattr(error, "ctx", None), "command_path", "") or "biolens"
+        command = "biolens" + (" " + path.split(" ", 1)[1] if " " in path else "")
+        _fail(f"{error.format_message()} (see {command} --help)")
+    except (KeyboardInterrupt, *aborts):
         typer.secho("interrupted; continue with the same command and --resume RUN", err=True)
         sys.exit(130)
+    except OSError as error:  # the disk, not biolens: full, read-only, missing, name too long
+        where = f"{error.filename}: " if error.filename else ""
+        _fail(f"{where}{error.strerror or error}. Check the path, free space and permissions, then run the command again.")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _parser_exceptions() -> tuple[tuple, tuple]:
+    """Command-line parsing errors and aborts, from click and from the copy of click that newer typer vendors."""
+    import click
+
+    usage, aborts = [click.exceptions.UsageError], [click.exceptions.Abort]
+    try:
+        from typer._click import exceptions as vendored
+
+        usage.append(vendored.UsageError)
+        aborts += [getattr(vendored, "Abort")] if hasattr(vendored, "Abort") else []
+    except ImportError:
+        pass
+    return tuple(usage), tuple(aborts)
+
+
+def _fail(message: str) -> None:
+    line = " ".join(message.split())  # one line, whatever the message held
+    typer.secho(f"error: {line}", err=True, fg=typer.colors.RED)
+    sys.exit(2)

@@ -1,43 +1,127 @@
-"""Configuration as data: CLI flags, web forms and the Python API all build these dataclasses.
+"""Configuration as data: the only way options enter the engine.
 
-A run is fully described by its config (stored in run.json), so it can be resumed or re-run exactly.
+CLI flags, web forms and the Python API all build these dataclasses and call `validate()` before any folder is
+created. Every numeric option carries its range in its field metadata, so one gate checks them all (NaN and
+infinity included). A run is fully described by its config (stored in run.json); `from_dict` reads the config of a
+run written by an older biolens (unknown keys ignored, missing keys take today's default).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from biolens.errors import InputError
-from biolens.models.image import BACKBONES
+
+
+def option(default, *, low=None, high=None, choices=None, integer=False):
+    """A config field with the range or choices `validate()` enforces."""
+    meta = {"low": low, "high": high, "choices": choices, "integer": integer}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 @dataclass
-class SupervisedConfig:
-    """What every classifier shares: the data, the split, the training schedule and the calibration."""
-    data: str = ""
-    group_column: str | None = None
-    epochs: int = 30
-    batch_size: int = 0                # 0 = chosen from the training-set size (auto_batch_size)
-    learning_rate: float = 3e-3
-    patience: int = 8
-    time_budget: float = 0.0           # seconds of training, 0 = no limit
-    test_fraction: float = 0.15
-    val_fraction: float = 0.15
-    min_per_class: int = 10
-    class_weights: bool = True
-    conformal_alpha: float = 0.1       # predictions are "unsure" unless the 90% conformal set holds one class
-    mixed_precision: str = "auto"
-    seed: int = 0
+class TaskConfig:
+    """Shared machinery: range checks, tolerant reading of older run.json files, plain dicts."""
 
     def validate(self):
-        if self.epochs < 1:
-            raise InputError(f"Invalid value for --epochs. Received: {self.epochs}. Expected an integer >= 1.")
-        if not 0.05 <= self.test_fraction <= 0.5 or not 0.05 <= self.val_fraction <= 0.5:
-            raise InputError("Invalid split: --test-fraction and --val-fraction must each be between 0.05 and 0.5.")
-        if self.time_budget < 0:
-            raise InputError(f"Invalid value for --time-budget. Received: {self.time_budget}. Expected seconds >= 0.")
-        if self.mixed_precision not in {"auto", "on", "off"}:
-            raise InputError(f"Invalid value for mixed_precision. Received: {self.mixed_precision}. Expected auto, on or off.")
+        for spec in fields(self):
+            meta = spec.metadata
+            if not meta:
+                continue
+            value = getattr(self, spec.name)
+            if value is None:
+                continue
+            received = f"Invalid value for {flag_name(spec.name)}. Received: {value!r}."
+            if meta.get("choices") is not None:
+                if value not in meta["choices"]:
+                    raise InputError(f"{received} Expected one of: {', '.join(map(str, meta['choices']))}.")
+                continue
+            if meta.get("low") is None and meta.get("high") is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(f"{received} Expected a number.")
+            if meta.get("integer") and float(value) != int(value):
+                raise InputError(f"{received} Expected a whole number.")
+            low, high = meta.get("low"), meta.get("high")
+            if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+                span = (f"from {low:g} to {high:g}" if low is not None and high is not None
+                        else f">= {low:g}" if low is not None else f"<= {high:g}")
+                raise InputError(f"{received} Expected a {'whole ' if meta.get('integer') else ''}number {span}.")
+        self.check()
         return self
+
+    def check(self) -> None:
+        """Rules that tie several options together (subclasses)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Tolerant of older run.json files: unknown keys are ignored, missing ones take today's default."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (values or {}).items() if k in known})
+
+    @classmethod
+    def build(cls, **options):
+        """The config from keyword options; an unknown option is a user error naming what is accepted."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InputError(f"unknown option(s) {', '.join(unknown)} for this task; accepted: {', '.join(sorted(known))}.")
+        return cls(**{k: v for k, v in options.items() if v is not None or _default(cls, k) is None})
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def _default(cls, name):
+    spec = next(f for f in fields(cls) if f.name == name)
+    if spec.default is not MISSING:
+        return spec.default
+    return spec.default_factory() if spec.default_factory is not MISSING else None
+
+
+@dataclass
+class SupervisedConfig(TaskConfig):
+    """What every classifier shares.
+
+    Options:
+        data: the labelled data (folder, manifest or FASTA), stored as an absolute path.
+        group_column: a column naming the patient, plate or photo; no group is split across train/validation/test.
+        epochs: most epochs (early stopping may end sooner).
+        batch_size: examples per step; 0 = chosen from the training-set size.
+        learning_rate: peak learning rate of AdamW with warm-up and cosine decay.
+        patience: epochs without a better validation score before stopping.
+        time_budget: seconds of training; 0 = no limit.
+        test_fraction, val_fraction: shares of the data held out for testing and for validation.
+        min_per_class: classes with fewer usable examples are refused.
+        class_weights: class-balanced loss weights.
+        conformal_alpha: predictions are "unsure" unless the (1 - alpha) conformal set holds one class.
+        mixed_precision: auto, on or off (float16 compute on GPUs).
+        seed: random seed.
+    """
+    data: str = ""
+    group_column: str | None = None
+    epochs: int = option(30, low=1, high=10_000, integer=True)
+    batch_size: int = option(0, low=0, high=4096, integer=True)
+    learning_rate: float = option(3e-3, low=1e-7, high=1.0)
+    patience: int = option(8, low=1, high=10_000, integer=True)
+    time_budget: float = option(0.0, low=0, high=30 * 24 * 3600)
+    test_fraction: float = option(0.15, low=0.05, high=0.5)
+    val_fraction: float = option(0.15, low=0.05, high=0.5)
+    min_per_class: int = option(10, low=2, high=100_000, integer=True)
+    class_weights: bool = True
+    conformal_alpha: float = option(0.1, low=0.01, high=0.5)
+    mixed_precision: str = option("auto", choices=("auto", "on", "off"))
+    seed: int = option(0, low=0, high=2**31 - 1, integer=True)
 
     def auto_batch_size(self, n_train: int) -> int:
         """Small data needs small batches: enough optimiser steps per epoch, and BatchNorm statistics that settle."""
@@ -45,51 +129,62 @@ class SupervisedConfig:
             return self.batch_size
         return 8 if n_train < 500 else 16 if n_train < 2000 else 32
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict):
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
 
 @dataclass
 class ClassifyConfig(SupervisedConfig):
-    backbone: str = "compact"          # "compact" or a keras.applications name (see BACKBONES)
-    weights: str = "imagenet"          # for backbones: "imagenet", "none", or a weights file path
-    image_size: int = 0                # 0 = chosen from the data
+    """Image classification (`biolens train IMAGES`).
+
+    Options (besides those of SupervisedConfig):
+        backbone: "compact" (trains from scratch, fast on CPU) or a keras.applications name.
+        weights: backbone weights: imagenet, none, or a weights file.
+        image_size: model input side in pixels; 0 = chosen from the data.
+        augment: flips, rotations and colour jitter while training.
+        skip_bad: leave unreadable files out (listed in skipped.csv) instead of stopping.
+        learning_curve: auto, on or off: retrain on parts of the data to say whether more would help.
+        add_labels: a review.csv with a filled-in label column: extra training images.
+        stack: multi-page TIFFs (z-stacks): refuse (default), or project them by max, mean or first page.
+    """
+    backbone: str = "compact"
+    weights: str = "imagenet"
+    image_size: int = option(0, low=0, high=1024, integer=True)
     augment: bool = True
     skip_bad: bool = False
-    learning_curve: str = "auto"       # auto (when affordable), on, off: "is my data enough?"
-    add_labels: str = ""               # review.csv with a filled-in 'label' column: extra training images
+    learning_curve: str = option("auto", choices=("auto", "on", "off"))
+    add_labels: str = ""
+    stack: str = option("refuse", choices=("refuse", "max", "mean", "first"))
 
-    def validate(self) -> "ClassifyConfig":
-        if self.learning_curve not in {"auto", "on", "off"}:
-            raise InputError(f"Invalid value for learning_curve. Received: {self.learning_curve}. Expected auto, on or off.")
+    def check(self) -> None:
+        from biolens.models.image import BACKBONES
+
         if self.backbone != "compact" and self.backbone not in BACKBONES:
-            raise InputError(f"Invalid value for --backbone. Received: {self.backbone}. Expected 'compact' or one of: {', '.join(BACKBONES)}.")
-        if self.image_size and not 16 <= self.image_size <= 1024:
-            raise InputError(f"Invalid value for --image-size. Received: {self.image_size}. Expected 16 to 1024 pixels.")
-        return super().validate()
+            raise InputError(f"Invalid value for --backbone. Received: {self.backbone}. Expected 'compact' or one of: "
+                             f"{', '.join(BACKBONES)}.")
+        if self.image_size and self.image_size < 16:
+            raise InputError(f"Invalid value for --image-size. Received: {self.image_size}. Expected 16 to 1024 pixels "
+                             "(0 = chosen from the data).")
 
 
 @dataclass
 class SequenceConfig(SupervisedConfig):
-    labels: str = ""                   # TSV/CSV with columns id, label (and the group column if one is named)
-    length: int = 0                    # 0 = the longest sequence; others are centred and padded with N / cut
-    filters: int = 64                  # first-layer filters = candidate motifs
-    filter_width: int = 15             # bases per motif window
-    both_strands: bool = True          # read both strands (off for strand-specific data such as RNA or mRNA)
+    """Sequence classification (`biolens train SEQS.fasta --labels TABLE`).
 
-    def validate(self) -> "SequenceConfig":
-        if self.length and not 8 <= self.length <= 1_000_000:
-            raise InputError(f"Invalid value for --length. Received: {self.length}. Expected 8 to 1,000,000 bases.")
-        if not 4 <= self.filter_width <= 50:
-            raise InputError(f"Invalid value for --filter-width. Received: {self.filter_width}. Expected 4 to 50 bases.")
-        if not 4 <= self.filters <= 512:
-            raise InputError(f"Invalid value for --filters. Received: {self.filters}. Expected 4 to 512.")
-        return super().validate()
+    Options (besides those of SupervisedConfig):
+        labels: TSV/CSV with columns id (the FASTA record id) and label (and the group column if one is named).
+        length: bases the model reads; 0 = the longest sequence (others centred and padded with N, or cut).
+        filters: first-layer filters, i.e. candidate motifs.
+        filter_width: bases per motif window.
+        both_strands: read both strands (off for strand-specific data such as RNA).
+    """
+    labels: str = ""
+    length: int = option(0, low=0, high=1_000_000, integer=True)
+    filters: int = option(64, low=4, high=512, integer=True)
+    filter_width: int = option(15, low=4, high=50, integer=True)
+    both_strands: bool = True
+
+    def check(self) -> None:
+        if self.length and self.length < 8:
+            raise InputError(f"Invalid value for --length. Received: {self.length}. Expected 8 to 1,000,000 bases "
+                             "(0 = the longest sequence).")
 
     def auto_batch_size(self, n_train: int) -> int:
         """One-hot sequences are small: 16 for small sets (enough steps per epoch; measured steadier than 32
@@ -100,32 +195,126 @@ class SequenceConfig(SupervisedConfig):
 
 
 @dataclass
-class ClusterConfig:
+class ClusterConfig(TaskConfig):
+    """Unsupervised learning (`biolens cluster DATA`).
+
+    Options:
+        data: a table, h5ad, 10x matrix or image folder, stored as an absolute path.
+        compare_with: a known label (column, obs column, or 'folder' for images): only scored, never used.
+        method: leiden, kmeans or hdbscan.
+        resolution: Leiden resolution; 0 = chosen by stability.
+        k: k-means clusters; 0 = chosen by stability.
+        embedding: which embedding clusters.csv comes from: deep (autoencoder) or pca.
+        latent: embedding dimensions; 0 = 16 for tables, 32 for images.
+        epochs: autoencoder epochs; 0 = chosen from the data size (early stopping on held-out samples).
+        transpose: tables: True = rows are features; None = detected.
+        layer: h5ad: a layer name or 'raw' (default .X).
+        data_type: auto, counts or continuous.
+        image_size: images: 0 = chosen from the data.
+        n_neighbors: neighbours of the kNN graph.
+        seed: random seed.
+    """
     data: str = ""
-    compare_with: str | None = None    # a known label (table column, h5ad obs column, or 'folder' for images): scored, never used
-    method: str = "leiden"             # leiden, kmeans or hdbscan
-    resolution: float = 0.0            # Leiden resolution, 0 = chosen by stability
-    k: int = 0                         # k-means k, 0 = chosen by stability
-    embedding: str = "deep"            # which embedding clusters.csv comes from: deep (autoencoder) or pca
-    latent: int = 0                    # embedding dimensions, 0 = 16 for tables, 32 for images
-    epochs: int = 0                    # autoencoder epochs, 0 = chosen from the data size (early stopping on held-out samples)
-    transpose: bool | None = None      # tables: True = rows are features; None = detected
-    layer: str | None = None           # h5ad: a layer name or 'raw' (default .X)
-    data_type: str = "auto"            # auto, counts or continuous
-    image_size: int = 0                # images: 0 = chosen from the data
-    n_neighbors: int = 15
-    seed: int = 0
+    compare_with: str | None = None
+    method: str = option("leiden", choices=("leiden", "kmeans", "hdbscan"))
+    resolution: float = option(0.0, low=0, high=50)
+    k: int = option(0, low=0, high=200, integer=True)
+    embedding: str = option("deep", choices=("deep", "pca"))
+    latent: int = option(0, low=0, high=512, integer=True)
+    epochs: int = option(0, low=0, high=10_000, integer=True)
+    transpose: bool | None = None
+    layer: str | None = None
+    data_type: str = option("auto", choices=("auto", "counts", "continuous"))
+    image_size: int = option(0, low=0, high=512, integer=True)
+    n_neighbors: int = option(15, low=2, high=200, integer=True)
+    seed: int = option(0, low=0, high=2**31 - 1, integer=True)
 
-    def validate(self) -> "ClusterConfig":
-        if self.method not in {"leiden", "kmeans", "hdbscan"}:
-            raise InputError(f"Invalid value for --method. Received: {self.method}. Expected leiden, kmeans or hdbscan.")
-        if self.embedding not in {"deep", "pca"}:
-            raise InputError(f"Invalid value for --embedding. Received: {self.embedding}. Expected deep or pca.")
-        if self.data_type not in {"auto", "counts", "continuous"}:
-            raise InputError(f"Invalid value for --data-type. Received: {self.data_type}. Expected auto, counts or continuous.")
-        if self.resolution < 0 or self.k < 0 or self.k == 1:
-            raise InputError("Invalid --resolution/--k: give a positive resolution, or k >= 2 (0 = chosen by stability).")
-        return self
+    def check(self) -> None:
+        if self.k == 1:
+            raise InputError("Invalid value for --k. Received: 1. Expected k >= 2 (0 = chosen by stability).")
+        if self.latent and self.latent < 2:
+            raise InputError(f"Invalid value for --latent. Received: {self.latent}. Expected 2 to 512 (0 = automatic).")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+@dataclass
+class AssociateConfig(TaskConfig):
+    """Association (`biolens associate`).
+
+    Options:
+        phenotypes: the trait table (TSV/CSV), stored as an absolute path.
+        trait: its trait column.
+        genotypes: VCF/VCF.gz/BCF; or
+        sequences: an aligned FASTA of haplotypes (exactly one of the two).
+        covariates: covariate columns.
+        sample_column: the sample-id column (default: sample/id/iid, else the first).
+        sample_map: TSV sequence_id -> sample for FASTA haplotypes with other names.
+        min_maf: sites with a lower minor allele frequency are left out.
+        folds: cross-validation folds for deep vs additive.
+        permutations: null refits per test.
+        candidate_pairs: pairs given explicit terms in the network.
+        pairs_written: rows of interactions.tsv.
+        explain_samples: individuals used for in-silico mutagenesis.
+        seed: random seed.
+    """
+    phenotypes: str = ""
+    trait: str = ""
+    genotypes: str | None = None
+    sequences: str | None = None
+    covariates: list = option([])
+    sample_column: str | None = None
+    sample_map: str | None = None
+    min_maf: float = option(0.01, low=0, high=0.49)
+    folds: int = option(5, low=2, high=20, integer=True)
+    permutations: int = option(20, low=1, high=100_000, integer=True)
+    candidate_pairs: int = option(32, low=1, high=10_000, integer=True)
+    pairs_written: int = option(1000, low=1, high=10_000_000, integer=True)
+    explain_samples: int = option(512, low=16, high=1_000_000, integer=True)
+    seed: int = option(0, low=0, high=2**31 - 1, integer=True)
+
+    def check(self) -> None:
+        if isinstance(self.covariates, str):
+            self.covariates = [c.strip() for c in self.covariates.split(",") if c.strip()]
+        if (self.genotypes is None) == (self.sequences is None):
+            raise InputError("give exactly one of --genotypes (VCF/BCF) or --sequences (aligned FASTA).")
+        if not self.phenotypes or not self.trait:
+            raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
+
+
+@dataclass
+class DetectConfig(TaskConfig):
+    """Objects in whole images (`biolens detect ANNOTATIONS`).
+
+    Options:
+        annotations: points/boxes CSV, Pascal VOC folder, COCO JSON, or a folder with images/ and masks/ or dots/.
+        images: the folder the annotation's image names are relative to (default: the annotation's folder).
+        kind: auto, points, boxes or masks.
+        object_size: typical object diameter in pixels; 0 = measured from the annotations.
+        group_column: a column of a CSV naming the plate, slide or site; no group is split across splits.
+        epochs: most epochs (early stopping may end sooner).
+        time_budget: seconds of training; 0 = no limit.
+        tile: training and prediction tile side in pixels; 0 = chosen from the object size.
+        learning_rate: peak learning rate.
+        patience: epochs without a better validation loss before stopping.
+        test_fraction, val_fraction: shares of the images held out for testing and for validation.
+        seed: random seed.
+    """
+    annotations: str = ""
+    images: str | None = None
+    kind: str = option("auto", choices=("auto", "points", "boxes", "masks"))
+    object_size: float = option(0.0, low=0, high=2000)
+    group_column: str | None = None
+    epochs: int = option(60, low=1, high=10_000, integer=True)
+    time_budget: float = option(0.0, low=0, high=30 * 24 * 3600)
+    tile: int = option(0, low=0, high=2048, integer=True)
+    learning_rate: float = option(2e-3, low=1e-7, high=1.0)
+    patience: int = option(12, low=1, high=10_000, integer=True)
+    test_fraction: float = option(0.2, low=0.05, high=0.5)
+    val_fraction: float = option(0.15, low=0.05, high=0.5)
+    seed: int = option(0, low=0, high=2**31 - 1, integer=True)
+
+    def check(self) -> None:
+        if self.object_size and self.object_size < 2:
+            raise InputError(f"Invalid value for --object-size. Received: {self.object_size}. Expected at least 2 "
+                             "pixels (0 = measured from the annotations).")
+        if self.tile and self.tile < 64:
+            raise InputError(f"Invalid value for --tile. Received: {self.tile}. Expected 64 to 2048 pixels (0 = automatic).")

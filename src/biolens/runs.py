@@ -22,6 +22,16 @@ from biolens.errors import InputError
 RUN_FILE = "run.json"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# files are created with the user's umask (mkstemp alone makes them 0600: colleagues could not read a shared runs folder)
+FILE_MODE = 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
@@ -29,6 +39,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, FILE_MODE)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -39,8 +50,9 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
 
 def write_text(path: Path | str, text: str) -> None:
+    # file names that are not valid UTF-8 (surrogate-escaped by Python) are written as \udcxx, never a crash
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:
@@ -62,6 +74,18 @@ def write_csv(path: Path | str, header: list[str], rows: list[list], delimiter: 
 
 def read_json(path: Path | str) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_record(path: Path) -> dict:
+    """run.json or metrics.json of a run folder; a damaged one is a user error naming the file, not a traceback."""
+    try:
+        value = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path} is damaged ({str(error).splitlines()[0]}); the run folder cannot be used. "
+                         "Start a new run.") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path} is not a biolens record (expected a JSON object); start a new run.")
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -92,12 +116,12 @@ class Run:
     # -- reading -------------------------------------------------------------------------------
     @property
     def info(self) -> dict:
-        return read_json(self.path / RUN_FILE)
+        return read_record(self.path / RUN_FILE)
 
     @property
     def metrics(self) -> dict:
         file = self.path / "metrics.json"
-        return read_json(file) if file.exists() else {}
+        return read_record(file) if file.exists() else {}
 
     @property
     def status(self) -> str:
@@ -153,6 +177,26 @@ def cached_stage(run: Run, name: str, compute) -> dict:
         with open(temporary, "wb") as handle:
             np.savez(handle, **result)
     return result
+
+
+def guard_output_file(out: Path | str, *, protected: list[Path | str] = (), force: bool = False) -> Path:
+    """Refuse to write `out` over a file this command did not create (unless `force`), and never inside a run
+    folder or an input (not even with `force`): a prediction must not replace run.json, the model or an image."""
+    out = Path(out)
+    resolved = out.resolve()
+    if out.exists() and out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file name, e.g. {out / 'predictions.csv'}.")
+    for item in map(Path, protected):
+        item = item.resolve()
+        if resolved == item or (item.is_dir() and resolved.is_relative_to(item)):
+            raise InputError(f"--out {out} is inside {item}, which this command reads; write it somewhere else.")
+    if out.exists() and not force:
+        raise InputError(f"--out {out} exists already; choose another name or pass --force to replace it.")
+    if not resolved.parent.exists():
+        raise InputError(f"--out {out}: the folder {resolved.parent} does not exist; create it first.")
+    if not os.access(resolved.parent, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: cannot write in {resolved.parent} (permission denied).")
+    return out
 
 
 def ensure_new_run_folder(out: Path | str) -> None:

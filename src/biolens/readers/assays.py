@@ -87,10 +87,9 @@ def _read_table(path: Path, transpose: bool | None, keep: list[str]):
             if not isinstance(table.index, pd.RangeIndex):
                 table = table.reset_index()
         else:
-            separator = "," if ".csv" in path.name.lower() else "\t"
-            table = pd.read_csv(path, sep=separator)
-            if table.shape[1] == 1 and separator == "\t":
-                table = pd.read_csv(path, sep=",")
+            from biolens.readers.tables import read_table
+
+            table = read_table(path, "table", dtype=None)
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
         raise InputError(f"{path}: cannot be read as a table ({str(error).splitlines()[0]}).") from None
     if table.empty or table.shape[1] < 2:
@@ -116,6 +115,14 @@ def _read_table(path: Path, transpose: bool | None, keep: list[str]):
     else:
         orientation = "rows are samples"
     meta = [c for c in table.columns if c in keep or not pd.api.types.is_numeric_dtype(table[c])]
+    for column in meta:  # a numeric feature with a stray word ("n.d.") would otherwise become a label column
+        if column in keep:
+            continue
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        stray = table[column][numbers.isna() & table[column].notna()]
+        if numbers.notna().mean() > 0.8 and len(stray):
+            raise InputError(f"{path}: column '{column}' is numeric but sample '{stray.index[0]}' holds "
+                             f"'{stray.iloc[0]}'; write it as an empty cell or NA (missing), or correct it.")
     values = table.drop(columns=meta).to_numpy(dtype=np.float32)
     matrix = sparse.csr_matrix(values) if (values == 0).mean() > 0.5 else values
     data = anndata.AnnData(X=matrix, obs=table[meta].astype(str) if meta else pd.DataFrame(index=table.index),

@@ -15,7 +15,9 @@ from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 LARGE_SIDE = 4096                  # above this, an image is reported as downscaled from a large original
-Image.MAX_IMAGE_PIXELS = 400_000_000  # 20k x 20k; larger files are refused as decompression bombs
+MAX_PIXELS = 400_000_000           # 20k x 20k: larger images are refused (checked on the header, before decoding)
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+STACK_CHOICES = ("refuse", "max", "mean", "first")
 _PIL_STANDARD = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"}
 
 
@@ -50,22 +52,41 @@ def header_size(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def decode(path: Path, size: int) -> Decoded:
-    """Read `path` and resize it to `size` x `size`; raise DecodeError with a reason a user can act on."""
+def _check_pixels(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise DecodeError(f"image is {width:,} x {height:,} pixels, above the limit of {MAX_PIXELS:,} (20,000 x 20,000); "
+                          "crop or downscale it first")
+
+
+def decode(path: Path, size: int, stack: str = "refuse") -> Decoded:
+    """Read `path` and resize it to `size` x `size`; raise DecodeError with a reason a user can act on.
+
+    8/16/32-bit and float images are scaled by the bit depth they use; a multi-page TIFF (a z-stack or time series)
+    is refused unless `stack` says how to make one plane of it (max or mean projection, or the first page)."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise DecodeError(f"not an image (extension '{path.suffix}'); biolens reads JPEG, PNG, BMP and TIFF")
+        raise DecodeError(f"not an image biolens reads (extension '{path.suffix}'); convert it to PNG, JPEG or TIFF")
+    tiff = path.suffix.lower() in {".tif", ".tiff"}
     try:
         with Image.open(path) as img:
-            if img.mode in _PIL_STANDARD:
+            _check_pixels(*img.size)
+            if tiff and getattr(img, "n_frames", 1) > 1:
+                pass  # stacks are read whole by tifffile below
+            elif img.mode in _PIL_STANDARD:
                 return _decode_pil(img, size)
+            elif not tiff:  # 16-bit greyscale PNG ("I;16"), 32-bit integer or float modes
+                try:
+                    img.load()
+                except (OSError, ValueError) as exc:
+                    raise DecodeError(_reason(exc)) from None
+                return _decode_array(np.asarray(img), size)
     except DecodeError:
         raise
     except Image.DecompressionBombError:
-        raise DecodeError(f"image is larger than {Image.MAX_IMAGE_PIXELS:,} pixels; crop or downscale it first")
+        raise DecodeError(f"image is larger than {MAX_PIXELS:,} pixels; crop or downscale it first") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        if path.suffix.lower() not in {".tif", ".tiff"}:
+        if not tiff:
             raise DecodeError(_reason(exc)) from None
-    return _decode_array(_read_array(path), size)
+    return _decode_array(_read_array(path, stack), size)
 
 
 def _reason(exc: Exception) -> str:
@@ -102,18 +123,45 @@ def _flatten_alpha(rgba: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
-def _read_array(path: Path) -> np.ndarray:
+def _read_array(path: Path, stack: str = "refuse") -> np.ndarray:
     import tifffile
 
     try:
-        array = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, series.shape
+            planes = {a: n for a, n in zip(axes, shape) if a in "ZTQI" and n > 1}
+            if "Y" in axes and "X" in axes:
+                _check_pixels(int(shape[axes.index("X")]), int(shape[axes.index("Y")]))
+            array = series.asarray()
+    except DecodeError:
+        raise
     except Exception as exc:  # tifffile raises many types for damaged files
         raise DecodeError(_reason(exc)) from None
+    if planes:
+        array = _project(array, axes, planes, stack)
     array = np.squeeze(array)
     if array.ndim == 3 and array.shape[0] <= 8 and array.shape[2] > 8:
         array = np.moveaxis(array, 0, -1)  # channels-first (C, Y, X), as microscopes often write
     if array.ndim not in (2, 3):
         raise DecodeError(f"a {array.ndim}-D stack {array.shape}; save one 2-D plane (with channels) per file")
+    return array
+
+
+def _project(array: np.ndarray, axes: str, planes: dict, stack: str) -> np.ndarray:
+    """One plane from a stack, as the user chose: refused by default, never silently read as colour channels."""
+    described = " x ".join(f"{n} {'z-planes' if a == 'Z' else 'time points' if a == 'T' else 'pages'}"
+                           for a, n in planes.items())
+    if stack == "refuse":
+        raise DecodeError(f"a multi-page TIFF ({described}); choose how to make one image of it with --stack "
+                          "max, mean or first, or save one plane per file")
+    for axis in sorted((axes.index(a) for a in planes), reverse=True):
+        if stack == "max":
+            array = array.max(axis=axis)
+        elif stack == "mean":
+            array = array.astype(np.float32).mean(axis=axis)
+        else:
+            array = np.take(array, 0, axis=axis)
     return array
 
 
@@ -154,3 +202,42 @@ def _to_unit_range(array: np.ndarray) -> tuple[np.ndarray, str]:
         return array / 255.0, ""
     bits = min(16 if peak < 65536 else 32, max(10, 2 * math.ceil(math.log2(peak + 1) / 2)))
     return array / float(2**bits - 1), f"{bits}-bit intensities scaled to 8-bit"
+
+
+def read_whole(path: Path, *, keep_values: bool = False, stack: str = "refuse") -> np.ndarray:
+    """The whole image at full resolution: (H, W, C) uint8 scaled by bit depth like `decode`, or with
+    `keep_values` the stored integers untouched (label and dot images). Refuses images above MAX_PIXELS."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DecodeError(f"not an image biolens reads (extension '{path.suffix}'); convert it to PNG, JPEG or TIFF")
+    array = None
+    if path.suffix.lower() not in {".tif", ".tiff"}:
+        try:
+            with Image.open(path) as img:
+                _check_pixels(*img.size)
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                if keep_values:
+                    array = np.asarray(img.convert("RGB") if img.mode in {"P", "PA"} else img)
+                elif img.mode in _PIL_STANDARD:
+                    rgb = _flatten_alpha(img.convert("RGBA")) if img.mode in {"P", "PA", "LA", "RGBA"} else img.convert("RGB")
+                    return np.asarray(rgb, dtype=np.uint8)
+                else:
+                    array = np.asarray(img)
+        except DecodeError:
+            raise
+        except Image.DecompressionBombError:
+            raise DecodeError(f"image is larger than {MAX_PIXELS:,} pixels; crop or downscale it first") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise DecodeError(_reason(exc)) from None
+    else:
+        array = _read_array(path, stack)
+    if keep_values:
+        return array
+    unit, _ = _to_unit_range(array)
+    if unit.ndim == 2:
+        unit = unit[..., None]
+    if unit.shape[2] == 4:
+        unit = unit[..., :3]
+    pixels = np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.repeat(pixels, 3, axis=-1) if pixels.shape[2] == 1 else pixels

@@ -107,14 +107,9 @@ def _hidden(path: Path, base: Path) -> bool:
 
 
 def _from_manifest(manifest: Path, group_column: str | None) -> ImageSet:
-    import pandas as pd
+    from biolens.readers.tables import read_table
 
-    sep = "\t" if manifest.suffix.lower() == ".tsv" else None
-    try:
-        table = pd.read_csv(manifest, sep=sep, engine="python", dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except Exception as exc:  # pandas raises several parser errors
-        raise InputError(f"{manifest}: cannot be read as CSV ({str(exc).splitlines()[0]}); save it as comma-separated text with a header row path,label.") from None
-    table.columns = [str(c).strip() for c in table.columns]
+    table = read_table(manifest, "manifest", missing=[]).fillna("")
     missing = [c for c in ("path", "label") if c not in table.columns]
     if missing:
         raise InputError(f"{manifest}: no column {', '.join(missing)} (found: {', '.join(table.columns)}). The header must include path,label.")
@@ -145,10 +140,15 @@ def _from_manifest(manifest: Path, group_column: str | None) -> ImageSet:
 def find_unlabelled(inputs: list[Path | str]) -> ImageSet:
     """Images to predict or cluster: folders (searched recursively), single files, or a mix."""
     files: list[Path] = []
+    ignored: list[str] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = [p for p in sorted(item.rglob("*")) if p.is_file() and not _hidden(p, item)
-                     and p.suffix.lower() in IMAGE_SUFFIXES]
+            inside = [p for p in sorted(item.rglob("*")) if p.is_file() and not _hidden(p, item)
+                      and p.name.lower() not in IGNORED_NAMES]
+            found = [p for p in inside if p.suffix.lower() in IMAGE_SUFFIXES]
+            # every other file is named (predict lists it with its reason), never dropped silently
+            ignored += [f"{p}: not an image biolens reads (extension '{p.suffix}'); convert it to PNG, JPEG or TIFF"
+                        for p in inside if p.suffix.lower() not in IMAGE_SUFFIXES]
             if not found:
                 raise InputError(f"{item} holds no JPEG, PNG, BMP or TIFF images.")
             files += found
@@ -156,7 +156,7 @@ def find_unlabelled(inputs: list[Path | str]) -> ImageSet:
             files.append(item)
         else:
             raise InputError(f"{item} does not exist; give image files or folders of images.")
-    return ImageSet(files, None, None, [str(f) for f in files], "inputs")
+    return ImageSet(files, None, None, [str(f) for f in files], "inputs", ignored=ignored)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def auto_image_size(images: ImageSet, sample: int = 400) -> int:
 
 def load(images: ImageSet, size: int, *, skip_bad: bool = False, min_per_class: int = 0,
          allow_duplicates: bool = False, cache: Path | None = None,
-         progress: Callable[[int], None] | None = None) -> LoadedImages:
+         progress: Callable[[int], None] | None = None, stack: str = "refuse") -> LoadedImages:
     """Decode every file to `size` x `size`, check the collection, and return pixels plus findings.
 
     Without `skip_bad` the first bad file stops everything with one line naming it; with it, bad files
@@ -195,14 +195,14 @@ def load(images: ImageSet, size: int, *, skip_bad: bool = False, min_per_class: 
             return i, DecodeError(f"cannot be read ({exc.strerror}); check permissions"), ""
         digest = hashlib.sha256(raw).hexdigest()
         try:
-            return i, decode(images.files[i], size), digest
+            return i, decode(images.files[i], size, stack), digest
         except DecodeError as exc:
             return i, exc, digest
 
     # Pixels go straight into their row as each file is decoded (a memory-mapped cache file for large sets), so
     # memory holds one batch of decoded images, never the whole set. The usual channel count is the majority of
     # a sample; files that differ are dealt with like any other bad file.
-    usual = _usual_channels(images, size)
+    usual = _usual_channels(images, size, stack=stack)
     shape = (n, size, size, usual)
     pixels = np.lib.format.open_memmap(cache, mode="w+", dtype=np.uint8, shape=shape) if cache else np.empty(shape, np.uint8)
     outcome: list[tuple[str | None, str]] = [("", "")] * n   # (problem or None, sha256)
@@ -253,12 +253,12 @@ def load(images: ImageSet, size: int, *, skip_bad: bool = False, min_per_class: 
     return LoadedImages(kept, pixels, [outcome[i][1] for i in keep], hashes, [facts[i][0] for i in keep], bad, notes)
 
 
-def _usual_channels(images: ImageSet, size: int, sample: int = 64) -> int:
+def _usual_channels(images: ImageSet, size: int, sample: int = 64, stack: str = "refuse") -> int:
     """The channel count most of a spread sample of files decode to (3 for RGB and converted modes)."""
     counts: Counter = Counter()
     for i in np.linspace(0, len(images) - 1, min(sample, len(images))).astype(int):
         try:
-            counts[decode(images.files[i], min(size, 32)).channels] += 1
+            counts[decode(images.files[i], min(size, 32), stack).channels] += 1
         except (DecodeError, OSError):
             continue
     return counts.most_common(1)[0][0] if counts else 3

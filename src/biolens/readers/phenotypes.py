@@ -31,18 +31,10 @@ class Phenotypes:
 
 
 def read_table(path: Path, flag: str = "--phenotypes") -> pd.DataFrame:
-    """A TSV/CSV table as strings (missing values as NaN); the separator follows the suffix, with a CSV fallback."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file. Check the path given to {flag}.")
-    separator = "," if path.suffix.lower() == ".csv" else "\t"
-    try:
-        table = pd.read_csv(path, sep=separator, dtype=str, na_values=MISSING, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot be read as a {'CSV' if separator == ',' else 'TSV'} table ({error}).") from None
-    if table.shape[1] < 2 and separator == "\t":  # a CSV with a .tsv/.txt name
-        table = pd.read_csv(path, sep=",", dtype=str, na_values=MISSING, keep_default_na=False)
-    table.columns = [c.strip() for c in table.columns]
-    return table
+    """A user table as strings with missing values as NaN (readers/tables.py: separator sniffed, BOM, encodings)."""
+    from biolens.readers.tables import read_table as read_any
+
+    return read_any(Path(path), flag, missing=MISSING)
 
 
 def _sample_column(table: pd.DataFrame, path: Path, requested: str | None) -> str:

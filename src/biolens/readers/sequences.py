@@ -83,7 +83,9 @@ def read_fasta(path: Path | str, *, ambiguous_as_n: bool = False) -> list[tuple[
 def haplotype_owners(ids: list[str], sample_map: Path | str | None = None) -> list[str]:
     """Which individual each haplotype belongs to: from `--sample-map` (sequence_id, sample) or `<sample>_h1/_h2`."""
     if sample_map is not None:
-        table = pd.read_csv(sample_map, sep=None, engine="python", dtype=str)
+        from biolens.readers.tables import read_table
+
+        table = read_table(Path(sample_map), "--sample-map", missing=[]).fillna("")
         if table.shape[1] < 2:
             raise InputError(f"{sample_map}: needs two columns, sequence id and sample.")
         mapping = dict(zip(table.iloc[:, 0].str.strip(), table.iloc[:, 1].str.strip()))

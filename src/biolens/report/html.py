@@ -19,13 +19,18 @@ def _embed(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def methods_paragraph(info: dict, metrics: dict) -> str:
+def _network(info: dict, fallback: str) -> str:
+    """What the trained network is, as read off the saved model (models/describe.py), else `fallback`."""
+    summary = info.get("model_summary") or {}
+    return f"a network of {summary['text']}" if summary.get("text") else fallback
+
+
+def image_methods(info: dict, metrics: dict) -> str:
     """A Methods paragraph with the exact settings, versions and seed, ready to adapt for a paper."""
     config, versions = info["config"], info.get("versions", {})
-    model = ("a compact convolutional network (four blocks of two 3x3 convolutions with 16 to 128 filters, batch normalisation and "
-             "ReLU, global average pooling, dropout 0.3) trained from random initialisation"
+    model = (_network(info, "a compact convolutional network") + " trained from random initialisation"
              if config["backbone"] == "compact" else f"a {config['backbone']} backbone (weights: {info.get('weights')}) "
-             "with a new classification head")
+             "with a new classification head (" + _network(info, "").removeprefix("a network of ") + ")")
     grouping = (f"grouped by '{config['group_column']}' so that no group appears in two splits"
                 if config.get("group_column") else "at random (no grouping information was given)")
     return (
@@ -59,8 +64,7 @@ def sequence_methods(info: dict, metrics: dict) -> str:
         f"{info['length']} bases, shorter ones padded equally on both sides. Data were split into training "
         f"({metrics.get('n_train')} sequences), validation ({metrics.get('n_val')}) and test ({metrics.get('n_test')}) sets, "
         f"stratified by class and {grouping}. A 1-D convolutional network ({config['filters']} first-layer filters of "
-        f"{config['filter_width']} bases with ReLU, max-pooling over 8 positions, dropout 0.1, 64 filters of 5 with batch "
-        f"normalisation, global max pooling, dropout 0.3, linear output) read {strands}. It was trained from random "
+        f"{config['filter_width']} bases; {_network(info, 'see model.keras').removeprefix('a network of ')}) read {strands}. It was trained from random "
         f"initialisation with AdamW (peak learning rate {config['learning_rate']}, one warm-up epoch then cosine decay, "
         f"weight decay 1e-4, batch size {info.get('batch_size', config['batch_size'])}) for at most {config['epochs']} "
         f"epochs{' with class-balanced loss weights' if config['class_weights'] else ''}; the epoch with the best "
@@ -155,30 +159,40 @@ def _association_context(run: Run) -> dict:
             "m": metrics.get("metric", "auc"), "label": "AUC" if metrics.get("metric") == "auc" else "R²"}
 
 
-def write_report(run: Run) -> Path:
-    """(Re)write `report.html` in the run folder from its run.json, metrics.json and figures."""
-    info, metrics = run.info, run.metrics
-    figures = {p.stem: _embed(p) for p in sorted((run.path / "figures").glob("*.png"))}
-    if info.get("task") == "cluster":
+def detect_methods(info: dict, metrics: dict) -> str:
+    """Methods paragraph of an object-detection run."""
+    from biolens.tasks.detect import methods_text
+
+    return methods_text(info, metrics, _network(info, "a fully convolutional network"))
+
+
+def _context(run: Run, info: dict, metrics: dict) -> dict:
+    """Template variables beyond the shared ones, per task."""
+    task = info.get("task")
+    if task == "cluster":
         counts = info.get("input_kind") == "counts"
-        html = _env.get_template("cluster.html.j2").render(
-            info=info, metrics=metrics, config=info.get("config", {}), figures=figures, run_path=str(run.path),
-            methods=cluster_methods(info, metrics) if metrics else "",
-            markers=[row for row in _top_rows(run.path / "markers.tsv", 10_000) if int(row["rank"]) <= 3],
-            effect_key="log2_fold_change" if counts else "mean_difference",
-            effect_name="log2 fold change" if counts else "difference of means")
-        write_text(run.report_path, html)
-        return run.report_path
-    if info.get("task") == "associate":
-        html = _env.get_template("associate.html.j2").render(
-            info=info, metrics=metrics, config=info.get("config", {}), figures=figures, run_path=str(run.path),
-            methods=association_methods(info, metrics) if metrics else "", **_association_context(run))
-        write_text(run.report_path, html)
-        return run.report_path
-    sequences = info.get("task") == "sequence_classify"
-    methods = (sequence_methods if sequences else methods_paragraph)(info, metrics) if metrics else ""
-    html = _env.get_template("classify.html.j2").render(
+        return {"markers": [row for row in _top_rows(run.path / "markers.tsv", 10_000) if int(row["rank"]) <= 3],
+                "effect_key": "log2_fold_change" if counts else "mean_difference",
+                "effect_name": "log2 fold change" if counts else "difference of means"}
+    if task == "associate":
+        return _association_context(run)
+    if task == "detect":
+        return {"per_image": _top_rows(run.path / "test_counts.tsv", 50)}
+    sequences = task == "sequence_classify"
+    return {"sequences": sequences, "unit": "sequences" if sequences else "images"}
+
+
+def write_report(run: Run) -> Path:
+    """(Re)write `report.html` in the run folder from its run.json, metrics.json and figures; the task's registry
+    entry names the template and the Methods text."""
+    from biolens.engine import lifecycle, registry
+
+    info, metrics = lifecycle.read_run_info(run), run.metrics
+    spec = registry.get(info.get("task"))
+    figures = {p.stem: _embed(p) for p in sorted((run.path / "figures").glob("*.png"))}
+    methods = globals()[spec.methods](info, metrics) if metrics else ""
+    html = _env.get_template(spec.template).render(
         info=info, metrics=metrics, config=info.get("config", {}), figures=figures, run_path=str(run.path),
-        methods=methods, sequences=sequences, unit="sequences" if sequences else "images")
+        methods=methods, title=spec.title, headline=spec.summary(metrics), **_context(run, info, metrics))
     write_text(run.report_path, html)
     return run.report_path

@@ -9,93 +9,48 @@ Stages (each saved under checkpoints/, so an interrupted run resumes where it st
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from biolens import console
 from biolens.errors import InputError
-from biolens.runs import (Run, cached_stage, create_run, ensure_new_run_folder, load_run, remove_orphans,
-                          sha256_file, write_csv, write_json)
+from biolens.config import AssociateConfig
+from biolens.engine import lifecycle
+from biolens.runs import Run, cached_stage, write_csv, write_json
 
 TASK = "associate"
 
 
-@dataclass
-class AssociateConfig:
-    trait: str
-    covariates: list[str]
-    min_maf: float = 0.01
-    folds: int = 5
-    permutations: int = 20
-    candidate_pairs: int = 32
-    pairs_written: int = 1000
-    explain_samples: int = 512
-    seed: int = 0
-
-    def validate(self) -> None:
-        if not 0 <= self.min_maf < 0.5:
-            raise InputError("--min-maf must be at least 0 and below 0.5.")
-        if self.folds < 2:
-            raise InputError("--folds must be 2 or more.")
-        if self.permutations < 1:
-            raise InputError("--permutations must be 1 or more (20 or more to reach q < 0.05 across all pairs).")
-
-
-def associate(phenotypes: str | Path, trait: str, out: str | Path = "runs/associate", *,
+def associate(phenotypes: str | Path | None = None, trait: str | None = None, out: str | Path | None = None, *,
               genotypes: str | Path | None = None, sequences: str | Path | None = None,
-              covariates: list[str] | str | None = None, sample_column: str | None = None,
-              sample_map: str | Path | None = None, resume: str | Path | None = None, **options) -> Run:
+              resume: str | Path | None = None, **options) -> Run:
     """Find the sites and site pairs associated with `trait`; returns the finished run folder.
+
+    Args:
+        phenotypes: TSV/CSV with a sample column, the trait and any covariates.
+        trait: the trait column (two values = binary, numbers = quantitative).
+        out: the run folder to create.
+        genotypes / sequences: a VCF/VCF.gz/BCF, or an aligned FASTA of haplotypes (exactly one).
+        resume: an interrupted association run folder to continue instead.
+        **options: any field of `AssociateConfig` (covariates, sample_column, sample_map, min_maf, permutations, ...).
 
     Example:
         >>> biolens.associate("traits.tsv", "status", "runs/assoc", genotypes="cohort.vcf.gz")  # doctest: +SKIP
     """
-    if resume is not None:
-        return _resume(Path(resume))
-    if (genotypes is None) == (sequences is None):
-        raise InputError("give exactly one of --genotypes (VCF/BCF) or --sequences (aligned FASTA).")
-    if isinstance(covariates, str):
-        covariates = [c.strip() for c in covariates.split(",") if c.strip()]
-    config = AssociateConfig(trait=trait, covariates=list(covariates or []), **options)
-    config.validate()
-    ensure_new_run_folder(out)
-    inputs = {"genotypes": str(genotypes) if genotypes else None, "sequences": str(sequences) if sequences else None,
-              "phenotypes": str(phenotypes), "sample_column": sample_column,
-              "sample_map": str(sample_map) if sample_map else None}
-    data = _load(inputs, config)  # every input check happens before the run folder exists
-    run = create_run(out)
-    from biolens.hardware import library_versions
-
-    run.update_info(task=TASK, status="running", config=asdict(config), inputs=inputs, seed=config.seed,
-                    data_fingerprint=_fingerprint(inputs), versions=library_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    with run.recording_outcome():
-        return _run_stages(run, config, data)
+    if resume is None:
+        resolved = {key: str(Path(value).resolve()) if value is not None else None
+                    for key, value in (("phenotypes", phenotypes), ("genotypes", genotypes), ("sequences", sequences),
+                                       ("sample_map", options.pop("sample_map", None)))}
+        options.update(resolved, trait=trait)
+    return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_run_stages)
 
 
-def _resume(path: Path) -> Run:
-    run = load_run(path)
-    info = run.info
-    if info.get("task") != TASK:
-        raise InputError(f"{path} is a '{info.get('task')}' run, not an association run.")
-    remove_orphans(run)
-    config = AssociateConfig(**info["config"])
-    if info.get("data_fingerprint") != _fingerprint(info["inputs"]):
-        raise InputError(f"{path}: the input files changed since the run started; start a new run instead of resuming.")
-    with run.recording_outcome():
-        return _run_stages(run, config, _load(info["inputs"], config))
-
-
-def _fingerprint(inputs: dict) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for key in ("genotypes", "sequences", "phenotypes", "sample_map"):
-        if inputs.get(key):
-            digest.update(key.encode() + sha256_file(inputs[key]).encode())
-    return digest.hexdigest()
+def _prepare(config: AssociateConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
+    fingerprint = lifecycle.data_fingerprint(
+        [p for p in (config.genotypes, config.sequences, config.phenotypes, config.sample_map) if p])
+    return lifecycle.Prepared(_load(config), fingerprint)
 
 
 @dataclass
@@ -111,18 +66,18 @@ class _Data:
     notes: dict
 
 
-def _load(inputs: dict, config: AssociateConfig) -> _Data:
+def _load(config: AssociateConfig) -> _Data:
     from biolens.readers.phenotypes import match_samples, read_phenotypes
     from biolens.readers.sequences import call_variants
     from biolens.readers.variants import read_vcf
 
-    if inputs.get("genotypes"):
-        genotypes = read_vcf(inputs["genotypes"])
+    if config.genotypes:
+        genotypes = read_vcf(config.genotypes)
     else:
-        genotypes = call_variants(inputs["sequences"], sample_map=inputs.get("sample_map"))
-    pheno = read_phenotypes(inputs["phenotypes"], config.trait, config.covariates, inputs.get("sample_column"))
+        genotypes = call_variants(config.sequences, sample_map=config.sample_map)
+    pheno = read_phenotypes(config.phenotypes, config.trait, config.covariates, config.sample_column)
     geno_rows, pheno_rows, match_notes = match_samples(genotypes.samples, pheno.samples, genotypes.source,
-                                                       inputs["phenotypes"])
+                                                       config.phenotypes)
     genotypes = genotypes.subset(rows=geno_rows)
     y, cov = pheno.y[pheno_rows], pheno.covariates[pheno_rows]
     maf = genotypes.minor_allele_frequency()
@@ -145,12 +100,11 @@ def _load(inputs: dict, config: AssociateConfig) -> _Data:
 
 
 # -- stages ------------------------------------------------------------------------------------------------------
-def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> Run:
+def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     from biolens.hardware import import_tensorflow
 
     import_tensorflow()
-    started = time.time()
-    run.update_info(status="running", n_samples=len(data.y), n_sites=data.x.shape[1], trait_kind=data.kind,
+    run.update_info(n_samples=len(data.y), n_sites=data.x.shape[1], trait_kind=data.kind,
                     data_notes=data.notes, covariate_columns=data.covariate_columns)
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
@@ -158,14 +112,10 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> Run:
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
     discovery = cached_stage(run, "discovery", lambda: _discovery(data, config, classical, int(crossval["epochs"]), r2_additive))
-    seconds = time.time() - started + float(run.info.get("seconds_before_resume", 0))
+    seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, crossval, discovery, seconds)
-    from biolens.report.html import write_report
-
-    run.update_info(status="complete", seconds=round(seconds, 1))
-    write_report(run)
-    console.say(f"done in {seconds:.0f} s. Report: {run.report_path}")
-    return run
+    console.say(f"done in {seconds:.0f} s.")
+    return True
 
 
 def _r2_additive(data: _Data, crossval: dict) -> float:

@@ -7,7 +7,6 @@ report. Everything lands in the run folder.
 from __future__ import annotations
 
 import csv
-import hashlib
 import time
 from pathlib import Path
 
@@ -17,15 +16,18 @@ from biolens import console
 from biolens.config import ClassifyConfig
 from biolens.errors import InputError
 from biolens.readers import images as image_reader
-from biolens.runs import Run, create_run, ensure_new_run_folder, load_run, remove_orphans, write_csv
+from biolens.engine import lifecycle
+from biolens.runs import Run, write_csv
 from biolens.tasks import distributed, splits, supervised, training
+
+TASK = "classify"
 
 # the extra models of the learning curve and of small-data cross-validation train on one machine only
 ACROSS_MACHINES_NOTE = "not run: training ran across several machines; rerun on one machine to get it"
 IN_MEMORY_LIMIT = 2 << 30  # decoded pixels above this go to a memory-mapped cache file in the run folder
 
 
-def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, resume: str | Path | None = None,
+def train(data: str | Path | None = None, out: str | Path | None = None, *, resume: str | Path | None = None,
           **options) -> Run:
     """Train an image classifier and evaluate it once on a held-out test set.
 
@@ -39,65 +41,59 @@ def train(data: str | Path | None = None, out: str | Path = "runs/classify", *, 
         >>> run = biolens.train("cells/", out="runs/cells", epochs=20)     # doctest: +SKIP
         >>> run.metrics["balanced_accuracy"], run.metrics["balanced_accuracy_ci95"]   # doctest: +SKIP
     """
-    if resume is not None:
-        run = load_run(resume)
-        if run.status == "complete":
-            raise InputError(f"{resume} has already finished; nothing to resume. Start a new run with another --out.")
-        config = ClassifyConfig.from_dict(run.info["config"])
-        remove_orphans(run)
-    else:
+    if resume is None:
         if data is None:
             raise InputError("Give the images to train on (a folder of class sub-folders or a manifest CSV), or --resume RUN.")
-        config = ClassifyConfig(data=str(Path(data).resolve()), **options).validate()  # resumable from any folder
-        ensure_new_run_folder(out)  # before minutes of reading, not after
-        run = None
+        options["data"] = str(Path(data).resolve())  # resumable from any folder
+    return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_body)
 
+
+def _prepare(config: ClassifyConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
+    """Find and read the images, and (for a new run) split them, all before the run folder exists."""
     found = image_reader.find_labelled(config.data, config.group_column, config.skip_bad)
     n_base = len(found)
     if config.add_labels:
         found = found.with_added(*read_added_labels(Path(config.add_labels), sorted(set(found.labels))))
-    size = config.image_size or image_reader.auto_image_size(found)
+    size = int(run.info["image_size"]) if run is not None else (config.image_size or image_reader.auto_image_size(found))
     fingerprint = data_fingerprint(found)
     if run is not None and run.info.get("data_fingerprint") != fingerprint:
-        raise InputError(f"the images in {config.data} changed since {run.path} started (data fingerprint differs); "
-                         "start a new run instead of resuming.")
+        return lifecycle.Prepared(None, fingerprint)  # the lifecycle refuses the resume before anything is read
     estimated = len(found) * size * size * 3
     cache = None
     if estimated > IN_MEMORY_LIMIT:
-        cache = (run.path if run else Path(out)) / "cache" / f"pixels_{size}.npy"
+        cache = out / "cache" / f"pixels_{size}.npy"
         cache.parent.mkdir(parents=True, exist_ok=True)
     with console.progress_bar(f"reading {len(found)} images at {size}x{size}", len(found)) as advance:
         loaded = image_reader.load(found, size, skip_bad=config.skip_bad, min_per_class=config.min_per_class,
-                                   cache=cache, progress=advance)
+                                   cache=cache, progress=advance, stack=config.stack)
     images = loaded.images
     class_names = sorted(set(images.labels))
     y = np.array([class_names.index(label) for label in images.labels], dtype=np.int64)
-
-    added_files = {str(f) for f in found.files[n_base:]}
     if run is None:
-        run = create_run(out)
         # the split is made on the base data alone (the same test set as a run without --add-labels, so the two
         # compare); added images only ever train
+        added_files = {str(f) for f in found.files[n_base:]}
         added = np.array([str(f) in added_files for f in images.files]) if config.add_labels else np.zeros(len(y), bool)
         assignment = np.full(len(y), "train", dtype=object)
         base = np.flatnonzero(~added)
         assignment[base] = splits.split([images.labels[i] for i in base],
                                         None if images.groups is None else [images.groups[i] for i in base],
                                         test_fraction=config.test_fraction, val_fraction=config.val_fraction,
-                                        seed=config.seed)
-        _write_splits(run, images, assignment)
-        run.update_info(task="classify", status="running", config=config.to_dict(), seed=config.seed,
-                        image_size=size, class_names=class_names, data_fingerprint=fingerprint,
-                        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                                        seed=config.seed, group_column=config.group_column)
     else:
         assignment = _read_splits(run, images)
-        run.update_info(status="running")
-    console.say(f"run folder: {run.path}")
-    with run.recording_outcome():
-        return _train_in_run(run, config, loaded, y, class_names, assignment)
+    return lifecycle.Prepared((loaded, y, class_names, assignment), fingerprint,
+                              {"image_size": size, "class_names": class_names})
 
 
-def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assignment) -> Run:
+def _body(run: Run, config: ClassifyConfig, data) -> bool:
+    loaded, y, class_names, assignment = data
+    if not (run.path / "splits.csv").exists():
+        _write_splits(run, loaded.images, assignment)
+    return _train_in_run(run, config, loaded, y, class_names, assignment)
+
+
+def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assignment) -> bool:
     pixels = loaded.pixels
     warnings = _data_warnings(run, loaded, y, class_names, assignment)
     for warning in warnings:
@@ -115,7 +111,7 @@ def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assi
         mixed_precision=config.mixed_precision, seed=config.seed)
     if not distributed.is_chief():  # several machines: worker 0 evaluates and writes the results
         console.say("this worker's part of training is done; worker 0 writes the run folder.")
-        return run
+        return False
     return _finish(run, config, loaded, y, class_names, parts, state, time.perf_counter() - started)
 
 
@@ -146,7 +142,7 @@ def model_for(config: ClassifyConfig, input_shape, n_classes):
         return model, "random initialisation (ImageNet weights unavailable offline)"
 
 
-def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> Run:
+def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> bool:
     from biolens.explain.gradcam import gradcam
     from biolens.report import figures
 
@@ -165,19 +161,15 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> 
         heat = np.concatenate([gradcam(model, pixels[rows[i:i + 16]], predicted[i:i + 16])
                                for i in range(0, len(rows), 16)])
         figures.gradcam_grid(np.asarray(pixels[rows]), heat, titles, run.path / "figures" / "gradcam.png")
-    return supervised.complete_run(run, model, metrics, seconds, "images")
+    supervised.save_results(run, model, metrics, seconds)
+    return True
 
 
 def read_added_labels(path: Path, class_names: list[str]) -> tuple[list[Path], list[str], list[str]]:
     """Rows of a review.csv (or any CSV with columns file, label) whose label is filled in: (files, labels, origin)."""
-    import pandas as pd
+    from biolens.readers.tables import read_table
 
-    if not path.exists():
-        raise InputError(f"--add-labels {path}: no such file.")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise InputError(f"--add-labels {path}: cannot be read as CSV ({str(error).splitlines()[0]}).") from None
+    table = read_table(path, "--add-labels", missing=[]).fillna("")
     missing = {"file", "label"} - set(table.columns)
     if missing:
         raise InputError(f"--add-labels {path}: needs columns file and label (missing: {', '.join(sorted(missing))}).")
@@ -327,15 +319,10 @@ def _data_warnings(run: Run, loaded, y, class_names, assignment) -> list[str]:
 
 
 def data_fingerprint(images: image_reader.ImageSet) -> str:
-    """sha256 over (relative path, size, mtime, label, group): changes when any file or label changes."""
-    digest = hashlib.sha256()
-    for i, path in enumerate(images.files):
-        stat = path.stat() if path.exists() else None
-        rel = path.relative_to(images.root) if images.root and path.is_relative_to(images.root) else path
-        parts = [str(rel), str(stat.st_size if stat else -1), str(int(stat.st_mtime) if stat else -1),
-                 images.labels[i] if images.labels else "", images.groups[i] if images.groups else ""]
-        digest.update("\t".join(parts).encode() + b"\n")
-    return digest.hexdigest()
+    """The lifecycle's fingerprint over the image files plus their labels and groups."""
+    rows = [f"{images.labels[i] if images.labels else ''}\t{images.groups[i] if images.groups else ''}"
+            for i in range(len(images.files))]
+    return lifecycle.data_fingerprint(images.files, root=images.root, rows=rows)
 
 
 def _write_splits(run: Run, images, assignment) -> None:

@@ -8,10 +8,7 @@ A known label (`--compare-with`) is only ever used to score (ARI/NMI), never as 
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +17,13 @@ import pandas as pd
 from biolens import console
 from biolens.config import ClusterConfig
 from biolens.errors import InputError
-from biolens.runs import (Run, atomic_path, cached_stage, create_run, ensure_new_run_folder, load_run, remove_orphans,
-                          sha256_file, write_csv, write_json)
+from biolens.engine import lifecycle
+from biolens.runs import Run, atomic_path, cached_stage, write_csv, write_json
 
 TASK = "cluster"
 
 
-def cluster(data: str | Path | None = None, out: str | Path = "runs/cluster", *, resume: str | Path | None = None,
+def cluster(data: str | Path | None = None, out: str | Path | None = None, *, resume: str | Path | None = None,
             **options) -> Run:
     """Embed, cluster and explain unlabelled data.
 
@@ -41,33 +38,25 @@ def cluster(data: str | Path | None = None, out: str | Path = "runs/cluster", *,
         >>> run = biolens.cluster("pbmc.h5ad", out="runs/clu", compare_with="cell_type")   # doctest: +SKIP
         >>> run.metrics["compare"]["deep"]["ari"]                                           # doctest: +SKIP
     """
-    if resume is not None:
-        run = load_run(resume)
-        if run.info.get("task") != TASK:
-            raise InputError(f"{resume} is a '{run.info.get('task')}' run, not a cluster run.")
-        config = ClusterConfig(**run.info["config"])
-        remove_orphans(run)
-    else:
+    if resume is None:
         if data is None:
             raise InputError("give the data to cluster: a table, an h5ad file, a 10x matrix or a folder of images.")
-        config = ClusterConfig(data=str(Path(data).resolve()), **options).validate()
-        ensure_new_run_folder(out)
-        run = None
+        options["data"] = str(Path(data).resolve())
+    return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_run_stages)
+
+
+def _prepare(config: ClusterConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     source = Path(config.data)
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder. Give a table, an h5ad file, a 10x matrix or a folder of images.")
     images = _is_image_folder(source)
     loaded = _load_images(source, config) if images else _load_table(source, config)
-    fingerprint = _fingerprint(source)
-    if run is None:
-        run = create_run(out)
-        run.update_info(task=TASK, status="running", config=asdict(config), seed=config.seed, data_fingerprint=fingerprint,
-                        input_kind="images" if images else loaded["kind"], created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    elif run.info.get("data_fingerprint") != fingerprint:
-        raise InputError(f"{source} changed since {run.path} started; start a new run instead of resuming.")
-    else:
-        run.update_info(status="running")
-    console.say(f"run folder: {run.path}")
-    with run.recording_outcome():
-        return _run_stages(run, config, loaded, images)
+    if config.k and config.k > len(loaded["ids"]) // 2:
+        raise InputError(f"Invalid value for --k. Received: {config.k}. Expected at most {len(loaded['ids']) // 2} "
+                         f"(half of the {len(loaded['ids'])} samples in {source.name}).")
+    loaded["images"] = images
+    return lifecycle.Prepared(loaded, lifecycle.data_fingerprint([source]),
+                              {"input_kind": "images" if images else loaded["kind"]})
 
 
 def _is_image_folder(path: Path) -> bool:
@@ -119,26 +108,14 @@ def _load_images(source: Path, config: ClusterConfig) -> dict:
             "steps": [f"images resized to {size}x{size} px, pixels scaled to 0-1"], "image_size": size}
 
 
-def _fingerprint(source: Path) -> str:
-    digest = hashlib.sha256()
-    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
-    for path in files:
-        stat = path.stat()
-        digest.update(f"{path.relative_to(source) if source.is_dir() else path.name}\t{stat.st_size}\t{int(stat.st_mtime)}\n".encode())
-    if source.is_file() and source.stat().st_size < (1 << 30):
-        digest.update(sha256_file(source).encode())
-    return digest.hexdigest()
-
-
-def _run_stages(run: Run, config: ClusterConfig, loaded: dict, images: bool) -> Run:
+def _run_stages(run: Run, config: ClusterConfig, loaded: dict) -> bool:
     from biolens import hardware
     from biolens.stats.clustering import cluster as cluster_embedding
     from biolens.stats.clustering import neighbor_graph, silhouette, umap_coordinates
 
-    started = time.time()
+    images = loaded["images"]
     hardware.setup("auto")
-    run.update_info(preprocessing=loaded["steps"], warnings=loaded["notes"], n_samples=len(loaded["ids"]),
-                    versions=hardware.library_versions())
+    run.update_info(preprocessing=loaded["steps"], warnings=loaded["notes"], n_samples=len(loaded["ids"]))
     for note in loaded["notes"]:
         console.say(f"note: {note}")
     embeddings = cached_stage(run, "embedding", lambda: _embed(loaded, config, images))
@@ -189,20 +166,15 @@ def _run_stages(run: Run, config: ClusterConfig, loaded: dict, images: bool) -> 
                                      "nmi": float(normalized_mutual_info_score(truth, result[name]))}
                               for name in ("deep", "reference")}
     _write_outputs(run, config, loaded, images, result, labels, main)
-    metrics["seconds"] = round(time.time() - started + float(run.info.get("seconds", 0) or 0), 1)
+    metrics["seconds"] = round(lifecycle.elapsed_seconds(run), 1)
     write_json(run.path / "metrics.json", metrics)
-    from biolens.report.html import write_report
-
-    run.update_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_report(run)
     summary = f"{metrics['n_clusters']} clusters in {metrics['n_samples']} samples"
     if truth is not None:
         c = metrics["compare"]
         summary += (f"; against '{config.compare_with}': ARI {c['deep']['ari']:.3f} deep vs {c['reference']['ari']:.3f} "
                     f"reference, NMI {c['deep']['nmi']:.3f} vs {c['reference']['nmi']:.3f}")
     console.say(summary)
-    console.say(f"report: {run.report_path}")
-    return run
+    return True
 
 
 def _embed(loaded: dict, config: ClusterConfig, images: bool) -> dict:

@@ -27,7 +27,8 @@ CANDIDATES_PER_PICK = 4
 COLUMNS = ["file", "suggested_label", "confidence", "uncertainty", "label"]
 
 
-def review(run: str | Path | Run, unlabelled: str | Path, out: str | Path | None = None, *, n: int = 50) -> pd.DataFrame:
+def review(run: str | Path | Run, unlabelled: str | Path, out: str | Path | None = None, *, n: int = 50,
+           force: bool = False) -> pd.DataFrame:
     """Pick the `n` unlabelled images whose labels would help the model most; write review.csv and review.html.
 
     Example:
@@ -46,6 +47,13 @@ def review(run: str | Path | Run, unlabelled: str | Path, out: str | Path | None
     if n < 1:
         raise InputError(f"Invalid value for --n. Received: {n}. Expected at least 1 image to review.")
     out = Path(out) if out else run.path / "review"
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder for review.csv and review.html.")
+    if (out / "review.csv").exists() and not force:  # a filled-in sheet is a person's work: never replaced unasked
+        raise InputError(f"{out / 'review.csv'} exists already (perhaps with labels filled in); choose another --out "
+                         "or pass --force to replace it.")
+    if out.resolve().is_relative_to(Path(unlabelled).resolve()):
+        raise InputError(f"--out {out} is inside {unlabelled}, which review reads; write it somewhere else.")
     model = load_trusted(run.model_path, run.info.get("model_sha256"))
     files, pixels, bad = _read_images(run, model, [Path(unlabelled)], skip_bad=True)
     for name, why in bad:

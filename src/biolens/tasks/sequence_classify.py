@@ -17,14 +17,15 @@ from biolens import console
 from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.readers.sequences import LabelledSequences, is_fasta, one_hot, read_fasta, read_labelled
-from biolens.runs import Run, create_run, ensure_new_run_folder, load_run, remove_orphans, sha256_file, write_csv
+from biolens.engine import lifecycle
+from biolens.runs import Run, write_csv
 from biolens.tasks import distributed, splits, supervised, training
 
 TASK = "sequence_classify"
 MAX_ONE_HOT_BYTES = 4 << 30  # one-hot bytes held in memory; beyond this ask for --length
 
 
-def train(data: str | Path | None = None, out: str | Path = "runs/sequences", *, labels: str | Path | None = None,
+def train(data: str | Path | None = None, out: str | Path | None = None, *, labels: str | Path | None = None,
           resume: str | Path | None = None, **options) -> Run:
     """Train a sequence classifier, test it once on held-out sequences and extract its motifs.
 
@@ -39,55 +40,46 @@ def train(data: str | Path | None = None, out: str | Path = "runs/sequences", *,
         >>> run = biolens.train("promoters.fasta", out="runs/prom", labels="labels.tsv")   # doctest: +SKIP
         >>> run.metrics["balanced_accuracy_ci95"]                                          # doctest: +SKIP
     """
-    if resume is not None:
-        run = load_run(resume)
-        if run.status == "complete":
-            raise InputError(f"{resume} has already finished; nothing to resume. Start a new run with another --out.")
-        config = SequenceConfig.from_dict(run.info["config"])
-        remove_orphans(run)
-    else:
+    if resume is None:
         if data is None or labels is None:
             raise InputError("give the sequences (FASTA) and --labels TABLE with the columns id and label.")
-        config = SequenceConfig(data=str(Path(data).resolve()), labels=str(Path(labels).resolve()), **options).validate()
-        ensure_new_run_folder(out)
-        run = None
+        options.update(data=str(Path(data).resolve()), labels=str(Path(labels).resolve()))
+    return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_body)
 
+
+def _prepare(config: SequenceConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     with console.step(f"reading {Path(config.data).name} and {Path(config.labels).name}"):
         found = read_labelled(config.data, config.labels, group_column=config.group_column,
                               min_per_class=config.min_per_class)
     fingerprint = data_fingerprint(config)
-    if run is not None and run.info.get("data_fingerprint") != fingerprint:
-        raise InputError(f"{config.data} or {config.labels} changed since {run.path} started (data fingerprint "
-                         "differs); start a new run instead of resuming.")
     longest = max(map(len, found.sequences))
     length = int(run.info["length"]) if run is not None else (config.length or longest)
     if len(found.sequences) * length * 4 > MAX_ONE_HOT_BYTES:
         raise InputError(f"{config.data}: {len(found.sequences)} sequences of up to {longest:,} bases need more than "
                          f"{MAX_ONE_HOT_BYTES >> 30} GB as one-hot; give --length N to keep the central N bases.")
-    x = one_hot(found.sequences, length, centred=True, dtype=np.uint8)
     class_names = sorted(set(found.labels))
     y = np.array([class_names.index(label) for label in found.labels], dtype=np.int64)
     groups, duplicate_note = _split_groups(found)
-
     if run is None:
-        run = create_run(out)
         assignment = splits.split(found.labels, groups, test_fraction=config.test_fraction,
-                                  val_fraction=config.val_fraction, seed=config.seed)
-        write_csv(run.path / "splits.csv", ["id", "label", "group", "split"],
-                  [[i, found.labels[k], groups[k] if groups else "", assignment[k]] for k, i in enumerate(found.ids)])
-        run.update_info(task=TASK, status="running", config=config.to_dict(), seed=config.seed, length=length,
-                        class_names=class_names, data_fingerprint=fingerprint, n_sequences=len(found.ids),
-                        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                                  val_fraction=config.val_fraction, seed=config.seed, group_column=config.group_column)
     else:
         assignment = _read_splits(run, found)
-        run.update_info(status="running")
-    console.say(f"run folder: {run.path}")
     notes = found.notes + ([duplicate_note] if duplicate_note else [])
     if longest > length:
         cut = sum(len(s) > length for s in found.sequences)
         notes.append(f"{cut} sequences are longer than {length} bases; the model reads their central {length} bases.")
-    with run.recording_outcome():
-        return _train_in_run(run, config, found, x, y, class_names, assignment, groups, notes)
+    x = one_hot(found.sequences, length, centred=True, dtype=np.uint8)
+    return lifecycle.Prepared((found, x, y, class_names, assignment, groups, notes), fingerprint,
+                              {"length": length, "class_names": class_names, "n_sequences": len(found.ids)})
+
+
+def _body(run: Run, config: SequenceConfig, data) -> bool:
+    found, x, y, class_names, assignment, groups, notes = data
+    if not (run.path / "splits.csv").exists():
+        write_csv(run.path / "splits.csv", ["id", "label", "group", "split"],
+                  [[i, found.labels[k], groups[k] if groups else "", assignment[k]] for k, i in enumerate(found.ids)])
+    return _train_in_run(run, config, found, x, y, class_names, assignment, groups, notes)
 
 
 def _split_groups(found: LabelledSequences) -> tuple[list[str] | None, str]:
@@ -109,7 +101,7 @@ def _split_groups(found: LabelledSequences) -> tuple[list[str] | None, str]:
     return digests, note
 
 
-def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, assignment, groups, notes) -> Run:
+def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, assignment, groups, notes) -> bool:
     from biolens.models.sequence import sequence_cnn
 
     warnings = notes + supervised.class_balance_notes(y, class_names) + splits.missing_classes(found.labels, assignment)
@@ -129,11 +121,11 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
         mixed_precision=config.mixed_precision, seed=config.seed)
     if not distributed.is_chief():  # several machines: worker 0 evaluates and writes the results
         console.say("this worker's part of training is done; worker 0 writes the run folder.")
-        return run
+        return False
     return _finish(run, config, found, x, y, class_names, parts, groups, state, time.perf_counter() - started)
 
 
-def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, seconds) -> Run:
+def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, seconds) -> bool:
     from biolens.explain.motifs import learned_motifs, write_meme
     from biolens.report import figures
 
@@ -160,7 +152,8 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
                                   "importance": round(m.importance, 5), "n_sites": m.n_sites,
                                   "repeats": sum(r.same_as == m.name for r in motifs)} for m in distinct[:10]]}
     metrics["length"] = int(x.shape[1])
-    return supervised.complete_run(run, model, metrics, seconds, "sequences")
+    supervised.save_results(run, model, metrics, seconds)
+    return True
 
 
 def _bits(motif) -> float:
@@ -170,11 +163,8 @@ def _bits(motif) -> float:
 
 
 def data_fingerprint(config: SequenceConfig) -> str:
-    """sha256 over the FASTA and the label table contents and the group column."""
-    digest = hashlib.sha256()
-    for part in (sha256_file(config.data), sha256_file(config.labels), config.group_column or ""):
-        digest.update(part.encode() + b"\n")
-    return digest.hexdigest()
+    """The lifecycle's fingerprint over the FASTA and the label table, plus the group column."""
+    return lifecycle.data_fingerprint([config.data, config.labels], rows=[config.group_column or ""])
 
 
 def _read_splits(run: Run, found) -> np.ndarray:

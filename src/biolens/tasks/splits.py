@@ -11,8 +11,9 @@ from biolens.errors import InputError
 
 
 def split(labels: list[str], groups: list[str] | None, *, test_fraction: float, val_fraction: float,
-          seed: int) -> np.ndarray:
-    """Return an array of 'train' / 'val' / 'test', one per sample."""
+          seed: int, group_column: str | None = None) -> np.ndarray:
+    """Return an array of 'train' / 'val' / 'test', one per sample (`group_column` names the groups' source in
+    messages)."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     y = np.asarray(labels)
@@ -22,8 +23,9 @@ def split(labels: list[str], groups: list[str] | None, *, test_fraction: float, 
         g = np.asarray(groups)
         n_groups = len(set(groups))
         if n_groups < 3:
-            raise InputError(f"only {n_groups} distinct groups; a grouped split needs at least 3 (one per split). "
-                             "Add groups or drop --group-column.")
+            source = f"--group-column {group_column}" if group_column else "the manifest's group column"
+            raise InputError(f"only {n_groups} distinct group(s) in {source}; a grouped split needs at least 3 (one "
+                             "per split). Add groups, or leave the group column out.")
     else:
         g = np.arange(n)
 

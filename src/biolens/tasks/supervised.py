@@ -6,13 +6,12 @@ trained, stopped, calibrated, tested and saved by the same rules, so their repor
 """
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
 
 from biolens import console
-from biolens.runs import Run, atomic_path, sha256_file, write_json
+from biolens.runs import Run, atomic_path, write_json
 from biolens.tasks import evaluation, training
 
 
@@ -135,22 +134,17 @@ def evaluate_held_out(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, n
     return model, metrics, probs, unsure
 
 
-def complete_run(run: Run, model, metrics: dict, seconds: float, unit: str) -> Run:
-    """Save model.keras and metrics.json, mark the run complete, write the report and say the headline."""
-    from biolens.report.html import write_report
+def save_results(run: Run, model, metrics: dict, seconds: float) -> None:
+    """Save model.keras and metrics.json and record what the network is (for the Methods text) and how long it
+    took; the lifecycle then marks the run complete and writes the report."""
+    from biolens.models.describe import describe_model
 
-    with_model = run.path / "model.keras"
-    with atomic_path(with_model) as tmp:
+    with atomic_path(run.path / "model.keras") as tmp:
         model.save(tmp)
     write_json(run.path / "metrics.json", metrics)
-    run.update_info(status="complete", model_sha256=sha256_file(with_model), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    timings={"training_seconds": metrics["train_seconds"], "train_and_evaluate_seconds": round(seconds, 1)})
-    write_report(run)
-    low, high = metrics["balanced_accuracy_ci95"]
-    console.say(f"test balanced accuracy {metrics['balanced_accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}) "
-                f"on {metrics['n_test']} held-out {unit}")
-    console.say(f"report: {run.report_path}")
-    return run
+    timings = dict(run.info.get("timings") or {})
+    timings.update(training_seconds=metrics["train_seconds"], train_and_evaluate_seconds=round(seconds, 1))
+    run.update_info(model_summary=describe_model(model), timings=timings)
 
 
 LEARNING_CURVE_FRACTIONS = (0.125, 0.25, 0.5)

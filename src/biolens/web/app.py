@@ -25,6 +25,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from biolens import runs as runs_json
+from biolens.engine import registry
 from biolens.errors import InputError
 from biolens.web import security, views
 from biolens.web.jobs import JobQueue
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         try:
             name, task, params = await _job_from_form(form, values)
+            registry.get(task).config.build(**params).validate()  # the CLI's and the API's gate, before queueing
             queue.submit(task, name, params)
         except InputError as exc:
             return page(request, "new", 400, form=values, roots=settings.roots, error=str(exc))

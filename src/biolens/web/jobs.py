@@ -18,10 +18,11 @@ import traceback
 from contextlib import closing
 from pathlib import Path
 
+from biolens.engine import registry
 from biolens.errors import InputError
 from biolens.runs import RUN_FILE, Run, load_run, read_json, write_json
 
-TASKS = ("classify", "cluster", "associate")
+TASKS = tuple(spec.name for spec in registry.web_tasks())
 SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run TEXT NOT NULL, task TEXT NOT NULL, params TEXT NOT NULL,
     status TEXT NOT NULL, pid INTEGER, created REAL NOT NULL, started REAL, finished REAL, error TEXT)"""
@@ -66,7 +67,7 @@ class JobQueue:
 
     # -- what the pages ask for ----------------------------------------------------------------------------------
     def submit(self, task: str, run: str, params: dict) -> int:
-        if task not in TASKS:
+        if task not in registry.TASKS:
             raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}.")
         with self._lock, closing(self._connect()) as db, db:
             busy = db.execute("SELECT id FROM jobs WHERE run = ? AND status IN ('queued', 'running')", [run]).fetchone()
@@ -82,8 +83,7 @@ class JobQueue:
         info = load_run(folder).info
         if info.get("status") == "complete":
             raise InputError(f"run {run} has finished; there is nothing to resume.")
-        task = "classify" if info.get("task") in ("classify", "sequence_classify") else info.get("task")
-        return self.submit(task, run, {"resume": str(folder)})
+        return self.submit(info.get("task"), run, {"resume": str(folder)})
 
     def cancel(self, run: str) -> None:
         job = self.latest_for(run)
@@ -211,18 +211,10 @@ def execute(task: str, run_path: str, params: dict, log_path: str, result_path: 
 
 
 def _run_engine(task: str, out: Path, params: dict) -> None:
-    import biolens
-
+    """The same engine entry as the CLI's, looked up in the task registry."""
+    entry = registry.get(task).function()
     resume = params.pop("resume", None)
-    if task == "classify":
-        biolens.train(resume=resume) if resume else biolens.train(params.pop("data"), out=out, **params)
-    elif task == "cluster":
-        biolens.cluster(resume=resume) if resume else biolens.cluster(params.pop("data"), out=out, **params)
-    elif task == "associate":
-        if resume:
-            biolens.associate(None, None, resume=resume)
-        else:
-            biolens.associate(params.pop("phenotypes"), params.pop("trait"), out, **params)
+    entry(resume=resume) if resume else entry(out=out, **params)
 
 
 def _die_with_parent() -> None:

@@ -8,10 +8,10 @@ import csv
 import time
 from pathlib import Path
 
+from biolens.engine import registry
 from biolens.runs import RUN_FILE, read_json
 
-TASK_NAMES = {"classify": "image classification", "sequence_classify": "sequence classification",
-              "cluster": "clustering", "associate": "association"}
+TASK_NAMES = {name: spec.title for name, spec in registry.TASKS.items()}
 # the files a biologist downloads, in the order the Run page lists them (the rest are under "all files")
 MAIN_FILES = ("report.html", "metrics.json", "model.keras", "predictions.csv", "clusters.csv", "markers.tsv",
               "variants.tsv", "interactions.tsv", "motifs.tsv", "possible_label_errors.csv", "history.csv", "run.json")
@@ -40,19 +40,9 @@ def status_of(info: dict, job: dict | None) -> str:
 
 
 def headline(info: dict, metrics: dict) -> str:
-    """The one figure a list of runs shows, with its 95% CI where the run has one."""
-    task = info.get("task")
-    if task in ("classify", "sequence_classify") and "balanced_accuracy" in metrics:
-        return "balanced accuracy " + with_ci(metrics, "balanced_accuracy")
-    if task == "cluster" and "n_clusters" in metrics:
-        text = f"{metrics['n_clusters']} clusters"
-        ari = metrics.get("compare", {}).get("deep", {}).get("ari")
-        return text + (f", ARI {ari:.3f} vs known labels" if isinstance(ari, (int, float)) else "")
-    for key in ("auc_deep", "r2_deep"):
-        if key in metrics:
-            additive = key.replace("deep", "additive")
-            return f"{key.split('_')[0].upper()} deep {with_ci(metrics, key)} vs additive {with_ci(metrics, additive)}"
-    return ""
+    """The one figure a list of runs shows (the task registry's headline, the same as the report's)."""
+    spec = registry.of_run(info)
+    return spec.summary(metrics) if spec else ""
 
 
 def with_ci(metrics: dict, key: str) -> str:

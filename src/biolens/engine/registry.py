@@ -1,0 +1,123 @@
+"""The registry of tasks: everything the faces, predict and the report need to know about a task, in one entry.
+
+Adding a task is one `TaskSpec` here plus its module in tasks/ (which calls `engine.lifecycle.execute`).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from biolens import config as configs
+from biolens.errors import InputError
+
+
+def _pct(value) -> str:
+    return f"{100 * value:.1f}%"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task. `entry` and `predictor` are "module:function" strings, imported only when used (TensorFlow is
+    heavy); `headline` turns metrics.json into the one line shown on Home, Compare and the CLI."""
+    name: str
+    title: str
+    config: type
+    entry: str
+    outputs: tuple[str, ...]
+    template: str
+    methods: str
+    headline_metric: str
+    headline_label: str
+    headline: Callable[[dict], str]
+    predictor: str | None = None
+    web_form: bool = False
+    model: bool = False
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    def function(self, which: str = "entry") -> Callable:
+        module, name = getattr(self, which).split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def summary(self, metrics: dict) -> str:
+        """The headline for a list of runs, or '' when the run has no metrics yet."""
+        try:
+            return self.headline(metrics) if metrics else ""
+        except (KeyError, TypeError, ValueError, IndexError):
+            return ""
+
+
+def _with_ci(metrics: dict, key: str, label: str) -> str:
+    value, ci = metrics[key], metrics.get(f"{key}_ci95")
+    text = f"{label} {_pct(value)}"
+    return text + (f" (95% CI {_pct(ci[0])}-{_pct(ci[1])})" if ci else "")
+
+
+def _classify_headline(metrics: dict) -> str:
+    cv = (metrics.get("small_data") or {}).get("cross_validation")
+    if cv:  # small data: the cross-validated figure is the one to quote (the report says so too)
+        return _with_ci(cv, "balanced_accuracy", "cross-validated balanced accuracy")
+    return _with_ci(metrics, "balanced_accuracy", "balanced accuracy")
+
+
+def _number_ci(metrics: dict, key: str) -> str:
+    ci = metrics.get(f"{key}_ci95")
+    return f"{metrics[key]:.3f}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+
+
+def _associate_headline(metrics: dict) -> str:
+    key = "auc_deep" if "auc_deep" in metrics else "r2_deep"
+    return (f"{key.split('_')[0].upper()} deep {_number_ci(metrics, key)} vs additive "
+            f"{_number_ci(metrics, key.replace('deep', 'additive'))}")
+
+
+def _cluster_headline(metrics: dict) -> str:
+    ari = (metrics.get("compare") or {}).get("deep", {}).get("ari")
+    return f"{metrics['n_clusters']} clusters" + (f", ARI {ari:.3f} vs known labels" if isinstance(ari, (int, float)) else "")
+
+
+def _detect_headline(metrics: dict) -> str:
+    return _with_ci(metrics, "f1", "object F1") + f", mean count error {metrics['count_error_pct']:.1f}%"
+
+
+CLASSIFY_OUTPUTS = ("run.json", "metrics.json", "model.keras", "predictions.csv", "splits.csv", "history.csv",
+                    "duplicates.csv", "skipped.csv", "possible_label_errors.csv", "report.html")
+
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
+    TaskSpec("classify", "image classification", configs.ClassifyConfig, "biolens.tasks.classify:train",
+             CLASSIFY_OUTPUTS, "classify.html.j2", "image_methods", "balanced_accuracy", "balanced accuracy",
+             _classify_headline, predictor="biolens.tasks.predict:predict_classes", web_form=True, model=True),
+    TaskSpec("sequence_classify", "sequence classification", configs.SequenceConfig,
+             "biolens.tasks.sequence_classify:train", CLASSIFY_OUTPUTS + ("motifs.tsv", "motifs.meme"),
+             "classify.html.j2", "sequence_methods", "balanced_accuracy", "balanced accuracy", _classify_headline,
+             predictor="biolens.tasks.predict:predict_classes", model=True),
+    TaskSpec("cluster", "clustering", configs.ClusterConfig, "biolens.tasks.cluster:cluster",
+             ("run.json", "metrics.json", "clusters.csv", "embedding.parquet", "markers.tsv", "report.html"),
+             "cluster.html.j2", "cluster_methods", "n_clusters", "clusters",
+             _cluster_headline,
+             web_form=True),
+    TaskSpec("associate", "association", configs.AssociateConfig, "biolens.tasks.associate:associate",
+             ("run.json", "metrics.json", "variants.tsv", "interactions.tsv", "report.html"),
+             "associate.html.j2", "association_methods", "auc_deep", "deep vs additive", _associate_headline,
+             web_form=True),
+    TaskSpec("detect", "object detection", configs.DetectConfig, "biolens.tasks.detect:detect",
+             ("run.json", "metrics.json", "model.keras", "splits.csv", "history.csv", "test_objects.csv", "report.html"),
+             "detect.html.j2", "detect_methods", "f1", "F1 (objects)", _detect_headline,
+             predictor="biolens.tasks.detect:predict_objects", model=True),
+)}
+
+
+def get(name: str | None) -> TaskSpec:
+    """The spec of a task name as written in run.json."""
+    if name not in TASKS:
+        raise InputError(f"unknown task {name!r}; biolens knows: {', '.join(TASKS)}.")
+    return TASKS[name]
+
+
+def of_run(info: dict) -> TaskSpec | None:
+    """The spec of a run folder's run.json, or None for a folder no task wrote (e.g. a web job still queued)."""
+    return TASKS.get(info.get("task"))
+
+
+def web_tasks() -> list[TaskSpec]:
+    return [spec for spec in TASKS.values() if spec.web_form]

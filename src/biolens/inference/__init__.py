@@ -1,0 +1,1 @@
+"""Running trained networks over data too large for one pass (whole images of any size)."""

@@ -1,0 +1,117 @@
+"""Objects in an image of any size: overlapping tiles through the object network, peaks kept only in each tile's
+core (so no object is found twice at a seam), and memory bounded by the tile, not the image (the image itself
+is the one full-size array).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_SCORE = 0.05   # peaks kept for choosing the threshold later; predictions use the run's chosen threshold
+DIVISOR = 16       # the U-Net's total downsampling: tile sides are multiples of it
+
+
+@dataclass
+class Peaks:
+    """Candidate objects at model scale, before the score threshold."""
+    centres: np.ndarray      # (n, 2) x, y in model pixels
+    classes: np.ndarray      # (n,)
+    scores: np.ndarray       # (n,)
+    sizes: np.ndarray        # (n, 2) width, height in model pixels
+    foreground: np.ndarray | None = None   # (H, W) float16 probability (mask runs)
+
+
+def resize(image: np.ndarray, scale: float) -> np.ndarray:
+    """`image` (H, W, C) uint8 resized by `scale` (anti-aliased)."""
+    from PIL import Image
+
+    if abs(scale - 1.0) < 1e-6:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.shape[2] == 3:
+        return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize(size, Image.Resampling.BILINEAR))
+              for c in range(image.shape[2])]
+    return np.stack(planes, axis=-1)
+
+
+def _round_up(value: int, divisor: int = DIVISOR) -> int:
+    return int(np.ceil(value / divisor) * divisor)
+
+
+def window(image: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
+    """The size x size window at (y0, x0), mirrored where it passes the image edge."""
+    height, width = image.shape[:2]
+    ys = np.clip(np.arange(y0, y0 + size), 0, None)
+    xs = np.clip(np.arange(x0, x0 + size), 0, None)
+    ys = np.where(ys >= height, 2 * (height - 1) - ys, ys).clip(0, height - 1)
+    xs = np.where(xs >= width, 2 * (width - 1) - xs, xs).clip(0, width - 1)
+    return image[np.ix_(ys, xs)]
+
+
+def find_peaks(model, scaled: np.ndarray, n_classes: int, *, core: int = 256, margin: int = 32,
+               min_distance: int = 1, with_foreground: bool = False, batch: int = 4) -> Peaks:
+    """Every local maximum of the heat map at or above MIN_SCORE, over overlapping tiles of `scaled`."""
+    from scipy import ndimage
+
+    height, width = scaled.shape[:2]
+    core = _round_up(min(core, max(height, width)))
+    margin = _round_up(margin)
+    side = core + 2 * margin
+    origins = [(y, x) for y in range(0, height, core) for x in range(0, width, core)]
+    foreground = np.zeros((height, width), np.float16) if with_foreground else None
+    found = {"centres": [], "classes": [], "scores": [], "sizes": []}
+    footprint = np.ones((2 * min_distance + 1, 2 * min_distance + 1, 1), bool)
+    for start in range(0, len(origins), batch):
+        chunk = origins[start:start + batch]
+        tiles = np.stack([window(scaled, y - margin, x - margin, side) for y, x in chunk])
+        out = np.asarray(model(tiles, training=False), dtype=np.float32)
+        for (y, x), result in zip(chunk, out):
+            heat = 1 / (1 + np.exp(-result[..., :n_classes]))
+            inner_h, inner_w = min(core, height - y), min(core, width - x)
+            is_peak = (ndimage.maximum_filter(heat, footprint=footprint, mode="nearest") == heat) & (heat >= MIN_SCORE)
+            is_peak[:margin] = is_peak[margin + inner_h:] = False
+            is_peak[:, :margin] = is_peak[:, margin + inner_w:] = False
+            rows, cols, classes = np.nonzero(is_peak)
+            found["centres"].append(np.stack([cols - margin + x + 0.5, rows - margin + y + 0.5], 1))
+            found["classes"].append(classes)
+            found["scores"].append(heat[rows, cols, classes])
+            found["sizes"].append(np.exp(np.clip(result[rows, cols, n_classes:n_classes + 2], -2, 8)))
+            if foreground is not None:
+                probability = 1 / (1 + np.exp(-result[margin:margin + inner_h, margin:margin + inner_w, n_classes + 2]))
+                foreground[y:y + inner_h, x:x + inner_w] = probability
+    merged = {k: np.concatenate(v) if v else np.zeros((0, 2) if k in ("centres", "sizes") else 0) for k, v in found.items()}
+    return Peaks(merged["centres"].reshape(-1, 2), merged["classes"].astype(int), merged["scores"],
+                 merged["sizes"].reshape(-1, 2), foreground)
+
+
+def select(peaks: Peaks, threshold: float, min_distance: float) -> np.ndarray:
+    """Indices of peaks at or above `threshold`, one per place: where peaks of different classes sit within
+    `min_distance` of each other, the stronger one stays."""
+    from scipy.spatial import cKDTree
+
+    keep = np.flatnonzero(peaks.scores >= threshold)
+    if len(keep) < 2:
+        return keep
+    order = keep[np.argsort(-peaks.scores[keep], kind="stable")]
+    tree = cKDTree(peaks.centres[order])
+    dropped = np.zeros(len(order), bool)
+    for i, j in sorted(tree.query_pairs(max(min_distance, 1e-6))):
+        if not dropped[i] and not dropped[j]:
+            dropped[j] = True  # order is best first, so j (> i) is the weaker one
+    return np.sort(order[~dropped])
+
+
+def instances(peaks: Peaks, chosen: np.ndarray) -> np.ndarray:
+    """Instance labels (model scale) by watershed of the foreground from the chosen peaks; label k+1 = chosen[k]."""
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    foreground = peaks.foreground.astype(np.float32)
+    markers = np.zeros(foreground.shape, np.int32)
+    for k, (x, y) in enumerate(peaks.centres[chosen]):
+        markers[min(int(y), foreground.shape[0] - 1), min(int(x), foreground.shape[1] - 1)] = k + 1
+    mask = ndimage.binary_opening(foreground >= 0.5)
+    return watershed(-foreground, markers, mask=mask).astype(np.int32)

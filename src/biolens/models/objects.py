@@ -1,0 +1,111 @@
+"""The fully convolutional network that finds objects: a U-Net with a centre heat-map head (one channel per class;
+peaks are objects, as in CenterNet), a size head (log width and height, for boxes) and a foreground head (for
+masks, split into instances by watershed from the peaks).
+
+Small enough to train from scratch on a laptop CPU in minutes; any input size whose sides are multiples of
+2**depth. Targets and loss live here too, since they define what the heads mean.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+HEAT_PRIOR = 0.05  # initial probability of "object centre" everywhere (CenterNet's bias trick: stable start)
+
+
+def _block(x, filters: int, name: str):
+    for k in range(2):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{k}")(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_bn{k}")(x)
+        x = keras.layers.ReLU(name=f"{name}_relu{k}")(x)
+    return x
+
+
+def object_unet(n_classes: int, channels: int = 3, *, base: int = 16, depth: int = 4) -> keras.Model:
+    """U-Net whose single output stacks [heat logits (n_classes) | log size (2) | foreground logit (1)]."""
+    inputs = keras.Input((None, None, channels), name="image")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    skips = []
+    for level in range(depth):
+        x = _block(x, base * 2**level, f"down{level}")
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{level}")(x)
+    x = _block(x, base * 2**depth, "bottom")
+    for level in reversed(range(depth)):
+        x = keras.layers.UpSampling2D(2, name=f"up{level}")(x)
+        x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
+        x = _block(x, base * 2**level, f"dec{level}")
+    prior = float(np.log(HEAT_PRIOR / (1 - HEAT_PRIOR)))
+    heat = keras.layers.Conv2D(n_classes, 1, bias_initializer=keras.initializers.Constant(prior), name="heat")(x)
+    size = keras.layers.Conv2D(2, 1, name="size")(x)
+    foreground = keras.layers.Conv2D(1, 1, name="foreground")(x)
+    outputs = keras.layers.Concatenate(name="objects", dtype="float32")([heat, size, foreground])
+    return keras.Model(inputs, outputs, name="object_unet")
+
+
+def render_targets(shape: tuple[int, int], centres: np.ndarray, classes: np.ndarray, sizes: np.ndarray | None,
+                   n_classes: int, sigma: float, foreground: np.ndarray | None = None,
+                   valid: np.ndarray | None = None) -> np.ndarray:
+    """Targets at model scale, (H, W, n_classes + 4) float16: Gaussian heat per class with 1 at each centre pixel,
+    log width/height, foreground, and a 'valid' channel (0 where nothing was annotated: no loss there)."""
+    height, width = shape
+    target = np.zeros((height, width, n_classes + 4), np.float16)
+    radius = int(np.ceil(3 * sigma))
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma**2)).astype(np.float32)
+    heat = np.zeros((height, width, n_classes), np.float32)
+    logsize = np.zeros((height, width, 2), np.float32)
+    for k, (x, y) in enumerate(centres):
+        cx, cy = int(np.clip(np.floor(x), 0, width - 1)), int(np.clip(np.floor(y), 0, height - 1))
+        y0, y1, x0, x1 = max(0, cy - radius), min(height, cy + radius + 1), max(0, cx - radius), min(width, cx + radius + 1)
+        patch = kernel[y0 - cy + radius:y1 - cy + radius, x0 - cx + radius:x1 - cx + radius]
+        channel = int(classes[k])
+        heat[y0:y1, x0:x1, channel] = np.maximum(heat[y0:y1, x0:x1, channel], patch)
+        heat[cy, cx, channel] = 1.0
+        if sizes is not None:
+            near = patch >= 0.5
+            region = logsize[y0:y1, x0:x1]
+            region[near] = np.log(np.maximum(sizes[k], 1.0))
+    target[..., :n_classes] = heat
+    target[..., n_classes:n_classes + 2] = logsize
+    if foreground is not None:
+        target[..., n_classes + 2] = foreground
+    target[..., n_classes + 3] = 1.0 if valid is None else valid
+    return target
+
+
+@keras.saving.register_keras_serializable(package="biolens")
+class ObjectLoss(keras.losses.Loss):
+    """CenterNet's penalty-reduced focal loss on the heat map, L1 on log size near centres, binary cross-entropy
+    on the foreground; every term only where the target is valid."""
+
+    def __init__(self, n_classes: int, use_size: bool, use_foreground: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.n_classes, self.use_size, self.use_foreground = n_classes, use_size, use_foreground
+
+    def call(self, y_true, y_pred):
+        c = self.n_classes
+        y_true = ops.cast(y_true, "float32")
+        valid = y_true[..., c + 3:c + 4]
+        heat_true = y_true[..., :c]
+        prob = ops.clip(ops.sigmoid(y_pred[..., :c]), 1e-4, 1 - 1e-4)
+        positive = ops.cast(heat_true >= 0.999, "float32")
+        pos_loss = ops.log(prob) * (1 - prob) ** 2 * positive
+        neg_loss = ops.log(1 - prob) * prob**2 * (1 - heat_true) ** 4 * (1 - positive)
+        n_pos = ops.maximum(ops.sum(positive * valid), 1.0)
+        loss = -ops.sum((pos_loss + neg_loss) * valid) / n_pos
+        if self.use_size:
+            near = ops.cast(ops.max(heat_true, axis=-1, keepdims=True) >= 0.5, "float32") * valid
+            error = ops.abs(y_pred[..., c:c + 2] - y_true[..., c:c + 2]) * near
+            loss = loss + ops.sum(error) / ops.maximum(ops.sum(near), 1.0)
+        if self.use_foreground:
+            fg_true = y_true[..., c + 2:c + 3]
+            logits = y_pred[..., c + 2:c + 3]
+            bce = ops.maximum(logits, 0) - logits * fg_true + ops.log1p(ops.exp(-ops.abs(logits)))
+            loss = loss + ops.sum(bce * valid) / ops.maximum(ops.sum(valid), 1.0)
+        return loss
+
+    def get_config(self):
+        return {**super().get_config(), "n_classes": self.n_classes, "use_size": self.use_size,
+                "use_foreground": self.use_foreground}

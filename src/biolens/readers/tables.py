@@ -1,0 +1,127 @@
+"""The one reader of user tables (CSV, TSV, text with other separators, Parquet), compressed or not.
+
+Every table a user gives (manifests, labels, phenotypes, sample maps, annotations, assay tables) comes through
+`read_table`, so they all accept the same things: the separator is sniffed (comma, tab, semicolon, pipe or
+whitespace), a UTF-8 byte-order mark (Excel) is dropped, Windows line ends are fine, Latin-1 files are read, and
+.gz/.bz2/.xz/.zip compression is undone. Anything unreadable is one `InputError` naming the file and what to do.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from biolens.errors import InputError
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq")
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zip")
+MISSING_VALUES = ["", "NA", "N/A", "NaN", "nan", "-", "."]
+
+
+def is_table(path: Path | str) -> bool:
+    """Whether the name says table: .csv/.tsv/.txt/.tab/.parquet/.pq, optionally compressed."""
+    name = Path(path).name.lower()
+    for compression in COMPRESSIONS:
+        name = name.removesuffix(compression)
+    return name.endswith(TABLE_SUFFIXES)
+
+
+def _open_text(path: Path) -> str:
+    """The decoded text (decompressed where needed), or an InputError saying why it cannot be."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".gz":
+            raw = gzip.open(path).read()
+        elif suffix == ".bz2":
+            raw = bz2.open(path).read()
+        elif suffix == ".xz":
+            raw = lzma.open(path).read()
+        elif suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if not n.endswith("/")]
+                if len(names) != 1:
+                    raise InputError(f"{path}: a zip with {len(names)} files; put exactly one table in it.")
+                raw = archive.read(names[0])
+        else:
+            raw = path.read_bytes()
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file.") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder; give a table file (CSV or TSV).") from None
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as error:
+        raise InputError(f"{path}: the compressed file is damaged or cut short ({str(error).splitlines()[0] or type(error).__name__}); "
+                         "copy it again.") from None
+    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f"{path}: not a text table (binary content); give a CSV or TSV file.")
+    for encoding in ("utf-8-sig", "utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig", "latin-1"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{path}: cannot be decoded as text; save it as UTF-8 CSV.")
+
+
+def _separator(text: str, path: Path) -> str | None:
+    """Sniffed from the first lines; None means runs of whitespace."""
+    sample = "\n".join(text.splitlines()[:50])
+    if "\t" in sample:
+        return "\t"
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;|\t").delimiter
+    except csv.Error:
+        if "," in sample:
+            return ","
+        return None
+
+
+def read_table(path: Path | str, what: str = "table", *, dtype=str, missing: list[str] | None = None,
+               min_columns: int = 1) -> pd.DataFrame:
+    """Read a user table. `what` names it in messages (e.g. "--phenotypes"); values are strings by default, with
+    `missing` (default MISSING_VALUES) read as NaN. Column names are stripped of spaces."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} {path}: no such file.")
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder; give a table file (CSV or TSV).")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            table = pd.read_parquet(path)
+        except Exception as error:  # pyarrow raises several types for damaged files
+            raise InputError(f"{what} {path}: cannot be read as Parquet ({str(error).splitlines()[0]}).") from None
+        if dtype is str:
+            table = table.astype(str).where(table.notna())
+    else:
+        text = _open_text(path)
+        if not text.strip():
+            raise InputError(f"{what} {path} is empty; it needs a header row and one row per item.")
+        separator = _separator(text, path)
+        na = MISSING_VALUES if missing is None else missing
+        try:
+            table = pd.read_csv(io.StringIO(text), sep=separator if separator else r"\s+", dtype=dtype,
+                                na_values=na, keep_default_na=False, skip_blank_lines=True,
+                                engine="python" if separator is None else "c")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+            raise InputError(f"{what} {path}: cannot be read as a table ({str(error).splitlines()[0]}). Check that every "
+                             "row has the same number of columns.") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    duplicated = table.columns[table.columns.duplicated()].tolist()
+    if duplicated:
+        raise InputError(f"{what} {path}: the column name '{duplicated[0]}' appears twice; rename one.")
+    if table.shape[1] < min_columns:
+        raise InputError(f"{what} {path}: found {table.shape[1]} column(s) but {min_columns} are needed; is the "
+                         "separator a comma or a tab?")
+    return table
+
+
+def line_of(row_index: int) -> int:
+    """The line number a user sees in an editor for a 0-based data row (the header is line 1)."""
+    return int(row_index) + 2

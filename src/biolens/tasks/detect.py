@@ -1,0 +1,925 @@
+"""Objects in whole images: `detect` finds, counts and outlines colonies, cells, plants or trees; `predict` on a
+detection run writes one row per object.
+
+detect: read annotations (readers/annotations.py) -> typical object size (annotated, or measured at the points by
+a Laplacian-of-Gaussian scale search) -> one scale that brings objects to ~12 px -> held-out units (whole images,
+grouped; or, with few images, regions of them) -> U-Net with centre heat, size and foreground heads trained on
+random tiles (resumable) -> score threshold chosen on validation units -> test units scored once: point, box and
+mask matching, counts with bootstrap CIs, beside a classical Laplacian-of-Gaussian blob detector -> report.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from biolens import console
+from biolens.config import DetectConfig
+from biolens.engine import lifecycle
+from biolens.errors import InputError
+from biolens.runs import Run, atomic_path, write_csv, write_json, write_text
+
+TASK = "detect"
+TARGET_SIZE = 12.0        # model pixels across the smaller objects
+LARGEST_SIZE = 48.0       # ...and at most this across the typical one (the network's receptive field)
+TRAIN_TILE = 128          # model pixels per side of a training tile
+MIN_UNITS_FOR_IMAGE_SPLIT = 8
+REGION_TARGET = 12        # regions made from few images, in all
+THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
+
+
+def detect(annotations: str | Path | None = None, out: str | Path | None = None, *,
+           resume: str | Path | None = None, **options) -> Run:
+    """Train an object finder on annotated whole images and score it on held-out images (or image regions).
+
+    Args:
+        annotations: points/boxes CSV or TSV, a Pascal VOC folder, a COCO JSON, or a folder with images/ and
+            masks/ (or dots/).
+        out: the run folder to create.
+        resume: an interrupted detection run to continue instead.
+        **options: any field of `DetectConfig` (images, kind, object_size, group_column, epochs, seed, ...).
+
+    Example:
+        >>> run = biolens.detect("colonies.csv", out="runs/colonies", images="plates/")   # doctest: +SKIP
+        >>> run.metrics["count_mae"], run.metrics["f1"]                                  # doctest: +SKIP
+    """
+    if resume is None:
+        if annotations is None:
+            raise InputError("give the annotations (CSV, VOC folder, COCO JSON or images/ + masks/ folder), or --resume RUN.")
+        options["annotations"] = str(Path(annotations).resolve())
+        if options.get("images"):
+            options["images"] = str(Path(options["images"]).resolve())
+    return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_body)
+
+
+# -- data --------------------------------------------------------------------------------------------------------
+@dataclass
+class Unit:
+    """A held-out unit: a whole image, or (with few images) a region of one; coordinates in original pixels."""
+    item: int
+    box: tuple[float, float, float, float]
+    split: str
+
+
+@dataclass
+class Data:
+    annotations: object
+    images: list[np.ndarray]       # original uint8 (H, W, C)
+    scaled: list[np.ndarray]       # at model scale
+    units: list[Unit]
+    size: float                    # typical object diameter, original pixels
+    small: float                   # size of the smaller objects (10th percentile), original pixels
+    scale: float
+    notes: list[str]
+
+
+def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
+    from biolens.inference.tiles import resize
+    from biolens.readers.annotations import read_annotations
+    from biolens.readers.image_decode import DecodeError, read_whole
+
+    with console.step(f"reading {Path(config.annotations).name}"):
+        annotations = read_annotations(config.annotations, config.images, config.kind, config.group_column)
+    counts = Counter(label for item in annotations.items for label in item.labels)
+    rare = [f"'{label}' ({n})" for label, n in counts.items() if n < 2]
+    if rare:
+        raise InputError(f"{config.annotations}: label(s) {', '.join(rare)} mark a single object; a class needs "
+                         "several examples to learn from and to test on. Annotate more or merge the label.")
+    images = []
+    for item in annotations.items:
+        try:
+            images.append(read_whole(item.image))
+        except DecodeError as error:
+            raise InputError(f"{item.image}: {error}.") from None
+    channels = {image.shape[2] for image in images}
+    if len(channels) > 1:
+        raise InputError(f"{config.annotations}: images have different channel counts ({sorted(channels)}); convert "
+                         "them to one format (e.g. RGB).")
+    notes = list(annotations.notes)
+    if annotations.unused_images:
+        notes.append(f"{len(annotations.unused_images)} image(s) have no annotation and were not used (not read as "
+                     f"'no objects'): {', '.join(Path(p).name for p in annotations.unused_images[:5])}"
+                     + (" ..." if len(annotations.unused_images) > 5 else ""))
+    sizes = annotations.sizes()
+    if config.object_size:
+        size = small = float(config.object_size)
+    elif len(sizes):
+        size, small = float(np.median(sizes)), float(np.percentile(sizes, 10))
+    else:
+        size = small = estimate_point_size(images, annotations.items)
+        notes.append(f"typical object size measured at the annotated points: {size:.1f} px (override with --object-size)")
+    scale = float(np.clip(min(TARGET_SIZE / max(small, 1.0), LARGEST_SIZE / max(size, 1.0)), 1 / 32, 2.0))
+    units, unit_notes = make_units(annotations, [im.shape[:2] for im in images], size, config)
+    notes += unit_notes
+    scaled = [resize(image, scale) for image in images]
+    paths = [config.annotations] + [str(item.image) for item in annotations.items]
+    fingerprint = lifecycle.data_fingerprint(paths, rows=[annotations.kind, str(config.images or "")])
+    data = Data(annotations, images, scaled, units, size, small, scale, notes)
+    record = {"kind": annotations.kind, "class_names": annotations.class_names, "object_size": round(size, 2),
+              "object_size_small": round(small, 2),
+              "scale": round(scale, 5), "n_images": len(images), "n_objects": annotations.n_objects}
+    return lifecycle.Prepared(data, fingerprint, record)
+
+
+def estimate_point_size(images: list[np.ndarray], items, max_images: int = 12) -> float:
+    """Object diameter from the images at annotated points: the Laplacian-of-Gaussian scale that responds most
+    there (a blob of diameter d peaks at sigma = d / (2 sqrt 2)), capped by the median distance between
+    neighbouring points (packed objects)."""
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    sigmas = np.geomspace(1.0, 48.0, 18)
+    response = np.zeros(len(sigmas))
+    spacing = []
+    for image, item in list(zip(images, items))[:max_images]:
+        if len(item.points) == 0:
+            continue
+        grey = image.astype(np.float32).mean(axis=-1)
+        step = max(1, int(min(grey.shape) // 1024))  # very large images: a coarser look is enough for the size
+        grey = grey[::step, ::step]
+        xs = np.clip((item.points[:, 0] / step).astype(int), 0, grey.shape[1] - 1)
+        ys = np.clip((item.points[:, 1] / step).astype(int), 0, grey.shape[0] - 1)
+        for k, sigma in enumerate(sigmas / step):
+            if sigma < 0.5:
+                continue
+            log = sigma**2 * ndimage.gaussian_laplace(grey, sigma)
+            response[k] += np.abs(log[ys, xs]).mean()
+        if len(item.points) > 1:
+            distance, _ = cKDTree(item.points).query(item.points, k=2)
+            spacing.append(np.median(distance[:, 1]))
+    size = float(2 * np.sqrt(2) * sigmas[int(np.argmax(response))]) if response.any() else 12.0
+    if spacing:
+        size = min(size, 1.2 * float(np.median(spacing)))
+    return float(np.clip(size, 3.0, 500.0))
+
+
+def make_units(annotations, shapes: list[tuple[int, int]], size: float, config: DetectConfig):
+    """Held-out units. Many images: whole images, grouped by --group-column (or image). Few images: a grid of
+    regions over the annotated extent of each, so a single large tile can still be tested on ground the model
+    never trained on. Objects annotated on only part of a large image restrict it to that part."""
+    rng = np.random.default_rng(config.seed)
+    notes, extents = [], []
+    for item, (height, width) in zip(annotations.items, shapes):
+        extent = (0.0, 0.0, float(width), float(height))
+        if len(item.points) >= 10:
+            x0, y0 = item.points.min(0) - size
+            x1, y1 = item.points.max(0) + size
+            if item.boxes is not None:
+                x0, y0 = min(x0, item.boxes[:, 0].min()), min(y0, item.boxes[:, 1].min())
+                x1, y1 = max(x1, item.boxes[:, 2].max()), max(y1, item.boxes[:, 3].max())
+            x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
+            if (x1 - x0) * (y1 - y0) < 0.7 * width * height:
+                extent = (x0, y0, x1, y1)
+                notes.append(f"{item.image.name}: objects are annotated only within x {x0:.0f}-{x1:.0f}, y {y0:.0f}-"
+                             f"{y1:.0f}; training and testing use that part (predictions cover the whole image)")
+        extents.append(extent)
+    groups = [item.group for item in annotations.items]
+    if len(set(groups)) >= MIN_UNITS_FOR_IMAGE_SPLIT:
+        unique = sorted(set(groups))
+        order = rng.permutation(len(unique))
+        n_test = max(1, round(config.test_fraction * len(unique)))
+        n_val = max(1, round(config.val_fraction * len(unique)))
+        split_of = {unique[g]: ("test" if r < n_test else "val" if r < n_test + n_val else "train")
+                    for r, g in enumerate(order)}
+        return [Unit(i, extents[i], split_of[groups[i]]) for i in range(len(extents))], notes
+    if config.group_column:
+        notes.append(f"only {len(set(groups))} groups in --group-column {config.group_column}: too few to hold whole "
+                     "groups out, so regions of the images are held out instead")
+    areas = np.array([(e[2] - e[0]) * (e[3] - e[1]) for e in extents])
+    units = []
+    for i, (x0, y0, x1, y1) in enumerate(extents):
+        n = max(3, round(REGION_TARGET * areas[i] / areas.sum()))
+        rows = max(1, round(np.sqrt(n * (y1 - y0) / max(x1 - x0, 1))))
+        cols = max(1, int(np.ceil(n / rows)))
+        for r in range(rows):
+            for c in range(cols):
+                units.append(Unit(i, (x0 + (x1 - x0) * c / cols, y0 + (y1 - y0) * r / rows,
+                                      x0 + (x1 - x0) * (c + 1) / cols, y0 + (y1 - y0) * (r + 1) / rows), "train"))
+    order = rng.permutation(len(units))
+    n_test = max(1, round(config.test_fraction * len(units)))
+    n_val = max(1, round(config.val_fraction * len(units)))
+    for rank, k in enumerate(order):
+        units[k].split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    notes.append(f"{len(extents)} image(s): {len(units)} regions held out as units ({n_test} test, {n_val} "
+                 "validation); objects are assigned to the region holding their centre")
+    return units, notes
+
+
+def _in_box(points: np.ndarray, box) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return (points[:, 0] >= x0) & (points[:, 0] < x1) & (points[:, 1] >= y0) & (points[:, 1] < y1)
+
+
+# -- training ----------------------------------------------------------------------------------------------------
+def _targets(data: Data, config: DetectConfig) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """Per image: targets at model scale and a map of the split each pixel belongs to (-1 = not annotated)."""
+    from biolens.models.objects import render_targets
+    from biolens.readers.annotations import load_mask
+
+    classes = data.annotations.class_names
+    sigma = float(np.clip(data.small * data.scale / 6, 1.0, 3.0))
+    targets, maps = [], []
+    codes = {"train": 0, "val": 1, "test": 2}
+    for index, (item, scaled) in enumerate(zip(data.annotations.items, data.scaled)):
+        height, width = scaled.shape[:2]
+        sizes = None
+        if item.boxes is not None:
+            sizes = np.stack([item.boxes[:, 2] - item.boxes[:, 0], item.boxes[:, 3] - item.boxes[:, 1]], 1) * data.scale
+        foreground = None
+        if data.annotations.kind == "masks":
+            from biolens.inference.tiles import resize
+
+            mask = (load_mask(item) > 0).astype(np.uint8)[..., None] * 255
+            foreground = resize(np.repeat(mask, 3, -1), data.scale)[..., 0] >= 128
+        split_map = np.full((height, width), -1, np.int8)
+        for unit in data.units:
+            if unit.item == index:
+                x0, y0, x1, y1 = (np.array(unit.box) * data.scale).round().astype(int)
+                split_map[y0:y1, x0:x1] = codes[unit.split]
+        targets.append(render_targets((height, width), item.points * data.scale,
+                                      np.array([classes.index(label) for label in item.labels]), sizes, len(classes),
+                                      sigma, foreground, (split_map >= 0).astype(np.float32)))
+        maps.append(split_map)
+    return targets, maps, sigma
+
+
+def _sampler_class():
+    import keras
+
+    from biolens.inference.tiles import window
+
+    class TileSampler(keras.utils.PyDataset):
+        """Random training tiles centred in training units, flipped and rotated, with light intensity jitter."""
+
+        def __init__(self, images, targets, maps, n_classes, steps, batch, seed):
+            super().__init__()
+            self.images, self.targets, self.maps = images, targets, maps
+            self.n_classes, self.steps, self.batch, self.seed, self.epoch = n_classes, steps, batch, seed, 0
+            self.cells = [(i, np.argwhere(m == 0)) for i, m in enumerate(maps)]
+            self.cells = [(i, c) for i, c in self.cells if len(c)]
+            weights = np.array([len(c) for _, c in self.cells], float)
+            self.weights = weights / weights.sum()
+
+        def __len__(self):
+            return self.steps
+
+        def on_epoch_end(self):
+            self.epoch += 1
+
+        def __getitem__(self, index):
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            xs, ys = [], []
+            for _ in range(self.batch):
+                i, cells = self.cells[rng.choice(len(self.cells), p=self.weights)]
+                cy, cx = cells[rng.integers(len(cells))]
+                y0, x0 = int(cy) - TRAIN_TILE // 2, int(cx) - TRAIN_TILE // 2
+                image = window(self.images[i], y0, x0, TRAIN_TILE).astype(np.float32)
+                target = window(self.targets[i], y0, x0, TRAIN_TILE).astype(np.float32)
+                target[..., -1] *= window(self.maps[i], y0, x0, TRAIN_TILE) == 0
+                turns = int(rng.integers(4))
+                image, target = np.rot90(image, turns), np.rot90(target, turns)
+                if turns % 2:
+                    c = self.n_classes
+                    target[..., [c, c + 1]] = target[..., [c + 1, c]]
+                if rng.random() < 0.5:
+                    image, target = image[:, ::-1], target[:, ::-1]
+                image = image * rng.uniform(0.85, 1.15) + rng.uniform(-15, 15)
+                xs.append(np.clip(image, 0, 255))
+                ys.append(target)
+            return np.stack(xs), np.stack(ys)
+
+    return TileSampler
+
+
+def _validation_tiles(images, targets, maps, code: int = 1):
+    from biolens.inference.tiles import window
+
+    xs, ys = [], []
+    for image, target, split_map in zip(images, targets, maps):
+        height, width = split_map.shape
+        for y in range(0, height, TRAIN_TILE):
+            for x in range(0, width, TRAIN_TILE):
+                inside = split_map[y:y + TRAIN_TILE, x:x + TRAIN_TILE] == code
+                if inside.mean() < 0.25:
+                    continue
+                t = window(target, y, x, TRAIN_TILE).astype(np.float32)
+                t[..., -1] *= window(split_map, y, x, TRAIN_TILE) == code
+                xs.append(window(image, y, x, TRAIN_TILE).astype(np.float32))
+                ys.append(t)
+    return (np.stack(xs), np.stack(ys)) if xs else (None, None)
+
+
+def _train(run: Run, config: DetectConfig, data: Data) -> dict:
+    import keras
+
+    from biolens import hardware
+    from biolens.models.objects import ObjectLoss, object_unet
+    from biolens.tasks.training import RichProgress
+
+    hardware.setup("off")
+    keras.utils.set_random_seed(config.seed)
+    targets, maps, sigma = _targets(data, config)
+    classes = data.annotations.class_names
+    kind = data.annotations.kind
+    train_pixels = sum(int((m == 0).sum()) for m in maps)
+    steps = int(np.clip(2 * train_pixels / TRAIN_TILE**2, 16, 150))
+    batch = 8
+    sampler = _sampler_class()(data.scaled, targets, maps, len(classes), steps, batch, config.seed)
+    val_x, val_y = _validation_tiles(data.scaled, targets, maps)
+    if val_x is None:
+        raise InputError(f"{config.annotations}: the validation regions are too small to check training on; "
+                         "annotate larger or more images.")
+    backup = run.path / "checkpoints" / "backup"
+    model = object_unet(len(classes), data.scaled[0].shape[2])
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate * 0.1, decay_steps=max(1, steps * (config.epochs - 1)),
+                                                      warmup_target=config.learning_rate, warmup_steps=steps)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+                  loss=ObjectLoss(len(classes), kind == "boxes", kind == "masks"))
+    best_path = run.path / "checkpoints" / "best.weights.h5"
+    budget = _TimeBudget(config.time_budget, run)
+    callbacks = [keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+                 keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
+                                                 save_weights_only=True),
+                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
+                 keras.callbacks.CSVLogger(str(run.path / "history.csv"), append=True),
+                 budget, RichProgress(config.epochs, steps, 0, metric="val_loss", label="val loss")]
+    started = time.perf_counter()
+    history = model.fit(sampler, validation_data=(val_x, val_y), epochs=config.epochs, callbacks=callbacks, verbose=0)
+    model.load_weights(str(best_path))
+    losses = history.history.get("val_loss", [])
+    state = {"sigma": sigma, "steps_per_epoch": steps, "batch_size": batch, "train_seconds": round(time.perf_counter() - started, 1),
+             "epochs_run": len(losses), "stopped_by": budget.reason or ("early stopping" if len(losses) < config.epochs else "all epochs done")}
+    return model, state
+
+
+class _TimeBudget:
+    """Stops training when the next epoch would pass --time-budget (seconds across resumes)."""
+
+    def __new__(cls, budget: float, run: Run):
+        import keras
+
+        class TimeBudget(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.reason = ""
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if not budget:
+                    return
+                spent = lifecycle.elapsed_seconds(run)
+                per_epoch = (time.perf_counter() - self.started) / (epoch + 1)
+                if spent + per_epoch > budget:
+                    self.reason = f"time budget ({budget:.0f} s)"
+                    self.model.stop_training = True
+
+        return TimeBudget()
+
+
+# -- evaluation --------------------------------------------------------------------------------------------------
+def _all_peaks(model, data: Data):
+    from biolens.inference.tiles import find_peaks
+
+    min_distance = max(1, int(data.small * data.scale / 4))
+    classes = data.annotations.class_names
+    with console.step(f"finding objects in {len(data.scaled)} image(s)"):
+        return [find_peaks(model, scaled, len(classes), min_distance=min_distance,
+                           with_foreground=data.annotations.kind == "masks") for scaled in data.scaled], min_distance
+
+
+def _objects(peaks, chosen, data: Data) -> dict:
+    """Objects in original pixels from the chosen peaks."""
+    centres = peaks.centres[chosen] / data.scale
+    sizes = peaks.sizes[chosen] / data.scale
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+    return {"centres": centres, "classes": peaks.classes[chosen], "scores": peaks.scores[chosen], "boxes": boxes}
+
+
+def _unit_scores(data: Data, found: list[dict], units: list[Unit], radius: float) -> list[dict]:
+    """Per unit and class: true and found counts and matched points (within `radius`)."""
+    from biolens.stats.objects import match_points
+
+    classes = data.annotations.class_names
+    rows = []
+    for unit in units:
+        item, objects = data.annotations.items[unit.item], found[unit.item]
+        truth_in = _in_box(item.points, unit.box)
+        found_in = _in_box(objects["centres"], unit.box)
+        labels = np.array([classes.index(label) for label in item.labels])
+        per_class = {}
+        for c in range(len(classes)):
+            t = item.points[truth_in & (labels == c)]
+            f = objects["centres"][found_in & (objects["classes"] == c)]
+            matched, _ = match_points(t, f, radius)
+            per_class[c] = (len(t), len(f), len(matched))
+        rows.append({"unit": unit, "per_class": per_class})
+    return rows
+
+
+def _pooled(rows: list[dict], c: int | None = None) -> dict:
+    from biolens.stats.objects import prf
+
+    keys = [c] if c is not None else None
+    n_t = n_f = tp = 0
+    for row in rows:
+        for k, (t, f, m) in row["per_class"].items():
+            if keys is None or k in keys:
+                n_t, n_f, tp = n_t + t, n_f + f, tp + m
+    return prf(tp, n_f, n_t)
+
+
+def _choose_threshold(data: Data, peaks, min_distance: float, radius: float) -> float:
+    from biolens.inference.tiles import select
+
+    val = [u for u in data.units if u.split == "val"]
+    best, best_f1 = 0.5, -1.0
+    for threshold in THRESHOLDS:
+        found = [_objects(p, select(p, threshold, min_distance), data) for p in peaks]
+        f1 = _pooled(_unit_scores(data, found, val, radius))["f1"]
+        if f1 > best_f1 + 1e-9:
+            best, best_f1 = float(threshold), f1
+    return best
+
+
+def _log_baseline(data: Data, radius: float) -> tuple[list[dict], dict]:
+    """The classical peer: Laplacian-of-Gaussian blobs (scikit-image) at the object scale, bright or dark, with the
+    polarity and threshold chosen on training and validation units; class-blind."""
+    from skimage.feature import blob_log
+
+    sigma = max(1.0, data.small * data.scale / (2 * np.sqrt(2)))
+    sigma_high = max(sigma * 1.5, data.size * data.scale / (2 * np.sqrt(2)) * 1.5)
+    tuned = [u for u in data.units if u.split in ("train", "val")]
+    best = (-1.0, None, None)
+    candidates = {}
+    for polarity in ("bright", "dark"):
+        for threshold in (0.02, 0.05, 0.1, 0.2):
+            found = []
+            for scaled in data.scaled:
+                grey = scaled.astype(np.float32).mean(-1) / 255.0
+                blobs = blob_log(grey if polarity == "bright" else 1 - grey, min_sigma=sigma * 0.7, max_sigma=sigma_high,
+                                 num_sigma=5, threshold=threshold)
+                centres = blobs[:, [1, 0]] / data.scale if len(blobs) else np.zeros((0, 2))
+                found.append({"centres": centres, "classes": np.zeros(len(centres), int),
+                              "scores": np.ones(len(centres))})
+            candidates[(polarity, threshold)] = found
+            f1 = _pooled(_unit_scores_blind(data, found, tuned, radius))["f1"]
+            if f1 > best[0]:
+                best = (f1, polarity, threshold)
+    return candidates[(best[1], best[2])], {"polarity": best[1], "threshold": best[2], "sigma_model_px": round(sigma, 2)}
+
+
+def _unit_scores_blind(data: Data, found, units, radius):
+    """Like _unit_scores, with every true object in one class (for class-blind detectors)."""
+    from biolens.stats.objects import match_points
+
+    rows = []
+    for unit in units:
+        item, objects = data.annotations.items[unit.item], found[unit.item]
+        t = item.points[_in_box(item.points, unit.box)]
+        f = objects["centres"][_in_box(objects["centres"], unit.box)]
+        matched, _ = match_points(t, f, radius)
+        rows.append({"unit": unit, "per_class": {0: (len(t), len(f), len(matched))}})
+    return rows
+
+
+def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) -> dict:
+    from biolens.inference.tiles import select
+    from biolens.stats import objects as score
+
+    classes = data.annotations.class_names
+    radius = 0.5 * data.size
+    peaks, min_distance = _all_peaks(model, data)
+    threshold = _choose_threshold(data, peaks, min_distance, radius)
+    found = [_objects(p, select(p, threshold, min_distance), data) for p in peaks]
+    test = [u for u in data.units if u.split == "test"]
+    rows = _unit_scores(data, found, test, radius)
+    blind = _unit_scores_blind(data, found, test, radius)
+    overall = _pooled(rows)
+    true_counts = np.array([sum(t for t, _, _ in r["per_class"].values()) for r in rows])
+    found_counts = np.array([sum(f for _, f, _ in r["per_class"].values()) for r in rows])
+    metrics = {"kind": data.annotations.kind, "class_names": classes, "threshold": threshold,
+               "matching_radius_px": round(radius, 2), "object_size_px": round(data.size, 2), "scale": data.scale,
+               **{k: round(v, 4) for k, v in overall.items()},
+               "f1_ci95": score.bootstrap_ci(rows, lambda sample: _pooled(sample)["f1"], config.seed),
+               **score.count_errors(true_counts, found_counts),
+               "count_mae_ci95": score.bootstrap_ci(list(np.abs(found_counts - true_counts)), lambda s: float(np.mean(s)),
+                                                    config.seed),
+               "class_blind_f1": round(_pooled(blind)["f1"], 4),
+               "per_class": {}, "n_test_units": len(test), "n_test_objects": int(true_counts.sum()),
+               "split": {"unit": "image" if all(u.box == _whole(data, u.item) for u in data.units) else "region",
+                         **{s: sum(u.split == s for u in data.units) for s in ("train", "val", "test")}},
+               **{k: v for k, v in state.items() if k != "sigma"}}
+    for c, label in enumerate(classes):
+        t_c = np.array([r["per_class"][c][0] for r in rows])
+        f_c = np.array([r["per_class"][c][1] for r in rows])
+        metrics["per_class"][label] = {**{k: round(v, 4) for k, v in _pooled(rows, c).items()},
+                                       **score.count_errors(t_c, f_c), "n_true": int(t_c.sum())}
+    if data.annotations.kind == "boxes":
+        metrics["boxes"] = _box_scores(data, found, test, classes)
+    if data.annotations.kind == "masks":
+        metrics["masks"] = _mask_scores(data, peaks, found, threshold, min_distance, test)
+    baseline_found, baseline_settings = _log_baseline(data, radius)
+    base_rows = _unit_scores_blind(data, baseline_found, test, radius)
+    base_counts = np.array([sum(f for _, f, _ in r["per_class"].values()) for r in base_rows])
+    metrics["baseline"] = {"name": "Laplacian-of-Gaussian blob detector (scikit-image), class-blind",
+                           **baseline_settings, **{k: round(v, 4) for k, v in _pooled(base_rows).items()},
+                           **score.count_errors(true_counts, base_counts)}
+    metrics["verdict"] = _verdict(metrics)
+    _write_test_outputs(run, data, found, rows, base_counts, test)
+    _figures(run, data, found, rows, true_counts, found_counts, base_counts)
+    return metrics
+
+
+def _whole(data: Data, item: int):
+    height, width = data.images[item].shape[:2]
+    return (0.0, 0.0, float(width), float(height))
+
+
+def _box_scores(data: Data, found, units, classes) -> dict:
+    from biolens.stats import objects as score
+
+    result = {}
+    for threshold in (0.5, 0.4):
+        tp = n_f = n_t = 0
+        for unit in units:
+            item = data.annotations.items[unit.item]
+            labels = np.array([classes.index(label) for label in item.labels])
+            truth_in = _in_box(item.points, unit.box)
+            found_in = _in_box(found[unit.item]["centres"], unit.box)
+            for c in range(len(classes)):
+                t = item.boxes[truth_in & (labels == c)]
+                pick = found_in & (found[unit.item]["classes"] == c)
+                hits = score.greedy_iou_matches(score.box_iou(t, found[unit.item]["boxes"][pick]),
+                                                found[unit.item]["scores"][pick], threshold)
+                tp, n_f, n_t = tp + int(hits.sum()), n_f + int(pick.sum()), n_t + len(t)
+        result[f"f1_iou{int(threshold * 100)}"] = round(score.prf(tp, n_f, n_t)["f1"], 4)
+    aps = {}
+    for c, label in enumerate(classes):
+        hits_all, scores_all, n_truth = [], [], 0
+        for unit in units:
+            item = data.annotations.items[unit.item]
+            labels = np.array([classes.index(x) for x in item.labels])
+            t = item.boxes[_in_box(item.points, unit.box) & (labels == c)]
+            pick = _in_box(found[unit.item]["centres"], unit.box) & (found[unit.item]["classes"] == c)
+            s = found[unit.item]["scores"][pick]
+            hits_all.append(score.greedy_iou_matches(score.box_iou(t, found[unit.item]["boxes"][pick]), s, 0.5))
+            scores_all.append(s)
+            n_truth += len(t)
+        aps[label] = score.average_precision(np.concatenate(hits_all), np.concatenate(scores_all), n_truth)
+    valid = [v for v in aps.values() if np.isfinite(v)]
+    result["ap50"] = round(float(np.mean(valid)), 4) if valid else None
+    result["ap50_per_class"] = {k: (round(v, 4) if np.isfinite(v) else None) for k, v in aps.items()}
+    return result
+
+
+def _mask_scores(data: Data, peaks, found, threshold, min_distance, units) -> dict:
+    from biolens.inference.tiles import instances, select
+    from biolens.readers.annotations import load_mask
+    from biolens.stats import objects as score
+
+    hits_all, scores_all, ious, n_truth = [], [], [], 0
+    for unit in units:
+        item = data.annotations.items[unit.item]
+        p = peaks[unit.item]
+        chosen = select(p, threshold, min_distance)
+        truth = load_mask(item)
+        predicted = _upscale_labels(instances(p, chosen), truth.shape)
+        x0, y0, x1, y1 = (int(round(v)) for v in unit.box)
+        iou = score.mask_iou(_relabel(truth[y0:y1, x0:x1]), _relabel(predicted[y0:y1, x0:x1]))
+        found_ids = np.unique(predicted[y0:y1, x0:x1][predicted[y0:y1, x0:x1] > 0])  # label k+1 = chosen[k]
+        s = p.scores[chosen][found_ids - 1] if len(found_ids) else np.zeros(0)
+        hits_all.append(score.greedy_iou_matches(iou, s, 0.5))
+        scores_all.append(s)
+        if iou.size:
+            ious += list(iou.max(axis=1))
+        n_truth += iou.shape[0]
+    hits, scores = np.concatenate(hits_all), np.concatenate(scores_all)
+    return {"ap50": round(score.average_precision(hits, scores, n_truth), 4),
+            "f1_iou50": round(score.prf(int(hits.sum()), len(hits), n_truth)["f1"], 4),
+            "mean_best_iou": round(float(np.mean(ious)), 4) if ious else None}
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    lookup = np.zeros(int(labels.max()) + 1, np.int32)
+    lookup[ids] = np.arange(1, len(ids) + 1)
+    return lookup[labels]
+
+
+def _upscale_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(labels.astype(np.int32)).resize((shape[1], shape[0]), Image.Resampling.NEAREST))
+
+
+def _verdict(metrics: dict) -> str:
+    net, base = metrics["class_blind_f1"], metrics["baseline"]["f1"]
+    words = (f"On {metrics['n_test_units']} held-out {'images' if metrics['split']['unit'] == 'image' else 'regions'} "
+             f"({metrics['n_test_objects']} objects) the network finds objects with F1 {metrics['f1']:.2f} and a mean "
+             f"count error of {metrics['count_mae']:.1f} per unit ({metrics['count_error_pct']:.0f}%). ")
+    if net >= base + 0.05:
+        words += f"It is clearly better than the classical blob detector (F1 {base:.2f}, classes ignored)."
+    elif net > base - 0.05:
+        words += (f"The classical blob detector does about as well (F1 {base:.2f}, classes ignored): the network "
+                  "adds little here beyond telling classes apart.")
+    else:
+        words += (f"The classical blob detector does better (F1 {base:.2f}): prefer it, or annotate more images.")
+    return words
+
+
+# -- outputs -----------------------------------------------------------------------------------------------------
+def _write_test_outputs(run: Run, data: Data, found, rows, base_counts, test) -> None:
+    classes = data.annotations.class_names
+    object_rows = []
+    for k, unit in enumerate(test):
+        objects = found[unit.item]
+        inside = np.flatnonzero(_in_box(objects["centres"], unit.box))
+        for j in inside:
+            x, y = objects["centres"][j]
+            object_rows.append([k, str(data.annotations.items[unit.item].image), classes[objects["classes"][j]],
+                                f"{objects['scores'][j]:.4f}", f"{x:.1f}", f"{y:.1f}"])
+    write_csv(run.path / "test_objects.csv", ["unit", "image", "label", "score", "x", "y"], object_rows)
+    count_rows = []
+    for k, (unit, row) in enumerate(zip(test, rows)):
+        for c, (t, f, m) in row["per_class"].items():
+            count_rows.append([k, data.annotations.items[unit.item].image.name, classes[c], t, f, m])
+    write_csv(run.path / "test_counts.tsv", ["unit", "image", "label", "true", "found", "matched"], count_rows,
+              delimiter="\t")
+    write_csv(run.path / "splits.csv", ["unit", "image", "xmin", "ymin", "xmax", "ymax", "split"],
+              [[k, str(data.annotations.items[u.item].image), *[round(v, 1) for v in u.box], u.split]
+               for k, u in enumerate(data.units)])
+
+
+def _figures(run: Run, data: Data, found, rows, true_counts, found_counts, base_counts) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = run.path / "figures"
+    fig, axis = plt.subplots(figsize=(4.5, 4.2))
+    top = max(1, int(max(true_counts.max(initial=0), found_counts.max(initial=0), base_counts.max(initial=0))))
+    axis.plot([0, top], [0, top], color="#999", lw=1, label="perfect")
+    axis.scatter(true_counts, found_counts, s=22, label="network", color="#0969da")
+    axis.scatter(true_counts, base_counts, s=18, marker="x", label="blob detector", color="#bc4c00")
+    axis.set_xlabel("annotated objects per held-out unit")
+    axis.set_ylabel("objects found")
+    axis.legend(loc="upper left", frameon=False)
+    fig.tight_layout()
+    _save(fig, figures / "counts.png")
+    errors = np.abs(found_counts - true_counts) / np.maximum(true_counts, 1)
+    order = np.argsort(errors)
+    picks = [("best", order[0]), ("worst", order[-1])] if len(order) > 1 else [("only", order[0])]
+    fig, axes = plt.subplots(1, len(picks), figsize=(5.2 * len(picks), 5))
+    for axis, (name, k) in zip(np.atleast_1d(axes), picks):
+        unit = rows[k]["unit"]
+        _draw_unit(axis, data, found, unit)
+        axis.set_title(f"{name}: {data.annotations.items[unit.item].image.name}\n"
+                       f"{int(true_counts[k])} annotated, {int(found_counts[k])} found", fontsize=9)
+    fig.tight_layout()
+    _save(fig, figures / "overlays.png")
+
+
+def _draw_unit(axis, data: Data, found, unit: Unit) -> None:
+    """Annotated objects (green rings), found ones (magenta crosses), in the unit's part of the image."""
+    from biolens.stats.objects import match_points
+
+    item = data.annotations.items[unit.item]
+    x0, y0, x1, y1 = (int(round(v)) for v in unit.box)
+    axis.imshow(data.images[unit.item][y0:y1, x0:x1, :3])
+    truth = item.points[_in_box(item.points, unit.box)]
+    objects = found[unit.item]["centres"][_in_box(found[unit.item]["centres"], unit.box)]
+    matched_t, matched_f = match_points(truth, objects, 0.5 * data.size)
+    missed = np.setdiff1d(np.arange(len(truth)), matched_t)
+    extra = np.setdiff1d(np.arange(len(objects)), matched_f)
+    marker = max(10, min(120, (data.size * 300 / max(x1 - x0, 1)) ** 2))
+    axis.scatter(truth[:, 0] - x0, truth[:, 1] - y0, s=marker, facecolors="none", edgecolors="#2da44e", lw=1.2,
+                 label="annotated")
+    axis.scatter(objects[:, 0] - x0, objects[:, 1] - y0, s=20, marker="+", color="#bf3989", label="found")
+    axis.scatter(truth[missed, 0] - x0, truth[missed, 1] - y0, s=marker, facecolors="none", edgecolors="#cf222e",
+                 lw=1.8, label="missed")
+    axis.scatter(objects[extra, 0] - x0, objects[extra, 1] - y0, s=40, marker="x", color="#cf222e", label="false")
+    axis.legend(loc="lower right", fontsize=7, framealpha=0.8)
+    axis.axis("off")
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _body(run: Run, config: DetectConfig, data: Data) -> bool:
+    from biolens.models.describe import describe_model
+
+    for note in data.notes:
+        console.say(f"note: {note}")
+    run.update_info(warnings=data.notes)
+    started = time.perf_counter()
+    model, state = _train(run, config, data)
+    metrics = _evaluate(run, config, data, model, state)
+    with atomic_path(run.path / "model.keras") as tmp:
+        model.save(tmp)
+    write_json(run.path / "metrics.json", metrics)
+    timings = dict(run.info.get("timings") or {})
+    timings.update(training_seconds=state["train_seconds"], train_and_evaluate_seconds=round(time.perf_counter() - started, 1))
+    run.update_info(model_summary=describe_model(model), timings=timings, heat_sigma=state["sigma"])
+    console.say(metrics["verdict"])
+    return True
+
+
+# -- predict -----------------------------------------------------------------------------------------------------
+def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: bool = False,
+                    overlays: Path | None = None):
+    """One row per object in each image (objects.csv), counts per image and label (counts.csv beside it), a label
+    TIFF per image for mask runs, overlays on request, and GeoJSON for georeferenced TIFFs."""
+    import pandas as pd
+
+    from biolens.inference.tiles import find_peaks, instances, resize, select
+    from biolens.models.io import load_trusted
+    from biolens.readers import images as image_reader
+    from biolens.readers.image_decode import DecodeError, read_whole
+
+    model = load_trusted(run.model_path, info.get("model_sha256"))
+    metrics, classes, kind = run.metrics, info["class_names"], info["kind"]
+    scale, size = float(info["scale"]), float(info["object_size"])
+    min_distance = max(1, int(float(info.get("object_size_small", size)) * scale / 4))
+    found_files = image_reader.find_unlabelled(paths)
+    bad = [tuple(line.split(": ", 1)) for line in found_files.ignored]
+    out = Path(out) if out is not None else None
+    folder = out.parent if out is not None else None
+    if overlays is not None:
+        overlays = Path(overlays)
+        if overlays.exists() and any(overlays.iterdir()):
+            raise InputError(f"--overlays {overlays} exists and is not empty; choose a new folder.")
+    rows, counts = [], []
+    for path in found_files.files:
+        try:
+            image = read_whole(path)
+        except DecodeError as error:
+            if not skip_bad:
+                raise InputError(f"{path}: {error}. Fix it, or pass --skip-bad to list such files in counts.csv.") from None
+            bad.append((str(path), str(error)))
+            continue
+        scaled = resize(image, scale)
+        peaks = find_peaks(model, scaled, len(classes), min_distance=min_distance, with_foreground=kind == "masks")
+        chosen = select(peaks, float(metrics["threshold"]), min_distance)
+        centres = peaks.centres[chosen] / scale
+        widths = peaks.sizes[chosen] / scale
+        geo = _georeference(path)
+        areas = None
+        if kind == "masks":
+            labels = _upscale_labels(instances(peaks, chosen), image.shape[:2])
+            areas = np.bincount(labels.ravel(), minlength=len(chosen) + 1)[1:len(chosen) + 1]
+            if folder is not None:
+                _write_label_tiff(folder / f"{out.stem}_masks" / f"{path.stem}.tif", labels)
+        for k, j in enumerate(chosen):
+            row = {"image": str(path), "label": classes[peaks.classes[j]], "score": round(float(peaks.scores[j]), 4),
+                   "x": round(float(centres[k, 0]), 1), "y": round(float(centres[k, 1]), 1)}
+            if kind == "boxes":
+                row.update(xmin=round(float(centres[k, 0] - widths[k, 0] / 2), 1),
+                           ymin=round(float(centres[k, 1] - widths[k, 1] / 2), 1),
+                           xmax=round(float(centres[k, 0] + widths[k, 0] / 2), 1),
+                           ymax=round(float(centres[k, 1] + widths[k, 1] / 2), 1))
+            if areas is not None:
+                row["area"] = int(areas[k])
+            if geo is not None:
+                row["map_x"], row["map_y"] = geo(row["x"], row["y"])
+            rows.append(row)
+        for c, label in enumerate(classes):
+            counts.append({"image": str(path), "label": label, "count": int((peaks.classes[chosen] == c).sum())})
+        if overlays is not None:
+            _write_overlay(overlays / f"{path.stem}.png", image, centres, widths if kind == "boxes" else None,
+                           [classes[c] for c in peaks.classes[chosen]], size)
+        if geo is not None and folder is not None:
+            _write_geojson(folder / f"{out.stem}_{path.stem}.geojson", [r for r in rows if r["image"] == str(path)],
+                           geo, kind)
+    columns = ["image", "label", "score", "x", "y"] + (["xmin", "ymin", "xmax", "ymax"] if kind == "boxes" else []) \
+        + (["area"] if kind == "masks" else [])
+    table = pd.DataFrame(rows, columns=columns + (["map_x", "map_y"] if any("map_x" in r for r in rows) else []))
+    count_table = pd.DataFrame(counts, columns=["image", "label", "count"])
+    if bad:
+        count_table = pd.concat([count_table, pd.DataFrame({"image": [b[0] for b in bad], "error": [b[-1] for b in bad]})],
+                                ignore_index=True)
+        console.say(f"{len(bad)} file(s) could not be read; listed with their reason in counts.csv "
+                    f"(first: {bad[0][0]}: {bad[0][-1]})")
+    if out is not None:
+        write_text(out, table.to_csv(index=False))
+        write_text(out.parent / "counts.csv", count_table.to_csv(index=False))
+        console.say(f"{len(table)} objects in {len(found_files.files) - len([b for b in bad if b[0] in map(str, found_files.files)])} "
+                    f"image(s) written to {out} (counts per image: {out.parent / 'counts.csv'})")
+    return table
+
+
+def _write_label_tiff(path: Path, labels: np.ndarray) -> None:
+    import tifffile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if labels.max() < 65536 else np.uint32
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib")
+
+
+def _write_overlay(path: Path, image: np.ndarray, centres, sizes, labels, size: float) -> None:
+    from PIL import Image, ImageDraw
+
+    canvas = Image.fromarray(image[..., :3].copy())
+    draw = ImageDraw.Draw(canvas)
+    palette = ["#ff00ff", "#00e5ff", "#ffd400", "#00ff66", "#ff6a00", "#8c8cff"]
+    names = sorted(set(labels))
+    radius = max(3.0, size / 2)
+    for k, (x, y) in enumerate(centres):
+        colour = palette[names.index(labels[k]) % len(palette)]
+        if sizes is not None:
+            w, h = sizes[k]
+            draw.rectangle([x - w / 2, y - h / 2, x + w / 2, y + h / 2], outline=colour, width=2)
+        else:
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], outline=colour, width=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")
+
+
+def _georeference(path: Path):
+    """pixel (x, y) -> map (x, y) for a GeoTIFF with a pixel scale and tie point; None otherwise."""
+    if path.suffix.lower() not in {".tif", ".tiff"}:
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            scale, tie = tags.get(33550), tags.get(33922)
+            if scale is None or tie is None:
+                return None
+            sx, sy = float(scale.value[0]), float(scale.value[1])
+            i, j, _, x, y, _ = (float(v) for v in tie.value[:6])
+            keys = tags.get(34735)
+            epsg = None
+            if keys is not None:
+                values = list(keys.value)
+                for k in range(4, len(values), 4):
+                    if values[k] in (3072, 2048) and values[k + 1] == 0:
+                        epsg = int(values[k + 3])
+    except Exception:  # a TIFF whose geo tags cannot be read is simply not georeferenced
+        return None
+
+    def to_map(px: float, py: float) -> tuple[float, float]:
+        return round(x + (px - i) * sx, 3), round(y - (py - j) * sy, 3)
+
+    to_map.epsg = epsg
+    return to_map
+
+
+def _write_geojson(path: Path, rows: list[dict], geo, kind: str) -> None:
+    import json
+
+    features = []
+    for row in rows:
+        if kind == "boxes":
+            corners = [geo(row["xmin"], row["ymin"]), geo(row["xmax"], row["ymin"]), geo(row["xmax"], row["ymax"]),
+                       geo(row["xmin"], row["ymax"]), geo(row["xmin"], row["ymin"])]
+            geometry = {"type": "Polygon", "coordinates": [[list(c) for c in corners]]}
+        else:
+            geometry = {"type": "Point", "coordinates": list(geo(row["x"], row["y"]))}
+        features.append({"type": "Feature", "geometry": geometry,
+                         "properties": {"label": row["label"], "score": row["score"]}})
+    collection = {"type": "FeatureCollection", "features": features}
+    if getattr(geo, "epsg", None):
+        collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{geo.epsg}"}}
+    write_text(path, json.dumps(collection))
+
+
+def methods_text(info: dict, metrics: dict, network: str) -> str:
+    """Methods paragraph of a detection run, from the recorded settings."""
+    config, versions = info["config"], info.get("versions", {})
+    kind = info.get("kind", metrics.get("kind"))
+    split = metrics.get("split", {})
+    units = ("whole images" + (f" grouped by '{config['group_column']}'" if config.get("group_column") else "")
+             if split.get("unit") == "image" else "rectangular regions of the annotated images")
+    heads = {"points": "a centre heat-map head", "boxes": "a centre heat-map head and a box-size head (log width and height)",
+             "masks": "a centre heat-map head and a foreground head (instances separated by watershed from the centres)"}[kind]
+    return (
+        f"Objects were detected with biolens {versions.get('biolens', '')} (TensorFlow {versions.get('tensorflow', '')}, "
+        f"Keras {versions.get('keras', '')}, scikit-image {versions.get('scikit-image', '')}). The typical object was "
+        f"{info.get('object_size')} px across ({'given' if config.get('object_size') else 'measured from the annotations'}); "
+        f"images were scaled by {info.get('scale')} so that the smaller objects span about {TARGET_SIZE:.0f} px. "
+        f"{split.get('train')} training, {split.get('val')} validation and {split.get('test')} test units were "
+        f"{units}. We trained {network} with {heads} from random initialisation on random {TRAIN_TILE} px tiles "
+        f"(rotations, flips, brightness and contrast jitter), CenterNet focal loss on Gaussian centre targets "
+        f"(sigma {info.get('heat_sigma', 0):.2f} px), AdamW (peak learning rate {config['learning_rate']}, cosine "
+        f"decay), at most {config['epochs']} epochs with early stopping on the validation loss (patience "
+        f"{config['patience']}). Prediction runs over overlapping tiles and keeps local maxima of the heat map in each "
+        f"tile's core; the score threshold ({metrics.get('threshold')}) was chosen on the validation units for the best "
+        f"F1. Test objects were matched one-to-one (Hungarian) within {metrics.get('matching_radius_px')} px of an "
+        f"annotated centre; count errors are per test unit; confidence intervals are 95% percentile bootstrap "
+        f"intervals over test units (1,000 resamples). The classical reference is scikit-image's Laplacian-of-Gaussian "
+        f"blob detector at the object scale, its polarity and threshold chosen on the training and validation units. "
+        f"Random seed {info.get('seed')}."
+    )
