@@ -8,6 +8,7 @@ run written by an older biolens (unknown keys ignored, missing keys take today's
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from biolens.errors import InputError
@@ -278,6 +279,10 @@ class AssociateConfig(TaskConfig):
             raise InputError("give exactly one of --genotypes (VCF/BCF) or --sequences (aligned FASTA).")
         if not self.phenotypes or not self.trait:
             raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
+        for name in ("genotypes", "sequences", "phenotypes", "sample_map"):
+            value = getattr(self, name)
+            if value and not Path(value).is_file():
+                raise InputError(f"{flag_name(name)} {value}: no such file.")
 
 
 @dataclass

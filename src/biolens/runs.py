@@ -28,8 +28,6 @@ def _current_umask() -> int:
     return mask
 
 
-# files are created with the user's umask (mkstemp alone makes them 0600: colleagues could not read a shared runs folder)
-FILE_MODE = 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
@@ -39,7 +37,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, FILE_MODE)
+    os.chmod(tmp, 0o666 & ~_current_umask())  # the user's umask: mkstemp alone makes 0600, unreadable to colleagues
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -87,8 +87,8 @@ def execute(task: str, *, out: Path | str | None, resume: Path | str | None, opt
         run = load_run(resume)
         info = read_run_info(run)
         if info.get("task") != spec.name:
-            raise InputError(f"{resume} is a '{info.get('task')}' run, not a {spec.title} run; resume it with its own "
-                             "command.")
+            raise InputError(f"{resume} is a '{info.get('task')}' run, not a '{spec.name}' run; resume it with its "
+                             "own command.")
         if info.get("status") == "complete":
             raise InputError(f"{resume} has already finished; nothing to resume. Start a new run with another --out.")
         config = config_for_resume(spec, info)
@@ -175,6 +175,8 @@ def _input_paths(config) -> list[Path]:
 def check_output_folder(out: Path, inputs: Iterable[Path] = ()) -> None:
     """Refuse an --out that cannot hold a run: a file, inside the input data, unwritable or too long a name."""
     out = Path(out)
+    if any(len(part.encode(errors="surrogateescape")) > 255 for part in out.parts):
+        raise InputError(f"--out {str(out)[:80]}...: a folder name is longer than 255 bytes; choose a shorter name.")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder for the run (it is created).")
     resolved = out.resolve()
@@ -183,8 +185,6 @@ def check_output_folder(out: Path, inputs: Iterable[Path] = ()) -> None:
         if source.is_dir() and (resolved == source or resolved.is_relative_to(source)):
             raise InputError(f"--out {out} is inside the input folder {source}; the next run would read the run as "
                              "data. Choose a folder outside it.")
-    if any(len(part.encode(errors="surrogateescape")) > 255 for part in resolved.parts):
-        raise InputError(f"--out {out}: a folder name is longer than 255 bytes; choose a shorter name.")
     parent = next((p for p in [resolved, *resolved.parents] if p.exists()), None)
     if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"--out {out}: cannot write in {parent} (permission denied); choose a folder you can write to.")

@@ -100,10 +100,10 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
              ("run.json", "metrics.json", "variants.tsv", "interactions.tsv", "report.html"),
              "associate.html.j2", "association_methods", "auc_deep", "deep vs additive", _associate_headline,
              web_form=True),
-    TaskSpec("detect", "object detection", configs.DetectConfig, "biolens.tasks.detect:detect",
+    TaskSpec("detect", "objects in images", configs.DetectConfig, "biolens.tasks.detect:detect",
              ("run.json", "metrics.json", "model.keras", "splits.csv", "history.csv", "test_objects.csv", "report.html"),
              "detect.html.j2", "detect_methods", "f1", "F1 (objects)", _detect_headline,
-             predictor="biolens.tasks.detect:predict_objects", model=True),
+             predictor="biolens.tasks.detect:predict_objects", web_form=True, model=True),
 )}
 
 

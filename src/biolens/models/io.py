@@ -14,6 +14,7 @@ def load_trusted(path: Path | str, expected_sha256: str | None = None):
     import keras
 
     import biolens.models.image  # noqa: F401  (registers biolens layers for deserialisation)
+    import biolens.models.objects  # noqa: F401
     import biolens.models.sequence  # noqa: F401
 
     path = Path(path)
@@ -25,4 +26,8 @@ def load_trusted(path: Path | str, expected_sha256: str | None = None):
     if expected_sha256 and sha256_file(path) != expected_sha256:
         raise InputError(f"{path}: sha256 differs from the one recorded in run.json; the model file was changed "
                          "or damaged. Re-run training or restore the original file.")
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except (ValueError, OSError, KeyError) as error:  # not a Keras zip, or one cut short
+        raise InputError(f"{path} cannot be loaded as a model ({str(error).splitlines()[0]}); the file is damaged. "
+                         "Re-run training or restore the original file.") from None

@@ -17,12 +17,12 @@ HEAT_PRIOR = 0.05  # initial probability of "object centre" everywhere (CenterNe
 def _block(x, filters: int, name: str):
     for k in range(2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{k}")(x)
-        x = keras.layers.BatchNormalization(name=f"{name}_bn{k}")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{k}")(x)  # settles within a short run
         x = keras.layers.ReLU(name=f"{name}_relu{k}")(x)
     return x
 
 
-def object_unet(n_classes: int, channels: int = 3, *, base: int = 16, depth: int = 4) -> keras.Model:
+def object_unet(n_classes: int, channels: int = 3, *, base: int = 8, depth: int = 4) -> keras.Model:
     """U-Net whose single output stacks [heat logits (n_classes) | log size (2) | foreground logit (1)]."""
     inputs = keras.Input((None, None, channels), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inputs)

@@ -21,10 +21,13 @@ import numpy as np
 from biolens.errors import InputError
 from biolens.readers.image_decode import IMAGE_SUFFIXES
 
+ANNOTATION_SUFFIXES = (".xml", ".json")  # Pascal VOC, COCO; points and boxes come as tables (readers/tables.py)
 IMAGE_COLUMNS = ("image", "image_path", "image_name", "filename", "file_name", "file", "path", "img")
 LABEL_COLUMNS = ("label", "class", "name", "category", "species", "type")
 BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 DEFAULT_LABEL = "object"
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "validation": "val", "valid": "val",
+               "test": "test", "testing": "test"}
 EDGE_TOLERANCE = 2.0  # pixels a box or point may lie outside the image (rounding in annotation tools): clipped
 
 
@@ -38,6 +41,7 @@ class ImageObjects:
     mask: np.ndarray | Path | None = None  # integer instance labels (0 = background), or the file holding them
     group: str = ""
     origin: str = ""
+    split: str = ""                      # train / val / test when the annotations fix the split (a 'split' column)
 
 
 @dataclass
@@ -199,6 +203,7 @@ def _read_table(path: Path, images: Path | None, group_column: str | None) -> An
     if partial and not has_boxes:
         raise InputError(f"{path}: has box column(s) {', '.join(partial)} but not all of xmin,ymin,xmax,ymax.")
     image_column = next((lower[c] for c in IMAGE_COLUMNS if c in lower), None)
+    split_column = lower.get("split")
     label_column = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
     if group_column and group_column not in table.columns:
         raise InputError(f"{path}: --group-column {group_column} is not a column (found: {', '.join(table.columns)}).")
@@ -235,8 +240,16 @@ def _read_table(path: Path, images: Path | None, group_column: str | None) -> An
             if found is None:
                 raise InputError(f"{where[row]}: image '{name}' not found in {', '.join(map(str, folders[:2]))}; "
                                  "check the name or give the folder with --images.")
-            entry = items[name] = {"image": found, "rows": [], "group": ""}
+            entry = items[name] = {"image": found, "rows": [], "group": "", "split": ""}
         entry["rows"].append(row)
+        if split_column:
+            split = SPLIT_NAMES.get(str(table[split_column].iloc[row]).strip().lower())
+            if split is None:
+                raise InputError(f"{where[row]}: split '{table[split_column].iloc[row]}' is not train, val or test.")
+            if entry["split"] and entry["split"] != split:
+                raise InputError(f"{where[row]}: image '{name}' is in split '{split}' here but '{entry['split']}' on "
+                                 "an earlier row; one image belongs to one split.")
+            entry["split"] = split
         if group_column:
             group = str(table[group_column].iloc[row]).strip()
             if entry["group"] and group != entry["group"]:
@@ -251,7 +264,7 @@ def _read_table(path: Path, images: Path | None, group_column: str | None) -> An
         boxes = values if has_boxes else None
         points = np.stack([(values[:, 0] + values[:, 2]) / 2, (values[:, 1] + values[:, 3]) / 2], 1) if has_boxes else values
         result.append(ImageObjects(entry["image"], points, [labels[r] for r in rows], boxes, None,
-                                   entry["group"] or name, f"{path.name} ({len(rows)} rows)"))
+                                   entry["group"] or name, f"{path.name} ({len(rows)} rows)", entry["split"]))
     unused = _unused(folders[0] if images else path.parent, {i.image.resolve() for i in result})
     return Annotations("boxes" if has_boxes else "points", result, sorted(set(labels[r] for r in keep)), str(path),
                        notes, unused)

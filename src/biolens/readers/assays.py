@@ -16,8 +16,8 @@ import pandas as pd
 from scipy import sparse
 
 from biolens.errors import InputError
+from biolens.readers.tables import is_table
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq", ".csv.gz", ".tsv.gz", ".txt.gz")
 FEATURE_ID_HEADERS = {"gene", "genes", "gene_id", "geneid", "gene_name", "gene_symbol", "symbol", "feature",
                       "features", "feature_id", "ensembl", "ensembl_id", "probe", "probe_id", "id_ref", "transcript",
                       "transcript_id", "protein", "metabolite"}
@@ -36,7 +36,7 @@ class Assay:
 
 def is_assay(path: Path) -> bool:
     name = path.name.lower()
-    return (path.is_file() and (name.endswith(TABLE_SUFFIXES) or name.endswith((".h5ad", ".h5")))) or (
+    return (path.is_file() and (is_table(path) or name.endswith((".h5ad", ".h5")))) or (
         path.is_dir() and any((path / f).exists() for f in ("matrix.mtx", "matrix.mtx.gz")))
 
 
@@ -61,7 +61,7 @@ def read_assay(path: Path | str, *, transpose: bool | None = None, layer: str | 
         data, orientation = _read_h5ad(path, layer), "AnnData: obs are samples"
     elif name.endswith(".h5"):
         data, orientation = _read_10x_h5(path), "10x matrix (cells x features)"
-    elif name.endswith(TABLE_SUFFIXES):
+    elif is_table(path):
         data, orientation = _read_table(path, transpose, keep)
     else:
         raise InputError(f"{path}: unknown format; give CSV/TSV, Parquet, h5ad, a 10x .h5 or a folder with matrix.mtx.")
@@ -153,6 +153,10 @@ def _read_h5ad(path: Path, layer: str | None):
         source, var = backed.layers[layer], backed.var
     else:
         source, var = backed.X, backed.var
+    if backed.n_obs == 0 or backed.n_vars == 0 or source is None:
+        shape = "no matrix (X is empty)" if source is None else f"{backed.n_obs} samples x {backed.n_vars} features"
+        backed.file.close()
+        raise InputError(f"{path}: {shape}; clustering needs at least 10 samples with 2 or more features.")
     chunks = []
     for start in range(0, backed.n_obs, ROW_CHUNK):
         block = source[start:start + ROW_CHUNK]

@@ -67,6 +67,11 @@ def _encode_trait(values: pd.Series, path: Path, trait: str) -> tuple[np.ndarray
         control = next(d for d in distinct if d != case)
         return y, "binary", {"case_value": case, "control_value": control}
     numeric = pd.to_numeric(values, errors="coerce")
+    infinite = np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan))
+    if infinite.any():
+        row = int(np.argmax(infinite))
+        raise InputError(f"{path}, line {row + 2}: trait '{trait}' value '{values.iloc[row]}' is infinite; give a "
+                         "finite number or mark it NA.")
     bad = values.notna() & numeric.isna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
@@ -82,6 +87,9 @@ def _encode_covariates(table: pd.DataFrame, names: list[str], path: Path) -> tup
             raise InputError(f"{path}: covariate '{name}' is not a column (columns: {', '.join(table.columns)}).")
         raw = table[name]
         numeric = pd.to_numeric(raw, errors="coerce")
+        if np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)).any():
+            row = int(np.argmax(np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan))))
+            raise InputError(f"{path}, line {row + 2}: covariate '{name}' is infinite; give a finite number or NA.")
         if numeric[raw.notna()].notna().all() and raw.dropna().nunique() > 2:
             values = numeric.to_numpy(dtype=float)
             spread = np.nanstd(values)

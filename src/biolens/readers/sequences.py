@@ -75,6 +75,9 @@ def read_fasta(path: Path | str, *, ambiguous_as_n: bool = False) -> list[tuple[
                 records.append((record.id, sequence))
     except (UnicodeDecodeError, OSError, EOFError) as error:
         raise InputError(f"{path}: not a readable FASTA file ({error}).") from None
+    except ValueError:  # Biopython: text before the first '>' record
+        raise InputError(f"{path}: does not start with a '>' header line; a FASTA file is '>id' lines, each followed "
+                         "by its sequence.") from None
     if not records:
         raise InputError(f"{path}: no FASTA records (lines starting with '>') found.")
     return records

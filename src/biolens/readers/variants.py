@@ -13,6 +13,8 @@ import numpy as np
 
 from biolens.errors import InputError
 
+VARIANT_SUFFIXES = (".vcf", ".bcf")  # also .vcf.gz / .vcf.bgz (compressed)
+
 
 @dataclass
 class Genotypes:
@@ -78,6 +80,9 @@ def read_vcf(path: Path | str) -> Genotypes:
         raise InputError(f"{path}: sample(s) {', '.join(duplicated[:5])} appear more than once in the header; "
                          "rename or remove the duplicates (e.g. bcftools query -l).")
     header_lines = len(vcf.raw_header.rstrip("\n").split("\n"))
+    if "##FORMAT=<ID=GT," not in vcf.raw_header:
+        raise InputError(f"{path}: the VCF header declares no GT (genotype) field; biolens reads called genotypes. "
+                         "Export the file with genotypes (e.g. bcftools view with FORMAT/GT).")
     chrom, pos, ref, alt, columns = [], [], [], [], []
     ploidy_seen = 1
     n_split = 0
@@ -95,11 +100,20 @@ def read_vcf(path: Path | str) -> Genotypes:
             raise InputError(f"{path}, {where}: malformed or truncated VCF record (wrong number of columns or "
                              "unparsable genotype). Fix or remove that line, or re-export the file.") from None
         records += 1
-        calls = variant.genotype.array()[:, :-1]  # drop the phased flag; -1 = missing, -2 = shorter ploidy
+        where = f"line {header_lines + records}" if path.suffix != ".bcf" else f"record {records}"
+        genotype = variant.genotype
+        if genotype is None:
+            raise InputError(f"{path}, {where}: the record has no GT (genotype) field; biolens reads called genotypes.")
+        calls = genotype.array()[:, :-1]  # drop the phased flag; -1 = missing, -2 = shorter ploidy
+        alts = variant.ALT or []
+        beyond = calls > len(alts)
+        if beyond.any():
+            row, column = np.argwhere(beyond)[0]
+            raise InputError(f"{path}, {where}: sample {samples[row]} has allele {calls[row, column]} but the record "
+                             f"has only {len(alts)} ALT allele(s). Fix the record or remove it.")
         present = calls >= 0
         missing = ((calls == -1).any(1)) | (~present).all(1)
         ploidy_seen = max(ploidy_seen, int(present.sum(1).max(initial=0)))
-        alts = variant.ALT or []
         if len(alts) > 1:
             n_split += len(alts) - 1
         for k, allele in enumerate(alts, start=1):

@@ -21,6 +21,7 @@ from biolens.engine import lifecycle
 from biolens.runs import Run, atomic_path, cached_stage, write_csv, write_json
 
 TASK = "cluster"
+MIN_IMAGES = 10
 
 
 def cluster(data: str | Path | None = None, out: str | Path | None = None, *, resume: str | Path | None = None,
@@ -91,6 +92,9 @@ def _load_images(source: Path, config: ClusterConfig) -> dict:
     from biolens.readers import images as image_reader
 
     found = image_reader.find_unlabelled([source])
+    if len(found) < MIN_IMAGES:
+        raise InputError(f"{source}: only {len(found)} images; clustering needs at least {MIN_IMAGES} to find groups "
+                         "in (and to hold some out while learning the embedding).")
     size = config.image_size or image_reader.auto_image_size(found)
     with console.progress_bar(f"reading {len(found)} images at {size}x{size}", len(found)) as advance:
         loaded = image_reader.load(found, size, allow_duplicates=True, progress=advance)

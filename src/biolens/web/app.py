@@ -27,12 +27,12 @@ from starlette.exceptions import HTTPException
 from biolens import runs as runs_json
 from biolens.engine import registry
 from biolens.errors import InputError
+from biolens.readers.sequences import is_fasta
 from biolens.web import security, views
 from biolens.web.jobs import JobQueue
 
 HERE = Path(__file__).parent
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-SEQUENCE_NAMES = (".fa", ".fasta", ".fna", ".fas", ".fa.gz", ".fasta.gz", ".fna.gz")
 
 
 @dataclass
@@ -362,11 +362,23 @@ def create_app(settings: Settings) -> FastAPI:
             trait = values.get("trait", "").strip()
             if not trait:
                 raise InputError("give the trait column of the phenotype table.")
-            kind = "sequences" if variants.name.lower().endswith(SEQUENCE_NAMES) else "genotypes"
+            kind = "sequences" if is_fasta(variants) else "genotypes"
             return name, task, {"phenotypes": str(phenotypes), "trait": trait, kind: str(variants), "seed": seed,
                                 "covariates": values.get("covariates", "").strip(),
                                 "permutations": _integer(values, "permutations", 20, 5, 1000)}
-        raise InputError("choose a task: classify images, cluster or associate.")
+        if task == "detect":
+            images = await _data_from_form(form, "files", "path", target / "images")
+            has_annotation = any(isinstance(f, UploadFile) and f.filename for f in form.getlist("annotation_file")) \
+                or str(form.get("annotation_path", "") or "").strip()
+            if has_annotation:
+                annotations = _single_input(await _data_from_form(form, "annotation_file", "annotation_path",
+                                                                  target / "annotations"))
+                params = {"annotations": str(annotations), "images": str(images if images.is_dir() else images.parent)}
+            else:
+                params = {"annotations": str(images)}
+            return name, task, {**params, "seed": seed, "epochs": _integer(values, "detect_epochs", 60, 1, 1000),
+                                "object_size": _number(values, "object_size", 0.0, 0.0, 2000.0)}
+        raise InputError("choose a task: classify images, cluster, associate or detect objects.")
 
     async def _data_from_form(form, files_field: str, path_field: str, target: Path) -> Path:
         """Uploaded files (zips unpacked safely, folder uploads keep their sub-folders) or a path under a root."""

@@ -19,14 +19,17 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.exceptions import HTTPException
 
 from biolens.errors import InputError
+from biolens.readers import annotations, image_decode, sequences, tables, variants
 
 TOKEN_COOKIE = "biolens_token"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
-TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".parquet", ".h5ad", ".h5", ".mtx"}
-SEQUENCE_SUFFIXES = {".vcf", ".bcf", ".fa", ".fasta", ".fna", ".fas"}
-ALLOWED_SUFFIXES = IMAGE_SUFFIXES | TABLE_SUFFIXES | SEQUENCE_SUFFIXES | {".zip", ".gz", ".tbi", ".csi"}
+# what uploads may be: exactly what the readers read (they export their suffixes), plus archives and indexes
+IMAGE_SUFFIXES = set(image_decode.IMAGE_SUFFIXES)
+TABLE_SUFFIXES = set(tables.TABLE_SUFFIXES) | {".h5ad", ".h5", ".mtx"}
+SEQUENCE_SUFFIXES = set(variants.VARIANT_SUFFIXES) | set(sequences.FASTA_SUFFIXES)
+ALLOWED_SUFFIXES = (IMAGE_SUFFIXES | TABLE_SUFFIXES | SEQUENCE_SUFFIXES | set(annotations.ANNOTATION_SUFFIXES)
+                    | {".zip", ".gz", ".bz2", ".xz", ".tbi", ".csi"})
 # first bytes of the binary formats: an upload named .png must be a PNG
 MAGIC = {
     ".png": (b"\x89PNG",), ".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",), ".bmp": (b"BM",),
@@ -34,7 +37,7 @@ MAGIC = {
     ".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".gz": (b"\x1f\x8b",), ".h5ad": (b"\x89HDF",), ".h5": (b"\x89HDF",),
     ".parquet": (b"PAR1",), ".bcf": (b"\x1f\x8b", b"BCF"),
 }
-TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".mtx", ".vcf", ".fa", ".fasta", ".fna", ".fas"}
+TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".mtx", ".vcf", ".xml", ".json"} | set(sequences.FASTA_SUFFIXES)
 IGNORED_IN_ZIPS = ("__MACOSX/", ".DS_Store", "Thumbs.db")  # the archivers' own metadata, never data
 
 

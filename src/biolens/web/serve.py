@@ -19,6 +19,11 @@ def serve(*, port: int = 8765, host: str = "127.0.0.1", allow_remote: bool = Fal
           roots: list[Path] | None = None, open_browser: bool = True, max_upload_mb: int = 2048) -> None:
     import uvicorn
 
+    if not 1 <= port <= 65535:
+        raise InputError(f"Invalid value for --port. Received: {port}. Expected a port number from 1 to 65535 "
+                         "(e.g. 8765).")
+    if max_upload_mb < 1:
+        raise InputError(f"Invalid value for --max-upload-mb. Received: {max_upload_mb}. Expected at least 1.")
     loopback = host in security.LOOPBACK_HOSTS or _is_loopback(host)
     if not loopback and not allow_remote:
         raise InputError(f"--host {host} would let other machines reach this server; add --allow-remote if that is "

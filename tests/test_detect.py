@@ -1,0 +1,254 @@
+"""Objects in whole images: every annotation format read from real files (the shared trees and BCCD files among
+them), the held-out units, the tiler, scoring, and detect -> predict end to end with real TensorFlow."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from biolens.config import DetectConfig
+from biolens.errors import InputError
+from biolens.readers.annotations import read_annotations
+from biolens.stats import objects as score
+from biolens.tasks.detect import estimate_point_size, make_units
+from conftest import ROOT, biolens
+
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def _image(path: Path, width: int = 80, height: int = 60) -> Path:
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_box_csv_reads_columns_by_name_in_any_order_like_the_shared_sjer_file():
+    sjer = SHARED / "trees" / "2018_SJER_3_252000_4107000_image_477.csv"
+    if not sjer.exists():
+        pytest.skip("../shared/data/trees is not here")
+    found = read_annotations(sjer)
+    assert found.kind == "boxes" and found.n_objects == len(pd.read_csv(sjer))
+    table = pd.read_csv(sjer)
+    item = found.items[0]
+    assert np.allclose(item.boxes[:, 0], table.xmin) and np.allclose(item.boxes[:, 3], table.ymax)
+    assert np.allclose(item.points[:, 0], (table.xmin + table.xmax) / 2)
+
+
+def test_voc_folder_matches_images_by_stem_and_reads_labels():
+    trees = SHARED / "trees"
+    if not trees.exists():
+        pytest.skip("../shared/data/trees is not here")
+    found = read_annotations(trees)
+    assert found.kind == "boxes" and len(found.items) == 3  # OSBS_029.xml names a .tif; the file is a .png
+    assert {"Alive", "Dead"} <= set(found.class_names)
+    assert sum(len(i.points) for i in found.items) == 61 + 37 + 279
+    assert any("SJER" in name for name in found.unused_images)  # the GeoTIFF has no VOC file: listed, not used
+
+
+def test_points_csv_napari_and_split_column(tmp_path):
+    _image(tmp_path / "a.png")
+    _image(tmp_path / "b.png")
+    (tmp_path / "p.tsv").write_text("Y\tX\tIMAGE\tclass\tsplit\n5\t10\ta.png\tcell\ttrain\n6\t20\tb.png\tcell\ttest\n"
+                                    "7\t30\tb.png\tdebris\ttest\n8\t40\ta.png\tdebris\ttrain\n")
+    found = read_annotations(tmp_path / "p.tsv")
+    assert found.kind == "points" and found.class_names == ["cell", "debris"]
+    assert {i.image.name: i.split for i in found.items} == {"a.png": "train", "b.png": "test"}
+    one = tmp_path / "one"
+    one.mkdir()
+    _image(one / "only.png")
+    (one / "napari.csv").write_text("index,axis-0,axis-1\n0,12.5,30.0\n1,40,70\n")
+    napari = read_annotations(one / "napari.csv")
+    assert np.allclose(napari.items[0].points, [[30.0, 12.5], [70.0, 40.0]])
+
+
+def test_coco_polygons_and_compressed_rle_become_instance_masks(tmp_path):
+    _image(tmp_path / "a.png", 40, 30)
+    # compressed RLE of a 30 x 40 mask: 300 background, 60 foreground (column-major), rest background
+    rle = _encode_rle([300, 60, 840])
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+            "categories": [{"id": 7, "name": "nucleus"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [2, 2, 8, 8],
+                             "segmentation": [[2, 2, 10, 2, 10, 10, 2, 10]]},
+                            {"id": 2, "image_id": 1, "category_id": 7, "bbox": [10, 0, 2, 30],
+                             "segmentation": {"size": [30, 40], "counts": rle}}]}
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    found = read_annotations(tmp_path / "coco.json")
+    assert found.kind == "masks" and found.class_names == ["nucleus"]
+    mask = found.items[0].mask
+    assert (mask == 1).sum() == pytest.approx(81, abs=20) and (mask == 2).sum() == 60
+    assert set(np.nonzero(mask == 2)[1]) == {10, 11}  # columns 10 and 11, every row
+
+
+def _encode_rle(counts: list[int]) -> str:
+    """pycocotools' rleToString, for the test's own RLE."""
+    out = []
+    for i, value in enumerate(counts):
+        x = value - counts[i - 2] if i > 2 else value
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) else (x != 0)
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return "".join(out)
+
+
+def test_masks_and_dots_folders(tmp_path):
+    for kind in ("masks", "dots"):
+        root = tmp_path / kind
+        (root / "images").mkdir(parents=True)
+        (root / kind).mkdir()
+        _image(root / "images" / "x.png", 50, 40)
+        marks = np.zeros((40, 50), np.uint16 if kind == "masks" else np.uint8)
+        if kind == "masks":
+            marks[5:15, 5:15], marks[20:30, 30:45] = 3, 9
+        else:
+            marks[10, 10] = marks[30, 40] = marks[20, 25] = 255
+        Image.fromarray(marks).save(root / kind / "x.png")
+        _image(root / "images" / "unannotated.png")
+        found = read_annotations(root)
+        assert found.kind == ("masks" if kind == "masks" else "points")
+        assert found.n_objects == (2 if kind == "masks" else 3)
+        assert any("unannotated" in u for u in found.unused_images)
+    points = read_annotations(tmp_path / "masks", kind="points")
+    assert np.allclose(sorted(points.items[0].points[:, 0]), [10.0, 37.5])
+
+
+def test_bad_annotations_name_the_file_and_row(tmp_path):
+    _image(tmp_path / "a.png")
+    cases = {"image,xmin,ymin,xmax,ymax\na.png,5,5,5,9\n": "line 2",
+             "image,x,y\na.png,5,5\na.png,500,5\n": "line 3",
+             "image,x,y\na.png,5,5\nmissing.png,5,5\n": "missing.png",
+             "image,x,y\na.png,5,five\n": "five"}
+    for k, (text, culprit) in enumerate(cases.items()):
+        path = tmp_path / f"bad{k}.csv"
+        path.write_text(text)
+        with pytest.raises(InputError, match=culprit):
+            read_annotations(path)
+
+
+def test_few_images_are_split_into_regions_and_partial_annotations_restrict_the_extent(tmp_path):
+    _image(tmp_path / "big.png", 400, 300)
+    rng = np.random.default_rng(1)
+    xs, ys = rng.uniform(10, 190, 60), rng.uniform(10, 140, 60)  # objects only in the top-left quarter
+    (tmp_path / "p.csv").write_text("image,x,y\n" + "".join(f"big.png,{x:.1f},{y:.1f}\n" for x, y in zip(xs, ys)))
+    found = read_annotations(tmp_path / "p.csv")
+    units, notes = make_units(found, [(300, 400)], 8.0, DetectConfig(annotations="x"))
+    assert {u.split for u in units} == {"train", "val", "test"} and len(units) >= 9
+    assert max(u.box[2] for u in units) < 220 and max(u.box[3] for u in units) < 170
+    assert any("annotated only within" in n for n in notes)
+    covered = sum((u.box[2] - u.box[0]) * (u.box[3] - u.box[1]) for u in units)
+    extent = (max(u.box[2] for u in units) - min(u.box[0] for u in units)) * (
+        max(u.box[3] for u in units) - min(u.box[1] for u in units))
+    assert covered == pytest.approx(extent)
+
+
+def test_point_size_is_measured_from_the_image_at_the_points():
+    rng = np.random.default_rng(0)
+    side = 200
+    yy, xx = np.mgrid[:side, :side]
+    for diameter in (8.0, 20.0):
+        sigma = diameter / (2 * np.sqrt(2))
+        image = rng.normal(20, 3, (side, side))
+        points = []
+        for cx in range(25, side, 50):
+            for cy in range(25, side, 50):
+                image += 200 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+                points.append((cx, cy))
+
+        class Item:
+            pass
+        item = Item()
+        item.points = np.array(points, float)
+        rgb = np.repeat(np.clip(image, 0, 255).astype(np.uint8)[..., None], 3, -1)
+        assert estimate_point_size([rgb], [item]) == pytest.approx(diameter, rel=0.3)
+
+
+def test_scores_match_by_radius_iou_and_average_precision():
+    truth = np.array([[10, 10], [50, 50], [90, 90]], float)
+    found = np.array([[12, 9], [80, 80], [51, 52]], float)
+    rows, cols = score.match_points(truth, found, radius=5)
+    assert sorted(zip(rows, cols)) == [(0, 0), (1, 2)]
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float)
+    iou = score.box_iou(boxes, np.array([[0, 0, 10, 5], [20, 20, 30, 30]], float))
+    assert iou[0, 0] == pytest.approx(0.5) and iou[1, 1] == pytest.approx(1.0)
+    hits = score.greedy_iou_matches(iou, np.array([0.9, 0.8]), 0.5)
+    assert hits.tolist() == [True, True]
+    assert score.average_precision(np.array([True, False, True]), np.array([0.9, 0.8, 0.7]), 2) == pytest.approx(
+        1 * 0.5 + (2 / 3) * 0.5)
+
+
+def test_tiles_find_every_peak_once_across_seams():
+    from biolens.inference.tiles import find_peaks, select
+
+    class Heat:
+        """A stand-in network whose heat map has a peak at every pixel divisible by 37 in both axes."""
+        def __call__(self, tiles, training=False):
+            out = np.full(tiles.shape[:3] + (4,), -8.0, np.float32)
+            mark = tiles[..., 0] == 255
+            out[..., 0][mark] = 5.0
+            out[..., 1:3] = 2.0
+            return out
+
+    image = np.zeros((300, 520, 3), np.uint8)
+    image[::37, ::37, 0] = 255
+    peaks = find_peaks(Heat(), image, 1, core=64, margin=16, min_distance=2)
+    chosen = select(peaks, 0.5, 2)
+    expected = {(x + 0.5, y + 0.5) for y in range(0, 300, 37) for x in range(0, 520, 37)}
+    assert {tuple(c) for c in peaks.centres[chosen]} == expected
+
+
+@pytest.fixture(scope="module")
+def detection_run(tmp_path_factory):
+    from test_lifecycle import _dots
+
+    root = tmp_path_factory.mktemp("detect")
+    data = _dots(root / "data", n_images=12, side=96, seed=1)
+    out = root / "run"
+    biolens("detect", data, "--epochs", "12", "--out", out, "--seed", "0")
+    return out, data
+
+
+def test_detect_then_predict_writes_objects_counts_and_overlays(detection_run, tmp_path):
+    out, data = detection_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("f1", "f1_ci95", "count_mae", "count_mae_ci95", "precision", "recall", "baseline", "verdict",
+                "threshold", "per_class"):
+        assert key in metrics, key
+    assert metrics["baseline"]["f1"] > 0.5  # bright discs: the blob detector must find them
+    fresh = tmp_path / "new"
+    fresh.mkdir()
+    from test_lifecycle import _dots
+
+    _dots(fresh, n_images=3, side=128, seed=9)
+    objects = tmp_path / "objects.csv"
+    biolens("predict", out, fresh / "images", "--out", objects, "--overlays", tmp_path / "overlays")
+    table = pd.read_csv(objects)
+    assert list(table.columns) == ["image", "label", "score", "x", "y"]
+    counts = pd.read_csv(tmp_path / "counts.csv")
+    assert list(counts.columns[:3]) == ["image", "label", "count"] and len(counts) == 3
+    assert counts["count"].sum() == len(table)
+    assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["000.png", "001.png", "002.png"]
+
+
+@pytest.mark.slow
+def test_vgg_cells_are_counted_better_than_the_blob_detector(tmp_path):
+    """The counting benchmark's protocol on a smaller slice: 16 images to train, 20 to test."""
+    images = SHARED / "vgg_cells" / "images"
+    if not images.exists():
+        pytest.skip("../shared/data/vgg_cells is not here")
+    names = sorted(p.name for p in images.glob("*.png"))
+    rows = ["image,x,y,split"]
+    for k, name in enumerate(names[:16] + names[-20:]):
+        dots = np.asarray(Image.open(SHARED / "vgg_cells" / "dots" / name).convert("RGB"))[..., 0] > 0
+        ys, xs = np.nonzero(dots)
+        rows += [f"{name},{x + .5},{y + .5},{'train' if k < 16 else 'test'}" for x, y in zip(xs, ys)]
+    (tmp_path / "points.csv").write_text("\n".join(rows) + "\n")
+    biolens("detect", tmp_path / "points.csv", "--images", images, "--out", tmp_path / "run", timeout=3000)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["count_error_pct"] < 10 and metrics["f1"] > 0.8

@@ -1,0 +1,212 @@
+"""The one run lifecycle, checked for every registered task (like scikit-learn's estimator checks): what every run
+folder holds, what every task refuses, and that a run's config reads back whatever biolens version wrote it."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from biolens.config import AssociateConfig, ClassifyConfig, ClusterConfig
+from biolens.engine import lifecycle, registry
+from biolens.errors import InputError
+from biolens.report import html
+from conftest import biolens
+
+SHARED = ["task", "status", "config", "seed", "data_fingerprint", "versions", "created", "finished", "timings",
+          "attempts"]
+
+
+@pytest.mark.parametrize("name", sorted(registry.TASKS))
+def test_every_task_entry_is_complete(name):
+    spec = registry.TASKS[name]
+    assert callable(spec.function())
+    assert callable(getattr(html, spec.methods))
+    assert (Path(html.__file__).parent / "templates" / spec.template).is_file()
+    assert spec.predictor is None or callable(spec.function("predictor"))
+    assert spec.config.__doc__ and "Options" in spec.config.__doc__
+    documented = spec.config.__doc__ + "".join(base.__doc__ or "" for base in spec.config.__mro__)
+    assert all(option in documented for option in spec.config.option_names())
+
+
+@pytest.mark.parametrize("name", sorted(registry.TASKS))
+def test_a_finished_run_is_never_resumed(name, tmp_path):
+    folder = tmp_path / "done"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"task": name, "status": "complete", "config": {}}))
+    before = (folder / "run.json").read_text()
+    with pytest.raises(InputError, match="already finished"):
+        registry.TASKS[name].function()(resume=folder)
+    assert (folder / "run.json").read_text() == before and sorted(p.name for p in folder.iterdir()) == ["run.json"]
+
+
+@pytest.mark.parametrize("name", sorted(registry.TASKS))
+def test_another_tasks_run_is_never_resumed(name, tmp_path):
+    other = next(n for n in registry.TASKS if n != name)
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"task": other, "status": "interrupted", "config": {}}))
+    with pytest.raises(InputError, match=other):
+        registry.TASKS[name].function()(resume=folder)
+
+
+def _inputs(name: str, tmp_path: Path) -> dict:
+    """The least each task needs to get past its option checks (files that exist)."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    table = data / "table.csv"
+    table.write_text("id,a,b\n" + "".join(f"s{i},{i},{i * 2}\n" for i in range(12)))
+    fasta = data / "seqs.fasta"
+    fasta.write_text(">s0\nACGT\n")
+    return {"classify": {"data": data}, "sequence_classify": {"data": fasta, "labels": table},
+            "cluster": {"data": table}, "associate": {"phenotypes": table, "trait": "a", "genotypes": fasta},
+            "detect": {"annotations": table}}[name]
+
+
+@pytest.mark.parametrize("name", sorted(registry.TASKS))
+def test_a_folder_that_is_not_a_new_run_is_refused_and_left_untouched(name, tmp_path):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    with pytest.raises(InputError, match="not empty"):
+        registry.TASKS[name].function()(out=out, **_inputs(name, tmp_path))
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("name", sorted(registry.TASKS))
+def test_an_out_of_range_option_is_refused_before_any_folder_exists(name, tmp_path):
+    spec = registry.TASKS[name]
+    numeric = next(f for f in spec.config.option_names() if f in ("epochs", "permutations", "k"))
+    with pytest.raises(InputError, match=f"--{numeric}"):
+        spec.function()(out=tmp_path / "new", **_inputs(name, tmp_path), **{numeric: -3})
+    assert not (tmp_path / "new").exists()
+
+
+def test_configs_of_older_run_json_files_read_back():
+    old = {"data": "/x", "epochs": 5, "retired_option": 1}  # an option a later version dropped
+    config = ClassifyConfig.from_dict(old)
+    assert config.epochs == 5 and config.stack == "refuse"  # a newer option takes its default
+    spec = registry.get("associate")
+    legacy = {"task": "associate", "config": {"trait": "status", "covariates": [], "permutations": 5},
+              "inputs": {"genotypes": __file__, "phenotypes": __file__, "sequences": None}}
+    restored = lifecycle.config_for_resume(spec, legacy)
+    assert isinstance(restored, AssociateConfig) and restored.genotypes == __file__ and restored.permutations == 5
+
+
+def test_numeric_options_are_checked_at_one_door():
+    for bad in ({"learning_rate": -0.01}, {"patience": -2}, {"time_budget": float("nan")}, {"batch_size": -4},
+                {"epochs": 2.5}):
+        with pytest.raises(InputError, match="Invalid value for --"):
+            ClassifyConfig.build(**bad).validate()
+    for bad in ({"resolution": float("nan")}, {"latent": -4}, {"k": 1}, {"method": "louvain"}):
+        with pytest.raises(InputError, match="Invalid value for --"):
+            ClusterConfig.build(**bad).validate()
+    with pytest.raises(InputError, match="unknown option"):
+        ClusterConfig.build(colour="red")
+
+
+def test_one_fingerprint_for_files_and_folders(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.txt").write_text("1")
+    first = lifecycle.data_fingerprint([folder])
+    assert lifecycle.data_fingerprint([folder]) == first
+    (folder / "b.txt").write_text("2")
+    assert lifecycle.data_fingerprint([folder]) != first
+    table = tmp_path / "t.csv"
+    table.write_text("a\n1\n")
+    single = lifecycle.data_fingerprint([table])
+    table.write_text("a\n2\n")  # same size, new content
+    assert lifecycle.data_fingerprint([table]) != single
+
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory, trained_run):
+    """One real, small run of each task (classification shares the session's trained run)."""
+    from biolens.simulate import simulate_cohort
+
+    root = tmp_path_factory.mktemp("every_task")
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 6)) * 4
+    rows = [f"c{i}," + ",".join(f"{v:.3f}" for v in centres[i % 3] + rng.normal(size=6)) for i in range(90)]
+    (root / "assay.csv").write_text("id," + ",".join(f"g{j}" for j in range(6)) + "\n" + "\n".join(rows) + "\n")
+    biolens("cluster", root / "assay.csv", "--out", root / "cluster", "--epochs", "5")
+    cohort = simulate_cohort("additive", trait="quantitative", seed=2, n_individuals=120, length=600).write(root / "cohort")
+    biolens("associate", "--genotypes", cohort["genotypes"], "--phenotypes", cohort["phenotypes"], "--trait", "status",
+            "--permutations", "2", "--folds", "2", "--out", root / "associate")
+    detect_data = _dots(root / "dots", n_images=10)
+    biolens("detect", detect_data, "--epochs", "2", "--out", root / "detect")
+    return {"classify": trained_run, "cluster": root / "cluster", "associate": root / "associate",
+            "detect": root / "detect"}
+
+
+def _dots(root: Path, n_images: int, side: int = 96, seed: int = 0) -> Path:
+    """Bright discs on a dark, noisy background, with a dots/ image marking each centre."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "dots").mkdir()
+    yy, xx = np.mgrid[:side, :side]
+    for k in range(n_images):
+        image = rng.normal(30, 8, (side, side))
+        dots = np.zeros((side, side), np.uint8)
+        for _ in range(rng.integers(5, 12)):
+            x, y = rng.uniform(6, side - 6, 2)
+            image += 150 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.5**2))
+            dots[int(y), int(x)] = 255
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).convert("RGB").save(root / "images" / f"{k:03d}.png")
+        Image.fromarray(dots).save(root / "dots" / f"{k:03d}.png")
+    return root
+
+
+@pytest.mark.parametrize("name", ["classify", "cluster", "associate", "detect"])
+def test_every_run_folder_holds_the_shared_record_and_rebuilds_its_report(name, finished_runs, tmp_path):
+    source = finished_runs[name]
+    info = json.loads((source / "run.json").read_text())
+    missing = [key for key in SHARED if key not in info]
+    assert not missing, missing
+    assert info["status"] == "complete" and info["task"] == name
+    assert info["timings"]["seconds"] > 0 and info["attempts"] >= 1
+    spec = registry.get(name)
+    if spec.model:
+        assert len(info["model_sha256"]) == 64 and info["model_summary"]["parameters"] > 0
+    for output in spec.outputs:
+        assert (source / output).exists(), output
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    (copy / "report.html").unlink()
+    biolens("report", copy)
+    report = (copy / "report.html").read_text()
+    assert spec.summary(json.loads((copy / "metrics.json").read_text())).split(" (")[0] in report.replace("&#39;", "'")
+    assert "Methods" in report
+
+
+def test_the_web_form_and_the_cli_build_the_same_config(tmp_path):
+    """A cluster run submitted through the web app's form and one given as CLI flags describe the same run."""
+    from fastapi.testclient import TestClient
+
+    from biolens.web import security
+    from biolens.web.app import Settings, create_app
+
+    data = tmp_path / "data"
+    data.mkdir()
+    table = data / "assay.csv"
+    table.write_text("id,a,b\n" + "".join(f"s{i},{i},{i % 3}\n" for i in range(20)))
+    settings = Settings(runs_dir=tmp_path / "runs", roots=[data], start_jobs=False)
+    app = security.AccessGate(create_app(settings), token=settings.token, max_body_bytes=1 << 20, allow_remote=False)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        client.get(f"/?token={settings.token}")
+        response = client.post("/new", data={"csrf": security.csrf_token(settings.token), "task": "cluster",
+                                             "name": "web-run", "path": str(table), "method": "kmeans", "seed": "3"},
+                               follow_redirects=False)
+        assert response.status_code == 303, response.text
+    from biolens.web.jobs import JobQueue
+
+    job = JobQueue(settings.runs_dir, settings.state_dir).latest_for("web-run")
+    web = ClusterConfig.build(**json.loads(job["params"])).validate().to_dict()
+    from biolens.cli import _given
+
+    cli = ClusterConfig.build(data=str(table.resolve()), **_given(method="kmeans", seed=3, k=None)).validate().to_dict()
+    assert web == cli
