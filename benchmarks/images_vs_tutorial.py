@@ -76,7 +76,7 @@ def main() -> None:
 
     # Held-out test: the same images for both models, each preprocessed as its own recipe does.
     import keras
-    from biolens.tasks.evaluation import classification_metrics, softmax
+    from biolens.engine.evaluation import classification_metrics, softmax
 
     test = splits[splits.split == "test"]
     size = 180

@@ -38,7 +38,7 @@ def main() -> None:
 
     from biolens import hardware
     from biolens.models.image import compact_cnn, forward_flops
-    from biolens.tasks import training
+    from biolens.engine import training
 
     device, _ = hardware.setup(args.mixed_precision)
     peak = hardware.measure_matmul_gflops(seconds=2.0)

@@ -51,3 +51,34 @@ def trained_run(tmp_path_factory, slice_manifest) -> Path:
     out = tmp_path_factory.mktemp("runs") / "cells"
     biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "4", "--out", out, "--seed", "1")
     return out
+
+
+def dot_images(root: Path, n_images: int, side: int = 96, seed: int = 0) -> Path:
+    """Bright discs on a dark, noisy background (images/), with a dots/ image marking each centre."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "dots").mkdir()
+    yy, xx = np.mgrid[:side, :side]
+    for k in range(n_images):
+        image = rng.normal(30, 8, (side, side))
+        dots = np.zeros((side, side), np.uint8)
+        for _ in range(rng.integers(5, 12)):
+            x, y = rng.uniform(6, side - 6, 2)
+            image += 150 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.5**2))
+            dots[int(y), int(x)] = 255
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).convert("RGB").save(root / "images" / f"{k:03d}.png")
+        Image.fromarray(dots).save(root / "dots" / f"{k:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def detect_run(tmp_path_factory) -> Path:
+    """One real, short detection run on generated dot images, shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("detect")
+    data = dot_images(root / "data", n_images=12, side=96, seed=1)
+    out = root / "run"
+    biolens("detect", data, "--epochs", "6", "--out", out, "--seed", "0")
+    return out

@@ -53,7 +53,7 @@ def test_advice_says_plateau_when_the_curve_is_flat_and_names_the_class_to_add_w
 
 
 def test_nested_subsets_are_stratified_and_nested():
-    from biolens.tasks.supervised import nested_subsets
+    from biolens.engine.supervised import nested_subsets
 
     y = np.array([0] * 80 + [1] * 16 + [2] * 240)
     train = np.arange(len(y))[::2]

@@ -15,7 +15,7 @@ from biolens.errors import InputError
 from biolens.readers.annotations import read_annotations
 from biolens.stats import objects as score
 from biolens.tasks.detect import estimate_point_size, make_units
-from conftest import ROOT, biolens
+from conftest import ROOT, biolens, dot_images
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -203,19 +203,8 @@ def test_tiles_find_every_peak_once_across_seams():
     assert {tuple(c) for c in peaks.centres[chosen]} == expected
 
 
-@pytest.fixture(scope="module")
-def detection_run(tmp_path_factory):
-    from test_lifecycle import _dots
-
-    root = tmp_path_factory.mktemp("detect")
-    data = _dots(root / "data", n_images=12, side=96, seed=1)
-    out = root / "run"
-    biolens("detect", data, "--epochs", "12", "--out", out, "--seed", "0")
-    return out, data
-
-
-def test_detect_then_predict_writes_objects_counts_and_overlays(detection_run, tmp_path):
-    out, data = detection_run
+def test_detect_then_predict_writes_objects_counts_and_overlays(detect_run, tmp_path):
+    out = detect_run
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("f1", "f1_ci95", "count_mae", "count_mae_ci95", "precision", "recall", "baseline", "verdict",
                 "threshold", "per_class"):
@@ -223,9 +212,7 @@ def test_detect_then_predict_writes_objects_counts_and_overlays(detection_run, t
     assert metrics["baseline"]["f1"] > 0.5  # bright discs: the blob detector must find them
     fresh = tmp_path / "new"
     fresh.mkdir()
-    from test_lifecycle import _dots
-
-    _dots(fresh, n_images=3, side=128, seed=9)
+    dot_images(fresh, n_images=3, side=128, seed=9)
     objects = tmp_path / "objects.csv"
     biolens("predict", out, fresh / "images", "--out", objects, "--overlays", tmp_path / "overlays")
     table = pd.read_csv(objects)

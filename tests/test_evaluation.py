@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from biolens.tasks import evaluation
+from biolens.engine import evaluation
 
 
 def _simulate(n, temperature, seed=0, k=3):

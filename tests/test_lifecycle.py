@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from biolens.config import AssociateConfig, ClassifyConfig, ClusterConfig
 from biolens.engine import lifecycle, registry
@@ -124,7 +123,7 @@ def test_one_fingerprint_for_files_and_folders(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished_runs(tmp_path_factory, trained_run):
+def finished_runs(tmp_path_factory, trained_run, detect_run):
     """One real, small run of each task (classification shares the session's trained run)."""
     from biolens.simulate import simulate_cohort
 
@@ -137,28 +136,8 @@ def finished_runs(tmp_path_factory, trained_run):
     cohort = simulate_cohort("additive", trait="quantitative", seed=2, n_individuals=120, length=600).write(root / "cohort")
     biolens("associate", "--genotypes", cohort["genotypes"], "--phenotypes", cohort["phenotypes"], "--trait", "status",
             "--permutations", "2", "--folds", "2", "--out", root / "associate")
-    detect_data = _dots(root / "dots", n_images=10)
-    biolens("detect", detect_data, "--epochs", "2", "--out", root / "detect")
     return {"classify": trained_run, "cluster": root / "cluster", "associate": root / "associate",
-            "detect": root / "detect"}
-
-
-def _dots(root: Path, n_images: int, side: int = 96, seed: int = 0) -> Path:
-    """Bright discs on a dark, noisy background, with a dots/ image marking each centre."""
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "dots").mkdir()
-    yy, xx = np.mgrid[:side, :side]
-    for k in range(n_images):
-        image = rng.normal(30, 8, (side, side))
-        dots = np.zeros((side, side), np.uint8)
-        for _ in range(rng.integers(5, 12)):
-            x, y = rng.uniform(6, side - 6, 2)
-            image += 150 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.5**2))
-            dots[int(y), int(x)] = 255
-        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).convert("RGB").save(root / "images" / f"{k:03d}.png")
-        Image.fromarray(dots).save(root / "dots" / f"{k:03d}.png")
-    return root
+            "detect": detect_run}
 
 
 @pytest.mark.parametrize("name", ["classify", "cluster", "associate", "detect"])

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from biolens.errors import InputError
-from biolens.tasks.splits import split
+from biolens.engine.splits import split
 
 BLOOD = "../shared/data/blood_cells/manifest.csv"
 

@@ -205,10 +205,11 @@ def test_home_run_compare_and_predict_over_a_real_run(server, tmp_path, trained_
                             files=[("files", (p.name, p.read_bytes(), "image/jpeg")) for p in images])
     assert predicted.status_code == 200, alert(predicted)
     assert predicted.text.count("<tr ") == 4 and all(p.name in predicted.text for p in images)
-    batch = predicted.text.split("/predictions/")[1].split(".csv")[0]
-    table = server.get(f"/predictions/{batch}.csv")
+    batch = predicted.text.split("/predictions/")[1].split("/")[0]
+    table = server.get(f"/predictions/{batch}/predictions.csv")
     assert table.status_code == 200 and table.text.startswith("file,predicted,confidence,unsure")
     assert server.get("/predictions/../../x.csv").status_code == 404
+    assert server.get(f"/predictions/{batch}/run.json").status_code == 404
     not_a_run = server.post("/predict", data={"csrf": server.csrf, "run": "missing"},
                             files=[("files", (images[0].name, images[0].read_bytes(), "image/jpeg"))])
     assert not_a_run.status_code == 400 and "no run called" in not_a_run.text

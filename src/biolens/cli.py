@@ -58,7 +58,7 @@ def train(
     import biolens
     from biolens.readers.sequences import is_fasta
     from biolens.runs import load_run
-    from biolens.tasks import distributed
+    from biolens.engine import distributed
 
     if data is not None and out is None:
         out = Path(biolens._default_out("sequences" if labels is not None or is_fasta(data) else "classify", data))

@@ -81,7 +81,7 @@ def setup(mixed_precision: str = "auto") -> tuple[Device, object]:
         use_mp = mixed_precision == "on" or (capability or (0, 0)) >= (7, 0)
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
 
-    from biolens.tasks import distributed
+    from biolens.engine import distributed
 
     if distributed.cluster() is not None:  # several machines (TF_CONFIG, or --workers/--worker-index)
         strategy, name = tf.distribute.MultiWorkerMirroredStrategy(), "MultiWorkerMirrored"

@@ -83,7 +83,7 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
     import keras
 
     from biolens.models.sequence import motif_layer
-    from biolens.tasks.training import predict_logits
+    from biolens.engine.training import predict_logits
 
     layer = motif_layer(model)
     kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())

@@ -173,7 +173,7 @@ def _allowed_pairs(r2: np.ndarray) -> np.ndarray:
 def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray], config: AssociateConfig,
                    allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-copy candidate pairs (screened on that copy's own training rows and target), products and covariates."""
-    from biolens.tasks.genotype_training import pair_products, screen_pairs
+    from biolens.engine.genotype_training import pair_products, screen_pairs
 
     n, copies = targets.shape
     k = config.candidate_pairs
@@ -192,7 +192,7 @@ def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray],
 def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    from biolens.tasks.genotype_training import fit_copies, predict_copies
+    from biolens.engine.genotype_training import fit_copies, predict_copies
 
     n = len(data.y)
     splitter = (StratifiedKFold if data.kind == "binary" else KFold)(config.folds, shuffle=True, random_state=config.seed)
@@ -265,7 +265,7 @@ def _unshrunk(fitted: np.ndarray, y: np.ndarray, r2: float) -> np.ndarray:
 
 def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, r2_additive: float = 0.0) -> dict:
     from biolens.stats.significance import bh_qvalues, pooled_permutation_p
-    from biolens.tasks.genotype_training import fit_copies
+    from biolens.engine.genotype_training import fit_copies
 
     n, m = data.x.shape
     B = config.permutations

@@ -16,9 +16,8 @@ from biolens import console
 from biolens.config import ClassifyConfig
 from biolens.errors import InputError
 from biolens.readers import images as image_reader
-from biolens.engine import lifecycle
 from biolens.runs import Run, write_csv
-from biolens.tasks import distributed, splits, supervised, training
+from biolens.engine import distributed, lifecycle, splits, supervised, training
 
 TASK = "classify"
 
@@ -200,7 +199,7 @@ def _possible_label_errors(run: Run, model, pixels, images, y, parts, test_probs
     Written to possible_label_errors.csv, most suspicious first."""
     from cleanlab.filter import find_label_issues
 
-    from biolens.tasks import evaluation
+    from biolens.engine import evaluation
 
     val_probs = evaluation.softmax(training.predict_logits(model, pixels, parts["val"]), metrics["temperature"])
     indices = np.concatenate([parts["val"], parts["test"]])

@@ -185,7 +185,7 @@ def _embed(loaded: dict, config: ClusterConfig, images: bool) -> dict:
     from sklearn.decomposition import PCA
 
     from biolens.stats.preprocess import pca_reference
-    from biolens.tasks.embedding import train_image_embedding, train_table_embedding
+    from biolens.engine.embedding import train_image_embedding, train_table_embedding
 
     with console.step("training the autoencoder"):
         if images:

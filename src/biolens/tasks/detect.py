@@ -29,6 +29,7 @@ LARGEST_SIZE = 48.0       # ...and at most this across the typical one (the netw
 TRAIN_TILE = 128          # model pixels per side of a training tile
 MIN_UNITS_FOR_IMAGE_SPLIT = 8
 REGION_TARGET = 12        # regions made from few images, in all
+MAX_VALIDATION_TILES = 96
 THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
 
 
@@ -320,6 +321,9 @@ def _validation_tiles(images, targets, maps, code: int = 1):
                 t[..., -1] *= window(split_map, y, x, TRAIN_TILE) == code
                 xs.append(window(image, y, x, TRAIN_TILE).astype(np.float32))
                 ys.append(t)
+    if len(xs) > MAX_VALIDATION_TILES:  # huge validation regions: a fixed spread sample keeps each epoch short
+        keep = np.linspace(0, len(xs) - 1, MAX_VALIDATION_TILES).astype(int)
+        xs, ys = [xs[k] for k in keep], [ys[k] for k in keep]
     return (np.stack(xs), np.stack(ys)) if xs else (None, None)
 
 
@@ -328,7 +332,7 @@ def _train(run: Run, config: DetectConfig, data: Data) -> dict:
 
     from biolens import hardware
     from biolens.models.objects import ObjectLoss, object_unet
-    from biolens.tasks.training import RichProgress
+    from biolens.engine.training import RichProgress
 
     hardware.setup("off")
     keras.utils.set_random_seed(config.seed)

@@ -14,7 +14,7 @@ from biolens.engine import lifecycle, registry
 from biolens.errors import InputError
 from biolens.readers import images as image_reader
 from biolens.runs import Run, guard_output_file, load_run, write_text
-from biolens.tasks import evaluation, training
+from biolens.engine import evaluation, training
 
 
 def predict(run: str | Path | Run, inputs: list[str | Path] | str | Path, out: str | Path | None = None, *,

@@ -21,7 +21,7 @@ import pandas as pd
 from biolens import console
 from biolens.errors import InputError
 from biolens.runs import Run, load_run, write_text
-from biolens.tasks import evaluation, training
+from biolens.engine import evaluation, training
 
 CANDIDATES_PER_PICK = 4
 COLUMNS = ["file", "suggested_label", "confidence", "uncertainty", "label"]

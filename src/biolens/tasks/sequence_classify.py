@@ -17,9 +17,8 @@ from biolens import console
 from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.readers.sequences import LabelledSequences, is_fasta, one_hot, read_fasta, read_labelled
-from biolens.engine import lifecycle
 from biolens.runs import Run, write_csv
-from biolens.tasks import distributed, splits, supervised, training
+from biolens.engine import distributed, lifecycle, splits, supervised, training
 
 TASK = "sequence_classify"
 MAX_ONE_HOT_BYTES = 4 << 30  # one-hot bytes held in memory; beyond this ask for --length

@@ -190,26 +190,31 @@ def create_app(settings: Settings) -> FastAPI:
         target = settings.uploads_dir / f"predict-{batch}"
         try:
             folder = _run_folder(name)
+            objects = views.run_info(folder).get("task") == "detect"
             inputs = await _data_from_form(form, "files", "path", target)
-            out = settings.state_dir / "predictions" / f"{batch}.csv"
+            # a detection run writes objects.csv and counts.csv beside it: each batch gets its own folder
+            out = settings.state_dir / "predictions" / batch / ("objects.csv" if objects else "predictions.csv")
             out.parent.mkdir(parents=True, exist_ok=True)
             await engine_call("predict", str(folder), str(inputs), out=str(out))
         except (InputError, HTTPException) as exc:
             message = exc.detail if isinstance(exc, HTTPException) else str(exc)
             return page(request, "predict", 400, runs=_finished_classifiers(), selected=name, table=None, error=message)
-        table = pd.read_csv(out)
-        if "file" in table.columns:  # the uploaded names, not the server's folders
-            table["file"] = [_shown_name(f, target) for f in table.file]
+        table = pd.read_csv(out.parent / "counts.csv" if objects else out)
+        for column in ("file", "image"):  # the uploaded names, not the server's folders
+            if column in table.columns:
+                table[column] = [_shown_name(f, target) for f in table[column]]
         return page(request, "predict", runs=_finished_classifiers(), selected=name, error=None, batch=batch,
-                    table=table.fillna("").to_dict("records"), columns=list(table.columns),
+                    table=table.fillna("").to_dict("records"), columns=list(table.columns), objects=objects,
+                    n_objects=int(table["count"].fillna(0).sum()) if objects else 0,
                     n_unsure=int(table["unsure"].astype(bool).sum()) if "unsure" in table else 0)
 
-    @app.get("/predictions/{batch}.csv")
-    async def prediction_csv(batch: str):
-        file = settings.state_dir / "predictions" / f"{batch}.csv"
-        if not re.fullmatch(r"[0-9a-f]{12}", batch) or not file.is_file():
+    @app.get("/predictions/{batch}/{name}")
+    async def prediction_csv(batch: str, name: str):
+        file = settings.state_dir / "predictions" / batch / name
+        if (not re.fullmatch(r"[0-9a-f]{12}", batch) or name not in ("predictions.csv", "objects.csv", "counts.csv")
+                or not file.is_file()):
             raise HTTPException(404, "These predictions are no longer on the server; predict again.")
-        return FileResponse(file, filename="predictions.csv", media_type="text/csv")
+        return FileResponse(file, filename=name, media_type="text/csv")
 
     @app.get("/runs/{name}/review", response_class=HTMLResponse)
     async def review_form(request: Request, name: str):
@@ -328,8 +333,10 @@ def create_app(settings: Settings) -> FastAPI:
         return table, runs_json.read_json(folder / "source.json")["run"]
 
     def _finished_classifiers() -> list[str]:
+        """Finished runs whose model predicts images (image classification and objects in images)."""
         return [r["name"] for r in views.list_runs(settings.runs_dir, queue.jobs())
-                if r["task"] == "image classification" and r["status"] == "complete"]
+                if r["task"] in (registry.get("classify").title, registry.get("detect").title)
+                and r["status"] == "complete"]
 
     async def _job_from_form(form, values: dict) -> tuple[str, str, dict]:
         """The run name, task and engine options of the New run form, with the data uploaded or resolved."""

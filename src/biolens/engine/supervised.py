@@ -12,7 +12,7 @@ import numpy as np
 
 from biolens import console
 from biolens.runs import Run, atomic_path, write_json
-from biolens.tasks import evaluation, training
+from biolens.engine import evaluation, training
 
 
 def class_balance_notes(y: np.ndarray, class_names: list[str]) -> list[str]:
@@ -41,7 +41,7 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     import keras
 
     from biolens import hardware
-    from biolens.tasks import distributed
+    from biolens.engine import distributed
 
     device, strategy = hardware.setup(mixed_precision)
     multi_worker = device.strategy == "MultiWorkerMirrored"

@@ -35,7 +35,7 @@ def _fit(model, train_data, val_data, *, epochs: int, steps: int) -> dict:
     """Fit until the held-out loss stops improving (patience 10, best weights kept); the training summary."""
     import keras
 
-    from biolens.tasks.training import RichProgress
+    from biolens.engine.training import RichProgress
 
     history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
                         callbacks=[keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True),
@@ -104,7 +104,7 @@ def train_image_embedding(pixels: np.ndarray, *, latent: int = 32, epochs: int =
     import keras
 
     from biolens.models.autoencoder import image_autoencoder
-    from biolens.tasks.training import array_batches
+    from biolens.engine.training import array_batches
 
     keras.utils.set_random_seed(seed)
     n, size, _, channels = pixels.shape
