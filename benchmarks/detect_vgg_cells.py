@@ -2,7 +2,7 @@
 last 100 (published count MAE: FCRN 2.9, Count-ception 2.3). The dots are turned into a points CSV with a `split`
 column, so biolens detect uses exactly that split; the Laplacian-of-Gaussian baseline runs in the same run.
 
-    python benchmarks/detect_vgg_cells.py [--train 32] [--epochs 60] [--out runs/bench_vgg]
+    python benchmarks/detect_vgg_cells.py [--train 32] [--epochs 40] [--out runs/bench_vgg]
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def points_csv(folder: Path, n_train: int, n_test: int = 100) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--out", default="runs/bench_vgg")
     args = parser.parse_args()
     csv = points_csv(Path(args.out + "_data"), args.train)

@@ -159,3 +159,29 @@ def test_time_budget_stops_training_early(slice_manifest, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["stopped_by"] == "time budget" and metrics["epochs_run"] < 50
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
+def test_predict_names_every_file_whatever_its_name_or_format(trained_run, tmp_path):
+    """Odd names (non-UTF-8 bytes, spaces, 240 characters), a 16-bit greyscale PNG and a WebP in one folder: every
+    image is predicted, and the WebP is listed with its reason instead of vanishing."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    source = sorted((ROOT / "examples/blood_cells_slice/images/WBC").glob("*.jpg"))[0]
+    odd = os.fsencode(folder) + b"/caf\xe9 cell.jpg"  # Latin-1 bytes: not valid UTF-8
+    with open(odd, "wb") as handle:
+        handle.write(source.read_bytes())
+    shutil.copy(source, folder / ("long " + "x" * 230 + ".jpg"))
+    Image.fromarray(np.random.default_rng(0).integers(0, 4095, (60, 60), dtype=np.uint16)).save(folder / "camera16.png")
+    Image.open(source).save(folder / "phone.webp")
+    out = tmp_path / "preds.csv"
+    biolens("predict", trained_run, folder, "--out", out)
+    table = pd.read_csv(out)
+    assert len(table) == 4
+    failed = table[table["error"].notna()]
+    assert failed.file.str.endswith("phone.webp").all() and len(failed) == 1 and "webp" in failed.error.iloc[0]
+    assert table.predicted.notna().sum() == 3

@@ -239,3 +239,39 @@ def test_vgg_cells_are_counted_better_than_the_blob_detector(tmp_path):
     biolens("detect", tmp_path / "points.csv", "--images", images, "--out", tmp_path / "run", timeout=3000)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["count_error_pct"] < 10 and metrics["f1"] > 0.8
+
+
+def test_georeferenced_tiff_pixels_map_to_its_coordinate_system():
+    from biolens.tasks.detect import _georeference
+
+    tif = SHARED / "trees" / "2018_SJER_3_252000_4107000_image_477.tif"
+    if not tif.exists():
+        pytest.skip("../shared/data/trees is not here")
+    to_map = _georeference(tif)
+    x0, y0 = to_map(0, 0)
+    x1, y1 = to_map(400, 400)
+    assert to_map.epsg == 32611  # UTM zone 11N, NEON's SJER site
+    assert x1 - x0 == pytest.approx(40.0, abs=0.5) and y0 - y1 == pytest.approx(40.0, abs=0.5)  # 10 cm pixels
+    assert _georeference(SHARED / "trees" / "OSBS_029.png") is None
+
+
+def test_an_interrupted_detection_run_resumes_from_its_last_epoch(detect_run, tmp_path):
+    """As a kill between epochs leaves it: run.json 'interrupted', state at an earlier epoch, no results yet."""
+    copy = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(detect_run, copy)
+    info = json.loads((copy / "run.json").read_text())
+    info["status"] = "interrupted"
+    (copy / "run.json").write_text(json.dumps(info))
+    state = json.loads((copy / "checkpoints" / "state.json").read_text())
+    state.update(epoch=4, done=False, stopped_by=None)
+    (copy / "checkpoints" / "state.json").write_text(json.dumps(state))
+    for name in ("metrics.json", "model.keras", "report.html", "test_objects.csv"):
+        (copy / name).unlink()
+    result = biolens("detect", "--resume", copy)
+    assert "resuming after epoch 4" in result.stderr
+    resumed = json.loads((copy / "run.json").read_text())
+    assert resumed["status"] == "complete" and resumed["attempts"] == info["attempts"] + 1
+    assert (copy / "model.keras").exists() and (copy / "report.html").exists()
+    assert json.loads((copy / "metrics.json").read_text())["epochs_run"] == 6

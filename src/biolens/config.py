@@ -308,7 +308,7 @@ class DetectConfig(TaskConfig):
     kind: str = option("auto", choices=("auto", "points", "boxes", "masks"))
     object_size: float = option(0.0, low=0, high=2000)
     group_column: str | None = None
-    epochs: int = option(60, low=1, high=10_000, integer=True)
+    epochs: int = option(40, low=1, high=10_000, integer=True)
     time_budget: float = option(0.0, low=0, high=30 * 24 * 3600)
     tile: int = option(0, low=0, high=2048, integer=True)
     learning_rate: float = option(2e-3, low=1e-7, high=1.0)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MIN_SCORE = 0.05   # peaks kept for choosing the threshold later; predictions use the run's chosen threshold
+MIN_SCORE = 0.02   # peaks kept for choosing the threshold later; predictions use the run's chosen threshold
 DIVISOR = 16       # the U-Net's total downsampling: tile sides are multiples of it
 
 

@@ -13,6 +13,7 @@ annotation are listed as not used, never read as "no objects".
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,7 +113,29 @@ def read_annotations(path: Path | str, images: Path | str | None = None, kind: s
         raise InputError(f"{path}: no annotated image found.")
     if result.n_objects == 0:
         raise InputError(f"{path}: no objects are annotated; mark at least a few objects in each training image.")
+    counts = Counter(label for item in result.items for label in item.labels)
+    rare = [f"'{label}' ({n})" for label, n in counts.items() if n < 2]
+    if rare:
+        raise InputError(f"{path}: label(s) {', '.join(rare)} mark a single object; a class needs several examples "
+                         "to learn from and to test on. Annotate more or merge the label.")
     return result
+
+
+def read_annotated_images(annotations: Annotations) -> list[np.ndarray]:
+    """The annotated images, whole, as (H, W, C) uint8; one line for an unreadable one or mixed channel counts."""
+    from biolens.readers.image_decode import DecodeError, read_whole
+
+    images = []
+    for item in annotations.items:
+        try:
+            images.append(read_whole(item.image))
+        except DecodeError as error:
+            raise InputError(f"{item.image}: {error}.") from None
+    channels = {image.shape[2] for image in images}
+    if len(channels) > 1:
+        raise InputError(f"{annotations.source}: images have different channel counts ({sorted(channels)}); "
+                         "convert them to one format (e.g. RGB).")
+    return images
 
 
 def _is_table(path: Path) -> bool:

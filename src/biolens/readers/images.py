@@ -317,3 +317,31 @@ def near_duplicates(hashes: np.ndarray, split: np.ndarray, max_distance: int = 4
             if split[j] == "train" or j > i:
                 pairs.append((int(i), int(j), int(distance[j])))
     return pairs
+
+
+def read_added_labels(path: Path, class_names: list[str]) -> tuple[list[Path], list[str], list[str]]:
+    """Rows of a review.csv (or any CSV with columns file, label) whose label is filled in: (files, labels, origin)
+    (train --add-labels)."""
+    from biolens.readers.tables import read_table
+
+    table = read_table(path, "--add-labels", missing=[]).fillna("")
+    missing = {"file", "label"} - set(table.columns)
+    if missing:
+        raise InputError(f"--add-labels {path}: needs columns file and label (missing: {', '.join(sorted(missing))}).")
+    files, labels, origin = [], [], []
+    for line, row in enumerate(table.itertuples(index=False), start=2):
+        label = row.label.strip()
+        if not label:
+            continue
+        if label not in class_names:
+            raise InputError(f"--add-labels {path}, line {line}: label '{label}' is not one of the classes "
+                             f"({', '.join(class_names)}); correct it or leave it empty to skip the image.")
+        file = Path(row.file) if Path(row.file).is_absolute() else path.parent / row.file
+        if not file.exists():
+            raise InputError(f"--add-labels {path}, line {line}: {row.file} does not exist.")
+        files.append(file.resolve())
+        labels.append(label)
+        origin.append(f"{path.name} line {line}")
+    if not files:
+        raise InputError(f"--add-labels {path}: no row has a label; fill in the 'label' column first.")
+    return files, labels, origin

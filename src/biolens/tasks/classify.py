@@ -52,7 +52,9 @@ def _prepare(config: ClassifyConfig, run: Run | None, out: Path) -> lifecycle.Pr
     found = image_reader.find_labelled(config.data, config.group_column, config.skip_bad)
     n_base = len(found)
     if config.add_labels:
-        found = found.with_added(*read_added_labels(Path(config.add_labels), sorted(set(found.labels))))
+        added = image_reader.read_added_labels(Path(config.add_labels), sorted(set(found.labels)))
+        console.say(f"adding {len(added[0])} labelled images from {config.add_labels} to the training set")
+        found = found.with_added(*added)
     size = int(run.info["image_size"]) if run is not None else (config.image_size or image_reader.auto_image_size(found))
     fingerprint = data_fingerprint(found)
     if run is not None and run.info.get("data_fingerprint") != fingerprint:
@@ -162,34 +164,6 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> 
         figures.gradcam_grid(np.asarray(pixels[rows]), heat, titles, run.path / "figures" / "gradcam.png")
     supervised.save_results(run, model, metrics, seconds)
     return True
-
-
-def read_added_labels(path: Path, class_names: list[str]) -> tuple[list[Path], list[str], list[str]]:
-    """Rows of a review.csv (or any CSV with columns file, label) whose label is filled in: (files, labels, origin)."""
-    from biolens.readers.tables import read_table
-
-    table = read_table(path, "--add-labels", missing=[]).fillna("")
-    missing = {"file", "label"} - set(table.columns)
-    if missing:
-        raise InputError(f"--add-labels {path}: needs columns file and label (missing: {', '.join(sorted(missing))}).")
-    files, labels, origin = [], [], []
-    for line, row in enumerate(table.itertuples(index=False), start=2):
-        label = row.label.strip()
-        if not label:
-            continue
-        if label not in class_names:
-            raise InputError(f"--add-labels {path}, line {line}: label '{label}' is not one of the classes "
-                             f"({', '.join(class_names)}); correct it or leave it empty to skip the image.")
-        file = Path(row.file) if Path(row.file).is_absolute() else path.parent / row.file
-        if not file.exists():
-            raise InputError(f"--add-labels {path}, line {line}: {row.file} does not exist.")
-        files.append(file.resolve())
-        labels.append(label)
-        origin.append(f"{path.name} line {line}")
-    if not files:
-        raise InputError(f"--add-labels {path}: no row has a label; fill in the 'label' column first.")
-    console.say(f"adding {len(files)} labelled images from {path} to the training set")
-    return files, labels, origin
 
 
 def _possible_label_errors(run: Run, model, pixels, images, y, parts, test_probs, class_names, metrics) -> None:

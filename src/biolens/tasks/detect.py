@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ TRAIN_TILE = 128          # model pixels per side of a training tile
 MIN_UNITS_FOR_IMAGE_SPLIT = 8
 REGION_TARGET = 12        # regions made from few images, in all
 MAX_VALIDATION_TILES = 96
-THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
+THRESHOLDS = np.round(np.concatenate([[0.03, 0.05, 0.075], np.arange(0.1, 0.91, 0.05)]), 3)
 
 
 def detect(annotations: str | Path | None = None, out: str | Path | None = None, *,
@@ -80,26 +79,11 @@ class Data:
 
 def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     from biolens.inference.tiles import resize
-    from biolens.readers.annotations import read_annotations
-    from biolens.readers.image_decode import DecodeError, read_whole
+    from biolens.readers.annotations import read_annotated_images, read_annotations
 
     with console.step(f"reading {Path(config.annotations).name}"):
         annotations = read_annotations(config.annotations, config.images, config.kind, config.group_column)
-    counts = Counter(label for item in annotations.items for label in item.labels)
-    rare = [f"'{label}' ({n})" for label, n in counts.items() if n < 2]
-    if rare:
-        raise InputError(f"{config.annotations}: label(s) {', '.join(rare)} mark a single object; a class needs "
-                         "several examples to learn from and to test on. Annotate more or merge the label.")
-    images = []
-    for item in annotations.items:
-        try:
-            images.append(read_whole(item.image))
-        except DecodeError as error:
-            raise InputError(f"{item.image}: {error}.") from None
-    channels = {image.shape[2] for image in images}
-    if len(channels) > 1:
-        raise InputError(f"{config.annotations}: images have different channel counts ({sorted(channels)}); convert "
-                         "them to one format (e.g. RGB).")
+    images = read_annotated_images(annotations)
     notes = list(annotations.notes)
     if annotations.unused_images:
         notes.append(f"{len(annotations.unused_images)} image(s) have no annotation and were not used (not read as "
@@ -232,7 +216,7 @@ def _targets(data: Data, config: DetectConfig) -> tuple[list[np.ndarray], list[n
     from biolens.readers.annotations import load_mask
 
     classes = data.annotations.class_names
-    sigma = float(np.clip(data.small * data.scale / 6, 1.0, 3.0))
+    sigma = float(np.clip(data.small * data.scale / 8, 1.0, 3.0))  # narrow: touching objects keep separate peaks
     targets, maps = [], []
     codes = {"train": 0, "val": 1, "test": 2}
     for index, (item, scaled) in enumerate(zip(data.annotations.items, data.scaled)):
@@ -340,7 +324,7 @@ def _train(run: Run, config: DetectConfig, data: Data) -> dict:
     classes = data.annotations.class_names
     kind = data.annotations.kind
     train_pixels = sum(int((m == 0).sum()) for m in maps)
-    steps = int(np.clip(2 * train_pixels / TRAIN_TILE**2, 16, 40))
+    steps = int(np.clip(2 * train_pixels / TRAIN_TILE**2, 16, 30))
     batch = 8
     sampler = _sampler_class()(data.scaled, targets, maps, len(classes), steps, batch, config.seed)
     val_x, val_y = _validation_tiles(data.scaled, targets, maps)
@@ -425,7 +409,7 @@ class _EpochKeeper(_keeper_base()):
 def _all_peaks(model, data: Data):
     from biolens.inference.tiles import find_peaks
 
-    min_distance = max(1, int(data.small * data.scale / 4))
+    min_distance = max(1, int(data.small * data.scale / 8))
     classes = data.annotations.class_names
     with console.step(f"finding objects in {len(data.scaled)} image(s)"):
         return [find_peaks(model, scaled, len(classes), min_distance=min_distance,
@@ -778,7 +762,7 @@ def _body(run: Run, config: DetectConfig, data: Data) -> bool:
 
 # -- predict -----------------------------------------------------------------------------------------------------
 def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: bool = False,
-                    overlays: Path | None = None):
+                    overlays: Path | None = None, force: bool = False):
     """One row per object in each image (objects.csv), counts per image and label (counts.csv beside it), a label
     TIFF per image for mask runs, overlays on request, and GeoJSON for georeferenced TIFFs."""
     import pandas as pd
@@ -791,11 +775,17 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     model = load_trusted(run.model_path, info.get("model_sha256"))
     metrics, classes, kind = run.metrics, info["class_names"], info["kind"]
     scale, size = float(info["scale"]), float(info["object_size"])
-    min_distance = max(1, int(float(info.get("object_size_small", size)) * scale / 4))
+    min_distance = max(1, int(float(info.get("object_size_small", size)) * scale / 8))
     found_files = image_reader.find_unlabelled(paths)
     bad = [tuple(line.split(": ", 1)) for line in found_files.ignored]
     out = Path(out) if out is not None else None
     folder = out.parent if out is not None else None
+    if folder is not None and not force:  # the files written beside the CSV are never written over unasked
+        beside = [folder / "counts.csv"] + [folder / f"{p.stem}{suffix}" for p in found_files.files
+                                            for suffix in ("_labels.tif", ".geojson")]
+        taken = [p for p in beside if p.exists()]
+        if taken:
+            raise InputError(f"{taken[0]} exists already; predict into another folder or pass --force to replace it.")
     if overlays is not None:
         overlays = Path(overlays)
         if overlays.exists() and any(overlays.iterdir()):
@@ -820,7 +810,7 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
             labels = _upscale_labels(instances(peaks, chosen), image.shape[:2])
             areas = np.bincount(labels.ravel(), minlength=len(chosen) + 1)[1:len(chosen) + 1]
             if folder is not None:
-                _write_label_tiff(folder / f"{out.stem}_masks" / f"{path.stem}.tif", labels)
+                _write_label_tiff(folder / f"{path.stem}_labels.tif", labels)
         for k, j in enumerate(chosen):
             row = {"image": str(path), "label": classes[peaks.classes[j]], "score": round(float(peaks.scores[j]), 4),
                    "x": round(float(centres[k, 0]), 1), "y": round(float(centres[k, 1]), 1)}
@@ -840,7 +830,7 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
             _write_overlay(overlays / f"{path.stem}.png", image, centres, widths if kind == "boxes" else None,
                            [classes[c] for c in peaks.classes[chosen]], size)
         if geo is not None and folder is not None:
-            _write_geojson(folder / f"{out.stem}_{path.stem}.geojson", [r for r in rows if r["image"] == str(path)],
+            _write_geojson(folder / f"{path.stem}.geojson", [r for r in rows if r["image"] == str(path)],
                            geo, kind)
     columns = ["image", "label", "score", "x", "y"] + (["xmin", "ymin", "xmax", "ymax"] if kind == "boxes" else []) \
         + (["area"] if kind == "masks" else [])

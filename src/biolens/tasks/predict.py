@@ -43,11 +43,11 @@ def predict(run: str | Path | Run, inputs: list[str | Path] | str | Path, out: s
     paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
     if out is not None:
         guard_output_file(out, protected=[run.path, *paths], force=force)
-    return spec.function("predictor")(run, info, paths, out, **options)
+    return spec.function("predictor")(run, info, paths, out, force=force, **options)
 
 
 def predict_classes(run: Run, info: dict, paths: list[Path], out, *, skip_bad: bool = False,
-                    stack: str | None = None) -> pd.DataFrame:
+                    stack: str | None = None, force: bool = False) -> pd.DataFrame:
     """Classify images (image run) or FASTA sequences (sequence run).
 
     `unsure` is True when the conformal prediction set (calibrated on the run's validation data at the run's alpha)

@@ -383,7 +383,7 @@ def create_app(settings: Settings) -> FastAPI:
                 params = {"annotations": str(annotations), "images": str(images if images.is_dir() else images.parent)}
             else:
                 params = {"annotations": str(images)}
-            return name, task, {**params, "seed": seed, "epochs": _integer(values, "detect_epochs", 60, 1, 1000),
+            return name, task, {**params, "seed": seed, "epochs": _integer(values, "detect_epochs", 40, 1, 1000),
                                 "object_size": _number(values, "object_size", 0.0, 0.0, 2000.0)}
         raise InputError("choose a task: classify images, cluster, associate or detect objects.")
 

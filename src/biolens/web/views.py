@@ -12,9 +12,10 @@ from biolens.engine import registry
 from biolens.runs import RUN_FILE, read_json
 
 TASK_NAMES = {name: spec.title for name, spec in registry.TASKS.items()}
-# the files a biologist downloads, in the order the Run page lists them (the rest are under "all files")
-MAIN_FILES = ("report.html", "metrics.json", "model.keras", "predictions.csv", "clusters.csv", "markers.tsv",
-              "variants.tsv", "interactions.tsv", "motifs.tsv", "possible_label_errors.csv", "history.csv", "run.json")
+# the files a biologist downloads first (the outputs each task lists in the registry, report first); the rest are
+# under "all files"
+MAIN_FILES = tuple(dict.fromkeys(["report.html", *(name for spec in registry.TASKS.values() for name in spec.outputs
+                                                   if name != "run.json"), "run.json"]))
 
 
 def run_info(folder: Path) -> dict:
