@@ -209,6 +209,8 @@ def test_resume_recomputes_only_the_missing_stage_and_gives_the_same_result(tmp_
     first = (out / "variants.tsv").read_text()
     (out / "checkpoints" / "discovery.npz").unlink()
     (out / "variants.tsv").unlink()
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))  # as a kill leaves it
     (out / "checkpoints" / ".discovery.npz.tmp123").write_bytes(b"partial")  # what a kill -9 mid-write leaves
     result = biolens("associate", "--resume", out)
     assert (out / "variants.tsv").read_text() == first

@@ -39,9 +39,40 @@ def test_16bit_tiff_with_12bit_data_uses_full_range(tmp_path):
 
 def test_multichannel_tiff_keeps_channels(tmp_path):
     data = np.random.default_rng(0).integers(0, 65535, (5, 50, 40), dtype=np.uint16)  # channels first
-    tifffile.imwrite(tmp_path / "stack.tif", data)
-    out = decode(tmp_path / "stack.tif", 16)
+    tifffile.imwrite(tmp_path / "fiji.tif", data, imagej=True, metadata={"axes": "CYX"})  # Fiji: named channels
+    out = decode(tmp_path / "fiji.tif", 16)
     assert out.pixels.shape == (16, 16, 5) and out.channels == 5
+    tifffile.imwrite(tmp_path / "pages.tif", data)  # plain pages: channels only when the user says so
+    with pytest.raises(DecodeError, match="--stack"):
+        decode(tmp_path / "pages.tif", 16)
+    assert decode(tmp_path / "pages.tif", 16, stack="channels").channels == 5
+
+
+def test_z_stack_is_refused_or_projected_as_chosen_never_read_as_rgb(tmp_path):
+    stack = np.zeros((3, 40, 40), np.uint16)
+    stack[1, 10:20, 10:20] = 4000  # one bright square in the middle plane
+    tifffile.imwrite(tmp_path / "z.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    with pytest.raises(DecodeError, match="3 z-planes"):
+        decode(tmp_path / "z.tif", 40)
+    projected = decode(tmp_path / "z.tif", 40, stack="max")
+    assert projected.pixels[15, 15, 0] > 200 and (projected.pixels[15, 15] == projected.pixels[15, 15, 0]).all()
+    assert decode(tmp_path / "z.tif", 40, stack="first").pixels.max() == 0
+
+
+def test_16_bit_greyscale_png_is_read_by_its_bit_depth(tmp_path):
+    values = np.zeros((30, 30), np.uint16)
+    values[:, 15:] = 4095  # 12-bit camera data in a 16-bit PNG
+    Image.fromarray(values).save(tmp_path / "camera.png")
+    out = decode(tmp_path / "camera.png", 30)
+    assert out.pixels[:, :10].max() == 0 and out.pixels[:, 20:].min() >= 250
+
+
+def test_a_header_claiming_more_than_the_limit_is_refused_before_decoding(tmp_path):
+    from test_hostile_inputs import _png_header_only
+
+    _png_header_only(tmp_path / "bomb.png", 24000, 24000)
+    with pytest.raises(DecodeError, match="above the limit"):
+        decode(tmp_path / "bomb.png", 64)
 
 
 def test_exif_rotation_is_honoured(tmp_path):

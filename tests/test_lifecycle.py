@@ -134,7 +134,7 @@ def finished_runs(tmp_path_factory, trained_run, detect_run):
     (root / "assay.csv").write_text("id," + ",".join(f"g{j}" for j in range(6)) + "\n" + "\n".join(rows) + "\n")
     biolens("cluster", root / "assay.csv", "--out", root / "cluster", "--epochs", "5")
     cohort = simulate_cohort("additive", trait="quantitative", seed=2, n_individuals=120, length=600).write(root / "cohort")
-    biolens("associate", "--genotypes", cohort["genotypes"], "--phenotypes", cohort["phenotypes"], "--trait", "status",
+    biolens("associate", "--genotypes", cohort["genotypes"], "--phenotypes", cohort["phenotypes"], "--trait", "yield",
             "--permutations", "2", "--folds", "2", "--out", root / "associate")
     return {"classify": trained_run, "cluster": root / "cluster", "associate": root / "associate",
             "detect": detect_run}

@@ -98,7 +98,8 @@ def test_duplicated_file_is_named_with_its_twin(slice_copy):
 
 
 def test_mixed_channel_counts(slice_copy):
-    tifffile.imwrite(slice_copy / "images" / "RBC" / "five.tif", np.zeros((5, 40, 40), np.uint16) + 7)
+    tifffile.imwrite(slice_copy / "images" / "RBC" / "five.tif", np.zeros((5, 40, 40), np.uint16) + 7, imagej=True,
+                     metadata={"axes": "CYX"})
     with pytest.raises(InputError, match=r"five\.tif: has 5 channels but most images have 3"):
         _load(slice_copy / "images")
 

@@ -31,5 +31,5 @@ def test_ungrouped_split_is_stratified_and_reproducible():
 
 
 def test_too_few_groups_is_an_input_error():
-    with pytest.raises(InputError, match="only 2 distinct groups"):
+    with pytest.raises(InputError, match="only 2 distinct group"):
         split(["a", "b", "a", "b"], ["g1", "g1", "g2", "g2"], test_fraction=0.2, val_fraction=0.2, seed=0)

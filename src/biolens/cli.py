@@ -33,7 +33,7 @@ def train(
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation score (default 8)."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds (default: no limit)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Images: model input side in pixels (default: chosen from the data)."),
-    stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs (z-stacks): refuse (default), or project them: max, mean or first."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse (default); max, mean or first (z-stack or time series -> one plane); channels (a page per channel)."),
     length: Optional[int] = typer.Option(None, "--length", help="Sequences: bases the model reads (default: the longest); longer ones keep their centre."),
     filters: Optional[int] = typer.Option(None, "--filters", help="Sequences: first-layer filters, i.e. candidate motifs (default 64)."),
     filter_width: Optional[int] = typer.Option(None, "--filter-width", help="Sequences: motif window in bases (default 15)."),
@@ -138,7 +138,7 @@ def predict(
     inputs: list[Path] = typer.Argument(..., help="Images (a folder, files, or both), or FASTA file(s) for a sequence run."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", help="CSV to write (detection: objects.csv, with counts.csv beside it)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: list unreadable files in the CSV instead of stopping."),
-    stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse, max, mean or first (default: as in training)."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse, max, mean, first or channels (default: as in training)."),
     overlays: Optional[Path] = typer.Option(None, "--overlays", help="Detection: a folder to draw the objects found on each image into."),
     force: bool = typer.Option(False, "--force", help="Replace --out (and overlays) if they exist already."),
 ):
@@ -152,8 +152,10 @@ def predict(
     from biolens.runs import load_run
     from biolens.tasks.predict import predict as run_predict
 
-    if stack is not None and stack not in ("refuse", "max", "mean", "first"):
-        raise InputError(f"Invalid value for --stack. Received: {stack!r}. Expected one of: refuse, max, mean, first.")
+    from biolens.readers.image_decode import STACK_CHOICES
+
+    if stack is not None and stack not in STACK_CHOICES:
+        raise InputError(f"Invalid value for --stack. Received: {stack!r}. Expected one of: {', '.join(STACK_CHOICES)}.")
     task = lifecycle.read_run_info(load_run(run)).get("task")
     options = _given(stack=stack) if task == "classify" else {}
     if task in ("classify", "detect"):

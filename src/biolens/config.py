@@ -143,7 +143,8 @@ class ClassifyConfig(SupervisedConfig):
         skip_bad: leave unreadable files out (listed in skipped.csv) instead of stopping.
         learning_curve: auto, on or off: retrain on parts of the data to say whether more would help.
         add_labels: a review.csv with a filled-in label column: extra training images.
-        stack: multi-page TIFFs (z-stacks): refuse (default), or project them by max, mean or first page.
+        stack: multi-page TIFFs: refuse (default); max, mean or first (a z-stack or time series made into one
+            plane); or channels (each page one channel).
     """
     backbone: str = "compact"
     weights: str = "imagenet"
@@ -152,7 +153,7 @@ class ClassifyConfig(SupervisedConfig):
     skip_bad: bool = False
     learning_curve: str = option("auto", choices=("auto", "on", "off"))
     add_labels: str = ""
-    stack: str = option("refuse", choices=("refuse", "max", "mean", "first"))
+    stack: str = option("refuse", choices=("refuse", "max", "mean", "first", "channels"))
 
     def check(self) -> None:
         from biolens.models.image import BACKBONES

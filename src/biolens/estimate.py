@@ -30,7 +30,8 @@ def estimate(data, task: str = "classify", *, epochs: int = 30, image_size: int 
     from biolens import hardware
     from biolens.config import ClassifyConfig
     from biolens.readers import image_decode, images as image_reader
-    from biolens.tasks import classify, training
+    from biolens.engine import training
+    from biolens.tasks import classify
 
     config = ClassifyConfig(data=str(data), epochs=epochs, image_size=image_size, batch_size=batch_size,
                             backbone=backbone, weights="none").validate()

@@ -51,7 +51,7 @@ def window(image: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
     return image[np.ix_(ys, xs)]
 
 
-def find_peaks(model, scaled: np.ndarray, n_classes: int, *, core: int = 256, margin: int = 32,
+def find_peaks(model, scaled: np.ndarray, n_classes: int, *, core: int = 512, margin: int = 32,
                min_distance: int = 1, with_foreground: bool = False, batch: int = 4) -> Peaks:
     """Every local maximum of the heat map at or above MIN_SCORE, over overlapping tiles of `scaled`."""
     from scipy import ndimage

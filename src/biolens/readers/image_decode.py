@@ -17,7 +17,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 LARGE_SIDE = 4096                  # above this, an image is reported as downscaled from a large original
 MAX_PIXELS = 400_000_000           # 20k x 20k: larger images are refused (checked on the header, before decoding)
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-STACK_CHOICES = ("refuse", "max", "mean", "first")
+STACK_CHOICES = ("refuse", "max", "mean", "first", "channels")
 _PIL_STANDARD = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"}
 
 
@@ -130,6 +130,8 @@ def _read_array(path: Path, stack: str = "refuse") -> np.ndarray:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes, shape = series.axes, series.shape
+            # Z and T are stacks; Q/I are pages of unknown meaning (a plain multi-page TIFF): neither is read as
+            # colour channels unless the user says so (--stack channels). C and S (ImageJ channels, RGB samples) are.
             planes = {a: n for a, n in zip(axes, shape) if a in "ZTQI" and n > 1}
             if "Y" in axes and "X" in axes:
                 _check_pixels(int(shape[axes.index("X")]), int(shape[axes.index("Y")]))
@@ -153,8 +155,11 @@ def _project(array: np.ndarray, axes: str, planes: dict, stack: str) -> np.ndarr
     described = " x ".join(f"{n} {'z-planes' if a == 'Z' else 'time points' if a == 'T' else 'pages'}"
                            for a, n in planes.items())
     if stack == "refuse":
-        raise DecodeError(f"a multi-page TIFF ({described}); choose how to make one image of it with --stack "
-                          "max, mean or first, or save one plane per file")
+        raise DecodeError(f"a multi-page TIFF ({described}); say what its pages are with --stack max, mean or "
+                          "first (a z-stack or time series: one plane is made of it) or --stack channels (one "
+                          "image with a channel per page), or save one plane per file")
+    if stack == "channels":
+        return array  # pages first; _read_array moves them to the channel axis
     for axis in sorted((axes.index(a) for a in planes), reverse=True):
         if stack == "max":
             array = array.max(axis=axis)

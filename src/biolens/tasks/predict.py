@@ -87,8 +87,9 @@ def predict_classes(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     return table
 
 
-def _read_images(run: Run, model, paths: list[Path], skip_bad: bool, stack: str):
+def _read_images(run: Run, model, paths: list[Path], skip_bad: bool, stack: str | None = None):
     found = image_reader.find_unlabelled(paths)
+    stack = stack or run.info.get("config", {}).get("stack", "refuse")
     with console.progress_bar(f"reading {len(found)} images", len(found)) as advance:
         loaded = image_reader.load(found, int(run.info["image_size"]), skip_bad=skip_bad, allow_duplicates=True,
                                    progress=advance, stack=stack)
