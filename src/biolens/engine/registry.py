@@ -80,8 +80,10 @@ def _detect_headline(metrics: dict) -> str:
     return _with_ci(metrics, "f1", "object F1") + f", mean count error {metrics['count_error_pct']:.1f}%"
 
 
+# the files every finished run of a task holds (some tasks write more when there is something to say, e.g.
+# possible_label_errors.csv)
 CLASSIFY_OUTPUTS = ("run.json", "metrics.json", "model.keras", "predictions.csv", "splits.csv", "history.csv",
-                    "duplicates.csv", "skipped.csv", "possible_label_errors.csv", "report.html")
+                    "duplicates.csv", "skipped.csv", "report.html")
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec("classify", "image classification", configs.ClassifyConfig, "biolens.tasks.classify:train",

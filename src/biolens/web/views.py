@@ -15,7 +15,7 @@ TASK_NAMES = {name: spec.title for name, spec in registry.TASKS.items()}
 # the files a biologist downloads first (the outputs each task lists in the registry, report first); the rest are
 # under "all files"
 MAIN_FILES = tuple(dict.fromkeys(["report.html", *(name for spec in registry.TASKS.values() for name in spec.outputs
-                                                   if name != "run.json"), "run.json"]))
+                                                   if name != "run.json"), "possible_label_errors.csv", "run.json"]))
 
 
 def run_info(folder: Path) -> dict:
