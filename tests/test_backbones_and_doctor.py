@@ -18,6 +18,7 @@ def mobilenet_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # about 2 minutes each on 2 cores: the default suite stays shorter
 def test_backbone_trains_from_a_weights_file_and_predicts(mobilenet_weights, slice_manifest, tmp_path):
     out = tmp_path / "run"
     biolens("train", slice_manifest, "--group-column", "source_image", "--backbone", "MobileNetV3Small",
@@ -28,6 +29,7 @@ def test_backbone_trains_from_a_weights_file_and_predicts(mobilenet_weights, sli
     biolens("predict", out, slice_manifest.parent / "images" / "WBC", "--out", tmp_path / "p.csv")
 
 
+@pytest.mark.slow  # about 2 minutes each on 2 cores: the default suite stays shorter
 def test_imagenet_weights_unavailable_is_one_line_not_a_crash(slice_manifest, tmp_path):
     out = tmp_path / "run"
     result = biolens("train", slice_manifest, "--group-column", "source_image", "--backbone", "MobileNetV3Small",
