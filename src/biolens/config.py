@@ -298,7 +298,6 @@ class DetectConfig(TaskConfig):
         group_column: a column of a CSV naming the plate, slide or site; no group is split across splits.
         epochs: most epochs (early stopping may end sooner).
         time_budget: seconds of training; 0 = no limit.
-        tile: training and prediction tile side in pixels; 0 = chosen from the object size.
         learning_rate: peak learning rate.
         patience: epochs without a better validation loss before stopping.
         test_fraction, val_fraction: shares of the images held out for testing and for validation.
@@ -311,7 +310,6 @@ class DetectConfig(TaskConfig):
     group_column: str | None = None
     epochs: int = option(40, low=1, high=10_000, integer=True)
     time_budget: float = option(0.0, low=0, high=30 * 24 * 3600)
-    tile: int = option(0, low=0, high=2048, integer=True)
     learning_rate: float = option(2e-3, low=1e-7, high=1.0)
     patience: int = option(12, low=1, high=10_000, integer=True)
     test_fraction: float = option(0.2, low=0.05, high=0.5)
@@ -322,5 +320,3 @@ class DetectConfig(TaskConfig):
         if self.object_size and self.object_size < 2:
             raise InputError(f"Invalid value for --object-size. Received: {self.object_size}. Expected at least 2 "
                              "pixels (0 = measured from the annotations).")
-        if self.tile and self.tile < 64:
-            raise InputError(f"Invalid value for --tile. Received: {self.tile}. Expected 64 to 2048 pixels (0 = automatic).")
