@@ -208,7 +208,10 @@ def associate(
     covariates: Optional[str] = typer.Option(None, "--covariates", help="Comma-separated covariate columns, e.g. age,sex (categorical ones are one-hot coded)."),
     sample_column: Optional[str] = typer.Option(None, "--sample-column", help="Column of sample ids (default: sample/id/iid, else the first)."),
     sample_map: Optional[Path] = typer.Option(None, "--sample-map", help="TSV sequence_id -> sample for FASTA haplotypes with other names."),
+    structure_genotypes: Optional[Path] = typer.Option(None, "--structure-genotypes", help="VCF of genome-wide markers of the same individuals: its principal components join the covariates (against stratification)."),
+    structure_pcs: Optional[int] = typer.Option(None, "--structure-pcs", help="How many principal components of --structure-genotypes (default 5)."),
     min_maf: Optional[float] = typer.Option(None, "--min-maf", help="Leave out sites with a lower minor allele frequency (default 0.01)."),
+    candidate_pairs: Optional[int] = typer.Option(None, "--candidate-pairs", help="Pairs per network given explicit interaction terms after screening all pairs (default 32)."),
     permutations: Optional[int] = typer.Option(None, "--permutations", help="Null refits per test (default 20; more = finer p-values)."),
     folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validation folds for deep vs additive (default 5)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted association run folder."),
@@ -224,6 +227,7 @@ def associate(
         raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
     run = biolens.associate(phenotypes, trait, out, genotypes=genotypes, sequences=sequences, resume=resume, **_given(
         covariates=covariates, sample_column=sample_column, sample_map=sample_map, min_maf=min_maf,
+        structure_genotypes=structure_genotypes, structure_pcs=structure_pcs, candidate_pairs=candidate_pairs,
         permutations=permutations, folds=folds, seed=seed))
     metrics = run.metrics
     typer.echo(metrics.get("verdict", ""))

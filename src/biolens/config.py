@@ -250,6 +250,9 @@ class AssociateConfig(TaskConfig):
         covariates: covariate columns.
         sample_column: the sample-id column (default: sample/id/iid, else the first).
         sample_map: TSV sequence_id -> sample for FASTA haplotypes with other names.
+        structure_genotypes: a VCF of genome-wide markers of the same individuals; its top principal components
+            join the covariates (against population stratification).
+        structure_pcs: how many principal components of it.
         min_maf: sites with a lower minor allele frequency are left out.
         folds: cross-validation folds for deep vs additive.
         permutations: null refits per test.
@@ -265,6 +268,8 @@ class AssociateConfig(TaskConfig):
     covariates: list = option([])
     sample_column: str | None = None
     sample_map: str | None = None
+    structure_genotypes: str | None = None
+    structure_pcs: int = option(5, low=1, high=50, integer=True)
     min_maf: float = option(0.01, low=0, high=0.49)
     folds: int = option(5, low=2, high=20, integer=True)
     permutations: int = option(20, low=1, high=100_000, integer=True)
@@ -280,7 +285,7 @@ class AssociateConfig(TaskConfig):
             raise InputError("give exactly one of --genotypes (VCF/BCF) or --sequences (aligned FASTA).")
         if not self.phenotypes or not self.trait:
             raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
-        for name in ("genotypes", "sequences", "phenotypes", "sample_map"):
+        for name in ("genotypes", "sequences", "phenotypes", "sample_map", "structure_genotypes"):
             value = getattr(self, name)
             if value and not Path(value).is_file():
                 raise InputError(f"{flag_name(name)} {value}: no such file.")

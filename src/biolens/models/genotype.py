@@ -1,12 +1,13 @@
 """The genotype network: additive + screened pairwise + small non-linear part, replicated as independent copies.
 
-One copy models  f(x) = b + w.x + sum_k u_k p_k + a.tanh(W x + c) + g.covariates
-over standardised dosages x, where p_k are standardised products x_i x_j of K candidate pairs. Gradient training cannot
+One copy models  f(x) = b + w.x + sum_k u_k . t_k + a.tanh(W x + c) + g.covariates
+over standardised dosages x, where t_k are the four standardised interaction terms (Cockerham additive x additive,
+additive x dominance, dominance x additive, dominance x dominance) of K candidate pairs: any two-site function. Gradient training cannot
 find one interacting pair among ~10^5 from n ~ 1,000 samples unaided (the noise in all pairs outweighs the signal of
-one), so each copy first screens every pair by its product's correlation with that copy's own target (sure independence
-screening, Fan & Lv 2008) and learns on the K best; permutation copies repeat the screening on their permuted targets,
+one), so each copy first screens every pair by how much of that copy's own target its four terms explain (sure
+independence screening, Fan & Lv 2008) and learns on the K best; permutation copies repeat the screening on their permuted targets,
 so the selection is part of the null. Because the network is linear in x before the tanh, in-silico mutagenesis of every
-site has a closed form (`site_effects`), and so does the interaction of every pair (`pair_scores`).
+site has a closed form (`site_effects`), and so does the interaction term of every pair.
 
 The layer holds `n_models` copies with separate weights so that cross-validation folds, the final fit and all
 permutation refits train together in one Keras `fit` (their losses add up; their gradients never mix).
@@ -19,17 +20,37 @@ from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="biolens")
+class GroupL1(keras.regularizers.Regularizer):
+    """Group lasso over each pair's `group` interaction weights: a pair enters the model whole or not at all.
+
+    Screening picks the candidate pairs whose terms fit the training target best, so noise pairs arrive with in-sample
+    correlations near sqrt(2 ln(pairs) / n); an L2 penalty only shrinks them, a group L1 penalty of that size sets
+    them to zero and leaves a real interaction, shrunk by the same amount.
+    """
+
+    def __init__(self, strength: float, group: int = 4):
+        self.strength, self.group = float(strength), int(group)
+
+    def __call__(self, weights):
+        grouped = ops.reshape(weights, (ops.shape(weights)[0], -1, self.group))
+        return self.strength * ops.sum(ops.sqrt(ops.sum(ops.square(grouped), axis=-1) + 1e-12))
+
+    def get_config(self):
+        return {"strength": self.strength, "group": self.group}
+
+
+@keras.saving.register_keras_serializable(package="biolens")
 class GenotypeNetworks(keras.layers.Layer):
     """`n_models` independent genotype networks.
 
     Inputs: [genotypes (B, sites), pair products (B, n_models, K), covariates (B, n_models, c)].
     """
 
-    def __init__(self, n_models: int, hidden: int = 16, l2: float = 1e-2, l2_pairs: float = 1e-2, l1: float = 1e-2,
-                 dropout: float = 0.2, **kwargs):
+    def __init__(self, n_models: int, hidden: int = 16, l2: float = 1e-2, pair_penalty: float = 0.1, l1: float = 1e-2,
+                 dropout: float = 0.2, pair_terms: int = 4, **kwargs):
         super().__init__(**kwargs)
         self.n_models, self.hidden, self.dropout = n_models, hidden, dropout
-        self.l2, self.l2_pairs, self.l1 = l2, l2_pairs, l1
+        self.l2, self.pair_penalty, self.l1, self.pair_terms = l2, pair_penalty, l1, pair_terms
         self.hidden_dropout = keras.layers.Dropout(dropout)
 
     def build(self, input_shape):
@@ -37,7 +58,7 @@ class GenotypeNetworks(keras.layers.Layer):
         models, decay, sparse = self.n_models, keras.regularizers.L2(self.l2), keras.regularizers.L1(self.l1)
         self.linear = self.add_weight(shape=(models, sites), initializer="zeros", regularizer=decay, name="linear")
         self.pair_weights = self.add_weight(shape=(models, n_pairs), initializer="zeros", name="pair_weights",
-                                            regularizer=keras.regularizers.L2(self.l2_pairs))
+                                            regularizer=GroupL1(self.pair_penalty, self.pair_terms))
         self.hidden_kernel = self.add_weight(shape=(models, sites, self.hidden), regularizer=sparse, name="hidden_kernel",
                                              initializer=keras.initializers.RandomNormal(stddev=1 / np.sqrt(sites)))
         self.hidden_bias = self.add_weight(shape=(models, self.hidden), initializer="zeros", name="hidden_bias")
@@ -57,24 +78,25 @@ class GenotypeNetworks(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_models": self.n_models, "hidden": self.hidden, "l2": self.l2,
-                "l2_pairs": self.l2_pairs, "l1": self.l1, "dropout": self.dropout}
+                "pair_penalty": self.pair_penalty, "l1": self.l1, "dropout": self.dropout, "pair_terms": self.pair_terms}
 
     # -- explanation (numpy, from the weights of one copy) ---------------------------------------------------------
     def weights_of(self, model: int) -> dict[str, np.ndarray]:
         names = ("linear", "pair_weights", "hidden_kernel", "hidden_bias", "output_kernel")
         return {name: ops.convert_to_numpy(getattr(self, name)[model]).astype(np.float64) for name in names}
 
-    def site_effects(self, x: np.ndarray, model: int, pairs: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """In-silico mutagenesis: mean |f(x_i + 0.5) - f(x_i - 0.5)| per site, a one-SD change around each sample.
+    def site_effects(self, x: np.ndarray, model: int, pairs: np.ndarray, pair_terms: np.ndarray) -> np.ndarray:
+        """In-silico mutagenesis: mean |f(x_i + 0.5) - f(x_i - 0.5)| per site, a one-SD change around each sample,
+        plus the site's share of the learned interaction terms it is part of.
 
-        pairs/scale: this copy's K candidate pairs and the SD of their raw products. Averaging the absolute change keeps
-        a site that acts only through an interaction (whose average signed effect is zero) visible.
+        pairs: this copy's K candidate pairs; pair_terms: each pair's interaction term in f per sample (n x K), added
+        to both of its sites. Averaging the absolute change keeps a site that acts only through an interaction (whose
+        average signed effect is zero) visible.
         """
         w = self.weights_of(model)
         effects = np.tile(w["linear"], (len(x), 1))
-        coefficient = w["pair_weights"] / scale  # d f / d(x_a x_b)
-        np.add.at(effects.T, pairs[:, 0], (coefficient[:, None] * x[:, pairs[:, 1]].T))
-        np.add.at(effects.T, pairs[:, 1], (coefficient[:, None] * x[:, pairs[:, 0]].T))
+        np.add.at(effects.T, pairs[:, 0], pair_terms.T)
+        np.add.at(effects.T, pairs[:, 1], pair_terms.T)
         z = x @ w["hidden_kernel"] + w["hidden_bias"]  # (n, hidden)
         for start in range(0, x.shape[1], 256):
             kernel = w["hidden_kernel"][start:start + 256]
@@ -82,6 +104,7 @@ class GenotypeNetworks(keras.layers.Layer):
             down = np.tanh(z[:, None, :] - 0.5 * kernel[None])
             effects[:, start:start + 256] += (up - down) @ w["output_kernel"]
         return np.abs(effects).mean(0)
+
 
 def build_genotype_model(n_sites: int, n_pairs: int, n_covariates: int, n_models: int, **options) -> keras.Model:
     genotypes = keras.Input((n_sites,), name="genotypes")

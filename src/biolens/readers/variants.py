@@ -130,3 +130,30 @@ def read_vcf(path: Path | str) -> Genotypes:
     notes = {"records": records, "multiallelic_split": n_split, "ploidy": ploidy_seen,
              "missing_calls": int(np.isnan(dosage).sum())}
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
+
+
+def structure_components(path: Path | str, samples: list[str], count: int) -> np.ndarray:
+    """Top `count` principal components of genome-wide markers (`--structure-genotypes`) for `samples`, in order.
+
+    Population structure is estimated from markers across the genome, not from the tested region (whose LD with the
+    causal sites would be absorbed too). Sites are standardised by their allele frequency (as in EIGENSTRAT); every
+    analysed individual must be in the file.
+    """
+    from sklearn.decomposition import PCA
+
+    markers = read_vcf(path)
+    position = {sample: i for i, sample in enumerate(markers.samples)}
+    missing = [s for s in samples if s not in position]
+    if missing:
+        raise InputError(f"{path}: {len(missing)} analysed individual(s) are not in the structure genotypes "
+                         f"(e.g. {', '.join(missing[:3])}); it must hold every individual of the association.")
+    dosage, _ = markers.subset(rows=np.asarray([position[s] for s in samples])).imputed()
+    freq = dosage.mean(0) / 2
+    keep = (freq > 0.01) & (freq < 0.99)
+    if keep.sum() < 2 * count:
+        raise InputError(f"{path}: only {int(keep.sum())} common marker(s) (allele frequency 1-99%); principal "
+                         f"components of structure need at least {2 * count}, ideally thousands across the genome.")
+    standard = (dosage[:, keep] - 2 * freq[keep]) / np.sqrt(2 * freq[keep] * (1 - freq[keep]))
+    count = min(count, len(samples) - 1, int(keep.sum()))
+    components = PCA(n_components=count, random_state=0).fit_transform(standard)
+    return (components - components.mean(0)) / np.where(components.std(0) > 0, components.std(0), 1)

@@ -84,7 +84,11 @@ def association_methods(info: dict, metrics: dict) -> str:
     config, versions = info["config"], info.get("versions", {})
     kind = metrics.get("trait_kind", info.get("trait_kind"))
     test = "logistic" if kind == "binary" else "linear"
-    covariates = f" adjusted for {', '.join(config['covariates'])}" if config.get("covariates") else ""
+    adjusted = list(config.get("covariates") or [])
+    if config.get("structure_genotypes"):
+        adjusted.append(f"the top {config.get('structure_pcs', 5)} principal components of genome-wide markers "
+                        f"({Path(config['structure_genotypes']).name})")
+    covariates = f" adjusted for {', '.join(adjusted)}" if adjusted else ""
     return (
         f"Association with {config['trait']} was analysed with biolens {versions.get('biolens', '')} (TensorFlow "
         f"{versions.get('tensorflow', '')}, Keras {versions.get('keras', '')}, scikit-learn {versions.get('scikit-learn', '')}) "
@@ -92,20 +96,31 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"{config['min_maf']} (missing calls imputed with the site mean). Each site was tested by {test} regression of the "
         f"trait on the alt-allele dosage{covariates} (Wald test); q-values are Benjamini-Hochberg; genomic inflation "
         f"lambda_GC = {metrics['lambda_gc']:.2f}. Linkage disequilibrium was measured as the squared dosage correlation; "
-        f"LD blocks join sites connected by r^2 >= 0.8. All {metrics['n_pairs']} site pairs were tested for epistasis with a "
-        f"dosage-product term (y ~ covariates + a + b + a*b, as PLINK --epistasis). A genotype network (additive term, "
-        f"explicit terms for the {config['candidate_pairs']} site pairs whose dosage product correlates most with the trait, "
-        f"and a 16-unit tanh layer; L2 penalty of the additive part set by the cross-validated additive model, L1 on the "
+        f"LD blocks join sites connected by r^2 >= 0.8. Fine-mapping used SuSiE (sum of single effects, L = 10, prior "
+        f"variances estimated, IBSS with refinement; Wang et al. 2020) on the covariate-adjusted trait: 95% credible sets "
+        f"with purity |r| >= 0.5 and posterior inclusion probabilities. All {metrics['n_pairs']} site pairs were tested "
+        f"for epistasis with a dosage-product term (y ~ covariates + a + b + a*b, as PLINK --epistasis) and with the "
+        f"saturated two-locus test (F test of the full 3 x 3 genotype table against both sites' main effects, up to "
+        f"4 df, on the covariate-adjusted trait), which detects interactions of any form. A genotype network (additive "
+        f"term; the four Cockerham interaction terms, additive and dominance codes crossed, of the "
+        f"{config['candidate_pairs']} site pairs whose terms explain most of the trait, screened over all pairs and "
+        f"pruned so that no two candidates tag each other at r^2 >= 0.5, with a group-lasso penalty per pair; a "
+        f"16-unit tanh layer; L2 penalty of the additive part set by the cross-validated additive model, L1 on the "
         f"non-linear part, Adam) was compared with a penalised additive {test} model on the same {config['folds']} "
-        f"cross-validation folds (epochs chosen on an inner 15% validation split); confidence intervals are 95% percentile "
+        f"cross-validation folds (the epoch count minimising the validation loss averaged over folds, on inner 15% "
+        f"validation splits); confidence intervals are 95% percentile "
         f"bootstrap intervals over individuals. The network was then refitted on all individuals for {metrics['epochs']} "
         f"epochs. Site importance is the mean absolute change of the prediction for a one-SD change of the dosage "
-        f"(in-silico mutagenesis); pair scores are the root-mean-square mixed second derivative (expected interaction). "
+        f"(in-silico mutagenesis) plus the site's learned interaction terms; a pair's score is the standard deviation "
+        f"over individuals of its learned interaction term. "
         f"Significance: site importances against {config['permutations']} refits with the phenotype (and covariates) "
-        f"permuted; pair scores against {config['permutations']} refits on phenotypes simulated from the additive model "
-        f"(parametric bootstrap for a binary trait, permuted residuals for a quantitative one), so that additive effects do "
-        f"not masquerade as interactions; candidate-pair screening was repeated inside every refit. Empirical p-values pool "
-        f"the null scores of all sites (pairs) and refits, and are corrected by Benjamini-Hochberg. Random seed {info['seed']}."
+        f"permuted; pair scores against {config['permutations']} refits on phenotypes simulated from the main-effects "
+        f"model (additive and dominance codes; parametric bootstrap for a binary trait, permuted residuals for a "
+        f"quantitative one), so that main effects do not masquerade as interactions; candidate-pair screening was "
+        f"repeated inside every refit. Empirical p-values pool "
+        f"the null scores of all sites (pairs) and refits; p-values beyond their resolution come from a generalised "
+        f"Pareto fit to the 250 largest null scores when a Cramer-von Mises test accepts it (Knijnenburg et al. 2009); "
+        f"q-values are Benjamini-Hochberg. Random seed {info['seed']}."
     )
 
 

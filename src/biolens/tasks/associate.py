@@ -1,14 +1,18 @@
 """Association: which variant sites and pairs of sites drive a trait, classical tests beside a deep model.
 
 Stages (each saved under checkpoints/, so an interrupted run resumes where it stopped):
-1. classical: per-site regression tests, BH q-values, lambda_GC, LD r^2 and blocks, PLINK-style epistasis scan.
-2. crossval: k-fold cross-validation of the genotype network against a penalised additive model on the same folds.
-3. discovery: the network refitted on all samples together with permutation copies; site importance (in-silico
-   mutagenesis) against phenotype permutations, pair interaction scores against a null that keeps the additive
-   effects (parametric bootstrap / residual permutation under the additive model, Buzkova et al. 2011).
+1. classical: per-site regression tests, BH q-values, lambda_GC (and at sites unlinked to the hits), LD r^2 and
+   blocks, PLINK-style product epistasis scan and the saturated two-locus test of every pair (any form).
+2. fine_mapping: SuSiE credible sets and posterior inclusion probabilities over the region's LD.
+3. crossval: k-fold cross-validation of the genotype network against a penalised additive model on the same folds.
+4. discovery: the network refitted on all samples together with permutation copies; site importance (in-silico
+   mutagenesis) against phenotype permutations, pair interaction scores against a null that keeps the main
+   effects (parametric bootstrap / residual permutation under the main-effects model, Buzkova et al. 2011); p-values
+   past the permutations' resolution from a generalised Pareto tail (Knijnenburg et al. 2009).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +46,16 @@ def associate(phenotypes: str | Path | None = None, trait: str | None = None, ou
     if resume is None:
         resolved = {key: str(Path(value).resolve()) if value is not None else None
                     for key, value in (("phenotypes", phenotypes), ("genotypes", genotypes), ("sequences", sequences),
-                                       ("sample_map", options.pop("sample_map", None)))}
+                                       ("sample_map", options.pop("sample_map", None)),
+                                       ("structure_genotypes", options.pop("structure_genotypes", None)))}
         options.update(resolved, trait=trait)
     return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_run_stages)
 
 
 def _prepare(config: AssociateConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     fingerprint = lifecycle.data_fingerprint(
-        [p for p in (config.genotypes, config.sequences, config.phenotypes, config.sample_map) if p])
+        [p for p in (config.genotypes, config.sequences, config.phenotypes, config.sample_map,
+                     config.structure_genotypes) if p])
     return lifecycle.Prepared(_load(config), fingerprint)
 
 
@@ -64,6 +70,16 @@ class _Data:
     covariates: np.ndarray
     covariate_columns: list[str]
     notes: dict
+    _codes: "object" = None
+
+    @property
+    def codes(self):
+        """Cockerham additive/dominance codes of every site (interaction terms of any pair are built from them)."""
+        if self._codes is None:
+            from biolens.engine.genotype_training import PairCodes
+
+            self._codes = PairCodes(self.dosage)
+        return self._codes
 
 
 def _load(config: AssociateConfig) -> _Data:
@@ -80,6 +96,14 @@ def _load(config: AssociateConfig) -> _Data:
                                                        config.phenotypes)
     genotypes = genotypes.subset(rows=geno_rows)
     y, cov = pheno.y[pheno_rows], pheno.covariates[pheno_rows]
+    covariate_columns = list(pheno.covariate_columns)
+    if config.structure_genotypes:
+        from biolens.readers.variants import structure_components
+
+        components = structure_components(config.structure_genotypes, [genotypes.samples[i] for i in geno_rows],
+                                          config.structure_pcs)
+        cov = np.hstack([cov, components])
+        covariate_columns += [f"PC{k + 1}" for k in range(components.shape[1])]
     maf = genotypes.minor_allele_frequency()
     keep = np.nonzero(np.isfinite(maf) & (maf >= max(config.min_maf, 1e-12)) & (np.nanstd(genotypes.dosage, 0) > 0))[0]
     if len(keep) < 2:
@@ -96,7 +120,7 @@ def _load(config: AssociateConfig) -> _Data:
         console.say(f"warning: {line}")
     if imputed:
         console.say(f"{imputed} missing genotype calls ({100 * imputed / dosage.size:.2f}%) were imputed with the site mean.")
-    return _Data(genotypes, dosage, x, y, y_model, pheno.kind, cov, pheno.covariate_columns, notes)
+    return _Data(genotypes, dosage, x, y, y_model, pheno.kind, cov, covariate_columns, notes)
 
 
 # -- stages ------------------------------------------------------------------------------------------------------
@@ -109,11 +133,12 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
     classical = cached_stage(run, "classical", lambda: _classical(data))
+    fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
     discovery = cached_stage(run, "discovery", lambda: _discovery(data, config, classical, int(crossval["epochs"]), r2_additive))
     seconds = lifecycle.elapsed_seconds(run)
-    _write_outputs(run, config, data, classical, crossval, discovery, seconds)
+    _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
     return True
 
@@ -127,7 +152,7 @@ def _r2_additive(data: _Data, crossval: dict) -> float:
 
 
 def _classical(data: _Data) -> dict:
-    from biolens.stats import linkage, regression
+    from biolens.stats import linkage, regression, two_locus
     from biolens.stats.significance import bh_qvalues
 
     with console.step("classical per-site tests and LD"):
@@ -136,11 +161,48 @@ def _classical(data: _Data) -> dict:
         blocks = linkage.blocks(r2)
     m = data.x.shape[1]
     pairs = np.stack(np.triu_indices(m, 1), axis=1)
-    with console.step(f"classical epistasis scan ({len(pairs)} pairs)"):
+    with console.step(f"classical epistasis scans ({len(pairs)} pairs: product term and saturated 3 x 3 table)"):
         pair_beta, p_pair = regression.pair_tests(data.dosage, data.y, data.covariates, data.kind, pairs)
-    return {"beta": beta, "p_site": p_site, "q_site": bh_qvalues(p_site), "r2": r2, "ld_block": blocks,
+        f_saturated, df_saturated, p_saturated = two_locus.saturated_pair_tests(data.dosage, data.y, data.covariates,
+                                                                                pairs)
+    q_site = bh_qvalues(p_site)
+    return {"beta": beta, "p_site": p_site, "q_site": q_site, "r2": r2, "ld_block": blocks,
             "pairs": pairs, "pair_beta": pair_beta, "p_epistasis": p_pair, "q_epistasis": bh_qvalues(p_pair),
-            "lambda_gc": np.asarray(regression.genomic_inflation(p_site))}
+            "p_saturated": p_saturated, "q_saturated": bh_qvalues(p_saturated), "df_saturated": df_saturated,
+            "lambda_gc": np.asarray(regression.genomic_inflation(p_site)),
+            "lambda_gc_unlinked": np.asarray(_unlinked_inflation(p_site, q_site, r2))}
+
+
+UNLINKED_R2 = 0.1  # sites below this r^2 with every hit measure inflation that LD with the hits cannot explain
+
+
+def _unlinked_inflation(p_site: np.ndarray, q_site: np.ndarray, r2: np.ndarray) -> float:
+    """lambda_GC over sites in weak LD (r^2 < 0.1) with every site at q < 0.05; NaN when fewer than 20 such sites.
+
+    In one small region most sites are in LD with an associated site, so their test statistics rise with it and the
+    overall lambda_GC measures that LD, not population structure. Inflation that persists far from the hits does.
+    """
+    from biolens.stats.regression import genomic_inflation
+
+    hits = np.nonzero(q_site < 0.05)[0]
+    unlinked = np.ones(len(p_site), dtype=bool) if not len(hits) else (r2[:, hits] < UNLINKED_R2).all(1)
+    return genomic_inflation(p_site[unlinked]) if unlinked.sum() >= 20 else float("nan")
+
+
+def _fine_mapping(data: _Data) -> dict:
+    """SuSiE over the region (covariates regressed out of trait and genotypes): PIPs and 95% credible sets."""
+    from biolens.stats.finemap import susie
+    from biolens.stats.two_locus import residualise
+
+    with console.step("fine-mapping (SuSiE credible sets)"):
+        y = residualise(data.y.astype(np.float64), data.covariates)
+        x = data.dosage - data.dosage.mean(0)
+        if data.covariates.shape[1]:
+            base = np.hstack([np.ones((len(y), 1)), data.covariates])
+            x = x - base @ np.linalg.lstsq(base, x, rcond=None)[0]
+        found = susie(x, y)
+    return {"pip": found.pip, "credible_set": found.set_of_each_site(),
+            "purity": np.asarray(found.purity), "converged": np.asarray(found.converged)}
 
 
 def _additive_model(kind: str):
@@ -171,22 +233,19 @@ def _allowed_pairs(r2: np.ndarray) -> np.ndarray:
 
 
 def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray], config: AssociateConfig,
-                   allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-copy candidate pairs (screened on that copy's own training rows and target), products and covariates."""
-    from biolens.engine.genotype_training import pair_products, screen_pairs
+                   allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-copy candidate pairs (screened on that copy's own training rows and target) and their interaction terms."""
+    from biolens.engine.genotype_training import PAIR_TERMS
 
     n, copies = targets.shape
     k = config.candidate_pairs
-    products = np.zeros((n, copies, k), dtype=np.float32)
+    terms = np.zeros((n, copies, k * PAIR_TERMS), dtype=np.float32)
     candidates = np.zeros((copies, k, 2), dtype=np.int64)
-    scales = np.ones((copies, k))
     for j in range(copies):
-        rows = fit_rows[j]
-        pairs = screen_pairs(data.x[rows], targets[rows, j], k, allowed)
-        values, scale = pair_products(data.x, pairs)
-        products[:, j, : len(pairs)] = values
-        candidates[j, : len(pairs)], scales[j, : len(pairs)] = pairs, scale
-    return products, candidates, scales
+        pairs = data.codes.screen(targets[:, j], k, allowed, rows=fit_rows[j])
+        terms[:, j, : len(pairs) * PAIR_TERMS] = data.codes.terms(pairs)
+        candidates[j, : len(pairs)] = pairs
+    return terms, candidates
 
 
 def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
@@ -216,12 +275,12 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
             train_weight[train[~inner], k], val_weight[train[inner], k] = 1, 1
             fit_rows.append(train[~inner])
     targets = np.repeat(data.y_model[:, None], config.folds, axis=1)
-    products, _, _ = _copies_inputs(data, targets, fit_rows, config, _allowed_pairs(classical["r2"]))
+    products, _ = _copies_inputs(data, targets, fit_rows, config, _allowed_pairs(classical["r2"]))
     covariates = np.repeat(data.covariates[:, None, :], config.folds, axis=1)
     with console.step(f"genotype network, {config.folds}-fold cross-validation"):
         model, epochs = fit_copies(data.x, products, covariates, targets, train_weight, val_weight=val_weight,
                                    kind=data.kind, seed=config.seed, epochs=300, l2=float(np.median(penalties)),
-                                   **_NETWORK)
+                                   pair_penalty=_pair_penalty(len(fit_rows[0]), data.x.shape[1], data.kind), **_NETWORK)
         logits = predict_copies(model, data.x, products, covariates)[np.arange(n), fold_of]
     oof_deep = 1 / (1 + np.exp(-logits)) if data.kind == "binary" else logits
     return {"fold": fold_of, "oof_deep": oof_deep, "oof_additive": oof_additive, "fold_epochs": epochs,
@@ -229,7 +288,14 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
 
 
 # The network's settings; the additive L2 strength comes from the cross-validated additive model of the same data.
-_NETWORK = {"hidden": 16, "l1": 1e-2, "l2_pairs": 1e-2, "learning_rate": 1e-3, "batch_size": 64, "patience": 15}
+_NETWORK = {"hidden": 16, "l1": 1e-2, "learning_rate": 3e-3, "batch_size": 64, "patience": 15}
+
+
+def _pair_penalty(n: int, m: int, kind: str) -> float:
+    """Group-lasso strength of the pair terms: the largest correlation noise pairs reach, sqrt(2 ln(pairs) / n)
+    (the universal threshold), halved for the logistic loss, whose gradient is about half as steep."""
+    pairs = max(m * (m - 1) // 2, 2)
+    return float(np.sqrt(2 * np.log(pairs) / n)) * (0.5 if kind == "binary" else 1.0)
 
 
 def _pair_positions(candidates: np.ndarray, m: int) -> np.ndarray:
@@ -238,17 +304,26 @@ def _pair_positions(candidates: np.ndarray, m: int) -> np.ndarray:
     return i * m - i * (i + 1) // 2 + (j - i - 1)
 
 
-def _pair_scores(network, copy: int, n_pairs: int, candidates: np.ndarray, scales: np.ndarray, m: int) -> np.ndarray:
-    """|d2f / dx_i dx_j| of every pair from its explicit product term (zero for pairs that were not candidates).
+def _pair_contributions(network, copy: int, candidates: np.ndarray, codes, rows: np.ndarray | None = None):
+    """Each candidate pair's interaction term in f per individual (rows x K), and which candidates are real."""
+    from biolens.engine.genotype_training import PAIR_TERMS
 
-    For a product effect beta * x_i * x_j this is |beta|: the change in site i's per-SD effect per SD at site j, what
-    double in-silico mutagenesis measures. The tanh layer's curvature is left out: it mostly reflects how additive
-    effects are fitted, not interactions.
-    """
     valid = candidates[:, 0] < candidates[:, 1]  # rows past the last candidate are padding (0, 0)
-    weights = network.weights_of(copy)["pair_weights"][valid]
+    weights = network.weights_of(copy)["pair_weights"].reshape(-1, PAIR_TERMS)[valid]
+    terms = codes.terms(candidates[valid], rows).reshape(-1, int(valid.sum()), PAIR_TERMS)
+    return np.einsum("nkf,kf->nk", terms, weights), valid
+
+
+def _pair_scores(network, copy: int, n_pairs: int, candidates: np.ndarray, codes, m: int) -> np.ndarray:
+    """The SD over individuals of each pair's learned interaction term (trait SD units); zero for non-candidates.
+
+    The term is the network's function of the pair's four interaction codes, so this measures an interaction of
+    any form; for a pure dosage product it equals |d2f / dx_i dx_j| per SD^2, what double in-silico mutagenesis
+    measures. The tanh layer's curvature is left out: it mostly reflects how main effects are fitted.
+    """
+    contributions, valid = _pair_contributions(network, copy, candidates, codes)
     scores = np.zeros(n_pairs)
-    scores[_pair_positions(candidates[valid], m)] = np.abs(weights / scales[valid])
+    scores[_pair_positions(candidates[valid], m)] = contributions.std(0)
     return scores
 
 
@@ -264,99 +339,158 @@ def _unshrunk(fitted: np.ndarray, y: np.ndarray, r2: float) -> np.ndarray:
 
 
 def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, r2_additive: float = 0.0) -> dict:
-    from biolens.stats.significance import bh_qvalues, pooled_permutation_p
+    from biolens.stats.significance import bh_qvalues, permutation_test
     from biolens.engine.genotype_training import fit_copies
 
     n, m = data.x.shape
     B = config.permutations
     rng = np.random.default_rng(config.seed + 1)
     features = _features(data)
+    # The interaction null keeps every main effect, dominance included (the saturated test's null hypothesis)
+    main_features = np.hstack([features, data.codes.d[:, data.codes.has_dominance]])
+    main_effects = _additive_model(data.kind).fit(main_features, data.y_model)
     additive = _additive_model(data.kind).fit(features, data.y_model)
-    # copy 0: real data; 1..B: phenotype (and covariates) permuted; B+1..2B: additive-only null for interactions
+    # copy 0: real data; 1..B: phenotype (and covariates) permuted; B+1..2B: main-effects-only null for interactions
     orders = [np.arange(n)] + [rng.permutation(n) for _ in range(B)] + [np.arange(n)] * B
     targets = [data.y_model[order] for order in orders[: B + 1]]
     if data.kind == "binary":
-        fitted = additive.predict_proba(features)[:, 1]
+        fitted = main_effects.predict_proba(main_features)[:, 1]
         targets += [(rng.random(n) < fitted).astype(float) for _ in range(B)]
     else:
-        fitted = _unshrunk(additive.predict(features), data.y_model, r2_additive)
+        fitted = _unshrunk(main_effects.predict(main_features), data.y_model, r2_additive)
         residual = data.y_model - fitted
         targets += [fitted + residual[rng.permutation(n)] for _ in range(B)]
     targets = np.stack(targets, axis=1)
     copies = targets.shape[1]
     allowed = _allowed_pairs(classical["r2"])
-    products, candidates, scales = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
+    products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
     covariates = np.stack([data.covariates[order] for order in orders], axis=1)
     with console.step(f"genotype network on all samples + {2 * B} null copies ({epochs} epochs)"):
         model, _ = fit_copies(data.x, products, covariates, targets, np.ones((n, copies)), kind=data.kind,
                               seed=config.seed + 1, epochs=epochs, l2=_additive_penalty(additive, n, data.kind),
-                              **{k: v for k, v in _NETWORK.items() if k != "patience"})
+                              pair_penalty=_pair_penalty(n, m, data.kind), **{k: v for k, v in _NETWORK.items() if k != "patience"})
     network = model.get_layer("networks")
-    sample = data.x[rng.choice(n, min(n, config.explain_samples), replace=False)]
+    rows = rng.choice(n, min(n, config.explain_samples), replace=False)
     pairs = classical["pairs"]
     with console.step("in-silico mutagenesis of every site and interaction scores of every pair"):
-        importance = np.stack([network.site_effects(sample, j, candidates[j], scales[j]) for j in range(copies)])
-        m = data.x.shape[1]
-        scores = np.stack([_pair_scores(network, j, len(pairs), candidates[j], scales[j], m)
+        importance = []
+        for j in range(copies):
+            contributions, valid = _pair_contributions(network, j, candidates[j], data.codes, rows)
+            importance.append(network.site_effects(data.x[rows], j, candidates[j][valid], contributions))
+        importance = np.stack(importance)
+        scores = np.stack([_pair_scores(network, j, len(pairs), candidates[j], data.codes, m)
                            for j in [0] + list(range(B + 1, copies))]).astype(np.float32)
-    p_site = pooled_permutation_p(importance[0], importance[1 : B + 1])
-    p_pair = pooled_permutation_p(scores[0], scores[1:], standardise=False)
+    p_site, site_tail = permutation_test(importance[0], importance[1 : B + 1])
+    p_pair, pair_tail = permutation_test(scores[0], scores[1:], standardise=False)
     return {"importance": importance[0], "p_perm": p_site, "q_perm": bh_qvalues(p_site), "pair_score": scores[0],
-            "pair_p_perm": p_pair, "pair_q_perm": bh_qvalues(p_pair), "candidates": candidates[0]}
+            "pair_p_perm": p_pair, "pair_q_perm": bh_qvalues(p_pair), "candidates": candidates[0],
+            "site_tail": np.asarray(json.dumps(site_tail)), "pair_tail": np.asarray(json.dumps(pair_tail))}
 
 
 # -- outputs -----------------------------------------------------------------------------------------------------
-def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dict, crossval: dict, discovery: dict,
-                   seconds: float) -> None:
+def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dict, fine_mapping: dict,
+                   crossval: dict, discovery: dict, seconds: float) -> None:
     from biolens.report import association_figures as figures
+    from biolens.stats.linkage import BLOCK_R2
 
     g = data.genotypes
     maf = g.minor_allele_frequency()
-    order = np.lexsort((-discovery["importance"], discovery["p_perm"]))
+    pip, credible = fine_mapping["pip"], fine_mapping["credible_set"]
+    # Rank: sites in a credible set by their PIP (which site in the LD carries the effect), then the rest by the deep
+    # permutation test and importance (sites acting only through a pair have no additive PIP but a deep score).
+    order = np.lexsort((-discovery["importance"], discovery["p_perm"], -np.where(credible > 0, pip, 0.0)))
     rank = np.empty(len(order), dtype=int)
     rank[order] = np.arange(1, len(order) + 1)
     rows = [[g.chrom[i], int(g.pos[i]), g.ref[i], g.alt[i], _f(maf[i]), _f(classical["beta"][i]),
              _g(classical["p_site"][i]), _g(classical["q_site"][i]), _f(discovery["importance"][i]),
-             _g(discovery["p_perm"][i]), _g(discovery["q_perm"][i]), int(classical["ld_block"][i]), int(rank[i])]
+             _g(discovery["p_perm"][i]), _g(discovery["q_perm"][i]), int(classical["ld_block"][i]), int(rank[i]),
+             _f(pip[i]), int(credible[i]) if credible[i] else ""]
             for i in order]
     header = ["chrom", "pos", "ref", "alt", "maf", "beta", "p_site", "q_site", "importance", "p_perm", "q_perm",
-              "ld_block", "rank"]
+              "ld_block", "rank", "pip", "credible_set"]
     write_csv(run.file("variants.tsv"), header, rows, delimiter="\t")
 
     pairs, score = classical["pairs"], discovery["pair_score"]
-    pair_order = np.argsort(-score, kind="stable")
+    r2_pairs = classical["r2"][pairs[:, 0], pairs[:, 1]]
+    linked = r2_pairs >= BLOCK_R2
+    p_saturated = np.nan_to_num(classical["p_saturated"], nan=1.0)
+    # Pairs in strong LD are set apart at the bottom: their "interaction" is one haplotype's effect seen twice.
+    pair_order = np.lexsort((p_saturated, -score, discovery["pair_p_perm"], linked))
     pair_rank = np.empty(len(pairs), dtype=int)
     pair_rank[pair_order] = np.arange(1, len(pairs) + 1)
     shown = set(pair_order[: config.pairs_written].tolist())
-    shown |= set(np.nonzero(classical["q_epistasis"] < 0.05)[0][: config.pairs_written].tolist())
-    shown |= set(np.nonzero(discovery["pair_q_perm"] < 0.05)[0].tolist())
+    for q in (classical["q_epistasis"], classical["q_saturated"], discovery["pair_q_perm"]):
+        shown |= set(np.nonzero(q < 0.05)[0][: config.pairs_written].tolist())
     pair_rows = []
     for k in sorted(shown, key=lambda k: pair_rank[k]):
         a, b = pairs[k]
         pair_rows.append([int(g.pos[a]), int(g.pos[b]), _f(score[k]), _g(discovery["pair_p_perm"][k]),
-                          _g(discovery["pair_q_perm"][k]), _f(classical["r2"][a, b]), int(pair_rank[k]),
-                          g.chrom[a], g.chrom[b], _g(classical["p_epistasis"][k]), _g(classical["q_epistasis"][k])])
+                          _g(discovery["pair_q_perm"][k]), _f(r2_pairs[k]), int(pair_rank[k]),
+                          g.chrom[a], g.chrom[b], _g(classical["p_epistasis"][k]), _g(classical["q_epistasis"][k]),
+                          _g(classical["p_saturated"][k]), _g(classical["q_saturated"][k]),
+                          "yes" if linked[k] else "no"])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
-                                             "chrom_b", "p_epistasis", "q_epistasis"], pair_rows, delimiter="\t")
+                                             "chrom_b", "p_epistasis", "q_epistasis", "p_saturated", "q_saturated",
+                                             "strong_ld"], pair_rows, delimiter="\t")
 
     metrics = _prediction_metrics(data, crossval, config.seed)
+    site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
+    m = data.x.shape[1]
     metrics.update({
-        "n_samples": int(len(data.y)), "n_sites": int(data.x.shape[1]), "n_pairs": int(len(pairs)),
-        "lambda_gc": float(classical["lambda_gc"]), "seconds": round(seconds, 1), "trait_kind": data.kind,
+        "n_samples": int(len(data.y)), "n_sites": int(m), "n_pairs": int(len(pairs)),
+        "lambda_gc": float(classical["lambda_gc"]), "lambda_gc_unlinked": _none_if_nan(classical["lambda_gc_unlinked"]),
+        "seconds": round(seconds, 1), "trait_kind": data.kind,
         "n_cases": int(data.y.sum()) if data.kind == "binary" else None,
         "permutations": config.permutations, "folds": config.folds, "epochs": int(crossval["epochs"]),
         "sites_q05_classical": int((classical["q_site"] < 0.05).sum()),
         "sites_q05_deep": int((discovery["q_perm"] < 0.05).sum()),
         "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
+        "pairs_q05_saturated": int((classical["q_saturated"] < 0.05).sum()),
         "pairs_q05_deep": int((discovery["pair_q_perm"] < 0.05).sum()),
         "ld_blocks": int(classical["ld_block"].max()),
+        "credible_sets": [[int(g.pos[i]) for i in np.nonzero(credible == k)[0]] for k in range(1, int(credible.max()) + 1)],
+        "site_test_tail": site_tail, "pair_test_tail": pair_tail,
+        "site_q_floor": _q_floor(site_tail, m), "pair_q_floor": _q_floor(pair_tail, len(pairs)),
+        "inflation_reading": _inflation_reading(float(classical["lambda_gc"]), classical["lambda_gc_unlinked"],
+                                                int((classical["q_site"] < 0.05).sum()), data.covariate_columns),
     })
     write_json(run.file("metrics.json"), metrics)
     figures.manhattan(g.pos, classical["p_site"], discovery["p_perm"], discovery["importance"],
-                      run.path / "figures" / "manhattan.png")
+                      run.path / "figures" / "manhattan.png", pip=pip, chrom=g.chrom[0] if len(g.chrom) else "")
     figures.qq(classical["p_site"], run.path / "figures" / "qq.png")
     figures.ld_map(classical["r2"], g.pos, run.path / "figures" / "ld_map.png")
-    figures.interaction_map(pairs, score, g.pos, data.x.shape[1], run.path / "figures" / "interactions.png")
+    figures.interaction_map(pairs, score, g.pos, m, run.path / "figures" / "interactions.png",
+                            saturated=classical["p_saturated"])
+
+
+def _none_if_nan(value) -> float | None:
+    value = float(value)
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def _q_floor(tail: dict, tests: int) -> float | None:
+    """The smallest BH q one lone hit can reach: resolution x tests with plain permutations; none with the tail model."""
+    return None if tail.get("method") != "empirical" else min(1.0, float(tail["resolution"]) * tests)
+
+
+def _inflation_reading(overall: float, unlinked, hits: int, covariates: list[str]) -> str:
+    """lambda_GC in plain words: LD with the hits in one small region, or population structure."""
+    unlinked = float(unlinked)
+    if overall <= 1.1:
+        return f"lambda_GC = {overall:.2f}: no inflation of the per-site test statistics."
+    structure = any(c.startswith("PC") for c in covariates)
+    if np.isfinite(unlinked) and unlinked > 1.1:
+        advice = ("" if structure else " Give ancestry covariates (--covariates) or genome-wide markers "
+                  "(--structure-genotypes VCF) to correct for it, and trust the classical column with care.")
+        return (f"warning: lambda_GC = {overall:.2f}, and {unlinked:.2f} at sites in weak LD (r² < {UNLINKED_R2}) with "
+                f"every hit: inflation far from the hits looks like population stratification.{advice}")
+    where = f" (sites in weak LD with every hit: {unlinked:.2f})" if np.isfinite(unlinked) else ""
+    if hits:
+        return (f"lambda_GC = {overall:.2f}{where}: in one small region most sites are in LD with the associated sites, "
+                "so their statistics rise with them. This measures LD with the hits, not stratification; the "
+                "credible sets say which sites carry the effect.")
+    return (f"warning: lambda_GC = {overall:.2f} with no site at q < 0.05: inflation without a hit suggests population "
+            "stratification or a polygenic background; consider ancestry covariates or --structure-genotypes.")
 
 
 def _f(value) -> str:

@@ -90,7 +90,10 @@ def _number(text: str):
 
 
 def progress(folder: Path, job: dict | None, log_file: Path) -> dict:
-    """What the Run page refreshes every second: status, epoch of epochs, curves, a training ETA and the log."""
+    """What the Run page refreshes every second: status, epoch of epochs, curves, a training ETA and the log.
+
+    A run is marked complete a moment before its report is written; the page reloads only once both are there.
+    """
     info = run_info(folder)
     history = read_history(folder)
     epochs = int(info.get("config", {}).get("epochs") or 0)
@@ -102,7 +105,7 @@ def progress(folder: Path, job: dict | None, log_file: Path) -> dict:
     return {"status": status, "epoch": len(history), "epochs": epochs, "eta_s": eta,
             "history": [{k: row.get(k) for k in ("epoch", "loss", "val_loss", "val_balanced_accuracy")} for row in history],
             "log": tail(log_file, 40), "error": info.get("error") or (job or {}).get("error") or "",
-            "done": status not in ("queued", "running")}
+            "done": status not in ("queued", "running") and (status != "complete" or (folder / "report.html").exists())}
 
 
 def tail(file: Path, lines: int) -> str:

@@ -1,0 +1,167 @@
+"""A grid of cohorts instead of one scenario: interaction forms x allele frequencies x demographies x effect sizes.
+
+    .venv/bin/python benchmarks/association_grid.py --cohorts 20                 # the full grid (hours on 2 cores)
+    .venv/bin/python benchmarks/association_grid.py --cohorts 2 --cells forms    # one row per form, default settings
+
+Each cell simulates `--cohorts` msprime cohorts (1,000 diploid x 2 kb by default), runs `biolens associate` and asks:
+- pair cells: is the planted pair found (a pair at q < 0.05 whose two sites are each the planted site or in LD
+  r^2 >= 0.8 with it) by the deep model, the saturated two-locus test and PLINK's product scan? Where does the best
+  linked pair rank in each test?
+- additive cells: are the planted sites in the top 10 of variants.tsv (allowing r^2 >= 0.8 neighbours) and in a 95%
+  credible set of at most 5 sites?
+- null and additive cells: is any pair claimed at q < 0.05 (a false discovery)?
+Results are appended to --out (JSON lines) so an interrupted grid resumes; the table is printed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from biolens.readers.variants import read_vcf
+from biolens.simulate import INTERACTION_FORMS, simulate_cohort
+from biolens.tasks.associate import associate
+
+DEFAULT = {"form": "product", "maf": "0.3-0.5", "demography": "constant", "effect": None}
+
+
+def cells(which: str) -> list[dict]:
+    """The grid: every factor varied alone around the default cell, plus null and additive-only cohorts."""
+    grid = [{"scenario": "pair", **DEFAULT, "form": form} for form in INTERACTION_FORMS]
+    if which in ("all", "maf"):
+        grid += [{"scenario": "pair", **DEFAULT, "form": form, "maf": maf}
+                 for form in ("product", "one_carrier") for maf in ("0.05-0.15", "0.15-0.3")]
+    if which in ("all", "demography"):
+        grid += [{"scenario": "pair", **DEFAULT, "form": form, "demography": demography}
+                 for form in ("product", "one_carrier") for demography in ("bottleneck", "expansion", "demes")]
+    if which in ("all", "effect"):
+        grid += [{"scenario": "pair", **DEFAULT, "form": "one_carrier", "effect": effect} for effect in (0.06, 0.2)]
+    if which in ("all", "forms", "null"):
+        grid += [{"scenario": scenario, **DEFAULT, "demography": demography}
+                 for scenario in ("null", "additive") for demography in ("constant", "demes")]
+    return grid
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def _number(text: str, default: float = 1.0) -> float:
+    return float(text) if text not in ("", None) else default
+
+
+def score(run: Path, vcf: Path, truth: dict) -> dict:
+    genotypes = read_vcf(vcf)
+    dosage, _ = genotypes.imputed()
+    column = {}
+    for i, p in enumerate(genotypes.pos):
+        column.setdefault(int(p), i)
+
+    def linked(a: int, b: int) -> bool:
+        return a == b or np.corrcoef(dosage[:, column[a]], dosage[:, column[b]])[0, 1] ** 2 >= 0.8
+
+    result: dict = {}
+    pairs = _rows(run / "interactions.tsv")
+    tests = {"deep": ("q_perm", "p_perm"), "saturated": ("q_saturated", "p_saturated"),
+             "plink": ("q_epistasis", "p_epistasis")}
+    for test, (q_column, p_column) in tests.items():
+        claimed = [r for r in pairs if _number(r[q_column]) < 0.05]
+        if truth["pair"]:
+            a, b = truth["pair"]
+            is_true = [(linked(int(r["pos_a"]), a) and linked(int(r["pos_b"]), b))
+                       or (linked(int(r["pos_a"]), b) and linked(int(r["pos_b"]), a)) for r in pairs]
+            order = sorted(range(len(pairs)), key=lambda k: _number(pairs[k][p_column]))
+            ranks = [position + 1 for position, k in enumerate(order) if is_true[k]]
+            result[f"{test}_found"] = any(is_true[k] for k, r in enumerate(pairs) if _number(r[q_column]) < 0.05)
+            result[f"{test}_rank"] = ranks[0] if ranks else None
+        result[f"{test}_false_pairs"] = sum(
+            1 for r in claimed if not truth["pair"] or not (
+                (linked(int(r["pos_a"]), truth["pair"][0]) and linked(int(r["pos_b"]), truth["pair"][1]))
+                or (linked(int(r["pos_a"]), truth["pair"][1]) and linked(int(r["pos_b"]), truth["pair"][0]))))
+    if truth["additive"]:
+        variants = _rows(run / "variants.tsv")
+        top10 = [int(r["pos"]) for r in variants[:10]]
+        sets: dict[str, list[int]] = {}
+        for r in variants:
+            if r.get("credible_set"):
+                sets.setdefault(r["credible_set"], []).append(int(r["pos"]))
+        result["additive_top10"] = float(np.mean([any(linked(h, c) for h in top10) for c in truth["additive"]]))
+        result["additive_small_set"] = float(np.mean([any(len(members) <= 5 and c in members for members in sets.values())
+                                                      for c in truth["additive"]]))
+    metrics = json.loads((run / "metrics.json").read_text())
+    result.update(seconds=metrics["seconds"], lambda_gc=metrics["lambda_gc"],
+                  inflation_warning=metrics["inflation_reading"].startswith("warning"))
+    return result
+
+
+def _key(cell: dict) -> str:
+    return json.dumps({k: cell[k] for k in ("scenario", "form", "maf", "demography", "effect")}, sort_keys=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cohorts", type=int, default=20)
+    parser.add_argument("--cells", default="all", choices=["all", "forms", "maf", "demography", "effect", "null"])
+    parser.add_argument("--individuals", type=int, default=1000)
+    parser.add_argument("--length", type=int, default=2000)
+    parser.add_argument("--trait", default="quantitative")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/association_grid.jsonl"))
+    args = parser.parse_args()
+    done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    for cell in cells(args.cells):
+        for cohort in range(args.cohorts):
+            if any(r["cell"] == _key(cell) and r["cohort"] == cohort and r["trait"] == args.trait for r in done):
+                continue
+            low, high = map(float, cell["maf"].split("-"))
+            try:
+                simulated = simulate_cohort(cell["scenario"], trait=args.trait, seed=1000 + cohort,
+                                            n_individuals=args.individuals, length=args.length, form=cell["form"],
+                                            maf=(low, high), demography=cell["demography"],
+                                            variance_explained=cell["effect"])
+            except RuntimeError as error:  # no sites at this allele frequency in this genealogy
+                print(f"skipped {_key(cell)} cohort {cohort}: {error}")
+                continue
+            with tempfile.TemporaryDirectory() as folder:
+                paths = simulated.write(folder)
+                started = time.perf_counter()
+                associate(paths["phenotypes"], "status" if args.trait == "binary" else "yield", Path(folder) / "run",
+                          genotypes=paths["genotypes"])
+                record = {"cell": _key(cell), "cohort": cohort, "trait": args.trait,
+                          "wall_s": round(time.perf_counter() - started, 1),
+                          **score(Path(folder) / "run", paths["genotypes"], simulated.truth)}
+            done.append(record)
+            with open(args.out, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            print(record, flush=True)
+    table(done, args.trait)
+
+
+def table(records: list[dict], trait: str) -> None:
+    print("| cell | cohorts | found: deep / saturated / PLINK | median rank: deep / saturated / PLINK | "
+          "false pairs (cohorts with any): deep / saturated / PLINK | additive top 10 / set <= 5 | s |")
+    print("|---|---|---|---|---|---|---|")
+    for key in dict.fromkeys(r["cell"] for r in records if r["trait"] == trait):
+        rows = [r for r in records if r["cell"] == key and r["trait"] == trait]
+        cell = json.loads(key)
+        name = cell["scenario"] if cell["scenario"] != "pair" else cell["form"]
+        name += f", maf {cell['maf']}, {cell['demography']}" + (f", effect {cell['effect']}" if cell["effect"] else "")
+        tests = ("deep", "saturated", "plink")
+        found = " / ".join(f"{np.mean([r.get(f'{t}_found', False) for r in rows]):.0%}" for t in tests) \
+            if cell["scenario"] == "pair" else "-"
+        ranks = " / ".join(str(int(np.median([r[f"{t}_rank"] or 10**6 for r in rows]))) for t in tests) \
+            if cell["scenario"] == "pair" else "-"
+        false = " / ".join(f"{np.mean([r[f'{t}_false_pairs'] > 0 for r in rows]):.0%}" for t in tests)
+        additive = (f"{np.mean([r['additive_top10'] for r in rows]):.0%} / {np.mean([r['additive_small_set'] for r in rows]):.0%}"
+                    if cell["scenario"] == "additive" else "-")
+        seconds = np.median([r["seconds"] for r in rows])
+        print(f"| {name} | {len(rows)} | {found} | {ranks} | {false} | {additive} | {seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
