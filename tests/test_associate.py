@@ -42,6 +42,7 @@ def pair_run(tmp_path_factory):
     return out, paths, json.loads(paths["truth"].read_text())
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(pair_run):
     out, paths, truth = pair_run
     a, b = truth["pair"]
@@ -64,6 +65,7 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
     assert "Methods" in report and "PLINK" in report and str(a) in (out / "interactions.tsv").read_text()
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_planted_additive_sites_are_found_from_a_fasta_with_covariates(tmp_path):
     paths = simulate_cohort("additive", trait="quantitative", seed=2, covariates=True, length=1500).write(tmp_path, fasta=True)
     truth = json.loads(paths["truth"].read_text())
@@ -93,6 +95,7 @@ def test_planted_additive_sites_are_found_from_a_fasta_with_covariates(tmp_path)
     assert metrics["r2_additive"] > 0.05 and metrics["pairs_q05_deep"] == 0  # additive truth: no interaction claimed
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_null_cohort_gives_no_interaction_discovery(tmp_path):
     paths = simulate_cohort("null", trait="quantitative", seed=11, length=1200).write(tmp_path)
     out = tmp_path / "run"
@@ -173,6 +176,7 @@ def small_cohort(tmp_path_factory):
     return simulate_cohort("null", trait="binary", seed=3, n_individuals=60, length=1000).write(folder)
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_bad_inputs_each_give_one_clear_line(tmp_path, small_cohort):
     vcf, traits = small_cohort["genotypes"], small_cohort["phenotypes"]
     lines = traits.read_text().splitlines()
@@ -207,7 +211,7 @@ def test_bad_inputs_each_give_one_clear_line(tmp_path, small_cohort):
 def test_resume_recomputes_only_the_missing_stage_and_gives_the_same_result(tmp_path, small_cohort):
     out = tmp_path / "run"
     biolens("associate", "--genotypes", small_cohort["genotypes"], "--phenotypes", small_cohort["phenotypes"],
-            "--trait", "status", "--out", out, "--permutations", "2", "--seed", "4")
+            "--trait", "status", "--out", out, "--permutations", "2", "--folds", "2", "--seed", "4")
     first = (out / "variants.tsv").read_text()
     (out / "checkpoints" / "discovery.npz").unlink()
     (out / "variants.tsv").unlink()
@@ -327,3 +331,47 @@ def test_susie_puts_each_causal_site_in_a_small_credible_set_and_finds_none_unde
     assert all(found.pip[members].sum() > 0.9 for members in sets)  # each set holds one effect's whole probability
     assert found.pip.sum() == pytest.approx(3, abs=0.3)
     assert susie(x, rng.normal(size=n)).credible_sets == []
+
+
+def test_stratified_cohort_is_flagged_and_structure_components_recover_the_demes(tmp_path):
+    """Three demes whose trait means differ: lambda_GC far from any hit is read as stratification; principal
+    components of genome-wide markers (another, longer simulated region of the same individuals) separate the
+    demes, and as covariates they remove the inflation."""
+    from biolens.readers.variants import structure_components
+    from biolens.stats import linkage
+    from biolens.tasks.associate import _inflation_reading, _unlinked_inflation
+
+    cohort = simulate_cohort("null", trait="quantitative", seed=4, n_individuals=600, length=2000, demography="demes",
+                             deme_shift=1.0)
+    markers = simulate_cohort("null", trait="quantitative", seed=99, n_individuals=600, length=200_000,
+                              demography="demes", mutation_rate=1e-8)
+    genotypes = read_vcf(cohort.write(tmp_path / "region")["genotypes"])
+    structure_vcf = markers.write(tmp_path / "genome")["genotypes"]
+    dosage, _ = genotypes.imputed()
+    keep = dosage.std(0) > 0
+    dosage = dosage[:, keep]
+    y = cohort.phenotypes["yield"].to_numpy()
+    demes = cohort.phenotypes["population"].to_numpy()
+
+    def reading(covariates):
+        _, p = regression.site_tests(dosage, y, covariates, "quantitative")
+        from biolens.stats.significance import bh_qvalues
+
+        q = bh_qvalues(p)
+        unlinked = _unlinked_inflation(p, q, linkage.r_squared(dosage))
+        return regression.genomic_inflation(p), _inflation_reading(regression.genomic_inflation(p), unlinked,
+                                                                   int((q < 0.05).sum()), [])
+
+    inflation, text = reading(np.zeros((len(y), 0)))
+    assert inflation > 1.3 and text.startswith("warning") and "stratification" in text
+    components = structure_components(structure_vcf, list(cohort.phenotypes["sample"]), 5)
+    assert components.shape == (600, 5)
+    from sklearn.linear_model import LogisticRegression
+
+    assert LogisticRegression(max_iter=1000).fit(components, demes).score(components, demes) > 0.8  # chance: 0.33
+    corrected, _ = reading(components)
+    assert corrected - 1 < 0.3 * (inflation - 1), (corrected, inflation)  # most of the excess removed
+    message = _error("associate", "--genotypes", tmp_path / "region" / "cohort.vcf.gz", "--phenotypes",
+                     tmp_path / "region" / "traits.tsv", "--trait", "yield", "--structure-genotypes",
+                     tmp_path / "missing.vcf", "--out", tmp_path / "r")
+    assert "--structure-genotypes" in message and "missing.vcf" in message

@@ -40,6 +40,7 @@ def test_imagenet_weights_unavailable_is_one_line_not_a_crash(slice_manifest, tm
         assert "random initialisation" in weights and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_unknown_backbone_and_missing_weights_file(slice_manifest, tmp_path):
     result = biolens("train", slice_manifest, "--backbone", "AlexNet", "--out", tmp_path / "a", check=False)
     assert result.returncode == 2 and "Invalid value for --backbone. Received: AlexNet" in result.stderr
@@ -48,6 +49,7 @@ def test_unknown_backbone_and_missing_weights_file(slice_manifest, tmp_path):
     assert result.returncode == 2 and "none.h5: file not found" in result.stderr
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_doctor_reports_the_machine_and_a_measured_speed():
     result = biolens("doctor", "--json")
     facts = json.loads(result.stdout)
@@ -57,6 +59,7 @@ def test_doctor_reports_the_machine_and_a_measured_speed():
     assert "GFLOP/s" in text and "device:" in text
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_doctor_estimate_predicts_the_epoch_time_of_a_real_run(trained_run, slice_manifest):
     import pandas as pd
 
@@ -71,6 +74,7 @@ def test_doctor_estimate_predicts_the_epoch_time_of_a_real_run(trained_run, slic
     assert "time per epoch: about" in text and "memory: about" in text
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_doctor_estimate_refuses_what_it_cannot_measure(tmp_path, slice_manifest):
     assert "--task classify" in one_line_error(biolens("doctor", "--estimate", slice_manifest, "--task", "cluster",
                                                        check=False))

@@ -54,6 +54,7 @@ def test_report_is_self_contained_and_rewritable(trained_run):
     assert report.exists() and str(report) in result.stdout
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_predict_folder_files_and_single_file(trained_run, slice_manifest, tmp_path):
     folder = slice_manifest.parent / "images" / "WBC"
     out = tmp_path / "preds.csv"
@@ -113,6 +114,7 @@ def test_bad_input_is_one_line_without_traceback(slice_copy, tmp_path, setup, ex
     assert not out.exists(), "a failed check must not leave a run folder behind"
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_skip_bad_lists_skipped_files(slice_copy, tmp_path):
     (slice_copy / "images" / "WBC" / "x.jpg").write_text("oops")
     out = tmp_path / "run"
@@ -129,6 +131,7 @@ def test_existing_run_is_never_overwritten(trained_run):
     assert before == {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()}
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_kill_9_then_resume_finishes_from_the_last_epoch(slice_manifest, tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "biolens", "train", str(slice_manifest), "--group-column", "source_image",
@@ -152,6 +155,7 @@ def test_kill_9_then_resume_finishes_from_the_last_epoch(slice_manifest, tmp_pat
     assert json.loads((out / "metrics.json").read_text())["n_test"] > 0
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_time_budget_stops_training_early(slice_manifest, tmp_path):
     out = tmp_path / "run"
     biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "50", "--time-budget", "2",

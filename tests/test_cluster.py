@@ -77,6 +77,7 @@ def test_pbmc_markers_name_b_cell_genes_for_the_b_cell_cluster(pbmc_run):
     assert "Methods" in report and "bulk_labels" in report and "data:image/png;base64" in report
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_count_csv_with_genes_as_rows_is_detected_and_clustered(tmp_path):
     import biolens
 
@@ -101,6 +102,7 @@ def test_count_csv_with_genes_as_rows_is_detected_and_clustered(tmp_path):
         assert rows.feature.iloc[0] in raised
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_parquet_with_kmeans_and_10x_folder_with_hdbscan(tmp_path):
     import gzip
 
@@ -154,6 +156,7 @@ def test_interrupted_cluster_run_resumes_from_its_embedding_with_the_same_result
     assert (run.path / "clusters.csv").read_text() == first
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_sparse_h5ad_larger_than_a_dense_copy_stays_within_memory(tmp_path):
     """4,000 cells x 250,000 features: a dense float32 copy alone would take 4 GB; the whole run (TensorFlow
     included) must peak below that. The limit checked is the child process's own high-water mark (VmHWM)."""
@@ -177,6 +180,7 @@ def test_sparse_h5ad_larger_than_a_dense_copy_stays_within_memory(tmp_path):
     assert len(clusters) == n_cells and clusters.cluster.nunique() >= 2
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_image_folder_clusters_with_exemplars(tmp_path):
     slice_images = ROOT / "examples" / "blood_cells_slice" / "images"
     out = tmp_path / "img"
@@ -194,6 +198,7 @@ def test_image_folder_clusters_with_exemplars(tmp_path):
     assert (out / "figures" / "cluster_images.png").exists() and not (out / "markers.tsv").exists()
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_bad_inputs_give_one_line(tmp_path):
     counts, _ = count_table(n_per_group=10, n_genes=30)
     table = pd.DataFrame(counts, columns=[f"g{i}" for i in range(30)], index=[f"c{i}" for i in range(30)])

@@ -34,6 +34,7 @@ def test_extrapolating_from_half_the_data_predicts_the_full_score():
     assert abs(fit.predict(1000) - (0.92 - 4.0 * 1000 ** -0.5)) < 0.02
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_advice_says_plateau_when_the_curve_is_flat_and_names_the_class_to_add_when_it_grows():
     flat_sizes, flat_scores = measured(0.93, 0.0, 1.0, noise=0.003)
     flat = learning_curve(flat_sizes, flat_scores)
@@ -64,6 +65,7 @@ def test_nested_subsets_are_stratified_and_nested():
         assert (y[large] == c).sum() == round(0.5 * in_train) and (y[small] == c).sum() >= 1
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_training_with_learning_curve_writes_the_curve_advice_and_figure(trained_run, slice_manifest, tmp_path):
     import html
     import json
@@ -91,6 +93,7 @@ def test_training_with_learning_curve_writes_the_curve_advice_and_figure(trained
     assert (out / "figures" / "learning_curve.png").exists()
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_confidently_contradicted_labels_are_listed_for_review(slice_copy, tmp_path):
     import pandas as pd
 
@@ -131,6 +134,7 @@ def test_review_selection_prefers_uncertain_images_and_spreads_them():
     assert all(i < 20 for i in picked)                      # and confident images are not worth a label
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_review_then_add_labels_keeps_the_test_set(trained_run, slice_manifest, tmp_path):
     import pandas as pd
     from PIL import Image
@@ -167,6 +171,7 @@ def test_review_then_add_labels_keeps_the_test_set(trained_run, slice_manifest, 
     assert result.returncode == 2 and "line 2" in result.stderr and "'Neutrophil'" in result.stderr
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_small_data_is_said_and_estimated_by_cross_validation(slice_copy, tmp_path):
     import pandas as pd
 

@@ -255,6 +255,7 @@ def test_georeferenced_tiff_pixels_map_to_its_coordinate_system():
     assert _georeference(SHARED / "trees" / "OSBS_029.png") is None
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_an_interrupted_detection_run_resumes_from_its_last_epoch(detect_run, tmp_path):
     """As a kill between epochs leaves it: run.json 'interrupted', state at an earlier epoch, no results yet."""
     copy = tmp_path / "run"

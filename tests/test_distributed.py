@@ -75,6 +75,7 @@ def test_a_restarted_job_resumes_from_the_chiefs_checkpoint(tmp_path, slice_mani
         assert f"resuming after epoch {done}" in (logs / f"worker{i}.log").read_text()
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_bad_worker_lists_are_one_line(slice_manifest, tmp_path):
     for workers, index, words in (("127.0.0.1:1", 0, "at least two"), ("127.0.0.1:1,nonsense", 0, "not host:port"),
                                   ("127.0.0.1:1,127.0.0.1:2", 5, "outside 0..1")):

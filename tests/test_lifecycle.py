@@ -189,3 +189,75 @@ def test_the_web_form_and_the_cli_build_the_same_config(tmp_path):
 
     cli = ClusterConfig.build(data=str(table.resolve()), **_given(method="kmeans", seed=3, k=None)).validate().to_dict()
     assert web == cli
+
+
+def _task_command(name: str, root: Path, slice_manifest: Path) -> list[str]:
+    """A small but real run of each task, long enough to be killed in the middle."""
+    from biolens.simulate import simulate_cohort, simulate_labelled_sequences
+    from conftest import dot_images
+
+    if name == "classify":
+        return ["train", str(slice_manifest), "--group-column", "source_image", "--epochs", "6", "--seed", "1"]
+    if name == "sequence_classify":
+        data = simulate_labelled_sequences(root / "sequences", n_per_class=60, seed=1)
+        return ["train", str(data["sequences"]), "--labels", str(data["labels"]), "--epochs", "8", "--seed", "1"]
+    if name == "cluster":
+        rng = np.random.default_rng(0)
+        centres = rng.normal(size=(3, 8)) * 4
+        rows = [f"c{i}," + ",".join(f"{v:.3f}" for v in centres[i % 3] + rng.normal(size=8)) for i in range(300)]
+        (root / "assay.csv").write_text("id," + ",".join(f"g{j}" for j in range(8)) + "\n" + "\n".join(rows) + "\n")
+        return ["cluster", str(root / "assay.csv"), "--epochs", "40", "--seed", "1"]
+    if name == "associate":
+        cohort = simulate_cohort("additive", trait="quantitative", seed=2, n_individuals=300,
+                                 length=800).write(root / "cohort")
+        return ["associate", "--genotypes", str(cohort["genotypes"]), "--phenotypes", str(cohort["phenotypes"]),
+                "--trait", "yield", "--permutations", "3", "--folds", "2", "--seed", "1"]
+    data = dot_images(root / "dots", n_images=10, side=96, seed=2)
+    return ["detect", str(data), "--epochs", "5", "--seed", "1"]
+
+
+def _progress_made(out: Path) -> bool:
+    """A checkpoint exists: a finished epoch (history.csv) or stage (checkpoints/*.npz)."""
+    history = out / "history.csv"
+    epochs = len(history.read_text().splitlines()) - 1 if history.exists() else 0
+    stages = list((out / "checkpoints").glob("*.npz")) if (out / "checkpoints").exists() else []
+    return epochs >= 2 or bool(stages)
+
+
+@pytest.mark.slow  # five real runs, each killed and resumed, beside five uninterrupted ones (about 10 minutes)
+@pytest.mark.parametrize("name", ["classify", "sequence_classify", "cluster", "associate", "detect"])
+def test_kill_9_mid_run_then_resume_gives_the_outputs_of_an_uninterrupted_run(name, tmp_path, slice_manifest):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ENV, ROOT
+
+    command = _task_command(name, tmp_path, slice_manifest)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    biolens(*command, "--out", whole)
+    process = subprocess.Popen([sys.executable, "-m", "biolens", *command, "--out", str(killed)], env=ENV, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while process.poll() is None and not _progress_made(killed) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, "the run finished before it could be killed: make it longer"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert json.loads((killed / "run.json").read_text())["status"] == "running"  # what a kill -9 leaves
+    biolens(*(["train"] if name in ("classify", "sequence_classify") else [command[0]]), "--resume", killed)
+    info = json.loads((killed / "run.json").read_text())
+    assert info["status"] == "complete" and info["attempts"] == 2
+    assert not list(killed.rglob("*.tmp*")), "a temporary file of the killed attempt was left behind"
+    spec = registry.get(name)
+    for output in spec.outputs:
+        assert (killed / output).exists(), output
+    metrics = {p: json.loads((p / "metrics.json").read_text()) for p in (whole, killed)}
+    assert set(metrics[whole]) == set(metrics[killed])
+    if name in ("cluster", "associate"):  # stages restored from checkpoints: the same numbers
+        table = {"cluster": "clusters.csv", "associate": "variants.tsv"}[name]
+        assert (whole / table).read_text() == (killed / table).read_text()
+    else:  # training resumed from the last epoch's weights: the same kind of model, as good within noise
+        assert spec.summary(metrics[killed]) and spec.summary(metrics[whole])

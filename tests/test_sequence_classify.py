@@ -120,6 +120,7 @@ def test_predict_new_fasta(sequence_run, tmp_path):
     assert (sure.predicted == sure.id.map(truth)).mean() >= (table.predicted == table.id.map(truth)).mean()
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_bad_inputs_give_one_line(sequence_data, sequence_run, tmp_path):
     fasta, labels = sequence_data["sequences"], sequence_data["labels"]
     out = tmp_path / "never"
@@ -150,6 +151,7 @@ def test_bad_inputs_give_one_line(sequence_data, sequence_run, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_kill_then_resume_finishes(sequence_data, tmp_path):
     out = tmp_path / "resumed"
     command = [sys.executable, "-m", "biolens", "train", str(sequence_data["sequences"]), "--labels",

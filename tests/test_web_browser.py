@@ -95,6 +95,7 @@ def job_rows(runs: Path) -> list[dict]:
         return [dict(r) for r in db.execute("SELECT * FROM jobs ORDER BY id")]
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_restart_mid_run_shows_it_interrupted_and_resumes_it(workspace):
     """kill -9 of the server mid-training: its job dies with it; the restarted server shows the run as interrupted,
     and Resume continues it from the last checkpoint; Cancel then stops it cleanly and Resume finishes it."""

@@ -25,6 +25,7 @@ def wait_until_finished(client, name: str, timeout: float = 600) -> str:
     raise AssertionError(f"{name} did not finish in {timeout} s")
 
 
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_cluster_and_associate_jobs_run_from_the_new_run_form(tmp_path):
     if not PBMC.exists():
         pytest.fail(f"{PBMC} is missing: the shared data sets must sit beside the repository (../shared/data)")

@@ -21,7 +21,7 @@ from biolens.errors import InputError  # noqa: E402
 from biolens.runs import Run, load_run  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "cluster", "detect"]
+__all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "cluster", "detect", "export"]
 
 
 def _default_out(task: str, data) -> str:
@@ -73,6 +73,13 @@ def predict(run, inputs, out=None, **options):
     from biolens.tasks.predict import predict as _predict
 
     return _predict(run, inputs, out, **options)
+
+
+def export(run, out, *, format="savedmodel", force=False):  # noqa: A002
+    """Export an image classifier as savedmodel, tflite or onnx (see biolens.tasks.export)."""
+    from biolens.tasks.export import export as _export
+
+    return _export(run, out, format=format, force=force)
 
 
 def review(run, unlabelled, out=None, n=50):

@@ -187,6 +187,22 @@ def review(
 
 
 @app.command()
+def export(
+    run: Path = typer.Argument(..., help="A finished image classification run folder."),
+    format: str = typer.Option("savedmodel", "--format", help="savedmodel (a folder), tflite or onnx (a file, or a folder to hold model.tflite/model.onnx); tfjs: see the message."),
+    out: Path = typer.Option(..., "--out", help="Where to write the exported model."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing export at --out."),
+):
+    """Export a trained image classifier for phones, Fiji/QuPath or scripts: raw pixels 0-255 in, class probabilities out.
+
+    Example: biolens export runs/cells --format tflite --out cells.tflite
+    """
+    import biolens
+
+    biolens.export(run, out, format=format, force=force)
+
+
+@app.command()
 def report(run: Path = typer.Argument(..., help="A run folder.")):
     """(Re)write RUN/report.html from the run folder.
 

@@ -23,7 +23,11 @@ class Cohort:
     vcf_text: str
     phenotypes: pd.DataFrame
     truth: dict = field(default_factory=dict)
-    haplotypes: dict[str, str] = field(default_factory=dict)  # "<sample>_h1" -> aligned sequence
+    make_haplotypes: "object" = None  # () -> {"<sample>_h1": aligned sequence}; built only when a FASTA is written
+
+    @property
+    def haplotypes(self) -> dict[str, str]:
+        return self.make_haplotypes() if self.make_haplotypes else {}
 
     def write(self, folder: Path | str, *, fasta: bool = False) -> dict[str, Path]:
         """Write cohort.vcf.gz (or cohort.fasta), traits.tsv and truth.json into `folder`."""
@@ -35,7 +39,7 @@ class Cohort:
             paths["sequences"].write_text("".join(f">{name}\n{seq}\n" for name, seq in self.haplotypes.items()))
         else:
             paths["genotypes"] = folder / "cohort.vcf.gz"
-            with gzip.open(paths["genotypes"], "wt") as handle:
+            with gzip.open(paths["genotypes"], "wt", compresslevel=1) as handle:
                 handle.write(self.vcf_text)
         self.phenotypes.to_csv(paths["phenotypes"], sep="\t", index=False)
         paths["truth"].write_text(json.dumps(self.truth, indent=1))
@@ -217,8 +221,11 @@ def simulate_cohort(scenario: str = "additive", *, n_individuals: int = 1000, le
     buffer = io.StringIO()
     ts.write_vcf(buffer, position_transform=lambda x: np.asarray(x, dtype=int) + 1)
     reference = "".join(rng.choice(list("ACGT"), length))
-    names = (f"{s}_h{h}" for s in samples for h in (1, 2))
-    haplotypes = dict(zip(names, ts.alignments(reference_sequence=reference)))
+
+    def haplotypes() -> dict[str, str]:
+        names = (f"{s}_h{h}" for s in samples for h in (1, 2))
+        return dict(zip(names, ts.alignments(reference_sequence=reference)))
+
     return Cohort(buffer.getvalue(), pd.DataFrame(table), truth, haplotypes)
 
 

@@ -59,6 +59,7 @@ def permutation_test(observed: np.ndarray, null: np.ndarray, *, standardise: boo
 
 
 TAIL_EXCEEDANCES = 250  # null scores above the threshold the tail model is fitted to (Knijnenburg et al. 2009)
+TAIL_MIN_EXCEEDANCES = 50  # the fewest largest null scores a tail is fitted to
 TAIL_MIN_HITS = 10      # below this many null scores >= observed, the empirical p is replaced by the tail model's
 
 
@@ -76,23 +77,32 @@ def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarra
 
     pooled = np.sort(np.ravel(null))[::-1]
     info = {"method": "empirical", "resolution": float(1 / (1 + len(pooled)))}
-    if len(pooled) < 4 * TAIL_EXCEEDANCES:
+    fit = None
+    for exceedances in range(TAIL_EXCEEDANCES, TAIL_MIN_EXCEEDANCES - 1, -50):
+        if len(pooled) < 4 * exceedances:
+            continue
+        tail = pooled[: exceedances + 1]
+        threshold = float(tail[-1])
+        excess = tail[:-1] - threshold
+        if np.ptp(excess) <= 0:
+            continue
+        shape, _, scale = scipy_stats.genpareto.fit(excess, floc=0)
+        fitted = scipy_stats.genpareto(shape, 0, scale)
+        # Knijnenburg et al. lower the number of exceedances until the fit is good; a shape >= 0.5 (infinite
+        # variance) is refused too: it comes from a mixture (e.g. near-zero scores of pairs the penalty removed)
+        # and would make every large score look merely unusual.
+        if shape < 0.5 and scipy_stats.cramervonmises(excess, fitted.cdf).pvalue > 0.05:
+            fit = (exceedances, threshold, shape, scale, fitted)
+            break
+    if fit is None:
         return empirical, info
-    tail = pooled[: TAIL_EXCEEDANCES + 1]
-    threshold = float(tail[-1])
-    excess = tail[:-1] - threshold
-    if np.ptp(excess) <= 0:
-        return empirical, info
-    shape, _, scale = scipy_stats.genpareto.fit(excess, floc=0)
-    fitted = scipy_stats.genpareto(shape, 0, scale)
-    adequate = scipy_stats.cramervonmises(excess, fitted.cdf).pvalue > 0.05
-    if not adequate:
-        return empirical, info
+    exceedances, threshold, shape, scale, fitted = fit
     hits = len(pooled) - np.searchsorted(np.sort(pooled), observed, side="left")
     extend = (hits < TAIL_MIN_HITS) & (observed > threshold)
     p = empirical.copy()
-    p[extend] = TAIL_EXCEEDANCES / len(pooled) * fitted.sf(observed[extend] - threshold)
+    p[extend] = exceedances / len(pooled) * fitted.sf(observed[extend] - threshold)
     p = np.clip(p, 1e-300, 1)
     info = {"method": "generalised Pareto tail", "resolution": float(1 / (1 + len(pooled))),
-            "tail_shape": round(float(shape), 4), "tail_scale": float(scale), "tail_threshold": threshold}
+            "tail_shape": round(float(shape), 4), "tail_scale": float(scale), "tail_threshold": threshold,
+            "tail_exceedances": exceedances}
     return p, info

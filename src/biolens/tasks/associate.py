@@ -288,7 +288,7 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
 
 
 # The network's settings; the additive L2 strength comes from the cross-validated additive model of the same data.
-_NETWORK = {"hidden": 16, "l1": 1e-2, "learning_rate": 3e-3, "batch_size": 64, "patience": 15}
+_NETWORK = {"hidden": 16, "l1": 1e-2, "learning_rate": 1e-3, "batch_size": 64, "patience": 50}
 
 
 def _pair_penalty(n: int, m: int, kind: str) -> float:

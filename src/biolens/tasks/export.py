@@ -1,0 +1,173 @@
+"""Export a trained image classifier for use outside biolens: SavedModel, TFLite, ONNX (TF.js: see below).
+
+Every exported model takes raw RGB (or the run's channels) pixels 0-255 as float32, shape (batch, height, width,
+channels) at the run's input size, and returns calibrated class probabilities (the run's temperature applied), the
+same numbers `biolens predict` gives. Beside it, `<name>.labels.txt` lists the classes in output order and
+`<name>.json` records the input size, classes, temperature and the run it came from.
+
+TF.js is refused with the reason: the `tensorflowjs` converter on PyPI pins TensorFlow versions older than the
+one biolens uses; the exported SavedModel converts with `tensorflowjs_converter` in an environment that has it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from biolens import console
+from biolens.engine import lifecycle
+from biolens.errors import InputError
+from biolens.runs import Run, load_run, write_bytes, write_text
+
+FORMATS = ("savedmodel", "tflite", "onnx", "tfjs")
+_FILE_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx"}
+
+
+def export(run: str | Path | Run, out: str | Path, *, format: str = "savedmodel", force: bool = False) -> Path:  # noqa: A002
+    """Write the run's model in `format` to `out` (a folder for savedmodel; a file or a folder for tflite/onnx).
+
+    Example:
+        >>> biolens.export("runs/cells", "cells.tflite", format="tflite")   # doctest: +SKIP
+    """
+    run = run if isinstance(run, Run) else load_run(run)
+    info = lifecycle.read_run_info(run)
+    if format not in FORMATS:
+        raise InputError(f"Invalid value for --format. Received: {format!r}. Expected one of: {', '.join(FORMATS)}.")
+    if info.get("task") != "classify":
+        raise InputError(f"{run.path} is a '{info.get('task')}' run; export takes an image classification run "
+                         "(its model maps pixels to class probabilities).")
+    if info.get("status") != "complete" or not run.model_path.exists():
+        raise InputError(f"{run.path} has not finished (status: {info.get('status')}); finish it before exporting.")
+    if format == "tfjs":
+        raise InputError("--format tfjs: the tensorflowjs converter on PyPI does not support this TensorFlow version; "
+                         "export --format savedmodel and run `tensorflowjs_converter --input_format=tf_saved_model` "
+                         "where tensorflowjs is installed.")
+    target = _target(Path(out), format, run, force)
+    model = _probability_model(run, info)
+    with console.step(f"exporting {run.path.name} as {format}"):
+        if format == "savedmodel":
+            _atomic_folder(target, lambda folder: _savedmodel(model, folder))
+        else:
+            write_bytes(target, _tflite(model) if format == "tflite" else _onnx(model))
+    _sidecars(target, run, info, model)
+    console.say(f"{format} model: {target}")
+    return target
+
+
+def _target(out: Path, format: str, run: Run, force: bool) -> Path:  # noqa: A002
+    if out.resolve().is_relative_to(run.path.resolve()):
+        raise InputError(f"--out {out} is inside the run folder {run.path}; export somewhere else.")
+    if format in _FILE_SUFFIX and (out.is_dir() or out.suffix.lower() != _FILE_SUFFIX[format]):
+        out = out / f"model{_FILE_SUFFIX[format]}"  # a folder was given: the model file goes inside
+    if out.exists() and not force:
+        raise InputError(f"{out} exists already; choose another --out or pass --force to replace it.")
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _atomic_folder(target: Path, fill) -> None:
+    """Fill a temporary folder beside `target`, then rename it into place: a killed export leaves no half model."""
+    import os
+    import tempfile
+
+    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        shutil.rmtree(temporary)
+        fill(temporary)
+        os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
+
+
+def _probability_model(run: Run, info: dict):
+    """The run's network with the calibration temperature and a softmax on top: pixels in, probabilities out."""
+    import keras
+
+    from biolens.models.io import load_trusted
+
+    network = load_trusted(run.model_path, info.get("model_sha256"))
+    temperature = float(run.metrics.get("temperature", 1.0))
+    pixels = keras.Input(shape=network.input_shape[1:], dtype="float32", name="pixels")
+    logits = network(pixels, training=False)
+    probabilities = keras.layers.Softmax(name="probabilities")(keras.ops.cast(logits, "float32") / temperature)
+    return keras.Model(pixels, probabilities, name=f"{run.path.name}_probabilities")
+
+
+def _savedmodel(model, folder: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    spec = tf.TensorSpec(shape=(None, *model.input_shape[1:]), dtype=tf.float32, name="pixels")
+    archive.add_endpoint(name="serving_default", fn=lambda pixels: {"probabilities": model(pixels, training=False)},
+                         input_signature=[spec])
+    archive.write_out(str(folder), verbose=False)
+
+
+def _tflite(model) -> bytes:
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as folder:
+        _savedmodel(model, Path(folder) / "saved")
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(folder) / "saved"))
+        return converter.convert()
+
+
+def _onnx(model) -> bytes:
+    try:
+        import tf2onnx
+    except ImportError:
+        raise InputError("--format onnx needs tf2onnx (pip install tf2onnx onnx); it is in biolens' dependencies, "
+                         "so reinstall biolens with `make install`.") from None
+    import tensorflow as tf
+
+    spec = (tf.TensorSpec(shape=(None, *model.input_shape[1:]), dtype=tf.float32, name="pixels"),)
+    function = tf.function(lambda pixels: model(pixels, training=False))
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=17,
+                                             output_path=None)
+    return proto.SerializeToString()
+
+
+def _sidecars(target: Path, run: Run, info: dict, model) -> None:
+    """labels.txt (classes in output order) and a JSON description beside (or inside) the exported model."""
+    base = target / "biolens_export" if target.is_dir() else target.with_suffix("")
+    classes = list(info["class_names"])
+    write_text(Path(f"{base}.labels.txt"), "\n".join(classes) + "\n")
+    description = {"run": str(run.path), "classes": classes, "input_shape": list(model.input_shape[1:]),
+                   "input": "float32 pixels 0-255, (batch, height, width, channels), resized to the input shape",
+                   "output": "class probabilities (softmax, calibration temperature applied)",
+                   "temperature": float(run.metrics.get("temperature", 1.0)),
+                   "model_sha256": info.get("model_sha256")}
+    write_text(Path(f"{base}.json"), json.dumps(description, indent=1) + "\n")
+
+
+def check_round_trip(target: Path, format: str, pixels: np.ndarray) -> np.ndarray:  # noqa: A002
+    """Probabilities of the exported model on `pixels`, run by its own runtime (tests and the report's snippet)."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if format == "savedmodel":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(target))
+        return loaded.signatures["serving_default"](pixels=tf.constant(pixels))["probabilities"].numpy()
+    if format == "tflite":
+        import tensorflow as tf
+
+        interpreter = tf.lite.Interpreter(model_path=str(target))
+        entry, exit_ = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        interpreter.resize_tensor_input(entry["index"], pixels.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(entry["index"], pixels)
+        interpreter.invoke()
+        return interpreter.get_tensor(exit_["index"])
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: pixels})[0]
