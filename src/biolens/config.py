@@ -232,6 +232,9 @@ class ClusterConfig(TaskConfig):
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
 
     def check(self) -> None:
+        if self.data and not Path(self.data).exists():
+            raise InputError(f"{self.data}: no such file or folder. Give a table, an h5ad file, a 10x matrix or a "
+                             "folder of images.")
         if self.k == 1:
             raise InputError("Invalid value for --k. Received: 1. Expected k >= 2 (0 = chosen by stability).")
         if self.latent and self.latent < 2:

@@ -137,8 +137,9 @@ def _from_manifest(manifest: Path, group_column: str | None) -> ImageSet:
     return ImageSet(files, labels, groups if group_column else None, origin, f"manifest {manifest}", manifest.parent)
 
 
-def find_unlabelled(inputs: list[Path | str]) -> ImageSet:
-    """Images to predict or cluster: folders (searched recursively), single files, or a mix."""
+def find_unlabelled(inputs: list[Path | str], *, minimum: int = 1, why: str = "") -> ImageSet:
+    """Images to predict or cluster: folders (searched recursively), single files, or a mix; fewer than `minimum`
+    is a one-line error that says `why` they are needed."""
     files: list[Path] = []
     ignored: list[str] = []
     for item in map(Path, inputs):
@@ -156,6 +157,9 @@ def find_unlabelled(inputs: list[Path | str]) -> ImageSet:
             files.append(item)
         else:
             raise InputError(f"{item} does not exist; give image files or folders of images.")
+    if len(files) < minimum:
+        where = ", ".join(map(str, inputs))
+        raise InputError(f"{where}: only {len(files)} images; at least {minimum} are needed" + (f": {why}." if why else "."))
     return ImageSet(files, None, None, [str(f) for f in files], "inputs", ignored=ignored)
 
 

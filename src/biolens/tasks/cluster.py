@@ -48,8 +48,6 @@ def cluster(data: str | Path | None = None, out: str | Path | None = None, *, re
 
 def _prepare(config: ClusterConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     source = Path(config.data)
-    if not source.exists():
-        raise InputError(f"{source}: no such file or folder. Give a table, an h5ad file, a 10x matrix or a folder of images.")
     images = _is_image_folder(source)
     loaded = _load_images(source, config) if images else _load_table(source, config)
     if config.k and config.k > len(loaded["ids"]) // 2:
@@ -91,10 +89,9 @@ def _load_table(source: Path, config: ClusterConfig) -> dict:
 def _load_images(source: Path, config: ClusterConfig) -> dict:
     from biolens.readers import images as image_reader
 
-    found = image_reader.find_unlabelled([source])
-    if len(found) < MIN_IMAGES:
-        raise InputError(f"{source}: only {len(found)} images; clustering needs at least {MIN_IMAGES} to find groups "
-                         "in (and to hold some out while learning the embedding).")
+    found = image_reader.find_unlabelled([source], minimum=MIN_IMAGES,
+                                         why="clustering needs them to find groups in (and to hold some out while "
+                                             "learning the embedding)")
     size = config.image_size or image_reader.auto_image_size(found)
     with console.progress_bar(f"reading {len(found)} images at {size}x{size}", len(found)) as advance:
         loaded = image_reader.load(found, size, allow_duplicates=True, progress=advance)

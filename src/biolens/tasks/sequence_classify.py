@@ -16,7 +16,7 @@ import numpy as np
 from biolens import console
 from biolens.config import SequenceConfig
 from biolens.errors import InputError
-from biolens.readers.sequences import LabelledSequences, is_fasta, one_hot, read_fasta, read_labelled
+from biolens.readers.sequences import LabelledSequences, one_hot, read_fasta_files, read_labelled
 from biolens.runs import Run, write_csv
 from biolens.engine import distributed, lifecycle, splits, supervised, training
 
@@ -177,16 +177,8 @@ def _read_splits(run: Run, found) -> np.ndarray:
 
 def encode_for_prediction(run: Run, inputs: list[Path]) -> tuple[list[str], np.ndarray, list[str]]:
     """Ids, one-hot array at the run's length (centred, as in training) and notes, from one or more FASTA files."""
-    records: list[tuple[str, str]] = []
-    for path in inputs:
-        if not is_fasta(path):
-            raise InputError(f"{path}: not a FASTA file; {run.path} classifies DNA sequences, so give FASTA "
-                             "(records starting with '>').")
-        records += read_fasta(path, ambiguous_as_n=True)
+    records = read_fasta_files(inputs, purpose=f"{run.path} classifies DNA sequences")
     ids = [i for i, _ in records]
-    if len(set(ids)) != len(ids):
-        repeated = next(i for i in ids if ids.count(i) > 1)
-        raise InputError(f"sequence id '{repeated}' appears in more than one input file; ids must be unique.")
     length = int(run.info["length"])
     notes = []
     cut = sum(len(s) > length for _, s in records)
