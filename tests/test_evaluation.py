@@ -53,3 +53,17 @@ def test_bootstrap_interval_brackets_the_estimate_and_groups_widen_it():
     width = lambda m: m["balanced_accuracy_ci95"][1] - m["balanced_accuracy_ci95"][0]  # noqa: E731
     assert width(grouped) > 1.3 * width(plain)
     assert set(plain["per_class"]["a"]) >= {"precision", "recall", "f1", "recall_ci95", "support"}
+
+
+def test_honesty_warnings_name_chance_level_worse_calibration_and_extreme_temperatures():
+    from biolens.engine.supervised import honesty_warnings
+
+    good = {"balanced_accuracy": 0.93, "balanced_accuracy_ci95": [0.88, 0.97], "ece": 0.03,
+            "ece_before_calibration": 0.06, "temperature": 1.4}
+    assert honesty_warnings(good, 4) == []
+    guessing = {**good, "balanced_accuracy": 0.29, "balanced_accuracy_ci95": [0.22, 0.36]}
+    (line,) = honesty_warnings(guessing, 4)
+    assert line.startswith("The model is not clearly better than guessing") and "25.0%" in line
+    worse = {**good, "ece": 0.12}
+    assert "made the test probabilities worse" in honesty_warnings(worse, 4)[0]
+    assert "too easy" in honesty_warnings({**good, "temperature": 0.05}, 4)[0]

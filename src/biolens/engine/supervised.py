@@ -91,6 +91,29 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     return state
 
 
+def honesty_warnings(metrics: dict, n_classes: int) -> list[str]:
+    """Plain-words warnings a reader must see beside the headline: a model at chance level, calibration that the
+    temperature made worse, or a temperature so extreme that the validation set was too easy or too small."""
+    warnings = []
+    chance = 1 / n_classes
+    low, high = metrics["balanced_accuracy_ci95"]
+    if low <= chance + 0.02:
+        warnings.append(f"The model is not clearly better than guessing: balanced accuracy "
+                        f"{metrics['balanced_accuracy']:.1%} (95% CI {low:.1%}-{high:.1%}) against {chance:.1%} for "
+                        f"guessing among {n_classes} classes. Do not use its predictions; more images per class, "
+                        "cleaner labels or another image size may help.")
+    if metrics["ece"] > metrics["ece_before_calibration"] + 0.01:
+        warnings.append(f"Calibration on the validation set made the test probabilities worse (expected calibration "
+                        f"error {metrics['ece_before_calibration']:.3f} -> {metrics['ece']:.3f}): the validation set is "
+                        "probably too small to calibrate on; read the confidences with care.")
+    temperature = metrics["temperature"]
+    if not 0.2 <= temperature <= 5:
+        warnings.append(f"The calibration temperature is extreme (T = {temperature:.3g}): the validation set was "
+                        f"{'too easy (nearly every image right with a margin)' if temperature < 0.2 else 'too hard'} "
+                        "to calibrate on, so the confidences are less reliable than the accuracy.")
+    return warnings
+
+
 def evaluate_held_out(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], class_names: list[str],
                       state: dict, *, alpha: float, groups: np.ndarray | None, seed: int, unit: str = "images"):
     """Calibrate the best model on validation data, then score it once on the test set.
@@ -123,6 +146,11 @@ def evaluate_held_out(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, n
                    n_train=int(len(parts["train"])), n_val=int(len(parts["val"])), n_test=int(len(test)),
                    class_names=class_names, best_epoch=state.get("best_epoch"), epochs_run=state.get("epoch"),
                    stopped_by=state.get("stopped_by"), train_seconds=round(float(state.get("elapsed", 0.0)), 1))
+
+    metrics["warnings"] = honesty_warnings(metrics, len(class_names))
+    metrics["at_chance"] = any(w.startswith("The model is not clearly better than guessing") for w in metrics["warnings"])
+    for line in metrics["warnings"]:
+        console.say(f"warning: {line}")
 
     fig = run.path / "figures"
     figures.training_curves(state.get("history", []), fig / "training_curves.png", state.get("best_epoch"))

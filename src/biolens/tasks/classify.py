@@ -180,6 +180,9 @@ def _possible_label_errors(run: Run, model, pixels, images, y, parts, test_probs
     probs = np.concatenate([val_probs, test_probs])
     split = ["validation"] * len(parts["val"]) + ["test"] * len(parts["test"])
     labels = y[indices]
+    if metrics.get("at_chance"):  # a guessing model contradicts labels at random: its list would mislead
+        metrics["possible_label_errors"] = {"count": None, "note": "not checked: the model is at chance level"}
+        return
     if len(np.unique(labels)) < len(class_names):  # cleanlab needs every class among the labels it checks
         metrics["possible_label_errors"] = {"count": None, "note": "not checked: a class is missing from validation/test"}
         return
