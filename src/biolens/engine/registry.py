@@ -82,15 +82,16 @@ def _detect_headline(metrics: dict) -> str:
 
 # the files every finished run of a task holds (some tasks write more when there is something to say, e.g.
 # possible_label_errors.csv)
-CLASSIFY_OUTPUTS = ("run.json", "metrics.json", "model.keras", "predictions.csv", "splits.csv", "history.csv",
-                    "duplicates.csv", "skipped.csv", "report.html")
+SUPERVISED_OUTPUTS = ("run.json", "metrics.json", "model.keras", "predictions.csv", "splits.csv", "history.csv",
+                      "report.html")
+CLASSIFY_OUTPUTS = SUPERVISED_OUTPUTS + ("duplicates.csv", "skipped.csv")  # images: near-duplicates, skipped files
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec("classify", "image classification", configs.ClassifyConfig, "biolens.tasks.classify:train",
              CLASSIFY_OUTPUTS, "classify.html.j2", "image_methods", "balanced_accuracy", "balanced accuracy",
              _classify_headline, predictor="biolens.tasks.predict:predict_classes", web_form=True, model=True),
     TaskSpec("sequence_classify", "sequence classification", configs.SequenceConfig,
-             "biolens.tasks.sequence_classify:train", CLASSIFY_OUTPUTS + ("motifs.tsv", "motifs.meme"),
+             "biolens.tasks.sequence_classify:train", SUPERVISED_OUTPUTS + ("motifs.tsv", "motifs.meme"),
              "classify.html.j2", "sequence_methods", "balanced_accuracy", "balanced accuracy", _classify_headline,
              predictor="biolens.tasks.predict:predict_classes", model=True),
     TaskSpec("cluster", "clustering", configs.ClusterConfig, "biolens.tasks.cluster:cluster",
