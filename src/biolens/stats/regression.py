@@ -105,3 +105,22 @@ def genomic_inflation(pvalues: np.ndarray) -> float:
     if not len(finite):
         return float("nan")
     return float(np.median(stats.chi2.isf(finite, 1)) / stats.chi2.ppf(0.5, 1))
+
+
+def effective_tests(dosage: np.ndarray) -> float:
+    """Effective number of independent sites (Li & Ji 2005) from the eigenvalues of the dosage correlation matrix:
+    in one region without recombination hundreds of sites may carry only a handful of independent signals."""
+    varying = dosage[:, dosage.std(0) > 0]
+    if varying.shape[1] < 2:
+        return float(varying.shape[1])
+    eigen = np.abs(np.linalg.eigvalsh(np.corrcoef(varying, rowvar=False)))
+    return float(np.sum((eigen >= 1) + (eigen - np.floor(eigen))))
+
+
+def inflation_by_chance(tests: float, quantile: float = 0.95, draws: int = 4000, seed: int = 0) -> float:
+    """The `quantile` of lambda_GC under no association with `tests` independent tests: the median of few
+    chi-squares is noisy, so a lambda of 1.3 over ~10 independent signals is expected by chance."""
+    k = max(int(round(tests)), 1)
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.chisquare(1, size=(draws, k)), axis=1) / stats.chi2.ppf(0.5, 1)
+    return float(np.quantile(medians, quantile))

@@ -170,7 +170,8 @@ def _classical(data: _Data) -> dict:
             "pairs": pairs, "pair_beta": pair_beta, "p_epistasis": p_pair, "q_epistasis": bh_qvalues(p_pair),
             "p_saturated": p_saturated, "q_saturated": bh_qvalues(p_saturated), "df_saturated": df_saturated,
             "lambda_gc": np.asarray(regression.genomic_inflation(p_site)),
-            "lambda_gc_unlinked": np.asarray(_unlinked_inflation(p_site, q_site, r2))}
+            "lambda_gc_unlinked": np.asarray(_unlinked_inflation(p_site, q_site, r2)),
+            "effective_tests": np.asarray(regression.effective_tests(data.dosage))}
 
 
 UNLINKED_R2 = 0.1  # sites below this r^2 with every hit measure inflation that LD with the hits cannot explain
@@ -451,8 +452,10 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "credible_sets": [[int(g.pos[i]) for i in np.nonzero(credible == k)[0]] for k in range(1, int(credible.max()) + 1)],
         "site_test_tail": site_tail, "pair_test_tail": pair_tail,
         "site_q_floor": _q_floor(site_tail, m), "pair_q_floor": _q_floor(pair_tail, len(pairs)),
+        "effective_tests": _none_if_nan(classical.get("effective_tests", np.nan)),
         "inflation_reading": _inflation_reading(float(classical["lambda_gc"]), classical["lambda_gc_unlinked"],
-                                                int((classical["q_site"] < 0.05).sum()), data.covariate_columns),
+                                                int((classical["q_site"] < 0.05).sum()), data.covariate_columns,
+                                                float(classical.get("effective_tests", m))),
     })
     write_json(run.file("metrics.json"), metrics)
     figures.manhattan(g.pos, classical["p_site"], discovery["p_perm"], discovery["importance"],
@@ -473,23 +476,35 @@ def _q_floor(tail: dict, tests: int) -> float | None:
     return None if tail.get("method") != "empirical" else min(1.0, float(tail["resolution"]) * tests)
 
 
-def _inflation_reading(overall: float, unlinked, hits: int, covariates: list[str]) -> str:
-    """lambda_GC in plain words: LD with the hits in one small region, or population structure."""
+def _inflation_reading(overall: float, unlinked, hits: int, covariates: list[str], effective: float) -> str:
+    """lambda_GC in plain words: chance (few independent signals), LD with the hits in one region, or stratification.
+
+    effective: the region's effective number of independent sites; lambda up to the 95% quantile expected with that
+    many independent null tests is read as chance, not inflation.
+    """
+    from biolens.stats.regression import inflation_by_chance
+
     unlinked = float(unlinked)
-    if overall <= 1.1:
-        return f"lambda_GC = {overall:.2f}: no inflation of the per-site test statistics."
+    chance = max(1.1, inflation_by_chance(effective))
+    if overall <= chance:
+        return (f"lambda_GC = {overall:.2f}: no sign of inflation (the sites carry about {effective:.0f} independent "
+                f"signals; up to {chance:.2f} is expected by chance).")
     structure = any(c.startswith("PC") for c in covariates)
-    if np.isfinite(unlinked) and unlinked > 1.1:
+    if np.isfinite(unlinked) and unlinked > chance:
         advice = ("" if structure else " Give ancestry covariates (--covariates) or genome-wide markers "
                   "(--structure-genotypes VCF) to correct for it, and trust the classical column with care.")
         return (f"warning: lambda_GC = {overall:.2f}, and {unlinked:.2f} at sites in weak LD (r² < {UNLINKED_R2}) with "
                 f"every hit: inflation far from the hits looks like population stratification.{advice}")
     where = f" (sites in weak LD with every hit: {unlinked:.2f})" if np.isfinite(unlinked) else ""
     if hits:
+        caveat = ("" if structure else " If the individuals come from several populations, differences between them "
+                  "raise many sites of one region in the same way and only genome-wide markers tell the two apart: "
+                  "give ancestry covariates or --structure-genotypes VCF to rule stratification out.")
         return (f"lambda_GC = {overall:.2f}{where}: in one small region most sites are in LD with the associated sites, "
-                "so their statistics rise with them. This measures LD with the hits, not stratification; the "
-                "credible sets say which sites carry the effect.")
-    return (f"warning: lambda_GC = {overall:.2f} with no site at q < 0.05: inflation without a hit suggests population "
+                "so their statistics rise with them: lambda_GC here mostly measures LD with the hits; the credible "
+                f"sets say which sites carry the effect.{caveat}")
+    return (f"warning: lambda_GC = {overall:.2f} with no site at q < 0.05 (up to {chance:.2f} is expected by chance "
+            f"over about {effective:.0f} independent signals): inflation without a hit suggests population "
             "stratification or a polygenic background; consider ancestry covariates or --structure-genotypes.")
 
 
