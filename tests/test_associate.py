@@ -213,14 +213,14 @@ def test_resume_recomputes_only_the_missing_stage_and_gives_the_same_result(tmp_
     biolens("associate", "--genotypes", small_cohort["genotypes"], "--phenotypes", small_cohort["phenotypes"],
             "--trait", "status", "--out", out, "--permutations", "2", "--folds", "2", "--seed", "4")
     first = (out / "variants.tsv").read_text()
-    (out / "checkpoints" / "discovery.npz").unlink()
+    (out / "checkpoints" / "discovery_v2.npz").unlink()
     (out / "variants.tsv").unlink()
     info = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))  # as a kill leaves it
-    (out / "checkpoints" / ".discovery.npz.tmp123").write_bytes(b"partial")  # what a kill -9 mid-write leaves
+    (out / "checkpoints" / ".discovery_v2.npz.tmp123").write_bytes(b"partial")  # what a kill -9 mid-write leaves
     result = biolens("associate", "--resume", out)
     assert (out / "variants.tsv").read_text() == first
-    assert not (out / "checkpoints" / ".discovery.npz.tmp123").exists()
+    assert not (out / "checkpoints" / ".discovery_v2.npz.tmp123").exists()
     assert "classical epistasis scan" not in result.stderr + result.stdout  # the finished stage was not redone
     assert "fine-mapping" not in result.stderr + result.stdout
 

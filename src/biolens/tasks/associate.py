@@ -132,11 +132,13 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     data_notes=data.notes, covariate_columns=data.covariate_columns)
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    classical = cached_stage(run, "classical", lambda: _classical(data))
+    # "_v2": checkpoints of runs interrupted under an older biolens lack the saturated test and tail model; their
+    # stages are recomputed rather than read
+    classical = cached_stage(run, "classical_v2", lambda: _classical(data))
     fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
-    discovery = cached_stage(run, "discovery", lambda: _discovery(data, config, classical, int(crossval["epochs"]), r2_additive))
+    discovery = cached_stage(run, "discovery_v2", lambda: _discovery(data, config, classical, int(crossval["epochs"]), r2_additive))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
