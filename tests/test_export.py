@@ -49,6 +49,8 @@ def test_exported_models_give_the_same_probabilities_as_predict(trained_run, tes
         base = (target / "biolens_export") if target.is_dir() else target.with_suffix("")
         assert (base.parent / f"{base.name}.labels.txt").read_text().split() == info["class_names"]
         assert json.loads((base.parent / f"{base.name}.json").read_text())["input_shape"] == list(pixels.shape[1:])
+    api.export(trained_run, targets["tflite"], format="tflite", force=True)  # --force replaces a finished export
+    assert np.allclose(check_round_trip(targets["tflite"], "tflite", pixels), expected, atol=1.5e-4)
 
 
 def test_export_refuses_what_it_cannot_do(trained_run, detect_run, tmp_path):

@@ -63,10 +63,8 @@ def _target(out: Path, format: str, run: Run, force: bool) -> Path:  # noqa: A00
         out = out / f"model{_FILE_SUFFIX[format]}"  # a folder was given: the model file goes inside
     if out.exists() and not force:
         raise InputError(f"{out} exists already; choose another --out or pass --force to replace it.")
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
     out.parent.mkdir(parents=True, exist_ok=True)
-    return out
+    return out  # with --force the old export is replaced only once the new one is complete
 
 
 def _atomic_folder(target: Path, fill) -> None:
@@ -78,6 +76,8 @@ def _atomic_folder(target: Path, fill) -> None:
     try:
         shutil.rmtree(temporary)
         fill(temporary)
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
         os.replace(temporary, target)
     finally:
         if temporary.exists():
