@@ -28,7 +28,8 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-def score(run: Path, vcf: Path, truth: dict) -> dict:
+def linkage_test(vcf: Path):
+    """linked(a, b): positions a and b are the same site or in LD r^2 >= 0.8 in this cohort (what counts as found)."""
     genotypes = read_vcf(vcf)
     dosage, _ = genotypes.imputed()
     column = {}
@@ -38,6 +39,11 @@ def score(run: Path, vcf: Path, truth: dict) -> dict:
     def linked(a: int, b: int) -> bool:
         return a == b or np.corrcoef(dosage[:, column[a]], dosage[:, column[b]])[0, 1] ** 2 >= 0.8
 
+    return linked
+
+
+def score(run: Path, vcf: Path, truth: dict) -> dict:
+    linked = linkage_test(vcf)
     causal = truth["additive"] + truth["pair"]
     result = {}
     variants = _rows(run / "variants.tsv")

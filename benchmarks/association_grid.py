@@ -15,7 +15,6 @@ Results are appended to --out (JSON lines) so an interrupted grid resumes; the t
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import tempfile
 import time
@@ -23,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from biolens.readers.variants import read_vcf
 from biolens.simulate import INTERACTION_FORMS, simulate_cohort
 from biolens.tasks.associate import associate
+
+from associate import _rows, linkage_test  # benchmarks/associate.py: the same reading of a run and of LD
 
 DEFAULT = {"form": "product", "maf": "0.3-0.5", "demography": "constant", "effect": None}
 
@@ -47,43 +47,33 @@ def cells(which: str) -> list[dict]:
     return grid
 
 
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
 def _number(text: str, default: float = 1.0) -> float:
     return float(text) if text not in ("", None) else default
 
 
 def score(run: Path, vcf: Path, truth: dict) -> dict:
-    genotypes = read_vcf(vcf)
-    dosage, _ = genotypes.imputed()
-    column = {}
-    for i, p in enumerate(genotypes.pos):
-        column.setdefault(int(p), i)
+    linked = linkage_test(vcf)
 
-    def linked(a: int, b: int) -> bool:
-        return a == b or np.corrcoef(dosage[:, column[a]], dosage[:, column[b]])[0, 1] ** 2 >= 0.8
+    def planted(row: dict) -> bool:
+        if not truth["pair"]:
+            return False
+        a, b = truth["pair"]
+        x, y = int(row["pos_a"]), int(row["pos_b"])
+        return (linked(x, a) and linked(y, b)) or (linked(x, b) and linked(y, a))
 
     result: dict = {}
     pairs = _rows(run / "interactions.tsv")
+    is_planted = [planted(r) for r in pairs]
     tests = {"deep": ("q_perm", "p_perm"), "saturated": ("q_saturated", "p_saturated"),
              "plink": ("q_epistasis", "p_epistasis")}
     for test, (q_column, p_column) in tests.items():
-        claimed = [r for r in pairs if _number(r[q_column]) < 0.05]
+        claimed = [_number(r[q_column]) < 0.05 for r in pairs]
         if truth["pair"]:
-            a, b = truth["pair"]
-            is_true = [(linked(int(r["pos_a"]), a) and linked(int(r["pos_b"]), b))
-                       or (linked(int(r["pos_a"]), b) and linked(int(r["pos_b"]), a)) for r in pairs]
             order = sorted(range(len(pairs)), key=lambda k: _number(pairs[k][p_column]))
-            ranks = [position + 1 for position, k in enumerate(order) if is_true[k]]
-            result[f"{test}_found"] = any(is_true[k] for k, r in enumerate(pairs) if _number(r[q_column]) < 0.05)
+            ranks = [position + 1 for position, k in enumerate(order) if is_planted[k]]
+            result[f"{test}_found"] = any(c and t for c, t in zip(claimed, is_planted))
             result[f"{test}_rank"] = ranks[0] if ranks else None
-        result[f"{test}_false_pairs"] = sum(
-            1 for r in claimed if not truth["pair"] or not (
-                (linked(int(r["pos_a"]), truth["pair"][0]) and linked(int(r["pos_b"]), truth["pair"][1]))
-                or (linked(int(r["pos_a"]), truth["pair"][1]) and linked(int(r["pos_b"]), truth["pair"][0]))))
+        result[f"{test}_false_pairs"] = sum(c and not t for c, t in zip(claimed, is_planted))
     if truth["additive"]:
         variants = _rows(run / "variants.tsv")
         top10 = [int(r["pos"]) for r in variants[:10]]

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from biolens.models.genotype import build_genotype_model, packed_loss
+from biolens.stats.linkage import r_squared
 
 
 CLUMP_R2 = 0.5  # candidate pairs whose sites both tag an already chosen pair's sites at this r^2 are skipped
@@ -36,7 +37,7 @@ class PairCodes:
         self.has_dominance = spread > 1e-6
         self.a, self.d = a, d / np.where(self.has_dominance, spread, 1)
         n = len(dosage)
-        self.r2 = (self.a.T @ self.a / n) ** 2
+        self.r2 = r_squared(dosage)
         codes = (self.a, self.d)
         # mean and variance of every product term, for all pairs (target-independent, computed once)
         self._moments = []
@@ -83,7 +84,7 @@ class PairCodes:
                 break
         return np.asarray(chosen, dtype=np.int64).reshape(-1, 2)
 
-    def terms(self, pairs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    def terms(self, pairs: np.ndarray) -> np.ndarray:
         """The four standardised interaction terms of each pair: rows x (K * 4), pair-major."""
         i, j = pairs[:, 0], pairs[:, 1]
         a, d = self.a, self.d
@@ -91,8 +92,6 @@ class PairCodes:
         spread = full.std(0)
         standard = (full - full.mean(0)) / np.where(spread > 1e-9, spread, 1)
         standard[:, spread <= 1e-9] = 0.0  # a term without variation (a site without heterozygotes) carries nothing
-        if rows is not None:
-            standard = standard[rows]
         return standard.reshape(len(standard), -1)
 
 

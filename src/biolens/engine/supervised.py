@@ -91,13 +91,18 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     return state
 
 
+def at_chance(metrics: dict, n_classes: int) -> bool:
+    """The balanced accuracy's 95% CI reaches within 2 points of guessing among `n_classes` classes."""
+    return metrics["balanced_accuracy_ci95"][0] <= 1 / n_classes + 0.02
+
+
 def honesty_warnings(metrics: dict, n_classes: int) -> list[str]:
     """Plain-words warnings a reader must see beside the headline: a model at chance level, calibration that the
     temperature made worse, or a temperature so extreme that the validation set was too easy or too small."""
     warnings = []
     chance = 1 / n_classes
     low, high = metrics["balanced_accuracy_ci95"]
-    if low <= chance + 0.02:
+    if at_chance(metrics, n_classes):
         warnings.append(f"The model is not clearly better than guessing: balanced accuracy "
                         f"{metrics['balanced_accuracy']:.1%} (95% CI {low:.1%}-{high:.1%}) against {chance:.1%} for "
                         f"guessing among {n_classes} classes. Do not use its predictions; more images per class, "
@@ -148,7 +153,7 @@ def evaluate_held_out(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, n
                    stopped_by=state.get("stopped_by"), train_seconds=round(float(state.get("elapsed", 0.0)), 1))
 
     metrics["warnings"] = honesty_warnings(metrics, len(class_names))
-    metrics["at_chance"] = any(w.startswith("The model is not clearly better than guessing") for w in metrics["warnings"])
+    metrics["at_chance"] = at_chance(metrics, len(class_names))
     for line in metrics["warnings"]:
         console.say(f"warning: {line}")
 

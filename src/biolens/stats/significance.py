@@ -97,7 +97,7 @@ def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarra
     if fit is None:
         return empirical, info
     exceedances, threshold, shape, scale, fitted = fit
-    hits = len(pooled) - np.searchsorted(np.sort(pooled), observed, side="left")
+    hits = len(pooled) - np.searchsorted(pooled[::-1], observed, side="left")
     extend = (hits < TAIL_MIN_HITS) & (observed > threshold)
     p = empirical.copy()
     p[extend] = exceedances / len(pooled) * fitted.sf(observed[extend] - threshold)

@@ -26,7 +26,7 @@ def genotype_classes(dosage: np.ndarray) -> np.ndarray:
 
 
 def residualise(y: np.ndarray, covariates: np.ndarray) -> np.ndarray:
-    """y minus its least-squares fit on an intercept and the covariates."""
+    """y (a vector, or a matrix column by column) minus its least-squares fit on an intercept and the covariates."""
     base = np.hstack([np.ones((len(y), 1)), covariates])
     coefficients, *_ = np.linalg.lstsq(base, y, rcond=None)
     return y - base @ coefficients

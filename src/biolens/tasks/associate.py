@@ -198,12 +198,7 @@ def _fine_mapping(data: _Data) -> dict:
     from biolens.stats.two_locus import residualise
 
     with console.step("fine-mapping (SuSiE credible sets)"):
-        y = residualise(data.y.astype(np.float64), data.covariates)
-        x = data.dosage - data.dosage.mean(0)
-        if data.covariates.shape[1]:
-            base = np.hstack([np.ones((len(y), 1)), data.covariates])
-            x = x - base @ np.linalg.lstsq(base, x, rcond=None)[0]
-        found = susie(x, y)
+        found = susie(residualise(data.dosage, data.covariates), residualise(data.y.astype(np.float64), data.covariates))
     return {"pip": found.pip, "credible_set": found.set_of_each_site(),
             "purity": np.asarray(found.purity), "converged": np.asarray(found.converged)}
 
@@ -307,26 +302,25 @@ def _pair_positions(candidates: np.ndarray, m: int) -> np.ndarray:
     return i * m - i * (i + 1) // 2 + (j - i - 1)
 
 
-def _pair_contributions(network, copy: int, candidates: np.ndarray, codes, rows: np.ndarray | None = None):
-    """Each candidate pair's interaction term in f per individual (rows x K), and which candidates are real."""
+def _pair_contributions(network, copy: int, candidates: np.ndarray, codes):
+    """Each candidate pair's interaction term in f per individual (n x K), and which candidates are real."""
     from biolens.engine.genotype_training import PAIR_TERMS
 
     valid = candidates[:, 0] < candidates[:, 1]  # rows past the last candidate are padding (0, 0)
     weights = network.weights_of(copy)["pair_weights"].reshape(-1, PAIR_TERMS)[valid]
-    terms = codes.terms(candidates[valid], rows).reshape(-1, int(valid.sum()), PAIR_TERMS)
+    terms = codes.terms(candidates[valid]).reshape(-1, int(valid.sum()), PAIR_TERMS)
     return np.einsum("nkf,kf->nk", terms, weights), valid
 
 
-def _pair_scores(network, copy: int, n_pairs: int, candidates: np.ndarray, codes, m: int) -> np.ndarray:
+def _pair_scores(contributions: np.ndarray, pairs: np.ndarray, n_pairs: int, m: int) -> np.ndarray:
     """The SD over individuals of each pair's learned interaction term (trait SD units); zero for non-candidates.
 
     The term is the network's function of the pair's four interaction codes, so this measures an interaction of
     any form; for a pure dosage product it equals |d2f / dx_i dx_j| per SD^2, what double in-silico mutagenesis
     measures. The tanh layer's curvature is left out: it mostly reflects how main effects are fitted.
     """
-    contributions, valid = _pair_contributions(network, copy, candidates, codes)
     scores = np.zeros(n_pairs)
-    scores[_pair_positions(candidates[valid], m)] = contributions.std(0)
+    scores[_pair_positions(pairs, m)] = contributions.std(0)
     return scores
 
 
@@ -376,13 +370,13 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     rows = rng.choice(n, min(n, config.explain_samples), replace=False)
     pairs = classical["pairs"]
     with console.step("in-silico mutagenesis of every site and interaction scores of every pair"):
-        importance = []
-        for j in range(copies):
-            contributions, valid = _pair_contributions(network, j, candidates[j], data.codes, rows)
-            importance.append(network.site_effects(data.x[rows], j, candidates[j][valid], contributions))
-        importance = np.stack(importance)
-        scores = np.stack([_pair_scores(network, j, len(pairs), candidates[j], data.codes, m)
-                           for j in [0] + list(range(B + 1, copies))]).astype(np.float32)
+        importance, scores = [], []
+        for j in range(copies):  # each copy's interaction terms are computed once, for both uses
+            contributions, valid = _pair_contributions(network, j, candidates[j], data.codes)
+            importance.append(network.site_effects(data.x[rows], j, candidates[j][valid], contributions[rows]))
+            if j == 0 or j > B:  # the real fit and the interaction-null copies
+                scores.append(_pair_scores(contributions, candidates[j][valid], len(pairs), m))
+        importance, scores = np.stack(importance), np.stack(scores).astype(np.float32)
     p_site, site_tail = permutation_test(importance[0], importance[1 : B + 1])
     p_pair, pair_tail = permutation_test(scores[0], scores[1:], standardise=False)
     return {"importance": importance[0], "p_perm": p_site, "q_perm": bh_qvalues(p_site), "pair_score": scores[0],
