@@ -47,6 +47,8 @@ def main() -> None:
     metrics = run.metrics
     print(json.dumps({"seconds": round(time.time() - started), "count_mae": metrics["count_mae"],
                       "count_mae_ci95": metrics["count_mae_ci95"], "f1": metrics["f1"],
+                      "count_method": metrics.get("count_method"), "count_mae_peaks": metrics.get("count_mae_peaks"),
+                      "count_mae_density": metrics.get("count_mae_density"),
                       "baseline_count_mae": metrics["baseline"]["count_mae"], "baseline_f1": metrics["baseline"]["f1"],
                       "epochs_run": metrics["epochs_run"], "train_seconds": metrics["train_seconds"]}, indent=1))
 

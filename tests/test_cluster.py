@@ -186,7 +186,8 @@ def test_image_folder_clusters_with_exemplars(tmp_path):
     out = tmp_path / "img"
     biolens("cluster", slice_images, "--compare-with", "folder", "--out", out, "--epochs", "15")
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["input"] == "images" and set(metrics["compare"]) == {"deep", "reference"}
+    assert metrics["input"] == "images" and set(metrics["compare"]) == {"deep", "autoencoder", "reference"}
+    assert metrics["embedding"]["self_supervised"]["epochs_run"] == 15 and (out / "encoder.keras").exists()
     # k-means on raw pixels separates this slice's three cell types well (NMI 0.5-0.56 measured): only true when
     # every image is scored against its own folder; the autoencoder needs more than 216 images (docs/performance.md)
     assert metrics["compare"]["reference"]["nmi"] > 0.3, metrics["compare"]

@@ -187,12 +187,16 @@ def test_tiles_find_every_peak_once_across_seams():
     from biolens.inference.tiles import find_peaks, select
 
     class Heat:
-        """A stand-in network whose heat map has a peak at every pixel divisible by 37 in both axes."""
+        """A stand-in network whose heat map has a peak at every pixel divisible by 37 in both axes, and whose
+        density head puts one object's mass there."""
         def __call__(self, tiles, training=False):
-            out = np.full(tiles.shape[:3] + (4,), -8.0, np.float32)
+            from biolens.models.objects import DENSITY_SCALE
+
+            out = np.full(tiles.shape[:3] + (5,), -8.0, np.float32)
             mark = tiles[..., 0] == 255
             out[..., 0][mark] = 5.0
             out[..., 1:3] = 2.0
+            out[..., 4] = np.where(mark, DENSITY_SCALE, -1.0)  # negative density is read as none
             return out
 
     image = np.zeros((300, 520, 3), np.uint8)
@@ -201,6 +205,9 @@ def test_tiles_find_every_peak_once_across_seams():
     chosen = select(peaks, 0.5, 2)
     expected = {(x + 0.5, y + 0.5) for y in range(0, 300, 37) for x in range(0, 520, 37)}
     assert {tuple(c) for c in peaks.centres[chosen]} == expected
+    assert peaks.density_count()[0] == pytest.approx(len(expected))  # each tile's core counted once
+    inside = [(x, y) for x, y in expected if 40 <= x < 200 and 80 <= y < 240]
+    assert peaks.density_count((40, 80, 200, 240))[0] == pytest.approx(len(inside))
 
 
 def test_detect_then_predict_writes_objects_counts_and_overlays(detect_run, tmp_path):
@@ -219,7 +226,9 @@ def test_detect_then_predict_writes_objects_counts_and_overlays(detect_run, tmp_
     assert list(table.columns) == ["image", "label", "score", "x", "y"]
     counts = pd.read_csv(tmp_path / "counts.csv")
     assert list(counts.columns[:3]) == ["image", "label", "count"] and len(counts) == 3
-    assert counts["count"].sum() == len(table)
+    assert counts["objects_found"].sum() == len(table)  # one row of objects.csv per object found
+    if metrics["count_method"] == "peaks":
+        assert (counts["count"] == counts["objects_found"]).all()
     assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["000.png", "001.png", "002.png"]
 
 

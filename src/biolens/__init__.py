@@ -10,6 +10,7 @@ The Python API is the same engine the CLI and the web app call:
     run = biolens.associate("traits.tsv", "status", out="runs/assoc", genotypes="cohort.vcf.gz")
     run = biolens.cluster("cells.h5ad", out="runs/clu", compare_with="cell_type")
     table = biolens.review(run, "unlabelled/", n=50)            # images to label next -> review.csv
+    run = biolens.pretrain(["cells/", "unlabelled/"], out="runs/pre")   # self-supervised image representation
 """
 import os as _os
 import warnings as _warnings
@@ -21,7 +22,8 @@ from biolens.errors import InputError  # noqa: E402
 from biolens.runs import Run, load_run  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "cluster", "detect", "export"]
+__all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "cluster", "detect", "export",
+           "pretrain"]
 
 
 def _default_out(task: str, data) -> str:
@@ -102,6 +104,15 @@ def cluster(data=None, out=None, *, resume=None, **options) -> Run:
     from biolens.tasks.cluster import cluster as _cluster
 
     return _cluster(data, out or (None if resume else _default_out("cluster", data)), resume=resume, **options)
+
+
+def pretrain(images=None, out=None, *, resume=None, **options) -> Run:
+    """Learn an image representation from the user's own images, without labels; see
+    `biolens.tasks.pretrain.pretrain`."""
+    from biolens.tasks.pretrain import pretrain as _pretrain
+
+    first = images[0] if isinstance(images, (list, tuple)) and images else images
+    return _pretrain(images, out or (None if resume else _default_out("pretrain", first)), resume=resume, **options)
 
 
 def report(run) -> "Path":  # noqa: F821

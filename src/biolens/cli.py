@@ -44,6 +44,9 @@ def train(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: leave unreadable or duplicated files out (listed in skipped.csv) instead of stopping."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Images: turn off flips, rotations and colour jitter."),
     add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="Images: a review.csv (from biolens review) with the 'label' column filled in; those images are added to training, the test set stays the same."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Images: start from the encoder of an earlier run (a `biolens pretrain` run, or an image classification run of another project)."),
+    pretrain: Optional[str] = typer.Option(None, "--pretrain", help="Images: auto (default: when some class has under 100 images and there are 200+ images), on or off: first learn the encoder without labels from the training and --unlabelled images."),
+    unlabelled: Optional[Path] = typer.Option(None, "--unlabelled", help="Images: a folder of unlabelled images for --pretrain to learn from too."),
     learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Images: retrain on 1/8, 1/4 and 1/2 of the training set to predict what more data would give (default: when it adds under 10 minutes)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0): the same seed gives the same result on the same machine."),
     workers: Optional[str] = typer.Option(None, "--workers", help="Several machines: every worker as host:port, comma-separated, the same list on each (sets TF_CONFIG; see docs/scaling.md)."),
@@ -85,7 +88,9 @@ def train(
     image_only = _given(backbone=backbone, weights=weights, image_size=image_size, stack=stack,
                         skip_bad=skip_bad or None, augment=False if no_augment else None,
                         add_labels=str(add_labels.resolve()) if add_labels else None,
-                        learning_curve=None if learning_curve is None else ("on" if learning_curve else "off"))
+                        learning_curve=None if learning_curve is None else ("on" if learning_curve else "off"),
+                        init_from=str(init_from.resolve()) if init_from else None, pretrain=pretrain,
+                        unlabelled=str(unlabelled.resolve()) if unlabelled else None)
     sequence_only = _given(length=length, filters=filters, filter_width=filter_width,
                            both_strands=False if single_strand else None)
     if labels is not None or is_fasta(data):
@@ -259,12 +264,13 @@ def cluster(
     method: Optional[str] = typer.Option(None, "--method", help="leiden (default; kNN graph), kmeans or hdbscan."),
     resolution: Optional[float] = typer.Option(None, "--resolution", help="Leiden resolution (default: chosen by stability)."),
     k: Optional[int] = typer.Option(None, "--k", help="k-means clusters (default: chosen by stability)."),
-    embedding: Optional[str] = typer.Option(None, "--embedding", help="Cluster the autoencoder embedding (deep, default) or the PCA reference (pca)."),
+    embedding: Optional[str] = typer.Option(None, "--embedding", help="Which embedding to cluster: deep (default: tables the autoencoder, images the self-supervised encoder), autoencoder (images) or pca."),
     transpose: Optional[bool] = typer.Option(None, "--transpose/--no-transpose", help="Tables: rows are features (genes) / rows are samples (default: detected)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="h5ad: the layer to use, or 'raw' for .raw.X (default .X)."),
     data_type: Optional[str] = typer.Option(None, "--data-type", help="auto (default), counts (raw counts: normalise, log, negative binomial) or continuous (scale, Gaussian)."),
     latent: Optional[int] = typer.Option(None, "--latent", help="Embedding dimensions (default 16 for tables, 32 for images)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Autoencoder epochs (default: chosen from the data size; early stopping)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of the autoencoder and, for images, the self-supervised encoder (default: chosen from the data size)."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Images: embed with the encoder of a `biolens pretrain` run (or an earlier image run) instead of learning one here."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted cluster run folder."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
 ):
@@ -280,8 +286,36 @@ def cluster(
         raise InputError("give the data to cluster (a table, h5ad, 10x matrix or image folder), or --resume RUN.")
     run = biolens.cluster(data, out, resume=resume, **_given(
         compare_with=compare_with, method=method, resolution=resolution, k=k, embedding=embedding,
-        transpose=transpose, layer=layer, data_type=data_type, latent=latent, epochs=epochs, seed=seed))
+        transpose=transpose, layer=layer, data_type=data_type, latent=latent, epochs=epochs, seed=seed,
+        init_from=str(init_from.resolve()) if init_from else None))
     typer.echo(f"clusters: {run.file('clusters.csv')}")
+
+
+@app.command()
+def pretrain(
+    images: Optional[list[Path]] = typer.Argument(None, help="Folders and/or image files, labelled or not (class sub-folder names are only used to score the result)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/pretrain_<first input name>)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Model input side in pixels (default: chosen from the data, at most 64)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: about 20,000 images seen in all, 10 to 200 epochs)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step (default up to 128: each image is contrasted with the others of its batch)."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds (default: no limit)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="auto (default: class sub-folder names when there are two or more), folder or none; only used to score."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted pretrain run folder."),
+):
+    """Learn an image representation from your own images, without labels (self-supervised, SimCLR).
+
+    Examples: biolens pretrain cells/ unlabelled/ --out runs/pre
+              biolens train cells/ --init-from runs/pre --out runs/cells
+              biolens cluster unlabelled/ --out runs/groups
+    """
+    import biolens
+
+    if resume is None and not images:
+        raise InputError("give the images to learn from (folders or files), or --resume RUN.")
+    run = biolens.pretrain([str(p) for p in images] if images else None, out, resume=resume, **_given(
+        image_size=image_size, epochs=epochs, batch_size=batch_size, time_budget=time_budget, labels=labels, seed=seed))
+    typer.echo(f"encoder: {run.model_path}")
 
 
 @app.command()

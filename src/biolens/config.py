@@ -145,6 +145,11 @@ class ClassifyConfig(SupervisedConfig):
         add_labels: a review.csv with a filled-in label column: extra training images.
         stack: multi-page TIFFs: refuse (default); max, mean or first (a z-stack or time series made into one
             plane); or channels (each page one channel).
+        init_from: a run whose image encoder starts the classifier (a `biolens pretrain` run or an earlier compact
+            image classification run: transfer from one project to the next).
+        pretrain: auto, on or off: first learn the encoder without labels from the training, validation and
+            --unlabelled images (auto: when some class has fewer than 100 images and there are 200 images or more).
+        unlabelled: a folder of images without labels, used only by --pretrain.
     """
     backbone: str = "compact"
     weights: str = "imagenet"
@@ -154,9 +159,24 @@ class ClassifyConfig(SupervisedConfig):
     learning_curve: str = option("auto", choices=("auto", "on", "off"))
     add_labels: str = ""
     stack: str = option("refuse", choices=("refuse", "max", "mean", "first", "channels"))
+    init_from: str = ""
+    pretrain: str = option("auto", choices=("auto", "on", "off"))
+    unlabelled: str = ""
 
     def check(self) -> None:
         from biolens.models.image import BACKBONES
+
+        if self.init_from:
+            if not (Path(self.init_from) / "run.json").exists():
+                raise InputError(f"--init-from {self.init_from}: not a biolens run folder (no run.json). Give a "
+                                 "`biolens pretrain` run or an earlier image classification run.")
+            if self.pretrain == "on":
+                raise InputError("--init-from and --pretrain on both choose where the encoder starts; give one.")
+            if self.backbone != "compact":
+                raise InputError(f"--init-from starts the compact network; it cannot be combined with --backbone "
+                                 f"{self.backbone} (use --weights for a backbone).")
+        if self.unlabelled and not Path(self.unlabelled).is_dir():
+            raise InputError(f"--unlabelled {self.unlabelled}: no such folder. Give a folder of images without labels.")
 
         if self.backbone != "compact" and self.backbone not in BACKBONES:
             raise InputError(f"Invalid value for --backbone. Received: {self.backbone}. Expected 'compact' or one of: "
@@ -206,9 +226,13 @@ class ClusterConfig(TaskConfig):
         method: leiden, kmeans or hdbscan.
         resolution: Leiden resolution; 0 = chosen by stability.
         k: k-means clusters; 0 = chosen by stability.
-        embedding: which embedding clusters.csv comes from: deep (autoencoder) or pca.
+        embedding: which embedding clusters.csv comes from: deep (tables: the autoencoder; images: the
+            self-supervised encoder), autoencoder (images: the convolutional autoencoder) or pca.
+        init_from: images: a `biolens pretrain` run (or earlier image run) whose encoder embeds the images instead
+            of one trained in this run.
         latent: embedding dimensions; 0 = 16 for tables, 32 for images.
-        epochs: autoencoder epochs; 0 = chosen from the data size (early stopping on held-out samples).
+        epochs: epochs of the autoencoder (and, for images, of the self-supervised encoder); 0 = chosen from the
+            data size (the autoencoder also stops early on held-out samples).
         transpose: tables: True = rows are features; None = detected.
         layer: h5ad: a layer name or 'raw' (default .X).
         data_type: auto, counts or continuous.
@@ -221,7 +245,8 @@ class ClusterConfig(TaskConfig):
     method: str = option("leiden", choices=("leiden", "kmeans", "hdbscan"))
     resolution: float = option(0.0, low=0, high=50)
     k: int = option(0, low=0, high=200, integer=True)
-    embedding: str = option("deep", choices=("deep", "pca"))
+    embedding: str = option("deep", choices=("deep", "autoencoder", "pca"))
+    init_from: str = ""
     latent: int = option(0, low=0, high=512, integer=True)
     epochs: int = option(0, low=0, high=10_000, integer=True)
     transpose: bool | None = None
@@ -237,8 +262,49 @@ class ClusterConfig(TaskConfig):
                              "folder of images.")
         if self.k == 1:
             raise InputError("Invalid value for --k. Received: 1. Expected k >= 2 (0 = chosen by stability).")
+        if self.init_from and not (Path(self.init_from) / "run.json").exists():
+            raise InputError(f"--init-from {self.init_from}: not a biolens run folder (no run.json). Give a `biolens "
+                             "pretrain` run.")
         if self.latent and self.latent < 2:
             raise InputError(f"Invalid value for --latent. Received: {self.latent}. Expected 2 to 512 (0 = automatic).")
+
+
+@dataclass
+class PretrainConfig(TaskConfig):
+    """Self-supervised image representation (`biolens pretrain IMAGES... --out RUN`).
+
+    Options:
+        images: folders and/or image files (labelled class folders welcome: labels are only used to score).
+        image_size: model input side; 0 = chosen from the data, at most 64 px.
+        epochs: training epochs; 0 = about 20,000 images seen in all (10 to 200 epochs).
+        batch_size: images per step; 0 = up to 128 (a quarter of the images at most).
+        temperature: NT-Xent temperature.
+        learning_rate: peak learning rate (AdamW, warm-up then cosine decay).
+        time_budget: seconds of training; 0 = no limit.
+        labels: auto (class sub-folder names when the images lie in two or more), folder (require them) or none:
+            only ever used to score the representation (linear probe, kNN), never to train it.
+        seed: random seed.
+    """
+    images: list[str] = option([])
+    image_size: int = option(0, low=0, high=512, integer=True)
+    epochs: int = option(0, low=0, high=10_000, integer=True)
+    batch_size: int = option(0, low=0, high=4096, integer=True)
+    temperature: float = option(0.2, low=0.01, high=10.0)
+    learning_rate: float = option(2e-3, low=1e-7, high=1.0)
+    time_budget: float = option(0.0, low=0, high=30 * 24 * 3600)
+    labels: str = option("auto", choices=("auto", "folder", "none"))
+    seed: int = option(0, low=0, high=2**31 - 1, integer=True)
+
+    def check(self) -> None:
+        if self.image_size and self.image_size < 16:
+            raise InputError(f"Invalid value for --image-size. Received: {self.image_size}. Expected 16 to 512 pixels "
+                             "(0 = chosen from the data).")
+        if self.batch_size == 1 or 0 < self.batch_size < 8:
+            raise InputError(f"Invalid value for --batch-size. Received: {self.batch_size}. Expected at least 8 (the "
+                             "other images of a batch are what each image is contrasted with), or 0 = automatic.")
+        for path in self.images:
+            if not Path(path).exists():
+                raise InputError(f"{path}: no such file or folder. Give folders or files of images.")
 
 
 @dataclass

@@ -168,8 +168,12 @@ def read_run_info(run: Run) -> dict:
 
 
 def _input_paths(config) -> list[Path]:
-    names = ("data", "labels", "annotations", "images", "phenotypes", "genotypes", "sequences")
-    return [Path(getattr(config, n)) for n in names if getattr(config, n, None)]
+    names = ("data", "labels", "annotations", "images", "phenotypes", "genotypes", "sequences", "unlabelled")
+    paths = []
+    for name in names:
+        value = getattr(config, name, None)
+        paths += [Path(v) for v in value] if isinstance(value, (list, tuple)) else [Path(value)] if value else []
+    return paths
 
 
 def check_output_folder(out: Path, inputs: Iterable[Path] = ()) -> None:

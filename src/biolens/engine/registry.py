@@ -76,6 +76,15 @@ def _cluster_headline(metrics: dict) -> str:
     return f"{metrics['n_clusters']} clusters" + (f", ARI {ari:.3f} vs known labels" if isinstance(ari, (int, float)) else "")
 
 
+def _pretrain_headline(metrics: dict) -> str:
+    probe = metrics.get("probe") or {}
+    if "pretrained" in probe:
+        return (f"linear probe {_pct(probe['pretrained']['linear_probe'])} vs raw pixels "
+                f"{_pct(probe['pixels']['linear_probe'])} (balanced accuracy, folder labels)")
+    pre = metrics["pretraining"]
+    return f"{metrics['n_images']} images, {pre['epochs_run']} epochs, contrastive loss {pre['final_loss']:.2f}"
+
+
 def _detect_headline(metrics: dict) -> str:
     return _with_ci(metrics, "f1", "object F1") + f", mean count error {metrics['count_error_pct']:.1f}%"
 
@@ -107,6 +116,10 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
              ("run.json", "metrics.json", "model.keras", "splits.csv", "history.csv", "test_objects.csv", "report.html"),
              "detect.html.j2", "detect_methods", "f1", "F1 (objects)", _detect_headline,
              predictor="biolens.tasks.detect:predict_objects", web_form=True, model=True),
+    TaskSpec("pretrain", "self-supervised image representation", configs.PretrainConfig,
+             "biolens.tasks.pretrain:pretrain", ("run.json", "metrics.json", "model.keras", "embedding.parquet",
+                                                 "report.html"),
+             "pretrain.html.j2", "pretrain_methods", "pretraining", "representation", _pretrain_headline, model=True),
 )}
 
 

@@ -221,8 +221,10 @@ class RichProgress(keras.callbacks.Callback):
         info = f"{self.label} {logs.get(self.metric, float('nan')):.3f}"
         self.progress.update(self.epoch_task, completed=epoch + 1, info=info)
         if not self.console.is_terminal:
+            held_out = f"val_loss {logs['val_loss']:.4f}  " if "val_loss" in logs else ""
             self.console.print(f"epoch {epoch + 1}/{self.epochs}  loss {logs.get('loss', float('nan')):.4f}  "
-                               f"val_loss {logs.get('val_loss', float('nan')):.4f}  {info}", highlight=False)
+                               f"{held_out}{info if self.metric not in ('loss', 'val_loss') else ''}".rstrip(),
+                               highlight=False)
 
     def on_train_end(self, logs=None):
         self.progress.stop()

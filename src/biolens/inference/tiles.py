@@ -10,6 +10,7 @@ import numpy as np
 
 MIN_SCORE = 0.02   # peaks kept for choosing the threshold later; predictions use the run's chosen threshold
 DIVISOR = 16       # the U-Net's total downsampling: tile sides are multiples of it
+BLOCK = 4          # the density is kept summed over BLOCK x BLOCK model pixels: counts per region, small memory
 
 
 @dataclass
@@ -20,6 +21,20 @@ class Peaks:
     scores: np.ndarray       # (n,)
     sizes: np.ndarray        # (n, 2) width, height in model pixels
     foreground: np.ndarray | None = None   # (H, W) float16 probability (mask runs)
+    density: np.ndarray | None = None      # (ceil(H/BLOCK), ceil(W/BLOCK), n_classes) objects per block
+
+    def density_count(self, box: tuple[float, float, float, float] | None = None) -> np.ndarray | None:
+        """Objects per class from the density head inside `box` (x0, y0, x1, y1 in model pixels; blocks whose
+        centre lies inside count), or in the whole image; None for models without a density head."""
+        if self.density is None:
+            return None
+        if box is None:
+            return self.density.sum(axis=(0, 1))
+        centres_y = np.arange(self.density.shape[0]) * BLOCK + BLOCK / 2
+        centres_x = np.arange(self.density.shape[1]) * BLOCK + BLOCK / 2
+        rows = (centres_y >= box[1]) & (centres_y < box[3])
+        cols = (centres_x >= box[0]) & (centres_x < box[2])
+        return self.density[rows][:, cols].sum(axis=(0, 1))
 
 
 def resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -62,12 +77,16 @@ def find_peaks(model, scaled: np.ndarray, n_classes: int, *, core: int = 512, ma
     side = core + 2 * margin
     origins = [(y, x) for y in range(0, height, core) for x in range(0, width, core)]
     foreground = np.zeros((height, width), np.float16) if with_foreground else None
+    density = None
     found = {"centres": [], "classes": [], "scores": [], "sizes": []}
     footprint = np.ones((2 * min_distance + 1, 2 * min_distance + 1, 1), bool)
     for start in range(0, len(origins), batch):
         chunk = origins[start:start + batch]
         tiles = np.stack([window(scaled, y - margin, x - margin, side) for y, x in chunk])
         out = np.asarray(model(tiles, training=False), dtype=np.float32)
+        has_density = out.shape[-1] >= 2 * n_classes + 3  # models trained before the density head have none
+        if has_density and density is None:
+            density = np.zeros((-(-height // BLOCK), -(-width // BLOCK), n_classes), np.float32)
         for (y, x), result in zip(chunk, out):
             heat = 1 / (1 + np.exp(-result[..., :n_classes]))
             inner_h, inner_w = min(core, height - y), min(core, width - x)
@@ -82,9 +101,19 @@ def find_peaks(model, scaled: np.ndarray, n_classes: int, *, core: int = 512, ma
             if foreground is not None:
                 probability = 1 / (1 + np.exp(-result[margin:margin + inner_h, margin:margin + inner_w, n_classes + 2]))
                 foreground[y:y + inner_h, x:x + inner_w] = probability
+            if has_density:  # core sides are multiples of BLOCK, so each tile fills whole blocks
+                from biolens.models.objects import DENSITY_SCALE
+
+                plane = np.maximum(result[margin:margin + inner_h, margin:margin + inner_w,
+                                          n_classes + 3:2 * n_classes + 3], 0) / DENSITY_SCALE
+                bh, bw = -(-inner_h // BLOCK), -(-inner_w // BLOCK)
+                padded = np.zeros((bh * BLOCK, bw * BLOCK, n_classes), np.float32)
+                padded[:inner_h, :inner_w] = plane
+                density[y // BLOCK:y // BLOCK + bh, x // BLOCK:x // BLOCK + bw] = \
+                    padded.reshape(bh, BLOCK, bw, BLOCK, n_classes).sum(axis=(1, 3))
     merged = {k: np.concatenate(v) if v else np.zeros((0, 2) if k in ("centres", "sizes") else 0) for k, v in found.items()}
     return Peaks(merged["centres"].reshape(-1, 2), merged["classes"].astype(int), merged["scores"],
-                 merged["sizes"].reshape(-1, 2), foreground)
+                 merged["sizes"].reshape(-1, 2), foreground, density)
 
 
 def select(peaks: Peaks, threshold: float, min_distance: float) -> np.ndarray:

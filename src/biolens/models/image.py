@@ -62,6 +62,16 @@ def compact_cnn(input_shape: tuple[int, int, int], n_classes: int, widths=(16, 3
     keep the same moving statistics as they keep the same weights.
     """
     inputs = keras.Input(input_shape, name="pixels")
+    x = layers.Identity(name=FEATURE_MAP)(compact_blocks(inputs, widths, synchronized_batchnorm))
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="biolens_compact_cnn")
+
+
+def compact_blocks(inputs, widths=(16, 32, 64, 128), synchronized_batchnorm: bool = False):
+    """The convolutional body of `compact_cnn`, its layers named block{b}_conv{k} / block{b}_bn{k}: the names
+    by which a self-supervised encoder (models/contrastive.py) or an earlier run's model hands its weights on."""
     x = layers.Rescaling(1.0 / 255.0)(inputs)
     for block, width in enumerate(widths):
         for conv in range(2):
@@ -71,11 +81,7 @@ def compact_cnn(input_shape: tuple[int, int, int], n_classes: int, widths=(16, 3
             x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
         if block < len(widths) - 1:
             x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
-    x = layers.Identity(name=FEATURE_MAP)(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(n_classes, dtype="float32", name="logits")(x)
-    return keras.Model(inputs, outputs, name="biolens_compact_cnn")
+    return x
 
 
 def backbone_classifier(name: str, input_shape: tuple[int, int, int], n_classes: int,

@@ -13,7 +13,8 @@ def load_trusted(path: Path | str, expected_sha256: str | None = None):
     """Load a `.keras` model with `safe_mode=True`; refuse other formats and files that were altered."""
     import keras
 
-    import biolens.models.image  # noqa: F401  (registers biolens layers for deserialisation)
+    import biolens.models.contrastive  # noqa: F401  (registers biolens layers for deserialisation)
+    import biolens.models.image  # noqa: F401
     import biolens.models.objects  # noqa: F401
     import biolens.models.sequence  # noqa: F401
 

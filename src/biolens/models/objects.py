@@ -1,6 +1,7 @@
 """The fully convolutional network that finds objects: a U-Net with a centre heat-map head (one channel per class;
-peaks are objects, as in CenterNet), a size head (log width and height, for boxes) and a foreground head (for
-masks, split into instances by watershed from the peaks).
+peaks are objects, as in CenterNet), a size head (log width and height, for boxes), a foreground head (for
+masks, split into instances by watershed from the peaks) and a density head (one channel per class; its sum over a
+region is the number of objects there, as in FCRN counting: it keeps counting where touching objects merge peaks).
 
 Small enough to train from scratch on a laptop CPU in minutes; any input size whose sides are multiples of
 2**depth. Targets and loss live here too, since they define what the heads mean.
@@ -12,6 +13,8 @@ import numpy as np
 from keras import ops
 
 HEAT_PRIOR = 0.05  # initial probability of "object centre" everywhere (CenterNet's bias trick: stable start)
+DENSITY_SCALE = 100.0  # density targets are objects per pixel x this (FCRN's trick: values near 1, not 0.01)
+DENSITY_WEIGHT = 0.01  # squared density error summed per object is ~100 at the start; this brings it near 1
 
 
 def _block(x, filters: int, name: str):
@@ -23,7 +26,8 @@ def _block(x, filters: int, name: str):
 
 
 def object_unet(n_classes: int, channels: int = 3, *, base: int = 8, depth: int = 4) -> keras.Model:
-    """U-Net whose single output stacks [heat logits (n_classes) | log size (2) | foreground logit (1)]."""
+    """U-Net whose single output stacks [heat logits (n_classes) | log size (2) | foreground logit (1) |
+    scaled density (n_classes)]."""
     inputs = keras.Input((None, None, channels), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     skips = []
@@ -40,22 +44,34 @@ def object_unet(n_classes: int, channels: int = 3, *, base: int = 8, depth: int 
     heat = keras.layers.Conv2D(n_classes, 1, bias_initializer=keras.initializers.Constant(prior), name="heat")(x)
     size = keras.layers.Conv2D(2, 1, name="size")(x)
     foreground = keras.layers.Conv2D(1, 1, name="foreground")(x)
-    outputs = keras.layers.Concatenate(name="objects", dtype="float32")([heat, size, foreground])
+    density = keras.layers.Conv2D(n_classes, 1, name="density")(x)
+    outputs = keras.layers.Concatenate(name="objects", dtype="float32")([heat, size, foreground, density])
     return keras.Model(inputs, outputs, name="object_unet")
 
 
 def render_targets(shape: tuple[int, int], centres: np.ndarray, classes: np.ndarray, sizes: np.ndarray | None,
                    n_classes: int, sigma: float, foreground: np.ndarray | None = None,
-                   valid: np.ndarray | None = None) -> np.ndarray:
-    """Targets at model scale, (H, W, n_classes + 4) float16: Gaussian heat per class with 1 at each centre pixel,
-    log width/height, foreground, and a 'valid' channel (0 where nothing was annotated: no loss there)."""
+                   valid: np.ndarray | None = None, density_sigma: float | None = None) -> np.ndarray:
+    """Targets at model scale, (H, W, 2 n_classes + 4) float16: Gaussian heat per class with 1 at each centre pixel,
+    log width/height, foreground, density per class (a Gaussian of unit mass per object, x DENSITY_SCALE), and a
+    'valid' channel (0 where nothing was annotated: no loss there). The valid channel is always the last."""
     height, width = shape
-    target = np.zeros((height, width, n_classes + 4), np.float16)
+    target = np.zeros((height, width, 2 * n_classes + 4), np.float16)
     radius = int(np.ceil(3 * sigma))
     offsets = np.arange(-radius, radius + 1)
     kernel = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma**2)).astype(np.float32)
     heat = np.zeros((height, width, n_classes), np.float32)
     logsize = np.zeros((height, width, 2), np.float32)
+    density = np.zeros((height, width, n_classes), np.float32)
+    for k, (x, y) in enumerate(centres):  # unit impulses, then one Gaussian blur per class: exact mass per object
+        cx, cy = int(np.clip(np.floor(x), 0, width - 1)), int(np.clip(np.floor(y), 0, height - 1))
+        density[cy, cx, int(classes[k])] += DENSITY_SCALE
+    if len(centres):
+        from scipy import ndimage
+
+        blur = density_sigma or 2 * sigma
+        for c in range(n_classes):
+            density[..., c] = ndimage.gaussian_filter(density[..., c], blur, mode="mirror", truncate=3.0)
     for k, (x, y) in enumerate(centres):
         cx, cy = int(np.clip(np.floor(x), 0, width - 1)), int(np.clip(np.floor(y), 0, height - 1))
         y0, y1, x0, x1 = max(0, cy - radius), min(height, cy + radius + 1), max(0, cx - radius), min(width, cx + radius + 1)
@@ -71,23 +87,26 @@ def render_targets(shape: tuple[int, int], centres: np.ndarray, classes: np.ndar
     target[..., n_classes:n_classes + 2] = logsize
     if foreground is not None:
         target[..., n_classes + 2] = foreground
-    target[..., n_classes + 3] = 1.0 if valid is None else valid
+    target[..., n_classes + 3:2 * n_classes + 3] = density
+    target[..., -1] = 1.0 if valid is None else valid
     return target
 
 
 @keras.saving.register_keras_serializable(package="biolens")
 class ObjectLoss(keras.losses.Loss):
     """CenterNet's penalty-reduced focal loss on the heat map, L1 on log size near centres, binary cross-entropy
-    on the foreground; every term only where the target is valid."""
+    on the foreground, squared error of the density (summed per annotated object); every term only where the
+    target is valid."""
 
-    def __init__(self, n_classes: int, use_size: bool, use_foreground: bool, **kwargs):
+    def __init__(self, n_classes: int, use_size: bool, use_foreground: bool, use_density: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.n_classes, self.use_size, self.use_foreground = n_classes, use_size, use_foreground
+        self.use_density = use_density
 
     def call(self, y_true, y_pred):
         c = self.n_classes
         y_true = ops.cast(y_true, "float32")
-        valid = y_true[..., c + 3:c + 4]
+        valid = y_true[..., -1:]
         heat_true = y_true[..., :c]
         prob = ops.clip(ops.sigmoid(y_pred[..., :c]), 1e-4, 1 - 1e-4)
         positive = ops.cast(heat_true >= 0.999, "float32")
@@ -104,8 +123,11 @@ class ObjectLoss(keras.losses.Loss):
             logits = y_pred[..., c + 2:c + 3]
             bce = ops.maximum(logits, 0) - logits * fg_true + ops.log1p(ops.exp(-ops.abs(logits)))
             loss = loss + ops.sum(bce * valid) / ops.maximum(ops.sum(valid), 1.0)
+        if self.use_density:
+            error = (y_pred[..., c + 3:2 * c + 3] - y_true[..., c + 3:2 * c + 3]) ** 2
+            loss = loss + DENSITY_WEIGHT * ops.sum(error * valid) / n_pos
         return loss
 
     def get_config(self):
         return {**super().get_config(), "n_classes": self.n_classes, "use_size": self.use_size,
-                "use_foreground": self.use_foreground}
+                "use_foreground": self.use_foreground, "use_density": self.use_density}

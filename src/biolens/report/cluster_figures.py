@@ -97,3 +97,40 @@ def exemplars(pixels: np.ndarray, embedding: np.ndarray, labels: np.ndarray, pat
     fig.tight_layout()
     _save(fig, path)
     return chosen
+
+
+def umap_map(coords: np.ndarray, values: np.ndarray, path: Path, title: str) -> Path:
+    """One UMAP panel coloured by `values` (labels, or one value for all)."""
+    fig, axis = plt.subplots(figsize=(5.4, 4.6))
+    _scatter(axis, coords, np.asarray(values), title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def neighbour_gallery(pixels: np.ndarray, embedding: np.ndarray, path: Path, *, queries: int = 8, neighbours: int = 6,
+                      seed: int = 0) -> Path:
+    """Rows of a query image and its nearest neighbours in the embedding (cosine), the queries spread over the
+    data (the images nearest k-means centres): what the representation treats as alike."""
+    from sklearn.cluster import KMeans
+
+    unit = embedding / np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-8)
+    queries = min(queries, len(pixels))
+    centres = KMeans(queries, n_init=4, random_state=seed).fit(unit).cluster_centers_
+    picks = list(dict.fromkeys(int(np.argmax(unit @ c)) for c in centres))
+    fig, axes = plt.subplots(len(picks), neighbours + 1, figsize=(1.25 * (neighbours + 1), 1.3 * len(picks)),
+                             squeeze=False)
+    for row, query in enumerate(picks):
+        similarity = unit @ unit[query]
+        similarity[query] = -np.inf
+        nearest = np.argsort(-similarity)[:neighbours]
+        for col, index in enumerate([query, *nearest]):
+            axis = axes[row, col]
+            axis.imshow(np.asarray(pixels[index])[..., :3].astype(np.uint8).squeeze(), cmap="gray")
+            axis.axis("off")
+            if col:
+                axis.set_title(f"{similarity[index]:.2f}", fontsize=6)
+        axes[row, 0].set_title("query", fontsize=7, weight="bold")
+    fig.suptitle("Each row: an image and its nearest neighbours in the learned representation (cosine similarity)",
+                 fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

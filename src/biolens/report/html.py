@@ -28,7 +28,14 @@ def _network(info: dict, fallback: str) -> str:
 def image_methods(info: dict, metrics: dict) -> str:
     """A Methods paragraph with the exact settings, versions and seed, ready to adapt for a paper."""
     config, versions = info["config"], info.get("versions", {})
-    model = (_network(info, "a compact convolutional network") + " trained from random initialisation"
+    pre = info.get("pretraining") or {}
+    start = (f" whose convolutional layers started from the encoder of the earlier biolens run {pre.get('run')}"
+             if pre.get("source") == "init_from" else
+             f" whose convolutional layers were first trained without labels by SimCLR self-supervised learning on "
+             f"{pre.get('n_images')} training, validation and unlabelled images (never the test images; "
+             f"{pre.get('epochs_run')} epochs, NT-Xent temperature {pre.get('temperature')})"
+             if pre.get("source") == "pretrained here" else " trained from random initialisation")
+    model = (_network(info, "a compact convolutional network") + start
              if config["backbone"] == "compact" else f"a {config['backbone']} backbone (weights: {info.get('weights')}) "
              "with a new classification head (" + _network(info, "").removeprefix("a network of ") + ")")
     grouping = (f"grouped by '{config['group_column']}' so that no group appears in two splits"
@@ -141,21 +148,33 @@ def cluster_methods(info: dict, metrics: dict) -> str:
               "best" if choice.get("chosen_by") == "stability" else "")
     steps = "; ".join(info.get("preprocessing", []))
     images = metrics["input"] == "images"
-    return (
-        f"Data were analysed with biolens {versions.get('biolens', '')} (TensorFlow {versions.get('tensorflow', '')}, Keras "
-        f"{versions.get('keras', '')}, scanpy {versions.get('scanpy', '')}, scikit-learn {versions.get('scikit-learn', '')}). "
-        f"{metrics['n_samples']} samples; preprocessing: {steps}. An autoencoder "
-        f"({'convolutional' if images else 'dense, 256-128 hidden units'}, {embedding['latent']}-dimensional bottleneck, "
-        f"{embedding['likelihood']} reconstruction) was trained with AdamW in minibatches of {embedding['batch_size']} for "
-        f"{embedding['epochs_run']} epochs, stopping when the loss on 10% held-out samples stopped improving (patience 10, "
-        f"best weights kept). Clusters of the {'autoencoder' if metrics['embedding_used'] == 'deep' else 'PCA'} embedding "
-        f"were found by {clustering}{chosen}. As the classical reference, "
-        + ("the raw pixels were reduced by PCA and clustered by k-means with the same number of clusters. "
-           if images else "PCA (50 components of the same features, scaled) was clustered the same way. ")
-        + ("" if images else "Marker features: Wilcoxon rank-sum test of each cluster against all other samples (scanpy, tie "
-           "corrected), Benjamini-Hochberg q-values, AUROC as effect size. ")
-        + f"Maps are UMAP projections of the embeddings. Random seed {info['seed']}."
-    )
+    head = (f"Data were analysed with biolens {versions.get('biolens', '')} (TensorFlow {versions.get('tensorflow', '')}, "
+            f"Keras {versions.get('keras', '')}, scanpy {versions.get('scanpy', '')}, scikit-learn "
+            f"{versions.get('scikit-learn', '')}). {metrics['n_samples']} samples; preprocessing: {steps}. ")
+    used = {"deep": "self-supervised" if images and "autoencoder" in embedding else "autoencoder",
+            "autoencoder": "autoencoder", "pca": "PCA"}[metrics["embedding_used"]]
+    if images and "autoencoder" in embedding:  # images: a self-supervised encoder, the autoencoder as a peer
+        from biolens.engine.pretraining import representation_methods
+
+        ss, ae = embedding["self_supervised"], embedding["autoencoder"]
+        source = (f"The image representation was the encoder of the earlier biolens run {ss['from_run']} "
+                  f"({ss.get('from_task')}). " if ss.get("from_run") else
+                  representation_methods(info, ss).split(f" Random seed")[0] + " ")
+        body = (source + f"As peers, a convolutional autoencoder ({ae['latent']}-dimensional bottleneck, trained for "
+                f"{ae['epochs_run']} epochs with early stopping on 10% held-out images) and PCA of the raw pixels were "
+                f"each clustered by k-means with the same number of clusters. Clusters of the {used} embedding (each "
+                f"dimension standardised) were found by {clustering}{chosen}. ")
+    else:
+        body = (f"An autoencoder ({'convolutional' if images else 'dense, 256-128 hidden units'}, "
+                f"{embedding['latent']}-dimensional bottleneck, {embedding['likelihood']} reconstruction) was trained with "
+                f"AdamW in minibatches of {embedding['batch_size']} for {embedding['epochs_run']} epochs, stopping when the "
+                f"loss on 10% held-out samples stopped improving (patience 10, best weights kept). Clusters of the {used} "
+                f"embedding were found by {clustering}{chosen}. As the classical reference, "
+                + ("the raw pixels were reduced by PCA and clustered by k-means with the same number of clusters. "
+                   if images else "PCA (50 components of the same features, scaled) was clustered the same way. ")
+                + ("" if images else "Marker features: Wilcoxon rank-sum test of each cluster against all other samples "
+                   "(scanpy, tie corrected), Benjamini-Hochberg q-values, AUROC as effect size. "))
+    return head + body + f"Maps are UMAP projections of the embeddings. Random seed {info['seed']}."
 
 
 def _top_rows(path: Path, count: int) -> list[dict]:
@@ -179,6 +198,13 @@ def detect_methods(info: dict, metrics: dict) -> str:
     from biolens.tasks.detect import methods_text
 
     return methods_text(info, metrics, _network(info, "a fully convolutional network"))
+
+
+def pretrain_methods(info: dict, metrics: dict) -> str:
+    """Methods paragraph of a self-supervised pretraining run."""
+    from biolens.engine.pretraining import representation_methods
+
+    return representation_methods(info, metrics["pretraining"], metrics.get("probe"))
 
 
 def _context(run: Run, info: dict, metrics: dict) -> dict:

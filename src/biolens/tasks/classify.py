@@ -83,18 +83,86 @@ def _prepare(config: ClassifyConfig, run: Run | None, out: Path) -> lifecycle.Pr
                                         seed=config.seed, group_column=config.group_column)
     else:
         assignment = _read_splits(run, images)
-    return lifecycle.Prepared((loaded, y, class_names, assignment), fingerprint,
+    unlabelled = None
+    if config.unlabelled:  # images without labels, only for self-supervised pretraining (--pretrain)
+        extra = image_reader.find_unlabelled([Path(config.unlabelled)])
+        with console.progress_bar(f"reading {len(extra)} unlabelled images at {size}x{size}", len(extra)) as advance:
+            unlabelled = image_reader.load(extra, size, allow_duplicates=True, progress=advance, stack=config.stack).pixels
+    return lifecycle.Prepared((loaded, y, class_names, assignment, unlabelled), fingerprint,
                               {"image_size": size, "class_names": class_names})
 
 
 def _body(run: Run, config: ClassifyConfig, data) -> bool:
-    loaded, y, class_names, assignment = data
+    loaded, y, class_names, assignment, unlabelled = data
     if not (run.path / "splits.csv").exists():
         _write_splits(run, loaded.images, assignment)
-    return _train_in_run(run, config, loaded, y, class_names, assignment)
+    return _train_in_run(run, config, loaded, y, class_names, assignment, unlabelled)
 
 
-def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assignment) -> bool:
+PRETRAIN_SMALL_CLASS = 100   # --pretrain auto: some class has fewer training + validation images than this...
+PRETRAIN_MIN_IMAGES = 200    # ...and there are at least this many images to learn from (fewer teach an encoder little)
+
+
+def pretrain_plan(config: ClassifyConfig, y: np.ndarray, parts: dict, n_unlabelled: int) -> tuple[bool, str]:
+    """Whether this run pretrains its encoder without labels first, and why (said in the report)."""
+    known = np.concatenate([parts["train"], parts["val"]])
+    n_images = len(known) + n_unlabelled
+    smallest = int(np.bincount(y[known]).min()) if len(known) else 0
+    if config.init_from:
+        return False, f"started from the encoder of run {config.init_from}"
+    if config.pretrain == "off":
+        return False, "--pretrain off"
+    if config.pretrain == "on":
+        return True, f"--pretrain on: {n_images} training, validation and unlabelled images"
+    if config.backbone != "compact":
+        return False, f"--pretrain auto: the {config.backbone} backbone has its own weights"
+    if smallest >= PRETRAIN_SMALL_CLASS:
+        return False, f"--pretrain auto: every class has at least {PRETRAIN_SMALL_CLASS} labelled images"
+    if n_images < PRETRAIN_MIN_IMAGES:
+        return False, (f"--pretrain auto: only {n_images} images to learn from (at least {PRETRAIN_MIN_IMAGES}; add "
+                       "--unlabelled DIR, or --pretrain on)")
+    return True, (f"--pretrain auto: the smallest class has {smallest} labelled images, so the encoder first learned "
+                  f"from all {n_images} training, validation and unlabelled images without labels")
+
+
+def _starting_encoder(run: Run, config: ClassifyConfig, pixels, y, parts, unlabelled):
+    """(model whose convolutional layers start the classifier, or None; what the report says about it)."""
+    from biolens.engine import pretraining
+    from biolens.tasks.pretrain import encoder_stage
+
+    if config.init_from:
+        model, source = pretraining.transferable_model(Path(config.init_from))
+        return model, {"source": "init_from", "run": config.init_from, "task": source.get("task"),
+                       "why": f"--init-from {config.init_from}"}
+    wanted, why = pretrain_plan(config, y, parts, 0 if unlabelled is None else len(unlabelled))
+    if not wanted:
+        return None, {"source": "none", "why": why}
+    known = np.sort(np.concatenate([parts["train"], parts["val"]]))  # never the test images
+    images = pixels[known] if unlabelled is None else np.concatenate([pixels[known], unlabelled])
+    console.say(f"self-supervised pretraining: {why}")
+    encoder, summary = encoder_stage(run, images, seed=config.seed, label="self-supervised pretraining")
+    return encoder, {"source": "pretrained here", "why": why, **summary,
+                     "n_unlabelled": 0 if unlabelled is None else int(len(unlabelled))}
+
+
+def classifier_builder(config: ClassifyConfig, input_shape, n_classes: int, start=None, note: str = ""):
+    """`build_model` for fit_in_run and the side models: `model_for`, then the starting encoder's weights."""
+    from biolens.engine.pretraining import copy_encoder_weights
+
+    def build():
+        model, weights = model_for(config, input_shape, n_classes)
+        if start is not None:
+            copied = copy_encoder_weights(start, model)
+            if not copied:
+                raise InputError(f"--init-from {config.init_from}: none of its layers fit this classifier; give a "
+                                 "pretrain run or a compact image classification run on images with as many channels.")
+            weights = f"{note} ({len(copied)} layers copied)"
+        return model, weights
+
+    return build
+
+
+def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assignment, unlabelled=None) -> bool:
     pixels = loaded.pixels
     warnings = _data_warnings(run, loaded, y, class_names, assignment)
     for warning in warnings:
@@ -103,8 +171,13 @@ def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assi
     batch_size = config.auto_batch_size(len(parts["train"]))
     run.update_info(warnings=warnings, n_skipped=len(loaded.bad))
     started = time.perf_counter()
+    start, pretraining = _starting_encoder(run, config, pixels, y, parts, unlabelled)
+    run.update_info(pretraining=pretraining)
+    note = ("self-supervised encoder pretrained in this run" if pretraining["source"] == "pretrained here"
+            else f"encoder of run {config.init_from}")
+    build_model = classifier_builder(config, pixels.shape[1:], len(class_names), start, note)
     state = supervised.fit_in_run(
-        run, pixels, y, parts, build_model=lambda: model_for(config, pixels.shape[1:], len(class_names)),
+        run, pixels, y, parts, build_model=build_model,
         train_data=lambda size: training.image_batches(pixels, y, parts["train"], size, shuffle=True,
                                                         augment=config.augment, seed=config.seed),
         batch_size=batch_size, epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
@@ -113,7 +186,7 @@ def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assi
     if not distributed.is_chief():  # several machines: worker 0 evaluates and writes the results
         console.say("this worker's part of training is done; worker 0 writes the run folder.")
         return False
-    return _finish(run, config, loaded, y, class_names, parts, state, time.perf_counter() - started)
+    return _finish(run, config, loaded, y, class_names, parts, state, time.perf_counter() - started, build_model)
 
 
 def model_for(config: ClassifyConfig, input_shape, n_classes):
@@ -143,7 +216,7 @@ def model_for(config: ClassifyConfig, input_shape, n_classes):
         return model, "random initialisation (ImageNet weights unavailable offline)"
 
 
-def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> bool:
+def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds, build_model) -> bool:
     from biolens.explain.gradcam import gradcam
     from biolens.report import figures
 
@@ -154,8 +227,8 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds) -> 
         run, pixels, y, parts, class_names, state, alpha=config.conformal_alpha, groups=groups, seed=config.seed)
     _write_predictions(run, images, test, y, probs, class_names, unsure)
     _possible_label_errors(run, model, pixels, images, y, parts, probs, class_names, metrics)
-    _small_data_estimate(run, config, pixels, images, y, class_names, metrics)
-    _learning_curve(run, config, pixels, y, class_names, parts, state, metrics)
+    _small_data_estimate(run, config, pixels, images, y, class_names, metrics, build_model)
+    _learning_curve(run, config, pixels, y, class_names, parts, state, metrics, build_model)
     chosen, titles = _gradcam_examples(y[test], probs, class_names)
     if chosen:
         rows, predicted = test[chosen], probs.argmax(1)[chosen]
@@ -198,7 +271,8 @@ def _possible_label_errors(run: Run, model, pixels, images, y, parts, test_probs
                     "(possible_label_errors.csv)")
 
 
-def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, parts, state, metrics) -> None:
+def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, parts, state, metrics,
+                    build_model) -> None:
     """Is my data enough? metrics["learning_curve"] and its figure, or the reason it was not run."""
     from biolens.report import figures
 
@@ -210,13 +284,13 @@ def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, pa
         return
     with console.step("learning curve (1/8, 1/4, 1/2 of the training set, 2 repeats)"):
         curve = supervised.learning_curve_in_run(run, pixels, y, parts, class_names, metrics, seed=config.seed,
-                                                 **_side_model_options(config, pixels, y, len(class_names)))
+                                                 **_side_model_options(config, pixels, y, build_model))
     metrics["learning_curve"] = curve
     figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
     console.say(curve["advice"])
 
 
-def _side_model_options(config: ClassifyConfig, pixels, y, n_classes: int) -> dict:
+def _side_model_options(config: ClassifyConfig, pixels, y, build_model) -> dict:
     """How supervised.side_model trains extra models of this run: exactly like the main one."""
     return dict(fit_options=dict(epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
                                  learning_rate=config.learning_rate, class_weights=config.class_weights,
@@ -224,10 +298,11 @@ def _side_model_options(config: ClassifyConfig, pixels, y, n_classes: int) -> di
                 batch_size_for=config.auto_batch_size,
                 train_data_for=lambda rows, size: training.image_batches(pixels, y, rows, size, shuffle=True,
                                                                          augment=config.augment, seed=config.seed),
-                build_model=lambda: model_for(config, pixels.shape[1:], n_classes))
+                build_model=build_model)
 
 
-def _small_data_estimate(run: Run, config: ClassifyConfig, pixels, images, y, class_names, metrics) -> None:
+def _small_data_estimate(run: Run, config: ClassifyConfig, pixels, images, y, class_names, metrics,
+                         build_model) -> None:
     """Fewer than 30 images in some class: say so, and add the cross-validated estimate over all images."""
     if not supervised.is_small_data(y):
         return
@@ -239,7 +314,7 @@ def _small_data_estimate(run: Run, config: ClassifyConfig, pixels, images, y, cl
     groups = np.asarray(images.groups) if images.groups else None
     with console.step(f"small data: {supervised.CROSS_VALIDATION_FOLDS}-fold cross-validation over all images"):
         estimate = supervised.cross_validated_estimate(run, pixels, y, class_names, groups, seed=config.seed,
-                                                       **_side_model_options(config, pixels, y, len(class_names)))
+                                                       **_side_model_options(config, pixels, y, build_model))
     metrics["small_data"] = {"smallest_class": int(np.bincount(y).min()), "threshold": supervised.SMALL_DATA_PER_CLASS,
                              "cross_validation": estimate}
     low, high = estimate["balanced_accuracy_ci95"]

@@ -1,8 +1,9 @@
 """Unsupervised learning: embed, cluster, explain — assay tables (CSV/TSV/Parquet/h5ad/10x) and image folders.
 
 Stages (checkpointed under checkpoints/, so --resume skips what finished): read + preprocess (stats/preprocess.py)
--> embedding: autoencoder and the classical reference side by side (PCA for tables, PCA of raw pixels for images)
--> clustering of both with the setting chosen by stability (stats/clustering.py) -> what sets clusters apart
+-> embedding: tables: autoencoder beside PCA; images: a self-supervised encoder (SimCLR, trained here on these
+images or taken from --init-from RUN) beside the convolutional autoencoder and PCA of raw pixels
+-> clustering of each with the setting chosen by stability (stats/clustering.py) -> what sets clusters apart
 (markers for tables, exemplar and average images for images) -> outputs, figures, report.
 A known label (`--compare-with`) is only ever used to score (ARI/NMI), never as input.
 """
@@ -119,7 +120,7 @@ def _run_stages(run: Run, config: ClusterConfig, loaded: dict) -> bool:
     run.update_info(preprocessing=loaded["steps"], warnings=loaded["notes"], n_samples=len(loaded["ids"]))
     for note in loaded["notes"]:
         console.say(f"note: {note}")
-    embeddings = cached_stage(run, "embedding", lambda: _embed(loaded, config, images))
+    embeddings = cached_stage(run, "embedding", lambda: _embed(run, loaded, config, images))
     deep, reference = embeddings["deep"], embeddings["reference"]
     embedding_info = json.loads(str(embeddings["info"]))
 
@@ -138,24 +139,35 @@ def _run_stages(run: Run, config: ClusterConfig, loaded: dict) -> bool:
                                                            resolution=config.resolution or None, k=config.k or None,
                                                            n_neighbors=config.n_neighbors, seed=config.seed,
                                                            graph=reference_graph)
-            return {"deep": labels, "reference": ref_labels,
+            extra = {}
+            if "autoencoder" in embeddings:  # images: the autoencoder is a second peer, with the same k
+                extra["autoencoder"], _ = cluster_embedding(embeddings["autoencoder"], method="kmeans",
+                                                            k=max(2, n_found), seed=config.seed)
+            return {"deep": labels, "reference": ref_labels, **extra,
                     "umap": umap_coordinates(deep, config.n_neighbors, config.seed, graph=graph),
                     "umap_reference": umap_coordinates(reference, config.n_neighbors, config.seed, graph=reference_graph),
                     "choice": np.array(json.dumps({"deep": choice, "reference": ref_choice}))}
 
     result = cached_stage(run, "clusters", clusters)
     choice = json.loads(str(result["choice"]))
-    main = "deep" if config.embedding == "deep" else "reference"
+    main = {"deep": "deep", "pca": "reference", "autoencoder": "autoencoder"}[config.embedding]
+    if main not in result:
+        raise InputError("--embedding autoencoder is for images (tables: the autoencoder is the deep embedding).")
     labels = result[main]
     metrics = {"n_samples": len(labels), "input": loaded["kind"], "embedding_used": config.embedding,
-               "embedding": embedding_info, "choice": choice[main], "n_clusters": int(labels.max() + 1),
+               "embedding": embedding_info, "choice": choice.get(main, {"method": "kmeans", "k": int(labels.max() + 1),
+                                                                         "chosen_by": "the self-supervised clustering"}), "n_clusters": int(labels.max() + 1),
                "cluster_sizes": {str(c): int((labels == c).sum()) for c in range(int(labels.max()) + 1)},
-               "silhouette": silhouette(deep if main == "deep" else reference, labels, config.seed),
+               "silhouette": silhouette(embeddings[main], labels, config.seed),
                "reference": {"name": "k-means on PCA of raw pixels" if images else "PCA (50 components) + same clustering",
                              "n_clusters": int(result["reference"].max() + 1), "choice": choice["reference"],
                              "silhouette": silhouette(reference, result["reference"], config.seed)},
                "deep": {"n_clusters": int(result["deep"].max() + 1), "choice": choice["deep"],
                         "silhouette": silhouette(deep, result["deep"], config.seed)}}
+    if "autoencoder" in result:
+        metrics["autoencoder"] = {"name": "convolutional autoencoder + k-means (same number of clusters)",
+                                  "n_clusters": int(result["autoencoder"].max() + 1),
+                                  "silhouette": silhouette(embeddings["autoencoder"], result["autoencoder"], config.seed)}
     if (labels < 0).any():
         metrics["noise"] = int((labels < 0).sum())
     truth = loaded["truth"]
@@ -165,7 +177,7 @@ def _run_stages(run: Run, config: ClusterConfig, loaded: dict) -> bool:
         metrics["compare_with"] = config.compare_with
         metrics["compare"] = {name: {"ari": float(adjusted_rand_score(truth, result[name])),
                                      "nmi": float(normalized_mutual_info_score(truth, result[name]))}
-                              for name in ("deep", "reference")}
+                              for name in ("deep", "autoencoder", "reference") if name in result}
     _write_outputs(run, config, loaded, images, result, labels, main)
     metrics["seconds"] = round(lifecycle.elapsed_seconds(run), 1)
     write_json(run.path / "metrics.json", metrics)
@@ -178,31 +190,56 @@ def _run_stages(run: Run, config: ClusterConfig, loaded: dict) -> bool:
     return True
 
 
-def _embed(loaded: dict, config: ClusterConfig, images: bool) -> dict:
-    from sklearn.decomposition import PCA
+def _standardised(x: np.ndarray) -> np.ndarray:
+    """Each dimension to unit variance: a learned code has no meaningful scale per dimension (the decoder or the
+    projection head absorbs any), so distances are taken after this; PCA's variances do mean something and are kept."""
+    return (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-8)
 
+
+def _embed(run: Run, loaded: dict, config: ClusterConfig, images: bool) -> dict:
     from biolens.stats.preprocess import pca_reference
-    from biolens.engine.embedding import train_image_embedding, train_table_embedding
+    from biolens.engine.embedding import train_table_embedding
 
+    if images:
+        return _embed_images(run, loaded, config)
     with console.step("training the autoencoder"):
-        if images:
-            deep, info = train_image_embedding(loaded["pixels"], latent=config.latent or 32, epochs=config.epochs,
-                                               seed=config.seed)
-        else:
-            deep, info = train_table_embedding(loaded["prepared"], latent=config.latent or 16, epochs=config.epochs,
-                                               seed=config.seed)
-    # an autoencoder's code has no meaningful scale per dimension (the decoder absorbs any), so each dimension is
-    # standardised before distances are taken; PCA's variances do mean something and are kept
-    deep = (deep - deep.mean(axis=0)) / np.maximum(deep.std(axis=0), 1e-8)
+        deep, info = train_table_embedding(loaded["prepared"], latent=config.latent or 16, epochs=config.epochs,
+                                           seed=config.seed)
+    deep = _standardised(deep)
     info["standardised"] = True
     with console.step("PCA reference"):
-        if images:
-            flat = np.asarray(loaded["pixels"], dtype=np.float32).reshape(len(loaded["pixels"]), -1) / 255.0
-            reference = PCA(min(50, *flat.shape) - 1 or 1, random_state=config.seed).fit_transform(flat).astype(np.float32)
-        else:
-            reference = pca_reference(loaded["prepared"], seed=config.seed)
+        reference = pca_reference(loaded["prepared"], seed=config.seed)
     info["reference_dimensions"] = int(reference.shape[1])
     return {"deep": deep, "reference": reference, "info": np.array(json.dumps(info))}
+
+
+def _embed_images(run: Run, loaded: dict, config: ClusterConfig) -> dict:
+    """Three embeddings of the images: self-supervised (the one clustered by default), the convolutional
+    autoencoder and PCA of raw pixels (the peers the report scores it against)."""
+    from biolens.engine import pretraining
+    from biolens.engine.embedding import train_image_embedding
+    from biolens.tasks.pretrain import encoder_stage
+
+    pixels = loaded["pixels"]
+    if config.init_from:
+        model, source = pretraining.transferable_model(Path(config.init_from))
+        encoder = pretraining.as_encoder(model, pixels.shape[-1], config.init_from)
+        summary = {"from_run": str(config.init_from), "from_task": source.get("task"),
+                   "from_images": source.get("n_images") or (source.get("config") or {}).get("data")}
+    else:
+        encoder, summary = encoder_stage(run, pixels, seed=config.seed, epochs=config.epochs,
+                                         label="self-supervised pretraining")
+    with console.step("features of every image"):
+        deep = _standardised(pretraining.features(encoder, pixels))
+    with console.step("training the autoencoder (reference)"):
+        autoencoder, ae_info = train_image_embedding(pixels, latent=config.latent or 32, epochs=config.epochs,
+                                                     seed=config.seed)
+    with console.step("PCA reference"):
+        reference = pretraining.pixel_reference(pixels, config.seed)
+    info = {"method": "self-supervised (SimCLR) encoder", "self_supervised": summary, "autoencoder": ae_info,
+            "standardised": True, "reference_dimensions": int(reference.shape[1])}
+    return {"deep": deep, "autoencoder": _standardised(autoencoder), "reference": reference,
+            "info": np.array(json.dumps(info))}
 
 
 def _write_outputs(run: Run, config, loaded, images, result, labels, main) -> None:
@@ -218,13 +255,19 @@ def _write_outputs(run: Run, config, loaded, images, result, labels, main) -> No
     figures = run.path / "figures"
     truth = loaded["truth"]
     cluster_figures.umap_panels(result["umap"], result["deep"], truth, config.compare_with, figures / "umap.png",
-                                title="autoencoder embedding")
+                                title="self-supervised embedding" if images else "autoencoder embedding")
     cluster_figures.umap_panels(result["umap_reference"], result["reference"], truth, config.compare_with,
                                 figures / "umap_reference.png", title="classical reference")
-    choice = json.loads(str(result["choice"]))[main]
+    choice = json.loads(str(result["choice"])).get(main, {})
     if choice.get("chosen_by") == "stability":
         cluster_figures.stability_curve(choice, figures / "stability.png")
     if images:
+        trained = run.path / "checkpoints" / "encoder.keras"
+        if trained.exists():  # the encoder learned here, for `--init-from` in a later run
+            import shutil
+
+            with atomic_path(run.path / "encoder.keras") as tmp:
+                shutil.copyfile(trained, tmp)
         embedding = np.asarray(_embedding_of(run, main))
         rows = cluster_figures.exemplars(loaded["pixels"], embedding, labels, figures / "cluster_images.png")
         write_csv(run.path / "exemplars.csv", ["cluster", "rank", "file"],
@@ -248,7 +291,7 @@ def _write_outputs(run: Run, config, loaded, images, result, labels, main) -> No
 
 def _embedding_of(run: Run, main: str) -> np.ndarray:
     with np.load(run.path / "checkpoints" / "embedding.npz", allow_pickle=False) as saved:
-        return saved["deep" if main == "deep" else "reference"]
+        return saved[main]
 
 
 def _write_result_h5ad(run: Run, loaded, result, labels, main) -> None:
