@@ -15,7 +15,7 @@ from biolens.errors import InputError
 from biolens.readers.annotations import read_annotations
 from biolens.stats import objects as score
 from biolens.tasks.detect import estimate_point_size, make_units
-from conftest import ROOT, biolens, dot_images
+from conftest import ROOT, biolens, dot_images, one_line_error
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -285,3 +285,40 @@ def test_an_interrupted_detection_run_resumes_from_its_last_epoch(detect_run, tm
     assert resumed["status"] == "complete" and resumed["attempts"] == info["attempts"] + 1
     assert (copy / "model.keras").exists() and (copy / "report.html").exists()
     assert json.loads((copy / "metrics.json").read_text())["epochs_run"] == 6
+
+
+def test_review_picks_uncertain_regions_and_corrections_retrain_with_the_same_test_images(detect_run, tmp_path):
+    """The human loop on a detection run: review new images by region, correct objects.csv (here: replace the
+    network's objects by the true dots, as a person would), retrain with --add-labels."""
+    new = tmp_path / "new"
+    dot_images(new, n_images=3, side=192, seed=21)
+    out = tmp_path / "review"
+    biolens("review", detect_run, new / "images", "--n", "4", "--out", out)
+    regions = pd.read_csv(out / "regions.csv")
+    assert len(regions) == 4 and list(regions.region) == [1, 2, 3, 4]
+    assert regions.uncertainty.is_monotonic_decreasing or regions.image.nunique() > 1  # spread over images
+    objects = pd.read_csv(out / "objects.csv")
+    assert list(objects.columns) == ["image", "label", "x", "y", "score", "region"]
+    assert (out / "review.html").exists() and len(list((out / "regions").glob("*.png"))) == 4
+    rows = []  # the person's correction: the true centres of each region
+    for region in regions.itertuples():
+        dots = np.asarray(Image.open(new / "dots" / Path(region.image).name))
+        ys, xs = np.nonzero(dots)
+        inside = (xs >= region.xmin) & (xs < region.xmax) & (ys >= region.ymin) & (ys < region.ymax)
+        rows += [{"image": region.image, "label": "object", "x": x + 0.5, "y": y + 0.5, "region": region.region}
+                 for x, y in zip(xs[inside], ys[inside])]
+    pd.DataFrame(rows).to_csv(out / "objects.csv", index=False)
+    config = json.loads((detect_run / "run.json").read_text())["config"]
+    again = tmp_path / "again"
+    biolens("detect", config["annotations"], "--add-labels", out / "objects.csv", "--epochs", "1", "--seed", "0",
+            "--out", again)
+    before, after = pd.read_csv(detect_run / "splits.csv"), pd.read_csv(again / "splits.csv")
+    assert before[before.split == "test"].image.tolist() == after[after.split == "test"].image.tolist()
+    added = after[after.image.isin(regions.image)]
+    assert len(added) == 4 and set(added.split) == {"train"}
+    assert any("reviewed region" in w for w in json.loads((again / "run.json").read_text())["warnings"])
+    bad = pd.DataFrame(rows[:1]).assign(region=99)
+    bad.to_csv(out / "objects.csv", index=False)
+    message = one_line_error(biolens("detect", config["annotations"], "--add-labels", out / "objects.csv",
+                                     "--out", tmp_path / "never", check=False))
+    assert "line 2" in message and "region 99" in message

@@ -119,6 +119,7 @@ def detect(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default 40; early stopping may end sooner)."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds (default: no limit)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="A corrected objects.csv from `biolens review` on a detection run: its regions are added to training; the test images stay the same."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted detection run folder."),
 ):
     """Find, count and outline objects (colonies, cells, plants, trees) in whole images.
@@ -133,7 +134,8 @@ def detect(
         raise InputError("give the annotations (CSV, VOC folder, COCO JSON or images/ + masks/ folder), or --resume RUN.")
     run = biolens.detect(annotations, out, resume=resume, **_given(
         images=str(images.resolve()) if images else None, kind=kind, object_size=object_size,
-        group_column=group_column, epochs=epochs, time_budget=time_budget, seed=seed))
+        group_column=group_column, epochs=epochs, time_budget=time_budget, seed=seed,
+        add_labels=str(add_labels.resolve()) if add_labels else None))
     typer.echo(f"report: {run.report_path}")
 
 
@@ -175,9 +177,9 @@ def predict(
 
 @app.command()
 def review(
-    run: Path = typer.Argument(..., help="A finished image classification run folder."),
+    run: Path = typer.Argument(..., help="A finished image classification or detection run folder."),
     unlabelled: Path = typer.Argument(..., help="A folder of unlabelled images (searched recursively)."),
-    n: int = typer.Option(50, "--n", help="How many images to pick for labelling."),
+    n: int = typer.Option(50, "--n", help="How many images (detection: image regions) to pick for labelling."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for review.csv and review.html (default RUN/review)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing review.csv (its filled-in labels are lost)."),
 ):
@@ -185,6 +187,8 @@ def review(
 
     Example: biolens review runs/cells unlabelled/ --n 50
              (fill in the 'label' column of review.csv, then: biolens train cells/ --add-labels runs/cells/review/review.csv --out runs/cells2)
+             biolens review runs/colonies new_plates/ --n 20
+             (correct review/objects.csv, then: biolens detect colonies.csv --add-labels runs/colonies/review/objects.csv --out runs/colonies2)
     """
     from biolens.tasks.review import review as run_review
 

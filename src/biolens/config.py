@@ -375,10 +375,13 @@ class DetectConfig(TaskConfig):
         learning_rate: peak learning rate.
         patience: epochs without a better validation loss before stopping.
         test_fraction, val_fraction: shares of the images held out for testing and for validation.
+        add_labels: a corrected objects.csv from `biolens review` on a detection run (regions.csv beside it): those
+            regions train too; the split of the main annotations is unchanged.
         seed: random seed.
     """
     annotations: str = ""
     images: str | None = None
+    add_labels: str = ""
     kind: str = option("auto", choices=("auto", "points", "boxes", "masks"))
     object_size: float = option(0.0, low=0, high=2000)
     group_column: str | None = None

@@ -525,3 +525,68 @@ def _boxes_of_mask(instances: np.ndarray) -> np.ndarray:
 
     slices = ndimage.find_objects(instances)
     return np.array([[s[1].start, s[0].start, s[1].stop, s[0].stop] for s in slices if s is not None], dtype=float)
+
+
+def read_reviewed(path: Path | str, kind: str, class_names: list[str]) -> tuple[list[ImageObjects], list[list[tuple]]]:
+    """Corrected regions from `biolens review` on a detection run: objects.csv (rows with a `region` column) and
+    regions.csv beside it. Returns the images' objects and, per image, the region boxes that were reviewed (only
+    there are the annotations complete; a region whose rows were all deleted means 'no objects here')."""
+    from biolens.readers.tables import read_table
+
+    path = Path(path)
+    regions_path = path.parent / "regions.csv"
+    if not path.is_file() or not regions_path.is_file():
+        raise InputError(f"--add-labels {path}: expected the objects.csv written by `biolens review` with regions.csv "
+                         "beside it.")
+    objects = read_table(path, "reviewed objects", missing=[]).fillna("")
+    regions = read_table(regions_path, "reviewed regions", missing=[])
+    need = ["region", "image", "xmin", "ymin", "xmax", "ymax"]
+    if any(c not in regions.columns for c in need):
+        raise InputError(f"{regions_path}: needs the columns {', '.join(need)} as `biolens review` wrote them.")
+    coords = ["xmin", "ymin", "xmax", "ymax"] if kind == "boxes" else ["x", "y"]
+    missing = [c for c in ["image", "label", "region", *coords] if c not in objects.columns]
+    if missing:
+        raise InputError(f"{path}: column(s) {', '.join(missing)} missing; this run finds {kind}, so each row needs "
+                         f"image, label, {', '.join(coords)} and region.")
+    boxes_of = {}
+    for k, row in regions.iterrows():
+        image = Path(str(row["image"]))
+        if not image.is_file():
+            raise InputError(f"{regions_path} line {k + 2}: image '{image}' not found; review and retraining must see "
+                             "the same files.")
+        boxes_of.setdefault(str(image), []).append((int(row["region"]), tuple(float(row[c]) for c in BOX_COLUMNS)))
+    region_box = {r: (image, box) for image, items in boxes_of.items() for r, box in items}
+    rows: dict[str, list] = {image: [] for image in boxes_of}
+    for k, row in objects.iterrows():
+        where = f"{path} line {k + 2}"
+        try:
+            region = int(float(row["region"]))
+            values = [float(row[c]) for c in coords]
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: region and {', '.join(coords)} must be numbers.") from None
+        if region not in region_box:
+            raise InputError(f"{where}: region {region} is not in {regions_path.name}; give each added object the "
+                             "number of the region it lies in.")
+        image, (x0, y0, x1, y1) = region_box[region]
+        if str(Path(str(row["image"]))) != image:
+            raise InputError(f"{where}: image '{row['image']}' is not region {region}'s image ({image}).")
+        label = str(row["label"]).strip()
+        if label not in class_names:
+            raise InputError(f"{where}: label '{label}' is not a class of this run ({', '.join(class_names)}); "
+                             "new classes need annotations in the main file.")
+        cx, cy = (values[0] + values[2]) / 2 if kind == "boxes" else values[0], \
+            (values[1] + values[3]) / 2 if kind == "boxes" else values[1]
+        if not (x0 - EDGE_TOLERANCE <= cx <= x1 + EDGE_TOLERANCE and y0 - EDGE_TOLERANCE <= cy <= y1 + EDGE_TOLERANCE):
+            raise InputError(f"{where}: the object at ({cx:.0f}, {cy:.0f}) lies outside region {region} "
+                             f"(x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f}); give it the region it lies in.")
+        if kind == "boxes" and (values[2] <= values[0] or values[3] <= values[1]):
+            raise InputError(f"{where}: a box of zero or negative size; fix or delete the row.")
+        rows[image].append((values, label, (cx, cy)))
+    items, reviewed = [], []
+    for image, entries in rows.items():
+        points = np.array([centre for _, _, centre in entries], float).reshape(-1, 2)
+        boxes = np.array([v for v, _, _ in entries], float).reshape(-1, 4) if kind == "boxes" else None
+        items.append(ImageObjects(Path(image), points, [label for _, label, _ in entries], boxes, None,
+                                  Path(image).name, f"{path.name} (reviewed)", "train"))
+        reviewed.append([box for _, box in boxes_of[image]])
+    return items, reviewed

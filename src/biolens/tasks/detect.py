@@ -80,10 +80,11 @@ class Data:
 
 def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     from biolens.inference.tiles import resize
-    from biolens.readers.annotations import read_annotated_images, read_annotations
+    from biolens.readers.annotations import Annotations, read_annotated_images, read_annotations
 
     with console.step(f"reading {Path(config.annotations).name}"):
         annotations = read_annotations(config.annotations, config.images, config.kind, config.group_column)
+    added, reviewed = _reviewed_regions(config, annotations)
     images = read_annotated_images(annotations)
     notes = list(annotations.notes)
     if annotations.unused_images:
@@ -101,14 +102,42 @@ def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prep
     scale = float(np.clip(min(TARGET_SIZE / max(small, 1.0), LARGEST_SIZE / max(size, 1.0)), 1 / 32, 2.0))
     units, unit_notes = make_units(annotations, [im.shape[:2] for im in images], size, config)
     notes += unit_notes
+    if added:  # reviewed regions: training only, after the split of the main annotations (which they leave as it was)
+        for item, boxes in zip(added, reviewed):
+            annotations.items.append(item)
+            images.append(read_annotated_images(Annotations(annotations.kind, [item], annotations.class_names,
+                                                            config.add_labels))[0])
+            units += [Unit(len(annotations.items) - 1, box, "train") for box in boxes]
+        notes.append(f"{sum(map(len, reviewed))} reviewed region(s) of {len(added)} image(s) from {config.add_labels} "
+                     f"added to training ({sum(len(i.points) for i in added)} objects)")
     scaled = [resize(image, scale) for image in images]
     paths = [config.annotations] + [str(item.image) for item in annotations.items]
-    fingerprint = lifecycle.data_fingerprint(paths, rows=[annotations.kind, str(config.images or "")])
+    fingerprint = lifecycle.data_fingerprint(paths + ([config.add_labels] if config.add_labels else []),
+                                             rows=[annotations.kind, str(config.images or "")])
     data = Data(annotations, images, scaled, units, size, small, scale, notes)
     record = {"kind": annotations.kind, "class_names": annotations.class_names, "object_size": round(size, 2),
               "object_size_small": round(small, 2),
               "scale": round(scale, 5), "n_images": len(images), "n_objects": annotations.n_objects}
     return lifecycle.Prepared(data, fingerprint, record)
+
+
+def _reviewed_regions(config: DetectConfig, annotations):
+    """The corrected regions of --add-labels (readers/annotations.read_reviewed); images already annotated in the
+    main file are refused, so a test image can never come back as training."""
+    if not config.add_labels:
+        return [], []
+    from biolens.readers.annotations import read_reviewed
+
+    if annotations.kind == "masks":
+        raise InputError("--add-labels: reviewed regions give points or boxes; mask annotations are corrected in the "
+                         "annotation tool and read again.")
+    added, reviewed = read_reviewed(config.add_labels, annotations.kind, annotations.class_names)
+    known = {item.image.resolve() for item in annotations.items}
+    for item in added:
+        if item.image.resolve() in known:
+            raise InputError(f"--add-labels {config.add_labels}: {item.image} is already in {Path(config.annotations).name}; "
+                             "add its corrections there instead (reviewed regions are for new images).")
+    return added, reviewed
 
 
 def estimate_point_size(images: list[np.ndarray], items, max_images: int = 12) -> float:

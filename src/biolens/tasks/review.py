@@ -7,6 +7,7 @@ already picked. So the batch does not spend labels on twenty near-copies of one 
 2019; Citovsky et al. 2021 use the same two ingredients). Writes review.csv (file, suggested_label, confidence,
 uncertainty, label: empty, for the biologist) and review.html, a contact sheet to label from.
 `biolens train ... --add-labels review.csv` then adds the filled-in rows to the training set only.
+A detection run is reviewed by regions of images instead (tasks/review_objects.py).
 """
 from __future__ import annotations
 
@@ -40,20 +41,26 @@ def review(run: str | Path | Run, unlabelled: str | Path, out: str | Path | None
     from biolens.tasks.predict import _read_images
 
     run = run if isinstance(run, Run) else load_run(run)
-    if run.info.get("task") != "classify":
-        raise InputError(f"{run.path} is a '{run.info.get('task')}' run; review needs an image classification run.")
+    task = run.info.get("task")
+    if task not in ("classify", "detect"):
+        raise InputError(f"{run.path} is a '{task}' run; review needs an image classification or detection run.")
     if run.info.get("status") != "complete":
         raise InputError(f"{run.path} has not finished (status: {run.info.get('status')}); finish it first.")
     if n < 1:
-        raise InputError(f"Invalid value for --n. Received: {n}. Expected at least 1 image to review.")
+        raise InputError(f"Invalid value for --n. Received: {n}. Expected at least 1 image (or region) to review.")
     out = Path(out) if out else run.path / "review"
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; give a folder for review.csv and review.html.")
-    if (out / "review.csv").exists() and not force:  # a filled-in sheet is a person's work: never replaced unasked
-        raise InputError(f"{out / 'review.csv'} exists already (perhaps with labels filled in); choose another --out "
-                         "or pass --force to replace it.")
+        raise InputError(f"--out {out} is a file; give a folder for the review files.")
+    sheet = out / ("objects.csv" if task == "detect" else "review.csv")
+    if sheet.exists() and not force:  # a filled-in sheet is a person's work: never replaced unasked
+        raise InputError(f"{sheet} exists already (perhaps with corrections in it); choose another --out or pass "
+                         "--force to replace it.")
     if out.resolve().is_relative_to(Path(unlabelled).resolve()):
         raise InputError(f"--out {out} is inside {unlabelled}, which review reads; write it somewhere else.")
+    if task == "detect":
+        from biolens.tasks.review_objects import review_objects
+
+        return review_objects(run, unlabelled, out, n)
     model = load_trusted(run.model_path, run.info.get("model_sha256"))
     files, pixels, bad = _read_images(run, model, [Path(unlabelled)], skip_bad=True)
     for name, why in bad:
