@@ -212,6 +212,8 @@ def _task_command(name: str, root: Path, slice_manifest: Path) -> list[str]:
                                  length=800).write(root / "cohort")
         return ["associate", "--genotypes", str(cohort["genotypes"]), "--phenotypes", str(cohort["phenotypes"]),
                 "--trait", "yield", "--permutations", "3", "--folds", "2", "--seed", "1"]
+    if name == "pretrain":
+        return ["pretrain", str(slice_manifest.parent / "images"), "--image-size", "32", "--epochs", "25", "--seed", "1"]
     data = dot_images(root / "dots", n_images=10, side=96, seed=2)
     return ["detect", str(data), "--epochs", "5", "--seed", "1"]
 
@@ -221,11 +223,14 @@ def _progress_made(out: Path) -> bool:
     history = out / "history.csv"
     epochs = len(history.read_text().splitlines()) - 1 if history.exists() else 0
     stages = list((out / "checkpoints").glob("*.npz")) if (out / "checkpoints").exists() else []
+    pretrained = out / "checkpoints" / "pretrain_state.json"  # self-supervised epochs
+    if pretrained.exists() and json.loads(pretrained.read_text()).get("epoch", 0) >= 2:
+        return True
     return epochs >= 2 or bool(stages)
 
 
 @pytest.mark.slow  # five real runs, each killed and resumed, beside five uninterrupted ones (about 10 minutes)
-@pytest.mark.parametrize("name", ["classify", "sequence_classify", "cluster", "associate", "detect"])
+@pytest.mark.parametrize("name", ["classify", "sequence_classify", "cluster", "associate", "detect", "pretrain"])
 def test_kill_9_mid_run_then_resume_gives_the_outputs_of_an_uninterrupted_run(name, tmp_path, slice_manifest):
     import os
     import signal

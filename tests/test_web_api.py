@@ -133,6 +133,19 @@ def test_a_path_inside_the_roots_queues_a_job(server, tmp_path):
     assert server.app.app.state.queue.latest_for("cells")["status"] == "cancelled"
 
 
+def test_pretrain_is_offered_and_queued_with_the_engine_gate(server, tmp_path):
+    assert "Learn what your images look like" in server.get("/new").text
+    shutil.copytree(SLICE / "images", tmp_path / "data" / "cells")
+    refused = new_run(server, task="pretrain", name="feat", path=str(tmp_path / "data" / "cells"),
+                      pretrain_epochs="-3")
+    assert refused.status_code == 400
+    queued = new_run(server, task="pretrain", name="feat", path=str(tmp_path / "data" / "cells"), pretrain_epochs="2")
+    assert queued.status_code == 303 and queued.headers["location"] == "/runs/feat"
+    job = server.app.app.state.queue.latest_for("feat")
+    assert job["task"] == "pretrain" and json.loads(job["params"])["images"] == [str(tmp_path / "data" / "cells")]
+    server.post("/runs/feat/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+
+
 def test_uploaded_zip_is_unpacked_to_its_class_folders(server):
     images = {f"cells/{label}/{path.name}": path.read_bytes()
               for label in ("RBC", "WBC") for path in sorted((SLICE / "images" / label).iterdir())[:3]}

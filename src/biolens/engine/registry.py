@@ -119,7 +119,8 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec("pretrain", "self-supervised image representation", configs.PretrainConfig,
              "biolens.tasks.pretrain:pretrain", ("run.json", "metrics.json", "model.keras", "embedding.parquet",
                                                  "report.html"),
-             "pretrain.html.j2", "pretrain_methods", "pretraining", "representation", _pretrain_headline, model=True),
+             "pretrain.html.j2", "pretrain_methods", "pretraining", "representation", _pretrain_headline,
+             web_form=True, model=True),
 )}
 
 

@@ -55,6 +55,8 @@ def _prepare(config: ClusterConfig, run: Run | None, out: Path) -> lifecycle.Pre
         raise InputError(f"Invalid value for --k. Received: {config.k}. Expected at most {len(loaded['ids']) // 2} "
                          f"(half of the {len(loaded['ids'])} samples in {source.name}).")
     loaded["images"] = images
+    if config.embedding == "autoencoder" and not images:
+        raise InputError("--embedding autoencoder is for image folders; for tables the autoencoder is --embedding deep.")
     return lifecycle.Prepared(loaded, lifecycle.data_fingerprint([source]),
                               {"input_kind": "images" if images else loaded["kind"]})
 
@@ -151,12 +153,11 @@ def _run_stages(run: Run, config: ClusterConfig, loaded: dict) -> bool:
     result = cached_stage(run, "clusters", clusters)
     choice = json.loads(str(result["choice"]))
     main = {"deep": "deep", "pca": "reference", "autoencoder": "autoencoder"}[config.embedding]
-    if main not in result:
-        raise InputError("--embedding autoencoder is for images (tables: the autoencoder is the deep embedding).")
     labels = result[main]
+    # the autoencoder peer is k-means with the self-supervised clustering's k: that is its "choice"
+    chosen = choice.get(main, {"method": "kmeans", "k": int(labels.max() + 1), "chosen_by": "the deep clustering"})
     metrics = {"n_samples": len(labels), "input": loaded["kind"], "embedding_used": config.embedding,
-               "embedding": embedding_info, "choice": choice.get(main, {"method": "kmeans", "k": int(labels.max() + 1),
-                                                                         "chosen_by": "the self-supervised clustering"}), "n_clusters": int(labels.max() + 1),
+               "embedding": embedding_info, "choice": chosen, "n_clusters": int(labels.max() + 1),
                "cluster_sizes": {str(c): int((labels == c).sum()) for c in range(int(labels.max()) + 1)},
                "silhouette": silhouette(embeddings[main], labels, config.seed),
                "reference": {"name": "k-means on PCA of raw pixels" if images else "PCA (50 components) + same clustering",

@@ -355,7 +355,15 @@ def create_app(settings: Settings) -> FastAPI:
                                 "time_budget": 60.0 * _number(values, "time_budget_min", 0.0, 0.0, 7 * 24 * 60),
                                 "group_column": values.get("group_column", "").strip() or None,
                                 "learning_curve": values.get("learning_curve", "auto")
-                                if values.get("learning_curve") in ("auto", "on", "off") else "auto"}
+                                if values.get("learning_curve") in ("auto", "on", "off") else "auto",
+                                "pretrain": values.get("pretrain") if values.get("pretrain") in ("auto", "on", "off")
+                                else "auto"}
+        if task == "pretrain":
+            data = await _data_from_form(form, "files", "path", target / "data")
+            root = _image_data_root(data)  # a folder of images (class sub-folders welcome), never its manifest
+            root = root.parent if root.is_file() and root.suffix.lower() == ".csv" else root
+            return name, task, {"images": [str(root)], "seed": seed,
+                                "epochs": _integer(values, "pretrain_epochs", 0, 0, 1000)}
         if task == "cluster":
             data = await _data_from_form(form, "files", "path", target / "data")
             method = values.get("method", "leiden")
@@ -385,7 +393,8 @@ def create_app(settings: Settings) -> FastAPI:
                 params = {"annotations": str(images)}
             return name, task, {**params, "seed": seed, "epochs": _integer(values, "detect_epochs", 40, 1, 1000),
                                 "object_size": _number(values, "object_size", 0.0, 0.0, 2000.0)}
-        raise InputError("choose a task: classify images, cluster, associate or detect objects.")
+        raise InputError("choose a task: classify images, cluster, associate, detect objects or learn image "
+                         "features (pretrain).")
 
     async def _data_from_form(form, files_field: str, path_field: str, target: Path) -> Path:
         """Uploaded files (zips unpacked safely, folder uploads keep their sub-folders) or a path under a root."""

@@ -6,7 +6,7 @@ function showTaskFields() {
   if (!form) return;
   const update = () => {
     const task = form.querySelector("input[name=task]:checked").value;
-    for (const name of ["classify", "cluster", "associate", "detect"]) {
+    for (const name of ["classify", "cluster", "associate", "detect", "pretrain"]) {
       for (const el of form.querySelectorAll(".task-" + name)) el.hidden = name !== task;
     }
   };
