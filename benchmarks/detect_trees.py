@@ -36,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="runs/bench_trees")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true", help="score an existing finished run at --out again")
     args = parser.parse_args()
     out = Path(args.out)
     data = Path(args.out + "_data")
@@ -49,8 +50,10 @@ def main() -> None:
     rows = ["image,xmin,ymin,xmax,ymax,label"] + [f"{TILE}.png,{a:.0f},{b:.0f},{c:.0f},{d:.0f},Tree" for a, b, c, d in train]
     (data / "left_half.csv").write_text("\n".join(rows) + "\n")
     started = time.time()
-    run = biolens.detect(data / "left_half.csv", out=out, seed=args.seed)
-    table = biolens.predict(run, [data / f"{TILE}.png"], out=Path(args.out + "_predict") / "objects.csv", force=True)
+    run = biolens.load_run(out) if args.reuse else biolens.detect(data / "left_half.csv", out=out, seed=args.seed)
+    predicted = Path(args.out + "_predict")
+    predicted.mkdir(parents=True, exist_ok=True)
+    table = biolens.predict(run, [data / f"{TILE}.png"], out=predicted / "objects.csv", force=True)
     found = table[["xmin", "ymin", "xmax", "ymax"]].to_numpy(float)
     found_right = (found[:, 0] + found[:, 2]) / 2 >= width / 2
     scores = table["score"].to_numpy(float)[found_right]

@@ -322,3 +322,14 @@ def test_review_picks_uncertain_regions_and_corrections_retrain_with_the_same_te
     message = one_line_error(biolens("detect", config["annotations"], "--add-labels", out / "objects.csv",
                                      "--out", tmp_path / "never", check=False))
     assert "line 2" in message and "region 99" in message
+
+
+def test_box_runs_keep_one_box_per_object_but_points_keep_close_peaks():
+    from biolens.inference.tiles import Peaks, select
+
+    centres = np.array([[50.0, 50.0], [54.0, 52.0], [90.0, 50.0]])
+    sizes = np.array([[30.0, 30.0], [28.0, 30.0], [30.0, 30.0]])
+    peaks = Peaks(centres, np.zeros(3, int), np.array([0.9, 0.6, 0.8]), sizes)
+    assert select(peaks, 0.5, 2).tolist() == [0, 1, 2]  # points: 4 px apart is two touching cells
+    assert select(peaks, 0.5, 2, box_overlap=0.5).tolist() == [0, 2]  # boxes: the weaker twin is the same crown
+    assert select(peaks, 0.7, 2, box_overlap=0.5).tolist() == [0, 2]

@@ -116,9 +116,10 @@ def find_peaks(model, scaled: np.ndarray, n_classes: int, *, core: int = 512, ma
                  merged["sizes"].reshape(-1, 2), foreground, density)
 
 
-def select(peaks: Peaks, threshold: float, min_distance: float) -> np.ndarray:
+def select(peaks: Peaks, threshold: float, min_distance: float, box_overlap: float = 0.0) -> np.ndarray:
     """Indices of peaks at or above `threshold`, one per place: where peaks of different classes sit within
-    `min_distance` of each other, the stronger one stays."""
+    `min_distance` of each other, the stronger one stays. With `box_overlap` (box runs), a peak whose predicted
+    box overlaps a stronger one's at IoU above it is dropped too (non-maximum suppression: one crown, one box)."""
     from scipy.spatial import cKDTree
 
     keep = np.flatnonzero(peaks.scores >= threshold)
@@ -130,6 +131,15 @@ def select(peaks: Peaks, threshold: float, min_distance: float) -> np.ndarray:
     for i, j in sorted(tree.query_pairs(max(min_distance, 1e-6))):
         if not dropped[i] and not dropped[j]:
             dropped[j] = True  # order is best first, so j (> i) is the weaker one
+    if box_overlap > 0:
+        from biolens.stats.objects import box_iou
+
+        centres, sizes = peaks.centres[order], peaks.sizes[order]
+        boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+        reach = float(sizes.max(initial=1.0))
+        for i, j in sorted(tree.query_pairs(reach)):  # only neighbours can overlap
+            if not dropped[i] and not dropped[j] and box_iou(boxes[i:i + 1], boxes[j:j + 1])[0, 0] > box_overlap:
+                dropped[j] = True
     return np.sort(order[~dropped])
 
 

@@ -30,6 +30,7 @@ TRAIN_TILE = 128          # model pixels per side of a training tile
 MIN_UNITS_FOR_IMAGE_SPLIT = 8
 REGION_TARGET = 12        # regions made from few images, in all
 MAX_VALIDATION_TILES = 96
+BOX_OVERLAP = 0.5         # box runs: a weaker box overlapping a stronger one beyond this IoU is the same object
 THRESHOLDS = np.round(np.concatenate([[0.03, 0.05, 0.075], np.arange(0.1, 0.91, 0.05)]), 3)
 
 
@@ -495,7 +496,8 @@ def _choose_threshold(data: Data, peaks, min_distance: float, radius: float) -> 
     val = [u for u in data.units if u.split == "val"]
     best, best_f1 = 0.5, -1.0
     for threshold in THRESHOLDS:
-        found = [_objects(p, select(p, threshold, min_distance), data) for p in peaks]
+        overlap = overlap_of(data.annotations.kind)
+        found = [_objects(p, select(p, threshold, min_distance, overlap), data) for p in peaks]
         f1 = _pooled(_unit_scores(data, found, val, radius))["f1"]
         if f1 > best_f1 + 1e-9:
             best, best_f1 = float(threshold), f1
@@ -551,7 +553,8 @@ def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) ->
     radius = 0.5 * data.size
     peaks, min_distance = _all_peaks(model, data)
     threshold = _choose_threshold(data, peaks, min_distance, radius)
-    found = [_objects(p, select(p, threshold, min_distance), data) for p in peaks]
+    overlap = overlap_of(data.annotations.kind)
+    found = [_objects(p, select(p, threshold, min_distance, overlap), data) for p in peaks]
     test = [u for u in data.units if u.split == "test"]
     rows = _unit_scores(data, found, test, radius)
     blind = _unit_scores_blind(data, found, test, radius)
@@ -619,6 +622,12 @@ def _choose_count_method(data: Data, found, peaks, radius: float) -> tuple[str, 
         return "peaks", choice
     choice["density_mae"] = round(float(np.abs(density.sum(axis=1) - truth).mean()), 3)
     return ("density" if choice["density_mae"] < 0.9 * choice["peaks_mae"] else "peaks"), choice
+
+
+def overlap_of(kind: str) -> float:
+    """The box overlap beyond which `select` drops the weaker of two boxes: box runs only (a point or mask run's size
+    head is not trained, so its boxes mean nothing)."""
+    return BOX_OVERLAP if kind == "boxes" else 0.0
 
 
 def _whole(data: Data, item: int):
@@ -865,7 +874,7 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
             continue
         scaled = resize(image, scale)
         peaks = find_peaks(model, scaled, len(classes), min_distance=min_distance, with_foreground=kind == "masks")
-        chosen = select(peaks, float(metrics["threshold"]), min_distance)
+        chosen = select(peaks, float(metrics["threshold"]), min_distance, overlap_of(kind))
         centres = peaks.centres[chosen] / scale
         widths = peaks.sizes[chosen] / scale
         geo = _georeference(path)

@@ -30,6 +30,7 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
     from biolens.models.io import load_trusted
     from biolens.readers import images as image_reader
     from biolens.readers.image_decode import DecodeError, read_whole
+    from biolens.tasks.detect import overlap_of
 
     info, metrics = run.info, run.metrics
     if info.get("kind") == "masks":
@@ -56,7 +57,7 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
                 continue
             peaks = find_peaks(model, resize(image, scale), len(classes), min_distance=min_distance)
             chosen = np.zeros(len(peaks.scores), bool)
-            chosen[select(peaks, threshold, min_distance)] = True
+            chosen[select(peaks, threshold, min_distance, overlap_of(kind))] = True
             regions += _score_regions(path, image.shape[:2], peaks, chosen, scale, threshold, side)
     for line in skipped:
         console.say(f"skipped {line}")
