@@ -53,6 +53,14 @@ def trained_run(tmp_path_factory, slice_manifest) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def pretrain_run(tmp_path_factory) -> Path:
+    """One real self-supervised run on the slice (216 crops, 3 cell types), small and short."""
+    out = tmp_path_factory.mktemp("pretrain") / "pre"
+    biolens("pretrain", SLICE / "images", "--out", out, "--image-size", "32", "--epochs", "8", "--seed", "0")
+    return out
+
+
 def dot_images(root: Path, n_images: int, side: int = 96, seed: int = 0) -> Path:
     """Bright discs on a dark, noisy background (images/), with a dots/ image marking each centre."""
     import numpy as np

@@ -287,9 +287,7 @@ def test_an_interrupted_detection_run_resumes_from_its_last_epoch(detect_run, tm
     assert json.loads((copy / "metrics.json").read_text())["epochs_run"] == 6
 
 
-def test_review_picks_uncertain_regions_and_corrections_retrain_with_the_same_test_images(detect_run, tmp_path):
-    """The human loop on a detection run: review new images by region, correct objects.csv (here: replace the
-    network's objects by the true dots, as a person would), retrain with --add-labels."""
+def _review(detect_run, tmp_path):
     new = tmp_path / "new"
     dot_images(new, n_images=3, side=192, seed=21)
     out = tmp_path / "review"
@@ -300,6 +298,23 @@ def test_review_picks_uncertain_regions_and_corrections_retrain_with_the_same_te
     objects = pd.read_csv(out / "objects.csv")
     assert list(objects.columns) == ["image", "label", "x", "y", "score", "region"]
     assert (out / "review.html").exists() and len(list((out / "regions").glob("*.png"))) == 4
+    return new, out, regions
+
+
+def test_review_picks_uncertain_regions_of_new_images(detect_run, tmp_path):
+    _, out, regions = _review(detect_run, tmp_path)
+    trained_on = set(pd.read_csv(detect_run / "splits.csv").image)
+    assert not trained_on & set(regions.image)
+    message = one_line_error(biolens("review", detect_run, Path(sorted(trained_on)[0]).parent, "--out",
+                                     tmp_path / "again", check=False))
+    assert "no new readable images" in message
+
+
+@pytest.mark.slow  # a second detection run: pytest -m slow
+def test_corrected_regions_retrain_with_the_same_test_images(detect_run, tmp_path):
+    """The human loop on a detection run: review new images by region, correct objects.csv (here: replace the
+    network's objects by the true dots, as a person would), retrain with --add-labels."""
+    new, out, regions = _review(detect_run, tmp_path)
     rows = []  # the person's correction: the true centres of each region
     for region in regions.itertuples():
         dots = np.asarray(Image.open(new / "dots" / Path(region.image).name))

@@ -62,7 +62,7 @@ def _inputs(name: str, tmp_path: Path) -> dict:
     fasta.write_text(">s0\nACGT\n")
     return {"classify": {"data": data}, "sequence_classify": {"data": fasta, "labels": table},
             "cluster": {"data": table}, "associate": {"phenotypes": table, "trait": "a", "genotypes": fasta},
-            "detect": {"annotations": table}}[name]
+            "detect": {"annotations": table}, "pretrain": {"images": [data]}}[name]
 
 
 @pytest.mark.parametrize("name", sorted(registry.TASKS))
@@ -123,7 +123,7 @@ def test_one_fingerprint_for_files_and_folders(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished_runs(tmp_path_factory, trained_run, detect_run):
+def finished_runs(tmp_path_factory, trained_run, detect_run, pretrain_run):
     """One real, small run of each task (classification shares the session's trained run)."""
     from biolens.simulate import simulate_cohort
 
@@ -137,10 +137,10 @@ def finished_runs(tmp_path_factory, trained_run, detect_run):
     biolens("associate", "--genotypes", cohort["genotypes"], "--phenotypes", cohort["phenotypes"], "--trait", "yield",
             "--permutations", "2", "--folds", "2", "--out", root / "associate")
     return {"classify": trained_run, "cluster": root / "cluster", "associate": root / "associate",
-            "detect": detect_run}
+            "detect": detect_run, "pretrain": pretrain_run}
 
 
-@pytest.mark.parametrize("name", ["classify", "cluster", "associate", "detect"])
+@pytest.mark.parametrize("name", ["classify", "cluster", "associate", "detect", "pretrain"])
 def test_every_run_folder_holds_the_shared_record_and_rebuilds_its_report(name, finished_runs, tmp_path):
     source = finished_runs[name]
     info = json.loads((source / "run.json").read_text())

@@ -55,7 +55,7 @@ def test_encoder_weights_start_a_compact_classifier_of_any_image_size():
         as_encoder(compact_cnn((32, 32, 1), 2), 3, "grey-run")
 
 
-def test_pretrain_auto_decides_by_smallest_class_and_images_to_learn_from():
+def test_pretrain_auto_only_suggests_it_and_on_off_decide():
     from biolens.config import ClassifyConfig
     from biolens.tasks.classify import pretrain_plan
 
@@ -63,22 +63,21 @@ def test_pretrain_auto_decides_by_smallest_class_and_images_to_learn_from():
     parts = {"train": np.arange(0, 340, 2), "val": np.arange(1, 340, 4), "test": np.arange(3, 340, 4)}
     auto = ClassifyConfig(data="x")
     wanted, why = pretrain_plan(auto, y, parts, n_unlabelled=0)
-    assert wanted and "smallest class has 30" in why
+    assert not wanted and "smallest class has 30" in why and "--pretrain on may help" in why  # measured to hurt
     small = np.array([0, 1] * 50)
     small_parts = {"train": np.arange(60), "val": np.arange(60, 80), "test": np.arange(80, 100)}
-    assert not pretrain_plan(auto, small, small_parts, n_unlabelled=0)[0]  # 80 images to learn from: too few
-    assert pretrain_plan(auto, small, small_parts, n_unlabelled=500)[0]
+    assert "only 80 images" in pretrain_plan(auto, small, small_parts, n_unlabelled=0)[1]
     big = np.array([0] * 400 + [1] * 400)
-    assert not pretrain_plan(auto, big, {"train": np.arange(700), "val": np.arange(700, 800), "test": np.arange(0)}, 0)[0]
+    assert "at least 100" in pretrain_plan(auto, big, {"train": np.arange(700), "val": np.arange(700, 800),
+                                                       "test": np.arange(0)}, 0)[1]
     assert not pretrain_plan(ClassifyConfig(data="x", pretrain="off"), y, parts, 0)[0]
     assert pretrain_plan(ClassifyConfig(data="x", pretrain="on"), big, {"train": np.arange(50), "val": np.arange(50, 60),
                                                                      "test": np.arange(0)}, 0)[0]
 
 
-def test_pretrain_then_train_from_its_encoder(tmp_path):
+def test_pretrain_then_train_from_its_encoder(pretrain_run, tmp_path):
     """The real command on the real slice (216 crops of 3 cell types; folder labels used only to score)."""
-    pre = tmp_path / "pre"
-    biolens("pretrain", SLICE / "images", "--out", pre, "--image-size", "32", "--epochs", "8", "--seed", "0")
+    pre = pretrain_run
     metrics = json.loads((pre / "metrics.json").read_text())
     trained = metrics["pretraining"]
     assert trained["epochs_run"] == 8 and trained["n_images"] == 216

@@ -45,7 +45,7 @@ def train(
     no_augment: bool = typer.Option(False, "--no-augment", help="Images: turn off flips, rotations and colour jitter."),
     add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="Images: a review.csv (from biolens review) with the 'label' column filled in; those images are added to training, the test set stays the same."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Images: start from the encoder of an earlier run (a `biolens pretrain` run, or an image classification run of another project)."),
-    pretrain: Optional[str] = typer.Option(None, "--pretrain", help="Images: auto (default: when some class has under 100 images and there are 200+ images), on or off: first learn the encoder without labels from the training and --unlabelled images."),
+    pretrain: Optional[str] = typer.Option(None, "--pretrain", help="Images: on: first learn the encoder without labels from the training and --unlabelled images; off; auto (default) does not pretrain (it was measured to hurt) but says when on is worth a try."),
     unlabelled: Optional[Path] = typer.Option(None, "--unlabelled", help="Images: a folder of unlabelled images for --pretrain to learn from too."),
     learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Images: retrain on 1/8, 1/4 and 1/2 of the training set to predict what more data would give (default: when it adds under 10 minutes)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0): the same seed gives the same result on the same machine."),

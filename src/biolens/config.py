@@ -148,7 +148,8 @@ class ClassifyConfig(SupervisedConfig):
         init_from: a run whose image encoder starts the classifier (a `biolens pretrain` run or an earlier compact
             image classification run: transfer from one project to the next).
         pretrain: auto, on or off: first learn the encoder without labels from the training, validation and
-            --unlabelled images (auto: when some class has fewer than 100 images and there are 200 images or more).
+            --unlabelled images. auto does not pretrain (measured to hurt, docs/self_supervised.md); it says in the
+            report when --pretrain on is worth a try (a class under 100 images, 200 images or more to learn from).
         unlabelled: a folder of images without labels, used only by --pretrain.
     """
     backbone: str = "compact"

@@ -23,6 +23,7 @@ from biolens.runs import Run, atomic_path, cached_stage, write_csv, write_json
 
 TASK = "cluster"
 MIN_IMAGES = 10
+REFERENCE_AUTOENCODER_EPOCHS = 40  # images: the autoencoder is scored beside the self-supervised encoder
 
 
 def cluster(data: str | Path | None = None, out: str | Path | None = None, *, resume: str | Path | None = None,
@@ -232,8 +233,9 @@ def _embed_images(run: Run, loaded: dict, config: ClusterConfig) -> dict:
                                          label="self-supervised pretraining")
     with console.step("features of every image"):
         deep = _standardised(pretraining.features(encoder, pixels))
-    with console.step("training the autoencoder (reference)"):
-        autoencoder, ae_info = train_image_embedding(pixels, latent=config.latent or 32, epochs=config.epochs,
+    with console.step("training the autoencoder (reference)"):  # a peer now, so capped: at most 40 epochs by default
+        autoencoder, ae_info = train_image_embedding(pixels, latent=config.latent or 32,
+                                                     epochs=config.epochs or REFERENCE_AUTOENCODER_EPOCHS,
                                                      seed=config.seed)
     with console.step("PCA reference"):
         reference = pretraining.pixel_reference(pixels, config.seed)

@@ -82,6 +82,7 @@ def _prepare(config: PretrainConfig, run: Run | None, out: Path) -> lifecycle.Pr
 def _body(run: Run, config: PretrainConfig, data: dict) -> bool:
     from biolens import hardware
     from biolens.engine import pretraining
+    from biolens.models.describe import describe_model
 
     hardware.setup("auto")
     for note in data["notes"]:
@@ -105,6 +106,7 @@ def _body(run: Run, config: PretrainConfig, data: dict) -> bool:
     with atomic_path(run.path / "model.keras") as tmp:
         encoder.save(tmp.with_suffix(".keras"))
         tmp.with_suffix(".keras").replace(tmp)
+    run.update_info(model_summary=describe_model(encoder))
     write_json(run.path / "metrics.json", metrics)
     console.say(metrics["verdict"])
     return True
