@@ -208,6 +208,7 @@ def test_bad_inputs_each_give_one_clear_line(tmp_path, small_cohort):
     assert not any((tmp_path / f"r{i}").exists() for i in range(1, 7))  # nothing created before the checks pass
 
 
+@pytest.mark.slow  # a resumed real run (resume of every task is also in test_lifecycle's slow kill test)
 def test_resume_recomputes_only_the_missing_stage_and_gives_the_same_result(tmp_path, small_cohort):
     out = tmp_path / "run"
     biolens("associate", "--genotypes", small_cohort["genotypes"], "--phenotypes", small_cohort["phenotypes"],

@@ -137,6 +137,7 @@ def test_parquet_with_kmeans_and_10x_folder_with_hdbscan(tmp_path):
     assert assigned.mean() > 0.5 and adjusted_rand_score(truth[assigned], clusters.cluster[assigned]) >= 0.8
 
 
+@pytest.mark.slow  # a resumed real run (resume of every task is also in test_lifecycle's slow kill test)
 def test_interrupted_cluster_run_resumes_from_its_embedding_with_the_same_result(tmp_path):
     import biolens
 

@@ -13,6 +13,7 @@ from biolens.config import AssociateConfig, ClassifyConfig, ClusterConfig
 from biolens.engine import lifecycle, registry
 from biolens.errors import InputError
 from biolens.report import html
+from biolens.runs import Run
 from conftest import biolens
 
 SHARED = ["task", "status", "config", "seed", "data_fingerprint", "versions", "created", "finished", "timings",
@@ -156,7 +157,7 @@ def test_every_run_folder_holds_the_shared_record_and_rebuilds_its_report(name, 
     copy = tmp_path / "copy"
     shutil.copytree(source, copy)
     (copy / "report.html").unlink()
-    biolens("report", copy)
+    html.write_report(Run(copy))  # in-process (the `biolens report` command itself: tests/test_classify_cli.py)
     report = (copy / "report.html").read_text()
     assert spec.summary(json.loads((copy / "metrics.json").read_text())).split(" (")[0] in report.replace("&#39;", "'")
     assert "Methods" in report

@@ -100,20 +100,24 @@ def test_pretrain_then_train_from_its_encoder(pretrain_run, tmp_path):
 
 
 def test_pretrain_and_init_from_refuse_what_cannot_work(tmp_path, detect_run):
+    from biolens.config import ClassifyConfig, PretrainConfig
+    from biolens.errors import InputError
+
     few = tmp_path / "few"
     few.mkdir()
     for path in sorted((SLICE / "images" / "WBC").glob("*.jpg"))[:10]:
         shutil.copy(path, few / path.name)
     message = one_line_error(biolens("pretrain", few, "--out", tmp_path / "never", check=False))
     assert "only 10 images" in message and "at least 32" in message
-    message = one_line_error(biolens("train", SLICE / "images", "--init-from", tmp_path, "--out", tmp_path / "n2",
-                                     check=False))
-    assert "--init-from" in message and "run.json" in message
-    message = one_line_error(biolens("train", SLICE / "images", "--init-from", detect_run, "--out", tmp_path / "n3",
-                                     check=False))
+    with pytest.raises(InputError, match="no run.json"):
+        ClassifyConfig(data=str(SLICE / "images"), init_from=str(tmp_path)).validate()
+    with pytest.raises(InputError, match="objects in images run has no image encoder"):
+        ClassifyConfig(data=str(SLICE / "images"), init_from=str(detect_run)).validate()
+    message = one_line_error(biolens("cluster", SLICE / "images", "--init-from", detect_run, "--out", tmp_path / "n3",
+                                     check=False))  # the command gives the same gate's message in one line
     assert "objects in images run has no image encoder" in message
-    message = one_line_error(biolens("pretrain", few, "--batch-size", "4", "--out", tmp_path / "n4", check=False))
-    assert "--batch-size" in message
+    with pytest.raises(InputError, match="--batch-size"):  # the same gate the command uses, without a process
+        PretrainConfig(images=[str(few)], batch_size=4).validate()
 
 
 @pytest.mark.slow  # several real runs: pytest -m slow

@@ -168,9 +168,9 @@ class ClassifyConfig(SupervisedConfig):
         from biolens.models.image import BACKBONES
 
         if self.init_from:
-            if not (Path(self.init_from) / "run.json").exists():
-                raise InputError(f"--init-from {self.init_from}: not a biolens run folder (no run.json). Give a "
-                                 "`biolens pretrain` run or an earlier image classification run.")
+            from biolens.engine.pretraining import check_init_from
+
+            check_init_from(self.init_from)
             if self.pretrain == "on":
                 raise InputError("--init-from and --pretrain on both choose where the encoder starts; give one.")
             if self.backbone != "compact":
@@ -263,9 +263,10 @@ class ClusterConfig(TaskConfig):
                              "folder of images.")
         if self.k == 1:
             raise InputError("Invalid value for --k. Received: 1. Expected k >= 2 (0 = chosen by stability).")
-        if self.init_from and not (Path(self.init_from) / "run.json").exists():
-            raise InputError(f"--init-from {self.init_from}: not a biolens run folder (no run.json). Give a `biolens "
-                             "pretrain` run.")
+        if self.init_from:
+            from biolens.engine.pretraining import check_init_from
+
+            check_init_from(self.init_from)
         if self.latent and self.latent < 2:
             raise InputError(f"Invalid value for --latent. Received: {self.latent}. Expected 2 to 512 (0 = automatic).")
 

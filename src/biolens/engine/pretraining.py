@@ -31,7 +31,7 @@ class Schedule:
 def schedule(n_images: int, epochs: int = 0, batch_size: int = 0) -> Schedule:
     """Batch: up to 128 images (NT-Xent needs many negatives; a quarter of the images at most so that an epoch
     is several steps). Epochs: about IMAGE_PASSES image passes in all, between 10 and 200."""
-    batch = batch_size or int(np.clip(n_images // 4, 16, 128))
+    batch = min(batch_size or int(np.clip(n_images // 4, 16, 128)), n_images)
     steps = max(1, n_images // batch)  # whole batches only: every step contrasts the same number of images
     epochs = epochs or int(np.clip(round(IMAGE_PASSES / (steps * batch)), 10, 200))
     return Schedule(epochs, batch, steps)
@@ -47,8 +47,8 @@ def fit_encoder(pixels: np.ndarray, folder: Path, *, epochs: int = 0, batch_size
     from biolens.models.contrastive import NTXent, contrastive_model, image_encoder
 
     if len(pixels) < MIN_IMAGES:
-        raise InputError(f"self-supervised pretraining needs at least {MIN_IMAGES} images; received {len(pixels)}. "
-                         "Add images (unlabelled ones count), or pass --pretrain off.")
+        raise InputError(f"self-supervised learning needs at least {MIN_IMAGES} images; received {len(pixels)}. "
+                         "Add images (unlabelled ones count).")
     plan = schedule(len(pixels), epochs, batch_size)
     folder.mkdir(parents=True, exist_ok=True)
     state_path, last_path = folder / "pretrain_state.json", folder / "pretrain_last.keras"
@@ -194,14 +194,14 @@ def representation_methods(info: dict, summary: dict, probe_result: dict | None 
 
 
 # -- handing the encoder on ------------------------------------------------------------------------------------------
-def transferable_model(run_path: Path):
-    """The saved model of an earlier biolens image run whose convolutional layers a classifier can start from: a
-    pretrain run's encoder or a compact classifier; one line naming what is wrong otherwise."""
+def check_init_from(run_path: Path | str) -> tuple[object, Path]:
+    """The run named by --init-from, refused in one line unless it is a finished biolens image run with an
+    encoder to hand on (read from run.json only: cheap enough for the config gate). Returns (run, model file)."""
     from biolens.engine import registry
     from biolens.runs import Run
 
     run = Run(Path(run_path))
-    info = run.info
+    info = run.info if (run.path / "run.json").is_file() else {}
     if not info:
         raise InputError(f"--init-from {run_path}: not a biolens run folder (no run.json). Give a `biolens pretrain` "
                          "run or an earlier image classification run.")
@@ -216,9 +216,17 @@ def transferable_model(run_path: Path):
     path = run.path / ("encoder.keras" if task == "cluster" else "model.keras")
     if info.get("status") != "complete" or not path.exists():
         raise InputError(f"--init-from {run_path}: the run is not complete (status {info.get('status')!r}) or has no "
-                         f"{path.name}; finish it first (biolens {task} --resume {run_path}).")
+                         f"{path.name} (a cluster run of a table has none); give a finished pretrain or image run.")
+    return run, path
+
+
+def transferable_model(run_path: Path):
+    """The saved model of an earlier biolens image run whose convolutional layers a classifier can start from: a
+    pretrain run's encoder or a compact classifier (checked by `check_init_from`), and that run's record."""
     from biolens.models.io import load_trusted
 
+    run, path = check_init_from(run_path)
+    info = run.info
     return load_trusted(path, info.get("model_sha256") if path.name == "model.keras" else None), info
 
 

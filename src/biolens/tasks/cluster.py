@@ -22,7 +22,7 @@ from biolens.engine import lifecycle
 from biolens.runs import Run, atomic_path, cached_stage, write_csv, write_json
 
 TASK = "cluster"
-MIN_IMAGES = 10
+MIN_IMAGES = 32  # images are embedded by a self-supervised encoder, which contrasts each image with a batch of others
 REFERENCE_AUTOENCODER_EPOCHS = 40  # images: the autoencoder is scored beside the self-supervised encoder
 
 
@@ -94,8 +94,8 @@ def _load_images(source: Path, config: ClusterConfig) -> dict:
     from biolens.readers import images as image_reader
 
     found = image_reader.find_unlabelled([source], minimum=MIN_IMAGES,
-                                         why="clustering needs them to find groups in (and to hold some out while "
-                                             "learning the embedding)")
+                                         why="clustering learns what the images look like by contrasting each with "
+                                             "a batch of others, and needs groups to find")
     size = config.image_size or image_reader.auto_image_size(found)
     with console.progress_bar(f"reading {len(found)} images at {size}x{size}", len(found)) as advance:
         loaded = image_reader.load(found, size, allow_duplicates=True, progress=advance)
