@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SLICE, biolens, one_line_error
+from conftest import SLICE, biolens, one_line_error
 
 
 def test_nt_xent_matches_its_definition_and_rewards_matching_views():

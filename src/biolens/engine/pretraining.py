@@ -81,6 +81,26 @@ def fit_encoder(pixels: np.ndarray, folder: Path, *, epochs: int = 0, batch_size
                      "stopped_by": state.get("stopped_by") or "all epochs done"}
 
 
+def encoder_in_run(run, pixels: np.ndarray, *, seed: int, epochs: int = 0, batch_size: int = 0,
+                   temperature: float = 0.2, learning_rate: float = 2e-3, time_budget: float = 0.0,
+                   label: str = "pretraining"):
+    """The encoder trained in this run (checkpoints/encoder.keras once finished; resumable within), and its
+    summary. Shared by pretrain, cluster (images) and train --pretrain."""
+    import keras
+
+    path, summary_path = run.path / "checkpoints" / "encoder.keras", run.path / "checkpoints" / "encoder.json"
+    if path.exists() and summary_path.exists():
+        return keras.saving.load_model(path, safe_mode=True), json.loads(summary_path.read_text())
+    encoder, summary = fit_encoder(pixels, run.path / "checkpoints", epochs=epochs, batch_size=batch_size,
+                                   temperature=temperature, learning_rate=learning_rate, seed=seed,
+                                   time_budget=time_budget, label=label)
+    with atomic_path(path) as tmp:
+        encoder.save(tmp.with_suffix(".keras"))
+        tmp.with_suffix(".keras").replace(tmp)
+    write_json(summary_path, summary)
+    return encoder, summary
+
+
 def _batches(pixels: np.ndarray, batch_size: int, seed: int):
     """Shuffled whole batches of float pixels (0-255), no labels (the loss ignores them)."""
     import tensorflow as tf

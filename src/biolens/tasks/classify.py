@@ -132,7 +132,6 @@ def pretrain_plan(config: ClassifyConfig, y: np.ndarray, parts: dict, n_unlabell
 def _starting_encoder(run: Run, config: ClassifyConfig, pixels, y, parts, unlabelled):
     """(model whose convolutional layers start the classifier, or None; what the report says about it)."""
     from biolens.engine import pretraining
-    from biolens.tasks.pretrain import encoder_stage
 
     if config.init_from:
         model, source = pretraining.transferable_model(Path(config.init_from))
@@ -144,7 +143,7 @@ def _starting_encoder(run: Run, config: ClassifyConfig, pixels, y, parts, unlabe
     known = np.sort(np.concatenate([parts["train"], parts["val"]]))  # never the test images
     images = pixels[known] if unlabelled is None else np.concatenate([pixels[known], unlabelled])
     console.say(f"self-supervised pretraining: {why}")
-    encoder, summary = encoder_stage(run, images, seed=config.seed, label="self-supervised pretraining")
+    encoder, summary = pretraining.encoder_in_run(run, images, seed=config.seed, label="self-supervised pretraining")
     return encoder, {"source": "pretrained here", "why": why, **summary,
                      "n_unlabelled": 0 if unlabelled is None else int(len(unlabelled))}
 

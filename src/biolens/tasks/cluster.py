@@ -220,7 +220,6 @@ def _embed_images(run: Run, loaded: dict, config: ClusterConfig) -> dict:
     autoencoder and PCA of raw pixels (the peers the report scores it against)."""
     from biolens.engine import pretraining
     from biolens.engine.embedding import train_image_embedding
-    from biolens.tasks.pretrain import encoder_stage
 
     pixels = loaded["pixels"]
     if config.init_from:
@@ -229,8 +228,8 @@ def _embed_images(run: Run, loaded: dict, config: ClusterConfig) -> dict:
         summary = {"from_run": str(config.init_from), "from_task": source.get("task"),
                    "from_images": source.get("n_images") or (source.get("config") or {}).get("data")}
     else:
-        encoder, summary = encoder_stage(run, pixels, seed=config.seed, epochs=config.epochs,
-                                         label="self-supervised pretraining")
+        encoder, summary = pretraining.encoder_in_run(run, pixels, seed=config.seed, epochs=config.epochs,
+                                                      label="self-supervised pretraining")
     with console.step("features of every image"):
         deep = _standardised(pretraining.features(encoder, pixels))
     with console.step("training the autoencoder (reference)"):  # a peer now, so capped: at most 40 epochs by default

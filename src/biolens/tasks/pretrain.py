@@ -89,9 +89,9 @@ def _body(run: Run, config: PretrainConfig, data: dict) -> bool:
         console.say(f"note: {note}")
     run.update_info(warnings=data["notes"])
     pixels, labels = data["pixels"], data["labels"]
-    encoder, summary = encoder_stage(run, pixels, seed=config.seed, epochs=config.epochs,
-                                     batch_size=config.batch_size, temperature=config.temperature,
-                                     learning_rate=config.learning_rate, time_budget=config.time_budget)
+    encoder, summary = pretraining.encoder_in_run(run, pixels, seed=config.seed, epochs=config.epochs,
+                                                  batch_size=config.batch_size, temperature=config.temperature,
+                                                  learning_rate=config.learning_rate, time_budget=config.time_budget)
     features = cached_stage(run, "features", lambda: {"pretrained": pretraining.features(encoder, pixels),
                                                       "pixels": pretraining.pixel_reference(pixels, config.seed)})
     metrics = {"n_images": len(pixels), "image_size": data["image_size"], "pretraining": summary,
@@ -110,30 +110,6 @@ def _body(run: Run, config: PretrainConfig, data: dict) -> bool:
     write_json(run.path / "metrics.json", metrics)
     console.say(metrics["verdict"])
     return True
-
-
-def encoder_stage(run: Run, pixels: np.ndarray, *, seed: int, epochs: int = 0, batch_size: int = 0,
-                  temperature: float = 0.2, learning_rate: float = 2e-3, time_budget: float = 0.0,
-                  label: str = "pretraining"):
-    """The encoder trained in this run (checkpoints/encoder.keras once finished; resumable within), and its
-    summary. Shared by pretrain, cluster (images) and train --pretrain."""
-    import json
-
-    import keras
-
-    from biolens.engine import pretraining
-
-    path, summary_path = run.path / "checkpoints" / "encoder.keras", run.path / "checkpoints" / "encoder.json"
-    if path.exists() and summary_path.exists():
-        return keras.saving.load_model(path, safe_mode=True), json.loads(summary_path.read_text())
-    encoder, summary = pretraining.fit_encoder(pixels, run.path / "checkpoints", epochs=epochs, batch_size=batch_size,
-                                               temperature=temperature, learning_rate=learning_rate, seed=seed,
-                                               time_budget=time_budget, label=label)
-    with atomic_path(path) as tmp:
-        encoder.save(tmp.with_suffix(".keras"))
-        tmp.with_suffix(".keras").replace(tmp)
-    write_json(summary_path, summary)
-    return encoder, summary
 
 
 def verdict(metrics: dict) -> str:
