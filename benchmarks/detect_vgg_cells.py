@@ -2,7 +2,7 @@
 last 100 (published count MAE: FCRN 2.9, Count-ception 2.3). The dots are turned into a points CSV with a `split`
 column, so biolens detect uses exactly that split; the Laplacian-of-Gaussian baseline runs in the same run.
 
-    python benchmarks/detect_vgg_cells.py [--train 32] [--epochs 40] [--out runs/bench_vgg]
+    python benchmarks/detect_vgg_cells.py [--train 32] [--epochs 40] [--out runs/bench_vgg] [--density-weight W]
 """
 from __future__ import annotations
 
@@ -40,7 +40,13 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--out", default="runs/bench_vgg")
+    parser.add_argument("--density-weight", type=float, default=None,
+                        help="override biolens.models.objects.DENSITY_WEIGHT (the density loss's weight)")
     args = parser.parse_args()
+    if args.density_weight is not None:
+        import biolens.models.objects
+
+        biolens.models.objects.DENSITY_WEIGHT = args.density_weight
     csv = points_csv(Path(args.out + "_data"), args.train)
     started = time.time()
     run = biolens.detect(csv, out=args.out, images=str(DATA / "images"), epochs=args.epochs)
