@@ -14,7 +14,7 @@ import numpy as np
 
 from biolens import console
 from biolens.errors import InputError
-from biolens.runs import atomic_path, write_json
+from biolens.runs import write_json
 
 MIN_IMAGES = 32          # fewer: a batch of contrasting images is too small to learn from
 IMAGE_PASSES = 20_000    # default training length: about this many images seen (as two views), all epochs together
@@ -88,15 +88,15 @@ def encoder_in_run(run, pixels: np.ndarray, *, seed: int, epochs: int = 0, batch
     summary. Shared by pretrain, cluster (images) and train --pretrain."""
     import keras
 
+    from biolens.engine.training import save_model
+
     path, summary_path = run.path / "checkpoints" / "encoder.keras", run.path / "checkpoints" / "encoder.json"
     if path.exists() and summary_path.exists():
         return keras.saving.load_model(path, safe_mode=True), json.loads(summary_path.read_text())
     encoder, summary = fit_encoder(pixels, run.path / "checkpoints", epochs=epochs, batch_size=batch_size,
                                    temperature=temperature, learning_rate=learning_rate, seed=seed,
                                    time_budget=time_budget, label=label)
-    with atomic_path(path) as tmp:
-        encoder.save(tmp.with_suffix(".keras"))
-        tmp.with_suffix(".keras").replace(tmp)
+    save_model(encoder, path)
     write_json(summary_path, summary)
     return encoder, summary
 
@@ -134,6 +134,8 @@ class _Keeper(_callback_base()):
         self.first = int(self.state.get("epoch", 0))
 
     def on_epoch_end(self, epoch, logs=None):
+        from biolens.engine.training import save_model
+
         loss = float((logs or {}).get("loss", np.nan))
         elapsed = self.before + time.perf_counter() - self.started
         self.state.setdefault("first_loss", loss)
@@ -144,9 +146,7 @@ class _Keeper(_callback_base()):
             self.model.stop_training = True
         if self.model.stop_training or epoch + 1 >= self.params.get("epochs", epoch + 1):
             self.state["done"] = True
-        with atomic_path(self.last_path) as tmp:
-            self.model.save(tmp.with_suffix(".keras"))
-            tmp.with_suffix(".keras").replace(tmp)
+        save_model(self.model, self.last_path)
         write_json(self.state_path, self.state)
 
 

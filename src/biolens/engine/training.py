@@ -156,7 +156,7 @@ class RunMonitor(keras.callbacks.Callback):
         score = logs["val_balanced_accuracy"] - 1e-3 * logs["val_loss"]  # ties broken by lower loss
         if score > state.get("best_score", -np.inf):
             state.update(best_score=score, best_epoch=epoch + 1, wait=0)
-            _save_model(self.model, self.run_path / "checkpoints" / "best.keras")
+            save_model(self.model, self.run_path / "checkpoints" / "best.keras")
         else:
             state["wait"] = state.get("wait", 0) + 1
         if state["wait"] >= self.patience:
@@ -168,12 +168,13 @@ class RunMonitor(keras.callbacks.Callback):
             state["stopped_by"] = "time budget"
         state["elapsed"] = self.elapsed()
         state["epoch"] = epoch + 1
-        _save_model(self.model, self.run_path / "checkpoints" / "last.keras")
+        save_model(self.model, self.run_path / "checkpoints" / "last.keras")
         write_json(self.run_path / STATE_FILE, state)
         write_history(self.run_path / "history.csv", state["history"])
 
 
-def _save_model(model: keras.Model, path: Path) -> None:
+def save_model(model: keras.Model, path: Path) -> None:
+    """`model` as a .keras file at `path`, atomically (the temporary file beside it keeps the .keras suffix)."""
     with atomic_path(path) as tmp:
         model.save(tmp)
 

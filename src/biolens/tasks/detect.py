@@ -412,6 +412,8 @@ class _EpochKeeper(_keeper_base()):
         self.first_epoch = int(self.state.get("epoch", 0))
 
     def on_epoch_end(self, epoch, logs=None):
+        from biolens.engine.training import save_model
+
         state_path, last_path, best_path = self.paths
         loss = float((logs or {}).get("val_loss", np.inf))
         state = self.state
@@ -432,9 +434,7 @@ class _EpochKeeper(_keeper_base()):
         if state.get("stopped_by") or epoch + 1 >= self.config.epochs:
             state["done"] = True
             self.model.stop_training = True
-        with atomic_path(last_path) as tmp:
-            self.model.save(tmp.with_suffix(".keras"))
-            tmp.with_suffix(".keras").replace(tmp)
+        save_model(self.model, last_path)
         write_json(state_path, state)
 
 

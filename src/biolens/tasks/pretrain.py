@@ -82,6 +82,7 @@ def _prepare(config: PretrainConfig, run: Run | None, out: Path) -> lifecycle.Pr
 def _body(run: Run, config: PretrainConfig, data: dict) -> bool:
     from biolens import hardware
     from biolens.engine import pretraining
+    from biolens.engine.training import save_model
     from biolens.models.describe import describe_model
 
     hardware.setup("auto")
@@ -103,9 +104,7 @@ def _body(run: Run, config: PretrainConfig, data: dict) -> bool:
                                                  labels, config.seed)
     metrics["verdict"] = verdict(metrics)
     _outputs(run, config, data, features["pretrained"])
-    with atomic_path(run.path / "model.keras") as tmp:
-        encoder.save(tmp.with_suffix(".keras"))
-        tmp.with_suffix(".keras").replace(tmp)
+    save_model(encoder, run.path / "model.keras")
     run.update_info(model_summary=describe_model(encoder))
     write_json(run.path / "metrics.json", metrics)
     console.say(metrics["verdict"])
