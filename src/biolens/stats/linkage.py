@@ -26,3 +26,25 @@ def blocks(r2: np.ndarray, threshold: float = BLOCK_R2) -> np.ndarray:
     first_seen = {label: i for i, label in reversed(list(enumerate(labels)))}
     order = {label: rank for rank, label in enumerate(sorted(first_seen, key=first_seen.get), start=1)}
     return np.asarray([order[label] for label in labels])
+
+
+def clump(order: np.ndarray, r2: np.ndarray, threshold: float = BLOCK_R2) -> tuple[np.ndarray, np.ndarray]:
+    """PLINK --clump on a ranking: walking `order` (best evidence first), a site opens a new clump unless it is in
+    r^2 >= threshold with the index site of an earlier one, which it joins. Returns the new order (every index site
+    in the order of its evidence, then every tag in the order of its own) and the 1-based clump number per site.
+
+    Why: in a region without recombination one signal is carried by dozens of sites; a list ranked by evidence alone
+    shows that signal ten times in its first ten rows and pushes the second and third signals out of sight."""
+    order = np.asarray(order)
+    number = np.zeros(len(order), dtype=int)
+    leaders: list[int] = []
+    for site in order:
+        joined = next((k for k, lead in enumerate(leaders) if r2[site, lead] >= threshold), None)
+        if joined is None:
+            leaders.append(int(site))
+            number[site] = len(leaders)
+        else:
+            number[site] = joined + 1
+    is_leader = np.zeros(len(order), dtype=bool)
+    is_leader[leaders] = True
+    return np.concatenate([order[is_leader[order]], order[~is_leader[order]]]), number

@@ -388,23 +388,27 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
 def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dict, fine_mapping: dict,
                    crossval: dict, discovery: dict, seconds: float) -> None:
     from biolens.report import association_figures as figures
-    from biolens.stats.linkage import BLOCK_R2
+    from biolens.stats.linkage import BLOCK_R2, clump
 
     g = data.genotypes
     maf = g.minor_allele_frequency()
     pip, credible = fine_mapping["pip"], fine_mapping["credible_set"]
-    # Rank: sites in a credible set by their PIP (which site in the LD carries the effect), then the rest by the deep
-    # permutation test and importance (sites acting only through a pair have no additive PIP but a deep score).
-    order = np.lexsort((-discovery["importance"], discovery["p_perm"], -np.where(credible > 0, pip, 0.0)))
+    # Evidence: sites in a credible set by their PIP (which site in the LD carries the effect), then the rest by the
+    # stronger of the classical and the deep site test (sites acting only through a pair have no additive PIP but a
+    # deep score), then importance. Rank: that order clumped at r^2 >= 0.8 (docs/association.md): one row per signal
+    # first, the signals' tags after them, each with its clump number.
+    evidence = np.lexsort((-discovery["importance"], np.minimum(classical["p_site"], discovery["p_perm"]),
+                           -np.where(credible > 0, pip, 0.0)))
+    order, clumps = clump(evidence, classical["r2"], BLOCK_R2)
     rank = np.empty(len(order), dtype=int)
     rank[order] = np.arange(1, len(order) + 1)
     rows = [[g.chrom[i], int(g.pos[i]), g.ref[i], g.alt[i], _f(maf[i]), _f(classical["beta"][i]),
              _g(classical["p_site"][i]), _g(classical["q_site"][i]), _f(discovery["importance"][i]),
              _g(discovery["p_perm"][i]), _g(discovery["q_perm"][i]), int(classical["ld_block"][i]), int(rank[i]),
-             _f(pip[i]), int(credible[i]) if credible[i] else ""]
+             _f(pip[i]), int(credible[i]) if credible[i] else "", int(clumps[i])]
             for i in order]
     header = ["chrom", "pos", "ref", "alt", "maf", "beta", "p_site", "q_site", "importance", "p_perm", "q_perm",
-              "ld_block", "rank", "pip", "credible_set"]
+              "ld_block", "rank", "pip", "credible_set", "clump"]
     write_csv(run.file("variants.tsv"), header, rows, delimiter="\t")
 
     pairs, score = classical["pairs"], discovery["pair_score"]

@@ -30,7 +30,7 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
     from biolens.models.io import load_trusted
     from biolens.readers import images as image_reader
     from biolens.readers.image_decode import DecodeError, read_whole
-    from biolens.tasks.detect import overlap_of
+    from biolens.tasks.detect import calibrate_sizes, overlap_of
 
     info, metrics = run.info, run.metrics
     if info.get("kind") == "masks":
@@ -55,7 +55,8 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
             except DecodeError as error:
                 skipped.append(f"{path}: {error}")
                 continue
-            peaks = find_peaks(model, resize(image, scale), len(classes), min_distance=min_distance)
+            peaks = calibrate_sizes(find_peaks(model, resize(image, scale), len(classes), min_distance=min_distance),
+                                    metrics)
             chosen = np.zeros(len(peaks.scores), bool)
             chosen[select(peaks, threshold, min_distance, overlap_of(kind))] = True
             regions += _score_regions(path, image.shape[:2], peaks, chosen, scale, threshold, side)
