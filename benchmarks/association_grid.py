@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/association_grid.py --cohorts 20                 # the full grid (hours on 2 cores)
     .venv/bin/python benchmarks/association_grid.py --cohorts 2 --cells forms    # one row per form, default settings
+    .venv/bin/python benchmarks/association_grid.py --cohorts 5 --cells additive # ranking of additive sites, 4 demographies
 
 Each cell simulates `--cohorts` msprime cohorts (1,000 diploid x 2 kb by default), runs `biolens associate` and asks:
 - pair cells: is the planted pair found (a pair at q < 0.05 whose two sites are each the planted site or in LD
@@ -41,9 +42,10 @@ def cells(which: str) -> list[dict]:
                  for form in ("product", "one_carrier") for demography in ("bottleneck", "expansion", "demes")]
     if which in ("all", "effect"):
         grid += [{"scenario": "pair", **DEFAULT, "form": "one_carrier", "effect": effect} for effect in (0.06, 0.2)]
-    if which in ("all", "forms", "null"):
+    if which in ("all", "forms", "null", "additive"):
         grid += [{"scenario": scenario, **DEFAULT, "demography": demography}
-                 for scenario in ("null", "additive") for demography in ("constant", "demes")]
+                 for scenario in (("additive",) if which == "additive" else ("null", "additive"))
+                 for demography in ("constant", "demes", *(("bottleneck", "expansion") if which == "additive" else ()))]
     return grid
 
 
@@ -97,7 +99,7 @@ def _key(cell: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cohorts", type=int, default=20)
-    parser.add_argument("--cells", default="all", choices=["all", "forms", "maf", "demography", "effect", "null"])
+    parser.add_argument("--cells", default="all", choices=["all", "forms", "maf", "demography", "effect", "null", "additive"])
     parser.add_argument("--individuals", type=int, default=1000)
     parser.add_argument("--length", type=int, default=2000)
     parser.add_argument("--trait", default="quantitative")

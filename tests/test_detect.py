@@ -357,3 +357,24 @@ def test_review_takes_the_most_uncertain_regions_but_spreads_them_over_images():
     picked = pick_regions(regions, 3)
     assert [(r["image"], r["uncertainty"]) for r in picked] == [("a", 9.0), ("b", 5.0), ("a", 8.0)]  # b before a second a
     assert len(pick_regions(regions, 50)) == 6
+
+
+@pytest.mark.parametrize("zoom", [0.8, 1.25])
+def test_scale_jitter_keeps_one_peak_its_size_and_its_mass_per_object(zoom):
+    from biolens.models.objects import DENSITY_SCALE, render_targets
+    from biolens.tasks.detect import TRAIN_TILE, zoom_tile
+
+    side = int(np.ceil(TRAIN_TILE / zoom)) + 1
+    centres = np.array([[30.0, 30.0], [60.0, 70.0], [90.0, 40.0]]) * (side / 160)
+    sizes = np.array([[10.0, 12.0], [14.0, 14.0], [8.0, 20.0]])
+    target = render_targets((side, side), centres, np.zeros(3, int), sizes, 1, 1.5, density_sigma=2.0)
+    image = np.zeros((side, side, 3), np.float32)
+    zoomed_image, zoomed = zoom_tile(image, target.astype(np.float32), zoom, 1)
+    assert zoomed_image.shape == (TRAIN_TILE, TRAIN_TILE, 3) and zoomed.shape == (TRAIN_TILE, TRAIN_TILE, 6)
+    peaks = np.argwhere(zoomed[..., 0] >= 0.999)
+    assert len(peaks) == 3                                                   # one positive per object
+    expected = centres[:, ::-1] * (TRAIN_TILE - 1 + (zoom * side - TRAIN_TILE)) / (side - 1)
+    assert np.abs(np.sort(peaks, 0) - np.sort(expected, 0)).max() <= 1.5    # where the object moved to
+    logsize = zoomed[peaks[:, 0], peaks[:, 1], 1:3]
+    assert np.allclose(np.sort(np.exp(logsize), 0), np.sort(sizes * zoom, 0), rtol=0.02)  # sizes scale too
+    assert zoomed[..., 4].sum() / DENSITY_SCALE == pytest.approx(3, abs=0.15)  # density still sums to the count

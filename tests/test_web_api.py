@@ -262,3 +262,27 @@ def test_review_loop_picks_images_takes_labels_and_queues_a_retrain(server, tmp_
     assert list(added.label[:4]) == ["WBC", "Platelets", "", "WBC"] and len(added) == 5
     not_finished = server.post("/runs/cli-run-more/review", data={"csrf": server.csrf, "n": "5"})
     assert not_finished.status_code in (404, 409)
+
+
+def test_every_stage_reaches_the_run_page_with_a_bar_and_an_eta(tmp_path):
+    """The CLI's stages (console.step, progress bars, training epochs) are what the Run page shows: nested stages
+    outermost first, counts and an ETA from the pace so far, nothing once they end."""
+    import time
+
+    from biolens import console
+    from biolens.web import views
+
+    with console.follow(tmp_path):
+        with console.step("classical epistasis scans"):
+            with console.progress_bar("permutations", 10) as advance:
+                advance(4)
+                time.sleep(0.6)
+                advance(1)  # written: more than 0.5 s since the last write
+                shown = views.stages(tmp_path)
+                assert [s["name"] for s in shown] == ["classical epistasis scans", "permutations"]
+                assert shown[0]["fraction"] is None and shown[1]["fraction"] == 0.5
+                assert shown[1]["count"] == "5 of 10 items" and shown[1]["eta_s"] is not None
+        assert views.stages(tmp_path) == []
+    finished = json.loads((tmp_path / console.PROGRESS_FILE).read_text())["finished"]
+    assert [s["name"] for s in finished] == ["permutations", "classical epistasis scans"]
+    assert console.PROGRESS_FILE not in views.downloads(tmp_path)[1]

@@ -185,6 +185,8 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
 
             expect(page.get_by_role("heading", name=re.compile("my-cells"))).to_be_visible()
             expect(page.locator("#epoch")).to_contain_text("epoch 1 of at most 3", timeout=240_000)  # live, no reload
+            expect(page.locator("#stages")).to_contain_text("training")   # the stage under way, with its bar
+            expect(page.locator("#stages progress").first).to_be_attached()
             page.screenshot(path=SHOTS / "run_progress.png", full_page=True)
             expect(page.locator("#status")).to_have_text("complete", timeout=300_000)
             expect(page.locator("#report")).to_be_visible(timeout=30_000)

@@ -39,7 +39,7 @@ def _fit(model, train_data, val_data, *, epochs: int, steps: int) -> dict:
 
     history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
                         callbacks=[keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True),
-                                   RichProgress(epochs, steps, metric="val_loss", label="held-out loss")])
+                                   RichProgress(epochs, steps, metric="val_loss", label="held-out loss", stage="training the autoencoder")])
     losses = history.history
     return {"epochs_run": len(losses["loss"]), "max_epochs": epochs, "best_val_loss": float(min(losses["val_loss"]))}
 

@@ -121,7 +121,7 @@ def execute(task: str, *, out: Path | str | None, resume: Path | str | None, opt
     _set_timings(run, seconds_before_this_attempt=previous, attempt_started=started)
     console.say(f"run folder: {run.path}")
     try:
-        with run.recording_outcome():
+        with run.recording_outcome(), console.follow(run.path):
             finished = body(run, config, prepared.data)
             if finished is False:
                 return run

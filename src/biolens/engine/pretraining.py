@@ -68,7 +68,7 @@ def fit_encoder(pixels: np.ndarray, folder: Path, *, epochs: int = 0, batch_size
     if not state.get("done"):
         model.fit(data, epochs=plan.epochs, initial_epoch=int(state.get("epoch", 0)), verbose=0,
                   callbacks=[keeper, RichProgress(plan.epochs, plan.steps, int(state.get("epoch", 0)), metric="loss",
-                                                  label="contrastive loss")])
+                                                  label="contrastive loss", stage="self-supervised pretraining")])
     encoder = model.get_layer("biolens_image_encoder")
     state = keeper.state
     return encoder, {"method": "SimCLR (NT-Xent)", "temperature": temperature, "epochs_run": int(state.get("epoch", 0)),

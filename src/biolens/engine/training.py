@@ -193,9 +193,9 @@ class RichProgress(keras.callbacks.Callback):
     """Rich progress bars (epochs and batches, with ETA) on a terminal; one line per epoch otherwise."""
 
     def __init__(self, epochs: int, steps: int, initial_epoch: int = 0, *, metric: str = "val_balanced_accuracy",
-                 label: str = "val balanced acc"):
+                 label: str = "val balanced acc", stage: str = "training"):
         super().__init__()
-        self.metric, self.label = metric, label
+        self.metric, self.label, self.stage = metric, label, stage
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -206,6 +206,9 @@ class RichProgress(keras.callbacks.Callback):
         self.epochs, self.steps, self.initial_epoch = epochs, steps, initial_epoch
 
     def on_train_begin(self, logs=None):
+        from biolens import console
+
+        console.stage_started(self.stage, self.epochs, "epochs", self.initial_epoch)
         self.progress.start()
         self.epoch_task = self.progress.add_task("epochs", total=self.epochs, completed=self.initial_epoch, info="")
         self.batch_task = self.progress.add_task("batches", total=self.steps, info="")
@@ -221,6 +224,9 @@ class RichProgress(keras.callbacks.Callback):
         logs = logs or {}
         info = f"{self.label} {logs.get(self.metric, float('nan')):.3f}"
         self.progress.update(self.epoch_task, completed=epoch + 1, info=info)
+        from biolens import console
+
+        console.stage_advanced(epoch + 1, force=True)
         if not self.console.is_terminal:
             held_out = f"val_loss {logs['val_loss']:.4f}  " if "val_loss" in logs else ""
             self.console.print(f"epoch {epoch + 1}/{self.epochs}  loss {logs.get('loss', float('nan')):.4f}  "
@@ -228,4 +234,7 @@ class RichProgress(keras.callbacks.Callback):
                                highlight=False)
 
     def on_train_end(self, logs=None):
+        from biolens import console
+
+        console.stage_finished()
         self.progress.stop()

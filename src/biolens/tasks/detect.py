@@ -30,6 +30,7 @@ TRAIN_TILE = 128          # model pixels per side of a training tile
 MIN_UNITS_FOR_IMAGE_SPLIT = 8
 REGION_TARGET = 12        # regions made from few images, in all
 MAX_VALIDATION_TILES = 96
+SCALE_JITTER = 1.25       # training tiles are resampled by a factor drawn log-uniformly in [1/this, this]
 BOX_OVERLAP = 0.5         # box runs: a weaker box overlapping a stronger one beyond this IoU is the same object
 BOX_CHOICE_IOU = 0.4      # box runs choose their score threshold by box F1 at this IoU on the validation units
 MIN_SIZE_MATCHES = 5      # matched validation objects needed before the box size factor departs from 1
@@ -306,10 +307,13 @@ def _sampler_class():
             for _ in range(self.batch):
                 i, cells = self.cells[rng.choice(len(self.cells), p=self.weights)]
                 cy, cx = cells[rng.integers(len(cells))]
-                y0, x0 = int(cy) - TRAIN_TILE // 2, int(cx) - TRAIN_TILE // 2
-                image = window(self.images[i], y0, x0, TRAIN_TILE).astype(np.float32)
-                target = window(self.targets[i], y0, x0, TRAIN_TILE).astype(np.float32)
-                target[..., -1] *= window(self.maps[i], y0, x0, TRAIN_TILE) == 0
+                zoom = float(np.exp(rng.uniform(-np.log(SCALE_JITTER), np.log(SCALE_JITTER))))
+                side = int(np.ceil(TRAIN_TILE / zoom)) + 1
+                y0, x0 = int(cy) - side // 2, int(cx) - side // 2
+                image = window(self.images[i], y0, x0, side).astype(np.float32)
+                target = window(self.targets[i], y0, x0, side).astype(np.float32)
+                target[..., -1] *= window(self.maps[i], y0, x0, side) == 0
+                image, target = zoom_tile(image, target, zoom, self.n_classes)
                 turns = int(rng.integers(4))
                 image, target = np.rot90(image, turns), np.rot90(target, turns)
                 if turns % 2:
@@ -317,12 +321,43 @@ def _sampler_class():
                     target[..., [c, c + 1]] = target[..., [c + 1, c]]
                 if rng.random() < 0.5:
                     image, target = image[:, ::-1], target[:, ::-1]
-                image = image * rng.uniform(0.85, 1.15) + rng.uniform(-15, 15)
+                gain = rng.uniform(0.85, 1.15) * rng.uniform(0.93, 1.07, image.shape[-1])  # light and colour cast
+                image = image * gain + rng.uniform(-15, 15)
                 xs.append(np.clip(image, 0, 255))
                 ys.append(target)
             return np.stack(xs), np.stack(ys)
 
     return TileSampler
+
+
+def zoom_tile(image: np.ndarray, target: np.ndarray, zoom: float, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A training window and its targets resampled by `zoom` and cut to TRAIN_TILE: objects seen a little larger or
+    smaller than annotated, so the heat and size heads hold for the spread of sizes a scene has (CenterNet's random
+    scale). Each object keeps one heat peak of exactly 1 (the focal loss's positives), its log size shifts by
+    log(zoom), and the density is divided by zoom^2 so every object still sums to one."""
+    from scipy import ndimage
+
+    if abs(zoom - 1.0) < 1e-3:
+        return image[:TRAIN_TILE, :TRAIN_TILE], target[:TRAIN_TILE, :TRAIN_TILE]
+    c = n_classes
+    factors = (zoom, zoom, 1)
+    image = ndimage.zoom(image, factors, order=1, mode="nearest")[:TRAIN_TILE, :TRAIN_TILE]
+    smooth = ndimage.zoom(target, factors, order=1, mode="nearest")
+    sharp = ndimage.zoom(target, factors, order=0, mode="nearest")
+    out = smooth.copy()
+    out[..., c:c + 3] = sharp[..., c:c + 3]                 # log size and foreground: no blending across objects
+    out[..., c:c + 2] += np.log(zoom)
+    out[..., c + 3:2 * c + 3] /= zoom**2                    # density: mass per object kept
+    out[..., -1] = sharp[..., -1]
+    heat = out[..., :c]
+    np.minimum(heat, 0.998, out=heat)
+    rows, cols, channels = np.nonzero(target[..., :c] >= 0.999)
+    span_in, span_out = np.array(target.shape[:2]) - 1, np.array(smooth.shape[:2]) - 1
+    new_rows = np.round(rows * span_out[0] / max(span_in[0], 1)).astype(int)
+    new_cols = np.round(cols * span_out[1] / max(span_in[1], 1)).astype(int)
+    inside = (new_rows < TRAIN_TILE) & (new_cols < TRAIN_TILE)
+    heat[new_rows[inside], new_cols[inside], channels[inside]] = 1.0
+    return image, out[:TRAIN_TILE, :TRAIN_TILE]
 
 
 def _validation_tiles(images, targets, maps, code: int = 1):
@@ -384,7 +419,8 @@ def _train(run: Run, config: DetectConfig, data: Data) -> dict:
                       jit_compile=True)
     keeper = _EpochKeeper(run, config, state, state_path, last_path, best_path)
     callbacks = [keeper, keras.callbacks.CSVLogger(str(run.path / "history.csv"), append=True),
-                 RichProgress(config.epochs, steps, int(state.get("epoch", 0)), metric="val_loss", label="val loss")]
+                 RichProgress(config.epochs, steps, int(state.get("epoch", 0)), metric="val_loss", label="val loss",
+                              stage="training the object network")]
     if not state.get("done") and int(state.get("epoch", 0)) < config.epochs:
         model.fit(sampler, validation_data=(val_x, val_y), epochs=config.epochs,
                   initial_epoch=int(state.get("epoch", 0)), callbacks=callbacks, verbose=0)

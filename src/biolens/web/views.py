@@ -8,6 +8,7 @@ import csv
 import time
 from pathlib import Path
 
+from biolens import console
 from biolens.engine import registry
 from biolens.runs import RUN_FILE, read_json
 
@@ -103,9 +104,33 @@ def progress(folder: Path, job: dict | None, log_file: Path) -> dict:
         elapsed = float(history[-1].get("elapsed_s") or 0)
         eta = round(elapsed / len(history) * max(epochs - len(history), 0))
     return {"status": status, "epoch": len(history), "epochs": epochs, "eta_s": eta,
+            "stages": stages(folder) if status == "running" else [],
             "history": [{k: row.get(k) for k in ("epoch", "loss", "val_loss", "val_balanced_accuracy")} for row in history],
             "log": tail(log_file, 40), "error": info.get("error") or (job or {}).get("error") or "",
             "done": status not in ("queued", "running") and (status != "complete" or (folder / "report.html").exists())}
+
+
+def stages(folder: Path) -> list[dict]:
+    """The stages under way (outermost first) from the run's progress.json, as the page shows them: name, 'done of
+    total unit', the share done and an ETA from the pace so far (the same events the CLI's Rich bars show)."""
+    file = folder / console.PROGRESS_FILE
+    try:
+        running = read_json(file).get("running", []) if file.exists() else []
+    except (OSError, ValueError):  # a file being replaced right now: the next refresh reads it
+        return []
+    now, shown = time.time(), []
+    for stage in running:
+        done, total = stage.get("done"), stage.get("total")
+        elapsed = max(now - float(stage.get("started") or now), 0.0)
+        item = {"name": stage.get("name", ""), "elapsed_s": round(elapsed), "fraction": None, "eta_s": None, "count": ""}
+        if total:
+            item["fraction"] = round(min(max(done or 0, 0) / total, 1.0), 3)
+            item["count"] = f"{done or 0} of {total} {stage.get('unit') or ''}".strip()
+            first = stage.get("first_done") or 0   # a resumed training starts at its last finished epoch
+            if (done or 0) > first:
+                item["eta_s"] = round(elapsed / (done - first) * max(total - done, 0))
+        shown.append(item)
+    return shown
 
 
 def tail(file: Path, lines: int) -> str:
@@ -123,7 +148,8 @@ def downloads(folder: Path) -> tuple[list[str], list[str]]:
     main = [name for name in MAIN_FILES if (folder / name).is_file()]
     rest = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                   if p.is_file() and not any(part.startswith(".") or part in ("checkpoints", "cache", "tensorboard")
-                                             for part in p.relative_to(folder).parts) and p.name not in main)
+                                             for part in p.relative_to(folder).parts)
+                  and p.name not in main and p.name != console.PROGRESS_FILE)
     return main, rest
 
 

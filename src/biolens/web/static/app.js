@@ -48,7 +48,42 @@ function drawCurves(canvas, history) {
     });
     ctx.fillStyle = s.color; ctx.fillText(s.label, pad + 4 + k * 150, h - 6);
   });
+  // axis numbers: loss on the left (0 to the largest loss), balanced accuracy on the right (0 to 1)
+  ctx.fillStyle = "#4a5560";
+  const top = 8, bottom = h - pad;
+  for (const f of [0, 0.5, 1]) {
+    const y = bottom - (bottom - top) * f;
+    ctx.textAlign = "right"; ctx.fillText((maxLoss * f).toPrecision(2), pad - 3, y + 4);
+    if (history.some(r => typeof r.val_balanced_accuracy === "number")) {
+      ctx.textAlign = "left"; ctx.fillText(f.toFixed(1), w - pad + 3, y + 4);
+    }
+  }
+  ctx.textAlign = "left";
   ctx.fillStyle = "#4a5560"; ctx.fillText("epoch 1-" + history.length, w - pad - 70, h - pad + 14);
+}
+
+function showStages(stages) {
+  // one line per stage under way (outermost first): its name, a bar with "done of total" and the time left
+  const box = document.getElementById("stages");
+  box.replaceChildren(...stages.map(stage => {
+    const line = document.createElement("p");
+    line.className = "stage";
+    const name = document.createElement("span");
+    name.className = "stage-name"; name.textContent = stage.name;
+    line.append(name, " ");
+    if (stage.fraction !== null) {
+      const bar = document.createElement("progress");
+      bar.max = 1; bar.value = stage.fraction; bar.textContent = Math.round(stage.fraction * 100) + "%";
+      const count = document.createElement("span");
+      count.className = "stage-count"; count.textContent = stage.count;
+      line.append(bar, " ", count, " ");
+    }
+    const time = document.createElement("span");
+    time.className = "stage-time";
+    time.textContent = stage.eta_s !== null ? `about ${(stage.eta_s / 60).toFixed(1)} min left` : `${stage.elapsed_s} s so far`;
+    line.append(time);
+    return line;
+  }));
 }
 
 function followRun() {
@@ -63,13 +98,15 @@ function followRun() {
     const state = JSON.parse(message.data);
     const status = document.getElementById("status");
     status.textContent = state.status; status.className = "status status-" + state.status;
-    document.getElementById("epoch").textContent = state.epochs ? `epoch ${state.epoch} of at most ${state.epochs}` : "";
+    document.getElementById("epoch").textContent = state.epochs && state.history.length ? `epoch ${state.epoch} of at most ${state.epochs}` : "";
     document.getElementById("eta").textContent = state.eta_s ? `· training ends in about ${(state.eta_s / 60).toFixed(1)} min` : "";
     const log = document.getElementById("log");
     const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     log.textContent = state.log; if (atEnd) log.scrollTop = log.scrollHeight;
     const error = document.getElementById("error");
     error.textContent = state.error; error.hidden = !state.error;
+    showStages(state.stages || []);
+    canvas.hidden = !state.history.length;
     drawCurves(canvas, state.history);
     if (state.done) { events.close(); window.location.reload(); }
   };
