@@ -13,6 +13,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -209,6 +210,7 @@ def test_home_run_compare_and_predict_over_a_real_run(server, tmp_path, trained_
     assert events.status_code == 200 and '"done": true' in events.text and '"status": "complete"' in events.text
     compare = server.get("/compare?runs=cli-run&runs=cli-run-2")
     assert compare.status_code == 200 and "balanced_accuracy" in compare.text and "epochs" in compare.text
+    assert "No clear difference between cli-run and cli-run-2" in compare.text  # same model, same test images
     assert "Choose two or more" in server.get("/compare?runs=cli-run").text
     resume = server.post("/runs/cli-run/resume", data={"csrf": server.csrf})
     assert resume.status_code == 409 and "nothing to resume" in resume.text
@@ -286,3 +288,30 @@ def test_every_stage_reaches_the_run_page_with_a_bar_and_an_eta(tmp_path):
     finished = json.loads((tmp_path / console.PROGRESS_FILE).read_text())["finished"]
     assert [s["name"] for s in finished] == ["permutations", "classical epistasis scans"]
     assert console.PROGRESS_FILE not in views.downloads(tmp_path)[1]
+
+
+def test_compare_says_which_run_is_better_only_on_the_same_test_images(tmp_path):
+    from biolens.web import views
+
+    rng = np.random.default_rng(0)
+    truth = rng.choice(["RBC", "WBC"], 300)
+
+    def run(name, task, right_share, files=None):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "run.json").write_text(json.dumps({"task": task, "status": "complete"}))
+        right = rng.random(len(truth)) < right_share
+        predicted = np.where(right, truth, np.where(truth == "RBC", "WBC", "RBC"))
+        rows = ["file,true,predicted,confidence,unsure"] + [f"{(files or 'img')}_{k}.png,{t},{p},0.9,False"
+                                                             for k, (t, p) in enumerate(zip(truth, predicted))]
+        (folder / "predictions.csv").write_text("\n".join(rows) + "\n")
+
+    run("good", "classify", 0.95)
+    run("poor", "classify", 0.6)
+    run("other-images", "classify", 0.95, files="other")
+    run("clusters", "cluster", 0.5)
+    said = views.verdicts(tmp_path, ["good", "poor", "other-images", "clusters"])
+    assert said[0].startswith("good is better than poor") and "paired bootstrap" in said[0]
+    assert "different images" in said[1]                     # good vs other-images
+    assert "not comparable: different tasks" in said[2]       # good vs clusters
+    assert views.verdicts(tmp_path, ["good", "good"])[0].startswith("No clear difference")

@@ -98,3 +98,24 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
     metrics["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=range(k)).tolist()
     metrics["bootstrap"] = {"resamples": n_boot, "unit": "group" if units is not None else "image"}
     return metrics
+
+
+def paired_difference(y: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray, *, resamples: int = 2000,
+                      seed: int = 0) -> dict:
+    """Balanced accuracy of two models on the same test items, and a paired bootstrap interval of the difference
+    (a - b): both models are scored on the same resampled items each time, so the interval reflects how much the
+    two disagree, not how hard the test set is."""
+    y, predicted_a, predicted_b = map(np.asarray, (y, predicted_a, predicted_b))
+    classes = np.unique(y)
+    weights = np.random.default_rng(seed).multinomial(len(y), np.full(len(y), 1 / len(y)), size=resamples)
+
+    def balanced(w: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        recalls = [(w @ ((y == c) & (predicted == c))) / np.maximum(w @ (y == c), 1) for c in classes]
+        present = np.stack([w @ (y == c) > 0 for c in classes])
+        return np.where(present, np.stack(recalls), 0).sum(0) / np.maximum(present.sum(0), 1)
+
+    differences = balanced(weights, predicted_a) - balanced(weights, predicted_b)
+    low, high = np.percentile(differences, [2.5, 97.5])
+    one = np.ones((1, len(y)))
+    a, b = float(balanced(one, predicted_a)[0]), float(balanced(one, predicted_b)[0])
+    return {"a": a, "b": b, "difference": a - b, "ci95": [float(low), float(high)], "n_items": int(len(y))}

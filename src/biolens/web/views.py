@@ -170,7 +170,60 @@ def compare(runs_dir: Path, names: list[str]) -> dict:
                    and not k.endswith("_ci95")]
     metric_keys.sort(key=lambda k: not any(f"{k}_ci95" in m for m in metrics.values()))
     rows = [{"key": k, "cells": [with_ci(metrics[n], k) for n in names]} for k in metric_keys]
-    return {"names": names, "settings": settings, "metrics": rows}
+    return {"names": names, "settings": settings, "metrics": rows, "verdicts": verdicts(runs_dir, names)}
+
+
+PAIRED_TASKS = ("classify", "sequence_classify")   # runs whose predictions.csv lists each test item's prediction
+
+
+def verdicts(runs_dir: Path, names: list[str]) -> list[str]:
+    """One plain sentence per pair of runs (the first four ticked): which is better on the same test items (a paired
+    bootstrap of the balanced-accuracy difference), no clear difference, or why they cannot be compared."""
+    from itertools import combinations
+
+    from biolens.engine.evaluation import paired_difference
+
+    sentences = []
+    for a, b in list(combinations(names[:4], 2)):
+        task_a, task_b = run_info(runs_dir / a).get("task"), run_info(runs_dir / b).get("task")
+        if task_a != task_b:
+            sentences.append(f"{a} and {b} are not comparable: different tasks ({TASK_NAMES.get(task_a, task_a)} "
+                             f"and {TASK_NAMES.get(task_b, task_b)}).")
+            continue
+        if task_a not in PAIRED_TASKS:
+            sentences.append(f"{a} and {b}: no paired test for {TASK_NAMES.get(task_a, task_a)} runs; read the "
+                             "intervals below (overlapping intervals mean no clear difference).")
+            continue
+        tables = [_test_predictions(runs_dir / n) for n in (a, b)]
+        if any(t is None for t in tables):
+            sentences.append(f"{a} and {b}: one of them has no predictions.csv (unfinished?); no verdict.")
+            continue
+        if set(tables[0]) != set(tables[1]) or any(tables[0][k][0] != tables[1][k][0] for k in tables[0]):
+            sentences.append(f"{a} and {b} were tested on different images (or labels), so their scores are not "
+                             "comparable head to head; read each one's interval below.")
+            continue
+        keys = sorted(tables[0])
+        found = paired_difference([tables[0][k][0] for k in keys], [tables[0][k][1] for k in keys],
+                                  [tables[1][k][1] for k in keys])
+        low, high = found["ci95"]
+        figures = (f"balanced accuracy {found['a']:.3f} vs {found['b']:.3f} on the same {found['n_items']} test items; "
+                   f"difference {found['difference']:+.3f} (95% CI {low:+.3f} to {high:+.3f}, paired bootstrap)")
+        if low > 0:
+            sentences.append(f"{a} is better than {b}: {figures}.")
+        elif high < 0:
+            sentences.append(f"{b} is better than {a}: {figures}.")
+        else:
+            sentences.append(f"No clear difference between {a} and {b}: {figures}.")
+    return sentences
+
+
+def _test_predictions(folder: Path) -> dict | None:
+    """{test item: (true, predicted)} from a run's predictions.csv."""
+    file = folder / "predictions.csv"
+    if not file.exists():
+        return None
+    with open(file, newline="") as handle:
+        return {row["file"]: (row["true"], row["predicted"]) for row in csv.DictReader(handle)}
 
 
 def _short(value) -> str:
