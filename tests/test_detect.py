@@ -378,3 +378,29 @@ def test_scale_jitter_keeps_one_peak_its_size_and_its_mass_per_object(zoom):
     logsize = zoomed[peaks[:, 0], peaks[:, 1], 1:3]
     assert np.allclose(np.sort(np.exp(logsize), 0), np.sort(sizes * zoom, 0), rtol=0.02)  # sizes scale too
     assert zoomed[..., 4].sum() / DENSITY_SCALE == pytest.approx(3, abs=0.15)  # density still sums to the count
+
+
+@pytest.mark.parametrize("scale", [0.23, 0.6, 1.08, 1.7])
+def test_tiles_resized_from_their_own_window_equal_the_whole_image_resized(scale):
+    """Prediction resizes one tile at a time (memory: the original plus a few tiles); the pixels are those of
+    resizing the whole image, so the network sees what training showed it."""
+    from scipy import ndimage
+
+    from biolens.inference.tiles import resize, scaled_shape, scaled_window
+
+    image = ndimage.gaussian_filter(np.random.default_rng(0).integers(0, 255, (700, 900, 3)).astype(np.uint8), (3, 3, 0))
+    whole = resize(image, scale)
+    assert whole.shape[:2] == scaled_shape(image, scale)
+    for y, x in [(0, 0), (37, 101), (whole.shape[0] - 50, whole.shape[1] - 60)]:
+        tile = scaled_window(image, scale, y, x, 48).astype(int)
+        reference = whole[y:y + 48, x:x + 48].astype(int)
+        assert np.abs(tile[:reference.shape[0], :reference.shape[1]] - reference).max() <= 2
+
+
+def test_large_16_bit_images_become_8_bit_without_a_float_copy():
+    from biolens.readers.image_decode import _to_unit_range, to_uint8
+
+    image = np.random.default_rng(1).integers(0, 4096, (1100, 300, 3)).astype(np.uint16)  # 12-bit in 16
+    unit, _ = _to_unit_range(image)
+    expected = np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(to_uint8(image), expected)

@@ -66,13 +66,45 @@ def window(image: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
     return image[np.ix_(ys, xs)]
 
 
-def find_peaks(model, scaled: np.ndarray, n_classes: int, *, core: int = 512, margin: int = 32,
+def scaled_shape(image: np.ndarray, scale: float) -> tuple[int, int]:
+    """(height, width) of `image` resized by `scale`, as `resize` makes it."""
+    if abs(scale - 1.0) < 1e-6:
+        return image.shape[0], image.shape[1]
+    return max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale))
+
+
+def scaled_window(image: np.ndarray, scale: float, y0: int, x0: int, size: int) -> np.ndarray:
+    """The size x size window at (y0, x0) of `image` resized by `scale`, made from the matching window of the
+    original only (PIL's resize of a source box, the same anti-aliasing filter as `resize` of the whole image), so
+    an image of any size is resized one tile at a time. Mirrored at the edges like `window`."""
+    from PIL import Image
+
+    if abs(scale - 1.0) < 1e-6:
+        return window(image, y0, x0, size)
+    height, width = scaled_shape(image, scale)
+    sy, sx = image.shape[0] / height, image.shape[1] / width   # original pixels per scaled pixel, as resize has it
+    pad = int(np.ceil(2 * max(sy, sx))) + 2                      # room for the filter's support at the box edges
+    top, left = int(np.floor(y0 * sy)) - pad, int(np.floor(x0 * sx)) - pad
+    rows, cols = int(np.ceil(size * sy)) + 2 * pad, int(np.ceil(size * sx)) + 2 * pad
+    source = window(image, top, left, max(rows, cols))[:rows, :cols]
+    box = (x0 * sx - left, y0 * sy - top, (x0 + size) * sx - left, (y0 + size) * sy - top)
+    planes = source if source.shape[2] == 3 else None
+    if planes is not None:
+        return np.asarray(Image.fromarray(np.ascontiguousarray(planes)).resize(
+            (size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0))
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(source[..., c])).resize(
+        (size, size), Image.Resampling.BILINEAR, box=box)) for c in range(source.shape[2])], axis=-1)
+
+
+def find_peaks(model, image: np.ndarray, n_classes: int, *, scale: float = 1.0, core: int = 512, margin: int = 32,
                min_distance: int = 1, with_foreground: bool = False, batch: int = 4) -> Peaks:
-    """Every local maximum of the heat map at or above MIN_SCORE, over overlapping tiles of `scaled`."""
+    """Every local maximum of the heat map at or above MIN_SCORE, over overlapping tiles of `image` resized by
+    `scale` (each tile resized from its own window of the original: memory is the original plus a few tiles).
+    Coordinates are in model pixels (of the resized image)."""
     from scipy import ndimage
 
-    height, width = scaled.shape[:2]
-    core = _round_up(min(core, max(height, width)))
+    height, width = scaled_shape(image, scale)
+    core = _round_up(min(core, 2 ** int(np.ceil(np.log2(max(height, width, DIVISOR))))))  # few tile shapes: few compiles
     margin = _round_up(margin)
     side = core + 2 * margin
     origins = [(y, x) for y in range(0, height, core) for x in range(0, width, core)]
@@ -82,8 +114,10 @@ def find_peaks(model, scaled: np.ndarray, n_classes: int, *, core: int = 512, ma
     footprint = np.ones((2 * min_distance + 1, 2 * min_distance + 1, 1), bool)
     for start in range(0, len(origins), batch):
         chunk = origins[start:start + batch]
-        tiles = np.stack([window(scaled, y - margin, x - margin, side) for y, x in chunk])
-        out = np.asarray(model(tiles, training=False), dtype=np.float32)
+        tiles = np.zeros((batch, side, side, image.shape[2]), np.float32)  # always a full batch: one shape
+        for k, (y, x) in enumerate(chunk):
+            tiles[k] = scaled_window(image, scale, y - margin, x - margin, side)
+        out = np.asarray(_forward(model)(tiles), dtype=np.float32)[:len(chunk)]
         has_density = out.shape[-1] >= 2 * n_classes + 3  # models trained before the density head have none
         if has_density and density is None:
             density = np.zeros((-(-height // BLOCK), -(-width // BLOCK), n_classes), np.float32)
@@ -114,6 +148,18 @@ def find_peaks(model, scaled: np.ndarray, n_classes: int, *, core: int = 512, ma
     merged = {k: np.concatenate(v) if v else np.zeros((0, 2) if k in ("centres", "sizes") else 0) for k, v in found.items()}
     return Peaks(merged["centres"].reshape(-1, 2), merged["classes"].astype(int), merged["scores"],
                  merged["sizes"].reshape(-1, 2), foreground, density)
+
+
+def _forward(model):
+    """The network's inference pass compiled by XLA (less than half the memory of eager calls on big tiles); a
+    plain callable (a stand-in network in tests) is used as it is."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        return lambda tiles: model(tiles, training=False)
+    from biolens.engine.training import compiled_forward
+
+    return compiled_forward(model, xla=True)
 
 
 def select(peaks: Peaks, threshold: float, min_distance: float, box_overlap: float = 0.0) -> np.ndarray:

@@ -239,10 +239,31 @@ def read_whole(path: Path, *, keep_values: bool = False, stack: str = "refuse") 
         array = _read_array(path, stack)
     if keep_values:
         return array
-    unit, _ = _to_unit_range(array)
-    if unit.ndim == 2:
-        unit = unit[..., None]
-    if unit.shape[2] == 4:
-        unit = unit[..., :3]
-    pixels = np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape[2] == 4:
+        array = array[..., :3]
+    pixels = to_uint8(array)
     return np.repeat(pixels, 3, axis=-1) if pixels.shape[2] == 1 else pixels
+
+
+ROWS_PER_CHUNK = 512
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """`array` scaled to uint8 by the bit depth it uses (as `_to_unit_range`), a band of rows at a time: a 20,000 x
+    20,000 RGB image never exists as float32 (4.8 GB), only as its uint8 result (1.2 GB) beside the original."""
+    if array.dtype == np.uint8:
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        offset, span = (0.0, 1.0) if low >= 0 and high <= 1 else (low, max(high - low, 1e-12))
+    else:
+        peak = float(array.max()) if array.size else 0.0
+        bits = 8 if peak <= 255 else min(16 if peak < 65536 else 32, max(10, 2 * math.ceil(math.log2(peak + 1) / 2)))
+        offset, span = 0.0, float(2**bits - 1)
+    out = np.empty(array.shape, np.uint8)
+    for start in range(0, array.shape[0], ROWS_PER_CHUNK):
+        band = np.nan_to_num(array[start:start + ROWS_PER_CHUNK].astype(np.float32))
+        out[start:start + ROWS_PER_CHUNK] = np.clip((band - offset) / span * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out

@@ -931,7 +931,7 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     TIFF per image for mask runs, overlays on request, and GeoJSON for georeferenced TIFFs."""
     import pandas as pd
 
-    from biolens.inference.tiles import find_peaks, instances, resize, select
+    from biolens.inference.tiles import find_peaks, instances, select
     from biolens.models.io import load_trusted
     from biolens.readers import images as image_reader
     from biolens.readers.image_decode import DecodeError, read_whole
@@ -963,8 +963,7 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
                 raise InputError(f"{path}: {error}. Fix it, or pass --skip-bad to list such files in counts.csv.") from None
             bad.append((str(path), str(error)))
             continue
-        scaled = resize(image, scale)
-        peaks = calibrate_sizes(find_peaks(model, scaled, len(classes), min_distance=min_distance,
+        peaks = calibrate_sizes(find_peaks(model, image, len(classes), scale=scale, min_distance=min_distance,
                                            with_foreground=kind == "masks"), metrics)
         chosen = select(peaks, float(metrics["threshold"]), min_distance, overlap_of(kind))
         centres = peaks.centres[chosen] / scale

@@ -26,7 +26,7 @@ SAME_IMAGE_DISCOUNT = 0.5
 
 
 def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.DataFrame:
-    from biolens.inference.tiles import find_peaks, resize, select
+    from biolens.inference.tiles import find_peaks, select
     from biolens.models.io import load_trusted
     from biolens.readers import images as image_reader
     from biolens.readers.image_decode import DecodeError, read_whole
@@ -55,7 +55,7 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
             except DecodeError as error:
                 skipped.append(f"{path}: {error}")
                 continue
-            peaks = calibrate_sizes(find_peaks(model, resize(image, scale), len(classes), min_distance=min_distance),
+            peaks = calibrate_sizes(find_peaks(model, image, len(classes), scale=scale, min_distance=min_distance),
                                     metrics)
             chosen = np.zeros(len(peaks.scores), bool)
             chosen[select(peaks, threshold, min_distance, overlap_of(kind))] = True
