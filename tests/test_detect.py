@@ -359,27 +359,6 @@ def test_review_takes_the_most_uncertain_regions_but_spreads_them_over_images():
     assert len(pick_regions(regions, 50)) == 6
 
 
-@pytest.mark.parametrize("zoom", [0.8, 1.25])
-def test_scale_jitter_keeps_one_peak_its_size_and_its_mass_per_object(zoom):
-    from biolens.models.objects import DENSITY_SCALE, render_targets
-    from biolens.tasks.detect import TRAIN_TILE, zoom_tile
-
-    side = int(np.ceil(TRAIN_TILE / zoom)) + 1
-    centres = np.array([[30.0, 30.0], [60.0, 70.0], [90.0, 40.0]]) * (side / 160)
-    sizes = np.array([[10.0, 12.0], [14.0, 14.0], [8.0, 20.0]])
-    target = render_targets((side, side), centres, np.zeros(3, int), sizes, 1, 1.5, density_sigma=2.0)
-    image = np.zeros((side, side, 3), np.float32)
-    zoomed_image, zoomed = zoom_tile(image, target.astype(np.float32), zoom, 1)
-    assert zoomed_image.shape == (TRAIN_TILE, TRAIN_TILE, 3) and zoomed.shape == (TRAIN_TILE, TRAIN_TILE, 6)
-    peaks = np.argwhere(zoomed[..., 0] >= 0.999)
-    assert len(peaks) == 3                                                   # one positive per object
-    expected = centres[:, ::-1] * (TRAIN_TILE - 1 + (zoom * side - TRAIN_TILE)) / (side - 1)
-    assert np.abs(np.sort(peaks, 0) - np.sort(expected, 0)).max() <= 1.5    # where the object moved to
-    logsize = zoomed[peaks[:, 0], peaks[:, 1], 1:3]
-    assert np.allclose(np.sort(np.exp(logsize), 0), np.sort(sizes * zoom, 0), rtol=0.02)  # sizes scale too
-    assert zoomed[..., 4].sum() / DENSITY_SCALE == pytest.approx(3, abs=0.15)  # density still sums to the count
-
-
 @pytest.mark.parametrize("scale", [0.23, 0.6, 1.08, 1.7])
 def test_tiles_resized_from_their_own_window_equal_the_whole_image_resized(scale):
     """Prediction resizes one tile at a time (memory: the original plus a few tiles); the pixels are those of
@@ -404,3 +383,19 @@ def test_large_16_bit_images_become_8_bit_without_a_float_copy():
     unit, _ = _to_unit_range(image)
     expected = np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
     assert np.array_equal(to_uint8(image), expected)
+
+
+@pytest.mark.slow  # two trainings: pytest -m slow
+def test_a_region_split_delivers_a_network_trained_on_every_region_and_says_so(tmp_path):
+    data = dot_images(tmp_path / "data", n_images=2, side=160, seed=3)
+    out = tmp_path / "run"
+    biolens("detect", data, "--epochs", "3", "--out", out, "--seed", "0")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"]["unit"] == "region"
+    final = metrics["final_model"]
+    assert final["refit"] and final["units"] == sum(metrics["split"][s] for s in ("train", "val", "test")) and 1 <= final["epochs"] <= 3
+    assert (out / "checkpoints" / "final" / "state.json").exists()
+    assert "trained again on all" in (out / "report.html").read_text()
+    objects = tmp_path / "objects.csv"
+    biolens("predict", out, data / "images", "--out", objects)
+    assert len(pd.read_csv(objects)) > 0

@@ -220,6 +220,9 @@ def test_home_run_compare_and_predict_over_a_real_run(server, tmp_path, trained_
                             files=[("files", (p.name, p.read_bytes(), "image/jpeg")) for p in images])
     assert predicted.status_code == 200, alert(predicted)
     assert predicted.text.count("<tr ") == 4 and all(p.name in predicted.text for p in images)
+    assert "RBC: " in predicted.text or "WBC: " in predicted.text  # counts per class
+    thumbs = re.findall(r'src="(/predictions/[0-9a-f]{12}/thumbs/\d+\.png)"', predicted.text)
+    assert len(thumbs) == 4 and server.get(thumbs[0]).headers["content-type"] == "image/png"
     batch = predicted.text.split("/predictions/")[1].split("/")[0]
     table = server.get(f"/predictions/{batch}/predictions.csv")
     assert table.status_code == 200 and table.text.startswith("file,predicted,confidence,unsure")
@@ -315,3 +318,45 @@ def test_compare_says_which_run_is_better_only_on_the_same_test_images(tmp_path)
     assert "different images" in said[1]                     # good vs other-images
     assert "not comparable: different tasks" in said[2]       # good vs clusters
     assert views.verdicts(tmp_path, ["good", "good"])[0].startswith("No clear difference")
+
+
+def test_predict_with_an_object_run_shows_counts_per_class_and_each_image_with_its_objects(server, tmp_path, detect_run):
+    from conftest import dot_images
+
+    shutil.copytree(detect_run, tmp_path / "runs" / "dots")
+    fresh = dot_images(tmp_path / "fresh", n_images=2, side=96, seed=5)
+    images = sorted((fresh / "images").iterdir())
+    predicted = server.post("/predict", data={"csrf": server.csrf, "run": "dots"},
+                            files=[("files", (p.name, p.read_bytes(), "image/png")) for p in images])
+    assert predicted.status_code == 200, alert(predicted)
+    assert "objects in the images (" in predicted.text and all(p.name in predicted.text for p in images)
+    thumbs = re.findall(r'src="(/predictions/[0-9a-f]{12}/thumbs/\d+\.png)"', predicted.text)
+    assert len(thumbs) == 2
+    drawn = server.get(thumbs[0])
+    assert drawn.status_code == 200 and drawn.headers["content-type"] == "image/png"
+    assert server.get(thumbs[0].replace(".png", ".svg")).status_code == 404
+
+
+def test_runs_can_be_renamed_and_deleted_but_not_while_running(server, tmp_path, trained_run):
+    runs = tmp_path / "runs"
+    shutil.copytree(trained_run, runs / "first-try")
+    renamed = server.post("/runs/first-try/rename", data={"csrf": server.csrf, "new_name": "cells-v1"})
+    assert renamed.status_code == 200 and (runs / "cells-v1" / "run.json").exists() and not (runs / "first-try").exists()
+    assert "cells-v1" in server.get("/").text
+    bad = server.post("/runs/cells-v1/rename", data={"csrf": server.csrf, "new_name": "../escape"})
+    assert bad.status_code == 400 and "letters, digits" in bad.text
+    shutil.copytree(trained_run, runs / "taken")
+    clash = server.post("/runs/cells-v1/rename", data={"csrf": server.csrf, "new_name": "taken"})
+    assert clash.status_code == 409 and "already a run called taken" in clash.text
+    no_token = server.post("/runs/cells-v1/delete", data={})
+    assert no_token.status_code in (400, 403) and (runs / "cells-v1").exists()
+    deleted = server.post("/runs/cells-v1/delete", data={"csrf": server.csrf})
+    assert deleted.status_code == 200 and not (runs / "cells-v1").exists()
+    assert list((server.settings.state_dir / "trash").glob("cells-v1-*/run.json"))  # kept in the trash
+    assert "cells-v1" not in server.get("/").text
+    shutil.copytree(SLICE, tmp_path / "data" / "cells")  # a queued run (jobs do not start here) stays put
+    queued = new_run(server, path=str(tmp_path / "data" / "cells" / "manifest.csv"), group_column="source_image")
+    assert queued.status_code == 303
+    for action, data in (("delete", {}), ("rename", {"new_name": "other"})):
+        refused = server.post(f"/runs/cells/{action}", data={"csrf": server.csrf, **data})
+        assert refused.status_code == 409 and "cancel it first" in refused.text

@@ -202,6 +202,8 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             page.get_by_label("Images or a zip of images").set_input_files(new_images)
             page.get_by_role("button", name="Predict").click()
             expect(page.locator("#predictions tbody tr")).to_have_count(6, timeout=120_000)
+            expect(page.locator("#predictions img.thumb")).to_have_count(6)
+            assert page.evaluate("document.querySelector('#predictions img.thumb').naturalWidth") > 0
             page.screenshot(path=SHOTS / "predict.png", full_page=True)
             with page.expect_download() as download:
                 page.get_by_role("link", name="Download CSV").click()

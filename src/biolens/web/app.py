@@ -168,6 +168,30 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(409, str(exc)) from None
         return RedirectResponse(f"/runs/{name}", status_code=303)
 
+    @app.post("/runs/{name}/rename")
+    async def rename(request: Request, name: str):
+        form = await checked_form(request)
+        _run_folder(name)
+        new = str(form.get("new_name", "")).strip()
+        if not RUN_NAME.match(new):
+            raise HTTPException(400, "A run name uses letters, digits, '-', '_' or '.', starts with a letter or digit "
+                                     f"and has at most 64 characters; got {new!r}.")
+        try:
+            await asyncio.to_thread(queue.rename, name, new)
+        except InputError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return RedirectResponse(f"/runs/{new}", status_code=303)
+
+    @app.post("/runs/{name}/delete")
+    async def delete(request: Request, name: str):
+        await checked_form(request)
+        _run_folder(name)
+        try:
+            await asyncio.to_thread(queue.delete, name)
+        except InputError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return RedirectResponse("/", status_code=303)
+
     @app.post("/runs/{name}/resume")
     async def resume(request: Request, name: str):
         await checked_form(request)
@@ -195,18 +219,33 @@ def create_app(settings: Settings) -> FastAPI:
             # a detection run writes objects.csv and counts.csv beside it: each batch gets its own folder
             out = settings.state_dir / "predictions" / batch / ("objects.csv" if objects else "predictions.csv")
             out.parent.mkdir(parents=True, exist_ok=True)
-            await engine_call("predict", str(folder), str(inputs), out=str(out))
+            overlays = out.parent / "overlays"
+            await engine_call("predict", str(folder), str(inputs), out=str(out),
+                              **({"overlays": str(overlays)} if objects else {}))
         except (InputError, HTTPException) as exc:
             message = exc.detail if isinstance(exc, HTTPException) else str(exc)
             return page(request, "predict", 400, runs=_finished_classifiers(), selected=name, table=None, error=message)
         table = pd.read_csv(out.parent / "counts.csv" if objects else out)
-        for column in ("file", "image"):  # the uploaded names, not the server's folders
-            if column in table.columns:
-                table[column] = [_shown_name(f, target) for f in table[column]]
+        column = "image" if objects else "file"
+        sources = [Path(str(f)) for f in table[column]]
+        if objects:  # the overlays drawn by predict, one per image
+            sources = [overlays / f"{p.stem}.png" for p in sources]
+        table["thumb"] = await asyncio.to_thread(views.thumbnails, sources, out.parent / "thumbs")
+        table[column] = [_shown_name(f, target) for f in table[column]]  # the uploaded names, not the server's
+        columns = [c for c in table.columns if c != "thumb"]
+        per_class = (table.groupby("label")["count"].sum() if objects else table["predicted"].value_counts())
         return page(request, "predict", runs=_finished_classifiers(), selected=name, error=None, batch=batch,
-                    table=table.fillna("").to_dict("records"), columns=list(table.columns), objects=objects,
+                    table=table.fillna("").to_dict("records"), columns=columns, objects=objects,
+                    per_class={str(k): int(v) for k, v in per_class.sort_index().items()},
                     n_objects=int(table["count"].fillna(0).sum()) if objects else 0,
                     n_unsure=int(table["unsure"].astype(bool).sum()) if "unsure" in table else 0)
+
+    @app.get("/predictions/{batch}/thumbs/{image}")
+    async def prediction_thumbnail(batch: str, image: str):
+        file = settings.state_dir / "predictions" / batch / "thumbs" / image
+        if not re.fullmatch(r"[0-9a-f]{12}", batch) or not re.fullmatch(r"[0-9]{1,6}\.png", image) or not file.is_file():
+            raise HTTPException(404, "This thumbnail is no longer on the server; predict again.")
+        return FileResponse(file, media_type="image/png")
 
     @app.get("/predictions/{batch}/{name}")
     async def prediction_csv(batch: str, name: str):

@@ -102,6 +102,37 @@ class JobQueue:
         self._update(job["id"], status="cancelled", finished=time.time())
         _mark_run(self.runs_dir / run, "interrupted", only_if="running")
 
+    def rename(self, run: str, new: str) -> None:
+        """Give a finished (or stopped) run another name: its folder, its log and its job history move together."""
+        with self._lock, closing(self._connect()) as db, db:
+            self._refuse_if_busy(db, run, "renamed")
+            if (self.runs_dir / new).exists() or db.execute("SELECT id FROM jobs WHERE run = ?", [new]).fetchone():
+                raise InputError(f"there is already a run called {new}; choose another name.")
+            if (self.runs_dir / run).exists():
+                os.rename(self.runs_dir / run, self.runs_dir / new)
+            if self.log_path(run).exists():
+                os.rename(self.log_path(run), self.log_path(new))
+            db.execute("UPDATE jobs SET run = ? WHERE run = ?", [new, run])
+
+    def delete(self, run: str) -> Path:
+        """Remove a finished (or stopped) run from the list: its folder moves to the server's trash folder (kept, so
+        a wrong click can be undone by moving it back), its job history goes."""
+        with self._lock, closing(self._connect()) as db, db:
+            self._refuse_if_busy(db, run, "deleted")
+            trash = self.state_dir / "trash" / f"{run}-{time.strftime('%Y%m%d-%H%M%S')}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            if (self.runs_dir / run).exists():
+                os.rename(self.runs_dir / run, trash)
+            if self.log_path(run).exists():
+                os.replace(self.log_path(run), trash.with_suffix(".log"))
+            db.execute("DELETE FROM jobs WHERE run = ?", [run])
+            return trash
+
+    @staticmethod
+    def _refuse_if_busy(db, run: str, verb: str) -> None:
+        if db.execute("SELECT id FROM jobs WHERE run = ? AND status IN ('queued', 'running')", [run]).fetchone():
+            raise InputError(f"run {run} is queued or running; cancel it first, then it can be {verb}.")
+
     def recover(self) -> None:
         """After a restart: a job marked running whose process is gone was interrupted."""
         for job in self.jobs():

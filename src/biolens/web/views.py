@@ -226,6 +226,28 @@ def _test_predictions(folder: Path) -> dict | None:
         return {row["file"]: (row["true"], row["predicted"]) for row in csv.DictReader(handle)}
 
 
+THUMBNAIL_PX = 160
+
+
+def thumbnails(sources: list[Path], folder: Path) -> list[str]:
+    """A small PNG per source image (k.png in `folder`, the k-th source), for the Predict table; '' where an image
+    cannot be drawn (a stack, an unusual TIFF), which then shows its name only."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for k, source in enumerate(sources):
+        try:
+            with Image.open(source) as image:
+                image.draft("RGB", (THUMBNAIL_PX, THUMBNAIL_PX))
+                image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+                image.convert("RGB").save(folder / f"{k}.png")
+            names.append(f"{k}.png")
+        except (OSError, ValueError):
+            names.append("")
+    return names
+
+
 def _short(value) -> str:
     text = str(value)
     return text if len(text) <= 80 else "..." + text[-77:]

@@ -112,4 +112,11 @@ function followRun() {
   };
 }
 
-document.addEventListener("DOMContentLoaded", () => { showTaskFields(); followRun(); });
+function confirmForms() {
+  // Cancel and Delete ask first (a script, not an inline handler, so the page's content policy can forbid those)
+  for (const form of document.querySelectorAll("form.confirm")) {
+    form.addEventListener("submit", (event) => { if (!window.confirm(form.dataset.confirm)) event.preventDefault(); });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => { showTaskFields(); followRun(); confirmForms(); });
