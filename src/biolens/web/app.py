@@ -128,7 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
         main, rest = views.downloads(folder)
         return page(request, "run", name=name, info=info, state=state, main_files=main, other_files=rest,
                     task=views.TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
-                    headline=views.headline(info, views.run_metrics(folder)))
+                    headline=views.headline(info, views.run_metrics(folder)), headline_label=views.headline_label(info))
 
     @app.get("/runs/{name}/events")
     async def run_events(request: Request, name: str):

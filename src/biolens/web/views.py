@@ -47,6 +47,16 @@ def headline(info: dict, metrics: dict) -> str:
     return spec.summary(metrics) if spec else ""
 
 
+HEADLINE_LABELS = {"classify": "Result on held-out data", "sequence_classify": "Result on held-out data",
+                   "detect": "Result on held-out data", "associate": "Result (cross-validated)"}
+
+
+def headline_label(info: dict) -> str:
+    """What the headline figure is: held-out (supervised tasks), cross-validated (association), or neither
+    (clustering and pretraining have no held-out data, and must not claim any)."""
+    return HEADLINE_LABELS.get(info.get("task"), "Result")
+
+
 def with_ci(metrics: dict, key: str) -> str:
     value = metrics.get(key)
     if not isinstance(value, (int, float)):
