@@ -88,9 +88,8 @@ def scaled_window(image: np.ndarray, scale: float, y0: int, x0: int, size: int) 
     rows, cols = int(np.ceil(size * sy)) + 2 * pad, int(np.ceil(size * sx)) + 2 * pad
     source = window(image, top, left, max(rows, cols))[:rows, :cols]
     box = (x0 * sx - left, y0 * sy - top, (x0 + size) * sx - left, (y0 + size) * sy - top)
-    planes = source if source.shape[2] == 3 else None
-    if planes is not None:
-        return np.asarray(Image.fromarray(np.ascontiguousarray(planes)).resize(
+    if source.shape[2] == 3:
+        return np.asarray(Image.fromarray(np.ascontiguousarray(source)).resize(
             (size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0))
     return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(source[..., c])).resize(
         (size, size), Image.Resampling.BILINEAR, box=box)) for c in range(source.shape[2])], axis=-1)

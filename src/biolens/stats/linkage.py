@@ -39,12 +39,12 @@ def clump(order: np.ndarray, r2: np.ndarray, threshold: float = BLOCK_R2) -> tup
     number = np.zeros(len(order), dtype=int)
     leaders: list[int] = []
     for site in order:
-        joined = next((k for k, lead in enumerate(leaders) if r2[site, lead] >= threshold), None)
-        if joined is None:
-            leaders.append(int(site))
-            number[site] = len(leaders)
-        else:
-            number[site] = joined + 1
+        if number[site]:
+            continue  # already in the clump of an earlier index site
+        leaders.append(int(site))
+        joins = (number == 0) & (r2[site] >= threshold)  # vectorised: each index site claims its untaken tags
+        joins[site] = True
+        number[joins] = len(leaders)
     is_leader = np.zeros(len(order), dtype=bool)
     is_leader[leaders] = True
     return np.concatenate([order[is_leader[order]], order[~is_leader[order]]]), number
