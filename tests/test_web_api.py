@@ -360,3 +360,31 @@ def test_runs_can_be_renamed_and_deleted_but_not_while_running(server, tmp_path,
     for action, data in (("delete", {}), ("rename", {"new_name": "other"})):
         refused = server.post(f"/runs/cells/{action}", data={"csrf": server.csrf, **data})
         assert refused.status_code == 409 and "cancel it first" in refused.text
+
+
+def test_new_run_mistakes_are_said_at_the_form_in_its_own_words(server, tmp_path):
+    """Mistakes that can be seen without training are refused at submit (nothing queued), naming the uploaded file
+    and the form's fields, never the server's upload folders or a CLI flag."""
+    from biolens.simulate import simulate_cohort
+
+    paths = simulate_cohort("additive", trait="quantitative", n_individuals=120, length=400, seed=4).write(tmp_path / "c")
+    vcf, traits = paths["genotypes"], paths["phenotypes"]
+
+    def associate(trait, first, second, name="assoc"):
+        return server.post("/new", data={"csrf": server.csrf, "task": "associate", "name": name, "trait": trait},
+                           files=[("files", (first.name, first.read_bytes(), "application/octet-stream")),
+                                  ("phenotype_file", (second.name, second.read_bytes(), "text/plain"))],
+                           follow_redirects=False)
+
+    wrong_case = associate("Yield", vcf, traits)
+    assert wrong_case.status_code == 400 and "Did you mean 'yield'" in alert(wrong_case)
+    swapped = associate("yield", traits, vcf)
+    assert swapped.status_code == 400 and "swapped" in alert(swapped)
+    for message in (alert(wrong_case), alert(swapped)):
+        assert ".biolens-web" not in message and "--" not in message
+    assert server.app.app.state.queue.latest_for("assoc") is None  # nothing was queued
+    assert associate("yield", vcf, traits).status_code == 303       # the right way round is queued
+
+    not_images = new_run(server, files=[("files", ("notes.txt", b"just some text\n", "text/plain"))], name="notes")
+    assert not_images.status_code == 400 and alert(not_images) and "Traceback" not in not_images.text
+    assert server.app.app.state.queue.latest_for("notes") is None

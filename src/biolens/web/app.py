@@ -25,7 +25,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from biolens import runs as runs_json
-from biolens.engine import registry
+from biolens.engine import preflight, registry
 from biolens.errors import InputError
 from biolens.readers.sequences import is_fasta
 from biolens.web import security, views
@@ -114,9 +114,11 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             name, task, params = await _job_from_form(form, values)
             registry.get(task).config.build(**params).validate()  # the CLI's and the API's gate, before queueing
+            await asyncio.to_thread(preflight.check, task, params)  # the inputs' own mistakes, said at the form
             queue.submit(task, name, params)
         except InputError as exc:
-            return page(request, "new", 400, form=values, roots=settings.roots, error=str(exc))
+            return page(request, "new", 400, form=values, roots=settings.roots,
+                        error=views.in_web_words(str(exc), settings.uploads_dir))
         return RedirectResponse(f"/runs/{name}", status_code=303)
 
     @app.get("/runs/{name}", response_class=HTMLResponse)

@@ -57,6 +57,26 @@ def headline_label(info: dict) -> str:
     return HEADLINE_LABELS.get(info.get("task"), "Result")
 
 
+# the CLI's flags, as the New run form names them
+FORM_WORDS = {"--trait": "the Trait column field", "--covariates": "the Covariates field",
+              "--group-column": "the Group column field", "--compare-with": "the Known label column field",
+              "--phenotypes": "the phenotype table", "--genotypes": "the genotype file", "--epochs": "Maximum epochs",
+              "--object-size": "Object size", "--skip-bad": "leaving the unreadable files out of the upload"}
+
+
+def in_web_words(message: str, uploads: Path) -> str:
+    """An engine error as the web form shows it: the server's upload folders cut down to the names the person
+    uploaded, and the CLI's flags replaced by the form's field names."""
+    import re
+
+    root = str(Path(uploads).resolve())
+    message = re.sub(re.escape(root) + r"/[^/\s]+/[^/\s]+/", "", message)  # uploads/RUN/WHAT/name -> name
+    message = message.replace(root + "/", "")
+    for flag, words in sorted(FORM_WORDS.items(), key=lambda item: -len(item[0])):
+        message = re.sub(re.escape(flag) + r"(?![\w-])", words, message)
+    return message
+
+
 def with_ci(metrics: dict, key: str) -> str:
     value = metrics.get(key)
     if not isinstance(value, (int, float)):

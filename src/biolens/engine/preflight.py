@@ -1,0 +1,76 @@
+"""Checks of a run's inputs that take seconds, made before a job is queued (the web app's New run form), so that a
+mistake is said while the person is still at the form instead of when the job's turn comes.
+
+The same readers as the run itself (readers/*), on headers and file lists only: a wrong trait name (with the column
+whose case differs), genotype and phenotype files given the wrong way round, a label column that is not there, a
+file that is not training data. The run itself still checks everything again.
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from biolens.errors import InputError
+
+VCF_MAGIC = b"##fileformat=VCF"
+
+
+def check(task: str, params: dict) -> None:
+    """Raise the run's own one-line InputError now, for the mistakes that can be seen without training."""
+    if task == "associate":
+        _check_association(params)
+    elif task in ("classify",):
+        from biolens.readers.images import find_labelled
+
+        find_labelled(params["data"], params.get("group_column"))
+    elif task == "cluster" and params.get("compare_with"):
+        _check_columns(Path(params["data"]), [params["compare_with"]], "known-label column")
+
+
+def looks_like_vcf(path: Path) -> bool:
+    """VCF text, gzip/bgzip VCF or BCF, by the first bytes (not by the name)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+        if head[:3] == b"BCF":
+            return True
+        opener = gzip.open if head[:2] == b"\x1f\x8b" else open
+        with opener(path, "rb") as handle:
+            first = handle.read(len(VCF_MAGIC))
+        return first == VCF_MAGIC or first[:4] == b"BCF\x02"
+    except OSError:
+        return False
+
+
+def _check_association(params: dict) -> None:
+    from biolens.readers.phenotypes import read_phenotypes
+    from biolens.readers.tables import is_table
+
+    phenotypes = Path(params["phenotypes"])
+    genotypes = params.get("genotypes")
+    if looks_like_vcf(phenotypes):
+        raise InputError(f"{phenotypes.name} is a VCF (genotypes), not the trait table: the genotype and phenotype "
+                         "files look swapped.")
+    if genotypes and not looks_like_vcf(Path(genotypes)):
+        swapped = is_table(genotypes)
+        raise InputError(f"{Path(genotypes).name} is not a VCF/BCF" + (": it looks like a table, so the genotype and "
+                         "phenotype files may be swapped." if swapped else "; give a VCF, VCF.gz, BCF or an aligned FASTA."))
+    covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
+    _check_columns(phenotypes, [params["trait"], *covariates], "column")
+    read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
+
+
+def _check_columns(path: Path, names: list[str], what: str) -> None:
+    """Each name is a column of the table at `path`; a name that differs only in case is pointed at."""
+    from biolens.readers.tables import is_table, read_table
+
+    if not is_table(path):
+        return  # a folder of images or an AnnData file: the run reads and checks it
+    columns = list(read_table(path, path.name).columns)
+    for name in names:
+        if name in columns:
+            continue
+        near = [c for c in columns if c.lower() == name.lower()]
+        hint = f" Did you mean '{near[0]}'? Names are case-sensitive." if near else ""
+        raise InputError(f"{path.name} has no {what} '{name}'.{hint} Its columns: {', '.join(map(str, columns[:20]))}"
+                         + (" ..." if len(columns) > 20 else "") + ".")
