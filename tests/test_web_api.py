@@ -388,3 +388,15 @@ def test_new_run_mistakes_are_said_at_the_form_in_its_own_words(server, tmp_path
     not_images = new_run(server, files=[("files", ("notes.txt", b"just some text\n", "text/plain"))], name="notes")
     assert not_images.status_code == 400 and alert(not_images) and "Traceback" not in not_images.text
     assert server.app.app.state.queue.latest_for("notes") is None
+
+
+def test_column_menus_read_a_table_on_this_machine_and_nothing_outside_the_roots(server, tmp_path):
+    table = tmp_path / "data" / "traits.tsv"
+    table.write_text("sample\tYield\tpopulation\nA\t1.5\tnorth\n")
+    answer = server.get("/columns", params={"path": str(table)})
+    assert answer.status_code == 200 and answer.json() == {"columns": ["sample", "Yield", "population"]}
+    assert server.get("/columns", params={"path": str(tmp_path / "data")}).json() == {"columns": []}
+    outside = server.get("/columns", params={"path": "/etc/passwd"})
+    assert outside.status_code == 400 and "outside the folders" in outside.text
+    page = server.get("/new").text
+    assert 'list="columns-traits"' in page and '<datalist id="columns-data">' in page

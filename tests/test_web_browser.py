@@ -230,6 +230,14 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             expect(page.locator("#compare-settings tr.differs").first).to_be_visible()
             page.screenshot(path=SHOTS / "compare.png", full_page=True)
 
+            page.goto(f"{server.base}/new")  # the trait menu lists the chosen table's columns, read in the browser
+            page.get_by_label("Find the variants behind a trait").check()
+            traits = workspace / "traits.tsv"
+            traits.write_text("sample\tYield\tpopulation\nA\t1.5\tnorth\n")
+            page.locator("#phenotype_file").set_input_files(traits)
+            expect(page.locator("#columns-traits option")).to_have_count(3)
+            assert page.eval_on_selector_all("#columns-traits option", "os => os.map(o => o.value)") == \
+                ["sample", "Yield", "population"]
             page.goto(f"{server.base}/new")  # a refusal is one readable line, not a traceback
             page.get_by_label("Run name").fill("outside")
             page.get_by_label("or give a path on this machine").fill("/etc")

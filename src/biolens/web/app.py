@@ -337,6 +337,15 @@ def create_app(settings: Settings) -> FastAPI:
         return page(request, "compare", table=views.compare(settings.runs_dir, names),
                     runs=views.list_runs(settings.runs_dir, queue.jobs()), error=None)
 
+    @app.get("/columns")
+    async def columns(path: str = ""):
+        """The columns of a table on this machine (under a root), for the New run form's menus."""
+        try:
+            table = security.inside_roots(path, settings.roots, what="table path")
+            return {"columns": await asyncio.to_thread(views.table_columns, table)}
+        except InputError as exc:
+            raise HTTPException(400, str(exc)) from None
+
     @app.get("/health", response_class=PlainTextResponse)
     async def health():
         return "ok"

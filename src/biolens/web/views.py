@@ -77,6 +77,16 @@ def in_web_words(message: str, uploads: Path) -> str:
     return message
 
 
+def table_columns(path: Path, limit: int = 200) -> list[str]:
+    """The column names of a table (the shared table reader: any separator, compressed or not); [] for a folder or
+    anything that is not a table."""
+    from biolens.readers.tables import is_table, read_table
+
+    if not Path(path).is_file() or not is_table(path):
+        return []
+    return [str(c) for c in read_table(path, Path(path).name).columns[:limit]]
+
+
 def with_ci(metrics: dict, key: str) -> str:
     value = metrics.get(key)
     if not isinstance(value, (int, float)):

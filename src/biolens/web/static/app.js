@@ -112,6 +112,43 @@ function followRun() {
   };
 }
 
+function fillColumns(listId, columns) {
+  const list = document.getElementById(listId);
+  if (!list) return;
+  list.replaceChildren(...columns.map(name => { const option = document.createElement("option"); option.value = name; return option; }));
+}
+
+function headerOf(text) {
+  // the first line of a CSV/TSV, split on the separator it uses most (tab, comma, semicolon)
+  const line = text.replace(/^\uFEFF/, "").split(/\r?\n/)[0] || "";
+  const separator = ["\t", ",", ";"].reduce((best, s) => line.split(s).length > line.split(best).length ? s : best, ",");
+  return line.split(separator).map(c => c.trim().replace(/^"|"$/g, "")).filter(c => c);
+}
+
+function columnMenus() {
+  // the menus of a table's columns for trait, covariates, group and known label: read from the chosen file in the
+  // browser (its first line), or asked of the server for a path on this machine
+  const fromFile = (inputId, listId) => {
+    const input = document.getElementById(inputId);
+    if (!input) return;
+    input.addEventListener("change", async () => {
+      const file = [...input.files].find(f => /\.(csv|tsv|txt|tab)$/i.test(f.name));
+      if (file) fillColumns(listId, headerOf(await file.slice(0, 65536).text()));
+    });
+  };
+  const fromPath = (inputId, listId) => {
+    const input = document.getElementById(inputId);
+    if (!input) return;
+    input.addEventListener("change", async () => {
+      if (!input.value.trim()) return;
+      const answer = await fetch("/columns?path=" + encodeURIComponent(input.value.trim()));
+      if (answer.ok) fillColumns(listId, (await answer.json()).columns);
+    });
+  };
+  fromFile("phenotype_file", "columns-traits"); fromPath("phenotype_path", "columns-traits");
+  fromFile("files", "columns-data"); fromPath("path", "columns-data");
+}
+
 function confirmForms() {
   // Cancel and Delete ask first (a script, not an inline handler, so the page's content policy can forbid those)
   for (const form of document.querySelectorAll("form.confirm")) {
@@ -119,4 +156,4 @@ function confirmForms() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => { showTaskFields(); followRun(); confirmForms(); });
+document.addEventListener("DOMContentLoaded", () => { showTaskFields(); followRun(); confirmForms(); columnMenus(); });
