@@ -226,7 +226,7 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             page.get_by_label("compare my-cells", exact=True).check()
             page.get_by_label("compare from-the-cli").check()
             page.get_by_role("button", name="Compare the ticked runs").click()
-            expect(page.locator("#compare-metrics")).to_contain_text("balanced_accuracy")
+            expect(page.locator("#compare-metrics")).to_contain_text("balanced accuracy")
             expect(page.locator("#compare-settings tr.differs").first).to_be_visible()
             page.screenshot(path=SHOTS / "compare.png", full_page=True)
 

@@ -200,8 +200,8 @@ def compare(runs_dir: Path, names: list[str]) -> dict:
     keys = sorted({k for info in infos.values() for k in info.get("config", {})})
     settings = []
     for key in keys:
-        values = [_short(infos[n].get("config", {}).get(key, "")) for n in names]
-        settings.append({"key": key, "cells": values, "differs": len(set(values)) > 1})
+        values = [_setting(key, infos[n].get("config", {}).get(key, "")) for n in names]
+        settings.append({"key": key.replace("_", " "), "cells": values, "differs": len(set(values)) > 1})
     settings.sort(key=lambda s: not s["differs"])
     settings = [{"key": "task", "cells": [TASK_NAMES.get(infos[n].get("task"), "-") for n in names],
                  "differs": len({infos[n].get("task") for n in names}) > 1}, *settings]
@@ -209,8 +209,34 @@ def compare(runs_dir: Path, names: list[str]) -> dict:
                    if any(isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool) for m in metrics.values())
                    and not k.endswith("_ci95")]
     metric_keys.sort(key=lambda k: not any(f"{k}_ci95" in m for m in metrics.values()))
-    rows = [{"key": k, "cells": [with_ci(metrics[n], k) for n in names]} for k in metric_keys]
+    rows = [{"key": METRIC_NAMES.get(k, k.replace("_", " ")), "cells": [_metric(metrics[n], k) for n in names]}
+            for k in metric_keys]
     return {"names": names, "settings": settings, "metrics": rows, "verdicts": verdicts(runs_dir, names)}
+
+
+METRIC_NAMES = {"balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1", "ece": "calibration error (ECE)",
+                "accuracy": "accuracy", "auc_deep": "AUC, deep model", "auc_additive": "AUC, additive model",
+                "r2_deep": "R², deep model", "r2_additive": "R², additive model", "f1": "F1 (objects)",
+                "count_mae": "count error per unit (MAE)", "nmi": "NMI with the known label", "ari": "ARI with the known label"}
+AUTOMATIC_WHEN_ZERO = ("image_size", "object_size", "time_budget", "epochs_pretrain", "n_clusters")
+
+
+def _setting(key: str, value) -> str:
+    """A setting as a person reads it: 0 for a chosen-for-you value says 'auto', no empty cells, no 'None'."""
+    if value in (None, ""):
+        return "-"
+    if value == 0 and key in AUTOMATIC_WHEN_ZERO:
+        return "auto" if key != "time_budget" else "none"
+    return _short(value)
+
+
+def _metric(metrics: dict, key: str) -> str:
+    """A metric with its interval; whole numbers (counts, epochs) without decimals."""
+    value = metrics.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() \
+            and f"{key}_ci95" not in metrics:
+        return str(int(value))
+    return with_ci(metrics, key)
 
 
 PAIRED_TASKS = ("classify", "sequence_classify")   # runs whose predictions.csv lists each test item's prediction
