@@ -267,3 +267,16 @@ def test_kill_9_mid_run_then_resume_gives_the_outputs_of_an_uninterrupted_run(na
         assert (whole / table).read_text() == (killed / table).read_text()
     else:  # training resumed from the last epoch's weights: the same kind of model, as good within noise
         assert spec.summary(metrics[killed]) and spec.summary(metrics[whole])
+
+
+@pytest.mark.parametrize("title", ["BloodImage_00123_crop_007_from_a_very_long_export.jpg (wrong: WBC, 0.93)",
+                                   "cell 12 (right, 0.99)", "a b c d e f g h i j k l m n o p q r s t u v w x y z " * 3])
+def test_image_captions_fit_under_their_image(title):
+    """Grad-CAM captions (a file name and the verdict) wrap and shorten so neighbours never overlap."""
+    from biolens.report.figures import caption
+
+    lines = caption(title).split("\n")
+    assert 1 <= len(lines) <= 3 and all(len(line) <= 20 for line in lines)
+    for verdict in ("right", "wrong"):  # the verdict after a long file name survives
+        if f"({verdict}" in title:
+            assert verdict in caption(title)

@@ -75,15 +75,27 @@ def class_counts(counts: dict[str, dict[str, int]], path: Path, unit: str = "ima
     return _save(fig, path)
 
 
+def caption(text: str, width: int = 20, lines: int = 3) -> str:
+    """A caption that fits under a small image: wrapped at `width` characters, at most `lines` lines, long words
+    (file names) shortened in the middle, so neighbouring captions never run into each other."""
+    import textwrap
+
+    words = [w if len(w) <= width else w[:width // 2 - 1] + "…" + w[-(width // 2 - 1):] for w in text.split()]
+    wrapped = textwrap.wrap(" ".join(words), width) or [""]
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines - 1] + [wrapped[lines - 1][:width - 1] + "…"]
+    return "\n".join(wrapped)
+
+
 def gradcam_grid(pixels: np.ndarray, heatmaps: np.ndarray, titles: list[str], path: Path, columns: int = 6) -> Path:
     rows = int(np.ceil(len(pixels) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.7, rows * 1.9), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.8, rows * 2.3), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, image, heat, title in zip(axes.flat, pixels, heatmaps, titles):
         axis.imshow(image[..., :3].astype(np.uint8))
         axis.imshow(heat, cmap="jet", alpha=0.35, vmin=0, vmax=1)
-        axis.set_title(title, fontsize=7)
+        axis.set_title(caption(title), fontsize=7)
     fig.suptitle("Grad-CAM: where the network found evidence for its prediction", fontsize=10)
     return _save(fig, path)
 
