@@ -53,6 +53,12 @@ def test_pbmc_clusters_match_cell_types_as_well_as_the_shipped_louvain(pbmc_run)
     assert metrics["compare"]["reference"]["ari"] >= louvain - 0.05, metrics["compare"]
     assert metrics["choice"]["chosen_by"] == "stability" and len(metrics["choice"]["stability"]) == 8
     assert sum(metrics["cluster_sizes"].values()) == 700 and metrics["silhouette"] > 0
+    table = metrics["contingency"]  # known label x cluster, every sample once
+    assert set(table) == set(reference.obs.bulk_labels.astype(str))
+    assert sum(sum(row.values()) for row in table.values()) == 700
+    assert "PCA" in metrics["embedding_verdict"]
+    report = (pbmc_run / "report.html").read_text()
+    assert 'id="contingency"' in report and 'id="embedding-verdict"' in report
     clusters = pd.read_csv(pbmc_run / "clusters.csv")
     assert list(clusters.columns) == ["id", "cluster"] and list(clusters.id) == list(reference.obs_names)
     embedding = pd.read_parquet(pbmc_run / "embedding.parquet")

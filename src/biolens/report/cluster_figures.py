@@ -27,7 +27,8 @@ def _scatter(axis, coords, values, title: str) -> None:
     axis.set_xticks([]); axis.set_yticks([]); axis.set_title(title, fontsize=9)
     axis.set_xlabel("UMAP 1", fontsize=8); axis.set_ylabel("UMAP 2", fontsize=8)
     if len(names) <= 20:
-        axis.legend(fontsize=6, markerscale=max(1, 6 / size), loc="best", frameon=False)
+        axis.legend(fontsize=6, markerscale=max(1, 6 / size), loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                    frameon=False)  # beside the map, never over its points
 
 
 def umap_panels(coords: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, truth_name: str | None, path: Path,

@@ -180,6 +180,8 @@ def _run_stages(run: Run, config: ClusterConfig, loaded: dict) -> bool:
         metrics["compare"] = {name: {"ari": float(adjusted_rand_score(truth, result[name])),
                                      "nmi": float(normalized_mutual_info_score(truth, result[name]))}
                               for name in ("deep", "autoencoder", "reference") if name in result}
+        metrics["contingency"] = _contingency(truth, labels)
+        metrics["embedding_verdict"] = _embedding_verdict(metrics["compare"], metrics["embedding_used"])
     _write_outputs(run, config, loaded, images, result, labels, main)
     metrics["seconds"] = round(lifecycle.elapsed_seconds(run), 1)
     write_json(run.path / "metrics.json", metrics)
@@ -190,6 +192,30 @@ def _run_stages(run: Run, config: ClusterConfig, loaded: dict) -> bool:
                     f"reference, NMI {c['deep']['nmi']:.3f} vs {c['reference']['nmi']:.3f}")
     console.say(summary)
     return True
+
+
+def _contingency(truth: np.ndarray, labels: np.ndarray) -> dict:
+    """Samples of each known label in each cluster ({label: {cluster: count}}), for the report's table."""
+    import pandas as pd
+
+    table = pd.crosstab(pd.Series(truth, name="label"), pd.Series(labels, name="cluster"))
+    return {str(label): {str(c): int(n) for c, n in row.items()} for label, row in table.iterrows()}
+
+
+def _embedding_verdict(compare: dict, used: str) -> str:
+    """Plain words on whether the learned embedding grouped the known label better than PCA did (NMI, same k)."""
+    deep, reference = compare.get("deep"), compare.get("reference")
+    if not deep or not reference or used == "pca":
+        return ""
+    gain = deep["nmi"] - reference["nmi"]
+    if gain >= 0.05:
+        return (f"The learned embedding matches the known label clearly better than PCA (NMI {deep['nmi']:.3f} vs "
+                f"{reference['nmi']:.3f}).")
+    if gain > -0.05:
+        return (f"The learned embedding is no better than PCA at matching the known label (NMI {deep['nmi']:.3f} vs "
+                f"{reference['nmi']:.3f}): the simpler PCA clusters are as good here.")
+    return (f"The learned embedding matches the known label worse than PCA (NMI {deep['nmi']:.3f} vs "
+            f"{reference['nmi']:.3f}); prefer --embedding pca for this data.")
 
 
 def _standardised(x: np.ndarray) -> np.ndarray:
