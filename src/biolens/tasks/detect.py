@@ -907,8 +907,9 @@ def _body(run: Run, config: DetectConfig, data: Data) -> bool:
 
 def _refit_on_every_region(run: Run, config: DetectConfig, data: Data, model, state: dict):
     """Few images split into regions (one partly annotated tile, say): once the held-out model is scored, the network
-    is trained again on every annotated region, test and validation ones too, for the epochs the held-out model
-    needed, and that is the model delivered; every figure stays the held-out model's (said in the report). Holding
+    is trained again on every annotated region, test and validation ones too, with the held-out model's recipe (its
+    learning-rate schedule, stopped at its best epoch, so the validated threshold still fits), and that is the model
+    delivered; every figure stays the held-out model's (said in the report). Holding
     out 4 of 12 regions costs a third of the few objects there are; with many images a fifth is held out and the
     held-out model is delivered as it is. Not when --time-budget would not cover the second training."""
     if all(u.box == _whole(data, u.item) for u in data.units):
