@@ -14,7 +14,7 @@ from rich.console import Console
 _console = Console(stderr=True)
 PROGRESS_FILE = "progress.json"
 _WRITE_EVERY_S = 0.5
-_sink: dict = {}   # {"path": Path, "state": dict, "written": float} while a run is followed
+_sink: dict = {}   # {"path", "running", "finished", "written"} while a run is followed
 
 
 def say(message: str) -> None:

@@ -80,6 +80,7 @@ class Data:
     small: float                   # size of the smaller objects (10th percentile), original pixels
     scale: float
     notes: list[str]
+    region_split: bool = False     # held-out units are regions of few images (not whole images)
 
 
 def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
@@ -106,6 +107,7 @@ def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prep
     scale = float(np.clip(min(TARGET_SIZE / max(small, 1.0), LARGEST_SIZE / max(size, 1.0)), 1 / 32, 2.0))
     units, unit_notes = make_units(annotations, [im.shape[:2] for im in images], size, config)
     notes += unit_notes
+    region_split = len(units) > len({u.item for u in units})  # before reviewed regions add units of their own
     if added:  # reviewed regions: training only, after the split of the main annotations (which they leave as it was)
         for item, boxes in zip(added, reviewed):
             annotations.items.append(item)
@@ -118,7 +120,7 @@ def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prep
     paths = [config.annotations] + [str(item.image) for item in annotations.items]
     fingerprint = lifecycle.data_fingerprint(paths + ([config.add_labels] if config.add_labels else []),
                                              rows=[annotations.kind, str(config.images or "")])
-    data = Data(annotations, images, scaled, units, size, small, scale, notes)
+    data = Data(annotations, images, scaled, units, size, small, scale, notes, region_split)
     record = {"kind": annotations.kind, "class_names": annotations.class_names, "object_size": round(size, 2),
               "object_size_small": round(small, 2),
               "scale": round(scale, 5), "n_images": len(images), "n_objects": annotations.n_objects}
@@ -640,7 +642,7 @@ def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) ->
                                                     config.seed),
                "class_blind_f1": round(_pooled(blind)["f1"], 4),
                "per_class": {}, "n_test_units": len(test), "n_test_objects": int(true_counts.sum()),
-               "split": {"unit": "image" if all(u.box == _whole(data, u.item) for u in data.units) else "region",
+               "split": {"unit": "region" if data.region_split else "image",
                          **{s: sum(u.split == s for u in data.units) for s in ("train", "val", "test")}},
                **{k: v for k, v in state.items() if k != "sigma"}}
     for c, label in enumerate(classes):
@@ -691,11 +693,6 @@ def overlap_of(kind: str) -> float:
     """The box overlap beyond which `select` drops the weaker of two boxes: box runs only (a point or mask run's size
     head is not trained, so its boxes mean nothing)."""
     return BOX_OVERLAP if kind == "boxes" else 0.0
-
-
-def _whole(data: Data, item: int):
-    height, width = data.images[item].shape[:2]
-    return (0.0, 0.0, float(width), float(height))
 
 
 def _box_matches(data: Data, found, units, iou_threshold: float) -> tuple[int, int, int]:
@@ -912,7 +909,7 @@ def _refit_on_every_region(run: Run, config: DetectConfig, data: Data, model, st
     delivered; every figure stays the held-out model's (said in the report). Holding
     out 4 of 12 regions costs a third of the few objects there are; with many images a fifth is held out and the
     held-out model is delivered as it is. Not when --time-budget would not cover the second training."""
-    if all(u.box == _whole(data, u.item) for u in data.units):
+    if not data.region_split:
         return model, {"refit": False, "why": "held-out whole images: the model scored is the model delivered"}
     per_epoch = state["train_seconds"] / max(state["epochs_run"], 1)
     epochs = max(1, state["best_epoch"])
