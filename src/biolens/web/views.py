@@ -258,7 +258,7 @@ def verdicts(runs_dir: Path, names: list[str]) -> list[str]:
             continue
         if task_a not in PAIRED_TASKS:
             sentences.append(f"{a} and {b}: no paired test for {TASK_NAMES.get(task_a, task_a)} runs; read the "
-                             "intervals below (overlapping intervals mean no clear difference).")
+                             "intervals below (intervals that overlap widely are no evidence of a difference).")
             continue
         tables = [_test_predictions(runs_dir / n) for n in (a, b)]
         if any(t is None for t in tables):
