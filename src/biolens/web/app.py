@@ -160,15 +160,19 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(target, filename=None if inline else target.name,
                             media_type="text/plain" if target.suffix in (".csv", ".tsv") else None)
 
+    async def _run_action(action, *args, then: str) -> RedirectResponse:
+        """A queue action on a run (cancel, rename, delete, resume): its refusal is a 409 with the engine's line."""
+        try:
+            await asyncio.to_thread(action, *args)
+        except InputError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return RedirectResponse(then, status_code=303)
+
     @app.post("/runs/{name}/cancel")
     async def cancel(request: Request, name: str):
         await checked_form(request)
         _run_folder(name)
-        try:
-            await asyncio.to_thread(queue.cancel, name)
-        except InputError as exc:
-            raise HTTPException(409, str(exc)) from None
-        return RedirectResponse(f"/runs/{name}", status_code=303)
+        return await _run_action(queue.cancel, name, then=f"/runs/{name}")
 
     @app.post("/runs/{name}/rename")
     async def rename(request: Request, name: str):
@@ -178,31 +182,19 @@ def create_app(settings: Settings) -> FastAPI:
         if not RUN_NAME.match(new):
             raise HTTPException(400, "A run name uses letters, digits, '-', '_' or '.', starts with a letter or digit "
                                      f"and has at most 64 characters; got {new!r}.")
-        try:
-            await asyncio.to_thread(queue.rename, name, new)
-        except InputError as exc:
-            raise HTTPException(409, str(exc)) from None
-        return RedirectResponse(f"/runs/{new}", status_code=303)
+        return await _run_action(queue.rename, name, new, then=f"/runs/{new}")
 
     @app.post("/runs/{name}/delete")
     async def delete(request: Request, name: str):
         await checked_form(request)
         _run_folder(name)
-        try:
-            await asyncio.to_thread(queue.delete, name)
-        except InputError as exc:
-            raise HTTPException(409, str(exc)) from None
-        return RedirectResponse("/", status_code=303)
+        return await _run_action(queue.delete, name, then="/")
 
     @app.post("/runs/{name}/resume")
     async def resume(request: Request, name: str):
         await checked_form(request)
         _run_folder(name)
-        try:
-            queue.resume(name)
-        except InputError as exc:
-            raise HTTPException(409, str(exc)) from None
-        return RedirectResponse(f"/runs/{name}", status_code=303)
+        return await _run_action(queue.resume, name, then=f"/runs/{name}")
 
     @app.get("/predict", response_class=HTMLResponse)
     async def predict_form(request: Request, run: str = ""):
