@@ -399,3 +399,18 @@ def test_a_region_split_delivers_a_network_trained_on_every_region_and_says_so(t
     objects = tmp_path / "objects.csv"
     biolens("predict", out, data / "images", "--out", objects)
     assert len(pd.read_csv(objects)) > 0
+
+
+def test_box_size_factor_is_the_median_ratio_of_annotated_to_found_on_validation_units():
+    from types import SimpleNamespace
+
+    from biolens.inference.tiles import Peaks
+    from biolens.tasks.detect import Unit, size_factor
+
+    centres = np.array([[20.0, 20.0], [60.0, 20.0], [100.0, 20.0], [20.0, 60.0], [60.0, 60.0], [100.0, 60.0]])
+    annotated = SimpleNamespace(points=centres, boxes=np.concatenate([centres - [6, 7], centres + [6, 7]], 1))
+    data = SimpleNamespace(annotations=SimpleNamespace(items=[annotated]), scale=1.0,
+                           units=[Unit(0, (0, 0, 64, 100), "val"), Unit(0, (64, 0, 130, 100), "val")])
+    found = [Peaks(centres.copy(), np.zeros(6, int), np.full(6, 0.9), np.full((6, 2), 10.0))]  # 10 x 10 boxes
+    assert size_factor(data, found, 1, 5.0, 0.5) == [1.2, 1.4]        # 12/10 wide, 14/10 high
+    assert size_factor(data, found, 1, 5.0, 0.95) == [1.0, 1.0]       # nothing above the threshold: no factor

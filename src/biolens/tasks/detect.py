@@ -539,10 +539,10 @@ def size_factor(data: Data, peaks, min_distance: float, radius: float, threshold
     from biolens.inference.tiles import select
     from biolens.stats.objects import match_points
 
+    found = [_objects(p, select(p, threshold, min_distance), data) for p in peaks]
     ratios = []
     for unit in (u for u in data.units if u.split == "val"):
-        item = data.annotations.items[unit.item]
-        objects = _objects(peaks[unit.item], select(peaks[unit.item], threshold, min_distance), data)
+        item, objects = data.annotations.items[unit.item], found[unit.item]
         truth_in, found_in = _in_box(item.points, unit.box), _in_box(objects["centres"], unit.box)
         rows, cols = match_points(item.points[truth_in], objects["centres"][found_in], radius)
         true_boxes, found_boxes = item.boxes[truth_in][rows], objects["boxes"][found_in][cols]
