@@ -1,7 +1,7 @@
 """Checks of a run's inputs that take seconds, made before a job is queued (the web app's New run form), so that a
 mistake is said while the person is still at the form instead of when the job's turn comes.
 
-The same readers as the run itself (readers/*), on headers and file lists only: a wrong trait name (with the column
+The same readers as the run itself (readers/*), on headers, file lists and small tables only: a wrong trait name (with the column
 whose case differs), genotype and phenotype files given the wrong way round, a label column that is not there, a
 file that is not training data. The run itself still checks everything again.
 """
@@ -56,13 +56,12 @@ def _check_association(params: dict) -> None:
         raise InputError(f"{Path(genotypes).name} is not a VCF/BCF" + (": it looks like a table, so the genotype and "
                          "phenotype files may be swapped." if swapped else "; give a VCF, VCF.gz, BCF or an aligned FASTA."))
     covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
-    _check_columns(phenotypes, [params["trait"], *covariates], "column")
     read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
 
 
 def _check_columns(path: Path, names: list[str], what: str) -> None:
     """Each name is a column of the table at `path`; a name that differs only in case is pointed at."""
-    from biolens.readers.tables import is_table, read_table
+    from biolens.readers.tables import column_hint, is_table, read_table
 
     if not is_table(path):
         return  # a folder of images or an AnnData file: the run reads and checks it
@@ -70,7 +69,6 @@ def _check_columns(path: Path, names: list[str], what: str) -> None:
     for name in names:
         if name in columns:
             continue
-        near = [c for c in columns if c.lower() == name.lower()]
-        hint = f" Did you mean '{near[0]}'? Names are case-sensitive." if near else ""
+        hint = column_hint(name, columns)
         raise InputError(f"{path.name} has no {what} '{name}'.{hint} Its columns: {', '.join(map(str, columns[:20]))}"
                          + (" ..." if len(columns) > 20 else "") + ".")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from biolens.errors import InputError
+from biolens.readers.tables import column_hint
 
 MISSING = ["", "NA", "N/A", "NaN", "nan", ".", "na", "null", "NULL"]
 SAMPLE_COLUMNS = ("sample", "sample_id", "id", "iid", "individual", "name")
@@ -84,7 +85,8 @@ def _encode_covariates(table: pd.DataFrame, names: list[str], path: Path) -> tup
     blocks, columns = [], []
     for name in names:
         if name not in table.columns:
-            raise InputError(f"{path}: covariate '{name}' is not a column (columns: {', '.join(table.columns)}).")
+            raise InputError(f"{path}: covariate '{name}' is not a column.{column_hint(name, table.columns)} "
+                             f"Columns: {', '.join(table.columns)}.")
         raw = table[name]
         numeric = pd.to_numeric(raw, errors="coerce")
         if np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)).any():
@@ -115,7 +117,8 @@ def read_phenotypes(path: Path | str, trait: str, covariates: list[str] | None =
     table = read_table(path)
     column = _sample_column(table, path, sample_column)
     if trait not in table.columns:
-        raise InputError(f"{path}: no trait column '{trait}' (columns: {', '.join(table.columns)}). Pass --trait NAME.")
+        raise InputError(f"{path}: no trait column '{trait}'.{column_hint(trait, table.columns)} Columns: "
+                         f"{', '.join(table.columns)}; give the trait's column with --trait.")
     ids = table[column].astype(str).str.strip()
     duplicated = ids[ids.duplicated()].unique()
     if len(duplicated):

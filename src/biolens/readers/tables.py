@@ -122,6 +122,12 @@ def read_table(path: Path | str, what: str = "table", *, dtype=str, missing: lis
     return table
 
 
+def column_hint(name: str, columns) -> str:
+    """' Did you mean ...?' when a column differs from `name` only in case (names are case-sensitive), else ''."""
+    near = [str(c) for c in columns if str(c).lower() == name.lower() and str(c) != name]
+    return f" Did you mean '{near[0]}'? Names are case-sensitive." if near else ""
+
+
 def line_of(row_index: int) -> int:
     """The line number a user sees in an editor for a 0-based data row (the header is line 1)."""
     return int(row_index) + 2
