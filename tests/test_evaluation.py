@@ -55,6 +55,23 @@ def test_bootstrap_interval_brackets_the_estimate_and_groups_widen_it():
     assert set(plain["per_class"]["a"]) >= {"precision", "recall", "f1", "recall_ci95", "support"}
 
 
+def test_a_test_set_without_errors_gets_exact_intervals_not_a_point():
+    """20 correct out of 20 is not certainty: the rule of three puts the lower bound near 0.85, not 1.0."""
+    truth = np.array([0] * 20 + [1] * 60)
+    probs = np.eye(2)[truth] * 0.9 + 0.05
+    metrics = evaluation.classification_metrics(truth, probs, ["rare", "common"], n_boot=200)
+    rare_low = metrics["per_class"]["rare"]["recall_ci95"][0]
+    assert abs(rare_low - 0.025 ** (1 / 20)) < 1e-6            # Clopper-Pearson at 20 of 20
+    low, high = metrics["balanced_accuracy_ci95"]
+    assert high == 1.0 and 0.85 < low < 0.95 and low < metrics["per_class"]["common"]["recall_ci95"][0]
+    assert metrics["accuracy_ci95"][0] == evaluation.exact_interval(80, 80)[0]
+    assert set(metrics["bootstrap"]["exact_intervals"]) >= {"recall of rare", "balanced accuracy", "accuracy"}
+    one_error = truth.copy()
+    one_error[0] = 1
+    noisy = evaluation.classification_metrics(truth, np.eye(2)[one_error] * 0.9 + 0.05, ["rare", "common"], n_boot=200)
+    assert "balanced accuracy" not in noisy["bootstrap"].get("exact_intervals", [])   # the bootstrap sees the error
+
+
 def test_honesty_warnings_name_chance_level_worse_calibration_and_extreme_temperatures():
     from biolens.engine.supervised import honesty_warnings
 

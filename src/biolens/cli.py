@@ -369,7 +369,7 @@ def doctor(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Run folder for the demo."),
     data: Optional[Path] = typer.Option(None, "--data", help="Labelled images (default ../shared/data/blood_cells, else the bundled examples)."),
-    epochs: int = typer.Option(12, "--epochs"),
+    epochs: int = typer.Option(5, "--epochs", help="Training epochs (the demo trains on a sample of the photos to finish in minutes)."),
 ):
     """A full workflow on example data: train, predict, report.
 

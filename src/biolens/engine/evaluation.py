@@ -97,7 +97,47 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
     }
     metrics["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=range(k)).tolist()
     metrics["bootstrap"] = {"resamples": n_boot, "unit": "group" if units is not None else "image"}
+    _exact_where_bootstrap_is_blind(metrics, y_true, y_pred, class_names)
     return metrics
+
+
+def exact_interval(successes: int, n: int) -> list[float]:
+    """Clopper-Pearson 95% interval of a proportion: valid at 0 and n successes, where a bootstrap has none."""
+    from scipy.stats import beta
+
+    low = float(beta.ppf(0.025, successes, n - successes + 1)) if successes > 0 else 0.0
+    high = float(beta.ppf(0.975, successes + 1, n - successes)) if successes < n else 1.0
+    return [low, high]
+
+
+def _exact_where_bootstrap_is_blind(metrics: dict, y_true: np.ndarray, y_pred: np.ndarray,
+                                    class_names: list[str]) -> None:
+    """A test set without a single error resamples to the same score every time: the bootstrap interval collapses
+    to a point (100%, 95% CI 100-100), which claims a certainty 20 test images cannot give. Where it collapsed, the
+    interval becomes the exact binomial one: per class for recall and precision, over all items for accuracy, and
+    the mean of the classes' exact bounds for balanced accuracy (conservative)."""
+    blind = []
+    recall_bounds = []
+    for c, name in enumerate(class_names):
+        entry, truth, called = metrics["per_class"][name], y_true == c, y_pred == c
+        if not truth.any():
+            continue
+        exact = exact_interval(int((truth & called).sum()), int(truth.sum()))
+        recall_bounds.append(exact)
+        if entry["recall_ci95"][1] - entry["recall_ci95"][0] < 1e-12:
+            entry["recall_ci95"] = exact
+            blind.append(f"recall of {name}")
+        if called.any() and entry["precision_ci95"][1] - entry["precision_ci95"][0] < 1e-12:
+            entry["precision_ci95"] = exact_interval(int((truth & called).sum()), int(called.sum()))
+    if metrics["accuracy_ci95"][1] - metrics["accuracy_ci95"][0] < 1e-12:
+        metrics["accuracy_ci95"] = exact_interval(int((y_true == y_pred).sum()), len(y_true))
+        blind.append("accuracy")
+    if metrics["balanced_accuracy_ci95"][1] - metrics["balanced_accuracy_ci95"][0] < 1e-12 and recall_bounds:
+        metrics["balanced_accuracy_ci95"] = [float(np.mean([b[0] for b in recall_bounds])),
+                                             float(np.mean([b[1] for b in recall_bounds]))]
+        blind.append("balanced accuracy")
+    if blind:
+        metrics["bootstrap"]["exact_intervals"] = blind
 
 
 def paired_difference(y: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray, *, resamples: int = 2000,

@@ -54,8 +54,18 @@ def image_methods(info: dict, metrics: dict) -> str:
         f"(T = {metrics.get('temperature', 1):.2f}) and predictions flagged as unsure by split-conformal prediction "
         f"(alpha = {config['conformal_alpha']}). The test set was used once, after training. Confidence intervals are "
         f"95% percentile bootstrap intervals ({metrics.get('bootstrap', {}).get('resamples', 1000)} resamples of "
-        f"{'groups' if metrics.get('bootstrap', {}).get('unit') == 'group' else 'images'}). Random seed {info['seed']}."
+        f"{'groups' if metrics.get('bootstrap', {}).get('unit') == 'group' else 'images'}){_exact_note(metrics)}. "
+        f"Random seed {info['seed']}."
     )
+
+
+def _exact_note(metrics: dict) -> str:
+    """Where the test set held no error the bootstrap interval is a point; evaluation then gave exact intervals."""
+    blind = metrics.get("bootstrap", {}).get("exact_intervals")
+    if not blind:
+        return ""
+    return ("; where the test set held no error, so that every resample scores the same, the interval is the exact "
+            f"Clopper-Pearson one instead ({', '.join(blind)}; balanced accuracy: the mean of the classes' bounds)")
 
 
 def sequence_methods(info: dict, metrics: dict) -> str:
@@ -79,7 +89,8 @@ def sequence_methods(info: dict, metrics: dict) -> str:
         f"{config['patience']}). Probabilities were calibrated by temperature scaling on the validation set (T = "
         f"{metrics.get('temperature', 1):.2f}) and predictions flagged as unsure by split-conformal prediction (alpha = "
         f"{config['conformal_alpha']}). The test set was used once, after training. Confidence intervals are 95% "
-        f"percentile bootstrap intervals ({metrics.get('bootstrap', {}).get('resamples', 1000)} resamples). Motifs: for "
+        f"percentile bootstrap intervals ({metrics.get('bootstrap', {}).get('resamples', 1000)} resamples"
+        f"{_exact_note(metrics)}). Motifs: for "
         f"each first-layer filter, the strongest window of every training and validation sequence on either strand was "
         f"kept when it reached half of the filter's maximum activation, and the bases of these windows form the motif's "
         f"frequency matrix (flanks under 0.3 bits trimmed); importance is the rise in cross-entropy when the filter's output "
