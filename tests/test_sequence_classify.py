@@ -88,21 +88,30 @@ def test_held_out_score_is_honest_and_high(sequence_run):
 def test_planted_motifs_are_recovered_as_distinct_motifs(sequence_run):
     motifs = read_tsv(sequence_run / "motifs.tsv")
     assert list(motifs[0])[:4] == ["motif", "consensus", "n_sites", "importance"]
-    importance = [float(m["importance"]) for m in motifs]
-    assert importance == sorted(importance, reverse=True)
-    distinct = [m for m in motifs if not m["same_as"]][:6]
+    for label in {m["favours"] for m in motifs}:  # best first within each class; the classes take turns
+        ours = [m for m in motifs if m["favours"] == label]
+        assert [float(m["importance"]) for m in ours] == sorted((float(m["importance"]) for m in ours), reverse=True)
+        assert [int(m["rank_in_class"]) for m in ours] == list(range(1, len(ours) + 1))
+    assert [int(m["rank_in_class"]) for m in motifs] == sorted(int(m["rank_in_class"]) for m in motifs)
+    top = motifs[:6]
     for label, planted in PLANTED_MOTIFS.items():
-        hits = [m for m in distinct if contains_motif(m["consensus"], planted)]
-        assert hits, f"{planted} not among {[m['consensus'] for m in distinct]}"
+        hits = [m for m in top if contains_motif(m["consensus"], planted)]
+        assert hits, f"{planted} not among {[m['consensus'] for m in top]}"
         assert hits[0]["favours"] == label
     assert (sequence_run / "figures" / "motifs.png").stat().st_size > 10_000
     report = (sequence_run / "report.html").read_text()
-    assert "Motifs the network learned" in report and distinct[0]["consensus"] in report
+    assert "Motifs the network learned" in report and top[0]["consensus"] in report
     from Bio import motifs as biopython_motifs
 
     with open(sequence_run / "motifs.meme") as handle:  # a file Tomtom/MEME tools read
         parsed = biopython_motifs.parse(handle, "minimal")
     assert len(parsed) == len(motifs)
+    matrices = [np.array([parsed_motif.pwm[b] for b in "ACGT"]).T for parsed_motif in parsed]
+    for i in range(len(matrices)):  # repeats were merged: no two rows are the same motif
+        for j in range(i + 1, len(matrices)):
+            assert similarity(matrices[i], matrices[j]) < 0.6, (motifs[i]["consensus"], motifs[j]["consensus"])
+    merged = sum(len(m["same_as"].split(",")) for m in motifs if m["same_as"])
+    assert json.loads((sequence_run / "metrics.json").read_text())["motifs"]["repeats_merged"] == merged
 
 
 def test_predict_new_fasta(sequence_run, tmp_path):
@@ -178,6 +187,20 @@ def test_one_hot_centres_and_pads():
     assert "".join("ACGT"[k] if row.any() else "." for row, k in zip(encoded[1], encoded[1].argmax(1))) == "..AC.."
     assert "".join("ACGT"[k] if row.any() else "." for row, k in zip(encoded[2], encoded[2].argmax(1))) == "CGTACG"
     assert encoded[0, :5].sum() == 5 and encoded[0, 5].sum() == 0
+
+
+def test_each_class_gets_its_turn_at_the_top_of_the_motif_list():
+    from biolens.explain.motifs import Motif, interleave_classes
+
+    def motif(name, importance, favours):
+        return Motif(name, np.zeros((10, 4)), 20, importance, favours)
+
+    strong_a = [motif(f"a{k}", 0.1 - k * 0.01, "A") for k in range(5)]   # one factor's site, learned 5 ways
+    weak_b = [motif("b0", 0.02, "B"), motif("b1", 0.001, "B")]
+    ordered = interleave_classes(strong_a + weak_b)
+    assert [m.name for m in ordered[:4]] == ["a0", "b0", "a1", "b1"]
+    assert [m.rank_in_class for m in ordered[:4]] == [1, 1, 2, 2]
+    assert [m.name for m in ordered[4:]] == ["a2", "a3", "a4"]
 
 
 def test_motif_consensus_and_similarity_rules():

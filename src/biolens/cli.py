@@ -239,6 +239,7 @@ def associate(
     candidate_pairs: Optional[int] = typer.Option(None, "--candidate-pairs", help="Pairs per network given explicit interaction terms after screening all pairs (default 32)."),
     permutations: Optional[int] = typer.Option(None, "--permutations", help="Null refits per test (default 20; more = finer p-values)."),
     folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validation folds for deep vs additive (default 5)."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Run the classical pair scans on a Dask cluster: 'local' (worker processes here) or a scheduler address tcp://HOST:8786 (docs/scaling.md)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted association run folder."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
 ):
@@ -253,7 +254,7 @@ def associate(
     run = biolens.associate(phenotypes, trait, out, genotypes=genotypes, sequences=sequences, resume=resume, **_given(
         covariates=covariates, sample_column=sample_column, sample_map=sample_map, min_maf=min_maf,
         structure_genotypes=structure_genotypes, structure_pcs=structure_pcs, candidate_pairs=candidate_pairs,
-        permutations=permutations, folds=folds, seed=seed))
+        permutations=permutations, folds=folds, dask=dask, seed=seed))
     metrics = run.metrics
     typer.echo(metrics.get("verdict", ""))
     typer.echo(f"variants: {run.file('variants.tsv')}  interactions: {run.file('interactions.tsv')}")

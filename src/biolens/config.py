@@ -330,6 +330,8 @@ class AssociateConfig(TaskConfig):
         candidate_pairs: pairs given explicit terms in the network.
         pairs_written: rows of interactions.tsv.
         explain_samples: individuals used for in-silico mutagenesis.
+        dask: run the classical pair scans on a Dask cluster: "local" (worker processes on this machine) or a
+            scheduler address (tcp://host:8786); none = in this process.
         seed: random seed.
     """
     phenotypes: str = ""
@@ -347,9 +349,12 @@ class AssociateConfig(TaskConfig):
     candidate_pairs: int = option(32, low=1, high=10_000, integer=True)
     pairs_written: int = option(1000, low=1, high=10_000_000, integer=True)
     explain_samples: int = option(512, low=16, high=1_000_000, integer=True)
+    dask: str | None = None
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
 
     def check(self) -> None:
+        if self.dask and self.dask != "local" and "://" not in self.dask:
+            raise InputError(f"--dask {self.dask}: expected 'local' or a scheduler address such as tcp://host:8786.")
         if isinstance(self.covariates, str):
             self.covariates = [c.strip() for c in self.covariates.split(",") if c.strip()]
         if (self.genotypes is None) == (self.sequences is None):

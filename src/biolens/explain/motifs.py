@@ -5,10 +5,12 @@ Sites (as in Basset, Kelley et al. 2016): in each sequence the filter's stronges
 kept when it reaches half of the filter's strongest activation over all sequences; the PFM counts the bases
 of those windows. Importance: the rise in cross-entropy (nats per sequence) when the filter's output is
 replaced by its mean (the filter 'knocked out'); `favours` is the class whose logit falls most without it.
+Filters that learned the same motif (or its reverse complement) are merged into one motif, knocked out
+together; the list is best first within each class, the classes taking turns.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +30,9 @@ class Motif:
     start: int = 0            # informative core: counts[start:stop]
     stop: int = 0
     same_as: str = ""         # the more important motif this one repeats (either strand), "" when distinct
+    filters: list = field(default_factory=list)   # first-layer filters (0-based) that learned this motif
+    repeats: list = field(default_factory=list)   # names of the filters merged into this one
+    rank_in_class: int = 0
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -75,10 +80,12 @@ def _strands(batch: np.ndarray, both: bool) -> list[np.ndarray]:
 
 
 def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_names: list[str], *,
+                   importance_rows: np.ndarray | None = None,
                    min_sites: int = 10, max_importance_rows: int = 1000, seed: int = 0) -> tuple[list[Motif], dict]:
-    """Motifs of the model's first layer over `rows` of one-hot `x` (never the test set), best first.
+    """The distinct motifs of the model's first layer over `rows` of one-hot `x` (never the test set): repeats
+    merged, best first within each class, classes taking turns (`interleave_classes`).
 
-    Returns the motifs and notes (how many filters were left out as unused).
+    Returns the motifs and notes (how many filters were left out as unused, how many repeats were merged).
     """
     import keras
 
@@ -99,7 +106,7 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
         chunk = slice(start, start + 256)
         batch = np.asarray(x[np.sort(rows[chunk])], dtype=np.float32)[np.argsort(np.argsort(rows[chunk]))]
         for s, view in enumerate(_strands(batch, both)):
-            act = np.maximum(keras.ops.convert_to_numpy(keras.ops.conv(view, kernel, padding="valid")) + bias, 0)
+            act = keras.ops.convert_to_numpy(layer.activation(keras.ops.conv(view, kernel, padding="valid") + bias))
             total += act.sum(axis=(0, 1))
             positions += act.shape[0] * act.shape[1]
             peak, at = act.max(axis=1), act.argmax(axis=1)
@@ -110,7 +117,8 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
     mean_activation = total / max(positions, 1)
 
     rng = np.random.default_rng(seed)
-    scored = np.sort(rng.choice(rows, min(len(rows), max_importance_rows), replace=False))
+    pool = rows if importance_rows is None else importance_rows
+    scored = np.sort(rng.choice(pool, min(len(pool), max_importance_rows), replace=False))
     full = predict_logits(model, x, scored)
     truth = y[scored]
 
@@ -123,6 +131,18 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
         return logits - logits.mean(axis=1, keepdims=True)
 
     base_loss = cross_entropy(full)
+
+    def knock_out(filters: list[int]) -> tuple[np.ndarray, float]:
+        """The filters' outputs replaced by their mean: (fall of each class's centred logit, cross-entropy)."""
+        ablated_kernel, ablated_bias = kernel.copy(), bias.copy()
+        ablated_kernel[:, :, filters], ablated_bias[filters] = 0.0, mean_activation[filters]
+        layer.set_weights([ablated_kernel, ablated_bias])
+        try:
+            knocked = predict_logits(model, x, scored)
+        finally:
+            layer.set_weights([kernel, bias])
+        return (centred(full) - centred(knocked)).mean(axis=0), cross_entropy(knocked)
+
     motifs, unused = [], 0
     offsets = np.arange(width)
     for f in range(n_filters):
@@ -137,22 +157,37 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
         windows[~forward] = windows[~forward][:, :, ::-1]
         counts = windows.sum(axis=0)
 
-        ablated_kernel, ablated_bias = kernel.copy(), bias.copy()
-        ablated_kernel[:, :, f], ablated_bias[f] = 0.0, mean_activation[f]
-        layer.set_weights([ablated_kernel, ablated_bias])
-        try:
-            knocked = predict_logits(model, x, scored)
-        finally:
-            layer.set_weights([kernel, bias])
-        drop = (centred(full) - centred(knocked)).mean(axis=0)
-        motif = Motif(f"filter{f + 1:02d}", counts, len(sites), cross_entropy(knocked) - base_loss,
-                      class_names[int(np.argmax(drop))])
+        drop, loss = knock_out([f])
+        motif = Motif(f"filter{f + 1:02d}", counts, len(sites), loss - base_loss, class_names[int(np.argmax(drop))])
         motif.start, motif.stop = _core(counts)
+        motif.filters = [f]
         motifs.append(motif)
     motifs.sort(key=lambda m: -m.importance)
     mark_repeats(motifs)
-    return motifs, {"filters": int(n_filters), "unused_filters": unused, "importance_sequences": int(len(scored)),
-                    "site_sequences": int(len(rows)), "both_strands": both}
+    distinct = [m for m in motifs if not m.same_as]
+    for leader in distinct:  # a motif learned by several filters: knocking one out leaves the others to stand in
+        members = [m for m in motifs if m is leader or m.same_as == leader.name]
+        if len(members) > 1:
+            leader.filters = [m.filters[0] for m in members]
+            drop, loss = knock_out(leader.filters)
+            leader.importance, leader.favours = loss - base_loss, class_names[int(np.argmax(drop))]
+            leader.repeats = [m.name for m in members[1:]]
+    distinct = interleave_classes(distinct)
+    return distinct, {"filters": int(n_filters), "unused_filters": unused, "repeats_merged": len(motifs) - len(distinct),
+                      "importance_sequences": int(len(scored)), "site_sequences": int(len(rows)), "both_strands": both,
+                      "order": "classes interleaved"}
+
+
+def interleave_classes(motifs: list[Motif]) -> list[Motif]:
+    """Best first within each class, the classes taking turns (the class of the single most important motif
+    first): in a two-factor set one factor's strong site must not push the other factor's motif out of the top
+    of the list. Each motif's `rank_in_class` is set."""
+    by_class: dict[str, list[Motif]] = {}
+    for motif in sorted(motifs, key=lambda m: -m.importance):
+        by_class.setdefault(motif.favours, []).append(motif)
+        motif.rank_in_class = len(by_class[motif.favours])
+    order = list(by_class)  # classes in the order of their best motif
+    return sorted(motifs, key=lambda m: (m.rank_in_class, order.index(m.favours)))
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

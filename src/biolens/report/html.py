@@ -68,6 +68,14 @@ def _exact_note(metrics: dict) -> str:
             f"Clopper-Pearson one instead ({', '.join(blind)}; balanced accuracy: the mean of the classes' bounds)")
 
 
+def _scan_engine(metrics: dict) -> str:
+    engine = metrics.get("pair_scans") or {}
+    if engine.get("engine") != "dask":
+        return ""
+    return (f" (both scans in blocks of pairs on a Dask cluster: {engine.get('workers')} workers, "
+            f"{engine.get('threads')} threads)")
+
+
 def sequence_methods(info: dict, metrics: dict) -> str:
     """Methods paragraph of a sequence classification run."""
     config, versions = info["config"], info.get("versions", {})
@@ -121,7 +129,8 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"PLINK --clump does (index sites first, their tags after). All {metrics['n_pairs']} site pairs were tested "
         f"for epistasis with a dosage-product term (y ~ covariates + a + b + a*b, as PLINK --epistasis) and with the "
         f"saturated two-locus test (F test of the full 3 x 3 genotype table against both sites' main effects, up to "
-        f"4 df, on the covariate-adjusted trait), which detects interactions of any form. A genotype network (additive "
+        f"4 df, on the covariate-adjusted trait), which detects interactions of any form{_scan_engine(metrics)}. "
+        f"A genotype network (additive "
         f"term; the four Cockerham interaction terms, additive and dominance codes crossed, of the "
         f"{config['candidate_pairs']} site pairs whose terms explain most of the trait, screened over all pairs and "
         f"pruned so that no two candidates tag each other at r^2 >= 0.5, with a group-lasso penalty per pair; a "

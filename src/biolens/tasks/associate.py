@@ -134,7 +134,7 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
     # "_v2": checkpoints of runs interrupted under an older biolens lack the saturated test and tail model; their
     # stages are recomputed rather than read
-    classical = cached_stage(run, "classical_v2", lambda: _classical(data))
+    classical = cached_stage(run, "classical_v2", lambda: _classical(data, config.dask))
     fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
@@ -153,8 +153,9 @@ def _r2_additive(data: _Data, crossval: dict) -> float:
     return float(r2_score(data.y_model, crossval["oof_additive"]))
 
 
-def _classical(data: _Data) -> dict:
-    from biolens.stats import linkage, regression, two_locus
+def _classical(data: _Data, dask: str | None = None) -> dict:
+    from biolens.engine.dask_scans import dask_client, describe, pair_scans
+    from biolens.stats import linkage, regression
     from biolens.stats.significance import bh_qvalues
 
     with console.step("classical per-site tests and LD"):
@@ -163,14 +164,17 @@ def _classical(data: _Data) -> dict:
         blocks = linkage.blocks(r2)
     m = data.x.shape[1]
     pairs = np.stack(np.triu_indices(m, 1), axis=1)
-    with console.step(f"classical epistasis scans ({len(pairs)} pairs: product term and saturated 3 x 3 table)"):
-        pair_beta, p_pair = regression.pair_tests(data.dosage, data.y, data.covariates, data.kind, pairs)
-        f_saturated, df_saturated, p_saturated = two_locus.saturated_pair_tests(data.dosage, data.y, data.covariates,
-                                                                                pairs)
+    where = f" on the Dask cluster {dask}" if dask else ""
+    with dask_client(dask) as client, \
+            console.step(f"classical epistasis scans ({len(pairs)} pairs: product term and saturated 3 x 3 table){where}"):
+        scans = pair_scans(data.dosage, data.y, data.covariates, data.kind, pairs, client)
+        engine = describe(client)
     q_site = bh_qvalues(p_site)
     return {"beta": beta, "p_site": p_site, "q_site": q_site, "r2": r2, "ld_block": blocks,
-            "pairs": pairs, "pair_beta": pair_beta, "p_epistasis": p_pair, "q_epistasis": bh_qvalues(p_pair),
-            "p_saturated": p_saturated, "q_saturated": bh_qvalues(p_saturated), "df_saturated": df_saturated,
+            "pairs": pairs, "pair_beta": scans["pair_beta"], "p_epistasis": scans["p_epistasis"],
+            "q_epistasis": bh_qvalues(scans["p_epistasis"]), "p_saturated": scans["p_saturated"],
+            "q_saturated": bh_qvalues(scans["p_saturated"]), "df_saturated": scans["df_saturated"],
+            "pair_scan_engine": np.asarray(json.dumps(engine)),
             "lambda_gc": np.asarray(regression.genomic_inflation(p_site)),
             "lambda_gc_unlinked": np.asarray(_unlinked_inflation(p_site, q_site, r2)),
             "effective_tests": np.asarray(regression.effective_tests(data.dosage))}
@@ -453,6 +457,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "site_test_tail": site_tail, "pair_test_tail": pair_tail,
         "site_q_floor": _q_floor(site_tail, m), "pair_q_floor": _q_floor(pair_tail, len(pairs)),
         "effective_tests": _none_if_nan(classical.get("effective_tests", np.nan)),
+        "pair_scans": json.loads(str(classical["pair_scan_engine"])) if "pair_scan_engine" in classical else None,
         "inflation_reading": _inflation_reading(float(classical["lambda_gc"]), classical["lambda_gc_unlinked"],
                                                 int((classical["q_site"] < 0.05).sum()), data.covariate_columns,
                                                 float(classical.get("effective_tests", m))),

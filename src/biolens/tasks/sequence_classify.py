@@ -139,17 +139,17 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
     with console.step("reading the motifs the network learned"):
         motifs, notes = learned_motifs(model, x, y, np.concatenate([parts["train"], parts["val"]]), class_names,
                                        seed=config.seed)
-    write_csv(run.path / "motifs.tsv", ["motif", "consensus", "n_sites", "importance", "favours", "same_as", "bits"],
-              [[m.name, m.consensus, m.n_sites, f"{m.importance:.5f}", m.favours, m.same_as, f"{_bits(m):.2f}"]
-               for m in motifs], delimiter="\t")
+    write_csv(run.path / "motifs.tsv", ["motif", "consensus", "n_sites", "importance", "favours", "same_as", "bits",
+                                        "rank_in_class"],
+              [[m.name, m.consensus, m.n_sites, f"{m.importance:.5f}", m.favours, ",".join(m.repeats),
+                f"{_bits(m):.2f}", m.rank_in_class] for m in motifs], delimiter="\t")
     write_meme(motifs, run.path / "motifs.meme")
-    distinct = [m for m in motifs if not m.same_as]
-    if distinct:
-        figures.motif_logos(distinct, run.path / "figures" / "motifs.png")
-    metrics["motifs"] = {**notes, "reported": len(motifs), "distinct": len(distinct),
+    if motifs:
+        figures.motif_logos(motifs, run.path / "figures" / "motifs.png")
+    metrics["motifs"] = {**notes, "reported": len(motifs), "distinct": len(motifs),
                          "top": [{"motif": m.name, "consensus": m.consensus, "favours": m.favours,
                                   "importance": round(m.importance, 5), "n_sites": m.n_sites,
-                                  "repeats": sum(r.same_as == m.name for r in motifs)} for m in distinct[:10]]}
+                                  "repeats": len(m.repeats)} for m in motifs[:10]]}
     metrics["length"] = int(x.shape[1])
     supervised.save_results(run, model, metrics, seconds)
     return True
