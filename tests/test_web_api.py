@@ -134,6 +134,23 @@ def test_a_path_inside_the_roots_queues_a_job(server, tmp_path):
     assert server.app.app.state.queue.latest_for("cells")["status"] == "cancelled"
 
 
+def test_network_and_image_size_are_chosen_in_the_form_and_reach_the_job(server, tmp_path):
+    form = server.get("/new").text
+    assert 'name="backbone"' in form and "MobileNetV3 Small" in form and 'name="image_size"' in form
+    shutil.copytree(SLICE, tmp_path / "data" / "cells")
+    manifest = str(tmp_path / "data" / "cells" / "manifest.csv")
+    queued = new_run(server, name="mobile", path=manifest, backbone="MobileNetV3Small",
+                     image_size="96")
+    assert queued.status_code == 303, alert(queued)
+    params = json.loads(server.app.app.state.queue.latest_for("mobile")["params"])
+    assert params["backbone"] == "MobileNetV3Small" and params["image_size"] == 96
+    server.post("/runs/mobile/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+    odd = new_run(server, name="odd", path=manifest, backbone="../../etc", image_size="96")
+    assert odd.status_code == 303  # an unknown network falls back to the compact one, never reaches the engine
+    assert json.loads(server.app.app.state.queue.latest_for("odd")["params"])["backbone"] == "compact"
+    server.post("/runs/odd/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+
+
 def test_pretrain_is_offered_and_queued_with_the_engine_gate(server, tmp_path):
     assert "Learn what your images look like" in server.get("/new").text
     shutil.copytree(SLICE / "images", tmp_path / "data" / "cells")

@@ -105,7 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/new", response_class=HTMLResponse)
     async def new_run_form(request: Request):
-        return page(request, "new", form={}, roots=settings.roots, error=None)
+        return page(request, "new", form={}, roots=settings.roots, error=None, **views.NEW_RUN_CHOICES)
 
     @app.post("/new")
     async def new_run(request: Request):
@@ -118,7 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
             queue.submit(task, name, params)
         except InputError as exc:
             return page(request, "new", 400, form=values, roots=settings.roots,
-                        error=views.in_web_words(str(exc), settings.uploads_dir))
+                        error=views.in_web_words(str(exc), settings.uploads_dir), **views.NEW_RUN_CHOICES)
         return RedirectResponse(f"/runs/{name}", status_code=303)
 
     @app.get("/runs/{name}", response_class=HTMLResponse)
@@ -399,7 +399,10 @@ def create_app(settings: Settings) -> FastAPI:
                                 "learning_curve": values.get("learning_curve", "auto")
                                 if values.get("learning_curve") in ("auto", "on", "off") else "auto",
                                 "pretrain": values.get("pretrain") if values.get("pretrain") in ("auto", "on", "off")
-                                else "auto"}
+                                else "auto",
+                                "backbone": values.get("backbone") if values.get("backbone") in dict(views.BACKBONE_CHOICES)
+                                else "compact",
+                                "image_size": _integer(values, "image_size", 0, 0, 1024)}
         if task == "pretrain":
             data = await _data_from_form(form, "files", "path", target / "data")
             root = _image_data_root(data)  # a folder of images (class sub-folders welcome), never its manifest

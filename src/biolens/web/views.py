@@ -218,6 +218,12 @@ METRIC_NAMES = {"balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1"
                 "accuracy": "accuracy", "auc_deep": "AUC, deep model", "auc_additive": "AUC, additive model",
                 "r2_deep": "R², deep model", "r2_additive": "R², additive model", "f1": "F1 (objects)",
                 "count_mae": "count error per unit (MAE)", "nmi": "NMI with the known label", "ari": "ARI with the known label"}
+BACKBONE_CHOICES = [("compact", "Compact (trains from scratch; best on a laptop)"),
+                    ("MobileNetV3Small", "MobileNetV3 Small (ImageNet start when available)"),
+                    ("EfficientNetB0", "EfficientNet B0 (ImageNet start when available; GPU advised)"),
+                    ("ResNet50V2", "ResNet50 v2 (ImageNet start when available; GPU advised)"),
+                    ("ConvNeXtTiny", "ConvNeXt Tiny (ImageNet start when available; GPU advised)")]
+NEW_RUN_CHOICES = {"backbones": BACKBONE_CHOICES, "image_sizes": [0, 32, 48, 64, 96, 128, 224]}
 AUTOMATIC_WHEN_ZERO = ("image_size", "object_size", "time_budget", "epochs_pretrain", "n_clusters")
 
 
