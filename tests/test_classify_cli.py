@@ -18,13 +18,16 @@ from conftest import ENV, ROOT, biolens
 
 def test_train_writes_a_complete_run_folder(trained_run):
     for name in ("run.json", "metrics.json", "history.csv", "model.keras", "predictions.csv", "report.html",
-                 "splits.csv", "figures/confusion_matrix.png", "figures/gradcam.png", "figures/training_curves.png"):
+                 "splits.csv", "figures/confusion_matrix.png", "figures/gradcam.png", "figures/training_curves.png",
+                 "figures/class_examples.png"):
         assert (trained_run / name).exists(), name
+    assert 'alt="A few training images of each class"' in (trained_run / "report.html").read_text()
     assert any((trained_run / "tensorboard").rglob("events.out.tfevents*"))
     info = json.loads((trained_run / "run.json").read_text())
     assert info["status"] == "complete" and info["task"] == "classify" and info["seed"] == 1
     assert info["model_sha256"] == hashlib.sha256((trained_run / "model.keras").read_bytes()).hexdigest()
     assert info["versions"]["tensorflow"] and info["data_fingerprint"] and info["class_names"] == ["Platelets", "RBC", "WBC"]
+    assert info["learning_rate"] == pytest.approx(0.003 * info["batch_size"] / 32)  # small data, small batch, gentler rate
     metrics = json.loads((trained_run / "metrics.json").read_text())
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):
         low, high = metrics[f"{key}_ci95"]

@@ -3,7 +3,6 @@ process, and `--dask` is checked at the door."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from biolens.engine.dask_scans import dask_client, describe, pair_scans
 

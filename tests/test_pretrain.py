@@ -55,6 +55,30 @@ def test_encoder_weights_start_a_compact_classifier_of_any_image_size():
         as_encoder(compact_cnn((32, 32, 1), 2), 3, "grey-run")
 
 
+def test_a_pretrained_classifier_starts_with_a_head_fitted_on_its_frozen_features():
+    """LP-FT's first step: before any training step the classifier already separates what its features separate."""
+    from biolens.engine.pretraining import copy_encoder_weights, fit_head_on_frozen_features
+    from biolens.engine.training import predict_logits
+    from biolens.models.contrastive import image_encoder
+    from biolens.models.image import compact_cnn
+
+    rng = np.random.default_rng(0)
+    n = 120
+    y = np.repeat([0, 1, 2], n // 3)
+    pixels = rng.integers(0, 60, (n, 32, 32, 3)).astype(np.uint8)
+    pixels[y == 1, :, :, 0] += 150                     # reddish
+    pixels[y == 2, 8:24, 8:24, :] += 180               # a bright square
+    classifier = compact_cnn((32, 32, 3), 3)
+    assert copy_encoder_weights(image_encoder((32, 32, 3)), classifier)   # a random encoder is still a feature map
+    before = predict_logits(classifier, pixels).argmax(1)
+    train = np.arange(0, n, 2)
+    note = fit_head_on_frozen_features(classifier, pixels, y, train)
+    after = predict_logits(classifier, pixels).argmax(1)
+    held_out = np.arange(1, n, 2)
+    assert "60 training images" in note
+    assert np.mean(after[held_out] == y[held_out]) > 0.9 > np.mean(before[held_out] == y[held_out])
+
+
 def test_pretrain_auto_only_suggests_it_and_on_off_decide():
     from biolens.config import ClassifyConfig
     from biolens.tasks.classify import pretrain_plan
@@ -63,7 +87,7 @@ def test_pretrain_auto_only_suggests_it_and_on_off_decide():
     parts = {"train": np.arange(0, 340, 2), "val": np.arange(1, 340, 4), "test": np.arange(3, 340, 4)}
     auto = ClassifyConfig(data="x")
     wanted, why = pretrain_plan(auto, y, parts, n_unlabelled=0)
-    assert not wanted and "smallest class has 30" in why and "--pretrain on may help" in why  # measured to hurt
+    assert not wanted and "smallest class has 30" in why and "--pretrain on may help" in why  # measured to add nothing
     small = np.array([0, 1] * 50)
     small_parts = {"train": np.arange(60), "val": np.arange(60, 80), "test": np.arange(80, 100)}
     assert "only 80 images" in pretrain_plan(auto, small, small_parts, n_unlabelled=0)[1]

@@ -64,7 +64,7 @@ def estimate(data, task: str = "classify", *, epochs: int = 30, image_size: int 
     labels = rng.integers(0, n_classes, probe_rows)
     with strategy.scope():
         model, _ = classify.model_for(config, (size, size, channels), n_classes)
-        model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=1e-4),
+        model.compile(optimizer=keras.optimizers.AdamW(config.auto_learning_rate(batch), weight_decay=1e-4),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     stream = iter(training.image_batches(pixels, labels, np.arange(probe_rows), batch, shuffle=True,
                                          augment=config.augment, seed=0).repeat())

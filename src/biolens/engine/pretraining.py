@@ -273,6 +273,41 @@ def copy_encoder_weights(source, target) -> list[str]:
     return copied
 
 
+def fit_head_on_frozen_features(model, pixels: np.ndarray, y: np.ndarray, rows: np.ndarray, *, seed: int = 0,
+                                max_rows: int = 5000) -> str:
+    """The linear-probe step of LP-FT (Kumar et al. 2022): before fine-tuning a classifier whose body came from a
+    pretrained encoder, its `logits` layer is set to a logistic regression fitted on the frozen features of the
+    training images. A random head would send large, random gradients into the pretrained layers in the first
+    epochs and wash out what they learned; measured on blood_cells with 5% of the labels (docs/self_supervised.md).
+    Returns a note for the report."""
+    import keras
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rows = np.asarray(rows)
+    if len(rows) > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+    head = model.get_layer("logits")
+    body = keras.Model(model.inputs, head.input)
+    feats = features(body, pixels[rows]) if len(rows) else np.zeros((0, 1))
+    labels = y[rows]
+    if len(np.unique(labels)) < 2:
+        return ""
+    scaler = StandardScaler().fit(feats)
+    probe = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000).fit(scaler.transform(feats), labels)
+    coef, intercept = probe.coef_, probe.intercept_
+    if len(probe.classes_) == 2:  # one logit difference -> two logits
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    kernel, bias = head.get_weights()
+    kernel[:], bias[:] = 0.0, intercept.min() - 10.0  # classes absent from the training rows start unlikely
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    for row, c in enumerate(probe.classes_):
+        kernel[:, c] = coef[row] / scale
+        bias[c] = intercept[row] - float((coef[row] * scaler.mean_ / scale).sum())
+    head.set_weights([kernel, bias])
+    return f"head first fitted on the frozen pretrained features of {len(rows)} training images (LP-FT)"
+
+
 def as_encoder(model, channels: int, source: str):
     """A features model for images of any size built from `model`'s convolutional layers (a pretrain encoder or
     a compact classifier): the weights are copied into a fresh encoder whose input has free height and width."""

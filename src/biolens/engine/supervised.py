@@ -32,11 +32,14 @@ def class_balance_notes(y: np.ndarray, class_names: list[str]) -> list[str]:
 def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], *,
                build_model: Callable[[], tuple[object, str]], train_data: Callable[[int], object],
                batch_size: int, epochs: int, patience: int, time_budget: float, learning_rate: float,
-               class_weights: bool, mixed_precision: str, seed: int) -> dict:
+               class_weights: bool, mixed_precision: str, seed: int,
+               start_head: Callable[[object, np.ndarray], str] | None = None) -> dict:
     """Train (or continue training) the run's model; returns the training state (history, best epoch, stop reason).
 
     `build_model()` returns (uncompiled model, note on its weights); `train_data(batch_size)` the training
     tf.data pipeline. The best epoch by validation balanced accuracy lands in checkpoints/best.keras.
+    `start_head(model, train_rows)`, when given, prepares a new model's head from these training rows before
+    training (LP-FT for a pretrained body) and returns a note on it.
     """
     import keras
 
@@ -46,7 +49,8 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     device, strategy = hardware.setup(mixed_precision)
     multi_worker = device.strategy == "MultiWorkerMirrored"
     keras.utils.set_random_seed(seed)
-    run.update_info(device=device.describe(), versions=hardware.library_versions(), batch_size=batch_size)
+    run.update_info(device=device.describe(), versions=hardware.library_versions(), batch_size=batch_size,
+                    learning_rate=learning_rate)
     steps = int(np.ceil(len(parts["train"]) / batch_size))
     checkpoints = distributed.checkpoint_folder(run.path)  # every worker resumes from the chief's checkpoint
     state = training.load_state(checkpoints)
@@ -59,6 +63,8 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
         else:
             initial_epoch, state = 0, {}
             model, weights_note = build_model()
+            head_note = start_head(model, parts["train"]) if start_head is not None else ""
+            weights_note = "; ".join(n for n in (weights_note, head_note) if n)
             schedule = keras.optimizers.schedules.CosineDecay(
                 learning_rate * 0.1, decay_steps=max(1, steps * epochs - steps),
                 warmup_target=learning_rate, warmup_steps=steps)
@@ -230,9 +236,12 @@ def side_model(run: Run, name: str, x: np.ndarray, y: np.ndarray, train: np.ndar
     if saved.exists():
         return np.load(saved)
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    batch_size = batch_size_for(len(train))
+    options = dict(fit_options)
+    if callable(options.get("learning_rate")):  # a rate that follows the batch size, as the main model's did
+        options["learning_rate"] = options["learning_rate"](batch_size)
     fit_in_run(Run(folder), x, y, {"train": train, "val": val}, build_model=build_model,
-               train_data=lambda size: train_data_for(train, size), batch_size=batch_size_for(len(train)), seed=seed,
-               **fit_options)
+               train_data=lambda size: train_data_for(train, size), batch_size=batch_size, seed=seed, **options)
     probs = evaluation.softmax(training.predict_logits(load_trusted(folder / "checkpoints" / "best.keras"), x, score))
     for leftover in folder.iterdir():
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()

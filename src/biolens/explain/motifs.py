@@ -80,7 +80,6 @@ def _strands(batch: np.ndarray, both: bool) -> list[np.ndarray]:
 
 
 def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_names: list[str], *,
-                   importance_rows: np.ndarray | None = None,
                    min_sites: int = 10, max_importance_rows: int = 1000, seed: int = 0) -> tuple[list[Motif], dict]:
     """The distinct motifs of the model's first layer over `rows` of one-hot `x` (never the test set): repeats
     merged, best first within each class, classes taking turns (`interleave_classes`).
@@ -117,8 +116,7 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
     mean_activation = total / max(positions, 1)
 
     rng = np.random.default_rng(seed)
-    pool = rows if importance_rows is None else importance_rows
-    scored = np.sort(rng.choice(pool, min(len(pool), max_importance_rows), replace=False))
+    scored = np.sort(rng.choice(rows, min(len(rows), max_importance_rows), replace=False))
     full = predict_logits(model, x, scored)
     truth = y[scored]
 

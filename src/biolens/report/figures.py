@@ -87,6 +87,30 @@ def caption(text: str, width: int = 20, lines: int = 3) -> str:
     return "\n".join(wrapped)
 
 
+def class_examples(pixels: np.ndarray, y: np.ndarray, rows: np.ndarray, class_names: list[str], path: Path,
+                   per_class: int = 6, seed: int = 0) -> Path:
+    """A few training images of each class, one row per class, as the model sees them (after resizing): what the
+    labels mean, and whether a class is really what the folder name says."""
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(per_class * 1.3, len(class_names) * 1.45),
+                             squeeze=False)
+    for c, name in enumerate(class_names):
+        members = rows[y[rows] == c]
+        chosen = np.sort(rng.choice(members, min(per_class, len(members)), replace=False)) if len(members) else []
+        for k, axis in enumerate(axes[c]):
+            axis.set_xticks([]); axis.set_yticks([])
+            for spine in axis.spines.values():
+                spine.set_visible(False)
+            if k < len(chosen):
+                image = np.asarray(pixels[chosen[k]])
+                axis.imshow(image[..., 0] if image.shape[-1] == 1 else image[..., :3].astype(np.uint8),
+                            cmap="gray" if image.shape[-1] == 1 else None)
+        axes[c, 0].set_ylabel(caption(name, width=14, lines=2), fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle("Examples of each class (training images, as the network sees them)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def gradcam_grid(pixels: np.ndarray, heatmaps: np.ndarray, titles: list[str], path: Path, columns: int = 6) -> Path:
     rows = int(np.ceil(len(pixels) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.8, rows * 2.3), squeeze=False)

@@ -45,7 +45,7 @@ def image_methods(info: dict, metrics: dict) -> str:
         f"Keras {versions.get('keras', '')}). Images were resized to {info['image_size']}x{info['image_size']} pixels. "
         f"Data were split into training ({metrics.get('n_train')} images), validation ({metrics.get('n_val')}) and test "
         f"({metrics.get('n_test')}) sets, stratified by class and {grouping}. We used {model}, optimised with AdamW "
-        f"(peak learning rate {config['learning_rate']}, one warm-up epoch then cosine decay, weight decay 1e-4, batch size "
+        f"(peak learning rate {info.get('learning_rate') or config['learning_rate']:.2g}, one warm-up epoch then cosine decay, weight decay 1e-4, batch size "
         f"{info.get('batch_size', config['batch_size'])}) for at most {config['epochs']} epochs"
         f"{' with class-balanced loss weights' if config['class_weights'] else ''}"
         f"{'; training images were augmented with random flips, 90-degree rotations and small brightness, contrast and colour changes' if config['augment'] else ''}. "
@@ -90,7 +90,7 @@ def sequence_methods(info: dict, metrics: dict) -> str:
         f"({metrics.get('n_train')} sequences), validation ({metrics.get('n_val')}) and test ({metrics.get('n_test')}) sets, "
         f"stratified by class and {grouping}. A 1-D convolutional network ({config['filters']} first-layer filters of "
         f"{config['filter_width']} bases; {_network(info, 'see model.keras').removeprefix('a network of ')}) read {strands}. It was trained from random "
-        f"initialisation with AdamW (peak learning rate {config['learning_rate']}, one warm-up epoch then cosine decay, "
+        f"initialisation with AdamW (peak learning rate {info.get('learning_rate') or config['learning_rate']:.2g}, one warm-up epoch then cosine decay, "
         f"weight decay 1e-4, batch size {info.get('batch_size', config['batch_size'])}) for at most {config['epochs']} "
         f"epochs{' with class-balanced loss weights' if config['class_weights'] else ''}; the epoch with the best "
         f"validation balanced accuracy was kept (epoch {metrics.get('best_epoch')}; early stopping patience "
@@ -181,7 +181,7 @@ def cluster_methods(info: dict, metrics: dict) -> str:
         ss, ae = embedding["self_supervised"], embedding["autoencoder"]
         source = (f"The image representation was the encoder of the earlier biolens run {ss['from_run']} "
                   f"({ss.get('from_task')}). " if ss.get("from_run") else
-                  representation_methods(info, ss).split(f" Random seed")[0] + " ")
+                  representation_methods(info, ss).split(" Random seed")[0] + " ")
         body = (source + f"As peers, a convolutional autoencoder ({ae['latent']}-dimensional bottleneck, trained for "
                 f"{ae['epochs_run']} epochs with early stopping on 10% held-out images) and PCA of the raw pixels were "
                 f"each clustered by k-means with the same number of clusters. Clusters of the {used} embedding (each "

@@ -116,7 +116,7 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
                                           both_strands=config.both_strands), "none (trained from scratch)"),
         train_data=lambda size: training.array_batches(x, y, parts["train"], size, shuffle=True, seed=config.seed),
         batch_size=batch_size, epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
-        learning_rate=config.learning_rate, class_weights=config.class_weights,
+        learning_rate=config.auto_learning_rate(batch_size), class_weights=config.class_weights,
         mixed_precision=config.mixed_precision, seed=config.seed)
     if not distributed.is_chief():  # several machines: worker 0 evaluates and writes the results
         console.say("this worker's part of training is done; worker 0 writes the run folder.")

@@ -224,7 +224,8 @@ BACKBONE_CHOICES = [("compact", "Compact (trains from scratch; best on a laptop)
                     ("ResNet50V2", "ResNet50 v2 (ImageNet start when available; GPU advised)"),
                     ("ConvNeXtTiny", "ConvNeXt Tiny (ImageNet start when available; GPU advised)")]
 NEW_RUN_CHOICES = {"backbones": BACKBONE_CHOICES, "image_sizes": [0, 32, 48, 64, 96, 128, 224]}
-AUTOMATIC_WHEN_ZERO = ("image_size", "object_size", "time_budget", "epochs_pretrain", "n_clusters")
+AUTOMATIC_WHEN_ZERO = ("image_size", "object_size", "time_budget", "epochs_pretrain", "n_clusters", "learning_rate",
+                       "batch_size")
 
 
 def _setting(key: str, value) -> str:

@@ -1,0 +1,118 @@
+"""Two-factor sequence sets (issue 16, motifs): does each factor's motif reach the top 10 of motifs.tsv?
+
+Each class is the 'peaks' of one transcription factor: its motif sampled from a position weight matrix (not a fixed
+consensus) in a share of the sequences, sometimes twice, on a random strand, in a background whose GC content may
+differ between the classes (as real peak sets do). A factor's motif is *found* at the first row of motifs.tsv whose
+frequency matrix matches the generating matrix (biolens.explain.motifs.similarity >= 0.5, both strands). Default
+settings of `biolens train`; nothing here is tuned to these sets.
+
+    .venv/bin/python benchmarks/motifs_two_factor.py [--seeds 2] [--out /tmp/motif_bench]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+# consensus, probability of the consensus base at each position
+FACTORS = {"CTCF": ("CCGCGNGGNGGCAG", 0.85), "FOXA": ("TGTTTAC", 0.85), "GATA": ("WGATAR", 0.9),
+           "SP1": ("GGGGCGGGG", 0.8), "EBOX": ("CACGTG", 0.9), "NFKB": ("GGGAATTTCC", 0.85)}
+# (factor A, factor B, share of A sequences with a site, share of B, GC of A background, GC of B background)
+SCENARIOS = [("CTCF", "FOXA", 0.8, 0.6, 0.52, 0.42), ("NFKB", "GATA", 0.7, 0.6, 0.45, 0.45),
+             ("SP1", "EBOX", 0.7, 0.7, 0.50, 0.50), ("NFKB", "EBOX", 0.8, 0.8, 0.45, 0.45)]
+IUPAC = {"R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT", "M": "AC"}
+
+
+def pwm(consensus: str, strength: float) -> np.ndarray:
+    rows = []
+    for base in consensus:
+        p = np.full(4, (1 - strength) / 3)
+        if base in "ACGT":
+            p["ACGT".index(base)] = strength
+        elif base == "N":
+            p[:] = 0.25
+        else:
+            p[:] = (1 - strength) / 2
+            for b in IUPAC[base]:
+                p["ACGT".index(b)] = strength / 2
+        rows.append(p / p.sum())
+    return np.array(rows)
+
+
+def generate(folder: Path, scenario, n: int, seed: int, length: int = 300) -> None:
+    a, b, share_a, share_b, gc_a, gc_b = scenario
+    rng = np.random.default_rng(seed)
+    complement = str.maketrans("ACGT", "TGCA")
+    records, rows = [], []
+    for label, factor, share, gc in (("A", a, share_a, gc_a), ("B", b, share_b, gc_b)):
+        matrix = pwm(*FACTORS[factor])
+        for k in range(n):
+            size = int(length + rng.integers(-80, 81))
+            seq = rng.choice(list("ACGT"), size, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
+            copies = 0 if rng.random() > share else 1 + int(rng.random() < 0.3)
+            for _ in range(copies):
+                site = "".join("ACGT"[rng.choice(4, p=row)] for row in matrix)
+                if rng.random() < 0.5:
+                    site = site.translate(complement)[::-1]
+                start = int(rng.integers(0, size - len(site)))
+                seq[start:start + len(site)] = list(site)
+            records.append(f">{label}_{k}\n{''.join(seq)}\n")
+            rows.append(f"{label}_{k}\t{label}\n")
+    order = rng.permutation(len(records))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seqs.fasta").write_text("".join(records[i] for i in order))
+    (folder / "labels.tsv").write_text("id\tlabel\n" + "".join(rows[i] for i in order))
+
+
+def read_meme(path: Path) -> dict[str, np.ndarray]:
+    matrices, current = {}, None
+    for line in path.read_text().splitlines():
+        if line.startswith("MOTIF"):
+            current = line.split()[1]
+            matrices[current] = []
+        elif current and line.strip() and line[0] in "0123456789." and "=" not in line:
+            matrices[current].append([float(v) for v in line.split()])
+    return {k: np.array(v) for k, v in matrices.items()}
+
+
+def main() -> None:
+    from biolens.explain.motifs import similarity
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--per-class", type=int, default=400)
+    parser.add_argument("--out", default="/tmp/motif_bench")
+    args = parser.parse_args()
+    out = Path(args.out)
+    results = []
+    for scenario in SCENARIOS:
+        for seed in range(args.seeds):
+            name = f"{scenario[0]}_{scenario[1]}_s{seed}"
+            data, run = out / name / "data", out / name / "run"
+            generate(data, scenario, args.per_class, seed)
+            subprocess.run([sys.executable, "-m", "biolens", "train", str(data / "seqs.fasta"), "--labels",
+                            str(data / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,
+                           capture_output=True, cwd=ROOT)
+            rows = list(csv.DictReader(open(run / "motifs.tsv"), delimiter="\t"))
+            matrices = read_meme(run / "motifs.meme")
+            ranks = {}
+            for label, factor in (("A", scenario[0]), ("B", scenario[1])):
+                target = pwm(*FACTORS[factor])
+                hits = [i + 1 for i, r in enumerate(rows) if similarity(target, matrices[r["motif"]]) >= 0.5]
+                ranks[factor] = hits[0] if hits else None
+            accuracy = json.loads((run / "metrics.json").read_text())["balanced_accuracy"]
+            results.append({"set": name, "balanced_accuracy": round(accuracy, 3), "rank": ranks})
+            print(json.dumps(results[-1]), flush=True)
+    found = sum(r is not None and r <= 10 for res in results for r in res["rank"].values())
+    print(f"factors in the top 10: {found} of {2 * len(results)}")
+    (out / "result.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
