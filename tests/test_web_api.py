@@ -233,6 +233,10 @@ def test_home_run_compare_and_predict_over_a_real_run(server, tmp_path, trained_
     resume = server.post("/runs/cli-run/resume", data={"csrf": server.csrf})
     assert resume.status_code == 409 and "nothing to resume" in resume.text
 
+    menu = server.get("/predict").text
+    assert re.search(r'<option value="" disabled\s+selected>choose a trained model', menu)  # no silent default
+    assert re.search(r'<option value="cli-run" >cli-run — [^<]*: [^<]*\d', menu)           # with its held-out figure
+    assert re.search(r'<option value="cli-run" selected>', server.get("/predict?run=cli-run").text)
     images = sorted((SLICE / "images" / "WBC").iterdir())[:2] + sorted((SLICE / "images" / "RBC").iterdir())[:2]
     predicted = server.post("/predict", data={"csrf": server.csrf, "run": "cli-run"},
                             files=[("files", (p.name, p.read_bytes(), "image/jpeg")) for p in images])

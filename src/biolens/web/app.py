@@ -374,9 +374,10 @@ def create_app(settings: Settings) -> FastAPI:
         table = pd.read_csv(folder / "review.csv", dtype={"label": str}, keep_default_na=False)
         return table, runs_json.read_json(folder / "source.json")["run"]
 
-    def _finished_classifiers() -> list[str]:
-        """Finished runs whose model predicts images (image classification and objects in images)."""
-        return [r["name"] for r in views.list_runs(settings.runs_dir, queue.jobs())
+    def _finished_classifiers() -> list[dict]:
+        """Finished runs whose model predicts images (image classification and objects in images), newest first,
+        each with its task and headline figure for the model menu."""
+        return [r for r in views.list_runs(settings.runs_dir, queue.jobs())
                 if r["task"] in (registry.get("classify").title, registry.get("detect").title)
                 and r["status"] == "complete"]
 
