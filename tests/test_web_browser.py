@@ -238,6 +238,13 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             expect(page.locator("#columns-traits option")).to_have_count(3)
             assert page.eval_on_selector_all("#columns-traits option", "os => os.map(o => o.value)") == \
                 ["sample", "Yield", "population"]
+            page.goto(f"{server.base}/new")  # how long a run would take, measured before it is queued
+            page.get_by_label("or give a path on this machine").fill(str(workspace / "data" / "cells" / "manifest.csv"))
+            page.get_by_label("Maximum epochs").fill("12")
+            page.get_by_role("button", name="How long will it take?").click()
+            expect(page.locator("#estimate")).to_contain_text("216 images", timeout=180_000)
+            expect(page.locator("#estimate")).to_contain_text("for 12 epochs")
+            page.screenshot(path=SHOTS / "time_estimate.png", full_page=True)
             page.goto(f"{server.base}/new")  # a refusal is one readable line, not a traceback
             page.get_by_label("Run name").fill("outside")
             page.get_by_label("or give a path on this machine").fill("/etc")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile
@@ -338,6 +338,26 @@ def create_app(settings: Settings) -> FastAPI:
         except InputError as exc:
             raise HTTPException(400, str(exc)) from None
 
+    @app.get("/estimate")
+    async def estimate_time(path: str = "", epochs: int = 30, image_size: int = 0, backbone: str = "compact"):
+        """How long a classification run on labelled images on this machine would take, before it is queued: the
+        measured probe of `biolens doctor --estimate` (a few dozen images decoded, a dozen training steps timed),
+        in the engine's worker process."""
+        try:
+            data = _image_data_root(security.inside_roots(path, settings.roots, what="data path"))
+            backbone = backbone if backbone in dict(views.BACKBONE_CHOICES) else "compact"
+            if "pool" not in engine_pool:
+                engine_pool["pool"] = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+            facts, error = await asyncio.wrap_future(engine_pool["pool"].submit(
+                estimate_in_worker, str(data), epochs=min(max(epochs, 1), 1000),
+                image_size=min(max(image_size, 0), 1024), backbone=backbone))
+            if error:
+                raise InputError(error)
+        except InputError as exc:  # said beside the button, so as data rather than an error page
+            return JSONResponse({"detail": views.in_web_words(str(exc), settings.uploads_dir)}, status_code=400)
+        return {"minutes": facts["total_minutes_at_most"], "epoch_seconds": facts["epoch_seconds"],
+                "words": views.estimate_words(facts)}
+
     @app.get("/health", response_class=PlainTextResponse)
     async def health():
         return "ok"
@@ -527,6 +547,16 @@ def _shown_name(file: str, uploads: Path) -> str:
         return str(path.resolve().relative_to(uploads.resolve()))
     except ValueError:
         return str(file)
+
+
+def estimate_in_worker(data: str, **options) -> tuple[dict | None, str | None]:
+    """In the worker process: the measured estimate of a classification run, or its one-line error."""
+    from biolens.estimate import estimate
+
+    try:
+        return estimate(data, "classify", **options), None
+    except InputError as exc:
+        return None, str(exc).splitlines()[0]
 
 
 def call_in_worker(function: str, *args, **kwargs) -> str | None:

@@ -224,6 +224,21 @@ BACKBONE_CHOICES = [("compact", "Compact (trains from scratch; best on a laptop)
                     ("ResNet50V2", "ResNet50 v2 (ImageNet start when available; GPU advised)"),
                     ("ConvNeXtTiny", "ConvNeXt Tiny (ImageNet start when available; GPU advised)")]
 NEW_RUN_CHOICES = {"backbones": BACKBONE_CHOICES, "image_sizes": [0, 32, 48, 64, 96, 128, 224]}
+def estimate_words(facts: dict) -> str:
+    """The New run form's time estimate, in a sentence or three."""
+    minutes = facts["total_minutes_at_most"]
+    total = f"{minutes:.0f} minutes" if minutes >= 1.5 else "about a minute" if minutes >= 0.75 else "under a minute"
+    words = (f"Measured on this machine: {facts['n_images']} images at {facts['image_size']} x {facts['image_size']} "
+             f"px, about {facts['epoch_seconds']:.0f} s per epoch, so at most {total} for {facts['epochs']} epochs "
+             "(early stopping often ends sooner; the learning curve, when it runs, adds up to three quarters of that "
+             "again).")
+    if facts.get("read_seconds", 0) >= 5:
+        words += f" Reading the images first takes about {facts['read_seconds']:.0f} s."
+    if "a GPU would matter" in facts.get("advice", ""):
+        words += " A GPU would matter here: convolutions typically run 10-50 times faster on a workstation GPU."
+    return words
+
+
 AUTOMATIC_WHEN_ZERO = ("image_size", "object_size", "time_budget", "epochs_pretrain", "n_clusters", "learning_rate",
                        "batch_size")
 

@@ -156,4 +156,24 @@ function confirmForms() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => { showTaskFields(); followRun(); confirmForms(); columnMenus(); });
+function timeEstimate() {
+  // a measured estimate before the run is queued (GET /estimate: the probe of biolens doctor --estimate)
+  const button = document.getElementById("estimate-button");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    const out = document.getElementById("estimate");
+    const path = document.getElementById("path").value.trim();
+    if (!path) { out.textContent = "Give the data as a path on this machine to estimate before starting; an uploaded run shows its time as it trains."; return; }
+    const query = new URLSearchParams({path, epochs: document.getElementById("epochs").value || "30",
+      image_size: document.getElementById("image_size").value || "0", backbone: document.getElementById("backbone").value});
+    button.disabled = true; out.textContent = "measuring a few training steps on this machine…";
+    try {
+      const answer = await fetch("/estimate?" + query);
+      const body = await answer.json();
+      out.textContent = answer.ok ? body.words : body.detail;
+    } catch (error) { out.textContent = "The estimate failed: " + error; }
+    button.disabled = false;
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { showTaskFields(); followRun(); confirmForms(); columnMenus(); timeEstimate(); });
