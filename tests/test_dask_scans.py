@@ -3,10 +3,9 @@ process, and `--dask` is checked at the door."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from biolens.engine.dask_scans import dask_client, describe, pair_scans
-
-from conftest import biolens, one_line_error
 
 
 def _cohort(n=600, m=30, seed=0):
@@ -34,9 +33,10 @@ def test_pair_scans_on_a_local_dask_cluster_match_the_scans_in_process():
     assert np.nanargmin(there["p_saturated"]) == planted  # the saturated table finds the form the product misses
 
 
-def test_dask_address_is_checked_before_anything_runs(tmp_path):
-    result = biolens("associate", "--genotypes", str(tmp_path / "missing.vcf"), "--phenotypes", str(tmp_path / "p.tsv"),
-                     "--trait", "t", "--dask", "somewhere", "--out", str(tmp_path / "run"), check=False)
-    assert result.returncode == 2
-    line = one_line_error(result)
-    assert "--dask somewhere" in line and "tcp://" in line
+def test_dask_address_is_checked_at_the_config_gate(tmp_path):
+    from biolens.config import AssociateConfig
+    from biolens.errors import InputError
+
+    with pytest.raises(InputError, match=r"--dask somewhere: expected 'local' or a scheduler address such as tcp://"):
+        AssociateConfig(genotypes=str(tmp_path / "g.vcf"), phenotypes=str(tmp_path / "p.tsv"), trait="t",
+                        dask="somewhere").validate()
