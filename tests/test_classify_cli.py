@@ -21,7 +21,13 @@ def test_train_writes_a_complete_run_folder(trained_run):
                  "splits.csv", "figures/confusion_matrix.png", "figures/gradcam.png", "figures/training_curves.png",
                  "figures/class_examples.png"):
         assert (trained_run / name).exists(), name
-    assert 'alt="A few training images of each class"' in (trained_run / "report.html").read_text()
+    report = (trained_run / "report.html").read_text()
+    assert 'alt="A few training images of each class"' in report
+    predictions = pd.read_csv(trained_run / "predictions.csv")
+    mistakes = int((predictions.true != predictions.predicted).sum())
+    assert (trained_run / "figures" / "misclassified.png").exists() == (mistakes > 0)
+    assert ('alt="Misclassified test images"' in report) == (mistakes > 0)
+    assert ("No test image was misclassified" in report) == (mistakes == 0)
     assert any((trained_run / "tensorboard").rglob("events.out.tfevents*"))
     info = json.loads((trained_run / "run.json").read_text())
     assert info["status"] == "complete" and info["task"] == "classify" and info["seed"] == 1

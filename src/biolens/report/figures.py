@@ -111,6 +111,22 @@ def class_examples(pixels: np.ndarray, y: np.ndarray, rows: np.ndarray, class_na
     return _save(fig, path)
 
 
+def misclassified(pixels: np.ndarray, titles: list[str], path: Path, columns: int = 8) -> Path:
+    """The misclassified test images, most confident mistakes first: where a wrong label or an odd image is seen."""
+    rows = int(np.ceil(len(pixels) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.45, rows * 1.85), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image, title in zip(axes.flat, pixels, titles):
+        image = np.asarray(image)
+        axis.imshow(image[..., 0] if image.shape[-1] == 1 else image[..., :3].astype(np.uint8),
+                    cmap="gray" if image.shape[-1] == 1 else None)
+        axis.set_title(caption(title, width=16), fontsize=6.5)
+    fig.suptitle("Misclassified test images (true -> predicted, confidence)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def gradcam_grid(pixels: np.ndarray, heatmaps: np.ndarray, titles: list[str], path: Path, columns: int = 6) -> Path:
     rows = int(np.ceil(len(pixels) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.8, rows * 2.3), squeeze=False)

@@ -101,6 +101,7 @@ def _body(run: Run, config: ClassifyConfig, data) -> bool:
     return _train_in_run(run, config, loaded, y, class_names, assignment, unlabelled)
 
 
+MISCLASSIFIED_SHOWN = 32     # the report's gallery of mistakes: the most confident ones first
 PRETRAIN_SMALL_CLASS = 100   # --pretrain auto suggests pretraining when some class has fewer images than this...
 PRETRAIN_MIN_IMAGES = 200    # ...and there are at least this many images to learn from (fewer teach an encoder little)
 PRETRAIN_MEASURED = ("on blood_cells with the labels of 5% of the smear photos, a classifier started from an encoder "
@@ -251,6 +252,14 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds, rec
     _learning_curve(run, config, pixels, y, class_names, parts, state, metrics, recipe)
     figures.class_examples(pixels, y, parts["train"], class_names, run.path / "figures" / "class_examples.png",
                            seed=config.seed)
+    wrong = np.flatnonzero(probs.argmax(1) != y[test])
+    metrics["misclassified_total"] = int(len(wrong))
+    wrong = wrong[np.argsort(-probs[wrong].max(1))][:MISCLASSIFIED_SHOWN]
+    metrics["misclassified_shown"] = int(len(wrong))
+    if len(wrong):
+        figures.misclassified(np.asarray(pixels[np.sort(test[wrong])])[np.argsort(np.argsort(test[wrong]))],
+                              [f"{class_names[y[test[r]]]} -> {class_names[probs[r].argmax()]} ({probs[r].max():.2f})"
+                               for r in wrong], run.path / "figures" / "misclassified.png")
     chosen, titles = _gradcam_examples(y[test], probs, class_names)
     if chosen:
         rows, predicted = test[chosen], probs.argmax(1)[chosen]
