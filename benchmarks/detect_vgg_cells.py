@@ -44,9 +44,9 @@ def main() -> None:
                         help="override biolens.models.objects.DENSITY_WEIGHT (the density loss's weight)")
     args = parser.parse_args()
     if args.density_weight is not None:
-        import biolens.models.objects
+        from biolens.models import objects as object_models  # (importing `biolens.` here would shadow the module)
 
-        biolens.models.objects.DENSITY_WEIGHT = args.density_weight
+        object_models.DENSITY_WEIGHT = args.density_weight
     csv = points_csv(Path(args.out + "_data"), args.train)
     started = time.time()
     run = biolens.detect(csv, out=args.out, images=str(DATA / "images"), epochs=args.epochs)
