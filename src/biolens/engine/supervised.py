@@ -194,8 +194,8 @@ LEARNING_CURVE_AUTO_SECONDS = 600   # "auto" runs it when the extra training is 
 
 def learning_curve_plan(mode: str, y: np.ndarray, parts: dict[str, np.ndarray], train_seconds: float) -> str | None:
     """None when the learning curve should run, else the reason it does not (said in the report and the CLI)."""
+    expected = train_seconds * sum(LEARNING_CURVE_FRACTIONS) * LEARNING_CURVE_SEEDS  # its extra training time
     if mode == "off":
-        expected = train_seconds * sum(LEARNING_CURVE_FRACTIONS) * LEARNING_CURVE_SEEDS
         return ("turned off (--no-learning-curve). To see whether more images would help, train again with "
                 f"--learning-curve: it retrains on 1/8, 1/4 and 1/2 of the training images, about "
                 f"{max(1, round(expected / 60))} more minutes here")
@@ -205,7 +205,6 @@ def learning_curve_plan(mode: str, y: np.ndarray, parts: dict[str, np.ndarray], 
     if smallest * LEARNING_CURVE_FRACTIONS[0] < LEARNING_CURVE_MIN_PER_CLASS:
         return (f"not run: the smallest class has {smallest} training examples, too few to train on an eighth of them "
                 "(--learning-curve forces it)")
-    expected = train_seconds * sum(LEARNING_CURVE_FRACTIONS) * LEARNING_CURVE_SEEDS
     if expected > LEARNING_CURVE_AUTO_SECONDS:
         return f"not run: it would add about {expected / 60:.0f} minutes of training (--learning-curve forces it)"
     return None

@@ -87,6 +87,13 @@ def caption(text: str, width: int = 20, lines: int = 3) -> str:
     return "\n".join(wrapped)
 
 
+def _show(axis, image) -> None:
+    """One image as the network sees it: grey for one channel, the first three channels as RGB otherwise."""
+    image = np.asarray(image)
+    grey = image.shape[-1] == 1
+    axis.imshow(image[..., 0] if grey else image[..., :3].astype(np.uint8), cmap="gray" if grey else None)
+
+
 def class_examples(pixels: np.ndarray, y: np.ndarray, rows: np.ndarray, class_names: list[str], path: Path,
                    per_class: int = 6, seed: int = 0) -> Path:
     """A few training images of each class, one row per class, as the model sees them (after resizing): what the
@@ -102,9 +109,7 @@ def class_examples(pixels: np.ndarray, y: np.ndarray, rows: np.ndarray, class_na
             for spine in axis.spines.values():
                 spine.set_visible(False)
             if k < len(chosen):
-                image = np.asarray(pixels[chosen[k]])
-                axis.imshow(image[..., 0] if image.shape[-1] == 1 else image[..., :3].astype(np.uint8),
-                            cmap="gray" if image.shape[-1] == 1 else None)
+                _show(axis, pixels[chosen[k]])
         axes[c, 0].set_ylabel(caption(name, width=14, lines=2), fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle("Examples of each class (training images, as the network sees them)", fontsize=10)
     fig.tight_layout()
@@ -118,9 +123,7 @@ def misclassified(pixels: np.ndarray, titles: list[str], path: Path, columns: in
     for axis in axes.flat:
         axis.axis("off")
     for axis, image, title in zip(axes.flat, pixels, titles):
-        image = np.asarray(image)
-        axis.imshow(image[..., 0] if image.shape[-1] == 1 else image[..., :3].astype(np.uint8),
-                    cmap="gray" if image.shape[-1] == 1 else None)
+        _show(axis, image)
         axis.set_title(caption(title, width=16), fontsize=6.5)
     fig.suptitle("Misclassified test images (true -> predicted, confidence)", fontsize=10)
     fig.tight_layout()

@@ -257,9 +257,8 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds, rec
     wrong = wrong[np.argsort(-probs[wrong].max(1))][:MISCLASSIFIED_SHOWN]
     metrics["misclassified_shown"] = int(len(wrong))
     if len(wrong):
-        figures.misclassified(np.asarray(pixels[np.sort(test[wrong])])[np.argsort(np.argsort(test[wrong]))],
-                              [f"{class_names[y[test[r]]]} -> {class_names[probs[r].argmax()]} ({probs[r].max():.2f})"
-                               for r in wrong], run.path / "figures" / "misclassified.png")
+        titles = [f"{class_names[y[test[r]]]} -> {class_names[probs[r].argmax()]} ({probs[r].max():.2f})" for r in wrong]
+        figures.misclassified(pixels[test[wrong]], titles, run.path / "figures" / "misclassified.png")
     chosen, titles = _gradcam_examples(y[test], probs, class_names)
     if chosen:
         rows, predicted = test[chosen], probs.argmax(1)[chosen]

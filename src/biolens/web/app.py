@@ -346,9 +346,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             data = _image_data_root(security.inside_roots(path, settings.roots, what="data path"))
             backbone = backbone if backbone in dict(views.BACKBONE_CHOICES) else "compact"
-            if "pool" not in engine_pool:
-                engine_pool["pool"] = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
-            facts, error = await asyncio.wrap_future(engine_pool["pool"].submit(
+            facts, error = await asyncio.wrap_future(worker_pool().submit(
                 estimate_in_worker, str(data), epochs=min(max(epochs, 1), 1000),
                 image_size=min(max(image_size, 0), 1024), backbone=backbone))
             if error:
@@ -363,12 +361,16 @@ def create_app(settings: Settings) -> FastAPI:
         return "ok"
 
     # -- helpers that need the settings --------------------------------------------------------------------------
+    def worker_pool() -> ProcessPoolExecutor:
+        """The engine's worker process, started on first use, so the server itself never loads TensorFlow."""
+        if "pool" not in engine_pool:
+            engine_pool["pool"] = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+        return engine_pool["pool"]
+
     async def engine_call(function: str, *args, **kwargs) -> None:
         """A quick engine call (predict, review) in the worker process, beside the training queue, so a long
         training job never blocks it and the server never loads TensorFlow."""
-        if "pool" not in engine_pool:
-            engine_pool["pool"] = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
-        error = await asyncio.wrap_future(engine_pool["pool"].submit(call_in_worker, function, *args, **kwargs))
+        error = await asyncio.wrap_future(worker_pool().submit(call_in_worker, function, *args, **kwargs))
         if error:
             raise InputError(error)
 
