@@ -414,3 +414,46 @@ def test_box_size_factor_is_the_median_ratio_of_annotated_to_found_on_validation
     found = [Peaks(centres.copy(), np.zeros(6, int), np.full(6, 0.9), np.full((6, 2), 10.0))]  # 10 x 10 boxes
     assert size_factor(data, found, 1, 5.0, 0.5) == [1.2, 1.4]        # 12/10 wide, 14/10 high
     assert size_factor(data, found, 1, 5.0, 0.95) == [1.0, 1.0]       # nothing above the threshold: no factor
+
+
+def test_learning_curve_parts_are_nested_training_units_and_auto_says_why_it_did_not_run():
+    from types import SimpleNamespace
+
+    from biolens.tasks import detect_curve
+    from biolens.tasks.detect import Unit
+
+    units = [Unit(k, (0, 0, 10, 10), "test" if k < 2 else "val" if k < 4 else "train") for k in range(12)]
+    quarter, half = detect_curve.nested_parts(units, seed=3)
+    assert len(quarter) == 2 and len(half) == 4 and set(quarter) <= set(half)
+    assert all(units[k].split == "train" for k in half)
+    points = np.array([[5.0, 5.0]] * 3)
+    items = [SimpleNamespace(points=points, labels=["cell"] * 3) for _ in range(12)]
+    data = SimpleNamespace(units=units, region_split=False,
+                           annotations=SimpleNamespace(items=items, class_names=["cell"]))
+    run = SimpleNamespace(info={})  # a run that has spent no time yet
+    state = {"train_seconds": 100.0, "steps_per_epoch": 16}
+    assert detect_curve.expected_seconds(state) == 400.0  # a part's epoch takes the minimum 16 steps, as the run's did
+    assert detect_curve.plan("on", data, state, run, 0) is None
+    # 8 training images of 3 objects: a quarter holds 6 objects, too few for "auto"
+    assert "rarest class has 24" in detect_curve.plan("auto", data, state, run, 0)
+    assert "--learning-curve" in detect_curve.plan("off", data, state, run, 0)
+    assert "time-budget" in detect_curve.plan("on", data, state, run, 50)
+
+
+@pytest.mark.slow  # five trainings: pytest -m slow
+def test_detect_learning_curve_scores_parts_on_the_same_test_images_and_advises(tmp_path):
+    data = dot_images(tmp_path / "data", n_images=10, side=64, seed=5)
+    out = tmp_path / "run"
+    biolens("detect", data, "--epochs", "1", "--learning-curve", "--out", out, "--seed", "0")
+    metrics = json.loads((out / "metrics.json").read_text())
+    curve = metrics["learning_curve"]
+    assert curve["fractions"] == [0.25, 0.5, 0.25, 0.5, 1.0] and curve["metric"] == "f1"
+    assert curve["sizes"][-1] > max(curve["sizes"][:-1]) and curve["sizes"][0] < curve["sizes"][1]
+    assert curve["scores"][-1] == round(metrics["f1"], 4) and all(0 <= s <= 1 for s in curve["scores"])
+    assert "annotated objects" in curve["advice"] or "scatter" in curve["advice"]
+    assert (out / "figures" / "learning_curve.png").exists()
+    parts = sorted(p.parent.name for p in (out / "checkpoints" / "learning_curve").glob("*/scores.json"))
+    assert parts == ["0.25_0", "0.25_1", "0.5_0", "0.5_1"]  # only the scores are kept, not the weights
+    assert not list((out / "checkpoints" / "learning_curve").rglob("*.keras"))
+    report = (out / "report.html").read_text()
+    assert "Is the annotation enough?" in report and curve["advice"][:40] in report

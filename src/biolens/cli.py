@@ -120,6 +120,7 @@ def detect(
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds (default: no limit)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
     add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="A corrected objects.csv from `biolens review` on a detection run: its regions are added to training; the test images stay the same."),
+    learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Retrain on a quarter and a half of the training images (or regions) to predict what more annotation would give (default: when it adds under 10 minutes)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted detection run folder."),
 ):
     """Find, count and outline objects (colonies, cells, plants, trees) in whole images.
@@ -135,7 +136,8 @@ def detect(
     run = biolens.detect(annotations, out, resume=resume, **_given(
         images=str(images.resolve()) if images else None, kind=kind, object_size=object_size,
         group_column=group_column, epochs=epochs, time_budget=time_budget, seed=seed,
-        add_labels=str(add_labels.resolve()) if add_labels else None))
+        add_labels=str(add_labels.resolve()) if add_labels else None,
+        learning_curve=None if learning_curve is None else ("on" if learning_curve else "off")))
     typer.echo(f"report: {run.report_path}")
 
 

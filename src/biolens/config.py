@@ -397,6 +397,8 @@ class DetectConfig(TaskConfig):
         test_fraction, val_fraction: shares of the images held out for testing and for validation.
         add_labels: a corrected objects.csv from `biolens review` on a detection run (regions.csv beside it): those
             regions train too; the split of the main annotations is unchanged.
+        learning_curve: auto, on or off: retrain on parts of the training units to say whether more annotation
+            would help (auto: when it adds under 10 minutes).
         seed: random seed.
     """
     annotations: str = ""
@@ -411,6 +413,7 @@ class DetectConfig(TaskConfig):
     patience: int = option(12, low=1, high=10_000, integer=True)
     test_fraction: float = option(0.2, low=0.05, high=0.5)
     val_fraction: float = option(0.15, low=0.05, high=0.5)
+    learning_curve: str = option("auto", choices=("auto", "on", "off"))
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
 
     def check(self) -> None:

@@ -96,10 +96,11 @@ def scaled_window(image: np.ndarray, scale: float, y0: int, x0: int, size: int) 
 
 
 def find_peaks(model, image: np.ndarray, n_classes: int, *, scale: float = 1.0, core: int = 512, margin: int = 32,
-               min_distance: int = 1, with_foreground: bool = False, batch: int = 4) -> Peaks:
+               min_distance: int = 1, with_foreground: bool = False, batch: int = 4, flips: bool = False) -> Peaks:
     """Every local maximum of the heat map at or above MIN_SCORE, over overlapping tiles of `image` resized by
     `scale` (each tile resized from its own window of the original: memory is the original plus a few tiles).
-    Coordinates are in model pixels (of the resized image)."""
+    Coordinates are in model pixels (of the resized image). With `flips`, the network's outputs on the tile and its
+    three mirror images are averaged (test-time augmentation: four passes)."""
     from scipy import ndimage
 
     height, width = scaled_shape(image, scale)
@@ -116,7 +117,7 @@ def find_peaks(model, image: np.ndarray, n_classes: int, *, scale: float = 1.0, 
         tiles = np.zeros((batch, side, side, image.shape[2]), np.float32)  # always a full batch: one shape
         for k, (y, x) in enumerate(chunk):
             tiles[k] = scaled_window(image, scale, y - margin, x - margin, side)
-        out = np.asarray(_forward(model)(tiles), dtype=np.float32)[:len(chunk)]
+        out = _outputs(model, tiles, flips)[:len(chunk)]
         has_density = out.shape[-1] >= 2 * n_classes + 3  # models trained before the density head have none
         if has_density and density is None:
             density = np.zeros((-(-height // BLOCK), -(-width // BLOCK), n_classes), np.float32)
@@ -147,6 +148,21 @@ def find_peaks(model, image: np.ndarray, n_classes: int, *, scale: float = 1.0, 
     merged = {k: np.concatenate(v) if v else np.zeros((0, 2) if k in ("centres", "sizes") else 0) for k, v in found.items()}
     return Peaks(merged["centres"].reshape(-1, 2), merged["classes"].astype(int), merged["scores"],
                  merged["sizes"].reshape(-1, 2), foreground, density)
+
+
+def _outputs(model, tiles: np.ndarray, flips: bool) -> np.ndarray:
+    """The network's raw outputs on a batch of tiles; with `flips`, the mean over the tiles mirrored up-down,
+    left-right and both (each output mirrored back; widths and heights are unchanged by a mirror)."""
+    forward = _forward(model)
+    if not flips:
+        return np.asarray(forward(tiles), dtype=np.float32)
+    total = None
+    for axes in ((), (1,), (2,), (1, 2)):
+        mirrored = np.flip(tiles, axes) if axes else tiles
+        result = np.asarray(forward(np.ascontiguousarray(mirrored)), dtype=np.float32)
+        result = np.flip(result, axes) if axes else result
+        total = result if total is None else total + result
+    return total / 4
 
 
 def _forward(model):

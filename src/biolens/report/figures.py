@@ -166,6 +166,8 @@ def learning_curve(curve: dict, path: Path) -> Path:
     from biolens.stats.learning_curve import CurveFit
 
     sizes = np.asarray(curve["sizes"], dtype=float)
+    unit = "training " + curve.get("unit", "images")     # detection curves count annotated objects
+    score, class_score = {"f1": ("object F1", "F1")}.get(curve.get("metric"), ("balanced accuracy", "recall"))
     fit = CurveFit(curve["plateau"], curve.get("scale", 0.0), curve["rate"])
     largest = sizes.max()
     grid = np.geomspace(sizes.min(), 4 * largest, 100)
@@ -177,14 +179,14 @@ def learning_curve(curve: dict, path: Path) -> Path:
         x = largest * float(factor.rstrip("x"))
         overall.errorbar([x], [estimate], yerr=[[estimate - low], [high - estimate]], fmt="s", color="tab:orange",
                          capsize=3, label=f"predicted at {factor} (95% range)" if factor == "2x" else None)
-    overall.set_xscale("log"); overall.set_xlabel("training images"); overall.set_ylabel("balanced accuracy")
+    overall.set_xscale("log"); overall.set_xlabel(unit); overall.set_ylabel(score)
     overall.set_title("Overall", fontsize=9); overall.legend(fontsize=7)
     per_class = axes[1]
     for name, values in curve["per_class"].items():
         shown = [(n, v) for n, v in zip(sizes, values["scores"]) if v is not None]
         per_class.plot([n for n, _ in shown], [v for _, v in shown], marker="o", markersize=3, linewidth=0.8,
                        label=f"{name} (2x: {values['predicted']['2x'][0]:.2f})")
-    per_class.set_xscale("log"); per_class.set_xlabel("training images"); per_class.set_ylabel("recall")
+    per_class.set_xscale("log"); per_class.set_xlabel(unit); per_class.set_ylabel(class_score)
     per_class.set_title("Per class", fontsize=9); per_class.legend(fontsize=7)
     fig.suptitle("Is the data enough? Held-out score against training-set size", fontsize=10)
     return _save(fig, path)

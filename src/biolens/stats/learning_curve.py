@@ -89,7 +89,9 @@ def learning_curve(sizes, scores, *, factors=(2, 4), seed: int = 0) -> dict:
 
 
 def advice(overall: dict, per_class: dict[str, dict], class_counts: dict[str, int], *, metric: str = "balanced accuracy",
-           unit: str = "images") -> str:
+           unit: str = "images", class_metric: str = "recall",
+           plateau_hint: str = "Check the labels of the classes that are confused and the images listed as possible "
+                               "label errors.") -> str:
     """One or two plain sentences: how much more data would likely help, and where to add it."""
     now = overall["measured_at_largest"]
     fitted_now = overall["current"]
@@ -102,7 +104,7 @@ def advice(overall: dict, per_class: dict[str, dict], class_counts: dict[str, in
     if gain < PLATEAU_GAIN:
         return (f"More {unit} are unlikely to help much: the curve flattens near {overall['plateau']:.2f} "
                 f"(now {now:.2f}; twice the data would likely give {estimate:.2f}, range {low:.2f}-{high:.2f}). "
-                "Check the labels of the classes that are confused and the images listed as possible label errors.")
+                + plateau_hint)
     gains = {name: fit["predicted"]["2x"][0] - fit["current"] for name, fit in per_class.items()}
     focus = max(gains, key=gains.get) if gains else None
     text = (f"With twice the {unit} ({sum(class_counts.values())} more), {metric} would likely rise from about "
@@ -111,5 +113,5 @@ def advice(overall: dict, per_class: dict[str, dict], class_counts: dict[str, in
     if focus is not None and gains[focus] >= PLATEAU_GAIN:
         fit = per_class[focus]
         text += (f" The class that gains most is '{focus}': with about {class_counts[focus]} more {focus} {unit} its "
-                 f"recall would likely rise from about {fit['current']:.2f} to {fit['predicted']['2x'][0]:.2f}.")
+                 f"{class_metric} would likely rise from about {fit['current']:.2f} to {fit['predicted']['2x'][0]:.2f}.")
     return text

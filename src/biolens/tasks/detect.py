@@ -30,6 +30,7 @@ TRAIN_TILE = 128          # model pixels per side of a training tile
 MIN_UNITS_FOR_IMAGE_SPLIT = 8
 REGION_TARGET = 12        # regions made from few images, in all
 MAX_VALIDATION_TILES = 96
+MIN_STEPS, MAX_STEPS = 16, 30   # training steps per epoch: about two tiles' worth of each training pixel, within these
 BOX_OVERLAP = 0.5         # box runs: a weaker box overlapping a stronger one beyond this IoU is the same object
 BOX_CHOICE_IOU = 0.4      # box runs choose their score threshold by box F1 at this IoU on the validation units
 MIN_SIZE_MATCHES = 5      # matched validation objects needed before the box size factor departs from 1
@@ -269,7 +270,7 @@ def _targets(data: Data, config: DetectConfig) -> tuple[list[np.ndarray], list[n
             foreground = resize(np.repeat(mask, 3, -1), data.scale)[..., 0] >= 128
         split_map = np.full((height, width), -1, np.int8)
         for unit in data.units:
-            if unit.item == index:
+            if unit.item == index and unit.split in codes:  # units set aside (learning curve) are not used at all
                 x0, y0, x1, y1 = (np.array(unit.box) * data.scale).round().astype(int)
                 split_map[y0:y1, x0:x1] = codes[unit.split]
         targets.append(render_targets((height, width), item.points * data.scale,
@@ -349,9 +350,11 @@ def _validation_tiles(images, targets, maps, code: int = 1):
     return (np.stack(xs), np.stack(ys)) if xs else (None, None)
 
 
-def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0) -> dict:
+def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0, name: str = "",
+           seed: int | None = None) -> dict:
     """The held-out model (training units; validation units choose the best epoch), or with `final_epochs` the
-    delivered model trained again on every annotated unit for that many epochs (_refit_on_every_region)."""
+    delivered model trained again on every annotated unit for that many epochs (_refit_on_every_region). `name`
+    (a learning-curve model on part of the training units) keeps its checkpoints in checkpoints/<name>/."""
     import dataclasses
 
     import keras
@@ -361,7 +364,8 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0)
     from biolens.engine.training import RichProgress
 
     hardware.setup("off")
-    keras.utils.set_random_seed(config.seed)
+    seed = config.seed if seed is None else seed
+    keras.utils.set_random_seed(seed)
     if final_epochs:
         data = dataclasses.replace(data, units=[Unit(u.item, u.box, "train") for u in data.units])
     epochs = final_epochs or config.epochs
@@ -369,14 +373,14 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0)
     classes = data.annotations.class_names
     kind = data.annotations.kind
     train_pixels = sum(int((m == 0).sum()) for m in maps)
-    steps = int(np.clip(2 * train_pixels / TRAIN_TILE**2, 16, 30))
+    steps = int(np.clip(2 * train_pixels / TRAIN_TILE**2, MIN_STEPS, MAX_STEPS))
     batch = 8
-    sampler = _sampler_class()(data.scaled, targets, maps, len(classes), steps, batch, config.seed)
+    sampler = _sampler_class()(data.scaled, targets, maps, len(classes), steps, batch, seed)
     val_x, val_y = (None, None) if final_epochs else _validation_tiles(data.scaled, targets, maps)
     if val_x is None and not final_epochs:
         raise InputError(f"{config.annotations}: the validation regions are too small to check training on; "
                          "annotate larger or more images.")
-    folder = run.path / "checkpoints" / ("final" if final_epochs else "")
+    folder = run.path / "checkpoints" / ("final" if final_epochs else name)
     state_path, last_path, best_path = folder / "state.json", folder / "last.keras", folder / "best.weights.h5"
     state = json.loads(state_path.read_text()) if state_path.exists() and last_path.exists() else {}
     if state:  # resume: the model with its optimiser state as the last finished epoch left it
@@ -398,8 +402,8 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0)
     progress = RichProgress(epochs, steps, int(state.get("epoch", 0)), metric="loss" if final_epochs else "val_loss",
                             label="loss" if final_epochs else "val loss",
                             stage="training the final network on every annotated region" if final_epochs
-                            else "training the object network")
-    callbacks = [keeper, progress] if final_epochs else \
+                            else f"learning curve: {name}" if name else "training the object network")
+    callbacks = [keeper, progress] if final_epochs or name else \
         [keeper, keras.callbacks.CSVLogger(str(run.path / "history.csv"), append=True), progress]
     if not state.get("done") and int(state.get("epoch", 0)) < epochs:
         model.fit(sampler, validation_data=None if final_epochs else (val_x, val_y), epochs=epochs,
@@ -604,21 +608,12 @@ def _unit_scores_blind(data: Data, found, units, radius):
 
 
 def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) -> dict:
-    from biolens.inference.tiles import select
     from biolens.stats import objects as score
 
     classes = data.annotations.class_names
     radius = 0.5 * data.size
     peaks, min_distance = _all_peaks(model, data)
-    threshold = _choose_threshold(data, peaks, min_distance, radius)
-    factor = [1.0, 1.0]
-    if data.annotations.kind == "boxes":  # sizes first at the threshold found, then the threshold again with them
-        factor = size_factor(data, peaks, min_distance, radius, threshold)
-        for p in peaks:
-            calibrate_sizes(p, {"box_size_factor": factor})
-        threshold = _choose_threshold(data, peaks, min_distance, radius)
-    overlap = overlap_of(data.annotations.kind)
-    found = [_objects(p, select(p, threshold, min_distance, overlap), data) for p in peaks]
+    threshold, factor, found = calibrated_objects(data, peaks, min_distance, radius)
     test = [u for u in data.units if u.split == "test"]
     rows = _unit_scores(data, found, test, radius)
     blind = _unit_scores_blind(data, found, test, radius)
@@ -664,6 +659,22 @@ def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) ->
     _write_test_outputs(run, data, found, rows, base_counts, test)
     _figures(run, data, found, rows, true_counts, found_counts, base_counts)
     return metrics
+
+
+def calibrated_objects(data: Data, peaks, min_distance: float, radius: float):
+    """(threshold, box size factor, objects per image): the score threshold chosen on the validation units, and for
+    box runs the size factor fitted there first (the peaks' sizes are scaled in place), then the threshold again."""
+    from biolens.inference.tiles import select
+
+    threshold = _choose_threshold(data, peaks, min_distance, radius)
+    factor = [1.0, 1.0]
+    if data.annotations.kind == "boxes":  # sizes first at the threshold found, then the threshold again with them
+        factor = size_factor(data, peaks, min_distance, radius, threshold)
+        for p in peaks:
+            calibrate_sizes(p, {"box_size_factor": factor})
+        threshold = _choose_threshold(data, peaks, min_distance, radius)
+    overlap = overlap_of(data.annotations.kind)
+    return threshold, factor, [_objects(p, select(p, threshold, min_distance, overlap), data) for p in peaks]
 
 
 def _density_counts(data: Data, peaks, units: list[Unit]) -> np.ndarray | None:
@@ -891,6 +902,7 @@ def _body(run: Run, config: DetectConfig, data: Data) -> bool:
     started = time.perf_counter()
     model, state = _train(run, config, data)
     metrics = _evaluate(run, config, data, model, state)
+    _learning_curve(run, config, data, state, metrics)
     model, metrics["final_model"] = _refit_on_every_region(run, config, data, model, state)
     with atomic_path(run.path / "model.keras") as tmp:
         model.save(tmp)
@@ -900,6 +912,22 @@ def _body(run: Run, config: DetectConfig, data: Data) -> bool:
     run.update_info(model_summary=describe_model(model), timings=timings, heat_sigma=state["sigma"])
     console.say(metrics["verdict"])
     return True
+
+
+def _learning_curve(run: Run, config: DetectConfig, data: Data, state: dict, metrics: dict) -> None:
+    """Is my annotation enough? metrics["learning_curve"] and its figure, or the reason it was not run."""
+    from biolens.report import figures
+    from biolens.tasks import detect_curve
+
+    skipped = detect_curve.plan(config.learning_curve, data, state, run, config.time_budget)
+    if skipped:
+        metrics["learning_curve_skipped"] = skipped
+        console.say(f"learning curve {skipped}")
+        return
+    curve = detect_curve.learning_curve(run, config, data, metrics)
+    metrics["learning_curve"] = curve
+    figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
+    console.say(curve["advice"])
 
 
 def _refit_on_every_region(run: Run, config: DetectConfig, data: Data, model, state: dict):
@@ -1129,6 +1157,10 @@ def methods_text(info: dict, metrics: dict, network: str) -> str:
         f"annotated centre; count errors are per test unit; confidence intervals are 95% percentile bootstrap "
         f"intervals over test units (1,000 resamples). The classical reference is scikit-image's Laplacian-of-Gaussian "
         f"blob detector at the object scale, its polarity and threshold chosen on the training and validation units. "
+        + ("Learning curve: the network was trained by the same rules on nested quarters and halves of the training "
+           "units (two draws each), each scored on the same test units, and an inverse power law was fitted to F1 "
+           "against the number of annotated training objects (95% ranges from a wild bootstrap of its residuals). "
+           if metrics.get("learning_curve") else "")
         + (f"Once scored, the network was {metrics['final_model']['why']}; that network is the one saved. "
            if (metrics.get("final_model") or {}).get("refit") else "")
         + f"Random seed {info.get('seed')}."

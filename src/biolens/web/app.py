@@ -419,10 +419,8 @@ def create_app(settings: Settings) -> FastAPI:
                                 "epochs": _integer(values, "epochs", 30, 1, 1000),
                                 "time_budget": 60.0 * _number(values, "time_budget_min", 0.0, 0.0, 7 * 24 * 60),
                                 "group_column": values.get("group_column", "").strip() or None,
-                                "learning_curve": values.get("learning_curve", "auto")
-                                if values.get("learning_curve") in ("auto", "on", "off") else "auto",
-                                "pretrain": values.get("pretrain") if values.get("pretrain") in ("auto", "on", "off")
-                                else "auto",
+                                "learning_curve": _choice(values, "learning_curve", ("auto", "on", "off")),
+                                "pretrain": _choice(values, "pretrain", ("auto", "on", "off")),
                                 "backbone": values.get("backbone") if values.get("backbone") in dict(views.BACKBONE_CHOICES)
                                 else "compact",
                                 "image_size": _integer(values, "image_size", 0, 0, 1024)}
@@ -460,7 +458,8 @@ def create_app(settings: Settings) -> FastAPI:
             else:
                 params = {"annotations": str(images)}
             return name, task, {**params, "seed": seed, "epochs": _integer(values, "detect_epochs", 40, 1, 1000),
-                                "object_size": _number(values, "object_size", 0.0, 0.0, 2000.0)}
+                                "object_size": _number(values, "object_size", 0.0, 0.0, 2000.0),
+                                "learning_curve": _choice(values, "detect_learning_curve", ("auto", "on", "off"))}
         raise InputError("choose a task: classify images, cluster, associate, detect objects or learn image "
                          "features (pretrain).")
 
@@ -524,6 +523,11 @@ def _single_input(data: Path) -> Path:
             break
         data = entries[0]
     return data
+
+
+def _choice(values: dict, key: str, choices: tuple[str, ...]) -> str:
+    """A menu's value, or its first choice (the default) when the form sent none or something else."""
+    return values.get(key) if values.get(key) in choices else choices[0]
 
 
 def _integer(values: dict, key: str, default: int, low: int, high: int) -> int:
