@@ -457,3 +457,59 @@ def test_detect_learning_curve_scores_parts_on_the_same_test_images_and_advises(
     assert not list((out / "checkpoints" / "learning_curve").rglob("*.keras"))
     report = (out / "report.html").read_text()
     assert "Is the annotation enough?" in report and curve["advice"][:40] in report
+
+
+@pytest.mark.parametrize("layout", ["tiles", "strips", "one strip", "16-bit grey"])
+def test_a_large_tiff_is_read_from_disk_by_windows_with_the_pixels_read_whole_gives(tmp_path, monkeypatch, layout):
+    import tifffile
+
+    from biolens.inference.tiles import scaled_window, window
+    from biolens.readers import image_decode
+
+    rng = np.random.default_rng(4)
+    path = tmp_path / "ortho.tif"
+    if layout == "16-bit grey":
+        tifffile.imwrite(path, rng.integers(0, 4096, (700, 900)).astype(np.uint16), tile=(128, 128))
+    else:
+        pixels = rng.integers(0, 256, (700, 900, 3), dtype=np.uint8)
+        options = {"tiles": {"tile": (128, 128), "compression": "zlib"}, "strips": {"rowsperstrip": 32,
+                   "compression": "zlib"}, "one strip": {"rowsperstrip": 700}}[layout]
+        tifffile.imwrite(path, pixels, photometric="rgb", **options)
+    whole = image_decode.read_whole(path)
+    monkeypatch.setattr(image_decode, "LAZY_BYTES", 1000)  # "too large to hold": every test file here
+    monkeypatch.setattr(image_decode, "LAZY_CHUNK_BYTES", 1 << 20)
+    windows = image_decode.read_for_tiles(path)
+    assert isinstance(windows, image_decode.TiffWindows) and windows.shape == whole.shape
+    assert np.array_equal(windows[13:410, 600:900], whole[13:410, 600:900])
+    for y0, x0 in ((-20, -30), (650, 870), (100, 200)):  # mirrored at every edge, as on the whole image
+        assert np.array_equal(window(windows, y0, x0, 96), window(whole, y0, x0, 96))
+        assert np.array_equal(scaled_window(windows, 0.37, y0, x0, 64), scaled_window(whole, 0.37, y0, x0, 64))
+    thumbnail, step = windows.thumbnail(max_side=300)
+    assert step == 3 and np.array_equal(thumbnail, whole[::3, ::3])
+
+
+def test_objects_found_in_a_tiff_read_by_windows_are_those_of_the_whole_image(tmp_path, monkeypatch):
+    import tifffile
+
+    from biolens.inference.tiles import find_peaks, select
+    from biolens.models.objects import DENSITY_SCALE
+    from biolens.readers import image_decode
+
+    class Heat:  # a stand-in network: a peak wherever the red channel is 255
+        def __call__(self, tiles, training=False):
+            out = np.full(tiles.shape[:3] + (5,), -8.0, np.float32)
+            out[..., 0][tiles[..., 0] >= 250] = 5.0
+            out[..., 4] = np.where(tiles[..., 0] >= 250, DENSITY_SCALE, -1.0)
+            return out
+
+    image = np.zeros((600, 700, 3), np.uint8)
+    image[5::41, 7::41, 0] = 255
+    tifffile.imwrite(tmp_path / "big.tif", image, tile=(64, 64), photometric="rgb")
+    monkeypatch.setattr(image_decode, "LAZY_BYTES", 1000)
+    windows = image_decode.read_for_tiles(tmp_path / "big.tif")
+    assert isinstance(windows, image_decode.TiffWindows)
+    for scale in (1.0, 0.5):
+        on_disk = find_peaks(Heat(), windows, 1, scale=scale, core=128, margin=16, min_distance=2)
+        in_memory = find_peaks(Heat(), image, 1, scale=scale, core=128, margin=16, min_distance=2)
+        assert np.array_equal(on_disk.centres[select(on_disk, 0.5, 2)], in_memory.centres[select(in_memory, 0.5, 2)])
+        assert on_disk.density_count()[0] == pytest.approx(in_memory.density_count()[0])

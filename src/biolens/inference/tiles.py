@@ -57,13 +57,17 @@ def _round_up(value: int, divisor: int = DIVISOR) -> int:
 
 
 def window(image: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
-    """The size x size window at (y0, x0), mirrored where it passes the image edge."""
+    """The size x size window at (y0, x0), mirrored where it passes the image edge. The rows and columns it
+    touches are sliced first, so an image read from disk by windows (readers.image_decode.TiffWindows) reads only
+    those."""
     height, width = image.shape[:2]
     ys = np.clip(np.arange(y0, y0 + size), 0, None)
     xs = np.clip(np.arange(x0, x0 + size), 0, None)
     ys = np.where(ys >= height, 2 * (height - 1) - ys, ys).clip(0, height - 1)
     xs = np.where(xs >= width, 2 * (width - 1) - xs, xs).clip(0, width - 1)
-    return image[np.ix_(ys, xs)]
+    top, left = int(ys.min()), int(xs.min())
+    block = image[top:int(ys.max()) + 1, left:int(xs.max()) + 1]
+    return block[np.ix_(ys - top, xs - left)]
 
 
 def scaled_shape(image: np.ndarray, scale: float) -> tuple[int, int]:

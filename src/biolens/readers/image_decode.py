@@ -267,3 +267,94 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
         band = np.nan_to_num(array[start:start + ROWS_PER_CHUNK].astype(np.float32))
         out[start:start + ROWS_PER_CHUNK] = np.clip((band - offset) / span * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+LAZY_BYTES = 256 * 1024**2         # TIFFs whose decoded uint8 RGB would exceed this are read a window at a time
+LAZY_MAX_PIXELS = 4_000_000_000    # ...up to 63,000 x 63,000 (the whole-image limit, MAX_PIXELS, does not apply)
+LAZY_CHUNK_BYTES = 64 * 1024**2    # a TIFF stored in chunks larger than this (one huge strip) cannot be windowed
+
+
+class TiffWindows:
+    """A large single-plane TIFF read from disk a window at a time: tifffile's zarr store decodes only the tiles or
+    strips a window touches, so an orthomosaic larger than memory can be tiled. Windows are (h, w, 3) uint8, scaled
+    as `read_whole` scales the whole image (the bit depth or value range comes from one banded pass over the file).
+    Indexing takes row and column slices (`image[y0:y1, x0:x1]`), as `inference.tiles.window` uses it."""
+
+    def __init__(self, path: Path, array, channels: int):
+        self.path, self._array, self._channels = path, array, channels
+        height, width = int(array.shape[0]), int(array.shape[1])
+        self.shape, self.dtype, self.ndim = (height, width, 3), np.dtype(np.uint8), 3
+        self._offset, self._span = 0.0, 255.0
+        if array.dtype != np.uint8:
+            self._offset, self._span = _scaling(array)
+
+    def __getitem__(self, key):
+        rows, cols = (key, slice(None)) if not isinstance(key, tuple) else key[:2]
+        block = np.asarray(self._array[rows, cols])
+        if block.ndim == 2:
+            block = block[..., None]
+        block = block[..., :3]  # alpha dropped, as read_whole does
+        if block.dtype != np.uint8:
+            band = np.nan_to_num(block.astype(np.float32))
+            block = np.clip((band - self._offset) / self._span * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(block, 3, axis=-1) if block.shape[2] == 1 else block
+
+    def thumbnail(self, max_side: int = 4096) -> tuple[np.ndarray, int]:
+        """(every step-th pixel as uint8 RGB, step): a picture of the whole image to draw on, at most max_side."""
+        step = max(1, int(np.ceil(max(self.shape[:2]) / max_side)))
+        rows = [self[y:y + ROWS_PER_CHUNK * step:step, ::step] for y in range(0, self.shape[0], ROWS_PER_CHUNK * step)]
+        return np.concatenate(rows, axis=0), step
+
+
+def _scaling(array) -> tuple[float, float]:
+    """(offset, span) mapping stored values to 0-255 as `to_uint8` does, from a banded pass (never the whole array)."""
+    low, high = np.inf, -np.inf
+    for start in range(0, int(array.shape[0]), ROWS_PER_CHUNK):
+        band = np.asarray(array[start:start + ROWS_PER_CHUNK])
+        low, high = min(low, float(np.nanmin(band))), max(high, float(np.nanmax(band)))
+    if np.issubdtype(array.dtype, np.floating):
+        return (0.0, 1.0) if low >= 0 and high <= 1 else (low, max(high - low, 1e-12))
+    bits = 8 if high <= 255 else min(16 if high < 65536 else 32, max(10, 2 * math.ceil(math.log2(high + 1) / 2)))
+    return 0.0, float(2**bits - 1)
+
+
+def read_for_tiles(path: Path, *, stack: str = "refuse"):
+    """The image for tiled prediction: a `TiffWindows` for a TIFF too large to hold decoded (one 2-D plane, with
+    or without colour samples, stored in tiles or strips), else the whole image as `read_whole` gives it."""
+    path = Path(path)
+    if path.suffix.lower() in {".tif", ".tiff"}:
+        windows = _tiff_windows(path)
+        if windows is not None:
+            return windows
+    return read_whole(path, stack=stack)
+
+
+def _tiff_windows(path: Path) -> TiffWindows | None:
+    import tifffile
+
+    try:
+        tif = tifffile.TiffFile(path)
+        series = tif.series[0]
+        axes, shape = series.axes, tuple(int(n) for n in series.shape)
+    except Exception:  # noqa: BLE001 - a damaged file is reported by read_whole's own decoding, with its reason
+        return None
+    samples = shape[2] if axes == "YXS" else 1
+    if axes not in ("YX", "YXS") or samples not in (1, 3, 4) or shape[0] * shape[1] * 3 <= LAZY_BYTES:
+        tif.close()
+        return None
+    if shape[0] * shape[1] > LAZY_MAX_PIXELS:
+        tif.close()
+        raise DecodeError(f"image is {shape[1]:,} x {shape[0]:,} pixels, above the limit of {LAZY_MAX_PIXELS:,}; "
+                          "split it into parts first")
+    import zarr
+
+    array = zarr.open(series.aszarr(), mode="r")
+    if int(np.prod(array.chunks[:2])) * samples * series.dtype.itemsize > LAZY_CHUNK_BYTES:
+        tif.close()  # one huge strip: uncompressed data can still be mapped from disk; anything else is read whole
+        try:
+            return TiffWindows(path, tifffile.memmap(path), samples)
+        except (ValueError, OSError):
+            return None
+    windows = TiffWindows(path, array, samples)
+    windows._file = tif  # the store reads through this open file
+    return windows

@@ -963,7 +963,7 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     from biolens.inference.tiles import find_peaks, instances, select
     from biolens.models.io import load_trusted
     from biolens.readers import images as image_reader
-    from biolens.readers.image_decode import DecodeError, read_whole
+    from biolens.readers.image_decode import DecodeError, read_for_tiles
 
     model = load_trusted(run.model_path, info.get("model_sha256"))
     metrics, classes, kind = run.metrics, info["class_names"], info["kind"]
@@ -986,7 +986,7 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     rows, counts = [], []
     for path in found_files.files:
         try:
-            image = read_whole(path)
+            image = read_for_tiles(path)  # a TIFF too large to hold decoded is read from disk a window at a time
         except DecodeError as error:
             if not skip_bad:
                 raise InputError(f"{path}: {error}. Fix it, or pass --skip-bad to list such files in counts.csv.") from None
@@ -1023,8 +1023,10 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
             count = int(round(float(by_density[c]))) if by_density is not None else detected
             counts.append({"image": str(path), "label": label, "count": count, "objects_found": detected})
         if overlays is not None:
-            _write_overlay(overlays / f"{path.stem}.png", image, centres, widths if kind == "boxes" else None,
-                           [classes[c] for c in peaks.classes[chosen]], size)
+            picture, step = (image, 1) if isinstance(image, np.ndarray) else image.thumbnail()
+            _write_overlay(overlays / f"{path.stem}.png", picture, centres / step,
+                           widths / step if kind == "boxes" else None, [classes[c] for c in peaks.classes[chosen]],
+                           size / step)
         if geo is not None and folder is not None:
             _write_geojson(folder / f"{path.stem}.geojson", [r for r in rows if r["image"] == str(path)],
                            geo, kind)

@@ -76,12 +76,13 @@ def nested_parts(units: list, seed: int) -> list[list[int]]:
     """Indices (into `units`) of the training units in each part, nested: each part holds the smaller ones."""
     train = [k for k, u in enumerate(units) if u.split == "train"]
     order = list(np.random.default_rng(seed).permutation(train))
-    return [sorted(order[:max(1, int(round(f * len(train))))]) for f in FRACTIONS]
+    return [sorted(order[:max(1, round(f * len(train)))]) for f in FRACTIONS]
 
 
 def learning_curve(run: Run, config, data, metrics: dict) -> dict:
     """Train and score the parts (resumable: each finished part leaves its scores in checkpoints/learning_curve/)."""
-    from biolens.stats.learning_curve import advice, learning_curve as fit
+    from biolens.stats.learning_curve import advice
+    from biolens.stats.learning_curve import learning_curve as fit
     from biolens.tasks import detect
 
     classes = data.annotations.class_names
