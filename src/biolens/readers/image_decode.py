@@ -275,8 +275,9 @@ LAZY_CHUNK_BYTES = 64 * 1024**2    # a TIFF stored in chunks larger than this (o
 
 
 class TiffWindows:
-    """A large single-plane TIFF read from disk a window at a time: tifffile's zarr store decodes only the tiles or
-    strips a window touches, so an orthomosaic larger than memory can be tiled. Windows are (h, w, 3) uint8, scaled
+    """A large single-plane TIFF read from disk a window at a time (memory-mapped when uncompressed, else through
+    tifffile's zarr store, which decodes only the tiles or strips a window touches), so an orthomosaic larger than
+    memory can be tiled. Windows are (h, w, 3) uint8, scaled
     as `read_whole` scales the whole image (the bit depth or value range comes from one banded pass over the file).
     Indexing takes row and column slices (`image[y0:y1, x0:x1]`), as `inference.tiles.window` uses it."""
 
@@ -346,15 +347,18 @@ def _tiff_windows(path: Path) -> TiffWindows | None:
         tif.close()
         raise DecodeError(f"image is {shape[1]:,} x {shape[0]:,} pixels, above the limit of {LAZY_MAX_PIXELS:,}; "
                           "split it into parts first")
+    try:  # uncompressed, contiguous data: mapped from disk, so a window reads only its own rows' pages
+        mapped = tifffile.memmap(path)
+        tif.close()
+        return TiffWindows(path, mapped, samples)
+    except (ValueError, OSError):
+        pass
     import zarr
 
-    array = zarr.open(series.aszarr(), mode="r")
+    array = zarr.open(series.aszarr(), mode="r")  # compressed tiles or strips: only those a window touches
     if int(np.prod(array.chunks[:2])) * samples * series.dtype.itemsize > LAZY_CHUNK_BYTES:
-        tif.close()  # one huge strip: uncompressed data can still be mapped from disk; anything else is read whole
-        try:
-            return TiffWindows(path, tifffile.memmap(path), samples)
-        except (ValueError, OSError):
-            return None
+        tif.close()  # one huge compressed strip: every window would decode all of it; read the image whole
+        return None
     windows = TiffWindows(path, array, samples)
     windows._file = tif  # the store reads through this open file
     return windows
