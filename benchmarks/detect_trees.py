@@ -50,7 +50,8 @@ def main() -> None:
     rows = ["image,xmin,ymin,xmax,ymax,label"] + [f"{TILE}.png,{a:.0f},{b:.0f},{c:.0f},{d:.0f},Tree" for a, b, c, d in train]
     (data / "left_half.csv").write_text("\n".join(rows) + "\n")
     started = time.time()
-    run = biolens.load_run(out) if args.reuse else biolens.detect(data / "left_half.csv", out=out, seed=args.seed)
+    run = biolens.load_run(out) if args.reuse else biolens.detect(data / "left_half.csv", out=out, seed=args.seed,
+                                                                           learning_curve="off")
     predicted = Path(args.out + "_predict")
     predicted.mkdir(parents=True, exist_ok=True)
     table = biolens.predict(run, [data / f"{TILE}.png"], out=predicted / "objects.csv", force=True)

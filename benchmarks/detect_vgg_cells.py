@@ -49,7 +49,7 @@ def main() -> None:
         object_models.DENSITY_WEIGHT = args.density_weight
     csv = points_csv(Path(args.out + "_data"), args.train)
     started = time.time()
-    run = biolens.detect(csv, out=args.out, images=str(DATA / "images"), epochs=args.epochs)
+    run = biolens.detect(csv, out=args.out, images=str(DATA / "images"), epochs=args.epochs, learning_curve="off")
     metrics = run.metrics
     print(json.dumps({"seconds": round(time.time() - started), "count_mae": metrics["count_mae"],
                       "count_mae_ci95": metrics["count_mae_ci95"], "f1": metrics["f1"],

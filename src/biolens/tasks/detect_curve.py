@@ -46,7 +46,8 @@ def plan(mode: str, data, state: dict, run: Run, time_budget: float) -> str | No
         return (f"not run: the rarest class has {smallest} annotated training objects, too few to train on a quarter "
                 "of them (--learning-curve forces it)")
     if expected > AUTO_SECONDS:
-        return f"not run: it would add about {expected / 60:.0f} minutes of training (--learning-curve forces it). {again}"
+        return (f"not run: it would add about {expected / 60:.0f} minutes of training (--learning-curve forces it: it "
+                f"retrains on a quarter and a half of the training {_unit_words(data)})")
     return None
 
 
