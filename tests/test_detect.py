@@ -517,3 +517,15 @@ def test_objects_found_in_a_tiff_read_by_windows_are_those_of_the_whole_image(tm
         in_memory = find_peaks(Heat(), image, 1, scale=scale, core=128, margin=16, min_distance=2)
         assert np.array_equal(on_disk.centres[select(on_disk, 0.5, 2)], in_memory.centres[select(in_memory, 0.5, 2)])
         assert on_disk.density_count()[0] == pytest.approx(in_memory.density_count()[0])
+
+
+def test_flip_averaging_mirrors_each_output_back_onto_its_tile():
+    from biolens.inference.tiles import _outputs
+
+    tiles = np.random.default_rng(2).normal(size=(2, 32, 48, 3)).astype(np.float32)
+    echo = lambda batch, training=False: batch * 2.0  # noqa: E731 - a stand-in network that copies its input
+    assert np.allclose(_outputs(echo, tiles, flips=True), tiles * 2.0)  # mirrored back: the same picture
+    ramp = np.broadcast_to(np.arange(48, dtype=np.float32)[None, None, :, None], (2, 32, 48, 1))
+    left_to_right = lambda batch, training=False: ramp  # noqa: E731 - a network that ignores what it sees
+    averaged = _outputs(left_to_right, tiles, flips=True)
+    assert np.allclose(averaged, 23.5)  # a position bias cancels over the mirror images
