@@ -66,18 +66,21 @@ def test_nested_subsets_are_stratified_and_nested():
 
 
 @pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
-def test_training_with_learning_curve_writes_the_curve_advice_and_figure(trained_run, slice_manifest, tmp_path):
+def test_the_learning_curve_added_to_a_finished_run_writes_the_curve_advice_and_figure(trained_run, tmp_path):
     import html
     import json
+    import shutil
 
     from conftest import biolens
 
     skipped = json.loads((trained_run / "metrics.json").read_text())
     assert "too few" in skipped["learning_curve_skipped"]  # auto mode: 1/8 of the WBC class is under 8 images
+    assert "biolens learning-curve" in (trained_run / "report.html").read_text()  # offered as a second step
     out = tmp_path / "curve"
-    biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "3", "--learning-curve",
-            "--out", out, "--seed", "1")
+    shutil.copytree(trained_run, out)
+    biolens("learning-curve", out)
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["balanced_accuracy"] == skipped["balanced_accuracy"] and "learning_curve_skipped" not in metrics
     curve = metrics["learning_curve"]
     assert curve["fractions"] == [0.125, 0.25, 0.5] * 2 + [1.0]
     assert curve["sizes"][-1] == metrics["n_train"] and curve["scores"][-1] == round(metrics["balanced_accuracy"], 4)

@@ -440,23 +440,42 @@ def test_learning_curve_parts_are_nested_training_units_and_auto_says_why_it_did
     assert "time-budget" in detect_curve.plan("on", data, state, run, 50)
 
 
-@pytest.mark.slow  # five trainings: pytest -m slow
-def test_detect_learning_curve_scores_parts_on_the_same_test_images_and_advises(tmp_path):
-    data = dot_images(tmp_path / "data", n_images=10, side=64, seed=5)
-    out = tmp_path / "run"
-    biolens("detect", data, "--epochs", "1", "--learning-curve", "--out", out, "--seed", "0")
-    metrics = json.loads((out / "metrics.json").read_text())
+@pytest.mark.slow  # four more trainings: pytest -m slow
+def test_the_learning_curve_added_to_a_finished_detection_run_scores_parts_on_its_test_images(detect_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(detect_run, run)
+    before = json.loads((run / "metrics.json").read_text())
+    assert "biolens learning-curve" in before["learning_curve_skipped"]  # the report offers the second step
+    assert "biolens learning-curve" in (run / "report.html").read_text()
+    biolens("learning-curve", run)
+    metrics = json.loads((run / "metrics.json").read_text())
     curve = metrics["learning_curve"]
+    assert "learning_curve_skipped" not in metrics and metrics["f1"] == before["f1"]  # the run's figures stay
     assert curve["fractions"] == [0.25, 0.5, 0.25, 0.5, 1.0] and curve["metric"] == "f1"
     assert curve["sizes"][-1] > max(curve["sizes"][:-1]) and curve["sizes"][0] < curve["sizes"][1]
     assert curve["scores"][-1] == round(metrics["f1"], 4) and all(0 <= s <= 1 for s in curve["scores"])
     assert "annotated objects" in curve["advice"] or "scatter" in curve["advice"]
-    assert (out / "figures" / "learning_curve.png").exists()
-    parts = sorted(p.parent.name for p in (out / "checkpoints" / "learning_curve").glob("*/scores.json"))
+    assert (run / "figures" / "learning_curve.png").exists()
+    parts = sorted(p.parent.name for p in (run / "checkpoints" / "learning_curve").glob("*/scores.json"))
     assert parts == ["0.25_0", "0.25_1", "0.5_0", "0.5_1"]  # only the scores are kept, not the weights
-    assert not list((out / "checkpoints" / "learning_curve").rglob("*.keras"))
-    report = (out / "report.html").read_text()
+    assert not list((run / "checkpoints" / "learning_curve").rglob("*.keras"))
+    report = (run / "report.html").read_text()
     assert "Is the annotation enough?" in report and curve["advice"][:40] in report
+    assert "already" in biolens("learning-curve", run).stdout + biolens("learning-curve", run).stderr
+
+
+def test_a_learning_curve_is_refused_in_one_line_for_runs_that_cannot_have_one(detect_run, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(detect_run, other)
+    info = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    assert "resume it first" in one_line_error(biolens("learning-curve", other, check=False))
+    (other / "run.json").write_text(json.dumps({**info, "task": "cluster"}))
+    assert "only image classification and object detection" in one_line_error(biolens("learning-curve", other, check=False))
 
 
 @pytest.mark.parametrize("layout", ["tiles", "strips", "one strip", "16-bit grey", "one compressed strip"])

@@ -23,7 +23,7 @@ from biolens.runs import Run, load_run  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "cluster", "detect", "export",
-           "pretrain"]
+           "pretrain", "add_learning_curve"]
 
 
 def _default_out(task: str, data) -> str:
@@ -68,6 +68,14 @@ def detect(annotations=None, out=None, *, resume=None, **options) -> Run:
 
     return _detect(annotations, out or (None if resume else _default_out("detect", annotations)), resume=resume,
                    **options)
+
+
+def add_learning_curve(run) -> Run:
+    """Is my data enough? The learning curve added to a finished image classification or detection run (a second
+    step after a quick first run); see `biolens.engine.lifecycle.add_learning_curve`."""
+    from biolens.engine.lifecycle import add_learning_curve as _add
+
+    return _add(run)
 
 
 def predict(run, inputs, out=None, **options):

@@ -225,6 +225,18 @@ def report(run: Path = typer.Argument(..., help="A run folder.")):
     typer.echo(f"report: {write_report(load_run(run))}")
 
 
+@app.command("learning-curve")
+def learning_curve(run: Path = typer.Argument(..., help="A finished image classification or detection run.")):
+    """Is my data enough? Add the learning curve to a finished run: the model is trained again by the run's own
+    rules on parts of its training data, each scored on the same test set; the report gains the curve and advice.
+
+    Example: biolens learning-curve runs/demo
+    """
+    from biolens.engine.lifecycle import add_learning_curve
+
+    add_learning_curve(run)
+
+
 @app.command()
 def associate(
     phenotypes: Optional[Path] = typer.Option(None, "--phenotypes", help="TSV/CSV with a sample column, the trait and any covariates."),

@@ -131,6 +131,49 @@ def execute(task: str, *, out: Path | str | None, resume: Path | str | None, opt
     return run
 
 
+def add_learning_curve(path: Path | str) -> Run:
+    """The learning curve added to a finished run, as a second step (a first result comes sooner without it): the
+    task's own curve on the run's own split, data checked against the run's fingerprint; metrics.json, the figure
+    and the report are updated in place. Interrupted, it continues where it stopped when called again."""
+    from biolens.report.html import write_report
+    from biolens.runs import write_json
+
+    run = load_run(path)
+    info = read_run_info(run)
+    spec = registry.get(info.get("task"))
+    if spec.learning_curve is None:
+        raise InputError(f"{run.path} is a {spec.title} run; only image classification and object detection runs "
+                         "have a learning curve.")
+    if info.get("status") != "complete":
+        raise InputError(f"{run.path} has not finished (status {info.get('status')}); resume it first (--resume).")
+    metrics = dict(run.metrics)
+    if metrics.get("learning_curve"):
+        console.say(f"{run.path} has its learning curve already; see the report.")
+        return run
+    config = config_for_resume(spec, info)
+    started = time.time()
+    hook = spec.function("learning_curve")
+    metrics["learning_curve"] = hook(run, config, metrics)
+    metrics.pop("learning_curve_skipped", None)
+    write_json(run.path / "metrics.json", metrics)
+    timings = dict(run.info.get("timings") or {})
+    timings["learning_curve_seconds"] = round(time.time() - started, 1)
+    run.update_info(timings=timings)
+    write_report(run)
+    console.say(metrics["learning_curve"]["advice"])
+    console.say(f"report: {run.report_path}")
+    return run
+
+
+def prepared_again(prepare: Callable[[Any, Run | None, Path], Prepared], config, run: Run):
+    """A finished run's data read again by its task's `prepare` (its own split), refused if it changed since."""
+    prepared = prepare(config, run, run.path)
+    if prepared.data is None or run.info.get("data_fingerprint") != prepared.fingerprint:
+        raise InputError(f"the input data changed since {run.path} was trained (data fingerprint differs); the "
+                         "learning curve must use the same data. Train a new run instead.")
+    return prepared.data
+
+
 def _set_timings(run: Run, **values) -> None:
     if not (run.path / RUN_FILE).exists():
         return

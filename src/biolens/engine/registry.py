@@ -31,6 +31,7 @@ class TaskSpec:
     headline_label: str
     headline: Callable[[dict], str]
     predictor: str | None = None
+    learning_curve: str | None = None   # "module:function(run, config, metrics)": the curve added to a finished run
     web_form: bool = False
     model: bool = False
     aliases: tuple[str, ...] = field(default_factory=tuple)
@@ -98,7 +99,8 @@ CLASSIFY_OUTPUTS = SUPERVISED_OUTPUTS + ("duplicates.csv", "skipped.csv")  # ima
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec("classify", "image classification", configs.ClassifyConfig, "biolens.tasks.classify:train",
              CLASSIFY_OUTPUTS, "classify.html.j2", "image_methods", "balanced_accuracy", "balanced accuracy",
-             _classify_headline, predictor="biolens.tasks.predict:predict_classes", web_form=True, model=True),
+             _classify_headline, predictor="biolens.tasks.predict:predict_classes",
+             learning_curve="biolens.tasks.classify:add_learning_curve", web_form=True, model=True),
     TaskSpec("sequence_classify", "sequence classification", configs.SequenceConfig,
              "biolens.tasks.sequence_classify:train", SUPERVISED_OUTPUTS + ("motifs.tsv", "motifs.meme"),
              "classify.html.j2", "sequence_methods", "balanced_accuracy", "balanced accuracy", _classify_headline,
@@ -115,7 +117,8 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec("detect", "objects in images", configs.DetectConfig, "biolens.tasks.detect:detect",
              ("run.json", "metrics.json", "model.keras", "splits.csv", "history.csv", "test_objects.csv", "report.html"),
              "detect.html.j2", "detect_methods", "f1", "F1 (objects)", _detect_headline,
-             predictor="biolens.tasks.detect:predict_objects", web_form=True, model=True),
+             predictor="biolens.tasks.detect:predict_objects",
+             learning_curve="biolens.tasks.detect:add_learning_curve", web_form=True, model=True),
     TaskSpec("pretrain", "self-supervised image representation", configs.PretrainConfig,
              "biolens.tasks.pretrain:pretrain", ("run.json", "metrics.json", "model.keras", "embedding.parquet",
                                                  "report.html"),

@@ -196,8 +196,8 @@ def learning_curve_plan(mode: str, y: np.ndarray, parts: dict[str, np.ndarray], 
     """None when the learning curve should run, else the reason it does not (said in the report and the CLI)."""
     expected = train_seconds * sum(LEARNING_CURVE_FRACTIONS) * LEARNING_CURVE_SEEDS  # its extra training time
     if mode == "off":
-        return ("turned off (--no-learning-curve). To see whether more images would help, train again with "
-                f"--learning-curve: it retrains on 1/8, 1/4 and 1/2 of the training images, about "
+        return ("turned off (--no-learning-curve). To see whether more images would help, add it to this run with "
+                f"biolens learning-curve: it retrains on 1/8, 1/4 and 1/2 of the training images, about "
                 f"{max(1, round(expected / 60))} more minutes here")
     if mode == "on":
         return None
@@ -206,7 +206,8 @@ def learning_curve_plan(mode: str, y: np.ndarray, parts: dict[str, np.ndarray], 
         return (f"not run: the smallest class has {smallest} training examples, too few to train on an eighth of them "
                 "(--learning-curve forces it)")
     if expected > LEARNING_CURVE_AUTO_SECONDS:
-        return f"not run: it would add about {expected / 60:.0f} minutes of training (--learning-curve forces it)"
+        return (f"not run: it would add about {expected / 60:.0f} minutes of training (add it to this run with "
+                "biolens learning-curve, or train with --learning-curve)")
     return None
 
 

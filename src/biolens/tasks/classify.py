@@ -320,6 +320,24 @@ def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, pa
     console.say(curve["advice"])
 
 
+def add_learning_curve(run: Run, config: ClassifyConfig, metrics: dict) -> dict:
+    """The learning curve of a finished run (`biolens learning-curve RUN`): the run's own split and recipe (its
+    pretrained encoder is read back from checkpoints/), each part trained as the main model was."""
+    import dataclasses
+
+    if distributed.cluster() is not None:
+        raise InputError(f"{run.path}: {ACROSS_MACHINES_NOTE}.")
+    loaded, y, class_names, assignment, unlabelled = lifecycle.prepared_again(_prepare, config, run)
+    parts = {name: np.flatnonzero(assignment == name) for name in ("train", "val", "test")}
+    start, pretraining = _starting_encoder(run, config, loaded.pixels, y, parts, unlabelled)
+    note = ("self-supervised encoder pretrained in this run" if pretraining["source"] == "pretrained here"
+            else f"encoder of run {config.init_from}")
+    recipe = classifier_recipe(config, loaded.pixels, y, len(class_names), start, note)
+    _learning_curve(run, dataclasses.replace(config, learning_curve="on"), loaded.pixels, y, class_names, parts, {},
+                    metrics, recipe)
+    return metrics["learning_curve"]
+
+
 def _side_model_options(config: ClassifyConfig, pixels, y, recipe: Recipe) -> dict:
     """How supervised.side_model trains extra models of this run: exactly like the main one."""
     return dict(fit_options=dict(epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,

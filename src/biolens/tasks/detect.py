@@ -930,6 +930,17 @@ def _learning_curve(run: Run, config: DetectConfig, data: Data, state: dict, met
     console.say(curve["advice"])
 
 
+def add_learning_curve(run: Run, config: DetectConfig, metrics: dict) -> dict:
+    """The learning curve of a finished detection run (`biolens learning-curve RUN`), on its own units."""
+    from biolens.report import figures
+    from biolens.tasks import detect_curve
+
+    data = lifecycle.prepared_again(_prepare, config, run)
+    curve = detect_curve.learning_curve(run, config, data, metrics)
+    figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
+    return curve
+
+
 def _refit_on_every_region(run: Run, config: DetectConfig, data: Data, model, state: dict):
     """Few images split into regions (one partly annotated tile, say): once the held-out model is scored, the network
     is trained again on every annotated region, test and validation ones too, with the held-out model's recipe (its

@@ -29,8 +29,9 @@ def plan(mode: str, data, state: dict, run: Run, time_budget: float) -> str | No
     """None when the learning curve should run, else the reason it does not (said in the report and the CLI)."""
     train = [u for u in data.units if u.split == "train"]
     expected = expected_seconds(state)
-    again = (f"To see whether more annotation would help, run again with --learning-curve: it retrains on a quarter "
-             f"and a half of the training {_unit_words(data)}, about {max(1, round(expected / 60))} more minutes here")
+    again = (f"To see whether more annotation would help, add it to this run with biolens learning-curve: it "
+             f"retrains on a quarter and a half of the training {_unit_words(data)}, about "
+             f"{max(1, round(expected / 60))} more minutes here")
     if mode == "off":
         return f"turned off (--no-learning-curve). {again}"
     if len(train) < 4:
@@ -46,8 +47,9 @@ def plan(mode: str, data, state: dict, run: Run, time_budget: float) -> str | No
         return (f"not run: the rarest class has {smallest} annotated training objects, too few to train on a quarter "
                 "of them (--learning-curve forces it)")
     if expected > AUTO_SECONDS:
-        return (f"not run: it would add about {expected / 60:.0f} minutes of training (--learning-curve forces it: it "
-                f"retrains on a quarter and a half of the training {_unit_words(data)})")
+        return (f"not run: it would add about {expected / 60:.0f} minutes of training (add it to this run with biolens "
+                f"learning-curve, or run with --learning-curve: it retrains on a quarter and a half of the training "
+                f"{_unit_words(data)})")
     return None
 
 
