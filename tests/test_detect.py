@@ -217,6 +217,8 @@ def test_detect_then_predict_writes_objects_counts_and_overlays(detect_run, tmp_
                 "threshold", "per_class"):
         assert key in metrics, key
     assert metrics["baseline"]["f1"] > 0.5  # bright discs: the blob detector must find them
+    chosen = metrics["flips_validation_f1"]  # flip averaging kept only when it adds validation F1
+    assert metrics["flips"] == (chosen["flips"] >= chosen["plain"] + 0.005) and 0 <= chosen["plain"] <= 1
     fresh = tmp_path / "new"
     fresh.mkdir()
     dot_images(fresh, n_images=3, side=128, seed=9)
@@ -436,7 +438,7 @@ def test_learning_curve_parts_are_nested_training_units_and_auto_says_why_it_did
     assert detect_curve.plan("on", data, state, run, 0) is None
     # 8 training images of 3 objects: a quarter holds 6 objects, too few for "auto"
     assert "rarest class has 24" in detect_curve.plan("auto", data, state, run, 0)
-    assert "--learning-curve" in detect_curve.plan("off", data, state, run, 0)
+    assert "biolens learning-curve" in detect_curve.plan("off", data, state, run, 0)
     assert "time-budget" in detect_curve.plan("on", data, state, run, 50)
 
 

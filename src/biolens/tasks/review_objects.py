@@ -55,7 +55,8 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
             except DecodeError as error:
                 skipped.append(f"{path}: {error}")
                 continue
-            peaks = calibrate_sizes(find_peaks(model, image, len(classes), scale=scale, min_distance=min_distance),
+            peaks = calibrate_sizes(find_peaks(model, image, len(classes), scale=scale, min_distance=min_distance,
+                                               flips=bool(metrics.get("flips"))),
                                     metrics)
             chosen = np.zeros(len(peaks.scores), bool)
             chosen[select(peaks, threshold, min_distance, overlap_of(kind))] = True
