@@ -124,6 +124,9 @@ def _load(config: AssociateConfig) -> _Data:
 
 
 # -- stages ------------------------------------------------------------------------------------------------------
+MIN_DISCOVERY_EPOCHS = 0
+
+
 def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     from biolens.hardware import import_tensorflow
 
@@ -138,7 +141,8 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
-    discovery = cached_stage(run, "discovery_v2", lambda: _discovery(data, config, classical, int(crossval["epochs"]), r2_additive))
+    epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
+    discovery = cached_stage(run, "discovery_v2", lambda: _discovery(data, config, classical, epochs, r2_additive))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
