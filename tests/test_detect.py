@@ -550,3 +550,27 @@ def test_flip_averaging_mirrors_each_output_back_onto_its_tile():
     left_to_right = lambda batch, training=False: ramp  # noqa: E731 - a network that ignores what it sees
     averaged = _outputs(left_to_right, tiles, flips=True)
     assert np.allclose(averaged, 23.5)  # a position bias cancels over the mirror images
+
+
+def test_each_class_is_counted_by_the_method_that_counted_it_best_on_validation():
+    from types import SimpleNamespace
+
+    from biolens.inference.tiles import BLOCK, Peaks
+    from biolens.tasks.detect import Unit, _choose_count_method, _chosen_counts, count_method_name
+
+    # one validation image: 10 touching red cells (3 found as peaks) and 2 white cells (2 found)
+    points = np.array([[4.0 + 6 * k, 10.0] for k in range(10)] + [[20.0, 40.0], [40.0, 40.0]])
+    labels = ["red"] * 10 + ["white"] * 2
+    data = SimpleNamespace(scale=1.0, units=[Unit(0, (0, 0, 64, 64), "val")],
+                           annotations=SimpleNamespace(items=[SimpleNamespace(points=points, labels=labels)],
+                                                       class_names=["red", "white"]))
+    found = [{"centres": np.array([[4.0, 10.0], [16.0, 10.0], [28.0, 10.0], [20.0, 40.0], [40.0, 40.0]]),
+              "classes": np.array([0, 0, 0, 1, 1])}]
+    density = np.zeros((64 // BLOCK, 64 // BLOCK, 2), np.float32)
+    density[2, 2] = [9.6, 3.1]  # the density head: red 9.6 (close to 10), white 3.1 (off by one)
+    peaks = [Peaks(np.zeros((0, 2)), np.zeros(0, int), np.zeros(0), np.zeros((0, 2)), None, density)]
+    methods, choice = _choose_count_method(data, found, peaks, radius=3.0)
+    assert methods == {"red": "density", "white": "peaks"} and count_method_name(methods) == "per class"
+    assert choice["red"] == {"peaks_mae": 7.0, "density_mae": 0.4} and choice["white"]["peaks_mae"] == 0.0
+    counts = _chosen_counts(methods, ["red", "white"], np.array([[3.0, 2.0]]), np.array([[9.6, 3.1]]))
+    assert counts.tolist() == [[9.6, 2.0]]

@@ -657,15 +657,19 @@ def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) ->
     rows = _unit_scores(data, found, test, radius)
     blind = _unit_scores_blind(data, found, test, radius)
     overall = _pooled(rows)
-    count_method, count_choice = _choose_count_method(data, found, peaks, radius)
+    methods, count_choice = _choose_count_method(data, found, peaks, radius)
     true_counts = np.array([sum(t for t, _, _ in r["per_class"].values()) for r in rows])
     peak_counts = np.array([sum(f for _, f, _ in r["per_class"].values()) for r in rows])
     density_counts = _density_counts(data, peaks, test)
-    found_counts = density_counts.sum(axis=1) if count_method == "density" else peak_counts
+    peaks_per_class = np.array([[r["per_class"][c][1] for c in range(len(classes))] for r in rows],
+                               float).reshape(-1, len(classes))
+    counts_per_class = _chosen_counts(methods, classes, peaks_per_class, density_counts)
+    found_counts = counts_per_class.sum(axis=1)
     metrics = {"kind": data.annotations.kind, "class_names": classes, "threshold": threshold,
                "flips": flips, "flips_validation_f1": flips_validation,
                **({"box_size_factor": factor} if data.annotations.kind == "boxes" else {}),
-               "count_method": count_method, "count_method_validation": count_choice,
+               "count_method": count_method_name(methods), "count_method_per_class": methods,
+               "count_method_validation": count_choice,
                "count_mae_peaks": round(float(np.abs(peak_counts - true_counts).mean()), 3),
                **({"count_mae_density": round(float(np.abs(density_counts.sum(axis=1) - true_counts).mean()), 3)}
                   if density_counts is not None else {}),
@@ -682,7 +686,7 @@ def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) ->
                **{k: v for k, v in state.items() if k != "sigma"}}
     for c, label in enumerate(classes):
         t_c = np.array([r["per_class"][c][0] for r in rows])
-        f_c = density_counts[:, c] if count_method == "density" else np.array([r["per_class"][c][1] for r in rows])
+        f_c = counts_per_class[:, c]
         metrics["per_class"][label] = {**{k: round(v, 4) for k, v in _pooled(rows, c).items()},
                                        **score.count_errors(t_c, f_c), "n_true": int(t_c.sum())}
     if data.annotations.kind == "boxes":
@@ -724,20 +728,47 @@ def _density_counts(data: Data, peaks, units: list[Unit]) -> np.ndarray | None:
     return np.array([peaks[u.item].density_count(tuple(np.array(u.box) * data.scale)) for u in units])
 
 
-def _choose_count_method(data: Data, found, peaks, radius: float) -> tuple[str, dict]:
-    """'peaks' (count the objects found) or 'density' (sum the density head), whichever has the smaller mean
-    absolute count error on the validation units; peaks unless density is clearly better, since then every counted
-    object is also a row of objects.csv."""
+def _choose_count_method(data: Data, found, peaks, radius: float) -> tuple[dict, dict]:
+    """Per class, 'peaks' (count the objects found) or 'density' (sum the density head), whichever has the smaller
+    mean absolute count error on the validation units; peaks unless density is clearly better, since then every
+    counted object is also a row of objects.csv. Per class, because one size does not fit all: on the BCCD smears
+    the density counted the many touching red cells better, the objects found counted the few large white cells
+    and the small platelets better (docs/performance.md)."""
+    classes = data.annotations.class_names
     val = [u for u in data.units if u.split == "val"]
     density = _density_counts(data, peaks, val)
     rows = _unit_scores(data, found, val, radius)
-    truth = np.array([sum(t for t, _, _ in r["per_class"].values()) for r in rows], float)
-    by_peaks = np.array([sum(f for _, f, _ in r["per_class"].values()) for r in rows], float)
-    choice = {"peaks_mae": round(float(np.abs(by_peaks - truth).mean()), 3), "n_units": len(val)}
-    if density is None:
-        return "peaks", choice
-    choice["density_mae"] = round(float(np.abs(density.sum(axis=1) - truth).mean()), 3)
-    return ("density" if choice["density_mae"] < 0.9 * choice["peaks_mae"] else "peaks"), choice
+    truth = np.array([[r["per_class"][c][0] for c in range(len(classes))] for r in rows], float).reshape(-1, len(classes))
+    by_peaks = np.array([[r["per_class"][c][1] for c in range(len(classes))] for r in rows], float).reshape(truth.shape)
+    methods, choice = {}, {"n_units": len(val)}
+    for c, label in enumerate(classes):
+        peaks_mae = float(np.abs(by_peaks[:, c] - truth[:, c]).mean()) if len(rows) else 0.0
+        entry = {"peaks_mae": round(peaks_mae, 3)}
+        methods[label] = "peaks"
+        if density is not None:
+            entry["density_mae"] = round(float(np.abs(density[:, c] - truth[:, c]).mean()), 3)
+            methods[label] = "density" if entry["density_mae"] < 0.9 * peaks_mae else "peaks"
+        choice[label] = entry
+    return methods, choice
+
+
+def count_methods_of(metrics: dict, classes: list[str]) -> dict:
+    """A run's count method per class (runs made before the per-class choice have one method for all)."""
+    return metrics.get("count_method_per_class") or dict.fromkeys(classes, metrics.get("count_method", "peaks"))
+
+
+def count_method_name(methods: dict) -> str:
+    """One word for a run's per-class count methods: 'density', 'peaks', or 'per class' when they differ."""
+    kinds = set(methods.values())
+    return kinds.pop() if len(kinds) == 1 else "per class"
+
+
+def _chosen_counts(methods: dict, classes: list[str], by_peaks: np.ndarray, by_density: np.ndarray | None) -> np.ndarray:
+    """(units, classes) counts, each class by its chosen method."""
+    if by_density is None:
+        return by_peaks
+    use_density = np.array([methods.get(label) == "density" for label in classes])
+    return np.where(use_density[None, :], by_density, by_peaks)
 
 
 def overlap_of(kind: str) -> float:
@@ -838,7 +869,9 @@ def _verdict(metrics: dict) -> str:
              f"({metrics['n_test_objects']} objects) the network finds objects with F1 {metrics['f1']:.2f} and a mean "
              f"count error of {metrics['count_mae']:.1f} per unit ({metrics['count_error_pct']:.0f}%"
              + (", counted by the density head, which counted the validation units better than the objects found"
-                if metrics.get("count_method") == "density" else "") + "). ")
+                if metrics.get("count_method") == "density" else
+                ", each class counted by the density head or by the objects found, whichever counted it better on "
+                "the validation units" if metrics.get("count_method") == "per class" else "") + "). ")
     if net >= base + 0.05:
         words += f"It is clearly better than the classical blob detector (F1 {base:.2f}, classes ignored)."
     elif net > base - 0.05:
@@ -1069,10 +1102,12 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
             if geo is not None:
                 row["map_x"], row["map_y"] = geo(row["x"], row["y"])
             rows.append(row)
-        by_density = peaks.density_count() if metrics.get("count_method") == "density" else None
+        methods = count_methods_of(metrics, classes)
+        by_density = peaks.density_count() if "density" in methods.values() else None
         for c, label in enumerate(classes):
             detected = int((peaks.classes[chosen] == c).sum())
-            count = int(round(float(by_density[c]))) if by_density is not None else detected
+            count = int(round(float(by_density[c]))) if methods[label] == "density" and by_density is not None \
+                else detected
             counts.append({"image": str(path), "label": label, "count": count, "objects_found": detected})
         if overlays is not None:
             picture, step = (image, 1) if isinstance(image, np.ndarray) else image.thumbnail()
@@ -1202,7 +1237,12 @@ def methods_text(info: dict, metrics: dict, network: str) -> str:
         + ("box F1 at IoU 0.4, and the size head's boxes were scaled by "
            f"{' x '.join(str(v) for v in metrics['box_size_factor'])} (width x height; the geometric median of annotated "
            "over found sizes of the validation objects). " if "box_size_factor" in metrics else "F1. ")
-        + ("Counts per unit were the sum of a density head (unit-mass Gaussians per object, squared error, as in "
+        + ("Counts per unit were, for each class, the sum of a density head (unit-mass Gaussians per object, squared "
+           "error, as in FCRN) where it counted that class in the validation units at least 10% better than the "
+           "objects found, else the objects found ("
+           + ", ".join(f"{k}: {v}" for k, v in metrics["count_method_per_class"].items()) + "). "
+           if metrics.get("count_method") == "per class" else
+           "Counts per unit were the sum of a density head (unit-mass Gaussians per object, squared error, as in "
                    "FCRN), chosen because it counted the validation units better than the objects found. "
                    if metrics.get("count_method") == "density" else
                    "Counts per unit were the number of objects found (a density head was also trained; it counted the "
