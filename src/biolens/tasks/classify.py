@@ -153,6 +153,15 @@ def _starting_encoder(run: Run, config: ClassifyConfig, pixels, y, parts, unlabe
                      "n_unlabelled": 0 if unlabelled is None else int(len(unlabelled))}
 
 
+def _run_recipe(run: Run, config: ClassifyConfig, pixels, y, n_classes: int, parts, unlabelled):
+    """(this run's Recipe, what the report says about its starting encoder): pretrained here (or read back from
+    checkpoints/ once it was), taken from --init-from, or none."""
+    start, pretraining = _starting_encoder(run, config, pixels, y, parts, unlabelled)
+    note = ("self-supervised encoder pretrained in this run" if pretraining["source"] == "pretrained here"
+            else f"encoder of run {config.init_from}")
+    return classifier_recipe(config, pixels, y, n_classes, start, note), pretraining
+
+
 @dataclass
 class Recipe:
     """How this run's classifiers are built and trained: the main model and its side models (learning curve,
@@ -192,11 +201,8 @@ def _train_in_run(run: Run, config: ClassifyConfig, loaded, y, class_names, assi
     batch_size = config.auto_batch_size(len(parts["train"]))
     run.update_info(warnings=warnings, n_skipped=len(loaded.bad))
     started = time.perf_counter()
-    start, pretraining = _starting_encoder(run, config, pixels, y, parts, unlabelled)
+    recipe, pretraining = _run_recipe(run, config, pixels, y, len(class_names), parts, unlabelled)
     run.update_info(pretraining=pretraining)
-    note = ("self-supervised encoder pretrained in this run" if pretraining["source"] == "pretrained here"
-            else f"encoder of run {config.init_from}")
-    recipe = classifier_recipe(config, pixels, y, len(class_names), start, note)
     state = supervised.fit_in_run(
         run, pixels, y, parts, build_model=recipe.build, start_head=recipe.start_head,
         train_data=lambda size: training.image_batches(pixels, y, parts["train"], size, shuffle=True,
@@ -329,10 +335,7 @@ def add_learning_curve(run: Run, config: ClassifyConfig, metrics: dict) -> dict:
         raise InputError(f"{run.path}: {ACROSS_MACHINES_NOTE}.")
     loaded, y, class_names, assignment, unlabelled = lifecycle.prepared_again(_prepare, config, run)
     parts = {name: np.flatnonzero(assignment == name) for name in ("train", "val", "test")}
-    start, pretraining = _starting_encoder(run, config, loaded.pixels, y, parts, unlabelled)
-    note = ("self-supervised encoder pretrained in this run" if pretraining["source"] == "pretrained here"
-            else f"encoder of run {config.init_from}")
-    recipe = classifier_recipe(config, loaded.pixels, y, len(class_names), start, note)
+    recipe, _ = _run_recipe(run, config, loaded.pixels, y, len(class_names), parts, unlabelled)
     _learning_curve(run, dataclasses.replace(config, learning_curve="on"), loaded.pixels, y, class_names, parts, {},
                     metrics, recipe)
     return metrics["learning_curve"]

@@ -661,9 +661,7 @@ def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) ->
     true_counts = np.array([sum(t for t, _, _ in r["per_class"].values()) for r in rows])
     peak_counts = np.array([sum(f for _, f, _ in r["per_class"].values()) for r in rows])
     density_counts = _density_counts(data, peaks, test)
-    peaks_per_class = np.array([[r["per_class"][c][1] for c in range(len(classes))] for r in rows],
-                               float).reshape(-1, len(classes))
-    counts_per_class = _chosen_counts(methods, classes, peaks_per_class, density_counts)
+    counts_per_class = _chosen_counts(methods, classes, _per_class_counts(rows, len(classes), 1), density_counts)
     found_counts = counts_per_class.sum(axis=1)
     metrics = {"kind": data.annotations.kind, "class_names": classes, "threshold": threshold,
                "flips": flips, "flips_validation_f1": flips_validation,
@@ -738,8 +736,7 @@ def _choose_count_method(data: Data, found, peaks, radius: float) -> tuple[dict,
     val = [u for u in data.units if u.split == "val"]
     density = _density_counts(data, peaks, val)
     rows = _unit_scores(data, found, val, radius)
-    truth = np.array([[r["per_class"][c][0] for c in range(len(classes))] for r in rows], float).reshape(-1, len(classes))
-    by_peaks = np.array([[r["per_class"][c][1] for c in range(len(classes))] for r in rows], float).reshape(truth.shape)
+    truth, by_peaks = _per_class_counts(rows, len(classes), 0), _per_class_counts(rows, len(classes), 1)
     methods, choice = {}, {"n_units": len(val)}
     for c, label in enumerate(classes):
         peaks_mae = float(np.abs(by_peaks[:, c] - truth[:, c]).mean()) if len(rows) else 0.0
@@ -750,6 +747,11 @@ def _choose_count_method(data: Data, found, peaks, radius: float) -> tuple[dict,
             methods[label] = "density" if entry["density_mae"] < 0.9 * peaks_mae else "peaks"
         choice[label] = entry
     return methods, choice
+
+
+def _per_class_counts(rows: list[dict], n_classes: int, which: int) -> np.ndarray:
+    """(units, classes) from _unit_scores rows: which = 0 annotated, 1 found, 2 matched."""
+    return np.array([[r["per_class"][c][which] for c in range(n_classes)] for r in rows], float).reshape(-1, n_classes)
 
 
 def count_methods_of(metrics: dict, classes: list[str]) -> dict:
