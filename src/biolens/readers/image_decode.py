@@ -283,6 +283,7 @@ class TiffWindows:
 
     def __init__(self, path: Path, array, channels: int):
         self.path, self._array, self._channels = path, array, channels
+        self._file = None  # the open TIFF a zarr store reads through, kept alive with the windows
         height, width = int(array.shape[0]), int(array.shape[1])
         self.shape, self.dtype, self.ndim = (height, width, 3), np.dtype(np.uint8), 3
         self._offset, self._span = 0.0, 255.0

@@ -1011,6 +1011,9 @@ def add_learning_curve(run: Run, config: DetectConfig, metrics: dict) -> dict:
     from biolens.tasks import detect_curve
 
     data = lifecycle.prepared_again(_prepare, config, run)
+    refused = detect_curve.plan("on", data, metrics, run, 0.0)  # only too few training units can refuse it here
+    if refused:
+        raise InputError(f"{run.path}: learning curve {refused}.")
     curve = detect_curve.learning_curve(run, config, data, metrics)
     figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
     return curve
