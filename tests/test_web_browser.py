@@ -178,7 +178,7 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             page.get_by_label("Run name").fill("my-cells")
             page.get_by_label("Upload files or a zip").set_input_files(bundle)
             page.get_by_label("Maximum epochs").fill("3")
-            page.get_by_label("learning curve").select_option("off")
+            page.get_by_label("Is my data enough?").select_option("off")
             expect(page.get_by_label("Method")).to_be_hidden()  # only the chosen task's settings show
             page.screenshot(path=SHOTS / "new_run.png", full_page=True)
             page.get_by_role("button", name="Start").click()
