@@ -255,13 +255,12 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     20,000 RGB image never exists as float32 (4.8 GB), only as its uint8 result (1.2 GB) beside the original."""
     if array.dtype == np.uint8:
         return array
-    if np.issubdtype(array.dtype, np.floating):
+    floating = np.issubdtype(array.dtype, np.floating)
+    if floating:
         low, high = float(np.nanmin(array)), float(np.nanmax(array))
-        offset, span = (0.0, 1.0) if low >= 0 and high <= 1 else (low, max(high - low, 1e-12))
     else:
-        peak = float(array.max()) if array.size else 0.0
-        bits = 8 if peak <= 255 else min(16 if peak < 65536 else 32, max(10, 2 * math.ceil(math.log2(peak + 1) / 2)))
-        offset, span = 0.0, float(2**bits - 1)
+        low, high = 0.0, float(array.max()) if array.size else 0.0
+    offset, span = _offset_and_span(low, high, floating)
     out = np.empty(array.shape, np.uint8)
     for start in range(0, array.shape[0], ROWS_PER_CHUNK):
         band = np.nan_to_num(array[start:start + ROWS_PER_CHUNK].astype(np.float32))
@@ -277,8 +276,8 @@ LAZY_CHUNK_BYTES = 64 * 1024**2    # a TIFF stored in chunks larger than this (o
 class TiffWindows:
     """A large single-plane TIFF read from disk a window at a time (memory-mapped when uncompressed, else through
     tifffile's zarr store, which decodes only the tiles or strips a window touches), so an orthomosaic larger than
-    memory can be tiled. Windows are (h, w, 3) uint8, scaled
-    as `read_whole` scales the whole image (the bit depth or value range comes from one banded pass over the file).
+    memory can be tiled. Windows are (h, w, 3) uint8, scaled as `read_whole` scales the whole image (the bit depth or
+    value range comes from one banded pass over the file).
     Indexing takes row and column slices (`image[y0:y1, x0:x1]`), as `inference.tiles.window` uses it."""
 
     def __init__(self, path: Path, array, channels: int):
@@ -314,7 +313,13 @@ def _scaling(array) -> tuple[float, float]:
     for start in range(0, int(array.shape[0]), ROWS_PER_CHUNK):
         band = np.asarray(array[start:start + ROWS_PER_CHUNK])
         low, high = min(low, float(np.nanmin(band))), max(high, float(np.nanmax(band)))
-    if np.issubdtype(array.dtype, np.floating):
+    return _offset_and_span(low, high, np.issubdtype(array.dtype, np.floating))
+
+
+def _offset_and_span(low: float, high: float, floating: bool) -> tuple[float, float]:
+    """uint8 = (value - offset) / span * 255: floats by their range (unless already in [0, 1]), integers by the bit
+    depth their largest value needs (12-bit data in a 16-bit file spans 4,095, not 65,535)."""
+    if floating:
         return (0.0, 1.0) if low >= 0 and high <= 1 else (low, max(high - low, 1e-12))
     bits = 8 if high <= 255 else min(16 if high < 65536 else 32, max(10, 2 * math.ceil(math.log2(high + 1) / 2)))
     return 0.0, float(2**bits - 1)
