@@ -59,8 +59,8 @@ class PairCodes:
             covariance = (u * centred[:, None]).T @ v / len(rows)
             strength += np.where(spread > 1e-9, covariance / np.maximum(spread, 1e-9), 0.0) ** 2
         strength = strength + strength.T  # (i, j) and (j, i) hold the a_i d_j and d_i a_j terms of one pair
-        strength[~allowed] = -1
-        return self._clumped(np.triu(strength, 1) - np.tril(np.ones_like(strength)), k)
+        upper = np.triu(np.ones(strength.shape, bool), 1)  # each pair once, as (i < j)
+        return self._clumped(np.where(upper & allowed, strength, -1.0), k)
 
     def _clumped(self, strength: np.ndarray, k: int) -> np.ndarray:
         """The k strongest pairs (upper triangle of `strength`; negative = not a candidate), best first, skipping a

@@ -466,18 +466,31 @@ class _EpochKeeper(_keeper_base()):
 
 # -- evaluation --------------------------------------------------------------------------------------------------
 def _all_peaks(model, data: Data, flips: bool = False, items: set[int] | None = None):
-    """Candidate objects of every image (or of `items` only; None for the others), with or without flip averaging."""
+    """Candidate objects of the images holding validation or test units (or of `items`), with or without flip
+    averaging; None for the other images (training images are never scored, so they are not searched)."""
     from biolens.inference.tiles import find_peaks
 
     min_distance = max(1, int(data.small * data.scale / 8))
     classes = data.annotations.class_names
-    wanted = range(len(data.scaled)) if items is None else sorted(items)
+    wanted = sorted(_scored_items(data) if items is None else items)
     peaks = [None] * len(data.scaled)
     with console.step(f"finding objects in {len(wanted)} image(s)" + (" (and their mirror images)" if flips else "")):
         for k in wanted:
             peaks[k] = find_peaks(model, data.scaled[k], len(classes), min_distance=min_distance,
                                   with_foreground=data.annotations.kind == "masks", flips=flips)
     return peaks, min_distance
+
+
+def _scored_items(data: Data) -> set[int]:
+    """The images holding validation or test units: the only ones whose objects choose or score anything."""
+    return {u.item for u in data.units if u.split in ("val", "test")}
+
+
+def _found_objects(peaks, threshold: float, min_distance: float, overlap: float, data: Data) -> list[dict | None]:
+    """Objects in original pixels per image at `threshold` (None where the image was not searched)."""
+    from biolens.inference.tiles import select
+
+    return [None if p is None else _objects(p, select(p, threshold, min_distance, overlap), data) for p in peaks]
 
 
 def _with_flips_if_better(model, data: Data, peaks, min_distance: float, radius: float):
@@ -492,7 +505,7 @@ def _with_flips_if_better(model, data: Data, peaks, min_distance: float, radius:
     record = {"plain": round(plain_f1, 4), "flips": round(flipped_f1, 4)}
     if flipped_f1 < plain_f1 + FLIPS_GAIN:
         return peaks, False, record
-    others = {k for k in range(len(peaks)) if k not in val_items}
+    others = _scored_items(data) - val_items
     rest, _ = _all_peaks(model, data, flips=True, items=others) if others else ([None] * len(peaks), None)
     return [f if f is not None else r for f, r in zip(flipped, rest)], True, record
 
@@ -556,14 +569,13 @@ def _pooled(rows: list[dict], c: int | None = None) -> dict:
 def _choose_threshold(data: Data, peaks, min_distance: float, radius: float) -> float:
     """The score threshold with the best F1 on the validation units: point F1, or for box runs box F1 at IoU 0.4
     (what a box is judged by: a threshold that finds the crown but draws a poor box is no better than a miss)."""
-    from biolens.inference.tiles import select
     from biolens.stats.objects import prf
 
     val = [u for u in data.units if u.split == "val"]
     kind = data.annotations.kind
     best, best_f1 = 0.5, -1.0
     for threshold in THRESHOLDS:
-        found = [_objects(p, select(p, threshold, min_distance, overlap_of(kind)), data) for p in peaks]
+        found = _found_objects(peaks, threshold, min_distance, overlap_of(kind), data)
         if kind == "boxes":
             f1 = prf(*_box_matches(data, found, val, BOX_CHOICE_IOU))["f1"]
         else:
@@ -578,10 +590,9 @@ def size_factor(data: Data, peaks, min_distance: float, radius: float, threshold
     units: the geometric median of true / found over point-matched objects. A short training leaves the size head
     shrunk towards the average (measured on tree crowns: ~20% small), and IoU punishes that hard; [1, 1] with fewer
     than MIN_SIZE_MATCHES matches."""
-    from biolens.inference.tiles import select
     from biolens.stats.objects import match_points
 
-    found = [_objects(p, select(p, threshold, min_distance), data) for p in peaks]
+    found = _found_objects(peaks, threshold, min_distance, 0.0, data)
     ratios = []
     for unit in (u for u in data.units if u.split == "val"):
         item, objects = data.annotations.items[unit.item], found[unit.item]
@@ -706,22 +717,21 @@ def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) ->
 def calibrated_objects(data: Data, peaks, min_distance: float, radius: float):
     """(threshold, box size factor, objects per image): the score threshold chosen on the validation units, and for
     box runs the size factor fitted there first (the peaks' sizes are scaled in place), then the threshold again."""
-    from biolens.inference.tiles import select
-
     threshold = _choose_threshold(data, peaks, min_distance, radius)
     factor = [1.0, 1.0]
     if data.annotations.kind == "boxes":  # sizes first at the threshold found, then the threshold again with them
         factor = size_factor(data, peaks, min_distance, radius, threshold)
         for p in peaks:
-            calibrate_sizes(p, {"box_size_factor": factor})
+            if p is not None:
+                calibrate_sizes(p, {"box_size_factor": factor})
         threshold = _choose_threshold(data, peaks, min_distance, radius)
     overlap = overlap_of(data.annotations.kind)
-    return threshold, factor, [_objects(p, select(p, threshold, min_distance, overlap), data) for p in peaks]
+    return threshold, factor, _found_objects(peaks, threshold, min_distance, overlap, data)
 
 
 def _density_counts(data: Data, peaks, units: list[Unit]) -> np.ndarray | None:
     """(units, classes) objects counted by the density head in each unit; None for models without one."""
-    if peaks[0].density is None:
+    if next(p for p in peaks if p is not None).density is None:
         return None
     return np.array([peaks[u.item].density_count(tuple(np.array(u.box) * data.scale)) for u in units])
 
