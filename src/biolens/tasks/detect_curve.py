@@ -107,7 +107,9 @@ def learning_curve(run: Run, config, data, metrics: dict) -> dict:
             console.say(f"learning curve: {fraction:.0%} of the training {_unit_words(data)} ({n_objects} objects), "
                         f"repeat {repeat + 1} of {REPEATS}")
             model, _ = detect._train(run, config, part, name=name, seed=config.seed + repeat + 1)
-            peaks, min_distance = detect._all_peaks(model, part)
+            # found as the run's own figures were (with flip averaging where the run kept it), so the 100% point
+            # differs from the parts by the data only
+            peaks, min_distance = detect._all_peaks(model, part, flips=bool(metrics.get("flips")))
             _, _, found = detect.calibrated_objects(part, peaks, min_distance, radius)
             rows = detect._unit_scores(part, found, test, radius)
             point = {"fraction": fraction, "n_objects": n_objects, "f1": detect._pooled(rows)["f1"],
