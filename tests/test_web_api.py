@@ -429,3 +429,35 @@ def test_column_menus_read_a_table_on_this_machine_and_nothing_outside_the_roots
     assert outside.status_code == 400 and "outside the folders" in outside.text
     page = server.get("/new").text
     assert 'list="columns-traits"' in page and '<datalist id="columns-data">' in page
+
+
+def test_a_finished_run_gets_its_learning_curve_from_a_button_as_a_second_step(server, tmp_path, detect_run):
+    """The Run page offers the curve only where it is missing; the button queues a second step on the same folder
+    (the page then reads 'queued', not 'complete'); the job itself calls the engine's step, whose refusal (here: the
+    data changed since training) reaches the job's outcome in one line."""
+    from biolens.runs import read_json, write_json
+    from biolens.web.jobs import execute
+
+    runs = tmp_path / "runs"
+    shutil.copytree(detect_run, runs / "dots")
+    page = server.get("/runs/dots").text
+    assert 'id="learning-curve"' in page and "quarter and a half" in page
+    queued = server.post("/runs/dots/learning-curve", data={"csrf": server.csrf}, follow_redirects=False)
+    assert queued.status_code == 303
+    job = server.app.app.state.queue.latest_for("dots")
+    assert job["status"] == "queued" and json.loads(job["params"]) == {"second_step": "learning_curve"}
+    assert 'status-queued' in server.get("/runs/dots").text
+    again = server.post("/runs/dots/learning-curve", data={"csrf": server.csrf})
+    assert again.status_code == 409 and "already queued" in again.text
+
+    info = read_json(runs / "dots" / "run.json")
+    write_json(runs / "dots" / "run.json", {**info, "data_fingerprint": "0" * 64})
+    result = tmp_path / "outcome.json"
+    execute("detect", str(runs / "dots"), {"second_step": "learning_curve"}, str(tmp_path / "job.log"), str(result))
+    outcome = read_json(result)
+    assert outcome["status"] == "failed" and "data fingerprint differs" in outcome["error"]
+    assert read_json(runs / "dots" / "run.json")["status"] == "complete"  # the finished run is left as it was
+
+    metrics = read_json(runs / "dots" / "metrics.json")
+    write_json(runs / "dots" / "metrics.json", {**metrics, "learning_curve": {"advice": "made"}})
+    assert 'id="learning-curve"' not in server.get("/runs/dots").text  # a run with its curve is offered none

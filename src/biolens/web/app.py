@@ -128,9 +128,11 @@ def create_app(settings: Settings) -> FastAPI:
         state = views.progress(folder, job, queue.log_path(name))
         info = views.run_info(folder)
         main, rest = views.downloads(folder)
+        metrics = views.run_metrics(folder)
         return page(request, "run", name=name, info=info, state=state, main_files=main, other_files=rest,
                     task=views.TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
-                    headline=views.headline(info, views.run_metrics(folder)), headline_label=views.headline_label(info))
+                    headline=views.headline(info, metrics), headline_label=views.headline_label(info),
+                    curve_offer=views.learning_curve_offer(info, metrics))
 
     @app.get("/runs/{name}/events")
     async def run_events(request: Request, name: str):
@@ -195,6 +197,12 @@ def create_app(settings: Settings) -> FastAPI:
         await checked_form(request)
         _run_folder(name)
         return await _run_action(queue.resume, name, then=f"/runs/{name}")
+
+    @app.post("/runs/{name}/learning-curve")
+    async def learning_curve(request: Request, name: str):
+        await checked_form(request)
+        _run_folder(name)
+        return await _run_action(queue.add_learning_curve, name, then=f"/runs/{name}")
 
     @app.get("/predict", response_class=HTMLResponse)
     async def predict_form(request: Request, run: str = ""):

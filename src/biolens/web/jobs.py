@@ -23,6 +23,7 @@ from biolens.errors import InputError
 from biolens.runs import RUN_FILE, Run, load_run, read_json, write_json
 
 TASKS = tuple(spec.name for spec in registry.web_tasks())
+SECOND_STEP = "second_step"  # a job's parameter: a step added to a finished run (its folder is not created anew)
 SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run TEXT NOT NULL, task TEXT NOT NULL, params TEXT NOT NULL,
     status TEXT NOT NULL, pid INTEGER, created REAL NOT NULL, started REAL, finished REAL, error TEXT)"""
@@ -85,6 +86,18 @@ class JobQueue:
             raise InputError(f"run {run} has finished; there is nothing to resume.")
         return self.submit(info.get("task"), run, {"resume": str(folder)})
 
+    def add_learning_curve(self, run: str) -> int:
+        """Queue the learning curve of a finished run as a second step (the engine's `add_learning_curve`): the run
+        folder stays the same, its report is rewritten with the curve."""
+        info = load_run(self.runs_dir / run).info
+        spec = registry.get(info.get("task"))
+        if spec.learning_curve is None:
+            raise InputError(f"run {run} is a {spec.title} run; only image classification and object detection runs "
+                             "have a learning curve.")
+        if info.get("status") != "complete":
+            raise InputError(f"run {run} has not finished; resume it first, then add its learning curve.")
+        return self.submit(spec.name, run, {SECOND_STEP: "learning_curve"})
+
     def cancel(self, run: str) -> None:
         job = self.latest_for(run)
         if job is None or job["status"] not in ("queued", "running"):
@@ -100,7 +113,7 @@ class JobQueue:
                 process.kill()
                 process.join(5)
         self._update(job["id"], status="cancelled", finished=time.time())
-        _mark_run(self.runs_dir / run, "interrupted", only_if="running")
+        _mark_run(self.runs_dir / run, "interrupted", only_if="running")  # a finished run's second step leaves it finished
 
     def rename(self, run: str, new: str) -> None:
         """Give a finished (or stopped) run another name: its folder, its log and its job history move together."""
@@ -243,6 +256,11 @@ def execute(task: str, run_path: str, params: dict, log_path: str, result_path: 
 
 def _run_engine(task: str, out: Path, params: dict) -> None:
     """The same engine entry as the CLI's, looked up in the task registry."""
+    if params.get(SECOND_STEP) == "learning_curve":
+        from biolens.engine.lifecycle import add_learning_curve
+
+        add_learning_curve(out)
+        return
     entry = registry.get(task).function()
     resume = params.pop("resume", None)
     entry(resume=resume) if resume else entry(out=out, **params)

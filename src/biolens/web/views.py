@@ -5,6 +5,7 @@ Pure functions over files, so that the pages always agree with the run folders t
 from __future__ import annotations
 
 import csv
+import re
 import time
 from pathlib import Path
 
@@ -35,8 +36,11 @@ def _json_or_empty(file: Path) -> dict:
 
 
 def status_of(info: dict, job: dict | None) -> str:
-    """The job table knows about queued and cancelled; the run folder knows the rest."""
+    """The job table knows about queued and cancelled, and about a second step running on a finished run; the run
+    folder knows the rest."""
     if job and job["status"] in ("queued", "running", "cancelled") and info.get("status") != "complete":
+        return job["status"]
+    if job and job["status"] in ("queued", "running") and '"second_step"' in (job.get("params") or ""):
         return job["status"]
     return info.get("status") or (job["status"] if job else "unknown")
 
@@ -45,6 +49,18 @@ def headline(info: dict, metrics: dict) -> str:
     """The one figure a list of runs shows (the task registry's headline, the same as the report's)."""
     spec = registry.of_run(info)
     return spec.summary(metrics) if spec else ""
+
+
+def learning_curve_offer(info: dict, metrics: dict) -> str:
+    """The Run page's offer to add the learning curve to a finished run that has none (empty when there is none to
+    make), with the time the run itself predicted for it."""
+    spec = registry.of_run(info)
+    if info.get("status") != "complete" or spec is None or spec.learning_curve is None or metrics.get("learning_curve"):
+        return ""
+    minutes = re.search(r"about (\d+(?:\.\d+)?) (minutes?|seconds?)", str(metrics.get("learning_curve_skipped") or ""))
+    when = f" (about {minutes.group(1)} {minutes.group(2)} on this machine)" if minutes else ""
+    return ("Is the data enough? The learning curve retrains the model on a quarter and a half of the training data "
+            f"and shows whether more annotation would still help{when}.")
 
 
 HEADLINE_LABELS = {"classify": "Result on held-out data", "sequence_classify": "Result on held-out data",
