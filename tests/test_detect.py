@@ -574,3 +574,25 @@ def test_each_class_is_counted_by_the_method_that_counted_it_best_on_validation(
     assert choice["red"] == {"peaks_mae": 7.0, "density_mae": 0.4} and choice["white"]["peaks_mae"] == 0.0
     counts = _chosen_counts(methods, ["red", "white"], np.array([[3.0, 2.0]]), np.array([[9.6, 3.1]]))
     assert counts.tolist() == [[9.6, 2.0]]
+
+
+def test_review_reads_a_large_tiff_by_windows_and_picks_the_regions_it_picks_on_the_whole_image(detect_run, tmp_path,
+                                                                                                  monkeypatch):
+    import tifffile
+
+    import biolens as api
+    from biolens.readers import image_decode
+
+    new = dot_images(tmp_path / "new", n_images=2, side=192, seed=21)
+    tiffs = tmp_path / "tiffs"
+    tiffs.mkdir()
+    for png in sorted((new / "images").iterdir()):
+        tifffile.imwrite(tiffs / f"{png.stem}.tif", np.asarray(Image.open(png).convert("RGB")), tile=(64, 64),
+                         photometric="rgb", compression="zlib")
+    whole = api.review(detect_run, tiffs, tmp_path / "whole", n=3)
+    monkeypatch.setattr(image_decode, "LAZY_BYTES", 1000)  # every file here is now "too large to hold decoded"
+    assert isinstance(image_decode.read_for_tiles(next(tiffs.iterdir())), image_decode.TiffWindows)
+    windowed = api.review(detect_run, tiffs, tmp_path / "windowed", n=3)
+    pd.testing.assert_frame_equal(windowed.reset_index(drop=True), whole.reset_index(drop=True))
+    for name in ("objects.csv", "regions/region_001.png"):
+        assert (tmp_path / "windowed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()

@@ -29,7 +29,7 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
     from biolens.inference.tiles import find_peaks, select
     from biolens.models.io import load_trusted
     from biolens.readers import images as image_reader
-    from biolens.readers.image_decode import DecodeError, read_whole
+    from biolens.readers.image_decode import DecodeError, read_for_tiles
     from biolens.tasks.detect import calibrate_sizes, overlap_of
 
     info, metrics = run.info, run.metrics
@@ -51,7 +51,7 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
                 skipped.append(f"{path}: already annotated in the run's training data")
                 continue
             try:
-                image = read_whole(path)
+                image = read_for_tiles(path)  # a TIFF too large to hold decoded: read a window at a time
             except DecodeError as error:
                 skipped.append(f"{path}: {error}")
                 continue
@@ -73,7 +73,7 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
         region["region"] = k + 1
         by_image.setdefault(region["image"], []).append(region)
     for image_path, items in by_image.items():
-        image = read_whole(Path(image_path))
+        image = read_for_tiles(Path(image_path))  # only each region's window is read from a large TIFF
         for region in items:
             x0, y0, x1, y1 = region["box"]
             region_rows.append({"region": region["region"], "image": image_path, "xmin": x0, "ymin": y0, "xmax": x1,
