@@ -569,11 +569,40 @@ def test_each_class_is_counted_by_the_method_that_counted_it_best_on_validation(
     density = np.zeros((64 // BLOCK, 64 // BLOCK, 2), np.float32)
     density[2, 2] = [9.6, 3.1]  # the density head: red 9.6 (close to 10), white 3.1 (off by one)
     peaks = [Peaks(np.zeros((0, 2)), np.zeros(0, int), np.zeros(0), np.zeros((0, 2)), None, density)]
-    methods, choice = _choose_count_method(data, found, peaks, radius=3.0)
+    methods, choice, calibration = _choose_count_method(data, found, peaks, radius=3.0)
     assert methods == {"red": "density", "white": "peaks"} and count_method_name(methods) == "per class"
+    assert calibration == {}  # one validation unit: nothing to check a correction on
     assert choice["red"] == {"peaks_mae": 7.0, "density_mae": 0.4} and choice["white"]["peaks_mae"] == 0.0
     counts = _chosen_counts(methods, ["red", "white"], np.array([[3.0, 2.0]]), np.array([[9.6, 3.1]]))
     assert counts.tolist() == [[9.6, 2.0]]
+
+
+def test_density_counts_shrunk_towards_the_typical_crowding_are_corrected_only_when_validation_says_so():
+    """A density head trained with squared error undercounts crowded images and overcounts sparse ones, on its
+    training images as on new ones (vgg_cells: slope 1.14 and 1.15). The straight-line correction is fitted on the
+    training units and kept only when it counts the validation units clearly better; an unbiased head keeps its
+    raw sums."""
+    from biolens.tasks.detect import calibrated_density, fit_density_calibration
+
+    rng = np.random.default_rng(3)
+    area = 256.0 * 256.0
+
+    def units(n, shrink=True):
+        truth = rng.integers(70, 320, n).astype(float)
+        density = (0.87 * truth + 20 if shrink else truth) + rng.normal(0, 2, n)
+        return density, np.full(n, area), truth
+
+    train, val = units(20), units(5)
+    fitted, val_mae = fit_density_calibration(train, val)
+    assert fitted is not None and 1.1 < fitted[0] < 1.2
+    assert val_mae < 0.5 * np.abs(val[0] - val[2]).mean()
+    fresh = rng.integers(70, 320, 50).astype(float)
+    corrected = calibrated_density(0.87 * fresh + 20, np.full(50, area), fitted)
+    assert np.abs(corrected - fresh).mean() < 5 < np.abs(0.87 * fresh + 20 - fresh).mean()
+    assert fit_density_calibration(units(20, shrink=False), units(5, shrink=False))[0] is None
+    assert fit_density_calibration(train, units(5, shrink=False))[0] is None  # validation disagrees: not kept
+    assert fit_density_calibration(tuple(v[:3] for v in train), val)[0] is None  # too few units to fit
+    assert calibrated_density(np.array([2.0]), np.array([1e4]), [1.0, -5.0]).tolist() == [0.0]  # never below 0
 
 
 def test_review_reads_a_large_tiff_by_windows_and_picks_the_regions_it_picks_on_the_whole_image(detect_run, tmp_path,
