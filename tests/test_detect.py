@@ -625,3 +625,36 @@ def test_review_reads_a_large_tiff_by_windows_and_picks_the_regions_it_picks_on_
     pd.testing.assert_frame_equal(windowed.reset_index(drop=True), whole.reset_index(drop=True))
     for name in ("objects.csv", "regions/region_001.png"):
         assert (tmp_path / "windowed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
+def test_a_mask_run_outlines_objects_beside_a_threshold_and_watershed_baseline(tmp_path):
+    """Integer label images (QuPath/Labkit export) -> a mask run: mask AP/F1 of the network and of the classical
+    Otsu + watershed peer on the same test units, in metrics.json and the report; predict writes areas and a label
+    TIFF per image."""
+    import tifffile
+
+    rng = np.random.default_rng(7)
+    root = tmp_path / "nuclei"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    yy, xx = np.mgrid[:96, :96]
+    for k in range(10):
+        image, labels = rng.normal(35, 6, (96, 96)), np.zeros((96, 96), np.uint16)
+        for label in range(1, int(rng.integers(5, 9)) + 1):
+            x, y = rng.uniform(8, 88, 2)
+            disc = (xx - x) ** 2 + (yy - y) ** 2 <= rng.uniform(3.5, 5.5) ** 2
+            disc &= labels == 0
+            labels[disc], image[disc] = label, 170
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).convert("RGB").save(root / "images" / f"n{k}.png")
+        tifffile.imwrite(root / "masks" / f"n{k}.tif", labels)
+    out = tmp_path / "run"
+    biolens("detect", root, "--epochs", "3", "--no-learning-curve", "--out", out, "--seed", "0")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["kind"] == "masks" and 0 <= metrics["masks"]["ap50"] <= 1
+    baseline = metrics["masks"]["baseline"]
+    assert baseline["polarity"] == "bright" and baseline["f1_iou50"] > 0.8  # separate bright discs: the easy case
+    assert 'id="mask-baseline"' in (out / "report.html").read_text() and "watershed" in (out / "report.html").read_text()
+    (tmp_path / "pred").mkdir()
+    biolens("predict", out, root / "images" / "n0.png", "--out", tmp_path / "pred" / "objects.csv")
+    objects = pd.read_csv(tmp_path / "pred" / "objects.csv")
+    assert "area" in objects.columns and (tmp_path / "pred" / "n0_labels.tif").exists()
