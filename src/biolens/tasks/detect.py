@@ -1039,6 +1039,14 @@ def _verdict(metrics: dict) -> str:
                   "adds little here beyond telling classes apart.")
     else:
         words += (f"The classical blob detector does better (F1 {base:.2f}): prefer it, or annotate more images.")
+    outlines = (metrics.get("masks") or {}).get("baseline")
+    if outlines:
+        net_masks, base_masks = metrics["masks"]["f1_iou50"], outlines["f1_iou50"]
+        comparison = ("clearly better than" if net_masks >= base_masks + 0.05 else
+                      "about as good as" if net_masks > base_masks - 0.05 else "worse than")
+        words += (f" Its outlines (F1 {net_masks:.2f} at mask IoU 0.5) are {comparison} a classical threshold and "
+                  f"watershed ({base_masks:.2f})" + (": prefer that, or annotate more images." if comparison == "worse than"
+                                                     else "."))
     return words
 
 
