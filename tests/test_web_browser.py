@@ -192,6 +192,7 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             expect(page.locator("#report")).to_be_visible(timeout=30_000)
             expect(page.frame_locator("#report").get_by_text("Methods").first).to_be_visible()
             expect(page.get_by_text("Result on held-out data")).to_be_visible()
+            expect(page.get_by_role("button", name="Add the learning curve")).to_be_visible()  # turned off above
             page.screenshot(path=SHOTS / "run_done.png", full_page=True)
             with page.expect_download() as download:
                 page.get_by_role("link", name="metrics.json").click()
