@@ -825,8 +825,8 @@ def _unit_area(unit: Unit) -> float:
 
 
 def calibrated_density(counts, areas, calibration: list[float] | None):
-    """Density sums corrected as fitted on the validation units: slope x sum + objects per 10,000 pixels x area
-    (never below 0). None leaves the sums as they are."""
+    """Density sums corrected by the line `fit_density_calibration` kept: slope x sum + objects per 10,000 pixels x
+    area (never below 0). None leaves the sums as they are."""
     if not calibration:
         return counts
     slope, per_area = calibration

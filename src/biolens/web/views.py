@@ -5,6 +5,7 @@ Pure functions over files, so that the pages always agree with the run folders t
 from __future__ import annotations
 
 import csv
+import json
 import re
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ def status_of(info: dict, job: dict | None) -> str:
     folder knows the rest."""
     if job and job["status"] in ("queued", "running", "cancelled") and info.get("status") != "complete":
         return job["status"]
-    if job and job["status"] in ("queued", "running") and '"second_step"' in (job.get("params") or ""):
+    if job and job["status"] in ("queued", "running") and "second_step" in json.loads(job.get("params") or "{}"):
         return job["status"]
     return info.get("status") or (job["status"] if job else "unknown")
 
