@@ -111,6 +111,14 @@ def test_null_cohort_gives_no_interaction_discovery(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["pairs_q05_deep"] == 0
     assert metrics["r2_deep_ci95"][0] < 0.02  # nothing to predict
+    report = (out / "report.html").read_text()
+    assert ('id="saturated-only"' in report) == (metrics["pairs_q05_saturated"] > 0)  # read with care, said once
+    from biolens.report.html import write_report
+    from biolens.runs import load_run, write_json
+
+    write_json(out / "metrics.json", {**metrics, "pairs_q05_saturated": 3})  # as on an additive or dominant cohort
+    write_report(load_run(out))
+    assert 'id="saturated-only"' in (out / "report.html").read_text()
 
 
 def test_batched_regressions_match_statsmodels():
