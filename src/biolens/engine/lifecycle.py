@@ -138,14 +138,7 @@ def add_learning_curve(path: Path | str) -> Run:
     from biolens.report.html import write_report
     from biolens.runs import write_json
 
-    run = load_run(path)
-    info = read_run_info(run)
-    spec = registry.get(info.get("task"))
-    if spec.learning_curve is None:
-        raise InputError(f"{run.path} is a {spec.title} run; only image classification and object detection runs "
-                         "have a learning curve.")
-    if info.get("status") != "complete":
-        raise InputError(f"{run.path} has not finished (status {info.get('status')}); resume it first (--resume).")
+    run, info, spec = run_for_learning_curve(path)
     metrics = dict(run.metrics)
     if metrics.get("learning_curve"):
         console.say(f"{run.path} has its learning curve already; see the report.")
@@ -163,6 +156,20 @@ def add_learning_curve(path: Path | str) -> Run:
     console.say(metrics["learning_curve"]["advice"])
     console.say(f"report: {run.report_path}")
     return run
+
+
+def run_for_learning_curve(path: Path | str):
+    """(run, run.json, task spec) of a finished run whose task has a learning curve, else one line saying why not
+    (the CLI's, the API's and the web app's gate for the second step)."""
+    run = load_run(path)
+    info = read_run_info(run)
+    spec = registry.get(info.get("task"))
+    if spec.learning_curve is None:
+        raise InputError(f"{run.path} is a {spec.title} run; only image classification and object detection runs "
+                         "have a learning curve.")
+    if info.get("status") != "complete":
+        raise InputError(f"{run.path} has not finished (status {info.get('status')}); resume it first.")
+    return run, info, spec
 
 
 def prepared_again(prepare: Callable[[Any, Run | None, Path], Prepared], config, run: Run):

@@ -89,13 +89,9 @@ class JobQueue:
     def add_learning_curve(self, run: str) -> int:
         """Queue the learning curve of a finished run as a second step (the engine's `add_learning_curve`): the run
         folder stays the same, its report is rewritten with the curve."""
-        info = load_run(self.runs_dir / run).info
-        spec = registry.get(info.get("task"))
-        if spec.learning_curve is None:
-            raise InputError(f"run {run} is a {spec.title} run; only image classification and object detection runs "
-                             "have a learning curve.")
-        if info.get("status") != "complete":
-            raise InputError(f"run {run} has not finished; resume it first, then add its learning curve.")
+        from biolens.engine.lifecycle import run_for_learning_curve
+
+        _, _, spec = run_for_learning_curve(self.runs_dir / run)  # the engine's own gate, refused at the click
         return self.submit(spec.name, run, {SECOND_STEP: "learning_curve"})
 
     def cancel(self, run: str) -> None:
@@ -113,7 +109,7 @@ class JobQueue:
                 process.kill()
                 process.join(5)
         self._update(job["id"], status="cancelled", finished=time.time())
-        _mark_run(self.runs_dir / run, "interrupted", only_if="running")  # a finished run's second step leaves it finished
+        _mark_run(self.runs_dir / run, "interrupted", only_if="running")
 
     def rename(self, run: str, new: str) -> None:
         """Give a finished (or stopped) run another name: its folder, its log and its job history move together."""
