@@ -659,6 +659,10 @@ def _watershed_baseline(data: Data) -> dict:
     smallest = max(1.0, np.pi * (data.small * data.scale / 4) ** 2)  # a fragment smaller than this is noise
     wanted = sorted({u.item for u in data.units if u.split in ("train", "val", "test")})
 
+    from biolens.readers.annotations import load_mask
+
+    masks = {item: load_mask(data.annotations.items[item]) for item in wanted}  # read once for both polarities
+
     def segment(item: int, polarity: str) -> np.ndarray:
         grey = ndimage.gaussian_filter(data.scaled[item].astype(np.float32).mean(-1), 1.0)
         cut = threshold_otsu(grey)
@@ -671,18 +675,16 @@ def _watershed_baseline(data: Data) -> dict:
         labels = watershed(-distance, markers, mask=foreground)
         sizes = np.bincount(labels.ravel())
         labels[sizes[labels] < smallest] = 0
-        return labels  # at model scale
+        return _upscale_labels(labels, masks[item].shape)  # at the annotation's scale, once per image
 
     def scores(labelled: dict[int, np.ndarray], units: list[Unit]) -> dict:
-        from biolens.readers.annotations import load_mask
         from biolens.stats import objects as score
 
         hits, ious, n_truth, n_found, count_errors = 0, [], 0, 0, []
         for unit in units:
             x0, y0, x1, y1 = (int(round(v)) for v in unit.box)
-            whole = load_mask(data.annotations.items[unit.item])
-            truth = _relabel(whole[y0:y1, x0:x1])
-            found = _relabel(_upscale_labels(labelled[unit.item], whole.shape)[y0:y1, x0:x1])
+            truth = _relabel(masks[unit.item][y0:y1, x0:x1])
+            found = _relabel(labelled[unit.item][y0:y1, x0:x1])
             iou = score.mask_iou(truth, found)
             matched = score.greedy_iou_matches(iou, np.ones(iou.shape[1]), 0.5)
             hits, n_truth, n_found = hits + int(matched.sum()), n_truth + iou.shape[0], n_found + iou.shape[1]
@@ -735,7 +737,8 @@ def _evaluate(run: Run, config: DetectConfig, data: Data, model, state: dict) ->
     true_counts = np.array([sum(t for t, _, _ in r["per_class"].values()) for r in rows])
     peak_counts = np.array([sum(f for _, f, _ in r["per_class"].values()) for r in rows])
     raw_density = _density_counts(data, peaks, test)
-    density_counts = _density_counts(data, peaks, test, calibration)
+    density_counts = None if raw_density is None else corrected_density_counts(
+        raw_density, [_unit_area(u) for u in test], classes, calibration)
     counts_per_class = _chosen_counts(methods, classes, _per_class_counts(rows, len(classes), 1), density_counts)
     found_counts = counts_per_class.sum(axis=1)
     metrics = {"kind": data.annotations.kind, "class_names": classes, "threshold": threshold,
@@ -805,18 +808,21 @@ def calibrated_objects(data: Data, peaks, min_distance: float, radius: float):
     return threshold, factor, _found_objects(peaks, threshold, min_distance, overlap, data)
 
 
-def _density_counts(data: Data, peaks, units: list[Unit], calibration: dict | None = None) -> np.ndarray | None:
-    """(units, classes) objects counted by the density head in each unit (calibrated per class where `calibration`
-    says so); None for models without one."""
+def _density_counts(data: Data, peaks, units: list[Unit]) -> np.ndarray | None:
+    """(units, classes) objects counted by the density head in each unit; None for models without one."""
     if next(p for p in peaks if p is not None).density is None:
         return None
     raw = np.array([peaks[u.item].density_count(tuple(np.array(u.box) * data.scale)) for u in units], float)
-    raw = raw.reshape(len(units), len(data.annotations.class_names))
-    if calibration:
-        areas = np.array([_unit_area(u) for u in units])
-        for c, label in enumerate(data.annotations.class_names):
-            raw[:, c] = calibrated_density(raw[:, c], areas, calibration.get(label))
-    return raw
+    return raw.reshape(len(units), len(data.annotations.class_names))
+
+
+def corrected_density_counts(counts: np.ndarray, areas, classes: list[str], calibration: dict) -> np.ndarray:
+    """(units, classes) density sums, each class corrected by its line in `calibration` (classes without one as
+    they are); `areas` in original pixels per unit (evaluation units, or whole images in predict)."""
+    corrected = np.array(counts, float)
+    for c, label in enumerate(classes):
+        corrected[:, c] = calibrated_density(corrected[:, c], areas, calibration.get(label))
+    return corrected
 
 
 def _unit_area(unit: Unit) -> float:
@@ -1276,9 +1282,8 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
         methods = count_methods_of(metrics, classes)
         by_density = peaks.density_count() if "density" in methods.values() else None
         if by_density is not None:
-            calibration, area = metrics.get("density_calibration") or {}, float(image.shape[0] * image.shape[1])
-            by_density = np.array([calibrated_density(by_density[c:c + 1], [area], calibration.get(label))[0]
-                                   for c, label in enumerate(classes)])
+            by_density = corrected_density_counts(by_density[None, :], [float(image.shape[0] * image.shape[1])],
+                                                  classes, metrics.get("density_calibration") or {})[0]
         for c, label in enumerate(classes):
             detected = int((peaks.classes[chosen] == c).sum())
             count = int(round(float(by_density[c]))) if methods[label] == "density" and by_density is not None \
