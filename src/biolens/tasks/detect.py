@@ -1395,8 +1395,9 @@ def _write_geojson(path: Path, rows: list[dict], geo, kind: str) -> None:
 
 def _calibration_sentence(metrics: dict) -> str:
     """Methods' words for the straight-line correction of density counts, where one was kept."""
+    methods = count_methods_of(metrics, metrics.get("class_names") or [])
     used = {label: fit for label, fit in (metrics.get("density_calibration") or {}).items()
-            if count_methods_of(metrics, list(metrics.get("class_names") or [label])).get(label) == "density"}
+            if methods.get(label) == "density"}
     if not used:
         return ""
     fits = "; ".join(f"{label}: {a:.3g} x sum {b:+.3g} per 10,000 px" for label, (a, b) in used.items())
