@@ -442,6 +442,7 @@ def test_a_finished_run_gets_its_learning_curve_from_a_button_as_a_second_step(s
     shutil.copytree(detect_run, runs / "dots")
     page = server.get("/runs/dots").text
     assert 'id="learning-curve"' in page and "quarter and a half" in page
+    assert "minutes on this machine" in page  # the time the run predicted for its curve (turned off there)
     assert 'href="/predict?run=dots"' in page and "/runs/dots/review" not in page  # objects: predict, no image review
     queued = server.post("/runs/dots/learning-curve", data={"csrf": server.csrf}, follow_redirects=False)
     assert queued.status_code == 303

@@ -148,6 +148,7 @@ def add_learning_curve(path: Path | str) -> Run:
     hook = spec.function("learning_curve")
     metrics["learning_curve"] = hook(run, config, metrics)
     metrics.pop("learning_curve_skipped", None)
+    metrics.pop("learning_curve_expected_seconds", None)
     write_json(run.path / "metrics.json", metrics)
     timings = dict(run.info.get("timings") or {})
     timings["learning_curve_seconds"] = round(time.time() - started, 1)

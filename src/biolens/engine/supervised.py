@@ -192,9 +192,14 @@ LEARNING_CURVE_MIN_PER_CLASS = 8    # training examples per class at the smalles
 LEARNING_CURVE_AUTO_SECONDS = 600   # "auto" runs it when the extra training is expected to take less than this
 
 
+def learning_curve_seconds(train_seconds: float) -> float:
+    """The learning curve's extra training time, from the main model's."""
+    return train_seconds * sum(LEARNING_CURVE_FRACTIONS) * LEARNING_CURVE_SEEDS
+
+
 def learning_curve_plan(mode: str, y: np.ndarray, parts: dict[str, np.ndarray], train_seconds: float) -> str | None:
     """None when the learning curve should run, else the reason it does not (said in the report and the CLI)."""
-    expected = train_seconds * sum(LEARNING_CURVE_FRACTIONS) * LEARNING_CURVE_SEEDS  # its extra training time
+    expected = learning_curve_seconds(train_seconds)
     if mode == "off":
         return ("turned off (--no-learning-curve). To see whether more images would help, add it to this run with "
                 f"biolens learning-curve: it retrains on 1/8, 1/4 and 1/2 of the training images, about "

@@ -316,6 +316,8 @@ def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, pa
                else supervised.learning_curve_plan(config.learning_curve, y, parts, float(state.get("elapsed", 0.0))))
     if skipped:
         metrics["learning_curve_skipped"] = skipped
+        metrics["learning_curve_expected_seconds"] = round(
+            supervised.learning_curve_seconds(float(state.get("elapsed", 0.0))), 1)  # what the second step would add
         console.say(f"learning curve {skipped}")
         return
     with console.step("learning curve (1/8, 1/4, 1/2 of the training set, 2 repeats)"):

@@ -1169,6 +1169,7 @@ def _learning_curve(run: Run, config: DetectConfig, data: Data, state: dict, met
     skipped = detect_curve.plan(config.learning_curve, data, state, run, config.time_budget)
     if skipped:
         metrics["learning_curve_skipped"] = skipped
+        metrics["learning_curve_expected_seconds"] = round(detect_curve.expected_seconds(state), 1)
         console.say(f"learning curve {skipped}")
         return
     curve = detect_curve.learning_curve(run, config, data, metrics)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import time
 from pathlib import Path
 
@@ -58,8 +57,8 @@ def learning_curve_offer(info: dict, metrics: dict) -> str:
     spec = registry.of_run(info)
     if info.get("status") != "complete" or spec is None or spec.learning_curve is None or metrics.get("learning_curve"):
         return ""
-    minutes = re.search(r"about (\d+(?:\.\d+)?) (minutes?|seconds?)", str(metrics.get("learning_curve_skipped") or ""))
-    when = f" (about {minutes.group(1)} {minutes.group(2)} on this machine)" if minutes else ""
+    seconds = metrics.get("learning_curve_expected_seconds")
+    when = f" (about {max(1, round(seconds / 60))} minutes on this machine)" if seconds else ""
     return ("Is the data enough? The learning curve retrains the model on a quarter and a half of the training data "
             f"and shows whether more annotation would still help{when}.")
 
