@@ -229,14 +229,14 @@ def test_resume_recomputes_only_the_missing_stage_and_gives_the_same_result(tmp_
     biolens("associate", "--genotypes", small_cohort["genotypes"], "--phenotypes", small_cohort["phenotypes"],
             "--trait", "status", "--out", out, "--permutations", "2", "--folds", "2", "--seed", "4")
     first = (out / "variants.tsv").read_text()
-    (out / "checkpoints" / "discovery_v2.npz").unlink()
+    (out / "checkpoints" / "discovery_v3.npz").unlink()
     (out / "variants.tsv").unlink()
     info = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))  # as a kill leaves it
-    (out / "checkpoints" / ".discovery_v2.npz.tmp123").write_bytes(b"partial")  # what a kill -9 mid-write leaves
+    (out / "checkpoints" / ".discovery_v3.npz.tmp123").write_bytes(b"partial")  # what a kill -9 mid-write leaves
     result = biolens("associate", "--resume", out)
     assert (out / "variants.tsv").read_text() == first
-    assert not (out / "checkpoints" / ".discovery_v2.npz.tmp123").exists()
+    assert not (out / "checkpoints" / ".discovery_v3.npz.tmp123").exists()
     assert "classical epistasis scan" not in result.stderr + result.stdout  # the finished stage was not redone
     assert "fine-mapping" not in result.stderr + result.stdout
 
@@ -328,6 +328,43 @@ def test_every_interaction_form_is_ranked_first_by_the_saturated_scan(form):
     rank = int(np.nonzero(linked[order])[0][0]) + 1
     assert rank <= 10, (form, rank)
     assert np.nanmin(p[linked]) * np.isfinite(p).sum() < 0.05  # significant after Bonferroni over all pairs
+
+
+def _saturated_q(cohort, folder: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray, "object"]:
+    """BH q of every pair by the F distribution and read against main-effects traits, as `associate` computes them."""
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import cross_val_predict
+
+    from biolens.config import AssociateConfig
+    from biolens.stats.significance import bh_qvalues
+    from biolens.stats.two_locus import saturated_against_main_effects, saturated_pair_tests
+    from biolens.tasks import associate as task
+
+    paths = cohort.write(folder)
+    data = task._load(AssociateConfig(phenotypes=paths["phenotypes"], trait="yield", genotypes=paths["genotypes"]))
+    oof = cross_val_predict(task._additive_model(data.kind), task._features(data), data.y_model, cv=5)
+    rng = np.random.default_rng(seed)
+    null_traits = task.interaction_null_traits(data, 20, rng, r2_score(data.y_model, oof))
+    pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
+    _, _, p_f = saturated_pair_tests(data.dosage, data.y, data.covariates, pairs)
+    p_null, _ = saturated_against_main_effects(data.dosage, p_f, null_traits, data.covariates, rng)
+    return bh_qvalues(np.nan_to_num(p_f, nan=1.0)), bh_qvalues(p_null), (data, pairs)
+
+
+def test_saturated_test_read_against_main_effects_drops_pairs_that_only_tag_additive_sites(tmp_path):
+    """Three additive sites in one region without recombination: the F distribution's p lists pairs whose 3 x 3
+    table merely describes a causal site better than their main effects do; read against traits that keep every main
+    effect, no pair is claimed. A planted "exactly one carrier" pair is still found that way."""
+    additive = simulate_cohort("additive", trait="quantitative", seed=5, n_individuals=800, length=1500,
+                               variance_explained=0.05)
+    q_f, q_null, _ = _saturated_q(additive, tmp_path / "additive")
+    assert (q_f < 0.05).sum() > 0 and (q_null < 0.05).sum() == 0, ((q_f < 0.05).sum(), (q_null < 0.05).sum())
+    pair = simulate_cohort("pair", form="one_carrier", trait="quantitative", seed=7, n_individuals=800, length=1500)
+    _, q_null, (data, pairs) = _saturated_q(pair, tmp_path / "pair")
+    column = {int(pos): i for i, pos in enumerate(data.genotypes.pos)}
+    a, b = sorted(column[pos] for pos in pair.truth["pair"])
+    planted = int(np.nonzero((pairs[:, 0] == a) & (pairs[:, 1] == b))[0][0])
+    assert q_null[planted] < 0.05 and q_null[planted] == np.nanmin(q_null), (q_null[planted], np.nanmin(q_null))
 
 
 def test_susie_puts_each_causal_site_in_a_small_credible_set_and_finds_none_under_the_null():

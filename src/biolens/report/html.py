@@ -107,6 +107,8 @@ def sequence_methods(info: dict, metrics: dict) -> str:
 
 
 def association_methods(info: dict, metrics: dict) -> str:
+    from biolens.stats.two_locus import NULL_SCAN_SITES
+
     config, versions = info["config"], info.get("versions", {})
     kind = metrics.get("trait_kind", info.get("trait_kind"))
     test = "logistic" if kind == "binary" else "linear"
@@ -129,7 +131,10 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"PLINK --clump does (index sites first, their tags after). All {metrics['n_pairs']} site pairs were tested "
         f"for epistasis with a dosage-product term (y ~ covariates + a + b + a*b, as PLINK --epistasis) and with the "
         f"saturated two-locus test (F test of the full 3 x 3 genotype table against both sites' main effects, up to "
-        f"4 df, on the covariate-adjusted trait), which detects interactions of any form{_scan_engine(metrics)}. "
+        f"4 df, on the covariate-adjusted trait), which detects interactions of any form{_scan_engine(metrics)}; its "
+        f"p-values were read against the same test on {config['permutations']} traits simulated from the main-effects "
+        f"model below (all pairs of {NULL_SCAN_SITES} random sites per trait, pooled), because in one region the F "
+        f"distribution's own p-value also counts pairs that merely tag a causal site (reported as p_saturated_f). "
         f"A genotype network (additive "
         f"term; the four Cockerham interaction terms, additive and dominance codes crossed, of the "
         f"{config['candidate_pairs']} site pairs whose terms explain most of the trait, screened over all pairs and "

@@ -36,31 +36,32 @@ def saturated_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarr
                          pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """F statistic, its interaction df and the p-value of the full 3 x 3 model against main effects, per pair.
 
-    dosage: individuals x sites; y: the trait (any coding); pairs: K x 2 site indices. NaN where the table leaves no
-    interaction df (a site with one genotype class among the individuals, or pairs in complete LD).
+    dosage: individuals x sites; y: the trait (any coding), or several traits as columns (then F and p are traits x
+    pairs; the genotype tables and the main-effects solve are shared, which is what makes a null of many simulated
+    traits cheap); pairs: K x 2 site indices. NaN where the table leaves no interaction df (a site with one genotype
+    class among the individuals, or pairs in complete LD).
     """
     classes = genotype_classes(dosage)
     n, m = classes.shape
-    resid = residualise(np.asarray(y, dtype=np.float64), covariates)
+    y = np.asarray(y, dtype=np.float64)
+    resid = residualise(y if y.ndim == 2 else y[:, None], covariates)  # n x traits
     indicators = np.zeros((n, 3 * m), dtype=np.float64)
     indicators[np.arange(n)[:, None], 3 * np.arange(m)[None, :] + classes] = 1.0
-    weighted = indicators * resid[:, None]
-    total_ss = float(resid @ resid)
+    total_ss = (resid ** 2).sum(0)
     residual_df_base = n - covariates.shape[1] - 1
-    f_stat, df_int, pvalues = (np.full(len(pairs), np.nan) for _ in range(3))
+    f_stat, pvalues = np.full((resid.shape[1], len(pairs)), np.nan), np.full((resid.shape[1], len(pairs)), np.nan)
+    df_int = np.full(len(pairs), np.nan)
     order = np.argsort(pairs[:, 0], kind="stable")
     for start in range(0, len(order), _PAIRS_PER_BLOCK):
         chosen = order[start:start + _PAIRS_PER_BLOCK]
         first = np.unique(pairs[chosen, 0])
         columns = (3 * first[:, None] + np.arange(3)).ravel()
-        counts_rows = indicators[:, columns].T @ indicators  # (3|first|) x 3m
-        sums_rows = indicators[:, columns].T @ weighted
-        where = {site: k for k, site in enumerate(first)}
-        row = np.asarray([where[i] for i in pairs[chosen, 0]])
-        counts = _tables(counts_rows, row, pairs[chosen, 1])
-        sums = _tables(sums_rows, row, pairs[chosen, 1])
-        f_stat[chosen], df_int[chosen], pvalues[chosen] = _f_tests(counts, sums, total_ss, residual_df_base)
-    return f_stat, df_int, pvalues
+        row = np.searchsorted(first, pairs[chosen, 0])
+        counts = _tables(indicators[:, columns].T @ indicators, row, pairs[chosen, 1])
+        sums = np.stack([_tables((indicators[:, columns] * r[:, None]).T @ indicators, row, pairs[chosen, 1])
+                         for r in resid.T], axis=-1)  # K x 9 x traits
+        f_stat[:, chosen], df_int[chosen], pvalues[:, chosen] = _f_tests(counts, sums, total_ss, residual_df_base)
+    return (f_stat, df_int, pvalues) if y.ndim == 2 else (f_stat[0], df_int, pvalues[0])
 
 
 def _tables(rows: np.ndarray, row: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -70,20 +71,51 @@ def _tables(rows: np.ndarray, row: np.ndarray, second: np.ndarray) -> np.ndarray
     return np.take_along_axis(blocks, np.broadcast_to(cols[:, None, :], (len(row), 3, 3)), axis=2).reshape(-1, 9)
 
 
-def _f_tests(counts: np.ndarray, sums: np.ndarray, total_ss: float, residual_df_base: int):
+def _f_tests(counts: np.ndarray, sums: np.ndarray, total_ss: np.ndarray, residual_df_base: int):
+    """counts: K x 9; sums: K x 9 x traits; total_ss: per trait. Returns F (traits x K), df (K), p (traits x K)."""
     filled = counts > 0
-    cell_ss = np.where(filled, sums ** 2 / np.where(filled, counts, 1), 0.0).sum(1)  # SS explained by the full model
+    safe = np.where(filled, counts, 1)[..., None]
+    cell_ss = np.where(filled[..., None], sums ** 2 / safe, 0.0).sum(1)  # K x traits: SS explained by the full model
     gram = np.einsum("kc,ci,cj->kij", counts, _MAIN_DESIGN, _MAIN_DESIGN)
     gram += 1e-9 * max(counts.sum(1).max(), 1) * np.eye(5)  # empty genotype classes: their column fits nothing
-    rhs = sums @ _MAIN_DESIGN
-    main_ss = np.einsum("ki,ki->k", np.linalg.solve(gram, rhs[..., None])[..., 0], rhs)
+    rhs = np.einsum("kct,ci->kit", sums, _MAIN_DESIGN)  # K x 5 x traits
+    main_ss = np.einsum("kit,kit->kt", np.linalg.solve(gram, rhs), rhs)
     counts_a = counts.reshape(-1, 3, 3).sum(2) > 0
     counts_b = counts.reshape(-1, 3, 3).sum(1) > 0
     df_int = filled.sum(1) - (counts_a.sum(1) + counts_b.sum(1) - 1)
     df_resid = residual_df_base - filled.sum(1) + 1
-    residual_ss = np.maximum(total_ss - cell_ss, 1e-300)
+    residual_ss = np.maximum(total_ss[None, :] - cell_ss, 1e-300)
     interaction_ss = np.maximum(cell_ss - main_ss, 0.0)
-    valid = (df_int > 0) & (df_resid > 0)
-    f_stat = np.where(valid, (interaction_ss / np.maximum(df_int, 1)) / (residual_ss / np.maximum(df_resid, 1)), np.nan)
-    pvalues = np.where(valid, stats.f.sf(f_stat, np.maximum(df_int, 1), np.maximum(df_resid, 1)), np.nan)
-    return f_stat, np.where(valid, df_int, np.nan), pvalues
+    valid = ((df_int > 0) & (df_resid > 0))[:, None]
+    df1, df2 = np.maximum(df_int, 1)[:, None], np.maximum(df_resid, 1)[:, None]
+    f_stat = np.where(valid, (interaction_ss / df1) / (residual_ss / df2), np.nan)
+    pvalues = np.where(valid, stats.f.sf(f_stat, df1, df2), np.nan)
+    return f_stat.T, np.where(valid[:, 0], df_int, np.nan), pvalues.T
+
+
+NULL_SCAN_SITES = 150  # each null trait is scanned over all pairs of this many random sites (~11,000 pairs)
+
+
+def saturated_against_main_effects(dosage: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
+                                   covariates: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """p-values of the saturated test read against traits simulated under the main-effects model of every site.
+
+    In one region without recombination the F test's own p-value is not a test of epistasis: the 3 x 3 table of two
+    sites that both tag a third, causal one describes that site better than their two main effects do, so on purely
+    additive cohorts hundreds of pairs reach q < 0.05 (and, with structure, on null ones). `null_traits` (n x B) keep
+    every site's additive and dominance effects and nothing else (the deep pair test's null, Buzkova et al. 2011):
+    pairs that only tag main effects score as high there as in the data. Each null trait is scanned over all pairs
+    of a random set of sites (a sample of the region's pairs, LD structure included); the observed -log10 p of every
+    pair is then compared with that pooled null, with the tail extended (`significance.permutation_test`).
+    """
+    from biolens.stats.significance import permutation_test
+
+    sites = np.sort(rng.choice(dosage.shape[1], min(dosage.shape[1], NULL_SCAN_SITES), replace=False))
+    within = np.stack(np.triu_indices(len(sites), 1), axis=1)
+    _, _, p_null = saturated_pair_tests(dosage[:, sites], null_traits, covariates, within)
+    return permutation_test(_evidence(p_observed), _evidence(p_null), standardise=False)
+
+
+def _evidence(pvalues: np.ndarray) -> np.ndarray:
+    """-log10 p (one scale for F tests of different df); a pair without a test scores 0."""
+    return -np.log10(np.clip(np.nan_to_num(pvalues, nan=1.0), 1e-300, 1.0))

@@ -140,14 +140,14 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     data_notes=data.notes, covariate_columns=data.covariate_columns)
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    # "_v2": checkpoints of runs interrupted under an older biolens lack the saturated test and tail model; their
-    # stages are recomputed rather than read
+    # "_v2"/"_v3": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model or
+    # the saturated test's main-effects null; their stages are recomputed rather than read
     classical = cached_stage(run, "classical_v2", lambda: _classical(data, config.dask))
     fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
     epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-    discovery = cached_stage(run, "discovery_v2", lambda: _discovery(data, config, classical, epochs, r2_additive))
+    discovery = cached_stage(run, "discovery_v3", lambda: _discovery(data, config, classical, epochs, r2_additive))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
@@ -348,30 +348,40 @@ def _unshrunk(fitted: np.ndarray, y: np.ndarray, r2: float) -> np.ndarray:
     return centre + (fitted - centre) * (target / spread if spread > 0 and target > spread else 1.0)
 
 
+def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, r2_additive: float) -> np.ndarray:
+    """`count` traits (n x count) with every site's main effects, dominance included, and no interaction: the null
+    hypothesis of the pair tests (Buzkova et al. 2011). Parametric bootstrap for a binary trait; fitted values (scaled
+    up to the cross-validated additive R^2, `_unshrunk`) plus permuted residuals for a quantitative one."""
+    n = len(data.y_model)
+    main_features = np.hstack([_features(data), data.codes.d[:, data.codes.has_dominance]])
+    main_effects = _additive_model(data.kind).fit(main_features, data.y_model)
+    if data.kind == "binary":
+        fitted = main_effects.predict_proba(main_features)[:, 1]
+        return np.stack([(rng.random(n) < fitted).astype(float) for _ in range(count)], axis=1)
+    fitted = _unshrunk(main_effects.predict(main_features), data.y_model, r2_additive)
+    residual = data.y_model - fitted
+    return np.stack([fitted + residual[rng.permutation(n)] for _ in range(count)], axis=1)
+
+
 def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, r2_additive: float = 0.0) -> dict:
     from biolens.stats.significance import bh_qvalues, permutation_test
+    from biolens.stats.two_locus import saturated_against_main_effects
     from biolens.engine.genotype_training import fit_copies
 
     n, m = data.x.shape
     B = config.permutations
     rng = np.random.default_rng(config.seed + 1)
     features = _features(data)
-    # The interaction null keeps every main effect, dominance included (the saturated test's null hypothesis)
-    main_features = np.hstack([features, data.codes.d[:, data.codes.has_dominance]])
-    main_effects = _additive_model(data.kind).fit(main_features, data.y_model)
     additive = _additive_model(data.kind).fit(features, data.y_model)
     # copy 0: real data; 1..B: phenotype (and covariates) permuted; B+1..2B: main-effects-only null for interactions
     orders = [np.arange(n)] + [rng.permutation(n) for _ in range(B)] + [np.arange(n)] * B
-    targets = [data.y_model[order] for order in orders[: B + 1]]
-    if data.kind == "binary":
-        fitted = main_effects.predict_proba(main_features)[:, 1]
-        targets += [(rng.random(n) < fitted).astype(float) for _ in range(B)]
-    else:
-        fitted = _unshrunk(main_effects.predict(main_features), data.y_model, r2_additive)
-        residual = data.y_model - fitted
-        targets += [fitted + residual[rng.permutation(n)] for _ in range(B)]
-    targets = np.stack(targets, axis=1)
+    targets = np.hstack([np.stack([data.y_model[order] for order in orders[: B + 1]], axis=1),
+                         interaction_null_traits(data, B, rng, r2_additive)])
     copies = targets.shape[1]
+    with console.step(f"saturated two-locus test against {B} traits with every main effect and no interaction"):
+        p_saturated, saturated_tail = saturated_against_main_effects(
+            data.dosage, classical["p_saturated"], targets[:, B + 1:], data.covariates,
+            np.random.default_rng(config.seed + 2))
     allowed = _allowed_pairs(classical["r2"])
     products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
     covariates = np.stack([data.covariates[order] for order in orders], axis=1)
@@ -394,7 +404,9 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     p_pair, pair_tail = permutation_test(scores[0], scores[1:], standardise=False)
     return {"importance": importance[0], "p_perm": p_site, "q_perm": bh_qvalues(p_site), "pair_score": scores[0],
             "pair_p_perm": p_pair, "pair_q_perm": bh_qvalues(p_pair), "candidates": candidates[0],
-            "site_tail": np.asarray(json.dumps(site_tail)), "pair_tail": np.asarray(json.dumps(pair_tail))}
+            "site_tail": np.asarray(json.dumps(site_tail)), "pair_tail": np.asarray(json.dumps(pair_tail)),
+            "saturated_p": p_saturated, "saturated_q": bh_qvalues(p_saturated),
+            "saturated_tail": np.asarray(json.dumps(saturated_tail))}
 
 
 # -- outputs -----------------------------------------------------------------------------------------------------
@@ -433,7 +445,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     pair_rank = np.empty(len(pairs), dtype=int)
     pair_rank[pair_order] = np.arange(1, len(pairs) + 1)
     shown = set(pair_order[: config.pairs_written].tolist())
-    for q in (classical["q_epistasis"], classical["q_saturated"], discovery["pair_q_perm"]):
+    for q in (classical["q_epistasis"], discovery["saturated_q"], discovery["pair_q_perm"]):
         shown |= set(np.nonzero(q < 0.05)[0][: config.pairs_written].tolist())
     pair_rows = []
     for k in sorted(shown, key=lambda k: pair_rank[k]):
@@ -441,14 +453,15 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         pair_rows.append([int(g.pos[a]), int(g.pos[b]), _f(score[k]), _g(discovery["pair_p_perm"][k]),
                           _g(discovery["pair_q_perm"][k]), _f(r2_pairs[k]), int(pair_rank[k]),
                           g.chrom[a], g.chrom[b], _g(classical["p_epistasis"][k]), _g(classical["q_epistasis"][k]),
-                          _g(classical["p_saturated"][k]), _g(classical["q_saturated"][k]),
-                          "yes" if linked[k] else "no"])
+                          _g(discovery["saturated_p"][k]), _g(discovery["saturated_q"][k]),
+                          "yes" if linked[k] else "no", _g(classical["p_saturated"][k]), _g(classical["q_saturated"][k])])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
                                              "chrom_b", "p_epistasis", "q_epistasis", "p_saturated", "q_saturated",
-                                             "strong_ld"], pair_rows, delimiter="\t")
+                                             "strong_ld", "p_saturated_f", "q_saturated_f"], pair_rows, delimiter="\t")
 
     metrics = _prediction_metrics(data, crossval, config.seed)
     site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
+    saturated_tail = json.loads(str(discovery["saturated_tail"]))
     m = data.x.shape[1]
     metrics.update({
         "n_samples": int(len(data.y)), "n_sites": int(m), "n_pairs": int(len(pairs)),
@@ -459,12 +472,15 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "sites_q05_classical": int((classical["q_site"] < 0.05).sum()),
         "sites_q05_deep": int((discovery["q_perm"] < 0.05).sum()),
         "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
-        "pairs_q05_saturated": int((classical["q_saturated"] < 0.05).sum()),
+        "pairs_q05_saturated": int((discovery["saturated_q"] < 0.05).sum()),
+        "pairs_q05_saturated_f": int((classical["q_saturated"] < 0.05).sum()),
         "pairs_q05_deep": int((discovery["pair_q_perm"] < 0.05).sum()),
         "ld_blocks": int(classical["ld_block"].max()),
         "credible_sets": [[int(g.pos[i]) for i in np.nonzero(credible == k)[0]] for k in range(1, int(credible.max()) + 1)],
         "site_test_tail": site_tail, "pair_test_tail": pair_tail,
+        "saturated_test_tail": saturated_tail,
         "site_q_floor": _q_floor(site_tail, m), "pair_q_floor": _q_floor(pair_tail, len(pairs)),
+        "saturated_q_floor": _q_floor(saturated_tail, len(pairs)),
         "effective_tests": _none_if_nan(classical.get("effective_tests", np.nan)),
         "pair_scans": json.loads(str(classical["pair_scan_engine"])) if "pair_scan_engine" in classical else None,
         "inflation_reading": _inflation_reading(float(classical["lambda_gc"]), classical["lambda_gc_unlinked"],
