@@ -419,6 +419,35 @@ def test_new_run_mistakes_are_said_at_the_form_in_its_own_words(server, tmp_path
     assert server.app.app.state.queue.latest_for("notes") is None
 
 
+def test_object_finding_takes_kind_group_and_time_limit_and_refuses_their_mistakes_at_the_form(server, tmp_path):
+    """The detect form's choices reach the job; a group column that is not there, or outlines asked of points, are
+    refused at submit in the form's words (nothing queued)."""
+    from PIL import Image
+
+    folder = tmp_path / "data" / "plates"
+    folder.mkdir(parents=True)
+    rows = ["image,x,y,plate"]
+    for k in range(2):
+        Image.fromarray(np.full((64, 64, 3), 40 * k, dtype=np.uint8)).save(folder / f"p{k}.png")
+        rows += [f"p{k}.png,{10 + 20 * j},{20 + j},plate{k}" for j in range(3)]
+    (folder / "colonies.csv").write_text("\n".join(rows) + "\n")
+
+    def detect(name, **fields):
+        return new_run(server, task="detect", name=name, path=str(folder), annotation_path=str(folder / "colonies.csv"),
+                       **fields)
+
+    no_column = detect("plates", detect_group_column="dish")
+    assert no_column.status_code == 400 and "Group column field" in alert(no_column) and "--" not in alert(no_column)
+    wrong_kind = detect("plates", detect_kind="masks")
+    assert wrong_kind.status_code == 400 and "What the annotations mark" in alert(wrong_kind)
+    assert server.app.app.state.queue.latest_for("plates") is None
+    queued = detect("plates", detect_kind="points", detect_group_column="plate", detect_time_budget_min="2")
+    assert queued.status_code == 303, alert(queued)
+    params = json.loads(server.app.app.state.queue.latest_for("plates")["params"])
+    assert (params["kind"], params["group_column"], params["time_budget"]) == ("points", "plate", 120.0)
+    server.post("/runs/plates/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+
+
 def test_column_menus_read_a_table_on_this_machine_and_nothing_outside_the_roots(server, tmp_path):
     table = tmp_path / "data" / "traits.tsv"
     table.write_text("sample\tYield\tpopulation\nA\t1.5\tnorth\n")

@@ -25,6 +25,11 @@ def check(task: str, params: dict) -> None:
         find_labelled(params["data"], params.get("group_column"))
     elif task == "cluster" and params.get("compare_with"):
         _check_columns(Path(params["data"]), [params["compare_with"]], "known-label column")
+    elif task == "detect":  # the annotations' format, images, kind and group column (reads tables and image headers)
+        from biolens.readers.annotations import read_annotations
+
+        read_annotations(params["annotations"], params.get("images"), params.get("kind", "auto"),
+                         params.get("group_column"))
 
 
 def looks_like_vcf(path: Path) -> bool:

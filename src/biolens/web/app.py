@@ -466,6 +466,9 @@ def create_app(settings: Settings) -> FastAPI:
             else:
                 params = {"annotations": str(images)}
             return name, task, {**params, "seed": seed, "epochs": _integer(values, "detect_epochs", 40, 1, 1000),
+                                "kind": _choice(values, "detect_kind", ("auto", "points", "boxes", "masks")),
+                                "group_column": values.get("detect_group_column", "").strip() or None,
+                                "time_budget": 60.0 * _number(values, "detect_time_budget_min", 0.0, 0.0, 7 * 24 * 60),
                                 "object_size": _number(values, "object_size", 0.0, 0.0, 2000.0),
                                 "learning_curve": _choice(values, "detect_learning_curve", ("auto", "on", "off"))}
         raise InputError("choose a task: classify images, cluster, associate, detect objects or learn image "

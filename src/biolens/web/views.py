@@ -77,7 +77,9 @@ def headline_label(info: dict) -> str:
 FORM_WORDS = {"--trait": "the Trait column field", "--covariates": "the Covariates field",
               "--group-column": "the Group column field", "--compare-with": "the Known label column field",
               "--phenotypes": "the phenotype table", "--genotypes": "the genotype file", "--epochs": "Maximum epochs",
-              "--object-size": "Object size", "--skip-bad": "leaving the unreadable files out of the upload"}
+              "--object-size": "Object size", "--skip-bad": "leaving the unreadable files out of the upload",
+              "--kind": "What the annotations mark", "--images": "the images given under Data",
+              "--time-budget": "the training time limit"}
 
 
 def in_web_words(message: str, uploads: Path) -> str:

@@ -20,11 +20,12 @@ function drawCurves(canvas, history) {
   ctx.clearRect(0, 0, w, h);
   ctx.font = "12px system-ui"; ctx.fillStyle = "#1b1f24";
   if (!history.length) { ctx.fillText("Curves appear after the first epoch.", pad, h / 2); return; }
+  // only the curves this run records (object finding and pretraining have no accuracy): no legend for a missing line
   const series = [
     {key: "loss", label: "training loss", color: "#0b5cad", right: false},
     {key: "val_loss", label: "validation loss", color: "#d1495b", right: false},
     {key: "val_balanced_accuracy", label: "validation balanced accuracy (right axis, 0-1)", color: "#1e6b35", right: true},
-  ];
+  ].filter(s => history.some(r => typeof r[s.key] === "number" && isFinite(r[s.key])));
   const losses = history.flatMap(r => [r.loss, r.val_loss]).filter(v => typeof v === "number" && isFinite(v));
   const maxLoss = Math.max(1e-6, ...losses);
   const n = Math.max(history.length, 2);
@@ -147,6 +148,7 @@ function columnMenus() {
   };
   fromFile("phenotype_file", "columns-traits"); fromPath("phenotype_path", "columns-traits");
   fromFile("files", "columns-data"); fromPath("path", "columns-data");
+  fromFile("annotation_file", "columns-annotations"); fromPath("annotation_path", "columns-annotations");
 }
 
 function confirmForms() {
