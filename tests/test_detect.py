@@ -217,6 +217,7 @@ def test_detect_then_predict_writes_objects_counts_and_overlays(detect_run, tmp_
                 "threshold", "per_class"):
         assert key in metrics, key
     assert metrics["baseline"]["f1"] > 0.5  # bright discs: the blob detector must find them
+    assert ("rough" in metrics["verdict"]) == (metrics["n_test_units"] < 5)  # a test of few units says so
     chosen = metrics["flips_validation_f1"]  # flip averaging kept only when it adds validation F1
     assert metrics["flips"] == (chosen["flips"] >= chosen["plain"] + 0.005) and 0 <= chosen["plain"] <= 1
     fresh = tmp_path / "new"

@@ -29,6 +29,7 @@ LARGEST_SIZE = 48.0       # ...and at most this across the typical one (the netw
 TRAIN_TILE = 128          # model pixels per side of a training tile
 MIN_UNITS_FOR_IMAGE_SPLIT = 8
 REGION_TARGET = 12        # regions made from few images, in all
+FEW_TEST_UNITS = 5        # below this many held-out units the verdict says its intervals are rough
 MAX_VALIDATION_TILES = 96
 MIN_STEPS, MAX_STEPS = 16, 30   # training steps per epoch: about two tiles' worth of each training pixel, within these
 BOX_OVERLAP = 0.5         # box runs: a weaker box overlapping a stronger one beyond this IoU is the same object
@@ -1053,6 +1054,11 @@ def _verdict(metrics: dict) -> str:
         words += (f" Its outlines (F1 {net_masks:.2f} at mask IoU 0.5) are {comparison} a classical threshold and "
                   f"watershed ({base_masks:.2f})" + (": prefer that, or annotate more images." if comparison == "worse than"
                                                      else "."))
+    if metrics["n_test_units"] < FEW_TEST_UNITS:
+        unit = "images" if metrics["split"]["unit"] == "image" else "regions"
+        words += (f" Only {metrics['n_test_units']} {unit} were held out for the test: the intervals resample those "
+                  f"{metrics['n_test_units']} and are rough, so read these figures as a first look; annotating more "
+                  "images gives a firmer test.")
     return words
 
 
