@@ -36,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="runs/bench_trees")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="most training epochs (default: biolens's)")
     parser.add_argument("--reuse", action="store_true", help="score an existing finished run at --out again")
     args = parser.parse_args()
     out = Path(args.out)
@@ -51,7 +52,8 @@ def main() -> None:
     (data / "left_half.csv").write_text("\n".join(rows) + "\n")
     started = time.time()
     run = biolens.load_run(out) if args.reuse else biolens.detect(data / "left_half.csv", out=out, seed=args.seed,
-                                                                           learning_curve="off")
+                                                                           learning_curve="off",
+                                                                           **({"epochs": args.epochs} if args.epochs else {}))
     predicted = Path(args.out + "_predict")
     predicted.mkdir(parents=True, exist_ok=True)
     table = biolens.predict(run, [data / f"{TILE}.png"], out=predicted / "objects.csv", force=True)
