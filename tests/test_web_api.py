@@ -349,6 +349,28 @@ def test_compare_says_which_run_is_better_only_on_the_same_test_images(tmp_path)
     assert views.verdicts(tmp_path, ["good", "good"])[0].startswith("No clear difference")
 
 
+def test_compare_of_object_runs_pairs_their_held_out_units(tmp_path, detect_run):
+    """Two object-finding runs tested on the same units get a paired verdict on object F1; a run tested on other
+    images is said not to be comparable."""
+    from biolens.web import views
+
+    shutil.copytree(detect_run, tmp_path / "first")
+    shutil.copytree(detect_run, tmp_path / "missing-half")
+    counts = pd.read_csv(detect_run / "test_counts.tsv", sep="\t")
+    rng = np.random.default_rng(1)
+    rng_true = rng.integers(20, 60, 30)
+    many = pd.DataFrame({"unit": range(30), "image": [f"u{k}.png" for k in range(30)], "label": counts["label"][0],
+                         "true": rng_true, "found": rng_true, "matched": rng_true - rng.integers(0, 3, 30)})
+    many.to_csv(tmp_path / "first" / "test_counts.tsv", sep="\t", index=False)
+    worse = many.assign(found=many["true"] // 2, matched=np.minimum(many["matched"], many["true"] // 2))
+    worse.to_csv(tmp_path / "missing-half" / "test_counts.tsv", sep="\t", index=False)
+    shutil.copytree(detect_run, tmp_path / "elsewhere")  # its own (real) test units, not the 30 above
+    said = views.verdicts(tmp_path, ["first", "missing-half", "elsewhere"])
+    assert said[0].startswith("first is better than missing-half") and "30 held-out units" in said[0], said[0]
+    assert "different held-out images" in said[1]
+    assert views.verdicts(tmp_path, ["first", "first"])[0].startswith("No clear difference")
+
+
 def test_predict_with_an_object_run_shows_counts_per_class_and_each_image_with_its_objects(server, tmp_path, detect_run):
     from conftest import dot_images
 

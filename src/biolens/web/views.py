@@ -296,6 +296,9 @@ def verdicts(runs_dir: Path, names: list[str]) -> list[str]:
             sentences.append(f"{a} and {b} are not comparable: different tasks ({TASK_NAMES.get(task_a, task_a)} "
                              f"and {TASK_NAMES.get(task_b, task_b)}).")
             continue
+        if task_a == "detect":
+            sentences.append(_detection_verdict(runs_dir, a, b))
+            continue
         if task_a not in PAIRED_TASKS:
             sentences.append(f"{a} and {b}: no paired test for {TASK_NAMES.get(task_a, task_a)} runs; read the "
                              "intervals below (intervals that overlap widely are no evidence of a difference).")
@@ -321,6 +324,40 @@ def verdicts(runs_dir: Path, names: list[str]) -> list[str]:
         else:
             sentences.append(f"No clear difference between {a} and {b}: {figures}.")
     return sentences
+
+
+def _detection_verdict(runs_dir: Path, a: str, b: str) -> str:
+    """Object-finding runs: a paired bootstrap of the object F1 difference over the held-out units both share."""
+    from biolens.stats.objects import paired_f1_difference
+
+    tables = [_test_counts(runs_dir / n) for n in (a, b)]
+    if any(t is None for t in tables):
+        return f"{a} and {b}: one of them has no test_counts.tsv (unfinished?); no verdict."
+    if set(tables[0]) != set(tables[1]) or any(tables[0][k][0] != tables[1][k][0] for k in tables[0]):
+        return (f"{a} and {b} were tested on different held-out images (or annotations), so their scores are not "
+                "comparable head to head; read each one's interval below.")
+    units = sorted({key[0] for key in tables[0]})
+    per_unit = [[sum(table[k][i] for k in table if k[0] == unit) for unit in units] for table in tables for i in (1, 2)]
+    true = [sum(tables[0][k][0] for k in tables[0] if k[0] == unit) for unit in units]
+    found = paired_f1_difference(true, *per_unit)
+    low, high = found["ci95"]
+    figures = (f"object F1 {found['a']:.3f} vs {found['b']:.3f} on the same {found['n_units']} held-out units; "
+               f"difference {found['difference']:+.3f} (95% CI {low:+.3f} to {high:+.3f}, paired bootstrap)")
+    if low > 0:
+        return f"{a} is better than {b}: {figures}."
+    if high < 0:
+        return f"{b} is better than {a}: {figures}."
+    return f"No clear difference between {a} and {b}: {figures}."
+
+
+def _test_counts(folder: Path) -> dict | None:
+    """{(unit, image, label): (true, found, matched)} from a detection run's test_counts.tsv."""
+    file = folder / "test_counts.tsv"
+    if not file.exists():
+        return None
+    with open(file, newline="") as handle:
+        return {(row["unit"], row["image"], row["label"]): (int(row["true"]), int(row["found"]), int(row["matched"]))
+                for row in csv.DictReader(handle, delimiter="\t")}
 
 
 def _test_predictions(folder: Path) -> dict | None:
