@@ -659,3 +659,13 @@ def test_a_mask_run_outlines_objects_beside_a_threshold_and_watershed_baseline(t
     biolens("predict", out, root / "images" / "n0.png", "--out", tmp_path / "pred" / "objects.csv")
     objects = pd.read_csv(tmp_path / "pred" / "objects.csv")
     assert "area" in objects.columns and (tmp_path / "pred" / "n0_labels.tif").exists()
+
+
+def test_the_run_says_to_train_longer_only_when_the_validation_loss_was_still_improving():
+    from biolens.tasks.detect import _train_longer_advice
+
+    still = _train_longer_advice({"stopped_by": "all epochs done", "best_epoch": 39, "epochs_run": 40}, 40)
+    assert "--epochs 80" in still and "39 of 40" in still
+    assert _train_longer_advice({"stopped_by": "all epochs done", "best_epoch": 20, "epochs_run": 40}, 40) is None
+    stopped = "early stopping (no better validation loss for 12 epochs)"
+    assert _train_longer_advice({"stopped_by": stopped, "best_epoch": 21, "epochs_run": 33}, 40) is None
