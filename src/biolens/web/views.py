@@ -284,7 +284,8 @@ PAIRED_TASKS = ("classify", "sequence_classify")   # runs whose predictions.csv 
 
 def verdicts(runs_dir: Path, names: list[str]) -> list[str]:
     """One plain sentence per pair of runs (the first four ticked): which is better on the same test items (a paired
-    bootstrap of the balanced-accuracy difference), no clear difference, or why they cannot be compared."""
+    bootstrap of the balanced-accuracy difference, or of object F1 over the same held-out units), no clear
+    difference, or why they cannot be compared."""
     from itertools import combinations
 
     from biolens.engine.evaluation import paired_difference
@@ -317,13 +318,17 @@ def verdicts(runs_dir: Path, names: list[str]) -> list[str]:
         low, high = found["ci95"]
         figures = (f"balanced accuracy {found['a']:.3f} vs {found['b']:.3f} on the same {found['n_items']} test items; "
                    f"difference {found['difference']:+.3f} (95% CI {low:+.3f} to {high:+.3f}, paired bootstrap)")
-        if low > 0:
-            sentences.append(f"{a} is better than {b}: {figures}.")
-        elif high < 0:
-            sentences.append(f"{b} is better than {a}: {figures}.")
-        else:
-            sentences.append(f"No clear difference between {a} and {b}: {figures}.")
+        sentences.append(_which_is_better(a, b, low, high, figures))
     return sentences
+
+
+def _which_is_better(a: str, b: str, low: float, high: float, figures: str) -> str:
+    """The verdict of a paired interval of the difference a - b: better only when it excludes 0."""
+    if low > 0:
+        return f"{a} is better than {b}: {figures}."
+    if high < 0:
+        return f"{b} is better than {a}: {figures}."
+    return f"No clear difference between {a} and {b}: {figures}."
 
 
 def _detection_verdict(runs_dir: Path, a: str, b: str) -> str:
@@ -343,11 +348,7 @@ def _detection_verdict(runs_dir: Path, a: str, b: str) -> str:
     low, high = found["ci95"]
     figures = (f"object F1 {found['a']:.3f} vs {found['b']:.3f} on the same {found['n_units']} held-out units; "
                f"difference {found['difference']:+.3f} (95% CI {low:+.3f} to {high:+.3f}, paired bootstrap)")
-    if low > 0:
-        return f"{a} is better than {b}: {figures}."
-    if high < 0:
-        return f"{b} is better than {a}: {figures}."
-    return f"No clear difference between {a} and {b}: {figures}."
+    return _which_is_better(a, b, low, high, figures)
 
 
 def _test_counts(folder: Path) -> dict | None:
