@@ -342,9 +342,16 @@ def _detection_verdict(runs_dir: Path, a: str, b: str) -> str:
         return (f"{a} and {b} were tested on different held-out images (or annotations), so their scores are not "
                 "comparable head to head; read each one's interval below.")
     units = sorted({key[0] for key in tables[0]})
-    per_unit = [[sum(table[k][i] for k in table if k[0] == unit) for unit in units] for table in tables for i in (1, 2)]
-    true = [sum(tables[0][k][0] for k in tables[0] if k[0] == unit) for unit in units]
-    found = paired_f1_difference(true, *per_unit)
+
+    def per_unit(table: dict, column: int) -> list[int]:  # summed over classes: 0 true, 1 found, 2 matched
+        totals = dict.fromkeys(units, 0)
+        for key, values in table.items():
+            totals[key[0]] += values[column]
+        return [totals[unit] for unit in units]
+
+    first, second = tables
+    found = paired_f1_difference(per_unit(first, 0), per_unit(first, 1), per_unit(first, 2), per_unit(second, 1),
+                                 per_unit(second, 2))
     low, high = found["ci95"]
     figures = (f"object F1 {found['a']:.3f} vs {found['b']:.3f} on the same {found['n_units']} held-out units; "
                f"difference {found['difference']:+.3f} (95% CI {low:+.3f} to {high:+.3f}, paired bootstrap)")
