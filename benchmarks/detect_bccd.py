@@ -45,10 +45,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="runs/bench_bccd")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="most training epochs (default: biolens's)")
     args = parser.parse_args()
     csv = boxes_csv(Path(args.out + "_data"))
     started = time.time()
-    run = biolens.detect(csv, out=args.out, images=str(DATA / "images"), seed=args.seed, learning_curve="off")
+    run = biolens.detect(csv, out=args.out, images=str(DATA / "images"), seed=args.seed, learning_curve="off",
+                         **({"epochs": args.epochs} if args.epochs else {}))
     m = run.metrics
     per_class = {name: {"ap50": m["boxes"]["ap50_per_class"][name], "f1": c["f1"], "count_mae": c["count_mae"],
                         "count_error_pct": c.get("count_error_pct"), "n_true": c["n_true"]}
