@@ -2,7 +2,7 @@
 last 100 (published count MAE: FCRN 2.9, Count-ception 2.3). The dots are turned into a points CSV with a `split`
 column, so biolens detect uses exactly that split; the Laplacian-of-Gaussian baseline runs in the same run.
 
-    python benchmarks/detect_vgg_cells.py [--train 32] [--epochs 40] [--out runs/bench_vgg] [--density-weight W]
+    python benchmarks/detect_vgg_cells.py [--train 32] [--epochs 0] [--out runs/bench_vgg] [--density-weight W]
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def points_csv(folder: Path, n_train: int, n_test: int = 100) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=0, help="most epochs (0: biolens chooses from the annotations)")
     parser.add_argument("--out", default="runs/bench_vgg")
     parser.add_argument("--density-weight", type=float, default=None,
                         help="override biolens.models.objects.DENSITY_WEIGHT (the density loss's weight)")

@@ -669,3 +669,27 @@ def test_the_run_says_to_train_longer_only_when_the_validation_loss_was_still_im
     assert _train_longer_advice({"stopped_by": "all epochs done", "best_epoch": 20, "epochs_run": 40}, 40) is None
     stopped = "early stopping (no better validation loss for 12 epochs)"
     assert _train_longer_advice({"stopped_by": stopped, "best_epoch": 21, "epochs_run": 33}, 40) is None
+
+
+def test_automatic_epochs_follow_the_number_of_annotated_training_objects(tmp_path):
+    """--epochs 0 (the default): 40 epochs for a few hundred objects, 80 from 1,000 training objects on (where longer
+    training measured better); a given --epochs is kept."""
+    from PIL import Image
+
+    from biolens.config import DetectConfig
+    from biolens.tasks.detect import _prepare, most_epochs
+
+    few = dot_images(tmp_path / "few", n_images=12, side=96, seed=1)
+    config = DetectConfig(annotations=str(few)).validate()
+    data = _prepare(config, None, tmp_path / "run-few").data
+    assert most_epochs(config, data) == 40
+    assert most_epochs(DetectConfig(annotations=str(few), epochs=7).validate(), data) == 7
+    rng = np.random.default_rng(0)
+    rows = ["image,x,y"]
+    for k in range(10):
+        Image.fromarray(np.full((256, 256, 3), 30, np.uint8)).save(tmp_path / f"field{k}.png")
+        rows += [f"field{k}.png,{x:.1f},{y:.1f}" for x, y in rng.uniform(4, 252, (200, 2))]
+    (tmp_path / "many.csv").write_text("\n".join(rows) + "\n")
+    config = DetectConfig(annotations=str(tmp_path / "many.csv"), object_size=6).validate()
+    data = _prepare(config, None, tmp_path / "run-many").data
+    assert most_epochs(config, data) == 80

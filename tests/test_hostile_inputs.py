@@ -312,7 +312,7 @@ CASES = {
     "detect-group-on-voc": (["detect", f"{W}/voc", "--group-column", "plate", "--out", OUT], "--group-column"),
     "detect-voc-image-missing": (["detect", f"{W}/voc", "--out", OUT], "a.png"),
     "detect-images-missing": (["detect", f"{W}/det/points.csv", "--images", f"{W}/nope", "--out", OUT], "nope"),
-    "detect-epochs-zero": (["detect", f"{W}/det/points.csv", "--epochs", "0", "--out", OUT], "--epochs"),
+    "detect-epochs-negative": (["detect", f"{W}/det/points.csv", "--epochs", "-3", "--out", OUT], "--epochs"),  # 0 = automatic
     # the web app's server
     "serve-port-out-of-range": (["serve", "--port", "70000", "--no-browser"], "--port"),
     "serve-remote-without-flag": (["serve", "--host", "0.0.0.0", "--no-browser"], "--allow-remote"),

@@ -116,7 +116,7 @@ def detect(
     kind: Optional[str] = typer.Option(None, "--kind", help="auto (default), points, boxes or masks."),
     object_size: Optional[float] = typer.Option(None, "--object-size", help="Typical object diameter in pixels (default: measured from the annotations)."),
     group_column: Optional[str] = typer.Option(None, "--group-column", help="CSV column naming the plate, slide or site; no group is split across train/validation/test."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default 40; early stopping may end sooner)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default: 80 with 1,000 or more annotated training objects, else 40; early stopping may end sooner)."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds (default: no limit)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
     add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="A corrected objects.csv from `biolens review` on a detection run: its regions are added to training; the test images stay the same."),

@@ -390,7 +390,8 @@ class DetectConfig(TaskConfig):
         kind: auto, points, boxes or masks.
         object_size: typical object diameter in pixels; 0 = measured from the annotations.
         group_column: a column of a CSV naming the plate, slide or site; no group is split across splits.
-        epochs: most epochs (early stopping may end sooner).
+        epochs: most epochs (early stopping may end sooner); 0 = automatic: 80 when the training units hold at least
+            1,000 annotated objects, else 40.
         time_budget: seconds of training; 0 = no limit.
         learning_rate: peak learning rate.
         patience: epochs without a better validation loss before stopping.
@@ -407,7 +408,7 @@ class DetectConfig(TaskConfig):
     kind: str = option("auto", choices=("auto", "points", "boxes", "masks"))
     object_size: float = option(0.0, low=0, high=2000)
     group_column: str | None = None
-    epochs: int = option(40, low=1, high=10_000, integer=True)
+    epochs: int = option(0, low=0, high=10_000, integer=True)
     time_budget: float = option(0.0, low=0, high=30 * 24 * 3600)
     learning_rate: float = option(2e-3, low=1e-7, high=1.0)
     patience: int = option(12, low=1, high=10_000, integer=True)

@@ -465,7 +465,7 @@ def create_app(settings: Settings) -> FastAPI:
                 params = {"annotations": str(annotations), "images": str(images if images.is_dir() else images.parent)}
             else:
                 params = {"annotations": str(images)}
-            return name, task, {**params, "seed": seed, "epochs": _integer(values, "detect_epochs", 40, 1, 1000),
+            return name, task, {**params, "seed": seed, "epochs": _integer(values, "detect_epochs", 0, 0, 1000),
                                 "kind": _choice(values, "detect_kind", ("auto", "points", "boxes", "masks")),
                                 "group_column": values.get("detect_group_column", "").strip() or None,
                                 "time_budget": 60.0 * _number(values, "detect_time_budget_min", 0.0, 0.0, 7 * 24 * 60),
