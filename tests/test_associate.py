@@ -448,3 +448,17 @@ def test_clumping_lists_one_site_per_signal_before_the_tags():
     order, number = clump(np.array([0, 1, 2, 4, 3]), r2)
     assert order.tolist() == [0, 4, 1, 2, 3]   # index sites 0 and 4 first; 3 tags 4, the stronger site of its signal
     assert number.tolist() == [1, 1, 1, 2, 2]
+
+
+def test_pair_clumping_sets_pairs_that_tag_a_better_pair_after_the_other_signals():
+    from biolens.stats.linkage import clump_pairs
+
+    # sites 0~1 and 2~3 in strong LD (one interaction 0x2 seen as 0x2, 1x3, 0x3, 1x2); site 4 unlinked; 5~0 weakly
+    r2 = np.eye(6)
+    r2[0, 1] = r2[1, 0] = r2[2, 3] = r2[3, 2] = 0.9
+    r2[0, 5] = r2[5, 0] = 0.5
+    pairs = np.array([[0, 2], [1, 3], [0, 3], [2, 4], [1, 2], [3, 5]])
+    order, number = clump_pairs(np.arange(6), pairs, r2)
+    assert order.tolist() == [0, 3, 5, 1, 2, 4]  # 0x2, then the other signals 2x4 and 3x5, then the tags of 0x2
+    assert number.tolist() == [1, 1, 1, 2, 1, 3]
+    assert clump_pairs(np.arange(6), pairs, r2, head=2)[1].tolist() == [1, 1, 0, 0, 0, 0]  # the walk stops at head

@@ -154,7 +154,9 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"repeated inside every refit. Empirical p-values pool "
         f"the null scores of all sites (pairs) and refits; p-values beyond their resolution come from a generalised "
         f"Pareto fit to the 250 largest null scores when a Cramer-von Mises test accepts it (Knijnenburg et al. 2009); "
-        f"q-values are Benjamini-Hochberg. Random seed {info['seed']}."
+        f"q-values are Benjamini-Hochberg. Pairs were ranked by the smaller of the deep and the saturated test's "
+        f"p-value and clumped at r^2 >= 0.8 (a pair whose two sites tag the two sites of a better-ranked pair joins "
+        f"its signal). Random seed {info['seed']}."
     )
 
 

@@ -48,3 +48,33 @@ def clump(order: np.ndarray, r2: np.ndarray, threshold: float = BLOCK_R2) -> tup
     is_leader = np.zeros(len(order), dtype=bool)
     is_leader[leaders] = True
     return np.concatenate([order[is_leader[order]], order[~is_leader[order]]]), number
+
+
+def clump_pairs(order: np.ndarray, pairs: np.ndarray, r2: np.ndarray, threshold: float = BLOCK_R2,
+                head: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """`clump` for site pairs: walking the first `head` pairs of `order`, a pair joins the clump of an earlier index
+    pair when each of its two sites is in r^2 >= threshold with a different site of that index pair; otherwise it
+    opens a new clump. Returns the new order (index pairs of the head first, their tags after, then the rest of
+    `order` unchanged) and the 1-based clump number per pair (0 past the head).
+
+    Why: one interaction in a region without recombination is seen through every pair that tags its two sites; a
+    table ranked by evidence alone shows it in its first twenty rows and hides a second one."""
+    order = np.asarray(order)
+    top = order[:head]
+    a, b = pairs[top, 0], pairs[top, 1]
+    number = np.zeros(len(pairs), dtype=int)
+    taken = np.zeros(len(top), dtype=bool)
+    leaders: list[int] = []
+    for i in range(len(top)):
+        if taken[i]:
+            continue
+        leaders.append(i)
+        row_a, row_b = r2[a[i]], r2[b[i]]
+        joins = ~taken & (((row_a[a] >= threshold) & (row_b[b] >= threshold))
+                          | ((row_a[b] >= threshold) & (row_b[a] >= threshold)))
+        joins[i] = True
+        taken |= joins
+        number[top[joins]] = len(leaders)
+    is_leader = np.zeros(len(top), dtype=bool)
+    is_leader[leaders] = True
+    return np.concatenate([top[is_leader], top[~is_leader], order[head:]]), number

@@ -413,7 +413,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
 def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dict, fine_mapping: dict,
                    crossval: dict, discovery: dict, seconds: float) -> None:
     from biolens.report import association_figures as figures
-    from biolens.stats.linkage import BLOCK_R2, clump
+    from biolens.stats.linkage import BLOCK_R2, clump, clump_pairs
 
     g = data.genotypes
     maf = g.minor_allele_frequency()
@@ -439,9 +439,15 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     pairs, score = classical["pairs"], discovery["pair_score"]
     r2_pairs = classical["r2"][pairs[:, 0], pairs[:, 1]]
     linked = r2_pairs >= BLOCK_R2
-    p_saturated = np.nan_to_num(classical["p_saturated"], nan=1.0)
-    # Pairs in strong LD are set apart at the bottom: their "interaction" is one haplotype's effect seen twice.
-    pair_order = np.lexsort((p_saturated, -score, discovery["pair_p_perm"], linked))
+    p_saturated_f = np.nan_to_num(classical["p_saturated"], nan=1.0)
+    # Evidence: the stronger of the deep and the saturated test (both read against the same main-effects null, so
+    # their p-values are on one footing; a pair the network never took as a candidate still heads the table when
+    # the saturated test sees it), then the deep score. That order is clumped at r^2 >= 0.8 (one row per signal
+    # first), and pairs in strong LD are set apart at the bottom: their "interaction" is one haplotype seen twice.
+    either = np.minimum(discovery["pair_p_perm"], np.nan_to_num(discovery["saturated_p"], nan=1.0))
+    evidence = np.lexsort((p_saturated_f, -score, either))
+    pair_order, pair_clump = clump_pairs(evidence[~linked[evidence]], pairs, classical["r2"], BLOCK_R2)
+    pair_order = np.concatenate([pair_order, evidence[linked[evidence]]])
     pair_rank = np.empty(len(pairs), dtype=int)
     pair_rank[pair_order] = np.arange(1, len(pairs) + 1)
     shown = set(pair_order[: config.pairs_written].tolist())
@@ -454,10 +460,12 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                           _g(discovery["pair_q_perm"][k]), _f(r2_pairs[k]), int(pair_rank[k]),
                           g.chrom[a], g.chrom[b], _g(classical["p_epistasis"][k]), _g(classical["q_epistasis"][k]),
                           _g(discovery["saturated_p"][k]), _g(discovery["saturated_q"][k]),
-                          "yes" if linked[k] else "no", _g(classical["p_saturated"][k]), _g(classical["q_saturated"][k])])
+                          "yes" if linked[k] else "no", _g(classical["p_saturated"][k]), _g(classical["q_saturated"][k]),
+                          int(pair_clump[k]) if pair_clump[k] else ""])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
                                              "chrom_b", "p_epistasis", "q_epistasis", "p_saturated", "q_saturated",
-                                             "strong_ld", "p_saturated_f", "q_saturated_f"], pair_rows, delimiter="\t")
+                                             "strong_ld", "p_saturated_f", "q_saturated_f", "clump"], pair_rows,
+              delimiter="\t")
 
     metrics = _prediction_metrics(data, crossval, config.seed)
     site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
