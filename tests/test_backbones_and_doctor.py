@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import keras
+import numpy as np
 import pytest
 
 from conftest import biolens, one_line_error
@@ -79,3 +80,26 @@ def test_doctor_estimate_refuses_what_it_cannot_measure(tmp_path, slice_manifest
     assert "--task classify" in one_line_error(biolens("doctor", "--estimate", slice_manifest, "--task", "cluster",
                                                        check=False))
     assert str(tmp_path / "none") in one_line_error(biolens("doctor", "--estimate", tmp_path / "none", check=False))
+
+
+def test_doctor_estimate_of_a_detection_run_measures_the_run_it_would_start(detect_run):
+    """Same reading, scale, units, steps and epochs as the real run on the same annotations; the epoch time within a
+    factor of two of that run's epochs after the first (which compiles)."""
+    facts = json.loads(biolens("doctor", "--estimate", detect_run.parent / "data", "--task", "detect", "--epochs", "4",
+                               "--json").stdout)
+    run = json.loads((detect_run / "run.json").read_text())
+    state = json.loads((detect_run / "checkpoints" / "state.json").read_text())
+    metrics = json.loads((detect_run / "metrics.json").read_text())
+    assert facts["n_images"] == run["n_images"] == 12 and facts["scale"] == pytest.approx(run["scale"], abs=1e-4)
+    assert facts["steps_per_epoch"] == metrics["steps_per_epoch"] and facts["epochs"] == 4
+    measured = float(np.median(state["epoch_seconds"][1:]))
+    assert measured / 2 <= facts["epoch_seconds"] <= measured * 2, (facts["epoch_seconds"], state["epoch_seconds"])
+    assert facts["total_minutes_at_most"] * 60 >= 4 * facts["epoch_seconds"]
+    from biolens.cli import detect_estimate_lines
+
+    text = "\n".join(detect_estimate_lines(facts))  # what the command prints without --json
+    assert "4 epochs: at most about" in text and "learning curve: about" in text and "12 image(s)" in text
+    from biolens.web.views import estimate_words
+
+    words = estimate_words(facts)  # the web form's sentence from the same facts
+    assert "annotated objects in 12 image(s)" in words and "for 4 epochs" in words

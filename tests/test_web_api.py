@@ -156,6 +156,9 @@ def test_the_time_estimate_reads_only_inside_the_roots(server):
     assert 'id="estimate-button"' in server.get("/new").text
     outside = server.get("/estimate", params={"path": "/etc"})
     assert outside.status_code == 400 and "/etc" in outside.json()["detail"]
+    assert 'id="estimate-detect-button"' in server.get("/new").text  # object finding: the same probe, its own button
+    outside = server.get("/estimate", params={"path": "/etc/hosts", "task": "detect"})
+    assert outside.status_code == 400 and "/etc/hosts" in outside.json()["detail"]
 
 
 def test_pretrain_is_offered_and_queued_with_the_engine_gate(server, tmp_path):

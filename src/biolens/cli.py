@@ -337,12 +337,28 @@ def pretrain(
     typer.echo(f"encoder: {run.model_path}")
 
 
+def detect_estimate_lines(facts: dict) -> list[str]:
+    """`biolens doctor --estimate ANNOTATIONS --task detect` in words."""
+    lines = [f"data: {facts['n_objects']} annotated objects ({facts['kind']}) in {facts['n_images']} image(s), "
+             f"{facts['units']} held-out units, scale {facts['scale']}; {facts['steps_per_epoch']} steps of "
+             f"{facts['batch_size']} tiles per epoch, on {facts['device']}",
+             f"time per epoch: about {facts['epoch_seconds']:.1f} s; {facts['epochs']} epochs: at most about "
+             f"{facts['training_minutes']:.1f} min (early stopping often ends sooner)"]
+    if facts["region_split"]:
+        lines.append(f"the delivered network trained again on every region: at most {facts['final_network_minutes']:.1f} min")
+    lines.append(f"learning curve: about {facts['learning_curve_minutes']:.1f} min"
+                 + ("" if facts["learning_curve_runs"] else " (not run by default: over 10 min)"))
+    lines.append(f"advice: {facts['advice']}")
+    return lines
+
+
 @app.command()
 def doctor(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
-    estimate: Optional[Path] = typer.Option(None, "--estimate", help="Labelled images to estimate time per epoch and memory for, on this machine (a short measured probe)."),
-    task: str = typer.Option("classify", "--task", help="The task to estimate (classify)."),
-    epochs: int = typer.Option(30, "--epochs", help="Epochs of the run being estimated (the default of biolens train)."),
+    estimate: Optional[Path] = typer.Option(None, "--estimate", help="Labelled images (classify) or annotations (detect) to estimate a run's time for, on this machine (a short measured probe)."),
+    task: str = typer.Option("classify", "--task", help="The task to estimate: classify or detect."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of the run being estimated (default: the task's own: 30 for train, automatic for detect)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="detect: the folder the annotations' image names are relative to."),
     image_size: int = typer.Option(0, "--image-size", help="Model input side as in biolens train (0 = chosen from the data)."),
     batch_size: int = typer.Option(0, "--batch-size", help="As in biolens train (0 = chosen by training-set size)."),
 ):
@@ -350,15 +366,19 @@ def doctor(
 
     Examples: biolens doctor
               biolens doctor --estimate cells/ --task classify
+              biolens doctor --estimate colonies.csv --task detect
     """
     from biolens.hardware import doctor as probe
 
     if estimate is not None:
         from biolens.estimate import estimate as measure
 
-        facts = measure(estimate, task, epochs=epochs, image_size=image_size, batch_size=batch_size)
+        facts = measure(estimate, task, epochs=epochs, image_size=image_size, batch_size=batch_size, images=images)
         if as_json:
             typer.echo(json.dumps(facts, indent=2))
+            return
+        if task == "detect":
+            typer.echo("\n".join(detect_estimate_lines(facts)))
             return
         typer.echo(f"data: {facts['n_images']} images at {facts['image_size']}x{facts['image_size']}x{facts['channels']}, "
                    f"batch {facts['batch_size']}, {facts['steps_per_epoch']} steps per epoch, on {facts['device']}")

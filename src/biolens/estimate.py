@@ -1,15 +1,18 @@
-"""`biolens doctor --estimate DATA`: how long an epoch and how much memory training would take here, measured.
+"""`biolens doctor --estimate DATA [--task classify|detect]`: how long a run would take here, measured.
 
 A short probe, not a formula: decode a sample of the user's own images, then run real training steps of the model
 `biolens train` would build (same input size, batch size, augmentation, optimizer and tf.data pipeline) on this
 machine, and time one validation pass. The epoch estimate is steps x the measured step time + the validation pass + two model saves;
 memory is the decoded pixels (in memory up to 2 GiB, else a memory-mapped cache on disk) + the probe's own peak.
+Detection reads and splits the annotations as the run does and times real training steps of the object network on
+real training tiles (_estimate_detect).
 """
 from __future__ import annotations
 
 import resource
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -20,11 +23,17 @@ DECODE_SAMPLE = 48        # images decoded to time reading
 GPU_MATTERS_MINUTES = 20  # a full run longer than this on a CPU is where a GPU starts to pay
 
 
-def estimate(data, task: str = "classify", *, epochs: int = 30, image_size: int = 0, batch_size: int = 0,
-             backbone: str = "compact") -> dict:
+def estimate(data, task: str = "classify", *, epochs: int | None = None, image_size: int = 0, batch_size: int = 0,
+             backbone: str = "compact", images=None, kind: str = "auto", object_size: float = 0.0,
+             group_column: str | None = None, learning_curve: str = "auto") -> dict:
+    """The measured cost of a `task` run on `data` (labelled images, or detection annotations) on this machine."""
+    if task == "detect":
+        return _estimate_detect(data, epochs=epochs or 0, images=images, kind=kind, object_size=object_size,
+                                group_column=group_column, learning_curve=learning_curve)
     if task != "classify":
-        raise InputError(f"--estimate measures --task classify (labelled images); '{task}' is not covered yet. "
-                         "Run the task with a --time-budget to see its speed instead.")
+        raise InputError(f"--estimate measures --task classify (labelled images) or detect (annotations); '{task}' is "
+                         "not covered yet. Run the task with a --time-budget to see its speed instead.")
+    epochs = epochs or 30
     import keras
 
     from biolens import hardware
@@ -103,3 +112,68 @@ def estimate(data, task: str = "classify", *, epochs: int = 30, image_size: int 
             "read_seconds": round(n * decode_s, 1), "epoch_seconds": round(epoch_s, 1), "epochs": epochs,
             "total_minutes_at_most": round(total_min, 1), "memory_gb": round(memory / 2**30, 2),
             "pixels_gb": round(pixel_bytes / 2**30, 2), "pixels_in_memory": in_memory, "advice": advice}
+
+
+def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size: float, group_column: str | None,
+                     learning_curve: str) -> dict:
+    """`biolens detect`'s cost: the annotations read and split as the run reads them (same scale, units, steps per
+    epoch and automatic epoch count), then real training steps of the object network on real training tiles, and one
+    validation pass. The total is an upper bound: early stopping usually ends sooner."""
+    import keras
+
+    from biolens import hardware
+    from biolens.config import DetectConfig
+    from biolens.tasks import detect, detect_curve
+
+    config = DetectConfig(annotations=str(annotations), images=str(images) if images else None, kind=kind,
+                          object_size=object_size, group_column=group_column, epochs=epochs,
+                          learning_curve=learning_curve).validate()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        data = detect._prepare(config, None, Path(folder)).data
+    read_s = time.perf_counter() - started
+    config.epochs = epochs = detect.most_epochs(config, data)
+    targets, maps, _ = detect._targets(data, config)
+    steps = detect.steps_per_epoch(maps)
+    n_classes = len(data.annotations.class_names)
+    device, _ = hardware.setup("off")
+    keras.utils.set_random_seed(0)
+    model = detect.compiled_network(n_classes, data.scaled[0].shape[2], data.annotations.kind, config.learning_rate,
+                                    steps, epochs)
+    sampler = detect._sampler_class()(data.scaled, targets, maps, n_classes, steps, detect.TRAIN_BATCH, 0)
+    for i in range(2):  # the XLA compile and the first allocations are not what an epoch costs
+        model.train_on_batch(*sampler[i])
+    probe = min(PROBE_STEPS // 2, steps)
+    started = time.perf_counter()
+    for i in range(probe):
+        model.train_on_batch(*sampler[i])
+    step_s = (time.perf_counter() - started) / probe
+    val_x, val_y = detect._validation_tiles(data.scaled, targets, maps)
+    val_s = 0.0
+    if val_x is not None:
+        model.evaluate(val_x[:detect.TRAIN_BATCH], val_y[:detect.TRAIN_BATCH], batch_size=detect.TRAIN_BATCH, verbose=0)
+        started = time.perf_counter()
+        model.evaluate(val_x, val_y, batch_size=detect.TRAIN_BATCH, verbose=0)
+        val_s = time.perf_counter() - started
+    epoch_s = steps * step_s + val_s
+    training_s = epochs * epoch_s
+    refit_s = epochs * steps * step_s if data.region_split else 0.0  # the delivered network on every region
+    curve_s = detect_curve.expected_seconds({"train_seconds": training_s, "steps_per_epoch": steps})
+    curve_runs = config.learning_curve == "on" or (config.learning_curve == "auto"
+                                                    and curve_s <= detect_curve.AUTO_SECONDS)
+    total_min = (read_s + training_s + refit_s + (curve_s if curve_runs else 0.0)) / 60
+    n_objects = sum(len(item.points) for item in data.annotations.items)
+    if device.kind == "gpu":
+        advice = f"training runs on the GPU ({device.describe()})."
+    elif total_min > GPU_MATTERS_MINUTES:
+        advice = (f"the whole run could take up to about {total_min:.0f} min on this CPU; a GPU would matter here, or "
+                  "--time-budget caps it.")
+    else:
+        advice = f"the whole run takes at most about {total_min:.0f} min on this CPU; a GPU would not change much."
+    return {"data": str(annotations), "task": "detect", "n_images": len(data.images), "n_objects": n_objects,
+            "kind": data.annotations.kind, "scale": round(data.scale, 4), "units": len(data.units),
+            "region_split": bool(data.region_split), "batch_size": detect.TRAIN_BATCH, "steps_per_epoch": steps,
+            "device": device.describe(), "seconds_per_step": round(step_s, 4), "read_seconds": round(read_s, 1),
+            "epoch_seconds": round(epoch_s, 1), "epochs": epochs, "training_minutes": round(training_s / 60, 1),
+            "final_network_minutes": round(refit_s / 60, 1), "learning_curve_minutes": round(curve_s / 60, 1),
+            "learning_curve_runs": bool(curve_runs), "total_minutes_at_most": round(total_min, 1), "advice": advice}

@@ -35,6 +35,7 @@ EPOCHS_MANY_OBJECTS = 80  # ...and with at least this many annotated training ob
 MANY_OBJECTS = 1000
 MAX_VALIDATION_TILES = 96
 MIN_STEPS, MAX_STEPS = 16, 30   # training steps per epoch: about two tiles' worth of each training pixel, within these
+TRAIN_BATCH = 8                 # training tiles per step
 BOX_OVERLAP = 0.5         # box runs: a weaker box overlapping a stronger one beyond this IoU is the same object
 BOX_CHOICE_IOU = 0.4      # box runs choose their score threshold by box F1 at this IoU on the validation units
 FLIPS_GAIN = 0.005        # validation F1 that test-time flip averaging must add to be kept (it costs 4x prediction)
@@ -288,6 +289,28 @@ def _targets(data: Data, config: DetectConfig) -> tuple[list[np.ndarray], list[n
     return targets, maps, sigma
 
 
+def steps_per_epoch(maps: list[np.ndarray]) -> int:
+    """About two tiles' worth of each training pixel (split map code 0), within MIN_STEPS-MAX_STEPS."""
+    train_pixels = sum(int((m == 0).sum()) for m in maps)
+    return int(np.clip(2 * train_pixels / TRAIN_TILE**2, MIN_STEPS, MAX_STEPS))
+
+
+def compiled_network(n_classes: int, channels: int, kind: str, learning_rate: float, steps: int, epochs: int):
+    """The object network, compiled as every detection training (and the time estimate's probe) uses it."""
+    import keras
+
+    from biolens.models.objects import ObjectLoss, object_unet
+
+    model = object_unet(n_classes, channels)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        learning_rate * 0.1, decay_steps=max(1, steps * (epochs - 1)), warmup_target=learning_rate, warmup_steps=steps)
+    # XLA on: the tiles have one fixed shape, and on a CPU it measured 1.3 -> 0.7 s a step (Keras' "auto" keeps it
+    # off on CPU-only machines)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+                  loss=ObjectLoss(n_classes, kind == "boxes", kind == "masks", use_density=True), jit_compile=True)
+    return model
+
+
 def _sampler_class():
     import keras
 
@@ -368,7 +391,6 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
     import keras
 
     from biolens import hardware
-    from biolens.models.objects import ObjectLoss, object_unet
     from biolens.engine.training import RichProgress
 
     hardware.setup("off")
@@ -380,9 +402,7 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
     targets, maps, sigma = _targets(data, config)
     classes = data.annotations.class_names
     kind = data.annotations.kind
-    train_pixels = sum(int((m == 0).sum()) for m in maps)
-    steps = int(np.clip(2 * train_pixels / TRAIN_TILE**2, MIN_STEPS, MAX_STEPS))
-    batch = 8
+    steps, batch = steps_per_epoch(maps), TRAIN_BATCH
     sampler = _sampler_class()(data.scaled, targets, maps, len(classes), steps, batch, seed)
     val_x, val_y = (None, None) if final_epochs else _validation_tiles(data.scaled, targets, maps)
     if val_x is None and not final_epochs:
@@ -395,17 +415,9 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
         model = keras.saving.load_model(last_path, safe_mode=True)
         console.say(f"resuming after epoch {state['epoch']}")
     else:
-        model = object_unet(len(classes), data.scaled[0].shape[2])
-        schedule = keras.optimizers.schedules.CosineDecay(
-            # the final network follows the held-out one's schedule (decay over --epochs) and stops where that one
-            # was best: same recipe, more objects, so its scores suit the threshold chosen on validation
-            config.learning_rate * 0.1, decay_steps=max(1, steps * (config.epochs - 1)),
-            warmup_target=config.learning_rate, warmup_steps=steps)
-        # XLA on: the tiles have one fixed shape, and on a CPU it measured 1.3 -> 0.7 s a step (Keras' "auto"
-        # keeps it off on CPU-only machines)
-        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-                      loss=ObjectLoss(len(classes), kind == "boxes", kind == "masks", use_density=True),
-                      jit_compile=True)
+        # the final network follows the held-out one's schedule (decay over --epochs) and stops where that one
+        # was best: same recipe, more objects, so its scores suit the threshold chosen on validation
+        model = compiled_network(len(classes), data.scaled[0].shape[2], kind, config.learning_rate, steps, config.epochs)
     keeper = _EpochKeeper(run, config, state, state_path, last_path, best_path, epochs)
     progress = RichProgress(epochs, steps, int(state.get("epoch", 0)), metric="loss" if final_epochs else "val_loss",
                             label="loss" if final_epochs else "val loss",
@@ -458,6 +470,8 @@ class _EpochKeeper(_keeper_base()):
                 tmp.with_suffix(".weights.h5").replace(tmp)
         else:
             state["wait"] = int(state.get("wait", 0)) + 1
+        # each epoch's own seconds: what `biolens doctor --estimate --task detect` is checked against
+        state["epoch_seconds"] = [*state.get("epoch_seconds", []), round(elapsed - float(state.get("train_seconds", 0.0)), 2)]
         state.update(epoch=epoch + 1, train_seconds=elapsed)
         per_epoch = (time.perf_counter() - self.started) / max(1, epoch + 1 - self.first_epoch)
         if state["wait"] >= self.config.patience:

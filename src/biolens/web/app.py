@@ -347,16 +347,25 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(400, str(exc)) from None
 
     @app.get("/estimate")
-    async def estimate_time(path: str = "", epochs: int = 30, image_size: int = 0, backbone: str = "compact"):
-        """How long a classification run on labelled images on this machine would take, before it is queued: the
-        measured probe of `biolens doctor --estimate` (a few dozen images decoded, a dozen training steps timed),
-        in the engine's worker process."""
+    async def estimate_time(path: str = "", epochs: int = 30, image_size: int = 0, backbone: str = "compact",
+                            task: str = "classify", kind: str = "auto", object_size: float = 0.0,
+                            group_column: str = "", learning_curve: str = "auto"):
+        """How long a classification run on labelled images, or an object-finding run on annotations, on this
+        machine would take, before it is queued: the measured probe of `biolens doctor --estimate` (real training
+        steps timed), in the engine's worker process."""
         try:
-            data = _image_data_root(security.inside_roots(path, settings.roots, what="data path"))
-            backbone = backbone if backbone in dict(views.BACKBONE_CHOICES) else "compact"
-            facts, error = await asyncio.wrap_future(worker_pool().submit(
-                estimate_in_worker, str(data), epochs=min(max(epochs, 1), 1000),
-                image_size=min(max(image_size, 0), 1024), backbone=backbone))
+            if task == "detect":
+                annotations = security.inside_roots(path, settings.roots, what="annotation path")
+                options = {"epochs": min(max(epochs, 0), 1000), "kind": kind, "object_size": max(object_size, 0.0),
+                           "group_column": group_column.strip() or None, "learning_curve": learning_curve}
+                facts, error = await asyncio.wrap_future(worker_pool().submit(
+                    estimate_in_worker, str(annotations), "detect", **options))
+            else:
+                data = _image_data_root(security.inside_roots(path, settings.roots, what="data path"))
+                backbone = backbone if backbone in dict(views.BACKBONE_CHOICES) else "compact"
+                facts, error = await asyncio.wrap_future(worker_pool().submit(
+                    estimate_in_worker, str(data), "classify", epochs=min(max(epochs, 1), 1000),
+                    image_size=min(max(image_size, 0), 1024), backbone=backbone))
             if error:
                 raise InputError(error)
         except InputError as exc:  # said beside the button, so as data rather than an error page
@@ -566,12 +575,12 @@ def _shown_name(file: str, uploads: Path) -> str:
         return str(file)
 
 
-def estimate_in_worker(data: str, **options) -> tuple[dict | None, str | None]:
-    """In the worker process: the measured estimate of a classification run, or its one-line error."""
+def estimate_in_worker(data: str, task: str, **options) -> tuple[dict | None, str | None]:
+    """In the worker process: the measured estimate of a classification or detection run, or its one-line error."""
     from biolens.estimate import estimate
 
     try:
-        return estimate(data, "classify", **options), None
+        return estimate(data, task, **options), None
     except InputError as exc:
         return None, str(exc).splitlines()[0]
 

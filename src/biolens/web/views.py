@@ -246,6 +246,19 @@ def estimate_words(facts: dict) -> str:
     """The New run form's time estimate, in a sentence or three."""
     minutes = facts["total_minutes_at_most"]
     total = f"{minutes:.0f} minutes" if minutes >= 1.5 else "about a minute" if minutes >= 0.75 else "under a minute"
+    if facts.get("task") == "detect":
+        words = (f"Measured on this machine: {facts['n_objects']} annotated objects in {facts['n_images']} image(s), "
+                 f"about {facts['epoch_seconds']:.0f} s per epoch for {facts['epochs']} epochs, so at most {total} in "
+                 "all (early stopping often ends sooner)")
+        if facts["region_split"]:
+            words += ", counting the delivered network trained again on every annotated region"
+        words += "." + (f" The learning curve adds about {facts['learning_curve_minutes']:.0f} minutes of that."
+                        if facts["learning_curve_runs"] else
+                        f" The learning curve would add about {facts['learning_curve_minutes']:.0f} minutes and is "
+                        "not run unless asked for.")
+        if "a GPU would matter" in facts.get("advice", ""):
+            words += " A GPU would matter here, or a training time limit caps it."
+        return words
     words = (f"Measured on this machine: {facts['n_images']} images at {facts['image_size']} x {facts['image_size']} "
              f"px, about {facts['epoch_seconds']:.0f} s per epoch, so at most {total} for {facts['epochs']} epochs "
              "(early stopping often ends sooner; the learning curve, when it runs, adds up to three quarters of that "

@@ -160,22 +160,32 @@ function confirmForms() {
 
 function timeEstimate() {
   // a measured estimate before the run is queued (GET /estimate: the probe of biolens doctor --estimate)
-  const button = document.getElementById("estimate-button");
-  if (!button) return;
-  button.addEventListener("click", async () => {
-    const out = document.getElementById("estimate");
-    const path = document.getElementById("path").value.trim();
-    if (!path) { out.textContent = "Give the data as a path on this machine to estimate before starting; an uploaded run shows its time as it trains."; return; }
-    const query = new URLSearchParams({path, epochs: document.getElementById("epochs").value || "30",
-      image_size: document.getElementById("image_size").value || "0", backbone: document.getElementById("backbone").value});
-    button.disabled = true; out.textContent = "measuring a few training steps on this machine…";
-    try {
-      const answer = await fetch("/estimate?" + query);
-      const body = await answer.json();
-      out.textContent = answer.ok ? body.words : body.detail;
-    } catch (error) { out.textContent = "The estimate failed: " + error; }
-    button.disabled = false;
-  });
+  const value = (id, fallback) => (document.getElementById(id) || {}).value || fallback;
+  const forms = [
+    {button: "estimate-button", out: "estimate", path: "path", what: "the data",
+     query: () => ({epochs: value("epochs", "30"), image_size: value("image_size", "0"), backbone: value("backbone", "compact")})},
+    {button: "estimate-detect-button", out: "estimate-detect", path: "annotation_path", what: "the annotations",
+     query: () => ({task: "detect", epochs: value("detect_epochs", "0"), kind: value("detect_kind", "auto"),
+                    object_size: value("object_size", "0"), group_column: value("detect_group_column", ""),
+                    learning_curve: value("detect_learning_curve", "auto")})},
+  ];
+  for (const form of forms) {
+    const button = document.getElementById(form.button);
+    if (!button) continue;
+    button.addEventListener("click", async () => {
+      const out = document.getElementById(form.out);
+      const path = value(form.path, "").trim();
+      if (!path) { out.textContent = `Give ${form.what} as a path on this machine to estimate before starting; an uploaded run shows its time as it trains.`; return; }
+      const query = new URLSearchParams({path, ...form.query()});
+      button.disabled = true; out.textContent = "measuring a few training steps on this machine…";
+      try {
+        const answer = await fetch("/estimate?" + query);
+        const body = await answer.json();
+        out.textContent = answer.ok ? body.words : body.detail;
+      } catch (error) { out.textContent = "The estimate failed: " + error; }
+      button.disabled = false;
+    });
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => { showTaskFields(); followRun(); confirmForms(); columnMenus(); timeEstimate(); });
