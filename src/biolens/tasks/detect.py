@@ -36,6 +36,7 @@ MANY_OBJECTS = 1000
 MAX_VALIDATION_TILES = 96
 MIN_STEPS, MAX_STEPS = 16, 30   # training steps per epoch: about two tiles' worth of each training pixel, within these
 TRAIN_BATCH = 8                 # training tiles per step
+HEAT_SIGMA_DIVISOR, HEAT_SIGMA_MAX = 8, 3.0  # centre heat Gaussian: an eighth of the smaller objects, 1-3 model px
 BOX_OVERLAP = 0.5         # box runs: a weaker box overlapping a stronger one beyond this IoU is the same object
 BOX_CHOICE_IOU = 0.4      # box runs choose their score threshold by box F1 at this IoU on the validation units
 FLIPS_GAIN = 0.005        # validation F1 that test-time flip averaging must add to be kept (it costs 4x prediction)
@@ -262,7 +263,7 @@ def _targets(data: Data, config: DetectConfig) -> tuple[list[np.ndarray], list[n
     from biolens.readers.annotations import load_mask
 
     classes = data.annotations.class_names
-    sigma = float(np.clip(data.small * data.scale / 8, 1.0, 3.0))  # narrow: touching objects keep separate peaks
+    sigma = float(np.clip(data.small * data.scale / HEAT_SIGMA_DIVISOR, 1.0, HEAT_SIGMA_MAX))  # narrow: touching objects keep separate peaks
     density_sigma = float(np.clip(data.small * data.scale / 4, 1.5, 6.0))  # wide: a smooth map is easy to regress
     targets, maps = [], []
     codes = {"train": 0, "val": 1, "test": 2}
