@@ -99,19 +99,23 @@ def estimate(data, task: str = "classify", *, epochs: int | None = None, image_s
     probe_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     memory = probe_peak + (pixel_bytes if in_memory else 0)
     total_min = (epochs * epoch_s + n * decode_s) / 60
-    if device.kind == "gpu":
-        advice = f"training runs on the GPU ({device.describe()})."
-    elif total_min > GPU_MATTERS_MINUTES:
-        advice = (f"a full run of {epochs} epochs would take about {total_min:.0f} min on this CPU; a GPU would "
-                  "matter here (convolutions typically run 10-50x faster on a workstation GPU).")
-    else:
-        advice = f"a full run takes about {total_min:.0f} min on this CPU; a GPU would not change much."
+    advice = _advice(device, total_min, f"a full run of {epochs} epochs")
     return {"data": str(data), "task": task, "n_images": n, "n_train": n_train, "n_val": n_val,
             "image_size": size, "channels": channels, "batch_size": batch, "steps_per_epoch": steps,
             "device": device.describe(), "seconds_per_step": round(step_s, 4), "decode_ms_per_image": round(1e3 * decode_s, 2),
             "read_seconds": round(n * decode_s, 1), "epoch_seconds": round(epoch_s, 1), "epochs": epochs,
             "total_minutes_at_most": round(total_min, 1), "memory_gb": round(memory / 2**30, 2),
             "pixels_gb": round(pixel_bytes / 2**30, 2), "pixels_in_memory": in_memory, "advice": advice}
+
+
+def _advice(device, minutes: float, run: str) -> str:
+    """Whether a GPU would matter for a run of about `minutes` on this machine, in a sentence."""
+    if device.kind == "gpu":
+        return f"training runs on the GPU ({device.describe()})."
+    if minutes > GPU_MATTERS_MINUTES:
+        return (f"{run} would take up to about {minutes:.0f} min on this CPU; a GPU would matter here (convolutions "
+                "typically run 10-50x faster on a workstation GPU), or --time-budget caps it.")
+    return f"{run} takes at most about {minutes:.0f} min on this CPU; a GPU would not change much."
 
 
 def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size: float, group_column: str | None,
@@ -163,13 +167,7 @@ def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size
                                                     and curve_s <= detect_curve.AUTO_SECONDS)
     total_min = (read_s + training_s + refit_s + (curve_s if curve_runs else 0.0)) / 60
     n_objects = sum(len(item.points) for item in data.annotations.items)
-    if device.kind == "gpu":
-        advice = f"training runs on the GPU ({device.describe()})."
-    elif total_min > GPU_MATTERS_MINUTES:
-        advice = (f"the whole run could take up to about {total_min:.0f} min on this CPU; a GPU would matter here, or "
-                  "--time-budget caps it.")
-    else:
-        advice = f"the whole run takes at most about {total_min:.0f} min on this CPU; a GPU would not change much."
+    advice = _advice(device, total_min, "the whole run")
     return {"data": str(annotations), "task": "detect", "n_images": len(data.images), "n_objects": n_objects,
             "kind": data.annotations.kind, "scale": round(data.scale, 4), "units": len(data.units),
             "region_split": bool(data.region_split), "batch_size": detect.TRAIN_BATCH, "steps_per_epoch": steps,
