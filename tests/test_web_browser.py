@@ -247,6 +247,10 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             expect(page.locator("#estimate")).to_contain_text("216 images", timeout=180_000)
             expect(page.locator("#estimate")).to_contain_text("for 12 epochs")
             page.screenshot(path=SHOTS / "time_estimate.png", full_page=True)
+            page.get_by_label("Find and count objects in whole images").check()  # object finding has its own button
+            page.locator("#annotation_path").fill("/etc/hosts")
+            page.locator("#estimate-detect-button").click()
+            expect(page.locator("#estimate-detect")).to_contain_text("/etc/hosts")  # outside the roots: refused
             page.goto(f"{server.base}/new")  # a refusal is one readable line, not a traceback
             page.get_by_label("Run name").fill("outside")
             page.get_by_label("or give a path on this machine").fill("/etc")
