@@ -359,6 +359,9 @@ def doctor(
     task: str = typer.Option("classify", "--task", help="The task to estimate: classify or detect."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of the run being estimated (default: the task's own: 30 for train, automatic for detect)."),
     images: Optional[Path] = typer.Option(None, "--images", help="detect: the folder the annotations' image names are relative to."),
+    kind: str = typer.Option("auto", "--kind", help="detect: auto, points, boxes or masks, as in biolens detect."),
+    object_size: float = typer.Option(0.0, "--object-size", help="detect: typical object size in pixels (0 = measured)."),
+    group_column: Optional[str] = typer.Option(None, "--group-column", help="detect: the annotation column naming plates or slides."),
     image_size: int = typer.Option(0, "--image-size", help="Model input side as in biolens train (0 = chosen from the data)."),
     batch_size: int = typer.Option(0, "--batch-size", help="As in biolens train (0 = chosen by training-set size)."),
 ):
@@ -373,7 +376,8 @@ def doctor(
     if estimate is not None:
         from biolens.estimate import estimate as measure
 
-        facts = measure(estimate, task, epochs=epochs, image_size=image_size, batch_size=batch_size, images=images)
+        facts = measure(estimate, task, epochs=epochs, image_size=image_size, batch_size=batch_size, images=images,
+                        kind=kind, object_size=object_size, group_column=group_column)
         if as_json:
             typer.echo(json.dumps(facts, indent=2))
             return
