@@ -31,6 +31,10 @@ CELLS = [(demography, "0.3-0.5", "quantitative") for demography in ("constant", 
     [("constant", "0.1-0.5", "quantitative"), ("constant", "0.1-0.5", "binary"), ("expansion", "0.05-0.5", "binary")]
 
 
+def cell_name(demography: str, maf: str, trait: str, covariates: bool) -> str:
+    return f"{demography} maf {maf} {trait}" + (" +population" if covariates else "")
+
+
 def one_cohort(demography: str, maf: str, trait: str, seed: int, covariates: bool) -> dict | None:
     low, high = map(float, maf.split("-"))
     try:
@@ -56,7 +60,7 @@ def one_cohort(demography: str, maf: str, trait: str, seed: int, covariates: boo
     p_site = 2 * stats.t.sf(np.abs(beta) / np.sqrt(residual_ss / (len(y) - 2) / (x ** 2).sum(0)), len(y) - 2)
     r2 = np.corrcoef(x.T) ** 2
     planted = [int(np.nonzero(positions == p)[0][0]) for p in cohort.truth["additive"]]
-    record = {"cell": f"{demography} maf {maf} {trait}" + (" +population" if covariates else ""), "seed": seed}  # = main's name
+    record = {"cell": cell_name(demography, maf, trait, covariates), "seed": seed}
     for search in (0, 5):
         found = finemap.susie(x, y, search_sites=search)
         in_set = found.set_of_each_site()
@@ -78,7 +82,7 @@ def main() -> None:
     for demography, maf, trait in CELLS:
         if args.demographies and demography not in args.demographies:
             continue
-        name = f"{demography} maf {maf} {trait}" + (" +population" if args.covariates else "")
+        name = cell_name(demography, maf, trait, args.covariates)
         for seed in range(1000, 1000 + args.seeds):
             if any(r["cell"] == name and r["seed"] == seed for r in done):
                 continue

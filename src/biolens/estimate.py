@@ -9,6 +9,7 @@ real training tiles (_estimate_detect).
 """
 from __future__ import annotations
 
+import dataclasses
 import resource
 import tempfile
 import time
@@ -136,7 +137,8 @@ def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size
     with tempfile.TemporaryDirectory() as folder:
         data = detect._prepare(config, None, Path(folder)).data
     read_s = time.perf_counter() - started
-    config.epochs = epochs = detect.most_epochs(config, data)
+    config = dataclasses.replace(config, epochs=detect.most_epochs(config, data))  # as the run resolves it
+    epochs = config.epochs
     targets, maps, _ = detect._targets(data, config)
     steps = detect.steps_per_epoch(maps)
     n_classes = len(data.annotations.class_names)
@@ -166,9 +168,9 @@ def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size
     curve_runs = config.learning_curve == "on" or (config.learning_curve == "auto"
                                                     and curve_s <= detect_curve.AUTO_SECONDS)
     total_min = (read_s + training_s + refit_s + (curve_s if curve_runs else 0.0)) / 60
-    n_objects = sum(len(item.points) for item in data.annotations.items)
     advice = _advice(device, total_min, "the whole run")
-    return {"data": str(annotations), "task": "detect", "n_images": len(data.images), "n_objects": n_objects,
+    return {"data": str(annotations), "task": "detect", "n_images": len(data.images),
+            "n_objects": data.annotations.n_objects,
             "kind": data.annotations.kind, "scale": round(data.scale, 4), "units": len(data.units),
             "region_split": bool(data.region_split), "batch_size": detect.TRAIN_BATCH, "steps_per_epoch": steps,
             "device": device.describe(), "seconds_per_step": round(step_s, 4), "read_seconds": round(read_s, 1),

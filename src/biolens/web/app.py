@@ -347,7 +347,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(400, str(exc)) from None
 
     @app.get("/estimate")
-    async def estimate_time(path: str = "", epochs: int = 30, image_size: int = 0, backbone: str = "compact",
+    async def estimate_time(path: str = "", epochs: int | None = None, image_size: int = 0, backbone: str = "compact",
                             task: str = "classify", kind: str = "auto", object_size: float = 0.0,
                             group_column: str = "", learning_curve: str = "auto"):
         """How long a classification run on labelled images, or an object-finding run on annotations, on this
@@ -356,7 +356,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             if task == "detect":
                 annotations = security.inside_roots(path, settings.roots, what="annotation path")
-                options = {"epochs": min(max(epochs, 0), 1000), "kind": kind, "object_size": max(object_size, 0.0),
+                options = {"epochs": min(max(epochs or 0, 0), 1000), "kind": kind, "object_size": max(object_size, 0.0),
                            "group_column": group_column.strip() or None, "learning_curve": learning_curve}
                 facts, error = await asyncio.wrap_future(worker_pool().submit(
                     estimate_in_worker, str(annotations), "detect", **options))
@@ -364,7 +364,7 @@ def create_app(settings: Settings) -> FastAPI:
                 data = _image_data_root(security.inside_roots(path, settings.roots, what="data path"))
                 backbone = backbone if backbone in dict(views.BACKBONE_CHOICES) else "compact"
                 facts, error = await asyncio.wrap_future(worker_pool().submit(
-                    estimate_in_worker, str(data), "classify", epochs=min(max(epochs, 1), 1000),
+                    estimate_in_worker, str(data), "classify", epochs=min(max(epochs, 1), 1000) if epochs is not None else None,
                     image_size=min(max(image_size, 0), 1024), backbone=backbone))
             if error:
                 raise InputError(error)
