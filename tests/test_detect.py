@@ -235,6 +235,22 @@ def test_detect_then_predict_writes_objects_counts_and_overlays(detect_run, tmp_
     assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["000.png", "001.png", "002.png"]
 
 
+def test_few_annotated_objects_train_three_networks_saved_as_one_model_of_their_mean(detect_run):
+    """The fixture's ~100 dots are few: three networks from different seeds, each with its own checkpoints and best
+    epoch, saved as one model.keras whose output is the mean of the three networks' outputs."""
+    import keras
+
+    metrics = json.loads((detect_run / "metrics.json").read_text())
+    assert metrics["networks"] == 3 and len(metrics["member_best_epochs"]) == 3
+    assert all((detect_run / "checkpoints" / name / "best.weights.h5").exists() for name in ("network2", "network3"))
+    model = keras.saving.load_model(detect_run / "model.keras", safe_mode=True, compile=False)
+    tiles = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    members = [np.asarray(model.get_layer(f"member{k}")(tiles, training=False)) for k in range(3)]
+    assert not np.allclose(members[0], members[1])  # different seeds, different networks
+    np.testing.assert_allclose(np.asarray(model(tiles, training=False)), np.mean(members, axis=0), atol=1e-5)
+    assert "3 networks were trained alike" in (detect_run / "report.html").read_text()
+
+
 @pytest.mark.slow
 def test_vgg_cells_are_counted_better_than_the_blob_detector(tmp_path):
     """The counting benchmark's protocol on a smaller slice: 16 images to train, 20 to test."""
@@ -670,7 +686,7 @@ def test_a_mask_run_outlines_objects_beside_a_threshold_and_watershed_baseline(t
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).convert("RGB").save(root / "images" / f"n{k}.png")
         tifffile.imwrite(root / "masks" / f"n{k}.tif", labels)
     out = tmp_path / "run"
-    biolens("detect", root, "--epochs", "3", "--no-learning-curve", "--out", out, "--seed", "0")
+    biolens("detect", root, "--epochs", "3", "--no-learning-curve", "--networks", "1", "--out", out, "--seed", "0")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["kind"] == "masks" and 0 <= metrics["masks"]["ap50"] <= 1
     baseline = metrics["masks"]["baseline"]
@@ -692,19 +708,21 @@ def test_the_run_says_to_train_longer_only_when_the_validation_loss_was_still_im
     assert _train_longer_advice({"stopped_by": stopped, "best_epoch": 21, "epochs_run": 33}, 40) is None
 
 
-def test_automatic_epochs_follow_the_number_of_annotated_training_objects(tmp_path):
+def test_automatic_epochs_and_networks_follow_the_number_of_annotated_training_objects(tmp_path):
     """--epochs 0 (the default): 40 epochs for a few hundred objects, 80 from 1,000 training objects on (where longer
-    training measured better); a given --epochs is kept."""
+    training measured better); --networks 0: three networks averaged under 300 training objects, else one; given
+    values are kept."""
     from PIL import Image
 
     from biolens.config import DetectConfig
-    from biolens.tasks.detect import _prepare, most_epochs
+    from biolens.tasks.detect import _prepare, how_many_networks, most_epochs
 
     few = dot_images(tmp_path / "few", n_images=12, side=96, seed=1)
     config = DetectConfig(annotations=str(few)).validate()
     data = _prepare(config, None, tmp_path / "run-few").data
-    assert most_epochs(config, data) == 40
+    assert most_epochs(config, data) == 40 and how_many_networks(config, data) == 3
     assert most_epochs(DetectConfig(annotations=str(few), epochs=7).validate(), data) == 7
+    assert how_many_networks(DetectConfig(annotations=str(few), networks=1).validate(), data) == 1
     rng = np.random.default_rng(0)
     rows = ["image,x,y"]
     for k in range(10):
@@ -713,4 +731,4 @@ def test_automatic_epochs_follow_the_number_of_annotated_training_objects(tmp_pa
     (tmp_path / "many.csv").write_text("\n".join(rows) + "\n")
     config = DetectConfig(annotations=str(tmp_path / "many.csv"), object_size=6).validate()
     data = _prepare(config, None, tmp_path / "run-many").data
-    assert most_epochs(config, data) == 80
+    assert most_epochs(config, data) == 80 and how_many_networks(config, data) == 1

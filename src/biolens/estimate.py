@@ -139,6 +139,7 @@ def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size
     read_s = time.perf_counter() - started
     config = dataclasses.replace(config, epochs=detect.most_epochs(config, data))  # as the run resolves it
     epochs = config.epochs
+    networks = detect.how_many_networks(config, data)
     targets, maps, _ = detect._targets(data, config)
     steps = detect.steps_per_epoch(maps)
     n_classes = len(data.annotations.class_names)
@@ -162,8 +163,8 @@ def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size
         model.evaluate(val_x, val_y, batch_size=detect.TRAIN_BATCH, verbose=0)
         val_s = time.perf_counter() - started
     epoch_s = steps * step_s + val_s
-    training_s = epochs * epoch_s
-    refit_s = epochs * steps * step_s if data.region_split else 0.0  # the delivered network on every region
+    training_s = networks * epochs * epoch_s
+    refit_s = networks * epochs * steps * step_s if data.region_split else 0.0  # the delivered networks on every region
     curve_s = detect_curve.expected_seconds({"train_seconds": training_s, "steps_per_epoch": steps})
     curve_runs = config.learning_curve == "on" or (config.learning_curve == "auto"
                                                     and curve_s <= detect_curve.AUTO_SECONDS)
@@ -174,6 +175,6 @@ def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size
             "kind": data.annotations.kind, "scale": round(data.scale, 4), "units": len(data.units),
             "region_split": bool(data.region_split), "batch_size": detect.TRAIN_BATCH, "steps_per_epoch": steps,
             "device": device.describe(), "seconds_per_step": round(step_s, 4), "read_seconds": round(read_s, 1),
-            "epoch_seconds": round(epoch_s, 1), "epochs": epochs, "training_minutes": round(training_s / 60, 1),
+            "epoch_seconds": round(epoch_s, 1), "epochs": epochs, "networks": networks, "training_minutes": round(training_s / 60, 1),
             "final_network_minutes": round(refit_s / 60, 1), "learning_curve_minutes": round(curve_s / 60, 1),
             "learning_curve_runs": bool(curve_runs), "total_minutes_at_most": round(total_min, 1), "advice": advice}

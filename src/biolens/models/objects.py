@@ -25,7 +25,8 @@ def _block(x, filters: int, name: str):
     return x
 
 
-def object_unet(n_classes: int, channels: int = 3, *, base: int = 8, depth: int = 4) -> keras.Model:
+def object_unet(n_classes: int, channels: int = 3, *, base: int = 8, depth: int = 4,
+                name: str = "object_unet") -> keras.Model:
     """U-Net whose single output stacks [heat logits (n_classes) | log size (2) | foreground logit (1) |
     scaled density (n_classes)]."""
     inputs = keras.Input((None, None, channels), name="image")
@@ -46,7 +47,24 @@ def object_unet(n_classes: int, channels: int = 3, *, base: int = 8, depth: int 
     foreground = keras.layers.Conv2D(1, 1, name="foreground")(x)
     density = keras.layers.Conv2D(n_classes, 1, name="density")(x)
     outputs = keras.layers.Concatenate(name="objects", dtype="float32")([heat, size, foreground, density])
-    return keras.Model(inputs, outputs, name="object_unet")
+    return keras.Model(inputs, outputs, name=name)
+
+
+def averaged_networks(members: list[keras.Model]) -> keras.Model:
+    """One network whose output is the mean of the members' raw outputs (as flip averaging at test time does):
+    a single model.keras that predict, review and the tiler use as they use one network. The members are copied
+    into fresh U-Nets of distinct names (a model cannot hold two layers of one name)."""
+    first = members[0]
+    n_classes = (int(first.outputs[0].shape[-1]) - 3) // 2  # [heat n | size 2 | foreground 1 | density n]
+    channels = int(first.inputs[0].shape[-1])
+    inputs = keras.Input((None, None, channels), name="image")
+    outputs = []
+    for k, member in enumerate(members):
+        copy = object_unet(n_classes, channels, name=f"member{k}")
+        copy.set_weights(member.get_weights())
+        outputs.append(copy(inputs))
+    mean = keras.layers.Average(name="objects", dtype="float32")(outputs)
+    return keras.Model(inputs, mean, name=f"object_unet_x{len(members)}")
 
 
 def render_targets(shape: tuple[int, int], centres: np.ndarray, classes: np.ndarray, sizes: np.ndarray | None,

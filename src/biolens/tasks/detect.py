@@ -33,6 +33,9 @@ FEW_TEST_UNITS = 5        # below this many held-out units the verdict says its 
 EPOCHS = 40               # most epochs by default...
 EPOCHS_MANY_OBJECTS = 80  # ...and with at least this many annotated training objects:
 MANY_OBJECTS = 1000
+NETWORKS_FEW_OBJECTS = 3  # networks averaged by default when the training units hold...
+FEW_OBJECTS = 300         # ...fewer annotated objects than this (from seed to seed their networks differ most)
+MEMBER_SEED_STEP = 1000   # averaged networks train from seeds seed, seed + this, ... (apart from the curve's seeds)
 MAX_VALIDATION_TILES = 96
 MIN_STEPS, MAX_STEPS = 16, 30   # training steps per epoch: about two tiles' worth of each training pixel, within these
 TRAIN_BATCH = 8                 # training tiles per step
@@ -382,11 +385,53 @@ def _validation_tiles(images, targets, maps, code: int = 1):
     return (np.stack(xs), np.stack(ys)) if xs else (None, None)
 
 
+def how_many_networks(config: DetectConfig, data: Data) -> int:
+    """--networks, or with 0 the automatic choice: several networks averaged when few objects are annotated.
+
+    Measured (docs/objects.md, docs/performance.md): on ~90 training tree crowns single networks of seeds 0-3 scored
+    right-half box F1 0.32-0.54, a spread larger than any setting tried; averaging the outputs of three networks
+    removes the bad draw. Few objects also train fastest, so the threefold training costs minutes there."""
+    from biolens.tasks.detect_curve import objects_per_class
+
+    if config.networks:
+        return config.networks
+    train = [u for u in data.units if u.split == "train"]
+    return NETWORKS_FEW_OBJECTS if sum(objects_per_class(data, train).values()) < FEW_OBJECTS else 1
+
+
+def _train_networks(run: Run, config: DetectConfig, data: Data, networks: int, *, name: str = "",
+                    seed: int | None = None, final_epochs: list[int] | None = None, stage: str = ""):
+    """`networks` object networks trained alike from different seeds, their outputs averaged into one model
+    (models/objects.averaged_networks); one network is returned as it is. With `final_epochs` (one per network),
+    the delivered networks trained again on every annotated unit. The state is the first network's, with each
+    network's best and last epoch (`member_best_epochs`, `member_epochs_run`) and the training time of all."""
+    from biolens.models.objects import averaged_networks
+
+    seed = config.seed if seed is None else seed
+    models, states = [], []
+    for k in range(networks):
+        if k and config.time_budget and lifecycle.elapsed_seconds(run) + states[0]["train_seconds"] > config.time_budget:
+            console.say(f"--time-budget leaves no time for network {k + 1} of {networks}: averaging {k}")
+            break
+        part = f" ({k + 1} of {networks})" if networks > 1 else ""
+        model, state = _train(run, config, data, name="/".join(filter(None, [name, f"network{k + 1}" if k else ""])),
+                              seed=seed + MEMBER_SEED_STEP * k, final_epochs=final_epochs[k] if final_epochs else 0,
+                              stage=(stage or ("training the final network on every annotated region" if final_epochs
+                                               else "training the object network")) + part)
+        models.append(model)
+        states.append(state)
+    state = {**states[0], "networks": len(models), "train_seconds": round(sum(s["train_seconds"] for s in states), 1),
+             "member_best_epochs": [s["best_epoch"] for s in states],
+             "member_epochs_run": [s["epochs_run"] for s in states]}
+    return (models[0] if len(models) == 1 else averaged_networks(models)), state
+
+
 def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0, name: str = "",
-           seed: int | None = None) -> dict:
-    """The held-out model (training units; validation units choose the best epoch), or with `final_epochs` the
-    delivered model trained again on every annotated unit for that many epochs (_refit_on_every_region). `name`
-    (a learning-curve model on part of the training units) keeps its checkpoints in checkpoints/<name>/."""
+           seed: int | None = None, stage: str = "") -> dict:
+    """One held-out network (training units; validation units choose the best epoch), or with `final_epochs` the
+    delivered network trained again on every annotated unit for that many epochs (_refit_on_every_region). `name`
+    (a learning-curve model on part of the training units, or a further averaged network) keeps its checkpoints in
+    checkpoints/[final/]<name>/."""
     import dataclasses
 
     import keras
@@ -409,7 +454,7 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
     if val_x is None and not final_epochs:
         raise InputError(f"{config.annotations}: the validation regions are too small to check training on; "
                          "annotate larger or more images.")
-    folder = run.path / "checkpoints" / ("final" if final_epochs else name)
+    folder = run.path / "checkpoints" / ("final" if final_epochs else "") / name
     state_path, last_path, best_path = folder / "state.json", folder / "last.keras", folder / "best.weights.h5"
     state = json.loads(state_path.read_text()) if state_path.exists() and last_path.exists() else {}
     if state:  # resume: the model with its optimiser state as the last finished epoch left it
@@ -422,8 +467,8 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
     keeper = _EpochKeeper(run, config, state, state_path, last_path, best_path, epochs)
     progress = RichProgress(epochs, steps, int(state.get("epoch", 0)), metric="loss" if final_epochs else "val_loss",
                             label="loss" if final_epochs else "val loss",
-                            stage="training the final network on every annotated region" if final_epochs
-                            else f"learning curve: {name}" if name else "training the object network")
+                            stage=stage or ("training the final network on every annotated region" if final_epochs
+                                            else f"learning curve: {name}" if name else "training the object network"))
     callbacks = [keeper, progress] if final_epochs or name else \
         [keeper, keras.callbacks.CSVLogger(str(run.path / "history.csv"), append=True), progress]
     if not state.get("done") and int(state.get("epoch", 0)) < epochs:
@@ -1193,7 +1238,11 @@ def _body(run: Run, config: DetectConfig, data: Data) -> bool:
         console.say(f"at most {config.epochs} epochs (chosen from the annotated training objects; --epochs sets it)")
     run.update_info(max_epochs=config.epochs)
     started = time.perf_counter()
-    model, state = _train(run, config, data)
+    networks = how_many_networks(config, data)
+    if networks > 1 and not config.networks:
+        console.say(f"{networks} networks trained and averaged (fewer than {FEW_OBJECTS} annotated training objects, "
+                    "where one network's result depends on its random start; --networks 1 trains one)")
+    model, state = _train_networks(run, config, data, networks)
     metrics = _evaluate(run, config, data, model, state)
     metrics["train_longer"] = _train_longer_advice(state, config.epochs)
     _learning_curve(run, config, data, state, metrics)
@@ -1264,18 +1313,24 @@ def _refit_on_every_region(run: Run, config: DetectConfig, data: Data, model, st
     held-out model is delivered as it is. Not when --time-budget would not cover the second training."""
     if not data.region_split:
         return model, {"refit": False, "why": "held-out whole images: the model scored is the model delivered"}
-    per_epoch = state["train_seconds"] / max(state["epochs_run"], 1)
-    epochs = max(1, state["best_epoch"])
-    if config.time_budget and lifecycle.elapsed_seconds(run) + per_epoch * epochs * 1.4 > config.time_budget:
+    best = [max(1, b) for b in state.get("member_best_epochs", [state["best_epoch"]])]
+    ran = state.get("member_epochs_run", [state["epochs_run"]])
+    expected = state["train_seconds"] * float(np.mean([b / max(r, 1) for b, r in zip(best, ran)]))
+    if config.time_budget and lifecycle.elapsed_seconds(run) + expected * 1.4 > config.time_budget:
         return model, {"refit": False, "why": "--time-budget leaves no time to train again on every region"}
-    final, final_state = _train(run, config, data, final_epochs=epochs)
-    if final_state["epochs_run"] < epochs:  # stopped early (time budget): the scored model is the safer one
-        return model, {"refit": False, "why": f"the second training stopped after {final_state['epochs_run']} epochs"}
+    final, final_state = _train_networks(run, config, data, len(best), final_epochs=best)
+    if final_state["member_epochs_run"] != best:  # stopped early (time budget): the scored model is the safer one
+        return model, {"refit": False, "why": f"the second training stopped after {final_state['member_epochs_run']} "
+                                              f"epochs of {best}"}
     n_objects = sum(len(item.points) for item in data.annotations.items)
+    epochs = best[0] if len(best) == 1 else best
+    networks = "" if len(best) == 1 else f"each of the {len(best)} networks "
     return final, {"refit": True, "epochs": epochs, "units": len(data.units), "objects": n_objects,
                    "train_seconds": final_state["train_seconds"],
-                   "why": f"trained again on all {len(data.units)} annotated regions ({n_objects} objects) for "
-                          f"{epochs} epochs; the figures are those of the model that never saw the test regions"}
+                   "why": f"trained again on all {len(data.units)} annotated regions ({n_objects} objects), "
+                          f"{networks}for as many epochs as it needed when held out "
+                          f"({', '.join(map(str, best))}); the figures are those of the model that never saw the "
+                          "test regions"}
 
 
 # -- predict -----------------------------------------------------------------------------------------------------
@@ -1514,6 +1569,9 @@ def methods_text(info: dict, metrics: dict, network: str) -> str:
            "units (two draws each), each scored on the same test units, and an inverse power law was fitted to F1 "
            "against the number of annotated training objects (95% ranges from a wild bootstrap of its residuals). "
            if metrics.get("learning_curve") else "")
+        + (f"{metrics['networks']} networks were trained alike from different random seeds and their outputs "
+           f"averaged (fewer than {FEW_OBJECTS} annotated training objects, where a single network's result depends on its "
+           "random start). " if metrics.get("networks", 1) > 1 else "")
         + (f"Once scored, the network was {metrics['final_model']['why']}; that network is the one saved. "
            if (metrics.get("final_model") or {}).get("refit") else "")
         + f"Random seed {info.get('seed')}."

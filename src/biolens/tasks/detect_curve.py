@@ -106,7 +106,9 @@ def learning_curve(run: Run, config, data, metrics: dict) -> dict:
             n_objects = sum(objects_per_class(part, [units[k] for k in keep]).values())
             console.say(f"learning curve: {fraction:.0%} of the training {_unit_words(data)} ({n_objects} objects), "
                         f"repeat {repeat + 1} of {REPEATS}")
-            model, _ = detect._train(run, config, part, name=name, seed=config.seed + repeat + 1)
+            # as many averaged networks as the run itself (the same recipe; only the training units differ)
+            model, _ = detect._train_networks(run, config, part, int(metrics.get("networks", 1)), name=name,
+                                              seed=config.seed + repeat + 1)
             # found as the run's own figures were (with flip averaging where the run kept it), so the 100% point
             # differs from the parts by the data only
             peaks, min_distance = detect._all_peaks(model, part, flips=bool(metrics.get("flips")))
