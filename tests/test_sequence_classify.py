@@ -214,3 +214,69 @@ def test_motif_consensus_and_similarity_rules():
     assert consensus(np.array([[0.45, 0.05, 0.45, 0.05], [0.25] * 4])) == "RN"
     assert similarity(matrix("GGGAATTTCC"), matrix(reverse_complement("GGGAATTTCC"))) > 0.95
     assert similarity(matrix("GGGAATTTCC"), matrix("GCCACGTGGC")) < 0.4
+
+
+def _two_class_set(rng, n: int = 150, length: int = 120):
+    """Class A holds AGATAA (a short GATA-like site) in 60% of its sequences, class B CACGTG in 60%, each on a random
+    strand; otherwise the same random background."""
+    sequences, labels = [], []
+    for label, site in (("A", "AGATAA"), ("B", "CACGTG")):
+        for _ in range(n):
+            seq = list(rng.choice(list("ACGT"), length))
+            if rng.random() < 0.6:
+                word = site if rng.random() < 0.5 else reverse_complement(site)
+                start = int(rng.integers(0, length - 6))
+                seq[start:start + 6] = list(word)
+            sequences.append("".join(seq))
+            labels.append(label)
+    return sequences, np.array([0] * n + [1] * n)
+
+
+def test_words_enriched_in_each_class_are_found_on_either_strand_and_shared_words_are_not():
+    from biolens.stats.kmers import enriched_words
+
+    rng = np.random.default_rng(0)
+    sequences, y = _two_class_set(rng)
+    shared = "TTGACCAT"  # in half of every class's sequences: not enriched anywhere
+    sequences = [s[:50] + shared + s[58:] if k % 2 else s for k, s in enumerate(sequences)]
+    sequences[0] = "N" * 10 + sequences[0][10:]  # N columns are no base
+    words = enriched_words(one_hot(sequences, 120, centred=True), y, 2)
+    by_class = {c: [w.word for w in words if w.favours == c] for c in (0, 1)}
+    assert {by_class[0][0], reverse_complement(by_class[0][0])} & {"AGATAA", "TTATCT"}
+    assert by_class[1][0] == "CACGTG"  # its own reverse complement
+    assert all(w.z >= 5 and w.share_in > w.share_out for w in words)
+    assert not any(shared[i:i + 5] in w.word or shared[i:i + 5] in reverse_complement(w.word)
+                   for w in words for i in range(4))
+
+
+def test_a_seeded_filter_fires_on_its_word_with_one_mismatch_at_most():
+    import keras
+
+    from biolens.models.sequence import motif_layer, seed_motif_filters, sequence_cnn
+
+    model = sequence_cnn(2, filters=8, width=15, length=40)
+    assert seed_motif_filters(model, ["CACGTG", "A" * 20]) == 1  # a word wider than the filter is skipped
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in motif_layer(model).weights)
+    for text, expected in (("CACGTG", 1.5), ("CACGTA", 0.5), ("CAGGTA", -0.5)):
+        window = one_hot(["NNNN" + text + "NNNNN"], 15)[0].astype(np.float32)  # centred in the filter
+        response = float((window * kernel[:, :, 0]).sum() + bias[0])
+        assert response == pytest.approx(expected * 0.3, abs=1e-6)
+
+
+def test_a_run_seeds_filters_from_its_training_sequences_and_says_so_in_methods(tmp_path):
+    rng = np.random.default_rng(1)
+    sequences, y = _two_class_set(rng, n=100)
+    (tmp_path / "s.fasta").write_text("".join(f">s{k}\n{s}\n" for k, s in enumerate(sequences)))
+    (tmp_path / "l.tsv").write_text("id\tlabel\n" + "".join(f"s{k}\t{'AB'[c]}\n" for k, c in enumerate(y)))
+    biolens("train", tmp_path / "s.fasta", "--labels", tmp_path / "l.tsv", "--epochs", "2", "--out", tmp_path / "run")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    splits = pd.read_csv(tmp_path / "run" / "splits.csv")
+    train_ids = set(splits.loc[splits["split"] == "train", "id"])
+    seeds = info["kmer_seeds"]
+    assert seeds and {s["favours"] for s in seeds} == {"A", "B"}
+    # counted on the training sequences only: the shares are those of the training split
+    train_a = [sequences[k] for k in range(len(y)) if f"s{k}" in train_ids and y[k] == 0]
+    word = seeds[0]["word"]
+    share = np.mean([word in s or reverse_complement(word) in s for s in train_a])
+    assert seeds[0]["share_in_class"] == pytest.approx(share, abs=1e-4)
+    assert "first-layer filters started from words" in (tmp_path / "run" / "report.html").read_text()

@@ -38,6 +38,7 @@ def train(
     filters: Optional[int] = typer.Option(None, "--filters", help="Sequences: first-layer filters, i.e. candidate motifs (default 64)."),
     filter_width: Optional[int] = typer.Option(None, "--filter-width", help="Sequences: motif window in bases (default 15)."),
     single_strand: bool = typer.Option(False, "--single-strand", help="Sequences: read only the given strand (RNA, mRNA, strand-specific data); default both."),
+    kmer_seeds: Optional[int] = typer.Option(None, "--kmer-seeds", help="Sequences: words per class, enriched in its training sequences, that first-layer filters start from (default 4; 0 = random filters only)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default: chosen by training-set size)."),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (AdamW, cosine decay; default for images 0.003 x batch size / 32, for sequences 0.003)."),
     min_per_class: Optional[int] = typer.Option(None, "--min-per-class", help="Refuse classes with fewer usable examples than this (default 10)."),
@@ -91,7 +92,7 @@ def train(
                         learning_curve=None if learning_curve is None else ("on" if learning_curve else "off"),
                         init_from=str(init_from.resolve()) if init_from else None, pretrain=pretrain,
                         unlabelled=str(unlabelled.resolve()) if unlabelled else None)
-    sequence_only = _given(length=length, filters=filters, filter_width=filter_width,
+    sequence_only = _given(length=length, filters=filters, filter_width=filter_width, kmer_seeds=kmer_seeds,
                            both_strands=False if single_strand else None)
     if labels is not None or is_fasta(data):
         if image_only:
@@ -121,6 +122,7 @@ def detect(
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
     add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="A corrected objects.csv from `biolens review` on a detection run: its regions are added to training; the test images stay the same."),
     learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Retrain on a quarter and a half of the training images (or regions) to predict what more annotation would give (default: when it adds under 10 minutes)."),
+    networks: Optional[int] = typer.Option(None, "--networks", help="Networks trained from different random starts and averaged (default: 3 with fewer than 300 annotated training objects, else 1)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted detection run folder."),
 ):
     """Find, count and outline objects (colonies, cells, plants, trees) in whole images.
@@ -135,7 +137,7 @@ def detect(
         raise InputError("give the annotations (CSV, VOC folder, COCO JSON or images/ + masks/ folder), or --resume RUN.")
     run = biolens.detect(annotations, out, resume=resume, **_given(
         images=str(images.resolve()) if images else None, kind=kind, object_size=object_size,
-        group_column=group_column, epochs=epochs, time_budget=time_budget, seed=seed,
+        group_column=group_column, epochs=epochs, time_budget=time_budget, seed=seed, networks=networks,
         add_labels=str(add_labels.resolve()) if add_labels else None,
         learning_curve=None if learning_curve is None else ("on" if learning_curve else "off")))
     typer.echo(f"report: {run.report_path}")
@@ -342,8 +344,10 @@ def detect_estimate_lines(facts: dict) -> list[str]:
     lines = [f"data: {facts['n_objects']} annotated objects ({facts['kind']}) in {facts['n_images']} image(s), "
              f"{facts['units']} held-out units, scale {facts['scale']}; {facts['steps_per_epoch']} steps of "
              f"{facts['batch_size']} tiles per epoch, on {facts['device']}",
-             f"time per epoch: about {facts['epoch_seconds']:.1f} s; {facts['epochs']} epochs: at most about "
-             f"{facts['training_minutes']:.1f} min (early stopping often ends sooner)"]
+             f"time per epoch: about {facts['epoch_seconds']:.1f} s; {facts['epochs']} epochs"
+             + (f" for each of {facts['networks']} networks averaged (few annotated objects)"
+                if facts.get("networks", 1) > 1 else "")
+             + f": at most about {facts['training_minutes']:.1f} min (early stopping often ends sooner)"]
     if facts["region_split"]:
         lines.append(f"the delivered network trained again on every region: at most {facts['final_network_minutes']:.1f} min")
     lines.append(f"learning curve: about {facts['learning_curve_minutes']:.1f} min"

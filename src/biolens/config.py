@@ -205,12 +205,15 @@ class SequenceConfig(SupervisedConfig):
         filters: first-layer filters, i.e. candidate motifs.
         filter_width: bases per motif window.
         both_strands: read both strands (off for strand-specific data such as RNA).
+        kmer_seeds: words per class, enriched in that class's training sequences, that first-layer filters start
+            from (stats/kmers.py); 0 = every filter starts random.
     """
     labels: str = ""
     length: int = option(0, low=0, high=1_000_000, integer=True)
     filters: int = option(64, low=4, high=512, integer=True)
     filter_width: int = option(15, low=4, high=50, integer=True)
     both_strands: bool = True
+    kmer_seeds: int = option(4, low=0, high=64, integer=True)
 
     def check(self) -> None:
         if self.length and self.length < 8:
@@ -400,6 +403,8 @@ class DetectConfig(TaskConfig):
             regions train too; the split of the main annotations is unchanged.
         learning_curve: auto, on or off: retrain on parts of the training units to say whether more annotation
             would help (auto: when it adds under 10 minutes).
+        networks: networks trained alike from different random seeds and averaged; 0 = automatic: 3 when the
+            training units hold fewer than 300 annotated objects, else 1.
         seed: random seed.
     """
     annotations: str = ""
@@ -415,6 +420,7 @@ class DetectConfig(TaskConfig):
     test_fraction: float = option(0.2, low=0.05, high=0.5)
     val_fraction: float = option(0.15, low=0.05, high=0.5)
     learning_curve: str = option("auto", choices=("auto", "on", "off"))
+    networks: int = option(0, low=0, high=9, integer=True)
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
 
     def check(self) -> None:

@@ -48,3 +48,29 @@ def sequence_cnn(n_classes: int, *, filters: int = 64, width: int = 15, both_str
 def motif_layer(model: keras.Model) -> layers.Conv1D:
     """The first convolution (the motif detectors) of a model built by `sequence_cnn`."""
     return model.get_layer("trunk").get_layer(MOTIF_LAYER)
+
+
+SEED_SCALE = 0.3  # weight per matching base of a seeded filter: a full match gives 1.5 x this, one mismatch 0.5 x
+
+
+def seed_motif_filters(model: keras.Model, words: list[str]) -> int:
+    """Start the first filters of `model` on `words` (stats/kmers.enriched_words), each centred in its filter:
+    +0.75 x SEED_SCALE for the word's base and -0.25 x for the others at its positions, zero elsewhere, and a bias
+    that lets a full match or one mismatch through the ReLU. Training refines them like any filter. Returns how
+    many filters were seeded (words longer than the filter are skipped)."""
+    layer = motif_layer(model)
+    kernel, bias = (keras.ops.convert_to_numpy(w).copy() for w in layer.weights)
+    width, _, n_filters = kernel.shape
+    seeded = 0
+    for word in words:
+        if seeded == n_filters or len(word) > width:
+            continue
+        start = (width - len(word)) // 2
+        kernel[:, :, seeded] = 0.0
+        for j, base in enumerate(word):
+            kernel[start + j, :, seeded] = -0.25 * SEED_SCALE
+            kernel[start + j, "ACGT".index(base), seeded] = 0.75 * SEED_SCALE
+        bias[seeded] = -SEED_SCALE * (0.75 * len(word) - 1.5)
+        seeded += 1
+    layer.set_weights([kernel, bias])
+    return seeded

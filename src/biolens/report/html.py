@@ -83,13 +83,19 @@ def sequence_methods(info: dict, metrics: dict) -> str:
                 if config.get("group_column") else "keeping identical sequences in one split")
     strands = ("both strands (the network reads the sequence and its reverse complement with shared weights and keeps "
                "the stronger response)" if config["both_strands"] else "the given strand only")
+    seeds = info.get("kmer_seeds") or []
+    seeding = (f" {len(seeds)} first-layer filters started from words of 6 or 8 bases enriched in one class's training "
+               "sequences against the others' (two-proportion z >= 5, either strand; each word's sites and 4 bases "
+               "around them erased before the next was sought, up to "
+               f"{config.get('kmer_seeds')} per class: " + ", ".join(f"{s['word']} ({s['favours']})" for s in seeds)
+               + "); the other filters started random." if seeds else "")
     return (
         f"Sequences were classified with biolens {versions.get('biolens', '')} (TensorFlow {versions.get('tensorflow', '')}, "
         f"Keras {versions.get('keras', '')}). Sequences were one-hot encoded (ambiguous bases as zeros) over their central "
         f"{info['length']} bases, shorter ones padded equally on both sides. Data were split into training "
         f"({metrics.get('n_train')} sequences), validation ({metrics.get('n_val')}) and test ({metrics.get('n_test')}) sets, "
         f"stratified by class and {grouping}. A 1-D convolutional network ({config['filters']} first-layer filters of "
-        f"{config['filter_width']} bases; {_network(info, 'see model.keras').removeprefix('a network of ')}) read {strands}. It was trained from random "
+        f"{config['filter_width']} bases; {_network(info, 'see model.keras').removeprefix('a network of ')}) read {strands}.{seeding} It was trained from random "
         f"initialisation with AdamW (peak learning rate {info.get('learning_rate') or config['learning_rate']:.2g}, one warm-up epoch then cosine decay, "
         f"weight decay 1e-4, batch size {info.get('batch_size', config['batch_size'])}) for at most {config['epochs']} "
         f"epochs{' with class-balanced loss weights' if config['class_weights'] else ''}; the epoch with the best "

@@ -101,7 +101,8 @@ def _split_groups(found: LabelledSequences) -> tuple[list[str] | None, str]:
 
 
 def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, assignment, groups, notes) -> bool:
-    from biolens.models.sequence import sequence_cnn
+    from biolens.models.sequence import seed_motif_filters, sequence_cnn
+    from biolens.stats.kmers import enriched_words
 
     warnings = notes + supervised.class_balance_notes(y, class_names) + splits.missing_classes(found.labels, assignment)
     for warning in warnings:
@@ -110,10 +111,23 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
     batch_size = config.auto_batch_size(len(parts["train"]))
     run.update_info(warnings=warnings)
     started = time.perf_counter()
+    words = []
+    if config.kmer_seeds:  # the training sequences only: the test set never shapes the model
+        with console.step("counting words enriched in each class (filter seeds)"):
+            words = enriched_words(x[parts["train"]], y[parts["train"]], len(class_names), per_class=config.kmer_seeds)
+        run.update_info(kmer_seeds=[{"word": w.word, "favours": class_names[w.favours], "z": w.z,
+                                     "share_in_class": w.share_in, "share_in_others": w.share_out} for w in words])
+
+    def build_model():
+        model = sequence_cnn(len(class_names), filters=config.filters, width=config.filter_width,
+                             both_strands=config.both_strands)
+        seeded = seed_motif_filters(model, [w.word for w in words])
+        return model, ("none (trained from scratch" + (f"; {seeded} first-layer filters started from words enriched "
+                                                       "in one class)" if seeded else ")"))
+
     state = supervised.fit_in_run(
         run, x, y, parts,
-        build_model=lambda: (sequence_cnn(len(class_names), filters=config.filters, width=config.filter_width,
-                                          both_strands=config.both_strands), "none (trained from scratch)"),
+        build_model=build_model,
         train_data=lambda size: training.array_batches(x, y, parts["train"], size, shuffle=True, seed=config.seed),
         batch_size=batch_size, epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
         learning_rate=config.auto_learning_rate(batch_size), class_weights=config.class_weights,
