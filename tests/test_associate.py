@@ -178,6 +178,18 @@ def test_binary_trait_coding_and_categorical_covariates(tmp_path):
     assert pheno.covariate_columns == ["sex=M", "age"] and len(pheno.samples) == 30 and pheno.notes["missing_trait"] == 1
 
 
+def test_plink_case_control_coding_reads_minus_9_as_missing_but_a_measured_minus_9_stays(tmp_path):
+    plink = tmp_path / "plink.tsv"
+    plink.write_text("IID\tPHENO\n" + "".join(f"s{i}\t{[1, 2, -9][i % 3]}\n" for i in range(60)))
+    pheno = read_phenotypes(plink, "PHENO")
+    assert pheno.kind == "binary" and pheno.notes["case_value"] == "2" and len(pheno.samples) == 40
+    assert pheno.notes["minus_9_as_missing"] == 20 and "-9 as missing" in pheno.notes["warnings"][0]
+    measured = tmp_path / "temperature.tsv"
+    measured.write_text("IID\ttemp\n" + "".join(f"s{i}\t{[-9, -8.5, 1, 2][i % 4]}\n" for i in range(60)))
+    pheno = read_phenotypes(measured, "temp")
+    assert pheno.kind == "quantitative" and len(pheno.samples) == 60 and "minus_9_as_missing" not in pheno.notes
+
+
 def _error(*args) -> str:
     result = biolens(*args, check=False)
     assert result.returncode == 2, result.stderr

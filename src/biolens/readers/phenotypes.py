@@ -2,7 +2,8 @@
 
 A trait with exactly two values is binary (case = 1, 2, 'case', 'affected', 'yes', 'true', or else the second value in
 sorted order, always written to run.json); a numeric trait with more values is quantitative. Empty, NA, NaN and '.'
-are missing; -9 is not treated as missing (it is a valid measurement for many traits).
+are missing; -9 is not treated as missing (it is a valid measurement for many traits), except in PLINK's case/control
+coding: values 1 and 2 (or 0 and 1) plus -9 make a binary trait with -9 missing, said in a warning.
 """
 from __future__ import annotations
 
@@ -50,7 +51,29 @@ def _sample_column(table: pd.DataFrame, path: Path, requested: str | None) -> st
     return table.columns[0]
 
 
+def _plink_missing(values: pd.Series, path: Path, trait: str) -> tuple[pd.Series, dict]:
+    """PLINK's case/control coding (1 = control, 2 = case, or 0/1; -9 = missing): -9 becomes missing, with a
+    warning, only when the other values are two of 0, 1 and 2, so a quantitative -9 is never lost."""
+    numeric = pd.to_numeric(values.dropna(), errors="coerce")
+    if numeric.isna().any() or not (numeric == -9).any():
+        return values, {}
+    others = set(numeric[numeric != -9].unique())
+    if len(others) != 2 or not others <= {0, 1, 2}:
+        return values, {}
+    missing = numeric == -9
+    note = (f"{path}: trait '{trait}' is coded {' and '.join(str(int(v)) for v in sorted(others))} with -9 for "
+            f"{int(missing.sum())} individual(s): read as PLINK's case/control coding, -9 as missing.")
+    return values.mask(pd.to_numeric(values, errors="coerce") == -9), {"minus_9_as_missing": int(missing.sum()),
+                                                                       "warnings": [note]}
+
+
 def _encode_trait(values: pd.Series, path: Path, trait: str) -> tuple[np.ndarray, str, dict]:
+    values, plink = _plink_missing(values, path, trait)
+    y, kind, coding = _encode_two_or_more(values, path, trait)
+    return y, kind, {**coding, **plink}
+
+
+def _encode_two_or_more(values: pd.Series, path: Path, trait: str) -> tuple[np.ndarray, str, dict]:
     present = values.dropna()
     distinct = sorted(present.unique())
     if not distinct:

@@ -115,8 +115,9 @@ def _load(config: AssociateConfig) -> _Data:
     x = (dosage - dosage.mean(0)) / dosage.std(0)
     y_model = y if pheno.kind == "binary" else (y - y.mean()) / y.std()
     notes = {**genotypes.notes, **pheno.notes, **match_notes, "sites_below_min_maf": int(dropped),
-             "imputed_calls": imputed, "trait_kind": pheno.kind}
-    for line in match_notes.get("warnings", []):
+             "imputed_calls": imputed, "trait_kind": pheno.kind,
+             "warnings": pheno.notes.get("warnings", []) + match_notes.get("warnings", [])}
+    for line in notes["warnings"]:
         console.say(f"warning: {line}")
     if imputed:
         console.say(f"{imputed} missing genotype calls ({100 * imputed / dosage.size:.2f}%) were imputed with the site mean.")
@@ -137,7 +138,8 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
 
     import_tensorflow()
     run.update_info(n_samples=len(data.y), n_sites=data.x.shape[1], trait_kind=data.kind,
-                    data_notes=data.notes, covariate_columns=data.covariate_columns)
+                    data_notes=data.notes, covariate_columns=data.covariate_columns,
+                    warnings=data.notes.get("warnings", []))
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
     # "_v2"/"_v3": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model or
