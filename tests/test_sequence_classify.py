@@ -233,7 +233,8 @@ def _two_class_set(rng, n: int = 150, length: int = 120):
 
 
 def test_words_enriched_in_each_class_are_found_on_either_strand_and_shared_words_are_not():
-    from biolens.stats.kmers import enriched_words
+    from biolens.stats.kmers import IUPAC, enriched_words
+    from biolens.stats.kmers import reverse_complement as kmer_reverse_complement
 
     rng = np.random.default_rng(0)
     sequences, y = _two_class_set(rng)
@@ -242,11 +243,14 @@ def test_words_enriched_in_each_class_are_found_on_either_strand_and_shared_word
     sequences[0] = "N" * 10 + sequences[0][10:]  # N columns are no base
     words = enriched_words(one_hot(sequences, 120, centred=True), y, 2)
     by_class = {c: [w.word for w in words if w.favours == c] for c in (0, 1)}
-    assert {by_class[0][0], reverse_complement(by_class[0][0])} & {"AGATAA", "TTATCT"}
-    assert by_class[1][0] == "CACGTG"  # its own reverse complement
+
+    def stands_for(word: str, site: str) -> bool:  # an IUPAC word matching the site on either strand
+        return any(len(w) == len(site) and all(b in IUPAC[letter] for letter, b in zip(w, site))
+                   for w in (word, kmer_reverse_complement(word)))
+
+    assert stands_for(by_class[0][0], "AGATAA") and stands_for(by_class[1][0], "CACGTG")
     assert all(w.z >= 5 and w.share_in > w.share_out for w in words)
-    assert not any(shared[i:i + 5] in w.word or shared[i:i + 5] in reverse_complement(w.word)
-                   for w in words for i in range(4))
+    assert not any(stands_for(w.word, shared[i:i + len(w.word)]) for w in words for i in range(9 - len(w.word)))
 
 
 def test_a_seeded_filter_fires_on_its_word_with_one_mismatch_at_most():
@@ -261,6 +265,11 @@ def test_a_seeded_filter_fires_on_its_word_with_one_mismatch_at_most():
         window = one_hot(["NNNN" + text + "NNNNN"], 15)[0].astype(np.float32)  # centred in the filter
         response = float((window * kernel[:, :, 0]).sum() + bias[0])
         assert response == pytest.approx(expected * 0.3, abs=1e-6)
+    seed_motif_filters(model, ["WGATAR"])  # IUPAC letters: every base they allow is a full match
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in motif_layer(model).weights)
+    for text, expected in (("AGATAA", 1.5), ("TGATAG", 1.5), ("AGCTAA", 0.5)):
+        window = one_hot(["NNNN" + text + "NNNNN"], 15)[0].astype(np.float32)
+        assert float((window * kernel[:, :, 0]).sum() + bias[0]) == pytest.approx(expected * 0.3, abs=1e-6)
 
 
 def test_a_run_seeds_filters_from_its_training_sequences_and_says_so_in_methods(tmp_path):
@@ -276,7 +285,36 @@ def test_a_run_seeds_filters_from_its_training_sequences_and_says_so_in_methods(
     assert seeds and {s["favours"] for s in seeds} == {"A", "B"}
     # counted on the training sequences only: the shares are those of the training split
     train_a = [sequences[k] for k in range(len(y)) if f"s{k}" in train_ids and y[k] == 0]
+    import re
+
+    from biolens.stats.kmers import IUPAC
+    from biolens.stats.kmers import reverse_complement as kmer_reverse_complement
+
     word = seeds[0]["word"]
-    share = np.mean([word in s or reverse_complement(word) in s for s in train_a])
+    pattern = re.compile("|".join("".join(f"[{IUPAC[letter]}]" for letter in w)
+                                  for w in (word, kmer_reverse_complement(word))))
+    share = np.mean([bool(pattern.search(s)) for s in train_a])
     assert seeds[0]["share_in_class"] == pytest.approx(share, abs=1e-4)
     assert "first-layer filters started from words" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_a_degenerate_site_is_found_as_its_iupac_word_and_composition_alone_is_not_a_word():
+    """WGATAR in 60% of class A (any of its four forms): no exact 6-mer is enriched enough, the generalised word is.
+    Class B is only GC-richer: words that merely follow composition are not reported for it."""
+    from biolens.stats.kmers import enriched_words
+
+    rng = np.random.default_rng(3)
+    sequences, labels = [], []
+    for label, at in ((0, 0.5), (1, 0.4)):
+        for _ in range(300):
+            seq = list(rng.choice(list("ACGT"), 300, p=[at / 2, (1 - at) / 2, (1 - at) / 2, at / 2]))
+            if label == 0 and rng.random() < 0.6:
+                site = rng.choice(list("AT")) + "GATA" + rng.choice(list("AG"))
+                site = site if rng.random() < 0.5 else reverse_complement(site)
+                start = int(rng.integers(0, 294))
+                seq[start:start + 6] = list(site)
+            sequences.append("".join(seq))
+            labels.append(label)
+    words = enriched_words(one_hot(sequences, 300), np.array(labels), 2)
+    assert [w.word for w in words if w.favours == 0][:1] in (["WGATAR"], ["YTATCW"])
+    assert not [w for w in words if w.favours == 1]

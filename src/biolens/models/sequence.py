@@ -54,10 +54,13 @@ SEED_SCALE = 0.3  # weight per matching base of a seeded filter: a full match gi
 
 
 def seed_motif_filters(model: keras.Model, words: list[str]) -> int:
-    """Start the first filters of `model` on `words` (stats/kmers.enriched_words), each centred in its filter:
-    +0.75 x SEED_SCALE for the word's base and -0.25 x for the others at its positions, zero elsewhere, and a bias
-    that lets a full match or one mismatch through the ReLU. Training refines them like any filter. Returns how
-    many filters were seeded (words longer than the filter are skipped)."""
+    """Start the first filters of `model` on `words` (IUPAC words from stats/kmers.enriched_words), each centred in
+    its filter: at each position SCALE x (1/n - 0.25) for the n bases its letter allows and -0.25 x SCALE for the
+    others (N: zero), zero outside the word, and a bias that lets a full match through the ReLU at 1.5 x SCALE and
+    one mismatch at 0.5 x. Training refines them like any filter. Returns how many filters were seeded (words
+    longer than the filter are skipped)."""
+    from biolens.stats.kmers import IUPAC
+
     layer = motif_layer(model)
     kernel, bias = (keras.ops.convert_to_numpy(w).copy() for w in layer.weights)
     width, _, n_filters = kernel.shape
@@ -67,10 +70,13 @@ def seed_motif_filters(model: keras.Model, words: list[str]) -> int:
             continue
         start = (width - len(word)) // 2
         kernel[:, :, seeded] = 0.0
-        for j, base in enumerate(word):
-            kernel[start + j, :, seeded] = -0.25 * SEED_SCALE
-            kernel[start + j, "ACGT".index(base), seeded] = 0.75 * SEED_SCALE
-        bias[seeded] = -SEED_SCALE * (0.75 * len(word) - 1.5)
+        full = 0.0
+        for j, letter in enumerate(word):
+            allowed = IUPAC[letter]
+            for b, base in enumerate("ACGT"):
+                kernel[start + j, b, seeded] = SEED_SCALE * ((1 / len(allowed) if base in allowed else 0.0) - 0.25)
+            full += 1 / len(allowed) - 0.25
+        bias[seeded] = -SEED_SCALE * (full - 1.5)
         seeded += 1
     layer.set_weights([kernel, bias])
     return seeded
