@@ -1323,9 +1323,9 @@ def _refit_on_every_region(run: Run, config: DetectConfig, data: Data, model, st
         return model, {"refit": False, "why": f"the second training stopped after {final_state['member_epochs_run']} "
                                               f"epochs of {best}"}
     n_objects = sum(len(item.points) for item in data.annotations.items)
-    epochs = best[0] if len(best) == 1 else best
     networks = "" if len(best) == 1 else f"each of the {len(best)} networks "
-    return final, {"refit": True, "epochs": epochs, "units": len(data.units), "objects": n_objects,
+    return final, {"refit": True, "epochs": max(best), "member_epochs": best, "units": len(data.units),
+                   "objects": n_objects,
                    "train_seconds": final_state["train_seconds"],
                    "why": f"trained again on all {len(data.units)} annotated regions ({n_objects} objects), "
                           f"{networks}for as many epochs as it needed when held out "
@@ -1569,9 +1569,12 @@ def methods_text(info: dict, metrics: dict, network: str) -> str:
            "units (two draws each), each scored on the same test units, and an inverse power law was fitted to F1 "
            "against the number of annotated training objects (95% ranges from a wild bootstrap of its residuals). "
            if metrics.get("learning_curve") else "")
-        + (f"{metrics['networks']} networks were trained alike from different random seeds and their outputs "
-           f"averaged (fewer than {FEW_OBJECTS} annotated training objects, where a single network's result depends on its "
-           "random start). " if metrics.get("networks", 1) > 1 else "")
+        + (f"{metrics['networks']} networks were trained alike from random seeds "
+           + ", ".join(str(info.get("seed", 0) + MEMBER_SEED_STEP * k) for k in range(metrics["networks"]))
+           + " and their outputs averaged ("
+           + ("as asked" if config.get("networks") else f"fewer than {FEW_OBJECTS} annotated training objects, "
+                                                        "where a single network's result depends on its random start")
+           + "). " if metrics.get("networks", 1) > 1 else "")
         + (f"Once scored, the network was {metrics['final_model']['why']}; that network is the one saved. "
            if (metrics.get("final_model") or {}).get("refit") else "")
         + f"Random seed {info.get('seed')}."

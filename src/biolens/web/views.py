@@ -248,8 +248,10 @@ def estimate_words(facts: dict) -> str:
     total = f"{minutes:.0f} minutes" if minutes >= 1.5 else "about a minute" if minutes >= 0.75 else "under a minute"
     if facts.get("task") == "detect":
         words = (f"Measured on this machine: {facts['n_objects']} annotated objects in {facts['n_images']} image(s), "
-                 f"about {facts['epoch_seconds']:.0f} s per epoch for {facts['epochs']} epochs, so at most {total} in "
-                 "all (early stopping often ends sooner)")
+                 f"about {facts['epoch_seconds']:.0f} s per epoch for {facts['epochs']} epochs"
+                 + (f" of each of {facts['networks']} networks (few annotated objects: several networks are averaged)"
+                    if facts.get("networks", 1) > 1 else "")
+                 + f", so at most {total} in all (early stopping often ends sooner)")
         if facts["region_split"]:
             words += ", counting the delivered network trained again on every annotated region"
         words += "." + (f" The learning curve adds about {facts['learning_curve_minutes']:.0f} minutes of that."
