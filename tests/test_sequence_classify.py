@@ -318,3 +318,20 @@ def test_a_degenerate_site_is_found_as_its_iupac_word_and_composition_alone_is_n
     words = enriched_words(one_hot(sequences, 300), np.array(labels), 2)
     assert [w.word for w in words if w.favours == 0][:1] in (["WGATAR"], ["YTATCW"])
     assert not [w for w in words if w.favours == 1]
+
+
+def test_words_on_the_given_strand_only_when_the_run_reads_one_strand():
+    """A site planted on the forward strand only (an RNA motif, say) is reported as written when one strand is
+    read, never as its reverse complement."""
+    from biolens.stats.kmers import IUPAC, enriched_words
+
+    def in_site(word: str, site: str) -> bool:
+        return any(all(b in IUPAC[letter] for letter, b in zip(word, site[i:i + len(word)]))
+                   for i in range(len(site) - len(word) + 1))
+
+    rng = np.random.default_rng(5)
+    y = np.array([0] * 150 + [1] * 150)
+    sequences = ["".join(rng.choice(list("ACGT"), 150)) for _ in y]
+    sequences = [s[:60] + "GATTACAG" + s[68:] if y[k] == 0 and k % 3 else s for k, s in enumerate(sequences)]
+    first = [w.word for w in enriched_words(one_hot(sequences, 150), y, 2, both_strands=False) if w.favours == 0][0]
+    assert in_site(first, "GATTACAG") and not in_site(first, reverse_complement("GATTACAG"))

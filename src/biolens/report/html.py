@@ -84,9 +84,11 @@ def sequence_methods(info: dict, metrics: dict) -> str:
     strands = ("both strands (the network reads the sequence and its reverse complement with shared weights and keeps "
                "the stronger response)" if config["both_strands"] else "the given strand only")
     seeds = info.get("kmer_seeds") or []
-    seeding = (f" {len(seeds)} first-layer filters started from words of 6 or 8 bases enriched in one class's training "
-               "sequences against the others' (two-proportion z >= 5, either strand; each word's sites and 4 bases "
-               "around them erased before the next was sought, up to "
+    seeding = (f" {len(seeds)} first-layer filters started from words enriched in one class's training sequences "
+               "(DREME-style: exact 6- and 8-mers widened into IUPAC words; sequences holding a word compared with the "
+               "other classes' and with a first-order Markov background of the class's own composition, "
+               f"two-proportion z >= 5 for both, {'either strand' if config['both_strands'] else 'the given strand'}; "
+               "each word's sites and 4 bases around them erased before the next was sought; up to "
                f"{config.get('kmer_seeds')} per class: " + ", ".join(f"{s['word']} ({s['favours']})" for s in seeds)
                + "); the other filters started random." if seeds else "")
     return (

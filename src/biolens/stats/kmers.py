@@ -22,7 +22,8 @@ BEAM, BEAM_SLACK = 4, 1.0  # widenings kept per step, within this much z of the 
 STARTS = 40              # exact words, best z first, that are generalised into degenerate words each round
 IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT", "M": "AC",
          "N": "ACGT"}
-WIDER = {"A": "RWMN", "C": "YSMN", "G": "RSKN", "T": "YWKN", "R": "N", "Y": "N", "S": "N", "W": "N", "K": "N", "M": "N", "N": ""}
+WIDER = {"A": "RWMN", "C": "YSMN", "G": "RSKN", "T": "YWKN", "R": "N", "Y": "N", "S": "N", "W": "N", "K": "N",
+         "M": "N", "N": ""}  # the codes one step wider than each letter
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,9 @@ def _codes(one_hot: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _word_ids(codes: np.ndarray, k: int) -> np.ndarray:
-    """(n, length - k + 1) ids of each k-long word, the smaller of the word's and its reverse complement's;
-    -1 where the word holds an N."""
+def _word_ids(codes: np.ndarray, k: int, both_strands: bool = True) -> np.ndarray:
+    """(n, length - k + 1) ids of each k-long word (with `both_strands`, the smaller of the word's and its reverse
+    complement's); -1 where the word holds an N."""
     n, length = codes.shape
     width = length - k + 1
     forward = np.zeros((n, width), np.int64)
@@ -54,7 +55,7 @@ def _word_ids(codes: np.ndarray, k: int) -> np.ndarray:
         bad |= part < 0
         forward = forward * 4 + np.maximum(part, 0)
         reverse += (3 - np.maximum(part, 0)) * 4**j  # complement, read backwards
-    ids = np.minimum(forward, reverse)
+    ids = np.minimum(forward, reverse) if both_strands else forward
     ids[bad] = -1
     return ids
 
@@ -68,11 +69,11 @@ def reverse_complement(word: str) -> str:
     return word.translate(str.maketrans("ACGTRYSWKMN", "TGCAYRSWMKN"))[::-1]
 
 
-def _presence(codes: np.ndarray, k: int):
-    """Sparse (sequences x 4**k) matrix, column-compressed: 1 where the sequence holds the word (either strand)."""
+def _presence(codes: np.ndarray, k: int, both_strands: bool):
+    """Sparse (sequences x 4**k) matrix, column-compressed: 1 where the sequence holds the word."""
     from scipy import sparse
 
-    ids = _word_ids(codes, k)
+    ids = _word_ids(codes, k, both_strands)
     ordered = np.sort(ids, axis=1)
     first = np.ones_like(ordered, bool)
     first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
@@ -81,11 +82,13 @@ def _presence(codes: np.ndarray, k: int):
     return sparse.csc_matrix((np.ones(len(rows), np.int8), (rows, ordered[keep])), shape=(len(codes), 4**k))
 
 
-def _columns(word: str) -> np.ndarray:
-    """Canonical ids of every exact word an IUPAC word stands for."""
+def _columns(word: str, both_strands: bool = True) -> np.ndarray:
+    """Ids of every exact word an IUPAC word stands for (canonical with `both_strands`)."""
     ids = np.zeros(1, np.int64)
     for letter in word:
         ids = (ids[:, None] * 4 + np.array(["ACGT".index(b) for b in IUPAC[letter]])[None, :]).ravel()
+    if not both_strands:
+        return np.unique(ids)
     k = len(word)
     reverse = np.zeros_like(ids)
     for j in range(k):
@@ -124,8 +127,10 @@ class _Counts:
     """Presence of words in this class's sequences, the other classes' and this class's Markov background; the
     score of a word is the smaller of its z against the others and against the background."""
 
-    def __init__(self, codes: np.ndarray, background: np.ndarray, in_class: np.ndarray, k: int):
-        self.matrix, self.background, self.in_class = _presence(codes, k), _presence(background, k), in_class
+    def __init__(self, codes: np.ndarray, background: np.ndarray, in_class: np.ndarray, k: int, both_strands: bool):
+        self.both_strands = both_strands
+        self.matrix, self.background = _presence(codes, k, both_strands), _presence(background, k, both_strands)
+        self.in_class = in_class
         self.n_in, self.n_out, self.n_bg = int(in_class.sum()), int((~in_class).sum()), len(background)
 
     def all_words(self) -> np.ndarray:
@@ -136,7 +141,7 @@ class _Counts:
 
     def word(self, word: str) -> tuple[float, float, np.ndarray]:
         """(score, z against the other classes, which sequences hold it)."""
-        columns = _columns(word)
+        columns = _columns(word, self.both_strands)
         held = np.asarray(self.matrix[:, columns].sum(axis=1)).ravel() > 0
         in_bg = float((np.asarray(self.background[:, columns].sum(axis=1)).ravel() > 0).sum())
         inside, outside = float(held[self.in_class].sum()), float(held[~self.in_class].sum())
@@ -148,7 +153,8 @@ def _generalised(word: str, counts: _Counts) -> tuple[float, float, str, np.ndar
     """The word widened one position at a time (a base to a two-base code, a two-base code to N), keeping the
     BEAM best widenings at each step, as long as that raises the score: DREME's generalisation, which turns AGATAA
     into WGATAR (a greedy single path misses it when the first widening alone gains little)."""
-    best = (*counts.word(word)[:2], word, counts.word(word)[2])
+    score, z, held = counts.word(word)
+    best = (score, z, word, held)
     beam, seen = [best], {word}
     while beam:
         wider_words = []
@@ -169,19 +175,21 @@ def _generalised(word: str, counts: _Counts) -> tuple[float, float, str, np.ndar
     return best
 
 
-def _erase(codes: np.ndarray, word: str, flank: int) -> None:
+def _erase(codes: np.ndarray, word: str, flank: int, both_strands: bool) -> None:
     """Set to N every site of `word` (either strand, any base its codes allow) and `flank` bases either side, in
     place: the next word is then sought beyond this site, so fragments of one long site are not taken for further
     sites (DREME's erasing)."""
     k = len(word)
-    ids = _word_ids(codes, k)
-    rows, starts = np.nonzero(np.isin(ids, _columns(word)))
+    ids = _word_ids(codes, k, both_strands)
+    rows, starts = np.nonzero(np.isin(ids, _columns(word, both_strands)))
     length = codes.shape[1]
     for row, start in zip(rows, starts):
         codes[row, max(0, start - flank):min(length, start + k + flank)] = -1
 
 
 def _overlaps(word: str, kept: list[str]) -> bool:
+    """Whether the word shares SHARED bases in a row with a kept word on either strand (on one strand too: a
+    reverse-complement fragment is still the same site's neighbourhood)."""
     for other in kept:
         for candidate in (other, reverse_complement(other)):
             for i in range(len(word) - SHARED + 1):
@@ -191,10 +199,11 @@ def _overlaps(word: str, kept: list[str]) -> bool:
 
 
 def enriched_words(one_hot: np.ndarray, y: np.ndarray, n_classes: int, *, per_class: int = 4,
-                   lengths: tuple[int, ...] = (6, 8), flank: int = 4, seed: int = 0) -> list[Word]:
+                   lengths: tuple[int, ...] = (6, 8), flank: int = 4, seed: int = 0,
+                   both_strands: bool = True) -> list[Word]:
     """Up to `per_class` distinct words per class, each held by a larger share of that class's sequences than of
     the others' (z >= MIN_Z) and than of a Markov background of the class's own composition (z >= MIN_Z_BACKGROUND),
-    on either strand, found one at a time: the best exact words of each length are generalised into IUPAC words,
+    on either strand (or the given one), found one at a time: the best exact words of each length are generalised into IUPAC words,
     the best of all is kept, and its sites and `flank` bases around them are erased before the next is sought."""
     if len(y) > MAX_SEQUENCES:
         keep = np.linspace(0, len(y) - 1, MAX_SEQUENCES).astype(int)
@@ -214,7 +223,7 @@ def enriched_words(one_hot: np.ndarray, y: np.ndarray, n_classes: int, *, per_cl
             for k in lengths:
                 if codes.shape[1] < k:
                     continue
-                counts = _Counts(codes, background, in_class, k)
+                counts = _Counts(codes, background, in_class, k, both_strands)
                 order = np.argsort(-counts.all_words())[:4 * STARTS]
                 starts = [w for w in (_decode(int(i), k) for i in order) if not _overlaps(w, kept)]
                 for word in starts[:STARTS]:
@@ -228,6 +237,6 @@ def enriched_words(one_hot: np.ndarray, y: np.ndarray, n_classes: int, *, per_cl
             kept.append(word)
             found.append(Word(word, c, round(z_others, 2), round(float(held[in_class].mean()), 4),
                               round(float(held[~in_class].mean()), 4)))
-            _erase(codes, word, flank)
-            _erase(background, word, flank)
+            _erase(codes, word, flank, both_strands)
+            _erase(background, word, flank, both_strands)
     return found

@@ -410,7 +410,8 @@ def _train_networks(run: Run, config: DetectConfig, data: Data, networks: int, *
     seed = config.seed if seed is None else seed
     models, states = [], []
     for k in range(networks):
-        if k and config.time_budget and lifecycle.elapsed_seconds(run) + states[0]["train_seconds"] > config.time_budget:
+        one_more = lifecycle.elapsed_seconds(run) + states[0]["train_seconds"] if k else 0.0
+        if k and config.time_budget and one_more > config.time_budget:
             console.say(f"--time-budget leaves no time for network {k + 1} of {networks}: averaging {k}")
             break
         part = f" ({k + 1} of {networks})" if networks > 1 else ""
