@@ -349,7 +349,8 @@ def detect_estimate_lines(facts: dict) -> list[str]:
                 if facts.get("networks", 1) > 1 else "")
              + f": at most about {facts['training_minutes']:.1f} min (early stopping often ends sooner)"]
     if facts["region_split"]:
-        lines.append(f"the delivered network trained again on every region: at most {facts['final_network_minutes']:.1f} min")
+        lines.append(f"the delivered network{'s' if facts.get('networks', 1) > 1 else ''} trained again on every "
+                     f"region: at most {facts['final_network_minutes']:.1f} min")
     lines.append(f"learning curve: about {facts['learning_curve_minutes']:.1f} min"
                  + ("" if facts["learning_curve_runs"] else " (not run by default: over 10 min)"))
     lines.append(f"advice: {facts['advice']}")
