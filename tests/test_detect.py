@@ -235,20 +235,49 @@ def test_detect_then_predict_writes_objects_counts_and_overlays(detect_run, tmp_
     assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["000.png", "001.png", "002.png"]
 
 
-def test_few_annotated_objects_train_three_networks_saved_as_one_model_of_their_mean(detect_run):
-    """The fixture's ~100 dots are few: three networks from different seeds, each with its own checkpoints and best
-    epoch, saved as one model.keras whose output is the mean of the three networks' outputs."""
+def test_an_averaged_model_outputs_its_members_mean_after_a_save_and_finds_peaks_like_one_network(tmp_path):
+    """The model several networks are saved as (models/objects.averaged_networks): copies of the members under
+    distinct names, one output, the mean of theirs, kept through model.keras and usable by the tiler."""
     import keras
 
-    metrics = json.loads((detect_run / "metrics.json").read_text())
-    assert metrics["networks"] == 3 and len(metrics["member_best_epochs"]) == 3
-    assert all((detect_run / "checkpoints" / name / "best.weights.h5").exists() for name in ("network2", "network3"))
-    model = keras.saving.load_model(detect_run / "model.keras", safe_mode=True, compile=False)
+    from biolens.inference.tiles import find_peaks
+    from biolens.models.objects import averaged_networks, object_unet
+
+    keras.utils.set_random_seed(0)
+    members = [object_unet(2), object_unet(2)]  # two random starts
+    keras.saving.save_model(averaged_networks(members), tmp_path / "model.keras")
+    model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True, compile=False)
     tiles = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    members = [np.asarray(model.get_layer(f"member{k}")(tiles, training=False)) for k in range(3)]
+    outputs = [np.asarray(m(tiles, training=False)) for m in members]
+    assert not np.allclose(outputs[0], outputs[1])
+    np.testing.assert_allclose(np.asarray(model(tiles, training=False)), np.mean(outputs, axis=0), atol=1e-5)
+    assert [layer.name for layer in model.layers if isinstance(layer, keras.Model)] == ["member0", "member1"]
+    peaks = find_peaks(model, tiles[0].astype(np.uint8), 2, core=64)
+    assert len(peaks.scores) == len(peaks.centres) and peaks.density.shape[-1] == 2
+
+
+@pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
+def test_averaged_networks_are_saved_as_one_model_of_their_mean_that_predict_uses(tmp_path):
+    """Two networks from different seeds (--networks 2; few objects get three by default, see the automatic choice
+    below), each with its own checkpoints and best epoch, saved as one model.keras whose output is the mean of the
+    networks' outputs; predict reads it like any run."""
+    import keras
+
+    data = dot_images(tmp_path / "data", n_images=8, side=64, seed=4)
+    out = tmp_path / "run"
+    biolens("detect", data, "--epochs", "1", "--networks", "2", "--no-learning-curve", "--out", out, "--seed", "3")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["networks"] == 2 and len(metrics["member_best_epochs"]) == 2
+    assert (out / "checkpoints" / "network2" / "best.weights.h5").exists()
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True, compile=False)
+    tiles = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    members = [np.asarray(model.get_layer(f"member{k}")(tiles, training=False)) for k in range(2)]
     assert not np.allclose(members[0], members[1])  # different seeds, different networks
     np.testing.assert_allclose(np.asarray(model(tiles, training=False)), np.mean(members, axis=0), atol=1e-5)
-    assert "3 networks were trained alike" in (detect_run / "report.html").read_text()
+    methods = (out / "report.html").read_text()
+    assert "2 networks were trained alike from random seeds 3, 1003" in methods and "as asked" in methods
+    biolens("predict", out, data / "images", "--out", tmp_path / "objects.csv")
+    assert len(pd.read_csv(tmp_path / "objects.csv")) > 0
 
 
 @pytest.mark.slow
@@ -305,7 +334,7 @@ def test_an_interrupted_detection_run_resumes_from_its_last_epoch(detect_run, tm
     assert resumed["status"] == "complete" and resumed["attempts"] == info["attempts"] + 1
     assert (copy / "model.keras").exists() and (copy / "report.html").exists()
     metrics = json.loads((copy / "metrics.json").read_text())
-    assert metrics["epochs_run"] == epochs and metrics["networks"] == 3
+    assert metrics["epochs_run"] == epochs and metrics["networks"] == 1
 
 
 def _review(detect_run, tmp_path):
