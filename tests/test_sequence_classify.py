@@ -272,30 +272,26 @@ def test_a_seeded_filter_fires_on_its_word_with_one_mismatch_at_most():
         assert float((window * kernel[:, :, 0]).sum() + bias[0]) == pytest.approx(expected * 0.3, abs=1e-6)
 
 
-def test_a_run_seeds_filters_from_its_training_sequences_and_says_so_in_methods(tmp_path):
-    rng = np.random.default_rng(1)
-    sequences, y = _two_class_set(rng, n=100)
-    (tmp_path / "s.fasta").write_text("".join(f">s{k}\n{s}\n" for k, s in enumerate(sequences)))
-    (tmp_path / "l.tsv").write_text("id\tlabel\n" + "".join(f"s{k}\t{'AB'[c]}\n" for k, c in enumerate(y)))
-    biolens("train", tmp_path / "s.fasta", "--labels", tmp_path / "l.tsv", "--epochs", "2", "--out", tmp_path / "run")
-    info = json.loads((tmp_path / "run" / "run.json").read_text())
-    splits = pd.read_csv(tmp_path / "run" / "splits.csv")
-    train_ids = set(splits.loc[splits["split"] == "train", "id"])
-    seeds = info["kmer_seeds"]
-    assert seeds and {s["favours"] for s in seeds} == {"A", "B"}
-    # counted on the training sequences only: the shares are those of the training split
-    train_a = [sequences[k] for k in range(len(y)) if f"s{k}" in train_ids and y[k] == 0]
+def test_a_run_seeds_filters_from_its_training_sequences_and_says_so_in_methods(sequence_run, sequence_data):
     import re
 
-    from biolens.stats.kmers import IUPAC
+    from biolens.stats.kmers import IUPAC as CODES
     from biolens.stats.kmers import reverse_complement as kmer_reverse_complement
 
-    word = seeds[0]["word"]
-    pattern = re.compile("|".join("".join(f"[{IUPAC[letter]}]" for letter in w)
-                                  for w in (word, kmer_reverse_complement(word))))
-    share = np.mean([bool(pattern.search(s)) for s in train_a])
-    assert seeds[0]["share_in_class"] == pytest.approx(share, abs=1e-4)
-    assert "first-layer filters started from words" in (tmp_path / "run" / "report.html").read_text()
+    info = json.loads((sequence_run / "run.json").read_text())
+    seeds = info["kmer_seeds"]
+    assert seeds and all(s["z"] >= 5 and s["share_in_class"] > s["share_in_others"] for s in seeds)
+    fasta = sequence_data["sequences"].read_text().splitlines()
+    records = {name[1:]: seq for name, seq in zip(fasta[0::2], fasta[1::2])}
+    splits = pd.read_csv(sequence_run / "splits.csv")
+    first = seeds[0]
+    in_class = splits[(splits["split"] == "train") & (splits["label"] == first["favours"])]["id"]
+    pattern = re.compile("|".join("".join(f"[{CODES[letter]}]" for letter in w)
+                                  for w in (first["word"], kmer_reverse_complement(first["word"]))))
+    # counted on the training sequences only: the share is that of the training split
+    share = np.mean([bool(pattern.search(records[i].upper())) for i in in_class])
+    assert first["share_in_class"] == pytest.approx(share, abs=1e-4)
+    assert "first-layer filters started from words" in (sequence_run / "report.html").read_text()
 
 
 def test_a_degenerate_site_is_found_as_its_iupac_word_and_composition_alone_is_not_a_word():
