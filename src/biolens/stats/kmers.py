@@ -211,11 +211,12 @@ def enriched_words(one_hot: np.ndarray, y: np.ndarray, n_classes: int, *, per_cl
     sizes = np.bincount(y, minlength=n_classes)
     rng = np.random.default_rng(seed)
     found: list[Word] = []
+    all_codes = _codes(one_hot)
     for c in range(n_classes):
         in_class = y == c
         if sizes[c] < 5 or len(y) - sizes[c] < 5:
             continue
-        codes = _codes(one_hot)
+        codes = all_codes.copy()  # each class erases its own words
         background = markov_background(codes[in_class], rng)
         kept: list[str] = []
         while len(kept) < per_class:

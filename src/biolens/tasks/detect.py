@@ -385,22 +385,26 @@ def _validation_tiles(images, targets, maps, code: int = 1):
     return (np.stack(xs), np.stack(ys)) if xs else (None, None)
 
 
+def training_objects(data: Data) -> int:
+    """Annotated objects in the training units: what the automatic epochs and number of networks follow."""
+    from biolens.tasks.detect_curve import objects_per_class
+
+    return sum(objects_per_class(data, [u for u in data.units if u.split == "train"]).values())
+
+
 def how_many_networks(config: DetectConfig, data: Data) -> int:
     """--networks, or with 0 the automatic choice: several networks averaged when few objects are annotated.
 
     Measured (docs/objects.md, docs/performance.md): on ~90 training tree crowns single networks of seeds 0-3 scored
     right-half box F1 0.32-0.54, a spread larger than any setting tried; averaging the outputs of three networks
     removes the bad draw. Few objects also train fastest, so the threefold training costs minutes there."""
-    from biolens.tasks.detect_curve import objects_per_class
-
     if config.networks:
         return config.networks
-    train = [u for u in data.units if u.split == "train"]
-    return NETWORKS_FEW_OBJECTS if sum(objects_per_class(data, train).values()) < FEW_OBJECTS else 1
+    return NETWORKS_FEW_OBJECTS if training_objects(data) < FEW_OBJECTS else 1
 
 
 def _train_networks(run: Run, config: DetectConfig, data: Data, networks: int, *, name: str = "",
-                    seed: int | None = None, final_epochs: list[int] | None = None, stage: str = ""):
+                    seed: int | None = None, final_epochs: list[int] | None = None):
     """`networks` object networks trained alike from different seeds, their outputs averaged into one model
     (models/objects.averaged_networks); one network is returned as it is. With `final_epochs` (one per network),
     the delivered networks trained again on every annotated unit. The state is the first network's, with each
@@ -410,15 +414,13 @@ def _train_networks(run: Run, config: DetectConfig, data: Data, networks: int, *
     seed = config.seed if seed is None else seed
     models, states = [], []
     for k in range(networks):
-        one_more = lifecycle.elapsed_seconds(run) + states[0]["train_seconds"] if k else 0.0
-        if k and config.time_budget and one_more > config.time_budget:
+        if k and config.time_budget and \
+                lifecycle.elapsed_seconds(run) + states[0]["train_seconds"] > config.time_budget:
             console.say(f"--time-budget leaves no time for network {k + 1} of {networks}: averaging {k}")
             break
-        part = f" ({k + 1} of {networks})" if networks > 1 else ""
-        model, state = _train(run, config, data, name="/".join(filter(None, [name, f"network{k + 1}" if k else ""])),
-                              seed=seed + MEMBER_SEED_STEP * k, final_epochs=final_epochs[k] if final_epochs else 0,
-                              stage=(stage or ("training the final network on every annotated region" if final_epochs
-                                               else "training the object network")) + part)
+        model, state = _train(run, config, data, name=name, seed=seed + MEMBER_SEED_STEP * k,
+                              final_epochs=final_epochs[k] if final_epochs else 0,
+                              network=(k + 1, networks) if networks > 1 else None)
         models.append(model)
         states.append(state)
     state = {**states[0], "networks": len(models), "train_seconds": round(sum(s["train_seconds"] for s in states), 1),
@@ -428,11 +430,11 @@ def _train_networks(run: Run, config: DetectConfig, data: Data, networks: int, *
 
 
 def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0, name: str = "",
-           seed: int | None = None, stage: str = "") -> dict:
+           seed: int | None = None, network: tuple[int, int] | None = None) -> dict:
     """One held-out network (training units; validation units choose the best epoch), or with `final_epochs` the
     delivered network trained again on every annotated unit for that many epochs (_refit_on_every_region). `name`
-    (a learning-curve model on part of the training units, or a further averaged network) keeps its checkpoints in
-    checkpoints/[final/]<name>/."""
+    (a learning-curve model on part of the training units) keeps its checkpoints in checkpoints/[final/]<name>/;
+    `network` (k, of n) of several averaged ones, the k-th from the second on in its own networkK/ below that."""
     import dataclasses
 
     import keras
@@ -455,7 +457,8 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
     if val_x is None and not final_epochs:
         raise InputError(f"{config.annotations}: the validation regions are too small to check training on; "
                          "annotate larger or more images.")
-    folder = run.path / "checkpoints" / ("final" if final_epochs else "") / name
+    k, of = network or (1, 1)
+    folder = run.path / "checkpoints" / ("final" if final_epochs else "") / name / (f"network{k}" if k > 1 else "")
     state_path, last_path, best_path = folder / "state.json", folder / "last.keras", folder / "best.weights.h5"
     state = json.loads(state_path.read_text()) if state_path.exists() and last_path.exists() else {}
     if state:  # resume: the model with its optimiser state as the last finished epoch left it
@@ -468,9 +471,10 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
     keeper = _EpochKeeper(run, config, state, state_path, last_path, best_path, epochs)
     progress = RichProgress(epochs, steps, int(state.get("epoch", 0)), metric="loss" if final_epochs else "val_loss",
                             label="loss" if final_epochs else "val loss",
-                            stage=stage or ("training the final network on every annotated region" if final_epochs
-                                            else f"learning curve: {name}" if name else "training the object network"))
-    callbacks = [keeper, progress] if final_epochs or name else \
+                            stage=("training the final network on every annotated region" if final_epochs
+                                   else f"learning curve: {name}" if name else "training the object network")
+                            + (f" ({k} of {of})" if of > 1 else ""))
+    callbacks = [keeper, progress] if final_epochs or name or k > 1 else \
         [keeper, keras.callbacks.CSVLogger(str(run.path / "history.csv"), append=True), progress]
     if not state.get("done") and int(state.get("epoch", 0)) < epochs:
         model.fit(sampler, validation_data=None if final_epochs else (val_x, val_y), epochs=epochs,
@@ -1218,12 +1222,9 @@ def most_epochs(config: DetectConfig, data: Data) -> int:
     crowns, best epoch ~21) the longer cosine schedule did worse; a decay kept to 40 epochs with 80 allowed gave
     vgg_cells nothing, so the schedule follows the epochs chosen here.
     """
-    from biolens.tasks.detect_curve import objects_per_class
-
     if config.epochs:
         return config.epochs
-    train = [u for u in data.units if u.split == "train"]
-    return EPOCHS_MANY_OBJECTS if sum(objects_per_class(data, train).values()) >= MANY_OBJECTS else EPOCHS
+    return EPOCHS_MANY_OBJECTS if training_objects(data) >= MANY_OBJECTS else EPOCHS
 
 
 def _body(run: Run, config: DetectConfig, data: Data) -> bool:
@@ -1314,8 +1315,7 @@ def _refit_on_every_region(run: Run, config: DetectConfig, data: Data, model, st
     held-out model is delivered as it is. Not when --time-budget would not cover the second training."""
     if not data.region_split:
         return model, {"refit": False, "why": "held-out whole images: the model scored is the model delivered"}
-    best = [max(1, b) for b in state.get("member_best_epochs", [state["best_epoch"]])]
-    ran = state.get("member_epochs_run", [state["epochs_run"]])
+    best, ran = [max(1, b) for b in state["member_best_epochs"]], state["member_epochs_run"]
     expected = state["train_seconds"] * float(np.mean([b / max(r, 1) for b, r in zip(best, ran)]))
     if config.time_budget and lifecycle.elapsed_seconds(run) + expected * 1.4 > config.time_budget:
         return model, {"refit": False, "why": "--time-budget leaves no time to train again on every region"}
@@ -1323,7 +1323,7 @@ def _refit_on_every_region(run: Run, config: DetectConfig, data: Data, model, st
     if final_state["member_epochs_run"] != best:  # stopped early (time budget): the scored model is the safer one
         return model, {"refit": False, "why": f"the second training stopped after {final_state['member_epochs_run']} "
                                               f"epochs of {best}"}
-    n_objects = sum(len(item.points) for item in data.annotations.items)
+    n_objects = data.annotations.n_objects
     networks = "" if len(best) == 1 else f"each of the {len(best)} networks "
     return final, {"refit": True, "epochs": max(best), "member_epochs": best, "units": len(data.units),
                    "objects": n_objects,

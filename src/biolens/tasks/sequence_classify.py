@@ -111,15 +111,14 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
     batch_size = config.auto_batch_size(len(parts["train"]))
     run.update_info(warnings=warnings)
     started = time.perf_counter()
-    words = []
-    if config.kmer_seeds:  # the training sequences only: the test set never shapes the model
-        with console.step("counting words enriched in each class (filter seeds)"):
-            words = enriched_words(x[parts["train"]], y[parts["train"]], len(class_names), per_class=config.kmer_seeds,
-                                   seed=config.seed, both_strands=config.both_strands)
-        run.update_info(kmer_seeds=[{"word": w.word, "favours": class_names[w.favours], "z": w.z,
-                                     "share_in_class": w.share_in, "share_in_others": w.share_out} for w in words])
-
-    def build_model():
+    def build_model():  # only for a fresh start: a resumed run loads its checkpoint and needs no seeds
+        words = []
+        if config.kmer_seeds:  # the training sequences only: the test set never shapes the model
+            with console.step("counting words enriched in each class (filter seeds)"):
+                words = enriched_words(x[parts["train"]], y[parts["train"]], len(class_names),
+                                       per_class=config.kmer_seeds, seed=config.seed, both_strands=config.both_strands)
+            run.update_info(kmer_seeds=[{"word": w.word, "favours": class_names[w.favours], "z": w.z,
+                                         "share_in_class": w.share_in, "share_in_others": w.share_out} for w in words])
         model = sequence_cnn(len(class_names), filters=config.filters, width=config.filter_width,
                              both_strands=config.both_strands)
         seeded = seed_motif_filters(model, [w.word for w in words])
