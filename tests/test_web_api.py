@@ -391,6 +391,72 @@ def test_predict_with_an_object_run_shows_counts_per_class_and_each_image_with_i
     assert server.get(thumbs[0].replace(".png", ".svg")).status_code == 404
 
 
+def test_a_finished_classifier_downloads_as_a_model_for_use_elsewhere(server, tmp_path, trained_run, detect_run):
+    """The Run page's export: a zip with the model, its classes and description; the TFLite interpreter gives the
+    probabilities the run's own predict gives."""
+    from biolens.tasks.export import check_round_trip
+    from test_export import _pixels
+
+    shutil.copytree(trained_run, tmp_path / "runs" / "cells")
+    shutil.copytree(detect_run, tmp_path / "runs" / "dots")
+    page = server.get("/runs/cells").text
+    assert 'action="/runs/cells/export"' in page and "TensorFlow Lite" in page and "ONNX" in page
+    assert 'action="/runs/dots/export"' not in server.get("/runs/dots").text
+    assert server.post("/runs/cells/export", data={"format": "tflite"}).status_code == 403  # CSRF, as every POST
+    download = server.post("/runs/cells/export", data={"csrf": server.csrf, "format": "tflite"})
+    assert download.status_code == 200, download.text[:500]
+    assert 'filename="cells-tflite.zip"' in download.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(download.content)) as bundle:
+        assert sorted(n for n in bundle.namelist() if not n.endswith("/")) == ["cells-tflite/model.json", "cells-tflite/model.labels.txt",
+                                             "cells-tflite/model.tflite"]
+        bundle.extractall(tmp_path / "unpacked")
+    unpacked = tmp_path / "unpacked" / "cells-tflite"
+    info = json.loads((trained_run / "run.json").read_text())
+    assert (unpacked / "model.labels.txt").read_text().split() == info["class_names"]
+    images = sorted((SLICE / "images" / "WBC").iterdir())[:2] + sorted((SLICE / "images" / "RBC").iterdir())[:2]
+    predicted = tmp_path / "predicted.csv"
+    import biolens
+
+    biolens.predict(trained_run, images, out=predicted)
+    names, pixels = _pixels(trained_run, images)
+    expected = pd.read_csv(predicted).set_index("file").loc[names, [f"prob_{c}" for c in info["class_names"]]]
+    np.testing.assert_allclose(check_round_trip(unpacked / "model.tflite", "tflite", pixels), expected.to_numpy(),
+                               atol=1.5e-4)
+    assert not any((tmp_path / "runs" / ".biolens-web" / "exports").iterdir())  # the server keeps no copy
+    refused = server.post("/runs/dots/export", data={"csrf": server.csrf, "format": "tflite"})
+    assert refused.status_code == 409 and "not a finished image classification run" in refused.text
+    assert server.post("/runs/cells/export", data={"csrf": server.csrf, "format": "tfjs"}).status_code == 400
+
+
+def test_a_guessing_model_is_flagged_wherever_its_headline_shows_and_marks_every_prediction(server, tmp_path,
+                                                                                             trained_run):
+    """Metrics as the engine writes them for a model whose CI reaches chance level: Home and the Predict menu say so
+    beside the headline, the Run page lists the warnings, and predictions are all marked for a person to check."""
+    from biolens.engine.supervised import at_chance, honesty_warnings
+
+    folder = tmp_path / "runs" / "guessing"
+    shutil.copytree(trained_run, folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics.update(balanced_accuracy=0.5, balanced_accuracy_ci95=[0.3, 0.7])
+    metrics.update(at_chance=at_chance(metrics, len(metrics["class_names"])),
+                   warnings=honesty_warnings(metrics, len(metrics["class_names"])))
+    assert metrics["at_chance"]
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    shutil.copytree(trained_run, tmp_path / "runs" / "fine")
+    home = server.get("/").text
+    assert home.count("not clearly better than guessing") == 1
+    run_page = server.get("/runs/guessing").text
+    assert 'id="run-warnings"' in run_page and "not clearly better than guessing" in run_page
+    fine_warnings = json.loads((trained_run / "metrics.json").read_text()).get("warnings")
+    assert ('id="run-warnings"' in server.get("/runs/fine").text) == bool(fine_warnings)
+    assert "(not clearly better than guessing)" in server.get("/predict").text
+    images = sorted((SLICE / "images" / "WBC").iterdir())[:3]
+    predicted = server.post("/predict", data={"csrf": server.csrf, "run": "guessing"},
+                            files=[("files", (p.name, p.read_bytes(), "image/png")) for p in images])
+    assert predicted.status_code == 200, alert(predicted)
+    assert 'id="caution"' in predicted.text and predicted.text.count('class="unsure"') == 3
+
+
 def test_runs_can_be_renamed_and_deleted_but_not_while_running(server, tmp_path, trained_run):
     runs = tmp_path / "runs"
     shutil.copytree(trained_run, runs / "first-try")

@@ -212,6 +212,14 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             table = Path(download.value.path()).read_text()
             assert table.startswith("file,predicted,confidence,unsure") and len(table.splitlines()) == 7
 
+            page.goto(f"{server.base}/runs/my-cells")  # the model for a phone, Fiji/QuPath or a script
+            page.get_by_label("Use this model elsewhere").select_option("onnx")
+            with page.expect_download() as download:
+                page.get_by_role("button", name="Download the model").click()
+            assert download.value.suggested_filename == "my-cells-onnx.zip"
+            with zipfile.ZipFile(download.value.path()) as bundle:
+                assert {"my-cells-onnx/model.onnx", "my-cells-onnx/model.labels.txt"} <= set(bundle.namelist())
+
             page.goto(f"{server.base}/runs/my-cells")  # the review loop: pick, label, retrain
             page.get_by_role("link", name="Label more images").click()
             page.get_by_label("Unlabelled images or a zip of them").set_input_files(pool)

@@ -51,7 +51,8 @@ def predict_classes(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     """Classify images (image run) or FASTA sequences (sequence run).
 
     `unsure` is True when the conformal prediction set (calibrated on the run's validation data at the run's alpha)
-    holds zero or several classes: then the model cannot single out one class with the promised coverage."""
+    holds zero or several classes: then the model cannot single out one class with the promised coverage. A model
+    at chance level on its test set (metrics `at_chance`) marks every prediction unsure."""
     from biolens.models.io import load_trusted
 
     model = load_trusted(run.model_path, info.get("model_sha256"))
@@ -76,6 +77,10 @@ def predict_classes(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
         "unsure": sets.sum(1) != 1,
         **{f"prob_{c}": probs[:, k].round(4) for k, c in enumerate(class_names)},
     })
+    if metrics.get("at_chance"):  # a guessing model's labels are not predictions: every one needs a person
+        table["unsure"] = True
+        console.say("warning: this model was not clearly better than guessing on its test set (its report says "
+                    "why); every prediction is marked unsure.")
     if bad:
         failed = pd.DataFrame({key: [name for name, _ in bad], "error": [why for _, why in bad]})
         table = pd.concat([table, failed], ignore_index=True)

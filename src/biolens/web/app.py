@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -132,7 +133,8 @@ def create_app(settings: Settings) -> FastAPI:
         return page(request, "run", name=name, info=info, state=state, main_files=main, other_files=rest,
                     task=views.TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
                     headline=views.headline(info, metrics), headline_label=views.headline_label(info),
-                    curve_offer=views.learning_curve_offer(info, metrics))
+                    curve_offer=views.learning_curve_offer(info, metrics), export_formats=views.EXPORT_FORMATS,
+                    run_warnings=views.honesty_warnings(metrics))
 
     @app.get("/runs/{name}/events")
     async def run_events(request: Request, name: str):
@@ -204,6 +206,28 @@ def create_app(settings: Settings) -> FastAPI:
         _run_folder(name)
         return await _run_action(queue.add_learning_curve, name, then=f"/runs/{name}")
 
+    @app.post("/runs/{name}/export")
+    async def export_model(request: Request, name: str):
+        """The run's model for use outside biolens (the engine's `export`, in the worker process), as one zip: the
+        model with its class list and description, the files `biolens export` writes."""
+        form = await checked_form(request)
+        folder = _finished_classifier(name, needs="exporting a model")
+        fmt = str(form.get("format", ""))
+        if fmt not in views.EXPORT_FORMATS:
+            raise HTTPException(400, f"Choose how to export the model: {', '.join(views.EXPORT_FORMATS.values())}.")
+        work = settings.state_dir / "exports" / uuid.uuid4().hex[:12]
+        bundle = work / f"{name}-{fmt}"
+        bundle.mkdir(parents=True)
+        try:
+            await engine_call("export", str(folder), str(bundle / views.EXPORT_TARGETS[fmt]), format=fmt)
+            archive = await asyncio.to_thread(shutil.make_archive, str(bundle), "zip", root_dir=work,
+                                              base_dir=bundle.name)
+        except InputError as exc:
+            shutil.rmtree(work, ignore_errors=True)
+            raise HTTPException(409, views.in_web_words(str(exc), settings.uploads_dir)) from None
+        return FileResponse(archive, filename=f"{name}-{fmt}.zip", media_type="application/zip",
+                            background=BackgroundTask(shutil.rmtree, work, ignore_errors=True))
+
     @app.get("/predict", response_class=HTMLResponse)
     async def predict_form(request: Request, run: str = ""):
         return page(request, "predict", runs=_finished_classifiers(), selected=run, table=None, error=None)
@@ -237,6 +261,7 @@ def create_app(settings: Settings) -> FastAPI:
         columns = [c for c in table.columns if c != "thumb"]
         per_class = (table.groupby("label")["count"].sum() if objects else table["predicted"].value_counts())
         return page(request, "predict", runs=_finished_classifiers(), selected=name, error=None, batch=batch,
+                    caution=views.at_chance_note(views.run_metrics(folder)),
                     table=table.fillna("").to_dict("records"), columns=columns, objects=objects,
                     per_class={str(k): int(v) for k, v in per_class.sort_index().items()},
                     n_objects=int(table["count"].fillna(0).sum()) if objects else 0,
@@ -399,11 +424,11 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"There is no run called {name!r}.")
         return folder
 
-    def _finished_classifier(name: str) -> Path:
+    def _finished_classifier(name: str, needs: str = "review") -> Path:
         folder = _run_folder(name)
         info = views.run_info(folder)
         if info.get("task") != "classify" or info.get("status") != "complete":
-            raise HTTPException(409, f"{name} is not a finished image classification run; review needs one.")
+            raise HTTPException(409, f"{name} is not a finished image classification run; {needs} needs one.")
         return folder
 
     def _review(batch: str):
@@ -586,7 +611,7 @@ def estimate_in_worker(data: str, task: str, **options) -> tuple[dict | None, st
 
 
 def call_in_worker(function: str, *args, **kwargs) -> str | None:
-    """In the worker process: a function of the public API (biolens.predict, biolens.review), or its one-line error."""
+    """In the worker process: a function of the public API (biolens.predict, review, export), or its one-line error."""
     import biolens
 
     try:

@@ -20,6 +20,13 @@ MAIN_FILES = tuple(dict.fromkeys(["report.html", *(name for spec in registry.TAS
                                                    if name != "run.json"), "possible_label_errors.csv", "run.json"]))
 
 
+# the Run page's "Use this model elsewhere" menu: `biolens export` formats, what each is for, the model's file name
+EXPORT_FORMATS = {"tflite": "TensorFlow Lite (phones, field apps)",
+                  "onnx": "ONNX (Fiji, QuPath, Python or R scripts)",
+                  "savedmodel": "TensorFlow SavedModel (servers, scripts; converts to TensorFlow.js)"}
+EXPORT_TARGETS = {"tflite": "model.tflite", "onnx": "model.onnx", "savedmodel": "model"}
+
+
 def run_info(folder: Path) -> dict:
     return _json_or_empty(folder / RUN_FILE)
 
@@ -49,6 +56,17 @@ def headline(info: dict, metrics: dict) -> str:
     """The one figure a list of runs shows (the task registry's headline, the same as the report's)."""
     spec = registry.of_run(info)
     return spec.summary(metrics) if spec else ""
+
+
+def at_chance_note(metrics: dict) -> str:
+    """The short caution shown beside a guessing model's headline wherever the headline is (Home, Predict's menu)."""
+    return "not clearly better than guessing" if metrics.get("at_chance") else ""
+
+
+def honesty_warnings(metrics: dict) -> list[str]:
+    """The warnings the run wrote beside its headline (chance level, calibration), for the Run page."""
+    warnings = metrics.get("warnings")
+    return [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
 
 
 def learning_curve_offer(info: dict, metrics: dict) -> str:
@@ -125,8 +143,10 @@ def list_runs(runs_dir: Path, jobs: list[dict]) -> list[dict]:
         info, job = run_info(folder), latest.get(name)
         if not info and not job:
             continue
+        metrics = run_metrics(folder)
         rows.append({"name": name, "task": TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
-                     "status": status_of(info, job), "headline": headline(info, run_metrics(folder)),
+                     "status": status_of(info, job), "headline": headline(info, metrics),
+                     "caution": at_chance_note(metrics),
                      "created": info.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(job["created"])),
                      "error": info.get("error") or (job or {}).get("error") or ""})
     return sorted(rows, key=lambda r: r["created"], reverse=True)
