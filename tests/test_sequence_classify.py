@@ -39,30 +39,6 @@ def read_tsv(path) -> list[dict]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-@pytest.fixture(scope="module")
-def sequence_data(tmp_path_factory):
-    """Three classes (NF-kB motif, E-box, background), plus 10 exact copies and 3 unlabelled records."""
-    folder = tmp_path_factory.mktemp("sequences")
-    paths = simulate_labelled_sequences(folder, n_per_class=150, seed=3)
-    fasta = paths["sequences"].read_text().splitlines()
-    records = dict(zip(fasta[0::2], fasta[1::2]))
-    labels = pd.read_csv(paths["labels"], sep="\t")
-    copies = labels.head(10)
-    extra = "".join(f">copy_{i}\n{records['>' + row.id]}\n" for i, row in enumerate(copies.itertuples()))
-    extra += "".join(f">unlabelled_{i}\n{'ACGT' * 40}\n" for i in range(3))
-    paths["sequences"].write_text(paths["sequences"].read_text() + extra)
-    pd.concat([labels, pd.DataFrame({"id": [f"copy_{i}" for i in range(10)], "label": copies.label})]).to_csv(
-        paths["labels"], sep="\t", index=False)
-    return paths
-
-
-@pytest.fixture(scope="module")
-def sequence_run(sequence_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "seqclass"
-    biolens("train", sequence_data["sequences"], "--labels", sequence_data["labels"], "--out", out, "--seed", "0")
-    return out
-
-
 def test_held_out_score_is_honest_and_high(sequence_run):
     metrics = json.loads((sequence_run / "metrics.json").read_text())
     info = json.loads((sequence_run / "run.json").read_text())

@@ -94,7 +94,7 @@ def test_state_changes_need_the_csrf_token_and_our_origin(server):
 
 
 def test_pages_render(server):
-    for path, words in (("/", "No runs yet"), ("/new", "Run name"), ("/predict", "No finished image classification"),
+    for path, words in (("/", "No runs yet"), ("/new", "Run name"), ("/predict", "No finished classification"),
                         ("/compare", "Runs to compare")):
         page = server.get(path)
         assert page.status_code == 200 and words in page.text, path
@@ -172,6 +172,59 @@ def test_pretrain_is_offered_and_queued_with_the_engine_gate(server, tmp_path):
     job = server.app.app.state.queue.latest_for("feat")
     assert job["task"] == "pretrain" and json.loads(job["params"])["images"] == [str(tmp_path / "data" / "cells")]
     server.post("/runs/feat/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+
+
+def test_sequence_classification_is_offered_checked_at_submit_and_queued(server, sequence_data):
+    """FASTA and label table uploaded as a person would; the label table's mistakes are said at the form, in its
+    words, before anything is queued."""
+    assert "Classify DNA sequences" in server.get("/new").text
+    fasta, labels = sequence_data["sequences"], sequence_data["labels"]
+
+    def submit(name, labels_bytes, **fields):
+        files = [("files", (fasta.name, fasta.read_bytes(), "text/plain")),
+                 ("labels_file", ("labels.tsv", labels_bytes, "text/tab-separated-values"))]
+        return new_run(server, files=files, task="sequence_classify", name=name, **fields)
+
+    table = labels.read_text()
+    no_label = submit("seq-bad", table.replace("\tlabel", "\tclass", 1).encode())
+    assert no_label.status_code == 400 and "no 'label' column" in alert(no_label)
+    assert "the label table" in alert(no_label) or "labels.tsv" in alert(no_label)
+    assert str(server.settings.uploads_dir) not in alert(no_label)  # upload paths are cut to the uploaded names
+    wrong_ids = submit("seq-bad", table.replace("\n", "\nx", 1).encode())
+    assert wrong_ids.status_code == 400 and "have no sequence in" in alert(wrong_ids)
+    no_group = submit("seq-bad", table.encode(), sequence_group_column="family")
+    assert no_group.status_code == 400 and "'family'" in alert(no_group)
+    image = sorted((SLICE / "images" / "RBC").iterdir())[0]
+    not_fasta = new_run(server, task="sequence_classify", name="seq-bad",
+                        files=[("files", (image.name, image.read_bytes(), "image/png")),
+                               ("labels_file", ("labels.tsv", table.encode(), "text/plain"))])
+    assert not_fasta.status_code == 400 and "not a FASTA file" in alert(not_fasta)
+    assert server.app.app.state.queue.latest_for("seq-bad") is None
+
+    queued = submit("seq", table.encode(), length="200", strands="single", sequence_epochs="5")
+    assert queued.status_code == 303 and queued.headers["location"] == "/runs/seq", alert(queued)
+    job = server.app.app.state.queue.latest_for("seq")
+    params = json.loads(job["params"])
+    assert job["task"] == "sequence_classify" and Path(params["data"]).name == fasta.name
+    assert Path(params["labels"]).read_text() == table
+    assert (params["length"], params["both_strands"], params["epochs"]) == (200, False, 5)
+    server.post("/runs/seq/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+
+
+def test_a_finished_sequence_run_predicts_an_uploaded_fasta(server, tmp_path, sequence_run):
+    from biolens.simulate import simulate_labelled_sequences
+
+    shutil.copytree(sequence_run, tmp_path / "runs" / "motifs")
+    assert "Predict new sequences" in server.get("/runs/motifs").text
+    assert '<option value="motifs"' in server.get("/predict").text
+    fresh = simulate_labelled_sequences(tmp_path / "new", n_per_class=4, seed=12)["sequences"]
+    predicted = server.post("/predict", data={"csrf": server.csrf, "run": "motifs"},
+                            files=[("files", ("new.fasta", fresh.read_bytes(), "text/plain"))])
+    assert predicted.status_code == 200, alert(predicted)
+    assert predicted.text.count("<tr ") == 12 and "12 sequences (" in predicted.text
+    assert "<th scope=\"col\">image</th>" not in predicted.text.split('id="predictions"')[1]
+    batch = predicted.text.split("/predictions/")[1].split("/")[0]
+    assert server.get(f"/predictions/{batch}/predictions.csv").text.startswith("id,predicted,confidence,unsure")
 
 
 def test_uploaded_zip_is_unpacked_to_its_class_folders(server):

@@ -248,6 +248,14 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             expect(page.locator("#columns-traits option")).to_have_count(3)
             assert page.eval_on_selector_all("#columns-traits option", "os => os.map(o => o.value)") == \
                 ["sample", "Yield", "population"]
+            page.get_by_label("Classify DNA sequences").check()  # its own settings, the label table's columns too
+            expect(page.get_by_label("Strands")).to_be_visible()
+            expect(page.get_by_label("Trait column")).to_be_hidden()
+            labels = workspace / "labels.tsv"
+            labels.write_text("id\tlabel\tfamily\nseq1\tbound\tA\n")
+            page.locator("#labels_file").set_input_files(labels)
+            expect(page.locator("#columns-labels option")).to_have_count(3)
+            page.screenshot(path=SHOTS / "new_sequence_run.png", full_page=True)
             page.goto(f"{server.base}/new")  # how long a run would take, measured before it is queued
             page.get_by_label("or give a path on this machine").fill(str(workspace / "data" / "cells" / "manifest.csv"))
             page.get_by_label("Maximum epochs").fill("12")

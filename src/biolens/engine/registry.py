@@ -104,7 +104,7 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec("sequence_classify", "sequence classification", configs.SequenceConfig,
              "biolens.tasks.sequence_classify:train", SUPERVISED_OUTPUTS + ("motifs.tsv", "motifs.meme"),
              "classify.html.j2", "sequence_methods", "balanced_accuracy", "balanced accuracy", _classify_headline,
-             predictor="biolens.tasks.predict:predict_classes", model=True),
+             predictor="biolens.tasks.predict:predict_classes", web_form=True, model=True),
     TaskSpec("cluster", "clustering", configs.ClusterConfig, "biolens.tasks.cluster:cluster",
              ("run.json", "metrics.json", "clusters.csv", "embedding.parquet", "markers.tsv", "report.html"),
              "cluster.html.j2", "cluster_methods", "n_clusters", "clusters",

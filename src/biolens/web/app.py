@@ -252,12 +252,15 @@ def create_app(settings: Settings) -> FastAPI:
             message = exc.detail if isinstance(exc, HTTPException) else str(exc)
             return page(request, "predict", 400, runs=_finished_classifiers(), selected=name, table=None, error=message)
         table = pd.read_csv(out.parent / "counts.csv" if objects else out)
-        column = "image" if objects else "file"
-        sources = [Path(str(f)) for f in table[column]]
-        if objects:  # the overlays drawn by predict, one per image
-            sources = [overlays / f"{p.stem}.png" for p in sources]
-        table["thumb"] = await asyncio.to_thread(views.thumbnails, sources, out.parent / "thumbs")
-        table[column] = [_shown_name(f, target) for f in table[column]]  # the uploaded names, not the server's
+        if "id" in table:  # a sequence model: rows are FASTA records, nothing to draw
+            table["thumb"] = ""
+        else:
+            column = "image" if objects else "file"
+            sources = [Path(str(f)) for f in table[column]]
+            if objects:  # the overlays drawn by predict, one per image
+                sources = [overlays / f"{p.stem}.png" for p in sources]
+            table["thumb"] = await asyncio.to_thread(views.thumbnails, sources, out.parent / "thumbs")
+            table[column] = [_shown_name(f, target) for f in table[column]]  # the uploaded names, not the server's
         columns = [c for c in table.columns if c != "thumb"]
         per_class = (table.groupby("label")["count"].sum() if objects else table["predicted"].value_counts())
         return page(request, "predict", runs=_finished_classifiers(), selected=name, error=None, batch=batch,
@@ -439,10 +442,10 @@ def create_app(settings: Settings) -> FastAPI:
         return table, runs_json.read_json(folder / "source.json")["run"]
 
     def _finished_classifiers() -> list[dict]:
-        """Finished runs whose model predicts images (image classification and objects in images), newest first,
-        each with its task and headline figure for the model menu."""
-        return [r for r in views.list_runs(settings.runs_dir, queue.jobs())
-                if r["task"] in (registry.get("classify").title, registry.get("detect").title)
+        """Finished runs whose model predicts new data (image and sequence classification, objects in images),
+        newest first, each with its task and headline figure for the model menu."""
+        predictors = {registry.get(name).title for name in ("classify", "sequence_classify", "detect")}
+        return [r for r in views.list_runs(settings.runs_dir, queue.jobs()) if r["task"] in predictors
                 and r["status"] == "complete"]
 
     async def _job_from_form(form, values: dict) -> tuple[str, str, dict]:
@@ -466,6 +469,17 @@ def create_app(settings: Settings) -> FastAPI:
                                 "backbone": values.get("backbone") if values.get("backbone") in dict(views.BACKBONE_CHOICES)
                                 else "compact",
                                 "image_size": _integer(values, "image_size", 0, 0, 1024)}
+        if task == "sequence_classify":
+            sequences = _single_input(await _data_from_form(form, "files", "path", target / "sequences"))
+            if not is_fasta(sequences):
+                raise InputError(f"{sequences.name} is not a FASTA file; give the sequences as FASTA (.fa, .fasta, "
+                                 "optionally .gz) and their labels as a table below.")
+            labels = _single_input(await _data_from_form(form, "labels_file", "labels_path", target / "labels"))
+            return name, task, {"data": str(sequences), "labels": str(labels), "seed": seed,
+                                "epochs": _integer(values, "sequence_epochs", 30, 1, 1000),
+                                "group_column": values.get("sequence_group_column", "").strip() or None,
+                                "length": _integer(values, "length", 0, 0, 1_000_000),
+                                "both_strands": _choice(values, "strands", ("both", "single")) == "both"}
         if task == "pretrain":
             data = await _data_from_form(form, "files", "path", target / "data")
             root = _image_data_root(data)  # a folder of images (class sub-folders welcome), never its manifest
@@ -505,8 +519,8 @@ def create_app(settings: Settings) -> FastAPI:
                                 "time_budget": 60.0 * _number(values, "detect_time_budget_min", 0.0, 0.0, 7 * 24 * 60),
                                 "object_size": _number(values, "object_size", 0.0, 0.0, 2000.0),
                                 "learning_curve": _choice(values, "detect_learning_curve", ("auto", "on", "off"))}
-        raise InputError("choose a task: classify images, cluster, associate, detect objects or learn image "
-                         "features (pretrain).")
+        raise InputError("choose a task: classify images or DNA sequences, cluster, associate, detect objects or "
+                         "learn image features (pretrain).")
 
     async def _data_from_form(form, files_field: str, path_field: str, target: Path) -> Path:
         """Uploaded files (zips unpacked safely, folder uploads keep their sub-folders) or a path under a root."""

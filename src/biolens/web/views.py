@@ -97,7 +97,8 @@ FORM_WORDS = {"--trait": "the Trait column field", "--covariates": "the Covariat
               "--phenotypes": "the phenotype table", "--genotypes": "the genotype file", "--epochs": "Maximum epochs",
               "--object-size": "Object size", "--skip-bad": "leaving the unreadable files out of the upload",
               "--kind": "What the annotations mark", "--images": "the images given under Data",
-              "--time-budget": "the training time limit"}
+              "--time-budget": "the training time limit", "--labels": "the label table",
+              "--length": "Bases the model reads", "--min-per-class": "the minimum per class (command line only)"}
 
 
 def in_web_words(message: str, uploads: Path) -> str:

@@ -6,7 +6,7 @@ function showTaskFields() {
   if (!form) return;
   const update = () => {
     const task = form.querySelector("input[name=task]:checked").value;
-    for (const name of ["classify", "cluster", "associate", "detect", "pretrain"]) {
+    for (const name of ["classify", "sequence_classify", "cluster", "associate", "detect", "pretrain"]) {
       for (const el of form.querySelectorAll(".task-" + name)) el.hidden = name !== task;
     }
   };
@@ -149,6 +149,7 @@ function columnMenus() {
   fromFile("phenotype_file", "columns-traits"); fromPath("phenotype_path", "columns-traits");
   fromFile("files", "columns-data"); fromPath("path", "columns-data");
   fromFile("annotation_file", "columns-annotations"); fromPath("annotation_path", "columns-annotations");
+  fromFile("labels_file", "columns-labels"); fromPath("labels_path", "columns-labels");
 }
 
 function confirmForms() {
