@@ -7,7 +7,7 @@ DEMO_OUT ?= runs/demo
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test test-slow benchmark clean browser
+.PHONY: install demo test test-slow benchmark clean browser tfjs
 
 install: $(BIN)/biolens
 
@@ -20,7 +20,7 @@ $(BIN)/biolens: pyproject.toml
 demo: install
 	$(BIN)/biolens demo --out $(DEMO_OUT)
 
-test: install browser
+test: install browser tfjs
 	$(BIN)/python -m pytest -q
 
 # Debian's chromium for the web app's browser tests (Playwright drives it; browser downloads are not possible here).
@@ -32,11 +32,26 @@ browser:
 	    { $$run apt-get update -qq && $$run DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; \
 	  else echo "note: the browser tests need chromium at $(CHROMIUM) (apt-get install chromium)"; fi; }
 
-test-slow: install browser
+# TensorFlow.js (its pure-JS CPU backend, from the npm registry) to run `biolens export --format tfjs` models in the
+# tests, as a web page would; Node.js and npm from Debian when the machine has none.
+TFJS := tests/js/node_modules/@tensorflow/tfjs-converter/package.json
+tfjs: $(TFJS)
+
+$(TFJS): tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then run=env; elif sudo -n true 2>/dev/null; then run="sudo -n env"; else run=; fi; \
+	  if [ -n "$$run" ] && command -v apt-get >/dev/null; then \
+	    $$run DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null 2>&1 || \
+	    { $$run apt-get update -qq && $$run DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }; \
+	  else echo "note: the TF.js export test needs Node.js and npm (apt-get install nodejs npm)"; fi; }
+	cd tests/js && npm ci --no-audit --no-fund --silent
+	@touch $(TFJS)
+
+test-slow: install browser tfjs
 	$(BIN)/python -m pytest -q -m slow
 
 benchmark: install
 	$(BIN)/python benchmarks/images_vs_tutorial.py $(DATA)
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info tests/js/node_modules

@@ -3,12 +3,15 @@ runtimes (TensorFlow's SavedModel loader, the TFLite interpreter, ONNX Runtime).
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SLICE, biolens
+from tests.conftest import ROOT, SLICE, biolens
+
+NODE_TFJS = ROOT / "tests" / "js" / "predict_tfjs.mjs"
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +56,35 @@ def test_exported_models_give_the_same_probabilities_as_predict(trained_run, tes
     assert np.allclose(check_round_trip(targets["tflite"], "tflite", pixels), expected, atol=1.5e-4)
 
 
+def test_tfjs_export_runs_in_tensorflow_js_with_the_same_probabilities(trained_run, test_images, tmp_path):
+    """The CLI writes a TF.js graph model; TensorFlow.js itself (Node.js, its CPU backend: `make tfjs`) loads it
+    and gives the probabilities `biolens predict` gives."""
+    assert NODE_TFJS.exists(), "TensorFlow.js for the tests is missing: `make test` installs it (make tfjs)"
+    predictions = tmp_path / "predictions.csv"
+    biolens("predict", trained_run, *test_images, "--out", predictions)
+    info = json.loads((trained_run / "run.json").read_text())
+    names, pixels = _pixels(trained_run, test_images)
+    expected = pd.read_csv(predictions).set_index("file").loc[names, [f"prob_{c}" for c in info["class_names"]]]
+    biolens("export", trained_run, "--format", "tfjs", "--out", tmp_path / "web_model")
+    folder = tmp_path / "web_model"
+    document = json.loads((folder / "model.json").read_text())
+    assert document["format"] == "graph-model" and (folder / "biolens_export.labels.txt").exists()
+    (tmp_path / "pixels.json").write_text(json.dumps({"shape": list(pixels.shape), "data": pixels.ravel().tolist()}))
+    ran = subprocess.run(["node", str(NODE_TFJS), str(folder), str(tmp_path / "pixels.json")], capture_output=True,
+                         text=True, timeout=300, cwd=NODE_TFJS.parent)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    output = json.loads(ran.stdout)
+    probabilities = np.asarray(output["data"], dtype=np.float64).reshape(output["shape"])
+    np.testing.assert_allclose(probabilities, expected.to_numpy(), atol=1e-4 + 5e-5)  # predict rounds to 1e-4
+
+
 def test_export_refuses_what_it_cannot_do(trained_run, detect_run, tmp_path):
     import biolens as api
     from biolens.errors import InputError
 
-    result = biolens("export", trained_run, "--format", "tfjs", "--out", tmp_path / "js", check=False)
+    result = biolens("export", trained_run, "--format", "coreml", "--out", tmp_path / "ml", check=False)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "tensorflowjs" in lines[0]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "tfjs" in lines[0]
     with pytest.raises(InputError, match="'keras'"):
         api.export(trained_run, tmp_path / "k", format="keras")
     with pytest.raises(InputError, match="image classification run"):

@@ -478,7 +478,10 @@ def test_a_finished_classifier_downloads_as_a_model_for_use_elsewhere(server, tm
     assert not any((tmp_path / "runs" / ".biolens-web" / "exports").iterdir())  # the server keeps no copy
     refused = server.post("/runs/dots/export", data={"csrf": server.csrf, "format": "tflite"})
     assert refused.status_code == 409 and "not a finished image classification run" in refused.text
-    assert server.post("/runs/cells/export", data={"csrf": server.csrf, "format": "tfjs"}).status_code == 400
+    web = server.post("/runs/cells/export", data={"csrf": server.csrf, "format": "tfjs"})
+    with zipfile.ZipFile(io.BytesIO(web.content)) as bundle:
+        assert "cells-tfjs/model/model.json" in bundle.namelist()
+    assert server.post("/runs/cells/export", data={"csrf": server.csrf, "format": "coreml"}).status_code == 400
 
 
 def test_a_guessing_model_is_flagged_wherever_its_headline_shows_and_marks_every_prediction(server, tmp_path,

@@ -202,7 +202,7 @@ def review(
 @app.command()
 def export(
     run: Path = typer.Argument(..., help="A finished image classification run folder."),
-    format: str = typer.Option("savedmodel", "--format", help="savedmodel (a folder), tflite or onnx (a file, or a folder to hold model.tflite/model.onnx); tfjs: see the message."),
+    format: str = typer.Option("savedmodel", "--format", help="savedmodel or tfjs (a folder: TensorFlow.js graph model.json + weights), tflite or onnx (a file, or a folder to hold model.tflite/model.onnx)."),
     out: Path = typer.Option(..., "--out", help="Where to write the exported model."),
     force: bool = typer.Option(False, "--force", help="Replace an existing export at --out."),
 ):

@@ -1,12 +1,13 @@
-"""Export a trained image classifier for use outside biolens: SavedModel, TFLite, ONNX (TF.js: see below).
+"""Export a trained image classifier for use outside biolens: SavedModel, TFLite, ONNX and TF.js.
 
 Every exported model takes raw RGB (or the run's channels) pixels 0-255 as float32, shape (batch, height, width,
 channels) at the run's input size, and returns calibrated class probabilities (the run's temperature applied), the
 same numbers `biolens predict` gives. Beside it, `<name>.labels.txt` lists the classes in output order and
 `<name>.json` records the input size, classes, temperature and the run it came from.
 
-TF.js is refused with the reason: the `tensorflowjs` converter on PyPI pins TensorFlow versions older than the
-one biolens uses; the exported SavedModel converts with `tensorflowjs_converter` in an environment that has it.
+TF.js is written here as a graph model (`model.json` + weight shards, the layout `tensorflowjs_converter` writes for
+a frozen graph): the `tensorflowjs` package on PyPI cannot be a dependency (it pins TensorFlow Decision Forests,
+JAX and tf-keras), and the format is a JSON GraphDef whose constants live in the weight files.
 """
 from __future__ import annotations
 
@@ -40,15 +41,11 @@ def export(run: str | Path | Run, out: str | Path, *, format: str = "savedmodel"
                          "(its model maps pixels to class probabilities).")
     if info.get("status") != "complete" or not run.model_path.exists():
         raise InputError(f"{run.path} has not finished (status: {info.get('status')}); finish it before exporting.")
-    if format == "tfjs":
-        raise InputError("--format tfjs: the tensorflowjs converter on PyPI does not support this TensorFlow version; "
-                         "export --format savedmodel and run `tensorflowjs_converter --input_format=tf_saved_model` "
-                         "where tensorflowjs is installed.")
     target = _target(Path(out), format, run, force)
     model = _probability_model(run, info)
     with console.step(f"exporting {run.path.name} as {format}"):
-        if format == "savedmodel":
-            _atomic_folder(target, lambda folder: _savedmodel(model, folder))
+        if format in _FOLDER_WRITERS:
+            _atomic_folder(target, lambda folder: _FOLDER_WRITERS[format](model, folder))
         else:
             write_bytes(target, _tflite(model) if format == "tflite" else _onnx(model))
     _sidecars(target, run, info, model)
@@ -134,6 +131,63 @@ def _onnx(model) -> bytes:
     proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=17,
                                              output_path=None)
     return proto.SerializeToString()
+
+
+# TF.js weights: the dtypes it reads, what numpy's others become (as tensorflowjs_converter does), the shard size
+_TFJS_DTYPES = {"float32": "float32", "int32": "int32", "bool": "bool", "float16": "float32", "float64": "float32",
+                "int64": "int32", "int8": "int32", "int16": "int32", "uint8": "int32", "uint16": "int32"}
+_TFJS_SHARD_BYTES = 4 << 20
+
+
+def _tfjs(model, folder: Path) -> None:
+    """A TF.js graph model: the frozen graph of the probability model as JSON (`modelTopology`), every constant's
+    value moved to 4 MB weight shards (`weightsManifest`, in graph order), and the serving signature."""
+    import tensorflow as tf
+    from google.protobuf.json_format import MessageToDict
+    from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = tf.TensorSpec(shape=(None, *model.input_shape[1:]), dtype=tf.float32, name="pixels")
+    function = tf.function(lambda pixels: model(pixels, training=False)).get_concrete_function(spec)
+    frozen = convert_variables_to_constants_v2(function)
+    graph = frozen.graph.as_graph_def()
+    half = [n.name for n in graph.node if any(a.type == tf.float16.as_datatype_enum for a in n.attr.values())]
+    if half:
+        raise InputError("--format tfjs: this model computes in float16 (mixed precision), which TF.js does not run; "
+                         "export --format tflite or onnx instead.")
+    weights, blobs = [], []
+    for node in graph.node:
+        if node.op != "Const":
+            continue
+        value = tf.make_ndarray(node.attr["value"].tensor)
+        if value.dtype.name not in _TFJS_DTYPES:
+            raise InputError(f"--format tfjs: the model holds a {value.dtype.name} constant ({node.name}), which TF.js "
+                             "cannot read; export --format tflite or onnx instead.")
+        value = np.ascontiguousarray(value.astype(_TFJS_DTYPES[value.dtype.name]))
+        weights.append({"name": node.name, "shape": list(value.shape), "dtype": value.dtype.name})
+        blobs.append(value.tobytes())
+        kept_dtype = node.attr["value"].tensor.dtype
+        node.attr["value"].tensor.Clear()  # the value lives in the shards; the node keeps its dtype and shape
+        node.attr["value"].tensor.dtype = kept_dtype
+        node.attr["value"].tensor.tensor_shape.CopyFrom(tf.TensorShape(value.shape).as_proto())
+    data = b"".join(blobs)
+    count = max(1, -(-len(data) // _TFJS_SHARD_BYTES))
+    paths = [f"group1-shard{k + 1}of{count}.bin" for k in range(count)]
+    for k, name in enumerate(paths):
+        (folder / name).write_bytes(data[k * _TFJS_SHARD_BYTES:(k + 1) * _TFJS_SHARD_BYTES])
+    signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
+    for key, tensor in (("pixels", frozen.inputs[0]), ("probabilities", frozen.outputs[0])):
+        entry = signature.inputs[key] if key == "pixels" else signature.outputs[key]
+        entry.CopyFrom(meta_graph_pb2.TensorInfo(name=tensor.name, dtype=tensor.dtype.as_datatype_enum,
+                                                 tensor_shape=tensor.shape.as_proto()))
+    document = {"format": "graph-model", "generatedBy": tf.__version__, "convertedBy": "biolens export",
+                "modelTopology": MessageToDict(graph), "signature": MessageToDict(signature),
+                "weightsManifest": [{"paths": paths, "weights": weights}]}
+    (folder / "model.json").write_text(json.dumps(document))
+
+
+_FOLDER_WRITERS = {"savedmodel": _savedmodel, "tfjs": _tfjs}
 
 
 def _sidecars(target: Path, run: Run, info: dict, model) -> None:

@@ -23,8 +23,9 @@ MAIN_FILES = tuple(dict.fromkeys(["report.html", *(name for spec in registry.TAS
 # the Run page's "Use this model elsewhere" menu: `biolens export` formats, what each is for, the model's file name
 EXPORT_FORMATS = {"tflite": "TensorFlow Lite (phones, field apps)",
                   "onnx": "ONNX (Fiji, QuPath, Python or R scripts)",
-                  "savedmodel": "TensorFlow SavedModel (servers, scripts; converts to TensorFlow.js)"}
-EXPORT_TARGETS = {"tflite": "model.tflite", "onnx": "model.onnx", "savedmodel": "model"}
+                  "tfjs": "TensorFlow.js (web pages, in the browser)",
+                  "savedmodel": "TensorFlow SavedModel (servers, scripts)"}
+EXPORT_TARGETS = {"tflite": "model.tflite", "onnx": "model.onnx", "tfjs": "model", "savedmodel": "model"}
 
 
 def run_info(folder: Path) -> dict:
