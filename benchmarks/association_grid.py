@@ -33,8 +33,10 @@ DEFAULT = {"form": "product", "maf": "0.3-0.5", "demography": "constant", "effec
 
 
 def cells(which: str) -> list[dict]:
-    """The grid: every factor varied alone around the default cell, plus null and additive-only cohorts."""
-    grid = [] if which == "additive" else [{"scenario": "pair", **DEFAULT, "form": form} for form in INTERACTION_FORMS]
+    """The grid: every factor varied alone around the default cell, plus null and additive-only cohorts. `forms`
+    is the default cell of each form with the null and additive cohorts; `maf`, `demography` and `effect` are only
+    the cells that vary that factor; `all` is everything."""
+    grid = [{"scenario": "pair", **DEFAULT, "form": form} for form in INTERACTION_FORMS] if which in ("all", "forms") else []
     if which in ("all", "maf"):
         grid += [{"scenario": "pair", **DEFAULT, "form": form, "maf": maf}
                  for form in ("product", "one_carrier") for maf in ("0.05-0.15", "0.15-0.3")]
