@@ -6,8 +6,9 @@
 
 Each cell simulates `--cohorts` msprime cohorts (1,000 diploid x 2 kb by default), runs `biolens associate` and asks:
 - pair cells: is the planted pair found (a pair at q < 0.05 whose two sites are each the planted site or in LD
-  r^2 >= 0.8 with it) by the deep model, the saturated two-locus test and PLINK's product scan? Where does the best
-  linked pair rank in each test?
+  r^2 >= 0.8 with it) by the deep model, the saturated two-locus test, PLINK's product scan and the product term
+  read against main effects (`product`; runs before 2026-12-03 have no such column)? Where does the best linked pair
+  rank in each test?
 - additive cells: are the planted sites in the top 10 of variants.tsv (allowing r^2 >= 0.8 neighbours) and in a 95%
   credible set of at most 5 sites?
 - null and additive cells: is any pair claimed at q < 0.05 (a false discovery)?
@@ -70,7 +71,7 @@ def score(run: Path, vcf: Path, truth: dict) -> dict:
     pairs = _rows(run / "interactions.tsv")
     is_planted = [planted(r) for r in pairs]
     tests = {"deep": ("q_perm", "p_perm"), "saturated": ("q_saturated", "p_saturated"),
-             "plink": ("q_epistasis", "p_epistasis")}
+             "plink": ("q_epistasis", "p_epistasis"), "product": ("q_product", "p_product")}
     for test, (q_column, p_column) in tests.items():
         claimed = [_number(r[q_column]) < 0.05 for r in pairs]
         if truth["pair"]:
@@ -141,8 +142,8 @@ def main() -> None:
 
 
 def table(records: list[dict], trait: str) -> None:
-    print("| cell | cohorts | found: deep / saturated / PLINK | median rank: deep / saturated / PLINK | "
-          "table rank: median (top 10) | false pairs (cohorts with any): deep / saturated / PLINK | "
+    print("| cell | cohorts | found: deep / saturated / PLINK / product | median rank: deep / saturated / PLINK / product | "
+          "table rank: median (top 10) | false pairs (cohorts with any): deep / saturated / PLINK / product | "
           "additive top 10 / set <= 5 | s |")
     print("|---|---|---|---|---|---|---|---|")
     for key in dict.fromkeys(r["cell"] for r in records if r["trait"] == trait):
@@ -150,15 +151,20 @@ def table(records: list[dict], trait: str) -> None:
         cell = json.loads(key)
         name = cell["scenario"] if cell["scenario"] != "pair" else cell["form"]
         name += f", maf {cell['maf']}, {cell['demography']}" + (f", effect {cell['effect']}" if cell["effect"] else "")
-        tests = ("deep", "saturated", "plink")
-        found = " / ".join(f"{np.mean([r.get(f'{t}_found', False) for r in rows]):.0%}" for t in tests) \
+        tests = ("deep", "saturated", "plink", "product")
+        had = {t: [r for r in rows if f"{t}_false_pairs" in r] for t in tests}  # product: runs since 2026-12-03
+
+        def share(t, what):
+            return f"{np.mean([what(r) for r in had[t]]):.0%}" if had[t] else "-"
+
+        found = " / ".join(share(t, lambda r: r.get(f"{t}_found", False)) for t in tests) \
             if cell["scenario"] == "pair" else "-"
-        ranks = " / ".join(str(int(np.median([r[f"{t}_rank"] or 10**6 for r in rows]))) for t in tests) \
-            if cell["scenario"] == "pair" else "-"
+        ranks = " / ".join(str(int(np.median([r[f"{t}_rank"] or 10**6 for r in had[t]]))) if had[t] else "-"
+                           for t in tests) if cell["scenario"] == "pair" else "-"
         table_ranks = [r.get("table_rank") or 10**6 for r in rows]
         table_rank = (f"{int(np.median(table_ranks))} ({np.mean(np.array(table_ranks) <= 10):.0%})"
                       if cell["scenario"] == "pair" and all("table_rank" in r for r in rows) else "-")
-        false = " / ".join(f"{np.mean([r[f'{t}_false_pairs'] > 0 for r in rows]):.0%}" for t in tests)
+        false = " / ".join(share(t, lambda r: r[f"{t}_false_pairs"] > 0) for t in tests)
         additive = (f"{np.mean([r['additive_top10'] for r in rows]):.0%} / {np.mean([r['additive_small_set'] for r in rows]):.0%}"
                     if cell["scenario"] == "additive" else "-")
         seconds = np.median([r["seconds"] for r in rows])

@@ -242,14 +242,14 @@ def test_resume_recomputes_only_the_missing_stage_and_gives_the_same_result(tmp_
     biolens("associate", "--genotypes", small_cohort["genotypes"], "--phenotypes", small_cohort["phenotypes"],
             "--trait", "status", "--out", out, "--permutations", "2", "--folds", "2", "--seed", "4")
     first = (out / "variants.tsv").read_text()
-    (out / "checkpoints" / "discovery_v3.npz").unlink()
+    (out / "checkpoints" / "discovery_v4.npz").unlink()
     (out / "variants.tsv").unlink()
     info = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))  # as a kill leaves it
-    (out / "checkpoints" / ".discovery_v3.npz.tmp123").write_bytes(b"partial")  # what a kill -9 mid-write leaves
+    (out / "checkpoints" / ".discovery_v4.npz.tmp123").write_bytes(b"partial")  # what a kill -9 mid-write leaves
     result = biolens("associate", "--resume", out)
     assert (out / "variants.tsv").read_text() == first
-    assert not (out / "checkpoints" / ".discovery_v3.npz.tmp123").exists()
+    assert not (out / "checkpoints" / ".discovery_v4.npz.tmp123").exists()
     assert "classical epistasis scan" not in result.stderr + result.stdout  # the finished stage was not redone
     assert "fine-mapping" not in result.stderr + result.stdout
 
@@ -343,14 +343,15 @@ def test_every_interaction_form_is_ranked_first_by_the_saturated_scan(form):
     assert np.nanmin(p[linked]) * np.isfinite(p).sum() < 0.05  # significant after Bonferroni over all pairs
 
 
-def _saturated_q(cohort, folder: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray, "object"]:
-    """BH q of every pair by the F distribution and read against main-effects traits, as `associate` computes them."""
+def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.ndarray, "object"]:
+    """BH q of every pair by a pair test's own distribution and read against main-effects traits, as `associate`
+    computes them. `test(dosage, y, covariates, pairs)` gives p (traits x pairs for several traits)."""
     from sklearn.metrics import r2_score
     from sklearn.model_selection import cross_val_predict
 
     from biolens.config import AssociateConfig
     from biolens.stats.significance import bh_qvalues
-    from biolens.stats.two_locus import saturated_against_main_effects, saturated_pair_tests
+    from biolens.stats.two_locus import against_main_effects
     from biolens.tasks import associate as task
 
     paths = cohort.write(folder)
@@ -359,9 +360,15 @@ def _saturated_q(cohort, folder: Path, seed: int = 0) -> tuple[np.ndarray, np.nd
     rng = np.random.default_rng(seed)
     null_traits = task.interaction_null_traits(data, 20, rng, r2_score(data.y_model, oof))
     pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
-    _, _, p_f = saturated_pair_tests(data.dosage, data.y, data.covariates, pairs)
-    p_null, _ = saturated_against_main_effects(data.dosage, p_f, null_traits, data.covariates, rng)
-    return bh_qvalues(np.nan_to_num(p_f, nan=1.0)), bh_qvalues(p_null), (data, pairs)
+    p_own = test(data.dosage, data.y, data.covariates, pairs)
+    p_null, _ = against_main_effects(test, data.dosage, p_own, null_traits, data.covariates, rng)
+    return bh_qvalues(np.nan_to_num(p_own, nan=1.0)), bh_qvalues(p_null), (data, pairs)
+
+
+def _saturated_q(cohort, folder: Path, seed: int = 0):
+    from biolens.stats.two_locus import saturated_p
+
+    return _pair_q(cohort, folder, saturated_p, seed)
 
 
 def test_saturated_test_read_against_main_effects_drops_pairs_that_only_tag_additive_sites(tmp_path):
@@ -374,6 +381,36 @@ def test_saturated_test_read_against_main_effects_drops_pairs_that_only_tag_addi
     assert (q_f < 0.05).sum() > 0 and (q_null < 0.05).sum() == 0, ((q_f < 0.05).sum(), (q_null < 0.05).sum())
     pair = simulate_cohort("pair", form="one_carrier", trait="quantitative", seed=7, n_individuals=800, length=1500)
     _, q_null, (data, pairs) = _saturated_q(pair, tmp_path / "pair")
+    column = {int(pos): i for i, pos in enumerate(data.genotypes.pos)}
+    a, b = sorted(column[pos] for pos in pair.truth["pair"])
+    planted = int(np.nonzero((pairs[:, 0] == a) & (pairs[:, 1] == b))[0][0])
+    assert q_null[planted] < 0.05 and q_null[planted] == np.nanmin(q_null), (q_null[planted], np.nanmin(q_null))
+
+
+def test_product_test_is_plinks_and_read_against_main_effects_keeps_a_product_of_rarer_alleles(tmp_path):
+    """The product test is PLINK --epistasis's linear Wald test (`regression.pair_tests`), for one trait or many at
+    once. Read against traits that keep every main effect it claims no pair on an additive cohort (its own p claims
+    some) and finds a planted product pair of rarer alleles (minor allele frequency 0.05-0.15)."""
+    from biolens.stats.regression import pair_tests
+    from biolens.stats.two_locus import product_pair_tests
+
+    rng = np.random.default_rng(3)
+    dosage = rng.binomial(2, 0.3, size=(300, 12)).astype(float)
+    traits = rng.normal(size=(300, 3)) + 0.4 * (dosage[:, [0]] * dosage[:, [1]])
+    pairs = np.stack(np.triu_indices(12, 1), axis=1)
+    together = product_pair_tests(dosage, traits, np.zeros((300, 0)), pairs)
+    for k in range(3):
+        _, plink = pair_tests(dosage, traits[:, k], np.zeros((300, 0)), "quantitative", pairs)
+        np.testing.assert_allclose(together[k], plink, rtol=1e-6)
+        np.testing.assert_allclose(product_pair_tests(dosage, traits[:, k], np.zeros((300, 0)), pairs), plink, rtol=1e-6)
+
+    additive = simulate_cohort("additive", trait="quantitative", seed=5, n_individuals=800, length=1500,
+                               variance_explained=0.05)
+    q_own, q_null, _ = _pair_q(additive, tmp_path / "additive", product_pair_tests)
+    assert (q_own < 0.05).sum() > 0 and (q_null < 0.05).sum() == 0, ((q_own < 0.05).sum(), (q_null < 0.05).sum())
+    pair = simulate_cohort("pair", form="product", trait="quantitative", seed=1, n_individuals=800,
+                           length=1500, maf=(0.05, 0.15))
+    _, q_null, (data, pairs) = _pair_q(pair, tmp_path / "pair", product_pair_tests)
     column = {int(pos): i for i, pos in enumerate(data.genotypes.pos)}
     a, b = sorted(column[pos] for pos in pair.truth["pair"])
     planted = int(np.nonzero((pairs[:, 0] == a) & (pairs[:, 1] == b))[0][0])

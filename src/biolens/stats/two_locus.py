@@ -94,26 +94,61 @@ def _f_tests(counts: np.ndarray, sums: np.ndarray, total_ss: np.ndarray, residua
 
 
 NULL_SCAN_SITES = 150  # each null trait is scanned over all pairs of this many random sites (~11,000 pairs)
+_PRODUCT_ELEMENTS_PER_BLOCK = 4_000_000  # pairs x individuals x 4 design columns held at once (32 MB)
 
 
-def saturated_against_main_effects(dosage: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
-                                   covariates: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """p-values of the saturated test read against traits simulated under the main-effects model of every site.
+def product_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """p-value of the dosage-product term in trait ~ a + b + a*b, per pair (PLINK --epistasis's model, linear, on
+    the trait with the covariates regressed out; a binary trait in its linear-probability form, as the saturated
+    test). y: a trait or several as columns (then p is traits x pairs: each pair's design is solved once for all)."""
+    y = np.asarray(y, dtype=np.float64)
+    resid = residualise(y if y.ndim == 2 else y[:, None], covariates)
+    centred = dosage - dosage.mean(0)
+    n, traits = resid.shape
+    dof = n - covariates.shape[1] - 4
+    total_ss = (resid ** 2).sum(0)
+    pvalues = np.full((traits, len(pairs)), np.nan)
+    size = max(1, _PRODUCT_ELEMENTS_PER_BLOCK // (4 * n))
+    for start in range(0, len(pairs), size):
+        a, b = pairs[start:start + size, 0], pairs[start:start + size, 1]
+        X = np.stack([np.ones((len(a), n)), centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
+        inverse = np.linalg.pinv(np.matmul(np.swapaxes(X, 1, 2), X))
+        xty = np.einsum("kni,nt->kit", X, resid)
+        beta = np.matmul(inverse, xty)
+        rss = np.maximum(total_ss[None, :] - np.einsum("kit,kit->kt", xty, beta), 1e-300)
+        se = np.sqrt(rss / max(dof, 1) * np.maximum(inverse[:, 3, 3], 0.0)[:, None])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            block = 2 * stats.t.sf(np.abs(beta[:, 3, :] / se), max(dof, 1))
+        block[X[:, :, 3].std(1) == 0] = np.nan  # no product variation: nothing to test
+        pvalues[:, start:start + len(a)] = block.T
+    return pvalues if y.ndim == 2 else pvalues[0]
 
-    In one region without recombination the F test's own p-value is not a test of epistasis: the 3 x 3 table of two
-    sites that both tag a third, causal one describes that site better than their two main effects do, so on purely
-    additive cohorts hundreds of pairs reach q < 0.05 (and, with structure, on null ones). `null_traits` (n x B) keep
-    every site's additive and dominance effects and nothing else (the deep pair test's null, Buzkova et al. 2011):
-    pairs that only tag main effects score as high there as in the data. Each null trait is scanned over all pairs
-    of a random set of sites (a sample of the region's pairs, LD structure included); the observed -log10 p of every
-    pair is then compared with that pooled null, with the tail extended (`significance.permutation_test`).
+
+def against_main_effects(test, dosage: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
+                         covariates: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """p-values of a pair test (`test(dosage, traits, covariates, pairs)` -> traits x pairs p) read against traits
+    simulated under the main-effects model of every site.
+
+    In one region without recombination a pair test's own p-value is not a test of epistasis: the 3 x 3 table (or
+    the product) of two sites that both tag a third, causal one describes that site better than their two main
+    effects do, so on purely additive cohorts hundreds of pairs reach q < 0.05 (and, with structure, on null ones).
+    `null_traits` (n x B) keep every site's additive and dominance effects and nothing else (the deep pair test's
+    null, Buzkova et al. 2011): pairs that only tag main effects score as high there as in the data. Each null trait
+    is scanned over all pairs of a random set of sites (a sample of the region's pairs, LD structure included); the
+    observed -log10 p of every pair is then compared with that pooled null, with the tail extended
+    (`significance.permutation_test`).
     """
     from biolens.stats.significance import permutation_test
 
     sites = np.sort(rng.choice(dosage.shape[1], min(dosage.shape[1], NULL_SCAN_SITES), replace=False))
     within = np.stack(np.triu_indices(len(sites), 1), axis=1)
-    _, _, p_null = saturated_pair_tests(dosage[:, sites], null_traits, covariates, within)
+    p_null = test(dosage[:, sites], null_traits, covariates, within)
     return permutation_test(_evidence(p_observed), _evidence(p_null), standardise=False)
+
+
+def saturated_p(dosage: np.ndarray, traits: np.ndarray, covariates: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """The saturated test's p-values alone (traits x pairs), the form `against_main_effects` takes."""
+    return saturated_pair_tests(dosage, traits, covariates, pairs)[2]
 
 
 def _evidence(pvalues: np.ndarray) -> np.ndarray:

@@ -149,7 +149,7 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
     epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-    discovery = cached_stage(run, "discovery_v3", lambda: _discovery(data, config, classical, epochs, r2_additive))
+    discovery = cached_stage(run, "discovery_v4", lambda: _discovery(data, config, classical, epochs, r2_additive))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
@@ -367,7 +367,7 @@ def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, r
 
 def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, r2_additive: float = 0.0) -> dict:
     from biolens.stats.significance import bh_qvalues, permutation_test
-    from biolens.stats.two_locus import saturated_against_main_effects
+    from biolens.stats.two_locus import against_main_effects, product_pair_tests, saturated_p
     from biolens.engine.genotype_training import fit_copies
 
     n, m = data.x.shape
@@ -380,10 +380,14 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     targets = np.hstack([np.stack([data.y_model[order] for order in orders[: B + 1]], axis=1),
                          interaction_null_traits(data, B, rng, r2_additive)])
     copies = targets.shape[1]
-    with console.step(f"saturated two-locus test against {B} traits with every main effect and no interaction"):
-        p_saturated, saturated_tail = saturated_against_main_effects(
-            data.dosage, classical["p_saturated"], targets[:, B + 1:], data.covariates,
+    with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction"):
+        p_saturated, saturated_tail = against_main_effects(
+            saturated_p, data.dosage, classical["p_saturated"], targets[:, B + 1:], data.covariates,
             np.random.default_rng(config.seed + 2))
+        p_product_linear = product_pair_tests(data.dosage, data.y_model, data.covariates, classical["pairs"])
+        p_product, product_tail = against_main_effects(
+            product_pair_tests, data.dosage, p_product_linear, targets[:, B + 1:], data.covariates,
+            np.random.default_rng(config.seed + 3))
     allowed = _allowed_pairs(classical["r2"])
     products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
     covariates = np.stack([data.covariates[order] for order in orders], axis=1)
@@ -408,7 +412,9 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
             "pair_p_perm": p_pair, "pair_q_perm": bh_qvalues(p_pair), "candidates": candidates[0],
             "site_tail": np.asarray(json.dumps(site_tail)), "pair_tail": np.asarray(json.dumps(pair_tail)),
             "saturated_p": p_saturated, "saturated_q": bh_qvalues(p_saturated),
-            "saturated_tail": np.asarray(json.dumps(saturated_tail))}
+            "saturated_tail": np.asarray(json.dumps(saturated_tail)),
+            "product_p": p_product, "product_q": bh_qvalues(p_product),
+            "product_tail": np.asarray(json.dumps(product_tail))}
 
 
 # -- outputs -----------------------------------------------------------------------------------------------------
@@ -442,18 +448,20 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     r2_pairs = classical["r2"][pairs[:, 0], pairs[:, 1]]
     linked = r2_pairs >= BLOCK_R2
     p_saturated_f = np.nan_to_num(classical["p_saturated"], nan=1.0)
-    # Evidence: the stronger of the deep and the saturated test (both read against the same main-effects null, so
-    # their p-values are on one footing; a pair the network never took as a candidate still heads the table when
-    # the saturated test sees it), then the deep score. That order is clumped at r^2 >= 0.8 (one row per signal
-    # first), and pairs in strong LD are set apart at the bottom: their "interaction" is one haplotype seen twice.
-    either = np.minimum(discovery["pair_p_perm"], np.nan_to_num(discovery["saturated_p"], nan=1.0))
+    # Evidence: the strongest of the deep, the saturated and the product test (all three read against the same
+    # main-effects null, so their p-values are on one footing; a pair the network never took as a candidate still
+    # heads the table when a classical test sees it: the saturated test for any form, the 1-df product test for a
+    # product of rare alleles), then the deep score. That order is clumped at r^2 >= 0.8 (one row per signal first),
+    # and pairs in strong LD are set apart at the bottom: their "interaction" is one haplotype seen twice.
+    either = np.minimum.reduce([discovery["pair_p_perm"], np.nan_to_num(discovery["saturated_p"], nan=1.0),
+                                np.nan_to_num(discovery["product_p"], nan=1.0)])
     evidence = np.lexsort((p_saturated_f, -score, either))
     pair_order, pair_clump = clump_pairs(evidence[~linked[evidence]], pairs, classical["r2"], BLOCK_R2)
     pair_order = np.concatenate([pair_order, evidence[linked[evidence]]])
     pair_rank = np.empty(len(pairs), dtype=int)
     pair_rank[pair_order] = np.arange(1, len(pairs) + 1)
     shown = set(pair_order[: config.pairs_written].tolist())
-    for q in (classical["q_epistasis"], discovery["saturated_q"], discovery["pair_q_perm"]):
+    for q in (classical["q_epistasis"], discovery["saturated_q"], discovery["product_q"], discovery["pair_q_perm"]):
         shown |= set(np.nonzero(q < 0.05)[0][: config.pairs_written].tolist())
     pair_rows = []
     for k in sorted(shown, key=lambda k: pair_rank[k]):
@@ -463,15 +471,17 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                           g.chrom[a], g.chrom[b], _g(classical["p_epistasis"][k]), _g(classical["q_epistasis"][k]),
                           _g(discovery["saturated_p"][k]), _g(discovery["saturated_q"][k]),
                           "yes" if linked[k] else "no", _g(classical["p_saturated"][k]), _g(classical["q_saturated"][k]),
-                          int(pair_clump[k]) if pair_clump[k] else ""])
+                          int(pair_clump[k]) if pair_clump[k] else "", _g(discovery["product_p"][k]),
+                          _g(discovery["product_q"][k])])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
                                              "chrom_b", "p_epistasis", "q_epistasis", "p_saturated", "q_saturated",
-                                             "strong_ld", "p_saturated_f", "q_saturated_f", "clump"], pair_rows,
-              delimiter="\t")
+                                             "strong_ld", "p_saturated_f", "q_saturated_f", "clump", "p_product",
+                                             "q_product"], pair_rows, delimiter="\t")
 
     metrics = _prediction_metrics(data, crossval, config.seed)
     site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
     saturated_tail = json.loads(str(discovery["saturated_tail"]))
+    product_tail = json.loads(str(discovery["product_tail"]))
     m = data.x.shape[1]
     metrics.update({
         "n_samples": int(len(data.y)), "n_sites": int(m), "n_pairs": int(len(pairs)),
@@ -484,6 +494,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
         "pairs_q05_saturated": int((discovery["saturated_q"] < 0.05).sum()),
         "pairs_q05_saturated_f": int((classical["q_saturated"] < 0.05).sum()),
+        "pairs_q05_product": int((discovery["product_q"] < 0.05).sum()),
         "pairs_q05_deep": int((discovery["pair_q_perm"] < 0.05).sum()),
         "ld_blocks": int(classical["ld_block"].max()),
         "credible_sets": [[int(g.pos[i]) for i in np.nonzero(credible == k)[0]] for k in range(1, int(credible.max()) + 1)],
@@ -491,6 +502,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "saturated_test_tail": saturated_tail,
         "site_q_floor": _q_floor(site_tail, m), "pair_q_floor": _q_floor(pair_tail, len(pairs)),
         "saturated_q_floor": _q_floor(saturated_tail, len(pairs)),
+        "product_test_tail": product_tail, "product_q_floor": _q_floor(product_tail, len(pairs)),
         "effective_tests": _none_if_nan(classical.get("effective_tests", np.nan)),
         "pair_scans": json.loads(str(classical["pair_scan_engine"])) if "pair_scan_engine" in classical else None,
         "inflation_reading": _inflation_reading(float(classical["lambda_gc"]), classical["lambda_gc_unlinked"],
