@@ -413,7 +413,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
             "site_tail": np.asarray(json.dumps(site_tail)), "pair_tail": np.asarray(json.dumps(pair_tail)),
             "saturated_p": p_saturated, "saturated_q": bh_qvalues(p_saturated),
             "saturated_tail": np.asarray(json.dumps(saturated_tail)),
-            "product_p": p_product, "product_q": bh_qvalues(p_product),
+            "product_p": p_product, "product_q": bh_qvalues(p_product), "product_p_own": p_product_linear,
             "product_tail": np.asarray(json.dumps(product_tail))}
 
 
@@ -451,11 +451,13 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     # Evidence: the strongest of the deep, the saturated and the product test (all three read against the same
     # main-effects null, so their p-values are on one footing; a pair the network never took as a candidate still
     # heads the table when a classical test sees it: the saturated test for any form, the 1-df product test for a
-    # product of rare alleles), then the deep score. That order is clumped at r^2 >= 0.8 (one row per signal first),
-    # and pairs in strong LD are set apart at the bottom: their "interaction" is one haplotype seen twice.
+    # product of rare alleles); ties (strong pairs all reach the Pareto tail's end, p = 1e-300) broken by the two
+    # classical tests' own p-values, then the deep score. That order is clumped at r^2 >= 0.8 (one row per signal
+    # first), and pairs in strong LD are set apart at the bottom: their "interaction" is one haplotype seen twice.
     either = np.minimum.reduce([discovery["pair_p_perm"], np.nan_to_num(discovery["saturated_p"], nan=1.0),
                                 np.nan_to_num(discovery["product_p"], nan=1.0)])
-    evidence = np.lexsort((p_saturated_f, -score, either))
+    own = np.minimum(p_saturated_f, np.nan_to_num(discovery["product_p_own"], nan=1.0))
+    evidence = np.lexsort((-score, own, either))
     pair_order, pair_clump = clump_pairs(evidence[~linked[evidence]], pairs, classical["r2"], BLOCK_R2)
     pair_order = np.concatenate([pair_order, evidence[linked[evidence]]])
     pair_rank = np.empty(len(pairs), dtype=int)
