@@ -29,15 +29,20 @@ def _rows(path: Path) -> list[dict]:
 
 
 def linkage_test(vcf: Path):
-    """linked(a, b): positions a and b are the same site or in LD r^2 >= 0.8 in this cohort (what counts as found)."""
+    """linked(a, b): positions a and b are the same site or in LD r^2 >= 0.8 in this cohort (what counts as found).
+
+    A position may hold several sites (a multi-allelic record split into one site per ALT allele): the positions are
+    linked when any site at one is in r^2 >= 0.8 with any site at the other. (Until 2026-12-03 only the first site
+    at a position was looked at, so a row naming the second allele of a position could be scored as unlinked.)"""
     genotypes = read_vcf(vcf)
     dosage, _ = genotypes.imputed()
-    column = {}
+    columns: dict[int, list[int]] = {}
     for i, p in enumerate(genotypes.pos):
-        column.setdefault(int(p), i)
+        columns.setdefault(int(p), []).append(i)
 
     def linked(a: int, b: int) -> bool:
-        return a == b or np.corrcoef(dosage[:, column[a]], dosage[:, column[b]])[0, 1] ** 2 >= 0.8
+        return a == b or any(np.corrcoef(dosage[:, i], dosage[:, j])[0, 1] ** 2 >= 0.8
+                             for i in columns[a] for j in columns[b])
 
     return linked
 

@@ -474,11 +474,11 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                           _g(discovery["saturated_p"][k]), _g(discovery["saturated_q"][k]),
                           "yes" if linked[k] else "no", _g(classical["p_saturated"][k]), _g(classical["q_saturated"][k]),
                           int(pair_clump[k]) if pair_clump[k] else "", _g(discovery["product_p"][k]),
-                          _g(discovery["product_q"][k])])
+                          _g(discovery["product_q"][k]), g.alt[a], g.alt[b]])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
                                              "chrom_b", "p_epistasis", "q_epistasis", "p_saturated", "q_saturated",
                                              "strong_ld", "p_saturated_f", "q_saturated_f", "clump", "p_product",
-                                             "q_product"], pair_rows, delimiter="\t")
+                                             "q_product", "alt_a", "alt_b"], pair_rows, delimiter="\t")
 
     metrics = _prediction_metrics(data, crossval, config.seed)
     site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
