@@ -152,8 +152,7 @@ def _tfjs(model, folder: Path) -> None:
     function = tf.function(lambda pixels: model(pixels, training=False)).get_concrete_function(spec)
     frozen = convert_variables_to_constants_v2(function)
     graph = frozen.graph.as_graph_def()
-    half = [n.name for n in graph.node if any(a.type == tf.float16.as_datatype_enum for a in n.attr.values())]
-    if half:
+    if any(a.type == tf.float16.as_datatype_enum for n in graph.node for a in n.attr.values()):
         raise InputError("--format tfjs: this model computes in float16 (mixed precision), which TF.js does not run; "
                          "export --format tflite or onnx instead.")
     weights, blobs = [], []
