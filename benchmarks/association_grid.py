@@ -73,9 +73,11 @@ def score(run: Path, vcf: Path, truth: dict) -> dict:
     tests = {"deep": ("q_perm", "p_perm"), "saturated": ("q_saturated", "p_saturated"),
              "plink": ("q_epistasis", "p_epistasis"), "product": ("q_product", "p_product")}
     for test, (q_column, p_column) in tests.items():
-        claimed = [_number(r.get(q_column)) < 0.05 for r in pairs]  # runs before 2026-12-03 have no product column
+        if pairs and q_column not in pairs[0]:
+            continue  # runs before 2026-12-03 have no product column: no figures rather than false zeros
+        claimed = [_number(r[q_column]) < 0.05 for r in pairs]
         if truth["pair"]:
-            order = sorted(range(len(pairs)), key=lambda k: _number(pairs[k].get(p_column)))
+            order = sorted(range(len(pairs)), key=lambda k: _number(pairs[k][p_column]))
             ranks = [position + 1 for position, k in enumerate(order) if is_planted[k]]
             result[f"{test}_found"] = any(c and t for c, t in zip(claimed, is_planted))
             result[f"{test}_rank"] = ranks[0] if ranks else None
