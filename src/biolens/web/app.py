@@ -134,7 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
                     task=views.TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
                     headline=views.headline(info, metrics), headline_label=views.headline_label(info),
                     curve_offer=views.learning_curve_offer(info, metrics), export_formats=views.EXPORT_FORMATS,
-                    run_warnings=views.honesty_warnings(metrics))
+                    run_warnings=views.written_warnings(metrics))
 
     @app.get("/runs/{name}/events")
     async def run_events(request: Request, name: str):
@@ -252,7 +252,8 @@ def create_app(settings: Settings) -> FastAPI:
             message = exc.detail if isinstance(exc, HTTPException) else str(exc)
             return page(request, "predict", 400, runs=_finished_classifiers(), selected=name, table=None, error=message)
         table = pd.read_csv(out.parent / "counts.csv" if objects else out)
-        if "id" in table:  # a sequence model: rows are FASTA records, nothing to draw
+        sequences = "id" in table  # a sequence model: rows are FASTA records, nothing to draw
+        if sequences:
             table["thumb"] = ""
         else:
             column = "image" if objects else "file"
@@ -265,7 +266,7 @@ def create_app(settings: Settings) -> FastAPI:
         per_class = (table.groupby("label")["count"].sum() if objects else table["predicted"].value_counts())
         return page(request, "predict", runs=_finished_classifiers(), selected=name, error=None, batch=batch,
                     caution=views.at_chance_note(views.run_metrics(folder)),
-                    table=table.fillna("").to_dict("records"), columns=columns, objects=objects,
+                    table=table.fillna("").to_dict("records"), columns=columns, objects=objects, sequences=sequences,
                     per_class={str(k): int(v) for k, v in per_class.sort_index().items()},
                     n_objects=int(table["count"].fillna(0).sum()) if objects else 0,
                     n_unsure=int(table["unsure"].astype(bool).sum()) if "unsure" in table else 0)

@@ -64,8 +64,9 @@ def at_chance_note(metrics: dict) -> str:
     return "not clearly better than guessing" if metrics.get("at_chance") else ""
 
 
-def honesty_warnings(metrics: dict) -> list[str]:
-    """The warnings the run wrote beside its headline (chance level, calibration), for the Run page."""
+def written_warnings(metrics: dict) -> list[str]:
+    """The warnings the run wrote beside its headline (engine.supervised.honesty_warnings: chance level,
+    calibration), for the Run page."""
     warnings = metrics.get("warnings")
     return [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
 
