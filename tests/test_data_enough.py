@@ -190,5 +190,8 @@ def test_small_data_is_said_and_estimated_by_cross_validation(slice_copy, tmp_pa
     assert metrics["small_data"]["smallest_class"] == 20 and estimate["folds"] == 5
     low, high = estimate["balanced_accuracy_ci95"]
     assert low <= estimate["balanced_accuracy"] <= high
+    # the chance check reads the quoted (cross-validated) figure, not the few test images
+    assert metrics["at_chance"] == (low <= 1 / len(metrics["class_names"]) + 0.02)
+    assert not any("test images" in w for w in metrics["warnings"])
     assert len(list((out / "checkpoints" / "cross_validation").glob("fold*/probabilities.npy"))) == 5
     assert "Small data." in (out / "report.html").read_text()

@@ -84,3 +84,26 @@ def test_honesty_warnings_name_chance_level_worse_calibration_and_extreme_temper
     worse = {**good, "ece": 0.12}
     assert "made the test probabilities worse" in honesty_warnings(worse, 4)[0]
     assert "too easy" in honesty_warnings({**good, "temperature": 0.05}, 4)[0]
+
+
+def test_chance_level_is_judged_on_the_figure_a_reader_quotes():
+    """Small data: a test set of a few images per class can read 100% with a CI down to chance. The cross-validated
+    estimate over all images is then the quoted figure: the chance check, the warnings and the headline read it."""
+    from biolens.engine.registry import TASKS
+    from biolens.engine.supervised import at_chance, honesty_warnings, settle_warnings
+
+    tiny_test = {"balanced_accuracy": 1.0, "balanced_accuracy_ci95": [0.347, 1.0], "ece": 0.01,
+                 "ece_before_calibration": 0.02, "temperature": 1.0, "n_test": 9, "class_names": ["a", "b", "c"]}
+    assert at_chance(tiny_test, 3)
+    (line,) = honesty_warnings(tiny_test, 3)
+    assert line.startswith("Too few images to show") and "on the 9 test images" in line and "Do not use" not in line
+    cross_validated = {"folds": 5, "balanced_accuracy": 0.94, "balanced_accuracy_ci95": [0.9, 0.97], "accuracy": 0.95}
+    settled = {**tiny_test, "small_data": {"cross_validation": cross_validated}}
+    settle_warnings(settled)
+    assert settled["at_chance"] is False and settled["warnings"] == []
+    assert TASKS["classify"].headline(settled).startswith("cross-validated balanced accuracy 94.0% (95% CI 90.0%-97.0%)")
+    guessing = {**settled, "small_data": {"cross_validation": {**cross_validated, "balanced_accuracy": 0.4,
+                                                                "balanced_accuracy_ci95": [0.3, 0.5]}}}
+    settle_warnings(guessing)
+    assert guessing["at_chance"] and guessing["warnings"][0].startswith("The model is not clearly better than guessing")
+    assert "cross-validated over all images" in guessing["warnings"][0]

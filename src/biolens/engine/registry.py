@@ -54,11 +54,20 @@ def _with_ci(metrics: dict, key: str, label: str) -> str:
     return text + (f" (95% CI {_pct(ci[0])}-{_pct(ci[1])})" if ci else "")
 
 
-def _classify_headline(metrics: dict) -> str:
+def quoted_figures(metrics: dict) -> dict:
+    """The balanced accuracy a reader is told to quote, and where it comes from: with small data the
+    cross-validated estimate over all images (a test set of a few images per class says little), else the test
+    set's. The headline (below), the chance-level check (engine/supervised.py) and the warnings all read this one."""
     cv = (metrics.get("small_data") or {}).get("cross_validation")
-    if cv:  # small data: the cross-validated figure is the one to quote (the report says so too)
-        return _with_ci(cv, "balanced_accuracy", "cross-validated balanced accuracy")
-    return _with_ci(metrics, "balanced_accuracy", "balanced accuracy")
+    if cv:
+        return {**cv, "cross_validated": True, "where": "cross-validated over all images"}
+    return {**metrics, "cross_validated": False, "where": f"on the {metrics.get('n_test', 'held-out')} test images"}
+
+
+def _classify_headline(metrics: dict) -> str:
+    quoted = quoted_figures(metrics)
+    return _with_ci(quoted, "balanced_accuracy",
+                    "cross-validated balanced accuracy" if quoted["cross_validated"] else "balanced accuracy")
 
 
 def _number_ci(metrics: dict, key: str) -> str:

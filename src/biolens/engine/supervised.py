@@ -13,6 +13,7 @@ import numpy as np
 from biolens import console
 from biolens.runs import Run, atomic_path, write_json
 from biolens.engine import evaluation, training
+from biolens.engine.registry import quoted_figures
 
 
 def class_balance_notes(y: np.ndarray, class_names: list[str]) -> list[str]:
@@ -98,21 +99,27 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
 
 
 def at_chance(metrics: dict, n_classes: int) -> bool:
-    """The balanced accuracy's 95% CI reaches within 2 points of guessing among `n_classes` classes."""
-    return metrics["balanced_accuracy_ci95"][0] <= 1 / n_classes + 0.02
+    """The quoted balanced accuracy's 95% CI reaches within 2 points of guessing among `n_classes` classes."""
+    return quoted_figures(metrics)["balanced_accuracy_ci95"][0] <= 1 / n_classes + 0.02
 
 
 def honesty_warnings(metrics: dict, n_classes: int) -> list[str]:
-    """Plain-words warnings a reader must see beside the headline: a model at chance level, calibration that the
-    temperature made worse, or a temperature so extreme that the validation set was too easy or too small."""
+    """Plain-words warnings a reader must see beside the headline: a model at chance level (or a figure too
+    uncertain to tell it from one), calibration that the temperature made worse, or a temperature so extreme that
+    the validation set was too easy or too small."""
     warnings = []
     chance = 1 / n_classes
-    low, high = metrics["balanced_accuracy_ci95"]
-    if at_chance(metrics, n_classes):
-        warnings.append(f"The model is not clearly better than guessing: balanced accuracy "
-                        f"{metrics['balanced_accuracy']:.1%} (95% CI {low:.1%}-{high:.1%}) against {chance:.1%} for "
-                        f"guessing among {n_classes} classes. Do not use its predictions; more images per class, "
-                        "cleaner labels or another image size may help.")
+    quoted = quoted_figures(metrics)
+    value, (low, high) = quoted["balanced_accuracy"], quoted["balanced_accuracy_ci95"]
+    figure = (f"balanced accuracy {value:.1%} (95% CI {low:.1%}-{high:.1%}) {quoted['where']}, against {chance:.1%} "
+              f"for guessing among {n_classes} classes")
+    if at_chance(metrics, n_classes) and value >= (1 + chance) / 2:
+        warnings.append(f"Too few images to show that the model is better than guessing: {figure}. Its predictions "
+                        "may well be right, but nothing here shows it; label more images per class before relying "
+                        "on them.")
+    elif at_chance(metrics, n_classes):
+        warnings.append(f"The model is not clearly better than guessing: {figure}. Do not use its predictions; more "
+                        "images per class, cleaner labels or another image size may help.")
     if metrics["ece"] > metrics["ece_before_calibration"] + 0.01:
         warnings.append(f"Calibration on the validation set made the test probabilities worse (expected calibration "
                         f"error {metrics['ece_before_calibration']:.3f} -> {metrics['ece']:.3f}): the validation set is "
@@ -123,6 +130,14 @@ def honesty_warnings(metrics: dict, n_classes: int) -> list[str]:
                         f"{'too easy (nearly every image right with a margin)' if temperature < 0.2 else 'too hard'} "
                         "to calibrate on, so the confidences are less reliable than the accuracy.")
     return warnings
+
+
+def settle_warnings(metrics: dict) -> None:
+    """(Re)write `warnings` and `at_chance` from the figures as they now stand: after the test set, and again once
+    a small-data cross-validated estimate has become the quoted figure."""
+    n_classes = len(metrics["class_names"])
+    metrics["warnings"] = honesty_warnings(metrics, n_classes)
+    metrics["at_chance"] = at_chance(metrics, n_classes)
 
 
 def evaluate_held_out(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], class_names: list[str],
@@ -158,10 +173,7 @@ def evaluate_held_out(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, n
                    class_names=class_names, best_epoch=state.get("best_epoch"), epochs_run=state.get("epoch"),
                    stopped_by=state.get("stopped_by"), train_seconds=round(float(state.get("elapsed", 0.0)), 1))
 
-    metrics["warnings"] = honesty_warnings(metrics, len(class_names))
-    metrics["at_chance"] = at_chance(metrics, len(class_names))
-    for line in metrics["warnings"]:
-        console.say(f"warning: {line}")
+    settle_warnings(metrics)  # printed once the run's figures are final (save_results)
 
     fig = run.path / "figures"
     figures.training_curves(state.get("history", []), fig / "training_curves.png", state.get("best_epoch"))
@@ -178,6 +190,8 @@ def save_results(run: Run, model, metrics: dict, seconds: float) -> None:
     took; the lifecycle then marks the run complete and writes the report."""
     from biolens.models.describe import describe_model
 
+    for line in metrics.get("warnings", []):
+        console.say(f"warning: {line}")
     with atomic_path(run.path / "model.keras") as tmp:
         model.save(tmp)
     write_json(run.path / "metrics.json", metrics)

@@ -253,8 +253,9 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds, rec
     model, metrics, probs, unsure = supervised.evaluate_held_out(
         run, pixels, y, parts, class_names, state, alpha=config.conformal_alpha, groups=groups, seed=config.seed)
     _write_predictions(run, images, test, y, probs, class_names, unsure)
-    _possible_label_errors(run, model, pixels, images, y, parts, probs, class_names, metrics)
     _small_data_estimate(run, config, pixels, images, y, class_names, metrics, recipe)
+    supervised.settle_warnings(metrics)  # the cross-validated estimate, when there is one, is the figure to judge
+    _possible_label_errors(run, model, pixels, images, y, parts, probs, class_names, metrics)
     _learning_curve(run, config, pixels, y, class_names, parts, state, metrics, recipe)
     figures.class_examples(pixels, y, parts["train"], class_names, run.path / "figures" / "class_examples.png",
                            seed=config.seed)
