@@ -78,6 +78,54 @@ def test_tfjs_export_runs_in_tensorflow_js_with_the_same_probabilities(trained_r
     np.testing.assert_allclose(probabilities, expected.to_numpy(), atol=1e-4 + 5e-5)  # predict rounds to 1e-4
 
 
+def test_a_sequence_classifier_exports_and_the_reports_snippet_runs_it(sequence_run, sequence_data, tmp_path):
+    """A sequence run exports like an image run (one-hot DNA in, the probabilities predict gives out: ONNX Runtime,
+    the TFLite interpreter), and the report's Python snippet, run as a user would copy it, names the class predict
+    names for a sequence longer than the run's length (its own centring)."""
+    import re
+    import html as html_text
+
+    import biolens as api
+    from biolens.readers.sequences import one_hot
+    from biolens.tasks.export import check_round_trip
+
+    records = sequence_data["sequences"].read_text().splitlines()
+    fasta = tmp_path / "new.fa"
+    fasta.write_text("\n".join(records[:16]) + "\n")
+    predictions = tmp_path / "predictions.csv"
+    biolens("predict", sequence_run, fasta, "--out", predictions)
+    info = json.loads((sequence_run / "run.json").read_text())
+    table = pd.read_csv(predictions)
+    expected = table[[f"prob_{c}" for c in info["class_names"]]].to_numpy()
+    sequences = dict(zip([r[1:].split()[0] for r in records[0:16:2]], records[1:16:2]))
+    x = one_hot([sequences[i] for i in table["id"]], int(info["length"]), centred=True)
+    for form, out in (("onnx", tmp_path / "seq.onnx"), ("tflite", tmp_path / "seq.tflite")):
+        api.export(sequence_run, out, format=form)
+        np.testing.assert_allclose(check_round_trip(out, form, x), expected, atol=1e-4 + 5e-5, err_msg=form)
+    description = json.loads((tmp_path / "seq.json").read_text())
+    assert description["input_name"] == "one_hot" and description["input_shape"] == [int(info["length"]), 4]
+
+    report = (sequence_run / "report.html").read_text()
+    snippet = html_text.unescape(re.search(r'id="use-elsewhere".*?<pre><code>(.*?)</code></pre>', report, re.S).group(1))
+    longer = "TTTTT" + sequences[table["id"][0]] + "GGGGGGG"  # 12 more bases: the snippet must keep the middle
+    (tmp_path / "model.onnx").write_bytes((tmp_path / "seq.onnx").read_bytes())
+    (tmp_path / "model.labels.txt").write_text((tmp_path / "seq.labels.txt").read_text())
+    (tmp_path / "snippet.py").write_text(snippet.replace('"ACGTTGCA..."', repr(longer)))
+    import sys
+
+    ran = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    label, probability = ran.stdout.split()
+    biolens("predict", sequence_run, _fasta(tmp_path / "longer.fa", longer), "--out", tmp_path / "longer.csv")
+    again = pd.read_csv(tmp_path / "longer.csv").iloc[0]
+    assert label == again["predicted"] and abs(float(probability) - again["confidence"]) < 1e-3
+
+
+def _fasta(path, sequence):
+    path.write_text(f">longer\n{sequence}\n")
+    return path
+
+
 def test_export_refuses_what_it_cannot_do(trained_run, detect_run, tmp_path):
     import biolens as api
     from biolens.errors import InputError
@@ -87,7 +135,7 @@ def test_export_refuses_what_it_cannot_do(trained_run, detect_run, tmp_path):
     assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "tfjs" in lines[0]
     with pytest.raises(InputError, match="'keras'"):
         api.export(trained_run, tmp_path / "k", format="keras")
-    with pytest.raises(InputError, match="image classification run"):
+    with pytest.raises(InputError, match="image or sequence classification run"):
         api.export(detect_run, tmp_path / "d.onnx", format="onnx")
     with pytest.raises(InputError, match="inside the run folder"):
         api.export(trained_run, trained_run / "m.tflite", format="tflite")

@@ -225,6 +225,13 @@ def test_a_finished_sequence_run_predicts_an_uploaded_fasta(server, tmp_path, se
     assert "<th scope=\"col\">image</th>" not in predicted.text.split('id="predictions"')[1]
     batch = predicted.text.split("/predictions/")[1].split("/")[0]
     assert server.get(f"/predictions/{batch}/predictions.csv").text.startswith("id,predicted,confidence,unsure")
+    page = server.get("/runs/motifs").text  # and its model goes elsewhere like an image model's
+    assert 'action="/runs/motifs/export"' in page and "one-hot DNA" in page
+    download = server.post("/runs/motifs/export", data={"csrf": server.csrf, "format": "onnx"})
+    assert download.status_code == 200, alert(download)
+    with zipfile.ZipFile(io.BytesIO(download.content)) as bundle:
+        assert {"motifs-onnx/model.onnx", "motifs-onnx/model.labels.txt", "motifs-onnx/model.json"} <= set(bundle.namelist())
+        assert json.loads(bundle.read("motifs-onnx/model.json"))["input_name"] == "one_hot"
 
 
 def test_uploaded_zip_is_unpacked_to_its_class_folders(server):
@@ -477,7 +484,7 @@ def test_a_finished_classifier_downloads_as_a_model_for_use_elsewhere(server, tm
                                atol=1.5e-4)
     assert not any((tmp_path / "runs" / ".biolens-web" / "exports").iterdir())  # the server keeps no copy
     refused = server.post("/runs/dots/export", data={"csrf": server.csrf, "format": "tflite"})
-    assert refused.status_code == 409 and "not a finished image classification run" in refused.text
+    assert refused.status_code == 409 and "not a finished image or sequence classification run" in refused.text
     web = server.post("/runs/cells/export", data={"csrf": server.csrf, "format": "tfjs"})
     with zipfile.ZipFile(io.BytesIO(web.content)) as bundle:
         assert "cells-tfjs/model/model.json" in bundle.namelist()

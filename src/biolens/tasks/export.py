@@ -1,8 +1,9 @@
-"""Export a trained image classifier for use outside biolens: SavedModel, TFLite, ONNX and TF.js.
+"""Export a trained image or sequence classifier for use outside biolens: SavedModel, TFLite, ONNX and TF.js.
 
-Every exported model takes raw RGB (or the run's channels) pixels 0-255 as float32, shape (batch, height, width,
-channels) at the run's input size, and returns calibrated class probabilities (the run's temperature applied), the
-same numbers `biolens predict` gives. Beside it, `<name>.labels.txt` lists the classes in output order and
+An exported image classifier takes raw RGB (or the run's channels) pixels 0-255 as float32, shape (batch, height,
+width, channels) at the run's input size; a sequence classifier takes one-hot DNA as float32, shape (batch, length,
+4) in ACGT order, centred as biolens centres it. Both return calibrated class probabilities (the run's temperature
+applied), the same numbers `biolens predict` gives. Beside it, `<name>.labels.txt` lists the classes in output order and
 `<name>.json` records the input size, classes, temperature and the run it came from.
 
 TF.js is written here as a graph model (`model.json` + weight shards, the layout `tensorflowjs_converter` writes for
@@ -23,6 +24,13 @@ from biolens.errors import InputError
 from biolens.runs import Run, load_run, write_bytes, write_text
 
 FORMATS = ("savedmodel", "tflite", "onnx", "tfjs")
+# what each exportable task's model takes: (input name, what the sidecar JSON says about it)
+INPUTS = {
+    "classify": ("pixels", "float32 pixels 0-255, (batch, height, width, channels), resized to the input shape"),
+    "sequence_classify": ("one_hot", "float32 one-hot DNA, (batch, length, 4), bases in the order A, C, G, T; N, gaps "
+                                     "and padding are all zeros; a longer sequence keeps its middle `length` bases, a "
+                                     "shorter one is padded equally on both ends"),
+}
 _FILE_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx"}
 
 
@@ -36,9 +44,10 @@ def export(run: str | Path | Run, out: str | Path, *, format: str = "savedmodel"
     info = lifecycle.read_run_info(run)
     if format not in FORMATS:
         raise InputError(f"Invalid value for --format. Received: {format!r}. Expected one of: {', '.join(FORMATS)}.")
-    if info.get("task") != "classify":
-        raise InputError(f"{run.path} is a '{info.get('task')}' run; export takes an image classification run "
-                         "(its model maps pixels to class probabilities).")
+    if info.get("task") not in INPUTS:
+        raise InputError(f"{run.path} is a '{info.get('task')}' run; export takes an image or sequence classification "
+                         "run (its model maps pixels or a sequence to class probabilities; an object-finding network's "
+                         "heat maps need biolens' tiling and peak finding, so use `biolens predict` for it).")
     if info.get("status") != "complete" or not run.model_path.exists():
         raise InputError(f"{run.path} has not finished (status: {info.get('status')}); finish it before exporting.")
     target = _target(Path(out), format, run, force)
@@ -89,10 +98,19 @@ def _probability_model(run: Run, info: dict):
 
     network = load_trusted(run.model_path, info.get("model_sha256"))
     temperature = float(run.metrics.get("temperature", 1.0))
-    pixels = keras.Input(shape=network.input_shape[1:], dtype="float32", name="pixels")
-    logits = network(pixels, training=False)
+    shape = network.input_shape[1:]
+    if info["task"] == "sequence_classify":  # the length predict pads and cuts to (the network itself takes any)
+        shape = (int(info["length"]), *shape[1:])
+    entry = keras.Input(shape=shape, dtype="float32", name=INPUTS[info["task"]][0])
+    logits = network(entry, training=False)
     probabilities = keras.layers.Softmax(name="probabilities")(keras.ops.cast(logits, "float32") / temperature)
-    return keras.Model(pixels, probabilities, name=f"{run.path.name}_probabilities")
+    return keras.Model(entry, probabilities, name=f"{run.path.name}_probabilities")
+
+
+def _input_spec(model):
+    import tensorflow as tf
+
+    return tf.TensorSpec(shape=(None, *model.input_shape[1:]), dtype=tf.float32, name=model.inputs[0].name)
 
 
 def _savedmodel(model, folder: Path) -> None:
@@ -101,9 +119,8 @@ def _savedmodel(model, folder: Path) -> None:
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    spec = tf.TensorSpec(shape=(None, *model.input_shape[1:]), dtype=tf.float32, name="pixels")
-    archive.add_endpoint(name="serving_default", fn=lambda pixels: {"probabilities": model(pixels, training=False)},
-                         input_signature=[spec])
+    archive.add_endpoint(name="serving_default", fn=lambda entry: {"probabilities": model(entry, training=False)},
+                         input_signature=[_input_spec(model)])
     archive.write_out(str(folder), verbose=False)
 
 
@@ -126,9 +143,8 @@ def _onnx(model) -> bytes:
                          "so reinstall biolens with `make install`.") from None
     import tensorflow as tf
 
-    spec = (tf.TensorSpec(shape=(None, *model.input_shape[1:]), dtype=tf.float32, name="pixels"),)
-    function = tf.function(lambda pixels: model(pixels, training=False))
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=17,
+    function = tf.function(lambda entry: model(entry, training=False))
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=(_input_spec(model),), opset=17,
                                              output_path=None)
     return proto.SerializeToString()
 
@@ -148,8 +164,7 @@ def _tfjs(model, folder: Path) -> None:
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     folder.mkdir(parents=True, exist_ok=True)
-    spec = tf.TensorSpec(shape=(None, *model.input_shape[1:]), dtype=tf.float32, name="pixels")
-    function = tf.function(lambda pixels: model(pixels, training=False)).get_concrete_function(spec)
+    function = tf.function(lambda entry: model(entry, training=False)).get_concrete_function(_input_spec(model))
     frozen = convert_variables_to_constants_v2(function)
     graph = frozen.graph.as_graph_def()
     if any(a.type == tf.float16.as_datatype_enum for n in graph.node for a in n.attr.values()):
@@ -176,8 +191,8 @@ def _tfjs(model, folder: Path) -> None:
     for k, name in enumerate(paths):
         (folder / name).write_bytes(data[k * _TFJS_SHARD_BYTES:(k + 1) * _TFJS_SHARD_BYTES])
     signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
-    for key, tensor in (("pixels", frozen.inputs[0]), ("probabilities", frozen.outputs[0])):
-        entry = signature.inputs[key] if key == "pixels" else signature.outputs[key]
+    for key, tensor in ((model.inputs[0].name, frozen.inputs[0]), ("probabilities", frozen.outputs[0])):
+        entry = signature.outputs[key] if key == "probabilities" else signature.inputs[key]
         entry.CopyFrom(meta_graph_pb2.TensorInfo(name=tensor.name, dtype=tensor.dtype.as_datatype_enum,
                                                  tensor_shape=tensor.shape.as_proto()))
     document = {"format": "graph-model", "generatedBy": tf.__version__, "convertedBy": "biolens export",
@@ -195,7 +210,7 @@ def _sidecars(target: Path, run: Run, info: dict, model) -> None:
     classes = list(info["class_names"])
     write_text(Path(f"{base}.labels.txt"), "\n".join(classes) + "\n")
     description = {"run": str(run.path), "classes": classes, "input_shape": list(model.input_shape[1:]),
-                   "input": "float32 pixels 0-255, (batch, height, width, channels), resized to the input shape",
+                   "input_name": INPUTS[info["task"]][0], "input": INPUTS[info["task"]][1],
                    "output": "class probabilities (softmax, calibration temperature applied)",
                    "temperature": float(run.metrics.get("temperature", 1.0)),
                    "model_sha256": info.get("model_sha256")}
@@ -203,13 +218,15 @@ def _sidecars(target: Path, run: Run, info: dict, model) -> None:
 
 
 def check_round_trip(target: Path, format: str, pixels: np.ndarray) -> np.ndarray:  # noqa: A002
-    """Probabilities of the exported model on `pixels`, run by its own runtime (tests and the report's snippet)."""
+    """Probabilities of the exported model on `pixels` (or one-hot sequences), run by its own runtime (tests and
+    the report's snippet)."""
     pixels = np.asarray(pixels, dtype=np.float32)
     if format == "savedmodel":
         import tensorflow as tf
 
-        loaded = tf.saved_model.load(str(target))
-        return loaded.signatures["serving_default"](pixels=tf.constant(pixels))["probabilities"].numpy()
+        serve = tf.saved_model.load(str(target)).signatures["serving_default"]
+        (name,) = serve.structured_input_signature[1]
+        return serve(**{name: tf.constant(pixels)})["probabilities"].numpy()
     if format == "tflite":
         import tensorflow as tf
 

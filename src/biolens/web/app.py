@@ -211,7 +211,7 @@ def create_app(settings: Settings) -> FastAPI:
         """The run's model for use outside biolens (the engine's `export`, in the worker process), as one zip: the
         model with its class list and description, the files `biolens export` writes."""
         form = await checked_form(request)
-        folder = _finished_classifier(name, needs="exporting a model")
+        folder = _finished_classifier(name, needs="exporting a model", tasks=("classify", "sequence_classify"))
         fmt = str(form.get("format", ""))
         if fmt not in views.EXPORT_FORMATS:
             raise HTTPException(400, f"Choose how to export the model: {', '.join(views.EXPORT_FORMATS.values())}.")
@@ -428,11 +428,12 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"There is no run called {name!r}.")
         return folder
 
-    def _finished_classifier(name: str, needs: str = "review") -> Path:
+    def _finished_classifier(name: str, needs: str = "review", tasks: tuple[str, ...] = ("classify",)) -> Path:
         folder = _run_folder(name)
         info = views.run_info(folder)
-        if info.get("task") != "classify" or info.get("status") != "complete":
-            raise HTTPException(409, f"{name} is not a finished image classification run; {needs} needs one.")
+        if info.get("task") not in tasks or info.get("status") != "complete":
+            kinds = " or ".join(("image", "sequence")[t == "sequence_classify"] for t in tasks)
+            raise HTTPException(409, f"{name} is not a finished {kinds} classification run; {needs} needs one.")
         return folder
 
     def _review(batch: str):
