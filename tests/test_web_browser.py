@@ -205,7 +205,9 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             page.get_by_role("button", name="Predict").click()
             expect(page.locator("#predictions tbody tr")).to_have_count(6, timeout=120_000)
             expect(page.locator("#predictions img.thumb")).to_have_count(6)
-            assert page.evaluate("document.querySelector('#predictions img.thumb').naturalWidth") > 0
+            # the thumbnail decodes (waited for: on a loaded machine the row can show before its image has loaded)
+            page.wait_for_function("document.querySelector('#predictions img.thumb').complete && "
+                                   "document.querySelector('#predictions img.thumb').naturalWidth > 0", timeout=30_000)
             page.screenshot(path=SHOTS / "predict.png", full_page=True)
             with page.expect_download() as download:
                 page.get_by_role("link", name="Download CSV").click()
