@@ -1,0 +1,41 @@
+"""PLINK-style logistic epistasis scan (`stats.regression.pair_tests`, binary trait): this source against another
+copy of regression.py (e.g. the code before a change, taken with `git show REV:src/biolens/stats/regression.py`),
+same pairs, same process, alternating; prints seconds and the largest difference of log10 p.
+
+    .venv/bin/python benchmarks/logistic_pair_scan.py /tmp/old_regression.py [--pairs 30000]
+"""
+import argparse
+import importlib.util
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+from biolens.readers.variants import read_vcf
+from biolens.simulate import simulate_cohort
+from biolens.stats import regression as new
+
+parser = argparse.ArgumentParser()
+parser.add_argument("reference")
+parser.add_argument("--pairs", type=int, default=30000)
+args = parser.parse_args()
+spec = importlib.util.spec_from_file_location("reference_regression", args.reference)
+old = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(old)
+with tempfile.TemporaryDirectory() as folder:
+    paths = simulate_cohort("pair", trait="binary", seed=1001, n_individuals=1000, length=2000).write(folder)
+    dosage, _ = read_vcf(paths["genotypes"]).imputed()
+    y = pd.read_csv(paths["phenotypes"], sep="\t")["status"].to_numpy(float)
+i, j = np.triu_indices(dosage.shape[1], 1)
+pairs = np.stack([i, j], 1)[: args.pairs]
+covariates = np.zeros((len(y), 0))
+for name, module in (("reference", old), ("this source", new)) * 2:
+    started = time.perf_counter()
+    _, p = module.pair_tests(dosage, y, covariates, "binary", pairs)
+    print(f"{name}: {time.perf_counter() - started:.1f} s for {len(pairs)} pairs", flush=True)
+    if name == "reference":
+        reference = p
+    else:
+        print("largest |difference of log10 p|:", float(np.nanmax(np.abs(np.log10(p) - np.log10(reference)))),
+              "; the same degenerate fits:", bool(np.array_equal(np.isnan(p), np.isnan(reference))))
