@@ -62,11 +62,17 @@ def export(run: str | Path | Run, out: str | Path, *, format: str = "savedmodel"
     return target
 
 
+def default_name(format: str) -> str:  # noqa: A002
+    """The exported model's name inside a folder: model.tflite, model.onnx, or the folder `model` (SavedModel,
+    TF.js)."""
+    return f"model{_FILE_SUFFIX.get(format, '')}"
+
+
 def _target(out: Path, format: str, run: Run, force: bool) -> Path:  # noqa: A002
     if out.resolve().is_relative_to(run.path.resolve()):
         raise InputError(f"--out {out} is inside the run folder {run.path}; export somewhere else.")
     if format in _FILE_SUFFIX and (out.is_dir() or out.suffix.lower() != _FILE_SUFFIX[format]):
-        out = out / f"model{_FILE_SUFFIX[format]}"  # a folder was given: the model file goes inside
+        out = out / default_name(format)  # a folder was given: the model file goes inside
     if out.exists() and not force:
         raise InputError(f"{out} exists already; choose another --out or pass --force to replace it.")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from biolens import runs as runs_json
 from biolens.engine import preflight, registry
 from biolens.errors import InputError
 from biolens.readers.sequences import is_fasta
+from biolens.tasks.export import default_name
 from biolens.web import security, views
 from biolens.web.jobs import JobQueue
 
@@ -219,7 +220,7 @@ def create_app(settings: Settings) -> FastAPI:
         bundle = work / f"{name}-{fmt}"
         bundle.mkdir(parents=True)
         try:
-            await engine_call("export", str(folder), str(bundle / views.EXPORT_TARGETS[fmt]), format=fmt)
+            await engine_call("export", str(folder), str(bundle / default_name(fmt)), format=fmt)
             archive = await asyncio.to_thread(shutil.make_archive, str(bundle), "zip", root_dir=work,
                                               base_dir=bundle.name)
         except InputError as exc:

@@ -20,12 +20,11 @@ MAIN_FILES = tuple(dict.fromkeys(["report.html", *(name for spec in registry.TAS
                                                    if name != "run.json"), "possible_label_errors.csv", "run.json"]))
 
 
-# the Run page's "Use this model elsewhere" menu: `biolens export` formats, what each is for, the model's file name
+# the Run page's "Use this model elsewhere" menu: `biolens export` formats and what each is for
 EXPORT_FORMATS = {"tflite": "TensorFlow Lite (phones, field apps)",
                   "onnx": "ONNX (Fiji, QuPath, Python or R scripts)",
                   "tfjs": "TensorFlow.js (web pages, in the browser)",
                   "savedmodel": "TensorFlow SavedModel (servers, scripts)"}
-EXPORT_TARGETS = {"tflite": "model.tflite", "onnx": "model.onnx", "tfjs": "model", "savedmodel": "model"}
 
 
 def run_info(folder: Path) -> dict:
