@@ -11,9 +11,9 @@ from typing import Callable
 import numpy as np
 
 from biolens import console
-from biolens.runs import Run, atomic_path, write_json
 from biolens.engine import evaluation, training
 from biolens.engine.registry import quoted_figures
+from biolens.runs import Run, atomic_path, write_json
 
 
 def class_balance_notes(y: np.ndarray, class_names: list[str]) -> list[str]:

@@ -27,9 +27,9 @@ FORMATS = ("savedmodel", "tflite", "onnx", "tfjs")
 # what each exportable task's model takes: (input name, what the sidecar JSON says about it)
 INPUTS = {
     "classify": ("pixels", "float32 pixels 0-255, (batch, height, width, channels), resized to the input shape"),
-    "sequence_classify": ("one_hot", "float32 one-hot DNA, (batch, length, 4), bases in the order A, C, G, T; N, gaps "
-                                     "and padding are all zeros; a longer sequence keeps its middle `length` bases, a "
-                                     "shorter one is padded equally on both ends"),
+    "sequence_classify": ("one_hot", ("float32 one-hot DNA, (batch, length, 4), bases in the order A, C, G, T; N, "
+                                      "gaps and padding are all zeros; a longer sequence keeps its middle `length` "
+                                      "bases, a shorter one is padded equally on both ends")),
 }
 _FILE_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx"}
 
@@ -62,7 +62,7 @@ def export(run: str | Path | Run, out: str | Path, *, format: str = "savedmodel"
     return target
 
 
-def default_name(format: str) -> str:  # noqa: A002
+def default_name(format: str) -> str:
     """The exported model's name inside a folder: model.tflite, model.onnx, or the folder `model` (SavedModel,
     TF.js)."""
     return f"model{_FILE_SUFFIX.get(format, '')}"
@@ -121,7 +121,6 @@ def _input_spec(model):
 
 def _savedmodel(model, folder: Path) -> None:
     import keras
-    import tensorflow as tf
 
     archive = keras.export.ExportArchive()
     archive.track(model)
