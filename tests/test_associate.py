@@ -496,9 +496,10 @@ def test_stratified_cohort_is_flagged_and_structure_components_recover_the_demes
 
         q = bh_qvalues(p)
         unlinked = _unlinked_inflation(p, q, linkage.r_squared(dosage))
+        shuffled = regression.inflation_by_permutation(dosage, y, covariates, "quantitative")
         return regression.genomic_inflation(p), _inflation_reading(regression.genomic_inflation(p), unlinked,
                                                                    int((q < 0.05).sum()), [],
-                                                                   regression.effective_tests(dosage))
+                                                                   regression.effective_tests(dosage), shuffled)
 
     inflation, text = reading(np.zeros((len(y), 0)))
     assert inflation > 1.3 and "--structure-genotypes" in text and "stratification" in text
@@ -519,6 +520,25 @@ def test_stratified_cohort_is_flagged_and_structure_components_recover_the_demes
                      tmp_path / "region" / "traits.tsv", "--trait", "yield", "--structure-genotypes",
                      tmp_path / "missing.vcf", "--out", tmp_path / "r")
     assert "--structure-genotypes" in message and "missing.vcf" in message
+
+
+def test_lambda_gc_is_judged_against_the_trait_shuffled_in_the_regions_own_ld(tmp_path):
+    """A null region whose few haplotype clades lift lambda_GC to 1.68 by chance: counting independent sites called
+    that inflation (and warned of stratification); the trait shuffled against the same genotypes shows it is within
+    chance, and the reading says so."""
+    from biolens.tasks.associate import _inflation_reading
+
+    null = simulate_cohort("null", trait="quantitative", seed=1004, n_individuals=1000, length=2000)
+    dosage = read_vcf(null.write(tmp_path)["genotypes"]).imputed()[0]
+    dosage = dosage[:, dosage.std(0) > 0]
+    y, none = null.phenotypes["yield"].to_numpy(), np.zeros((1000, 0))
+    _, p = regression.site_tests(dosage, y, none, "quantitative")
+    observed, effective = regression.genomic_inflation(p), regression.effective_tests(dosage)
+    shuffled = regression.inflation_by_permutation(dosage, y, none, "quantitative")
+    assert regression.inflation_by_chance(effective) < observed < shuffled
+    assert _inflation_reading(observed, float("nan"), 0, [], effective).startswith("warning")  # the old reading
+    text = _inflation_reading(observed, float("nan"), 0, [], effective, shuffled)
+    assert text.startswith(f"lambda_GC = {observed:.2f}: no sign of inflation") and "shuffles of the trait" in text
 
 
 def test_clumping_lists_one_site_per_signal_before_the_tags():

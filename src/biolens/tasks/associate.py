@@ -144,7 +144,7 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
     # "_v2"/"_v3": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model or
     # the saturated test's main-effects null; their stages are recomputed rather than read
-    classical = cached_stage(run, "classical_v2", lambda: _classical(data, config.dask))
+    classical = cached_stage(run, "classical_v2", lambda: _classical(data, config.dask, config.seed))
     fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
@@ -164,7 +164,7 @@ def _r2_additive(data: _Data, crossval: dict) -> float:
     return float(r2_score(data.y_model, crossval["oof_additive"]))
 
 
-def _classical(data: _Data, dask: str | None = None) -> dict:
+def _classical(data: _Data, dask: str | None = None, seed: int = 0) -> dict:
     from biolens.engine.dask_scans import dask_client, describe, pair_scans
     from biolens.stats import linkage, regression
     from biolens.stats.significance import bh_qvalues
@@ -173,6 +173,9 @@ def _classical(data: _Data, dask: str | None = None) -> dict:
         beta, p_site = regression.site_tests(data.dosage, data.y, data.covariates, data.kind)
         r2 = linkage.r_squared(data.dosage)
         blocks = linkage.blocks(r2)
+    with console.step(f"lambda_GC by chance in this region ({LAMBDA_PERMUTATIONS} shuffles of the trait)"):
+        chance = regression.inflation_by_permutation(data.dosage, data.y, data.covariates, data.kind,
+                                                     permutations=LAMBDA_PERMUTATIONS, seed=seed)
     m = data.x.shape[1]
     pairs = np.stack(np.triu_indices(m, 1), axis=1)
     where = f" on the Dask cluster {dask}" if dask else ""
@@ -188,10 +191,12 @@ def _classical(data: _Data, dask: str | None = None) -> dict:
             "pair_scan_engine": np.asarray(json.dumps(engine)),
             "lambda_gc": np.asarray(regression.genomic_inflation(p_site)),
             "lambda_gc_unlinked": np.asarray(_unlinked_inflation(p_site, q_site, r2)),
+            "lambda_gc_chance": np.asarray(chance),
             "effective_tests": np.asarray(regression.effective_tests(data.dosage))}
 
 
 UNLINKED_R2 = 0.1  # sites below this r^2 with every hit measure inflation that LD with the hits cannot explain
+LAMBDA_PERMUTATIONS = 100  # trait shuffles whose 95% quantile of lambda_GC is "what chance gives here"
 
 
 def _unlinked_inflation(p_site: np.ndarray, q_site: np.ndarray, r2: np.ndarray) -> float:
@@ -509,7 +514,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "pair_scans": json.loads(str(classical["pair_scan_engine"])) if "pair_scan_engine" in classical else None,
         "inflation_reading": _inflation_reading(float(classical["lambda_gc"]), classical["lambda_gc_unlinked"],
                                                 int((classical["q_site"] < 0.05).sum()), data.covariate_columns,
-                                                float(classical.get("effective_tests", m))),
+                                                float(classical.get("effective_tests", m)),
+                                                float(classical.get("lambda_gc_chance", np.nan))),
     })
     write_json(run.file("metrics.json"), metrics)
     figures.manhattan(g.pos, classical["p_site"], discovery["p_perm"], discovery["importance"],
@@ -530,19 +536,23 @@ def _q_floor(tail: dict, tests: int) -> float | None:
     return None if tail.get("method") != "empirical" else min(1.0, float(tail["resolution"]) * tests)
 
 
-def _inflation_reading(overall: float, unlinked, hits: int, covariates: list[str], effective: float) -> str:
-    """lambda_GC in plain words: chance (few independent signals), LD with the hits in one region, or stratification.
+def _inflation_reading(overall: float, unlinked, hits: int, covariates: list[str], effective: float,
+                       shuffled: float = float("nan")) -> str:
+    """lambda_GC in plain words: chance (few haplotype clades), LD with the hits in one region, or stratification.
 
-    effective: the region's effective number of independent sites; lambda up to the 95% quantile expected with that
-    many independent null tests is read as chance, not inflation.
+    shuffled: the 95% quantile of lambda_GC with the trait shuffled against the genotypes (this region's own LD);
+    lambda up to it is read as chance, not inflation. Runs checkpointed before it existed fall back to the quantile
+    for `effective` independent tests (the region's effective number of independent sites).
     """
     from biolens.stats.regression import inflation_by_chance
 
     unlinked = float(unlinked)
-    chance = max(1.1, inflation_by_chance(effective))
+    by_shuffling = np.isfinite(shuffled)
+    chance = max(1.1, shuffled if by_shuffling else inflation_by_chance(effective))
+    how = "in 95% of shuffles of the trait" if by_shuffling else "by chance"
     if overall <= chance:
         return (f"lambda_GC = {overall:.2f}: no sign of inflation (the sites carry about {effective:.0f} independent "
-                f"signals; up to {chance:.2f} is expected by chance).")
+                f"signals; up to {chance:.2f} is expected {how}).")
     structure = any(c.startswith("PC") for c in covariates)
     if np.isfinite(unlinked) and unlinked > chance:
         advice = ("" if structure else " Give ancestry covariates (--covariates) or genome-wide markers "
@@ -557,7 +567,7 @@ def _inflation_reading(overall: float, unlinked, hits: int, covariates: list[str
         return (f"lambda_GC = {overall:.2f}{where}: in one small region most sites are in LD with the associated sites, "
                 "so their statistics rise with them: lambda_GC here mostly measures LD with the hits; the credible "
                 f"sets say which sites carry the effect.{caveat}")
-    return (f"warning: lambda_GC = {overall:.2f} with no site at q < 0.05 (up to {chance:.2f} is expected by chance "
+    return (f"warning: lambda_GC = {overall:.2f} with no site at q < 0.05 (up to {chance:.2f} is expected {how} "
             f"over about {effective:.0f} independent signals): inflation without a hit suggests population "
             "stratification or a polygenic background; consider ancestry covariates or --structure-genotypes.")
 
