@@ -113,11 +113,12 @@ def honesty_warnings(metrics: dict, n_classes: int) -> list[str]:
     value, (low, high) = quoted["balanced_accuracy"], quoted["balanced_accuracy_ci95"]
     figure = (f"balanced accuracy {value:.1%} (95% CI {low:.1%}-{high:.1%}) {quoted['where']}, against {chance:.1%} "
               f"for guessing among {n_classes} classes")
-    if at_chance(metrics, n_classes) and value >= (1 + chance) / 2:
+    reaches_chance = at_chance(metrics, n_classes)
+    if reaches_chance and value >= (1 + chance) / 2:
         warnings.append(f"Too few images to show that the model is better than guessing: {figure}. Its predictions "
                         "may well be right, but nothing here shows it; label more images per class before relying "
                         "on them.")
-    elif at_chance(metrics, n_classes):
+    elif reaches_chance:
         warnings.append(f"The model is not clearly better than guessing: {figure}. Do not use its predictions; more "
                         "images per class, cleaner labels or another image size may help.")
     if metrics["ece"] > metrics["ece_before_calibration"] + 0.01:
