@@ -14,7 +14,7 @@ from biolens.config import DetectConfig
 from biolens.errors import InputError
 from biolens.readers.annotations import read_annotations
 from biolens.stats import objects as score
-from biolens.tasks.detect import estimate_point_size, make_units
+from biolens.tasks.detect import Data, Unit, estimate_point_size, make_units
 from conftest import ROOT, biolens, dot_images, one_line_error
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -146,6 +146,12 @@ def test_few_images_are_split_into_regions_and_partial_annotations_restrict_the_
     extent = (max(u.box[2] for u in units) - min(u.box[0] for u in units)) * (
         max(u.box[3] for u in units) - min(u.box[1] for u in units))
     assert covered == pytest.approx(extent)
+    data = Data(found, [], [np.zeros((300, 400, 3), np.uint8)], units, 8.0, 8.0, 1.0, notes)
+    x0, y0, x1, y1 = data.annotated_window(0)  # searches and the baseline look at the annotated part only
+    assert x0 == 0 and y0 == 0 and max(u.box[2] for u in units) + 32 >= x1 > max(u.box[2] for u in units)
+    assert y1 < 220
+    everywhere = [Unit(0, (0, 0, 400, 300), "test")]
+    assert Data(found, [], data.scaled, everywhere, 8.0, 8.0, 1.0, []).annotated_window(0) is None
 
 
 def test_point_size_is_measured_from_the_image_at_the_points():
@@ -208,6 +214,34 @@ def test_tiles_find_every_peak_once_across_seams():
     assert peaks.density_count()[0] == pytest.approx(len(expected))  # each tile's core counted once
     inside = [(x, y) for x, y in expected if 40 <= x < 200 and 80 <= y < 240]
     assert peaks.density_count((40, 80, 200, 240))[0] == pytest.approx(len(inside))
+
+
+def test_a_search_limited_to_a_region_finds_the_same_objects_there_and_runs_the_network_on_fewer_tiles():
+    from biolens.inference.tiles import find_peaks, select
+
+    class Heat:
+        """Peaks at every pixel divisible by 37; counts the tiles it is run on."""
+        tiles = 0
+
+        def __call__(self, tiles, training=False):
+            Heat.tiles += len(tiles)
+            out = np.full(tiles.shape[:3] + (3,), -8.0, np.float32)
+            out[..., 0][tiles[..., 0] == 255] = 5.0
+            return out
+
+    image = np.zeros((1000, 1200, 3), np.uint8)
+    image[::37, ::37, 0] = 255
+    region = (100, 50, 300, 260)  # x0, y0, x1, y1
+    whole = find_peaks(Heat(), image, 1, core=64, margin=16, min_distance=2)
+    tiles_whole, Heat.tiles = Heat.tiles, 0
+    part = find_peaks(Heat(), image, 1, core=64, margin=16, min_distance=2, region=region)
+    assert Heat.tiles < tiles_whole / 10
+
+    def inside(peaks):
+        centres = {tuple(c) for c in peaks.centres[select(peaks, 0.5, 2)]}
+        return {(x, y) for x, y in centres if region[0] <= x < region[2] and region[1] <= y < region[3]}
+
+    assert inside(part) == inside(whole) and len(inside(part)) == 36
 
 
 def test_detect_then_predict_writes_objects_counts_and_overlays(detect_run, tmp_path):

@@ -100,11 +100,13 @@ def scaled_window(image: np.ndarray, scale: float, y0: int, x0: int, size: int) 
 
 
 def find_peaks(model, image: np.ndarray, n_classes: int, *, scale: float = 1.0, core: int = 512, margin: int = 32,
-               min_distance: int = 1, with_foreground: bool = False, batch: int = 4, flips: bool = False) -> Peaks:
+               min_distance: int = 1, with_foreground: bool = False, batch: int = 4, flips: bool = False,
+               region: tuple[float, float, float, float] | None = None) -> Peaks:
     """Every local maximum of the heat map at or above MIN_SCORE, over overlapping tiles of `image` resized by
     `scale` (each tile resized from its own window of the original: memory is the original plus a few tiles).
     Coordinates are in model pixels (of the resized image). With `flips`, the network's outputs on the tile and its
-    three mirror images are averaged (test-time augmentation: four passes)."""
+    three mirror images are averaged (test-time augmentation: four passes). With `region` (x0, y0, x1, y1 in model
+    pixels), only the tiles that overlap it are searched: the rest of the image gets no peaks and zero maps."""
     from scipy import ndimage
 
     height, width = scaled_shape(image, scale)
@@ -112,6 +114,9 @@ def find_peaks(model, image: np.ndarray, n_classes: int, *, scale: float = 1.0, 
     margin = _round_up(margin)
     side = core + 2 * margin
     origins = [(y, x) for y in range(0, height, core) for x in range(0, width, core)]
+    if region is not None:
+        origins = [(y, x) for y, x in origins
+                   if x < region[2] and x + core > region[0] and y < region[3] and y + core > region[1]]
     foreground = np.zeros((height, width), np.float16) if with_foreground else None
     density = None
     found = {"centres": [], "classes": [], "scores": [], "sizes": []}

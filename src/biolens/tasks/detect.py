@@ -96,6 +96,19 @@ class Data:
     notes: list[str]
     region_split: bool = False     # held-out units are regions of few images (not whole images)
 
+    def annotated_window(self, item: int) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) in model pixels: the units of image `item` with a margin of two object sizes, or None
+        when that is most of the image. Searches and baselines look only there, so a large tile annotated on a
+        corner costs the corner, not the tile."""
+        boxes = np.array([u.box for u in self.units if u.item == item]) * self.scale
+        height, width = self.scaled[item].shape[:2]
+        if not len(boxes):
+            return None
+        margin = max(32.0, 2 * self.size * self.scale)
+        x0, y0 = (max(0, int(v - margin)) for v in boxes[:, :2].min(0))
+        x1, y1 = int(min(width, boxes[:, 2].max() + margin)), int(min(height, boxes[:, 3].max() + margin))
+        return None if (x1 - x0) * (y1 - y0) > 0.8 * width * height else (x0, y0, x1, y1)
+
 
 def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     from biolens.inference.tiles import resize
@@ -549,7 +562,8 @@ def _all_peaks(model, data: Data, flips: bool = False, items: set[int] | None = 
     with console.step(f"finding objects in {len(wanted)} image(s)" + (" (and their mirror images)" if flips else "")):
         for k in wanted:
             peaks[k] = find_peaks(model, data.scaled[k], len(classes), min_distance=min_distance,
-                                  with_foreground=data.annotations.kind == "masks", flips=flips)
+                                  with_foreground=data.annotations.kind == "masks", flips=flips,
+                                  region=data.annotated_window(k))
     return peaks, min_distance
 
 
@@ -700,11 +714,12 @@ def _log_baseline(data: Data, radius: float) -> tuple[list[dict], dict]:
     for polarity in ("bright", "dark"):
         for threshold in (0.02, 0.05, 0.1, 0.2):
             found = []
-            for scaled in data.scaled:
-                grey = scaled.astype(np.float32).mean(-1) / 255.0
+            for item, scaled in enumerate(data.scaled):
+                x0, y0, x1, y1 = data.annotated_window(item) or (0, 0, scaled.shape[1], scaled.shape[0])
+                grey = scaled[y0:y1, x0:x1].astype(np.float32).mean(-1) / 255.0
                 blobs = blob_log(grey if polarity == "bright" else 1 - grey, min_sigma=sigma * 0.7, max_sigma=sigma_high,
                                  num_sigma=5, threshold=threshold)
-                centres = blobs[:, [1, 0]] / data.scale if len(blobs) else np.zeros((0, 2))
+                centres = (blobs[:, [1, 0]] + [x0, y0]) / data.scale if len(blobs) else np.zeros((0, 2))
                 found.append({"centres": centres, "classes": np.zeros(len(centres), int),
                               "scores": np.ones(len(centres))})
             candidates[(polarity, threshold)] = found
