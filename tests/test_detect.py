@@ -14,7 +14,7 @@ from biolens.config import DetectConfig
 from biolens.errors import InputError
 from biolens.readers.annotations import read_annotations
 from biolens.stats import objects as score
-from biolens.tasks.detect import Data, Unit, estimate_point_size, make_units
+from biolens.tasks.detect import Data, Unit, _targets, estimate_point_size, make_units
 from conftest import ROOT, biolens, dot_images, one_line_error
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -150,6 +150,10 @@ def test_few_images_are_split_into_regions_and_partial_annotations_restrict_the_
     x0, y0, x1, y1 = data.annotated_window(0)  # searches and the baseline look at the annotated part only
     assert x0 == 0 and y0 == 0 and max(u.box[2] for u in units) + 32 >= x1 > max(u.box[2] for u in units)
     assert y1 < 220
+    images, targets, maps, _ = _targets(data, DetectConfig(annotations="x"))  # training planes: the window only
+    x0, y0, x1, y1 = data.annotated_window(0, 80)
+    assert images[0].shape[:2] == targets[0].shape[:2] == maps[0].shape == (y1 - y0, x1 - x0) != (300, 400)
+    assert (targets[0][..., 0] == 1).sum() == 60 and (maps[0] >= 0).sum() == pytest.approx(covered, abs=200)
     everywhere = [Unit(0, (0, 0, 400, 300), "test")]
     assert Data(found, [], data.scaled, everywhere, 8.0, 8.0, 1.0, []).annotated_window(0) is None
 
@@ -797,3 +801,23 @@ def test_automatic_epochs_and_networks_follow_the_number_of_annotated_training_o
     config = DetectConfig(annotations=str(tmp_path / "many.csv"), object_size=6).validate()
     data = _prepare(config, None, tmp_path / "run-many").data
     assert most_epochs(config, data) == 80 and how_many_networks(config, data) == 1
+
+
+def test_a_network_whose_compiled_pass_was_used_is_freed_once_dropped():
+    """A run trains up to 18 object networks (3 averaged, learning-curve parts, the final one); the cache of
+    compiled passes once held each of them for the life of the process."""
+    import gc
+    import weakref
+
+    import keras
+
+    from biolens.engine.training import compiled_forward
+
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(5, 1)])
+    out = compiled_forward(model)(np.ones((1, 8, 8, 3), np.float32))
+    assert out.shape == (1, 8, 8, 5)
+    assert compiled_forward(model) is compiled_forward(model)  # compiled once per network
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None

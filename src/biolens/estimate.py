@@ -140,14 +140,14 @@ def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size
     config = dataclasses.replace(config, epochs=detect.most_epochs(config, data))  # as the run resolves it
     epochs = config.epochs
     networks = detect.how_many_networks(config, data)
-    targets, maps, _ = detect._targets(data, config)
+    images, targets, maps, _ = detect._targets(data, config)
     steps = detect.steps_per_epoch(maps)
     n_classes = len(data.annotations.class_names)
     device, _ = hardware.setup("off")
     keras.utils.set_random_seed(0)
     model = detect.compiled_network(n_classes, data.scaled[0].shape[2], data.annotations.kind, config.learning_rate,
                                     steps, epochs)
-    sampler = detect._sampler_class()(data.scaled, targets, maps, n_classes, steps, detect.TRAIN_BATCH, 0)
+    sampler = detect._sampler_class()(images, targets, maps, n_classes, steps, detect.TRAIN_BATCH, 0)
     for i in range(2):  # the XLA compile and the first allocations are not what an epoch costs
         model.train_on_batch(*sampler[i])
     probe = min(PROBE_STEPS // 2, steps)
@@ -155,7 +155,7 @@ def _estimate_detect(annotations, *, epochs: int, images, kind: str, object_size
     for i in range(probe):
         model.train_on_batch(*sampler[i])
     step_s = (time.perf_counter() - started) / probe
-    val_x, val_y = detect._validation_tiles(data.scaled, targets, maps)
+    val_x, val_y = detect._validation_tiles(images, targets, maps)
     val_s = 0.0
     if val_x is not None:
         model.evaluate(val_x[:detect.TRAIN_BATCH], val_y[:detect.TRAIN_BATCH], batch_size=detect.TRAIN_BATCH, verbose=0)

@@ -104,7 +104,8 @@ def compiled_forward(model: keras.Model, *, xla: bool = False):
     if forward is None:
         import tensorflow as tf
 
-        forward = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True, jit_compile=xla)
+        network = weakref.ref(model)  # a strong reference here would keep every model ever searched alive
+        forward = tf.function(lambda batch: network()(batch, training=False), reduce_retracing=True, jit_compile=xla)
         _FORWARD[xla][model] = forward
     return forward
 

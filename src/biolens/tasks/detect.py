@@ -96,15 +96,15 @@ class Data:
     notes: list[str]
     region_split: bool = False     # held-out units are regions of few images (not whole images)
 
-    def annotated_window(self, item: int) -> tuple[int, int, int, int] | None:
-        """(x0, y0, x1, y1) in model pixels: the units of image `item` with a margin of two object sizes, or None
-        when that is most of the image. Searches and baselines look only there, so a large tile annotated on a
-        corner costs the corner, not the tile."""
+    def annotated_window(self, item: int, margin: float = 32.0) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) in model pixels: the units of image `item` with a margin of `margin` (at least two
+        object sizes), or None when that is most of the image. Training, searches and baselines look only there,
+        so a large tile annotated on a corner costs the corner, not the tile."""
         boxes = np.array([u.box for u in self.units if u.item == item]) * self.scale
         height, width = self.scaled[item].shape[:2]
         if not len(boxes):
             return None
-        margin = max(32.0, 2 * self.size * self.scale)
+        margin = max(margin, 2 * self.size * self.scale)
         x0, y0 = (max(0, int(v - margin)) for v in boxes[:, :2].min(0))
         x1, y1 = int(min(width, boxes[:, 2].max() + margin)), int(min(height, boxes[:, 3].max() + margin))
         return None if (x1 - x0) * (y1 - y0) > 0.8 * width * height else (x0, y0, x1, y1)
@@ -273,18 +273,24 @@ def _in_box(points: np.ndarray, box) -> np.ndarray:
 
 
 # -- training ----------------------------------------------------------------------------------------------------
-def _targets(data: Data, config: DetectConfig) -> tuple[list[np.ndarray], list[np.ndarray], float]:
-    """Per image: targets at model scale and a map of the split each pixel belongs to (-1 = not annotated)."""
+def _targets(data: Data, config: DetectConfig):
+    """(images, targets, maps, sigma): per image, the model-scale image, its targets and a map of the split each
+    pixel belongs to (-1 = not annotated), all cut to the annotated window when the objects cover only part of the
+    image (a tile boxed in one corner renders targets for the corner, not the tile; the window's margin holds every
+    training tile centred in a unit, so training sees the same pixels)."""
     from biolens.models.objects import render_targets
     from biolens.readers.annotations import load_mask
 
     classes = data.annotations.class_names
     sigma = float(np.clip(data.small * data.scale / HEAT_SIGMA_DIVISOR, 1.0, HEAT_SIGMA_MAX))  # narrow: touching objects keep separate peaks
     density_sigma = float(np.clip(data.small * data.scale / 4, 1.5, 6.0))  # wide: a smooth map is easy to regress
-    targets, maps = [], []
+    images, targets, maps = [], [], []
     codes = {"train": 0, "val": 1, "test": 2}
     for index, (item, scaled) in enumerate(zip(data.annotations.items, data.scaled)):
-        height, width = scaled.shape[:2]
+        left, top, right, bottom = data.annotated_window(index, TRAIN_TILE // 2 + 16) or \
+            (0, 0, scaled.shape[1], scaled.shape[0])
+        view = scaled[top:bottom, left:right]
+        height, width = view.shape[:2]
         sizes = None
         if item.boxes is not None:
             sizes = np.stack([item.boxes[:, 2] - item.boxes[:, 0], item.boxes[:, 3] - item.boxes[:, 1]], 1) * data.scale
@@ -293,17 +299,21 @@ def _targets(data: Data, config: DetectConfig) -> tuple[list[np.ndarray], list[n
             from biolens.inference.tiles import resize
 
             mask = (load_mask(item) > 0).astype(np.uint8)[..., None] * 255
-            foreground = resize(np.repeat(mask, 3, -1), data.scale)[..., 0] >= 128
+            foreground = (resize(np.repeat(mask, 3, -1), data.scale)[..., 0] >= 128)[top:bottom, left:right]
         split_map = np.full((height, width), -1, np.int8)
         for unit in data.units:
             if unit.item == index and unit.split in codes:  # units set aside (learning curve) are not used at all
-                x0, y0, x1, y1 = (np.array(unit.box) * data.scale).round().astype(int)
-                split_map[y0:y1, x0:x1] = codes[unit.split]
-        targets.append(render_targets((height, width), item.points * data.scale,
-                                      np.array([classes.index(label) for label in item.labels]), sizes, len(classes),
+                x0, y0, x1, y1 = (np.array(unit.box) * data.scale).round().astype(int) - [left, top, left, top]
+                split_map[max(0, y0):y1, max(0, x0):x1] = codes[unit.split]
+        centres = item.points * data.scale - [left, top]
+        inside = (centres > -1).all(axis=1) & (centres[:, 0] < width + 1) & (centres[:, 1] < height + 1)  # all of them
+        targets.append(render_targets((height, width), centres[inside],
+                                      np.array([classes.index(label) for label in item.labels], int)[inside],
+                                      None if sizes is None else sizes[inside], len(classes),
                                       sigma, foreground, (split_map >= 0).astype(np.float32), density_sigma))
+        images.append(view)
         maps.append(split_map)
-    return targets, maps, sigma
+    return images, targets, maps, sigma
 
 
 def steps_per_epoch(maps: list[np.ndarray]) -> int:
@@ -461,12 +471,12 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
     if final_epochs:
         data = dataclasses.replace(data, units=[Unit(u.item, u.box, "train") for u in data.units])
     epochs = final_epochs or config.epochs
-    targets, maps, sigma = _targets(data, config)
+    images, targets, maps, sigma = _targets(data, config)
     classes = data.annotations.class_names
     kind = data.annotations.kind
     steps, batch = steps_per_epoch(maps), TRAIN_BATCH
-    sampler = _sampler_class()(data.scaled, targets, maps, len(classes), steps, batch, seed)
-    val_x, val_y = (None, None) if final_epochs else _validation_tiles(data.scaled, targets, maps)
+    sampler = _sampler_class()(images, targets, maps, len(classes), steps, batch, seed)
+    val_x, val_y = (None, None) if final_epochs else _validation_tiles(images, targets, maps)
     if val_x is None and not final_epochs:
         raise InputError(f"{config.annotations}: the validation regions are too small to check training on; "
                          "annotate larger or more images.")
