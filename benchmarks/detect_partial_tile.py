@@ -16,20 +16,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from xml.etree import ElementTree
 
 import numpy as np
+from detect_trees import (  # benchmarks/detect_trees.py: the same tile and crowns
+    DATA,
+    TILE,
+    crowns,
+)
 from PIL import Image
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trees"
-TILE = "2019_YELL_2_541000_4977000_image_crop"
 
 
 def left_half_crowns() -> np.ndarray:
-    root = ElementTree.parse(DATA / f"{TILE}.xml").getroot()
-    boxes = np.array([[float(o.find("bndbox").findtext(c)) for c in ("xmin", "ymin", "xmax", "ymax")]
-                      for o in root.findall("object")])
-    return boxes[(boxes[:, 0] + boxes[:, 2]) / 2 < 1249 / 2]
+    boxes = crowns()
+    return boxes[(boxes[:, 0] + boxes[:, 2]) / 2 < 1249 / 2]  # detect_trees.py's training half
 
 
 def write_case(folder: Path, image: np.ndarray, boxes: np.ndarray) -> Path:
