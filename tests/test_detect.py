@@ -821,3 +821,36 @@ def test_a_network_whose_compiled_pass_was_used_is_freed_once_dropped():
     del model
     gc.collect()
     assert alive() is None
+
+
+def test_the_reused_compiled_network_trains_the_next_network_exactly_as_a_new_one_would():
+    """One compiled object network per process serves every network of a run (each new one's XLA training step
+    stayed in memory for good); reset for the next network, with another seed and schedule, it must train exactly
+    as a model compiled anew: same initial weights, fresh optimiser moments, step count and schedule."""
+    import keras
+
+    from biolens.models.objects import detached_copy
+    from biolens.tasks import detect
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    y = np.zeros((4, 64, 64, 6), np.float32)
+    y[..., -1] = 1.0
+    y[:, 28:36, 28:36, 0] = 0.5
+    y[:, 32, 32, 0] = 1.0
+
+    def train(seed: int, epochs: int):
+        keras.utils.set_random_seed(seed)
+        model = detect.compiled_network(1, 3, "points", 2e-3, steps=2, epochs=epochs)
+        model.fit(x, y, batch_size=2, epochs=epochs, verbose=0)
+        return model, detached_copy(model).get_weights()
+
+    detect._NETWORKS.clear()
+    first, first_weights = train(1, 3)
+    reused, reused_weights = train(2, 5)
+    detect._NETWORKS.clear()
+    new, new_weights = train(2, 5)
+    assert reused is first and new is not first
+    assert int(reused.optimizer.iterations.numpy()) == int(new.optimizer.iterations.numpy()) == 10
+    assert all(np.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(reused_weights, new_weights))
+    assert not all(np.allclose(a, b, atol=1e-3) for a, b in zip(first_weights, new_weights))

@@ -50,21 +50,56 @@ def object_unet(n_classes: int, channels: int = 3, *, base: int = 8, depth: int 
     return keras.Model(inputs, outputs, name=name)
 
 
+def network_shape(model: keras.Model) -> tuple[int, int]:
+    """(classes, image channels) of an object network, read from its output [heat n | size 2 | foreground 1 |
+    density n] and its input."""
+    return (int(model.outputs[0].shape[-1]) - 3) // 2, int(model.inputs[0].shape[-1])
+
+
+def detached_copy(model: keras.Model, name: str = "object_unet") -> keras.Model:
+    """A fresh U-Net holding a trained network's weights, without its optimiser or compiled steps."""
+    copy = object_unet(*network_shape(model), name=name)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def averaged_networks(members: list[keras.Model]) -> keras.Model:
     """One network whose output is the mean of the members' raw outputs (as flip averaging at test time does):
     a single model.keras that predict, review and the tiler use as they use one network. The members are copied
     into fresh U-Nets of distinct names (a model cannot hold two layers of one name)."""
-    first = members[0]
-    n_classes = (int(first.outputs[0].shape[-1]) - 3) // 2  # [heat n | size 2 | foreground 1 | density n]
-    channels = int(first.inputs[0].shape[-1])
-    inputs = keras.Input((None, None, channels), name="image")
-    outputs = []
-    for k, member in enumerate(members):
-        copy = object_unet(n_classes, channels, name=f"member{k}")
-        copy.set_weights(member.get_weights())
-        outputs.append(copy(inputs))
+    inputs = keras.Input((None, None, network_shape(members[0])[1]), name="image")
+    outputs = [detached_copy(member, name=f"member{k}")(inputs) for k, member in enumerate(members)]
     mean = keras.layers.Average(name="objects", dtype="float32")(outputs)
     return keras.Model(inputs, mean, name=f"object_unet_x{len(members)}")
+
+
+@keras.saving.register_keras_serializable(package="biolens")
+class WarmupCosine(keras.optimizers.schedules.CosineDecay):
+    """Keras' CosineDecay with a warm-up, its rates and lengths held in variables: `reset` starts a new schedule
+    without tracing a new training step. Why: every newly traced XLA training step stays in TensorFlow's
+    compilation cache until the process ends (about 250 MB each for the object network, measured), and one
+    detection run trains up to 18 networks; reusing one compiled model needs a schedule it can change."""
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="WarmupCosine", warmup_target=None,
+                 warmup_steps=0):
+        super().__init__(initial_learning_rate, decay_steps, alpha=alpha, name=name, warmup_target=warmup_target,
+                         warmup_steps=warmup_steps)
+        values = {"initial_learning_rate": initial_learning_rate, "decay_steps": decay_steps,
+                  "warmup_target": initial_learning_rate if warmup_target is None else warmup_target,
+                  "warmup_steps": warmup_steps}
+        for key, value in values.items():
+            setattr(self, key, keras.Variable(float(value), trainable=False, dtype="float32", name=key))
+
+    def reset(self, initial_learning_rate: float, decay_steps: int, warmup_target: float, warmup_steps: int) -> None:
+        self.initial_learning_rate.assign(float(initial_learning_rate))
+        self.decay_steps.assign(float(decay_steps))
+        self.warmup_target.assign(float(warmup_target))
+        self.warmup_steps.assign(float(warmup_steps))
+
+    def get_config(self):
+        return {"initial_learning_rate": float(self.initial_learning_rate.numpy()),
+                "decay_steps": float(self.decay_steps.numpy()), "alpha": self.alpha, "name": self.name,
+                "warmup_target": float(self.warmup_target.numpy()), "warmup_steps": float(self.warmup_steps.numpy())}
 
 
 def render_targets(shape: tuple[int, int], centres: np.ndarray, classes: np.ndarray, sizes: np.ndarray | None,

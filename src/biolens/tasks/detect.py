@@ -322,19 +322,36 @@ def steps_per_epoch(maps: list[np.ndarray]) -> int:
     return int(np.clip(2 * train_pixels / TRAIN_TILE**2, MIN_STEPS, MAX_STEPS))
 
 
+_NETWORKS: dict[tuple, tuple] = {}  # (classes, channels, kind) -> (compiled model, its schedule), one per process
+
+
 def compiled_network(n_classes: int, channels: int, kind: str, learning_rate: float, steps: int, epochs: int):
-    """The object network, compiled as every detection training (and the time estimate's probe) uses it."""
+    """The object network, compiled as every detection training (and the time estimate's probe) uses it, with the
+    weights a new network of the current seed gets and a fresh optimiser. One compiled model per architecture and
+    process, re-initialised for each network: each newly compiled XLA training step stays in TensorFlow's cache
+    until the process ends (device_compilation_cache has no eviction), about 250 MB a network, while a reused
+    model compiles once (docs/performance.md). Train it, then keep a `detached_copy`: the next call resets it."""
     import keras
 
-    from biolens.models.objects import ObjectLoss, object_unet
+    from biolens.models.objects import ObjectLoss, WarmupCosine, object_unet
 
-    model = object_unet(n_classes, channels)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate * 0.1, decay_steps=max(1, steps * (epochs - 1)), warmup_target=learning_rate, warmup_steps=steps)
-    # XLA on: the tiles have one fixed shape, and on a CPU it measured 1.3 -> 0.7 s a step (Keras' "auto" keeps it
-    # off on CPU-only machines)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-                  loss=ObjectLoss(n_classes, kind == "boxes", kind == "masks", use_density=True), jit_compile=True)
+    key = (n_classes, channels, kind)
+    fresh = object_unet(n_classes, channels)
+    decay = dict(initial_learning_rate=learning_rate * 0.1, decay_steps=max(1, steps * (epochs - 1)),
+                 warmup_target=learning_rate, warmup_steps=steps)
+    if key not in _NETWORKS:
+        schedule = WarmupCosine(**decay)
+        # XLA on: the tiles have one fixed shape, and on a CPU it measured 1.3 -> 0.7 s a step (Keras' "auto" keeps
+        # it off on CPU-only machines)
+        fresh.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+                      loss=ObjectLoss(n_classes, kind == "boxes", kind == "masks", use_density=True), jit_compile=True)
+        _NETWORKS[key] = fresh, schedule
+        return fresh
+    model, schedule = _NETWORKS[key]
+    model.set_weights(fresh.get_weights())
+    for variable in model.optimizer.variables:  # step count, moments: as a new optimiser has them
+        variable.assign(keras.ops.zeros_like(variable))
+    schedule.reset(**decay)
     return model
 
 
@@ -464,6 +481,7 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
 
     from biolens import hardware
     from biolens.engine.training import RichProgress
+    from biolens.models.objects import detached_copy
 
     hardware.setup("off")
     seed = config.seed if seed is None else seed
@@ -504,7 +522,7 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
                   initial_epoch=int(state.get("epoch", 0)), callbacks=callbacks, verbose=0)
     model.load_weights(str(best_path))
     state = keeper.state
-    return model, {"sigma": sigma, "steps_per_epoch": steps, "batch_size": batch,
+    return detached_copy(model), {"sigma": sigma, "steps_per_epoch": steps, "batch_size": batch,
                    "train_seconds": round(float(state.get("train_seconds", 0.0)), 1), "epochs_run": int(state["epoch"]),
                    "best_epoch": int(state["best_epoch"]),
                    "stopped_by": state.get("stopped_by") or "all epochs done"}
