@@ -19,16 +19,21 @@ def _chunks(k: int, n: int, p: int):
         yield slice(start, min(k, start + size))
 
 
-def _linear(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def linear_last(X: np.ndarray, y: np.ndarray, absorbed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Least squares for every design of the batch X (k x n x p): effect and standard error of the last column, and
+    the residual degrees of freedom. y: one trait (n) or several (n x t) sharing each design, each solved once;
+    `absorbed`: columns already regressed out of y (covariates), which the degrees of freedom lose too."""
     n, p = X.shape[1], X.shape[2]
-    xtx = np.matmul(np.swapaxes(X, 1, 2), X)
-    xty = np.einsum("kni,n->ki", X, y)
-    xtx_inv = np.linalg.pinv(xtx)
-    beta = np.einsum("kij,kj->ki", xtx_inv, xty)
-    residual = y[None, :] - np.einsum("kni,ki->kn", X, beta)
-    sigma2 = (residual**2).sum(1) / max(n - p, 1)
-    se = np.sqrt(np.maximum(sigma2 * xtx_inv[:, -1, -1], 1e-300))
-    return beta[:, -1], se, n - p
+    traits = y if y.ndim == 2 else y[:, None]
+    xtx_inv = np.linalg.pinv(np.matmul(np.swapaxes(X, 1, 2), X))
+    xty = np.einsum("kni,nt->kit", X, traits)
+    beta = np.matmul(xtx_inv, xty)
+    rss = np.maximum((traits**2).sum(0)[None, :] - np.einsum("kit,kit->kt", xty, beta), 1e-300)
+    dof = max(n - p - absorbed, 1)
+    se = np.sqrt(np.maximum(rss / dof * xtx_inv[:, -1, -1, None], 1e-300))
+    if y.ndim == 2:
+        return beta[:, -1, :], se, dof
+    return beta[:, -1, 0], se[:, 0], dof
 
 
 def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +78,7 @@ def wald_last(base: np.ndarray, tested: np.ndarray, y: np.ndarray, kind: str) ->
             statistic = beta / se
             pvalue = 2 * stats.norm.sf(np.abs(statistic))
         else:
-            beta, se, dof = _linear(X, y)
+            beta, se, dof = linear_last(X, y)
             pvalue = 2 * stats.t.sf(np.abs(beta / se), dof)
         degenerate = ~np.isfinite(pvalue) | (tested[part][..., -1].std(1) == 0)
         pvalue[degenerate] = np.nan

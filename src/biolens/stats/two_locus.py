@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from biolens.stats.regression import linear_last
+
 # cell (a, b) of the 3 x 3 table -> design row of the main-effects model: intercept, a==1, a==2, b==1, b==2
 _MAIN_DESIGN = np.asarray([[1, a == 1, a == 2, b == 1, b == 2] for a in range(3) for b in range(3)], dtype=np.float64)
 _PAIRS_PER_BLOCK = 50_000
@@ -104,21 +106,15 @@ def product_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray
     y = np.asarray(y, dtype=np.float64)
     resid = residualise(y if y.ndim == 2 else y[:, None], covariates)
     centred = dosage - dosage.mean(0)
-    n, traits = resid.shape
-    dof = n - covariates.shape[1] - 4
-    total_ss = (resid ** 2).sum(0)
-    pvalues = np.full((traits, len(pairs)), np.nan)
+    n = resid.shape[0]
+    pvalues = np.full((resid.shape[1], len(pairs)), np.nan)
     size = max(1, _PRODUCT_ELEMENTS_PER_BLOCK // (4 * n))
     for start in range(0, len(pairs), size):
         a, b = pairs[start:start + size, 0], pairs[start:start + size, 1]
         X = np.stack([np.ones((len(a), n)), centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
-        inverse = np.linalg.pinv(np.matmul(np.swapaxes(X, 1, 2), X))
-        xty = np.einsum("kni,nt->kit", X, resid)
-        beta = np.matmul(inverse, xty)
-        rss = np.maximum(total_ss[None, :] - np.einsum("kit,kit->kt", xty, beta), 1e-300)
-        se = np.sqrt(rss / max(dof, 1) * np.maximum(inverse[:, 3, 3], 0.0)[:, None])
+        beta, se, dof = linear_last(X, resid, absorbed=covariates.shape[1])
         with np.errstate(divide="ignore", invalid="ignore"):
-            block = 2 * stats.t.sf(np.abs(beta[:, 3, :] / se), max(dof, 1))
+            block = 2 * stats.t.sf(np.abs(beta / se), dof)
         block[X[:, :, 3].std(1) == 0] = np.nan  # no product variation: nothing to test
         pvalues[:, start:start + len(a)] = block.T
     return pvalues if y.ndim == 2 else pvalues[0]
