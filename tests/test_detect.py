@@ -854,3 +854,30 @@ def test_the_reused_compiled_network_trains_the_next_network_exactly_as_a_new_on
     assert int(reused.optimizer.iterations.numpy()) == int(new.optimizer.iterations.numpy()) == 10
     assert all(np.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(reused_weights, new_weights))
     assert not all(np.allclose(a, b, atol=1e-3) for a, b in zip(first_weights, new_weights))
+
+
+def test_the_watershed_baseline_of_a_mask_image_annotated_on_a_corner_segments_that_corner_in_place(tmp_path):
+    """Objects outlined in the bottom-right corner of a large image: the Otsu + watershed peer works in the annotated
+    window only, and its labels land back where the objects are (an offset would score F1 0)."""
+    import tifffile
+
+    from biolens.tasks.detect import _prepare, _watershed_baseline
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "corner"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    image, labels = rng.normal(35, 6, (900, 900)), np.zeros((900, 900), np.uint16)
+    yy, xx = np.mgrid[:900, :900]
+    for label in range(1, 61):
+        x, y = rng.uniform(700, 890, 2)
+        disc = ((xx - x) ** 2 + (yy - y) ** 2 <= rng.uniform(4.0, 5.5) ** 2) & (labels == 0)
+        labels[disc], image[disc] = label, 170
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).convert("RGB").save(root / "images" / "big.png")
+    tifffile.imwrite(root / "masks" / "big.tif", labels)
+    config = DetectConfig(annotations=str(root)).validate()
+    data = _prepare(config, None, tmp_path / "run").data
+    window = data.annotated_window(0)
+    assert window is not None and window[0] > 0.5 * data.scaled[0].shape[1]
+    baseline = _watershed_baseline(data)
+    assert baseline["polarity"] == "bright" and baseline["f1_iou50"] > 0.8
