@@ -519,6 +519,7 @@ def test_box_size_factor_is_the_median_ratio_of_annotated_to_found_on_validation
     centres = np.array([[20.0, 20.0], [60.0, 20.0], [100.0, 20.0], [20.0, 60.0], [60.0, 60.0], [100.0, 60.0]])
     annotated = SimpleNamespace(points=centres, boxes=np.concatenate([centres - [6, 7], centres + [6, 7]], 1))
     data = SimpleNamespace(annotations=SimpleNamespace(items=[annotated]), scale=1.0,
+                           images=[np.zeros((100, 130, 3), np.uint8)],
                            units=[Unit(0, (0, 0, 64, 100), "val"), Unit(0, (64, 0, 130, 100), "val")])
     found = [Peaks(centres.copy(), np.zeros(6, int), np.full(6, 0.9), np.full((6, 2), 10.0))]  # 10 x 10 boxes
     assert size_factor(data, found, 1, 5.0, 0.5) == [1.2, 1.4]        # 12/10 wide, 14/10 high
@@ -887,3 +888,18 @@ def test_the_watershed_baseline_of_a_mask_image_annotated_on_a_corner_segments_t
     assert window is not None and window[0] > 0.5 * data.scaled[0].shape[1]
     baseline = _watershed_baseline(data)
     assert baseline["polarity"] == "bright" and baseline["f1_iou50"] > 0.8
+
+
+def test_boxes_of_objects_at_the_border_are_cut_at_the_image_edge():
+    """A crown at the tile's edge is boxed by its part inside the picture (annotation tools never give negative or
+    beyond-the-edge coordinates, and a scorer compares like with like); boxes inside are untouched."""
+    from types import SimpleNamespace
+
+    from biolens.inference.tiles import Peaks
+    from biolens.tasks.detect import _objects
+
+    centres = np.array([[2.0, 3.0], [30.0, 25.0], [58.0, 49.0]])
+    peaks = Peaks(centres * 0.5, np.zeros(3, int), np.full(3, 0.9), np.full((3, 2), 5.0))  # model scale 0.5
+    data = SimpleNamespace(scale=0.5, images=[np.zeros((50, 60, 3), np.uint8)])
+    boxes = _objects(peaks, np.arange(3), data, 0)["boxes"]
+    assert np.allclose(boxes, [[0, 0, 7, 8], [25, 20, 35, 30], [53, 44, 60, 50]])

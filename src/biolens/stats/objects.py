@@ -22,6 +22,13 @@ def match_points(truth: np.ndarray, found: np.ndarray, radius: float) -> tuple[n
     return rows[keep], cols[keep]
 
 
+def boxes_in_image(centres: np.ndarray, sizes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(n, 4) xmin, ymin, xmax, ymax from centres and sizes, cut at the image's edges: an object at the border is
+    boxed by the part of it that is in the picture, as annotation tools draw it (never a negative coordinate)."""
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+    return np.clip(boxes, 0.0, [width, height, width, height])
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in `a` with every box in `b` (xmin, ymin, xmax, ymax)."""
     if len(a) == 0 or len(b) == 0:

@@ -604,7 +604,8 @@ def _found_objects(peaks, threshold: float, min_distance: float, overlap: float,
     """Objects in original pixels per image at `threshold` (None where the image was not searched)."""
     from biolens.inference.tiles import select
 
-    return [None if p is None else _objects(p, select(p, threshold, min_distance, overlap), data) for p in peaks]
+    return [None if p is None else _objects(p, select(p, threshold, min_distance, overlap), data, item)
+            for item, p in enumerate(peaks)]
 
 
 def _with_flips_if_better(model, data: Data, peaks, min_distance: float, radius: float):
@@ -639,12 +640,16 @@ def _validation_f1(data: Data, peaks, min_distance: float, radius: float) -> flo
     return _pooled(_unit_scores(data, found, val, radius))["f1"]
 
 
-def _objects(peaks, chosen, data: Data) -> dict:
-    """Objects in original pixels from the chosen peaks."""
+def _objects(peaks, chosen, data: Data, item: int) -> dict:
+    """Objects in original pixels from the chosen peaks of image `item`."""
+    from biolens.stats.objects import boxes_in_image
+
     centres = peaks.centres[chosen] / data.scale
     sizes = peaks.sizes[chosen] / data.scale
-    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
-    return {"centres": centres, "classes": peaks.classes[chosen], "scores": peaks.scores[chosen], "boxes": boxes}
+    height, width = data.images[item].shape[:2]
+    boxes = boxes_in_image(centres, sizes, width, height)
+    return {"centres": centres, "classes": peaks.classes[chosen], "scores": peaks.scores[chosen], "boxes": boxes,
+            "sizes": sizes}
 
 
 def _unit_scores(data: Data, found: list[dict], units: list[Unit], radius: float) -> list[dict]:
@@ -712,9 +717,9 @@ def size_factor(data: Data, peaks, min_distance: float, radius: float, threshold
         item, objects = data.annotations.items[unit.item], found[unit.item]
         truth_in, found_in = _in_box(item.points, unit.box), _in_box(objects["centres"], unit.box)
         rows, cols = match_points(item.points[truth_in], objects["centres"][found_in], radius)
-        true_boxes, found_boxes = item.boxes[truth_in][rows], objects["boxes"][found_in][cols]
+        true_boxes = item.boxes[truth_in][rows]
         true_size = true_boxes[:, 2:] - true_boxes[:, :2]
-        found_size = found_boxes[:, 2:] - found_boxes[:, :2]
+        found_size = objects["sizes"][found_in][cols]  # the size head's, before boxes are cut at the image edge
         ratios.append(np.log(np.maximum(true_size, 1.0) / np.maximum(found_size, 1e-3)))
     ratios = np.concatenate(ratios) if ratios else np.zeros((0, 2))
     if len(ratios) < MIN_SIZE_MATCHES:
@@ -1392,6 +1397,7 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     from biolens.models.io import load_trusted
     from biolens.readers import images as image_reader
     from biolens.readers.image_decode import DecodeError, read_for_tiles
+    from biolens.stats.objects import boxes_in_image
 
     model = load_trusted(run.model_path, info.get("model_sha256"))
     metrics, classes, kind = run.metrics, info["class_names"], info["kind"]
@@ -1433,14 +1439,12 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
             areas = np.bincount(labels.ravel(), minlength=len(chosen) + 1)[1:len(chosen) + 1]
             if folder is not None:
                 _write_label_tiff(folder / f"{path.stem}_labels.tif", labels)
+        boxes = boxes_in_image(centres, widths, image.shape[1], image.shape[0])
         for k, j in enumerate(chosen):
             row = {"image": str(path), "label": classes[peaks.classes[j]], "score": round(float(peaks.scores[j]), 4),
                    "x": round(float(centres[k, 0]), 1), "y": round(float(centres[k, 1]), 1)}
             if kind == "boxes":
-                row.update(xmin=round(float(centres[k, 0] - widths[k, 0] / 2), 1),
-                           ymin=round(float(centres[k, 1] - widths[k, 1] / 2), 1),
-                           xmax=round(float(centres[k, 0] + widths[k, 0] / 2), 1),
-                           ymax=round(float(centres[k, 1] + widths[k, 1] / 2), 1))
+                row.update(zip(("xmin", "ymin", "xmax", "ymax"), (round(float(v), 1) for v in boxes[k])))
             if areas is not None:
                 row["area"] = int(areas[k])
             if geo is not None:
