@@ -110,6 +110,8 @@ def _score_regions(path: Path, shape: tuple[int, int], peaks, chosen: np.ndarray
                    side: int) -> list[dict]:
     """Per square region: uncertainty = candidates near the threshold (a Gaussian in logit distance, 1 at the
     threshold) + |objects found - density count|."""
+    from biolens.stats.objects import boxes_in_image
+
     height, width = shape
     centres = peaks.centres / scale
     logit = np.log(np.clip(peaks.scores, 1e-4, 1 - 1e-4) / np.clip(1 - peaks.scores, 1e-4, 1))
@@ -127,11 +129,10 @@ def _score_regions(path: Path, shape: tuple[int, int], peaks, chosen: np.ndarray
             objects = []
             for j in np.flatnonzero(inside & chosen):
                 x, y = centres[j]
-                w, h = peaks.sizes[j] / scale
+                box = boxes_in_image(centres[j:j + 1], peaks.sizes[j:j + 1] / scale, width, height)[0]
                 objects.append({"class": int(peaks.classes[j]), "x": round(float(x), 1), "y": round(float(y), 1),
-                                "xmin": round(float(max(0, x - w / 2)), 1), "ymin": round(float(max(0, y - h / 2)), 1),
-                                "xmax": round(float(min(width, x + w / 2)), 1),
-                                "ymax": round(float(min(height, y + h / 2)), 1), "score": round(float(peaks.scores[j]), 4)})
+                                **{k: round(float(v), 1) for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box)},
+                                "score": round(float(peaks.scores[j]), 4)})
             regions.append({"image": str(path), "box": (x0, y0, x1, y1), "uncertainty": uncertainty, "found": found,
                             "density": None if density is None else round(density, 2), "objects": objects})
     return regions
