@@ -337,8 +337,8 @@ def compiled_network(n_classes: int, channels: int, kind: str, learning_rate: fl
 
     key = (n_classes, channels, kind)
     fresh = object_unet(n_classes, channels)
-    decay = dict(initial_learning_rate=learning_rate * 0.1, decay_steps=max(1, steps * (epochs - 1)),
-                 warmup_target=learning_rate, warmup_steps=steps)
+    decay = {"initial_learning_rate": learning_rate * 0.1, "decay_steps": max(1, steps * (epochs - 1)),
+             "warmup_target": learning_rate, "warmup_steps": steps}
     if key not in _NETWORKS:
         schedule = WarmupCosine(**decay)
         # XLA on: the tiles have one fixed shape, and on a CPU it measured 1.3 -> 0.7 s a step (Keras' "auto" keeps
@@ -522,10 +522,10 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
                   initial_epoch=int(state.get("epoch", 0)), callbacks=callbacks, verbose=0)
     model.load_weights(str(best_path))
     state = keeper.state
-    return detached_copy(model), {"sigma": sigma, "steps_per_epoch": steps, "batch_size": batch,
-                   "train_seconds": round(float(state.get("train_seconds", 0.0)), 1), "epochs_run": int(state["epoch"]),
-                   "best_epoch": int(state["best_epoch"]),
-                   "stopped_by": state.get("stopped_by") or "all epochs done"}
+    return detached_copy(model), {
+        "sigma": sigma, "steps_per_epoch": steps, "batch_size": batch,
+        "train_seconds": round(float(state.get("train_seconds", 0.0)), 1), "epochs_run": int(state["epoch"]),
+        "best_epoch": int(state["best_epoch"]), "stopped_by": state.get("stopped_by") or "all epochs done"}
 
 
 def _keeper_base():
