@@ -300,7 +300,7 @@ def test_a_light_null_tail_fitted_as_bounded_does_not_turn_chance_maxima_into_di
     """The deep pair test's null: 20 copies x 32 candidate pairs scored, every other pair 0; the observed scores are
     exchangeable with them. Light tails (here |normal|) are fitted from a few hundred exceedances with a negative
     Pareto shape, i.e. a bounded tail, and an observed maximum past the fitted bound got p = 1e-300: BH claimed a pair
-    in 7 of these 100 null cohorts (0 with the tail never lighter than the exponential). At most 5% may claim one."""
+    in 7 of these 100 null cohorts (3 with the tail never lighter than an exponential). At most 5% may claim one."""
     from biolens.stats.significance import bh_qvalues, permutation_test
 
     rng = np.random.default_rng(0)

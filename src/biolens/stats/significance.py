@@ -102,13 +102,18 @@ def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarra
     p = empirical.copy()
     beyond = observed[extend] - threshold
     survival = fitted.sf(beyond)
+    p[extend] = exceedances / len(pooled) * survival
     if shape < 0:
         # A negative shape bounds the tail at threshold + scale / |shape|, and a score past that fitted bound got
-        # p = 1e-300. Tails of light-tailed scores (the normal's, and the deep pair scores') are often fitted with a
-        # negative shape from a few hundred exceedances, and the true tail goes on: on 20 null cohorts 4 had a deep
-        # pair claimed that way (docs/association.md). The tail read is never lighter than the exponential's.
-        survival = np.maximum(survival, scipy_stats.expon(scale=float(np.mean(pooled[:exceedances] - threshold))).sf(beyond))
-    p[extend] = exceedances / len(pooled) * survival
+        # p = 1e-300. Light tails (the normal's, and the deep pair scores') in the Gumbel domain, whose true tail
+        # goes on, are often fitted that way from a few hundred exceedances: on 20 null cohorts 4 had a deep pair
+        # claimed past the bound (docs/association.md). So the tail read is never lighter than an exponential one
+        # fitted to the TAIL_MIN_EXCEEDANCES largest null scores (the mean excess of light tails falls with the
+        # threshold: fitted to all 250 it was far too cautious; measured in docs/association.md).
+        top = min(TAIL_MIN_EXCEEDANCES, len(pooled) - 1)
+        start = float(pooled[top])
+        exponential = top / len(pooled) * np.exp(-(observed[extend] - start) / max(float(np.mean(pooled[:top] - start)), 1e-300))
+        p[extend] = np.maximum(p[extend], exponential)
     p = np.clip(p, 1e-300, 1)
     info = {"method": "generalised Pareto tail", "resolution": float(1 / (1 + len(pooled))),
             "tail_shape": round(float(shape), 4), "tail_scale": float(scale), "tail_threshold": threshold,
