@@ -100,9 +100,7 @@ def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarra
     hits = len(pooled) - np.searchsorted(pooled[::-1], observed, side="left")
     extend = (hits < TAIL_MIN_HITS) & (observed > threshold)
     p = empirical.copy()
-    beyond = observed[extend] - threshold
-    survival = fitted.sf(beyond)
-    p[extend] = exceedances / len(pooled) * survival
+    p[extend] = exceedances / len(pooled) * fitted.sf(observed[extend] - threshold)
     if shape < 0:
         # A negative shape bounds the tail at threshold + scale / |shape|, and a score past that fitted bound got
         # p = 1e-300. Light tails (the normal's, and the deep pair scores') in the Gumbel domain, whose true tail
@@ -112,8 +110,8 @@ def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarra
         # threshold: fitted to all 250 it was far too cautious; measured in docs/association.md).
         top = min(TAIL_MIN_EXCEEDANCES, len(pooled) - 1)
         start = float(pooled[top])
-        exponential = top / len(pooled) * np.exp(-(observed[extend] - start) / max(float(np.mean(pooled[:top] - start)), 1e-300))
-        p[extend] = np.maximum(p[extend], exponential)
+        mean_excess = max(float(np.mean(pooled[:top] - start)), 1e-300)
+        p[extend] = np.maximum(p[extend], top / len(pooled) * np.exp(-(observed[extend] - start) / mean_excess))
     p = np.clip(p, 1e-300, 1)
     info = {"method": "generalised Pareto tail", "resolution": float(1 / (1 + len(pooled))),
             "tail_shape": round(float(shape), 4), "tail_scale": float(scale), "tail_threshold": threshold,
