@@ -109,6 +109,11 @@ class Data:
         x1, y1 = int(min(width, boxes[:, 2].max() + margin)), int(min(height, boxes[:, 3].max() + margin))
         return None if (x1 - x0) * (y1 - y0) > 0.8 * width * height else (x0, y0, x1, y1)
 
+    def extent(self, item: int, margin: float = 32.0) -> tuple[int, int, int, int]:
+        """The annotated window of image `item`, or the whole image where there is none: the part to work on."""
+        height, width = self.scaled[item].shape[:2]
+        return self.annotated_window(item, margin) or (0, 0, width, height)
+
 
 def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     from biolens.inference.tiles import resize
@@ -287,8 +292,7 @@ def _targets(data: Data, config: DetectConfig):
     images, targets, maps = [], [], []
     codes = {"train": 0, "val": 1, "test": 2}
     for index, (item, scaled) in enumerate(zip(data.annotations.items, data.scaled)):
-        left, top, right, bottom = data.annotated_window(index, TRAIN_TILE // 2 + 16) or \
-            (0, 0, scaled.shape[1], scaled.shape[0])
+        left, top, right, bottom = data.extent(index, TRAIN_TILE // 2 + 16)
         view = scaled[top:bottom, left:right]
         height, width = view.shape[:2]
         sizes = None
@@ -745,7 +749,7 @@ def _log_baseline(data: Data, radius: float) -> tuple[list[dict], dict]:
     settings = [(polarity, threshold) for polarity in ("bright", "dark") for threshold in (0.02, 0.05, 0.1, 0.2)]
     candidates = {setting: [] for setting in settings}
     for item, scaled in enumerate(data.scaled):  # each image read into grey once, for every setting
-        x0, y0, x1, y1 = data.annotated_window(item) or (0, 0, scaled.shape[1], scaled.shape[0])
+        x0, y0, x1, y1 = data.extent(item)
         grey = scaled[y0:y1, x0:x1].astype(np.float32).mean(-1) / 255.0
         for polarity, threshold in settings:
             blobs = blob_log(grey if polarity == "bright" else 1 - grey, min_sigma=sigma * 0.7, max_sigma=sigma_high,
@@ -782,7 +786,7 @@ def _watershed_baseline(data: Data) -> dict:
 
     def segment(item: int, polarity: str) -> np.ndarray:
         scaled = data.scaled[item]
-        x0, y0, x1, y1 = data.annotated_window(item) or (0, 0, scaled.shape[1], scaled.shape[0])  # only where scored
+        x0, y0, x1, y1 = data.extent(item)  # only where scored
         grey = ndimage.gaussian_filter(scaled[y0:y1, x0:x1].astype(np.float32).mean(-1), 1.0)
         cut = threshold_otsu(grey)
         foreground = grey > cut if polarity == "bright" else grey < cut
