@@ -114,6 +114,7 @@ def _score_regions(path: Path, shape: tuple[int, int], peaks, chosen: np.ndarray
 
     height, width = shape
     centres = peaks.centres / scale
+    boxes = boxes_in_image(centres, peaks.sizes / scale, width, height)
     logit = np.log(np.clip(peaks.scores, 1e-4, 1 - 1e-4) / np.clip(1 - peaks.scores, 1e-4, 1))
     cut = np.log(threshold / (1 - threshold))
     borderline = np.exp(-0.5 * (logit - cut) ** 2)
@@ -129,9 +130,8 @@ def _score_regions(path: Path, shape: tuple[int, int], peaks, chosen: np.ndarray
             objects = []
             for j in np.flatnonzero(inside & chosen):
                 x, y = centres[j]
-                box = boxes_in_image(centres[j:j + 1], peaks.sizes[j:j + 1] / scale, width, height)[0]
                 objects.append({"class": int(peaks.classes[j]), "x": round(float(x), 1), "y": round(float(y), 1),
-                                **{k: round(float(v), 1) for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box)},
+                                **{k: round(float(v), 1) for k, v in zip(("xmin", "ymin", "xmax", "ymax"), boxes[j])},
                                 "score": round(float(peaks.scores[j]), 4)})
             regions.append({"image": str(path), "box": (x0, y0, x1, y1), "uncertainty": uncertainty, "found": found,
                             "density": None if density is None else round(density, 2), "objects": objects})
