@@ -387,7 +387,7 @@ def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.n
     null_traits = task.interaction_null_traits(data, 20, rng, r2_score(data.y_model, oof))
     pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
     p_own = test(data.dosage, data.y, data.covariates, pairs)
-    p_null, _ = against_main_effects(test, data.dosage, p_own, null_traits, data.covariates, rng)
+    p_null, _ = against_main_effects(test, data.dosage, pairs, p_own, null_traits, data.covariates, rng)
     return bh_qvalues(np.nan_to_num(p_own, nan=1.0)), bh_qvalues(p_null), (data, pairs)
 
 

@@ -115,8 +115,6 @@ def sequence_methods(info: dict, metrics: dict) -> str:
 
 
 def association_methods(info: dict, metrics: dict) -> str:
-    from biolens.stats.two_locus import NULL_SCAN_SITES
-
     config, versions = info["config"], info.get("versions", {})
     kind = metrics.get("trait_kind", info.get("trait_kind"))
     test = "logistic" if kind == "binary" else "linear"
@@ -142,7 +140,7 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"saturated two-locus test (F test of the full 3 x 3 genotype table against both sites' main effects, up to "
         f"4 df, on the covariate-adjusted trait), which detects interactions of any form{_scan_engine(metrics)}; its "
         f"p-values were read against the same test on {config['permutations']} traits simulated from the main-effects "
-        f"model below (all pairs of {NULL_SCAN_SITES} random sites per trait, pooled), because in one region the F "
+        f"model below (every pair per trait, pooled), because in one region the F "
         f"distribution's own p-value also counts pairs that merely tag a causal site (reported as p_saturated_f); "
         f"the product term was read the same way (its linear Wald test on the covariate-adjusted trait, p_product; "
         f"PLINK's own p is p_epistasis). Pairs were ranked by the smallest of the deep, saturated and product "

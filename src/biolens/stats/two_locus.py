@@ -95,7 +95,7 @@ def _f_tests(counts: np.ndarray, sums: np.ndarray, total_ss: np.ndarray, residua
     return f_stat.T, np.where(valid[:, 0], df_int, np.nan), pvalues.T
 
 
-NULL_SCAN_SITES = 150  # each null trait is scanned over all pairs of this many random sites (~11,000 pairs)
+NULL_SCAN_SCORES = 10_000_000  # null traits x pairs scanned at most (80 MB of p-values); past it, a sample of pairs
 _PRODUCT_ELEMENTS_PER_BLOCK = 4_000_000  # pairs x individuals x 4 design columns held at once (32 MB)
 
 
@@ -120,7 +120,7 @@ def product_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray
     return pvalues if y.ndim == 2 else pvalues[0]
 
 
-def against_main_effects(test, dosage: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
+def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
                          covariates: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """p-values of a pair test (`test(dosage, traits, covariates, pairs)` -> traits x pairs p) read against traits
     simulated under the main-effects model of every site.
@@ -130,15 +130,19 @@ def against_main_effects(test, dosage: np.ndarray, p_observed: np.ndarray, null_
     effects do, so on purely additive cohorts hundreds of pairs reach q < 0.05 (and, with structure, on null ones).
     `null_traits` (n x B) keep every site's additive and dominance effects and nothing else (the deep pair test's
     null, Buzkova et al. 2011): pairs that only tag main effects score as high there as in the data. Each null trait
-    is scanned over all pairs of a random set of sites (a sample of the region's pairs, LD structure included); the
-    observed -log10 p of every pair is then compared with that pooled null, with the tail extended
+    is scanned over the same `pairs` as the data (a uniform sample of them when B x pairs passes NULL_SCAN_SCORES),
+    so the pooled null holds every pair in its share: the few pairs that tag a causal site best have the heaviest
+    null, and a pooled null that missed them (all pairs of 150 random sites did, in 3 of 20 additive cohorts) claims
+    them. The observed -log10 p of every pair is then compared with that pooled null, with the tail extended
     (`significance.permutation_test`).
     """
     from biolens.stats.significance import permutation_test
 
-    sites = np.sort(rng.choice(dosage.shape[1], min(dosage.shape[1], NULL_SCAN_SITES), replace=False))
-    within = np.stack(np.triu_indices(len(sites), 1), axis=1)
-    p_null = test(dosage[:, sites], null_traits, covariates, within)
+    scanned = pairs
+    most = max(1, NULL_SCAN_SCORES // max(null_traits.shape[1], 1))
+    if len(pairs) > most:
+        scanned = pairs[np.sort(rng.choice(len(pairs), most, replace=False))]
+    p_null = test(dosage, null_traits, covariates, scanned)
     return permutation_test(_evidence(p_observed), _evidence(p_null), standardise=False)
 
 

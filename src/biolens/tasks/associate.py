@@ -142,14 +142,14 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     warnings=data.notes.get("warnings", []))
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    # "_v2"/"_v3": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model or
-    # the saturated test's main-effects null; their stages are recomputed rather than read
+    # "_v2".."_v5": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
+    # the main-effects null or its scan of every pair; their stages are recomputed rather than read
     classical = cached_stage(run, "classical_v2", lambda: _classical(data, config.dask, config.seed))
     fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
     epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-    discovery = cached_stage(run, "discovery_v4", lambda: _discovery(data, config, classical, epochs, r2_additive))
+    discovery = cached_stage(run, "discovery_v5", lambda: _discovery(data, config, classical, epochs, r2_additive))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
@@ -387,11 +387,11 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     copies = targets.shape[1]
     with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction"):
         p_saturated, saturated_tail = against_main_effects(
-            saturated_p, data.dosage, classical["p_saturated"], targets[:, B + 1:], data.covariates,
+            saturated_p, data.dosage, classical["pairs"], classical["p_saturated"], targets[:, B + 1:], data.covariates,
             np.random.default_rng(config.seed + 2))
         p_product_linear = product_pair_tests(data.dosage, data.y_model, data.covariates, classical["pairs"])
         p_product, product_tail = against_main_effects(
-            product_pair_tests, data.dosage, p_product_linear, targets[:, B + 1:], data.covariates,
+            product_pair_tests, data.dosage, classical["pairs"], p_product_linear, targets[:, B + 1:], data.covariates,
             np.random.default_rng(config.seed + 3))
     allowed = _allowed_pairs(classical["r2"])
     products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
