@@ -12,7 +12,8 @@ Each cell simulates `--cohorts` msprime cohorts (1,000 diploid x 2 kb by default
 - additive cells: are the planted sites in the top 10 of variants.tsv (allowing r^2 >= 0.8 neighbours) and in a 95%
   credible set of at most 5 sites? A set cannot be smaller than the planted site's exact proxies (r^2 >= 0.99: in one
   region without recombination often 10-20 sites with the same genotypes), so the set is also counted in distinct
-  sites, proxies as one (`additive_small_set_distinct`), and the planted sites' proxies are recorded.
+  sites, proxies as one (`additive_small_set_distinct`), and the planted sites' proxies are recorded, with each
+  planted site's own p (`additive_p_site`: LD between planted sites of opposite signs can cancel their effects).
 - null and additive cells: is any pair claimed at q < 0.05 (a false discovery)?
 - pair cells: at which row of interactions.tsv (its `rank` column) does a reader meet the planted pair?
 Results are appended to --out (JSON lines) so an interrupted grid resumes; the table is printed at the end.
@@ -102,6 +103,10 @@ def score(run: Path, vcf: Path, truth: dict) -> dict:
                                                                    for members in sets.values())
                                                                for c in truth["additive"]]))
         result["additive_proxies"] = [sum(same(c, int(r["pos"])) for r in variants) for c in truth["additive"]]
+        # how strong each planted site is on its own: in one region the three often share LD, and with random signs
+        # their marginal effects can cancel (a cohort where no per-site ranking can put them first)
+        result["additive_p_site"] = [min((_number(r["p_site"]) for r in variants if int(r["pos"]) == c), default=1.0)
+                                     for c in truth["additive"]]
     metrics = json.loads((run / "metrics.json").read_text())
     result.update(seconds=metrics["seconds"], lambda_gc=metrics["lambda_gc"],
                   inflation_warning=metrics["inflation_reading"].startswith("warning"))

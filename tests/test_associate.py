@@ -413,6 +413,34 @@ def test_saturated_test_read_against_main_effects_drops_pairs_that_only_tag_addi
     assert q_null[planted] < 0.05 and q_null[planted] == np.nanmin(q_null), (q_null[planted], np.nanmin(q_null))
 
 
+def test_the_main_effects_null_scans_the_pairs_of_the_data(monkeypatch):
+    """The pooled null is an average of every pair's null only when each pair is in it in its share: the null
+    traits are scanned over the data's own pairs (a sample of site pairs missed the few pairs that tag a causal site
+    best, and claimed them on 3 of 20 additive cohorts), and over a uniform sample of them past NULL_SCAN_SCORES."""
+    from biolens.stats import two_locus
+
+    rng = np.random.default_rng(0)
+    dosage = rng.binomial(2, 0.4, size=(300, 200)).astype(float)
+    null_traits = rng.normal(size=(300, 5))
+    pairs = np.stack(np.triu_indices(200, 1), axis=1)[::3]
+    scanned = []
+
+    def recording(dosage, traits, covariates, chosen):
+        scanned.append(chosen)
+        return two_locus.product_pair_tests(dosage, traits, covariates, chosen)
+
+    p_observed = two_locus.product_pair_tests(dosage, rng.normal(size=300), np.zeros((300, 0)), pairs)
+    p, _ = two_locus.against_main_effects(recording, dosage, pairs, p_observed, null_traits, np.zeros((300, 0)), rng)
+    np.testing.assert_array_equal(scanned[-1], pairs)
+    assert p.shape == (len(pairs),) and 0 < p.min() and p.max() <= 1
+    monkeypatch.setattr(two_locus, "NULL_SCAN_SCORES", 5 * 1000)
+    two_locus.against_main_effects(recording, dosage, pairs, p_observed, null_traits, np.zeros((300, 0)), rng)
+    sample = {tuple(pair) for pair in scanned[-1]}
+    assert len(scanned[-1]) == 1000 == len(sample) and sample <= {tuple(pair) for pair in pairs}
+    # uniform over the data's pairs, not clustered on a subset of sites
+    assert len(np.unique(scanned[-1])) > 180
+
+
 def test_product_test_is_plinks_and_read_against_main_effects_keeps_a_product_of_rarer_alleles(tmp_path):
     """The product test is PLINK --epistasis's linear Wald test (`regression.pair_tests`), for one trait or many at
     once. Read against traits that keep every main effect it claims no pair on an additive cohort (its own p claims
