@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biolens.engine.dask_scans import dask_client, describe, pair_scans
+from biolens.engine.dask_scans import dask_client, describe, pair_scans, scan_blocks
 
 
 def _cohort(n=600, m=30, seed=0):
@@ -20,12 +20,22 @@ def _cohort(n=600, m=30, seed=0):
 
 
 def test_pair_scans_on_a_local_dask_cluster_match_the_scans_in_process():
+    """Both scans, and the null traits' scans of the readings against main effects (several traits a task)."""
+    from biolens.stats.two_locus import product_pair_tests, saturated_p
+
     dosage, y, covariates = _cohort()
     pairs = np.stack(np.triu_indices(dosage.shape[1], 1), axis=1)
+    traits = np.random.default_rng(1).normal(size=(len(y), 3)) + y[:, None]
     here = pair_scans(dosage, y, covariates, "quantitative", pairs)
+    nulls_here = [test(dosage, traits, covariates, pairs) for test in (saturated_p, product_pair_tests)]
     with dask_client("local") as client:
         where = describe(client)
         there = pair_scans(dosage, y, covariates, "quantitative", pairs, client, pairs_per_task=50)  # 9 tasks
+        nulls_there = [scan_blocks(test, dosage, traits, covariates, pairs, client, pairs_per_task=50)
+                       for test in (saturated_p, product_pair_tests)]
+    for null_here, null_there in zip(nulls_here, nulls_there):
+        assert null_there.shape == (3, len(pairs))
+        np.testing.assert_allclose(null_there, null_here, rtol=1e-10, equal_nan=True)
     assert where["engine"] == "dask" and where["workers"] >= 1
     for key in here:
         np.testing.assert_allclose(there[key], here[key], rtol=1e-10, equal_nan=True)

@@ -1,7 +1,8 @@
 """Past one machine: the classical pair scans of `biolens associate` on a Dask cluster (`--dask`).
 
 Every pair of sites is tested twice (PLINK's product term and the saturated 3 x 3 table): m (m - 1) / 2 tests over
-all individuals, the part of an association run that grows fastest with the cohort and the region. The scans are
+all individuals, the part of an association run that grows fastest with the cohort and the region; both are run
+again on every trait of the main-effects null (`scan_blocks`). The scans are
 split into blocks of pairs; with `--dask` each block is a Dask task on the cluster's workers (the genotypes are
 sent to every worker once), without it the blocks run here one after the other. The results are the same numbers
 either way (tests/test_dask_scans.py). The network and its permutation copies train with TensorFlow
@@ -86,3 +87,20 @@ def pair_scans(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
             "f_saturated": np.concatenate([s[0] for s in saturated]),
             "df_saturated": np.concatenate([s[1] for s in saturated]),
             "p_saturated": np.concatenate([s[2] for s in saturated])}
+
+
+def scan_blocks(test, dosage: np.ndarray, traits: np.ndarray, covariates: np.ndarray, pairs: np.ndarray, client=None,
+                pairs_per_task: int = PAIRS_PER_TASK) -> np.ndarray:
+    """`test(dosage, traits, covariates, pairs)` -> traits x pairs p-values, run block by block: as Dask tasks with a
+    client (the null traits of the pair readings: `two_locus.against_main_effects`), here without one."""
+    blocks = [pairs[start:start + pairs_per_task] for start in range(0, len(pairs), pairs_per_task)] or [pairs]
+    if client is None:
+        return np.concatenate([test(dosage, traits, covariates, b) for b in blocks], axis=1)
+    # hash=False: a second scan of the same arrays would reuse the keys the first is releasing ("lost dependencies")
+    shared = client.scatter([np.asarray(dosage), np.asarray(traits), np.asarray(covariates)], broadcast=True, hash=False)
+    futures = client.map(_test_block, blocks, test=test, dosage=shared[0], traits=shared[1], covariates=shared[2])
+    return np.concatenate(client.gather(futures), axis=1)
+
+
+def _test_block(pairs, test, dosage, traits, covariates):
+    return test(dosage, traits, covariates, pairs)

@@ -121,7 +121,7 @@ def product_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray
 
 
 def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
-                         covariates: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+                         covariates: np.ndarray, rng: np.random.Generator, scan=None) -> tuple[np.ndarray, dict]:
     """p-values of a pair test (`test(dosage, traits, covariates, pairs)` -> traits x pairs p) read against traits
     simulated under the main-effects model of every site.
 
@@ -134,7 +134,8 @@ def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed
     so the pooled null holds every pair in its share: the few pairs that tag a causal site best have the heaviest
     null, and a pooled null that missed them (all pairs of 150 random sites did, in 3 of 20 additive cohorts) claims
     them. The observed -log10 p of every pair is then compared with that pooled null, with the tail extended
-    (`significance.permutation_test`).
+    (`significance.permutation_test`). `scan(test, dosage, traits, covariates, pairs)` runs the null scan elsewhere
+    (`dask_scans.scan_blocks` on a cluster); by default it runs here.
     """
     from biolens.stats.significance import permutation_test
 
@@ -142,8 +143,12 @@ def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed
     most = max(1, NULL_SCAN_SCORES // max(null_traits.shape[1], 1))
     if len(pairs) > most:
         scanned = pairs[np.sort(rng.choice(len(pairs), most, replace=False))]
-    p_null = test(dosage, null_traits, covariates, scanned)
+    p_null = (scan or _here)(test, dosage, null_traits, covariates, scanned)
     return permutation_test(_evidence(p_observed), _evidence(p_null), standardise=False)
+
+
+def _here(test, dosage, traits, covariates, pairs):
+    return test(dosage, traits, covariates, pairs)
 
 
 def saturated_p(dosage: np.ndarray, traits: np.ndarray, covariates: np.ndarray, pairs: np.ndarray) -> np.ndarray:

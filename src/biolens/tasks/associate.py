@@ -371,9 +371,12 @@ def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, r
 
 
 def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, r2_additive: float = 0.0) -> dict:
+    from functools import partial
+
+    from biolens.engine.dask_scans import dask_client, scan_blocks
+    from biolens.engine.genotype_training import fit_copies
     from biolens.stats.significance import bh_qvalues, permutation_test
     from biolens.stats.two_locus import against_main_effects, product_pair_tests, saturated_p
-    from biolens.engine.genotype_training import fit_copies
 
     n, m = data.x.shape
     B = config.permutations
@@ -385,14 +388,17 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     targets = np.hstack([np.stack([data.y_model[order] for order in orders[: B + 1]], axis=1),
                          interaction_null_traits(data, B, rng, r2_additive)])
     copies = targets.shape[1]
-    with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction"):
+    where = f" on the Dask cluster {config.dask}" if config.dask else ""
+    with dask_client(config.dask) as client, console.step(
+            f"saturated and product tests against {B} traits with every main effect and no interaction{where}"):
+        scan = partial(scan_blocks, client=client) if client is not None else None
         p_saturated, saturated_tail = against_main_effects(
             saturated_p, data.dosage, classical["pairs"], classical["p_saturated"], targets[:, B + 1:], data.covariates,
-            np.random.default_rng(config.seed + 2))
+            np.random.default_rng(config.seed + 2), scan)
         p_product_linear = product_pair_tests(data.dosage, data.y_model, data.covariates, classical["pairs"])
         p_product, product_tail = against_main_effects(
             product_pair_tests, data.dosage, classical["pairs"], p_product_linear, targets[:, B + 1:], data.covariates,
-            np.random.default_rng(config.seed + 3))
+            np.random.default_rng(config.seed + 3), scan)
     allowed = _allowed_pairs(classical["r2"])
     products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
     covariates = np.stack([data.covariates[order] for order in orders], axis=1)
