@@ -120,31 +120,60 @@ def product_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray
     return pvalues if y.ndim == 2 else pvalues[0]
 
 
+def distinct_pairs(dosage: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs that genotypes can tell apart: (index in `pairs` of one pair per distinct pair, which distinct pair
+    each pair is; -1 where both sites carry the same genotypes).
+
+    In one region without recombination dozens of sites can carry the same genotypes (or their mirror image, 2 - x),
+    and every pair test then gives their pairs one value: on a null cohort a site paired with a block of 80 identical
+    sites was one chance extreme, and BH, counting each copy as a discovery, made it 82 claims (docs/association.md).
+    """
+    oriented = np.where(dosage.mean(0) <= 1, dosage, 2 - dosage)
+    _, group = np.unique(oriented.T, axis=0, return_inverse=True)
+    group = np.ravel(group)
+    a, b = group[pairs[:, 0]], group[pairs[:, 1]]
+    key = np.minimum(a, b).astype(np.int64) * (int(group.max()) + 1) + np.maximum(a, b)
+    apart = np.flatnonzero(a != b)
+    _, first, inverse = np.unique(key[apart], return_index=True, return_inverse=True)
+    which = np.full(len(pairs), -1, dtype=np.int64)
+    which[apart] = np.ravel(inverse)
+    return apart[first], which
+
+
 def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
-                         covariates: np.ndarray, rng: np.random.Generator, scan=None) -> tuple[np.ndarray, dict]:
-    """p-values of a pair test (`test(dosage, traits, covariates, pairs)` -> traits x pairs p) read against traits
-    simulated under the main-effects model of every site.
+                         covariates: np.ndarray, rng: np.random.Generator,
+                         scan=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """p- and BH q-values of a pair test (`test(dosage, traits, covariates, pairs)` -> traits x pairs p) read against
+    traits simulated under the main-effects model of every site.
 
     In one region without recombination a pair test's own p-value is not a test of epistasis: the 3 x 3 table (or
     the product) of two sites that both tag a third, causal one describes that site better than their two main
     effects do, so on purely additive cohorts hundreds of pairs reach q < 0.05 (and, with structure, on null ones).
     `null_traits` (n x B) keep every site's additive and dominance effects and nothing else (the deep pair test's
     null, Buzkova et al. 2011): pairs that only tag main effects score as high there as in the data. Each null trait
-    is scanned over the same `pairs` as the data (a uniform sample of them when B x pairs passes NULL_SCAN_SCORES),
+    is scanned over the same pairs as the data (a uniform sample of them when B x pairs passes NULL_SCAN_SCORES),
     so the pooled null holds every pair in its share: the few pairs that tag a causal site best have the heaviest
     null, and a pooled null that missed them (all pairs of 150 random sites did, in 3 of 20 additive cohorts) claims
     them. The observed -log10 p of every pair is then compared with that pooled null, with the tail extended
-    (`significance.permutation_test`). `scan(test, dosage, traits, covariates, pairs)` runs the null scan elsewhere
-    (`dask_scans.scan_blocks` on a cluster); by default it runs here.
+    (`significance.permutation_test`). Pairs of sites with the same genotypes are one test (`distinct_pairs`): they
+    are scanned, pooled and counted by BH once, and every copy gets that test's p and q (NaN: no test).
+    `scan(test, dosage, traits, covariates, pairs)` runs the null scan elsewhere (`dask_scans.scan_blocks` on a
+    cluster); by default it runs here.
     """
-    from biolens.stats.significance import permutation_test
+    from biolens.stats.significance import bh_qvalues, permutation_test
 
-    scanned = pairs
+    chosen, which = distinct_pairs(dosage, pairs)
+    scanned = pairs[chosen]
     most = max(1, NULL_SCAN_SCORES // max(null_traits.shape[1], 1))
-    if len(pairs) > most:
-        scanned = pairs[np.sort(rng.choice(len(pairs), most, replace=False))]
+    if len(scanned) > most:
+        scanned = scanned[np.sort(rng.choice(len(scanned), most, replace=False))]
     p_null = (scan or _here)(test, dosage, null_traits, covariates, scanned)
-    return permutation_test(_evidence(p_observed), _evidence(p_null), standardise=False)
+    p_distinct, tail = permutation_test(_evidence(p_observed[chosen]), _evidence(p_null), standardise=False)
+    tail["distinct_pairs"] = int(len(chosen))
+    apart = which >= 0
+    p, q = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
+    p[apart], q[apart] = p_distinct[which[apart]], bh_qvalues(p_distinct)[which[apart]]
+    return p, q, tail
 
 
 def _here(test, dosage, traits, covariates, pairs):

@@ -142,14 +142,14 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     warnings=data.notes.get("warnings", []))
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    # "_v2".."_v5": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
-    # the main-effects null or its scan of every pair; their stages are recomputed rather than read
+    # "_v2".."_v6": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
+    # the main-effects null, its scan of every pair or its distinct pairs; their stages are recomputed, not read
     classical = cached_stage(run, "classical_v2", lambda: _classical(data, config.dask, config.seed))
     fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
     epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-    discovery = cached_stage(run, "discovery_v5", lambda: _discovery(data, config, classical, epochs, r2_additive))
+    discovery = cached_stage(run, "discovery_v6", lambda: _discovery(data, config, classical, epochs, r2_additive))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
@@ -392,11 +392,11 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     with dask_client(config.dask) as client, console.step(
             f"saturated and product tests against {B} traits with every main effect and no interaction{where}"):
         scan = partial(scan_blocks, client=client) if client is not None else None
-        p_saturated, saturated_tail = against_main_effects(
+        p_saturated, q_saturated, saturated_tail = against_main_effects(
             saturated_p, data.dosage, classical["pairs"], classical["p_saturated"], targets[:, B + 1:], data.covariates,
             np.random.default_rng(config.seed + 2), scan)
         p_product_linear = product_pair_tests(data.dosage, data.y_model, data.covariates, classical["pairs"])
-        p_product, product_tail = against_main_effects(
+        p_product, q_product, product_tail = against_main_effects(
             product_pair_tests, data.dosage, classical["pairs"], p_product_linear, targets[:, B + 1:], data.covariates,
             np.random.default_rng(config.seed + 3), scan)
     allowed = _allowed_pairs(classical["r2"])
@@ -422,9 +422,9 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     return {"importance": importance[0], "p_perm": p_site, "q_perm": bh_qvalues(p_site), "pair_score": scores[0],
             "pair_p_perm": p_pair, "pair_q_perm": bh_qvalues(p_pair), "candidates": candidates[0],
             "site_tail": np.asarray(json.dumps(site_tail)), "pair_tail": np.asarray(json.dumps(pair_tail)),
-            "saturated_p": p_saturated, "saturated_q": bh_qvalues(p_saturated),
+            "saturated_p": p_saturated, "saturated_q": q_saturated,
             "saturated_tail": np.asarray(json.dumps(saturated_tail)),
-            "product_p": p_product, "product_q": bh_qvalues(p_product), "product_p_own": p_product_linear,
+            "product_p": p_product, "product_q": q_product, "product_p_own": p_product_linear,
             "product_tail": np.asarray(json.dumps(product_tail))}
 
 
@@ -514,8 +514,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "site_test_tail": site_tail, "pair_test_tail": pair_tail,
         "saturated_test_tail": saturated_tail,
         "site_q_floor": _q_floor(site_tail, m), "pair_q_floor": _q_floor(pair_tail, len(pairs)),
-        "saturated_q_floor": _q_floor(saturated_tail, len(pairs)),
-        "product_test_tail": product_tail, "product_q_floor": _q_floor(product_tail, len(pairs)),
+        "saturated_q_floor": _q_floor(saturated_tail, saturated_tail.get("distinct_pairs", len(pairs))),
+        "product_test_tail": product_tail, "product_q_floor": _q_floor(product_tail, product_tail.get("distinct_pairs", len(pairs))),
         "effective_tests": _none_if_nan(classical.get("effective_tests", np.nan)),
         "pair_scans": json.loads(str(classical["pair_scan_engine"])) if "pair_scan_engine" in classical else None,
         "inflation_reading": _inflation_reading(float(classical["lambda_gc"]), classical["lambda_gc_unlinked"],
