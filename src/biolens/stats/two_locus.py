@@ -169,7 +169,7 @@ def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed
         scanned = scanned[np.sort(rng.choice(len(scanned), most, replace=False))]
     p_null = (scan or _here)(test, dosage, null_traits, covariates, scanned)
     p_distinct, tail = permutation_test(_evidence(p_observed[chosen]), _evidence(p_null), standardise=False)
-    tail["distinct_pairs"] = int(len(chosen))
+    tail["distinct_pairs"] = len(chosen)
     apart = which >= 0
     p, q = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
     p[apart], q[apart] = p_distinct[which[apart]], bh_qvalues(p_distinct)[which[apart]]
