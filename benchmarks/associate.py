@@ -28,9 +28,9 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-def linkage_test(vcf: Path, r2: float = 0.8):
-    """linked(a, b): positions a and b are the same site or in LD r^2 >= `r2` in this cohort (0.8: what counts as
-    found; 0.99: sites no genotype data can tell apart).
+def linkage_test(vcf: Path):
+    """linked(a, b, r2=0.8): positions a and b are the same site or in LD r^2 >= `r2` in this cohort (0.8: what
+    counts as found; 0.99: sites no genotype data can tell apart).
 
     A position may hold several sites (a multi-allelic record split into one site per ALT allele): the positions are
     linked when any site at one is in r^2 >= 0.8 with any site at the other. (Until 2026-12-03 only the first site
@@ -41,7 +41,7 @@ def linkage_test(vcf: Path, r2: float = 0.8):
     for i, p in enumerate(genotypes.pos):
         columns.setdefault(int(p), []).append(i)
 
-    def linked(a: int, b: int) -> bool:
+    def linked(a: int, b: int, r2: float = 0.8) -> bool:
         return a == b or any(np.corrcoef(dosage[:, i], dosage[:, j])[0, 1] ** 2 >= r2
                              for i in columns[a] for j in columns[b])
 

@@ -24,6 +24,7 @@ import argparse
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,7 @@ def score(run: Path, vcf: Path, truth: dict) -> dict:
         result["additive_top10"] = float(np.mean([any(linked(h, c) for h in top10) for c in truth["additive"]]))
         result["additive_small_set"] = float(np.mean([any(len(members) <= 5 and c in members for members in sets.values())
                                                       for c in truth["additive"]]))
-        same = linkage_test(vcf, 0.99)
+        same = partial(linked, r2=0.99)
         result["additive_small_set_distinct"] = float(np.mean([any(_distinct(members, same) <= 5 and c in members
                                                                    for members in sets.values())
                                                                for c in truth["additive"]]))
