@@ -167,17 +167,14 @@ def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed
     most = max(1, NULL_SCAN_SCORES // max(null_traits.shape[1], 1))
     if len(scanned) > most:
         scanned = scanned[np.sort(rng.choice(len(scanned), most, replace=False))]
-    p_null = (scan or _here)(test, dosage, null_traits, covariates, scanned)
+    p_null = (scan(test, dosage, null_traits, covariates, scanned) if scan
+              else test(dosage, null_traits, covariates, scanned))
     p_distinct, tail = permutation_test(_evidence(p_observed[chosen]), _evidence(p_null), standardise=False)
     tail["distinct_pairs"] = len(chosen)
     apart = which >= 0
     p, q = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
     p[apart], q[apart] = p_distinct[which[apart]], bh_qvalues(p_distinct)[which[apart]]
     return p, q, tail
-
-
-def _here(test, dosage, traits, covariates, pairs):
-    return test(dosage, traits, covariates, pairs)
 
 
 def saturated_p(dosage: np.ndarray, traits: np.ndarray, covariates: np.ndarray, pairs: np.ndarray) -> np.ndarray:
