@@ -73,12 +73,12 @@ def _saturated_block(pairs, dosage, y, covariates):
 def pair_scans(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: str, pairs: np.ndarray,
                client=None, pairs_per_task: int = PAIRS_PER_TASK) -> dict[str, np.ndarray]:
     """Both classical scans of every pair: product beta and p, saturated F, df and p (in the order of `pairs`)."""
-    blocks = [pairs[start:start + pairs_per_task] for start in range(0, len(pairs), pairs_per_task)] or [pairs]
+    blocks = _blocks(pairs, pairs_per_task)
     if client is None:
         product = [_product_block(b, dosage, y, covariates, kind) for b in blocks]
         saturated = [_saturated_block(b, dosage, y, covariates) for b in blocks]
     else:
-        shared = client.scatter([np.asarray(dosage), np.asarray(y), np.asarray(covariates)], broadcast=True)
+        shared = _scattered(client, dosage, y, covariates)
         product_futures = client.map(_product_block, blocks, dosage=shared[0], y=shared[1], covariates=shared[2],
                                      kind=kind)
         saturated_futures = client.map(_saturated_block, blocks, dosage=shared[0], y=shared[1], covariates=shared[2])
@@ -93,14 +93,23 @@ def scan_blocks(test, dosage: np.ndarray, traits: np.ndarray, covariates: np.nda
                 pairs_per_task: int = PAIRS_PER_TASK) -> np.ndarray:
     """`test(dosage, traits, covariates, pairs)` -> traits x pairs p-values, run block by block: as Dask tasks with a
     client (the null traits of the pair readings: `two_locus.against_main_effects`), here without one."""
-    blocks = [pairs[start:start + pairs_per_task] for start in range(0, len(pairs), pairs_per_task)] or [pairs]
+    blocks = _blocks(pairs, pairs_per_task)
     if client is None:
         return np.concatenate([test(dosage, traits, covariates, b) for b in blocks], axis=1)
-    # hash=False: a second scan of the same arrays would reuse the keys the first is releasing ("lost dependencies")
-    shared = client.scatter([np.asarray(dosage), np.asarray(traits), np.asarray(covariates)], broadcast=True, hash=False)
+    shared = _scattered(client, dosage, traits, covariates)
     futures = client.map(_test_block, blocks, test=test, dosage=shared[0], traits=shared[1], covariates=shared[2])
     return np.concatenate(client.gather(futures), axis=1)
 
 
 def _test_block(pairs, test, dosage, traits, covariates):
     return test(dosage, traits, covariates, pairs)
+
+
+def _blocks(pairs: np.ndarray, size: int) -> list[np.ndarray]:
+    return [pairs[start:start + size] for start in range(0, len(pairs), size)] or [pairs]
+
+
+def _scattered(client, *arrays):
+    """The arrays on every worker once. hash=False: a second scan of the same arrays would otherwise reuse the keys
+    the first is releasing, and its tasks fail with "lost dependencies"."""
+    return client.scatter([np.asarray(a) for a in arrays], broadcast=True, hash=False)
