@@ -435,8 +435,7 @@ def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeyp
 
     p_observed = two_locus.product_pair_tests(dosage, rng.normal(size=300), np.zeros((300, 0)), pairs)
     p, q, tail = two_locus.against_main_effects(recording, dosage, pairs, p_observed, null_traits, np.zeros((300, 0)), rng)
-    group = np.minimum(pairs, 5) * (pairs < 5) + pairs * (pairs >= 5)  # sites 0-4 -> 0
-    group[group < 5] = 0
+    group = np.where(pairs < 5, 0, pairs)  # sites 0-4 are one group
     keys = {tuple(k) for k in np.sort(group, axis=1) if k[0] != k[1]}
     assert tail["distinct_pairs"] == len(keys) == len(scanned[-1]) < len(pairs)
     assert {tuple(k) for k in np.sort(np.where(scanned[-1] < 5, 0, scanned[-1]), axis=1)} == keys
