@@ -452,6 +452,47 @@ def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeyp
     assert len(np.unique(scanned[-1])) > 180
 
 
+def test_each_pair_is_read_against_null_pairs_of_its_own_ld_class(monkeypatch):
+    """Under the main-effects null, pairs of sites in LD with each other reach large scores (together they describe a
+    causal site better than their own main effects do); unlinked pairs cannot. An unlinked pair whose score is far
+    past every unlinked null score but inside the linked pairs' null tail is found when read within its class and
+    lost when all pairs are pooled; a null draw of the same kind claims nothing either way."""
+    from biolens.stats import two_locus
+    from biolens.stats.linkage import pair_r_squared
+
+    rng = np.random.default_rng(1)
+    n = 400
+    dosage = rng.binomial(2, 0.4, size=(n, 60)).astype(float)
+    for k in range(1, 20):  # sites 0-19: one haplotype block, r^2 ~ 0.6 within it
+        swap = rng.random(n) < 0.15
+        dosage[~swap, k] = dosage[~swap, 0]
+    pairs = np.stack(np.triu_indices(60, 1), axis=1)
+    linked = pair_r_squared(dosage, pairs) >= 0.2
+
+    def scores(traits: int) -> np.ndarray:
+        """p-values of a test whose linked pairs have a ten times heavier -log10 p than the unlinked ones."""
+        evidence = -np.log10(rng.random((traits, len(pairs))))
+        return 10.0 ** -np.where(linked, 10 * evidence, evidence)
+
+    def test(dosage, null_traits, covariates, chosen):
+        table = {tuple(pair): k for k, pair in enumerate(pairs)}
+        return scores(null_traits.shape[1])[:, [table[tuple(pair)] for pair in chosen]]
+
+    planted = int(np.flatnonzero(~linked & (pairs[:, 0] >= 20))[0])
+    observed = scores(1)[0]
+    observed[planted] = 1e-7
+    null_traits, none = np.zeros((n, 20)), np.zeros((n, 0))
+    p, q, tail = two_locus.against_main_effects(test, dosage, pairs, observed, null_traits, none, rng)
+    assert len(tail["ld_classes"]) >= 2 and sum(c["pairs"] for c in tail["ld_classes"]) == tail["distinct_pairs"]
+    assert q[planted] < 0.05 and (q < 0.05).sum() == 1, (q[planted], (q < 0.05).sum())
+    monkeypatch.setattr(two_locus, "PAIR_LD_CLASSES", ())  # every pair in one pool: the linked tail hides it
+    _, q_pooled, tail = two_locus.against_main_effects(test, dosage, pairs, observed, null_traits, none, rng)
+    assert len(tail["ld_classes"]) == 1 and q_pooled[planted] >= 0.05, q_pooled[planted]
+    monkeypatch.undo()
+    _, q_null, _ = two_locus.against_main_effects(test, dosage, pairs, scores(1)[0], null_traits, none, rng)
+    assert (q_null < 0.05).sum() == 0, np.nanmin(q_null)
+
+
 def test_product_test_is_plinks_and_read_against_main_effects_keeps_a_product_of_rarer_alleles(tmp_path):
     """The product test is PLINK --epistasis's linear Wald test (`regression.pair_tests`), for one trait or many at
     once. Read against traits that keep every main effect it claims no pair on an additive cohort (its own p claims

@@ -17,6 +17,18 @@ def r_squared(dosage: np.ndarray) -> np.ndarray:
     return np.clip((standard.T @ standard) ** 2, 0, 1)
 
 
+def pair_r_squared(dosage: np.ndarray, pairs: np.ndarray, block: int = 4096) -> np.ndarray:
+    """r^2 between the two sites of each pair (K x 2 site indices), without the sites x sites matrix."""
+    centred = dosage - dosage.mean(0)
+    scale = np.sqrt((centred**2).sum(0))
+    standard = centred / np.where(scale > 0, scale, 1)
+    out = np.empty(len(pairs), dtype=np.float64)
+    for start in range(0, len(pairs), block):
+        a, b = pairs[start:start + block, 0], pairs[start:start + block, 1]
+        out[start:start + block] = np.einsum("ik,ik->k", standard[:, a], standard[:, b]) ** 2
+    return np.clip(out, 0, 1)
+
+
 def blocks(r2: np.ndarray, threshold: float = BLOCK_R2) -> np.ndarray:
     """Block id per site (1-based): sites joined by any chain of r^2 >= threshold share a block.
 

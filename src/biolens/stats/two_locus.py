@@ -140,6 +140,32 @@ def distinct_pairs(dosage: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, n
     return apart[first], which
 
 
+# Classes of r^2 between a pair's own two sites. Each pair is read against the null pairs of its class: two sites in
+# LD with each other can together describe a third, causal site better than their own main effects do, so under the
+# main-effects null such pairs reach large scores; two unlinked sites cannot, and pooled with them an unlinked
+# interaction was read against a tail it cannot belong to (docs/association.md, "Pairs read within their LD class").
+PAIR_LD_CLASSES = (0.05, 0.2, 0.5, 0.8)
+MIN_CLASS_PAIRS = 100  # a class with fewer distinct pairs joins the next higher one (the highest, the next lower)
+
+
+def ld_classes(dosage: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """The LD class of each pair (0 = its sites nearly unlinked ... 4 = r^2 >= 0.8), small classes merged upwards.
+
+    Upwards, because a pair read against a heavier null than its own only loses power, while linked pairs pooled
+    with unlinked ones would be read against a tail lighter than theirs and claimed by their LD alone.
+    """
+    from biolens.stats.linkage import pair_r_squared
+
+    classes = np.digitize(pair_r_squared(dosage, pairs), PAIR_LD_CLASSES)
+    for c in sorted(np.unique(classes))[:-1]:
+        if (classes == c).sum() < MIN_CLASS_PAIRS:
+            classes[classes == c] = min(k for k in np.unique(classes) if k > c)
+    present = sorted(np.unique(classes))
+    if len(present) > 1 and (classes == present[-1]).sum() < MIN_CLASS_PAIRS:
+        classes[classes == present[-1]] = present[-2]
+    return classes
+
+
 def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
                          covariates: np.ndarray, rng: np.random.Generator,
                          scan=None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -152,25 +178,37 @@ def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed
     `null_traits` (n x B) keep every site's additive and dominance effects and nothing else (the deep pair test's
     null, Buzkova et al. 2011): pairs that only tag main effects score as high there as in the data. Each null trait
     is scanned over the same pairs as the data (a uniform sample of them when B x pairs passes NULL_SCAN_SCORES),
-    so the pooled null holds every pair in its share: the few pairs that tag a causal site best have the heaviest
-    null, and a pooled null that missed them (all pairs of 150 random sites did, in 3 of 20 additive cohorts) claims
-    them. The observed -log10 p of every pair is then compared with that pooled null, with the tail extended
-    (`significance.permutation_test`). Pairs of sites with the same genotypes are one test (`distinct_pairs`): they
-    are scanned, pooled and counted by BH once, and every copy gets that test's p and q (NaN: no test).
+    so the null holds every pair in its share: the few pairs that tag a causal site best have the heaviest null, and
+    a null that missed them (all pairs of 150 random sites did, in 3 of 20 additive cohorts) claims them. The
+    observed -log10 p of every pair is compared with the null scores of the pairs in its LD class (`ld_classes`:
+    how strongly its own two sites are linked), with the tail extended (`significance.permutation_test`), and BH
+    runs over all pairs. Pairs of sites with the same genotypes are one test (`distinct_pairs`): they are scanned,
+    pooled and counted by BH once, and every copy gets that test's p and q (NaN: no test).
     `scan(test, dosage, traits, covariates, pairs)` runs the null scan elsewhere (`dask_scans.scan_blocks` on a
     cluster); by default it runs here.
     """
     from biolens.stats.significance import bh_qvalues, permutation_test
 
     chosen, which = distinct_pairs(dosage, pairs)
-    scanned = pairs[chosen]
+    scanned = np.arange(len(chosen))
     most = max(1, NULL_SCAN_SCORES // max(null_traits.shape[1], 1))
     if len(scanned) > most:
-        scanned = scanned[np.sort(rng.choice(len(scanned), most, replace=False))]
-    p_null = (scan(test, dosage, null_traits, covariates, scanned) if scan
-              else test(dosage, null_traits, covariates, scanned))
-    p_distinct, tail = permutation_test(_evidence(p_observed[chosen]), _evidence(p_null), standardise=False)
-    tail["distinct_pairs"] = len(chosen)
+        scanned = np.sort(rng.choice(len(chosen), most, replace=False))
+    p_null = (scan(test, dosage, null_traits, covariates, pairs[chosen][scanned]) if scan
+              else test(dosage, null_traits, covariates, pairs[chosen][scanned]))
+    observed, null = _evidence(p_observed[chosen]), _evidence(p_null)
+    classes = ld_classes(dosage, pairs[chosen])
+    p_distinct = np.ones(len(chosen))
+    tails = []
+    bounds = [0.0, *PAIR_LD_CLASSES, 1.0]
+    present = [int(c) for c in np.unique(classes)]
+    for c, above in zip(present, [*present[1:], len(PAIR_LD_CLASSES) + 1]):
+        members = classes == c
+        p_distinct[members], info = permutation_test(observed[members], null[:, members[scanned]], standardise=False)
+        tails.append({"pair_r2": [bounds[c], bounds[above]], "pairs": int(members.sum()), **info})
+    tail = {"method": ("empirical" if all(t["method"] == "empirical" for t in tails)
+                       else "generalised Pareto tail, per LD class"),
+            "resolution": min(t["resolution"] for t in tails), "ld_classes": tails, "distinct_pairs": len(chosen)}
     apart = which >= 0
     p, q = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
     p[apart], q[apart] = p_distinct[which[apart]], bh_qvalues(p_distinct)[which[apart]]
