@@ -166,6 +166,29 @@ def ld_classes(dosage: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return classes
 
 
+def within_ld_classes(observed: np.ndarray, classes: np.ndarray, null: np.ndarray,
+                      null_classes: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Permutation p of each observed pair score against the null scores (traits x pairs) of the pairs in its LD
+    class (`ld_classes`), the tail extended in each class (`significance.permutation_test`); and how each class was
+    read. Scores must be on one scale within a class."""
+    from biolens.stats.significance import permutation_test
+
+    p = np.ones(len(observed))
+    bounds = [0.0, *PAIR_LD_CLASSES, 1.0]
+    present = [int(c) for c in np.unique(classes)]
+    tails = []
+    for c, above in zip(present, [*present[1:], len(PAIR_LD_CLASSES) + 1]):
+        members = classes == c
+        # past NULL_SCAN_SCORES the null is a sample of pairs, which may miss a small class: then the classes above
+        # it stand in (a heavier null only costs power)
+        reference = next(chosen for chosen in (null_classes == c, null_classes >= c, null_classes >= 0) if chosen.any())
+        p[members], info = permutation_test(observed[members], null[:, reference], standardise=False)
+        tails.append({"pair_r2": [bounds[c], bounds[above]], "pairs": int(members.sum()), **info})
+    method = ("empirical" if all(t["method"] == "empirical" for t in tails)
+              else "generalised Pareto tail, per LD class")
+    return p, {"method": method, "resolution": min(t["resolution"] for t in tails), "ld_classes": tails}
+
+
 def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
                          covariates: np.ndarray, rng: np.random.Generator,
                          scan=None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -187,7 +210,7 @@ def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed
     `scan(test, dosage, traits, covariates, pairs)` runs the null scan elsewhere (`dask_scans.scan_blocks` on a
     cluster); by default it runs here.
     """
-    from biolens.stats.significance import bh_qvalues, permutation_test
+    from biolens.stats.significance import bh_qvalues
 
     chosen, which = distinct_pairs(dosage, pairs)
     scanned = np.arange(len(chosen))
@@ -196,19 +219,9 @@ def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed
         scanned = np.sort(rng.choice(len(chosen), most, replace=False))
     p_null = (scan(test, dosage, null_traits, covariates, pairs[chosen][scanned]) if scan
               else test(dosage, null_traits, covariates, pairs[chosen][scanned]))
-    observed, null = _evidence(p_observed[chosen]), _evidence(p_null)
     classes = ld_classes(dosage, pairs[chosen])
-    p_distinct = np.ones(len(chosen))
-    tails = []
-    bounds = [0.0, *PAIR_LD_CLASSES, 1.0]
-    present = [int(c) for c in np.unique(classes)]
-    for c, above in zip(present, [*present[1:], len(PAIR_LD_CLASSES) + 1]):
-        members = classes == c
-        p_distinct[members], info = permutation_test(observed[members], null[:, members[scanned]], standardise=False)
-        tails.append({"pair_r2": [bounds[c], bounds[above]], "pairs": int(members.sum()), **info})
-    tail = {"method": ("empirical" if all(t["method"] == "empirical" for t in tails)
-                       else "generalised Pareto tail, per LD class"),
-            "resolution": min(t["resolution"] for t in tails), "ld_classes": tails, "distinct_pairs": len(chosen)}
+    p_distinct, tail = within_ld_classes(_evidence(p_observed[chosen]), classes, _evidence(p_null), classes[scanned])
+    tail["distinct_pairs"] = len(chosen)
     apart = which >= 0
     p, q = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
     p[apart], q[apart] = p_distinct[which[apart]], bh_qvalues(p_distinct)[which[apart]]
