@@ -142,14 +142,14 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     warnings=data.notes.get("warnings", []))
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    # "_v2".."_v6": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
-    # the main-effects null, its scan of every pair or its distinct pairs; their stages are recomputed, not read
+    # "_v2".."_v7": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
+    # the main-effects null, its scan of every pair, its distinct pairs or its LD classes; their stages are recomputed
     classical = cached_stage(run, "classical_v2", lambda: _classical(data, config.dask, config.seed))
     fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
     crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
     r2_additive = _r2_additive(data, crossval)
     epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-    discovery = cached_stage(run, "discovery_v6", lambda: _discovery(data, config, classical, epochs, r2_additive))
+    discovery = cached_stage(run, "discovery_v7", lambda: _discovery(data, config, classical, epochs, r2_additive))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
