@@ -10,18 +10,20 @@ BLOCK_R2 = 0.8
 
 def r_squared(dosage: np.ndarray) -> np.ndarray:
     """Squared Pearson correlation of dosages between every pair of sites (sites x sites, float32)."""
+    standard = _unit_columns(dosage).astype(np.float32)
+    return np.clip((standard.T @ standard) ** 2, 0, 1)
+
+
+def _unit_columns(dosage: np.ndarray) -> np.ndarray:
+    """Each site's dosages centred and scaled to unit length (a site without variation stays zero)."""
     centred = dosage - dosage.mean(0)
     scale = np.sqrt((centred**2).sum(0))
-    scale[scale == 0] = 1
-    standard = (centred / scale).astype(np.float32)
-    return np.clip((standard.T @ standard) ** 2, 0, 1)
+    return centred / np.where(scale > 0, scale, 1)
 
 
 def pair_r_squared(dosage: np.ndarray, pairs: np.ndarray, block: int = 4096) -> np.ndarray:
     """r^2 between the two sites of each pair (K x 2 site indices), without the sites x sites matrix."""
-    centred = dosage - dosage.mean(0)
-    scale = np.sqrt((centred**2).sum(0))
-    standard = centred / np.where(scale > 0, scale, 1)
+    standard = _unit_columns(dosage)
     out = np.empty(len(pairs), dtype=np.float64)
     for start in range(0, len(pairs), block):
         a, b = pairs[start:start + block, 0], pairs[start:start + block, 1]
