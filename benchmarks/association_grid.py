@@ -15,7 +15,8 @@ Each cell simulates `--cohorts` msprime cohorts (1,000 diploid x 2 kb by default
   sites, proxies as one (`additive_small_set_distinct`), and the planted sites' proxies are recorded, with each
   planted site's own p (`additive_p_site`: LD between planted sites of opposite signs can cancel their effects).
 - null and additive cells: is any pair claimed at q < 0.05 (a false discovery)?
-- pair cells: at which row of interactions.tsv (its `rank` column) does a reader meet the planted pair?
+- pair cells: at which row of interactions.tsv (its `rank` column) does a reader meet the planted pair? And the
+  ceiling: would a test that knew the pair and its form find it (`ceiling`)?
 Results are appended to --out (JSON lines) so an interrupted grid resumes; the table is printed at the end.
 """
 from __future__ import annotations
