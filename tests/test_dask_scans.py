@@ -43,6 +43,20 @@ def test_pair_scans_on_a_local_dask_cluster_match_the_scans_in_process():
     assert np.nanargmin(there["p_saturated"]) == planted  # the saturated table finds the form the product misses
 
 
+def test_one_dask_session_serves_every_stage_and_starts_only_when_asked():
+    """A run holds one session: no cluster until a stage asks for the client (a run resumed past its scans starts
+    none), the same client for every later stage, closed with the run; without an address there is none."""
+    from biolens.engine.dask_scans import DaskSession
+
+    with DaskSession(None) as nothing:
+        assert nothing.client() is None
+    with DaskSession("local") as session:
+        assert session._client is None  # nothing started yet
+        first = session.client()
+        assert session.client() is first and describe(first)["engine"] == "dask"
+    assert first.status == "closed"
+
+
 def test_dask_address_is_checked_at_the_config_gate(tmp_path):
     from biolens.config import AssociateConfig
     from biolens.errors import InputError

@@ -13,7 +13,8 @@ scheduler (docs/scaling.md).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from typing import Self
 
 import numpy as np
 
@@ -47,6 +48,32 @@ def dask_client(address: str | None):
                          "workers (`dask worker ADDRESS`), or use --dask local.") from None
     with client:
         yield client
+
+
+class DaskSession:
+    """One Dask client for a whole run, started the first time a stage asks for it and closed with the run.
+
+    Both the classical scans and the null scans of `associate` run on it (each stage opening its own started a second
+    local cluster), and a run resumed past both stages starts none.
+    """
+
+    def __init__(self, address: str | None):
+        self.address = address
+        self._stack = ExitStack()
+        self._client = None
+
+    def client(self):
+        """The client (started now if this is the first call), or None without an address."""
+        if self.address and self._client is None:
+            self._client = self._stack.enter_context(dask_client(self.address))
+        return self._client
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+        self._client = None
 
 
 def describe(client) -> dict:

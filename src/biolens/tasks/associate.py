@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from biolens.errors import InputError
 from biolens.config import AssociateConfig
 from biolens.engine import lifecycle
 from biolens.runs import Run, cached_stage, write_csv, write_json
+
+if TYPE_CHECKING:
+    from biolens.engine.dask_scans import DaskSession
 
 TASK = "associate"
 
@@ -134,6 +138,7 @@ MIN_DISCOVERY_EPOCHS = 100
 
 
 def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
+    from biolens.engine.dask_scans import DaskSession
     from biolens.hardware import import_tensorflow
 
     import_tensorflow()
@@ -144,12 +149,14 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
     # "_v2".."_v7": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
     # the main-effects null, its scan of every pair, its distinct pairs or its LD classes; their stages are recomputed
-    classical = cached_stage(run, "classical_v2", lambda: _classical(data, config.dask, config.seed))
-    fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
-    crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
-    r2_additive = _r2_additive(data, crossval)
-    epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-    discovery = cached_stage(run, "discovery_v7", lambda: _discovery(data, config, classical, epochs, r2_additive))
+    with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
+        classical = cached_stage(run, "classical_v2", lambda: _classical(data, dask, config.seed))
+        fine_mapping = cached_stage(run, "fine_mapping", lambda: _fine_mapping(data))
+        crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
+        r2_additive = _r2_additive(data, crossval)
+        epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
+        discovery = cached_stage(run, "discovery_v7",
+                                 lambda: _discovery(data, config, classical, epochs, r2_additive, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
@@ -164,8 +171,8 @@ def _r2_additive(data: _Data, crossval: dict) -> float:
     return float(r2_score(data.y_model, crossval["oof_additive"]))
 
 
-def _classical(data: _Data, dask: str | None = None, seed: int = 0) -> dict:
-    from biolens.engine.dask_scans import dask_client, describe, pair_scans
+def _classical(data: _Data, dask: DaskSession, seed: int = 0) -> dict:
+    from biolens.engine.dask_scans import describe, pair_scans
     from biolens.stats import linkage, regression
     from biolens.stats.significance import bh_qvalues
 
@@ -178,9 +185,9 @@ def _classical(data: _Data, dask: str | None = None, seed: int = 0) -> dict:
                                                      permutations=LAMBDA_PERMUTATIONS, seed=seed)
     m = data.x.shape[1]
     pairs = np.stack(np.triu_indices(m, 1), axis=1)
-    where = f" on the Dask cluster {dask}" if dask else ""
-    with dask_client(dask) as client, \
-            console.step(f"classical epistasis scans ({len(pairs)} pairs: product term and saturated 3 x 3 table){where}"):
+    where = f" on the Dask cluster {dask.address}" if dask.address else ""
+    client = dask.client()
+    with console.step(f"classical epistasis scans ({len(pairs)} pairs: product term and saturated 3 x 3 table){where}"):
         scans = pair_scans(data.dosage, data.y, data.covariates, data.kind, pairs, client)
         engine = describe(client)
     q_site = bh_qvalues(p_site)
@@ -370,10 +377,11 @@ def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, r
     return np.stack([fitted + residual[rng.permutation(n)] for _ in range(count)], axis=1)
 
 
-def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, r2_additive: float = 0.0) -> dict:
+def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, r2_additive: float,
+               dask: DaskSession) -> dict:
     from functools import partial
 
-    from biolens.engine.dask_scans import dask_client, scan_blocks
+    from biolens.engine.dask_scans import scan_blocks
     from biolens.engine.genotype_training import fit_copies
     from biolens.stats.significance import bh_qvalues, permutation_test
     from biolens.stats.two_locus import against_main_effects, product_pair_tests, saturated_p
@@ -389,8 +397,8 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
                          interaction_null_traits(data, B, rng, r2_additive)])
     copies = targets.shape[1]
     where = f" on the Dask cluster {config.dask}" if config.dask else ""
-    with dask_client(config.dask) as client, console.step(
-            f"saturated and product tests against {B} traits with every main effect and no interaction{where}"):
+    client = dask.client()
+    with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction{where}"):
         scan = partial(scan_blocks, client=client) if client is not None else None
         p_saturated, q_saturated, saturated_tail = against_main_effects(
             saturated_p, data.dosage, classical["pairs"], classical["p_saturated"], targets[:, B + 1:], data.covariates,
