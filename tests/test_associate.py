@@ -458,7 +458,7 @@ def test_each_pair_is_read_against_null_pairs_of_its_own_ld_class(monkeypatch):
     """Under the main-effects null, pairs of sites in LD with each other reach large scores (together they describe a
     causal site better than their own main effects do); unlinked pairs cannot. An unlinked pair whose score is far
     past every unlinked null score but inside the linked pairs' null tail is found when read within its class and
-    lost when all pairs are pooled; a null draw of the same kind claims nothing either way."""
+    lost when all pairs are pooled; a null draw of the same kind, read within classes, claims nothing."""
     from biolens.stats import two_locus
     from biolens.stats.linkage import pair_r_squared
 
