@@ -396,7 +396,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     targets = np.hstack([np.stack([data.y_model[order] for order in orders[: B + 1]], axis=1),
                          interaction_null_traits(data, B, rng, r2_additive)])
     copies = targets.shape[1]
-    where = f" on the Dask cluster {config.dask}" if config.dask else ""
+    where = f" on the Dask cluster {dask.address}" if dask.address else ""
     client = dask.client()
     with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction{where}"):
         scan = partial(scan_blocks, client=client) if client is not None else None
