@@ -64,9 +64,17 @@ def test_held_out_score_is_honest_and_high(sequence_run):
 def test_planted_motifs_are_recovered_as_distinct_motifs(sequence_run):
     motifs = read_tsv(sequence_run / "motifs.tsv")
     assert list(motifs[0])[:4] == ["motif", "consensus", "n_sites", "importance"]
-    for label in {m["favours"] for m in motifs}:  # best first within each class; the classes take turns
+    def beyond_composition(m):
+        return m["beyond_composition"] == "True"
+
+    for m in motifs:  # the rule, read from the columns (written rounded)
+        clear = float(m["background_z"]) >= 3.2 and float(m["share"]) - float(m["background_share"]) >= 0.102
+        assert beyond_composition(m) or not clear, m
+
+    for label in {m["favours"] for m in motifs}:  # within each class: motifs beyond composition first, best first
         ours = [m for m in motifs if m["favours"] == label]
-        assert [float(m["importance"]) for m in ours] == sorted((float(m["importance"]) for m in ours), reverse=True)
+        order = [(not beyond_composition(m), -float(m["importance"])) for m in ours]
+        assert order == sorted(order)
         assert [int(m["rank_in_class"]) for m in ours] == list(range(1, len(ours) + 1))
     assert [int(m["rank_in_class"]) for m in motifs] == sorted(int(m["rank_in_class"]) for m in motifs)
     top = motifs[:6]
@@ -74,6 +82,9 @@ def test_planted_motifs_are_recovered_as_distinct_motifs(sequence_run):
         hits = [m for m in top if contains_motif(m["consensus"], planted)]
         assert hits, f"{planted} not among {[m['consensus'] for m in top]}"
         assert hits[0]["favours"] == label
+        # a planted site is in far more of its class's sequences than in random ones of the same composition
+        assert float(hits[0]["share"]) > 0.6 > 0.2 > float(hits[0]["background_share"])
+        assert beyond_composition(hits[0])
     assert (sequence_run / "figures" / "motifs.png").stat().st_size > 10_000
     report = (sequence_run / "report.html").read_text()
     assert "Motifs the network learned" in report and top[0]["consensus"] in report

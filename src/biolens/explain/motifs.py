@@ -33,6 +33,14 @@ class Motif:
     filters: list = field(default_factory=list)   # first-layer filters (0-based) that learned this motif
     repeats: list = field(default_factory=list)   # names of the filters merged into this one
     rank_in_class: int = 0
+    share: float = 0.0        # share of the favoured class's sequences with a site
+    background_share: float = 0.0  # ...and of random sequences of that class's own composition (Markov chain)
+    background_z: float = 0.0      # two-proportion z of the two: a composition filter is near 0
+
+    @property
+    def beyond_composition(self) -> bool:
+        """Sites in clearly more of the class's sequences than composition alone gives (z and share)."""
+        return self.background_z >= MIN_BACKGROUND_Z and self.share - self.background_share >= MIN_EXCESS_SHARE
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -79,6 +87,31 @@ def _strands(batch: np.ndarray, both: bool) -> list[np.ndarray]:
     return [batch, batch[:, ::-1, ::-1]] if both else [batch]
 
 
+BACKGROUND_SEQUENCES = 2_000   # per class, an even spread, drawn twice each from their Markov chain
+MIN_BACKGROUND_Z = 3.1         # one-sided p ~ 0.001: about 0.05 over 64 filters
+MIN_EXCESS_SHARE = 0.1         # ...and sites in at least one more sequence in ten (large sets make any z large)
+
+
+def _markov_peaks(peaks, x: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: int) -> dict:
+    """Each filter's strongest activation in random sequences drawn from each class's own first-order Markov
+    chain (stats/kmers.markov_background: same composition, dinucleotides, lengths and N positions): what the
+    filter sees in that class's sequences without their motifs. Keyed by class index."""
+    from biolens.stats import kmers
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for c in np.unique(y[rows]):
+        members = np.sort(rows[y[rows] == c])
+        if len(members) > BACKGROUND_SEQUENCES:
+            members = members[np.linspace(0, len(members) - 1, BACKGROUND_SEQUENCES).astype(int)]
+        codes = kmers.markov_background(kmers.base_codes(np.asarray(x[members])), rng)
+        one_hot = np.zeros((*codes.shape, 4), np.float32)
+        valid = codes >= 0
+        one_hot[valid, codes[valid]] = 1.0
+        out[int(c)] = peaks(one_hot[i:i + 256] for i in range(0, len(one_hot), 256))[0]
+    return out
+
+
 def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_names: list[str], *,
                    min_sites: int = 10, max_importance_rows: int = 1000, seed: int = 0) -> tuple[list[Motif], dict]:
     """The distinct motifs of the model's first layer over `rows` of one-hot `x` (never the test set): repeats
@@ -88,8 +121,9 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
     """
     import keras
 
-    from biolens.models.sequence import motif_layer
     from biolens.engine.training import predict_logits
+    from biolens.models.sequence import motif_layer
+    from biolens.stats import kmers
 
     layer = motif_layer(model)
     kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
@@ -97,22 +131,32 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
     both = any(l.name == "either_strand" for l in model.layers)
     length = x.shape[1]
 
-    best = np.full((len(rows), n_filters), -np.inf, dtype=np.float32)
-    where = np.zeros((len(rows), n_filters), dtype=np.int64)
-    strand = np.zeros((len(rows), n_filters), dtype=np.int8)
-    total, positions = np.zeros(n_filters), 0
-    for start in range(0, len(rows), 256):
-        chunk = slice(start, start + 256)
-        batch = np.asarray(x[np.sort(rows[chunk])], dtype=np.float32)[np.argsort(np.argsort(rows[chunk]))]
-        for s, view in enumerate(_strands(batch, both)):
-            act = keras.ops.convert_to_numpy(layer.activation(keras.ops.conv(view, kernel, padding="valid") + bias))
-            total += act.sum(axis=(0, 1))
-            positions += act.shape[0] * act.shape[1]
-            peak, at = act.max(axis=1), act.argmax(axis=1)
-            better = peak > best[chunk]
-            best[chunk] = np.where(better, peak, best[chunk])
-            where[chunk] = np.where(better, at, where[chunk])
-            strand[chunk] = np.where(better, s, strand[chunk])
+    def peaks(batches):
+        """Each filter's strongest activation per sequence (either strand), where, on which strand; and the sum
+        and count of all activations."""
+        best, where, strand = [], [], []
+        total, positions = np.zeros(n_filters), 0
+        for batch in batches:
+            top = np.full((len(batch), n_filters), -np.inf, dtype=np.float32)
+            at_top = np.zeros((len(batch), n_filters), dtype=np.int64)
+            on = np.zeros((len(batch), n_filters), dtype=np.int8)
+            for s, view in enumerate(_strands(batch, both)):
+                act = keras.ops.convert_to_numpy(layer.activation(keras.ops.conv(view, kernel, padding="valid") + bias))
+                total += act.sum(axis=(0, 1))
+                positions += act.shape[0] * act.shape[1]
+                peak, at = act.max(axis=1), act.argmax(axis=1)
+                better = peak > top
+                top, at_top, on = np.where(better, peak, top), np.where(better, at, at_top), np.where(better, s, on)
+            best.append(top), where.append(at_top), strand.append(on)
+        return np.concatenate(best), np.concatenate(where), np.concatenate(strand), total, positions
+
+    def read_rows():
+        for start in range(0, len(rows), 256):
+            chunk = rows[start:start + 256]
+            yield np.asarray(x[np.sort(chunk)], dtype=np.float32)[np.argsort(np.argsort(chunk))]
+
+    best, where, strand, total, positions = peaks(read_rows())
+    background = _markov_peaks(peaks, x, y, rows, seed)
     mean_activation = total / max(positions, 1)
 
     rng = np.random.default_rng(seed)
@@ -170,18 +214,28 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
             drop, loss = knock_out(leader.filters)
             leader.importance, leader.favours = loss - base_loss, class_names[int(np.argmax(drop))]
             leader.repeats = [m.name for m in members[1:]]
+    strongest = best.max(axis=0)
+    for motif in distinct:  # is it a motif, or what any sequence of this composition holds?
+        c, f = class_names.index(motif.favours), motif.filters[0]  # the most important of its filters
+        real = (best[:, f] > 0.5 * strongest[f])[y[rows] == c]
+        drawn = background[c][:, f] > 0.5 * strongest[f]
+        motif.share, motif.background_share = float(real.mean()), float(drawn.mean())
+        motif.background_z = float(kmers.two_proportion_z(real.sum(), len(real), drawn.sum(), len(drawn)))
     distinct = interleave_classes(distinct)
     return distinct, {"filters": int(n_filters), "unused_filters": unused, "repeats_merged": len(motifs) - len(distinct),
                       "importance_sequences": int(len(scored)), "site_sequences": int(len(rows)), "both_strands": both,
-                      "order": "classes interleaved"}
+                      "order": "classes interleaved; beyond composition first",
+                      "min_background_z": MIN_BACKGROUND_Z}
 
 
 def interleave_classes(motifs: list[Motif]) -> list[Motif]:
     """Best first within each class, the classes taking turns (the class of the single most important motif
     first): in a two-factor set one factor's strong site must not push the other factor's motif out of the top
-    of the list. Each motif's `rank_in_class` is set."""
+    of the list. Within a class, motifs found beyond the class's composition come first, by importance, then
+    the others (composition filters: a network may separate AT- from GC-rich classes with them and rank them
+    above the factors' sites). Each motif's `rank_in_class` is set."""
     by_class: dict[str, list[Motif]] = {}
-    for motif in sorted(motifs, key=lambda m: -m.importance):
+    for motif in sorted(motifs, key=lambda m: (not m.beyond_composition, -m.importance)):
         by_class.setdefault(motif.favours, []).append(motif)
         motif.rank_in_class = len(by_class[motif.favours])
     order = list(by_class)  # classes in the order of their best motif

@@ -110,7 +110,10 @@ def sequence_methods(info: dict, metrics: dict) -> str:
         f"each first-layer filter, the strongest window of every training and validation sequence on either strand was "
         f"kept when it reached half of the filter's maximum activation, and the bases of these windows form the motif's "
         f"frequency matrix (flanks under 0.3 bits trimmed); importance is the rise in cross-entropy when the filter's output "
-        f"is replaced by its mean. Random seed {info['seed']}."
+        f"is replaced by its mean; filters that learned the same motif were merged and knocked out together. Each motif "
+        f"was also scanned over random sequences drawn from its class's own first-order Markov chain (same base and "
+        f"dinucleotide frequencies); motifs with sites in more of the class's sequences (two-proportion z >= 3.1 and at "
+        f"least 0.1 more of them) are listed first within their class. Random seed {info['seed']}."
     )
 
 

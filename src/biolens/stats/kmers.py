@@ -35,7 +35,7 @@ class Word:
     share_out: float      # ...and of the other classes'
 
 
-def _codes(one_hot: np.ndarray) -> np.ndarray:
+def base_codes(one_hot: np.ndarray) -> np.ndarray:
     """(n, length) base codes 0-3 (ACGT), -1 where the column is all zero (N or padding)."""
     codes = one_hot.argmax(axis=2).astype(np.int64)
     codes[one_hot.max(axis=2) == 0] = -1
@@ -96,7 +96,7 @@ def _columns(word: str, both_strands: bool = True) -> np.ndarray:
     return np.unique(np.minimum(ids, reverse))
 
 
-def _z(a: float, n_a: int, b: float, n_b: int) -> np.ndarray:
+def two_proportion_z(a: float, n_a: int, b: float, n_b: int) -> np.ndarray:
     """Two-proportion z of a/n_a against b/n_b (arrays or numbers; positive: more often in a)."""
     pooled = (a + b) / (n_a + n_b)
     return (a / n_a - b / n_b) / np.sqrt(np.maximum(pooled * (1 - pooled) * (1 / n_a + 1 / n_b), 1e-12))
@@ -137,7 +137,8 @@ class _Counts:
         inside = np.asarray(self.matrix[self.in_class].sum(axis=0)).ravel().astype(float)
         outside = np.asarray(self.matrix[~self.in_class].sum(axis=0)).ravel().astype(float)
         shuffled = np.asarray(self.background.sum(axis=0)).ravel().astype(float)
-        return np.minimum(_z(inside, self.n_in, outside, self.n_out), _z(inside, self.n_in, shuffled, self.n_bg))
+        return np.minimum(two_proportion_z(inside, self.n_in, outside, self.n_out),
+                          two_proportion_z(inside, self.n_in, shuffled, self.n_bg))
 
     def word(self, word: str) -> tuple[float, float, np.ndarray]:
         """(score, z against the other classes, which sequences hold it)."""
@@ -145,8 +146,8 @@ class _Counts:
         held = np.asarray(self.matrix[:, columns].sum(axis=1)).ravel() > 0
         in_bg = float((np.asarray(self.background[:, columns].sum(axis=1)).ravel() > 0).sum())
         inside, outside = float(held[self.in_class].sum()), float(held[~self.in_class].sum())
-        z_others = float(_z(inside, self.n_in, outside, self.n_out))
-        return min(z_others, float(_z(inside, self.n_in, in_bg, self.n_bg))), z_others, held
+        z_others = float(two_proportion_z(inside, self.n_in, outside, self.n_out))
+        return min(z_others, float(two_proportion_z(inside, self.n_in, in_bg, self.n_bg))), z_others, held
 
 
 def _generalised(word: str, counts: _Counts) -> tuple[float, float, str, np.ndarray]:
@@ -211,7 +212,7 @@ def enriched_words(one_hot: np.ndarray, y: np.ndarray, n_classes: int, *, per_cl
     sizes = np.bincount(y, minlength=n_classes)
     rng = np.random.default_rng(seed)
     found: list[Word] = []
-    all_codes = _codes(one_hot)
+    all_codes = base_codes(one_hot)
     for c in range(n_classes):
         in_class = y == c
         if sizes[c] < 5 or len(y) - sizes[c] < 5:
