@@ -121,16 +121,16 @@ def main() -> None:
             rows = list(csv.DictReader(open(run / "motifs.tsv"), delimiter="\t"))
             matrices = read_meme(run / "motifs.meme")
             by_importance = importance_order(rows)
-            ranks, ranks_by_importance, found_z = {}, {}, {}
+            ranks, ranks_by_importance, beats = {}, {}, {}
             for label, factor in (("A", scenario[0]), ("B", scenario[1])):
                 target = pwm(*FACTORS[factor])
                 hits = [i for i, r in enumerate(rows) if similarity(target, matrices[r["motif"]]) >= 0.5]
                 ranks[factor] = hits[0] + 1 if hits else None
                 ranks_by_importance[factor] = by_importance.index(hits[0]) + 1 if hits else None
-                found_z[factor] = float(rows[hits[0]]["background_z"]) if hits else None
+                beats[factor] = float(rows[hits[0]]["beats_random"]) if hits else None
             accuracy = json.loads((run / "metrics.json").read_text())["balanced_accuracy"]
             results.append({"set": name, "balanced_accuracy": round(accuracy, 3), "rank": ranks,
-                            "rank_by_importance_alone": ranks_by_importance, "background_z": found_z,
+                            "rank_by_importance_alone": ranks_by_importance, "beats_random": beats,
                             "beyond_composition": sum(r["beyond_composition"] == "True" for r in rows),
                             "motifs": len(rows)})
             print(json.dumps(results[-1]), flush=True)

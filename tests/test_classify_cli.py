@@ -34,6 +34,10 @@ def test_train_writes_a_complete_run_folder(trained_run):
     assert info["model_sha256"] == hashlib.sha256((trained_run / "model.keras").read_bytes()).hexdigest()
     assert info["versions"]["tensorflow"] and info["data_fingerprint"] and info["class_names"] == ["Platelets", "RBC", "WBC"]
     assert info["learning_rate"] == pytest.approx(0.003 * info["batch_size"] / 32)  # small data, small batch, gentler rate
+    # the weights validated and kept are their moving average over about the last two epochs' steps
+    steps = -(-json.loads((trained_run / "metrics.json").read_text())["n_train"] // info["batch_size"])
+    assert info["weight_average_momentum"] == pytest.approx(max(0.9, 1 - 1 / (2 * steps)), abs=1e-4)
+    assert "moving average of the weights" in (trained_run / "report.html").read_text()
     metrics = json.loads((trained_run / "metrics.json").read_text())
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):
         low, high = metrics[f"{key}_ci95"]

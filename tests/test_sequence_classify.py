@@ -68,7 +68,7 @@ def test_planted_motifs_are_recovered_as_distinct_motifs(sequence_run):
         return m["beyond_composition"] == "True"
 
     for m in motifs:  # the rule, read from the columns (written rounded)
-        clear = float(m["background_z"]) >= 3.2 and float(m["share"]) - float(m["background_share"]) >= 0.102
+        clear = float(m["background_z"]) >= 3.2 and float(m["beats_random"]) >= 0.557
         assert beyond_composition(m) or not clear, m
 
     for label in {m["favours"] for m in motifs}:  # within each class: motifs beyond composition first, best first
@@ -82,9 +82,10 @@ def test_planted_motifs_are_recovered_as_distinct_motifs(sequence_run):
         hits = [m for m in top if contains_motif(m["consensus"], planted)]
         assert hits, f"{planted} not among {[m['consensus'] for m in top]}"
         assert hits[0]["favours"] == label
-        # a planted site is in far more of its class's sequences than in random ones of the same composition
-        assert float(hits[0]["share"]) > 0.6 > 0.2 > float(hits[0]["background_share"])
-        assert beyond_composition(hits[0])
+        # a planted site is matched far better in its class's sequences than in random ones of their composition
+        assert float(hits[0]["beats_random"]) > 0.8 and beyond_composition(hits[0])
+    composition = [m for m in motifs if not beyond_composition(m)]  # most filters only read composition
+    assert composition and np.median([float(m["beats_random"]) for m in composition]) < 0.58
     assert (sequence_run / "figures" / "motifs.png").stat().st_size > 10_000
     report = (sequence_run / "report.html").read_text()
     assert "Motifs the network learned" in report and top[0]["consensus"] in report
@@ -318,3 +319,19 @@ def test_words_on_the_given_strand_only_when_the_run_reads_one_strand():
     sequences = [s[:60] + "GATTACAG" + s[68:] if y[k] == 0 and k % 3 else s for k, s in enumerate(sequences)]
     first = [w.word for w in enriched_words(one_hot(sequences, 150), y, 2, both_strands=False) if w.favours == 0][0]
     assert in_site(first, "GATTACAG") and not in_site(first, reverse_complement("GATTACAG"))
+
+
+def test_beats_random_is_the_mann_whitney_auc_and_its_z():
+    from scipy import stats
+
+    from biolens.explain.motifs import _beats
+
+    rng = np.random.default_rng(0)
+    motif, random = np.round(rng.normal(0.3, 1, 300), 1), np.round(rng.normal(0, 1, 600), 1)  # ties included
+    auc, z = _beats(motif, random)
+    test = stats.mannwhitneyu(motif, random, alternative="greater", method="asymptotic", use_continuity=False)
+    assert auc == pytest.approx(test.statistic / (300 * 600)) and z == pytest.approx(stats.norm.isf(test.pvalue))
+    assert z > 3.1 and auc > 0.556
+    composition_only = _beats(random[:300], random[300:])
+    assert abs(composition_only[0] - 0.5) < 0.06 and composition_only[1] < 3.1
+    assert _beats(np.ones(50), np.ones(80)) == (0.5, 0.0)  # a filter that never fires reads nothing

@@ -50,9 +50,9 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     device, strategy = hardware.setup(mixed_precision)
     multi_worker = device.strategy == "MultiWorkerMirrored"
     keras.utils.set_random_seed(seed)
-    run.update_info(device=device.describe(), versions=hardware.library_versions(), batch_size=batch_size,
-                    learning_rate=learning_rate)
     steps = int(np.ceil(len(parts["train"]) / batch_size))
+    run.update_info(device=device.describe(), versions=hardware.library_versions(), batch_size=batch_size,
+                    learning_rate=learning_rate, weight_average_momentum=round(weight_average_momentum(steps), 4))
     checkpoints = distributed.checkpoint_folder(run.path)  # every worker resumes from the chief's checkpoint
     state = training.load_state(checkpoints)
     initial_epoch = int(state.get("epoch", 0))
@@ -69,7 +69,8 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
             schedule = keras.optimizers.schedules.CosineDecay(
                 learning_rate * 0.1, decay_steps=max(1, steps * epochs - steps),
                 warmup_target=learning_rate, warmup_steps=steps)
-            model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+            model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4, use_ema=True,
+                                                           ema_momentum=weight_average_momentum(steps)),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     if weights_note:
         run.update_info(weights=weights_note)
@@ -82,6 +83,12 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
         monitor = training.RunMonitor(run.path, x, y, parts["val"], patience=patience, time_budget=time_budget,
                                       state=state)
         callbacks = [monitor, training.RichProgress(epochs, steps, initial_epoch)]
+        optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # under mixed precision: wrapped
+        if getattr(optimizer, "use_ema", False):  # a run resumed from before 2026-12-04 has no averages
+            # swapped in before the monitor validates and saves, and out again to train on
+            averages = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
+            averages._ema_weights_in_model = initial_epoch > 0  # last.keras was saved with the averages in
+            callbacks.insert(0, averages)
         if multi_worker:  # Keras 3 fit cannot run this strategy (distributed.py); TensorBoard needs fit's counters
             distributed.fit(model, train_data(batch_size), strategy=strategy,
                             steps=max(1, len(parts["train"]) // batch_size),
@@ -96,6 +103,14 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     state["training_done"] = True
     write_json(run.path / training.STATE_FILE, state)
     return state
+
+
+def weight_average_momentum(steps_per_epoch: int) -> float:
+    """Momentum of the exponential moving average of the weights that is validated and kept (Polyak averaging):
+    about the last two epochs' steps. Why: on small sets the weights at any one epoch are noisy, and the epoch
+    picked on a validation part with 2-4 images of a rare class was often a poor one; on the few-label blood-cell
+    splits the averaged weights scored 0.98-0.995 where the raw ones scored 0.89-0.98 (docs/performance.md)."""
+    return float(np.clip(1 - 1 / (2 * max(steps_per_epoch, 1)), 0.9, 0.999))
 
 
 def at_chance(metrics: dict, n_classes: int) -> bool:

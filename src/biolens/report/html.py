@@ -47,7 +47,7 @@ def image_methods(info: dict, metrics: dict) -> str:
         f"({metrics.get('n_test')}) sets, stratified by class and {grouping}. We used {model}, optimised with AdamW "
         f"(peak learning rate {info.get('learning_rate') or config['learning_rate']:.2g}, one warm-up epoch then cosine decay, weight decay 1e-4, batch size "
         f"{info.get('batch_size', config['batch_size'])}) for at most {config['epochs']} epochs"
-        f"{' with class-balanced loss weights' if config['class_weights'] else ''}"
+        f"{' with class-balanced loss weights' if config['class_weights'] else ''}{_averaging(info)}"
         f"{'; training images were augmented with random flips, 90-degree rotations and small brightness, contrast and colour changes' if config['augment'] else ''}. "
         f"The epoch with the best validation balanced accuracy was kept (epoch {metrics.get('best_epoch')}; early stopping "
         f"patience {config['patience']}). Probabilities were calibrated by temperature scaling on the validation set "
@@ -100,7 +100,7 @@ def sequence_methods(info: dict, metrics: dict) -> str:
         f"{config['filter_width']} bases; {_network(info, 'see model.keras').removeprefix('a network of ')}) read {strands}.{seeding} It was trained from random "
         f"initialisation with AdamW (peak learning rate {info.get('learning_rate') or config['learning_rate']:.2g}, one warm-up epoch then cosine decay, "
         f"weight decay 1e-4, batch size {info.get('batch_size', config['batch_size'])}) for at most {config['epochs']} "
-        f"epochs{' with class-balanced loss weights' if config['class_weights'] else ''}; the epoch with the best "
+        f"epochs{' with class-balanced loss weights' if config['class_weights'] else ''}{_averaging(info)}; the epoch with the best "
         f"validation balanced accuracy was kept (epoch {metrics.get('best_epoch')}; early stopping patience "
         f"{config['patience']}). Probabilities were calibrated by temperature scaling on the validation set (T = "
         f"{metrics.get('temperature', 1):.2f}) and predictions flagged as unsure by split-conformal prediction (alpha = "
@@ -112,9 +112,16 @@ def sequence_methods(info: dict, metrics: dict) -> str:
         f"frequency matrix (flanks under 0.3 bits trimmed); importance is the rise in cross-entropy when the filter's output "
         f"is replaced by its mean; filters that learned the same motif were merged and knocked out together. Each motif "
         f"was also scanned over random sequences drawn from its class's own first-order Markov chain (same base and "
-        f"dinucleotide frequencies); motifs with sites in more of the class's sequences (two-proportion z >= 3.1 and at "
-        f"least 0.1 more of them) are listed first within their class. Random seed {info['seed']}."
+        f"dinucleotide frequencies); motifs whose best match per sequence was stronger in the class's sequences than in "
+        f"the random ones (one-sided Mann-Whitney z >= 3.1 and AUC >= 0.556) are listed first within their class. Random seed {info['seed']}."
     )
+
+
+def _averaging(info: dict) -> str:
+    """The Methods clause on the weight averages that were validated and kept (runs since 2026-12-04)."""
+    momentum = info.get("weight_average_momentum")
+    return (f"; the exponential moving average of the weights (momentum {momentum:g}) was validated after each "
+            "epoch and kept" if momentum else "")
 
 
 def association_methods(info: dict, metrics: dict) -> str:

@@ -96,7 +96,7 @@ def _columns(word: str, both_strands: bool = True) -> np.ndarray:
     return np.unique(np.minimum(ids, reverse))
 
 
-def two_proportion_z(a: float, n_a: int, b: float, n_b: int) -> np.ndarray:
+def _z(a: float, n_a: int, b: float, n_b: int) -> np.ndarray:
     """Two-proportion z of a/n_a against b/n_b (arrays or numbers; positive: more often in a)."""
     pooled = (a + b) / (n_a + n_b)
     return (a / n_a - b / n_b) / np.sqrt(np.maximum(pooled * (1 - pooled) * (1 / n_a + 1 / n_b), 1e-12))
@@ -137,8 +137,8 @@ class _Counts:
         inside = np.asarray(self.matrix[self.in_class].sum(axis=0)).ravel().astype(float)
         outside = np.asarray(self.matrix[~self.in_class].sum(axis=0)).ravel().astype(float)
         shuffled = np.asarray(self.background.sum(axis=0)).ravel().astype(float)
-        return np.minimum(two_proportion_z(inside, self.n_in, outside, self.n_out),
-                          two_proportion_z(inside, self.n_in, shuffled, self.n_bg))
+        return np.minimum(_z(inside, self.n_in, outside, self.n_out),
+                          _z(inside, self.n_in, shuffled, self.n_bg))
 
     def word(self, word: str) -> tuple[float, float, np.ndarray]:
         """(score, z against the other classes, which sequences hold it)."""
@@ -146,8 +146,8 @@ class _Counts:
         held = np.asarray(self.matrix[:, columns].sum(axis=1)).ravel() > 0
         in_bg = float((np.asarray(self.background[:, columns].sum(axis=1)).ravel() > 0).sum())
         inside, outside = float(held[self.in_class].sum()), float(held[~self.in_class].sum())
-        z_others = float(two_proportion_z(inside, self.n_in, outside, self.n_out))
-        return min(z_others, float(two_proportion_z(inside, self.n_in, in_bg, self.n_bg))), z_others, held
+        z_others = float(_z(inside, self.n_in, outside, self.n_out))
+        return min(z_others, float(_z(inside, self.n_in, in_bg, self.n_bg))), z_others, held
 
 
 def _generalised(word: str, counts: _Counts) -> tuple[float, float, str, np.ndarray]:

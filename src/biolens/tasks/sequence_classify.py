@@ -154,19 +154,17 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
         motifs, notes = learned_motifs(model, x, y, np.concatenate([parts["train"], parts["val"]]), class_names,
                                        seed=config.seed)
     write_csv(run.path / "motifs.tsv", ["motif", "consensus", "n_sites", "importance", "favours", "same_as", "bits",
-                                        "rank_in_class", "share", "background_share", "background_z",
-                                        "beyond_composition"],
+                                        "rank_in_class", "beats_random", "background_z", "beyond_composition"],
               [[m.name, m.consensus, m.n_sites, f"{m.importance:.5f}", m.favours, ",".join(m.repeats),
-                f"{_bits(m):.2f}", m.rank_in_class, f"{m.share:.3f}", f"{m.background_share:.3f}",
-                f"{m.background_z:.1f}", m.beyond_composition] for m in motifs], delimiter="\t")
+                f"{_bits(m):.2f}", m.rank_in_class, f"{m.beats_random:.3f}", f"{m.background_z:.1f}",
+                m.beyond_composition] for m in motifs], delimiter="\t")
     write_meme(motifs, run.path / "motifs.meme")
     if motifs:
         figures.motif_logos(motifs, run.path / "figures" / "motifs.png")
     metrics["motifs"] = {**notes, "reported": len(motifs), "distinct": len(motifs),
                          "top": [{"motif": m.name, "consensus": m.consensus, "favours": m.favours,
                                   "importance": round(m.importance, 5), "n_sites": m.n_sites,
-                                  "repeats": len(m.repeats), "share": round(m.share, 3),
-                                  "background_share": round(m.background_share, 3),
+                                  "repeats": len(m.repeats), "beats_random": round(m.beats_random, 3),
                                   "background_z": round(m.background_z, 1),
                                   "beyond_composition": m.beyond_composition}
                                  for m in motifs[:10]]}
