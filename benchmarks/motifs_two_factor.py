@@ -122,9 +122,12 @@ def main() -> None:
             matrices = read_meme(run / "motifs.meme")
             by_importance = importance_order(rows)
             ranks, ranks_by_importance, beats = {}, {}, {}
-            for label, factor in (("A", scenario[0]), ("B", scenario[1])):
-                target = pwm(*FACTORS[factor])
-                hits = [i for i, r in enumerate(rows) if similarity(target, matrices[r["motif"]]) >= 0.5]
+            targets = {factor: pwm(*FACTORS[factor]) for factor in scenario[:2]}
+            # a row is the factor it is most like (CTCF's CGCG core also reaches 0.5 with the E-box)
+            likeness = [{f: similarity(t, matrices[r["motif"]]) for f, t in targets.items()} for r in rows]
+            for factor in scenario[:2]:
+                hits = [i for i, like in enumerate(likeness)
+                        if like[factor] >= 0.5 and like[factor] == max(like.values())]
                 ranks[factor] = hits[0] + 1 if hits else None
                 ranks_by_importance[factor] = by_importance.index(hits[0]) + 1 if hits else None
                 beats[factor] = float(rows[hits[0]]["beats_random"]) if hits else None
