@@ -176,6 +176,53 @@ class RunMonitor(keras.callbacks.Callback):
         write_history(self.run_path / "history.csv", state["history"])
 
 
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """At each epoch end, swap the optimiser's moving average of the weights into the model (Keras `use_ema`) and
+    re-estimate the batch-norm statistics for them on a fixed sample of training inputs, before the monitor
+    validates and saves; swap the raw weights back to train on. Must come before RunMonitor in the callbacks.
+
+    Why the statistics: batch norm's running mean and variance follow the raw weights of the last few batches, and
+    with averaged weights they no longer match; at a batch of 32 and a peak rate of 0.003 on 3,564 blood-cell crops
+    the averaged model validated at 0.33-0.98 balanced accuracy from one epoch to the next until they were re-read
+    (precise batch norm, as for SWA: Izmailov et al. 2018)."""
+
+    def __init__(self, x: np.ndarray, rows: np.ndarray, batch_size: int, *, resumed: bool,
+                 max_inputs: int = 1024):
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = resumed  # last.keras was saved with the averages in the model
+        if len(rows) > max_inputs:
+            rows = rows[np.linspace(0, len(rows) - 1, max_inputs).astype(int)]
+        self.x, self.rows, self.batch_size = x, np.sort(rows), max(int(batch_size), 8)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        recalibrate_batch_norm(self.model, self.x, self.rows, self.batch_size)
+
+
+def _batch_norm_layers(layer) -> list:
+    found = [layer] if isinstance(layer, keras.layers.BatchNormalization) else []
+    for inner in getattr(layer, "layers", []):
+        found += _batch_norm_layers(inner)
+    return found
+
+
+def recalibrate_batch_norm(model: keras.Model, x: np.ndarray, rows: np.ndarray, batch_size: int) -> None:
+    """Batch-norm running statistics re-read for the model's current weights: the plain mean over batches of
+    `rows` of each layer's batch statistics (momentum set per batch, then restored). Weights are not touched."""
+    norms = _batch_norm_layers(model)
+    if not norms or not len(rows):
+        return
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for k, start in enumerate(range(0, len(rows), batch_size)):
+            for layer in norms:
+                layer.momentum = k / (k + 1)  # running mean of the per-batch statistics
+            model(np.asarray(x[rows[start:start + batch_size]], dtype=np.float32), training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+
+
 def save_model(model: keras.Model, path: Path) -> None:
     """`model` as a .keras file at `path`, atomically (the temporary file beside it keeps the .keras suffix)."""
     with atomic_path(path) as tmp:
