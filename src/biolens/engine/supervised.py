@@ -85,7 +85,7 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
         callbacks = [monitor, training.RichProgress(epochs, steps, initial_epoch)]
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # under mixed precision: wrapped
         if getattr(optimizer, "use_ema", False):  # a run resumed from before 2026-12-04 has no averages
-            callbacks.insert(0, training.AveragedWeights(x, parts["train"], batch_size, resumed=initial_epoch > 0))
+            callbacks.insert(0, training.AveragedWeights(x, parts["train"], resumed=initial_epoch > 0))
         if multi_worker:  # Keras 3 fit cannot run this strategy (distributed.py); TensorBoard needs fit's counters
             distributed.fit(model, train_data(batch_size), strategy=strategy,
                             steps=max(1, len(parts["train"]) // batch_size),

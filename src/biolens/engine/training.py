@@ -186,17 +186,16 @@ class AveragedWeights(keras.callbacks.SwapEMAWeights):
     the averaged model validated at 0.33-0.98 balanced accuracy from one epoch to the next until they were re-read
     (precise batch norm, as for SWA: Izmailov et al. 2018)."""
 
-    def __init__(self, x: np.ndarray, rows: np.ndarray, batch_size: int, *, resumed: bool,
-                 max_inputs: int = 1024):
+    def __init__(self, x: np.ndarray, rows: np.ndarray, *, resumed: bool, inputs: int = 256):
         super().__init__(swap_on_epoch=True)
         self._ema_weights_in_model = resumed  # last.keras was saved with the averages in the model
-        if len(rows) > max_inputs:
-            rows = rows[np.linspace(0, len(rows) - 1, max_inputs).astype(int)]
-        self.x, self.rows, self.batch_size = x, np.sort(rows), max(int(batch_size), 8)
+        if len(rows) > inputs:  # an even spread, the same every epoch
+            rows = np.sort(rows)[np.linspace(0, len(rows) - 1, inputs).astype(int)]
+        self.x, self.rows, self.inputs = x, np.sort(rows), inputs
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
-        recalibrate_batch_norm(self.model, self.x, self.rows, self.batch_size)
+        recalibrate_batch_norm(self.model, self.x, self.rows, self.inputs)
 
 
 def _batch_norm_layers(layer) -> list:
@@ -206,9 +205,10 @@ def _batch_norm_layers(layer) -> list:
     return found
 
 
-def recalibrate_batch_norm(model: keras.Model, x: np.ndarray, rows: np.ndarray, batch_size: int) -> None:
+def recalibrate_batch_norm(model: keras.Model, x: np.ndarray, rows: np.ndarray, batch_size: int = 256) -> None:
     """Batch-norm running statistics re-read for the model's current weights: the plain mean over batches of
-    `rows` of each layer's batch statistics (momentum set per batch, then restored). Weights are not touched."""
+    `rows` of each layer's batch statistics (momentum set per batch, then restored). Weights are not touched.
+    One large batch by default: eager calls are slow, and 256 inputs x positions give steady statistics."""
     norms = _batch_norm_layers(model)
     if not norms or not len(rows):
         return
