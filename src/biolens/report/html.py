@@ -120,8 +120,9 @@ def sequence_methods(info: dict, metrics: dict) -> str:
 def _averaging(info: dict) -> str:
     """The Methods clause on the weight averages that were validated and kept (runs since 2026-12-04)."""
     momentum = info.get("weight_average_momentum")
-    return (f"; the exponential moving average of the weights (momentum {momentum:g}) was validated after each "
-            "epoch and kept" if momentum else "")
+    return (f"; the exponential moving average of the weights (momentum {momentum:g}), with batch-normalisation "
+            "statistics re-estimated for it on 256 training inputs, was validated after each epoch and kept"
+            if momentum else "")
 
 
 def association_methods(info: dict, metrics: dict) -> str:
