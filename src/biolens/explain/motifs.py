@@ -6,7 +6,9 @@ kept when it reaches half of the filter's strongest activation over all sequence
 of those windows. Importance: the rise in cross-entropy (nats per sequence) when the filter's output is
 replaced by its mean (the filter 'knocked out'); `favours` is the class whose logit falls most without it.
 Filters that learned the same motif (or its reverse complement) are merged into one motif, knocked out
-together; the list is best first within each class, the classes taking turns.
+together. Each motif is also matched against random sequences of its class's own composition (first-order
+Markov chain): a filter that reads AT- or GC-richness matches them as well as the real ones. The list is best
+first within each class, the motifs beyond composition before the others, the classes taking turns.
 """
 from __future__ import annotations
 
@@ -142,7 +144,6 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
 
     from biolens.engine.training import predict_logits
     from biolens.models.sequence import motif_layer
-    from biolens.stats import kmers
 
     layer = motif_layer(model)
     kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
@@ -240,7 +241,7 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
     return distinct, {"filters": int(n_filters), "unused_filters": unused, "repeats_merged": len(motifs) - len(distinct),
                       "importance_sequences": int(len(scored)), "site_sequences": int(len(rows)), "both_strands": both,
                       "order": "classes interleaved; beyond composition first",
-                      "min_background_z": MIN_BACKGROUND_Z}
+                      "min_background_z": MIN_BACKGROUND_Z, "min_beats_random": MIN_BEATS_RANDOM}
 
 
 def interleave_classes(motifs: list[Motif]) -> list[Motif]:
