@@ -106,7 +106,7 @@ def weight_average_momentum(steps_per_epoch: int) -> float:
     """Momentum of the exponential moving average of the weights that is validated and kept (Polyak averaging):
     about the last two epochs' steps. Why: on small sets the weights at any one epoch are noisy, and the epoch
     picked on a validation part with 2-4 images of a rare class was often a poor one; on the few-label blood-cell
-    splits the averaged weights scored 0.98-0.995 where the raw ones scored 0.89-0.98 (docs/performance.md)."""
+    splits the averaged weights scored 0.98-0.99 where the raw ones scored 0.89-0.99 (docs/performance.md)."""
     return float(np.clip(1 - 1 / (2 * max(steps_per_epoch, 1)), 0.9, 0.999))
 
 
