@@ -89,12 +89,12 @@ def importance_order(rows: list[dict]) -> list[int]:
     """Row indices in the order motifs.tsv used before composition was tested (2026-12-03): importance alone
     within each class, the classes taking turns."""
     ranked = sorted(range(len(rows)), key=lambda i: -float(rows[i]["importance"]))
-    classes, within = [], {}
+    classes, within, seen = [], {}, {}
     for i in ranked:
         label = rows[i]["favours"]
         if label not in classes:
             classes.append(label)
-        within[i] = sum(rows[j]["favours"] == label for j in ranked[:ranked.index(i) + 1])
+        seen[label] = within[i] = seen.get(label, 0) + 1
     return sorted(ranked, key=lambda i: (within[i], classes.index(rows[i]["favours"])))
 
 

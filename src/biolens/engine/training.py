@@ -189,9 +189,10 @@ class AveragedWeights(keras.callbacks.SwapEMAWeights):
     def __init__(self, x: np.ndarray, rows: np.ndarray, *, resumed: bool, inputs: int = 256):
         super().__init__(swap_on_epoch=True)
         self._ema_weights_in_model = resumed  # last.keras was saved with the averages in the model
+        rows = np.sort(rows)
         if len(rows) > inputs:  # an even spread, the same every epoch
-            rows = np.sort(rows)[np.linspace(0, len(rows) - 1, inputs).astype(int)]
-        self.x, self.rows, self.inputs = x, np.sort(rows), inputs
+            rows = rows[np.linspace(0, len(rows) - 1, inputs).astype(int)]
+        self.x, self.rows, self.inputs = x, rows, inputs
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
