@@ -646,3 +646,33 @@ def test_a_finished_run_gets_its_learning_curve_from_a_button_as_a_second_step(s
     metrics = read_json(runs / "dots" / "metrics.json")
     write_json(runs / "dots" / "metrics.json", {**metrics, "learning_curve": {"advice": "made"}})
     assert 'id="learning-curve"' not in server.get("/runs/dots").text  # a run with its curve is offered none
+
+
+def test_files_of_a_refused_form_are_kept_for_the_corrected_one(server, tmp_path):
+    """After a form error the uploaded files stay on the server: the page names them, and the corrected form sent
+    without files queues the run on them (issue 18: every file had to be chosen again)."""
+    from biolens.simulate import simulate_cohort
+
+    paths = simulate_cohort("additive", trait="quantitative", n_individuals=120, length=400, seed=4).write(tmp_path / "c")
+    vcf, traits = paths["genotypes"], paths["phenotypes"]
+    files = [("files", (vcf.name, vcf.read_bytes(), "application/octet-stream")),
+             ("phenotype_file", (traits.name, traits.read_bytes(), "text/plain"))]
+    fields = {"csrf": server.csrf, "task": "associate", "name": "kept-assoc"}
+    refused = server.post("/new", data={**fields, "trait": "Yield"}, files=files, follow_redirects=False)
+    assert refused.status_code == 400 and "Did you mean 'yield'" in alert(refused)
+    tokens = dict(re.findall(r'name="(kept_\w+)" value="([^"]+)"', refused.text))
+    assert set(tokens) == {"kept_files", "kept_phenotype_file"}
+    assert f"Kept from your last try: {vcf.name}" in refused.text and traits.name in refused.text
+    assert server.app.app.state.queue.latest_for("kept-assoc") is None
+
+    again = server.post("/new", data={**fields, "trait": "", **tokens}, follow_redirects=False)  # a second mistake
+    assert again.status_code == 400 and dict(re.findall(r'name="(kept_\w+)" value="([^"]+)"', again.text)) == tokens
+    queued = server.post("/new", data={**fields, "trait": "yield", **tokens}, follow_redirects=False)
+    assert queued.status_code == 303
+    params = json.loads(server.app.app.state.queue.latest_for("kept-assoc")["params"])
+    assert Path(params["genotypes"]).read_bytes() == vcf.read_bytes()
+    assert Path(params["phenotypes"]).read_bytes() == traits.read_bytes()
+
+    forged = server.post("/new", data={**fields, "name": "forged", "trait": "yield", "kept_files": "../../../etc"},
+                         files=[files[1]], follow_redirects=False)
+    assert forged.status_code == 400 and "choose the data" in alert(forged)  # a token is a name, never a path

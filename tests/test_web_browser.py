@@ -219,8 +219,8 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             with page.expect_download() as download:
                 page.get_by_role("button", name="Download the model").click()
             assert download.value.suggested_filename == "my-cells-onnx.zip"
-            with zipfile.ZipFile(download.value.path()) as bundle:
-                assert {"my-cells-onnx/model.onnx", "my-cells-onnx/model.labels.txt"} <= set(bundle.namelist())
+            with zipfile.ZipFile(download.value.path()) as exported:
+                assert {"my-cells-onnx/model.onnx", "my-cells-onnx/model.labels.txt"} <= set(exported.namelist())
 
             page.goto(f"{server.base}/runs/my-cells")  # the review loop: pick, label, retrain
             page.get_by_role("link", name="Label more images").click()
@@ -275,6 +275,88 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             page.get_by_role("button", name="Start").click()
             expect(page.get_by_role("alert")).to_contain_text("outside the folders this server may read")
             page.screenshot(path=SHOTS / "refusal.png", full_page=True)
+            page.get_by_label("or give a path on this machine").fill("")  # a refused upload is kept, not lost
+            page.get_by_label("Run name").fill("my-cells")
+            page.get_by_label("Upload files or a zip").set_input_files(bundle)
+            page.get_by_role("button", name="Start").click()
+            expect(page.get_by_role("alert")).to_contain_text("exists already")
+            expect(page.locator("#kept-files")).to_contain_text("my cells.zip")
+            page.screenshot(path=SHOTS / "refusal_files_kept.png", full_page=True)
+            browser.close()
+    finally:
+        server.stop()
+
+
+def test_finished_runs_of_three_tasks_as_a_newcomer_meets_them(tmp_path, trained_run, detect_run, sequence_run):
+    """The pages a newcomer walks through after the runs are done, each with a screenshot: Home with one headline
+    per run, each task's report as a page (class examples, mistakes, what the model looked at; counts against
+    annotations; motifs), Predict with an object run (counts, each image with its objects), Compare of two tasks
+    (said to be not comparable), and rename and delete (delete asks first)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from conftest import dot_images
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    runs = tmp_path / "runs"
+    for source, name in ((trained_run, "cells"), (detect_run, "dots"), (sequence_run, "sequences")):
+        shutil.copytree(source, runs / name)
+    (tmp_path / "data").mkdir()
+    fresh = dot_images(tmp_path / "fresh", n_images=2, side=96, seed=5)
+    server = Server(runs, tmp_path / "data")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server.url)
+            for name in ("cells", "dots", "sequences"):
+                expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # nothing overflows at 1280 px
+            page.screenshot(path=SHOTS / "home_three_tasks.png", full_page=True)
+
+            for name, shown, shot in (
+                    ("cells", ['img[alt="A few training images of each class"]', "h3:has-text('Misclassified test images')",
+                               "h2:has-text('What the network looked at')"], "report_classify.png"),
+                    ("dots", ["h2:has-text('Methods')"], "report_objects.png"),
+                    ("sequences", ["h2:has-text('Motifs the network learned')", "th:has-text('Beats random')"], "report_sequences.png")):
+                page.goto(f"{server.base}/runs/{name}/files/report.html")
+                for selector in shown:
+                    expect(page.locator(selector).first).to_be_visible()
+                broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0).length")
+                assert broken == 0, f"{name}: {broken} figures of the report do not load"
+                page.screenshot(path=SHOTS / shot, full_page=True)
+
+            page.goto(f"{server.base}/predict")
+            page.get_by_label("Model").select_option("dots")
+            page.get_by_label("Images or a zip of images").set_input_files(sorted((fresh / "images").iterdir()))
+            page.get_by_role("button", name="Predict").click()
+            expect(page.get_by_text("objects in the images")).to_be_visible(timeout=120_000)
+            expect(page.locator("img.thumb")).to_have_count(2)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+            page.screenshot(path=SHOTS / "predict_objects.png", full_page=True)
+
+            page.goto(f"{server.base}/compare?runs=cells&runs=dots")
+            expect(page.get_by_text("not comparable").first).to_be_visible()
+            expect(page.locator("#compare-metrics")).to_contain_text("F1 (objects)")  # held-out figures, with CIs
+            expect(page.locator("#compare-metrics")).not_to_contain_text("train")     # the rest folded away
+            page.locator("#compare-other summary").click()
+            expect(page.locator("#compare-other")).to_contain_text(re.compile(r"training time\s*\d+ s"))
+            expect(page.locator("#compare-settings")).to_contain_text("compact trains from scratch")
+            page.screenshot(path=SHOTS / "compare_two_tasks.png", full_page=True)
+
+            page.goto(f"{server.base}/runs/sequences")
+            page.get_by_label("New name").fill("motifs-v1")
+            page.get_by_role("button", name="Rename").click()
+            expect(page.get_by_role("heading", name=re.compile("motifs-v1"))).to_be_visible()
+            asked = []
+            page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+            page.get_by_role("button", name="Delete").click()
+            expect(page.get_by_role("heading", name=re.compile("motifs-v1"))).to_be_visible()  # dismissed: kept
+            assert asked and "trash" in asked[0] and (runs / "motifs-v1").exists()
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.get_by_role("button", name="Delete").click()
+            expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+            expect(page.get_by_role("link", name="motifs-v1")).to_have_count(0)
+            page.screenshot(path=SHOTS / "after_delete.png", full_page=True)
             browser.close()
     finally:
         server.stop()

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import secrets
 import shutil
+import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -35,6 +38,9 @@ from biolens.web.jobs import JobQueue
 
 HERE = Path(__file__).parent
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+UPLOAD_FIELDS = ("files", "labels_file", "phenotype_file", "annotation_file")  # the New run form's file inputs
+KEPT_UPLOADS = "kept"  # under the uploads folder: files of refused forms, one random token each
+KEPT_TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")
 
 
 @dataclass
@@ -107,7 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/new", response_class=HTMLResponse)
     async def new_run_form(request: Request):
-        return page(request, "new", form={}, roots=settings.roots, error=None, **views.NEW_RUN_CHOICES)
+        return page(request, "new", form={}, roots=settings.roots, error=None, kept={}, **views.NEW_RUN_CHOICES)
 
     @app.post("/new")
     async def new_run(request: Request):
@@ -119,7 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(preflight.check, task, params)  # the inputs' own mistakes, said at the form
             queue.submit(task, name, params)
         except InputError as exc:
-            return page(request, "new", 400, form=values, roots=settings.roots,
+            return page(request, "new", 400, form=values, roots=settings.roots, kept=await _keep_uploads(form, values),
                         error=views.in_web_words(str(exc), settings.uploads_dir), **views.NEW_RUN_CHOICES)
         return RedirectResponse(f"/runs/{name}", status_code=303)
 
@@ -526,21 +532,64 @@ def create_app(settings: Settings) -> FastAPI:
                          "learn image features (pretrain).")
 
     async def _data_from_form(form, files_field: str, path_field: str, target: Path) -> Path:
-        """Uploaded files (zips unpacked safely, folder uploads keep their sub-folders) or a path under a root."""
+        """Uploaded files (zips unpacked safely, folder uploads keep their sub-folders), files kept from a refused
+        try of the same form, or a path under a root."""
         uploads = [f for f in form.getlist(files_field) if isinstance(f, UploadFile) and f.filename]
         typed = str(form.get(path_field, "") or "").strip()
         if uploads and typed:
             raise InputError("give either files to upload or a path on this machine, not both.")
         if typed:
             return security.inside_roots(typed, settings.roots, what="data path")
-        if not uploads:
+        kept = _kept_folder(str(form.get(f"kept_{files_field}", "") or ""))
+        if not uploads and kept is None:
             raise InputError("choose the data: upload files (or a zip), or type a path on this machine.")
         if target.exists():
             shutil.rmtree(target)
+        if not uploads:  # linked, not moved: a later mistake in the same form keeps them kept
+            await asyncio.to_thread(shutil.copytree, kept, target, copy_function=_link_or_copy)
+            return _entry_or_folder(target)
+        await _save_uploads(uploads, target)
+        return _entry_or_folder(target)
+
+    def _kept_folder(token: str) -> Path | None:
+        folder = settings.uploads_dir / KEPT_UPLOADS / token
+        return folder if KEPT_TOKEN.fullmatch(token) and folder.is_dir() else None
+
+    async def _keep_uploads(form, values: dict) -> dict[str, dict]:
+        """The files of a refused New run form, kept on the server under a random token so that the corrected form
+        need not send them again (issue 18: every file had to be chosen again after a form error). Files that were
+        themselves the refusal (a bad zip, a wrong type) are not kept. Kept files older than a day are removed."""
+        kept_root = settings.uploads_dir / KEPT_UPLOADS
+        kept_root.mkdir(parents=True, exist_ok=True)
+        for old in kept_root.iterdir():
+            if time.time() - old.stat().st_mtime > 86_400:
+                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        kept = {}
+        for field in UPLOAD_FIELDS:
+            uploads = [f for f in form.getlist(field) if isinstance(f, UploadFile) and f.filename]
+            token = str(values.get(f"kept_{field}", "") or "")
+            if uploads:
+                token = secrets.token_urlsafe(18)
+                try:
+                    await _save_uploads(uploads, kept_root / token)
+                except InputError:
+                    shutil.rmtree(kept_root / token, ignore_errors=True)
+                    continue
+                names = [f.filename for f in uploads]
+                (kept_root / f"{token}.json").write_text(json.dumps(names))
+            elif _kept_folder(token) is None:
+                continue
+            names = json.loads((kept_root / f"{token}.json").read_text())
+            shown = ", ".join(Path(n).name if len(names) > 3 else n for n in names[:3])
+            kept[field] = {"token": token, "names": shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")}
+        return kept
+
+    async def _save_uploads(uploads: list, target: Path) -> None:
         target.mkdir(parents=True)
         budget = settings.max_upload_bytes
         for upload in uploads:
             relative = security.safe_relative(upload.filename)
+            await upload.seek(0)  # a refused form's files are read a second time to be kept
             head = await upload.read(4096)
             security.check_upload_type(relative.name, head)
             destination = target / relative
@@ -551,10 +600,20 @@ def create_app(settings: Settings) -> FastAPI:
                 unpacked = destination.with_suffix("")
                 await asyncio.to_thread(security.extract_zip, destination, unpacked, max_bytes=budget * 4)
                 destination.unlink()
-        entries = [p for p in target.iterdir()]
-        return entries[0] if len(entries) == 1 else target
 
     return app
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, destination)
+
+
+def _entry_or_folder(target: Path) -> Path:
+    entries = [p for p in target.iterdir()]
+    return entries[0] if len(entries) == 1 else target
 
 
 def _copy_upload(source, destination: Path) -> None:

@@ -240,7 +240,7 @@ def compare(runs_dir: Path, names: list[str]) -> dict:
     keys = sorted({k for info in infos.values() for k in info.get("config", {})})
     settings = []
     for key in keys:
-        values = [_setting(key, infos[n].get("config", {}).get(key, "")) for n in names]
+        values = [_setting(key, infos[n].get("config", {}).get(key, ""), infos[n].get("config", {})) for n in names]
         settings.append({"key": key.replace("_", " "), "cells": values, "differs": len(set(values)) > 1})
     settings.sort(key=lambda s: not s["differs"])
     settings = [{"key": "task", "cells": [TASK_NAMES.get(infos[n].get("task"), "-") for n in names],
@@ -248,16 +248,25 @@ def compare(runs_dir: Path, names: list[str]) -> dict:
     metric_keys = [k for k in dict.fromkeys(k for m in metrics.values() for k in m)
                    if any(isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool) for m in metrics.values())
                    and not k.endswith("_ci95")]
-    metric_keys.sort(key=lambda k: not any(f"{k}_ci95" in m for m in metrics.values()))
+    has_ci = {k for k in metric_keys if any(f"{k}_ci95" in m for m in metrics.values())}
     rows = [{"key": METRIC_NAMES.get(k, k.replace("_", " ")), "cells": [_metric(metrics[n], k) for n in names]}
             for k in metric_keys]
-    return {"names": names, "settings": settings, "metrics": rows, "verdicts": verdicts(runs_dir, names)}
+    return {"names": names, "settings": settings, "verdicts": verdicts(runs_dir, names),
+            "metrics": [r for r, k in zip(rows, metric_keys) if k in has_ci],
+            "other_metrics": [r for r, k in zip(rows, metric_keys) if k not in has_ci]}
 
 
 METRIC_NAMES = {"balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1", "ece": "calibration error (ECE)",
                 "accuracy": "accuracy", "auc_deep": "AUC, deep model", "auc_additive": "AUC, additive model",
                 "r2_deep": "R², deep model", "r2_additive": "R², additive model", "f1": "F1 (objects)",
-                "count_mae": "count error per unit (MAE)", "nmi": "NMI with the known label", "ari": "ARI with the known label"}
+                "count_mae": "count error per unit (MAE)", "nmi": "NMI with the known label", "ari": "ARI with the known label",
+                "n_train": "training items", "n_val": "validation items", "n_test": "test items",
+                "best_epoch": "epoch kept", "epochs_run": "epochs run", "train_seconds": "training time",
+                "ece_before_calibration": "calibration error before calibration",
+                "temperature": "calibration temperature", "learning_curve_expected_seconds": "learning curve, time expected",
+                "misclassified_total": "test items misclassified", "n_test_units": "test units",
+                "n_test_objects": "test objects", "object_size_px": "object size (px)",
+                "matching_radius_px": "matching radius (px)", "count_error_pct": "count error (%)"}
 BACKBONE_CHOICES = [("compact", "Compact (trains from scratch; best on a laptop)"),
                     ("MobileNetV3Small", "MobileNetV3 Small (ImageNet start when available)"),
                     ("EfficientNetB0", "EfficientNet B0 (ImageNet start when available; GPU advised)"),
@@ -298,22 +307,29 @@ AUTOMATIC_WHEN_ZERO = ("image_size", "object_size", "time_budget", "epochs_pretr
                        "batch_size")
 
 
-def _setting(key: str, value) -> str:
-    """A setting as a person reads it: 0 for a chosen-for-you value says 'auto', no empty cells, no 'None'."""
+def _setting(key: str, value, config: dict | None = None) -> str:
+    """A setting as a person reads it: 0 for a chosen-for-you value says 'auto', no empty cells, no 'None', and
+    starting weights only for a network that takes them (the compact one always trains from scratch)."""
     if value in (None, ""):
         return "-"
+    if key == "weights" and (config or {}).get("backbone", "compact") == "compact":
+        return "- (compact trains from scratch)"
     if value == 0 and key in AUTOMATIC_WHEN_ZERO:
         return "auto" if key != "time_budget" else "none"
     return _short(value)
 
 
 def _metric(metrics: dict, key: str) -> str:
-    """A metric with its interval; whole numbers (counts, epochs) without decimals."""
+    """A metric with its interval; otherwise whole numbers (counts, epochs) without decimals, times in seconds,
+    anything else to three significant digits (issue 18: "65.000" and "10.300" read as false precision)."""
     value = metrics.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() \
-            and f"{key}_ci95" not in metrics:
-        return str(int(value))
-    return with_ci(metrics, key)
+    if f"{key}_ci95" in metrics or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return with_ci(metrics, key)
+    if key.endswith("seconds"):
+        return f"{value:,.0f} s"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 PAIRED_TASKS = ("classify", "sequence_classify")   # runs whose predictions.csv lists each test item's prediction
@@ -437,5 +453,5 @@ def thumbnails(sources: list[Path], folder: Path) -> list[str]:
 
 
 def _short(value) -> str:
-    text = str(value)
+    text = {True: "yes", False: "no"}[value] if isinstance(value, bool) else str(value)
     return text if len(text) <= 80 else "..." + text[-77:]
