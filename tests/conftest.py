@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SLICE = ROOT / "examples" / "blood_cells_slice"
+PBMC = ROOT.parent / "shared" / "data" / "pbmc68k_reduced" / "pbmc68k_reduced.h5ad"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
 
 
@@ -50,6 +51,16 @@ def trained_run(tmp_path_factory, slice_manifest) -> Path:
     """One real training run on the slice, grouped by smear photo, shared by the tests that only read it."""
     out = tmp_path_factory.mktemp("runs") / "cells"
     biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "4", "--out", out, "--seed", "1")
+    return out
+
+
+@pytest.fixture(scope="session")
+def pbmc_run(tmp_path_factory):
+    """One real clustering run of the shared PBMC table against its known cell types (cluster and web tests)."""
+    if not PBMC.exists():
+        pytest.skip("../shared/data/pbmc68k_reduced is not here")
+    out = tmp_path_factory.mktemp("clu") / "pbmc"
+    biolens("cluster", PBMC, "--compare-with", "bulk_labels", "--out", out, "--seed", "0")
     return out
 
 

@@ -11,9 +11,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from conftest import ENV, ROOT, biolens, one_line_error
-
-PBMC = ROOT.parent / "shared" / "data" / "pbmc68k_reduced" / "pbmc68k_reduced.h5ad"
+from conftest import ENV, PBMC, ROOT, biolens, one_line_error
 B_CELL_MARKERS = {"CD79A", "CD79B", "MS4A1", "CD74", "HLA-DRA", "HLA-DQA1", "HLA-DQB1", "TCL1A"}
 
 
@@ -30,15 +28,6 @@ def count_table(n_per_group: int = 100, n_genes: int = 400, groups: int = 3, see
         rows.append(rng.negative_binomial(2, 2 / (2 + mu)))
         truth += [f"type{g}"] * n_per_group
     return np.vstack(rows).astype(np.int64), np.array(truth)
-
-
-@pytest.fixture(scope="module")
-def pbmc_run(tmp_path_factory):
-    if not PBMC.exists():
-        pytest.skip("../shared/data/pbmc68k_reduced is not here")
-    out = tmp_path_factory.mktemp("clu") / "pbmc"
-    biolens("cluster", PBMC, "--compare-with", "bulk_labels", "--out", out, "--seed", "0")
-    return out
 
 
 def test_pbmc_clusters_match_cell_types_as_well_as_the_shipped_louvain(pbmc_run):
@@ -79,6 +68,10 @@ def test_pbmc_markers_name_b_cell_genes_for_the_b_cell_cluster(pbmc_run):
     top = markers[(markers.cluster == b_cluster) & (markers["rank"] <= 10)]
     assert B_CELL_MARKERS & set(top.feature), top.feature.tolist()
     assert (top.q_value < 0.05).all() and (top[top["rank"] <= 5].auroc > 0.7).all()
+    # p from the rank-sum z-score in float64: strong markers are not printed as p = 0 (scanpy keeps float32)
+    assert (markers.p_value > 0).all() and (markers.q_value > 0).all() and markers.p_value.min() < 1e-45
+    from scipy import stats
+    assert np.allclose(markers.p_value, 2 * stats.norm.sf(markers.score.abs()), rtol=1e-6)
     report = (pbmc_run / "report.html").read_text()
     assert "Methods" in report and "bulk_labels" in report and "data:image/png;base64" in report
 

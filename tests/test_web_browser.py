@@ -287,10 +287,11 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
         server.stop()
 
 
-def test_finished_runs_of_three_tasks_as_a_newcomer_meets_them(tmp_path, trained_run, detect_run, sequence_run):
+def test_finished_runs_of_four_tasks_as_a_newcomer_meets_them(tmp_path, trained_run, detect_run, sequence_run,
+                                                             pbmc_run):
     """The pages a newcomer walks through after the runs are done, each with a screenshot: Home with one headline
     per run, each task's report as a page (class examples, mistakes, what the model looked at; counts against
-    annotations; motifs), Predict with an object run (counts, each image with its objects), Compare of two tasks
+    annotations; motifs; clusters against the known label, without a held-out claim), Predict with an object run (counts, each image with its objects), Compare of two tasks
     (said to be not comparable), and rename and delete (delete asks first)."""
     from playwright.sync_api import expect, sync_playwright
 
@@ -298,7 +299,7 @@ def test_finished_runs_of_three_tasks_as_a_newcomer_meets_them(tmp_path, trained
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     runs = tmp_path / "runs"
-    for source, name in ((trained_run, "cells"), (detect_run, "dots"), (sequence_run, "sequences")):
+    for source, name in ((trained_run, "cells"), (detect_run, "dots"), (sequence_run, "sequences"), (pbmc_run, "pbmc")):
         shutil.copytree(source, runs / name)
     (tmp_path / "data").mkdir()
     fresh = dot_images(tmp_path / "fresh", n_images=2, side=96, seed=5)
@@ -308,19 +309,22 @@ def test_finished_runs_of_three_tasks_as_a_newcomer_meets_them(tmp_path, trained
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(server.url)
-            for name in ("cells", "dots", "sequences"):
+            for name in ("cells", "dots", "sequences", "pbmc"):
                 expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
             assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # nothing overflows at 1280 px
-            page.screenshot(path=SHOTS / "home_three_tasks.png", full_page=True)
+            page.screenshot(path=SHOTS / "home_four_tasks.png", full_page=True)
 
             for name, shown, shot in (
                     ("cells", ['img[alt="A few training images of each class"]', "h3:has-text('Misclassified test images')",
                                "h2:has-text('What the network looked at')"], "report_classify.png"),
                     ("dots", ["h2:has-text('Methods')"], "report_objects.png"),
-                    ("sequences", ["h2:has-text('Motifs the network learned')", "th:has-text('Beats random')"], "report_sequences.png")):
+                    ("sequences", ["h2:has-text('Motifs the network learned')", "th:has-text('Beats random')"], "report_sequences.png"),
+                    ("pbmc", ["#contingency", "#embedding-verdict"], "report_clusters.png")):
                 page.goto(f"{server.base}/runs/{name}/files/report.html")
                 for selector in shown:
                     expect(page.locator(selector).first).to_be_visible()
+                if name == "pbmc":  # no held-out data in clustering, so no such claim
+                    expect(page.get_by_text("held-out data")).to_have_count(0)
                 broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0).length")
                 assert broken == 0, f"{name}: {broken} figures of the report do not load"
                 page.screenshot(path=SHOTS / shot, full_page=True)

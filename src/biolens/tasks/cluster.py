@@ -310,7 +310,10 @@ def _write_outputs(run: Run, config, loaded, images, result, labels, main) -> No
         markers = markers.rename(columns={"effect_size": "log2_fold_change"})
     else:  # the share of non-zero values means nothing for continuous measurements
         markers = markers.rename(columns={"effect_size": "mean_difference"}).drop(columns=["pct_in", "pct_out"])
-    write_csv(run.path / "markers.tsv", list(markers.columns), markers.round(6).values.tolist(), delimiter="\t")
+    readable = markers.drop(columns=["p_value", "q_value"]).round(6)  # p and q are never rounded to 0
+    readable[["p_value", "q_value"]] = markers[["p_value", "q_value"]].map(lambda v: f"{v:.4g}")
+    write_csv(run.path / "markers.tsv", list(markers.columns), readable[list(markers.columns)].values.tolist(),
+              delimiter="\t")
     if len(markers):
         cluster_figures.marker_heatmap(prepared.analysis, labels, markers, figures / "markers.png")
     if loaded["source"].name.lower().endswith(".h5ad"):
