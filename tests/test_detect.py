@@ -3,6 +3,7 @@ them), the held-out units, the tiler, scoring, and detect -> predict end to end 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,17 @@ def test_few_images_are_split_into_regions_and_partial_annotations_restrict_the_
     assert (targets[0][..., 0] == 1).sum() == 60 and (maps[0] >= 0).sum() == pytest.approx(covered, abs=200)
     everywhere = [Unit(0, (0, 0, 400, 300), "test")]
     assert Data(found, [], data.scaled, everywhere, 8.0, 8.0, 1.0, []).annotated_window(0) is None
+    # the same objects as a dot image mark every object of it: the rest of the image holds none, and is used
+    (tmp_path / "dotted" / "images").mkdir(parents=True)
+    (tmp_path / "dotted" / "dots").mkdir()
+    shutil.copy(tmp_path / "big.png", tmp_path / "dotted" / "images" / "big.png")
+    marks = np.zeros((300, 400), np.uint8)
+    marks[ys.astype(int), xs.astype(int)] = 255
+    Image.fromarray(marks).save(tmp_path / "dotted" / "dots" / "big.png")
+    dotted = read_annotations(tmp_path / "dotted")
+    units, notes = make_units(dotted, [(300, 400)], 8.0, DetectConfig(annotations="x"))
+    assert not any("annotated only within" in n for n in notes)
+    assert max(u.box[2] for u in units) == 400 and max(u.box[3] for u in units) == 300
 
 
 def test_point_size_is_measured_from_the_image_at_the_points():

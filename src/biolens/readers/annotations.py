@@ -53,6 +53,9 @@ class Annotations:
     source: str
     notes: list[str] = field(default_factory=list)
     unused_images: list[str] = field(default_factory=list)
+    # a dot or mask image marks every object of its image (unmarked = no object), so objects in one part of it are
+    # never read as a partial annotation (tissue filling part of a slide, colonies on one side of a plate)
+    whole_images: bool = False
 
     @property
     def n_objects(self) -> int:
@@ -462,7 +465,8 @@ def _read_label_folders(folder: Path) -> Annotations:
                                       partner, image.stem, partner.name))
     if not items:
         raise InputError(f"{labels_folder}: no file matches an image in {folder / 'images'} by name.")
-    return Annotations("points" if dots else "masks", items, [DEFAULT_LABEL], str(folder), notes, unused)
+    return Annotations("points" if dots else "masks", items, [DEFAULT_LABEL], str(folder), notes, unused,
+                       whole_images=True)
 
 
 def _dot_points(marks: np.ndarray, lossy: bool = False) -> np.ndarray:
