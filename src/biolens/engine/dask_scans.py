@@ -62,6 +62,11 @@ class DaskSession:
         self._stack = ExitStack()
         self._client = None
 
+    @property
+    def where(self) -> str:
+        """' on the Dask cluster ADDRESS' for a stage's progress line, or nothing when the scans run in process."""
+        return f" on the Dask cluster {self.address}" if self.address else ""
+
     def client(self):
         """The client (started now if this is the first call), or None without an address."""
         if self.address and self._client is None:

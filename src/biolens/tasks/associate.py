@@ -185,9 +185,8 @@ def _classical(data: _Data, dask: DaskSession, seed: int = 0) -> dict:
                                                      permutations=LAMBDA_PERMUTATIONS, seed=seed)
     m = data.x.shape[1]
     pairs = np.stack(np.triu_indices(m, 1), axis=1)
-    where = f" on the Dask cluster {dask.address}" if dask.address else ""
     client = dask.client()
-    with console.step(f"classical epistasis scans ({len(pairs)} pairs: product term and saturated 3 x 3 table){where}"):
+    with console.step(f"classical epistasis scans ({len(pairs)} pairs: product term and saturated 3 x 3 table){dask.where}"):
         scans = pair_scans(data.dosage, data.y, data.covariates, data.kind, pairs, client)
         engine = describe(client)
     q_site = bh_qvalues(p_site)
@@ -396,9 +395,8 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     targets = np.hstack([np.stack([data.y_model[order] for order in orders[: B + 1]], axis=1),
                          interaction_null_traits(data, B, rng, r2_additive)])
     copies = targets.shape[1]
-    where = f" on the Dask cluster {dask.address}" if dask.address else ""
     client = dask.client()
-    with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction{where}"):
+    with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction{dask.where}"):
         scan = partial(scan_blocks, client=client) if client is not None else None
         p_saturated, q_saturated, saturated_tail = against_main_effects(
             saturated_p, data.dosage, classical["pairs"], classical["p_saturated"], targets[:, B + 1:], data.covariates,
