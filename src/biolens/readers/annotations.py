@@ -53,8 +53,9 @@ class Annotations:
     source: str
     notes: list[str] = field(default_factory=list)
     unused_images: list[str] = field(default_factory=list)
-    # a dot or mask image marks every object of its image (unmarked = no object), so objects in one part of it are
-    # never read as a partial annotation (tissue filling part of a slide, colonies on one side of a plate)
+    # a dot image marks every object of its image (the counting benchmarks' density ground truth: unmarked = no
+    # object), so dots in one part of it are never read as a partial annotation (tissue filling part of a slide,
+    # colonies on one side of a plate); a mask image may be a QuPath export of one outlined region, so not masks
     whole_images: bool = False
 
     @property
@@ -466,7 +467,7 @@ def _read_label_folders(folder: Path) -> Annotations:
     if not items:
         raise InputError(f"{labels_folder}: no file matches an image in {folder / 'images'} by name.")
     return Annotations("points" if dots else "masks", items, [DEFAULT_LABEL], str(folder), notes, unused,
-                       whole_images=True)
+                       whole_images=dots)
 
 
 def _dot_points(marks: np.ndarray, lossy: bool = False) -> np.ndarray:

@@ -213,8 +213,8 @@ def estimate_point_size(images: list[np.ndarray], items, max_images: int = 12) -
 def make_units(annotations, shapes: list[tuple[int, int]], size: float, config: DetectConfig):
     """Held-out units. Many images: whole images, grouped by --group-column (or image). Few images: a grid of
     regions over the annotated extent of each, so a single large tile can still be tested on ground the model
-    never trained on. Objects annotated on only part of a large image restrict it to that part (not for dot or mask
-    images, which mark every object of theirs)."""
+    never trained on. Objects annotated on only part of a large image restrict it to that part (not for dot images,
+    which mark every object of theirs)."""
     rng = np.random.default_rng(config.seed)
     notes, extents = [], []
     for item, (height, width) in zip(annotations.items, shapes):
