@@ -663,6 +663,8 @@ def test_files_of_a_refused_form_are_kept_for_the_corrected_one(server, tmp_path
     tokens = dict(re.findall(r'name="(kept_\w+)" value="([^"]+)"', refused.text))
     assert set(tokens) == {"kept_files", "kept_phenotype_file"}
     assert f"Kept from your last try: {vcf.name}" in refused.text and traits.name in refused.text
+    menu = re.search(r'<datalist id="columns-traits">(.*?)</datalist>', refused.text).group(1)
+    assert '<option value="yield">' in menu  # the kept table still fills the trait menu
     assert server.app.app.state.queue.latest_for("kept-assoc") is None
 
     again = server.post("/new", data={**fields, "trait": "", **tokens}, follow_redirects=False)  # a second mistake

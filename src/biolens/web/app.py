@@ -581,7 +581,12 @@ def create_app(settings: Settings) -> FastAPI:
                 continue
             names = json.loads((kept_root / f"{token}.json").read_text())
             shown = ", ".join(Path(n).name if len(names) > 3 else n for n in names[:3])
-            kept[field] = {"token": token, "names": shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")}
+            try:  # a kept table still fills its column menus (trait, covariates, group, known label)
+                columns = await asyncio.to_thread(views.table_columns, _single_input(kept_root / token))
+            except InputError:
+                columns = []
+            kept[field] = {"token": token, "names": shown + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
+                           "columns": columns}
         return kept
 
     async def _save_uploads(uploads: list, target: Path) -> None:
