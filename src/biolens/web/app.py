@@ -514,7 +514,7 @@ def create_app(settings: Settings) -> FastAPI:
                                 "permutations": _integer(values, "permutations", 20, 5, 1000)}
         if task == "detect":
             images = await _data_from_form(form, "files", "path", target / "images")
-            has_annotation = any(isinstance(f, UploadFile) and f.filename for f in form.getlist("annotation_file")) \
+            has_annotation = bool(_chosen_files(form, "annotation_file")) \
                 or str(form.get("annotation_path", "") or "").strip()
             if has_annotation:
                 annotations = _single_input(await _data_from_form(form, "annotation_file", "annotation_path",
@@ -534,7 +534,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def _data_from_form(form, files_field: str, path_field: str, target: Path) -> Path:
         """Uploaded files (zips unpacked safely, folder uploads keep their sub-folders), files kept from a refused
         try of the same form, or a path under a root."""
-        uploads = [f for f in form.getlist(files_field) if isinstance(f, UploadFile) and f.filename]
+        uploads = _chosen_files(form, files_field)
         typed = str(form.get(path_field, "") or "").strip()
         if uploads and typed:
             raise InputError("give either files to upload or a path on this machine, not both.")
@@ -566,7 +566,7 @@ def create_app(settings: Settings) -> FastAPI:
                 shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
         kept = {}
         for field in UPLOAD_FIELDS:
-            uploads = [f for f in form.getlist(field) if isinstance(f, UploadFile) and f.filename]
+            uploads = _chosen_files(form, field)
             token = str(values.get(f"kept_{field}", "") or "")
             if uploads:
                 token = secrets.token_urlsafe(18)
@@ -577,9 +577,10 @@ def create_app(settings: Settings) -> FastAPI:
                     continue
                 names = [f.filename for f in uploads]
                 (kept_root / f"{token}.json").write_text(json.dumps(names))
-            elif _kept_folder(token) is None:
+            elif _kept_folder(token) is not None:
+                names = json.loads((kept_root / f"{token}.json").read_text())
+            else:
                 continue
-            names = json.loads((kept_root / f"{token}.json").read_text())
             shown = ", ".join(Path(n).name if len(names) > 3 else n for n in names[:3])
             try:  # a kept table still fills its column menus (trait, covariates, group, known label)
                 columns = await asyncio.to_thread(views.table_columns, _single_input(kept_root / token))
@@ -607,6 +608,11 @@ def create_app(settings: Settings) -> FastAPI:
                 destination.unlink()
 
     return app
+
+
+def _chosen_files(form, field: str) -> list[UploadFile]:
+    """The files chosen in one file input of a form (an input left empty sends one nameless part)."""
+    return [f for f in form.getlist(field) if isinstance(f, UploadFile) and f.filename]
 
 
 def _link_or_copy(source: str, destination: str) -> None:
