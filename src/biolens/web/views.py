@@ -240,7 +240,7 @@ def compare(runs_dir: Path, names: list[str]) -> dict:
     keys = sorted({k for info in infos.values() for k in info.get("config", {})})
     settings = []
     for key in keys:
-        values = [_setting(key, infos[n].get("config", {}).get(key, ""), infos[n].get("config", {})) for n in names]
+        values = [_setting(key, infos[n].get("config", {})) for n in names]
         settings.append({"key": key.replace("_", " "), "cells": values, "differs": len(set(values)) > 1})
     settings.sort(key=lambda s: not s["differs"])
     settings = [{"key": "task", "cells": [TASK_NAMES.get(infos[n].get("task"), "-") for n in names],
@@ -307,12 +307,13 @@ AUTOMATIC_WHEN_ZERO = ("image_size", "object_size", "time_budget", "epochs_pretr
                        "batch_size")
 
 
-def _setting(key: str, value, config: dict | None = None) -> str:
-    """A setting as a person reads it: 0 for a chosen-for-you value says 'auto', no empty cells, no 'None', and
-    starting weights only for a network that takes them (the compact one always trains from scratch)."""
+def _setting(key: str, config: dict) -> str:
+    """A run's setting as a person reads it: 0 for a chosen-for-you value says 'auto', no empty cells, no 'None',
+    and starting weights only for a network that takes them (the compact one always trains from scratch)."""
+    value = config.get(key, "")
     if value in (None, ""):
         return "-"
-    if key == "weights" and (config or {}).get("backbone", "compact") == "compact":
+    if key == "weights" and config.get("backbone", "compact") == "compact":
         return "- (compact trains from scratch)"
     if value == 0 and key in AUTOMATIC_WHEN_ZERO:
         return "auto" if key != "time_budget" else "none"
