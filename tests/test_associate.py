@@ -580,8 +580,6 @@ def test_stratified_cohort_is_flagged_and_structure_components_recover_the_demes
     demes, and as covariates they remove the inflation."""
     from biolens.readers.variants import structure_components
     from biolens.stats import linkage
-    from biolens.tasks.associate import _inflation_reading, _unlinked_inflation
-
     cohort = simulate_cohort("null", trait="quantitative", seed=4, n_individuals=600, length=2000, demography="demes",
                              deme_shift=1.0)
     markers = simulate_cohort("null", trait="quantitative", seed=99, n_individuals=600, length=200_000,
@@ -595,15 +593,7 @@ def test_stratified_cohort_is_flagged_and_structure_components_recover_the_demes
     demes = cohort.phenotypes["population"].to_numpy()
 
     def reading(covariates):
-        _, p = regression.site_tests(dosage, y, covariates, "quantitative")
-        from biolens.stats.significance import bh_qvalues
-
-        q = bh_qvalues(p)
-        unlinked = _unlinked_inflation(p, q, linkage.r_squared(dosage))
-        shuffled = regression.inflation_by_permutation(dosage, y, covariates, "quantitative")
-        return regression.genomic_inflation(p), _inflation_reading(regression.genomic_inflation(p), unlinked,
-                                                                   int((q < 0.05).sum()), [],
-                                                                   regression.effective_tests(dosage), shuffled)
+        return _reading(dosage, y, covariates)
 
     inflation, text = reading(np.zeros((len(y), 0)))
     assert inflation > 1.3 and "--structure-genotypes" in text and "stratification" in text
@@ -624,6 +614,48 @@ def test_stratified_cohort_is_flagged_and_structure_components_recover_the_demes
                      tmp_path / "region" / "traits.tsv", "--trait", "yield", "--structure-genotypes",
                      tmp_path / "missing.vcf", "--out", tmp_path / "r")
     assert "--structure-genotypes" in message and "missing.vcf" in message
+
+
+def _reading(dosage, y, covariates):
+    """lambda_GC and the run's reading of it, computed as `associate` does (classical and fine-mapping stages)."""
+    from biolens.stats import linkage
+    from biolens.stats.finemap import susie
+    from biolens.stats.significance import bh_qvalues
+    from biolens.stats.two_locus import residualise
+    from biolens.tasks.associate import _far_from_hits, _inflation_left, _inflation_reading, _unlinked_inflation
+
+    _, p = regression.site_tests(dosage, y, covariates, "quantitative")
+    q = bh_qvalues(p)
+    far = _far_from_hits(q, linkage.r_squared(dosage))
+    x, trait = residualise(dosage, covariates), residualise(y.astype(float), covariates)
+    left, left_chance = _inflation_left(x, trait - x @ susie(x, trait).coefficients, far, 0)
+    overall = regression.genomic_inflation(p)
+    return overall, _inflation_reading(overall, _unlinked_inflation(p, far), int((q < 0.05).sum()), [],
+                                       regression.effective_tests(dosage),
+                                       regression.inflation_by_permutation(dosage, y, covariates, "quantitative"),
+                                       left, left_chance)
+
+
+def test_strong_hits_in_one_population_are_not_read_as_stratification(tmp_path):
+    """Three additive sites in one population, a region of strong LD (800 individuals, Ne 5e4): sites at r^2 < 0.1
+    with every hit still carry their LD with hits of chi^2 ~100 (lambda_GC 2.22 there), which the reading judged
+    against the region's chance bound (1.89) took for stratification. With the fine-mapped signals taken out of the
+    trait those sites fall within their own chance bound, and the reading says LD."""
+    from biolens.stats import linkage
+    from biolens.stats.significance import bh_qvalues
+    from biolens.tasks.associate import _far_from_hits, _unlinked_inflation
+
+    cohort = simulate_cohort("additive", trait="quantitative", seed=6, n_individuals=800, length=2000,
+                             population_size=5e4, mutation_rate=1.7e-7)
+    dosage = read_vcf(cohort.write(tmp_path)["genotypes"]).imputed()[0]
+    dosage = dosage[:, dosage.std(0) > 0]
+    y, none = cohort.phenotypes["yield"].to_numpy(), np.zeros((800, 0))
+    _, p = regression.site_tests(dosage, y, none, "quantitative")
+    far = _far_from_hits(bh_qvalues(p), linkage.r_squared(dosage))
+    assert _unlinked_inflation(p, far) > regression.inflation_by_permutation(dosage, y, none, "quantitative")
+    overall, text = _reading(dosage, y, none)
+    assert overall > 2 and not text.startswith("warning"), text
+    assert "measures LD with the hits" in text
 
 
 def test_lambda_gc_is_judged_against_the_trait_shuffled_in_the_regions_own_ld(tmp_path):

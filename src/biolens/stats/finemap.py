@@ -24,6 +24,7 @@ class FineMap:
     purity: list[float]              # smallest |r| between two sites of each set
     converged: bool
     iterations: int
+    coefficients: np.ndarray | None = None  # posterior mean effect per site (per unit of x): the fit SuSiE found
 
     def set_of_each_site(self) -> np.ndarray:
         """1-based credible-set number per site, 0 outside every set."""
@@ -43,7 +44,9 @@ def _log_bayes_factors(betahat: np.ndarray, shat2: np.ndarray, prior_variance: f
 def _best_prior_variance(betahat: np.ndarray, shat2: np.ndarray, log_prior: np.ndarray, scale: float) -> float:
     """Maximise the single-effect marginal likelihood over the prior variance; 0 when no variance beats none."""
     def negative(log_v):
-        return -logsumexp(_log_bayes_factors(betahat, shat2, np.exp(log_v)) + log_prior)
+        weights = _log_bayes_factors(betahat, shat2, np.exp(log_v)) + log_prior
+        top = weights.max()  # logsumexp written out: scipy's costs more than the sum itself at this size
+        return -(top + np.log(np.exp(weights - top).sum()))
 
     found = optimize.minimize_scalar(negative, bounds=(np.log(scale * 1e-6), np.log(scale * 10)), method="bounded")
     return float(np.exp(found.x)) if -found.fun > 0 else 0.0
@@ -70,7 +73,10 @@ def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 
         index = np.nonzero(varying)[0]
         pip = np.zeros(x.shape[1])
         pip[index] = inner.pip
-        return FineMap(pip, [index[s] for s in inner.credible_sets], inner.purity, inner.converged, inner.iterations)
+        coefficients = np.zeros(x.shape[1])
+        coefficients[index] = inner.coefficients
+        return FineMap(pip, [index[s] for s in inner.credible_sets], inner.purity, inner.converged, inner.iterations,
+                       coefficients)
     x = x - x.mean(0)
     y = np.asarray(y, dtype=np.float64) - np.mean(y)
     m = x.shape[1]
@@ -95,7 +101,7 @@ def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 
     alpha, prior_variance = fit["alpha"], fit["prior_variance"]
     pip = 1 - np.prod(1 - alpha[prior_variance > 0], axis=0) if (prior_variance > 0).any() else np.zeros(m)
     sets, purities = _credible_sets(x, alpha, prior_variance, coverage, min_purity)
-    return FineMap(pip, sets, purities, fit["converged"], fit["iterations"])
+    return FineMap(pip, sets, purities, fit["converged"], fit["iterations"], (alpha * fit["mean"]).sum(0))
 
 
 def _ibss(x: np.ndarray, y: np.ndarray, effects: int, prior: np.ndarray, start: dict | None, max_iterations: int,
@@ -114,12 +120,13 @@ def _ibss(x: np.ndarray, y: np.ndarray, effects: int, prior: np.ndarray, start: 
     else:
         alpha, mean, mean_square = start["alpha"].copy(), start["mean"].copy(), start["mean_square"].copy()
         prior_variance, residual_variance = start["prior_variance"].copy(), start["residual_variance"]
-    fitted = x @ (alpha * mean).sum(0)
+    effect_fits = (alpha * mean) @ x.T  # each effect's fitted values (effects x n), kept as the effects change
+    fitted = effect_fits.sum(0)
     kl = np.zeros(effects)
     converged, iteration, elbo = False, 0, -np.inf
     for iteration in range(1, max_iterations + 1):
         for effect in range(effects):
-            fitted -= x @ (alpha[effect] * mean[effect])
+            fitted -= effect_fits[effect]
             residual = y - fitted
             xtr = x.T @ residual
             betahat, shat2 = xtr / d, residual_variance / d
@@ -133,7 +140,7 @@ def _ibss(x: np.ndarray, y: np.ndarray, effects: int, prior: np.ndarray, start: 
                 mean_square[effect] = posterior_variance + mean[effect] ** 2
             else:
                 mean[effect], mean_square[effect] = 0.0, 0.0
-            effect_fit = x @ (alpha[effect] * mean[effect])
+            effect_fit = effect_fits[effect] = x @ (alpha[effect] * mean[effect])
             # KL of this single effect's posterior from its prior (susieR's SER_posterior_e_loglik - loglik)
             rss = residual @ residual
             expected = -0.5 * n * np.log(2 * np.pi * residual_variance) - 0.5 / residual_variance * (
@@ -141,8 +148,7 @@ def _ibss(x: np.ndarray, y: np.ndarray, effects: int, prior: np.ndarray, start: 
             null = -0.5 * n * np.log(2 * np.pi * residual_variance) - 0.5 * rss / residual_variance
             kl[effect] = -(lbf_model + null) + expected
             fitted += effect_fit
-        expected_rss = (((y - fitted) ** 2).sum() - sum(((x @ (a * b)) ** 2).sum() for a, b in zip(alpha, mean))
-                        + (d * alpha * mean_square).sum())
+        expected_rss = (((y - fitted) ** 2).sum() - (effect_fits ** 2).sum() + (d * alpha * mean_square).sum())
         residual_variance = max(float(expected_rss) / n, 1e-8 * scale)
         new_elbo = float(-0.5 * n * np.log(2 * np.pi * residual_variance) - 0.5 * expected_rss / residual_variance
                          - kl.sum())
