@@ -25,11 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from association_grid import score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +61,15 @@ def _two_locus(form: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(values[form], dtype=float)
 
 
+def _pick(dosage: np.ndarray, maf: np.ndarray, chosen: list[int], rng, low: float, high: float) -> int:
+    """A random site of minor allele frequency in [low, high], in r^2 < 0.1 with those `chosen` (appended to it)."""
+    for i in rng.permutation(dosage.shape[1]):
+        if low <= maf[i] <= high and all(np.corrcoef(dosage[:, i], dosage[:, j])[0, 1] ** 2 < 0.1 for j in chosen):
+            chosen.append(int(i))
+            return int(i)
+    raise LookupError
+
+
 def simulate(setting: dict, folder: Path) -> dict:
     """Write region.vcf.gz, pheno.csv and truth.json into `folder`; returns the truth (grid's keys)."""
     import msprime
@@ -81,13 +90,7 @@ def simulate(setting: dict, folder: Path) -> dict:
         maf = np.minimum(frequency, 1 - frequency)
         minor = np.where(frequency <= 0.5, dosage, 2 - dosage)
         chosen: list[int] = []
-
-        def pick(low: float, high: float) -> int:
-            for i in rng.permutation(dosage.shape[1]):
-                if low <= maf[i] <= high and all(np.corrcoef(dosage[:, i], dosage[:, j])[0, 1] ** 2 < 0.1 for j in chosen):
-                    chosen.append(int(i))
-                    return int(i)
-            raise LookupError
+        pick = partial(_pick, dosage, maf, chosen, rng)
         try:
             liability, truth = np.zeros(setting["n"]), {"additive": [], "pair": [], "form": setting.get("form")}
             for low, high, share in setting["additive"]:
@@ -147,7 +150,7 @@ def main() -> None:
                 finished = subprocess.run(
                     [sys.executable, "-m", "biolens", "associate", "--genotypes", str(folder / "region.vcf.gz"),
                      "--phenotypes", str(folder / "pheno.csv"), "--trait", "trait", "--covariates", "age,sex",
-                     "--out", str(folder / "run")], cwd=ROOT, capture_output=True, text=True)
+                     "--out", str(folder / "run")], cwd=ROOT, capture_output=True, text=True, check=False)
                 if finished.returncode:
                     record = {**setting, "error": finished.stdout.strip().splitlines()[-1:] + finished.stderr.splitlines()[-1:]}
                 else:

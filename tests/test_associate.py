@@ -579,7 +579,7 @@ def test_stratified_cohort_is_flagged_and_structure_components_recover_the_demes
     components of genome-wide markers (another, longer simulated region of the same individuals) separate the
     demes, and as covariates they remove the inflation."""
     from biolens.readers.variants import structure_components
-    from biolens.stats import linkage
+
     cohort = simulate_cohort("null", trait="quantitative", seed=4, n_individuals=600, length=2000, demography="demes",
                              deme_shift=1.0)
     markers = simulate_cohort("null", trait="quantitative", seed=99, n_individuals=600, length=200_000,
