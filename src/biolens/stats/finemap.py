@@ -24,7 +24,6 @@ class FineMap:
     purity: list[float]              # smallest |r| between two sites of each set
     converged: bool
     iterations: int
-    coefficients: np.ndarray | None = None  # posterior mean effect per site (per unit of x): the fit SuSiE found
 
     def set_of_each_site(self) -> np.ndarray:
         """1-based credible-set number per site, 0 outside every set."""
@@ -73,10 +72,7 @@ def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 
         index = np.nonzero(varying)[0]
         pip = np.zeros(x.shape[1])
         pip[index] = inner.pip
-        coefficients = np.zeros(x.shape[1])
-        coefficients[index] = inner.coefficients
-        return FineMap(pip, [index[s] for s in inner.credible_sets], inner.purity, inner.converged, inner.iterations,
-                       coefficients)
+        return FineMap(pip, [index[s] for s in inner.credible_sets], inner.purity, inner.converged, inner.iterations)
     x = x - x.mean(0)
     y = np.asarray(y, dtype=np.float64) - np.mean(y)
     m = x.shape[1]
@@ -101,7 +97,7 @@ def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 
     alpha, prior_variance = fit["alpha"], fit["prior_variance"]
     pip = 1 - np.prod(1 - alpha[prior_variance > 0], axis=0) if (prior_variance > 0).any() else np.zeros(m)
     sets, purities = _credible_sets(x, alpha, prior_variance, coverage, min_purity)
-    return FineMap(pip, sets, purities, fit["converged"], fit["iterations"], (alpha * fit["mean"]).sum(0))
+    return FineMap(pip, sets, purities, fit["converged"], fit["iterations"])
 
 
 def _ibss(x: np.ndarray, y: np.ndarray, effects: int, prior: np.ndarray, start: dict | None, max_iterations: int,
