@@ -359,3 +359,25 @@ def test_files_are_created_with_the_users_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "shared.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_fault_inside_biolens_is_one_line_with_the_trace_kept_in_a_file(capsys, monkeypatch, tmp_path):
+    """A library failing deep in a run (LAPACK's "SVD did not converge" stopped an association run once) is not the
+    user's input: one `error:` line, exit code 1, and the full trace in a file named on that line."""
+    import tempfile
+
+    def failing_command(standalone_mode):
+        import numpy as np
+
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(cli, "app", failing_command)
+    monkeypatch.setattr(sys, "argv", ["biolens", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error:") and "SVD did not converge" in err
+    (trace,) = tmp_path.glob("biolens-fault-*.txt")
+    assert str(trace) in err and "Traceback" in trace.read_text() and "failing_command" in trace.read_text()

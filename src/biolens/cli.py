@@ -467,7 +467,27 @@ def main() -> None:
     except OSError as error:  # the disk, not biolens: full, read-only, missing, name too long
         where = f"{error.filename}: " if error.filename else ""
         _fail(f"{where}{error.strerror or error}. Check the path, free space and permissions, then run the command again.")
+    except Exception as error:  # a fault in biolens or a library under it, not in the input: one line, trace kept
+        _internal_fault(error)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _internal_fault(error: Exception) -> None:
+    """One line for the user (exit code 1: not their input), the full trace in a file they can send."""
+    import tempfile
+    import traceback
+
+    from biolens import __version__
+
+    handle, path = tempfile.mkstemp(prefix="biolens-fault-", suffix=".txt")
+    with os.fdopen(handle, "w", encoding="utf-8") as trace:
+        trace.write(f"biolens {__version__}\ncommand: {' '.join(sys.argv)}\n\n")
+        trace.write("".join(traceback.format_exception(error)))
+    message = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+    typer.secho(f"error: biolens stopped on an internal fault ({message}). This is not something to fix in your "
+                f"data; the full trace is in {path}: please send it with the command. A run folder keeps its finished "
+                "stages: the same command with --resume RUN continues from them.", err=True, fg=typer.colors.RED)
+    sys.exit(1)
 
 
 def _parser_exceptions() -> tuple[tuple, tuple]:

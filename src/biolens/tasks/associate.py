@@ -276,7 +276,10 @@ def _additive_model(kind: str):
 
     if kind == "binary":
         return LogisticRegressionCV(Cs=np.logspace(-4, 1, 12), cv=3, max_iter=2000, scoring="neg_log_loss")
-    return RidgeCV(alphas=np.logspace(-2, 5, 30))
+    # "eigen": the leave-one-out path from the eigendecomposition of the Gram matrix. The default SVD (LAPACK's
+    # gesdd) stopped a run with "SVD did not converge" on a clonal region whose 308 columns had rank 71 (a cohort of
+    # benchmarks/association_foreign.py); eigh has no such failure and gives the same fit.
+    return RidgeCV(alphas=np.logspace(-2, 5, 30), gcv_mode="eigen")
 
 
 def _additive_penalty(model, n_train: int, kind: str) -> float:
