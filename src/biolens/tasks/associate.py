@@ -606,7 +606,8 @@ def _inflation_reading(overall: float, unlinked, hits: int, covariates: list[str
     lambda up to it is read as chance, not inflation. Runs checkpointed before it existed fall back to the quantile
     for `effective` independent tests (the region's effective number of independent sites).
     left, left_chance: lambda_GC at the sites far from every hit with the lead site of each signal as a covariate,
-    and its own chance bound (`_inflation_left`): what decides "looks like stratification" when there are hits. Runs checkpointed before it existed judge `unlinked` against `shuffled` instead.
+    and its own chance bound (`_inflation_left`): what decides "looks like stratification" when there are hits.
+    Runs checkpointed before it existed judge `unlinked` against `shuffled` instead.
     """
     from biolens.stats.regression import inflation_by_chance
 
@@ -628,7 +629,9 @@ def _inflation_reading(overall: float, unlinked, hits: int, covariates: list[str
     if not np.isfinite(left) and np.isfinite(unlinked) and unlinked > chance:  # a run checkpointed before `left`
         return (f"warning: lambda_GC = {overall:.2f}, and {unlinked:.2f} at sites in weak LD (r² < {UNLINKED_R2}) with "
                 f"every hit: inflation far from the hits looks like population stratification.{advice}")
-    where = f" (sites in weak LD with every hit: {unlinked:.2f})" if np.isfinite(unlinked) else ""
+    where = (f" (sites in weak LD with every hit: {unlinked:.2f}"
+             + (f"; {left:.2f} with the lead site of each signal as a covariate, up to {max(1.1, left_chance):.2f} "
+                f"there {how}" if np.isfinite(left) else "") + ")") if np.isfinite(unlinked) else ""
     if hits:
         caveat = ("" if structure else " If the individuals come from several populations, differences between them "
                   "raise many sites of one region in the same way and only genome-wide markers tell the two apart: "
