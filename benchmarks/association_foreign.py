@@ -38,7 +38,9 @@ FORMS = ("product", "one_carrier", "both_dominant", "both_recessive", "threshold
 
 def settings(kind: str, seed: int) -> dict:
     """This cohort's simulation settings, drawn from its seed."""
-    rng = np.random.default_rng([seed, FORMS.index("xor_het"), len(kind)])
+    # "null" and "pair" have one length: a seed's pair cohort is its null cohort (same settings, same genealogy)
+    # with a pair planted, so the two kinds are paired; "additive" draws its own
+    rng = np.random.default_rng([seed, 5, len(kind)])
     setting = {"kind": kind, "seed": seed, "n": int(rng.choice([800, 1000, 1500, 2000])),
                "length": int(rng.choice([2000, 3000, 5000])), "ne": float(rng.choice([1e4, 2e4, 5e4])),
                "recombination": float(rng.choice([1e-9, 1e-8, 1e-7])),
@@ -54,7 +56,8 @@ def settings(kind: str, seed: int) -> dict:
 
 
 def _two_locus(form: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The planted function of minor-allele counts a and b."""
+    """The planted function of minor-allele counts a and b. Written apart from `simulate.interaction_values` on
+    purpose (its product is raw, not purged of main effects; xor_het is a form biolens's simulator lacks)."""
     values = {"product": (a - a.mean()) * (b - b.mean()), "one_carrier": ((a > 0).astype(int) + (b > 0)) == 1,
               "both_dominant": (a > 0) & (b > 0), "both_recessive": (a == 2) & (b == 2), "threshold": a + b >= 3,
               "xor_het": (a == 1) ^ (b == 1)}

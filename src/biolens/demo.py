@@ -30,7 +30,9 @@ def run_demo(out: Path, data: Path | None = None, epochs: int = 5, photos: int =
     console.say(f"demo: training on {said} for up to {epochs} epochs")
     # the learning curve trains six more models: a first look should be on screen in minutes (biolens train has it)
     if (Path(out) / RUN_FILE).exists():  # a demo stopped part-way: continue it (or only its predictions)
-        run = load_run(out) if load_run(out).status == "complete" else train(resume=out)
+        run = load_run(out)
+        if run.status != "complete":
+            run = train(resume=out)
     else:
         run = train(data, out, group_column=group, epochs=epochs, seed=0, learning_curve="off")
     with open(run.path / "splits.csv", newline="", encoding="utf-8") as handle:
