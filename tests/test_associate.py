@@ -415,6 +415,56 @@ def test_saturated_test_read_against_main_effects_drops_pairs_that_only_tag_addi
     assert q_null[planted] < 0.05 and q_null[planted] == np.nanmin(q_null), (q_null[planted], np.nanmin(q_null))
 
 
+def test_stepwise_signals_claim_each_interaction_once_not_the_pairs_that_tag_it(tmp_path):
+    """Two interactions in one region with much LD: "both dominant" (planted by the simulator, strengthened) and
+    "exactly one carrier" of two other sites. Read pair by pair against the main-effects null, hundreds of pairs whose
+    sites only partly tag one of them reach q < 0.05. Each pair tested given the leads' whole genotype tables keeps
+    both interactions claimed (through the planted pairs or their r^2 >= 0.8 tags) and nothing else."""
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import cross_val_predict
+
+    from biolens.config import AssociateConfig
+    from biolens.stats.linkage import r_squared
+    from biolens.stats.two_locus import MainEffectsNull, saturated_p, stepwise_signals
+    from biolens.tasks import associate as task
+
+    cohort = simulate_cohort("pair", form="both_dominant", trait="quantitative", seed=1001, n_individuals=1000,
+                             length=2000, maf=(0.3, 0.5))
+    paths = cohort.write(tmp_path)
+    data = task._load(AssociateConfig(phenotypes=paths["phenotypes"], trait="yield", genotypes=paths["genotypes"]))
+    column = {int(pos): i for i, pos in enumerate(data.genotypes.pos)}
+    a, b = sorted(column[pos] for pos in cohort.truth["pair"])
+    r2 = r_squared(data.dosage)
+    maf = np.minimum(data.dosage.mean(0) / 2, 1 - data.dosage.mean(0) / 2)
+    apart = (r2[a] < 0.2) & (r2[b] < 0.2) & (maf > 0.1)
+    c = int(np.flatnonzero(apart)[0])
+    d = int(np.flatnonzero(apart & (r2[c] < 0.2))[0])
+    minor = {i: np.where(data.dosage[:, i].mean() <= 1, data.dosage[:, i], 2 - data.dosage[:, i]) for i in (a, b, c, d)}
+    both = ((minor[a] > 0) & (minor[b] > 0)).astype(float)
+    one = (((minor[c] > 0).astype(int) + (minor[d] > 0)) == 1).astype(float)
+    data.y_model = data.y_model + 0.2 * (both - both.mean()) / both.std() + 0.45 * (one - one.mean()) / one.std()
+
+    oof = cross_val_predict(task._additive_model(data.kind), task._features(data), data.y_model, cv=5)
+    rng = np.random.default_rng(0)
+    null_traits = task.interaction_null_traits(data, 20, rng, r2_score(data.y_model, oof))
+    pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
+    null = MainEffectsNull(saturated_p, data.dosage, pairs, null_traits, data.covariates, rng)
+    p_marginal, q_marginal, _ = null.read(saturated_p(data.dosage, data.y_model[:, None], data.covariates, pairs)[0])
+    _, q, leads = stepwise_signals(saturated_p, null, data.dosage, data.y_model, data.covariates, pairs,
+                                   (p_marginal, q_marginal))
+
+    def tags(i, j):
+        return ((r2[i] >= 0.8)[pairs[:, 0]] & (r2[j] >= 0.8)[pairs[:, 1]]) | ((r2[j] >= 0.8)[pairs[:, 0]] &
+                                                                            (r2[i] >= 0.8)[pairs[:, 1]])
+
+    planted = tags(a, b) | tags(c, d)
+    marginal, stepwise = np.nan_to_num(q_marginal, nan=1.0) < 0.05, np.nan_to_num(q, nan=1.0) < 0.05
+    assert (marginal & ~planted).sum() > 50, (marginal & ~planted).sum()
+    assert (stepwise & tags(a, b)).any() and (stepwise & tags(c, d)).any(), leads
+    assert (stepwise & ~planted).sum() == 0, pairs[stepwise & ~planted]
+    assert len(leads) == 2
+
+
 def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeypatch):
     """The pooled null is an average of every pair's null only when each pair is in it in its share: the null
     traits are scanned over the data's own pairs (a sample of site pairs missed the few pairs that tag a causal site

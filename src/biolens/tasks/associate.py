@@ -147,16 +147,16 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     warnings=data.notes.get("warnings", []))
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    # "_v2".."_v7": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
-    # the main-effects null, its scan of every pair, its distinct pairs or its LD classes (fine_mapping_v2: the
-    # inflation left after the fine-mapped signals); their stages are recomputed
+    # "_v2".."_v8": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
+    # the main-effects null, its scan of every pair, its distinct pairs, its LD classes or the stepwise signals
+    # (fine_mapping_v2: the inflation left after the fine-mapped signals); their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v2", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v2", lambda: _fine_mapping(data, classical, config.seed))
         crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
         r2_additive = _r2_additive(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-        discovery = cached_stage(run, "discovery_v7",
+        discovery = cached_stage(run, "discovery_v8",
                                  lambda: _discovery(data, config, classical, epochs, r2_additive, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
@@ -428,7 +428,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     from biolens.engine.dask_scans import scan_blocks
     from biolens.engine.genotype_training import fit_copies
     from biolens.stats.significance import bh_qvalues, permutation_test
-    from biolens.stats.two_locus import against_main_effects, product_pair_tests, saturated_p
+    from biolens.stats.two_locus import MainEffectsNull, product_pair_tests, saturated_p, stepwise_signals
 
     n, m = data.x.shape
     B = config.permutations
@@ -441,15 +441,21 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
                          interaction_null_traits(data, B, rng, r2_additive)])
     copies = targets.shape[1]
     client = dask.client()
+    pairs = classical["pairs"]
     with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction{dask.where}"):
         scan = partial(scan_blocks, client=client) if client is not None else None
-        p_saturated, q_saturated, saturated_tail = against_main_effects(
-            saturated_p, data.dosage, classical["pairs"], classical["p_saturated"], targets[:, B + 1:], data.covariates,
-            np.random.default_rng(config.seed + 2), scan)
-        p_product_linear = product_pair_tests(data.dosage, data.y_model, data.covariates, classical["pairs"])
-        p_product, q_product, product_tail = against_main_effects(
-            product_pair_tests, data.dosage, classical["pairs"], p_product_linear, targets[:, B + 1:], data.covariates,
-            np.random.default_rng(config.seed + 3), scan)
+        p_product_linear = product_pair_tests(data.dosage, data.y_model, data.covariates, pairs)
+        readings = {}
+        for name, test, p_own, seed in (("saturated", saturated_p, classical["p_saturated"], config.seed + 2),
+                                        ("product", product_pair_tests, p_product_linear, config.seed + 3)):
+            null = MainEffectsNull(test, data.dosage, pairs, targets[:, B + 1:], data.covariates,
+                                   np.random.default_rng(seed), scan)
+            p_marginal, q_marginal, tail = null.read(p_own)
+            p_signal, q_signal, leads = stepwise_signals(test, null, data.dosage, data.y_model, data.covariates, pairs,
+                                                         (p_marginal, q_marginal), scan=scan)
+            tail["signals"] = len(leads)
+            readings |= {f"{name}_p": p_signal, f"{name}_q": q_signal, f"{name}_p_marginal": p_marginal,
+                         f"{name}_q_marginal": q_marginal, f"{name}_tail": np.asarray(json.dumps(tail))}
     allowed = _allowed_pairs(classical["r2"])
     products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
     covariates = np.stack([data.covariates[order] for order in orders], axis=1)
@@ -459,7 +465,6 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
                               pair_penalty=_pair_penalty(n, m, data.kind), **{k: v for k, v in _NETWORK.items() if k != "patience"})
     network = model.get_layer("networks")
     rows = rng.choice(n, min(n, config.explain_samples), replace=False)
-    pairs = classical["pairs"]
     with console.step("in-silico mutagenesis of every site and interaction scores of every pair"):
         importance, scores = [], []
         for j in range(copies):  # each copy's interaction terms are computed once, for both uses
@@ -473,10 +478,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     return {"importance": importance[0], "p_perm": p_site, "q_perm": bh_qvalues(p_site), "pair_score": scores[0],
             "pair_p_perm": p_pair, "pair_q_perm": bh_qvalues(p_pair), "candidates": candidates[0],
             "site_tail": np.asarray(json.dumps(site_tail)), "pair_tail": np.asarray(json.dumps(pair_tail)),
-            "saturated_p": p_saturated, "saturated_q": q_saturated,
-            "saturated_tail": np.asarray(json.dumps(saturated_tail)),
-            "product_p": p_product, "product_q": q_product, "product_p_own": p_product_linear,
-            "product_tail": np.asarray(json.dumps(product_tail))}
+            "product_p_own": p_product_linear, **readings}
 
 
 # -- outputs -----------------------------------------------------------------------------------------------------
@@ -536,11 +538,14 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                           _g(discovery["saturated_p"][k]), _g(discovery["saturated_q"][k]),
                           "yes" if linked[k] else "no", _g(classical["p_saturated"][k]), _g(classical["q_saturated"][k]),
                           int(pair_clump[k]) if pair_clump[k] else "", _g(discovery["product_p"][k]),
-                          _g(discovery["product_q"][k]), g.alt[a], g.alt[b]])
+                          _g(discovery["product_q"][k]), g.alt[a], g.alt[b],
+                          *(_g(discovery[f"{test}_{v}_marginal"][k]) for test in ("saturated", "product") for v in "pq")])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
                                              "chrom_b", "p_epistasis", "q_epistasis", "p_saturated", "q_saturated",
                                              "strong_ld", "p_saturated_f", "q_saturated_f", "clump", "p_product",
-                                             "q_product", "alt_a", "alt_b"], pair_rows, delimiter="\t")
+                                             "q_product", "alt_a", "alt_b", "p_saturated_marginal",
+                                             "q_saturated_marginal", "p_product_marginal", "q_product_marginal"],
+              pair_rows, delimiter="\t")
 
     metrics = _prediction_metrics(data, crossval, config.seed)
     site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
@@ -559,6 +564,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "sites_q05_deep": int((discovery["q_perm"] < 0.05).sum()),
         "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
         "pairs_q05_saturated": int((discovery["saturated_q"] < 0.05).sum()),
+        "pairs_q05_saturated_marginal": int((discovery["saturated_q_marginal"] < 0.05).sum()),
+        "pairs_q05_product_marginal": int((discovery["product_q_marginal"] < 0.05).sum()),
         "pairs_q05_saturated_f": int((classical["q_saturated"] < 0.05).sum()),
         "pairs_q05_product": int((discovery["product_q"] < 0.05).sum()),
         "pairs_q05_deep": int((discovery["pair_q_perm"] < 0.05).sum()),
