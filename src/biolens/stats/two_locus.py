@@ -235,6 +235,7 @@ class MainEffectsNull:
 
         p_distinct, tail = within_ld_classes(_evidence(p_observed[self.chosen]), self.classes, self.null_evidence,
                                              self.null_classes)
+        p_distinct = np.maximum(p_distinct, np.nan_to_num(p_observed[self.chosen], nan=1.0))  # never below its own
         tail["distinct_pairs"] = len(self.chosen)
         apart = self.which >= 0
         p, q = np.full(len(self.which), np.nan), np.full(len(self.which), np.nan)
