@@ -212,7 +212,9 @@ class MainEffectsNull:
     observed -log10 p of every pair is compared with the null scores of the pairs in its LD class (`ld_classes`:
     how strongly its own two sites are linked), with the tail extended (`significance.permutation_test`), and BH
     runs over all pairs. Pairs of sites with the same genotypes are one test (`distinct_pairs`): they are scanned,
-    pooled and counted by BH once, and every copy gets that test's p and q (NaN: no test).
+    pooled and counted by BH once, and every copy gets that test's p and q (NaN: no test). The null can only add to
+    the test's own p: a tail fitted to 20 null traits can come out lighter than the test's own distribution, and a
+    p below the pair's own is that fit's noise (18 pairs at own p 4e-5 were claimed that way on one additive cohort).
     `scan(test, dosage, traits, covariates, pairs)` runs the null scan elsewhere (`dask_scans.scan_blocks` on a
     cluster); by default it runs here.
     """
