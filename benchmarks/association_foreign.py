@@ -137,12 +137,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cohorts", type=int, default=8, help="cohorts of each kind (null, additive, pair)")
     parser.add_argument("--kinds", default="null,additive,pair")
+    parser.add_argument("--first-seed", type=int, default=5000, help="cohort i of each kind has seed first-seed + i")
     parser.add_argument("--out", type=Path, default=Path("runs/association_foreign.jsonl"))
     args = parser.parse_args()
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     for cohort in range(args.cohorts):
         for kind in args.kinds.split(","):
-            seed = 5000 + cohort
+            seed = args.first_seed + cohort
             if any(r["kind"] == kind and r["seed"] == seed for r in done):
                 continue
             setting = settings(kind, seed)

@@ -255,7 +255,7 @@ def stepwise_signals(test, null: MainEffectsNull, dosage: np.ndarray, y: np.ndar
 
     Why: an interaction of two sites is also seen, weaker, through every pair whose sites partly tag them (r^2 0.2-0.8
     in a region with little recombination), and each of those reaches q < 0.05 on its own: on simulated cohorts with
-    one interacting pair, the saturated test claimed 270-620 pairs. Given the lead's table they have nothing left to
+    one interacting pair, the saturated test claimed 260-1,948 pairs. Given the lead's table they have nothing left to
     add, while a second interaction elsewhere keeps its own evidence (GCTA-COJO's stepwise conditional selection,
     for pairs). The conditional p-values are read against the same main-effects null as the marginal ones.
     Returns p, q (a lead keeps the values it was chosen with; every other pair, those given all leads) and the
