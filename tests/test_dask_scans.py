@@ -20,19 +20,30 @@ def _cohort(n=600, m=30, seed=0):
 
 
 def test_pair_scans_on_a_local_dask_cluster_match_the_scans_in_process():
-    """Both scans, and the null traits' scans of the readings against main effects (several traits a task)."""
-    from biolens.stats.two_locus import product_pair_tests, saturated_p
+    """Both scans, the null traits' scans of the readings against main effects (several traits a task), and the
+    stepwise rescans that count claims once per signal."""
+    from functools import partial
+
+    from biolens.stats.two_locus import MainEffectsNull, product_pair_tests, saturated_p, stepwise_signals
 
     dosage, y, covariates = _cohort()
     pairs = np.stack(np.triu_indices(dosage.shape[1], 1), axis=1)
     traits = np.random.default_rng(1).normal(size=(len(y), 3)) + y[:, None]
     here = pair_scans(dosage, y, covariates, "quantitative", pairs)
     nulls_here = [test(dosage, traits, covariates, pairs) for test in (saturated_p, product_pair_tests)]
+    null = MainEffectsNull(saturated_p, dosage, pairs, np.random.default_rng(2).normal(size=(len(y), 5)), covariates,
+                           np.random.default_rng(0))
+    marginal = null.read(here["p_saturated"])[:2]
+    stepwise_here = stepwise_signals(saturated_p, null, dosage, y, covariates, pairs, marginal)
     with dask_client("local") as client:
         where = describe(client)
         there = pair_scans(dosage, y, covariates, "quantitative", pairs, client, pairs_per_task=50)  # 9 tasks
         nulls_there = [scan_blocks(test, dosage, traits, covariates, pairs, client, pairs_per_task=50)
                        for test in (saturated_p, product_pair_tests)]
+        stepwise_there = stepwise_signals(saturated_p, null, dosage, y, covariates, pairs, marginal,
+                                          scan=partial(scan_blocks, client=client, pairs_per_task=50))
+    assert len(stepwise_here[2]) >= 1 and stepwise_there[2] == stepwise_here[2]
+    np.testing.assert_allclose(stepwise_there[0], stepwise_here[0], rtol=1e-10, equal_nan=True)
     for null_here, null_there in zip(nulls_here, nulls_there):
         assert null_there.shape == (3, len(pairs))
         np.testing.assert_allclose(null_there, null_here, rtol=1e-10, equal_nan=True)
