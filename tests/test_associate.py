@@ -379,7 +379,7 @@ def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.n
 
     from biolens.config import AssociateConfig
     from biolens.stats.significance import bh_qvalues
-    from biolens.stats.two_locus import against_main_effects
+    from biolens.stats.two_locus import MainEffectsNull
     from biolens.tasks import associate as task
 
     paths = cohort.write(folder)
@@ -389,7 +389,7 @@ def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.n
     null_traits = task.interaction_null_traits(data, 20, rng, r2_score(data.y_model, oof))
     pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
     p_own = test(data.dosage, data.y, data.covariates, pairs)
-    _, q_null, _ = against_main_effects(test, data.dosage, pairs, p_own, null_traits, data.covariates, rng)
+    _, q_null, _ = MainEffectsNull(test, data.dosage, pairs, null_traits, data.covariates, rng).read(p_own)
     return bh_qvalues(np.nan_to_num(p_own, nan=1.0)), q_null, (data, pairs)
 
 
@@ -486,7 +486,8 @@ def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeyp
         return two_locus.product_pair_tests(dosage, traits, covariates, chosen)
 
     p_observed = two_locus.product_pair_tests(dosage, rng.normal(size=300), np.zeros((300, 0)), pairs)
-    p, q, tail = two_locus.against_main_effects(recording, dosage, pairs, p_observed, null_traits, np.zeros((300, 0)), rng)
+    null = two_locus.MainEffectsNull(recording, dosage, pairs, null_traits, np.zeros((300, 0)), rng)
+    p, q, tail = null.read(p_observed)
     group = np.where(pairs < 5, 0, pairs)  # sites 0-4 are one group
     keys = {tuple(k) for k in np.sort(group, axis=1) if k[0] != k[1]}
     assert tail["distinct_pairs"] == len(keys) == len(scanned[-1]) < len(pairs)
@@ -497,7 +498,7 @@ def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeyp
         copies = np.flatnonzero((pairs[:, 0] < 5) & (pairs[:, 1] == partner))
         assert len(copies) > 1 and len(np.unique(p[copies])) == 1 and len(np.unique(q[copies])) == 1
     monkeypatch.setattr(two_locus, "NULL_SCAN_SCORES", 5 * 1000)
-    two_locus.against_main_effects(recording, dosage, pairs, p_observed, null_traits, np.zeros((300, 0)), rng)
+    two_locus.MainEffectsNull(recording, dosage, pairs, null_traits, np.zeros((300, 0)), rng).read(p_observed)
     sample = {tuple(pair) for pair in scanned[-1]}
     assert len(scanned[-1]) == 1000 == len(sample) and sample <= {tuple(pair) for pair in pairs}
     # uniform over the data's pairs, not clustered on a subset of sites
@@ -556,14 +557,14 @@ def test_each_pair_is_read_against_null_pairs_of_its_own_ld_class(monkeypatch):
     observed = scores(1)[0]
     observed[planted] = 1e-7
     null_traits, none = np.zeros((n, 20)), np.zeros((n, 0))
-    p, q, tail = two_locus.against_main_effects(test, dosage, pairs, observed, null_traits, none, rng)
+    p, q, tail = two_locus.MainEffectsNull(test, dosage, pairs, null_traits, none, rng).read(observed)
     assert len(tail["ld_classes"]) >= 2 and sum(c["pairs"] for c in tail["ld_classes"]) == tail["distinct_pairs"]
     assert q[planted] < 0.05 and (q < 0.05).sum() == 1, (q[planted], (q < 0.05).sum())
     monkeypatch.setattr(two_locus, "PAIR_LD_CLASSES", ())  # every pair in one pool: the linked tail hides it
-    _, q_pooled, tail = two_locus.against_main_effects(test, dosage, pairs, observed, null_traits, none, rng)
+    _, q_pooled, tail = two_locus.MainEffectsNull(test, dosage, pairs, null_traits, none, rng).read(observed)
     assert len(tail["ld_classes"]) == 1 and q_pooled[planted] >= 0.05, q_pooled[planted]
     monkeypatch.undo()
-    _, q_null, _ = two_locus.against_main_effects(test, dosage, pairs, scores(1)[0], null_traits, none, rng)
+    _, q_null, _ = two_locus.MainEffectsNull(test, dosage, pairs, null_traits, none, rng).read(scores(1)[0])
     assert (q_null < 0.05).sum() == 0, np.nanmin(q_null)
 
 

@@ -124,7 +124,7 @@ def pair_scans(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
 def scan_blocks(test, dosage: np.ndarray, traits: np.ndarray, covariates: np.ndarray, pairs: np.ndarray, client=None,
                 pairs_per_task: int = PAIRS_PER_TASK) -> np.ndarray:
     """`test(dosage, traits, covariates, pairs)` -> traits x pairs p-values, run block by block: as Dask tasks with a
-    client (the null traits of the pair readings: `two_locus.against_main_effects`), here without one."""
+    client (the null traits of the pair readings: `two_locus.MainEffectsNull`), here without one."""
     blocks = _blocks(pairs, pairs_per_task)
     if client is None:
         return np.concatenate([test(dosage, traits, covariates, b) for b in blocks], axis=1)

@@ -189,14 +189,6 @@ def within_ld_classes(observed: np.ndarray, classes: np.ndarray, null: np.ndarra
     return p, {"method": method, "resolution": min(t["resolution"] for t in tails), "ld_classes": tails}
 
 
-def against_main_effects(test, dosage: np.ndarray, pairs: np.ndarray, p_observed: np.ndarray, null_traits: np.ndarray,
-                         covariates: np.ndarray, rng: np.random.Generator,
-                         scan=None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """p- and BH q-values of a pair test (`test(dosage, traits, covariates, pairs)` -> traits x pairs p) read against
-    traits simulated under the main-effects model of every site (`MainEffectsNull`, which says why and how)."""
-    return MainEffectsNull(test, dosage, pairs, null_traits, covariates, rng, scan).read(p_observed)
-
-
 class MainEffectsNull:
     """A pair test scanned over traits simulated under the main-effects model of every site, ready to read any
     observed p-values of the same pairs against it.
@@ -291,7 +283,7 @@ def _cell_indicators(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def saturated_p(dosage: np.ndarray, traits: np.ndarray, covariates: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """The saturated test's p-values alone (traits x pairs), the form `against_main_effects` takes."""
+    """The saturated test's p-values alone (traits x pairs), the form `MainEffectsNull` takes."""
     return saturated_pair_tests(dosage, traits, covariates, pairs)[2]
 
 
