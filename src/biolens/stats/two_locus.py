@@ -67,10 +67,13 @@ def saturated_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarr
 
 
 def _tables(rows: np.ndarray, row: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """K x 9 cells (a-major) from the (3 rows per first site) x 3m block."""
-    blocks = rows.reshape(-1, 3, rows.shape[1])[row]  # K x 3 x 3m
-    cols = 3 * second[:, None] + np.arange(3)  # K x 3
-    return np.take_along_axis(blocks, np.broadcast_to(cols[:, None, :], (len(row), 3, 3)), axis=2).reshape(-1, 9)
+    """K x 9 cells (a-major) from the (3 rows per first site) x 3m block.
+
+    Gathered cell by cell: taking each pair's three whole rows first (K x 3 x 3m, 1.6 GB for a block of 50,000 pairs
+    of 450 sites) and then its three columns made this gather 80% of a saturated scan's time."""
+    first_rows = 3 * np.asarray(row)[:, None, None] + np.arange(3)[None, :, None]  # K x 3 x 1
+    columns = 3 * np.asarray(second)[:, None, None] + np.arange(3)[None, None, :]  # K x 1 x 3
+    return rows[first_rows, columns].reshape(-1, 9)
 
 
 def _f_tests(counts: np.ndarray, sums: np.ndarray, total_ss: np.ndarray, residual_df_base: int):
