@@ -15,6 +15,7 @@ from biolens.stats.linkage import r_squared
 
 CLUMP_R2 = 0.5  # candidate pairs whose sites both tag an already chosen pair's sites at this r^2 are skipped
 PAIR_TERMS = 4  # additive x additive, additive x dominance, dominance x additive, dominance x dominance
+POOL_PER_CANDIDATE = 4  # pairs screened (one per tagged pair of sites) per network candidate, before `_distinct_fits`
 
 
 class PairCodes:
@@ -36,31 +37,58 @@ class PairCodes:
         spread = d.std(0)
         self.has_dominance = spread > 1e-6
         self.a, self.d = a, d / np.where(self.has_dominance, spread, 1)
-        n = len(dosage)
         self.r2 = r_squared(dosage)
-        codes = (self.a, self.d)
-        # mean and variance of every product term, for all pairs (target-independent, computed once)
-        self._moments = []
-        for u in codes:
-            for v in codes:
-                mean = u.T @ v / n
-                second = (u ** 2).T @ (v ** 2) / n
-                self._moments.append((mean, np.sqrt(np.maximum(second - mean ** 2, 0))))
 
-    def screen(self, target: np.ndarray, k: int, allowed: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """The k pairs (i < j, `allowed`) whose four interaction terms explain most of `target` (sum of squared
-        correlations: sure independence screening, Fan & Lv 2008, on all four terms)."""
-        rows = np.arange(len(self.a)) if rows is None else rows
-        centred = target[rows] - target[rows].mean()
-        centred = centred / max(centred.std(), 1e-12)
-        strength = np.zeros((self.a.shape[1],) * 2)
-        codes = (self.a[rows], self.d[rows])
-        for (u, v), (mean, spread) in zip(((u, v) for u in codes for v in codes), self._moments):
-            covariance = (u * centred[:, None]).T @ v / len(rows)
-            strength += np.where(spread > 1e-9, covariance / np.maximum(spread, 1e-9), 0.0) ** 2
-        strength = strength + strength.T  # (i, j) and (j, i) hold the a_i d_j and d_i a_j terms of one pair
-        upper = np.triu(np.ones(strength.shape, bool), 1)  # each pair once, as (i < j)
-        return self._clumped(np.where(upper & allowed, strength, -1.0), k)
+    def screen(self, evidence: np.ndarray, pairs: np.ndarray, k: int, allowed: np.ndarray, target: np.ndarray,
+               rows: np.ndarray) -> np.ndarray:
+        """The k pairs (i < j, `allowed`) with the most `evidence` (-log10 p; NaN or -1: no test) of an interaction given
+        their own main effects, one per signal: the saturated 3 x 3 test of the copy's own `target` (given on its
+        `rows`), read within its LD class against the main-effects null (`MainEffectsNull.screening_evidence`).
+
+        Screening is what lets gradient training find one interacting pair among ~10^5 (sure independence screening,
+        Fan & Lv 2008). It first ranked pairs by the summed squared correlations of their four raw product terms with
+        the trait; that let main effects and rare sites through: on two cohorts with a both-recessive pair (saturated
+        -log10 p 28) the planted pair ranked 2,340th and 3,532nd, behind products of a causal site with unrelated
+        sites (correlated with the trait through that site's own effect) and products of rare sites (a few carriers
+        give heavy-tailed correlations). The saturated test adjusts for both sites' main effects and its p accounts
+        for the cells' sizes; read within LD classes, pairs of linked sites that together describe a third site's
+        effect do not crowd out real interactions. One per signal: pairs whose sites tag a chosen pair's (`_clumped`), and then pairs whose
+        fitted interaction repeats a chosen pair's (`_distinct_fits`), are passed over.
+        """
+        m = self.a.shape[1]
+        strength = np.full((m, m), -1.0)
+        strength[pairs[:, 0], pairs[:, 1]] = np.where(np.isfinite(evidence), evidence, -1.0)  # NaN: no test
+        upper = np.triu(np.ones(strength.shape, bool), 1)
+        pool = self._clumped(np.where(upper & allowed, strength, -1.0), POOL_PER_CANDIDATE * k)
+        return self._distinct_fits(pool, target, rows, k)
+
+    def _distinct_fits(self, pool: np.ndarray, target: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+        """The first k pairs of `pool` (best first) whose fitted interaction with `target` (given on `rows`) is not
+        largely (r^2 >= CLUMP_R2) one that an earlier chosen pair fits.
+
+        A recessive interaction lives in one cell of the 3 x 3 table (11 individuals in one cohort). Any pair whose
+        table isolates the same individuals fits it, whether or not its sites tag the planted ones; the network,
+        given several such pairs, spread the effect over four of them, none strong enough to be claimed.
+        """
+        if len(pool) == 0:
+            return pool
+        centred = target - target.mean()
+        fits = []
+        for start in range(0, len(pool), 64):
+            basis = self.terms(pool[start:start + 64], rows).reshape(len(rows), -1, PAIR_TERMS) / np.sqrt(len(rows))
+            fits.append(np.einsum("nkf,kf->nk", basis, np.einsum("nkf,n->kf", basis, centred)))
+        fits = np.concatenate(fits, axis=1)
+        norms = np.linalg.norm(fits, axis=0)
+        chosen: list[int] = []
+        for c in range(len(pool)):
+            if len(chosen) == k:
+                break
+            if chosen and norms[c] > 0:
+                overlap = fits[:, chosen].T @ fits[:, c] / np.maximum(norms[chosen] * norms[c], 1e-300)
+                if np.max(overlap ** 2) >= CLUMP_R2:
+                    continue
+            chosen.append(c)
+        return pool[chosen]
 
     def _clumped(self, strength: np.ndarray, k: int) -> np.ndarray:
         """The k strongest pairs (upper triangle of `strength`; negative = not a candidate), best first, skipping a
@@ -84,15 +112,30 @@ class PairCodes:
             strength[tagged] = -1
         return np.asarray(chosen, dtype=np.int64).reshape(-1, 2)
 
-    def terms(self, pairs: np.ndarray) -> np.ndarray:
-        """The four standardised interaction terms of each pair: rows x (K * 4), pair-major."""
+    def terms(self, pairs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Four interaction terms per pair: an orthonormal basis (unit variance, uncorrelated) of what the pair's
+        3 x 3 genotype table can add to its two sites' main effects; rows x (K * 4), pair-major.
+
+        The four Cockerham products span that space once made orthogonal to both sites' additive and dominance codes
+        (raw, they carry part of each site's own effect whenever allele frequencies are not 1/2 or the sites are in
+        LD, and the network, whose main part is additive, fitted a strong site's dominance through its pairs, in the
+        real fit and every null copy alike). Made orthonormal, the group lasso's penalty on a pair is the size of its
+        learned term whatever the basis (Simon & Tibshirani 2012): with the products each standardised alone, the
+        penalty favoured pairs whose table happened to line up with one product, and on a both-recessive cohort the
+        network put the interaction (11 individuals in one cell) on a pair of weaker fit (saturated p 9e-6) than the
+        planted one (2e-14). A table with empty cells has fewer than four such directions; the rest are zero.
+        """
         i, j = pairs[:, 0], pairs[:, 1]
-        a, d = self.a, self.d
+        a, d = (self.a, self.d) if rows is None else (self.a[rows], self.d[rows])
         full = np.stack([a[:, i] * a[:, j], a[:, i] * d[:, j], d[:, i] * a[:, j], d[:, i] * d[:, j]], axis=2)
-        spread = full.std(0)
-        standard = (full - full.mean(0)) / np.where(spread > 1e-9, spread, 1)
-        standard[:, spread <= 1e-9] = 0.0  # a term without variation (a site without heterozygotes) carries nothing
-        return standard.reshape(len(standard), -1)
+        main = np.stack([np.ones_like(a[:, i]), a[:, i], d[:, i], a[:, j], d[:, j]], axis=2)  # n x K x 5
+        gram = np.einsum("nkp,nkq->kpq", main, main)
+        coefficients = np.linalg.pinv(gram, rcond=1e-10, hermitian=True) @ np.einsum("nkp,nkf->kpf", main, full)
+        interaction = np.moveaxis(full - np.einsum("nkp,kpf->nkf", main, coefficients), 1, 0)  # K x n x 4
+        basis, singular, _ = np.linalg.svd(interaction, full_matrices=False)  # K x n x 4, K x 4
+        kept = singular > 1e-6 * np.maximum(singular[:, :1], 1e-12)
+        basis = basis * np.sqrt(len(a)) * kept[:, None, :]  # unit variance: the columns have mean 0 and norm 1
+        return np.moveaxis(basis, 0, 1).reshape(len(a), -1)
 
 
 class _BestPerCopy(keras.callbacks.Callback):

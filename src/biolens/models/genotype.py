@@ -1,12 +1,13 @@
 """The genotype network: additive + screened pairwise + small non-linear part, replicated as independent copies.
 
 One copy models  f(x) = b + w.x + sum_k u_k . t_k + a.tanh(W x + c) + g.covariates
-over standardised dosages x, where t_k are the four standardised interaction terms (Cockerham additive x additive,
-additive x dominance, dominance x additive, dominance x dominance) of K candidate pairs: any two-site function. Gradient training cannot
-find one interacting pair among ~10^5 from n ~ 1,000 samples unaided (the noise in all pairs outweighs the signal of
-one), so each copy first screens every pair by how much of that copy's own target its four terms explain (sure
-independence screening, Fan & Lv 2008) and learns on the K best; permutation copies repeat the screening on their permuted targets,
-so the selection is part of the null. Because the network is linear in x before the tanh, in-silico mutagenesis of every
+over standardised dosages x, where t_k are four interaction terms of each of K candidate pairs: an orthonormal basis of
+what the pair's 3 x 3 genotype table adds to its two sites' main effects (the Cockerham products made orthogonal to
+both sites' additive and dominance codes), so any two-site function. Gradient training cannot find one interacting
+pair among ~10^5 from n ~ 1,000 samples unaided (the noise in all pairs outweighs the signal of one), so each copy
+first screens every pair by the saturated two-locus test of that copy's own target (sure independence screening,
+Fan & Lv 2008) and learns on the K best, one per signal; permutation copies repeat the screening on their own
+targets, so the selection is part of the null. Because the network is linear in x before the tanh, in-silico mutagenesis of every
 site has a closed form (`site_effects`), and so does the interaction term of every pair.
 
 The layer holds `n_models` copies with separate weights so that cross-validation folds, the final fit and all

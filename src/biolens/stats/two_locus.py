@@ -240,6 +240,36 @@ class MainEffectsNull:
         return p, q, tail
 
 
+    def screening_evidence(self, p_observed: np.ndarray) -> np.ndarray:
+        """-log10 of each pair's p read against the null pairs of its LD class, empirically, with an exponential tail
+        past the TAIL_MIN_EXCEEDANCES largest null scores and never below the pair's own p: the ranking of `read`
+        without its Pareto fits, cheap enough for every copy the network screens (`PairCodes.screen`). -1: no test.
+
+        By its own F test, a pair of linked sites that together describe a third site's effect outranks a real
+        interaction: on recessive cohorts such pairs filled the network's 32 candidates in the real fit and its
+        null copies, and the planted pair the reading against main effects ranks first was left out.
+        """
+        from biolens.stats.significance import TAIL_MIN_EXCEEDANCES
+
+        own = _evidence(p_observed)
+        strength = np.full(len(own), -1.0)
+        for c in np.unique(self.classes):
+            members = np.flatnonzero((self.which >= 0) & (self.classes[np.maximum(self.which, 0)] == c))
+            reference = next(chosen for chosen in (self.null_classes == c, self.null_classes >= c,
+                                                   self.null_classes >= 0) if chosen.any())
+            null = np.sort(self.null_evidence[:, reference].ravel())
+            observed = own[members]
+            hits = len(null) - np.searchsorted(null, observed, side="left")
+            p = (hits + 1) / (len(null) + 1)
+            top = min(TAIL_MIN_EXCEEDANCES, len(null) - 1)
+            if top > 0:
+                start = null[-top - 1]
+                mean_excess = max(float(np.mean(null[-top:] - start)), 1e-12)
+                beyond = hits < top
+                p[beyond] = top / len(null) * np.exp(-(observed[beyond] - start) / mean_excess)
+            strength[members] = np.minimum(-np.log10(np.maximum(p, 1e-300)), observed)
+        return np.where(np.isfinite(p_observed), strength, -1.0)
+
 MAX_PAIR_SIGNALS = 10  # interacting pairs the stepwise scan conditions on at most
 
 

@@ -147,16 +147,17 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     warnings=data.notes.get("warnings", []))
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    # "_v2".."_v8": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
-    # the main-effects null, its scan of every pair, its distinct pairs, its LD classes or the stepwise signals
-    # (fine_mapping_v2: the inflation left after the fine-mapped signals); their stages are recomputed
+    # "_v2".."_v9": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
+    # the main-effects null, its scan of every pair, its distinct pairs, its LD classes, the stepwise signals or the
+    # network's saturated-test screening (fine_mapping_v2: the inflation left after the fine-mapped signals;
+    # crossval_v2: the screening); their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v2", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v2", lambda: _fine_mapping(data, classical, config.seed))
-        crossval = cached_stage(run, "crossval", lambda: _crossval(data, config, classical))
+        crossval = cached_stage(run, "crossval_v2", lambda: _crossval(data, config, classical))
         r2_additive = _r2_additive(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-        discovery = cached_stage(run, "discovery_v8",
+        discovery = cached_stage(run, "discovery_v9",
                                  lambda: _discovery(data, config, classical, epochs, r2_additive, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
@@ -302,18 +303,34 @@ def _allowed_pairs(r2: np.ndarray) -> np.ndarray:
 
 
 def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray], config: AssociateConfig,
-                   allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-copy candidate pairs (screened on that copy's own training rows and target) and their interaction terms."""
+                   allowed: np.ndarray, covariates: np.ndarray, pairs: np.ndarray, null=None,
+                   scan=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-copy candidate pairs (screened by the saturated test of that copy's own target on its own training rows,
+    with its own covariates, read within LD classes against the main-effects `null` where there is one) and their
+    interaction terms. covariates: n x copies x c; `scan` as for the null scans.
+
+    Cross-validation runs before the null exists and screens by the test's own p: its folds only choose the epoch
+    count and give the out-of-fold predictions, for which pairs that tag main effects are as good as any.
+    """
     from biolens.engine.genotype_training import PAIR_TERMS
+    from biolens.stats.two_locus import saturated_p
 
     n, copies = targets.shape
     k = config.candidate_pairs
     terms = np.zeros((n, copies, k * PAIR_TERMS), dtype=np.float32)
     candidates = np.zeros((copies, k, 2), dtype=np.int64)
-    for j in range(copies):
-        pairs = data.codes.screen(targets[:, j], k, allowed, rows=fit_rows[j])
-        terms[:, j, : len(pairs) * PAIR_TERMS] = data.codes.terms(pairs)
-        candidates[j, : len(pairs)] = pairs
+    groups: dict[bytes, list[int]] = {}
+    for j, rows in enumerate(fit_rows):  # copies that share rows and covariates are scanned together
+        groups.setdefault(rows.tobytes() + covariates[:, j].tobytes(), []).append(j)
+    for members in groups.values():
+        rows = fit_rows[members[0]]
+        arguments = (data.dosage[rows], targets[rows][:, members], covariates[rows, members[0]], pairs)
+        pvalues = scan(saturated_p, *arguments) if scan else saturated_p(*arguments)
+        for j, p_copy in zip(members, pvalues):
+            evidence = null.screening_evidence(p_copy) if null is not None else -np.log10(np.clip(p_copy, 1e-300, 1))
+            chosen = data.codes.screen(evidence, pairs, k, allowed, targets[rows, j], rows)
+            terms[:, j, : len(chosen) * PAIR_TERMS] = data.codes.terms(chosen)
+            candidates[j, : len(chosen)] = chosen
     return terms, candidates
 
 
@@ -344,8 +361,9 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
             train_weight[train[~inner], k], val_weight[train[inner], k] = 1, 1
             fit_rows.append(train[~inner])
     targets = np.repeat(data.y_model[:, None], config.folds, axis=1)
-    products, _ = _copies_inputs(data, targets, fit_rows, config, _allowed_pairs(classical["r2"]))
     covariates = np.repeat(data.covariates[:, None, :], config.folds, axis=1)
+    products, _ = _copies_inputs(data, targets, fit_rows, config, _allowed_pairs(classical["r2"]), covariates,
+                                 classical["pairs"])
     with console.step(f"genotype network, {config.folds}-fold cross-validation"):
         model, epochs = fit_copies(data.x, products, covariates, targets, train_weight, val_weight=val_weight,
                                    kind=data.kind, seed=config.seed, epochs=300, l2=float(np.median(penalties)),
@@ -445,7 +463,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction{dask.where}"):
         scan = partial(scan_blocks, client=client) if client is not None else None
         p_product_linear = product_pair_tests(data.dosage, data.y_model, data.covariates, pairs)
-        readings = {}
+        readings, nulls = {}, {}
         for name, test, p_own, seed in (("saturated", saturated_p, classical["p_saturated"], config.seed + 2),
                                         ("product", product_pair_tests, p_product_linear, config.seed + 3)):
             null = MainEffectsNull(test, data.dosage, pairs, targets[:, B + 1:], data.covariates,
@@ -456,9 +474,12 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
             tail["signals"] = len(leads)
             readings |= {f"{name}_p": p_signal, f"{name}_q": q_signal, f"{name}_p_marginal": p_marginal,
                          f"{name}_q_marginal": q_marginal, f"{name}_tail": np.asarray(json.dumps(tail))}
+            nulls[name] = null
     allowed = _allowed_pairs(classical["r2"])
-    products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed)
     covariates = np.stack([data.covariates[order] for order in orders], axis=1)
+    with console.step(f"screening pairs for the network: saturated test of {copies} traits{dask.where}"):
+        products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed, covariates,
+                                              pairs, nulls["saturated"], scan)
     with console.step(f"genotype network on all samples + {2 * B} null copies ({epochs} epochs)"):
         model, _ = fit_copies(data.x, products, covariates, targets, np.ones((n, copies)), kind=data.kind,
                               seed=config.seed + 1, epochs=epochs, l2=_additive_penalty(additive, n, data.kind),

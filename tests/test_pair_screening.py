@@ -1,0 +1,98 @@
+"""Which pairs the genotype network is given: their interaction terms and the screening that picks them."""
+from __future__ import annotations
+
+import numpy as np
+
+from biolens.engine.genotype_training import PAIR_TERMS, PairCodes
+from biolens.stats.two_locus import saturated_p
+
+
+def _genotypes(rng, n: int, sites: int) -> np.ndarray:
+    return rng.binomial(2, rng.uniform(0.3, 0.5, sites), size=(n, sites)).astype(float)
+
+
+def test_pair_terms_are_an_orthonormal_basis_of_what_the_table_adds_to_main_effects():
+    rng = np.random.default_rng(0)
+    dosage = _genotypes(rng, 800, 12)
+    dosage[:, 5] = np.where(rng.random(800) < 0.7, dosage[:, 4], dosage[:, 5])  # two sites in LD
+    codes = PairCodes(dosage)
+    pairs = np.array([[0, 1], [4, 5], [2, 9]])
+    terms = codes.terms(pairs).reshape(800, len(pairs), PAIR_TERMS)
+    for k, (i, j) in enumerate(pairs):
+        basis = terms[:, k]
+        np.testing.assert_allclose(basis.T @ basis / 800, np.eye(PAIR_TERMS), atol=1e-8)
+        main = np.column_stack([np.ones(800), codes.a[:, i], codes.d[:, i], codes.a[:, j], codes.d[:, j]])
+        np.testing.assert_allclose(main.T @ basis, 0, atol=1e-6)
+        # any two-site function lies in main effects + these four directions: here, both homozygous for the ALT allele
+        cell = ((dosage[:, i] == 2) & (dosage[:, j] == 2)).astype(float)
+        design = np.column_stack([main, basis])
+        residual = cell - design @ np.linalg.lstsq(design, cell, rcond=None)[0]
+        assert np.abs(residual).max() < 1e-8
+
+
+def test_a_table_with_empty_cells_gives_fewer_directions_and_zeros_for_the_rest():
+    rng = np.random.default_rng(1)
+    dosage = _genotypes(rng, 600, 3)
+    dosage[:, 1] = np.where(dosage[:, 0] == 2, 2, np.minimum(dosage[:, 1], 1))  # (2, 0) and (2, 1) cells are empty
+    codes = PairCodes(dosage)
+    terms = codes.terms(np.array([[0, 1]]))
+    cells = np.unique(3 * dosage[:, 0] + dosage[:, 1])
+    main = np.column_stack([np.ones(600), codes.a[:, 0], codes.d[:, 0], codes.a[:, 1], codes.d[:, 1]])
+    directions = len(cells) - np.linalg.matrix_rank(main)  # the interaction df of this table: 5 cells, rank 4
+    variances = terms.var(0)
+    assert np.isfinite(terms).all() and directions == 1
+    assert np.isclose(variances, 1).sum() == directions and (variances < 1e-12).sum() == PAIR_TERMS - directions
+
+
+def test_screening_puts_a_recessive_pair_first_once_and_not_the_pairs_of_a_strong_site():
+    """The raw-product screen ranked planted both-recessive pairs in the thousands behind products of a strong site
+    with unrelated ones; and a pair whose table isolates the same few individuals must not be a second candidate."""
+    rng = np.random.default_rng(2)
+    n, m = 1000, 60
+    dosage = _genotypes(rng, n, m)
+    # site 31 carries site 30's ALT homozygotes and is redrawn elsewhere: weakly linked to 30 (r^2 < 0.5, so the
+    # tag clumping cannot merge them) yet its pair with site 10 isolates exactly the same individuals
+    others = dosage[:, 30] < 2
+    dosage[others, 31] = rng.binomial(1, 0.5, others.sum())
+    dosage[~others, 31] = 2
+    assert np.corrcoef(dosage[:, 30], dosage[:, 31])[0, 1] ** 2 < 0.5
+    both = (dosage[:, 10] == 2) & (dosage[:, 30] == 2)
+    trait = 1.5 * (dosage[:, 5] > 0) + 2.5 * both + rng.normal(size=n)
+    codes = PairCodes(dosage)
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    allowed = codes.r2 < 0.8
+    evidence = -np.log10(saturated_p(dosage, trait[:, None], np.zeros((n, 0)), pairs)[0])
+    chosen = codes.screen(evidence, pairs, 8, allowed, trait, np.arange(n))
+    chosen = [tuple(p) for p in chosen]
+    assert chosen[0] in ((10, 30), (10, 31))
+    assert not {(10, 30), (10, 31)} <= set(chosen)  # one pair per signal
+    assert sum(5 in p for p in chosen) <= 1  # the strong site's own effect does not fill the list
+
+
+def test_screening_evidence_reads_each_pair_within_its_ld_class_like_the_main_effects_reading():
+    """The cheap reading the network's screen uses orders pairs as `MainEffectsNull.read` does, never says more than
+    the pair's own test, and gives no evidence where there is no test."""
+    from scipy import stats
+
+    from biolens.stats.two_locus import MainEffectsNull
+
+    rng = np.random.default_rng(3)
+    n, m = 600, 40
+    dosage = _genotypes(rng, n, m)
+    dosage[:, 1] = np.where(rng.random(n) < 0.8, dosage[:, 0], dosage[:, 1])  # linked pairs: several LD classes
+    dosage[:, 2] = np.where(rng.random(n) < 0.5, dosage[:, 0], dosage[:, 2])
+    dosage[:, 3] = dosage[:, 4]  # identical sites: their pair has no test
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    main = 0.5 * dosage[:, 0] + 0.4 * (dosage[:, 7] == 1)
+    null_traits = main[:, None] + rng.normal(size=(n, 20))
+    null = MainEffectsNull(saturated_p, dosage, pairs, null_traits, np.zeros((n, 0)), np.random.default_rng(0))
+    trait = main + 0.4 * ((dosage[:, 11] > 0) ^ (dosage[:, 25] > 0)) + rng.normal(size=n)
+    p_own = saturated_p(dosage, trait[:, None], np.zeros((n, 0)), pairs)[0]
+    evidence = null.screening_evidence(p_own)
+    read, _, _ = null.read(p_own)
+    tested = np.isfinite(read)
+    assert (evidence[~tested] == -1).all() and not tested[(pairs[:, 0] == 3) & (pairs[:, 1] == 4)].any()
+    assert (evidence[tested] <= -np.log10(p_own[tested]) + 1e-9).all()
+    assert stats.spearmanr(evidence[tested], -np.log10(read[tested])).statistic > 0.95
+    planted = np.flatnonzero((pairs[:, 0] == 11) & (pairs[:, 1] == 25))[0]
+    assert np.argmax(evidence) == planted
