@@ -52,8 +52,9 @@ class PairCodes:
         sites (correlated with the trait through that site's own effect) and products of rare sites (a few carriers
         give heavy-tailed correlations). The saturated test adjusts for both sites' main effects and its p accounts
         for the cells' sizes; read within LD classes, pairs of linked sites that together describe a third site's
-        effect do not crowd out real interactions. One per signal: pairs whose sites tag a chosen pair's (`_clumped`), and then pairs whose
-        fitted interaction repeats a chosen pair's (`_distinct_fits`), are passed over.
+        effect do not crowd out real interactions. One per signal: pairs whose sites tag a chosen pair's
+        (`_clumped`), and then pairs whose fitted interaction repeats a chosen pair's (`_distinct_fits`), are passed
+        over.
         """
         m = self.a.shape[1]
         strength = np.full((m, m), -1.0)

@@ -5,8 +5,8 @@ over standardised dosages x, where t_k are four interaction terms of each of K c
 what the pair's 3 x 3 genotype table adds to its two sites' main effects (the Cockerham products made orthogonal to
 both sites' additive and dominance codes), so any two-site function. Gradient training cannot find one interacting
 pair among ~10^5 from n ~ 1,000 samples unaided (the noise in all pairs outweighs the signal of one), so each copy
-first screens every pair by the saturated two-locus test of that copy's own target (sure independence screening,
-Fan & Lv 2008) and learns on the K best, one per signal; permutation copies repeat the screening on their own
+first screens every pair by the saturated two-locus test of that copy's own target, read within LD classes (sure
+independence screening, Fan & Lv 2008), and learns on the K best, one per signal; permutation copies repeat the screening on their own
 targets, so the selection is part of the null. Because the network is linear in x before the tanh, in-silico mutagenesis of every
 site has a closed form (`site_effects`), and so does the interaction term of every pair.
 

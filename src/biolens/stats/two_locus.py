@@ -239,7 +239,6 @@ class MainEffectsNull:
         p[apart], q[apart] = p_distinct[self.which[apart]], bh_qvalues(p_distinct)[self.which[apart]]
         return p, q, tail
 
-
     def screening_evidence(self, p_observed: np.ndarray) -> np.ndarray:
         """-log10 of each pair's p read against the null pairs of its LD class, empirically, with an exponential tail
         past the TAIL_MIN_EXCEEDANCES largest null scores and never below the pair's own p: the ranking of `read`
@@ -269,6 +268,7 @@ class MainEffectsNull:
                 p[beyond] = top / len(null) * np.exp(-(observed[beyond] - start) / mean_excess)
             strength[members] = np.minimum(-np.log10(np.maximum(p, 1e-300)), observed)
         return np.where(np.isfinite(p_observed), strength, -1.0)
+
 
 MAX_PAIR_SIGNALS = 10  # interacting pairs the stepwise scan conditions on at most
 
