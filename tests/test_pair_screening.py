@@ -96,3 +96,25 @@ def test_screening_evidence_reads_each_pair_within_its_ld_class_like_the_main_ef
     assert stats.spearmanr(evidence[tested], -np.log10(read[tested])).statistic > 0.95
     planted = np.flatnonzero((pairs[:, 0] == 11) & (pairs[:, 1] == 25))[0]
     assert np.argmax(evidence) == planted
+
+
+def test_the_additive_ridge_falls_back_to_the_gram_path_when_lapack_fails(monkeypatch):
+    """The SVD path is fast with many individuals; where LAPACK's SVD fails (it did once, on a clonal region), the
+    fit goes on by the eigendecomposition path and gives the same model."""
+    import sklearn.linear_model._ridge as ridge
+
+    from biolens.tasks.associate import _additive_model
+
+    rng = np.random.default_rng(4)
+    x = _genotypes(rng, 400, 30)
+    y = x[:, :3].sum(1) + rng.normal(size=400)
+    fast = _additive_model("quantitative").fit(x, y)
+
+    def failing(self, *args):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(ridge._RidgeGCV, "_svd_decompose_design_matrix", failing)
+    steady = _additive_model("quantitative").fit(x, y)
+    assert steady.gcv_mode == "eigen" and fast.gcv_mode == "svd"
+    assert steady.alpha_ == fast.alpha_
+    np.testing.assert_allclose(steady.coef_, fast.coef_, rtol=1e-6, atol=1e-9)

@@ -273,14 +273,32 @@ def _inflation_left(x: np.ndarray, y: np.ndarray, leads: list[int], far: np.ndar
 
 
 def _additive_model(kind: str):
-    from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+    from sklearn.linear_model import LogisticRegressionCV
 
     if kind == "binary":
         return LogisticRegressionCV(Cs=np.logspace(-4, 1, 12), cv=3, max_iter=2000, scoring="neg_log_loss")
-    # "eigen": the leave-one-out path from the eigendecomposition of the Gram matrix. The default SVD (LAPACK's
-    # gesdd) stopped a run with "SVD did not converge" on a clonal region whose 308 columns had rank 71 (a cohort of
-    # benchmarks/association_foreign.py); eigh has no such failure and gives the same fit.
-    return RidgeCV(alphas=np.logspace(-2, 5, 30), gcv_mode="eigen")
+    return _steady_ridge_cv()(alphas=np.logspace(-2, 5, 30), gcv_mode="svd")
+
+
+def _steady_ridge_cv():
+    """RidgeCV whose leave-one-out path falls back from the SVD of the design to the eigendecomposition of the Gram
+    matrix when LAPACK fails.
+
+    The SVD (gesdd) stopped a run with "SVD did not converge" on a clonal region whose 308 columns had rank 71 (a
+    cohort of benchmarks/association_foreign.py); the Gram path has no such failure and gives the same fit, but it
+    decomposes an n x n matrix: with 10,000 individuals the 5-fold additive fits took 258 s on it.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    class SteadyRidgeCV(RidgeCV):
+        def fit(self, X, y, *args, **kwargs):
+            try:
+                return super().fit(X, y, *args, **kwargs)
+            except np.linalg.LinAlgError:
+                self.set_params(gcv_mode="eigen")
+                return super().fit(X, y, *args, **kwargs)
+
+    return SteadyRidgeCV
 
 
 def _additive_penalty(model, n_train: int, kind: str) -> float:
