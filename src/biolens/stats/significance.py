@@ -63,6 +63,14 @@ TAIL_MIN_EXCEEDANCES = 50  # the fewest largest null scores a tail is fitted to
 TAIL_MIN_HITS = 10      # below this many null scores >= observed, the empirical p is replaced by the tail model's
 
 
+def exponential_tail_p(pooled: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """p of scores past the largest null scores from an exponential tail fitted to the TAIL_MIN_EXCEEDANCES largest
+    (`pooled`: the null scores sorted largest first, at least two): the lightest tail `tail_extended_p` trusts."""
+    top = min(TAIL_MIN_EXCEEDANCES, len(pooled) - 1)
+    start = float(pooled[top])
+    mean_excess = max(float(np.mean(pooled[:top] - start)), 1e-300)
+    return top / len(pooled) * np.exp(-(observed - start) / mean_excess)
+
 def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarray) -> tuple[np.ndarray, dict]:
     """Permutation p-values extended past the permutations' resolution with a generalised Pareto tail.
 
@@ -108,10 +116,7 @@ def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarra
         # claimed past the bound (docs/association.md). So the tail read is never lighter than an exponential one
         # fitted to the TAIL_MIN_EXCEEDANCES largest null scores (the mean excess of light tails falls with the
         # threshold: fitted to all 250 it was far too cautious; measured in docs/association.md).
-        top = min(TAIL_MIN_EXCEEDANCES, len(pooled) - 1)
-        start = float(pooled[top])
-        mean_excess = max(float(np.mean(pooled[:top] - start)), 1e-300)
-        p[extend] = np.maximum(p[extend], top / len(pooled) * np.exp(-(observed[extend] - start) / mean_excess))
+        p[extend] = np.maximum(p[extend], exponential_tail_p(pooled, observed[extend]))
     p = np.clip(p, 1e-300, 1)
     info = {"method": "generalised Pareto tail", "resolution": float(1 / (1 + len(pooled))),
             "tail_shape": round(float(shape), 4), "tail_scale": float(scale), "tail_threshold": threshold,

@@ -182,15 +182,18 @@ def within_ld_classes(observed: np.ndarray, classes: np.ndarray, null: np.ndarra
     tails = []
     for c, above in zip(present, [*present[1:], len(PAIR_LD_CLASSES) + 1]):
         members = classes == c
-        # past NULL_SCAN_SCORES the null is a sample of pairs, which may miss a small class: then the classes above
-        # it stand in (a heavier null only costs power)
-        reference = next(chosen for chosen in (null_classes == c, null_classes >= c, null_classes >= 0) if chosen.any())
-        p[members], info = permutation_test(observed[members], null[:, reference], standardise=False)
+        p[members], info = permutation_test(observed[members], null[:, _reference(null_classes, c)], standardise=False)
         tails.append({"pair_r2": [bounds[c], bounds[above]], "pairs": int(members.sum()), **info})
     method = ("empirical" if all(t["method"] == "empirical" for t in tails)
               else "generalised Pareto tail, per LD class")
     return p, {"method": method, "resolution": min(t["resolution"] for t in tails), "ld_classes": tails}
 
+
+def _reference(null_classes: np.ndarray, c: int) -> np.ndarray:
+    """The null pairs a pair of LD class `c` is read against: its own class. Past NULL_SCAN_SCORES the null is a
+    sample of pairs, which may miss a small class: then the classes above it stand in (a heavier null only costs
+    power)."""
+    return next(chosen for chosen in (null_classes == c, null_classes >= c, null_classes >= 0) if chosen.any())
 
 class MainEffectsNull:
     """A pair test scanned over traits simulated under the main-effects model of every site, ready to read any
@@ -248,24 +251,20 @@ class MainEffectsNull:
         interaction: on recessive cohorts such pairs filled the network's 32 candidates in the real fit and its
         null copies, and the planted pair the reading against main effects ranks first was left out.
         """
-        from biolens.stats.significance import TAIL_MIN_EXCEEDANCES
+        from biolens.stats.significance import TAIL_MIN_EXCEEDANCES, exponential_tail_p
 
         own = _evidence(p_observed)
         strength = np.full(len(own), -1.0)
+        pair_class = np.where(self.which >= 0, self.classes[np.maximum(self.which, 0)], -1)
         for c in np.unique(self.classes):
-            members = np.flatnonzero((self.which >= 0) & (self.classes[np.maximum(self.which, 0)] == c))
-            reference = next(chosen for chosen in (self.null_classes == c, self.null_classes >= c,
-                                                   self.null_classes >= 0) if chosen.any())
-            null = np.sort(self.null_evidence[:, reference].ravel())
+            members = np.flatnonzero(pair_class == c)
+            null = np.sort(self.null_evidence[:, _reference(self.null_classes, c)].ravel())
             observed = own[members]
             hits = len(null) - np.searchsorted(null, observed, side="left")
             p = (hits + 1) / (len(null) + 1)
-            top = min(TAIL_MIN_EXCEEDANCES, len(null) - 1)
-            if top > 0:
-                start = null[-top - 1]
-                mean_excess = max(float(np.mean(null[-top:] - start)), 1e-12)
-                beyond = hits < top
-                p[beyond] = top / len(null) * np.exp(-(observed[beyond] - start) / mean_excess)
+            if len(null) > 1:
+                beyond = hits < min(TAIL_MIN_EXCEEDANCES, len(null) - 1)
+                p[beyond] = exponential_tail_p(null[::-1], observed[beyond])
             strength[members] = np.minimum(-np.log10(np.maximum(p, 1e-300)), observed)
         return np.where(np.isfinite(p_observed), strength, -1.0)
 

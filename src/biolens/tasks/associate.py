@@ -277,10 +277,10 @@ def _additive_model(kind: str):
 
     if kind == "binary":
         return LogisticRegressionCV(Cs=np.logspace(-4, 1, 12), cv=3, max_iter=2000, scoring="neg_log_loss")
-    return _steady_ridge_cv()(alphas=np.logspace(-2, 5, 30), gcv_mode="svd")
+    return _steady_ridge_cv(alphas=np.logspace(-2, 5, 30))
 
 
-def _steady_ridge_cv():
+def _steady_ridge_cv(**params):
     """RidgeCV whose leave-one-out path falls back from the SVD of the design to the eigendecomposition of the Gram
     matrix when LAPACK fails.
 
@@ -298,7 +298,7 @@ def _steady_ridge_cv():
                 self.set_params(gcv_mode="eigen")
                 return super().fit(X, y, *args, **kwargs)
 
-    return SteadyRidgeCV
+    return SteadyRidgeCV(gcv_mode="svd", **params)
 
 
 def _additive_penalty(model, n_train: int, kind: str) -> float:
