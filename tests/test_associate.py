@@ -776,3 +776,32 @@ def test_pair_clumping_sets_pairs_that_tag_a_better_pair_after_the_other_signals
     assert order.tolist() == [0, 3, 5, 1, 2, 4]  # 0x2, then the other signals 2x4 and 3x5, then the tags of 0x2
     assert number.tolist() == [1, 1, 1, 2, 1, 3]
     assert clump_pairs(np.arange(6), pairs, r2, head=2)[1].tolist() == [1, 1, 0, 0, 0, 0]  # the walk stops at head
+
+
+def test_pairs_a_claim_explains_come_right_after_the_claims_not_behind_weaker_candidates():
+    """The lead of a signal is often a partial tag of the causal pair; the causal pair, significant on its own but
+    not given the lead, must come before unclaimed pairs that merely have a smaller p than its conditional one."""
+    from biolens.tasks.associate import _pair_evidence_order
+
+    nan = np.nan
+    discovery = {  # pair 0: the claimed lead; 1: explained by it (marginal q 1e-9); 2: a network candidate at p 1e-3;
+                   # 3: nothing; 4: a second claim, by the deep test alone; 5: no test at all
+        "pair_p_perm": np.array([0.2, 1.0, 1e-3, 1.0, 1e-8, 1.0]),
+        "pair_q_perm": np.array([0.9, 1.0, 0.4, 1.0, 1e-3, 1.0]),
+        "pair_score": np.array([0.0, 0.0, 0.05, 0.0, 0.2, 0.0]),
+        "saturated_p": np.array([1e-12, 0.2, 0.3, 0.5, 0.6, nan]),
+        "saturated_q": np.array([1e-8, 0.9, 0.9, 0.9, 0.9, nan]),
+        "saturated_p_marginal": np.array([1e-12, 1e-11, 0.3, 0.5, 0.6, nan]),
+        "saturated_q_marginal": np.array([1e-8, 1e-9, 0.9, 0.9, 0.9, nan]),
+        "product_p": np.array([0.01, 0.1, 0.2, 0.004, 0.5, nan]),
+        "product_q": np.array([0.5, 0.9, 0.9, 0.3, 0.9, nan]),
+        "product_p_marginal": np.array([0.01, 0.1, 0.2, 0.004, 0.5, nan]),
+        "product_q_marginal": np.array([0.5, 0.9, 0.9, 0.3, 0.9, nan]),
+        "product_p_own": np.array([0.01, 0.1, 0.2, 0.004, 0.5, nan]),
+    }
+    order = _pair_evidence_order(discovery, np.array([1e-13, 1e-12, 0.2, 0.4, 0.5, nan]))
+    assert order.tolist() == [0, 4, 1, 2, 3, 5]
+    # with no claim, every pair is ranked by its smallest p among the tests: pair 1 by its conditional one
+    for key in ("saturated_q", "saturated_q_marginal", "pair_q_perm"):
+        discovery[key] = np.full(6, 0.9)
+    assert _pair_evidence_order(discovery, np.array([1e-13, 1e-12, 0.2, 0.4, 0.5, nan])).tolist() == [0, 4, 2, 3, 1, 5]

@@ -550,17 +550,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     pairs, score = classical["pairs"], discovery["pair_score"]
     r2_pairs = classical["r2"][pairs[:, 0], pairs[:, 1]]
     linked = r2_pairs >= BLOCK_R2
-    p_saturated_f = np.nan_to_num(classical["p_saturated"], nan=1.0)
-    # Evidence: the strongest of the deep, the saturated and the product test (all three read against the same
-    # main-effects null, so their p-values are on one footing; a pair the network never took as a candidate still
-    # heads the table when a classical test sees it: the saturated test for any form, the 1-df product test for a
-    # product of rare alleles); ties (strong pairs all reach the Pareto tail's end, p = 1e-300) broken by the two
-    # classical tests' own p-values, then the deep score. That order is clumped at r^2 >= 0.8 (one row per signal
-    # first), and pairs in strong LD are set apart at the bottom: their "interaction" is one haplotype seen twice.
-    either = np.minimum.reduce([discovery["pair_p_perm"], np.nan_to_num(discovery["saturated_p"], nan=1.0),
-                                np.nan_to_num(discovery["product_p"], nan=1.0)])
-    own = np.minimum(p_saturated_f, np.nan_to_num(discovery["product_p_own"], nan=1.0))
-    evidence = np.lexsort((-score, own, either))
+    evidence = _pair_evidence_order(discovery, classical["p_saturated"])
     pair_order, pair_clump = clump_pairs(evidence[~linked[evidence]], pairs, classical["r2"], BLOCK_R2)
     pair_order = np.concatenate([pair_order, evidence[linked[evidence]]])
     pair_rank = np.empty(len(pairs), dtype=int)
@@ -631,6 +621,32 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     figures.ld_map(classical["r2"], g.pos, run.path / "figures" / "ld_map.png")
     figures.interaction_map(pairs, score, g.pos, m, run.path / "figures" / "interactions.png",
                             saturated=classical["p_saturated"])
+
+
+def _pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.ndarray:
+    """Pairs, best evidence first, for interactions.tsv (clumped after).
+
+    Three tiers. First the claims: q < 0.05 by the deep, the saturated or the product test (all three read against
+    the same main-effects null, so their p-values are on one footing; a pair the network never took as a candidate
+    still heads the table when a classical test sees it), by the smallest p. Then the pairs that reach q < 0.05 on
+    their own but not given the claims (the stepwise reading's other pairs of a claimed signal), by their own
+    reading's p: with little recombination the pair that leads a signal is often a partial tag of the causal pair,
+    which the data cannot tell apart, and the causal pair then had sat behind every unclaimed network candidate
+    (rows 20-27 at marginal q 1e-8 to 1e-10 on two both-recessive cohorts). Then the rest by the smallest p. Ties
+    (strong pairs all reach the Pareto tail's end, p = 1e-300) are broken by the classical tests' own p-values, then
+    the deep score."""
+    def clean(values):
+        return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=1.0)
+
+    either = np.minimum.reduce([clean(discovery["pair_p_perm"]), clean(discovery["saturated_p"]),
+                                clean(discovery["product_p"])])
+    claimed = np.minimum.reduce([clean(discovery[key]) for key in ("pair_q_perm", "saturated_q", "product_q")]) < 0.05
+    marginal_p = np.minimum(clean(discovery["saturated_p_marginal"]), clean(discovery["product_p_marginal"]))
+    marginal = ~claimed & (np.minimum(clean(discovery["saturated_q_marginal"]),
+                                      clean(discovery["product_q_marginal"])) < 0.05)
+    tier = np.where(claimed, 0, np.where(marginal, 1, 2))
+    own = np.minimum(clean(p_saturated_own), clean(discovery["product_p_own"]))
+    return np.lexsort((-np.asarray(discovery["pair_score"]), own, np.where(marginal, marginal_p, either), tier))
 
 
 def _none_if_nan(value) -> float | None:
