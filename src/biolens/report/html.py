@@ -157,8 +157,7 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"Benjamini-Hochberg once), because in one region the F "
         f"distribution's own p-value also counts pairs that merely tag a causal site (reported as p_saturated_f); "
         f"the product term was read the same way (its linear Wald test on the covariate-adjusted trait, p_product; "
-        f"PLINK's own p is p_epistasis). Pairs were ranked by the smallest of the deep, saturated and product "
-        f"p-values. "
+        f"PLINK's own p is p_epistasis). "
         f"A genotype network (additive "
         f"term; for each of {config['candidate_pairs']} candidate site pairs, an orthonormal basis of what its 3 x 3 "
         f"genotype table adds to both sites' additive and dominance effects (the four Cockerham interaction terms "
@@ -181,8 +180,10 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"repeated inside every refit. Empirical p-values pool "
         f"the null scores of all sites (pairs) and refits; p-values beyond their resolution come from a generalised "
         f"Pareto fit to the 250 largest null scores when a Cramer-von Mises test accepts it (Knijnenburg et al. 2009); "
-        f"q-values are Benjamini-Hochberg. Pairs were ranked by the smaller of the deep and the saturated test's "
-        f"p-value and clumped at r^2 >= 0.8 (a pair whose two sites tag the two sites of a better-ranked pair joins "
+        f"q-values are Benjamini-Hochberg. Pairs claimed at q < 0.05 by the deep, saturated or product test were "
+        f"listed first, then pairs at q < 0.05 on their own reading but not given the claims, then the rest, each "
+        f"tier by the smallest of the three p-values (the reading on its own for the second tier), and clumped at "
+        f"r^2 >= 0.8 (a pair whose two sites tag the two sites of a better-ranked pair joins "
         f"its signal). Random seed {info['seed']}."
     )
 
