@@ -33,3 +33,29 @@ def test_new_run_refuses_folders_with_content(tmp_path):
 def test_load_run_names_what_is_missing(tmp_path):
     with pytest.raises(InputError, match="is not a biolens run folder"):
         load_run(tmp_path)
+
+
+def test_an_output_file_gets_its_missing_folders_but_never_replaces_what_is_there(tmp_path):
+    import os
+
+    from biolens.runs import guard_output_file
+
+    run = create_run(tmp_path / "run")
+    nested = tmp_path / "results" / "today" / "preds.csv"
+    assert guard_output_file(nested, protected=[run.path]) == nested and nested.parent.is_dir()
+    nested.write_text("kept")
+    with pytest.raises(InputError, match="--force"):
+        guard_output_file(nested)
+    with pytest.raises(InputError, match="is inside"):
+        guard_output_file(run.path / "new" / "preds.csv", protected=[run.path], force=True)
+    assert not (run.path / "new").exists()  # refused before anything was made
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root may write anywhere: then there is nothing to refuse
+            with pytest.raises(InputError, match="permission denied"):
+                guard_output_file(locked / "sub" / "preds.csv")
+    finally:
+        locked.chmod(0o700)
+    assert nested.read_text() == "kept"

@@ -179,7 +179,8 @@ def cached_stage(run: Run, name: str, compute) -> dict:
 
 def guard_output_file(out: Path | str, *, protected: list[Path | str] = (), force: bool = False) -> Path:
     """Refuse to write `out` over a file this command did not create (unless `force`), and never inside a run
-    folder or an input (not even with `force`): a prediction must not replace run.json, the model or an image."""
+    folder or an input (not even with `force`): a prediction must not replace run.json, the model or an image.
+    Missing folders on the way to `out` are created."""
     out = Path(out)
     resolved = out.resolve()
     if out.exists() and out.is_dir():
@@ -190,10 +191,10 @@ def guard_output_file(out: Path | str, *, protected: list[Path | str] = (), forc
             raise InputError(f"--out {out} is inside {item}, which this command reads; write it somewhere else.")
     if out.exists() and not force:
         raise InputError(f"--out {out} exists already; choose another name or pass --force to replace it.")
-    if not resolved.parent.exists():
-        raise InputError(f"--out {out}: the folder {resolved.parent} does not exist; create it first.")
-    if not os.access(resolved.parent, os.W_OK | os.X_OK):
-        raise InputError(f"--out {out}: cannot write in {resolved.parent} (permission denied).")
+    existing = next(folder for folder in resolved.parents if folder.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: cannot write in {existing} (permission denied).")
+    resolved.parent.mkdir(parents=True, exist_ok=True)  # as run folders are: results/preds.csv needs no mkdir first
     return out
 
 
