@@ -369,6 +369,13 @@ def test_every_interaction_form_is_ranked_first_by_the_saturated_scan(form):
     rank = int(np.nonzero(linked[order])[0][0]) + 1
     assert rank <= 10, (form, rank)
     assert np.nanmin(p[linked]) * np.isfinite(p).sum() < 0.05  # significant after Bonferroni over all pairs
+    # the table names the planted form (exactly one carrier: dominant x dominant, lower when both carry)
+    from biolens.stats.interaction_forms import interaction_forms, minor_counts
+
+    (name, effect, share), = interaction_forms(minor_counts(dosage), y, np.array([[a, b]]))
+    expected = {"product": "product", "one_carrier": "dominant x dominant", "both_dominant": "dominant x dominant",
+                "both_recessive": "recessive x recessive", "threshold": "3+ minor alleles"}[form]
+    assert expected in name.split(" = ") and (effect < 0) == (form == "one_carrier") and share > 0.8, (form, name, share)
 
 
 def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.ndarray, "object"]:

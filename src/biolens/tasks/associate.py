@@ -558,9 +558,17 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     shown = set(pair_order[: config.pairs_written].tolist())
     for q in (classical["q_epistasis"], discovery["saturated_q"], discovery["product_q"], discovery["pair_q_perm"]):
         shown |= set(np.nonzero(q < 0.05)[0][: config.pairs_written].tolist())
+    from biolens.stats.interaction_forms import interaction_forms, minor_counts
+    from biolens.stats.two_locus import residualise
+
+    listed = sorted(shown, key=lambda k: pair_rank[k])
+    trait = residualise(data.y.astype(np.float64), data.covariates)  # trait units: effects a reader can weigh
+    forms = dict(zip(listed, interaction_forms(minor_counts(data.dosage), trait,
+                                               pairs[listed].reshape(-1, 2))))
     pair_rows = []
-    for k in sorted(shown, key=lambda k: pair_rank[k]):
+    for k in listed:
         a, b = pairs[k]
+        form, form_effect, form_share = forms[k]
         pair_rows.append([int(g.pos[a]), int(g.pos[b]), _f(score[k]), _g(discovery["pair_p_perm"][k]),
                           _g(discovery["pair_q_perm"][k]), _f(r2_pairs[k]), int(pair_rank[k]),
                           g.chrom[a], g.chrom[b], _g(classical["p_epistasis"][k]), _g(classical["q_epistasis"][k]),
@@ -568,12 +576,14 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                           "yes" if linked[k] else "no", _g(classical["p_saturated"][k]), _g(classical["q_saturated"][k]),
                           int(pair_clump[k]) if pair_clump[k] else "", _g(discovery["product_p"][k]),
                           _g(discovery["product_q"][k]), g.alt[a], g.alt[b],
-                          *(_g(discovery[f"{test}_{v}_marginal"][k]) for test in ("saturated", "product") for v in "pq")])
+                          *(_g(discovery[f"{test}_{v}_marginal"][k]) for test in ("saturated", "product") for v in "pq"),
+                          form, _f(form_effect), _f(form_share)])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
                                              "chrom_b", "p_epistasis", "q_epistasis", "p_saturated", "q_saturated",
                                              "strong_ld", "p_saturated_f", "q_saturated_f", "clump", "p_product",
                                              "q_product", "alt_a", "alt_b", "p_saturated_marginal",
-                                             "q_saturated_marginal", "p_product_marginal", "q_product_marginal"],
+                                             "q_saturated_marginal", "p_product_marginal", "q_product_marginal",
+                                             "form", "form_effect", "form_share"],
               pair_rows, delimiter="\t")
 
     metrics = _prediction_metrics(data, crossval, config.seed)

@@ -1,0 +1,76 @@
+"""Which named form a pair's interaction takes, read from its 3 x 3 genotype table.
+
+The saturated test says that two sites act together, not how. A biologist asks: do both need the minor allele
+(dominant x dominant), both two copies (recessive x recessive), is it a product of dosages, a threshold on the
+number of minor alleles? Each named form is one direction in the table's interaction space (what the 3 x 3 cell
+means add to both sites' three genotype means); the form that explains most of the pair's interaction sum of
+squares is reported with that share and its effect. Computed for the pairs a table shows, from minor-allele counts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from biolens.stats.two_locus import genotype_classes
+
+# name -> the pattern's value in cell (a, b), a and b the two sites' minor-allele counts
+FORMS = {
+    "product": lambda a, b: a * b,
+    "dominant x dominant": lambda a, b: (a > 0) & (b > 0),
+    "recessive x recessive": lambda a, b: (a == 2) & (b == 2),
+    "dominant x recessive": lambda a, b: (a > 0) & (b == 2),
+    "recessive x dominant": lambda a, b: (a == 2) & (b > 0),
+    "heterozygote x heterozygote": lambda a, b: (a == 1) & (b == 1),
+    "3+ minor alleles": lambda a, b: a + b >= 3,
+    "2+ minor alleles": lambda a, b: a + b >= 2,
+}
+_CELLS = np.array([(a, b) for a in range(3) for b in range(3)])
+_PATTERNS = np.stack([np.asarray(f(_CELLS[:, 0], _CELLS[:, 1]), dtype=np.float64) for f in FORMS.values()], axis=1)
+_MAIN = np.asarray([[1, a == 1, a == 2, b == 1, b == 2] for a, b in _CELLS], dtype=np.float64)
+
+
+def minor_counts(dosage: np.ndarray) -> np.ndarray:
+    """Copies of each site's minor allele (0/1/2) per individual."""
+    classes = genotype_classes(dosage)
+    return np.where(classes.mean(0) <= 1, classes, 2 - classes)
+
+
+def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> list[tuple[str, float, float]]:
+    """(form, effect, share) per pair: the named form whose direction explains most of the pair's interaction sum of
+    squares (several joined by " = " where the table's filled cells cannot tell them apart), its coefficient given both sites' genotype means (trait units, for a binary trait the share of cases: how far
+    individuals in the form's cells sit from what the two sites' own effects predict; "dominant x dominant" with a negative effect is the "exactly one
+    carries the minor allele" form), and the share of the interaction sum of squares it explains (1: the table's
+    whole departure from main effects is this form). ("", nan, nan) where the table leaves no interaction.
+
+    minor: individuals x sites (`minor_counts`); y: the trait with covariates already regressed out.
+    """
+    y = np.asarray(y, dtype=np.float64) - np.mean(y)
+    found = []
+    for a, b in pairs:
+        cell = 3 * minor[:, a].astype(np.int64) + minor[:, b]
+        counts = np.bincount(cell, minlength=9).astype(np.float64)
+        sums = np.bincount(cell, weights=y, minlength=9)
+        found.append(_best_form(counts, sums))
+    return found
+
+
+def _best_form(counts: np.ndarray, sums: np.ndarray) -> tuple[str, float, float]:
+    weighted_main = _MAIN * counts[:, None]
+    gram = _MAIN.T @ weighted_main + 1e-9 * max(counts.sum(), 1.0) * np.eye(5)  # empty classes fit nothing
+    filled = counts > 0
+    cell_ss = float((sums[filled] ** 2 / counts[filled]).sum())
+    main_rhs = _MAIN.T @ sums
+    interaction_ss = cell_ss - float(main_rhs @ np.linalg.solve(gram, main_rhs))
+    # each pattern with the main effects taken out, in the metric of the cell counts
+    residual = _PATTERNS - _MAIN @ np.linalg.solve(gram, weighted_main.T @ _PATTERNS)
+    size = (residual ** 2 * counts[:, None]).sum(0)
+    usable = size > 1e-9 * max(counts.sum(), 1.0)
+    if interaction_ss <= 1e-12 * max(cell_ss, 1e-300) or not usable.any():
+        return "", float("nan"), float("nan")
+    along = residual.T @ sums
+    explained = np.where(usable, along ** 2 / np.where(usable, size, 1.0), -np.inf)
+    # forms that coincide on this table's filled cells (rare sites leave cells empty: with no homozygote, a product
+    # and "both carry" are one pattern) are all named, joined by " = "
+    tied = np.flatnonzero(explained >= explained.max() * (1 - 1e-6))
+    best = int(tied[0])
+    return (" = ".join(list(FORMS)[t] for t in tied), float(along[best] / size[best]),
+            float(min(explained[best] / interaction_ss, 1.0)))
