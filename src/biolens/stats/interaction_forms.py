@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from biolens.stats.two_locus import genotype_classes
+from biolens.stats.two_locus import MAIN_DESIGN, genotype_classes
 
 # name -> the pattern's value in cell (a, b), a and b the two sites' minor-allele counts
 FORMS = {
@@ -25,7 +25,6 @@ FORMS = {
 }
 _CELLS = np.array([(a, b) for a in range(3) for b in range(3)])
 _PATTERNS = np.stack([np.asarray(f(_CELLS[:, 0], _CELLS[:, 1]), dtype=np.float64) for f in FORMS.values()], axis=1)
-_MAIN = np.asarray([[1, a == 1, a == 2, b == 1, b == 2] for a, b in _CELLS], dtype=np.float64)
 
 
 def minor_counts(dosage: np.ndarray) -> np.ndarray:
@@ -54,14 +53,14 @@ def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> li
 
 
 def _best_form(counts: np.ndarray, sums: np.ndarray) -> tuple[str, float, float]:
-    weighted_main = _MAIN * counts[:, None]
-    gram = _MAIN.T @ weighted_main + 1e-9 * max(counts.sum(), 1.0) * np.eye(5)  # empty classes fit nothing
+    weighted_main = MAIN_DESIGN * counts[:, None]
+    gram = MAIN_DESIGN.T @ weighted_main + 1e-9 * max(counts.sum(), 1.0) * np.eye(5)  # empty classes fit nothing
     filled = counts > 0
     cell_ss = float((sums[filled] ** 2 / counts[filled]).sum())
-    main_rhs = _MAIN.T @ sums
+    main_rhs = MAIN_DESIGN.T @ sums
     interaction_ss = cell_ss - float(main_rhs @ np.linalg.solve(gram, main_rhs))
     # each pattern with the main effects taken out, in the metric of the cell counts
-    residual = _PATTERNS - _MAIN @ np.linalg.solve(gram, weighted_main.T @ _PATTERNS)
+    residual = _PATTERNS - MAIN_DESIGN @ np.linalg.solve(gram, weighted_main.T @ _PATTERNS)
     size = (residual ** 2 * counts[:, None]).sum(0)
     usable = size > 1e-9 * max(counts.sum(), 1.0)
     if interaction_ss <= 1e-12 * max(cell_ss, 1e-300) or not usable.any():

@@ -18,7 +18,7 @@ from scipy import stats
 from biolens.stats.regression import linear_last
 
 # cell (a, b) of the 3 x 3 table -> design row of the main-effects model: intercept, a==1, a==2, b==1, b==2
-_MAIN_DESIGN = np.asarray([[1, a == 1, a == 2, b == 1, b == 2] for a in range(3) for b in range(3)], dtype=np.float64)
+MAIN_DESIGN = np.asarray([[1, a == 1, a == 2, b == 1, b == 2] for a in range(3) for b in range(3)], dtype=np.float64)
 _PAIRS_PER_BLOCK = 50_000
 
 
@@ -81,9 +81,9 @@ def _f_tests(counts: np.ndarray, sums: np.ndarray, total_ss: np.ndarray, residua
     filled = counts > 0
     safe = np.where(filled, counts, 1)[..., None]
     cell_ss = np.where(filled[..., None], sums ** 2 / safe, 0.0).sum(1)  # K x traits: SS explained by the full model
-    gram = np.einsum("kc,ci,cj->kij", counts, _MAIN_DESIGN, _MAIN_DESIGN)
+    gram = np.einsum("kc,ci,cj->kij", counts, MAIN_DESIGN, MAIN_DESIGN)
     gram += 1e-9 * max(counts.sum(1).max(), 1) * np.eye(5)  # empty genotype classes: their column fits nothing
-    rhs = np.einsum("kct,ci->kit", sums, _MAIN_DESIGN)  # K x 5 x traits
+    rhs = np.einsum("kct,ci->kit", sums, MAIN_DESIGN)  # K x 5 x traits
     main_ss = np.einsum("kit,kit->kt", np.linalg.solve(gram, rhs), rhs)
     counts_a = counts.reshape(-1, 3, 3).sum(2) > 0
     counts_b = counts.reshape(-1, 3, 3).sum(1) > 0
