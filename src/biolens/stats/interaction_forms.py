@@ -35,10 +35,11 @@ def minor_counts(dosage: np.ndarray) -> np.ndarray:
 
 def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> list[tuple[str, float, float]]:
     """(form, effect, share) per pair: the named form whose direction explains most of the pair's interaction sum of
-    squares (several joined by " = " where the table's filled cells cannot tell them apart), its coefficient given both sites' genotype means (trait units, for a binary trait the share of cases: how far
-    individuals in the form's cells sit from what the two sites' own effects predict; "dominant x dominant" with a negative effect is the "exactly one
-    carries the minor allele" form), and the share of the interaction sum of squares it explains (1: the table's
-    whole departure from main effects is this form). ("", nan, nan) where the table leaves no interaction.
+    squares (several joined by " = " where the table's filled cells cannot tell them apart); its coefficient given
+    both sites' genotype means, in trait units (a binary trait: the share of cases), i.e. how far individuals in the
+    form's cells sit from what the two sites' own effects predict ("dominant x dominant" with a negative effect is
+    the "exactly one carries the minor allele" form); and the share of the interaction sum of squares it explains
+    (1: the table's whole departure from main effects is this form). ("", nan, nan) where there is no interaction.
 
     minor: individuals x sites (`minor_counts`); y: the trait with covariates already regressed out.
     """
