@@ -281,7 +281,7 @@ CASES = {
     "predict-over-input-image": (["predict", f"{W}/fake_run", IMG, "--out", f"{IMG}/RBC/x.csv"], "reads"),
     "predict-existing-out": (["predict", f"{W}/fake_run", IMG, "--out", f"{W}/preds.csv"], "--force"),
     "predict-out-folder": (["predict", f"{W}/fake_run", IMG, "--out", f"{W}/busy"], "folder"),
-    "predict-out-missing-folder": (["predict", f"{W}/fake_run", IMG, "--out", f"{W}/nowhere/p.csv"], "nowhere"),
+    "predict-out-under-a-file": (["predict", f"{W}/fake_run", IMG, "--out", f"{W}/preds.csv/p.csv"], "is a file"),
     "predict-not-a-run": (["predict", f"{W}/busy", IMG], "not a biolens run"),
     "predict-no-metrics": (["predict", f"{W}/no_metrics_run", IMG, "--out", f"{W}/p1.csv"], "metrics.json"),
     "predict-damaged-run": (["predict", f"{W}/cut_run", IMG, "--out", f"{W}/p2.csv"], "run.json"),

@@ -38,17 +38,19 @@ def test_load_run_names_what_is_missing(tmp_path):
 def test_an_output_file_gets_its_missing_folders_but_never_replaces_what_is_there(tmp_path):
     import os
 
-    from biolens.runs import guard_output_file
+    from biolens.runs import guard_output_file, write_text
 
     run = create_run(tmp_path / "run")
     nested = tmp_path / "results" / "today" / "preds.csv"
-    assert guard_output_file(nested, protected=[run.path]) == nested and nested.parent.is_dir()
-    nested.write_text("kept")
+    assert guard_output_file(nested, protected=[run.path]) == nested
+    assert not (tmp_path / "results").exists()  # nothing is made before the command has something to write
+    write_text(nested, "kept")  # the writer makes the folders
     with pytest.raises(InputError, match="--force"):
         guard_output_file(nested)
+    with pytest.raises(InputError, match="is a file"):
+        guard_output_file(nested / "more.csv")
     with pytest.raises(InputError, match="is inside"):
         guard_output_file(run.path / "new" / "preds.csv", protected=[run.path], force=True)
-    assert not (run.path / "new").exists()  # refused before anything was made
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)

@@ -106,7 +106,7 @@ def test_predict_new_fasta(sequence_run, tmp_path):
     fresh = simulate_labelled_sequences(tmp_path / "new", n_per_class=30, seed=11, length=260)
     text = fresh["sequences"].read_text().replace("A", "R", 1)  # an IUPAC code is read as N
     fresh["sequences"].write_text(text)
-    out = tmp_path / "preds.csv"
+    out = tmp_path / "results" / "today" / "preds.csv"  # folders that do not exist yet are made
     biolens("predict", sequence_run, fresh["sequences"], "--out", out)
     table = pd.read_csv(out)
     assert list(table.columns) == ["id", "predicted", "confidence", "unsure", "prob_background", "prob_ebox", "prob_nfkb"]

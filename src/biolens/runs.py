@@ -180,7 +180,8 @@ def cached_stage(run: Run, name: str, compute) -> dict:
 def guard_output_file(out: Path | str, *, protected: list[Path | str] = (), force: bool = False) -> Path:
     """Refuse to write `out` over a file this command did not create (unless `force`), and never inside a run
     folder or an input (not even with `force`): a prediction must not replace run.json, the model or an image.
-    Missing folders on the way to `out` are created."""
+    Missing folders on the way to `out` are fine: they are made when it is written (as run folders are), so a
+    command that fails first leaves none behind."""
     out = Path(out)
     resolved = out.resolve()
     if out.exists() and out.is_dir():
@@ -191,10 +192,11 @@ def guard_output_file(out: Path | str, *, protected: list[Path | str] = (), forc
             raise InputError(f"--out {out} is inside {item}, which this command reads; write it somewhere else.")
     if out.exists() and not force:
         raise InputError(f"--out {out} exists already; choose another name or pass --force to replace it.")
-    existing = next(folder for folder in resolved.parents if folder.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    existing = next(folder for folder in resolved.parents if folder.exists())  # missing ones are made on writing
+    if not existing.is_dir():
+        raise InputError(f"--out {out}: {existing} is a file, not a folder; give a path in a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"--out {out}: cannot write in {existing} (permission denied).")
-    resolved.parent.mkdir(parents=True, exist_ok=True)  # as run folders are: results/preds.csv needs no mkdir first
     return out
 
 
