@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from biolens.stats.two_locus import MAIN_DESIGN, genotype_classes
+from biolens.stats.two_locus import MAIN_DESIGN, genotype_classes, table_fits
 
 # name -> the pattern's value in cell (a, b), a and b the two sites' minor-allele counts
 FORMS = {
@@ -54,14 +54,10 @@ def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> li
 
 
 def _best_form(counts: np.ndarray, sums: np.ndarray) -> tuple[str, float, float]:
-    weighted_main = MAIN_DESIGN * counts[:, None]
-    gram = MAIN_DESIGN.T @ weighted_main + 1e-9 * max(counts.sum(), 1.0) * np.eye(5)  # empty classes fit nothing
-    filled = counts > 0
-    cell_ss = float((sums[filled] ** 2 / counts[filled]).sum())
-    main_rhs = MAIN_DESIGN.T @ sums
-    interaction_ss = cell_ss - float(main_rhs @ np.linalg.solve(gram, main_rhs))
+    cell_ss, main_ss, gram = table_fits(counts[None], sums[None, :, None])  # one pair, one trait
+    cell_ss, interaction_ss, gram = float(cell_ss[0, 0]), float(cell_ss[0, 0] - main_ss[0, 0]), gram[0]
     # each pattern with the main effects taken out, in the metric of the cell counts
-    residual = _PATTERNS - MAIN_DESIGN @ np.linalg.solve(gram, weighted_main.T @ _PATTERNS)
+    residual = _PATTERNS - MAIN_DESIGN @ np.linalg.solve(gram, (MAIN_DESIGN * counts[:, None]).T @ _PATTERNS)
     size = (residual ** 2 * counts[:, None]).sum(0)
     usable = size > 1e-9 * max(counts.sum(), 1.0)
     if interaction_ss <= 1e-12 * max(cell_ss, 1e-300) or not usable.any():

@@ -71,6 +71,7 @@ def exponential_tail_p(pooled: np.ndarray, observed: np.ndarray) -> np.ndarray:
     mean_excess = max(float(np.mean(pooled[:top] - start)), 1e-300)
     return top / len(pooled) * np.exp(-(observed - start) / mean_excess)
 
+
 def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarray) -> tuple[np.ndarray, dict]:
     """Permutation p-values extended past the permutations' resolution with a generalised Pareto tail.
 

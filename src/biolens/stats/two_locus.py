@@ -76,15 +76,25 @@ def _tables(rows: np.ndarray, row: np.ndarray, second: np.ndarray) -> np.ndarray
     return rows[first_rows, columns].reshape(-1, 9)
 
 
-def _f_tests(counts: np.ndarray, sums: np.ndarray, total_ss: np.ndarray, residual_df_base: int):
-    """counts: K x 9; sums: K x 9 x traits; total_ss: per trait. Returns F (traits x K), df (K), p (traits x K)."""
+def table_fits(counts: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sums of squares the full 3 x 3 model and the main-effects model explain (K x traits each), and the
+    main-effects design's Gram matrix in the metric of the cell counts (K x 5 x 5).
+
+    counts: K x 9 cells (a-major); sums: K x 9 x traits, the centred trait summed per cell."""
     filled = counts > 0
     safe = np.where(filled, counts, 1)[..., None]
-    cell_ss = np.where(filled[..., None], sums ** 2 / safe, 0.0).sum(1)  # K x traits: SS explained by the full model
+    cell_ss = np.where(filled[..., None], sums ** 2 / safe, 0.0).sum(1)
     gram = np.einsum("kc,ci,cj->kij", counts, MAIN_DESIGN, MAIN_DESIGN)
     gram += 1e-9 * max(counts.sum(1).max(), 1) * np.eye(5)  # empty genotype classes: their column fits nothing
     rhs = np.einsum("kct,ci->kit", sums, MAIN_DESIGN)  # K x 5 x traits
     main_ss = np.einsum("kit,kit->kt", np.linalg.solve(gram, rhs), rhs)
+    return cell_ss, main_ss, gram
+
+
+def _f_tests(counts: np.ndarray, sums: np.ndarray, total_ss: np.ndarray, residual_df_base: int):
+    """counts: K x 9; sums: K x 9 x traits; total_ss: per trait. Returns F (traits x K), df (K), p (traits x K)."""
+    filled = counts > 0
+    cell_ss, main_ss, _ = table_fits(counts, sums)
     counts_a = counts.reshape(-1, 3, 3).sum(2) > 0
     counts_b = counts.reshape(-1, 3, 3).sum(1) > 0
     df_int = filled.sum(1) - (counts_a.sum(1) + counts_b.sum(1) - 1)
@@ -194,6 +204,7 @@ def _reference(null_classes: np.ndarray, c: int) -> np.ndarray:
     sample of pairs, which may miss a small class: then the classes above it stand in (a heavier null only costs
     power)."""
     return next(chosen for chosen in (null_classes == c, null_classes >= c, null_classes >= 0) if chosen.any())
+
 
 class MainEffectsNull:
     """A pair test scanned over traits simulated under the main-effects model of every site, ready to read any
