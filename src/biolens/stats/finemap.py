@@ -1,7 +1,8 @@
 """Fine-mapping: which sites in a region of linkage disequilibrium carry the effect (SuSiE).
 
 Sum of Single Effects regression (Wang, Sarkar, Carbonetto & Stephens 2020, JRSS-B), fitted by their iterative
-Bayesian stepwise selection (IBSS) on individual-level data. Each of L single effects is one causal site with a
+Bayesian stepwise selection (IBSS), written on the data's sufficient statistics X'X, X'y and y'y (susieR's `susie_ss`
+form, the same fit as on individual-level data). Each of L single effects is one causal site with a
 posterior over the sites; sites in strong LD share that posterior, so a credible set lists the sites the data cannot
 tell apart, and the posterior inclusion probability (PIP) says how sure the data are about each. Prior effect variances
 are estimated per effect (an effect with no support drops to zero), as in susieR's default `estimate_prior_variance`.
