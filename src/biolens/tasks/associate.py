@@ -784,8 +784,8 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int) -> dict:
             + (f"It also beats a classical model with every site's dominance as well as its additive effect "
                f"({dominance}): part of its gain is interactions between sites, which no site's own effects describe."
                if metrics[f"{name}_beyond_main_effects_ci95"][0] > 0 else
-               f"A classical model with every site's dominance as well as its additive effect predicts as well or better "
-               f"({dominance}): single sites' dominance (a carrier or a homozygote effect) describes the same gain, "
+               f"A classical model with every site's dominance as well as its additive effect predicts as well or "
+               f"better ({dominance}): single sites' dominance (a carrier or a homozygote effect) describes the same gain, "
                f"so prediction alone cannot tell dominance from interactions here (in one region other sites' "
                f"dominance can stand in for a pair); the pair tests below say whether any pair acts together."))
     elif high < 0:
