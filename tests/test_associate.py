@@ -431,10 +431,13 @@ def test_a_gain_that_dominance_explains_is_not_read_as_interactions(tmp_path):
     data = task._load(config)
     with DaskSession(None) as dask:
         classical = task._classical(data, dask)
-    metrics = task._prediction_metrics(data, task._crossval(data, config, classical), 0)
+    crossval = task._crossval(data, config, classical)
+    metrics = task._prediction_metrics(data, crossval, 0)
     assert metrics["r2_difference_ci95"][0] > 0, {k: v for k, v in metrics.items() if k.startswith("r2")}
     assert metrics["r2_main_effects"] > metrics["r2_additive"] and metrics["r2_beyond_main_effects_ci95"][0] <= 0
     assert "cannot tell dominance from interactions" in metrics["verdict"], metrics["verdict"]
+    assert "no pair reaches q < 0.05" in task._prediction_metrics(data, crossval, 0, claimed_pairs=0)["verdict"]
+    assert "claim 2 pair(s)" in task._prediction_metrics(data, crossval, 0, claimed_pairs=2)["verdict"]
 
 
 def test_saturated_test_read_against_main_effects_drops_pairs_that_only_tag_additive_sites(tmp_path):

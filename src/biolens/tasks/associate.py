@@ -596,7 +596,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                                              "form", "form_effect", "form_share"],
               pair_rows, delimiter="\t")
 
-    metrics = _prediction_metrics(data, crossval, config.seed)
+    claimed = (discovery["pair_q_perm"] < 0.05) | (discovery["saturated_q"] < 0.05) | (discovery["product_q"] < 0.05)
+    metrics = _prediction_metrics(data, crossval, config.seed, int(claimed.sum()))
     site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
     saturated_tail = json.loads(str(discovery["saturated_tail"]))
     product_tail = json.loads(str(discovery["product_tail"]))
@@ -734,7 +735,7 @@ def _g(value) -> str:
     return "" if not np.isfinite(value) else f"{float(value):.3e}"
 
 
-def _prediction_metrics(data: _Data, crossval: dict, seed: int) -> dict:
+def _prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: int | None = None) -> dict:
     """Out-of-fold AUC or R^2 of the deep model, the additive model and the additive + dominance model, with 95%
     bootstrap CIs, and the deep model's paired differences from both.
 
@@ -742,7 +743,8 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int) -> dict:
     classical model with each site's dominance code captures as well; and in one region other sites' dominance can
     describe much of a pair's interaction (a one-carrier pair cohort of benchmarks/association_foreign.py, seed 5003:
     deep 0.108, additive 0.018, additive + dominance 0.085). The gain is read as interactions only when the deep model
-    beats that model too; otherwise the verdict says prediction cannot tell the two apart.
+    beats that model too; otherwise the verdict says prediction cannot tell the two apart, and how many pairs the
+    pair tests claim (`claimed_pairs`, when known).
     """
     from sklearn.metrics import r2_score, roc_auc_score
 
@@ -779,6 +781,9 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int) -> dict:
     numbers = f"{compared('additive', 'difference')}, {crossval['fold'].max() + 1}-fold cross-validation"
     if low > 0:
         dominance = compared("main_effects", "beyond_main_effects")
+        pair_tests = ("the pair tests below say whether any pair acts together." if claimed_pairs is None else
+                      f"the pair tests below claim {claimed_pairs} pair(s) at q < 0.05: where this study sees "
+                      "interactions." if claimed_pairs else "no pair reaches q < 0.05 in the pair tests below.")
         metrics["verdict"] = (
             f"The deep model predicts the trait better than the additive model ({numbers}). "
             + (f"It also beats a classical model with every site's dominance as well as its additive effect "
@@ -787,7 +792,7 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int) -> dict:
                f"A classical model with every site's dominance as well as its additive effect predicts as well or "
                f"better ({dominance}): single sites' dominance (a carrier or a homozygote effect) describes the same gain, "
                f"so prediction alone cannot tell dominance from interactions here (in one region other sites' "
-               f"dominance can stand in for a pair); the pair tests below say whether any pair acts together."))
+               f"dominance can stand in for a pair); {pair_tests}"))
     elif high < 0:
         metrics["verdict"] = (f"The additive model predicts the trait better than the deep model ({numbers}): there is no "
                               "sign of effects beyond additive ones that the deep model could use.")
