@@ -35,6 +35,21 @@ def quiet_native_stderr():
             os.close(saved)
 
 
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run small matrix products in long loops (penalised model fits, IBSS) on one BLAS thread.
+
+    With the cores shared, OpenBLAS's threads wait on one another at every small product: measured with two cores
+    under a load of 9, a ridge fit of 1,600 x 460 took 4-15 s instead of 0.34 s and a logistic one 112-133 s instead
+    of 0.8-1 s (docs/performance.md). On idle cores one thread is as fast for products this small. Large products
+    (the pair scans) keep every thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def import_tensorflow():
     """Import TensorFlow once, without its start-up chatter."""
     with quiet_native_stderr():

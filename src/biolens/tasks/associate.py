@@ -21,6 +21,7 @@ import numpy as np
 
 from biolens import console
 from biolens.errors import InputError
+from biolens.hardware import one_blas_thread
 from biolens.config import AssociateConfig
 from biolens.engine import lifecycle
 from biolens.runs import Run, cached_stage, write_csv, write_json
@@ -232,7 +233,7 @@ def _fine_mapping(data: _Data, classical: dict, seed: int) -> dict:
     from biolens.stats.two_locus import residualise
 
     x, y = residualise(data.dosage, data.covariates), residualise(data.y.astype(np.float64), data.covariates)
-    with console.step("fine-mapping (SuSiE credible sets)"):
+    with console.step("fine-mapping (SuSiE credible sets)"), one_blas_thread():
         found = susie(x, y)
     left, left_chance = _inflation_left(x, y, _lead_sites(found, classical["p_site"]),
                                         _far_from_hits(classical["q_site"], classical["r2"]), seed)
@@ -276,7 +277,12 @@ def _additive_model(kind: str):
     from sklearn.linear_model import LogisticRegressionCV
 
     if kind == "binary":
-        return LogisticRegressionCV(Cs=np.logspace(-4, 1, 12), cv=3, max_iter=2000, scoring="neg_log_loss")
+        class OneThreadLogisticCV(LogisticRegressionCV):
+            def fit(self, X, y, *args, **kwargs):
+                with one_blas_thread():
+                    return super().fit(X, y, *args, **kwargs)
+
+        return OneThreadLogisticCV(Cs=np.logspace(-4, 1, 12), cv=3, max_iter=2000, scoring="neg_log_loss")
     return _steady_ridge_cv(alphas=np.logspace(-2, 5, 30))
 
 
@@ -292,11 +298,12 @@ def _steady_ridge_cv(**params):
 
     class SteadyRidgeCV(RidgeCV):
         def fit(self, X, y, *args, **kwargs):
-            try:
-                return super().fit(X, y, *args, **kwargs)
-            except np.linalg.LinAlgError:
-                self.set_params(gcv_mode="eigen")
-                return super().fit(X, y, *args, **kwargs)
+            with one_blas_thread():
+                try:
+                    return super().fit(X, y, *args, **kwargs)
+                except np.linalg.LinAlgError:
+                    self.set_params(gcv_mode="eigen")
+                    return super().fit(X, y, *args, **kwargs)
 
     return SteadyRidgeCV(gcv_mode="svd", **params)
 
