@@ -82,44 +82,63 @@ def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarra
     A Cramer-von Mises test of the fit decides: with a poor fit the empirical p stays (and the report states the floor).
     `null` holds the pooled null scores on the scale of `observed` (standardised as for `pooled_permutation_p`).
     """
-    from scipy import stats as scipy_stats
+    return NullTail.of(null).read(observed, empirical)
 
-    pooled = np.sort(np.ravel(null))[::-1]
-    info = {"method": "empirical", "resolution": float(1 / (1 + len(pooled)))}
-    fit = None
-    for exceedances in range(TAIL_EXCEEDANCES, TAIL_MIN_EXCEEDANCES - 1, -50):
-        if len(pooled) < 4 * exceedances:
-            continue
-        tail = pooled[: exceedances + 1]
-        threshold = float(tail[-1])
-        excess = tail[:-1] - threshold
-        if np.ptp(excess) <= 0:
-            continue
-        shape, _, scale = scipy_stats.genpareto.fit(excess, floc=0)
-        fitted = scipy_stats.genpareto(shape, 0, scale)
-        # Knijnenburg et al. lower the number of exceedances until the fit is good; a shape >= 0.5 (infinite
-        # variance) is refused too: it comes from a mixture (e.g. near-zero scores of pairs the penalty removed)
-        # and would make every large score look merely unusual.
-        if shape < 0.5 and scipy_stats.cramervonmises(excess, fitted.cdf).pvalue > 0.05:
-            fit = (exceedances, threshold, shape, scale, fitted)
-            break
-    if fit is None:
-        return empirical, info
-    exceedances, threshold, shape, scale, fitted = fit
-    hits = len(pooled) - np.searchsorted(pooled[::-1], observed, side="left")
-    extend = (hits < TAIL_MIN_HITS) & (observed > threshold)
-    p = empirical.copy()
-    p[extend] = exceedances / len(pooled) * fitted.sf(observed[extend] - threshold)
-    if shape < 0:
-        # A negative shape bounds the tail at threshold + scale / |shape|, and a score past that fitted bound got
-        # p = 1e-300. Light tails (the normal's, and the deep pair scores') in the Gumbel domain, whose true tail
-        # goes on, are often fitted that way from a few hundred exceedances: on 20 null cohorts 4 had a deep pair
-        # claimed past the bound (docs/association.md). So the tail read is never lighter than an exponential one
-        # fitted to the TAIL_MIN_EXCEEDANCES largest null scores (the mean excess of light tails falls with the
-        # threshold: fitted to all 250 it was far too cautious; measured in docs/association.md).
-        p[extend] = np.maximum(p[extend], exponential_tail_p(pooled, observed[extend]))
-    p = np.clip(p, 1e-300, 1)
-    info = {"method": "generalised Pareto tail", "resolution": float(1 / (1 + len(pooled))),
-            "tail_shape": round(float(shape), 4), "tail_scale": float(scale), "tail_threshold": threshold,
-            "tail_exceedances": exceedances}
-    return p, info
+
+class NullTail:
+    """Pooled null scores and the tail fitted past them (`tail_extended_p`), fitted once and read for any observed
+    scores: the pair readings read the real data and every copy the network screens against one fit per LD class, so
+    the screening ranks pairs as the reported p-values do."""
+
+    def __init__(self, pooled: np.ndarray, fit: tuple | None):
+        self.pooled, self.fit = pooled, fit  # pooled: sorted largest first
+
+    @classmethod
+    def of(cls, null: np.ndarray) -> NullTail:
+        pooled = np.sort(np.ravel(null))[::-1]
+        for exceedances in range(TAIL_EXCEEDANCES, TAIL_MIN_EXCEEDANCES - 1, -50):
+            if len(pooled) < 4 * exceedances:
+                continue
+            tail = pooled[: exceedances + 1]
+            threshold = float(tail[-1])
+            excess = tail[:-1] - threshold
+            if np.ptp(excess) <= 0:
+                continue
+            shape, _, scale = stats.genpareto.fit(excess, floc=0)
+            fitted = stats.genpareto(shape, 0, scale)
+            # Knijnenburg et al. lower the number of exceedances until the fit is good; a shape >= 0.5 (infinite
+            # variance) is refused too: it comes from a mixture (e.g. near-zero scores of pairs the penalty removed)
+            # and would make every large score look merely unusual.
+            if shape < 0.5 and stats.cramervonmises(excess, fitted.cdf).pvalue > 0.05:
+                return cls(pooled, (exceedances, threshold, shape, scale, fitted))
+        return cls(pooled, None)
+
+    def empirical(self, observed: np.ndarray) -> np.ndarray:
+        """(1 + null scores >= observed) / (1 + null scores), as `pooled_permutation_p` gives it."""
+        return _empirical(observed, self.pooled)
+
+    def read(self, observed: np.ndarray, empirical: np.ndarray) -> tuple[np.ndarray, dict]:
+        """p of each observed score: `empirical`, replaced by the tail's where fewer than TAIL_MIN_HITS null scores
+        reach it; and how the tail was read."""
+        pooled = self.pooled
+        info = {"method": "empirical", "resolution": float(1 / (1 + len(pooled)))}
+        if self.fit is None:
+            return empirical, info
+        exceedances, threshold, shape, scale, fitted = self.fit
+        hits = len(pooled) - np.searchsorted(pooled[::-1], observed, side="left")
+        extend = (hits < TAIL_MIN_HITS) & (observed > threshold)
+        p = empirical.copy()
+        p[extend] = exceedances / len(pooled) * fitted.sf(observed[extend] - threshold)
+        if shape < 0:
+            # A negative shape bounds the tail at threshold + scale / |shape|, and a score past that fitted bound got
+            # p = 1e-300. Light tails (the normal's, and the deep pair scores') in the Gumbel domain, whose true tail
+            # goes on, are often fitted that way from a few hundred exceedances: on 20 null cohorts 4 had a deep pair
+            # claimed past the bound (docs/association.md). So the tail read is never lighter than an exponential one
+            # fitted to the TAIL_MIN_EXCEEDANCES largest null scores (the mean excess of light tails falls with the
+            # threshold: fitted to all 250 it was far too cautious; measured in docs/association.md).
+            p[extend] = np.maximum(p[extend], exponential_tail_p(pooled, observed[extend]))
+        p = np.clip(p, 1e-300, 1)
+        info = {"method": "generalised Pareto tail", "resolution": float(1 / (1 + len(pooled))),
+                "tail_shape": round(float(shape), 4), "tail_scale": float(scale), "tail_threshold": threshold,
+                "tail_exceedances": exceedances}
+        return p, info
