@@ -72,8 +72,6 @@ def test_screening_puts_a_recessive_pair_first_once_and_not_the_pairs_of_a_stron
 def test_screening_evidence_reads_each_pair_within_its_ld_class_like_the_main_effects_reading():
     """The reading the network's screen uses is `MainEffectsNull.read`'s p without the BH step (the same fitted tail
     per LD class), never says more than the pair's own test, and gives no evidence where there is no test."""
-    from scipy import stats
-
     from biolens.stats.two_locus import MainEffectsNull
 
     rng = np.random.default_rng(3)
@@ -94,7 +92,6 @@ def test_screening_evidence_reads_each_pair_within_its_ld_class_like_the_main_ef
     assert (evidence[~tested] == -1).all() and not tested[(pairs[:, 0] == 3) & (pairs[:, 1] == 4)].any()
     assert (evidence[tested] <= -np.log10(p_own[tested]) + 1e-9).all()
     assert np.allclose(evidence[tested], -np.log10(read[tested]))
-    assert stats.spearmanr(evidence[tested], -np.log10(read[tested])).statistic > 0.999
     planted = np.flatnonzero((pairs[:, 0] == 11) & (pairs[:, 1] == 25))[0]
     assert np.argmax(evidence) == planted
 
