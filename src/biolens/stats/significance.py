@@ -28,11 +28,11 @@ def pooled_permutation_p(observed: np.ndarray, null: np.ndarray, *, standardise:
     p = (1 + #null >= observed) / (1 + #null): never zero (Phipson & Smyth 2010); pooling standardised scores across
     features (as in SAM, Tusher et al. 2001) gives p-values fine enough for BH across all features.
     """
-    return _pooled(observed, null, standardise)[0]
+    return _empirical(*_on_pooled_scale(observed, null, standardise))
 
 
-def _pooled(observed: np.ndarray, null: np.ndarray, standardise: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Empirical p, and the observed and null scores on the pooled scale."""
+def _on_pooled_scale(observed: np.ndarray, null: np.ndarray, standardise: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The observed and null scores on the scale they are pooled on."""
     if standardise:
         # The observed score is standardised by statistics of the null copies it is not part of; each null copy must
         # be too (leave-one-out), or the null pool is narrower than the observed scores' distribution under the null
@@ -43,7 +43,7 @@ def _pooled(observed: np.ndarray, null: np.ndarray, standardise: bool) -> tuple[
         total, squares = null.sum(0), (null ** 2).sum(0)
         loo_centre, loo_spread = _standardisers((total - null) / (n_copies - 1), (squares - null ** 2) / (n_copies - 1))
         observed, null = (observed - centre) / spread, (null - loo_centre) / loo_spread
-    return _empirical(observed, null), observed, null
+    return observed, null
 
 
 def _empirical(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
@@ -53,9 +53,10 @@ def _empirical(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
 
 
 def permutation_test(observed: np.ndarray, null: np.ndarray, *, standardise: bool = True) -> tuple[np.ndarray, dict]:
-    """Pooled permutation p-values (see `pooled_permutation_p`) with the tail extended past their resolution."""
-    empirical, observed, null = _pooled(observed, null, standardise)
-    return tail_extended_p(observed, null, empirical)
+    """Pooled permutation p-values (see `pooled_permutation_p`) with the tail extended past their resolution
+    (`NullTail`); and how the tail was read."""
+    observed, null = _on_pooled_scale(observed, null, standardise)
+    return NullTail.of(null).read(observed)
 
 
 TAIL_EXCEEDANCES = 250  # null scores above the threshold the tail model is fitted to (Knijnenburg et al. 2009)
@@ -65,14 +66,14 @@ TAIL_MIN_HITS = 10      # below this many null scores >= observed, the empirical
 
 def exponential_tail_p(pooled: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """p of scores past the largest null scores from an exponential tail fitted to the TAIL_MIN_EXCEEDANCES largest
-    (`pooled`: the null scores sorted largest first, at least two): the lightest tail `tail_extended_p` trusts."""
+    (`pooled`: the null scores sorted largest first, at least two): the lightest tail `NullTail` trusts."""
     top = min(TAIL_MIN_EXCEEDANCES, len(pooled) - 1)
     start = float(pooled[top])
     mean_excess = max(float(np.mean(pooled[:top] - start)), 1e-300)
     return top / len(pooled) * np.exp(-(observed - start) / mean_excess)
 
 
-def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarray) -> tuple[np.ndarray, dict]:
+class NullTail:
     """Permutation p-values extended past the permutations' resolution with a generalised Pareto tail.
 
     With B permutations pooled over m features, the smallest empirical p is 1/(1 + B m) and BH can then never go below
@@ -80,15 +81,10 @@ def tail_extended_p(observed: np.ndarray, null: np.ndarray, empirical: np.ndarra
     Shmulevich (2009, Bioinformatics) fit a generalised Pareto distribution to the largest null scores and read small
     p-values from it; where fewer than TAIL_MIN_HITS null scores reach the observed one, p = (N_u / N) * GPD.sf(x - u).
     A Cramer-von Mises test of the fit decides: with a poor fit the empirical p stays (and the report states the floor).
-    `null` holds the pooled null scores on the scale of `observed` (standardised as for `pooled_permutation_p`).
+    The null scores (on the scale of the observed ones: standardised as for `pooled_permutation_p`) are pooled and
+    the tail fitted once, then read for any observed scores: the pair readings read the real data and every copy the
+    network screens against one fit per LD class, so the screening ranks pairs as the reported p-values do.
     """
-    return NullTail.of(null).read(observed, empirical)
-
-
-class NullTail:
-    """Pooled null scores and the tail fitted past them (`tail_extended_p`), fitted once and read for any observed
-    scores: the pair readings read the real data and every copy the network screens against one fit per LD class, so
-    the screening ranks pairs as the reported p-values do."""
 
     def __init__(self, pooled: np.ndarray, fit: tuple | None):
         self.pooled, self.fit = pooled, fit  # pooled: sorted largest first
@@ -113,21 +109,17 @@ class NullTail:
                 return cls(pooled, (exceedances, threshold, shape, scale, fitted))
         return cls(pooled, None)
 
-    def empirical(self, observed: np.ndarray) -> np.ndarray:
-        """(1 + null scores >= observed) / (1 + null scores), as `pooled_permutation_p` gives it."""
-        return _empirical(observed, self.pooled)
-
-    def read(self, observed: np.ndarray, empirical: np.ndarray) -> tuple[np.ndarray, dict]:
-        """p of each observed score: `empirical`, replaced by the tail's where fewer than TAIL_MIN_HITS null scores
-        reach it; and how the tail was read."""
+    def read(self, observed: np.ndarray) -> tuple[np.ndarray, dict]:
+        """p of each observed score: (1 + null scores >= it) / (1 + null scores), as `pooled_permutation_p` gives
+        it, replaced by the tail's where fewer than TAIL_MIN_HITS null scores reach it; and how the tail was read."""
         pooled = self.pooled
+        hits = len(pooled) - np.searchsorted(pooled[::-1], observed, side="left")
+        p = (1 + hits) / (1 + len(pooled))
         info = {"method": "empirical", "resolution": float(1 / (1 + len(pooled)))}
         if self.fit is None:
-            return empirical, info
+            return p, info
         exceedances, threshold, shape, scale, fitted = self.fit
-        hits = len(pooled) - np.searchsorted(pooled[::-1], observed, side="left")
         extend = (hits < TAIL_MIN_HITS) & (observed > threshold)
-        p = empirical.copy()
         p[extend] = exceedances / len(pooled) * fitted.sf(observed[extend] - threshold)
         if shape < 0:
             # A negative shape bounds the tail at threshold + scale / |shape|, and a score past that fitted bound got

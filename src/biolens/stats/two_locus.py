@@ -189,8 +189,7 @@ def within_ld_classes(observed: np.ndarray, classes: np.ndarray, tail_of) -> tup
     tails = []
     for c, above in zip(present, [*present[1:], len(PAIR_LD_CLASSES) + 1]):
         members = classes == c
-        tail = tail_of(c)
-        p[members], info = tail.read(observed[members], tail.empirical(observed[members]))
+        p[members], info = tail_of(c).read(observed[members])
         tails.append({"pair_r2": [bounds[c], bounds[above]], "pairs": int(members.sum()), **info})
     method = ("empirical" if all(t["method"] == "empirical" for t in tails)
               else "generalised Pareto tail, per LD class")
@@ -277,8 +276,7 @@ class MainEffectsNull:
         pair_class = np.where(self.which >= 0, self.classes[np.maximum(self.which, 0)], -1)
         for c in np.unique(self.classes):
             members = np.flatnonzero(pair_class == c)
-            tail = self._tail(int(c))
-            p, _ = tail.read(own[members], tail.empirical(own[members]))
+            p, _ = self._tail(int(c)).read(own[members])
             strength[members] = np.minimum(-np.log10(np.maximum(p, 1e-300)), own[members])
         return np.where(np.isfinite(p_observed), strength, -1.0)
 
