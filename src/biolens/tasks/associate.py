@@ -273,14 +273,20 @@ def _inflation_left(x: np.ndarray, y: np.ndarray, leads: list[int], far: np.ndar
     return regression.genomic_inflation(p), bound
 
 
+class _OneBlasThread:
+    """Mixed into the penalised models: their many small products run on one BLAS thread (`one_blas_thread`)."""
+
+    def fit(self, X, y, *args, **kwargs):
+        with one_blas_thread():
+            return super().fit(X, y, *args, **kwargs)
+
+
 def _additive_model(kind: str):
     from sklearn.linear_model import LogisticRegressionCV
 
     if kind == "binary":
-        class OneThreadLogisticCV(LogisticRegressionCV):
-            def fit(self, X, y, *args, **kwargs):
-                with one_blas_thread():
-                    return super().fit(X, y, *args, **kwargs)
+        class OneThreadLogisticCV(_OneBlasThread, LogisticRegressionCV):
+            pass
 
         return OneThreadLogisticCV(Cs=np.logspace(-4, 1, 12), cv=3, max_iter=2000, scoring="neg_log_loss")
     return _steady_ridge_cv(alphas=np.logspace(-2, 5, 30))
@@ -296,14 +302,13 @@ def _steady_ridge_cv(**params):
     """
     from sklearn.linear_model import RidgeCV
 
-    class SteadyRidgeCV(RidgeCV):
+    class SteadyRidgeCV(_OneBlasThread, RidgeCV):
         def fit(self, X, y, *args, **kwargs):
-            with one_blas_thread():
-                try:
-                    return super().fit(X, y, *args, **kwargs)
-                except np.linalg.LinAlgError:
-                    self.set_params(gcv_mode="eigen")
-                    return super().fit(X, y, *args, **kwargs)
+            try:
+                return super().fit(X, y, *args, **kwargs)
+            except np.linalg.LinAlgError:
+                self.set_params(gcv_mode="eigen")
+                return super().fit(X, y, *args, **kwargs)
 
     return SteadyRidgeCV(gcv_mode="svd", **params)
 
