@@ -39,10 +39,10 @@ def quiet_native_stderr():
 def one_blas_thread():
     """Run small matrix products in long loops (penalised model fits, IBSS) on one BLAS thread.
 
-    With the cores shared, OpenBLAS's threads wait on one another at every small product: measured with two cores
-    under a load of 9, a ridge fit of 1,600 x 460 took 4-15 s instead of 0.34 s and a logistic one 112-133 s instead
-    of 0.8-1 s (docs/performance.md). On idle cores one thread is as fast for products this small. Large products
-    (the pair scans) keep every thread.
+    OpenBLAS's threads wait on one another at every small product. On 2 idle cores a `LogisticRegressionCV` of
+    1,600 x 460 took 20 s on both threads and 0.5 s on one (a ridge fit 0.2 s either way); with the cores shared
+    (load 9) the ridge fit took 4-15 s instead of 0.34 s and the logistic one 112-133 s instead of 0.8-1.3 s
+    (docs/performance.md). Large products (the pair scans) keep every thread.
     """
     from threadpoolctl import threadpool_limits
 
