@@ -438,6 +438,11 @@ def test_a_gain_that_dominance_explains_is_not_read_as_interactions(tmp_path):
     assert "cannot tell dominance from interactions" in metrics["verdict"], metrics["verdict"]
     assert "no pair reaches q < 0.05" in task._prediction_metrics(data, crossval, 0, claimed_pairs=0)["verdict"]
     assert "claim 2 pair(s)" in task._prediction_metrics(data, crossval, 0, claimed_pairs=2)["verdict"]
+    # a deep model that learned only the additive effects: it adds nothing, yet the trait is not additive
+    additive_only = task._prediction_metrics(data, crossval | {"oof_deep": crossval["oof_additive"]}, 0)
+    assert additive_only["r2_dominance_over_additive_ci95"][0] > 0
+    assert "equally well" in additive_only["verdict"] and "act through dominance" in additive_only["verdict"]
+    assert "no evidence that non-additive effects" not in additive_only["verdict"]
 
 
 def test_saturated_test_read_against_main_effects_drops_pairs_that_only_tag_additive_sites(tmp_path):

@@ -204,6 +204,55 @@ def test_motif_consensus_and_similarity_rules():
     assert similarity(matrix("GGGAATTTCC"), matrix("GCCACGTGGC")) < 0.4
 
 
+def test_a_filter_that_read_part_of_a_site_merges_into_it_only_where_both_fire_on_the_same_bases():
+    """Two filters seeded from the two halves of one long site (CTCF's 14 bases) read it as two motifs whose matrices
+    agree only in part; a 6,000-sequence CTCF set ranked such a half first and third. They are one motif when they
+    fire on the same bases; a different motif is not merged however its sites lie."""
+    from biolens.explain.motifs import (MIN_SHARED_SEQUENCES, PART_OF_MOTIF, SAME_MOTIF, Motif, mark_repeats,
+                                        sites_together)
+
+    def counts(text: str) -> np.ndarray:
+        rows = np.full((len(text), 4), 2.0)
+        for i, base in enumerate(text):
+            rows[i, "ACGT".index(base)] = 94.0
+        return rows
+
+    site = "CTGCCACCAGCGGG"
+    whole = Motif("whole", counts(site), 100, 0.2, "A", stop=14)
+    half = Motif("half", counts(site[6:] + "TATATA"), 100, 0.01, "A", stop=14)  # its second half, then other bases
+    other = Motif("other", counts("GGGAATTTCC"), 100, 0.005, "A", stop=10)
+    alike = similarity(whole.probabilities, half.probabilities)
+    assert PART_OF_MOTIF <= alike < SAME_MOTIF  # in part: not merged on the matrices alone
+    assert similarity(whole.probabilities, other.probabilities) < PART_OF_MOTIF
+
+    rng = np.random.default_rng(0)
+    n, length, width = 300, 500, 15
+    has_site = rng.random((n, 3)) < 0.7
+    centre = np.empty((n, 3))
+    centre[:, 0] = rng.uniform(width, length - width, n)
+    centre[:, 1] = np.where(rng.random(n) < 0.8, centre[:, 0] + 3, rng.uniform(0, length, n))  # on the same bases
+    centre[:, 2] = centre[:, 0]  # a distinct motif always beside it (a composite element)
+    for motif, f in ((whole, 0), (half, 1), (other, 2)):
+        motif.filters = [f]
+    shared = sites_together(has_site, centre, width, 0, 1)
+    assert 0.75 < shared < 0.9
+
+    def together(a, b):
+        return sites_together(has_site, centre, width, a.filters[0], b.filters[0])
+
+    mark_repeats([whole, half, other], together)
+    assert (half.same_as, other.same_as) == ("whole", "")
+
+    centre[:, 1] = rng.uniform(0, length, n)  # the same matrices, sites anywhere: two motifs
+    assert sites_together(has_site, centre, width, 0, 1) < 0.1
+    half.same_as = ""
+    mark_repeats([whole, half, other], together)
+    assert half.same_as == ""
+    few = np.zeros_like(has_site)
+    few[:MIN_SHARED_SEQUENCES - 1] = True
+    assert sites_together(few, centre, width, 0, 2) == 0.0  # too few shared sequences to say
+
+
 def _two_class_set(rng, n: int = 150, length: int = 120):
     """Class A holds AGATAA (a short GATA-like site) in 60% of its sequences, class B CACGTG in 60%, each on a random
     strand; otherwise the same random background."""

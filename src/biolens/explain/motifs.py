@@ -6,7 +6,8 @@ kept when it reaches half of the filter's strongest activation over all sequence
 of those windows. Importance: the rise in cross-entropy (nats per sequence) when the filter's output is
 replaced by its mean (the filter 'knocked out'); `favours` is the class whose logit falls most without it.
 Filters that learned the same motif (or its reverse complement) are merged into one motif, knocked out
-together. Each motif is also matched against random sequences of its class's own composition (first-order
+together: their matrices agree, or they agree in part (one read part of a longer site, or a shifted window of
+it) and their sites sit on the same bases in most sequences that hold both. Each motif is also matched against random sequences of its class's own composition (first-order
 Markov chain): a filter that reads AT- or GC-richness matches them as well as the real ones. The list is best
 first within each class, the motifs beyond composition before the others, the classes taking turns.
 """
@@ -93,6 +94,10 @@ def _strands(batch: np.ndarray, both: bool) -> list[np.ndarray]:
 BACKGROUND_SEQUENCES = 2_000   # per class, an even spread, drawn twice each from their Markov chain
 MIN_BACKGROUND_Z = 3.1         # one-sided p ~ 0.001: about 0.05 over 64 filters
 MIN_BEATS_RANDOM = 0.556       # ...and at least a small effect (Cohen's d = 0.2; large sets make any z large)
+SAME_MOTIF = 0.6               # similarity at which two filters' matrices are one motif
+PART_OF_MOTIF = 0.4            # ...or at which they agree in part, when their sites also sit together:
+MIN_SITES_TOGETHER = 0.4       # the share of sequences holding both sites where the two overlap (chance: ~w / length)
+MIN_SHARED_SEQUENCES = 20
 
 
 def _markov_peaks(peaks, x: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: int) -> dict:
@@ -207,9 +212,12 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
 
     motifs, unused = [], 0
     offsets = np.arange(width)
+    has_site = (best > 0.5 * best.max(axis=0)) & (best > 0)
+    centre = np.where(strand == 0, where + width / 2, length - where - width / 2)  # forward-strand coordinates
+
     for f in range(n_filters):
         strongest = best[:, f].max()
-        sites = np.flatnonzero((best[:, f] > 0.5 * strongest) & (best[:, f] > 0))
+        sites = np.flatnonzero(has_site[:, f])
         if strongest <= 0 or len(sites) < min_sites:
             unused += 1
             continue
@@ -225,7 +233,7 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
         motif.filters = [f]
         motifs.append(motif)
     motifs.sort(key=lambda m: -m.importance)
-    mark_repeats(motifs)
+    mark_repeats(motifs, lambda a, b: sites_together(has_site, centre, width, a.filters[0], b.filters[0]))
     distinct = [m for m in motifs if not m.same_as]
     for leader in distinct:  # a motif learned by several filters: knocking one out leaves the others to stand in
         members = [m for m in motifs if m is leader or m.same_as == leader.name]
@@ -281,12 +289,30 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return best
 
 
-def mark_repeats(motifs: list[Motif], threshold: float = 0.6) -> None:
-    """Filters often learn one motif several times (or its reverse complement): point each repeat, in
-    importance order, at the first distinct motif it matches."""
+def sites_together(has_site: np.ndarray, centre: np.ndarray, width: int, a: int, b: int) -> float:
+    """Among the sequences where filters `a` and `b` both have a site (`has_site`, sequences x filters), the share
+    where their windows (`centre`: forward-strand position of each filter's best window) overlap by at least half
+    the width. Filters that fire on the same bases read the same site; by chance this is about width / length."""
+    shared = has_site[:, a] & has_site[:, b]
+    if shared.sum() < MIN_SHARED_SEQUENCES:
+        return 0.0
+    return float((np.abs(centre[shared, a] - centre[shared, b]) <= width / 2).mean())
+
+
+def mark_repeats(motifs: list[Motif], sites_together=None) -> None:
+    """Filters often learn one motif several times (or its reverse complement, or a part or shifted window of
+    it): point each repeat, in importance order, at the first distinct motif it matches. A match is a similarity
+    of `SAME_MOTIF`, or of `PART_OF_MOTIF` when `sites_together(leader, motif)` (the share of shared sequences
+    where both fire on the same bases) reaches `MIN_SITES_TOGETHER`."""
     leaders: list[Motif] = []
+
+    def same(leader: Motif, motif: Motif) -> bool:
+        alike = similarity(leader.probabilities, motif.probabilities)
+        return alike >= SAME_MOTIF or (alike >= PART_OF_MOTIF and sites_together is not None
+                                       and sites_together(leader, motif) >= MIN_SITES_TOGETHER)
+
     for motif in motifs:
-        match = next((m for m in leaders if similarity(m.probabilities, motif.probabilities) >= threshold), None)
+        match = next((m for m in leaders if same(m, motif)), None)
         if match is None:
             leaders.append(motif)
         else:

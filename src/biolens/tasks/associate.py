@@ -781,13 +781,22 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: i
     metrics |= {f"{name}_difference": round(value["deep"] - value["additive"], 4),
                 f"{name}_difference_ci95": ci(draws[:, 0] - draws[:, 1]),
                 f"{name}_beyond_main_effects": round(value["deep"] - value["main_effects"], 4),
-                f"{name}_beyond_main_effects_ci95": ci(draws[:, 0] - draws[:, 2]), "metric": name}
+                f"{name}_beyond_main_effects_ci95": ci(draws[:, 0] - draws[:, 2]),
+                f"{name}_dominance_over_additive": round(value["main_effects"] - value["additive"], 4),
+                f"{name}_dominance_over_additive_ci95": ci(draws[:, 2] - draws[:, 1]), "metric": name}
     label = "AUC" if name == "auc" else "R²"
 
-    def compared(other: str, key: str) -> str:
+    def compared(other: str, key: str, first: str = "deep") -> str:
         low, high = metrics[f"{name}_{key}_ci95"]
-        return (f"{label} {value['deep']:.3f} vs {value[other]:.3f}, difference {value['deep'] - value[other]:+.3f} "
+        return (f"{label} {value[first]:.3f} vs {value[other]:.3f}, difference {value[first] - value[other]:+.3f} "
                 f"(95% CI {low:+.3f} to {high:+.3f})")
+
+    # the deep model no better than the additive one, yet single sites' dominance predicts beyond additive effects:
+    # non-additive effects exist, and the deep model did not use them better than a classical model does
+    dominance_seen = (metrics[f"{name}_dominance_over_additive_ci95"][0] > 0 and
+                      f" A classical model with every site's dominance as well as its additive effect does predict "
+                      f"better than the additive one ({compared('additive', 'dominance_over_additive', 'main_effects')}): "
+                      f"some sites act through dominance (a carrier or a homozygote effect), not additively." or "")
 
     low, high = metrics[f"{name}_difference_ci95"]
     numbers = f"{compared('additive', 'difference')}, {crossval['fold'].max() + 1}-fold cross-validation"
@@ -806,9 +815,11 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: i
                f"so prediction alone cannot tell dominance from interactions here (in one region other sites' "
                f"dominance can stand in for a pair); {pair_tests}"))
     elif high < 0:
-        metrics["verdict"] = (f"The additive model predicts the trait better than the deep model ({numbers}): there is no "
-                              "sign of effects beyond additive ones that the deep model could use.")
+        metrics["verdict"] = (f"The additive model predicts the trait better than the deep model ({numbers})" + (
+            f": the deep model found no effects beyond additive ones that it could use.{dominance_seen}" if dominance_seen
+            else ": there is no sign of effects beyond additive ones that the deep model could use."))
     else:
-        metrics["verdict"] = (f"The deep and additive models predict the trait equally well within uncertainty ({numbers}): "
-                              "no evidence that non-additive effects add predictive power at this sample size.")
+        metrics["verdict"] = (f"The deep and additive models predict the trait equally well within uncertainty ({numbers})" + (
+            f": the deep model adds no predictive power.{dominance_seen}" if dominance_seen else
+            ": no evidence that non-additive effects add predictive power at this sample size."))
     return metrics
