@@ -234,23 +234,30 @@ def test_a_filter_that_read_part_of_a_site_merges_into_it_only_where_both_fire_o
     centre[:, 2] = centre[:, 0]  # a distinct motif always beside it (a composite element)
     for motif, f in ((whole, 0), (half, 1), (other, 2)):
         motif.filters = [f]
-    shared = sites_together(has_site, centre, width, 0, 1)
-    assert 0.75 < shared < 0.9
+    lengths = np.full(n, length)
+    lengths[:100] = 60  # short sequences: windows overlap by chance more often
+    shared, chance = sites_together(has_site, centre, width, lengths, 0, 1)
+    assert 0.75 < shared < 0.9 and 0.05 < chance < 0.15
 
     def together(a, b):
-        return sites_together(has_site, centre, width, a.filters[0], b.filters[0])
+        return sites_together(has_site, centre, width, lengths, a.filters[0], b.filters[0])
 
     mark_repeats([whole, half, other], together)
     assert (half.same_as, other.same_as) == ("whole", "")
 
     centre[:, 1] = rng.uniform(0, length, n)  # the same matrices, sites anywhere: two motifs
-    assert sites_together(has_site, centre, width, 0, 1) < 0.1
+    assert sites_together(has_site, centre, width, lengths, 0, 1)[0] < 0.1
     half.same_as = ""
+    mark_repeats([whole, half, other], together)
+    assert half.same_as == ""
+    lengths[:] = 40  # in sequences this short, 15-base windows overlap by chance more than half the time
+    centre[:, 1] = np.where(rng.random(n) < 0.8, centre[:, 0] + 3, centre[:, 0] + 10)
+    assert sites_together(has_site, centre, width, lengths, 0, 1)[1] > 0.5  # 80% is not 3 times that
     mark_repeats([whole, half, other], together)
     assert half.same_as == ""
     few = np.zeros_like(has_site)
     few[:MIN_SHARED_SEQUENCES - 1] = True
-    assert sites_together(few, centre, width, 0, 2) == 0.0  # too few shared sequences to say
+    assert sites_together(few, centre, width, lengths, 0, 2) == (0.0, 1.0)  # too few shared sequences to say
 
 
 def _two_class_set(rng, n: int = 150, length: int = 120):

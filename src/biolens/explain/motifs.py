@@ -7,7 +7,7 @@ of those windows. Importance: the rise in cross-entropy (nats per sequence) when
 replaced by its mean (the filter 'knocked out'); `favours` is the class whose logit falls most without it.
 Filters that learned the same motif (or its reverse complement) are merged into one motif, knocked out
 together: their matrices agree, or they agree in part (one read part of a longer site, or a shifted window of
-it) and their sites sit on the same bases in most sequences that hold both. Each motif is also matched against random sequences of its class's own composition (first-order
+it) and their sites sit on the same bases far more often than chance in the sequences that hold both. Each motif is also matched against random sequences of its class's own composition (first-order
 Markov chain): a filter that reads AT- or GC-richness matches them as well as the real ones. The list is best
 first within each class, the motifs beyond composition before the others, the classes taking turns.
 """
@@ -96,7 +96,8 @@ MIN_BACKGROUND_Z = 3.1         # one-sided p ~ 0.001: about 0.05 over 64 filters
 MIN_BEATS_RANDOM = 0.556       # ...and at least a small effect (Cohen's d = 0.2; large sets make any z large)
 SAME_MOTIF = 0.6               # similarity at which two filters' matrices are one motif
 PART_OF_MOTIF = 0.4            # ...or at which they agree in part, when their sites also sit together:
-MIN_SITES_TOGETHER = 0.4       # the share of sequences holding both sites where the two overlap (chance: ~w / length)
+MIN_SITES_TOGETHER = 0.25      # the share of sequences holding both sites where the two overlap,
+TIMES_CHANCE = 3               # ...and at least 3 times what independent positions give (~width / length)
 MIN_SHARED_SEQUENCES = 20
 
 
@@ -233,7 +234,8 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
         motif.filters = [f]
         motifs.append(motif)
     motifs.sort(key=lambda m: -m.importance)
-    mark_repeats(motifs, lambda a, b: sites_together(has_site, centre, width, a.filters[0], b.filters[0]))
+    lengths = np.concatenate([chunk.any(axis=2).sum(axis=1) for chunk in read_rows()])  # bases, N-padding left out
+    mark_repeats(motifs, lambda a, b: sites_together(has_site, centre, width, lengths, a.filters[0], b.filters[0]))
     distinct = [m for m in motifs if not m.same_as]
     for leader in distinct:  # a motif learned by several filters: knocking one out leaves the others to stand in
         members = [m for m in motifs if m is leader or m.same_as == leader.name]
@@ -289,27 +291,36 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return best
 
 
-def sites_together(has_site: np.ndarray, centre: np.ndarray, width: int, a: int, b: int) -> float:
+def sites_together(has_site: np.ndarray, centre: np.ndarray, width: int, lengths: np.ndarray, a: int,
+                   b: int) -> tuple[float, float]:
     """Among the sequences where filters `a` and `b` both have a site (`has_site`, sequences x filters), the share
     where their windows (`centre`: forward-strand position of each filter's best window) overlap by at least half
-    the width. Filters that fire on the same bases read the same site; by chance this is about width / length."""
+    the width, and the share independent positions would give in sequences of these `lengths`. Filters that fire on
+    the same bases read the same site. (0, 1) when fewer than MIN_SHARED_SEQUENCES hold both."""
     shared = has_site[:, a] & has_site[:, b]
     if shared.sum() < MIN_SHARED_SEQUENCES:
-        return 0.0
-    return float((np.abs(centre[shared, a] - centre[shared, b]) <= width / 2).mean())
+        return 0.0, 1.0
+    together = float((np.abs(centre[shared, a] - centre[shared, b]) <= width / 2).mean())
+    offsets = 2 * (width // 2) + 1  # the differences of position that count as overlapping
+    chance = float(np.minimum(1.0, offsets / np.maximum(lengths[shared] - width + 1, 1)).mean())
+    return together, chance
 
 
 def mark_repeats(motifs: list[Motif], sites_together=None) -> None:
     """Filters often learn one motif several times (or its reverse complement, or a part or shifted window of
     it): point each repeat, in importance order, at the first distinct motif it matches. A match is a similarity
-    of `SAME_MOTIF`, or of `PART_OF_MOTIF` when `sites_together(leader, motif)` (the share of shared sequences
-    where both fire on the same bases) reaches `MIN_SITES_TOGETHER`."""
+    of `SAME_MOTIF`, or of `PART_OF_MOTIF` when `sites_together(leader, motif)` says both fire on the same bases in
+    at least MIN_SITES_TOGETHER of the sequences holding both, and TIMES_CHANCE what chance gives."""
     leaders: list[Motif] = []
 
     def same(leader: Motif, motif: Motif) -> bool:
         alike = similarity(leader.probabilities, motif.probabilities)
-        return alike >= SAME_MOTIF or (alike >= PART_OF_MOTIF and sites_together is not None
-                                       and sites_together(leader, motif) >= MIN_SITES_TOGETHER)
+        if alike >= SAME_MOTIF:
+            return True
+        if alike < PART_OF_MOTIF or sites_together is None:
+            return False
+        together, chance = sites_together(leader, motif)
+        return together >= max(MIN_SITES_TOGETHER, TIMES_CHANCE * chance)
 
     for motif in motifs:
         match = next((m for m in leaders if same(m, motif)), None)
