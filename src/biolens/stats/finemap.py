@@ -25,6 +25,7 @@ class FineMap:
     purity: list[float]              # smallest |r| between two sites of each set
     converged: bool
     iterations: int
+    mode_weights: list = None        # the averaged fits' weights, best first ([1.0]: one mode)
 
     def set_of_each_site(self) -> np.ndarray:
         """1-based credible-set number per site, 0 outside every set."""
@@ -53,7 +54,8 @@ def _best_prior_variance(betahat: np.ndarray, shat2: np.ndarray, log_prior: np.n
 
 
 def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 0.95, min_purity: float = 0.5,
-          max_iterations: int = 100, tolerance: float = 1e-4, refine: bool = True, search_sites: int = 5) -> FineMap:
+          max_iterations: int = 100, tolerance: float = 1e-4, refine: bool = True, search_sites: int = 5,
+          starts_per_size: int = 3, average: bool = True) -> FineMap:
     """Fine-map y on the columns of x (individuals x sites; covariates already regressed out of y and x).
 
     Returns PIPs and the `coverage` credible sets whose sites are correlated at |r| >= min_purity (susieR's defaults).
@@ -69,17 +71,21 @@ def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 
     varying = x.std(0) > 0
     if not varying.all():  # a constant column never explains anything: fine-map the others, PIP 0 for it
         inner = susie(x[:, varying], y, effects=effects, coverage=coverage, min_purity=min_purity,
-                      max_iterations=max_iterations, tolerance=tolerance, refine=refine, search_sites=search_sites)
+                      max_iterations=max_iterations, tolerance=tolerance, refine=refine, search_sites=search_sites,
+                      starts_per_size=starts_per_size, average=average)
         index = np.nonzero(varying)[0]
         pip = np.zeros(x.shape[1])
         pip[index] = inner.pip
-        return FineMap(pip, [index[s] for s in inner.credible_sets], inner.purity, inner.converged, inner.iterations)
+        return FineMap(pip, [index[s] for s in inner.credible_sets], inner.purity, inner.converged, inner.iterations,
+                       inner.mode_weights)
     moments = _Moments.of(x, y)
     m = x.shape[1]
     fit = _ibss(moments, effects, np.full(m, 1.0 / m), None, max_iterations, tolerance)
-    for sites in _configurations(moments, min(search_sites, effects)) if search_sites else []:
+    fits = [fit]
+    for sites in _configurations(moments, min(search_sites, effects), starts=starts_per_size) if search_sites else []:
         start = _ibss(moments, effects, np.full(m, 1.0 / m), _state_at(moments, sites, effects), max_iterations,
                       tolerance)
+        fits.append(start)
         if start["elbo"] > fit["elbo"] + 1e-6:
             fit = start
     while refine:
@@ -90,15 +96,67 @@ def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 
             blocked[members] = 0.0
             start = _ibss(moments, effects, blocked / blocked.sum(), None, max_iterations, tolerance)
             restart = _ibss(moments, effects, np.full(m, 1.0 / m), start, max_iterations, tolerance)
+            fits.append(restart)
             if restart["elbo"] > (better or fit)["elbo"] + 1e-6:
                 better = restart
         if better is None:
             break
         fit = better
-    alpha, prior_variance = fit["alpha"], fit["prior_variance"]
-    pip = 1 - np.prod(1 - alpha[prior_variance > 0], axis=0) if (prior_variance > 0).any() else np.zeros(m)
-    sets, purities = _credible_sets(moments.xtx, alpha, prior_variance, coverage, min_purity)
-    return FineMap(pip, sets, purities, fit["converged"], fit["iterations"])
+    pip, alpha, weights = _averaged(fits, moments.xtx, min_purity) if average else (
+        _pip(fit), fit["alpha"][fit["prior_variance"] > 0], [1.0])
+    sets, purities = _credible_sets(moments.xtx, alpha, np.ones(len(alpha)), coverage, min_purity)
+    return FineMap(pip, sets, purities, fit["converged"], fit["iterations"], [round(float(w), 4) for w in weights])
+
+
+def _pip(fit: dict) -> np.ndarray:
+    active = fit["prior_variance"] > 0
+    return 1 - np.prod(1 - fit["alpha"][active], axis=0) if active.any() else np.zeros(fit["alpha"].shape[1])
+
+
+MIN_MODE_WEIGHT = 0.01
+
+
+def _averaged(fits: list[dict], xtx: np.ndarray, min_purity: float) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """PIPs and each effect's posterior over sites, averaged over the distinct fits (modes) IBSS reached from its
+    starts, each weighted by exp(ELBO) (its approximate evidence); modes under MIN_MODE_WEIGHT are left out.
+
+    Why: in a region without recombination two sets of sites can explain the trait almost equally (ELBOs 0.5-4
+    nats apart on simulated cohorts), and keeping only the best one made credible sets that missed the planted sites
+    more often than their 95% says. Each effect of the best mode is matched to the effect of every other mode whose
+    sites it is most correlated with (expected |r| of the two posteriors, at least `min_purity`; one-to-one), and
+    their posteriors are mixed by the modes' weights; effects of other modes with no match add to PIPs only.
+    Returns (PIPs, the best mode's active effects' mixed posteriors, the modes' weights, best first).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    modes: list[tuple[dict, np.ndarray]] = []
+    for fit in sorted(fits, key=lambda f: -f["elbo"]):  # one copy of each mode: several starts reach the same
+        pip = _pip(fit)
+        if not any(np.abs(pip - other).max() < 0.05 for _, other in modes):
+            modes.append((fit, pip))
+    elbo = np.array([fit["elbo"] for fit, _ in modes])
+    weights = np.exp(elbo - elbo.max())
+    weights /= weights.sum()
+    kept = weights >= MIN_MODE_WEIGHT
+    modes, weights = [mode for mode, keep in zip(modes, kept) if keep], weights[kept] / weights[kept].sum()
+    pip = sum(w * mode_pip for w, (_, mode_pip) in zip(weights, modes))
+    best = modes[0][0]
+    alpha = best["alpha"][best["prior_variance"] > 0] * weights[0]
+    total = np.full(len(alpha), weights[0])
+    if len(modes) > 1 and len(alpha):
+        norms = np.sqrt(np.diag(xtx))
+        norms[norms == 0] = 1
+        correlation = np.abs(xtx / np.outer(norms, norms))
+        for w, (fit, _) in zip(weights[1:], modes[1:]):
+            other = fit["alpha"][fit["prior_variance"] > 0]
+            if not len(other):
+                continue
+            alike = (alpha / total[:, None]) @ correlation @ other.T
+            for row, col in zip(*linear_sum_assignment(-alike)):
+                if alike[row, col] >= min_purity:
+                    alpha[row] += w * other[col]
+                    total[row] += w
+    return pip, alpha / total[:, None] if len(alpha) else alpha, list(weights)
 
 
 @dataclass
@@ -197,10 +255,13 @@ def best_configurations(x: np.ndarray, y: np.ndarray, max_sites: int, beam: int 
     exactly (up to EXACT_PAIRS_UP_TO sites), then a beam of the `beam` best sets of each size extended by one site. Measured on a simulated cohort
     where three causal sites mask one another (docs/association.md): IBSS and forward selection both settled on
     tags of their combination; pairs exhaustively and a beam of 1,000 found the three signals, a beam of 100 did not."""
-    return _configurations(_Moments.of(np.asarray(x, dtype=np.float64), y), max_sites, beam)
+    return _configurations(_Moments.of(np.asarray(x, dtype=np.float64), y), max_sites, beam)  # the best of each size
 
 
-def _configurations(moments: _Moments, max_sites: int, beam: int = 1000) -> list[np.ndarray]:
+def _configurations(moments: _Moments, max_sites: int, beam: int = 1000, starts: int = 1) -> list[np.ndarray]:
+    """The best configuration of each size; with `starts` > 1 also the next best ones of that size that are not
+    the same sites up to tags (each site at r^2 >= 0.8 with one of a configuration already taken), as further
+    starts for IBSS: each may lead to another mode."""
     m = len(moments.xty)
     spread = np.sqrt(moments.d)
     spread[spread == 0] = 1
@@ -226,7 +287,16 @@ def _configurations(moments: _Moments, max_sites: int, beam: int = 1000) -> list
                 key = tuple(sorted(chosen + [int(site)]))
                 grown[key] = max(grown.get(key, -np.inf), explained + float(gain[site]))
         best.append(sorted(((value, key) for key, value in grown.items()), reverse=True)[:beam])
-    return [np.array(level[0][1]) for level in best if level]
+    chosen = []
+    for level in best:
+        taken: list[tuple] = []
+        for _, sites in level:
+            if len(taken) == starts:
+                break
+            if not any(all((r_xx[list(other), site] ** 2).max() >= 0.8 for site in sites) for other in taken):
+                taken.append(sites)
+        chosen += [np.array(sites) for sites in taken]
+    return chosen
 
 
 def _state_at(moments: _Moments, sites: np.ndarray, effects: int) -> dict:

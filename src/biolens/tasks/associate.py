@@ -150,11 +150,12 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
     # "_v2".."_v9": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
     # the main-effects null, its scan of every pair, its distinct pairs, its LD classes, the stepwise signals or the
-    # network's saturated-test screening (fine_mapping_v2: the inflation left after the fine-mapped signals;
-    # crossval_v2: the screening; crossval_v3: the additive + dominance model); their stages are recomputed
+    # network's saturated-test screening (fine_mapping_v2: the inflation left after the fine-mapped signals; _v3: fits
+    # averaged by evidence; crossval_v2: the screening; crossval_v3: the additive + dominance model); their stages are
+    # recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v2", lambda: _classical(data, dask, config.seed))
-        fine_mapping = cached_stage(run, "fine_mapping_v2", lambda: _fine_mapping(data, classical, config.seed))
+        fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
         crossval = cached_stage(run, "crossval_v3", lambda: _crossval(data, config, classical))
         r2_additive = _r2_additive(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
@@ -239,6 +240,7 @@ def _fine_mapping(data: _Data, classical: dict, seed: int) -> dict:
                                         _far_from_hits(classical["q_site"], classical["r2"]), seed)
     return {"pip": found.pip, "credible_set": found.set_of_each_site(),
             "purity": np.asarray(found.purity), "converged": np.asarray(found.converged),
+            "mode_weights": np.asarray(found.mode_weights),
             "lambda_gc_unlinked_left": np.asarray(left), "lambda_gc_unlinked_left_chance": np.asarray(left_chance)}
 
 
@@ -619,6 +621,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "lambda_gc": float(classical["lambda_gc"]), "lambda_gc_unlinked": _none_if_nan(classical["lambda_gc_unlinked"]),
         "lambda_gc_unlinked_left": _none_if_nan(fine_mapping.get("lambda_gc_unlinked_left", np.nan)),
         "lambda_gc_unlinked_left_chance": _none_if_nan(fine_mapping.get("lambda_gc_unlinked_left_chance", np.nan)),
+        "fine_mapping_fit_weights": [round(float(w), 4) for w in fine_mapping["mode_weights"]],
         "seconds": round(seconds, 1), "trait_kind": data.kind,
         "n_cases": int(data.y.sum()) if data.kind == "binary" else None,
         "permutations": config.permutations, "folds": config.folds, "epochs": int(crossval["epochs"]),

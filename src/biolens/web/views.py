@@ -260,6 +260,8 @@ METRIC_NAMES = {"balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1"
                 "accuracy": "accuracy", "auc_deep": "AUC, deep model", "auc_additive": "AUC, additive model",
                 "r2_deep": "R², deep model", "r2_additive": "R², additive model",
                 "r2_main_effects": "R², additive + dominance model", "auc_main_effects": "AUC, additive + dominance model",
+                "r2_dominance_over_additive": "R² gain, additive + dominance over additive",
+                "auc_dominance_over_additive": "AUC gain, additive + dominance over additive",
                 "f1": "F1 (objects)",
                 "count_mae": "count error per unit (MAE)", "nmi": "NMI with the known label", "ari": "ARI with the known label",
                 "n_train": "training items", "n_val": "validation items", "n_test": "test items",
