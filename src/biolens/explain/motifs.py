@@ -7,9 +7,10 @@ of those windows. Importance: the rise in cross-entropy (nats per sequence) when
 replaced by its mean (the filter 'knocked out'); `favours` is the class whose logit falls most without it.
 Filters that learned the same motif (or its reverse complement) are merged into one motif, knocked out
 together: their matrices agree, or they agree in part (one read part of a longer site, or a shifted window of
-it) and their sites sit on the same bases far more often than chance in the sequences that hold both. Each motif is also matched against random sequences of its class's own composition (first-order
-Markov chain): a filter that reads AT- or GC-richness matches them as well as the real ones. The list is best
-first within each class, the motifs beyond composition before the others, the classes taking turns.
+it) and their sites sit on the same bases far more often than chance in the sequences that hold both. Each
+motif is also matched against random sequences of its class's own composition (first-order Markov chain): a
+filter that reads AT- or GC-richness matches them as well as the real ones. The list is best first within each
+class, the motifs beyond composition before the others, the classes taking turns.
 """
 from __future__ import annotations
 

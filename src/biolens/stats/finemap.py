@@ -6,6 +6,8 @@ form, the same fit as on individual-level data). Each of L single effects is one
 posterior over the sites; sites in strong LD share that posterior, so a credible set lists the sites the data cannot
 tell apart, and the posterior inclusion probability (PIP) says how sure the data are about each. Prior effect variances
 are estimated per effect (an effect with no support drops to zero), as in susieR's default `estimate_prior_variance`.
+IBSS is started several ways (from nothing, from the best-fitting configurations, susieR's refinement), and the
+distinct fits it reaches are averaged by their evidence lower bounds, as varbvs averages its fits.
 Written here because the Python ports on PyPI are unmaintained; the algorithm is short and checked against the
 susieR behaviour on simulated cohorts in tests/test_associate.py.
 """
@@ -25,7 +27,7 @@ class FineMap:
     purity: list[float]              # smallest |r| between two sites of each set
     converged: bool
     iterations: int
-    mode_weights: list = None        # the averaged fits' weights, best first ([1.0]: one mode)
+    mode_weights: list | None = None  # the averaged fits' weights, best first ([1.0]: one fit)
 
     def set_of_each_site(self) -> np.ndarray:
         """1-based credible-set number per site, 0 outside every set."""
@@ -66,6 +68,11 @@ def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 
     `best_configurations` (as susieR users start it from L0Learn's; 0 turns this off), each start kept when its
     ELBO is higher. Why: where several causal sites mask one another, a site tagging their combination explains the
     trait best on its own, and IBSS, which adds effects one at a time, settles on it and its neighbours.
+    starts_per_size: configurations of each size to start from (the next best that are not the first's sites up to
+    r^2 >= 0.8 tags), each a way into another fit.
+    average: the distinct fits reached are averaged by exp(ELBO) (`_averaged`); False keeps the best fit alone, as
+    susieR does. Why: where two sets of sites fit the trait almost equally, the best fit alone gave 95% sets that
+    held a planted site 72% of the time on simulated cohorts (82% averaged; benchmarks/finemap_calibration.py).
     """
     x = np.asarray(x, dtype=np.float64)
     varying = x.std(0) > 0

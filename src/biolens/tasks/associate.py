@@ -796,10 +796,10 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: i
 
     # the deep model no better than the additive one, yet single sites' dominance predicts beyond additive effects:
     # non-additive effects exist, and the deep model did not use them better than a classical model does
-    dominance_seen = (metrics[f"{name}_dominance_over_additive_ci95"][0] > 0 and
-                      f" A classical model with every site's dominance as well as its additive effect does predict "
+    dominance_seen = (f" A classical model with every site's dominance as well as its additive effect does predict "
                       f"better than the additive one ({compared('additive', 'dominance_over_additive', 'main_effects')}): "
-                      f"some sites act through dominance (a carrier or a homozygote effect), not additively." or "")
+                      f"some sites act through dominance (a carrier or a homozygote effect), not additively."
+                      if metrics[f"{name}_dominance_over_additive_ci95"][0] > 0 else "")
 
     low, high = metrics[f"{name}_difference_ci95"]
     numbers = f"{compared('additive', 'difference')}, {crossval['fold'].max() + 1}-fold cross-validation"
