@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from finemap_starts import cohort_data, top10_and_small_sets
+from finemap_starts import append_records, cohort_data, top10_and_small_sets
 
 from biolens.stats import finemap
 
@@ -56,17 +56,9 @@ def main() -> None:
     args = parser.parse_args()
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     for scenario, demography, maf in CELLS:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            name = f"{scenario} {demography} maf {maf}"
-            if any(r["cell"] == name and r["seed"] == seed for r in done):
-                continue
-            record = one_cohort(scenario, demography, maf, seed)
-            if record is None:
-                continue
-            done.append(record)
-            with open(args.out, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            print(record, flush=True)
+        append_records(done, args.out, f"{scenario} {demography} maf {maf}",
+                       range(args.first_seed, args.first_seed + args.seeds),
+                       lambda seed: one_cohort(scenario, demography, maf, seed))  # noqa: B023 (called now)
     table(done)
 
 

@@ -85,6 +85,21 @@ def one_cohort(demography: str, maf: str, trait: str, seed: int, covariates: boo
     return record
 
 
+def append_records(done: list[dict], out: Path, name: str, seeds, make) -> None:
+    """`make(seed)` for each seed of cell `name` not yet in `done` (records of earlier runs), each record appended to
+    `out` as it comes: a long benchmark resumes where it stopped."""
+    for seed in seeds:
+        if any(r["cell"] == name and r["seed"] == seed for r in done):
+            continue
+        record = make(seed)
+        if record is None:
+            continue
+        done.append(record)
+        with open(out, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        print(record, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/finemap_starts.jsonl"))
@@ -97,16 +112,8 @@ def main() -> None:
         if args.demographies and demography not in args.demographies:
             continue
         name = cell_name(demography, maf, trait, args.covariates)
-        for seed in range(1000, 1000 + args.seeds):
-            if any(r["cell"] == name and r["seed"] == seed for r in done):
-                continue
-            record = one_cohort(demography, maf, trait, seed, args.covariates)
-            if record is None:
-                continue
-            done.append(record)
-            with open(args.out, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            print(record, flush=True)
+        append_records(done, args.out, name, range(1000, 1000 + args.seeds),
+                       lambda seed: one_cohort(demography, maf, trait, seed, args.covariates))  # noqa: B023 (called now)
     cells = collections.defaultdict(list)
     for record in done:
         cells[record["cell"]].append(record)
