@@ -137,12 +137,13 @@ def _averaged(fits: list[dict], xtx: np.ndarray, min_purity: float) -> tuple[np.
     from scipy.optimize import linear_sum_assignment
 
     modes: list[tuple[dict, np.ndarray]] = []
-    for fit in sorted(fits, key=lambda f: -f["elbo"]):  # one copy of each mode: several starts reach the same
+    finite = [fit for fit in fits if np.isfinite(fit["elbo"])] or fits[:1]  # a degenerate fit has no evidence
+    for fit in sorted(finite, key=lambda f: -f["elbo"]):  # one copy of each mode: several starts reach the same
         pip = _pip(fit)
         if not any(np.abs(pip - other).max() < 0.05 for _, other in modes):
             modes.append((fit, pip))
     elbo = np.array([fit["elbo"] for fit, _ in modes])
-    weights = np.exp(elbo - elbo.max())
+    weights = np.exp(elbo - elbo.max()) if np.isfinite(elbo.max()) else np.eye(len(elbo))[0]
     weights /= weights.sum()
     kept = weights >= MIN_MODE_WEIGHT
     modes, weights = [mode for mode, keep in zip(modes, kept) if keep], weights[kept] / weights[kept].sum()
