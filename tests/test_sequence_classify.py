@@ -208,8 +208,8 @@ def test_a_filter_that_read_part_of_a_site_merges_into_it_only_where_both_fire_o
     """Two filters seeded from the two halves of one long site (CTCF's 14 bases) read it as two motifs whose matrices
     agree only in part; a 6,000-sequence CTCF set ranked such a half first and third. They are one motif when they
     fire on the same bases; a different motif is not merged however its sites lie."""
-    from biolens.explain.motifs import (MIN_SHARED_SEQUENCES, PART_OF_MOTIF, SAME_MOTIF, Motif, mark_repeats,
-                                        sites_together)
+    from biolens.explain import motifs
+    from biolens.explain.motifs import Motif, mark_repeats, sites_together
 
     def counts(text: str) -> np.ndarray:
         rows = np.full((len(text), 4), 2.0)
@@ -222,8 +222,8 @@ def test_a_filter_that_read_part_of_a_site_merges_into_it_only_where_both_fire_o
     half = Motif("half", counts(site[6:] + "TATATA"), 100, 0.01, "A", stop=14)  # its second half, then other bases
     other = Motif("other", counts("GGGAATTTCC"), 100, 0.005, "A", stop=10)
     alike = similarity(whole.probabilities, half.probabilities)
-    assert PART_OF_MOTIF <= alike < SAME_MOTIF  # in part: not merged on the matrices alone
-    assert similarity(whole.probabilities, other.probabilities) < PART_OF_MOTIF
+    assert motifs.PART_OF_MOTIF <= alike < motifs.SAME_MOTIF  # in part: not merged on the matrices alone
+    assert similarity(whole.probabilities, other.probabilities) < motifs.PART_OF_MOTIF
 
     rng = np.random.default_rng(0)
     n, length, width = 300, 500, 15
@@ -256,7 +256,7 @@ def test_a_filter_that_read_part_of_a_site_merges_into_it_only_where_both_fire_o
     mark_repeats([whole, half, other], together)
     assert half.same_as == ""
     few = np.zeros_like(has_site)
-    few[:MIN_SHARED_SEQUENCES - 1] = True
+    few[:motifs.MIN_SHARED_SEQUENCES - 1] = True
     assert sites_together(few, centre, width, lengths, 0, 2) == (0.0, 1.0)  # too few shared sequences to say
 
 
