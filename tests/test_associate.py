@@ -718,13 +718,13 @@ def test_susie_averages_fits_of_near_equal_evidence_so_a_set_does_not_miss_the_p
     m = int(varying.sum())
     fits = [finemap._ibss(moments, 10, np.full(m, 1 / m), finemap._state_at(moments, sites, 10), 100, 1e-4)
             for sites in finemap._configurations(moments, 3, starts=3)]
-    pip, _, weights = finemap._averaged(fits, moments.xtx, 0.5)
-    twice, _, weights_twice = finemap._averaged(fits + fits, moments.xtx, 0.5)
+    pip, _, weights = finemap._averaged(fits, moments, 0.5)
+    twice, _, weights_twice = finemap._averaged(fits + fits, moments, 0.5)
     assert np.allclose(pip, twice) and np.allclose(weights, weights_twice)
     pips = np.array([finemap._pip(f) for f in fits])
     assert (pip >= pips.min(0) - 1e-12).all() and (pip <= pips.max(0) + 1e-12).all()  # a weighted mean of the fits
     assert weights == sorted(weights, reverse=True) and min(weights) >= finemap.MIN_MODE_WEIGHT
-    assert finemap._averaged(fits[:1], moments.xtx, 0.5)[2] == [1.0]
+    assert finemap._averaged(fits[:1], moments, 0.5)[2] == [1.0]
 
 
 def test_stratified_cohort_is_flagged_and_structure_components_recover_the_demes(tmp_path):

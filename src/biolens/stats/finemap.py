@@ -14,6 +14,7 @@ susieR behaviour on simulated cohorts in tests/test_associate.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import optimize
@@ -96,7 +97,7 @@ def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 
         if start["elbo"] > fit["elbo"] + 1e-6:
             fit = start
     while refine:
-        sets, _ = _credible_sets(moments.xtx, fit["alpha"], fit["prior_variance"], coverage, min_purity)
+        sets, _ = _credible_sets(moments, fit["alpha"], fit["prior_variance"], coverage, min_purity)
         better = None
         for members in sets:
             blocked = np.full(m, 1.0)
@@ -109,9 +110,9 @@ def susie(x: np.ndarray, y: np.ndarray, *, effects: int = 10, coverage: float = 
         if better is None:
             break
         fit = better
-    pip, alpha, weights = _averaged(fits, moments.xtx, min_purity) if average else (
+    pip, alpha, weights = _averaged(fits, moments, min_purity) if average else (
         _pip(fit), fit["alpha"][fit["prior_variance"] > 0], [1.0])
-    sets, purities = _credible_sets(moments.xtx, alpha, np.ones(len(alpha)), coverage, min_purity)
+    sets, purities = _credible_sets(moments, alpha, np.ones(len(alpha)), coverage, min_purity)
     return FineMap(pip, sets, purities, fit["converged"], fit["iterations"], [round(float(w), 4) for w in weights])
 
 
@@ -123,7 +124,7 @@ def _pip(fit: dict) -> np.ndarray:
 MIN_MODE_WEIGHT = 0.01
 
 
-def _averaged(fits: list[dict], xtx: np.ndarray, min_purity: float) -> tuple[np.ndarray, np.ndarray, list[float]]:
+def _averaged(fits: list[dict], moments: _Moments, min_purity: float) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """PIPs and each effect's posterior over sites, averaged over the distinct fits (modes) IBSS reached from its
     starts, each weighted by exp(ELBO) (its approximate evidence); modes under MIN_MODE_WEIGHT are left out.
 
@@ -152,9 +153,7 @@ def _averaged(fits: list[dict], xtx: np.ndarray, min_purity: float) -> tuple[np.
     alpha = best["alpha"][best["prior_variance"] > 0] * weights[0]
     total = np.full(len(alpha), weights[0])
     if len(modes) > 1 and len(alpha):
-        norms = np.sqrt(np.diag(xtx))
-        norms[norms == 0] = 1
-        correlation = np.abs(xtx / np.outer(norms, norms))
+        correlation = np.abs(moments.correlation)
         for w, (fit, _) in zip(weights[1:], modes[1:]):
             other = fit["alpha"][fit["prior_variance"] > 0]
             if not len(other):
@@ -189,6 +188,18 @@ class _Moments:
     @property
     def d(self) -> np.ndarray:
         return np.diag(self.xtx).copy()
+
+    @cached_property
+    def spread(self) -> np.ndarray:
+        """Each site's sqrt(x'x) (1 for a constant site), the scale of the correlations below."""
+        spread = np.sqrt(self.d)
+        spread[spread == 0] = 1
+        return spread
+
+    @cached_property
+    def correlation(self) -> np.ndarray:
+        """r between every two sites, for the configuration search, the fits' matching and the sets' purity."""
+        return self.xtx / np.outer(self.spread, self.spread)
 
 
 def _ibss(moments: _Moments, effects: int, prior: np.ndarray, start: dict | None, max_iterations: int,
@@ -271,10 +282,8 @@ def _configurations(moments: _Moments, max_sites: int, beam: int = 1000, starts:
     the same sites up to tags (each site at r^2 >= 0.8 with one of a configuration already taken), as further
     starts for IBSS: each may lead to another mode."""
     m = len(moments.xty)
-    spread = np.sqrt(moments.d)
-    spread[spread == 0] = 1
-    r_xx = moments.xtx / np.outer(spread, spread)
-    r_xy = moments.xty / spread / (np.sqrt(moments.yty) or 1.0)
+    r_xx = moments.correlation
+    r_xy = moments.xty / moments.spread / (np.sqrt(moments.yty) or 1.0)
     best = [[(float(r_xy[i] ** 2), (int(i),)) for i in np.argsort(-r_xy ** 2)[:beam]]]
     if max_sites >= 2 and 2 <= m <= EXACT_PAIRS_UP_TO:  # beyond, pairs grow from the best single sites like the rest
         rows, cols = np.triu_indices(m, 1)
@@ -324,12 +333,9 @@ def _state_at(moments: _Moments, sites: np.ndarray, effects: int) -> dict:
             "residual_variance": max(float(rss) / moments.n, 1e-8 * scale)}
 
 
-def _credible_sets(xtx: np.ndarray, alpha: np.ndarray, prior_variance: np.ndarray, coverage: float,
+def _credible_sets(moments: _Moments, alpha: np.ndarray, prior_variance: np.ndarray, coverage: float,
                    min_purity: float) -> tuple[list[np.ndarray], list[float]]:
-    """Each effect's `coverage` set, kept when its sites are correlated at |r| >= min_purity (r from X'X of centred
-    x)."""
-    norms = np.sqrt(np.diag(xtx))
-    norms[norms == 0] = 1
+    """Each effect's `coverage` set, kept when its sites are correlated at |r| >= min_purity."""
     found: list[tuple[float, np.ndarray, float]] = []
     for effect in np.nonzero(prior_variance > 0)[0]:
         order = np.argsort(-alpha[effect])
@@ -338,7 +344,7 @@ def _credible_sets(xtx: np.ndarray, alpha: np.ndarray, prior_variance: np.ndarra
         if any(set(members) == set(other) for _, other, _ in found):
             continue
         if len(members) > 1:
-            purity = float(np.abs(xtx[np.ix_(members, members)] / np.outer(norms[members], norms[members])).min())
+            purity = float(np.abs(moments.correlation[np.ix_(members, members)]).min())
         else:
             purity = 1.0
         if purity >= min_purity:
