@@ -71,6 +71,19 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000
     report = (out / "report.html").read_text()
     assert "Methods" in report and "PLINK" in report and str(a) in (out / "interactions.tsv").read_text()
+    # a claim whose form rests on a few individuals is pointed out (here it rests on many; then as if on five)
+    assert int(top["form_individuals"]) >= 20 and 'id="few-individuals"' not in report
+    from biolens.report.html import write_report
+    from biolens.runs import load_run
+
+    table = (out / "interactions.tsv").read_text().splitlines()
+    column = table[0].split("\t").index("form_individuals")
+    cells = table[1].split("\t")
+    cells[column] = "5"
+    (out / "interactions.tsv").write_text("\n".join([table[0], "\t".join(cells), *table[2:]]) + "\n")
+    write_report(load_run(out))
+    few = (out / "report.html").read_text().split('id="few-individuals"')[1].split("</p>")[0]
+    assert f"{top['pos_a']} × {top['pos_b']}" in few and "rests on 5 individuals" in few
 
 
 @pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
@@ -372,10 +385,16 @@ def test_every_interaction_form_is_ranked_first_by_the_saturated_scan(form):
     # the table names the planted form (exactly one carrier: dominant x dominant, lower when both carry)
     from biolens.stats.interaction_forms import interaction_forms, minor_counts
 
-    (name, effect, share), = interaction_forms(minor_counts(dosage), y, np.array([[a, b]]))
+    minor = minor_counts(dosage)
+    (name, effect, share, individuals), = interaction_forms(minor, y, np.array([[a, b]]))
     expected = {"product": "product", "one_carrier": "dominant x dominant", "both_dominant": "dominant x dominant",
                 "both_recessive": "recessive x recessive", "threshold": "3+ minor alleles"}[form]
     assert expected in name.split(" = ") and (effect < 0) == (form == "one_carrier") and share > 0.8, (form, name, share)
+    # the individuals the form rests on: the smaller side of its pattern
+    from biolens.stats.interaction_forms import FORMS
+
+    pattern = np.asarray(FORMS[expected](minor[:, a], minor[:, b])) != 0
+    assert individuals == min(pattern.sum(), (~pattern).sum()) > 0, (form, individuals, pattern.sum())
 
 
 def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.ndarray, "object"]:

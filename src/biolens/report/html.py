@@ -256,8 +256,25 @@ def _top_rows(path: Path, count: int) -> list[dict]:
 
 def _association_context(run: Run) -> dict:
     metrics = run.metrics
-    return {"variants": _top_rows(run.path / "variants.tsv", 15), "interactions": _top_rows(run.path / "interactions.tsv", 10),
+    interactions = _top_rows(run.path / "interactions.tsv", 10)
+    return {"variants": _top_rows(run.path / "variants.tsv", 15), "interactions": interactions,
+            "few_individuals": _claims_on_few_individuals(interactions),
             "m": metrics.get("metric", "auc"), "label": "AUC" if metrics.get("metric") == "auc" else "R²"}
+
+
+def _claims_on_few_individuals(rows: list[dict]) -> list[dict]:
+    """Claimed pairs (q < 0.05 by any test) whose named form rests on fewer than FEW_INDIVIDUALS individuals."""
+    from biolens.stats.interaction_forms import FEW_INDIVIDUALS
+
+    def number(value) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    return [row for row in rows
+            if min(number(row.get(q)) for q in ("q_perm", "q_saturated", "q_product")) < 0.05
+            and 0 < number(row.get("form_individuals")) < FEW_INDIVIDUALS]
 
 
 def detect_methods(info: dict, metrics: dict) -> str:

@@ -4,7 +4,8 @@ The saturated test says that two sites act together, not how. A biologist asks: 
 (dominant x dominant), both two copies (recessive x recessive), is it a product of dosages, a threshold on the
 number of minor alleles? Each named form is one direction in the table's interaction space (what the 3 x 3 cell
 means add to both sites' three genotype means); the form that explains most of the pair's interaction sum of
-squares is reported with that share and its effect. Computed for the pairs a table shows, from minor-allele counts.
+squares is reported with that share, its effect and how many individuals it rests on. Computed for the pairs a
+table shows, from minor-allele counts.
 """
 from __future__ import annotations
 
@@ -33,13 +34,20 @@ def minor_counts(dosage: np.ndarray) -> np.ndarray:
     return np.where(classes.mean(0) <= 1, classes, 2 - classes)
 
 
-def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> list[tuple[str, float, float]]:
-    """(form, effect, share) per pair: the named form whose direction explains most of the pair's interaction sum of
+FEW_INDIVIDUALS = 20  # a form resting on fewer individuals than this is pointed out in the report
+
+
+def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> list[tuple[str, float, float, int]]:
+    """(form, effect, share, individuals) per pair: the named form whose direction explains most of the pair's interaction sum of
     squares (several joined by " = " where the table's filled cells cannot tell them apart); its coefficient given
     both sites' genotype means, in trait units (a binary trait: the share of cases), i.e. how far individuals in the
     form's cells sit from what the two sites' own effects predict ("dominant x dominant" with a negative effect is
     the "exactly one carries the minor allele" form); and the share of the interaction sum of squares it explains
-    (1: the table's whole departure from main effects is this form). ("", nan, nan) where there is no interaction.
+    (1: the table's whole departure from main effects is this form); and the individuals it rests on, the smaller
+    side of the form's pattern (those in its cells, or those outside them if fewer: five double homozygotes for a
+    "recessive x recessive" pair of rare homozygotes). Why the last: a form resting on a handful of individuals
+    is also fitted by any other pair whose table singles out the same individuals, and in a region with little
+    recombination there are often several (docs/association.md). ("", nan, nan, 0) where there is no interaction.
 
     minor: individuals x sites (`minor_counts`); y: the trait with covariates already regressed out.
     """
@@ -53,7 +61,7 @@ def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> li
     return found
 
 
-def _best_form(counts: np.ndarray, sums: np.ndarray) -> tuple[str, float, float]:
+def _best_form(counts: np.ndarray, sums: np.ndarray) -> tuple[str, float, float, int]:
     cell_ss, main_ss, gram = table_fits(counts[None], sums[None, :, None])  # one pair, one trait
     cell_ss, interaction_ss, gram = float(cell_ss[0, 0]), float(cell_ss[0, 0] - main_ss[0, 0]), gram[0]
     # each pattern with the main effects taken out, in the metric of the cell counts
@@ -61,12 +69,13 @@ def _best_form(counts: np.ndarray, sums: np.ndarray) -> tuple[str, float, float]
     size = (residual ** 2 * counts[:, None]).sum(0)
     usable = size > 1e-9 * max(counts.sum(), 1.0)
     if interaction_ss <= 1e-12 * max(cell_ss, 1e-300) or not usable.any():
-        return "", float("nan"), float("nan")
+        return "", float("nan"), float("nan"), 0
     along = residual.T @ sums
     explained = np.where(usable, along ** 2 / np.where(usable, size, 1.0), -np.inf)
     # forms that coincide on this table's filled cells (rare sites leave cells empty: with no homozygote, a product
     # and "both carry" are one pattern) are all named, joined by " = "
     tied = np.flatnonzero(explained >= explained.max() * (1 - 1e-6))
     best = int(tied[0])
+    inside = int(counts[_PATTERNS[:, best] != 0].sum())
     return (" = ".join(list(FORMS)[t] for t in tied), float(along[best] / size[best]),
-            float(min(explained[best] / interaction_ss, 1.0)))
+            float(min(explained[best] / interaction_ss, 1.0)), min(inside, int(counts.sum()) - inside))

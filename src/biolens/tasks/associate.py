@@ -592,7 +592,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     pair_rows = []
     for k in listed:
         a, b = pairs[k]
-        form, form_effect, form_share = forms[k]
+        form, form_effect, form_share, form_individuals = forms[k]
         pair_rows.append([int(g.pos[a]), int(g.pos[b]), _f(score[k]), _g(discovery["pair_p_perm"][k]),
                           _g(discovery["pair_q_perm"][k]), _f(r2_pairs[k]), int(pair_rank[k]),
                           g.chrom[a], g.chrom[b], _g(classical["p_epistasis"][k]), _g(classical["q_epistasis"][k]),
@@ -601,13 +601,13 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                           int(pair_clump[k]) if pair_clump[k] else "", _g(discovery["product_p"][k]),
                           _g(discovery["product_q"][k]), g.alt[a], g.alt[b],
                           *(_g(discovery[f"{test}_{v}_marginal"][k]) for test in ("saturated", "product") for v in "pq"),
-                          form, _f(form_effect), _f(form_share)])
+                          form, _f(form_effect), _f(form_share), form_individuals if form else ""])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
                                              "chrom_b", "p_epistasis", "q_epistasis", "p_saturated", "q_saturated",
                                              "strong_ld", "p_saturated_f", "q_saturated_f", "clump", "p_product",
                                              "q_product", "alt_a", "alt_b", "p_saturated_marginal",
                                              "q_saturated_marginal", "p_product_marginal", "q_product_marginal",
-                                             "form", "form_effect", "form_share"],
+                                             "form", "form_effect", "form_share", "form_individuals"],
               pair_rows, delimiter="\t")
 
     claimed = (discovery["pair_q_perm"] < 0.05) | (discovery["saturated_q"] < 0.05) | (discovery["product_q"] < 0.05)
