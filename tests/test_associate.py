@@ -390,11 +390,19 @@ def test_every_interaction_form_is_ranked_first_by_the_saturated_scan(form):
     expected = {"product": "product", "one_carrier": "dominant x dominant", "both_dominant": "dominant x dominant",
                 "both_recessive": "recessive x recessive", "threshold": "3+ minor alleles"}[form]
     assert expected in name.split(" = ") and (effect < 0) == (form == "one_carrier") and share > 0.8, (form, name, share)
-    # the individuals the form rests on: the smaller side of its pattern
+    # the individuals the form rests on: its effect's information beside both sites' genotype means, as an OLS fit
+    # of the pattern (scaled to a range of 1) with those means gives it, residual variance / SE^2
+    import statsmodels.formula.api as smf
+
     from biolens.stats.interaction_forms import FORMS
 
-    pattern = np.asarray(FORMS[expected](minor[:, a], minor[:, b])) != 0
-    assert individuals == min(pattern.sum(), (~pattern).sum()) > 0, (form, individuals, pattern.sum())
+    pattern = np.asarray(FORMS[name.split(" = ")[0]](minor[:, a], minor[:, b]), dtype=float)
+    table = pd.DataFrame({"y": y, "a": minor[:, a].astype(str), "b": minor[:, b].astype(str),
+                          "pattern": pattern / np.ptp(pattern)})
+    fit = smf.ols("y ~ C(a) + C(b) + pattern", table).fit()
+    assert individuals == pytest.approx(fit.scale / fit.bse["pattern"] ** 2, abs=0.51), (form, individuals)
+    if form == "both_recessive":  # one cell: a little under its count
+        assert 0.5 * pattern.sum() < individuals <= pattern.sum(), (individuals, pattern.sum())
 
 
 def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.ndarray, "object"]:

@@ -43,11 +43,14 @@ def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> li
     both sites' genotype means, in trait units (a binary trait: the share of cases), i.e. how far individuals in the
     form's cells sit from what the two sites' own effects predict ("dominant x dominant" with a negative effect is
     the "exactly one carries the minor allele" form); and the share of the interaction sum of squares it explains
-    (1: the table's whole departure from main effects is this form); and the individuals it rests on, the smaller
-    side of the form's pattern (those in its cells, or those outside them if fewer: five double homozygotes for a
-    "recessive x recessive" pair of rare homozygotes). Why the last: a form resting on a handful of individuals
-    is also fitted by any other pair whose table singles out the same individuals, and in a region with little
-    recombination there are often several (docs/association.md). ("", nan, nan, 0) where there is no interaction.
+    (1: the table's whole departure from main effects is this form); and the individuals it rests on: the
+    information about its effect beside both sites' genotype means (sum over individuals of the pattern's residual
+    from those means, squared), the pattern scaled to a range of 1 over the table's filled cells. For a pattern that
+    is one small cell of c individuals this is a little under c (five double homozygotes: about 4); it is what
+    the effect's standard error says, residual SD / sqrt(individuals); at least 1. Why: a form resting on a handful of
+    individuals is also fitted by any other pair whose table singles out the same individuals, and in a region with
+    little recombination there are often several (docs/association.md). ("", nan, nan, 0) where there is no
+    interaction.
 
     minor: individuals x sites (`minor_counts`); y: the trait with covariates already regressed out.
     """
@@ -76,6 +79,6 @@ def _best_form(counts: np.ndarray, sums: np.ndarray) -> tuple[str, float, float,
     # and "both carry" are one pattern) are all named, joined by " = "
     tied = np.flatnonzero(explained >= explained.max() * (1 - 1e-6))
     best = int(tied[0])
-    inside = int(counts[_PATTERNS[:, best] != 0].sum())
+    span = np.ptp(_PATTERNS[counts > 0, best])
     return (" = ".join(list(FORMS)[t] for t in tied), float(along[best] / size[best]),
-            float(min(explained[best] / interaction_ss, 1.0)), min(inside, int(counts.sum()) - inside))
+            float(min(explained[best] / interaction_ss, 1.0)), max(1, int(round(size[best] / span ** 2))))
