@@ -34,23 +34,21 @@ def minor_counts(dosage: np.ndarray) -> np.ndarray:
     return np.where(classes.mean(0) <= 1, classes, 2 - classes)
 
 
-FEW_INDIVIDUALS = 20  # a form resting on fewer individuals than this is pointed out in the report
+FEW_INDIVIDUALS = 10  # a claim whose form's evidence is half held by fewer individuals is pointed out in the report
 
 
 def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> list[tuple[str, float, float, int]]:
-    """(form, effect, share, individuals) per pair: the named form whose direction explains most of the pair's interaction sum of
-    squares (several joined by " = " where the table's filled cells cannot tell them apart); its coefficient given
+    """(form, effect, share, individuals) per pair: the named form whose direction explains most of the pair's
+    interaction sum of squares (several joined by " = " where the table's filled cells cannot tell them apart); its coefficient given
     both sites' genotype means, in trait units (a binary trait: the share of cases), i.e. how far individuals in the
     form's cells sit from what the two sites' own effects predict ("dominant x dominant" with a negative effect is
     the "exactly one carries the minor allele" form); and the share of the interaction sum of squares it explains
-    (1: the table's whole departure from main effects is this form); and the individuals it rests on: the
-    information about its effect beside both sites' genotype means (sum over individuals of the pattern's residual
-    from those means, squared), the pattern scaled to a range of 1 over the table's filled cells. For a pattern that
-    is one small cell of c individuals this is a little under c (five double homozygotes: about 4); it is what
-    the effect's standard error says, residual SD / sqrt(individuals); at least 1. Why: a form resting on a handful of
-    individuals is also fitted by any other pair whose table singles out the same individuals, and in a region with
-    little recombination there are often several (docs/association.md). ("", nan, nan, 0) where there is no
-    interaction.
+    (1: the table's whole departure from main effects is this form); and the individuals it rests on: the fewest
+    individuals that hold half the information about its effect beside both sites' genotype means
+    (`_half_the_evidence`): 3 when the form is five double homozygotes, hundreds for a product of two common sites.
+    Why: a form resting on a handful of individuals is also fitted by any other pair whose table singles out the
+    same individuals, and in a region with little recombination there are often several (docs/association.md).
+    ("", nan, nan, 0) where there is no interaction.
 
     minor: individuals x sites (`minor_counts`); y: the trait with covariates already regressed out.
     """
@@ -79,6 +77,24 @@ def _best_form(counts: np.ndarray, sums: np.ndarray) -> tuple[str, float, float,
     # and "both carry" are one pattern) are all named, joined by " = "
     tied = np.flatnonzero(explained >= explained.max() * (1 - 1e-6))
     best = int(tied[0])
-    span = np.ptp(_PATTERNS[counts > 0, best])
     return (" = ".join(list(FORMS)[t] for t in tied), float(along[best] / size[best]),
-            float(min(explained[best] / interaction_ss, 1.0)), max(1, int(round(size[best] / span ** 2))))
+            float(min(explained[best] / interaction_ss, 1.0)), _half_the_evidence(counts, residual[:, best]))
+
+
+def _half_the_evidence(counts: np.ndarray, residual: np.ndarray) -> int:
+    """The fewest individuals that hold half the information about a form's effect: each individual holds the square
+    of the form's pattern minus its fit by both sites' genotype means (what it adds to 1 / SE^2), taken largest first.
+    """
+    held = residual ** 2
+    order = np.argsort(-held)
+    total = float((counts * held).sum())
+    taken, individuals = 0.0, 0
+    for cell in order:
+        if counts[cell] == 0 or held[cell] == 0:
+            continue
+        need = int(np.ceil((total / 2 - taken) / held[cell] - 1e-9))
+        if need <= counts[cell]:
+            return individuals + max(need, 1)
+        taken += counts[cell] * held[cell]
+        individuals += int(counts[cell])
+    return individuals
