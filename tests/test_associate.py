@@ -118,6 +118,15 @@ def test_planted_additive_sites_are_found_from_a_fasta_with_covariates(tmp_path)
                for causal in truth["additive"] for h in top_decile), [int(r["pos"]) for r in by_importance[:10]]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["r2_additive"] > 0.05 and metrics["pairs_q05_deep"] == 0  # additive truth: no interaction claimed
+    # each credible set's distinct genotype patterns: its sites grouped at r^2 >= 0.99, each group counted once
+    assert metrics["credible_sets"] and len(metrics["credible_set_distinct"]) == len(metrics["credible_sets"])
+    for members, distinct in zip(metrics["credible_sets"], metrics["credible_set_distinct"]):
+        groups: list[int] = []
+        for site in members:
+            if not any(np.corrcoef(dosage[:, column[site]], dosage[:, column[first]])[0, 1] ** 2 >= 0.99
+                       for first in groups):
+                groups.append(site)
+        assert distinct == len(groups) <= len(members), (members, distinct)
 
 
 @pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)

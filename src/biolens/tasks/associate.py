@@ -548,7 +548,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
 def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dict, fine_mapping: dict,
                    crossval: dict, discovery: dict, seconds: float) -> None:
     from biolens.report import association_figures as figures
-    from biolens.stats.linkage import BLOCK_R2, clump, clump_pairs
+    from biolens.stats.linkage import BLOCK_R2, clump, clump_pairs, distinct_patterns
 
     g = data.genotypes
     maf = g.minor_allele_frequency()
@@ -636,6 +636,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "pairs_q05_deep": int((discovery["pair_q_perm"] < 0.05).sum()),
         "ld_blocks": int(classical["ld_block"].max()),
         "credible_sets": [[int(g.pos[i]) for i in np.nonzero(credible == k)[0]] for k in range(1, int(credible.max()) + 1)],
+        "credible_set_distinct": [distinct_patterns(np.nonzero(credible == k)[0], classical["r2"])
+                                  for k in range(1, int(credible.max()) + 1)],
         "site_test_tail": site_tail, "pair_test_tail": pair_tail,
         "saturated_test_tail": saturated_tail,
         "site_q_floor": _q_floor(site_tail, m), "pair_q_floor": _q_floor(pair_tail, len(pairs)),
