@@ -39,13 +39,14 @@ FEW_INDIVIDUALS = 10  # a claim whose form's evidence is half held by fewer indi
 
 def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> list[tuple[str, float, float, int]]:
     """(form, effect, share, individuals) per pair: the named form whose direction explains most of the pair's
-    interaction sum of squares (several joined by " = " where the table's filled cells cannot tell them apart); its coefficient given
-    both sites' genotype means, in trait units (a binary trait: the share of cases), i.e. how far individuals in the
-    form's cells sit from what the two sites' own effects predict ("dominant x dominant" with a negative effect is
-    the "exactly one carries the minor allele" form); and the share of the interaction sum of squares it explains
-    (1: the table's whole departure from main effects is this form); and the individuals it rests on: the fewest
-    individuals that hold half the information about its effect beside both sites' genotype means
-    (`_half_the_evidence`): 3 when the form is five double homozygotes, hundreds for a product of two common sites.
+    interaction sum of squares (several joined by " = " where the table's filled cells cannot tell them apart); its
+    coefficient given both sites' genotype means, in trait units (a binary trait: the share of cases), i.e. how far
+    individuals in the form's cells sit from what the two sites' own effects predict ("dominant x dominant" with a
+    negative effect is the "exactly one carries the minor allele" form); the share of the interaction sum of
+    squares it explains (1: the table's whole departure from main effects is this form); and the individuals it
+    rests on: the fewest individuals that hold half the information about its effect beside both sites' genotype
+    means (`_half_the_evidence`): 3 when the form is five double homozygotes, 50-90 for a product of two common
+    sites, whose double homozygotes hold the most.
     Why: a form resting on a handful of individuals is also fitted by any other pair whose table singles out the
     same individuals, and in a region with little recombination there are often several (docs/association.md).
     ("", nan, nan, 0) where there is no interaction.
