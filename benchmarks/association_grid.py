@@ -90,6 +90,11 @@ def score(run: Path, vcf: Path, truth: dict) -> dict:
     if truth["pair"]:  # where a reader of interactions.tsv meets the planted pair: its own rank column
         table_ranks = [int(r["rank"]) for r, t in zip(pairs, is_planted) if t]
         result["table_rank"] = min(table_ranks) if table_ranks else None
+        # how many individuals the planted pair's named form rests on (runs before session 42 have no column): a
+        # both-recessive pair of five double homozygotes is fitted as well by other pairs singling them out
+        shown = [r for r, t in zip(pairs, is_planted) if t and r.get("form_individuals")]
+        if shown:
+            result["planted_form_individuals"] = int(min(shown, key=lambda r: int(r["rank"]))["form_individuals"])
     if truth["additive"]:
         variants = _rows(run / "variants.tsv")
         top10 = [int(r["pos"]) for r in variants[:10]]
