@@ -16,7 +16,8 @@ Each cell simulates `--cohorts` msprime cohorts (1,000 diploid x 2 kb by default
   planted site's own p (`additive_p_site`: LD between planted sites of opposite signs can cancel their effects).
 - null and additive cells: is any pair claimed at q < 0.05 (a false discovery)?
 - pair cells: at which row of interactions.tsv (its `rank` column) does a reader meet the planted pair? And the
-  ceiling: would a test that knew the pair and its form find it (`ceiling`)?
+  ceiling: would a test that knew the pair and its form find it (`ceiling`)? How many individuals hold half the
+  evidence for the planted pair's named form (`planted_form_individuals`, interactions.tsv's `form_individuals`)?
 Results are appended to --out (JSON lines) so an interrupted grid resumes; the table is printed at the end.
 """
 from __future__ import annotations
