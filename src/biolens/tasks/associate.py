@@ -611,6 +611,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
               pair_rows, delimiter="\t")
 
     claimed = (discovery["pair_q_perm"] < 0.05) | (discovery["saturated_q"] < 0.05) | (discovery["product_q"] < 0.05)
+    set_members = [np.nonzero(credible == k)[0] for k in range(1, int(credible.max()) + 1)]
     metrics = _prediction_metrics(data, crossval, config.seed, int(claimed.sum()))
     site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
     saturated_tail = json.loads(str(discovery["saturated_tail"]))
@@ -635,9 +636,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "pairs_q05_product": int((discovery["product_q"] < 0.05).sum()),
         "pairs_q05_deep": int((discovery["pair_q_perm"] < 0.05).sum()),
         "ld_blocks": int(classical["ld_block"].max()),
-        "credible_sets": [[int(g.pos[i]) for i in np.nonzero(credible == k)[0]] for k in range(1, int(credible.max()) + 1)],
-        "credible_set_distinct": [distinct_patterns(np.nonzero(credible == k)[0], classical["r2"])
-                                  for k in range(1, int(credible.max()) + 1)],
+        "credible_sets": [[int(g.pos[i]) for i in members] for members in set_members],
+        "credible_set_distinct": [distinct_patterns(members, classical["r2"]) for members in set_members],
         "site_test_tail": site_tail, "pair_test_tail": pair_tail,
         "saturated_test_tail": saturated_tail,
         "site_q_floor": _q_floor(site_tail, m), "pair_q_floor": _q_floor(pair_tail, len(pairs)),
