@@ -69,6 +69,45 @@ def test_screening_puts_a_recessive_pair_first_once_and_not_the_pairs_of_a_stron
     assert sum(5 in p for p in chosen) <= 1  # the strong site's own effect does not fill the list
 
 
+def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
+    """Which partial tag of an interaction reads strongest was decided by the tails fitted to the LD classes' nulls:
+    on a grid cohort a partial tag of the planted pair read 4e-15 against the planted pair's 2e-9 (own p 2e-22), led
+    the signal, and the planted pair, tagged by it, was passed over by the stepwise reading and the network's screen
+    alike. Given the planted pair's table the tag has nothing left; given the tag's, the planted pair still has."""
+    from biolens.stats.two_locus import least_explained
+
+    rng = np.random.default_rng(4)
+    n, m = 1000, 40
+    dosage = _genotypes(rng, n, m)
+    redrawn = rng.random(n) < 0.2
+    dosage[:, 21] = np.where(redrawn, rng.binomial(2, 0.4, n), dosage[:, 20])  # partial tag of site 20
+    r2 = np.corrcoef(dosage[:, 20], dosage[:, 21])[0, 1] ** 2
+    assert 0.5 <= r2 < 0.8, r2
+    one_carrier = ((dosage[:, 10] > 0).astype(int) + (dosage[:, 20] > 0) == 1).astype(float)
+    trait = 0.6 * (one_carrier - one_carrier.mean()) / one_carrier.std() + rng.normal(size=n)
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    planted, tag = (int(np.flatnonzero((pairs[:, 0] == 10) & (pairs[:, 1] == j))[0]) for j in (20, 21))
+    no_covariates = np.zeros((n, 0))
+    for order in ([tag, planted], [planted, tag]):
+        assert least_explained(saturated_p, dosage, trait, no_covariates, pairs, order) == planted
+
+    own = -np.log10(saturated_p(dosage, trait[:, None], no_covariates, pairs)[0])
+    assert own[planted] == own.max()
+    evidence = own.copy()
+    evidence[tag] = own[planted] + 5  # as a lighter fitted tail of the tag's LD class reads it
+    codes = PairCodes(dosage)
+    allowed = codes.r2 < 0.8
+    rows = np.arange(n)
+
+    def contest(contenders):
+        return least_explained(saturated_p, dosage, trait, no_covariates, contenders)
+
+    by_reading = [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows)]
+    by_contest = [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows, own, contest)]
+    assert by_reading[0] == (10, 21) and (10, 20) not in by_reading  # what the tails alone chose
+    assert by_contest[0] == (10, 20) and (10, 21) not in by_contest  # one pair per signal, the planted one
+
+
 def test_screening_evidence_reads_each_pair_within_its_ld_class_like_the_main_effects_reading():
     """The reading the network's screen uses is `MainEffectsNull.read`'s p without the BH step (the same fitted tail
     per LD class), never says more than the pair's own test, and gives no evidence where there is no test."""

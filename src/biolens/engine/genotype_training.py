@@ -16,6 +16,8 @@ from biolens.stats.linkage import r_squared
 CLUMP_R2 = 0.5  # candidate pairs whose sites both tag an already chosen pair's sites at this r^2 are skipped
 PAIR_TERMS = 4  # additive x additive, additive x dominance, dominance x additive, dominance x dominance
 POOL_PER_CANDIDATE = 4  # pairs screened (one per tagged pair of sites) per network candidate, before `_distinct_fits`
+SCREEN_CONTESTS = 8  # the first signals of each copy's screen whose pair is chosen by mutual conditioning
+CONTENDERS = 6  # pairs contending to stand for one signal in the screen
 
 
 class PairCodes:
@@ -40,7 +42,7 @@ class PairCodes:
         self.r2 = r_squared(dosage)
 
     def screen(self, evidence: np.ndarray, pairs: np.ndarray, k: int, allowed: np.ndarray, target: np.ndarray,
-               rows: np.ndarray) -> np.ndarray:
+               rows: np.ndarray, own: np.ndarray | None = None, least_explained=None) -> np.ndarray:
         """The k pairs (i < j, `allowed`) with the most `evidence` (-log10 p; NaN or -1: no test) of an interaction given
         their own main effects, one per signal: the saturated 3 x 3 test of the copy's own `target` (given on its
         `rows`), read within its LD class against the main-effects null (`MainEffectsNull.screening_evidence`).
@@ -54,13 +56,19 @@ class PairCodes:
         for the cells' sizes; read within LD classes, pairs of linked sites that together describe a third site's
         effect do not crowd out real interactions. One per signal: pairs whose sites tag a chosen pair's
         (`_clumped`), and then pairs whose fitted interaction repeats a chosen pair's (`_distinct_fits`), are passed
-        over.
+        over. Where `own` (the test's own -log10 p) and `least_explained` (contender site pairs -> the position of the
+        one the others explain least, `two_locus.least_explained` on this copy's target) are given, a signal's pair is
+        the one its partial tags do not explain, as the stepwise reading chooses its leads.
         """
         m = self.a.shape[1]
         strength = np.full((m, m), -1.0)
         strength[pairs[:, 0], pairs[:, 1]] = np.where(np.isfinite(evidence), evidence, -1.0)  # NaN: no test
         upper = np.triu(np.ones(strength.shape, bool), 1)
-        pool = self._clumped(np.where(upper & allowed, strength, -1.0), POOL_PER_CANDIDATE * k)
+        mine = None
+        if own is not None and least_explained is not None:
+            mine = np.full((m, m), -1.0)
+            mine[pairs[:, 0], pairs[:, 1]] = np.where(np.isfinite(own), own, -1.0)
+        pool = self._clumped(np.where(upper & allowed, strength, -1.0), POOL_PER_CANDIDATE * k, mine, least_explained)
         return self._distinct_fits(pool, target, rows, k)
 
     def _distinct_fits(self, pool: np.ndarray, target: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -91,25 +99,40 @@ class PairCodes:
             chosen.append(c)
         return pool[chosen]
 
-    def _clumped(self, strength: np.ndarray, k: int) -> np.ndarray:
+    def _clumped(self, strength: np.ndarray, k: int, own: np.ndarray | None = None, least_explained=None) -> np.ndarray:
         """The k strongest pairs (upper triangle of `strength`; negative = not a candidate), best first, skipping a
         pair whose two sites both tag (r^2 >= 0.5) an accepted pair's.
 
         In a region without recombination one interaction is seen through dozens of tagging pairs; given them all,
-        the network spreads the effect thinly over them. One pair per signal keeps the effect in one place. Every
+        the network spreads the effect over them. One pair per signal keeps the effect in one place. Every
         pair stays in the running (a first version clumped a pool of the 1,600 strongest, which the tags of one or
         two strong signals could fill entirely: a real interaction further down then never became a candidate).
+
+        Which of a signal's tagging pairs is strongest was decided by the tails fitted to their LD classes: on a
+        product grid cohort a partial tag of the planted pair came first, and the planted pair, tagged by it, was
+        passed over. So for the first SCREEN_CONTESTS signals, where pairs the strongest would pass over have a
+        better own p (`own`, -log10 p), the strongest and up to CONTENDERS - 1 of them contend, and the one the
+        others explain least (`least_explained`) stands for the signal.
         """
         strength = strength.copy()
         tags = self.r2 >= CLUMP_R2
         chosen: list[tuple[int, int]] = []
+        contests = 0
         while len(chosen) < k:
             best = int(np.argmax(strength))
             i, j = divmod(best, strength.shape[1])
             if strength[i, j] < 0:
                 break
-            chosen.append((i, j))
             tagged = np.outer(tags[i], tags[j]) | np.outer(tags[j], tags[i])  # (a, b) with a~i, b~j or a~j, b~i
+            if own is not None and contests < SCREEN_CONTESTS:
+                rivals = np.flatnonzero((tagged & (strength >= 0) & (own > own[i, j])).ravel())
+                if len(rivals):
+                    contests += 1
+                    rivals = rivals[np.argsort(-own.ravel()[rivals], kind="stable")[: CONTENDERS - 1]]
+                    contenders = np.array([(i, j), *(divmod(int(r), strength.shape[1]) for r in rivals)])
+                    i, j = (int(v) for v in contenders[least_explained(contenders)])
+                    tagged |= np.outer(tags[i], tags[j]) | np.outer(tags[j], tags[i])
+            chosen.append((i, j))
             strength[tagged] = -1
         return np.asarray(chosen, dtype=np.int64).reshape(-1, 2)
 

@@ -148,18 +148,18 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     warnings=data.notes.get("warnings", []))
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    # "_v2".."_v9": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
-    # the main-effects null, its scan of every pair, its distinct pairs, its LD classes, the stepwise signals or the
-    # network's saturated-test screening (fine_mapping_v2: the inflation left after the fine-mapped signals; _v3: fits
-    # averaged by evidence; crossval_v2: the screening; crossval_v3: the additive + dominance model); their stages are
-    # recomputed
+    # "_v2".."_v10": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
+    # the main-effects null, its scan of every pair, its distinct pairs, its LD classes, the stepwise signals, the
+    # network's saturated-test screening or leads chosen by mutual conditioning (fine_mapping_v2: the inflation left
+    # after the fine-mapped signals; _v3: fits averaged by evidence; crossval_v2: the screening; crossval_v3: the
+    # additive + dominance model); their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v2", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
         crossval = cached_stage(run, "crossval_v3", lambda: _crossval(data, config, classical))
         r2_additive = _r2_additive(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-        discovery = cached_stage(run, "discovery_v9",
+        discovery = cached_stage(run, "discovery_v10",
                                  lambda: _discovery(data, config, classical, epochs, r2_additive, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
@@ -350,8 +350,10 @@ def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray],
     Cross-validation runs before the null exists and screens by the test's own p: its folds only choose the epoch
     count and give the out-of-fold predictions, for which pairs that tag main effects are as good as any.
     """
+    from functools import partial
+
     from biolens.engine.genotype_training import PAIR_TERMS
-    from biolens.stats.two_locus import saturated_p
+    from biolens.stats.two_locus import least_explained, saturated_p
 
     n, copies = targets.shape
     k = config.candidate_pairs
@@ -365,8 +367,10 @@ def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray],
         arguments = (data.dosage[rows], targets[rows][:, members], covariates[rows, members[0]], pairs)
         pvalues = scan(saturated_p, *arguments) if scan else saturated_p(*arguments)
         for j, p_copy in zip(members, pvalues):
-            evidence = null.screening_evidence(p_copy) if null is not None else -np.log10(np.clip(p_copy, 1e-300, 1))
-            chosen = data.codes.screen(evidence, pairs, k, allowed, targets[rows, j], rows)
+            own = -np.log10(np.clip(p_copy, 1e-300, 1))
+            evidence = null.screening_evidence(p_copy) if null is not None else own
+            contest = partial(least_explained, saturated_p, data.dosage[rows], targets[rows, j], covariates[rows, j])
+            chosen = data.codes.screen(evidence, pairs, k, allowed, targets[rows, j], rows, own, contest)
             terms[:, j, : len(chosen) * PAIR_TERMS] = data.codes.terms(chosen)
             candidates[j, : len(chosen)] = chosen
     return terms, candidates
@@ -512,7 +516,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
                                    np.random.default_rng(seed), scan)
             p_marginal, q_marginal, tail = null.read(p_own)
             p_signal, q_signal, leads = stepwise_signals(test, null, data.dosage, data.y_model, data.covariates, pairs,
-                                                         (p_marginal, q_marginal), scan=scan)
+                                                         (p_marginal, q_marginal), scan=scan, own=p_own)
             tail["signals"] = len(leads)
             readings |= {f"{name}_p": p_signal, f"{name}_q": q_signal, f"{name}_p_marginal": p_marginal,
                          f"{name}_q_marginal": q_marginal, f"{name}_tail": np.asarray(json.dumps(tail))}
