@@ -81,15 +81,18 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
     dosage = _genotypes(rng, n, m)
     redrawn = rng.random(n) < 0.2
     dosage[:, 21] = np.where(redrawn, rng.binomial(2, 0.4, n), dosage[:, 20])  # partial tag of site 20
+    dosage[:, 22] = np.where(rng.random(n) < 0.01, rng.binomial(2, 0.4, n), dosage[:, 20])  # all but a copy of it
     r2 = np.corrcoef(dosage[:, 20], dosage[:, 21])[0, 1] ** 2
     assert 0.5 <= r2 < 0.8, r2
     one_carrier = ((dosage[:, 10] > 0).astype(int) + (dosage[:, 20] > 0) == 1).astype(float)
     trait = 0.6 * (one_carrier - one_carrier.mean()) / one_carrier.std() + rng.normal(size=n)
     pairs = np.stack(np.triu_indices(m, 1), axis=1)
-    planted, tag = (int(np.flatnonzero((pairs[:, 0] == 10) & (pairs[:, 1] == j))[0]) for j in (20, 21))
+    planted, tag, twin = (int(np.flatnonzero((pairs[:, 0] == 10) & (pairs[:, 1] == j))[0]) for j in (20, 21, 22))
     no_covariates = np.zeros((n, 0))
     for order in ([tag, planted], [planted, tag]):
         assert least_explained(saturated_p, dosage, trait, no_covariates, pairs, order) == planted
+    for order in ([twin, planted], [planted, twin]):  # they explain each other: the order of preference stands
+        assert least_explained(saturated_p, dosage, trait, no_covariates, pairs, order) == order[0]
 
     own = -np.log10(saturated_p(dosage, trait[:, None], no_covariates, pairs)[0])
     assert own[planted] == own.max()

@@ -283,19 +283,24 @@ class MainEffectsNull:
 
 MAX_PAIR_SIGNALS = 10  # interacting pairs the stepwise scan conditions on at most
 LEAD_CONTENDERS = 10  # distinct pairs by read p, and as many by own p, that contend to lead a signal
+EXPLAINED_P = 0.05  # a pair with nothing left at this level given another pair's table is explained by it
 
 
 def least_explained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray,
                     contenders: np.ndarray | None = None) -> int:
     """Of `contenders` (indices into `pairs`, in order of preference; all of `pairs` when not given), the pair the
-    others explain least: each is tested given each other's whole 3 x 3 table, pair i beats pair j when
-    p(i | j) < p(j | i), and the pair with the most wins is chosen (ties: the earliest contender).
+    others explain least: each is tested given each other's whole 3 x 3 table; pair i beats pair j when j has nothing
+    left given i (p(j | i) >= EXPLAINED_P) and i has (p(i | j) < EXPLAINED_P); the pair with the most wins is chosen,
+    the earliest contender among equals (pairs that explain each other, or neither the other, are equals).
 
     Why: the pairs that partly tag one interaction all reach q < 0.05, and which of them reads smallest was decided by
     the tails fitted to their LD classes' nulls, not by the data. On a product grid cohort (seed 1016) a partial tag
     (own F-test p 4e-15, read 4e-15) led the signal over the planted pair (own p 2e-22, read 2e-9 against its class's
     heavier fitted tail), and given the lead's table the planted pair had nothing left. The planted pair explains
-    its partial tags; they do not explain it. Only the contenders' sites are scanned: a few small tests.
+    its partial tags; they do not explain it. A win needs that asymmetry at the nominal level: counting any smaller
+    conditional p as a win let a partial tag lead a weak both-dominant signal over the planted pair on p 0.29
+    against 0.33, where the data decide nothing and the reading's order should stand (docs/association.md). Only the
+    contenders' sites are scanned: a few small tests.
     """
     contenders = np.arange(len(pairs)) if contenders is None else np.asarray(contenders, dtype=np.int64)
     if len(contenders) == 1:
@@ -310,7 +315,7 @@ def least_explained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndar
         given[:, j] = np.nan_to_num(test(dosage[:, sites], y[:, None], np.hstack([covariates, table]), local)[0],
                                     nan=1.0)
     np.fill_diagonal(given, 1.0)
-    wins = (given < given.T).sum(1)
+    wins = ((given < EXPLAINED_P) & (given.T >= EXPLAINED_P)).sum(1)
     return int(contenders[int(np.argmax(wins))])  # argmax: the first of equals, the preferred
 
 
