@@ -57,8 +57,8 @@ class PairCodes:
         effect do not crowd out real interactions. One per signal: pairs whose sites tag a chosen pair's
         (`_clumped`), and then pairs whose fitted interaction repeats a chosen pair's (`_distinct_fits`), are passed
         over. Where `own` (the test's own -log10 p) and `least_explained` (contender site pairs -> the position of the
-        one the others explain least, `two_locus.least_explained` on this copy's target) are given, a signal's pair is
-        the one its partial tags do not explain, as the stepwise reading chooses its leads.
+        first that no other explains, `two_locus.least_explained` on this copy's target) are given, a signal's pair is
+        one its partial tags do not explain, as the stepwise reading chooses its leads.
         """
         m = self.a.shape[1]
         strength = np.full((m, m), -1.0)
@@ -111,8 +111,8 @@ class PairCodes:
         Which of a signal's tagging pairs is strongest was decided by the tails fitted to their LD classes: on a
         product grid cohort a partial tag of the planted pair came first, and the planted pair, tagged by it, was
         passed over. So for the first SCREEN_CONTESTS signals, where pairs the strongest would pass over have a
-        better own p (`own`, -log10 p), the strongest and up to CONTENDERS - 1 of them contend, and the one the
-        others explain least (`least_explained`) stands for the signal.
+        better own p (`own`, -log10 p), the strongest and up to CONTENDERS - 1 of them (best own p first) contend,
+        and the first that no other explains (`least_explained`) stands for the signal.
         """
         strength = strength.copy()
         tags = self.r2 >= CLUMP_R2

@@ -283,24 +283,25 @@ class MainEffectsNull:
 
 MAX_PAIR_SIGNALS = 10  # interacting pairs the stepwise scan conditions on at most
 LEAD_CONTENDERS = 10  # distinct pairs by read p, and as many by own p, that contend to lead a signal
-EXPLAINED_P = 0.05  # a pair with nothing left at this level given another pair's table is explained by it
+EXPLAINED_P = 0.05  # a pair with nothing left at this level given another's table, which has, is explained by it
 
 
 def least_explained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray,
                     contenders: np.ndarray | None = None) -> int:
-    """Of `contenders` (indices into `pairs`, in order of preference; all of `pairs` when not given), the pair the
-    others explain least: each is tested given each other's whole 3 x 3 table; pair i beats pair j when j has nothing
-    left given i (p(j | i) >= EXPLAINED_P) and i has (p(i | j) < EXPLAINED_P); the pair with the most wins is chosen,
-    the earliest contender among equals (pairs that explain each other, or neither the other, are equals).
+    """Of `contenders` (indices into `pairs`, in order of preference; all of `pairs` when not given), the first that
+    no other contender explains: each is tested given each other's whole 3 x 3 table, and pair j explains pair i when
+    i has nothing left given j (p(i | j) >= EXPLAINED_P) while j has something left given i (p(j | i) <
+    EXPLAINED_P). Pairs that explain each other, or neither the other, leave the order as it is; where every
+    contender is explained by another, the first.
 
     Why: the pairs that partly tag one interaction all reach q < 0.05, and which of them reads smallest was decided by
     the tails fitted to their LD classes' nulls, not by the data. On a product grid cohort (seed 1016) a partial tag
     (own F-test p 4e-15, read 4e-15) led the signal over the planted pair (own p 2e-22, read 2e-9 against its class's
     heavier fitted tail), and given the lead's table the planted pair had nothing left. The planted pair explains
-    its partial tags; they do not explain it. A win needs that asymmetry at the nominal level: counting any smaller
-    conditional p as a win let a partial tag lead a weak both-dominant signal over the planted pair on p 0.29
-    against 0.33, where the data decide nothing and the reading's order should stand (docs/association.md). Only the
-    contenders' sites are scanned: a few small tests.
+    its partial tags; they do not explain it. The order is overridden only on that evidence: counting wins instead
+    (any smaller conditional p, or the most pairs explained) let a partial tag that explains a second cluster of
+    contenders lead over the planted pair it is equal to, and lost planted pairs that the reading had found
+    (docs/association.md, "A signal's pair"). Only the contenders' sites are scanned: a few small tests.
     """
     contenders = np.arange(len(pairs)) if contenders is None else np.asarray(contenders, dtype=np.int64)
     if len(contenders) == 1:
@@ -315,8 +316,9 @@ def least_explained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndar
         given[:, j] = np.nan_to_num(test(dosage[:, sites], y[:, None], np.hstack([covariates, table]), local)[0],
                                     nan=1.0)
     np.fill_diagonal(given, 1.0)
-    wins = ((given < EXPLAINED_P) & (given.T >= EXPLAINED_P)).sum(1)
-    return int(contenders[int(np.argmax(wins))])  # argmax: the first of equals, the preferred
+    explained = ((given >= EXPLAINED_P) & (given.T < EXPLAINED_P)).any(1)
+    free = np.flatnonzero(~explained)
+    return int(contenders[free[0]] if len(free) else contenders[0])
 
 
 def _contenders(open_: np.ndarray, p_read: np.ndarray, p_own: np.ndarray, which: np.ndarray) -> np.ndarray:
@@ -349,8 +351,8 @@ def stepwise_signals(test, null: MainEffectsNull, dosage: np.ndarray, y: np.ndar
     one interacting pair, the saturated test claimed 260-1,948 pairs. Given the lead's table they have nothing left to
     add, while a second interaction elsewhere keeps its own evidence (GCTA-COJO's stepwise conditional selection,
     for pairs). The conditional p-values are read against the same main-effects null as the marginal ones. The lead
-    is the pair the other contenders explain least (`least_explained`), not simply the smallest p: which partial tag
-    reads smallest depends on the fitted tails of the LD classes. `own`: the test's own p of every pair (scanned
+    is the first contender in the reading's order that no other contender explains (`least_explained`), not simply
+    the smallest p: which partial tag reads smallest depends on the fitted tails of the LD classes. `own`: the test's own p of every pair (scanned
     here when not given). Returns p, q (a lead keeps the values it was chosen with; every other pair, those given all
     leads) and the leads (indices into `pairs`, in the order chosen). `scan` as for `MainEffectsNull`.
     """
