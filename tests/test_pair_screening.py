@@ -74,7 +74,7 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
     on a grid cohort a partial tag of the planted pair read 4e-15 against the planted pair's 2e-9 (own p 2e-22), led
     the signal, and the planted pair, tagged by it, was passed over by the stepwise reading and the network's screen
     alike. Given the planted pair's table the tag has nothing left; given the tag's, the planted pair still has."""
-    from biolens.stats.two_locus import least_explained
+    from biolens.stats.two_locus import first_unexplained
 
     rng = np.random.default_rng(4)
     n, m = 1000, 40
@@ -90,9 +90,9 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
     planted, tag, twin = (int(np.flatnonzero((pairs[:, 0] == 10) & (pairs[:, 1] == j))[0]) for j in (20, 21, 22))
     no_covariates = np.zeros((n, 0))
     for order in ([tag, planted], [planted, tag]):
-        assert least_explained(saturated_p, dosage, trait, no_covariates, pairs, order) == planted
+        assert first_unexplained(saturated_p, dosage, trait, no_covariates, pairs, order) == planted
     for order in ([twin, planted], [planted, twin]):  # they explain each other: the order of preference stands
-        assert least_explained(saturated_p, dosage, trait, no_covariates, pairs, order) == order[0]
+        assert first_unexplained(saturated_p, dosage, trait, no_covariates, pairs, order) == order[0]
 
     own = -np.log10(saturated_p(dosage, trait[:, None], no_covariates, pairs)[0])
     assert own[planted] == own.max()
@@ -103,7 +103,7 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
     rows = np.arange(n)
 
     def contest(contenders):
-        return least_explained(saturated_p, dosage, trait, no_covariates, contenders)
+        return first_unexplained(saturated_p, dosage, trait, no_covariates, contenders)
 
     by_reading = [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows)]
     by_contest = [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows, own, contest)]

@@ -42,7 +42,7 @@ class PairCodes:
         self.r2 = r_squared(dosage)
 
     def screen(self, evidence: np.ndarray, pairs: np.ndarray, k: int, allowed: np.ndarray, target: np.ndarray,
-               rows: np.ndarray, own: np.ndarray | None = None, least_explained=None) -> np.ndarray:
+               rows: np.ndarray, own: np.ndarray | None = None, first_unexplained=None) -> np.ndarray:
         """The k pairs (i < j, `allowed`) with the most `evidence` (-log10 p; NaN or -1: no test) of an interaction given
         their own main effects, one per signal: the saturated 3 x 3 test of the copy's own `target` (given on its
         `rows`), read within its LD class against the main-effects null (`MainEffectsNull.screening_evidence`).
@@ -56,8 +56,8 @@ class PairCodes:
         for the cells' sizes; read within LD classes, pairs of linked sites that together describe a third site's
         effect do not crowd out real interactions. One per signal: pairs whose sites tag a chosen pair's
         (`_clumped`), and then pairs whose fitted interaction repeats a chosen pair's (`_distinct_fits`), are passed
-        over. Where `own` (the test's own -log10 p) and `least_explained` (contender site pairs -> the position of the
-        first that no other explains, `two_locus.least_explained` on this copy's target) are given, a signal's pair is
+        over. Where `own` (the test's own -log10 p) and `first_unexplained` (contender site pairs -> the position of the
+        first that no other explains, `two_locus.first_unexplained` on this copy's target) are given, a signal's pair is
         one its partial tags do not explain, as the stepwise reading chooses its leads.
         """
         m = self.a.shape[1]
@@ -65,10 +65,10 @@ class PairCodes:
         strength[pairs[:, 0], pairs[:, 1]] = np.where(np.isfinite(evidence), evidence, -1.0)  # NaN: no test
         upper = np.triu(np.ones(strength.shape, bool), 1)
         mine = None
-        if own is not None and least_explained is not None:
+        if own is not None and first_unexplained is not None:
             mine = np.full((m, m), -1.0)
             mine[pairs[:, 0], pairs[:, 1]] = np.where(np.isfinite(own), own, -1.0)
-        pool = self._clumped(np.where(upper & allowed, strength, -1.0), POOL_PER_CANDIDATE * k, mine, least_explained)
+        pool = self._clumped(np.where(upper & allowed, strength, -1.0), POOL_PER_CANDIDATE * k, mine, first_unexplained)
         return self._distinct_fits(pool, target, rows, k)
 
     def _distinct_fits(self, pool: np.ndarray, target: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -99,7 +99,7 @@ class PairCodes:
             chosen.append(c)
         return pool[chosen]
 
-    def _clumped(self, strength: np.ndarray, k: int, own: np.ndarray | None = None, least_explained=None) -> np.ndarray:
+    def _clumped(self, strength: np.ndarray, k: int, own: np.ndarray | None = None, first_unexplained=None) -> np.ndarray:
         """The k strongest pairs (upper triangle of `strength`; negative = not a candidate), best first, skipping a
         pair whose two sites both tag (r^2 >= 0.5) an accepted pair's.
 
@@ -112,7 +112,7 @@ class PairCodes:
         product grid cohort a partial tag of the planted pair came first, and the planted pair, tagged by it, was
         passed over. So for the first SCREEN_CONTESTS signals, where pairs the strongest would pass over have a
         better own p (`own`, -log10 p), the strongest and up to CONTENDERS - 1 of them (best own p first) contend,
-        and the first that no other explains (`least_explained`) stands for the signal.
+        and the first that no other explains (`first_unexplained`) stands for the signal.
         """
         strength = strength.copy()
         tags = self.r2 >= CLUMP_R2
@@ -130,7 +130,7 @@ class PairCodes:
                     contests += 1
                     rivals = rivals[np.argsort(-own.ravel()[rivals], kind="stable")[: CONTENDERS - 1]]
                     contenders = np.array([(i, j), *(divmod(int(r), strength.shape[1]) for r in rivals)])
-                    i, j = (int(v) for v in contenders[least_explained(contenders)])
+                    i, j = (int(v) for v in contenders[first_unexplained(contenders)])
                     tagged |= np.outer(tags[i], tags[j]) | np.outer(tags[j], tags[i])
             chosen.append((i, j))
             strength[tagged] = -1

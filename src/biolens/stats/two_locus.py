@@ -286,7 +286,7 @@ LEAD_CONTENDERS = 10  # distinct pairs by read p, and as many by own p, that con
 EXPLAINED_P = 0.05  # a pair with nothing left at this level given another's table, which has, is explained by it
 
 
-def least_explained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray,
+def first_unexplained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray,
                     contenders: np.ndarray | None = None) -> int:
     """Of `contenders` (indices into `pairs`, in order of preference; all of `pairs` when not given), the first that
     no other contender explains: each is tested given each other's whole 3 x 3 table, and pair j explains pair i when
@@ -351,7 +351,7 @@ def stepwise_signals(test, null: MainEffectsNull, dosage: np.ndarray, y: np.ndar
     one interacting pair, the saturated test claimed 260-1,948 pairs. Given the lead's table they have nothing left to
     add, while a second interaction elsewhere keeps its own evidence (GCTA-COJO's stepwise conditional selection,
     for pairs). The conditional p-values are read against the same main-effects null as the marginal ones. The lead
-    is the first contender in the reading's order that no other contender explains (`least_explained`), not simply
+    is the first contender in the reading's order that no other contender explains (`first_unexplained`), not simply
     the smallest p: which partial tag reads smallest depends on the fitted tails of the LD classes. `own`: the test's own p of every pair (scanned
     here when not given). Returns p, q (a lead keeps the values it was chosen with; every other pair, those given all
     leads) and the leads (indices into `pairs`, in the order chosen). `scan` as for `MainEffectsNull`.
@@ -368,7 +368,7 @@ def stepwise_signals(test, null: MainEffectsNull, dosage: np.ndarray, y: np.ndar
         open_[leads] = False
         if not open_.any():
             break
-        lead = least_explained(test, dosage, y, given, pairs, _contenders(open_, p, p_own, null.which))
+        lead = first_unexplained(test, dosage, y, given, pairs, _contenders(open_, p, p_own, null.which))
         leads.append(lead)
         chosen_at[lead] = (p[lead], q[lead])
         tables = [_cell_indicators(classes[:, pairs[k, 0]], classes[:, pairs[k, 1]]) for k in leads]

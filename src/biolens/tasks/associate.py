@@ -353,7 +353,7 @@ def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray],
     from functools import partial
 
     from biolens.engine.genotype_training import PAIR_TERMS
-    from biolens.stats.two_locus import least_explained, saturated_p
+    from biolens.stats.two_locus import first_unexplained, saturated_p
 
     n, copies = targets.shape
     k = config.candidate_pairs
@@ -369,7 +369,7 @@ def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray],
         for j, p_copy in zip(members, pvalues):
             own = -np.log10(np.clip(p_copy, 1e-300, 1))
             evidence = null.screening_evidence(p_copy) if null is not None else own
-            contest = partial(least_explained, saturated_p, data.dosage[rows], targets[rows, j], covariates[rows, j])
+            contest = partial(first_unexplained, saturated_p, data.dosage[rows], targets[rows, j], covariates[rows, j])
             chosen = data.codes.screen(evidence, pairs, k, allowed, targets[rows, j], rows, own, contest)
             terms[:, j, : len(chosen) * PAIR_TERMS] = data.codes.terms(chosen)
             candidates[j, : len(chosen)] = chosen
