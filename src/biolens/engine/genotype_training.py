@@ -20,6 +20,13 @@ SCREEN_CONTESTS = 8  # the first signals of each copy's screen whose pair is cho
 CONTENDERS = 6  # pairs contending to stand for one signal in the screen
 
 
+def _pair_matrix(values: np.ndarray, pairs: np.ndarray, m: int) -> np.ndarray:
+    """m x m matrix of a value per pair (i < j) at [i, j]; -1 elsewhere and where the value is NaN (no test)."""
+    matrix = np.full((m, m), -1.0)
+    matrix[pairs[:, 0], pairs[:, 1]] = np.where(np.isfinite(values), values, -1.0)
+    return matrix
+
+
 class PairCodes:
     """Cockerham codes of every site and the interaction terms of any pair of sites built from them.
 
@@ -61,13 +68,9 @@ class PairCodes:
         one its partial tags do not explain, as the stepwise reading chooses its leads.
         """
         m = self.a.shape[1]
-        strength = np.full((m, m), -1.0)
-        strength[pairs[:, 0], pairs[:, 1]] = np.where(np.isfinite(evidence), evidence, -1.0)  # NaN: no test
+        strength = _pair_matrix(evidence, pairs, m)
         upper = np.triu(np.ones(strength.shape, bool), 1)
-        mine = None
-        if own is not None and first_unexplained is not None:
-            mine = np.full((m, m), -1.0)
-            mine[pairs[:, 0], pairs[:, 1]] = np.where(np.isfinite(own), own, -1.0)
+        mine = _pair_matrix(own, pairs, m) if own is not None and first_unexplained is not None else None
         pool = self._clumped(np.where(upper & allowed, strength, -1.0), POOL_PER_CANDIDATE * k, mine, first_unexplained)
         return self._distinct_fits(pool, target, rows, k)
 
@@ -99,7 +102,8 @@ class PairCodes:
             chosen.append(c)
         return pool[chosen]
 
-    def _clumped(self, strength: np.ndarray, k: int, own: np.ndarray | None = None, first_unexplained=None) -> np.ndarray:
+    def _clumped(self, strength: np.ndarray, k: int, own: np.ndarray | None = None,
+                 first_unexplained=None) -> np.ndarray:
         """The k strongest pairs (upper triangle of `strength`; negative = not a candidate), best first, skipping a
         pair whose two sites both tag (r^2 >= 0.5) an accepted pair's.
 

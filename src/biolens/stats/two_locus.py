@@ -287,7 +287,7 @@ EXPLAINED_P = 0.05  # a pair with nothing left at this level given another's tab
 
 
 def first_unexplained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray,
-                    contenders: np.ndarray | None = None) -> int:
+                      contenders: np.ndarray | None = None) -> int:
     """Of `contenders` (indices into `pairs`, in order of preference; all of `pairs` when not given), the first that
     no other contender explains: each is tested given each other's whole 3 x 3 table, and pair j explains pair i when
     i has nothing left given j (p(i | j) >= EXPLAINED_P) while j has something left given i (p(j | i) <
@@ -352,9 +352,10 @@ def stepwise_signals(test, null: MainEffectsNull, dosage: np.ndarray, y: np.ndar
     add, while a second interaction elsewhere keeps its own evidence (GCTA-COJO's stepwise conditional selection,
     for pairs). The conditional p-values are read against the same main-effects null as the marginal ones. The lead
     is the first contender in the reading's order that no other contender explains (`first_unexplained`), not simply
-    the smallest p: which partial tag reads smallest depends on the fitted tails of the LD classes. `own`: the test's own p of every pair (scanned
-    here when not given). Returns p, q (a lead keeps the values it was chosen with; every other pair, those given all
-    leads) and the leads (indices into `pairs`, in the order chosen). `scan` as for `MainEffectsNull`.
+    the smallest p: which partial tag reads smallest depends on the fitted tails of the LD classes. `own`: the test's
+    own p of every pair (scanned here when not given). Returns p, q (a lead keeps the values it was chosen with; every
+    other pair, those given all leads) and the leads (indices into `pairs`, in the order chosen). `scan` as for
+    `MainEffectsNull`.
     """
     p, q = (np.asarray(v, dtype=np.float64).copy() for v in marginal)
     leads: list[int] = []

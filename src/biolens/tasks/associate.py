@@ -364,12 +364,13 @@ def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray],
         groups.setdefault(rows.tobytes() + covariates[:, j].tobytes(), []).append(j)
     for members in groups.values():
         rows = fit_rows[members[0]]
-        arguments = (data.dosage[rows], targets[rows][:, members], covariates[rows, members[0]], pairs)
+        dosage, given = data.dosage[rows], covariates[rows, members[0]]
+        arguments = (dosage, targets[rows][:, members], given, pairs)
         pvalues = scan(saturated_p, *arguments) if scan else saturated_p(*arguments)
         for j, p_copy in zip(members, pvalues):
             own = -np.log10(np.clip(p_copy, 1e-300, 1))
             evidence = null.screening_evidence(p_copy) if null is not None else own
-            contest = partial(first_unexplained, saturated_p, data.dosage[rows], targets[rows, j], covariates[rows, j])
+            contest = partial(first_unexplained, saturated_p, dosage, targets[rows, j], given)
             chosen = data.codes.screen(evidence, pairs, k, allowed, targets[rows, j], rows, own, contest)
             terms[:, j, : len(chosen) * PAIR_TERMS] = data.codes.terms(chosen)
             candidates[j, : len(chosen)] = chosen
