@@ -146,6 +146,18 @@ def test_null_cohort_gives_no_interaction_discovery(tmp_path):
     write_json(out / "metrics.json", {**metrics, "pairs_q05_saturated": 3})  # as on an additive or dominant cohort
     write_report(load_run(out))
     assert 'id="saturated-only"' in (out / "report.html").read_text()
+    # a deep claim that neither classical reading sees is told apart, by name (as on a null cohort in session 44)
+    assert 'id="deep-only"' not in report
+    table = (out / "interactions.tsv").read_text().splitlines()
+    header = table[0].split("\t")
+    cells = table[1].split("\t")
+    for column, value in (("q_perm", "0.01"), ("q_saturated_marginal", "0.8"), ("q_product_marginal", "0.9")):
+        cells[header.index(column)] = value
+    (out / "interactions.tsv").write_text("\n".join([table[0], "\t".join(cells), *table[2:]]) + "\n")
+    write_report(load_run(out))
+    alone = (out / "report.html").read_text().split('id="deep-only"')[1].split("</p>")[0]
+    pair = f"{cells[header.index('pos_a')]} × {cells[header.index('pos_b')]}"
+    assert pair in alone and "q 0.8" in alone and "trait standard deviations" in alone
 
 
 def test_batched_regressions_match_statsmodels():
@@ -893,6 +905,24 @@ def test_pair_clumping_sets_pairs_that_tag_a_better_pair_after_the_other_signals
     assert order.tolist() == [0, 3, 5, 1, 2, 4]  # 0x2, then the other signals 2x4 and 3x5, then the tags of 0x2
     assert number.tolist() == [1, 1, 1, 2, 1, 3]
     assert clump_pairs(np.arange(6), pairs, r2, head=2)[1].tolist() == [1, 1, 0, 0, 0, 0]  # the walk stops at head
+
+
+def test_a_deep_claim_is_flagged_only_where_neither_classical_reading_of_the_pair_sees_it():
+    """The report singles out deep claims that the saturated and product readings of the same pair, on their own,
+    do not support even at q < 0.5; a deep claim the classical tests see, or a pair no test claims, is not flagged."""
+    from biolens.report.html import deep_claims_classical_tests_miss
+
+    def row(q_perm, saturated, product, **older):
+        return {"pos_a": "1", "pos_b": "2", "q_perm": q_perm, "q_saturated_marginal": saturated,
+                "q_product_marginal": product, **older}
+
+    rows = [row("0.01", "0.8", "0.9"),          # deep alone: flagged
+            row("0.01", "0.3", "0.9"),          # the saturated reading sees something: not flagged
+            row("0.01", "0.8", "0.01"),         # the product reading claims it too
+            row("0.2", "0.9", "0.9"),           # not a deep claim
+            row("0.01", "", "", q_saturated="0.7", q_product="1"),  # a run written before the marginal columns
+            row("1.0", "nan", "nan")]
+    assert deep_claims_classical_tests_miss(rows) == [rows[0], rows[4]]
 
 
 def test_pairs_a_claim_explains_come_right_after_the_claims_not_behind_weaker_candidates():
