@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -296,7 +297,7 @@ def deep_claims_classical_tests_miss(rows: list[dict]) -> list[dict]:
     """
     def own(row: dict, name: str) -> float:
         value = _number(row.get(f"q_{name}_marginal"))
-        return value if value == value else _number(row.get(f"q_{name}"))  # runs before the marginal columns
+        return value if not math.isnan(value) else _number(row.get(f"q_{name}"))  # runs before the marginal columns
 
     return [row for row in rows
             if _number(row.get("q_perm")) < 0.05
