@@ -292,8 +292,8 @@ def deep_claims_classical_tests_miss(rows: list[dict]) -> list[dict]:
     Why: at q < 0.05 a calibrated test still claims a pair in about one region in twenty where nothing acts together.
     On a null cohort simulated unlike biolens's own (docs/performance.md, session 44) the deep test claimed a pair
     whose saturated test read q 0.81 and whose learned term varied by 0.002 log-odds: a reader should be told that
-    such a claim stands alone. Planted pairs the deep test found and the classical readings missed still had marginal
-    q of 1e-2 or less there, so they are not flagged.
+    such a claim stands alone. A planted pair the deep test found and the stepwise readings missed (grid product
+    cohort 1021) still read marginal q 0.063 (saturated) and 0.042 (product), so it is not flagged.
     """
     def own(row: dict, name: str) -> float:
         value = _number(row.get(f"q_{name}_marginal"))
