@@ -93,6 +93,8 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
         assert first_unexplained(saturated_p, dosage, trait, no_covariates, pairs, order) == planted
     for order in ([twin, planted], [planted, twin]):  # they explain each other: the order of preference stands
         assert first_unexplained(saturated_p, dosage, trait, no_covariates, pairs, order) == order[0]
+        # ... unless asked to settle such pairs by their own fit, as the network's screen does: the planted table fits
+        assert first_unexplained(saturated_p, dosage, trait, no_covariates, pairs, order, mutual_by_fit=True) == planted
 
     own = -np.log10(saturated_p(dosage, trait[:, None], no_covariates, pairs)[0])
     assert own[planted] == own.max()
@@ -109,6 +111,18 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
     by_contest = [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows, own, contest)]
     assert by_reading[0] == (10, 21) and (10, 20) not in by_reading  # what the tails alone chose
     assert by_contest[0] == (10, 20) and (10, 21) not in by_contest  # one pair per signal, the planted one
+
+    # a near copy read strongest explains the planted pair as much as it is explained by it (grid one carrier 1023,
+    # foreign xor_het 5028): the screen keeps the better fit of the two
+    evidence = own.copy()
+    evidence[twin] = own[planted] + 5
+
+    def settled(contenders):
+        return first_unexplained(saturated_p, dosage, trait, no_covariates, contenders, mutual_by_fit=True)
+
+    assert [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows, own, contest)][0] == (10, 22)
+    by_fit = [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows, own, settled)]
+    assert by_fit[0] == (10, 20) and (10, 22) not in by_fit
 
 
 def test_screening_evidence_reads_each_pair_within_its_ld_class_like_the_main_effects_reading():

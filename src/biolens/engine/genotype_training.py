@@ -116,7 +116,9 @@ class PairCodes:
         product grid cohort a partial tag of the planted pair came first, and the planted pair, tagged by it, was
         passed over. So for the first SCREEN_CONTESTS signals, where pairs the strongest would pass over have a
         better own p (`own`, -log10 p), the strongest and up to CONTENDERS - 1 of them (best own p first) contend,
-        and the first that no other explains (`first_unexplained`) stands for the signal.
+        and the first that no other explains (`first_unexplained`; associate asks it to settle two that explain each
+        other by their own fit: a partial tag read strongest otherwise stood for a signal its planted pair fits
+        better, docs/association.md) stands for the signal.
         """
         strength = strength.copy()
         tags = self.r2 >= CLUMP_R2

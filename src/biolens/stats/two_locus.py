@@ -287,7 +287,7 @@ EXPLAINED_P = 0.05  # a pair with nothing left at this level given another's tab
 
 
 def first_unexplained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray,
-                      contenders: np.ndarray | None = None) -> int:
+                      contenders: np.ndarray | None = None, mutual_by_fit: bool = False) -> int:
     """Of `contenders` (indices into `pairs`, in order of preference; all of `pairs` when not given), the first that
     no other contender explains: each is tested given each other's whole 3 x 3 table, and pair j explains pair i when
     i has nothing left given j (p(i | j) >= EXPLAINED_P) while j has something left given i (p(j | i) <
@@ -302,6 +302,10 @@ def first_unexplained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.nd
     (any smaller conditional p, or the most pairs explained) let a partial tag that explains a second cluster of
     contenders lead over the planted pair it is equal to, and lost planted pairs that the reading had found
     (docs/association.md, "A signal's pair"). Only the contenders' sites are scanned: a few small tests.
+    mutual_by_fit: of two contenders that explain each other, the one whose own test (given `covariates`) has the
+    smaller p is preferred, as the better fit of two tables the conditional tests cannot tell apart. The network's
+    screen uses it (`PairCodes._clumped`), whose contenders are one pair and its tags of better own p
+    (docs/association.md, "A signal's pair").
     """
     contenders = np.arange(len(pairs)) if contenders is None else np.asarray(contenders, dtype=np.int64)
     if len(contenders) == 1:
@@ -316,8 +320,12 @@ def first_unexplained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.nd
         given[:, j] = np.nan_to_num(test(dosage[:, sites], y[:, None], np.hstack([covariates, table]), local)[0],
                                     nan=1.0)
     np.fill_diagonal(given, 1.0)
-    explained = ((given >= EXPLAINED_P) & (given.T < EXPLAINED_P)).any(1)
-    free = np.flatnonzero(~explained)
+    explained = (given >= EXPLAINED_P) & (given.T < EXPLAINED_P)  # [i, j]: j explains i
+    if mutual_by_fit:
+        own = np.nan_to_num(test(dosage[:, sites], y[:, None], covariates, local)[0], nan=1.0)
+        explained |= (given >= EXPLAINED_P) & (given.T >= EXPLAINED_P) & (own[None, :] < own[:, None])
+    np.fill_diagonal(explained, False)
+    free = np.flatnonzero(~explained.any(1))
     return int(contenders[free[0]] if len(free) else contenders[0])
 
 

@@ -148,18 +148,18 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     warnings=data.notes.get("warnings", []))
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    # "_v2".."_v10": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
+    # "_v2".."_v11": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
     # the main-effects null, its scan of every pair, its distinct pairs, its LD classes, the stepwise signals, the
-    # network's saturated-test screening or leads chosen by mutual conditioning (fine_mapping_v2: the inflation left
-    # after the fine-mapped signals; _v3: fits averaged by evidence; crossval_v2: the screening; crossval_v3: the
-    # additive + dominance model); their stages are recomputed
+    # network's saturated-test screening, leads chosen by mutual conditioning or the screen's mutual tags settled by
+    # their fit (fine_mapping_v2: the inflation left after the fine-mapped signals; _v3: fits averaged by evidence;
+    # crossval_v2: the screening; crossval_v3: the additive + dominance model); their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v2", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
         crossval = cached_stage(run, "crossval_v3", lambda: _crossval(data, config, classical))
         r2_additive = _r2_additive(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-        discovery = cached_stage(run, "discovery_v10",
+        discovery = cached_stage(run, "discovery_v11",
                                  lambda: _discovery(data, config, classical, epochs, r2_additive, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
@@ -370,7 +370,7 @@ def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray],
         for j, p_copy in zip(members, pvalues):
             own = -np.log10(np.clip(p_copy, 1e-300, 1))
             evidence = null.screening_evidence(p_copy) if null is not None else own
-            contest = partial(first_unexplained, saturated_p, dosage, targets[rows, j], given)
+            contest = partial(first_unexplained, saturated_p, dosage, targets[rows, j], given, mutual_by_fit=True)
             chosen = data.codes.screen(evidence, pairs, k, allowed, targets[rows, j], rows, own, contest)
             terms[:, j, : len(chosen) * PAIR_TERMS] = data.codes.terms(chosen)
             candidates[j, : len(chosen)] = chosen
