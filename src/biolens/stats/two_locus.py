@@ -305,7 +305,7 @@ def first_unexplained(test, dosage: np.ndarray, y: np.ndarray, covariates: np.nd
     mutual_by_fit: of two contenders that explain each other, the one whose own test (given `covariates`) has the
     smaller p is preferred, as the better fit of two tables the conditional tests cannot tell apart. The network's
     screen uses it (`PairCodes._clumped`), whose contenders are one pair and its tags of better own p
-    (docs/association.md, "A signal's pair").
+    (docs/association.md, "In the network's screen").
     """
     contenders = np.arange(len(pairs)) if contenders is None else np.asarray(contenders, dtype=np.int64)
     if len(contenders) == 1:
