@@ -120,7 +120,7 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
     def settled(contenders):
         return first_unexplained(saturated_p, dosage, trait, no_covariates, contenders, mutual_by_fit=True)
 
-    assert [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows, own, contest)][0] == (10, 22)
+    assert tuple(codes.screen(evidence, pairs, 4, allowed, trait, rows, own, contest)[0]) == (10, 22)
     by_fit = [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows, own, settled)]
     assert by_fit[0] == (10, 20) and (10, 22) not in by_fit
 
