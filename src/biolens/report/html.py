@@ -257,10 +257,11 @@ def _top_rows(path: Path, count: int) -> list[dict]:
 
 def _association_context(run: Run) -> dict:
     metrics = run.metrics
-    interactions = _top_rows(run.path / "interactions.tsv", 10)
+    listed = _top_rows(run.path / "interactions.tsv", CLAIMS_READ)
+    interactions = listed[:10]
     return {"variants": _top_rows(run.path / "variants.tsv", 15), "interactions": interactions,
             "few_individuals": _claims_on_few_individuals(interactions),
-            "deep_only": deep_claims_classical_tests_miss(_top_rows(run.path / "interactions.tsv", CLAIMS_READ)),
+            "deep_only": deep_claims_classical_tests_miss(listed),
             "m": metrics.get("metric", "auc"), "label": "AUC" if metrics.get("metric") == "auc" else "R²"}
 
 
