@@ -427,12 +427,21 @@ def test_every_interaction_form_is_ranked_first_by_the_saturated_scan(form):
         assert individuals > 20, (form, individuals)
 
 
+def _null_r2(data) -> float:
+    """The main effects' out-of-sample R^2 that `associate` gives its interaction null (5-fold here)."""
+    from sklearn.model_selection import cross_val_predict
+
+    from biolens.tasks import associate as task
+
+    return task._null_main_effects_r2(data, {
+        "oof_additive": cross_val_predict(task._additive_model(data.kind), task._features(data), data.y_model, cv=5),
+        "oof_main_effects": cross_val_predict(task._additive_model(data.kind), task._main_effect_features(data),
+                                              data.y_model, cv=5)})
+
+
 def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.ndarray, "object"]:
     """BH q of every pair by a pair test's own distribution and read against main-effects traits, as `associate`
     computes them. `test(dosage, y, covariates, pairs)` gives p (traits x pairs for several traits)."""
-    from sklearn.metrics import r2_score
-    from sklearn.model_selection import cross_val_predict
-
     from biolens.config import AssociateConfig
     from biolens.stats.significance import bh_qvalues
     from biolens.stats.two_locus import MainEffectsNull
@@ -440,9 +449,8 @@ def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.n
 
     paths = cohort.write(folder)
     data = task._load(AssociateConfig(phenotypes=paths["phenotypes"], trait="yield", genotypes=paths["genotypes"]))
-    oof = cross_val_predict(task._additive_model(data.kind), task._features(data), data.y_model, cv=5)
     rng = np.random.default_rng(seed)
-    null_traits = task.interaction_null_traits(data, 20, rng, r2_score(data.y_model, oof))
+    null_traits = task.interaction_null_traits(data, 20, rng, _null_r2(data))
     pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
     p_own = test(data.dosage, data.y, data.covariates, pairs)
     _, q_null, _ = MainEffectsNull(test, data.dosage, pairs, null_traits, data.covariates, rng).read(p_own)
@@ -510,14 +518,47 @@ def test_saturated_test_read_against_main_effects_drops_pairs_that_only_tag_addi
     assert q_null[planted] < 0.05 and q_null[planted] == np.nanmin(q_null), (q_null[planted], np.nanmin(q_null))
 
 
+def test_the_interaction_null_carries_main_effects_only_as_strong_as_they_predict_out_of_sample(tmp_path):
+    """On a both-recessive cohort the in-sample fit of every site's additive and dominance codes holds more of the
+    trait (part of the interaction, through sites that tag it, and noise) than it predicts out of sample. Null traits
+    that keep that excess score unlinked pairs higher and read the planted pair weaker; the null `associate` builds
+    carries the out-of-sample share. Both nulls drawn with the same permutations."""
+    from biolens.config import AssociateConfig
+    from biolens.stats.two_locus import MainEffectsNull, saturated_p
+    from biolens.tasks import associate as task
+
+    cohort = simulate_cohort("pair", form="both_recessive", trait="quantitative", seed=1004, n_individuals=1000,
+                             length=2000, maf=(0.3, 0.5))
+    paths = cohort.write(tmp_path)
+    data = task._load(AssociateConfig(phenotypes=paths["phenotypes"], trait="yield", genotypes=paths["genotypes"]))
+    features = task._main_effect_features(data)
+    in_sample = float(task._additive_model(data.kind).fit(features, data.y_model).predict(features).var())
+    out_of_sample = _null_r2(data)
+    assert in_sample > out_of_sample + 0.02, (in_sample, out_of_sample)
+    column = {int(pos): i for i, pos in enumerate(data.genotypes.pos)}
+    a, b = sorted(column[pos] for pos in cohort.truth["pair"])
+    pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
+    planted = int(np.flatnonzero((pairs[:, 0] == a) & (pairs[:, 1] == b))[0])
+    p_own = saturated_p(data.dosage, data.y[:, None], data.covariates, pairs)[0]
+    reading = {}
+    for name, r2 in (("out of sample", out_of_sample), ("in sample", in_sample)):
+        null_traits = task.interaction_null_traits(data, 20, np.random.default_rng(0), r2)
+        # the fitted main effects: the traits' mean over copies, less what the permuted residuals leave in it
+        main_part = null_traits.mean(1).var() - null_traits.var(1).mean() / (null_traits.shape[1] - 1)
+        assert abs(main_part - r2) < 0.01, (name, main_part, r2)
+        p, q, tail = MainEffectsNull(saturated_p, data.dosage, pairs, null_traits, data.covariates,
+                                     np.random.default_rng(0)).read(p_own)
+        reading[name] = (p[planted], q[planted], tail["ld_classes"][0]["tail_threshold"])
+    assert reading["out of sample"][0] < reading["in sample"][0] / 3, reading
+    assert reading["out of sample"][2] < reading["in sample"][2], reading  # unlinked pairs score lower under it
+    assert reading["out of sample"][1] < 0.05, reading
+
+
 def test_stepwise_signals_claim_each_interaction_once_not_the_pairs_that_tag_it(tmp_path):
     """Two interactions in one region with much LD: "both dominant" (planted by the simulator, strengthened) and
     "exactly one carrier" of two other sites. Read pair by pair against the main-effects null, hundreds of pairs whose
     sites only partly tag one of them reach q < 0.05. Each pair tested given the leads' whole genotype tables keeps
     both interactions claimed (through the planted pairs or their r^2 >= 0.8 tags) and nothing else."""
-    from sklearn.metrics import r2_score
-    from sklearn.model_selection import cross_val_predict
-
     from biolens.config import AssociateConfig
     from biolens.stats.linkage import r_squared
     from biolens.stats.two_locus import MainEffectsNull, saturated_p, stepwise_signals
@@ -539,9 +580,8 @@ def test_stepwise_signals_claim_each_interaction_once_not_the_pairs_that_tag_it(
     one = (((minor[c] > 0).astype(int) + (minor[d] > 0)) == 1).astype(float)
     data.y_model = data.y_model + 0.2 * (both - both.mean()) / both.std() + 0.45 * (one - one.mean()) / one.std()
 
-    oof = cross_val_predict(task._additive_model(data.kind), task._features(data), data.y_model, cv=5)
     rng = np.random.default_rng(0)
-    null_traits = task.interaction_null_traits(data, 20, rng, r2_score(data.y_model, oof))
+    null_traits = task.interaction_null_traits(data, 20, rng, _null_r2(data))
     pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
     null = MainEffectsNull(saturated_p, data.dosage, pairs, null_traits, data.covariates, rng)
     p_marginal, q_marginal, _ = null.read(saturated_p(data.dosage, data.y_model[:, None], data.covariates, pairs)[0])
