@@ -427,16 +427,22 @@ def test_every_interaction_form_is_ranked_first_by_the_saturated_scan(form):
         assert individuals > 20, (form, individuals)
 
 
-def _null_r2(data) -> float:
-    """The main effects' out-of-sample R^2 that `associate` gives its interaction null (5-fold here)."""
-    from sklearn.model_selection import cross_val_predict
+def _null_spread(data) -> float:
+    """The spread of main effects `associate` gives its interaction null: as strong as they predict out of sample
+    (5-fold here)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     from biolens.tasks import associate as task
 
-    return task._null_main_effects_r2(data, {
-        "oof_additive": cross_val_predict(task._additive_model(data.kind), task._features(data), data.y_model, cv=5),
-        "oof_main_effects": cross_val_predict(task._additive_model(data.kind), task._main_effect_features(data),
-                                              data.y_model, cv=5)})
+    binary = data.kind == "binary"
+    folds, method = (StratifiedKFold(5, shuffle=True, random_state=0), "predict_proba") if binary else (5, "predict")
+
+    def out_of_fold(features):
+        predicted = cross_val_predict(task._additive_model(data.kind), features, data.y_model, cv=folds, method=method)
+        return predicted[:, 1] if binary else predicted
+
+    return task.null_main_effects_spread(data, {"oof_additive": out_of_fold(task._features(data)),
+                                                "oof_main_effects": out_of_fold(task._main_effect_features(data))})
 
 
 def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.ndarray, "object"]:
@@ -450,7 +456,7 @@ def _pair_q(cohort, folder: Path, test, seed: int = 0) -> tuple[np.ndarray, np.n
     paths = cohort.write(folder)
     data = task._load(AssociateConfig(phenotypes=paths["phenotypes"], trait="yield", genotypes=paths["genotypes"]))
     rng = np.random.default_rng(seed)
-    null_traits = task.interaction_null_traits(data, 20, rng, _null_r2(data))
+    null_traits = task.interaction_null_traits(data, 20, rng, _null_spread(data))
     pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
     p_own = test(data.dosage, data.y, data.covariates, pairs)
     _, q_null, _ = MainEffectsNull(test, data.dosage, pairs, null_traits, data.covariates, rng).read(p_own)
@@ -532,26 +538,50 @@ def test_the_interaction_null_carries_main_effects_only_as_strong_as_they_predic
     paths = cohort.write(tmp_path)
     data = task._load(AssociateConfig(phenotypes=paths["phenotypes"], trait="yield", genotypes=paths["genotypes"]))
     features = task._main_effect_features(data)
-    in_sample = float(task._additive_model(data.kind).fit(features, data.y_model).predict(features).var())
-    out_of_sample = _null_r2(data)
-    assert in_sample > out_of_sample + 0.02, (in_sample, out_of_sample)
+    in_sample = float(task._additive_model(data.kind).fit(features, data.y_model).predict(features).std())
+    out_of_sample = _null_spread(data)
+    assert in_sample ** 2 > out_of_sample ** 2 + 0.02, (in_sample, out_of_sample)
     column = {int(pos): i for i, pos in enumerate(data.genotypes.pos)}
     a, b = sorted(column[pos] for pos in cohort.truth["pair"])
     pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
     planted = int(np.flatnonzero((pairs[:, 0] == a) & (pairs[:, 1] == b))[0])
     p_own = saturated_p(data.dosage, data.y[:, None], data.covariates, pairs)[0]
     reading = {}
-    for name, r2 in (("out of sample", out_of_sample), ("in sample", in_sample)):
-        null_traits = task.interaction_null_traits(data, 20, np.random.default_rng(0), r2)
+    for name, spread in (("out of sample", out_of_sample), ("in sample", in_sample)):
+        null_traits = task.interaction_null_traits(data, 20, np.random.default_rng(0), spread)
         # the fitted main effects: the traits' mean over copies, less what the permuted residuals leave in it
         main_part = null_traits.mean(1).var() - null_traits.var(1).mean() / (null_traits.shape[1] - 1)
-        assert abs(main_part - r2) < 0.01, (name, main_part, r2)
+        assert abs(main_part - spread ** 2) < 0.01, (name, main_part, spread ** 2)
         p, q, tail = MainEffectsNull(saturated_p, data.dosage, pairs, null_traits, data.covariates,
                                      np.random.default_rng(0)).read(p_own)
         reading[name] = (p[planted], q[planted], tail["ld_classes"][0]["tail_threshold"])
     assert reading["out of sample"][0] < reading["in sample"][0] / 3, reading
     assert reading["out of sample"][2] < reading["in sample"][2], reading  # unlinked pairs score lower under it
     assert reading["out of sample"][1] < 0.05, reading
+
+
+def test_a_binary_null_keeps_the_share_of_cases_and_the_main_effects_out_of_sample_strength(tmp_path):
+    """Binary trait: the null's cases are drawn from the main effects' in-sample logit scaled to the spread that
+    predicted held-out individuals; the share of cases stays the data's. Where the main effects predict nothing out
+    of sample (a null cohort), the null is cases drawn at that share alone."""
+    from biolens.config import AssociateConfig
+    from biolens.tasks import associate as task
+
+    for scenario, seed in (("additive", 21), ("null", 22)):
+        cohort = simulate_cohort(scenario, trait="binary", seed=seed, n_individuals=800, length=1500)
+        paths = cohort.write(tmp_path / scenario)
+        data = task._load(AssociateConfig(phenotypes=paths["phenotypes"], trait="status", genotypes=paths["genotypes"]))
+        spread = _null_spread(data)
+        null_traits = task.interaction_null_traits(data, 50, np.random.default_rng(0), spread)
+        assert set(np.unique(null_traits)) <= {0.0, 1.0}
+        assert abs(null_traits.mean() - data.y_model.mean()) < 0.02, (null_traits.mean(), data.y_model.mean())
+        # how far each individual's chance of being a case departs from the share: its SD over individuals
+        chance = null_traits.mean(1)
+        departure = np.sqrt(max(chance.var() - (chance * (1 - chance)).mean() / (null_traits.shape[1] - 1), 0.0))
+        if scenario == "additive":
+            assert spread > 0.3 and departure > 0.05, (spread, departure)
+        else:
+            assert spread < 0.15 and departure < 0.03, (spread, departure)
 
 
 def test_stepwise_signals_claim_each_interaction_once_not_the_pairs_that_tag_it(tmp_path):
@@ -581,7 +611,7 @@ def test_stepwise_signals_claim_each_interaction_once_not_the_pairs_that_tag_it(
     data.y_model = data.y_model + 0.2 * (both - both.mean()) / both.std() + 0.45 * (one - one.mean()) / one.std()
 
     rng = np.random.default_rng(0)
-    null_traits = task.interaction_null_traits(data, 20, rng, _null_r2(data))
+    null_traits = task.interaction_null_traits(data, 20, rng, _null_spread(data))
     pairs = np.stack(np.triu_indices(data.x.shape[1], 1), axis=1)
     null = MainEffectsNull(saturated_p, data.dosage, pairs, null_traits, data.covariates, rng)
     p_marginal, q_marginal, _ = null.read(saturated_p(data.dosage, data.y_model[:, None], data.covariates, pairs)[0])

@@ -151,31 +151,47 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     # "_v2".."_v12": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
     # the main-effects null, its scan of every pair, its distinct pairs, its LD classes, the stepwise signals, the
     # network's saturated-test screening, leads chosen by mutual conditioning, the screen's mutual tags settled by
-    # their fit or the null's main effects at their out-of-sample variance (fine_mapping_v2: the inflation left after the fine-mapped signals; _v3: fits averaged by evidence;
-    # crossval_v2: the screening; crossval_v3: the additive + dominance model); their stages are recomputed
+    # their fit or the null's main effects as strong as out of sample (fine_mapping_v2: the inflation left after the
+    # fine-mapped signals; _v3: fits averaged by evidence; crossval_v2: the screening; crossval_v3: the additive +
+    # dominance model); their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v2", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
         crossval = cached_stage(run, "crossval_v3", lambda: _crossval(data, config, classical))
-        r2_main_effects = _null_main_effects_r2(data, crossval)
+        spread = null_main_effects_spread(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
         discovery = cached_stage(run, "discovery_v12",
-                                 lambda: _discovery(data, config, classical, epochs, r2_main_effects, dask))
+                                 lambda: _discovery(data, config, classical, epochs, spread, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
     return True
 
 
-def _null_main_effects_r2(data: _Data, crossval: dict) -> float:
-    """The trait variance the main effects carry out of sample: the better of the additive model's and the
-    additive + dominance model's cross-validated R^2 (0 for a binary trait, whose null is a parametric bootstrap)."""
-    if data.kind == "binary":
-        return 0.0
-    from sklearn.metrics import r2_score
+def null_main_effects_spread(data: _Data, crossval: dict) -> float:
+    """How strongly the main effects predict the trait out of sample, as the SD of the linear predictor the
+    interaction null gives them (`interaction_null_traits`); the better of the additive and the additive + dominance
+    models' out-of-fold predictions.
 
-    return float(max(r2_score(data.y_model, crossval["oof_additive"]),
-                     r2_score(data.y_model, crossval["oof_main_effects"])))
+    Quantitative (trait standardised): sqrt of the out-of-fold R^2. Binary: the SD of the out-of-fold logit times
+    its calibration slope (the logistic regression of the trait on it; < 1 where the predictions are too extreme),
+    the spread of the logit that would have predicted the held-out individuals best.
+    """
+    if data.kind != "binary":
+        from sklearn.metrics import r2_score
+
+        return float(np.sqrt(max(r2_score(data.y_model, crossval["oof_additive"]),
+                                 r2_score(data.y_model, crossval["oof_main_effects"]), 0.0)))
+    from scipy.special import logit
+    from sklearn.linear_model import LogisticRegression
+
+    spreads = []
+    for key in ("oof_additive", "oof_main_effects"):
+        score = logit(np.clip(crossval[key], 1e-6, 1 - 1e-6))
+        if score.std() > 0:
+            slope = LogisticRegression(C=np.inf).fit(score[:, None], data.y_model).coef_[0, 0]
+            spreads.append(max(float(slope), 0.0) * float(score.std()))
+    return max(spreads, default=0.0)
 
 
 def _classical(data: _Data, dask: DaskSession, seed: int = 0) -> dict:
@@ -463,38 +479,43 @@ def _pair_scores(contributions: np.ndarray, pairs: np.ndarray, n_pairs: int, m: 
     return scores
 
 
-def _at_out_of_sample_variance(fitted: np.ndarray, y: np.ndarray, r2: float) -> np.ndarray:
-    """Scale in-sample fitted values to the variance the main effects carry out of sample (R^2 `r2`).
-
-    Up: ridge shrinks in-sample effects, and a null simulated from them would carry weaker main effects than the
-    data, whose main effects would then pass for interactions. Down: on a cohort with an interaction, the in-sample
-    fit of 700 additive and dominance codes absorbs part of it (and noise) through the sites that tag it: on a
-    both-recessive cohort it carried 12% of the trait's variance where 9% held out of sample, and null traits with
-    that excess scored pairs of unlinked sites up to p 1e-12.7 instead of 1e-9.8 (the LD class's tail threshold), so
-    the planted pair, at own p 7e-26, read q 0.006-0.036 instead of 4e-5 to 0.003 (docs/association.md).
-    """
-    centre, spread = fitted.mean(), fitted.std()
-    target = np.sqrt(max(r2, 0.0)) * y.std()
-    return centre + (fitted - centre) * (target / spread if spread > 0 else 1.0)
+def _with_spread(values: np.ndarray, spread: float) -> np.ndarray:
+    """`values` scaled about their mean to SD `spread`."""
+    centre, sd = values.mean(), values.std()
+    return centre + (values - centre) * (spread / sd if sd > 0 else 1.0)
 
 
-def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, r2_main_effects: float) -> np.ndarray:
+def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, spread: float) -> np.ndarray:
     """`count` traits (n x count) with every site's main effects, dominance included, and no interaction: the null
-    hypothesis of the pair tests (Buzkova et al. 2011). Parametric bootstrap for a binary trait; fitted values (scaled
-    to the main effects' cross-validated R^2, `_at_out_of_sample_variance`) plus permuted residuals for a quantitative
-    one."""
+    hypothesis of the pair tests (Buzkova et al. 2011). The main effects' in-sample fit, its linear predictor scaled
+    to SD `spread` (`null_main_effects_spread`: as strong as out of sample), plus permuted residuals for a
+    quantitative trait; a parametric bootstrap of it for a binary one (the intercept set to keep the share of cases).
+
+    Why the scaling, both ways. Up: ridge shrinks in-sample effects, and a null with weaker main effects than the data
+    would let the data's main effects pass for interactions. Down: on a cohort with an interaction, the in-sample fit
+    of 700 additive and dominance codes absorbs part of it (and noise) through the sites that tag it: on a
+    both-recessive cohort it carried 12% of the trait's variance where 9% held out of sample, and null traits with
+    that excess scored pairs of unlinked sites up to p 1e-12.7 instead of 1e-9.8 (their LD class's tail threshold),
+    so the planted pair, at own p 7e-26, read q 0.006-0.036 instead of 4e-5 to 0.003 (docs/association.md).
+    """
     n = len(data.y_model)
     main_features = _main_effect_features(data)
     main_effects = _additive_model(data.kind).fit(main_features, data.y_model)
     if data.kind == "binary":
-        fitted = main_effects.predict_proba(main_features)[:, 1]
+        from scipy.optimize import brentq
+        from scipy.special import expit, logit
+
+        score = _with_spread(logit(np.clip(main_effects.predict_proba(main_features)[:, 1], 1e-6, 1 - 1e-6)), spread)
+        share = float(np.clip(data.y_model.mean(), 1e-6, 1 - 1e-6))
+        shift = brentq(lambda c: expit(score + c).mean() - share, -50, 50)
+        fitted = expit(score + shift)
         return np.stack([(rng.random(n) < fitted).astype(float) for _ in range(count)], axis=1)
-    fitted = _at_out_of_sample_variance(main_effects.predict(main_features), data.y_model, r2_main_effects)
+    fitted = _with_spread(main_effects.predict(main_features), spread * data.y_model.std())
     residual = data.y_model - fitted
     return np.stack([fitted + residual[rng.permutation(n)] for _ in range(count)], axis=1)
 
 
-def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, r2_main_effects: float,
+def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, spread: float,
                dask: DaskSession) -> dict:
     from functools import partial
 
@@ -511,7 +532,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     # copy 0: real data; 1..B: phenotype (and covariates) permuted; B+1..2B: main-effects-only null for interactions
     orders = [np.arange(n)] + [rng.permutation(n) for _ in range(B)] + [np.arange(n)] * B
     targets = np.hstack([np.stack([data.y_model[order] for order in orders[: B + 1]], axis=1),
-                         interaction_null_traits(data, B, rng, r2_main_effects)])
+                         interaction_null_traits(data, B, rng, spread)])
     copies = targets.shape[1]
     client = dask.client()
     pairs = classical["pairs"]
