@@ -125,6 +125,40 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
     assert by_fit[0] == (10, 20) and (10, 22) not in by_fit
 
 
+def test_a_pair_that_repeats_a_chosen_fit_and_fits_it_better_stands_for_it():
+    """A both-recessive interaction lives in one cell: a pair whose table isolates most of the same individuals fits
+    it too, though its site is unlinked to the planted one (r^2 < 0.01, so no tag contest). Read first (its LD class's
+    tail lighter), it took the signal and the planted pair, repeating its fit, was passed over (grid product cohort
+    1022). Given the contest, the planted pair, whose own fit is better and which the other does not explain, stands."""
+    from biolens.stats.two_locus import first_unexplained
+
+    rng = np.random.default_rng(6)
+    n, m = 1000, 40
+    dosage = _genotypes(rng, n, m)
+    follows = (dosage[:, 10] == 2) & (rng.random(n) < 0.9)  # site 23 copies site 20 where site 10 is homozygous
+    dosage[:, 23] = np.where(follows, dosage[:, 20], dosage[:, 23])
+    assert np.corrcoef(dosage[:, 20], dosage[:, 23])[0, 1] ** 2 < 0.01
+    recessive = ((dosage[:, 10] == 2) & (dosage[:, 20] == 2)).astype(float)
+    trait = 0.5 * (recessive - recessive.mean()) / recessive.std() + rng.normal(size=n)
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    planted, other = (int(np.flatnonzero((pairs[:, 0] == 10) & (pairs[:, 1] == j))[0]) for j in (20, 23))
+    no_covariates = np.zeros((n, 0))
+    own = -np.log10(saturated_p(dosage, trait[:, None], no_covariates, pairs)[0])
+    assert own[planted] == own.max() and own[other] > 20
+    evidence = own.copy()
+    evidence[other] = own[planted] + 5
+    codes = PairCodes(dosage)
+    allowed, rows = codes.r2 < 0.8, np.arange(n)
+
+    def settled(contenders):
+        return first_unexplained(saturated_p, dosage, trait, no_covariates, contenders, mutual_by_fit=True)
+
+    by_reading = [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows)]
+    by_contest = [tuple(p) for p in codes.screen(evidence, pairs, 4, allowed, trait, rows, own, settled)]
+    assert by_reading[0] == (10, 23) and (10, 20) not in by_reading, by_reading
+    assert by_contest[0] == (10, 20) and (10, 23) not in by_contest, by_contest
+
+
 def test_screening_evidence_reads_each_pair_within_its_ld_class_like_the_main_effects_reading():
     """The reading the network's screen uses is `MainEffectsNull.read`'s p without the BH step (the same fitted tail
     per LD class), never says more than the pair's own test, and gives no evidence where there is no test."""

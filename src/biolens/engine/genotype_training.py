@@ -72,15 +72,24 @@ class PairCodes:
         upper = np.triu(np.ones(strength.shape, bool), 1)
         mine = _pair_matrix(own, pairs, m) if own is not None and first_unexplained is not None else None
         pool = self._clumped(np.where(upper & allowed, strength, -1.0), POOL_PER_CANDIDATE * k, mine, first_unexplained)
-        return self._distinct_fits(pool, target, rows, k)
+        return self._distinct_fits(pool, target, rows, k, mine, first_unexplained)
 
-    def _distinct_fits(self, pool: np.ndarray, target: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    def _distinct_fits(self, pool: np.ndarray, target: np.ndarray, rows: np.ndarray, k: int,
+                       own: np.ndarray | None = None, first_unexplained=None) -> np.ndarray:
         """The first k pairs of `pool` (best first) whose fitted interaction with `target` (given on `rows`) is not
         largely (r^2 >= CLUMP_R2) one that an earlier chosen pair fits.
 
         A recessive interaction lives in one cell of the 3 x 3 table (11 individuals in one cohort). Any pair whose
         table isolates the same individuals fits it, whether or not its sites tag the planted ones; the network,
         given several such pairs, spread the effect over four of them, none strong enough to be claimed.
+
+        Where `own` and `first_unexplained` are given (as for `_clumped`), a later pair that repeats one chosen pair's
+        fit with a better own p contends with it, and the first that the other does not explain stands for the fit
+        (two that explain each other: settled as `first_unexplained` is asked to). Why: pairs are pooled in order of
+        the tail of their LD class, read far past the null's largest scores, and on a product grid cohort (seed 1022)
+        a partial tag of the planted pair (own p 4e-16, read 8e-15) came before the planted pair (own p 1e-28, read
+        2e-13 in a class with a heavier tail); its fit repeated the planted pair's, and the planted pair was passed
+        over.
         """
         if len(pool) == 0:
             return pool
@@ -97,7 +106,12 @@ class PairCodes:
                 break
             if chosen and norms[c] > 0:
                 overlap = fits[:, chosen].T @ fits[:, c] / np.maximum(norms[chosen] * norms[c], 1e-300)
-                if np.max(overlap ** 2) >= CLUMP_R2:
+                repeated = np.flatnonzero(overlap ** 2 >= CLUMP_R2)
+                if len(repeated) == 1 and own is not None and first_unexplained is not None:
+                    earlier = chosen[repeated[0]]
+                    if own[tuple(pool[c])] > own[tuple(pool[earlier])] and first_unexplained(pool[[earlier, c]]) == 1:
+                        chosen[repeated[0]] = c
+                if len(repeated):
                     continue
             chosen.append(c)
         return pool[chosen]
