@@ -151,10 +151,9 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     # "_v2".."_v12": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
     # the main-effects null, its scan of every pair, its distinct pairs, its LD classes, the stepwise signals, the
     # network's saturated-test screening, leads chosen by mutual conditioning, the screen's mutual tags settled by
-    # their fit, or the null's main effects as strong as out of sample and a repeated fit contested in the screen (v12)
-    # (fine_mapping_v2: the inflation left after the
-    # fine-mapped signals; _v3: fits averaged by evidence; crossval_v2: the screening; crossval_v3: the additive +
-    # dominance model); their stages are recomputed
+    # their fit, or (v12) the null's main effects as strong as out of sample and repeated fits contested in the screen
+    # (fine_mapping_v2: the inflation left after the fine-mapped signals; _v3: fits averaged by evidence;
+    # crossval_v2: the screening; crossval_v3: the additive + dominance model); their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v2", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
