@@ -168,30 +168,22 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     return True
 
 
-def null_main_effects_spread(data: _Data, crossval: dict) -> float:
-    """How strongly the main effects predict the trait out of sample, as the SD of the linear predictor the
-    interaction null gives them (`interaction_null_traits`); the better of the additive and the additive + dominance
-    models' out-of-fold predictions.
+def null_main_effects_spread(data: _Data, crossval: dict) -> float | None:
+    """How strongly the main effects predict a quantitative trait (standardised) out of sample, as the SD the
+    interaction null gives their fitted values (`interaction_null_traits`): sqrt of the better out-of-fold R^2 of the
+    additive and the additive + dominance models.
 
-    Quantitative (trait standardised): sqrt of the out-of-fold R^2. Binary: the SD of the out-of-fold logit times
-    its calibration slope (the logistic regression of the trait on it; < 1 where the predictions are too extreme),
-    the spread of the logit that would have predicted the held-out individuals best.
+    None for a binary trait: its null draws cases from the in-sample fit as it is. Scaling its logit to the
+    out-of-fold logit's SD times its calibration slope was tried (session 45) and not kept: on foreign cohorts the
+    product reading then claimed 8 pairs beside the planted one on a nearly clonal binary cohort (1 before), and the
+    deep test one more pair on a binary null cohort (a term of 0.003 log-odds on 2 individuals).
     """
-    if data.kind != "binary":
-        from sklearn.metrics import r2_score
+    if data.kind == "binary":
+        return None
+    from sklearn.metrics import r2_score
 
-        return float(np.sqrt(max(r2_score(data.y_model, crossval["oof_additive"]),
-                                 r2_score(data.y_model, crossval["oof_main_effects"]), 0.0)))
-    from scipy.special import logit
-    from sklearn.linear_model import LogisticRegression
-
-    spreads = []
-    for key in ("oof_additive", "oof_main_effects"):
-        score = logit(np.clip(crossval[key], 1e-6, 1 - 1e-6))
-        if score.std() > 0:
-            slope = LogisticRegression(C=np.inf).fit(score[:, None], data.y_model).coef_[0, 0]
-            spreads.append(max(float(slope), 0.0) * float(score.std()))
-    return max(spreads, default=0.0)
+    return float(np.sqrt(max(r2_score(data.y_model, crossval["oof_additive"]),
+                             r2_score(data.y_model, crossval["oof_main_effects"]), 0.0)))
 
 
 def _classical(data: _Data, dask: DaskSession, seed: int = 0) -> dict:
@@ -479,17 +471,11 @@ def _pair_scores(contributions: np.ndarray, pairs: np.ndarray, n_pairs: int, m: 
     return scores
 
 
-def _with_spread(values: np.ndarray, spread: float) -> np.ndarray:
-    """`values` scaled about their mean to SD `spread`."""
-    centre, sd = values.mean(), values.std()
-    return centre + (values - centre) * (spread / sd if sd > 0 else 1.0)
-
-
-def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, spread: float) -> np.ndarray:
+def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, spread: float | None) -> np.ndarray:
     """`count` traits (n x count) with every site's main effects, dominance included, and no interaction: the null
-    hypothesis of the pair tests (Buzkova et al. 2011). The main effects' in-sample fit, its linear predictor scaled
-    to SD `spread` (`null_main_effects_spread`: as strong as out of sample), plus permuted residuals for a
-    quantitative trait; a parametric bootstrap of it for a binary one (the intercept set to keep the share of cases).
+    hypothesis of the pair tests (Buzkova et al. 2011). A quantitative trait: the main effects' in-sample fit scaled
+    to SD `spread` (`null_main_effects_spread`: as strong as out of sample) plus permuted residuals. A binary trait
+    (`spread` None): a parametric bootstrap of the in-sample fit.
 
     Why the scaling, both ways. Up: ridge shrinks in-sample effects, and a null with weaker main effects than the data
     would let the data's main effects pass for interactions. Down: on a cohort with an interaction, the in-sample fit
@@ -502,20 +488,16 @@ def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, s
     main_features = _main_effect_features(data)
     main_effects = _additive_model(data.kind).fit(main_features, data.y_model)
     if data.kind == "binary":
-        from scipy.optimize import brentq
-        from scipy.special import expit, logit
-
-        score = _with_spread(logit(np.clip(main_effects.predict_proba(main_features)[:, 1], 1e-6, 1 - 1e-6)), spread)
-        share = float(np.clip(data.y_model.mean(), 1e-6, 1 - 1e-6))
-        shift = brentq(lambda c: expit(score + c).mean() - share, -50, 50)
-        fitted = expit(score + shift)
+        fitted = main_effects.predict_proba(main_features)[:, 1]
         return np.stack([(rng.random(n) < fitted).astype(float) for _ in range(count)], axis=1)
-    fitted = _with_spread(main_effects.predict(main_features), spread * data.y_model.std())
+    fitted = main_effects.predict(main_features)
+    centre, sd = fitted.mean(), fitted.std()
+    fitted = centre + (fitted - centre) * (spread * data.y_model.std() / sd if sd > 0 else 1.0)
     residual = data.y_model - fitted
     return np.stack([fitted + residual[rng.permutation(n)] for _ in range(count)], axis=1)
 
 
-def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, spread: float,
+def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: int, spread: float | None,
                dask: DaskSession) -> dict:
     from functools import partial
 
