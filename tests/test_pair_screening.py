@@ -128,8 +128,9 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
 def test_a_pair_that_repeats_a_chosen_fit_and_fits_it_better_stands_for_it():
     """A both-recessive interaction lives in one cell: a pair whose table isolates most of the same individuals fits
     it too, though its site is unlinked to the planted one (r^2 < 0.01, so no tag contest). Read first (its LD class's
-    tail lighter), it took the signal and the planted pair, repeating its fit, was passed over (grid product cohort
-    1022). Given the contest, the planted pair, whose own fit is better and which the other does not explain, stands."""
+    tail lighter), it took the signal and the planted pair, repeating its fit, was passed over (as a partial tag did
+    on grid product cohort 1022). Given the contest, the planted pair, whose own fit is better and which the other does
+    not explain, stands."""
     from biolens.stats.two_locus import first_unexplained
 
     rng = np.random.default_rng(6)
