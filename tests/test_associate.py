@@ -602,6 +602,43 @@ def test_stepwise_signals_claim_each_interaction_once_not_the_pairs_that_tag_it(
     assert len(leads) == 2
 
 
+def test_a_pair_that_singles_out_a_signals_individuals_stands_in_for_its_lead_whichever_leads():
+    """A both-recessive interaction lives in one cell: a pair whose table singles out most of the same individuals
+    fits it as well, though its site is unlinked to the planted one (r^2 < 0.01). The stepwise reading claims one of
+    the two and explains the other away, and which one leads was close to a coin toss on grid cohorts: the other is
+    now claimed as its stand-in, whichever leads. A second, unrelated interaction (a product of common sites) has no
+    stand-in, and neither recessive pair stands in for it."""
+    from biolens.stats.significance import bh_qvalues
+    from biolens.stats.two_locus import distinct_pairs, saturated_p, stand_ins
+
+    rng = np.random.default_rng(6)
+    n, m = 1000, 40
+    dosage = rng.binomial(2, rng.uniform(0.3, 0.5, m), size=(n, m)).astype(float)
+    follows = (dosage[:, 10] == 2) & (rng.random(n) < 0.9)  # site 23 copies site 20 where site 10 is homozygous
+    dosage[:, 23] = np.where(follows, dosage[:, 20], dosage[:, 23])
+    assert np.corrcoef(dosage[:, 20], dosage[:, 23])[0, 1] ** 2 < 0.01
+    recessive = ((dosage[:, 10] == 2) & (dosage[:, 20] == 2)).astype(float)
+    product = (dosage[:, 30] - dosage[:, 30].mean()) * (dosage[:, 35] - dosage[:, 35].mean())
+    trait = (0.5 * (recessive - recessive.mean()) / recessive.std() + 0.3 * product / product.std()
+             + rng.normal(size=n))
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    planted, other, second = (int(np.flatnonzero((pairs[:, 0] == i) & (pairs[:, 1] == j))[0])
+                              for i, j in ((10, 20), (10, 23), (30, 35)))
+    no_covariates = np.zeros((n, 0))
+    own = saturated_p(dosage, trait[:, None], no_covariates, pairs)[0]
+    q = bh_qvalues(np.nan_to_num(own, nan=1.0))
+    assert q[other] < 1e-10 and q[second] < 1e-6
+    _, which = distinct_pairs(dosage, pairs)
+
+    for lead, stand_in in ((planted, other), (other, planted)):
+        signal = stand_ins(saturated_p, dosage, trait, no_covariates, pairs, [lead, second], q, own, which)
+        assert signal[stand_in] == 0 and signal[lead] == -1 and signal[second] == -1, pairs[signal >= 0]
+        assert not (signal == 1).any(), pairs[signal == 1]  # the product of common sites: no stand-in
+        assert (q[signal >= 0] < 0.05).all()
+    alone = stand_ins(saturated_p, dosage, trait, no_covariates, pairs, [second], q, own, which)
+    assert alone[planted] == -1 and alone[other] == -1
+
+
 def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeypatch):
     """The pooled null is an average of every pair's null only when each pair is in it in its share: the null
     traits are scanned over the data's own pairs (a sample of site pairs missed the few pairs that tag a causal site

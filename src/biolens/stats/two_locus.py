@@ -390,6 +390,56 @@ def stepwise_signals(test, null: MainEffectsNull, dosage: np.ndarray, y: np.ndar
     return p, q, leads
 
 
+_ONE_PAIR = np.array([[0, 1]])
+STAND_IN_CANDIDATES = 200  # pairs claimed on their own, strongest own p first, asked whether they stand in for a lead
+
+
+def stand_ins(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray, leads: list[int],
+              q_marginal: np.ndarray, own: np.ndarray, which: np.ndarray, level: float = 0.05) -> np.ndarray:
+    """For each pair, the position in `leads` of the signal it stands in for, or -1. A pair stands in for a lead when
+    it reaches q < `level` on its own reading (`q_marginal`) and, with its whole 3 x 3 table put in the lead's place
+    beside the other leads' tables, the lead has nothing left (p >= EXPLAINED_P): the data fit the signal as well
+    with this pair. Only the STAND_IN_CANDIDATES pairs of smallest own p (`own`) are asked, one per distinct pair
+    (`which`, as `MainEffectsNull.which`; a lead's exact copies already share its claim).
+
+    Why: an interaction that lives in one cell of the table (both sites homozygous for the minor allele) rests on
+    10-25 individuals, and any pair whose table singles out the same individuals fits it as well; the stepwise
+    reading claims one of them and explains the others away, and which one leads is close to a coin toss (on
+    both-recessive grid cohort 1026 the planted pair fell from the first row to the 31st when the null changed
+    slightly). A reader told only the lead names a pair the data cannot prefer. These pairs are the signal's stand-ins,
+    claimed with its number, as a credible set lists the sites that could carry one additive signal."""
+    signal = np.full(len(pairs), -1)
+    if not leads:
+        return signal
+    lead_groups = {int(which[k]) for k in leads if which[k] >= 0}
+    asked = np.flatnonzero(np.isfinite(q_marginal) & (q_marginal < level))
+    asked = asked[[k not in leads and int(which[k]) not in lead_groups for k in asked]]
+    asked = asked[np.argsort(np.nan_to_num(own[asked], nan=1.0), kind="stable")]
+    first_of = {}
+    for k in asked:  # one per distinct pair, at most STAND_IN_CANDIDATES
+        first_of.setdefault(int(which[k]) if which[k] >= 0 else -1 - int(k), int(k))
+        if len(first_of) == STAND_IN_CANDIDATES:
+            break
+    classes = genotype_classes(dosage)
+    y = np.asarray(y, dtype=np.float64)[:, None]
+
+    def table(k: int) -> np.ndarray:
+        return _cell_indicators(classes[:, pairs[k, 0]], classes[:, pairs[k, 1]])
+
+    lead_tables = [table(k) for k in leads]
+    for k in first_of.values():
+        left = np.array([test(dosage[:, pairs[lead]], y, np.hstack([covariates, *lead_tables[:s], table(k),
+                                                                     *lead_tables[s + 1:]]), _ONE_PAIR)[0][0]
+                         for s, lead in enumerate(leads)])
+        left = np.nan_to_num(left, nan=0.0)  # no test of the lead beside this pair: it does not stand in
+        if left.max() >= EXPLAINED_P:
+            signal[k] = int(np.argmax(left))
+    for k in np.flatnonzero(signal >= 0):  # exact copies of a stand-in stand in with it
+        if which[k] >= 0:
+            signal[(which == which[k]) & (signal < 0) & np.isfinite(q_marginal) & (q_marginal < level)] = signal[k]
+    return signal
+
+
 def _cell_indicators(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Indicators of the filled cells of two sites' 3 x 3 genotype table, one dropped (the intercept holds it)."""
     cell = 3 * a.astype(np.int64) + b

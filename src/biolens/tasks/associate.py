@@ -148,10 +148,11 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
                     warnings=data.notes.get("warnings", []))
     n, m = data.x.shape
     console.say(f"{n} individuals x {m} sites ({data.kind} trait '{config.trait}'); {m * (m - 1) // 2} site pairs.")
-    # "_v2".."_v12": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
+    # "_v2".."_v13": checkpoints of runs interrupted under an older biolens lack the saturated test, the tail model,
     # the main-effects null, its scan of every pair, its distinct pairs, its LD classes, the stepwise signals, the
     # network's saturated-test screening, leads chosen by mutual conditioning, the screen's mutual tags settled by
-    # their fit, or (v12) the null's main effects as strong as out of sample and repeated fits contested in the screen
+    # their fit, the null's main effects as strong as out of sample and repeated fits contested in the screen, or
+    # (v13) the pairs that stand in for a signal's lead
     # (fine_mapping_v2: the inflation left after the fine-mapped signals; _v3: fits averaged by evidence;
     # crossval_v2: the screening; crossval_v3: the additive + dominance model); their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
@@ -160,7 +161,7 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
         crossval = cached_stage(run, "crossval_v3", lambda: _crossval(data, config, classical))
         spread = null_main_effects_spread(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-        discovery = cached_stage(run, "discovery_v12",
+        discovery = cached_stage(run, "discovery_v13",
                                  lambda: _discovery(data, config, classical, epochs, spread, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
@@ -504,7 +505,8 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     from biolens.engine.dask_scans import scan_blocks
     from biolens.engine.genotype_training import fit_copies
     from biolens.stats.significance import bh_qvalues, permutation_test
-    from biolens.stats.two_locus import MainEffectsNull, product_pair_tests, saturated_p, stepwise_signals
+    from biolens.stats.two_locus import (MainEffectsNull, product_pair_tests, saturated_p, stand_ins,
+                                         stepwise_signals)
 
     n, m = data.x.shape
     B = config.permutations
@@ -529,9 +531,18 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
             p_marginal, q_marginal, tail = null.read(p_own)
             p_signal, q_signal, leads = stepwise_signals(test, null, data.dosage, data.y_model, data.covariates, pairs,
                                                          (p_marginal, q_marginal), scan=scan, own=p_own)
-            tail["signals"] = len(leads)
+            # stand-ins for the saturated reading's leads only: its own model is the whole table that both sides of
+            # the check condition on; a product lead that is a dominance effect in disguise (two linked sites) is
+            # "explained" by the table of any pair holding one of its sites (372 such pairs on one cohort)
+            stand_in_for = (stand_ins(test, data.dosage, data.y_model, data.covariates, pairs, leads, q_marginal,
+                                      p_own, null.which) if name == "saturated" else np.full(len(pairs), -1))
+            signal, role = _signals(leads, stand_in_for, null.which)
+            standing_in = role == STAND_IN
+            p_signal[standing_in], q_signal[standing_in] = p_marginal[standing_in], q_marginal[standing_in]
+            tail["signals"], tail["stand_ins"] = len(leads), int(standing_in.sum())
             readings |= {f"{name}_p": p_signal, f"{name}_q": q_signal, f"{name}_p_marginal": p_marginal,
-                         f"{name}_q_marginal": q_marginal, f"{name}_tail": np.asarray(json.dumps(tail))}
+                         f"{name}_q_marginal": q_marginal, f"{name}_tail": np.asarray(json.dumps(tail)),
+                         f"{name}_signal": signal, f"{name}_role": role}
             nulls[name] = null
     allowed = _allowed_pairs(classical["r2"])
     covariates = np.stack([data.covariates[order] for order in orders], axis=1)
@@ -558,6 +569,23 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
             "pair_p_perm": p_pair, "pair_q_perm": bh_qvalues(p_pair), "candidates": candidates[0],
             "site_tail": np.asarray(json.dumps(site_tail)), "pair_tail": np.asarray(json.dumps(pair_tail)),
             "product_p_own": p_product_linear, **readings}
+
+
+LEAD, STAND_IN = 1, 2  # a pair's role in a stepwise reading's signal (0: none)
+ROLES = {LEAD: "lead", STAND_IN: "stand-in"}
+
+
+def _signals(leads: list[int], stand_in_for: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signal number (1-based, in the order the leads were chosen; 0: none) and role of every pair: the leads with
+    their exact copies (`which`, as `MainEffectsNull.which`), and the pairs that stand in for them
+    (`two_locus.stand_ins`)."""
+    signal, role = np.zeros(len(which), dtype=np.int64), np.zeros(len(which), dtype=np.int64)
+    standing_in = stand_in_for >= 0
+    signal[standing_in], role[standing_in] = stand_in_for[standing_in] + 1, STAND_IN
+    for number, lead in enumerate(leads, start=1):
+        same = (which == which[lead]) if which[lead] >= 0 else (np.arange(len(which)) == lead)
+        signal[same], role[same] = number, LEAD
+    return signal, role
 
 
 # -- outputs -----------------------------------------------------------------------------------------------------
@@ -617,13 +645,17 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                           int(pair_clump[k]) if pair_clump[k] else "", _g(discovery["product_p"][k]),
                           _g(discovery["product_q"][k]), g.alt[a], g.alt[b],
                           *(_g(discovery[f"{test}_{v}_marginal"][k]) for test in ("saturated", "product") for v in "pq"),
-                          form, _f(form_effect), _f(form_share), form_individuals if form else ""])
+                          form, _f(form_effect), _f(form_share), form_individuals if form else "",
+                          *(value for test in ("saturated", "product")
+                            for value in (int(discovery[f"{test}_signal"][k]) or "",
+                                          ROLES.get(int(discovery[f"{test}_role"][k]), "")))])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
                                              "chrom_b", "p_epistasis", "q_epistasis", "p_saturated", "q_saturated",
                                              "strong_ld", "p_saturated_f", "q_saturated_f", "clump", "p_product",
                                              "q_product", "alt_a", "alt_b", "p_saturated_marginal",
                                              "q_saturated_marginal", "p_product_marginal", "q_product_marginal",
-                                             "form", "form_effect", "form_share", "form_individuals"],
+                                             "form", "form_effect", "form_share", "form_individuals",
+                                             "signal_saturated", "role_saturated", "signal_product", "role_product"],
               pair_rows, delimiter="\t")
 
     claimed = (discovery["pair_q_perm"] < 0.05) | (discovery["saturated_q"] < 0.05) | (discovery["product_q"] < 0.05)
@@ -651,6 +683,9 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "pairs_q05_saturated_f": int((classical["q_saturated"] < 0.05).sum()),
         "pairs_q05_product": int((discovery["product_q"] < 0.05).sum()),
         "pairs_q05_deep": int((discovery["pair_q_perm"] < 0.05).sum()),
+        **{f"{key}_{test}": int((discovery[f"{test}_role"] == role).sum() if key == "stand_ins" else
+                                discovery[f"{test}_signal"].max(initial=0))
+           for test in ("saturated", "product") for key, role in (("signals", LEAD), ("stand_ins", STAND_IN))},
         "ld_blocks": int(classical["ld_block"].max()),
         "credible_sets": [[int(g.pos[i]) for i in members] for members in set_members],
         "credible_set_distinct": [distinct_patterns(members, classical["r2"]) for members in set_members],
@@ -680,9 +715,11 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
 def _pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.ndarray:
     """Pairs, best evidence first, for interactions.tsv (clumped after).
 
-    Three tiers. First the claims: q < 0.05 by the deep, the saturated or the product test (all three read against
+    Four tiers. First the claims: q < 0.05 by the deep, the saturated or the product test (all three read against
     the same main-effects null, so their p-values are on one footing; a pair the network never took as a candidate
-    still heads the table when a classical test sees it), by the smallest p. Then the pairs that reach q < 0.05 on
+    still heads the table when a classical test sees it), by the smallest p. Then the pairs claimed only as stand-ins
+    for a classical signal's lead (`two_locus.stand_ins`: the data fit the signal as well with them), so that the
+    first rows show one pair per signal. Then the pairs that reach q < 0.05 on
     their own but not given the claims (the stepwise reading's other pairs of a claimed signal), by their own
     reading's p: with little recombination the pair that leads a signal is often a partial tag of the causal pair,
     which the data cannot tell apart, and the causal pair then had sat behind every unclaimed network candidate
@@ -695,10 +732,13 @@ def _pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.nda
     either = np.minimum.reduce([clean(discovery["pair_p_perm"]), clean(discovery["saturated_p"]),
                                 clean(discovery["product_p"])])
     claimed = np.minimum.reduce([clean(discovery[key]) for key in ("pair_q_perm", "saturated_q", "product_q")]) < 0.05
+    leading = (clean(discovery["pair_q_perm"]) < 0.05) | np.logical_or.reduce(
+        [(clean(discovery[f"{test}_q"]) < 0.05) & (discovery.get(f"{test}_role", np.zeros(len(claimed))) != STAND_IN)
+         for test in ("saturated", "product")])
     marginal_p = np.minimum(clean(discovery["saturated_p_marginal"]), clean(discovery["product_p_marginal"]))
     marginal = ~claimed & (np.minimum(clean(discovery["saturated_q_marginal"]),
                                       clean(discovery["product_q_marginal"])) < 0.05)
-    tier = np.where(claimed, 0, np.where(marginal, 1, 2))
+    tier = np.where(leading, 0, np.where(claimed, 1, np.where(marginal, 2, 3)))
     own = np.minimum(clean(p_saturated_own), clean(discovery["product_p_own"]))
     return np.lexsort((-np.asarray(discovery["pair_score"]), own, np.where(marginal, marginal_p, either), tier))
 
