@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--kinds", default="null,additive,pair")
     parser.add_argument("--first-seed", type=int, default=5000, help="cohort i of each kind has seed first-seed + i")
     parser.add_argument("--out", type=Path, default=Path("runs/association_foreign.jsonl"))
+    parser.add_argument("--keep", type=Path, default=None, help="keep each cohort's files and run folder here (<kind>_<seed>)")
     args = parser.parse_args()
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     for cohort in range(args.cohorts):
@@ -147,8 +148,9 @@ def main() -> None:
             if any(r["kind"] == kind and r["seed"] == seed for r in done):
                 continue
             setting = settings(kind, seed)
-            with tempfile.TemporaryDirectory() as folder:
-                folder = Path(folder)
+            with tempfile.TemporaryDirectory() as scratch:
+                folder = Path(scratch) if args.keep is None else args.keep / f"{kind}_{seed}"
+                folder.mkdir(parents=True, exist_ok=True)
                 truth = simulate(setting, folder)
                 started = time.perf_counter()
                 finished = subprocess.run(

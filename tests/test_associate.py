@@ -143,9 +143,14 @@ def test_null_cohort_gives_no_interaction_discovery(tmp_path):
     from biolens.report.html import write_report
     from biolens.runs import load_run, write_json
 
-    write_json(out / "metrics.json", {**metrics, "pairs_q05_saturated": 3})  # as on an additive or dominant cohort
+    assert metrics["stand_ins_saturated"] == 0 and 'id="stand-ins"' not in report  # no lead: nothing to stand in
+    # as on an additive or dominant cohort; a signal with stand-ins is read as one interaction, said once
+    write_json(out / "metrics.json", {**metrics, "pairs_q05_saturated": 3, "signals_saturated": 1,
+                                      "stand_ins_saturated": 2})
     write_report(load_run(out))
     assert 'id="saturated-only"' in (out / "report.html").read_text()
+    stand_ins = (out / "report.html").read_text().split('id="stand-ins"')[1].split("</p>")[0]
+    assert "signal is led by one pair, and 2 more pairs stand in for it" in stand_ins
     # a deep claim that neither classical reading sees is told apart, by name (as on a null cohort in session 44)
     assert 'id="deep-only"' not in report
     table = (out / "interactions.tsv").read_text().splitlines()
@@ -603,40 +608,47 @@ def test_stepwise_signals_claim_each_interaction_once_not_the_pairs_that_tag_it(
 
 
 def test_a_pair_that_singles_out_a_signals_individuals_stands_in_for_its_lead_whichever_leads():
-    """A both-recessive interaction lives in one cell: a pair whose table singles out most of the same individuals
-    fits it as well, though its site is unlinked to the planted one (r^2 < 0.01). The stepwise reading claims one of
-    the two and explains the other away, and which one leads was close to a coin toss on grid cohorts: the other is
-    now claimed as its stand-in, whichever leads. A second, unrelated interaction (a product of common sites) has no
-    stand-in, and neither recessive pair stands in for it."""
+    """A both-recessive interaction lives in one cell: a pair whose table singles out the same individuals fits it as
+    well, though its site is barely linked to the planted one. The stepwise reading claims one of the two and
+    explains the other away, and which one leads was close to a coin toss on grid cohorts: the other is now claimed
+    as its stand-in, whichever leads. A pair that singles out most of those individuals but not all does not stand in
+    for the planted pair (the planted pair adds the ones it misses), while the planted pair stands in for it; the
+    stepwise reading's own check (the lead's test on the trait with the pair's table regressed out) let it stand in
+    both ways. A second, unrelated interaction (a product of common sites) has no stand-in."""
     from biolens.stats.significance import bh_qvalues
     from biolens.stats.two_locus import distinct_pairs, saturated_p, stand_ins
 
     rng = np.random.default_rng(6)
     n, m = 1000, 40
     dosage = rng.binomial(2, rng.uniform(0.3, 0.5, m), size=(n, m)).astype(float)
-    follows = (dosage[:, 10] == 2) & (rng.random(n) < 0.9)  # site 23 copies site 20 where site 10 is homozygous
-    dosage[:, 23] = np.where(follows, dosage[:, 20], dosage[:, 23])
-    assert np.corrcoef(dosage[:, 20], dosage[:, 23])[0, 1] ** 2 < 0.01
+    homozygous = dosage[:, 10] == 2  # site 23 copies site 20 where site 10 is homozygous; site 24 nine times in ten
+    dosage[:, 23] = np.where(homozygous, dosage[:, 20], dosage[:, 23])
+    dosage[:, 24] = np.where(homozygous & (rng.random(n) < 0.9), dosage[:, 20], dosage[:, 24])
+    assert max(np.corrcoef(dosage[:, 20], dosage[:, site])[0, 1] ** 2 for site in (23, 24)) < 0.05
     recessive = ((dosage[:, 10] == 2) & (dosage[:, 20] == 2)).astype(float)
     product = (dosage[:, 30] - dosage[:, 30].mean()) * (dosage[:, 35] - dosage[:, 35].mean())
     trait = (0.5 * (recessive - recessive.mean()) / recessive.std() + 0.3 * product / product.std()
              + rng.normal(size=n))
     pairs = np.stack(np.triu_indices(m, 1), axis=1)
-    planted, other, second = (int(np.flatnonzero((pairs[:, 0] == i) & (pairs[:, 1] == j))[0])
-                              for i, j in ((10, 20), (10, 23), (30, 35)))
+    planted, copy, near, second = (int(np.flatnonzero((pairs[:, 0] == i) & (pairs[:, 1] == j))[0])
+                                   for i, j in ((10, 20), (10, 23), (10, 24), (30, 35)))
     no_covariates = np.zeros((n, 0))
     own = saturated_p(dosage, trait[:, None], no_covariates, pairs)[0]
     q = bh_qvalues(np.nan_to_num(own, nan=1.0))
-    assert q[other] < 1e-10 and q[second] < 1e-6
+    assert q[copy] < 1e-10 and q[near] < 1e-10 and q[second] < 1e-6
     _, which = distinct_pairs(dosage, pairs)
 
-    for lead, stand_in in ((planted, other), (other, planted)):
-        signal = stand_ins(saturated_p, dosage, trait, no_covariates, pairs, [lead, second], q, own, which)
-        assert signal[stand_in] == 0 and signal[lead] == -1 and signal[second] == -1, pairs[signal >= 0]
+    def stood_in(leads):
+        return stand_ins(dosage, trait, no_covariates, pairs, leads, q, own, which)
+
+    for lead, other in ((planted, copy), (copy, planted)):
+        signal = stood_in([lead, second])
+        assert signal[other] == 0 and signal[lead] == -1 and signal[second] == -1, pairs[signal >= 0]
         assert not (signal == 1).any(), pairs[signal == 1]  # the product of common sites: no stand-in
         assert (q[signal >= 0] < 0.05).all()
-    alone = stand_ins(saturated_p, dosage, trait, no_covariates, pairs, [second], q, own, which)
-    assert alone[planted] == -1 and alone[other] == -1
+    assert stood_in([planted, second])[near] == -1 and stood_in([near, second])[planted] == 0
+    alone = stood_in([second])
+    assert alone[planted] == -1 and alone[copy] == -1
 
 
 def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeypatch):

@@ -390,24 +390,29 @@ def stepwise_signals(test, null: MainEffectsNull, dosage: np.ndarray, y: np.ndar
     return p, q, leads
 
 
-_ONE_PAIR = np.array([[0, 1]])
 STAND_IN_CANDIDATES = 200  # pairs claimed on their own, strongest own p first, asked whether they stand in for a lead
+STAND_IN_LEVEL = 0.05  # a pair stays a possible carrier of a signal unless its lead adds to its table at this level
 
 
-def stand_ins(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray, leads: list[int],
+def stand_ins(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray, leads: list[int],
               q_marginal: np.ndarray, own: np.ndarray, which: np.ndarray, level: float = 0.05) -> np.ndarray:
     """For each pair, the position in `leads` of the signal it stands in for, or -1. A pair stands in for a lead when
-    it reaches q < `level` on its own reading (`q_marginal`) and, with its whole 3 x 3 table put in the lead's place
-    beside the other leads' tables, the lead has nothing left (p >= EXPLAINED_P): the data fit the signal as well
-    with this pair. Only the STAND_IN_CANDIDATES pairs of smallest own p (`own`) are asked, one per distinct pair
-    (`which`, as `MainEffectsNull.which`; a lead's exact copies already share its claim).
+    it reaches q < `level` on its own reading (`q_marginal`) and the lead's interaction adds nothing to its whole 3 x 3
+    table at STAND_IN_LEVEL: the partial F test of the lead's table against the lead's two sites' main effects, in
+    the model that already holds this pair's table, the other leads' tables and the covariates. Only the
+    STAND_IN_CANDIDATES pairs of smallest own p (`own`) are asked, one per distinct pair (`which`, as
+    `MainEffectsNull.which`; a lead's exact copies already share its claim), and a stand-in's exact copies join it.
 
     Why: an interaction that lives in one cell of the table (both sites homozygous for the minor allele) rests on
     10-25 individuals, and any pair whose table singles out the same individuals fits it as well; the stepwise
     reading claims one of them and explains the others away, and which one leads is close to a coin toss (on
-    both-recessive grid cohort 1026 the planted pair fell from the first row to the 31st when the null changed
-    slightly). A reader told only the lead names a pair the data cannot prefer. These pairs are the signal's stand-ins,
-    claimed with its number, as a credible set lists the sites that could carry one additive signal."""
+    both-recessive grid cohort 1026 the planted pair, own p 7e-21 against the lead's 1e-22, sat at row 31). The test
+    is inverted as a confidence set is: where the causal pair's table holds the whole signal, the lead adds to it at
+    STAND_IN_LEVEL by chance only, so the lead and its stand-ins hold the causal pair 95% of the time (when it is
+    among the pairs asked), as a credible set holds a causal site. Why the partial F test and not the stepwise
+    reading's check (the lead's test on the trait with the pair's table regressed out): that check leaves the lead's
+    own columns unadjusted and is conservative, and on a one-carrier cohort it let pairs of own p 1e-5 "explain" a
+    lead of 1e-15 (partial F p 0.001; 15 such pairs stood in where only tags of the planted pair should)."""
     signal = np.full(len(pairs), -1)
     if not leads:
         return signal
@@ -421,23 +426,42 @@ def stand_ins(test, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, p
         if len(first_of) == STAND_IN_CANDIDATES:
             break
     classes = genotype_classes(dosage)
-    y = np.asarray(y, dtype=np.float64)[:, None]
+    y = np.asarray(y, dtype=np.float64)
+    intercept = np.ones((len(y), 1))
 
     def table(k: int) -> np.ndarray:
         return _cell_indicators(classes[:, pairs[k, 0]], classes[:, pairs[k, 1]])
 
+    def main_effects(k: int) -> np.ndarray:
+        return np.column_stack([classes[:, site] == value for site in pairs[k] for value in (1, 2)]).astype(np.float64)
+
     lead_tables = [table(k) for k in leads]
     for k in first_of.values():
-        left = np.array([test(dosage[:, pairs[lead]], y, np.hstack([covariates, *lead_tables[:s], table(k),
-                                                                     *lead_tables[s + 1:]]), _ONE_PAIR)[0][0]
-                         for s, lead in enumerate(leads)])
-        left = np.nan_to_num(left, nan=0.0)  # no test of the lead beside this pair: it does not stand in
-        if left.max() >= EXPLAINED_P:
+        mine = table(k)
+        left = [_added_p(y, np.hstack([intercept, covariates, *lead_tables[:s], *lead_tables[s + 1:], mine]),
+                         lead_tables[s], main_effects(lead)) for s, lead in enumerate(leads)]
+        if max(left) >= STAND_IN_LEVEL:
             signal[k] = int(np.argmax(left))
     for k in np.flatnonzero(signal >= 0):  # exact copies of a stand-in stand in with it
         if which[k] >= 0:
             signal[(which == which[k]) & (signal < 0) & np.isfinite(q_marginal) & (q_marginal < level)] = signal[k]
     return signal
+
+
+def _added_p(y: np.ndarray, base: np.ndarray, full: np.ndarray, reduced: np.ndarray) -> float:
+    """p of the partial F test of `full` columns against `reduced` ones, both beside `base`: what a pair's table adds
+    beyond its sites' main effects, given the rest. 1 where it adds no column (the base already spans it)."""
+    def fit(columns: np.ndarray) -> tuple[float, int]:
+        design = np.hstack([base, columns])
+        coefficients, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+        residual = y - design @ coefficients
+        return float(residual @ residual), int(rank)
+
+    (rss_full, rank_full), (rss_reduced, rank_reduced) = fit(full), fit(reduced)
+    df1, df2 = rank_full - rank_reduced, len(y) - rank_full
+    if df1 <= 0 or df2 <= 0 or rss_full <= 0:
+        return 1.0
+    return float(stats.f.sf(max(rss_reduced - rss_full, 0.0) / df1 / (rss_full / df2), df1, df2))
 
 
 def _cell_indicators(a: np.ndarray, b: np.ndarray) -> np.ndarray:

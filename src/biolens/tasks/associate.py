@@ -534,7 +534,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
             # stand-ins for the saturated reading's leads only: its own model is the whole table that both sides of
             # the check condition on; a product lead that is a dominance effect in disguise (two linked sites) is
             # "explained" by the table of any pair holding one of its sites (372 such pairs on one cohort)
-            stand_in_for = (stand_ins(test, data.dosage, data.y_model, data.covariates, pairs, leads, q_marginal,
+            stand_in_for = (stand_ins(data.dosage, data.y_model, data.covariates, pairs, leads, q_marginal,
                                       p_own, null.which) if name == "saturated" else np.full(len(pairs), -1))
             signal, role = _signals(leads, stand_in_for, null.which)
             standing_in = role == STAND_IN
