@@ -1039,6 +1039,13 @@ def test_pairs_a_claim_explains_come_right_after_the_claims_not_behind_weaker_ca
     }
     order = _pair_evidence_order(discovery, np.array([1e-13, 1e-12, 0.2, 0.4, 0.5, nan]))
     assert order.tolist() == [0, 4, 1, 2, 3, 5]
+    # a stand-in for the lead (claimed at its own q) comes after every pair that leads a claim, whatever its p
+    standing_in = {**discovery, "saturated_p": np.array([1e-12, 1e-20, 0.3, 0.5, 0.6, nan]),
+                   "saturated_q": np.array([1e-8, 1e-16, 0.9, 0.9, 0.9, nan])}
+    own = np.array([1e-13, 1e-21, 0.2, 0.4, 0.5, nan])
+    assert _pair_evidence_order(standing_in, own).tolist()[:3] == [1, 0, 4]  # as a lead it would head the table
+    standing_in["saturated_role"] = np.array([1, 2, 0, 0, 0, 0])
+    assert _pair_evidence_order(standing_in, own).tolist() == [0, 4, 1, 2, 3, 5]
     # with no claim, every pair is ranked by its smallest p among the tests: pair 1 by its conditional one
     for key in ("saturated_q", "saturated_q_marginal", "pair_q_perm"):
         discovery[key] = np.full(6, 0.9)

@@ -531,8 +531,8 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
             p_marginal, q_marginal, tail = null.read(p_own)
             p_signal, q_signal, leads = stepwise_signals(test, null, data.dosage, data.y_model, data.covariates, pairs,
                                                          (p_marginal, q_marginal), scan=scan, own=p_own)
-            # stand-ins for the saturated reading's leads only: its own model is the whole table that both sides of
-            # the check condition on; a product lead that is a dominance effect in disguise (two linked sites) is
+            # stand-ins for the saturated reading's leads only: its own model is the whole table, which is what the
+            # stand-in test compares; a product lead that is a dominance effect in disguise (two linked sites) was
             # "explained" by the table of any pair holding one of its sites (372 such pairs on one cohort)
             stand_in_for = (stand_ins(data.dosage, data.y_model, data.covariates, pairs, leads, q_marginal,
                                       p_own, null.which) if name == "saturated" else np.full(len(pairs), -1))
@@ -683,9 +683,9 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "pairs_q05_saturated_f": int((classical["q_saturated"] < 0.05).sum()),
         "pairs_q05_product": int((discovery["product_q"] < 0.05).sum()),
         "pairs_q05_deep": int((discovery["pair_q_perm"] < 0.05).sum()),
-        **{f"{key}_{test}": int((discovery[f"{test}_role"] == role).sum() if key == "stand_ins" else
-                                discovery[f"{test}_signal"].max(initial=0))
-           for test in ("saturated", "product") for key, role in (("signals", LEAD), ("stand_ins", STAND_IN))},
+        "signals_saturated": int(discovery["saturated_signal"].max(initial=0)),
+        "stand_ins_saturated": int((discovery["saturated_role"] == STAND_IN).sum()),
+        "signals_product": int(discovery["product_signal"].max(initial=0)),
         "ld_blocks": int(classical["ld_block"].max()),
         "credible_sets": [[int(g.pos[i]) for i in members] for members in set_members],
         "credible_set_distinct": [distinct_patterns(members, classical["r2"]) for members in set_members],
