@@ -397,22 +397,23 @@ STAND_IN_LEVEL = 0.05  # a pair stays a possible carrier of a signal unless its 
 def stand_ins(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: np.ndarray, leads: list[int],
               q_marginal: np.ndarray, own: np.ndarray, which: np.ndarray, level: float = 0.05) -> np.ndarray:
     """For each pair, the position in `leads` of the signal it stands in for, or -1. A pair stands in for a lead when
-    it reaches q < `level` on its own reading (`q_marginal`) and the lead's interaction adds nothing to its whole 3 x 3
-    table at STAND_IN_LEVEL: the partial F test of the lead's table against the lead's two sites' main effects, in
-    the model that already holds this pair's table, the other leads' tables and the covariates. Only the
-    STAND_IN_CANDIDATES pairs of smallest own p (`own`) are asked, one per distinct pair (`which`, as
-    `MainEffectsNull.which`; a lead's exact copies already share its claim), and a stand-in's exact copies join it.
+    it reaches q < `level` on its own reading (`q_marginal`) and the lead's whole 3 x 3 table adds nothing to the
+    pair's at STAND_IN_LEVEL: the partial F test of the lead's table in the model that already holds this pair's
+    table, the other leads' tables and the covariates. Only the STAND_IN_CANDIDATES pairs of smallest own p (`own`)
+    are asked, one per distinct pair (`which`, as `MainEffectsNull.which`; a lead's exact copies already share its
+    claim), and a stand-in's exact copies join it.
 
     Why: an interaction that lives in one cell of the table (both sites homozygous for the minor allele) rests on
     10-25 individuals, and any pair whose table singles out the same individuals fits it as well; the stepwise
     reading claims one of them and explains the others away, and which one leads is close to a coin toss (on
     both-recessive grid cohort 1026 the planted pair, own p 7e-21 against the lead's 1e-22, sat at row 31). The test
-    is inverted as a confidence set is: where the causal pair's table holds the whole signal, the lead adds to it at
-    STAND_IN_LEVEL by chance only, so the lead and its stand-ins hold the causal pair 95% of the time (when it is
-    among the pairs asked), as a credible set holds a causal site. Why the partial F test and not the stepwise
-    reading's check (the lead's test on the trait with the pair's table regressed out): that check leaves the lead's
-    own columns unadjusted and is conservative, and on a one-carrier cohort it let pairs of own p 1e-5 "explain" a
-    lead of 1e-15 (partial F p 0.001; 15 such pairs stood in where only tags of the planted pair should)."""
+    is inverted as a confidence set is: where the causal pair's table holds the signal, the lead's table adds to it at
+    STAND_IN_LEVEL by chance only, so the lead and its stand-ins hold the causal pair 95% of the time (when it is among
+    the pairs asked), as a credible set holds a causal site. Two weaker checks were run first and dropped
+    (docs/association.md): the stepwise reading's own (the lead's test on the trait with the pair's table regressed
+    out) is conservative and let pairs of own p 1e-5 "explain" a lead of 1e-15; the lead's interaction alone given
+    the pair's table and the lead's sites' main effects let partial tags of a one-carrier pair stand in whose tables
+    fit 20 nats worse, their interaction emulating the lead's only beside the lead's own main effects."""
     signal = np.full(len(pairs), -1)
     if not leads:
         return signal
@@ -432,14 +433,11 @@ def stand_ins(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: 
     def table(k: int) -> np.ndarray:
         return _cell_indicators(classes[:, pairs[k, 0]], classes[:, pairs[k, 1]])
 
-    def main_effects(k: int) -> np.ndarray:
-        return np.column_stack([classes[:, site] == value for site in pairs[k] for value in (1, 2)]).astype(np.float64)
-
     lead_tables = [table(k) for k in leads]
     for k in first_of.values():
         mine = table(k)
         left = [_added_p(y, np.hstack([intercept, covariates, *lead_tables[:s], *lead_tables[s + 1:], mine]),
-                         lead_tables[s], main_effects(lead)) for s, lead in enumerate(leads)]
+                         lead_tables[s]) for s in range(len(leads))]
         if max(left) >= STAND_IN_LEVEL:
             signal[k] = int(np.argmax(left))
     for k in np.flatnonzero(signal >= 0):  # exact copies of a stand-in stand in with it
@@ -448,20 +446,19 @@ def stand_ins(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: 
     return signal
 
 
-def _added_p(y: np.ndarray, base: np.ndarray, full: np.ndarray, reduced: np.ndarray) -> float:
-    """p of the partial F test of `full` columns against `reduced` ones, both beside `base`: what a pair's table adds
-    beyond its sites' main effects, given the rest. 1 where it adds no column (the base already spans it)."""
-    def fit(columns: np.ndarray) -> tuple[float, int]:
-        design = np.hstack([base, columns])
+def _added_p(y: np.ndarray, base: np.ndarray, added: np.ndarray) -> float:
+    """p of the partial F test of the `added` columns beside `base`; 1 where they add no column (the base spans
+    them)."""
+    def fit(design: np.ndarray) -> tuple[float, int]:
         coefficients, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
         residual = y - design @ coefficients
         return float(residual @ residual), int(rank)
 
-    (rss_full, rank_full), (rss_reduced, rank_reduced) = fit(full), fit(reduced)
-    df1, df2 = rank_full - rank_reduced, len(y) - rank_full
+    (rss_full, rank_full), (rss_base, rank_base) = fit(np.hstack([base, added])), fit(base)
+    df1, df2 = rank_full - rank_base, len(y) - rank_full
     if df1 <= 0 or df2 <= 0 or rss_full <= 0:
         return 1.0
-    return float(stats.f.sf(max(rss_reduced - rss_full, 0.0) / df1 / (rss_full / df2), df1, df2))
+    return float(stats.f.sf(max(rss_base - rss_full, 0.0) / df1 / (rss_full / df2), df1, df2))
 
 
 def _cell_indicators(a: np.ndarray, b: np.ndarray) -> np.ndarray:
