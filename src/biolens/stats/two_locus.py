@@ -385,7 +385,7 @@ def stepwise_signals(test, null: MainEffectsNull, dosage: np.ndarray, y: np.ndar
         p_own = (scan(test, dosage, y[:, None], given, pairs) if scan else test(dosage, y[:, None], given, pairs))[0]
         p, q, _ = null.read(p_own)
     for lead, (p_lead, q_lead) in chosen_at.items():
-        same = null.which == null.which[lead] if null.which[lead] >= 0 else np.arange(len(p)) == lead
+        same = copies_of(null.which, lead)
         p[same], q[same] = p_lead, q_lead
     return p, q, leads
 
@@ -441,9 +441,14 @@ def stand_ins(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: 
         if max(left) >= STAND_IN_LEVEL:
             signal[k] = int(np.argmax(left))
     for k in np.flatnonzero(signal >= 0):  # exact copies of a stand-in stand in with it
-        if which[k] >= 0:
-            signal[(which == which[k]) & (signal < 0) & np.isfinite(q_marginal) & (q_marginal < level)] = signal[k]
+        signal[copies_of(which, k) & (signal < 0) & np.isfinite(q_marginal) & (q_marginal < level)] = signal[k]
     return signal
+
+
+def copies_of(which: np.ndarray, k: int) -> np.ndarray:
+    """Pairs that are one test with pair `k` (`which` as `MainEffectsNull.which`: the distinct pair each is a copy
+    of, -1 for a pair without a test, which is only itself)."""
+    return (which == which[k]) if which[k] >= 0 else (np.arange(len(which)) == k)
 
 
 def _added_p(y: np.ndarray, base: np.ndarray, added: np.ndarray) -> float:

@@ -579,11 +579,13 @@ def _signals(leads: list[int], stand_in_for: np.ndarray, which: np.ndarray) -> t
     """Signal number (1-based, in the order the leads were chosen; 0: none) and role of every pair: the leads with
     their exact copies (`which`, as `MainEffectsNull.which`), and the pairs that stand in for them
     (`two_locus.stand_ins`)."""
+    from biolens.stats.two_locus import copies_of
+
     signal, role = np.zeros(len(which), dtype=np.int64), np.zeros(len(which), dtype=np.int64)
     standing_in = stand_in_for >= 0
     signal[standing_in], role[standing_in] = stand_in_for[standing_in] + 1, STAND_IN
     for number, lead in enumerate(leads, start=1):
-        same = (which == which[lead]) if which[lead] >= 0 else (np.arange(len(which)) == lead)
+        same = copies_of(which, lead)
         signal[same], role[same] = number, LEAD
     return signal, role
 
@@ -658,11 +660,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                                              "signal_saturated", "role_saturated", "signal_product", "role_product"],
               pair_rows, delimiter="\t")
 
-    claimed = (discovery["pair_q_perm"] < 0.05) | (discovery["saturated_q"] < 0.05) | (discovery["product_q"] < 0.05)
     set_members = [np.nonzero(credible == k)[0] for k in range(1, int(credible.max()) + 1)]
-    only_standing_in = (claimed & (discovery["saturated_role"] == STAND_IN) & ~(discovery["pair_q_perm"] < 0.05)
-                        & ~(discovery["product_q"] < 0.05))
-    metrics = _prediction_metrics(data, crossval, config.seed, int((claimed & ~only_standing_in).sum()))
+    metrics = _prediction_metrics(data, crossval, config.seed, int(_leading_claims(discovery).sum()))
     site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
     saturated_tail = json.loads(str(discovery["saturated_tail"]))
     product_tail = json.loads(str(discovery["product_tail"]))
@@ -728,21 +727,30 @@ def _pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.nda
     (rows 20-27 at marginal q 1e-8 to 1e-10 on two both-recessive cohorts). Then the rest by the smallest p. Ties
     (strong pairs all reach the Pareto tail's end, p = 1e-300) are broken by the classical tests' own p-values, then
     the deep score."""
-    def clean(values):
-        return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=1.0)
-
-    either = np.minimum.reduce([clean(discovery["pair_p_perm"]), clean(discovery["saturated_p"]),
-                                clean(discovery["product_p"])])
-    claimed = np.minimum.reduce([clean(discovery[key]) for key in ("pair_q_perm", "saturated_q", "product_q")]) < 0.05
-    leading = (clean(discovery["pair_q_perm"]) < 0.05) | np.logical_or.reduce(
-        [(clean(discovery[f"{test}_q"]) < 0.05) & (discovery.get(f"{test}_role", np.zeros(len(claimed))) != STAND_IN)
-         for test in ("saturated", "product")])
-    marginal_p = np.minimum(clean(discovery["saturated_p_marginal"]), clean(discovery["product_p_marginal"]))
-    marginal = ~claimed & (np.minimum(clean(discovery["saturated_q_marginal"]),
-                                      clean(discovery["product_q_marginal"])) < 0.05)
+    either = np.minimum.reduce([_clean(discovery["pair_p_perm"]), _clean(discovery["saturated_p"]),
+                                _clean(discovery["product_p"])])
+    claimed = np.minimum.reduce([_clean(discovery[key]) for key in ("pair_q_perm", "saturated_q", "product_q")]) < 0.05
+    leading = _leading_claims(discovery)
+    marginal_p = np.minimum(_clean(discovery["saturated_p_marginal"]), _clean(discovery["product_p_marginal"]))
+    marginal = ~claimed & (np.minimum(_clean(discovery["saturated_q_marginal"]),
+                                      _clean(discovery["product_q_marginal"])) < 0.05)
     tier = np.where(leading, 0, np.where(claimed, 1, np.where(marginal, 2, 3)))
-    own = np.minimum(clean(p_saturated_own), clean(discovery["product_p_own"]))
+    own = np.minimum(_clean(p_saturated_own), _clean(discovery["product_p_own"]))
     return np.lexsort((-np.asarray(discovery["pair_score"]), own, np.where(marginal, marginal_p, either), tier))
+
+
+def _clean(values) -> np.ndarray:
+    """p- or q-values with NaN (no test) read as 1."""
+    return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=1.0)
+
+
+def _leading_claims(discovery: dict) -> np.ndarray:
+    """Pairs claimed (q < 0.05) by the deep test, or by a classical reading other than as a stand-in for its lead:
+    one row per interaction the tests claim, with its exact copies (discovery dicts of older runs have no roles)."""
+    return (_clean(discovery["pair_q_perm"]) < 0.05) | np.logical_or.reduce(
+        [(_clean(discovery[f"{test}_q"]) < 0.05)
+         & (discovery.get(f"{test}_role", np.zeros(len(discovery[f"{test}_q"]))) != STAND_IN)
+         for test in ("saturated", "product")])
 
 
 def _none_if_nan(value) -> float | None:
