@@ -25,8 +25,11 @@ class GroupL1(keras.regularizers.Regularizer):
     """Group lasso over each pair's `group` interaction weights: a pair enters the model whole or not at all.
 
     Screening picks the candidate pairs whose terms fit the training target best, so noise pairs arrive with in-sample
-    correlations near sqrt(2 ln(pairs) / n); an L2 penalty only shrinks them, a group L1 penalty of that size sets
-    them to zero and leaves a real interaction, shrunk by the same amount.
+    correlations near sqrt(2 ln(pairs) / n); an L2 penalty only shrinks them all, a group L1 penalty of that size
+    shrinks every pair's term by the same amount and sets those it exceeds to zero (with the squared loss, whose
+    gradient is twice the correlation, the pairs whose correlation with the residual is under half of it). Training
+    only follows the penalty's subgradient; `genotype_training.settle_pair_lasso` then solves for the pair weights
+    exactly.
     """
 
     def __init__(self, strength: float, group: int = 4):

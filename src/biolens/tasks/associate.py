@@ -161,7 +161,7 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
         crossval = cached_stage(run, "crossval_v3", lambda: _crossval(data, config, classical))
         spread = null_main_effects_spread(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-        discovery = cached_stage(run, "discovery_v13",
+        discovery = cached_stage(run, "discovery_v14",
                                  lambda: _discovery(data, config, classical, epochs, spread, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
