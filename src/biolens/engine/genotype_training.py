@@ -256,20 +256,23 @@ def fit_copies(x: np.ndarray, products: np.ndarray, covariates: np.ndarray, targ
     if val_weight is not None:
         tracker.restore()
         return model, np.full(targets.shape[1], tracker.common_epoch)
-    settle_pair_lasso(model, x, products, covariates, targets, train_weight, kind)
+    if kind != "binary":
+        settle_pair_lasso(model, x, products, covariates, targets, train_weight)
     return model, np.full(targets.shape[1], epochs)
 
 
 def settle_pair_lasso(model: keras.Model, x: np.ndarray, products: np.ndarray, covariates: np.ndarray,
-                      targets: np.ndarray, weight: np.ndarray, kind: str, *, sweeps: int = 500,
-                      tolerance: float = 1e-6) -> None:
-    """Set every copy's pair weights to the exact group-lasso solution given the rest of its trained network.
+                      targets: np.ndarray, weight: np.ndarray, *, sweeps: int = 500, tolerance: float = 1e-6) -> None:
+    """Set every copy's pair weights to the exact group-lasso solution of its squared loss, given the rest of its
+    trained network.
 
     Why: Adam follows the penalty's subgradient, which never sets a pair to zero and leaves every pair's weights
     jittering at the size of its steps, so the learned terms of real and noise pairs were blurred together. Given the
     additive, non-linear and covariate parts, the pair part's loss is convex, and block coordinate descent with the
-    group soft-threshold reaches its optimum (one step per pair for a squared loss with orthonormal terms). The real fit
-    and every null copy are settled alike, so the pair test stays calibrated.
+    group soft-threshold reaches its optimum (one step per pair with orthonormal terms and equal weights). The real fit
+    and every null copy are settled alike, so the pair test stays calibrated. Not for the logistic loss: there the
+    exact solution set every candidate of every null copy to zero (foreign cohort 5029), leaving no null tail to read
+    and the test's resolution at 1 / permutations (docs/association.md).
     """
     layer = model.get_layer("networks")
     fitted = predict_copies(model, x, products, covariates).astype(np.float64)
@@ -278,31 +281,26 @@ def settle_pair_lasso(model: keras.Model, x: np.ndarray, products: np.ndarray, c
         terms = products[:, copy].astype(np.float64)
         offset = fitted[:, copy] - terms @ pair_weights[copy]
         pair_weights[copy] = _block_group_lasso(terms, targets[:, copy].astype(np.float64), weight[:, copy], offset,
-                                                pair_weights[copy], kind, layer.pair_penalty, sweeps, tolerance)
+                                                pair_weights[copy], layer.pair_penalty, sweeps, tolerance)
     layer.pair_weights.assign(pair_weights.astype(np.float32))
 
 
 def _block_group_lasso(terms: np.ndarray, target: np.ndarray, weight: np.ndarray, offset: np.ndarray,
-                       beta: np.ndarray, kind: str, strength: float, sweeps: int, tolerance: float) -> np.ndarray:
-    """Minimise the weighted mean loss of offset + terms @ beta plus strength x the sum of each pair's norm, by
-    proximal gradient steps on one pair at a time (step 1 / the pair's curvature bound)."""
+                       beta: np.ndarray, strength: float, sweeps: int, tolerance: float) -> np.ndarray:
+    """Minimise the weighted mean squared error of offset + terms @ beta plus strength x the sum of each pair's norm,
+    by proximal gradient steps on one pair at a time (step 1 / the pair's curvature)."""
     share = weight / max(weight.sum(), 1.0)
-    curvature = 0.25 if kind == "binary" else 2.0  # bound on the loss's second derivative in the linear predictor
     groups, steps = [], []
     for start in range(0, terms.shape[1], PAIR_TERMS):
         block = terms[:, start:start + PAIR_TERMS]
         if block.any():  # padding rows past the last candidate are zero
             groups.append(slice(start, start + PAIR_TERMS))
-            steps.append(1.0 / (curvature * np.linalg.eigvalsh((block * share[:, None]).T @ block)[-1]))
+            steps.append(1.0 / (2 * np.linalg.eigvalsh((block * share[:, None]).T @ block)[-1]))
     beta, predictor = beta.copy(), offset + terms @ beta
     for _ in range(sweeps):
         change = 0.0
         for group, step in zip(groups, steps):
-            if kind == "binary":
-                slope = 1 / (1 + np.exp(-predictor)) - target
-            else:
-                slope = 2 * (predictor - target)
-            moved = beta[group] - step * (terms[:, group].T @ (share * slope))
+            moved = beta[group] - step * (terms[:, group].T @ (share * 2 * (predictor - target)))
             norm = np.linalg.norm(moved)
             settled = moved * max(0.0, 1 - step * strength / norm) if norm > 0 else moved
             predictor += terms[:, group] @ (settled - beta[group])
