@@ -2,7 +2,8 @@
 
 Cross-validation copies pick their epoch on an inner validation slice of their own training fold. The final copy and
 every permutation copy then train for the median of those epochs on all samples, so the real fit and its nulls follow
-exactly the same procedure (a null that stopped earlier would have smaller scores and inflate significance).
+exactly the same procedure (a null that stopped earlier would have smaller scores and inflate significance); for a
+quantitative trait their pair weights are then settled at the exact group-lasso solution (`settle_pair_lasso`).
 """
 from __future__ import annotations
 
