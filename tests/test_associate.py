@@ -58,7 +58,12 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
     alleles = {(int(row["pos"]), row["alt"]) for row in rows}
     assert (int(top["pos_a"]), top["alt_a"]) in alleles and (int(top["pos_b"]), top["alt_b"]) in alleles
     hit = {int(top["pos_a"]), int(top["pos_b"])}
-    assert float(top["q_perm"]) < 0.05
+    assert float(top["q_perm"]) < 0.05 and top["role_deep"] == "lead" and top["signal_deep"] == "1"
+    # every deep claim is a signal's lead or one of its stand-ins, which the saturated test sees on its own
+    for row in pairs:
+        if float(row["q_perm"] or 1) < 0.05:
+            assert row["role_deep"] in ("lead", "stand-in") and row["signal_deep"], row
+            assert row["role_deep"] == "lead" or float(row["q_saturated_marginal"]) < 0.05, row
     assert any(_linked(paths["genotypes"], p, [a]) for p in hit) and any(_linked(paths["genotypes"], p, [b]) for p in hit)
     metrics = json.loads((out / "metrics.json").read_text())
     # interactions make the deep model predict better: judged as the product judges it, by the paired difference
@@ -150,7 +155,12 @@ def test_null_cohort_gives_no_interaction_discovery(tmp_path):
     write_report(load_run(out))
     assert 'id="saturated-only"' in (out / "report.html").read_text()
     stand_ins = (out / "report.html").read_text().split('id="stand-ins"')[1].split("</p>")[0]
-    assert "signal is led by one pair, and 2 more pairs stand in for it" in stand_ins
+    assert "signal is led by one pair, and 2 more pairs stand in for it" in stand_ins and "deep test" not in stand_ins
+    write_json(out / "metrics.json", {**metrics, "pairs_q05_deep": 4, "signals_deep": 1, "stand_ins_deep": 3})
+    write_report(load_run(out))
+    stand_ins = (out / "report.html").read_text().split('id="stand-ins"')[1].split("</p>")[0]
+    assert "The deep test claims 1 signal, one learned pair each, and 3 pairs stand in for it" in stand_ins
+    assert "saturated test's signal" not in stand_ins
     # a deep claim that neither classical reading sees is told apart, by name (as on a null cohort in session 44)
     assert 'id="deep-only"' not in report
     table = (out / "interactions.tsv").read_text().splitlines()
@@ -650,6 +660,48 @@ def test_a_pair_that_singles_out_a_signals_individuals_stands_in_for_its_lead_wh
     alone = stood_in([second])
     assert alone[planted] == -1 and alone[copy] == -1
 
+
+
+def test_a_deep_claim_is_a_signal_whose_stand_ins_carry_its_p_and_q():
+    """The network learns one pair per signal, and where a both-recessive interaction lives in one cell any pair that
+    singles out the same individuals fits it as well: on grid cohorts the deep test claimed such a pair beside the
+    planted one. Its claim is a signal, and the planted pair, which the data cannot tell from it, stands in for it
+    with the signal's p and q (role_deep, signal_deep); an unrelated interaction the network did not claim keeps its
+    own (unclaimed) deep reading, and an unclaimed deep lead has no stand-ins."""
+    from types import SimpleNamespace
+
+    from biolens.stats.significance import bh_qvalues
+    from biolens.stats.two_locus import distinct_pairs, saturated_p
+    from biolens.tasks.associate import LEAD, STAND_IN, _deep_signals
+
+    rng = np.random.default_rng(7)  # the lead's table adds to the planted pair's at p 0.74 (by chance < 0.05 in 1 draw in 20)
+    n, m = 1000, 40
+    dosage = rng.binomial(2, rng.uniform(0.3, 0.5, m), size=(n, m)).astype(float)
+    homozygous = dosage[:, 10] == 2  # site 23 copies site 20 where site 10 is homozygous
+    dosage[:, 23] = np.where(homozygous, dosage[:, 20], dosage[:, 23])
+    recessive = ((dosage[:, 10] == 2) & (dosage[:, 20] == 2)).astype(float)
+    product = (dosage[:, 30] - dosage[:, 30].mean()) * (dosage[:, 35] - dosage[:, 35].mean())
+    trait = 0.5 * (recessive - recessive.mean()) / recessive.std() + 0.3 * product / product.std() + rng.normal(size=n)
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    planted, copy, second = (int(np.flatnonzero((pairs[:, 0] == i) & (pairs[:, 1] == j))[0])
+                             for i, j in ((10, 20), (10, 23), (30, 35)))
+    data = SimpleNamespace(dosage=dosage, y_model=(trait - trait.mean()) / trait.std(), covariates=np.zeros((n, 0)))
+    own = saturated_p(dosage, trait[:, None], data.covariates, pairs)[0]
+    q_saturated = bh_qvalues(np.nan_to_num(own, nan=1.0))
+    _, which = distinct_pairs(dosage, pairs)
+    # the network's reading: the copy learned and claimed, the product pair a candidate just short of the line
+    p_deep, q_deep = np.ones(len(pairs)), np.ones(len(pairs))
+    p_deep[[copy, second]], q_deep[[copy, second]] = (1e-8, 3e-6), (4e-4, 0.06)
+    signal, role = _deep_signals(data, pairs, p_deep, q_deep, q_saturated, own, which)
+    assert role[copy] == LEAD and role[planted] == STAND_IN and signal[planted] == signal[copy] == 1
+    assert (p_deep[planted], q_deep[planted]) == (1e-8, 4e-4)
+    assert role[second] == 0 and q_deep[second] == 0.06  # not claimed: no signal, its own reading kept
+    assert set(np.flatnonzero(role > 0)) <= set(np.flatnonzero(q_deep < 0.05))
+    assert (q_saturated[role == STAND_IN] < 0.05).all()
+    # nothing claimed: nothing stands in, nothing changes
+    p_none, q_none = np.ones(len(pairs)), np.full(len(pairs), 0.5)
+    signal, role = _deep_signals(data, pairs, p_none, q_none, q_saturated, own, which)
+    assert not signal.any() and not role.any() and (q_none == 0.5).all()
 
 def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeypatch):
     """The pooled null is an average of every pair's null only when each pair is in it in its share: the null

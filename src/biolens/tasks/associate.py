@@ -161,7 +161,7 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
         crossval = cached_stage(run, "crossval_v3", lambda: _crossval(data, config, classical))
         spread = null_main_effects_spread(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-        discovery = cached_stage(run, "discovery_v14",
+        discovery = cached_stage(run, "discovery_v15",
                                  lambda: _discovery(data, config, classical, epochs, spread, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
@@ -565,14 +565,46 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
         importance, scores = np.stack(importance), np.stack(scores).astype(np.float32)
     p_site, site_tail = permutation_test(importance[0], importance[1 : B + 1])
     p_pair, pair_tail = permutation_test(scores[0], scores[1:], standardise=False)
+    q_pair = bh_qvalues(p_pair)
+    deep_signal, deep_role = _deep_signals(data, pairs, p_pair, q_pair, readings["saturated_q_marginal"],
+                                           classical["p_saturated"], nulls["saturated"].which)
+    pair_tail["signals"], pair_tail["stand_ins"] = int(deep_signal.max(initial=0)), int((deep_role == STAND_IN).sum())
     return {"importance": importance[0], "p_perm": p_site, "q_perm": bh_qvalues(p_site), "pair_score": scores[0],
-            "pair_p_perm": p_pair, "pair_q_perm": bh_qvalues(p_pair), "candidates": candidates[0],
+            "pair_p_perm": p_pair, "pair_q_perm": q_pair, "pair_signal": deep_signal, "pair_role": deep_role,
+            "candidates": candidates[0],
             "site_tail": np.asarray(json.dumps(site_tail)), "pair_tail": np.asarray(json.dumps(pair_tail)),
             "product_p_own": p_product_linear, **readings}
 
 
 LEAD, STAND_IN = 1, 2  # a pair's role in a stepwise reading's signal (0: none)
 ROLES = {LEAD: "lead", STAND_IN: "stand-in"}
+
+
+def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np.ndarray,
+                  q_saturated_marginal: np.ndarray, p_saturated_own: np.ndarray,
+                  which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signal number and role of every pair for the deep test, whose claims (q < 0.05) lead one signal each (the
+    network takes one candidate per signal), with their stand-ins as the saturated reading finds them
+    (`two_locus.stand_ins`: significant on its own, and the lead's whole table adds nothing to the pair's). `p_pair`
+    and `q_pair` are updated in place: a lead's exact copies and its stand-ins carry the signal's p and q.
+
+    Why: where an interaction lives in a few individuals, several pairs single out the same ones and fit it about
+    equally (own F-test p within a factor of 10-100); the network learns one of them, and which one is close to a
+    coin toss. On grid both-recessive cohorts 1022 and 1026 the deep test claimed such a pair (q 7e-6, 2e-9) beside
+    the planted one, which the saturated reading found only as a stand-in. A deep claim is a signal; the pairs the
+    data cannot tell from its lead are where it may lie, as for the saturated reading (docs/association.md).
+    """
+    from biolens.stats.two_locus import stand_ins
+
+    claimed = np.flatnonzero(np.nan_to_num(q_pair, nan=1.0) < 0.05)
+    leads = [int(k) for k in claimed[np.argsort(p_pair[claimed], kind="stable")]]
+    stand_in_for = stand_ins(data.dosage, data.y_model, data.covariates, pairs, leads, q_saturated_marginal,
+                             p_saturated_own, which)
+    signal, role = _signals(leads, stand_in_for, which)
+    carries = signal > 0
+    lead_of = np.asarray(leads, dtype=np.int64)[signal[carries] - 1]
+    p_pair[carries], q_pair[carries] = p_pair[lead_of], q_pair[lead_of]
+    return signal, role
 
 
 def _signals(leads: list[int], stand_in_for: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -648,7 +680,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                           _g(discovery["product_q"][k]), g.alt[a], g.alt[b],
                           *(_g(discovery[f"{test}_{v}_marginal"][k]) for test in ("saturated", "product") for v in "pq"),
                           form, _f(form_effect), _f(form_share), form_individuals if form else "",
-                          *(value for test in ("saturated", "product")
+                          *(value for test in ("saturated", "product", "pair")
                             for value in (int(discovery[f"{test}_signal"][k]) or "",
                                           ROLES.get(int(discovery[f"{test}_role"][k]), "")))])
     write_csv(run.file("interactions.tsv"), ["pos_a", "pos_b", "score", "p_perm", "q_perm", "r2_ab", "rank", "chrom_a",
@@ -657,7 +689,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
                                              "q_product", "alt_a", "alt_b", "p_saturated_marginal",
                                              "q_saturated_marginal", "p_product_marginal", "q_product_marginal",
                                              "form", "form_effect", "form_share", "form_individuals",
-                                             "signal_saturated", "role_saturated", "signal_product", "role_product"],
+                                             "signal_saturated", "role_saturated", "signal_product", "role_product",
+                                             "signal_deep", "role_deep"],
               pair_rows, delimiter="\t")
 
     set_members = [np.nonzero(credible == k)[0] for k in range(1, int(credible.max()) + 1)]
@@ -687,6 +720,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "signals_saturated": int(discovery["saturated_signal"].max(initial=0)),
         "stand_ins_saturated": int((discovery["saturated_role"] == STAND_IN).sum()),
         "signals_product": int(discovery["product_signal"].max(initial=0)),
+        "signals_deep": int(discovery["pair_signal"].max(initial=0)),
+        "stand_ins_deep": int((discovery["pair_role"] == STAND_IN).sum()),
         "ld_blocks": int(classical["ld_block"].max()),
         "credible_sets": [[int(g.pos[i]) for i in members] for members in set_members],
         "credible_set_distinct": [distinct_patterns(members, classical["r2"]) for members in set_members],
@@ -719,9 +754,9 @@ def _pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.nda
     Four tiers. First the claims: q < 0.05 by the deep, the saturated or the product test (all three read against
     the same main-effects null, so their p-values are on one footing; a pair the network never took as a candidate
     still heads the table when a classical test sees it), by the smallest p. Then the pairs claimed only as stand-ins
-    for a classical signal's lead (`two_locus.stand_ins`: the data fit the signal as well with them), so that the
-    first rows show one pair per signal. Then the pairs that reach q < 0.05 on
-    their own but not given the claims (the stepwise reading's other pairs of a claimed signal), by their own
+    for a signal's lead (deep or saturated; `two_locus.stand_ins`: the data fit the signal as well with them), so
+    that the first rows show one pair per signal. Then the pairs that reach q < 0.05 on their own but not given the
+    claims (the stepwise reading's other pairs of a claimed signal), by their own
     reading's p: with little recombination the pair that leads a signal is often a partial tag of the causal pair,
     which the data cannot tell apart, and the causal pair then had sat behind every unclaimed network candidate
     (rows 20-27 at marginal q 1e-8 to 1e-10 on two both-recessive cohorts). Then the rest by the smallest p. Ties
@@ -745,12 +780,11 @@ def _clean(values) -> np.ndarray:
 
 
 def _leading_claims(discovery: dict) -> np.ndarray:
-    """Pairs claimed (q < 0.05) by the deep test, or by a classical reading other than as a stand-in for its lead:
-    one row per interaction the tests claim, with its exact copies (discovery dicts of older runs have no roles)."""
-    return (_clean(discovery["pair_q_perm"]) < 0.05) | np.logical_or.reduce(
-        [(_clean(discovery[f"{test}_q"]) < 0.05)
-         & (discovery.get(f"{test}_role", np.zeros(len(discovery[f"{test}_q"]))) != STAND_IN)
-         for test in ("saturated", "product")])
+    """Pairs claimed (q < 0.05) by the deep test or a classical reading other than as a stand-in for its lead: one
+    row per interaction the tests claim, with its exact copies (discovery dicts of older runs have no roles)."""
+    return np.logical_or.reduce(
+        [(_clean(discovery[q]) < 0.05) & (discovery.get(f"{test}_role", np.zeros(len(discovery[q]))) != STAND_IN)
+         for test, q in (("pair", "pair_q_perm"), ("saturated", "saturated_q"), ("product", "product_q"))])
 
 
 def _none_if_nan(value) -> float | None:
