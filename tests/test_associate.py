@@ -661,7 +661,6 @@ def test_a_pair_that_singles_out_a_signals_individuals_stands_in_for_its_lead_wh
     assert alone[planted] == -1 and alone[copy] == -1
 
 
-
 def test_a_deep_claim_is_a_signal_whose_stand_ins_carry_its_p_and_q():
     """The network learns one pair per signal, and where a both-recessive interaction lives in one cell any pair that
     singles out the same individuals fits it as well: on grid cohorts the deep test claimed such a pair beside the
@@ -674,7 +673,8 @@ def test_a_deep_claim_is_a_signal_whose_stand_ins_carry_its_p_and_q():
     from biolens.stats.two_locus import distinct_pairs, saturated_p
     from biolens.tasks.associate import LEAD, STAND_IN, _deep_signals
 
-    rng = np.random.default_rng(7)  # the lead's table adds to the planted pair's at p 0.74 (by chance < 0.05 in 1 draw in 20)
+    # seed 7: the lead's table adds to the planted pair's at p 0.74 (by chance < 0.05 in 1 draw in 20)
+    rng = np.random.default_rng(7)
     n, m = 1000, 40
     dosage = rng.binomial(2, rng.uniform(0.3, 0.5, m), size=(n, m)).astype(float)
     homozygous = dosage[:, 10] == 2  # site 23 copies site 20 where site 10 is homozygous
@@ -702,6 +702,7 @@ def test_a_deep_claim_is_a_signal_whose_stand_ins_carry_its_p_and_q():
     p_none, q_none = np.ones(len(pairs)), np.full(len(pairs), 0.5)
     signal, role = _deep_signals(data, pairs, p_none, q_none, q_saturated, own, which)
     assert not signal.any() and not role.any() and (q_none == 0.5).all()
+
 
 def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeypatch):
     """The pooled null is an average of every pair's null only when each pair is in it in its share: the null
