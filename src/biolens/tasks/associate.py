@@ -596,7 +596,7 @@ def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np
     """
     from biolens.stats.two_locus import stand_ins
 
-    claimed = np.flatnonzero(np.nan_to_num(q_pair, nan=1.0) < 0.05)
+    claimed = np.flatnonzero(_clean(q_pair) < 0.05)
     leads = [int(k) for k in claimed[np.argsort(p_pair[claimed], kind="stable")]]
     stand_in_for = stand_ins(data.dosage, data.y_model, data.covariates, pairs, leads, q_saturated_marginal,
                              p_saturated_own, which)
