@@ -201,7 +201,7 @@ class _BestPerCopy(keras.callbacks.Callback):
         self.saved: dict[str, np.ndarray] = {}
 
     def _val_loss(self) -> np.ndarray:
-        pred = self.model.predict(self.inputs, batch_size=4096, verbose=0)
+        pred = _predict_in_chunks(self.model, self.inputs)
         if self.kind == "binary":
             per = np.maximum(pred, 0) - pred * self.targets + np.log1p(np.exp(-np.abs(pred)))
         else:
@@ -245,21 +245,49 @@ def fit_copies(x: np.ndarray, products: np.ndarray, covariates: np.ndarray, targ
     validation curve is lowest; without, all copies train exactly `epochs` epochs.
     """
     keras.utils.set_random_seed(seed)
+    steps = -(-len(x) // batch_size)
     model = build_genotype_model(x.shape[1], products.shape[2], covariates.shape[2], targets.shape[1], **network)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=packed_loss(kind))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=packed_loss(kind), steps_per_execution=steps)
     inputs = [x.astype(np.float32), products.astype(np.float32), covariates.astype(np.float32)]
     packed = np.concatenate([targets, train_weight], axis=1).astype(np.float32)
     callbacks = []
     if val_weight is not None:
         tracker = _BestPerCopy(inputs, targets, val_weight, kind, patience)
         callbacks.append(tracker)
-    model.fit(inputs, packed, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=callbacks)
+    model.fit(_shuffled_batches(inputs, packed, batch_size), epochs=epochs, steps_per_epoch=steps, shuffle=False,
+              verbose=0, callbacks=callbacks)
     if val_weight is not None:
         tracker.restore()
         return model, np.full(targets.shape[1], tracker.common_epoch)
     if kind != "binary":
         settle_pair_lasso(model, x, products, covariates, targets, train_weight)
     return model, np.full(targets.shape[1], epochs)
+
+
+def _shuffled_batches(inputs: list[np.ndarray], packed: np.ndarray, batch_size: int):
+    """Every row once per epoch, in batches of `batch_size` (the last one smaller), forever: the batches Keras's `fit`
+    on arrays with `shuffle=True` makes, without rebuilding its input pipeline every epoch.
+
+    Why: that rebuild, with the per-step Python work of one execution per step, made a small network's epoch 4 times
+    slower than its 16 steps (52 against 13.5 ms with 5 copies; 116 against 47 with 41), and cross-validation and the
+    refits run up to 300 epochs: half of a slow cohort's run (docs/performance.md, session 49).
+    The order is Keras's to the row: one random permutation drawn under the seed `fit_copies` sets (`permutation`
+    repeats Keras's ops, so it draws the same one) and kept for every epoch, which is what Keras's pipeline does
+    under a global seed (a new iterator draws the same permutation again). So every earlier result reproduces.
+    """
+    import tensorflow as tf
+
+    arrays = tuple(tf.constant(a) for a in inputs), tf.constant(packed)
+    n = len(packed)
+
+    def permutation(_):
+        indices = tf.range(n, dtype=tf.int64)
+        return tf.random.shuffle(indices)
+
+    order = tf.data.Dataset.range(1).map(permutation).cache().repeat()
+    batches = order.flat_map(lambda rows: tf.data.Dataset.from_tensor_slices(rows).batch(batch_size))
+    gathered = batches.map(lambda rows: (tuple(tf.gather(a, rows) for a in arrays[0]), tf.gather(arrays[1], rows)))
+    return gathered.prefetch(2)
 
 
 def settle_pair_lasso(model: keras.Model, x: np.ndarray, products: np.ndarray, covariates: np.ndarray,
@@ -313,5 +341,16 @@ def _block_group_lasso(terms: np.ndarray, target: np.ndarray, weight: np.ndarray
 
 
 def predict_copies(model: keras.Model, x: np.ndarray, products: np.ndarray, covariates: np.ndarray) -> np.ndarray:
-    inputs = [x.astype(np.float32), products.astype(np.float32), covariates.astype(np.float32)]
-    return model.predict(inputs, batch_size=4096, verbose=0)
+    return _predict_in_chunks(model, [x.astype(np.float32), products.astype(np.float32), covariates.astype(np.float32)])
+
+
+def _predict_in_chunks(model: keras.Model, inputs: list[np.ndarray], chunk: int = 4096) -> np.ndarray:
+    """The model's output on every row, `chunk` rows per call: `model.predict` with its batches, less its overhead.
+
+    Why: `predict` builds a tf.data pipeline on every call (~60 ms). Cross-validation reads the validation loss after
+    every epoch, up to 300 times, and that overhead was 12 of a slow cohort's 102 s (docs/performance.md, session 49).
+    The same rows pass through the same compiled function, so the output is the same.
+    """
+    n = len(inputs[0])
+    return np.concatenate([model.predict_on_batch([part[start:start + chunk] for part in inputs])
+                           for start in range(0, n, chunk)], axis=0)
