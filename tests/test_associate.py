@@ -837,6 +837,36 @@ def test_product_test_is_plinks_and_read_against_main_effects_keeps_a_product_of
     assert q_null[planted] < 0.05 and q_null[planted] == np.nanmin(q_null), (q_null[planted], np.nanmin(q_null))
 
 
+def test_the_product_test_is_least_squares_and_leaves_a_product_with_nothing_beyond_main_effects_untested():
+    """Each pair's product test from cross-products equals an ordinary least-squares fit of the pair's own design to
+    the trait with the covariates regressed out. Where no individual carries the minor allele at both sites (three filled cells of the 3 x 3
+    table) the centred product is a linear function of the two sites: both product scans say NaN, not the noise of
+    a singular fit."""
+    import statsmodels.api as sm
+    from scipy import stats
+
+    from biolens.stats.two_locus import product_pair_tests, residualise
+
+    rng = np.random.default_rng(8)
+    n = 400
+    dosage = rng.binomial(2, rng.uniform(0.1, 0.5, 8), size=(n, 8)).astype(np.float32)
+    dosage[dosage[:, 0] > 0, 1] = 0  # sites 0 and 1: never both carried
+    covariates = rng.normal(size=(n, 2))
+    y = rng.normal(size=n) + 0.5 * dosage[:, 2] * dosage[:, 3] + covariates[:, 0]
+    pairs = np.stack(np.triu_indices(8, 1), axis=1)
+    p = product_pair_tests(dosage, y, covariates, pairs)
+    _, plink = regression.pair_tests(dosage, y, covariates, "quantitative", pairs)
+    never_both = (pairs[:, 0] == 0) & (pairs[:, 1] == 1)
+    assert np.isnan(p[never_both]).all() and np.isnan(plink[never_both]).all()
+    assert np.isfinite(p[~never_both]).all() and np.isfinite(plink[~never_both]).all()
+    resid, dof = residualise(y, covariates), n - 4 - covariates.shape[1]  # the trait's covariates cost df too
+    for k in np.flatnonzero(~never_both)[::3]:
+        a, b = (dosage[:, pairs[k]].astype(np.float64) - dosage[:, pairs[k]].mean(0)).T
+        fit = sm.OLS(resid, np.column_stack([np.ones(n), a, b, a * b])).fit()
+        t = fit.params[3] / np.sqrt(fit.ssr / dof * fit.normalized_cov_params[3, 3])
+        np.testing.assert_allclose(p[k], 2 * stats.t.sf(abs(t), dof), rtol=1e-8)
+
+
 def test_susie_puts_each_causal_site_in_a_small_credible_set_and_finds_none_under_the_null():
     from biolens.stats.finemap import susie
 

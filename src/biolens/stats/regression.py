@@ -98,7 +98,8 @@ def site_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
 
 def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: str,
                pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """PLINK --epistasis: y ~ covariates + a + b + a*b for each pair, Wald test of the a*b term."""
+    """PLINK --epistasis: y ~ covariates + a + b + a*b for each pair, Wald test of the a*b term (NaN where the
+    product is a linear function of the two sites: `product_untestable`)."""
     centred = dosage - dosage.mean(0)  # centring leaves the a*b test unchanged and keeps the fit well conditioned
     base = design(covariates)
     betas, pvalues = np.empty(len(pairs)), np.empty(len(pairs))
@@ -107,7 +108,57 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
         a, b = pairs[start:start + block, 0], pairs[start:start + block, 1]
         tested = np.stack([centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
         betas[start:start + block], pvalues[start:start + block] = wald_last(base, tested, y, kind)
+    untestable = product_untestable(product_grams(dosage, pairs))
+    betas[untestable], pvalues[untestable] = np.nan, np.nan
     return betas, pvalues
+
+
+_PRODUCT_CELLS_PER_BLOCK = 4_000_000  # first sites x second sites of cross-products held at once (32 MB)
+
+
+def product_grams(dosage: np.ndarray, pairs: np.ndarray, traits: np.ndarray | None = None):
+    """Each pair's cross-product matrix of the design [1, a, b, a*b] (a, b: the two sites' centred dosages), K x 4 x
+    4, and with `traits` (n x t, centred or residualised) also the design's cross-products with them, K x 4 x t.
+
+    From matrix products of the sites' columns, their squares and the traits (a'b, a^2'b, a'b^2, a^2'b^2, (a y)'b)
+    rather than from each pair's n x 4 design, in float64: building the design for every pair made the product scans
+    the largest numpy stage of a run (docs/performance.md, session 49).
+    """
+    centred = np.asarray(dosage, dtype=np.float64)
+    centred = centred - centred.mean(0)
+    n, t = len(centred), 0 if traits is None else traits.shape[1]
+    grams, cross = np.empty((len(pairs), 4, 4)), np.empty((len(pairs), 4, t))
+    firsts, seconds = np.unique(pairs[:, 0]), np.unique(pairs[:, 1])
+    b, b2 = centred[:, seconds], centred[:, seconds] ** 2
+    per_block = max(1, _PRODUCT_CELLS_PER_BLOCK // max(len(seconds) * (t + 4), 1))
+    for start in range(0, len(firsts), per_block):
+        block = firsts[start:start + per_block]
+        chosen = np.flatnonzero(np.isin(pairs[:, 0], block))
+        row, col = np.searchsorted(block, pairs[chosen, 0]), np.searchsorted(seconds, pairs[chosen, 1])
+        a, a2 = centred[:, block], centred[:, block] ** 2
+        s_a, s_aa, s_b, s_bb = a.sum(0)[row], a2.sum(0)[row], b.sum(0)[col], b2.sum(0)[col]
+        s_ab, s_aab = (a.T @ b)[row, col], (a2.T @ b)[row, col]
+        s_abb, s_aabb = (a.T @ b2)[row, col], (a2.T @ b2)[row, col]
+        grams[chosen] = np.stack([np.stack([np.full(len(chosen), float(n)), s_a, s_b, s_ab], -1),
+                                  np.stack([s_a, s_aa, s_ab, s_aab], -1),
+                                  np.stack([s_b, s_ab, s_bb, s_abb], -1),
+                                  np.stack([s_ab, s_aab, s_abb, s_aabb], -1)], axis=1)
+        if t:
+            cross[chosen] = np.stack([np.broadcast_to(traits.sum(0), (len(chosen), t)), (a.T @ traits)[row],
+                                      (b.T @ traits)[col],
+                                      np.stack([((a * y[:, None]).T @ b)[row, col] for y in traits.T], -1)], axis=1)
+    return grams if traits is None else (grams, cross)
+
+
+def product_untestable(grams: np.ndarray) -> np.ndarray:
+    """Pairs whose product a*b is (numerically) a linear function of a and b, from `product_grams`: nothing is left
+    of it beyond the two sites' main effects, so its test has nothing to test. This is a table of three filled cells
+    (for example no individual carrying both minor alleles): its Wald test then read the rounding of a singular fit,
+    p anything from 1e-4 to 1 (1,872 of 80,601 pairs of one grid cohort)."""
+    main, across = grams[:, :3, :3], grams[:, :3, 3:]
+    beyond = grams[:, 3, 3] - np.einsum("kio,kij,kjo->k", across, np.linalg.pinv(main), across)
+    own = grams[:, 3, 3] - grams[:, 0, 3] ** 2 / grams[:, 0, 0]
+    return beyond <= 1e-9 * np.maximum(own, 1e-300)
 
 
 def genomic_inflation(pvalues: np.ndarray) -> float:
