@@ -108,12 +108,15 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
         a, b = pairs[start:start + block, 0], pairs[start:start + block, 1]
         tested = np.stack([centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
         betas[start:start + block], pvalues[start:start + block] = wald_last(base, tested, y, kind)
-    untestable = product_untestable(product_grams(dosage, pairs))
-    betas[untestable], pvalues[untestable] = np.nan, np.nan
+    for start in range(0, len(pairs), _PRODUCT_PAIRS_PER_BLOCK):
+        chosen = slice(start, start + _PRODUCT_PAIRS_PER_BLOCK)
+        untestable = np.flatnonzero(product_untestable(product_grams(dosage, pairs[chosen]))) + start
+        betas[untestable], pvalues[untestable] = np.nan, np.nan
     return betas, pvalues
 
 
 _PRODUCT_CELLS_PER_BLOCK = 4_000_000  # first sites x second sites of cross-products held at once (32 MB)
+_PRODUCT_PAIRS_PER_BLOCK = 50_000  # pairs whose cross-products are held at once
 
 
 def product_grams(dosage: np.ndarray, pairs: np.ndarray, traits: np.ndarray | None = None):

@@ -127,7 +127,7 @@ def product_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray
     pvalues = np.full((traits, len(pairs)), np.nan)
     for start in range(0, len(pairs), _PAIRS_PER_BLOCK):
         chosen = slice(start, start + _PAIRS_PER_BLOCK)
-        grams, cross = product_grams(dosage, pairs[chosen], resid)
+        grams, cross = product_grams(dosage, pairs[chosen], resid)  # K x 4 x 4, K x 4 x traits
         inverse = np.linalg.pinv(grams)
         beta = np.matmul(inverse, cross)
         rss = np.maximum((resid ** 2).sum(0)[None, :] - np.einsum("kit,kit->kt", cross, beta), 1e-300)

@@ -1,0 +1,115 @@
+"""Where a 1,000 x 2 kb association run spends its time, each part against its baseline in the same process.
+
+    .venv/bin/python benchmarks/association_speed.py              # 1,000 individuals, the grid's default region
+    .venv/bin/python benchmarks/association_speed.py --individuals 10000
+
+1. The replicated genotype network (`genotype_training.fit_copies`): its input pipeline, built once per fit with one
+   compiled call per epoch, against Keras's `fit` on the same arrays (the code before session 49), for the
+   cross-validation model (5 copies) and the discovery model (41 copies). The two must reach the same weights.
+2. The product scans (`two_locus.product_pair_tests`) for the real trait and 20 null traits over every pair: each
+   pair's cross-products from matrix products of the sites' columns, against building each pair's n x 4 design and
+   solving it (`regression.linear_last`, the code before session 49). The two must agree wherever the pair has a
+   product to test.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+from biolens.engine.genotype_training import fit_copies
+from biolens.models.genotype import build_genotype_model, packed_loss
+from biolens.readers.variants import read_vcf
+from biolens.simulate import simulate_cohort
+from biolens.stats.regression import linear_last
+from biolens.stats.two_locus import product_pair_tests, residualise
+
+
+def _keras_fit_on_arrays(x, products, covariates, targets, *, seed, epochs, batch_size, learning_rate, **network):
+    keras.utils.set_random_seed(seed)
+    model = build_genotype_model(x.shape[1], products.shape[2], covariates.shape[2], targets.shape[1], **network)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=packed_loss("binary"))
+    packed = np.concatenate([targets, np.ones_like(targets)], axis=1).astype(np.float32)
+    model.fit([x, products, covariates], packed, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    return model
+
+
+def network(x: np.ndarray, copies: int, epochs: int) -> dict:
+    rng = np.random.default_rng(copies)
+    n = len(x)
+    products = rng.standard_normal((n, copies, 128)).astype(np.float32)  # 32 candidate pairs x 4 terms
+    covariates = np.zeros((n, copies, 1), np.float32)
+    targets = (rng.random((n, copies)) < 1 / (1 + np.exp(-x[:, :1]))).astype(np.float64)
+    options = {"seed": 1, "epochs": epochs, "batch_size": 64, "learning_rate": 1e-3, "hidden": 16, "l1": 1e-2,
+               "l2": 1e-2, "pair_penalty": 0.05}
+    timings = {}
+    for name, train in (("keras_fit_on_arrays", lambda: _keras_fit_on_arrays(x, products, covariates, targets,
+                                                                             **options)),
+                        ("fit_copies", lambda: fit_copies(x, products, covariates, targets, np.ones((n, copies)),
+                                                          kind="binary", **options)[0])):
+        started = time.perf_counter()
+        model = train()
+        timings[name] = time.perf_counter() - started
+        timings[name + "_weights"] = [keras.ops.convert_to_numpy(w) for w in model.get_layer("networks").weights]
+    same = all(np.array_equal(a, b) for a, b in zip(timings.pop("keras_fit_on_arrays_weights"),
+                                                     timings.pop("fit_copies_weights")))
+    return {"copies": copies, "epochs": epochs, **{k: round(v, 2) for k, v in timings.items()}, "same_weights": same}
+
+
+def _products_by_design(dosage, traits, covariates, pairs, block=4_000_000):
+    """The product scan as it was: each pair's n x 4 design built and solved (float32 dosages keep their product in
+    float32, as the old code did)."""
+    resid = residualise(traits, covariates)
+    centred = dosage - dosage.mean(0)
+    n = len(resid)
+    pvalues = np.full((resid.shape[1], len(pairs)), np.nan)
+    size = max(1, block // (4 * n))
+    from scipy import stats
+
+    for start in range(0, len(pairs), size):
+        a, b = pairs[start:start + size, 0], pairs[start:start + size, 1]
+        X = np.stack([np.ones((len(a), n)), centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
+        beta, se, dof = linear_last(X, resid, absorbed=covariates.shape[1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pvalues[:, start:start + len(a)] = (2 * stats.t.sf(np.abs(beta / se), dof)).T
+    return pvalues
+
+
+def product_scan(dosage: np.ndarray, traits: int = 21) -> dict:
+    rng = np.random.default_rng(0)
+    pairs = np.stack(np.triu_indices(dosage.shape[1], 1), axis=1)
+    y = rng.standard_normal((len(dosage), traits))
+    covariates = rng.standard_normal((len(dosage), 2))
+    result = {"pairs": len(pairs), "traits": traits}
+    for name, scan in (("by_design", _products_by_design), ("cross_products", product_pair_tests)):
+        started = time.perf_counter()
+        result[name] = scan(dosage, y, covariates, pairs)
+        result[name + "_s"] = round(time.perf_counter() - started, 2)
+    old, new = result.pop("by_design"), result.pop("cross_products")
+    tested = np.isfinite(new)
+    result["untested_pairs"] = int((~tested[0]).sum())
+    result["max_relative_difference"] = float(np.max(np.abs(old[tested] - new[tested]) / new[tested]))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--individuals", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=50)
+    args = parser.parse_args()
+    cohort = simulate_cohort("pair", trait="quantitative", seed=1020, n_individuals=args.individuals, length=2000)
+    with tempfile.TemporaryDirectory() as folder:
+        dosage = read_vcf(cohort.write(folder)["genotypes"]).dosage.astype(np.float32)
+    dosage = dosage[:, (dosage.mean(0) > 0.02) & (dosage.mean(0) < 1.98)]
+    x = ((dosage - dosage.mean(0)) / dosage.std(0)).astype(np.float32)
+    print(f"{len(dosage)} individuals x {dosage.shape[1]} sites")
+    for copies in (5, 41):
+        print(network(x, copies, args.epochs), flush=True)
+    print(product_scan(dosage), flush=True)
+
+
+if __name__ == "__main__":
+    main()
