@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from biolens.engine.genotype_training import _shuffled_batches, fit_copies
+from biolens.engine.genotype_training import _shuffled_batches, fit_copies, predict_copies
 from biolens.models.genotype import build_genotype_model, packed_loss
 
 
@@ -51,8 +51,10 @@ def test_the_copies_train_to_the_weights_keras_s_fit_on_arrays_gives():
     reference.fit([x, products, covariates], packed, batch_size=64, epochs=12, shuffle=True, verbose=0)
 
     for mine, theirs in zip(model.get_layer("networks").weights, reference.get_layer("networks").weights):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=0,
-                                   atol=1e-6, err_msg=mine.path)
+        # identical on a CPU; the tolerance leaves room for a GPU's reduction order, far below what another batch
+        # order gives (the hidden layer's L1 norm 15-30% apart)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-4,
+                                   atol=1e-5, err_msg=mine.path)
 
 
 def test_cross_validation_gives_one_epoch_count_and_weights_that_predict_held_out_rows():
@@ -64,8 +66,6 @@ def test_cross_validation_gives_one_epoch_count_and_weights_that_predict_held_ou
                                epochs=60, val_weight=inner.astype(float), patience=15, batch_size=64,
                                learning_rate=3e-3, hidden=4, l2=1e-2, pair_penalty=0.01, l1=1e-3)
     assert len(set(epochs)) == 1 and 1 <= epochs[0] <= 60
-    from biolens.engine.genotype_training import predict_copies
-
     pred = predict_copies(model, x, products, covariates)
     validation = ((pred - targets) ** 2 * inner).sum(0) / inner.sum(0)
     baseline = ((targets - targets[~inner].mean()) ** 2 * inner).sum(0) / inner.sum(0)
