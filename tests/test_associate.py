@@ -839,9 +839,9 @@ def test_product_test_is_plinks_and_read_against_main_effects_keeps_a_product_of
 
 def test_the_product_test_is_least_squares_and_leaves_a_product_with_nothing_beyond_main_effects_untested():
     """Each pair's product test from cross-products equals an ordinary least-squares fit of the pair's own design to
-    the trait with the covariates regressed out. Where no individual carries the minor allele at both sites (three filled cells of the 3 x 3
-    table) the centred product is a linear function of the two sites: both product scans say NaN, not the noise of
-    a singular fit."""
+    the trait with the covariates regressed out. Where no individual carries the minor allele at both sites (the
+    table's filled cells lie in one row and one column) the centred product is a linear function of the two sites:
+    both product scans say NaN, not the noise of a singular fit."""
     import statsmodels.api as sm
     from scipy import stats
 

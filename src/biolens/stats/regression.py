@@ -25,15 +25,24 @@ def linear_last(X: np.ndarray, y: np.ndarray, absorbed: int = 0) -> tuple[np.nda
     `absorbed`: columns already regressed out of y (covariates), which the degrees of freedom lose too."""
     n, p = X.shape[1], X.shape[2]
     traits = y if y.ndim == 2 else y[:, None]
-    xtx_inv = np.linalg.pinv(np.matmul(np.swapaxes(X, 1, 2), X))
-    xty = np.einsum("kni,nt->kit", X, traits)
-    beta = np.matmul(xtx_inv, xty)
-    rss = np.maximum((traits**2).sum(0)[None, :] - np.einsum("kit,kit->kt", xty, beta), 1e-300)
     dof = max(n - p - absorbed, 1)
-    se = np.sqrt(np.maximum(rss / dof * xtx_inv[:, -1, -1, None], 1e-300))
+    beta, se = last_from_cross_products(np.matmul(np.swapaxes(X, 1, 2), X), np.einsum("kni,nt->kit", X, traits),
+                                        (traits**2).sum(0), dof)
     if y.ndim == 2:
-        return beta[:, -1, :], se, dof
-    return beta[:, -1, 0], se[:, 0], dof
+        return beta, se, dof
+    return beta[:, 0], se[:, 0], dof
+
+
+def last_from_cross_products(gram: np.ndarray, cross: np.ndarray, total_ss: np.ndarray,
+                             dof: int) -> tuple[np.ndarray, np.ndarray]:
+    """Effect and standard error of the last column (K x t each) from each design's cross-products: gram K x p x p
+    (X'X), cross K x p x t (X'y), total_ss the traits' sums of squares (y'y, t), dof the residual degrees of freedom.
+    The least squares of `linear_last` and of the product scans (`product_grams`), which build them without X."""
+    inverse = np.linalg.pinv(gram)
+    beta = np.matmul(inverse, cross)
+    rss = np.maximum(total_ss[None, :] - np.einsum("kit,kit->kt", cross, beta), 1e-300)
+    se = np.sqrt(np.maximum(rss / dof * inverse[:, -1, -1, None], 1e-300))
+    return beta[:, -1, :], se
 
 
 def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
@@ -155,9 +164,9 @@ def product_grams(dosage: np.ndarray, pairs: np.ndarray, traits: np.ndarray | No
 
 def product_untestable(grams: np.ndarray) -> np.ndarray:
     """Pairs whose product a*b is (numerically) a linear function of a and b, from `product_grams`: nothing is left
-    of it beyond the two sites' main effects, so its test has nothing to test. This is a table of three filled cells
-    (for example no individual carrying both minor alleles): its Wald test then read the rounding of a singular fit,
-    p anything from 1e-4 to 1 (1,872 of 80,601 pairs of one grid cohort)."""
+    of it beyond the two sites' main effects, so its test has nothing to test. This is a table whose filled cells lie
+    in one row and one column (no individual carrying the minor allele at both sites, for example): its Wald test
+    then read the rounding of a singular fit, p anything from 1e-4 to 1 (1,872 of 80,601 pairs of one grid cohort)."""
     main, across = grams[:, :3, :3], grams[:, :3, 3:]
     beyond = grams[:, 3, 3] - np.einsum("kio,kij,kjo->k", across, np.linalg.pinv(main), across)
     own = grams[:, 3, 3] - grams[:, 0, 3] ** 2 / grams[:, 0, 0]

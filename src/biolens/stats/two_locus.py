@@ -15,7 +15,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from biolens.stats.regression import product_grams, product_untestable
+from biolens.stats.regression import (
+    last_from_cross_products,
+    product_grams,
+    product_untestable,
+)
 
 # cell (a, b) of the 3 x 3 table -> design row of the main-effects model: intercept, a==1, a==2, b==1, b==2
 MAIN_DESIGN = np.asarray([[1, a == 1, a == 2, b == 1, b == 2] for a in range(3) for b in range(3)], dtype=np.float64)
@@ -128,12 +132,9 @@ def product_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray
     for start in range(0, len(pairs), _PAIRS_PER_BLOCK):
         chosen = slice(start, start + _PAIRS_PER_BLOCK)
         grams, cross = product_grams(dosage, pairs[chosen], resid)  # K x 4 x 4, K x 4 x traits
-        inverse = np.linalg.pinv(grams)
-        beta = np.matmul(inverse, cross)
-        rss = np.maximum((resid ** 2).sum(0)[None, :] - np.einsum("kit,kit->kt", cross, beta), 1e-300)
-        se = np.sqrt(np.maximum(rss / dof * inverse[:, -1, -1, None], 1e-300))
+        beta, se = last_from_cross_products(grams, cross, (resid ** 2).sum(0), dof)
         with np.errstate(divide="ignore", invalid="ignore"):
-            block = 2 * stats.t.sf(np.abs(beta[:, -1, :] / se), dof)
+            block = 2 * stats.t.sf(np.abs(beta / se), dof)
         block[product_untestable(grams)] = np.nan
         pvalues[:, chosen] = block.T
     return pvalues if y.ndim == 2 else pvalues[0]
