@@ -197,7 +197,7 @@ def test_batched_regressions_match_statsmodels():
         for k, (a, b) in enumerate(pairs):
             X = sm.add_constant(np.column_stack([covariates, centred[:, a], centred[:, b], centred[:, a] * centred[:, b]]))
             fit = family(y, X).fit(disp=0) if family is sm.Logit else family(y, X).fit()
-            assert p[k] == pytest.approx(fit.pvalues[-1], rel=1e-4)
+            assert beta[k] == pytest.approx(fit.params[-1], rel=1e-5) and p[k] == pytest.approx(fit.pvalues[-1], rel=1e-4)
 
 
 # -- readers -------------------------------------------------------------------------------------------------------

@@ -108,10 +108,28 @@ def site_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
 def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: str,
                pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PLINK --epistasis: y ~ covariates + a + b + a*b for each pair, Wald test of the a*b term (NaN where the
-    product is a linear function of the two sites: `product_untestable`)."""
-    centred = dosage - dosage.mean(0)  # centring leaves the a*b test unchanged and keeps the fit well conditioned
+    product is a linear function of the two sites and the covariates: `product_untestable`).
+
+    A quantitative trait's least squares come from each pair's cross-products (`product_grams` with the covariates
+    in the design): building and solving every pair's n x (covariates + 4) design took 21 s of a 10,000-individual
+    run (docs/performance.md, session 50). A binary trait's logistic fits need each design.
+    """
     base = design(covariates)
-    betas, pvalues = np.empty(len(pairs)), np.empty(len(pairs))
+    betas, pvalues = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
+    if kind != "binary":
+        centred_y = (np.asarray(y, dtype=np.float64) - np.mean(y))[:, None]  # the intercept absorbs the mean
+        dof = max(dosage.shape[0] - base.shape[1] - 3, 1)
+        for start in range(0, len(pairs), _PRODUCT_PAIRS_PER_BLOCK):
+            chosen = slice(start, start + _PRODUCT_PAIRS_PER_BLOCK)
+            grams, cross = product_grams(dosage, pairs[chosen], centred_y, base)
+            beta, se = last_from_cross_products(grams, cross, (centred_y ** 2).sum(0), dof)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                p = 2 * stats.t.sf(np.abs(beta[:, 0] / se[:, 0]), dof)
+            testable = ~product_untestable(grams) & np.isfinite(p)
+            betas[chosen] = np.where(testable, beta[:, 0], np.nan)
+            pvalues[chosen] = np.where(testable, p, np.nan)
+        return betas, pvalues
+    centred = dosage - dosage.mean(0)  # centring leaves the a*b test unchanged and keeps the fit well conditioned
     block = max(1, _ELEMENTS_PER_CHUNK // (dosage.shape[0] * (base.shape[1] + 3)))
     for start in range(0, len(pairs), block):
         a, b = pairs[start:start + block, 0], pairs[start:start + block, 1]
@@ -119,7 +137,7 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
         betas[start:start + block], pvalues[start:start + block] = wald_last(base, tested, y, kind)
     for start in range(0, len(pairs), _PRODUCT_PAIRS_PER_BLOCK):
         chosen = slice(start, start + _PRODUCT_PAIRS_PER_BLOCK)
-        untestable = np.flatnonzero(product_untestable(product_grams(dosage, pairs[chosen]))) + start
+        untestable = np.flatnonzero(product_untestable(product_grams(dosage, pairs[chosen], base=base))) + start
         betas[untestable], pvalues[untestable] = np.nan, np.nan
     return betas, pvalues
 
@@ -128,48 +146,63 @@ _PRODUCT_CELLS_PER_BLOCK = 4_000_000  # first sites x second sites of cross-prod
 _PRODUCT_PAIRS_PER_BLOCK = 50_000  # pairs whose cross-products are held at once
 
 
-def product_grams(dosage: np.ndarray, pairs: np.ndarray, traits: np.ndarray | None = None):
-    """Each pair's cross-product matrix of the design [1, a, b, a*b] (a, b: the two sites' centred dosages), K x 4 x
-    4, and with `traits` (n x t, centred or residualised) also the design's cross-products with them, K x 4 x t.
+def product_grams(dosage: np.ndarray, pairs: np.ndarray, traits: np.ndarray | None = None,
+                  base: np.ndarray | None = None):
+    """Each pair's cross-product matrix of the design [base, a, b, a*b] (a, b: the two sites' centred dosages; base:
+    n x c, the intercept and any covariates, the intercept alone by default), K x (c + 3) x (c + 3), and with
+    `traits` (n x t) also the design's cross-products with them, K x (c + 3) x t.
 
-    From matrix products of the sites' columns, their squares and the traits (a'b, a^2'b, a'b^2, a^2'b^2, (a y)'b)
-    rather than from each pair's n x 4 design, in float64: building the design for every pair made the product scans
-    the largest numpy stage of a run (docs/performance.md, session 49).
+    From matrix products of the sites' columns, their squares, the traits and the base's columns (a'b, a^2'b, a'b^2,
+    a^2'b^2, (a y)'b, (a z)'b for each base column z) rather than from each pair's n x (c + 3) design, in float64:
+    building the design for every pair made the product scans the largest numpy stage of a run (docs/performance.md,
+    session 49).
     """
     centred = np.asarray(dosage, dtype=np.float64)
     centred = centred - centred.mean(0)
     n, t = len(centred), 0 if traits is None else traits.shape[1]
-    grams, cross = np.empty((len(pairs), 4, 4)), np.empty((len(pairs), 4, t))
+    base = np.ones((n, 1)) if base is None else np.asarray(base, dtype=np.float64)
+    c = base.shape[1]
+    grams, cross = np.empty((len(pairs), c + 3, c + 3)), np.empty((len(pairs), c + 3, t))
     firsts, seconds = np.unique(pairs[:, 0]), np.unique(pairs[:, 1])
     b, b2 = centred[:, seconds], centred[:, seconds] ** 2
-    per_block = max(1, _PRODUCT_CELLS_PER_BLOCK // max(len(seconds) * (t + 4), 1))
+    base_b, base_gram = base.T @ b, base.T @ base  # c x seconds, c x c
+    per_block = max(1, _PRODUCT_CELLS_PER_BLOCK // max(len(seconds) * (t + c + 3), 1))
     for start in range(0, len(firsts), per_block):
         block = firsts[start:start + per_block]
         chosen = np.flatnonzero(np.isin(pairs[:, 0], block))
         row, col = np.searchsorted(block, pairs[chosen, 0]), np.searchsorted(seconds, pairs[chosen, 1])
         a, a2 = centred[:, block], centred[:, block] ** 2
-        s_a, s_aa, s_b, s_bb = a.sum(0)[row], a2.sum(0)[row], b.sum(0)[col], b2.sum(0)[col]
+        s_aa, s_bb = a2.sum(0)[row], b2.sum(0)[col]
         s_ab, s_aab = (a.T @ b)[row, col], (a2.T @ b)[row, col]
         s_abb, s_aabb = (a.T @ b2)[row, col], (a2.T @ b2)[row, col]
-        grams[chosen] = np.stack([np.stack([np.full(len(chosen), float(n)), s_a, s_b, s_ab], -1),
-                                  np.stack([s_a, s_aa, s_ab, s_aab], -1),
-                                  np.stack([s_b, s_ab, s_bb, s_abb], -1),
-                                  np.stack([s_ab, s_aab, s_abb, s_aabb], -1)], axis=1)
+        base_a = (base.T @ a)[:, row].T  # K x c
+        base_ab = np.stack([((a * z[:, None]).T @ b)[row, col] for z in base.T], -1)  # K x c: z'(a*b)
+        g = grams[chosen]
+        g[:, :c, :c] = base_gram
+        g[:, :c, c], g[:, :c, c + 1], g[:, :c, c + 2] = base_a, base_b[:, col].T, base_ab
+        g[:, c, c:] = np.stack([s_aa, s_ab, s_aab], -1)
+        g[:, c + 1, c + 1:] = np.stack([s_bb, s_abb], -1)
+        g[:, c + 2, c + 2] = s_aabb
+        upper = np.triu_indices(c + 3, 1)
+        g[:, upper[1], upper[0]] = g[:, upper[0], upper[1]]
+        grams[chosen] = g
         if t:
-            cross[chosen] = np.stack([np.broadcast_to(traits.sum(0), (len(chosen), t)), (a.T @ traits)[row],
-                                      (b.T @ traits)[col],
-                                      np.stack([((a * y[:, None]).T @ b)[row, col] for y in traits.T], -1)], axis=1)
+            cross[chosen] = np.concatenate([np.broadcast_to(base.T @ traits, (len(chosen), c, t)),
+                                            np.stack([(a.T @ traits)[row], (b.T @ traits)[col],
+                                                      np.stack([((a * y[:, None]).T @ b)[row, col] for y in traits.T],
+                                                               -1)], axis=1)], axis=1)
     return grams if traits is None else (grams, cross)
 
 
 def product_untestable(grams: np.ndarray) -> np.ndarray:
-    """Pairs whose product a*b is (numerically) a linear function of a and b, from `product_grams`: nothing is left
-    of it beyond the two sites' main effects, so its test has nothing to test. This is a table whose filled cells lie
-    in one row and one column (no individual carrying the minor allele at both sites, for example): its Wald test
-    then read the rounding of a singular fit, p anything from 1e-4 to 1 (1,872 of 80,601 pairs of one grid cohort)."""
-    main, across = grams[:, :3, :3], grams[:, :3, 3:]
-    beyond = grams[:, 3, 3] - np.einsum("kio,kij,kjo->k", across, np.linalg.pinv(main), across)
-    own = grams[:, 3, 3] - grams[:, 0, 3] ** 2 / grams[:, 0, 0]
+    """Pairs whose product a*b is (numerically) a linear function of the design's other columns (a, b, the intercept
+    first and any covariates), from `product_grams`: nothing is left of it beyond the two sites' main effects, so its
+    test has nothing to test. This is a table whose filled cells lie in one row and one column (no individual
+    carrying the minor allele at both sites, for example): its Wald test then read the rounding of a singular fit, p
+    anything from 1e-4 to 1 (1,872 of 80,601 pairs of one grid cohort)."""
+    main, across = grams[:, :-1, :-1], grams[:, :-1, -1:]
+    beyond = grams[:, -1, -1] - np.einsum("kio,kij,kjo->k", across, np.linalg.pinv(main), across)
+    own = grams[:, -1, -1] - grams[:, 0, -1] ** 2 / grams[:, 0, 0]
     return beyond <= 1e-9 * np.maximum(own, 1e-300)
 
 
