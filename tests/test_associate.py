@@ -72,6 +72,19 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
     assert metrics["auc_deep"] > metrics["auc_additive"]
     assert metrics["n_samples"] == 1000 and metrics["n_sites"] == len(rows)
     assert "better than the additive model" in metrics["verdict"]
+    # two alleles of one position (a split multi-allelic record) are one locus: no pair test, never a candidate
+    from collections import Counter
+
+    alleles_at = Counter((row["chrom"], int(row["pos"])) for row in rows)
+    assert metrics["pairs_one_locus"] == sum(k * (k - 1) // 2 for k in alleles_at.values()) > 0
+    for row in pairs:
+        if (row["chrom_a"], row["pos_a"]) == (row["chrom_b"], row["pos_b"]):
+            assert float(row["p_perm"]) == 1 and not any(row[c] for c in ("p_epistasis", "p_saturated",
+                                                                            "p_saturated_f", "p_product")), row
+    candidates = np.load(out / "checkpoints" / "discovery_v16.npz")["candidates"]
+    candidates = candidates[candidates[:, 0] < candidates[:, 1]]  # rows past the last candidate are padding
+    positions = np.sort([int(row["pos"]) for row in rows])  # sites in VCF order: by position
+    assert len(candidates) and not (positions[candidates[:, 0]] == positions[candidates[:, 1]]).any()
     for name in ("manhattan", "qq", "ld_map", "interactions"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000
     report = (out / "report.html").read_text()
@@ -220,6 +233,26 @@ def test_vcf_reader_splits_multiallelic_sites_counts_missing_and_reads_haploid_c
     assert np.isnan(genotypes.dosage[2, 0]) and genotypes.notes["missing_calls"] == 1
     imputed, count = genotypes.imputed()
     assert count == 1 and imputed[2, 0] == pytest.approx(0.5)
+
+
+def test_two_alleles_of_one_position_are_one_locus_not_a_pair(tmp_path):
+    """A multi-allelic record is split into one site per ALT allele; its alleles' pair is the locus's own genotypes,
+    so no pair test runs on it and the network never takes it as a candidate."""
+    from types import SimpleNamespace
+
+    from biolens.tasks.associate import _allowed_pairs, _one_locus
+
+    path = tmp_path / "x.vcf"
+    path.write_text(VCF_HEADER + "1\t3\t.\tT\tC\t.\tPASS\t.\tGT\t0|0\t0/1\t1/1\n"
+                    "1\t5\t.\tG\tT,A\t.\tPASS\t.\tGT\t0|2\t1|1\t2/1\n"
+                    "2\t5\t.\tG\tT\t.\tPASS\t.\tGT\t0|1\t1|1\t0/0\n")
+    genotypes = read_vcf(path)
+    assert list(genotypes.pos) == [3, 5, 5, 5]
+    pairs = np.stack(np.triu_indices(4, 1), axis=1)
+    data = SimpleNamespace(genotypes=genotypes)
+    assert [tuple(pair) for pair in pairs[_one_locus(data, pairs)]] == [(1, 2)]  # not chromosome 2's position 5
+    allowed = _allowed_pairs(np.zeros((4, 4)), data)
+    assert not allowed[1, 2] and not allowed[2, 1] and allowed[1, 3] and allowed[0, 1] and not allowed[0, 0]
 
 
 def test_binary_trait_coding_and_categorical_covariates(tmp_path):
@@ -736,6 +769,13 @@ def test_the_main_effects_null_scans_each_distinct_pair_of_the_data_once(monkeyp
     for partner in (7, 100, 199):  # every copy of a pair gets its test's p and q
         copies = np.flatnonzero((pairs[:, 0] < 5) & (pairs[:, 1] == partner))
         assert len(copies) > 1 and len(np.unique(p[copies])) == 1 and len(np.unique(q[copies])) == 1
+    # pairs that are no pair of loci (two alleles of one position) are left out of the null and BH, and read NaN
+    untested = (pairs[:, 0] == 10) & (pairs[:, 1] > 10) & (pairs[:, 1] < 60)
+    p_kept, _, kept = two_locus.MainEffectsNull(recording, dosage, pairs, null_traits, np.zeros((300, 0)), rng,
+                                                untested=untested).read(p_observed)
+    assert untested.sum() > 5 and np.isnan(p_kept[untested]).all() and np.isfinite(p_kept[~inside & ~untested]).all()
+    assert kept["distinct_pairs"] == len(keys) - untested.sum() == len(scanned[-1])
+    assert not {tuple(k) for k in pairs[untested]} & {tuple(k) for k in scanned[-1]}
     monkeypatch.setattr(two_locus, "NULL_SCAN_SCORES", 5 * 1000)
     two_locus.MainEffectsNull(recording, dosage, pairs, null_traits, np.zeros((300, 0)), rng).read(p_observed)
     sample = {tuple(pair) for pair in scanned[-1]}

@@ -140,9 +140,11 @@ def product_pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray
     return pvalues if y.ndim == 2 else pvalues[0]
 
 
-def distinct_pairs(dosage: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def distinct_pairs(dosage: np.ndarray, pairs: np.ndarray,
+                   untested: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The pairs that genotypes can tell apart: (index in `pairs` of one pair per distinct pair, which distinct pair
-    each pair is; -1 where both sites carry the same genotypes).
+    each pair is; -1 where both sites carry the same genotypes, and where `untested` (a mask over `pairs`: two alleles
+    of one locus, `associate._one_locus`) says the pair is no pair of loci).
 
     In one region without recombination dozens of sites can carry the same genotypes (or their mirror image, 2 - x),
     and every pair test then gives their pairs one value: on a null cohort a site paired with a block of 80 identical
@@ -153,7 +155,7 @@ def distinct_pairs(dosage: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, n
     group = np.ravel(group)
     a, b = group[pairs[:, 0]], group[pairs[:, 1]]
     key = np.minimum(a, b).astype(np.int64) * (int(group.max()) + 1) + np.maximum(a, b)
-    apart = np.flatnonzero(a != b)
+    apart = np.flatnonzero((a != b) if untested is None else (a != b) & ~untested)
     _, first, inverse = np.unique(key[apart], return_index=True, return_inverse=True)
     which = np.full(len(pairs), -1, dtype=np.int64)
     which[apart] = np.ravel(inverse)
@@ -229,12 +231,13 @@ class MainEffectsNull:
     the test's own p: a tail fitted to 20 null traits can come out lighter than the test's own distribution, and a
     p below the pair's own is that fit's noise (18 pairs at own p 4e-5 were claimed that way on one additive cohort).
     `scan(test, dosage, traits, covariates, pairs)` runs the null scan elsewhere (`dask_scans.scan_blocks` on a
-    cluster); by default it runs here.
+    cluster); by default it runs here. `untested`: pairs that are no pair of loci (`distinct_pairs`), left out of the
+    null and read NaN.
     """
 
     def __init__(self, test, dosage: np.ndarray, pairs: np.ndarray, null_traits: np.ndarray, covariates: np.ndarray,
-                 rng: np.random.Generator, scan=None):
-        self.chosen, self.which = distinct_pairs(dosage, pairs)
+                 rng: np.random.Generator, scan=None, untested: np.ndarray | None = None):
+        self.chosen, self.which = distinct_pairs(dosage, pairs, untested)
         scanned = np.arange(len(self.chosen))
         most = max(1, NULL_SCAN_SCORES // max(null_traits.shape[1], 1))
         if len(scanned) > most:

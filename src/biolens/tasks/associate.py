@@ -154,14 +154,15 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     # their fit, the null's main effects as strong as out of sample and repeated fits contested in the screen, or
     # (v13) the pairs that stand in for a signal's lead
     # (fine_mapping_v2: the inflation left after the fine-mapped signals; _v3: fits averaged by evidence;
-    # crossval_v2: the screening; crossval_v3: the additive + dominance model); their stages are recomputed
+    # crossval_v2: the screening; crossval_v3: the additive + dominance model; classical_v3, crossval_v4,
+    # discovery_v16: two alleles of one locus are not a pair); their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
-        classical = cached_stage(run, "classical_v2", lambda: _classical(data, dask, config.seed))
+        classical = cached_stage(run, "classical_v3", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
-        crossval = cached_stage(run, "crossval_v3", lambda: _crossval(data, config, classical))
+        crossval = cached_stage(run, "crossval_v4", lambda: _crossval(data, config, classical))
         spread = null_main_effects_spread(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-        discovery = cached_stage(run, "discovery_v15",
+        discovery = cached_stage(run, "discovery_v16",
                                  lambda: _discovery(data, config, classical, epochs, spread, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
@@ -206,6 +207,9 @@ def _classical(data: _Data, dask: DaskSession, seed: int = 0) -> dict:
     with console.step(f"classical epistasis scans ({len(pairs)} pairs: product term and saturated 3 x 3 table){dask.where}"):
         scans = pair_scans(data.dosage, data.y, data.covariates, data.kind, pairs, client)
         engine = describe(client)
+    one_locus = _one_locus(data, pairs)
+    for key in ("pair_beta", "p_epistasis", "p_saturated", "df_saturated"):
+        scans[key] = np.where(one_locus, np.nan, scans[key])
     return {"beta": beta, "p_site": p_site, "q_site": q_site, "r2": r2, "ld_block": blocks,
             "pairs": pairs, "pair_beta": scans["pair_beta"], "p_epistasis": scans["p_epistasis"],
             "q_epistasis": bh_qvalues(scans["p_epistasis"]), "p_saturated": scans["p_saturated"],
@@ -344,11 +348,30 @@ def _main_effect_features(data: _Data) -> np.ndarray:
     return np.hstack([_features(data), data.codes.d[:, data.codes.has_dominance]])
 
 
-def _allowed_pairs(r2: np.ndarray) -> np.ndarray:
+def _one_locus(data: _Data, pairs: np.ndarray) -> np.ndarray:
+    """Pairs of two alleles of one position (a multi-allelic record or alignment column, split into one biallelic
+    site per allele): one locus, not a pair of loci, so no pair test is run on them (NaN in every pair column).
+
+    Why: their 3 x 3 table is the locus's own genotypes (an individual carrying both alleles is the A1/A2
+    heterozygote), and no site's additive or dominance code holds what that heterozygote does, so every pair test
+    read the locus's dominance as an interaction: on grid both-recessive cohort 1024 the two alleles at position 979
+    were row 4 of interactions.tsv (saturated q 0.039 on their own, PLINK's q 9e-15), ahead of real two-site pairs.
+    """
+    chrom, pos = np.asarray(data.genotypes.chrom), np.asarray(data.genotypes.pos)
+    return (chrom[pairs[:, 0]] == chrom[pairs[:, 1]]) & (pos[pairs[:, 0]] == pos[pairs[:, 1]])
+
+
+def _allowed_pairs(r2: np.ndarray, data: _Data) -> np.ndarray:
+    """Pairs the network may take as candidates: sites not in strong LD (r^2 < 0.8) and not two alleles of one
+    locus (`_one_locus`); m x m."""
     from biolens.stats.linkage import BLOCK_R2
 
     allowed = r2 < BLOCK_R2
     np.fill_diagonal(allowed, False)
+    m = len(r2)
+    rows, cols = np.triu_indices(m, 1)
+    one_locus = _one_locus(data, np.stack([rows, cols], axis=1))
+    allowed[rows[one_locus], cols[one_locus]] = allowed[cols[one_locus], rows[one_locus]] = False
     return allowed
 
 
@@ -420,7 +443,7 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
             fit_rows.append(train[~inner])
     targets = np.repeat(data.y_model[:, None], config.folds, axis=1)
     covariates = np.repeat(data.covariates[:, None, :], config.folds, axis=1)
-    products, _ = _copies_inputs(data, targets, fit_rows, config, _allowed_pairs(classical["r2"]), covariates,
+    products, _ = _copies_inputs(data, targets, fit_rows, config, _allowed_pairs(classical["r2"], data), covariates,
                                  classical["pairs"])
     with console.step(f"genotype network, {config.folds}-fold cross-validation"):
         model, epochs = fit_copies(data.x, products, covariates, targets, train_weight, val_weight=val_weight,
@@ -522,12 +545,14 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     pairs = classical["pairs"]
     with console.step(f"saturated and product tests against {B} traits with every main effect and no interaction{dask.where}"):
         scan = partial(scan_blocks, client=client) if client is not None else None
-        p_product_linear = product_pair_tests(data.dosage, data.y_model, data.covariates, pairs)
+        one_locus = _one_locus(data, pairs)
+        p_product_linear = np.where(one_locus, np.nan,
+                                    product_pair_tests(data.dosage, data.y_model, data.covariates, pairs))
         readings, nulls = {}, {}
         for name, test, p_own, seed in (("saturated", saturated_p, classical["p_saturated"], config.seed + 2),
                                         ("product", product_pair_tests, p_product_linear, config.seed + 3)):
             null = MainEffectsNull(test, data.dosage, pairs, targets[:, B + 1:], data.covariates,
-                                   np.random.default_rng(seed), scan)
+                                   np.random.default_rng(seed), scan, untested=one_locus)
             p_marginal, q_marginal, tail = null.read(p_own)
             p_signal, q_signal, leads = stepwise_signals(test, null, data.dosage, data.y_model, data.covariates, pairs,
                                                          (p_marginal, q_marginal), scan=scan, own=p_own)
@@ -544,7 +569,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
                          f"{name}_q_marginal": q_marginal, f"{name}_tail": np.asarray(json.dumps(tail)),
                          f"{name}_signal": signal, f"{name}_role": role}
             nulls[name] = null
-    allowed = _allowed_pairs(classical["r2"])
+    allowed = _allowed_pairs(classical["r2"], data)
     covariates = np.stack([data.covariates[order] for order in orders], axis=1)
     with console.step(f"screening pairs for the network: saturated test of {copies} traits{dask.where}"):
         products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed, covariates,
@@ -701,6 +726,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
     m = data.x.shape[1]
     metrics.update({
         "n_samples": int(len(data.y)), "n_sites": int(m), "n_pairs": int(len(pairs)),
+        "pairs_one_locus": int(_one_locus(data, pairs).sum()),
         "lambda_gc": float(classical["lambda_gc"]), "lambda_gc_unlinked": _none_if_nan(classical["lambda_gc_unlinked"]),
         "lambda_gc_unlinked_left": _none_if_nan(fine_mapping.get("lambda_gc_unlinked_left", np.nan)),
         "lambda_gc_unlinked_left_chance": _none_if_nan(fine_mapping.get("lambda_gc_unlinked_left_chance", np.nan)),
