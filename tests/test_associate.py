@@ -211,6 +211,19 @@ def test_batched_regressions_match_statsmodels():
             X = sm.add_constant(np.column_stack([covariates, centred[:, a], centred[:, b], centred[:, a] * centred[:, b]]))
             fit = family(y, X).fit(disp=0) if family is sm.Logit else family(y, X).fit()
             assert beta[k] == pytest.approx(fit.params[-1], rel=1e-5) and p[k] == pytest.approx(fit.pvalues[-1], rel=1e-4)
+    # without covariates, PLINK's logistic test of pairs of whole-number dosages is fitted on the 3 x 3 table's cells
+    # (the same likelihood); a site with an imputed call keeps the fit on the individuals
+    dosage[:5, 3] = 0.7
+    beta, p = regression.site_tests(dosage, binary, np.zeros((n, 0)), "binary")  # by genotype class, or individual
+    for i in range(4):
+        fit = sm.Logit(binary, sm.add_constant(dosage[:, i])).fit(disp=0)
+        assert beta[i] == pytest.approx(fit.params[-1], rel=1e-5) and p[i] == pytest.approx(fit.pvalues[-1], rel=1e-4)
+    beta, p = regression.pair_tests(dosage, binary, np.zeros((n, 0)), "binary", pairs)
+    centred = dosage - dosage.mean(0)
+    for k, (a, b) in enumerate(pairs):
+        X = sm.add_constant(np.column_stack([centred[:, a], centred[:, b], centred[:, a] * centred[:, b]]))
+        fit = sm.Logit(binary, X).fit(disp=0)
+        assert beta[k] == pytest.approx(fit.params[-1], rel=1e-5) and p[k] == pytest.approx(fit.pvalues[-1], rel=1e-4)
 
 
 # -- readers -------------------------------------------------------------------------------------------------------

@@ -45,12 +45,20 @@ def last_from_cross_products(gram: np.ndarray, cross: np.ndarray, total_ss: np.n
     return beta[:, -1, :], se
 
 
-def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1e-5,
+              trials: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Newton-Raphson for every fit of the batch; each fit stops on its own once its step is below `tol` (a few
-    near-separated fits that need all 25 iterations no longer keep the whole batch iterating)."""
+    near-separated fits that need all 25 iterations no longer keep the whole batch iterating).
+
+    X: k x n x p (column 0 the intercept), y: the n individuals' 0/1 trait. Or grouped: `trials` (k x n) individuals
+    share each row of X, and y (k x n) counts the cases among them: the binomial likelihood of the groups is the
+    individuals' likelihood, so the fit, its information matrix and its Wald test are the same."""
     k, n, p = X.shape
+    if trials is None:
+        y, trials = np.broadcast_to(y, (k, n)), np.ones((1, 1))
+    trials = np.broadcast_to(trials, (k, n))
     beta = np.zeros((k, p))
-    mean = np.clip(y.mean(), 1e-6, 1 - 1e-6)
+    mean = np.clip(y.sum(1) / np.maximum(trials.sum(1), 1e-300), 1e-6, 1 - 1e-6)
     beta[:, 0] = np.log(mean / (1 - mean))  # column 0 is the intercept
     ridge = 1e-8 * np.eye(p)
     information = np.empty((k, p, p))
@@ -59,9 +67,9 @@ def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1
         part, coefficients = X[active], beta[active]
         eta = np.clip(np.matmul(part, coefficients[..., None])[..., 0], -30, 30)
         mu = 1 / (1 + np.exp(-eta))
-        weight = mu * (1 - mu)
+        weight = trials[active] * mu * (1 - mu)
         information[active] = np.matmul(np.swapaxes(part * weight[..., None], 1, 2), part) + ridge
-        score = np.matmul(np.swapaxes(part, 1, 2), (y[None, :] - mu)[..., None])[..., 0]
+        score = np.matmul(np.swapaxes(part, 1, 2), (y[active] - trials[active] * mu)[..., None])[..., 0]
         step = np.linalg.solve(information[active], score[..., None])[..., 0]
         beta[active] += step
         active = active[np.abs(step).max(1) >= tol]
@@ -101,8 +109,29 @@ def design(covariates: np.ndarray) -> np.ndarray:
 
 
 def site_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-site additive test (PLINK --linear/--logistic): beta per alt allele and p for every site."""
-    return wald_last(design(covariates), dosage.T[:, :, None], y, kind)
+    """Per-site additive test (PLINK --linear/--logistic): beta per alt allele and p for every site.
+
+    A binary trait without covariates is fitted on each site's genotype classes (individuals and cases with 0, 1
+    and 2 copies) wherever the site's dosages are whole numbers: the same likelihood on 3 rows instead of n, which
+    matters for the 100 shuffles of the trait that `inflation_by_permutation` tests."""
+    if kind != "binary" or covariates.shape[1]:
+        return wald_last(design(covariates), dosage.T[:, :, None], y, kind)
+    whole = np.flatnonzero(np.all(dosage == np.clip(np.rint(dosage), 0, 2), axis=0))
+    rest = np.setdiff1d(np.arange(dosage.shape[1]), whole)
+    betas, pvalues = np.full(dosage.shape[1], np.nan), np.full(dosage.shape[1], np.nan)
+    if len(rest):
+        betas[rest], pvalues[rest] = wald_last(design(covariates), dosage[:, rest].T[:, :, None], y, kind)
+    if len(whole):
+        classes = np.rint(dosage[:, whole]).astype(np.int64)
+        trials = np.stack([(classes == c).sum(0) for c in range(3)], axis=1).astype(np.float64)  # sites x 3
+        cases = np.stack([((classes == c) * y[:, None]).sum(0) for c in range(3)], axis=1)
+        X = np.stack([np.ones((len(whole), 3)), np.broadcast_to(np.arange(3.0), (len(whole), 3))], axis=2)
+        beta, se = _logistic(X, cases, trials=trials)
+        with np.errstate(invalid="ignore"):
+            pvalue = 2 * stats.norm.sf(np.abs(beta / se))
+        one_class = (trials > 0).sum(1) < 2
+        betas[whole], pvalues[whole] = beta, np.where(np.isfinite(pvalue) & ~one_class, pvalue, np.nan)
+    return betas, pvalues
 
 
 def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: str,
@@ -130,15 +159,59 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
             pvalues[chosen] = np.where(testable, p, np.nan)
         return betas, pvalues
     centred = dosage - dosage.mean(0)  # centring leaves the a*b test unchanged and keeps the fit well conditioned
+    whole = np.all(dosage == np.clip(np.rint(dosage), 0, 2), axis=0)  # sites with no imputed (fractional) dosage
+    by_cells = (whole[pairs[:, 0]] & whole[pairs[:, 1]]) if covariates.shape[1] == 0 else np.zeros(len(pairs), bool)
+    chosen = np.flatnonzero(by_cells)
+    betas[chosen], pvalues[chosen] = _logistic_pairs_by_cells(dosage, centred, y, pairs[chosen])
+    rest = np.flatnonzero(~by_cells)
     block = max(1, _ELEMENTS_PER_CHUNK // (dosage.shape[0] * (base.shape[1] + 3)))
-    for start in range(0, len(pairs), block):
-        a, b = pairs[start:start + block, 0], pairs[start:start + block, 1]
+    for start in range(0, len(rest), block):
+        a, b = pairs[rest[start:start + block], 0], pairs[rest[start:start + block], 1]
         tested = np.stack([centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
-        betas[start:start + block], pvalues[start:start + block] = wald_last(base, tested, y, kind)
+        betas[rest[start:start + block]], pvalues[rest[start:start + block]] = wald_last(base, tested, y, kind)
     for start in range(0, len(pairs), _PRODUCT_PAIRS_PER_BLOCK):
         chosen = slice(start, start + _PRODUCT_PAIRS_PER_BLOCK)
         untestable = np.flatnonzero(product_untestable(product_grams(dosage, pairs[chosen], base=base))) + start
         betas[untestable], pvalues[untestable] = np.nan, np.nan
+    return betas, pvalues
+
+
+def _logistic_pairs_by_cells(dosage: np.ndarray, centred: np.ndarray, y: np.ndarray,
+                             pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PLINK's logistic product test (y ~ a + b + a*b, Wald test of a*b) for pairs of sites whose dosages are all
+    0, 1 or 2, with no covariates: fitted on the 3 x 3 table's cells (individuals and cases per cell) rather than on
+    the individuals, the same likelihood on 9 rows instead of n. Fitting each pair on its n individuals was the
+    largest stage of a binary run (docs/performance.md, session 50)."""
+    betas, pvalues = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
+    if not len(pairs):
+        return betas, pvalues
+    n, m = dosage.shape
+    classes = np.clip(np.rint(dosage), 0, 2).astype(np.int64)
+    indicators = np.zeros((n, 3 * m))
+    indicators[np.arange(n)[:, None], 3 * np.arange(m)[None, :] + classes] = 1.0
+    value = np.arange(3)[None, :] - dosage.mean(0)[:, None]  # m x 3: each class's centred dosage
+    seconds = np.unique(pairs[:, 1])
+    second_columns = (3 * seconds[:, None] + np.arange(3)).ravel()
+    per_block = max(1, _PRODUCT_CELLS_PER_BLOCK // (9 * len(seconds)))
+    firsts = np.unique(pairs[:, 0])
+    for start in range(0, len(firsts), per_block):
+        block = firsts[start:start + per_block]
+        chosen = np.flatnonzero(np.isin(pairs[:, 0], block))
+        columns = (3 * block[:, None] + np.arange(3)).ravel()
+        row = np.searchsorted(block, pairs[chosen, 0])[:, None, None] * 3 + np.arange(3)[None, :, None]
+        col = np.searchsorted(seconds, pairs[chosen, 1])[:, None, None] * 3 + np.arange(3)[None, None, :]
+        first = indicators[:, columns]
+        trials = (first.T @ indicators[:, second_columns])[row, col].reshape(-1, 9)
+        cases = ((first * y[:, None]).T @ indicators[:, second_columns])[row, col].reshape(-1, 9)
+        a = np.repeat(value[pairs[chosen, 0]], 3, axis=1)  # K x 9, a-major as the cells
+        b = np.tile(value[pairs[chosen, 1]], (1, 3))
+        X = np.stack([np.ones_like(a), a, b, a * b], axis=2)
+        for part in _chunks(len(chosen), 9, 4):
+            beta, se = _logistic(X[part], cases[part], trials=trials[part])
+            with np.errstate(invalid="ignore"):
+                pvalue = 2 * stats.norm.sf(np.abs(beta / se))
+            betas[chosen[part]] = beta
+            pvalues[chosen[part]] = np.where(np.isfinite(pvalue), pvalue, np.nan)
     return betas, pvalues
 
 
