@@ -141,7 +141,9 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
 
     A quantitative trait's least squares come from each pair's cross-products (`product_grams` with the covariates
     in the design): building and solving every pair's n x (covariates + 4) design took 21 s of a 10,000-individual
-    run (docs/performance.md, session 50). A binary trait's logistic fits need each design.
+    run (docs/performance.md, session 50). A binary trait's logistic fits need each pair's design, except without
+    covariates where both sites' dosages are whole numbers: then the pair's 3 x 3 cells carry the same likelihood
+    (`_logistic_pairs_by_cells`).
     """
     base = design(covariates)
     betas, pvalues = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
@@ -162,7 +164,7 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
     whole = np.all(dosage == np.clip(np.rint(dosage), 0, 2), axis=0)  # sites with no imputed (fractional) dosage
     by_cells = (whole[pairs[:, 0]] & whole[pairs[:, 1]]) if covariates.shape[1] == 0 else np.zeros(len(pairs), bool)
     chosen = np.flatnonzero(by_cells)
-    betas[chosen], pvalues[chosen] = _logistic_pairs_by_cells(dosage, centred, y, pairs[chosen])
+    betas[chosen], pvalues[chosen] = _logistic_pairs_by_cells(dosage, y, pairs[chosen])
     rest = np.flatnonzero(~by_cells)
     block = max(1, _ELEMENTS_PER_CHUNK // (dosage.shape[0] * (base.shape[1] + 3)))
     for start in range(0, len(rest), block):
@@ -176,8 +178,7 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
     return betas, pvalues
 
 
-def _logistic_pairs_by_cells(dosage: np.ndarray, centred: np.ndarray, y: np.ndarray,
-                             pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _logistic_pairs_by_cells(dosage: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PLINK's logistic product test (y ~ a + b + a*b, Wald test of a*b) for pairs of sites whose dosages are all
     0, 1 or 2, with no covariates: fitted on the 3 x 3 table's cells (individuals and cases per cell) rather than on
     the individuals, the same likelihood on 9 rows instead of n. Fitting each pair on its n individuals was the
