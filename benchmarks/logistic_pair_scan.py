@@ -1,6 +1,7 @@
 """PLINK-style logistic epistasis scan (`stats.regression.pair_tests`, binary trait): this source against another
 copy of regression.py (e.g. the code before a change, taken with `git show REV:src/biolens/stats/regression.py`),
-same pairs, same process, alternating; prints seconds and the largest difference of log10 p.
+same pairs, same process, alternating; prints seconds and the largest difference of log10 p. Then the same for the
+per-site logistic test behind lambda_GC's 100 shuffles of the trait (`regression.inflation_by_permutation`).
 
     .venv/bin/python benchmarks/logistic_pair_scan.py /tmp/old_regression.py [--pairs 30000]
 """
@@ -39,3 +40,8 @@ for name, module in (("reference", old), ("this source", new)) * 2:
     else:
         print("largest |difference of log10 p|:", float(np.nanmax(np.abs(np.log10(p) - np.log10(reference)))),
               "; the same degenerate fits:", bool(np.array_equal(np.isnan(p), np.isnan(reference))))
+for name, module in (("reference", old), ("this source", new)) * 2:
+    started = time.perf_counter()
+    bound = module.inflation_by_permutation(dosage, y, covariates, "binary", permutations=100)
+    print(f"{name}: lambda_GC bound over 100 shuffles {bound:.6f}, {time.perf_counter() - started:.1f} s for "
+          f"{dosage.shape[1]} sites", flush=True)
