@@ -125,6 +125,39 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
     assert by_fit[0] == (10, 20) and (10, 22) not in by_fit
 
 
+def test_a_contest_winner_s_own_better_tags_contend_in_turn():
+    """The screen passes over a chosen pair's tags. Where a contest picks a pair other than the strongest, the
+    winner's tags are passed over with it, and a pair that tags the winner but not the strongest never contended:
+    on a rare-allele product cohort (grid seed 1022) the planted pair, which explains the winner, was lost that way
+    and the network learned two partial tags instead. The winner's better tags now contend in turn."""
+    from biolens.stats.two_locus import first_unexplained
+
+    rng = np.random.default_rng(7)
+    n, m = 1000, 40
+    dosage = _genotypes(rng, n, m)
+    dosage[:, 21] = np.where(rng.random(n) < 0.22, rng.binomial(2, 0.4, n), dosage[:, 20])  # partial tag of 20
+    dosage[:, 23] = np.where(rng.random(n) < 0.22, rng.binomial(2, 0.4, n), dosage[:, 21])  # partial tag of 21
+    r2 = np.corrcoef(dosage[:, [20, 21, 23]].T) ** 2
+    assert r2[0, 1] >= 0.5 and r2[1, 2] >= 0.5 and r2[0, 2] < 0.5, r2  # 23 tags 21, not 20
+    one_carrier = ((dosage[:, 10] > 0).astype(int) + (dosage[:, 20] > 0) == 1).astype(float)
+    trait = 0.6 * (one_carrier - one_carrier.mean()) / one_carrier.std() + rng.normal(size=n)
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    planted, tag, tag_of_tag = (int(np.flatnonzero((pairs[:, 0] == 10) & (pairs[:, 1] == j))[0]) for j in (20, 21, 23))
+    no_covariates = np.zeros((n, 0))
+    own = -np.log10(saturated_p(dosage, trait[:, None], no_covariates, pairs)[0])
+    assert own[planted] > own[tag] > own[tag_of_tag]
+    evidence = own.copy()
+    evidence[tag_of_tag] = own[planted] + 5  # as a lighter fitted tail of its LD class reads it
+    codes = PairCodes(dosage)
+
+    def contest(contenders):
+        return first_unexplained(saturated_p, dosage, trait, no_covariates, contenders, mutual_by_fit=True)
+
+    assert contest(pairs[[tag_of_tag, tag]]) == 1 and contest(pairs[[tag, planted]]) == 1  # each explained in turn
+    chosen = [tuple(p) for p in codes.screen(evidence, pairs, 4, codes.r2 < 0.8, trait, np.arange(n), own, contest)]
+    assert chosen[0] == (10, 20) and (10, 21) not in chosen and (10, 23) not in chosen, chosen
+
+
 def test_a_pair_that_repeats_a_chosen_fit_and_fits_it_better_stands_for_it():
     """A both-recessive interaction lives in one cell: a pair whose table isolates most of the same individuals fits
     it too, though its site is unlinked to the planted one (r^2 < 0.01, so no tag contest). Read first (its LD class's

@@ -19,6 +19,7 @@ PAIR_TERMS = 4  # additive x additive, additive x dominance, dominance x additiv
 POOL_PER_CANDIDATE = 4  # pairs screened (one per tagged pair of sites) per network candidate, before `_distinct_fits`
 SCREEN_CONTESTS = 8  # the first signals of each copy's screen whose pair is chosen by mutual conditioning
 CONTENDERS = 6  # pairs contending to stand for one signal in the screen
+CONTEST_ROUNDS = 4  # contests for one signal at most: a winner's own tags with a better own p contend again
 
 
 def _pair_matrix(values: np.ndarray, pairs: np.ndarray, m: int) -> np.ndarray:
@@ -133,7 +134,11 @@ class PairCodes:
         better own p (`own`, -log10 p), the strongest and up to CONTENDERS - 1 of them (best own p first) contend,
         and the first that no other explains (`first_unexplained`; associate asks it to settle two that explain each
         other by their own fit: a partial tag read strongest otherwise stood for a signal its planted pair fits
-        better, docs/association.md) stands for the signal.
+        better, docs/association.md) stands for the signal. Where another pair wins, its own tags with a better own
+        p than it contend in turn (at most CONTEST_ROUNDS contests, each pair once): the winner's tags are passed
+        over with it, and on a rare-allele product cohort (seed 1022) the planted pair, which explains the winner
+        (p left 0.75, and the winner explains nothing of it), was a tag of the winner but not of the strongest pair,
+        so it never contended and never became a candidate (docs/association.md, session 50).
         """
         strength = strength.copy()
         tags = self.r2 >= CLUMP_R2
@@ -146,13 +151,22 @@ class PairCodes:
                 break
             tagged = np.outer(tags[i], tags[j]) | np.outer(tags[j], tags[i])  # (a, b) with a~i, b~j or a~j, b~i
             if own is not None and contests < SCREEN_CONTESTS:
-                rivals = np.flatnonzero((tagged & (strength >= 0) & (own > own[i, j])).ravel())
-                if len(rivals):
-                    contests += 1
+                contended = np.zeros(strength.shape, bool)
+                mine = tagged
+                for round_ in range(CONTEST_ROUNDS):  # until the winner's own tags hold no better pair not yet asked
+                    rivals = np.flatnonzero((mine & ~contended & (strength >= 0) & (own > own[i, j])).ravel())
+                    if not len(rivals):
+                        break
+                    contests += round_ == 0  # SCREEN_CONTESTS counts signals, not rounds
                     rivals = rivals[np.argsort(-own.ravel()[rivals], kind="stable")[: CONTENDERS - 1]]
                     contenders = np.array([(i, j), *(divmod(int(r), strength.shape[1]) for r in rivals)])
-                    i, j = (int(v) for v in contenders[first_unexplained(contenders)])
-                    tagged |= np.outer(tags[i], tags[j]) | np.outer(tags[j], tags[i])
+                    contended[contenders[:, 0], contenders[:, 1]] = True
+                    winner = first_unexplained(contenders)
+                    if winner == 0:
+                        break
+                    i, j = (int(v) for v in contenders[winner])
+                    mine = np.outer(tags[i], tags[j]) | np.outer(tags[j], tags[i])
+                    tagged |= mine
             chosen.append((i, j))
             strength[tagged] = -1
         return np.asarray(chosen, dtype=np.int64).reshape(-1, 2)
