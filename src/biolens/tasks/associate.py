@@ -155,14 +155,15 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     # (v13) the pairs that stand in for a signal's lead
     # (fine_mapping_v2: the inflation left after the fine-mapped signals; _v3: fits averaged by evidence;
     # crossval_v2: the screening; crossval_v3: the additive + dominance model; classical_v3, crossval_v4,
-    # discovery_v16: two alleles of one locus are not a pair); their stages are recomputed
+    # discovery_v16: two alleles of one locus are not a pair; crossval_v5, discovery_v17: a contest winner's tags
+    # contend in turn in the screen); their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v3", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
-        crossval = cached_stage(run, "crossval_v4", lambda: _crossval(data, config, classical))
+        crossval = cached_stage(run, "crossval_v5", lambda: _crossval(data, config, classical))
         spread = null_main_effects_spread(data, crossval)
         epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
-        discovery = cached_stage(run, "discovery_v16",
+        discovery = cached_stage(run, "discovery_v17",
                                  lambda: _discovery(data, config, classical, epochs, spread, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
