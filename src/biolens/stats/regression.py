@@ -116,13 +116,13 @@ def site_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
     matters for the 100 shuffles of the trait that `inflation_by_permutation` tests."""
     if kind != "binary" or covariates.shape[1]:
         return wald_last(design(covariates), dosage.T[:, :, None], y, kind)
-    whole = np.flatnonzero(np.all(dosage == np.clip(np.rint(dosage), 0, 2), axis=0))
+    whole = np.flatnonzero(_whole_sites(dosage))
     rest = np.setdiff1d(np.arange(dosage.shape[1]), whole)
     betas, pvalues = np.full(dosage.shape[1], np.nan), np.full(dosage.shape[1], np.nan)
     if len(rest):
         betas[rest], pvalues[rest] = wald_last(design(covariates), dosage[:, rest].T[:, :, None], y, kind)
     if len(whole):
-        classes = np.rint(dosage[:, whole]).astype(np.int64)
+        classes = genotype_classes(dosage[:, whole])
         trials = np.stack([(classes == c).sum(0) for c in range(3)], axis=1).astype(np.float64)  # sites x 3
         cases = np.stack([((classes == c) * y[:, None]).sum(0) for c in range(3)], axis=1)
         X = np.stack([np.ones((len(whole), 3)), np.broadcast_to(np.arange(3.0), (len(whole), 3))], axis=2)
@@ -161,7 +161,7 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
             pvalues[chosen] = np.where(testable, p, np.nan)
         return betas, pvalues
     centred = dosage - dosage.mean(0)  # centring leaves the a*b test unchanged and keeps the fit well conditioned
-    whole = np.all(dosage == np.clip(np.rint(dosage), 0, 2), axis=0)  # sites with no imputed (fractional) dosage
+    whole = _whole_sites(dosage)
     by_cells = (whole[pairs[:, 0]] & whole[pairs[:, 1]]) if covariates.shape[1] == 0 else np.zeros(len(pairs), bool)
     chosen = np.flatnonzero(by_cells)
     betas[chosen], pvalues[chosen] = _logistic_pairs_by_cells(dosage, y, pairs[chosen])
@@ -184,36 +184,54 @@ def _logistic_pairs_by_cells(dosage: np.ndarray, y: np.ndarray, pairs: np.ndarra
     the individuals, the same likelihood on 9 rows instead of n. Fitting each pair on its n individuals was the
     largest stage of a binary run (docs/performance.md, session 50)."""
     betas, pvalues = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
-    if not len(pairs):
-        return betas, pvalues
-    n, m = dosage.shape
-    classes = np.clip(np.rint(dosage), 0, 2).astype(np.int64)
-    indicators = np.zeros((n, 3 * m))
-    indicators[np.arange(n)[:, None], 3 * np.arange(m)[None, :] + classes] = 1.0
     value = np.arange(3)[None, :] - dosage.mean(0)[:, None]  # m x 3: each class's centred dosage
-    seconds = np.unique(pairs[:, 1])
-    second_columns = (3 * seconds[:, None] + np.arange(3)).ravel()
-    per_block = max(1, _PRODUCT_CELLS_PER_BLOCK // (9 * len(seconds)))
-    firsts = np.unique(pairs[:, 0])
-    for start in range(0, len(firsts), per_block):
-        block = firsts[start:start + per_block]
-        chosen = np.flatnonzero(np.isin(pairs[:, 0], block))
-        columns = (3 * block[:, None] + np.arange(3)).ravel()
-        row = np.searchsorted(block, pairs[chosen, 0])[:, None, None] * 3 + np.arange(3)[None, :, None]
-        col = np.searchsorted(seconds, pairs[chosen, 1])[:, None, None] * 3 + np.arange(3)[None, None, :]
-        first = indicators[:, columns]
-        trials = (first.T @ indicators[:, second_columns])[row, col].reshape(-1, 9)
-        cases = ((first * y[:, None]).T @ indicators[:, second_columns])[row, col].reshape(-1, 9)
+    for chosen, trials, cases in pair_cell_tables(dosage, pairs, y[:, None]):
         a = np.repeat(value[pairs[chosen, 0]], 3, axis=1)  # K x 9, a-major as the cells
         b = np.tile(value[pairs[chosen, 1]], (1, 3))
         X = np.stack([np.ones_like(a), a, b, a * b], axis=2)
         for part in _chunks(len(chosen), 9, 4):
-            beta, se = _logistic(X[part], cases[part], trials=trials[part])
+            beta, se = _logistic(X[part], cases[part, :, 0], trials=trials[part])
             with np.errstate(invalid="ignore"):
                 pvalue = 2 * stats.norm.sf(np.abs(beta / se))
             betas[chosen[part]] = beta
             pvalues[chosen[part]] = np.where(np.isfinite(pvalue), pvalue, np.nan)
     return betas, pvalues
+
+
+def genotype_classes(dosage: np.ndarray) -> np.ndarray:
+    """Copies of the alt allele as 0/1/2 per individual and site (imputed dosages are rounded)."""
+    return np.clip(np.rint(dosage), 0, 2).astype(np.int8)
+
+
+def _whole_sites(dosage: np.ndarray) -> np.ndarray:
+    """Sites whose dosages are all 0, 1 or 2 (no imputed, fractional call): their genotype classes are their dosages."""
+    return np.all(dosage == genotype_classes(dosage), axis=0)
+
+
+_CELL_PAIRS_PER_BLOCK = 50_000  # pairs whose 3 x 3 tables are gathered at once
+
+
+def pair_cell_tables(dosage: np.ndarray, pairs: np.ndarray, values: np.ndarray):
+    """Each pair's 3 x 3 genotype table, in blocks of pairs: yields (indices into `pairs`, individuals per cell K x 9,
+    `values` (n x t) summed per cell K x 9 x t), cells a-major. All tables come from matrix products of genotype-class
+    indicators, one per block of first sites, gathered cell by cell: taking each pair's three whole rows first
+    (K x 3 x 3m, 1.6 GB for a block of 50,000 pairs of 450 sites) and then its three columns made this gather 80% of
+    a saturated scan's time."""
+    classes = genotype_classes(dosage)
+    n, m = classes.shape
+    indicators = np.zeros((n, 3 * m), dtype=np.float64)
+    indicators[np.arange(n)[:, None], 3 * np.arange(m)[None, :] + classes] = 1.0
+    order = np.argsort(pairs[:, 0], kind="stable")
+    for start in range(0, len(order), _CELL_PAIRS_PER_BLOCK):
+        chosen = order[start:start + _CELL_PAIRS_PER_BLOCK]
+        first = np.unique(pairs[chosen, 0])
+        block = indicators[:, (3 * first[:, None] + np.arange(3)).ravel()]
+        rows = 3 * np.searchsorted(first, pairs[chosen, 0])[:, None, None] + np.arange(3)[None, :, None]  # K x 3 x 1
+        columns = 3 * pairs[chosen, 1][:, None, None] + np.arange(3)[None, None, :]  # K x 1 x 3
+        counts = (block.T @ indicators)[rows, columns].reshape(-1, 9)
+        sums = np.stack([((block * v[:, None]).T @ indicators)[rows, columns].reshape(-1, 9) for v in values.T],
+                        axis=-1)
+        yield chosen, counts, sums
 
 
 _PRODUCT_CELLS_PER_BLOCK = 4_000_000  # first sites x second sites of cross-products held at once (32 MB)
@@ -241,6 +259,7 @@ def product_grams(dosage: np.ndarray, pairs: np.ndarray, traits: np.ndarray | No
     b, b2 = centred[:, seconds], centred[:, seconds] ** 2
     base_b, base_gram = base.T @ b, base.T @ base  # c x seconds, c x c
     per_block = max(1, _PRODUCT_CELLS_PER_BLOCK // max(len(seconds) * (t + c + 3), 1))
+    upper = np.triu_indices(c + 3, 1)  # the Gram is filled above the diagonal, then mirrored
     for start in range(0, len(firsts), per_block):
         block = firsts[start:start + per_block]
         chosen = np.flatnonzero(np.isin(pairs[:, 0], block))
@@ -257,7 +276,6 @@ def product_grams(dosage: np.ndarray, pairs: np.ndarray, traits: np.ndarray | No
         g[:, c, c:] = np.stack([s_aa, s_ab, s_aab], -1)
         g[:, c + 1, c + 1:] = np.stack([s_bb, s_abb], -1)
         g[:, c + 2, c + 2] = s_aabb
-        upper = np.triu_indices(c + 3, 1)
         g[:, upper[1], upper[0]] = g[:, upper[0], upper[1]]
         grams[chosen] = g
         if t:
