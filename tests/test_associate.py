@@ -912,6 +912,9 @@ def test_the_product_test_is_least_squares_and_leaves_a_product_with_nothing_bey
     never_both = (pairs[:, 0] == 0) & (pairs[:, 1] == 1)
     assert np.isnan(p[never_both]).all() and np.isnan(plink[never_both]).all()
     assert np.isfinite(p[~never_both]).all() and np.isfinite(plink[~never_both]).all()
+    cases = (y > np.median(y)).astype(float)  # the logistic scan with covariates leaves it unfitted too
+    _, logistic = regression.pair_tests(dosage, cases, covariates, "binary", pairs)
+    assert np.isnan(logistic[never_both]).all() and np.isfinite(logistic[~never_both]).all()
     resid, dof = residualise(y, covariates), n - 4 - covariates.shape[1]  # the trait's covariates cost df too
     for k in np.flatnonzero(~never_both)[::3]:
         a, b = (dosage[:, pairs[k]].astype(np.float64) - dosage[:, pairs[k]].mean(0)).T

@@ -313,3 +313,62 @@ def test_the_network_s_pair_weights_are_the_exact_group_lasso_solution_given_the
     assert planted > 0.05, planted
     noise = np.linalg.norm(weights[0, PAIR_TERMS:].reshape(-1, PAIR_TERMS), axis=1)
     assert (noise == 0).sum() >= 4, noise  # exactly zero, where Adam alone leaves them jittering
+
+
+def test_traits_with_their_own_covariates_regressed_out_are_tested_as_with_the_covariates():
+    """The network's screen tests every copy in one scan, each copy's target minus the fit of its own (permuted)
+    covariates, their count kept in the residual df: the p-values are those of one scan per covariate matrix."""
+    from biolens.stats.two_locus import residualise
+
+    rng = np.random.default_rng(5)
+    n, m = 500, 20
+    dosage = _genotypes(rng, n, m)
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    covariates = np.column_stack([rng.normal(50, 10, n), rng.integers(0, 2, n)])
+    trait = 0.05 * covariates[:, 0] + 0.5 * ((dosage[:, 2] > 0) ^ (dosage[:, 9] > 0)) + rng.normal(size=n)
+    orders = [np.arange(n)] + [rng.permutation(n) for _ in range(3)]
+    apart = np.vstack([saturated_p(dosage, trait[order][:, None], covariates[order], pairs) for order in orders])
+    residuals = np.stack([residualise(trait[order], covariates[order]) for order in orders], axis=1)
+    together = saturated_p(dosage, residuals, np.zeros((n, 0)), pairs, absorbed=2)
+    assert np.allclose(np.log10(together), np.log10(apart), rtol=0, atol=1e-9)
+    without_df = saturated_p(dosage, residuals, np.zeros((n, 0)), pairs)  # the covariates' df are what differs
+    assert not np.allclose(without_df, apart, rtol=1e-9, atol=0)
+
+
+def test_partial_f_tests_from_cross_products_match_least_squares_on_any_covariate_scale():
+    """The stand-in check's partial F tests come from one design's cross-products; they must be the least-squares
+    tests, with covariates on scales 1e5 apart and with tables that share a site (a design short of full rank)."""
+    from scipy import stats
+
+    from biolens.stats.two_locus import _cell_indicators, _CrossProducts
+
+    def least_squares_p(y, base, added):
+        def fit(design):
+            coefficients, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+            residual = y - design @ coefficients
+            return residual @ residual, rank
+        (rss_full, rank_full), (rss_base, rank_base) = fit(np.hstack([base, added])), fit(base)
+        df1, df2 = rank_full - rank_base, len(y) - rank_full
+        return 1.0 if df1 <= 0 else stats.f.sf((rss_base - rss_full) / df1 / (rss_full / df2), df1, df2)
+
+    rng = np.random.default_rng(7)
+    n = 800
+    classes = rng.binomial(2, [0.05, 0.4, 0.3, 0.45, 0.2, 0.35], size=(n, 6))
+    classes[:, 1] = np.where(rng.random(n) < 0.9, classes[:, 0], classes[:, 1])
+    covariates = np.column_stack([rng.normal(50, 10, n), rng.integers(0, 2, n), rng.normal(1e5, 2e4, n)])
+    y = 10 + 0.6 * ((classes[:, 2] == 2) & (classes[:, 3] == 2)) + 1e-5 * covariates[:, 2] + rng.normal(size=n)
+    leads = [_cell_indicators(classes[:, a], classes[:, b]) for a, b in ((2, 3), (0, 1))]
+    intercept = np.ones((n, 1))
+    for mine_sites, expect_nothing_added in (((1, 4), False), ((2, 3), True)):
+        mine = _cell_indicators(classes[:, mine_sites[0]], classes[:, mine_sites[1]])
+        products = _CrossProducts(np.hstack([intercept, covariates, *leads]), y).beside(mine)
+        start = 1 + covariates.shape[1]
+        columns = [np.arange(start, start + leads[0].shape[1]),
+                   np.arange(start + leads[0].shape[1], start + leads[0].shape[1] + leads[1].shape[1])]
+        mine_columns = np.arange(products.columns - mine.shape[1], products.columns)
+        for s in range(2):
+            base = np.concatenate([np.arange(start), columns[1 - s], mine_columns])
+            fast = products.added_p(base, columns[s])
+            slow = least_squares_p(y, np.hstack([intercept, covariates, leads[1 - s], mine]), leads[s])
+            assert np.isclose(np.log10(fast), np.log10(slow), rtol=0, atol=1e-8)
+        assert (products.added_p(np.concatenate([np.arange(start), mine_columns]), columns[0]) == 1.0) == expect_nothing_added

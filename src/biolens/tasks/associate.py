@@ -389,21 +389,26 @@ def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray],
     from functools import partial
 
     from biolens.engine.genotype_training import PAIR_TERMS
-    from biolens.stats.two_locus import first_unexplained, saturated_p
+    from biolens.stats.two_locus import first_unexplained, residualise, saturated_p
 
     n, copies = targets.shape
     k = config.candidate_pairs
     terms = np.zeros((n, copies, k * PAIR_TERMS), dtype=np.float32)
     candidates = np.zeros((copies, k, 2), dtype=np.int64)
     groups: dict[bytes, list[int]] = {}
-    for j, rows in enumerate(fit_rows):  # copies that share rows and covariates are scanned together
-        groups.setdefault(rows.tobytes() + covariates[:, j].tobytes(), []).append(j)
+    for j, rows in enumerate(fit_rows):  # copies that share rows are scanned together
+        groups.setdefault(rows.tobytes(), []).append(j)
     for members in groups.values():
         rows = fit_rows[members[0]]
-        dosage, given = data.dosage[rows], covariates[rows, members[0]]
-        arguments = (dosage, targets[rows][:, members], given, pairs)
-        pvalues = scan(saturated_p, *arguments) if scan else saturated_p(*arguments)
+        dosage = data.dosage[rows]
+        # each copy's target minus the fit of its own covariates (the permuted copies carry permuted ones), so that one
+        # scan tests them all: a scan per distinct covariate matrix made the screen 21 scans with covariates
+        residuals = np.stack([residualise(targets[rows, j], covariates[rows, j]) for j in members], axis=1)
+        arguments = (dosage, residuals, np.zeros((len(rows), 0)), pairs)
+        test = partial(saturated_p, absorbed=covariates.shape[2])
+        pvalues = scan(test, *arguments) if scan else test(*arguments)
         for j, p_copy in zip(members, pvalues):
+            given = covariates[rows, j]
             own = -np.log10(np.clip(p_copy, 1e-300, 1))
             evidence = null.screening_evidence(p_copy) if null is not None else own
             contest = partial(first_unexplained, saturated_p, dosage, targets[rows, j], given, mutual_by_fit=True)
