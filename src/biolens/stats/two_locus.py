@@ -448,9 +448,10 @@ def copies_of(which: np.ndarray, k: int) -> np.ndarray:
 
 class _CrossProducts:
     """Partial F tests of column groups of one design, from its cross-products: the stand-in check asks up to 200
-    pairs x leads models that share the intercept, the covariates and the leads' tables, and a least-squares fit of
-    each on the individuals took 48 s of a 1,000-individual run with one saturated and two deep leads (0.3 s now).
-    Columns are scaled to unit length before the Gram matrix is taken, so covariates on any scale keep their rank."""
+    pairs x leads models that share the intercept, the covariates and the leads' tables. Fitted each by least squares
+    on the individuals, three leads took 0.7 s alone on 2 cores but 48-90 s with the cores shared (LAPACK's threads
+    contending); from the cross-products 0.26 s (docs/performance.md, session 51). Columns are scaled to unit length
+    before the Gram matrix is taken, so covariates on any scale keep their rank."""
 
     RANK_TOLERANCE = 1e-10  # eigenvalues of the unit-column Gram matrix below this times the largest: no direction
 
