@@ -7,8 +7,12 @@ few large array operations.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from scipy import stats
+
+from biolens.hardware import one_blas_thread
 
 _ELEMENTS_PER_CHUNK = 4_000_000
 
@@ -131,22 +135,26 @@ def wald_last(base: np.ndarray, tested: np.ndarray, y: np.ndarray, kind: str) ->
     """Effect and two-sided p-value of the last tested column in y ~ base + tested[k], for every k.
 
     base: n x c (intercept first); tested: k x n x t. Returns (beta, p) of length k; NaN p where the fit is degenerate.
+    A binary trait's Newton steps run on one BLAS thread: their products are small (n x a few columns), and
+    OpenBLAS's threads waiting on one another at each made PLINK's logistic scan 3.5 times slower with the cores
+    shared (`hardware.one_blas_thread`; docs/performance.md, session 51).
     """
     k, n, t = tested.shape
     p = base.shape[1] + t
     betas, pvalues = np.empty(k), np.empty(k)
-    for part in _chunks(k, n, p):
-        if kind == "binary":
-            beta, se = _logistic_beside(base, np.ascontiguousarray(np.moveaxis(tested[part], 2, 0)), y)
-            statistic = beta / se
-            pvalue = 2 * stats.norm.sf(np.abs(statistic))
-        else:
-            X = np.concatenate([np.broadcast_to(base, (part.stop - part.start, n, base.shape[1])), tested[part]], axis=2)
-            beta, se, dof = linear_last(X, y)
-            pvalue = 2 * stats.t.sf(np.abs(beta / se), dof)
-        degenerate = ~np.isfinite(pvalue) | (tested[part][..., -1].std(1) == 0)
-        pvalue[degenerate] = np.nan
-        betas[part], pvalues[part] = beta, pvalue
+    with one_blas_thread() if kind == "binary" else contextlib.nullcontext():
+        for part in _chunks(k, n, p):
+            if kind == "binary":
+                beta, se = _logistic_beside(base, np.ascontiguousarray(np.moveaxis(tested[part], 2, 0)), y)
+                pvalue = 2 * stats.norm.sf(np.abs(beta / se))
+            else:
+                X = np.concatenate([np.broadcast_to(base, (part.stop - part.start, n, base.shape[1])), tested[part]],
+                                   axis=2)
+                beta, se, dof = linear_last(X, y)
+                pvalue = 2 * stats.t.sf(np.abs(beta / se), dof)
+            degenerate = ~np.isfinite(pvalue) | (tested[part][..., -1].std(1) == 0)
+            pvalue[degenerate] = np.nan
+            betas[part], pvalues[part] = beta, pvalue
     return betas, pvalues
 
 
