@@ -412,7 +412,8 @@ def _copies_inputs(data: _Data, targets: np.ndarray, fit_rows: list[np.ndarray],
             own = -np.log10(np.clip(p_copy, 1e-300, 1))
             evidence = null.screening_evidence(p_copy) if null is not None else own
             contest = partial(first_unexplained, saturated_p, dosage, targets[rows, j], given, mutual_by_fit=True)
-            chosen = data.codes.screen(evidence, pairs, k, allowed, targets[rows, j], rows, own, contest)
+            with one_blas_thread():  # the contests' and fits' products are small (session 51)
+                chosen = data.codes.screen(evidence, pairs, k, allowed, targets[rows, j], rows, own, contest)
             terms[:, j, : len(chosen) * PAIR_TERMS] = data.codes.terms(chosen)
             candidates[j, : len(chosen)] = chosen
     return terms, candidates
