@@ -49,10 +49,37 @@ def last_from_cross_products(gram: np.ndarray, cross: np.ndarray, total_ss: np.n
     return beta[:, -1, :], se
 
 
+def _newton(k: int, p: int, intercept, information_and_score, iterations: int, tol: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Newton-Raphson for k logistic fits of p coefficients at once, started at the intercept's log-odds (`intercept`,
+    per fit or one for all); `information_and_score(active, coefficients)` gives the active fits' information
+    matrices and scores. Each fit stops on its own once its step is below `tol` (a few near-separated fits that need
+    every iteration no longer keep the whole batch iterating). The last coefficient and its standard error."""
+    beta = np.zeros((k, p))
+    beta[:, 0] = intercept  # column 0 is the intercept
+    ridge = 1e-8 * np.eye(p)
+    information = np.empty((k, p, p))
+    active = np.arange(k)
+    for _ in range(iterations):
+        block, score = information_and_score(active, beta[active])
+        information[active] = block + ridge
+        step = np.linalg.solve(information[active], score[..., None])[..., 0]
+        beta[active] += step
+        active = active[np.abs(step).max(1) >= tol]
+        if not len(active):
+            break
+    covariance = np.linalg.pinv(information)
+    return beta[:, -1], np.sqrt(np.maximum(covariance[:, -1, -1], 1e-300))
+
+
+def _log_odds(mean) -> np.ndarray:
+    mean = np.clip(mean, 1e-6, 1 - 1e-6)
+    return np.log(mean / (1 - mean))
+
+
 def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1e-5,
               trials: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Newton-Raphson for every fit of the batch; each fit stops on its own once its step is below `tol` (a few
-    near-separated fits that need all 25 iterations no longer keep the whole batch iterating).
+    """Logistic fits of a batch, each on its own design (`_newton`).
 
     X: k x n x p (column 0 the intercept), y: the n individuals' 0/1 trait. Or grouped: `trials` (k x n) individuals
     share each row of X, and y (k x n) counts the cases among them: the binomial likelihood of the groups is the
@@ -61,27 +88,17 @@ def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1
     if trials is None:
         y, trials = np.broadcast_to(y, (k, n)), np.ones((1, 1))
     trials = np.broadcast_to(trials, (k, n))
-    beta = np.zeros((k, p))
-    mean = np.clip(y.sum(1) / np.maximum(trials.sum(1), 1e-300), 1e-6, 1 - 1e-6)
-    beta[:, 0] = np.log(mean / (1 - mean))  # column 0 is the intercept
-    ridge = 1e-8 * np.eye(p)
-    information = np.empty((k, p, p))
-    active = np.arange(k)
-    for _ in range(iterations):
-        part, coefficients = X[active], beta[active]
+
+    def information_and_score(active, coefficients):
+        part = X[active]
         eta = np.clip(np.matmul(part, coefficients[..., None])[..., 0], -30, 30)
         mu = 1 / (1 + np.exp(-eta))
         weight = trials[active] * mu * (1 - mu)
-        information[active] = np.matmul(np.swapaxes(part * weight[..., None], 1, 2), part) + ridge
-        score = np.matmul(np.swapaxes(part, 1, 2), (y[active] - trials[active] * mu)[..., None])[..., 0]
-        step = np.linalg.solve(information[active], score[..., None])[..., 0]
-        beta[active] += step
-        active = active[np.abs(step).max(1) >= tol]
-        if not len(active):
-            break
-    covariance = np.linalg.pinv(information)
-    se = np.sqrt(np.maximum(covariance[:, -1, -1], 1e-300))
-    return beta[:, -1], se
+        information = np.matmul(np.swapaxes(part * weight[..., None], 1, 2), part)
+        return information, np.matmul(np.swapaxes(part, 1, 2), (y[active] - trials[active] * mu)[..., None])[..., 0]
+
+    return _newton(k, p, _log_odds(y.sum(1) / np.maximum(trials.sum(1), 1e-300)), information_and_score,
+                   iterations, tol)
 
 
 def _logistic_beside(base: np.ndarray, tested: np.ndarray, y: np.ndarray, iterations: int = 25,
@@ -97,14 +114,9 @@ def _logistic_beside(base: np.ndarray, tested: np.ndarray, y: np.ndarray, iterat
     c = base.shape[1]
     p = c + t
     base_products = (base[:, :, None] * base[:, None, :]).reshape(n, c * c)
-    beta = np.zeros((k, p))
-    mean = np.clip(y.mean(), 1e-6, 1 - 1e-6)
-    beta[:, 0] = np.log(mean / (1 - mean))  # column 0 is the intercept
-    ridge = 1e-8 * np.eye(p)
-    information = np.empty((k, p, p))
-    active = np.arange(k)
-    for _ in range(iterations):
-        columns, coefficients = tested[:, active], beta[active]
+
+    def information_and_score(active, coefficients):
+        columns = tested[:, active]
         eta = coefficients[:, :c] @ base.T
         for s in range(t):
             eta += columns[s] * coefficients[:, c + s, None]
@@ -121,14 +133,9 @@ def _logistic_beside(base: np.ndarray, tested: np.ndarray, y: np.ndarray, iterat
             for u in range(s, t):
                 block[:, c + s, c + u] = block[:, c + u, c + s] = np.einsum("kn,kn->k", weighted, columns[u])
             score[:, c + s] = np.einsum("kn,kn->k", residual, columns[s])
-        information[active] = block + ridge
-        step = np.linalg.solve(information[active], score[..., None])[..., 0]
-        beta[active] += step
-        active = active[np.abs(step).max(1) >= tol]
-        if not len(active):
-            break
-    covariance = np.linalg.pinv(information)
-    return beta[:, -1], np.sqrt(np.maximum(covariance[:, -1, -1], 1e-300))
+        return block, score
+
+    return _newton(k, p, _log_odds(y.mean()), information_and_score, iterations, tol)
 
 
 def wald_last(base: np.ndarray, tested: np.ndarray, y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
