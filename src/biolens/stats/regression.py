@@ -7,8 +7,6 @@ few large array operations.
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 from scipy import stats
 
@@ -142,26 +140,21 @@ def wald_last(base: np.ndarray, tested: np.ndarray, y: np.ndarray, kind: str) ->
     """Effect and two-sided p-value of the last tested column in y ~ base + tested[k], for every k.
 
     base: n x c (intercept first); tested: k x n x t. Returns (beta, p) of length k; NaN p where the fit is degenerate.
-    A binary trait's Newton steps run on one BLAS thread: their products are small (n x a few columns), and
-    OpenBLAS's threads waiting on one another at each made PLINK's logistic scan 3.5 times slower with the cores
-    shared (`hardware.one_blas_thread`; docs/performance.md, session 51).
     """
     k, n, t = tested.shape
     p = base.shape[1] + t
     betas, pvalues = np.empty(k), np.empty(k)
-    with one_blas_thread() if kind == "binary" else contextlib.nullcontext():
-        for part in _chunks(k, n, p):
-            if kind == "binary":
-                beta, se = _logistic_beside(base, np.ascontiguousarray(np.moveaxis(tested[part], 2, 0)), y)
-                pvalue = 2 * stats.norm.sf(np.abs(beta / se))
-            else:
-                X = np.concatenate([np.broadcast_to(base, (part.stop - part.start, n, base.shape[1])), tested[part]],
-                                   axis=2)
-                beta, se, dof = linear_last(X, y)
-                pvalue = 2 * stats.t.sf(np.abs(beta / se), dof)
-            degenerate = ~np.isfinite(pvalue) | (tested[part][..., -1].std(1) == 0)
-            pvalue[degenerate] = np.nan
-            betas[part], pvalues[part] = beta, pvalue
+    for part in _chunks(k, n, p):
+        if kind == "binary":
+            beta, se = _logistic_beside(base, np.ascontiguousarray(np.moveaxis(tested[part], 2, 0)), y)
+            pvalue = 2 * stats.norm.sf(np.abs(beta / se))
+        else:
+            X = np.concatenate([np.broadcast_to(base, (part.stop - part.start, n, base.shape[1])), tested[part]], axis=2)
+            beta, se, dof = linear_last(X, y)
+            pvalue = 2 * stats.t.sf(np.abs(beta / se), dof)
+        degenerate = ~np.isfinite(pvalue) | (tested[part][..., -1].std(1) == 0)
+        pvalue[degenerate] = np.nan
+        betas[part], pvalues[part] = beta, pvalue
     return betas, pvalues
 
 
@@ -236,10 +229,14 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
     betas[chosen], pvalues[chosen] = _logistic_pairs_by_cells(dosage, y, pairs[chosen])
     rest = np.flatnonzero(~by_cells & testable)
     block = max(1, _ELEMENTS_PER_CHUNK // (dosage.shape[0] * (base.shape[1] + 3)))
-    for start in range(0, len(rest), block):
-        a, b = pairs[rest[start:start + block], 0], pairs[rest[start:start + block], 1]
-        tested = np.stack([centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
-        betas[rest[start:start + block]], pvalues[rest[start:start + block]] = wald_last(base, tested, y, kind)
+    # on one BLAS thread: the Newton steps' products are small, and OpenBLAS's threads waiting on one another made
+    # this scan 3.5 times slower with the cores shared (the same speed alone; the per-site test, whose products are
+    # larger, keeps both threads: 40% slower on one alone; docs/performance.md, session 51)
+    with one_blas_thread():
+        for start in range(0, len(rest), block):
+            a, b = pairs[rest[start:start + block], 0], pairs[rest[start:start + block], 1]
+            tested = np.stack([centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
+            betas[rest[start:start + block]], pvalues[rest[start:start + block]] = wald_last(base, tested, y, kind)
     return betas, pvalues
 
 
