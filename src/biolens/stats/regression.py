@@ -231,7 +231,7 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
     block = max(1, _ELEMENTS_PER_CHUNK // (dosage.shape[0] * (base.shape[1] + 3)))
     # on one BLAS thread: the Newton steps' products are small, and OpenBLAS's threads waiting on one another made
     # this scan 3.5 times slower with the cores shared (the same speed alone; the per-site test, whose products are
-    # larger, keeps both threads: 40% slower on one alone; docs/performance.md, session 51)
+    # larger, keeps both threads; docs/performance.md, session 51)
     with one_blas_thread():
         for start in range(0, len(rest), block):
             a, b = pairs[rest[start:start + block], 0], pairs[rest[start:start + block], 1]
