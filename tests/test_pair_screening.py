@@ -361,7 +361,7 @@ def test_partial_f_tests_from_cross_products_match_least_squares_on_any_covariat
     intercept = np.ones((n, 1))
     for mine_sites, expect_nothing_added in (((1, 4), False), ((2, 3), True)):
         mine = _cell_indicators(classes[:, mine_sites[0]], classes[:, mine_sites[1]])
-        products = _CrossProducts(np.hstack([intercept, covariates, *leads]), y).beside(mine)
+        products = _CrossProducts.of(np.hstack([intercept, covariates, *leads]), y).beside(mine)
         start = 1 + covariates.shape[1]
         columns = [np.arange(start, start + leads[0].shape[1]),
                    np.arange(start + leads[0].shape[1], start + leads[0].shape[1] + leads[1].shape[1])]

@@ -428,7 +428,7 @@ def stand_ins(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, pairs: 
     shared = np.hstack([intercept, covariates, *lead_tables])
     ends = np.cumsum([1 + covariates.shape[1]] + [t.shape[1] for t in lead_tables])
     lead_columns = [np.arange(start, end) for start, end in pairwise(ends)]
-    products = _CrossProducts(shared, y)
+    products = _CrossProducts.of(shared, y)
     with one_blas_thread():  # small products: 3.5 times faster with the cores shared (docs/performance.md, session 51)
         for k in first_of.values():
             with_mine = products.beside(table(k))
@@ -457,24 +457,24 @@ class _CrossProducts:
 
     RANK_TOLERANCE = 1e-10  # eigenvalues of the unit-column Gram matrix below this times the largest: no direction
 
-    def __init__(self, design: np.ndarray, y: np.ndarray, gram: np.ndarray | None = None,
-                 cross: np.ndarray | None = None, norms: np.ndarray | None = None):
-        self.design, self.y = design, y - y.mean()
-        self.norms = np.where(np.linalg.norm(design, axis=0) > 0, np.linalg.norm(design, axis=0), 1.0) if norms is None else norms
-        unit = design / self.norms
-        self.gram = unit.T @ unit if gram is None else gram
-        self.cross = unit.T @ self.y if cross is None else cross
-        self.columns = design.shape[1]
+    def __init__(self, unit: np.ndarray, y: np.ndarray, gram: np.ndarray, cross: np.ndarray):
+        self.unit, self.y, self.gram, self.cross = unit, y, gram, cross  # y centred; unit: the unit-length columns
+
+    @classmethod
+    def of(cls, design: np.ndarray, y: np.ndarray) -> _CrossProducts:
+        unit, centred = _unit_columns(design), y - y.mean()
+        return cls(unit, centred, unit.T @ unit, unit.T @ centred)
+
+    @property
+    def columns(self) -> int:
+        return self.unit.shape[1]
 
     def beside(self, added: np.ndarray) -> _CrossProducts:
         """The cross-products of this design with `added` columns appended (only the new ones are computed)."""
-        norms = np.where(np.linalg.norm(added, axis=0) > 0, np.linalg.norm(added, axis=0), 1.0)
-        unit, old = added / norms, self.design / self.norms
-        corner = unit.T @ unit
-        side = old.T @ unit
-        gram = np.block([[self.gram, side], [side.T, corner]])
-        cross = np.concatenate([self.cross, unit.T @ self.y])
-        return _CrossProducts(np.hstack([self.design, added]), self.y, gram, cross, np.concatenate([self.norms, norms]))
+        unit = _unit_columns(added)
+        side = self.unit.T @ unit
+        return _CrossProducts(np.hstack([self.unit, unit]), self.y, np.block([[self.gram, side], [side.T, unit.T @ unit]]),
+                              np.concatenate([self.cross, unit.T @ self.y]))
 
     def _fit(self, columns: np.ndarray) -> tuple[float, int]:
         values, vectors = np.linalg.eigh(self.gram[np.ix_(columns, columns)])
@@ -490,6 +490,12 @@ class _CrossProducts:
         if df1 <= 0 or df2 <= 0 or rss_full <= 0:
             return 1.0
         return float(stats.f.sf(max(rss_base - rss_full, 0.0) / df1 / (rss_full / df2), df1, df2))
+
+
+def _unit_columns(design: np.ndarray) -> np.ndarray:
+    """The design's columns scaled to unit length (a column of zeros stays zeros)."""
+    norms = np.linalg.norm(design, axis=0)
+    return design / np.where(norms > 0, norms, 1.0)
 
 
 def _cell_indicators(a: np.ndarray, b: np.ndarray) -> np.ndarray:
