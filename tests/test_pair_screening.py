@@ -372,3 +372,54 @@ def test_partial_f_tests_from_cross_products_match_least_squares_on_any_covariat
             slow = least_squares_p(y, np.hstack([intercept, covariates, leads[1 - s], mine]), leads[s])
             assert np.isclose(np.log10(fast), np.log10(slow), rtol=0, atol=1e-8)
         assert (products.added_p(np.concatenate([np.arange(start), mine_columns]), columns[0]) == 1.0) == expect_nothing_added
+
+
+def test_the_discovery_fit_leaves_an_interaction_to_its_pair_term_not_to_the_tags_of_its_carriers(tmp_path):
+    """At the strength that predicts best, the additive part took part of a real interaction through the sites that
+    tag its carriers, and the pair term kept the rest; the discovery fit holds the additive part back, so the planted
+    pair's learned term keeps nearly all its own terms fit, and unrelated pairs stay at zero."""
+    import pandas as pd
+
+    from biolens.engine.genotype_training import fit_copies
+    from biolens.readers.variants import read_vcf
+    from biolens.simulate import simulate_cohort
+    from biolens.tasks.associate import (
+        _additive_model,
+        _additive_penalty,
+        _discovery_additive_penalty,
+        _pair_penalty,
+    )
+
+    cohort = simulate_cohort("pair", trait="quantitative", seed=1057, form="threshold", maf=(0.3, 0.5))  # a region without recombination: carriers tagged
+    paths = cohort.write(tmp_path)
+    genotypes = read_vcf(paths["genotypes"])
+    traits = pd.read_csv(paths["phenotypes"], sep="\t").set_index("sample").loc[genotypes.samples]
+    keep = genotypes.minor_allele_frequency() >= 0.01
+    dosage = genotypes.dosage[:, keep].astype(np.float64)
+    positions = genotypes.pos[keep]
+    x = (dosage - dosage.mean(0)) / dosage.std(0)
+    y = traits["yield"].to_numpy(float)
+    y = (y - y.mean()) / y.std()
+    n, m = x.shape
+    planted = [int(np.flatnonzero(positions == p)[0]) for p in cohort.truth["pair"]]
+    rng = np.random.default_rng(0)
+    noise = [sorted(rng.choice(np.setdiff1d(np.arange(m), planted), 2, replace=False)) for _ in range(7)]
+    pairs = np.array([sorted(planted)] + noise)
+    codes = PairCodes(dosage)
+    terms = codes.terms(pairs)
+    own_fit = np.linalg.norm(terms[:, :PAIR_TERMS].T @ y / n)  # what the planted pair's terms fit of the trait
+    additive = _additive_model("quantitative").fit(x, y)
+    learned = {}
+    for name, l2 in (("cross-validated", _additive_penalty(additive, n, "quantitative")),
+                     ("discovery", _discovery_additive_penalty(additive, n, "quantitative"))):
+        model, _ = fit_copies(x, terms[:, None, :], np.zeros((n, 1, 1)), y[:, None], np.ones((n, 1)),
+                              kind="quantitative", seed=0, epochs=100, l2=l2, pair_penalty=_pair_penalty(n, m, "quantitative"),
+                              hidden=16, l1=1e-2, learning_rate=1e-3, batch_size=64)
+        weights = model.get_layer("networks").weights_of(0)["pair_weights"].reshape(-1, PAIR_TERMS)
+        learned[name] = np.linalg.norm(weights, axis=1)  # orthonormal terms: the SD of each pair's learned term
+    # the most a pair term can keep under its group lasso: what its own terms fit, less half the penalty (the squared
+    # loss's gradient is twice the correlation)
+    bound = own_fit - _pair_penalty(n, m, "quantitative") / 2
+    assert learned["cross-validated"][0] < 0.85 * bound, (bound, learned)  # the tags took part of it
+    assert learned["discovery"][0] > 0.9 * bound, (bound, learned)
+    assert learned["discovery"][1:].max() < 0.01, learned  # unrelated pairs are not handed the main effects

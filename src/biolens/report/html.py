@@ -133,6 +133,15 @@ def _averaging(info: dict) -> str:
             if momentum else "")
 
 
+def _discovery_additive_penalty(kind: str | None) -> str:
+    if kind == "binary":
+        return ""
+    from biolens.tasks.associate import DISCOVERY_ADDITIVE_SHRINKAGE
+
+    return (f", its additive part penalised {DISCOVERY_ADDITIVE_SHRINKAGE:g} times as strongly, so that the sites "
+            f"tagging an interaction's carriers do not take it from the pair term")
+
+
 def association_methods(info: dict, metrics: dict) -> str:
     config, versions = info["config"], info.get("versions", {})
     kind = metrics.get("trait_kind", info.get("trait_kind"))
@@ -175,13 +184,13 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"saturated-test p-value read within their LD class against the main-effects traits, screened over all pairs "
         f"and pruned so that no two candidates tag each other's sites at r^2 >= 0.5 or fit the same part of the trait "
         f"at r^2 >= 0.5; a "
-        f"16-unit tanh layer; L2 penalty of the additive part set by the cross-validated additive model, L1 on the "
-        f"non-linear part, Adam) was compared with a penalised additive {test} model, and with one given every site's "
+        f"16-unit tanh layer, which its L1 penalty keeps near zero, so the learned interactions are the pair terms; "
+        f"L2 penalty of the additive part set by the cross-validated additive model, Adam) was compared with a penalised additive {test} model, and with one given every site's "
         f"dominance code as well (the classical model of main effects), on the same {config['folds']} "
         f"cross-validation folds (the epoch count minimising the validation loss averaged over folds, on inner 15% "
         f"validation splits); confidence intervals are 95% percentile "
         f"bootstrap intervals over individuals. The network was then refitted on all individuals for {metrics['epochs']} "
-        f"epochs. Site importance is the mean absolute change of the prediction for a one-SD change of the dosage "
+        f"epochs{_discovery_additive_penalty(kind)}. Site importance is the mean absolute change of the prediction for a one-SD change of the dosage "
         f"(in-silico mutagenesis) plus the site's learned interaction terms; a pair's score is the standard deviation "
         f"over individuals of its learned interaction term. "
         f"Significance: site importances against {config['permutations']} refits with the phenotype (and covariates) "
