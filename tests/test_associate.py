@@ -89,6 +89,9 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000
     report = (out / "report.html").read_text()
     assert "Methods" in report and "PLINK" in report and str(a) in (out / "interactions.tsv").read_text()
+    # the methods give the epochs the discovery fit trained, not only the cross-validated count below the floor
+    assert metrics["discovery_epochs"] == max(metrics["epochs"], 100)
+    assert f"refitted on all individuals for {metrics['discovery_epochs']} epochs" in report
     # a claim whose form rests on a few individuals is pointed out (here it rests on many; then as if on three)
     assert int(top["form_individuals"]) >= 10 and 'id="few-individuals"' not in report
     from biolens.report.html import write_report

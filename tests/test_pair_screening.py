@@ -384,13 +384,15 @@ def test_the_discovery_fit_leaves_an_interaction_to_its_pair_term_not_to_the_tag
     from biolens.readers.variants import read_vcf
     from biolens.simulate import simulate_cohort
     from biolens.tasks.associate import (
+        _NETWORK,
         _additive_model,
         _additive_penalty,
         _discovery_additive_penalty,
         _pair_penalty,
     )
 
-    cohort = simulate_cohort("pair", trait="quantitative", seed=1057, form="threshold", maf=(0.3, 0.5))  # a region without recombination: carriers tagged
+    # one region without recombination, as the grid simulates it: many sites tag the interaction's carriers
+    cohort = simulate_cohort("pair", trait="quantitative", seed=1057, form="threshold", maf=(0.3, 0.5))
     paths = cohort.write(tmp_path)
     genotypes = read_vcf(paths["genotypes"])
     traits = pd.read_csv(paths["phenotypes"], sep="\t").set_index("sample").loc[genotypes.samples]
@@ -414,7 +416,7 @@ def test_the_discovery_fit_leaves_an_interaction_to_its_pair_term_not_to_the_tag
                      ("discovery", _discovery_additive_penalty(additive, n, "quantitative"))):
         model, _ = fit_copies(x, terms[:, None, :], np.zeros((n, 1, 1)), y[:, None], np.ones((n, 1)),
                               kind="quantitative", seed=0, epochs=100, l2=l2, pair_penalty=_pair_penalty(n, m, "quantitative"),
-                              hidden=16, l1=1e-2, learning_rate=1e-3, batch_size=64)
+                              **{k: v for k, v in _NETWORK.items() if k != "patience"})  # the discovery fit's settings
         weights = model.get_layer("networks").weights_of(0)["pair_weights"].reshape(-1, PAIR_TERMS)
         learned[name] = np.linalg.norm(weights, axis=1)  # orthonormal terms: the SD of each pair's learned term
     # the most a pair term can keep under its group lasso: what its own terms fit, less half the penalty (the squared

@@ -133,6 +133,13 @@ def _averaging(info: dict) -> str:
             if momentum else "")
 
 
+def _discovery_epochs(metrics: dict) -> str:
+    chosen, trained = metrics["epochs"], metrics.get("discovery_epochs")  # runs before 2026-12-06 lack the second
+    if trained is None or trained == chosen:
+        return f"{chosen} epochs"
+    return f"{trained} epochs (the cross-validated {chosen}, raised to the floor at which the pair terms grow)"
+
+
 def _discovery_additive_penalty(kind: str | None) -> str:
     if kind == "binary":
         return ""
@@ -185,14 +192,14 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"and pruned so that no two candidates tag each other's sites at r^2 >= 0.5 or fit the same part of the trait "
         f"at r^2 >= 0.5; a "
         f"16-unit tanh layer, which its L1 penalty keeps near zero, so the learned interactions are the pair terms; "
-        f"L2 penalty of the additive part set by the cross-validated additive model, Adam) was compared with a penalised additive {test} model, and with one given every site's "
-        f"dominance code as well (the classical model of main effects), on the same {config['folds']} "
-        f"cross-validation folds (the epoch count minimising the validation loss averaged over folds, on inner 15% "
+        f"L2 penalty of the additive part set by the cross-validated additive model, Adam) was compared with a "
+        f"penalised additive {test} model, and with one given every site's dominance code as well (the classical "
+        f"model of main effects), on the same {config['folds']} cross-validation folds (the epoch count minimising the validation loss averaged over folds, on inner 15% "
         f"validation splits); confidence intervals are 95% percentile "
-        f"bootstrap intervals over individuals. The network was then refitted on all individuals for {metrics['epochs']} "
-        f"epochs{_discovery_additive_penalty(kind)}. Site importance is the mean absolute change of the prediction for a one-SD change of the dosage "
-        f"(in-silico mutagenesis) plus the site's learned interaction terms; a pair's score is the standard deviation "
-        f"over individuals of its learned interaction term. "
+        f"bootstrap intervals over individuals. The network was then refitted on all individuals for "
+        f"{_discovery_epochs(metrics)}{_discovery_additive_penalty(kind)}. Site importance is the mean absolute "
+        f"change of the prediction for a one-SD change of the dosage (in-silico mutagenesis) plus the site's learned "
+        f"interaction terms; a pair's score is the standard deviation over individuals of its learned interaction term. "
         f"Significance: site importances against {config['permutations']} refits with the phenotype (and covariates) "
         f"permuted; pair scores against {config['permutations']} refits on phenotypes simulated from the main-effects "
         f"model (additive and dominance codes; parametric bootstrap for a binary trait, permuted residuals for a "

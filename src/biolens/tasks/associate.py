@@ -767,6 +767,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "seconds": round(seconds, 1), "trait_kind": data.kind,
         "n_cases": int(data.y.sum()) if data.kind == "binary" else None,
         "permutations": config.permutations, "folds": config.folds, "epochs": int(crossval["epochs"]),
+        "discovery_epochs": max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS),
         "sites_q05_classical": int((classical["q_site"] < 0.05).sum()),
         "sites_q05_deep": int((discovery["q_perm"] < 0.05).sum()),
         "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
