@@ -82,6 +82,7 @@ def test_doctor_estimate_refuses_what_it_cannot_measure(tmp_path, slice_manifest
     assert str(tmp_path / "none") in one_line_error(biolens("doctor", "--estimate", tmp_path / "none", check=False))
 
 
+@pytest.mark.slow  # 30-45 s on 2 cores; the default suite stays under 15 minutes (pytest -m slow)
 def test_doctor_estimate_of_a_detection_run_measures_the_run_it_would_start(detect_run):
     """Same reading, scale, units, steps and epochs as the real run on the same annotations; the epoch time within a
     factor of three of that run's epochs after the first (which compiles; the run also saves models each epoch)."""

@@ -862,6 +862,7 @@ def test_a_network_whose_compiled_pass_was_used_is_freed_once_dropped():
     assert alive() is None
 
 
+@pytest.mark.slow  # 30-45 s on 2 cores; the default suite stays under 15 minutes (pytest -m slow)
 def test_the_reused_compiled_network_trains_the_next_network_exactly_as_a_new_one_would():
     """One compiled object network per process serves every network of a run (each new one's XLA training step
     stayed in memory for good); reset for the next network, with another seed and schedule, it must train exactly
