@@ -92,6 +92,8 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
     # the methods give the epochs the discovery fit trained, not only the cross-validated count below the floor
     assert metrics["discovery_epochs"] == max(metrics["epochs"], 100)
     assert f"refitted on all individuals for {metrics['discovery_epochs']} epochs" in report
+    # a binary trait's discovery fit keeps the cross-validated additive strength, and the methods do not say otherwise
+    assert metrics["discovery_additive_shrinkage"] == 1 and "its additive part penalised" not in report
     # a claim whose form rests on a few individuals is pointed out (here it rests on many; then as if on three)
     assert int(top["form_individuals"]) >= 10 and 'id="few-individuals"' not in report
     from biolens.report.html import write_report

@@ -140,13 +140,12 @@ def _discovery_epochs(metrics: dict) -> str:
     return f"{trained} epochs (the cross-validated {chosen}, raised to the floor at which the pair terms grow)"
 
 
-def _discovery_additive_penalty(kind: str | None) -> str:
-    if kind == "binary":
+def _discovery_additive_penalty(metrics: dict) -> str:
+    shrinkage = metrics.get("discovery_additive_shrinkage", 1)  # runs before 2026-12-06 lack it: they used 1
+    if shrinkage == 1:
         return ""
-    from biolens.tasks.associate import DISCOVERY_ADDITIVE_SHRINKAGE
-
-    return (f", its additive part penalised {DISCOVERY_ADDITIVE_SHRINKAGE:g} times as strongly, so that the sites "
-            f"tagging an interaction's carriers do not take it from the pair term")
+    return (f", its additive part penalised {shrinkage:g} times as strongly, so that the sites tagging an "
+            f"interaction's carriers do not take it from the pair term")
 
 
 def association_methods(info: dict, metrics: dict) -> str:
@@ -194,12 +193,13 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"16-unit tanh layer, which its L1 penalty keeps near zero, so the learned interactions are the pair terms; "
         f"L2 penalty of the additive part set by the cross-validated additive model, Adam) was compared with a "
         f"penalised additive {test} model, and with one given every site's dominance code as well (the classical "
-        f"model of main effects), on the same {config['folds']} cross-validation folds (the epoch count minimising the validation loss averaged over folds, on inner 15% "
-        f"validation splits); confidence intervals are 95% percentile "
-        f"bootstrap intervals over individuals. The network was then refitted on all individuals for "
-        f"{_discovery_epochs(metrics)}{_discovery_additive_penalty(kind)}. Site importance is the mean absolute "
+        f"model of main effects), on the same {config['folds']} cross-validation folds (the epoch count minimising "
+        f"the validation loss averaged over folds, on inner 15% validation splits); confidence intervals are 95% "
+        f"percentile bootstrap intervals over individuals. The network was then refitted on all individuals for "
+        f"{_discovery_epochs(metrics)}{_discovery_additive_penalty(metrics)}. Site importance is the mean absolute "
         f"change of the prediction for a one-SD change of the dosage (in-silico mutagenesis) plus the site's learned "
-        f"interaction terms; a pair's score is the standard deviation over individuals of its learned interaction term. "
+        f"interaction terms; a pair's score is the standard deviation over individuals of its learned interaction "
+        f"term. "
         f"Significance: site importances against {config['permutations']} refits with the phenotype (and covariates) "
         f"permuted; pair scores against {config['permutations']} refits on phenotypes simulated from the main-effects "
         f"model (additive and dominance codes; parametric bootstrap for a binary trait, permuted residuals for a "

@@ -138,6 +138,10 @@ def _load(config: AssociateConfig) -> _Data:
 MIN_DISCOVERY_EPOCHS = 100
 
 
+def _discovery_epochs(crossval: dict) -> int:
+    return max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
+
+
 def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     from biolens.engine.dask_scans import DaskSession
     from biolens.hardware import import_tensorflow
@@ -163,9 +167,8 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
         crossval = cached_stage(run, "crossval_v5", lambda: _crossval(data, config, classical))
         spread = null_main_effects_spread(data, crossval)
-        epochs = max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS)
         discovery = cached_stage(run, "discovery_v18",
-                                 lambda: _discovery(data, config, classical, epochs, spread, dask))
+                                 lambda: _discovery(data, config, classical, _discovery_epochs(crossval), spread, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
     console.say(f"done in {seconds:.0f} s.")
@@ -345,9 +348,9 @@ def _additive_penalty(model, n_train: int, kind: str) -> float:
 DISCOVERY_ADDITIVE_SHRINKAGE = 10.0
 
 
-def _discovery_additive_penalty(model, n_train: int, kind: str) -> float:
-    """The L2 strength of the discovery fit's additive part: the cross-validated one, times
-    DISCOVERY_ADDITIVE_SHRINKAGE for a quantitative trait.
+def _discovery_additive_shrinkage(kind: str) -> float:
+    """How many times the cross-validated L2 strength the discovery fit's additive part gets:
+    DISCOVERY_ADDITIVE_SHRINKAGE for a quantitative trait, 1 for a binary one.
 
     Why: at the strength that predicts best, the additive part takes part of a real interaction through the many
     sites that tag its carriers (small weights spread over hundreds of sites cost little L2), and the group-lasso
@@ -360,8 +363,12 @@ def _discovery_additive_penalty(model, n_train: int, kind: str) -> float:
     found went from 47 to 50 of 60 (docs/performance.md, "Session 52"). Binary traits keep the cross-validated
     strength: not measured (their pair weights are not settled either).
     """
-    penalty = _additive_penalty(model, n_train, kind)
-    return penalty if kind == "binary" else DISCOVERY_ADDITIVE_SHRINKAGE * penalty
+    return 1.0 if kind == "binary" else DISCOVERY_ADDITIVE_SHRINKAGE
+
+
+def _discovery_additive_penalty(model, n_train: int, kind: str) -> float:
+    """The L2 strength of the discovery fit's additive part (`_discovery_additive_shrinkage`)."""
+    return _discovery_additive_shrinkage(kind) * _additive_penalty(model, n_train, kind)
 
 
 def _features(data: _Data) -> np.ndarray:
@@ -767,7 +774,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "seconds": round(seconds, 1), "trait_kind": data.kind,
         "n_cases": int(data.y.sum()) if data.kind == "binary" else None,
         "permutations": config.permutations, "folds": config.folds, "epochs": int(crossval["epochs"]),
-        "discovery_epochs": max(int(crossval["epochs"]), MIN_DISCOVERY_EPOCHS),
+        "discovery_epochs": _discovery_epochs(crossval),
+        "discovery_additive_shrinkage": _discovery_additive_shrinkage(data.kind),
         "sites_q05_classical": int((classical["q_site"] < 0.05).sum()),
         "sites_q05_deep": int((discovery["q_perm"] < 0.05).sum()),
         "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
