@@ -81,7 +81,7 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
         if (row["chrom_a"], row["pos_a"]) == (row["chrom_b"], row["pos_b"]):
             assert float(row["p_perm"]) == 1 and not any(row[c] for c in ("p_epistasis", "p_saturated",
                                                                             "p_saturated_f", "p_product")), row
-    candidates = np.load(out / "checkpoints" / "discovery_v18.npz")["candidates"]
+    candidates = np.load(out / "checkpoints" / "discovery_v19.npz")["candidates"]
     candidates = candidates[candidates[:, 0] < candidates[:, 1]]  # rows past the last candidate are padding
     positions = np.sort([int(row["pos"]) for row in rows])  # sites in VCF order: by position
     assert len(candidates) and not (positions[candidates[:, 0]] == positions[candidates[:, 1]]).any()
@@ -94,6 +94,8 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
     assert f"refitted on all individuals for {metrics['discovery_epochs']} epochs" in report
     # a binary trait's discovery fit keeps the cross-validated additive strength, and the methods do not say otherwise
     assert metrics["discovery_additive_shrinkage"] == 1 and "its additive part penalised" not in report
+    # its pair weights are settled as a quantitative trait's are, and the methods say so
+    assert metrics["pair_weights_settled"] and "exact group-lasso solution of its loss" in report
     # a claim whose form rests on a few individuals is pointed out (here it rests on many; then as if on three)
     assert int(top["form_individuals"]) >= 10 and 'id="few-individuals"' not in report
     from biolens.report.html import write_report

@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from biolens.engine.genotype_training import _shuffled_batches, fit_copies, predict_copies
+from biolens.engine.genotype_training import _shuffled_batches, fit_copies, predict_copies, settle_pair_lasso
 from biolens.models.genotype import build_genotype_model, packed_loss
 
 
@@ -37,7 +37,8 @@ def test_every_epoch_holds_every_row_once_in_batches_of_the_asked_size():
 
 
 def test_the_copies_train_to_the_weights_keras_s_fit_on_arrays_gives():
-    """The pipeline replaced `fit(arrays, shuffle=True)` for speed; the grid's earlier records must reproduce."""
+    """The pipeline replaced `fit(arrays, shuffle=True)` for speed; the grid's earlier records must reproduce (both
+    then settle the pair weights the same way)."""
     x, products, covariates, targets = _data()
     n, copies = targets.shape
     network = {"hidden": 4, "l2": 1e-2, "pair_penalty": 0.05, "l1": 1e-2}
@@ -49,6 +50,7 @@ def test_the_copies_train_to_the_weights_keras_s_fit_on_arrays_gives():
     reference.compile(optimizer=keras.optimizers.Adam(1e-3), loss=packed_loss("binary"))
     packed = np.concatenate([targets, np.ones((n, copies))], axis=1).astype(np.float32)
     reference.fit([x, products, covariates], packed, batch_size=64, epochs=12, shuffle=True, verbose=0)
+    settle_pair_lasso(reference, x, products, covariates, targets, np.ones((n, copies)), kind="binary")
 
     for mine, theirs in zip(model.get_layer("networks").weights, reference.get_layer("networks").weights):
         # identical on a CPU; the tolerance leaves room for a GPU's reduction order, far below what another batch
@@ -70,3 +72,37 @@ def test_cross_validation_gives_one_epoch_count_and_weights_that_predict_held_ou
     validation = ((pred - targets) ** 2 * inner).sum(0) / inner.sum(0)
     baseline = ((targets - targets[~inner].mean()) ** 2 * inner).sum(0) / inner.sum(0)
     assert (validation < baseline).all(), (validation, baseline)  # the kept weights predict held-out rows
+
+
+def test_a_binary_trait_s_pair_weights_settle_at_the_exact_group_lasso_solution_of_the_log_loss():
+    """The settling solves mean log-loss + strength x sum of pair norms, checked by its optimality conditions
+    (the problem is convex): a kept pair's gradient is -strength times its unit direction, a dropped pair's gradient
+    is no longer than strength. Why it matters: Adam's jitter (~0.003 log-odds) was read as interactions on binary
+    null cohorts; a settled pair is exactly zero or genuinely fitted."""
+    from scipy.special import expit
+
+    from biolens.engine.genotype_training import PAIR_TERMS, _block_group_lasso_logistic
+
+    rng = np.random.default_rng(5)
+    n, pairs = 1500, 12
+    terms = rng.standard_normal((n, pairs * PAIR_TERMS))
+    offset = 0.3 * rng.standard_normal(n)  # what the rest of the network fits
+    truth = np.zeros(pairs * PAIR_TERMS)
+    truth[:PAIR_TERMS] = [0.4, -0.3, 0.2, 0.0]  # one real interaction, eleven noise pairs
+    target = (rng.random(n) < expit(offset + terms @ truth)).astype(float)
+    strength = 0.25 * np.sqrt(2 * np.log(1000) / n)
+    jitter = 0.003 * rng.standard_normal(pairs * PAIR_TERMS)  # where Adam leaves the weights
+    beta = _block_group_lasso_logistic(terms, target, np.ones(n), offset, jitter, strength, 5000, 1e-10)
+    gradient = terms.T @ ((expit(offset + terms @ beta) - target) / n)
+    kept = []
+    for k in range(pairs):
+        group = slice(k * PAIR_TERMS, (k + 1) * PAIR_TERMS)
+        norm = np.linalg.norm(beta[group])
+        if norm > 0:
+            kept.append(k)
+            np.testing.assert_allclose(gradient[group], -strength * beta[group] / norm, atol=1e-6)
+        else:
+            assert np.linalg.norm(gradient[group]) <= strength + 1e-9
+    assert kept[:1] == [0] and len(kept) < pairs  # the real pair is kept, noise pairs are set exactly to zero
+    real = beta[:PAIR_TERMS]  # shrunk by the penalty, in the planted direction
+    assert real @ truth[:PAIR_TERMS] / (np.linalg.norm(real) * np.linalg.norm(truth[:PAIR_TERMS])) > 0.95

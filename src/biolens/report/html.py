@@ -148,6 +148,15 @@ def _discovery_additive_penalty(metrics: dict) -> str:
             f"interaction's carriers do not take it from the pair term")
 
 
+def _settled_pairs(metrics: dict) -> str:
+    if not metrics.get("pair_weights_settled"):
+        # runs before 2026-12-06 lack it: a quantitative trait's weights were settled since session 47, a binary
+        # trait's were not, and the clause is left out rather than guessed
+        return ""
+    return ("; after each refit its pair weights were set to the exact group-lasso solution of its loss given the "
+            "rest of the network (block coordinate descent), so a pair the penalty drops scores exactly zero")
+
+
 def association_methods(info: dict, metrics: dict) -> str:
     config, versions = info["config"], info.get("versions", {})
     kind = metrics.get("trait_kind", info.get("trait_kind"))
@@ -196,7 +205,8 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"model of main effects), on the same {config['folds']} cross-validation folds (the epoch count minimising "
         f"the validation loss averaged over folds, on inner 15% validation splits); confidence intervals are 95% "
         f"percentile bootstrap intervals over individuals. The network was then refitted on all individuals for "
-        f"{_discovery_epochs(metrics)}{_discovery_additive_penalty(metrics)}. Site importance is the mean absolute "
+        f"{_discovery_epochs(metrics)}{_discovery_additive_penalty(metrics)}{_settled_pairs(metrics)}. "
+        f"Site importance is the mean absolute "
         f"change of the prediction for a one-SD change of the dosage (in-silico mutagenesis) plus the site's learned "
         f"interaction terms; a pair's score is the standard deviation over individuals of its learned interaction "
         f"term. "

@@ -160,14 +160,15 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     # (fine_mapping_v2: the inflation left after the fine-mapped signals; _v3: fits averaged by evidence;
     # crossval_v2: the screening; crossval_v3: the additive + dominance model; classical_v3, crossval_v4,
     # discovery_v16: two alleles of one locus are not a pair; crossval_v5, discovery_v17: a contest winner's tags
-    # contend in turn in the screen; discovery_v18: the additive part held back in the discovery fit); their stages are
-    # recomputed
+    # contend in turn in the screen; discovery_v18: the additive part held back in the discovery fit; crossval_v6,
+    # discovery_v19: a binary trait's pair penalty a quarter of the universal threshold, its pair weights settled);
+    # their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v3", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
-        crossval = cached_stage(run, "crossval_v5", lambda: _crossval(data, config, classical))
+        crossval = cached_stage(run, "crossval_v6", lambda: _crossval(data, config, classical))
         spread = null_main_effects_spread(data, crossval)
-        discovery = cached_stage(run, "discovery_v18",
+        discovery = cached_stage(run, "discovery_v19",
                                  lambda: _discovery(data, config, classical, _discovery_epochs(crossval), spread, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
@@ -361,7 +362,8 @@ def _discovery_additive_shrinkage(kind: str) -> float:
     leaves more of the trait's main effects and structure to the pair terms, in the real fit and the null copies
     alike: on 48 null and additive cohorts (grid and foreign) a pair was claimed in 3, as before, and planted pairs
     found went from 47 to 50 of 60 (docs/performance.md, "Session 52"). Binary traits keep the cross-validated
-    strength: not measured (their pair weights are not settled either).
+    strength: tried on the grid's binary product and one-carrier cohorts 1050-1053 (session 53, before their pair
+    weights were settled), the factor found 5 planted pairs against 6; not tried since.
     """
     return 1.0 if kind == "binary" else DISCOVERY_ADDITIVE_SHRINKAGE
 
@@ -501,9 +503,13 @@ _NETWORK = {"hidden": 16, "l1": 1e-2, "learning_rate": 1e-3, "batch_size": 64, "
 
 def _pair_penalty(n: int, m: int, kind: str) -> float:
     """Group-lasso strength of the pair terms: the largest correlation noise pairs reach, sqrt(2 ln(pairs) / n)
-    (the universal threshold), halved for the logistic loss, whose gradient is about half as steep."""
+    (the universal threshold); a quarter of it for the logistic loss, so both losses drop the same pairs.
+
+    Why a quarter: the mean squared error's gradient along a standardised term is twice its covariance with the
+    residual (SD ~1), the mean log-loss's is its covariance with p - y (SD ~0.5 near balance): four times flatter.
+    At half (until session 53) a binary trait's exactly settled null copies kept no pair at all."""
     pairs = max(m * (m - 1) // 2, 2)
-    return float(np.sqrt(2 * np.log(pairs) / n)) * (0.5 if kind == "binary" else 1.0)
+    return float(np.sqrt(2 * np.log(pairs) / n)) * (0.25 if kind == "binary" else 1.0)
 
 
 def _pair_positions(candidates: np.ndarray, m: int) -> np.ndarray:
@@ -776,6 +782,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "permutations": config.permutations, "folds": config.folds, "epochs": int(crossval["epochs"]),
         "discovery_epochs": _discovery_epochs(crossval),
         "discovery_additive_shrinkage": _discovery_additive_shrinkage(data.kind),
+        "pair_weights_settled": True,  # for either trait kind since session 53 (genotype_training.settle_pair_lasso)
         "sites_q05_classical": int((classical["q_site"] < 0.05).sum()),
         "sites_q05_deep": int((discovery["q_perm"] < 0.05).sum()),
         "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
