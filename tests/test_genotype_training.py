@@ -4,7 +4,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from biolens.engine.genotype_training import _shuffled_batches, fit_copies, predict_copies, settle_pair_lasso
+from biolens.engine.genotype_training import (
+    _shuffled_batches,
+    fit_copies,
+    predict_copies,
+    settle_pair_lasso,
+)
 from biolens.models.genotype import build_genotype_model, packed_loss
 
 
@@ -81,7 +86,7 @@ def test_a_binary_trait_s_pair_weights_settle_at_the_exact_group_lasso_solution_
     null cohorts; a settled pair is exactly zero or genuinely fitted."""
     from scipy.special import expit
 
-    from biolens.engine.genotype_training import PAIR_TERMS, _block_group_lasso_logistic
+    from biolens.engine.genotype_training import PAIR_TERMS, _block_group_lasso
 
     rng = np.random.default_rng(5)
     n, pairs = 1500, 12
@@ -92,7 +97,7 @@ def test_a_binary_trait_s_pair_weights_settle_at_the_exact_group_lasso_solution_
     target = (rng.random(n) < expit(offset + terms @ truth)).astype(float)
     strength = 0.25 * np.sqrt(2 * np.log(1000) / n)
     jitter = 0.003 * rng.standard_normal(pairs * PAIR_TERMS)  # where Adam leaves the weights
-    beta = _block_group_lasso_logistic(terms, target, np.ones(n), offset, jitter, strength, 5000, 1e-10)
+    beta = _block_group_lasso(terms, target, np.ones(n), offset, jitter, strength, 5000, 1e-10, "binary")
     gradient = terms.T @ ((expit(offset + terms @ beta) - target) / n)
     kept = []
     for k in range(pairs):

@@ -13,7 +13,6 @@ import numpy as np
 from biolens.models.genotype import build_genotype_model, packed_loss
 from biolens.stats.linkage import r_squared
 
-
 CLUMP_R2 = 0.5  # candidate pairs whose sites both tag an already chosen pair's sites at this r^2 are skipped
 PAIR_TERMS = 4  # additive x additive, additive x dominance, dominance x additive, dominance x dominance
 POOL_PER_CANDIDATE = 4  # pairs screened (one per tagged pair of sites) per network candidate, before `_distinct_fits`
@@ -320,73 +319,47 @@ def settle_pair_lasso(model: keras.Model, x: np.ndarray, products: np.ndarray, c
     layer = model.get_layer("networks")
     fitted = predict_copies(model, x, products, covariates).astype(np.float64)
     pair_weights = keras.ops.convert_to_numpy(layer.pair_weights).astype(np.float64)
-    solve = _block_group_lasso_logistic if kind == "binary" else _block_group_lasso
     for copy in range(pair_weights.shape[0]):
         terms = products[:, copy].astype(np.float64)
         offset = fitted[:, copy] - terms @ pair_weights[copy]
-        pair_weights[copy] = solve(terms, targets[:, copy].astype(np.float64), weight[:, copy], offset,
-                                   pair_weights[copy], layer.pair_penalty, sweeps, tolerance)
+        pair_weights[copy] = _block_group_lasso(terms, targets[:, copy].astype(np.float64), weight[:, copy], offset,
+                                                pair_weights[copy], layer.pair_penalty, sweeps, tolerance, kind)
     layer.pair_weights.assign(pair_weights.astype(np.float32))
 
 
-def _pair_groups(terms: np.ndarray, share: np.ndarray, curvature: float) -> tuple[list[slice], list[float]]:
-    """Each candidate's columns and its proximal step, 1 / (the loss's curvature bound x the block's largest
-    eigenvalue); padding rows past the last candidate (all zero) are left out."""
+def _block_group_lasso(terms: np.ndarray, target: np.ndarray, weight: np.ndarray, offset: np.ndarray,
+                       beta: np.ndarray, strength: float, sweeps: int, tolerance: float,
+                       kind: str = "quantitative") -> np.ndarray:
+    """Minimise the weighted mean loss of offset + terms @ beta (squared error, or for a binary trait the log-loss of
+    those logits against 0/1 targets) plus strength x the sum of each pair's norm, by proximal gradient steps on one
+    pair at a time. The step is 1 / (the loss's curvature bound x the block's largest eigenvalue): exact for the
+    squared loss with orthonormal terms, and for the log-loss (curvature at most 1/4) a step that always lowers the
+    objective, so it takes more sweeps."""
+    from scipy.special import expit
+
+    logistic = kind == "binary"
+    curvature = 0.25 if logistic else 2.0
+    share = weight / max(weight.sum(), 1.0)
     groups, steps = [], []
     for start in range(0, terms.shape[1], PAIR_TERMS):
         block = terms[:, start:start + PAIR_TERMS]
-        if block.any():
+        if block.any():  # padding rows past the last candidate are zero
             groups.append(slice(start, start + PAIR_TERMS))
             steps.append(1.0 / (curvature * np.linalg.eigvalsh((block * share[:, None]).T @ block)[-1]))
-    return groups, steps
-
-
-def _block_group_lasso(terms: np.ndarray, target: np.ndarray, weight: np.ndarray, offset: np.ndarray,
-                       beta: np.ndarray, strength: float, sweeps: int, tolerance: float) -> np.ndarray:
-    """Minimise the weighted mean squared error of offset + terms @ beta plus strength x the sum of each pair's norm,
-    by proximal gradient steps on one pair at a time (step 1 / the pair's curvature)."""
-    share = weight / max(weight.sum(), 1.0)
-    groups, steps = _pair_groups(terms, share, 2.0)
     beta, predictor = beta.copy(), offset + terms @ beta
     for _ in range(sweeps):
         change = 0.0
         for group, step in zip(groups, steps):
-            moved = beta[group] - step * (terms[:, group].T @ (share * 2 * (predictor - target)))
-            settled = _group_soft_threshold(moved, step * strength)
+            slope = expit(predictor) - target if logistic else 2 * (predictor - target)
+            moved = beta[group] - step * (terms[:, group].T @ (share * slope))
+            norm = np.linalg.norm(moved)
+            settled = moved * max(0.0, 1 - step * strength / norm) if norm > 0 else moved
             predictor += terms[:, group] @ (settled - beta[group])
             change = max(change, float(np.abs(settled - beta[group]).max()))
             beta[group] = settled
         if change < tolerance:
             break
     return beta
-
-
-def _block_group_lasso_logistic(terms: np.ndarray, target: np.ndarray, weight: np.ndarray, offset: np.ndarray,
-                                beta: np.ndarray, strength: float, sweeps: int, tolerance: float) -> np.ndarray:
-    """The same for the weighted mean log-loss of logits offset + terms @ beta (targets 0/1): the step uses the
-    logistic curvature's bound, 1/4, so every step lowers the objective; it takes more sweeps than the squared loss,
-    whose steps are exact."""
-    from scipy.special import expit
-
-    share = weight / max(weight.sum(), 1.0)
-    groups, steps = _pair_groups(terms, share, 0.25)
-    beta, logit = beta.copy(), offset + terms @ beta
-    for _ in range(sweeps):
-        change = 0.0
-        for group, step in zip(groups, steps):
-            moved = beta[group] - step * (terms[:, group].T @ (share * (expit(logit) - target)))
-            settled = _group_soft_threshold(moved, step * strength)
-            logit += terms[:, group] @ (settled - beta[group])
-            change = max(change, float(np.abs(settled - beta[group]).max()))
-            beta[group] = settled
-        if change < tolerance:
-            break
-    return beta
-
-
-def _group_soft_threshold(values: np.ndarray, amount: float) -> np.ndarray:
-    norm = np.linalg.norm(values)
-    return values * max(0.0, 1 - amount / norm) if norm > 0 else values
 
 
 def predict_copies(model: keras.Model, x: np.ndarray, products: np.ndarray, covariates: np.ndarray) -> np.ndarray:
