@@ -40,3 +40,38 @@ def test_a_malformed_tf_config_is_one_line(slice_manifest, tmp_path, monkeypatch
     line = one_line_error(biolens("train", slice_manifest, "--out", tmp_path / "run", "--epochs", "1", check=False))
     assert "TF_CONFIG is not valid" in line and "docs/scaling.md" in line
     assert "TF_CONFIG" not in os.environ
+
+
+def test_a_refused_command_answers_before_tensorflow_starts_and_its_later_start_is_quiet(tmp_path):
+    """A typo costs a biologist well under a second, not TensorFlow's ~6 s start-up; when a command does need
+    TensorFlow, the import runs inside the CLI's quiet hook, so its C++ chatter never reaches the screen."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from biolens import cli
+sys.argv = ["biolens", *sys.argv[1:]]
+try:
+    cli.main()
+except SystemExit as done:
+    print("exit", done.code, "tensorflow" in sys.modules)
+"""
+    missing = str(tmp_path / "missing")
+    for command in (["train", missing], ["detect", missing], ["cluster", missing], ["pretrain", missing],
+                    ["predict", missing, missing], ["review", missing, missing], ["export", missing],
+                    ["associate", "--genotypes", missing, "--phenotypes", missing, "--trait", "y"]):
+        done = subprocess.run([sys.executable, "-c", script, *command, "--out", str(tmp_path / "out")],
+                              capture_output=True, text=True, env={**ENV, "PYTHONWARNINGS": "ignore"}, timeout=120)
+        assert done.stdout.split()[-3:] == ["exit", "2", "False"], (command, done.stdout, done.stderr)
+        assert done.stderr.strip().splitlines()[-1].startswith("error:"), (command, done.stderr)
+    quiet = """
+from biolens import hardware
+hardware.import_tensorflow_quietly_when_needed()
+import keras
+print(keras.ops.convert_to_numpy(keras.ops.ones(2)).sum())
+"""
+    env = {key: value for key, value in ENV.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", quiet], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "2.0", done.stderr
+    assert done.stderr.strip() == "", done.stderr

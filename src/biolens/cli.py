@@ -447,10 +447,9 @@ def serve(
 def main() -> None:
     """Entry point: every user error ends as one line starting with 'error:' and exit code 2, never a traceback."""
     usage_errors, aborts = _parser_exceptions()
-    if len(sys.argv) > 1 and "--help" not in sys.argv and sys.argv[1] != "serve":
-        from biolens.hardware import import_tensorflow
+    from biolens.hardware import import_tensorflow_quietly_when_needed
 
-        import_tensorflow()
+    import_tensorflow_quietly_when_needed()
     try:
         code = app(standalone_mode=False)
     except InputError as error:

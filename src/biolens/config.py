@@ -173,8 +173,6 @@ class ClassifyConfig(SupervisedConfig):
     unlabelled: str = ""
 
     def check(self) -> None:
-        from biolens.models.image import BACKBONES
-
         if self.init_from:
             from biolens.engine.pretraining import check_init_from
 
@@ -187,9 +185,12 @@ class ClassifyConfig(SupervisedConfig):
         if self.unlabelled and not Path(self.unlabelled).is_dir():
             raise InputError(f"--unlabelled {self.unlabelled}: no such folder. Give a folder of images without labels.")
 
-        if self.backbone != "compact" and self.backbone not in BACKBONES:
-            raise InputError(f"Invalid value for --backbone. Received: {self.backbone}. Expected 'compact' or one of: "
-                             f"{', '.join(BACKBONES)}.")
+        if self.backbone != "compact":
+            from biolens.models.image import BACKBONES  # Keras comes with it: only for a backbone asked for
+
+            if self.backbone not in BACKBONES:
+                raise InputError(f"Invalid value for --backbone. Received: {self.backbone}. Expected 'compact' or "
+                                 f"one of: {', '.join(BACKBONES)}.")
         if self.image_size and self.image_size < 16:
             raise InputError(f"Invalid value for --image-size. Received: {self.image_size}. Expected 16 to 1024 pixels "
                              "(0 = chosen from the data).")

@@ -6,6 +6,8 @@ machines (MultiWorkerMirroredStrategy from TF_CONFIG, docs/scaling.md; no home-m
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.util
 import os
 import platform
 import sys
@@ -56,6 +58,35 @@ def import_tensorflow():
         import tensorflow
 
     return tensorflow
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Runs the first `import tensorflow`, wherever it happens (keras, a task, a reader), inside
+    `quiet_native_stderr`, then steps aside."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run_module = spec.loader.exec_module
+
+        def exec_quietly(module):
+            with quiet_native_stderr():
+                run_module(module)
+
+        spec.loader.exec_module = exec_quietly  # this loader instance serves tensorflow/__init__ only
+        return spec
+
+
+def import_tensorflow_quietly_when_needed() -> None:
+    """The CLI's start: TensorFlow's import (about 6 s on 2 cores) waits until a command needs it, so `--help`,
+    a bad option or a missing file answers at once; when it comes, its C++ chatter stays off the screen."""
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 
 @dataclass

@@ -35,7 +35,7 @@ def _fit(model, train_data, val_data, *, epochs: int, steps: int) -> dict:
     """Fit until the held-out loss stops improving (patience 10, best weights kept); the training summary."""
     import keras
 
-    from biolens.engine.training import RichProgress
+    from biolens.engine.callbacks import RichProgress
 
     history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
                         callbacks=[keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True),

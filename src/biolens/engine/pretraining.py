@@ -43,7 +43,7 @@ def fit_encoder(pixels: np.ndarray, folder: Path, *, epochs: int = 0, batch_size
     summary). Resumes from `folder` when an earlier attempt left a checkpoint there."""
     import keras
 
-    from biolens.engine.training import RichProgress
+    from biolens.engine.callbacks import RichProgress
     from biolens.models.contrastive import NTXent, contrastive_model, image_encoder
 
     if len(pixels) < MIN_IMAGES:

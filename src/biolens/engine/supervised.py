@@ -46,6 +46,7 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
 
     from biolens import hardware
     from biolens.engine import distributed
+    from biolens.engine.callbacks import AveragedWeights, RichProgress, RunMonitor
 
     device, strategy = hardware.setup(mixed_precision)
     multi_worker = device.strategy == "MultiWorkerMirrored"
@@ -80,12 +81,12 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     weights = ({c: float(len(parts["train"]) / (n_classes * max(n, 1))) for c, n in enumerate(counts)}
                if class_weights else None)
     if not state.get("training_done") and initial_epoch < epochs:
-        monitor = training.RunMonitor(run.path, x, y, parts["val"], patience=patience, time_budget=time_budget,
+        monitor = RunMonitor(run.path, x, y, parts["val"], patience=patience, time_budget=time_budget,
                                       state=state)
-        callbacks = [monitor, training.RichProgress(epochs, steps, initial_epoch)]
+        callbacks = [monitor, RichProgress(epochs, steps, initial_epoch)]
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # under mixed precision: wrapped
         if getattr(optimizer, "use_ema", False):  # a run resumed from before 2026-12-04 has no averages
-            callbacks.insert(0, training.AveragedWeights(x, parts["train"], resumed=initial_epoch > 0))
+            callbacks.insert(0, AveragedWeights(x, parts["train"], resumed=initial_epoch > 0))
         if multi_worker:  # Keras 3 fit cannot run this strategy (distributed.py); TensorBoard needs fit's counters
             distributed.fit(model, train_data(batch_size), strategy=strategy,
                             steps=max(1, len(parts["train"]) // batch_size),

@@ -485,7 +485,7 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
     import keras
 
     from biolens import hardware
-    from biolens.engine.training import RichProgress
+    from biolens.engine.callbacks import EpochKeeper, RichProgress
     from biolens.models.objects import detached_copy
 
     hardware.setup("off")
@@ -514,7 +514,7 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
         # the final network follows the held-out one's schedule (decay over --epochs) and stops where that one
         # was best: same recipe, more objects, so its scores suit the threshold chosen on validation
         model = compiled_network(len(classes), data.scaled[0].shape[2], kind, config.learning_rate, steps, config.epochs)
-    keeper = _EpochKeeper(run, config, state, state_path, last_path, best_path, epochs)
+    keeper = EpochKeeper(run, config, state, state_path, last_path, best_path, epochs)
     progress = RichProgress(epochs, steps, int(state.get("epoch", 0)), metric="loss" if final_epochs else "val_loss",
                             label="loss" if final_epochs else "val loss",
                             stage=("training the final network on every annotated region" if final_epochs
@@ -531,55 +531,6 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
         "sigma": sigma, "steps_per_epoch": steps, "batch_size": batch,
         "train_seconds": round(float(state.get("train_seconds", 0.0)), 1), "epochs_run": int(state["epoch"]),
         "best_epoch": int(state["best_epoch"]), "stopped_by": state.get("stopped_by") or "all epochs done"}
-
-
-def _keeper_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class _EpochKeeper(_keeper_base()):
-    """At every epoch end, atomically: the best weights (by validation loss), the last model with its optimiser
-    (for --resume after a kill) and the state; stops on patience or --time-budget (time summed across resumes)."""
-
-    def __init__(self, run: Run, config: DetectConfig, state: dict, state_path: Path, last_path: Path, best_path: Path,
-                 epochs: int):
-        super().__init__()
-        self.run, self.config, self.state, self.epochs = run, config, dict(state), epochs
-        self.paths = state_path, last_path, best_path
-        self.started = time.perf_counter()
-        self.before = float(self.state.get("train_seconds", 0.0))
-        self.first_epoch = int(self.state.get("epoch", 0))
-
-    def on_epoch_end(self, epoch, logs=None):
-        from biolens.engine.training import save_model
-
-        state_path, last_path, best_path = self.paths
-        logs = logs or {}
-        loss = float(logs.get("val_loss", logs.get("loss", np.inf)))  # the final network has no validation units
-        state = self.state
-        elapsed = self.before + time.perf_counter() - self.started
-        if loss < state.get("best", np.inf):
-            state.update(best=loss, best_epoch=epoch + 1, wait=0)
-            with atomic_path(best_path) as tmp:
-                self.model.save_weights(tmp.with_suffix(".weights.h5"))
-                tmp.with_suffix(".weights.h5").replace(tmp)
-        else:
-            state["wait"] = int(state.get("wait", 0)) + 1
-        # each epoch's own seconds: what `biolens doctor --estimate --task detect` is checked against
-        state["epoch_seconds"] = [*state.get("epoch_seconds", []), round(elapsed - float(state.get("train_seconds", 0.0)), 2)]
-        state.update(epoch=epoch + 1, train_seconds=elapsed)
-        per_epoch = (time.perf_counter() - self.started) / max(1, epoch + 1 - self.first_epoch)
-        if state["wait"] >= self.config.patience:
-            state["stopped_by"] = f"early stopping (no better validation loss for {self.config.patience} epochs)"
-        elif self.config.time_budget and lifecycle.elapsed_seconds(self.run) + per_epoch > self.config.time_budget:
-            state["stopped_by"] = f"time budget ({self.config.time_budget:.0f} s)"
-        if state.get("stopped_by") or epoch + 1 >= self.epochs:
-            state["done"] = True
-            self.model.stop_training = True
-        save_model(self.model, last_path)
-        write_json(state_path, state)
 
 
 # -- evaluation --------------------------------------------------------------------------------------------------

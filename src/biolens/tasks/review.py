@@ -35,11 +35,6 @@ def review(run: str | Path | Run, unlabelled: str | Path, out: str | Path | None
     Example:
         >>> table = biolens.review("runs/cells", "unlabelled/", n=50)   # doctest: +SKIP
     """
-    import keras
-
-    from biolens.models.io import load_trusted
-    from biolens.tasks.predict import _read_images
-
     run = run if isinstance(run, Run) else load_run(run)
     task = run.info.get("task")
     if task not in ("classify", "detect"):
@@ -61,6 +56,11 @@ def review(run: str | Path | Run, unlabelled: str | Path, out: str | Path | None
         from biolens.tasks.review_objects import review_objects
 
         return review_objects(run, unlabelled, out, n)
+    import keras
+
+    from biolens.models.io import load_trusted
+    from biolens.tasks.predict import _read_images
+
     model = load_trusted(run.model_path, run.info.get("model_sha256"))
     files, pixels, bad = _read_images(run, model, [Path(unlabelled)], skip_bad=True)
     for name, why in bad:
