@@ -81,8 +81,7 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     weights = ({c: float(len(parts["train"]) / (n_classes * max(n, 1))) for c, n in enumerate(counts)}
                if class_weights else None)
     if not state.get("training_done") and initial_epoch < epochs:
-        monitor = RunMonitor(run.path, x, y, parts["val"], patience=patience, time_budget=time_budget,
-                                      state=state)
+        monitor = RunMonitor(run.path, x, y, parts["val"], patience=patience, time_budget=time_budget, state=state)
         callbacks = [monitor, RichProgress(epochs, steps, initial_epoch)]
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # under mixed precision: wrapped
         if getattr(optimizer, "use_ema", False):  # a run resumed from before 2026-12-04 has no averages
