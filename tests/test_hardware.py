@@ -75,3 +75,22 @@ print(keras.ops.convert_to_numpy(keras.ops.ones(2)).sum())
     done = subprocess.run([sys.executable, "-c", quiet], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "2.0", done.stderr
     assert done.stderr.strip() == "", done.stderr
+
+
+def test_version_is_printed_at_once_for_a_bug_report():
+    import subprocess
+    import sys
+
+    from biolens import __version__
+
+    script = """
+import sys
+from biolens import cli
+sys.argv = ["biolens", "--version"]
+try:
+    cli.main()
+except SystemExit as done:
+    print("exit", done.code, "tensorflow" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.stdout.split() == ["biolens", __version__, "exit", "0", "False"], (done.stdout, done.stderr)

@@ -15,6 +15,22 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Deep learning for biologists: train, predict, report. Every command has --help with an example.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from biolens import __version__
+
+        typer.echo(f"biolens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options_of_every_command(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print biolens's version (for a bug report or a methods section) and stop."),
+) -> None:
+    """Options before the command name (`biolens --version`)."""
+
+
 def _given(**values) -> dict:
     """Only the options the user gave: every default lives in the config classes (biolens/config.py)."""
     return {k: v for k, v in values.items() if v is not None}
