@@ -94,3 +94,9 @@ except SystemExit as done:
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV, timeout=120)
     assert done.stdout.split() == ["biolens", __version__, "exit", "0", "False"], (done.stdout, done.stderr)
+
+
+def test_an_unknown_option_points_to_the_command_s_help_however_biolens_was_started():
+    """`python -m biolens train --bogus` once pointed to `biolens -m biolens train --help`."""
+    line = one_line_error(biolens("train", "--bogus", check=False))
+    assert line.startswith("error: No such option: --bogus") and line.endswith("(see biolens train --help)"), line

@@ -473,8 +473,9 @@ def main() -> None:
     except usage_errors as error:
         if type(error).__name__ == "NoArgsIsHelpError":  # plain `biolens`: the help was printed
             sys.exit(0)
-        path = getattr(getattr(error, "ctx", None), "command_path", "") or "biolens"
-        command = "biolens" + (" " + path.split(" ", 1)[1] if " " in path else "")
+        context = getattr(error, "ctx", None)  # the program is named "biolens" however it was started (python -m too)
+        path, program = (context.command_path, context.find_root().info_name or "") if context else ("", "")
+        command = " ".join(["biolens", path[len(program):].strip()]).strip() if path.startswith(program) else "biolens"
         _fail(f"{error.format_message()} (see {command} --help)")
     except (KeyboardInterrupt, *aborts):
         typer.secho("interrupted; continue with the same command and --resume RUN", err=True)
