@@ -6,6 +6,9 @@ DATA ?= ../shared/data/blood_cells
 DEMO_OUT ?= runs/demo
 
 CHROMIUM ?= /usr/bin/chromium
+# pytest-xdist workers: the suite's Python, file and subprocess work fills the second core while TensorFlow trains
+# on the first (shared runs are built once for all workers: tests/conftest.py `built_once`)
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-slow benchmark clean browser tfjs
 
@@ -21,7 +24,7 @@ demo: install
 	$(BIN)/biolens demo --out $(DEMO_OUT)
 
 test: install browser tfjs
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Debian's chromium for the web app's browser tests (Playwright drives it; browser downloads are not possible here).
 browser:
@@ -48,7 +51,7 @@ $(TFJS): tests/js/package.json tests/js/package-lock.json
 	@touch $(TFJS)
 
 test-slow: install browser tfjs
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n $(TEST_WORKERS) --dist loadfile
 
 benchmark: install
 	$(BIN)/python benchmarks/images_vs_tutorial.py $(DATA)

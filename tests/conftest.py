@@ -1,7 +1,9 @@
 """Shared fixtures: a real slice of the blood-cell images, a CLI runner, and one small trained run."""
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -33,6 +35,27 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
+def built_once(tmp_path_factory, name: str, build):
+    """What `build(folder)` returns for a fresh folder, built once per test session however many pytest-xdist workers
+    ask (`make test` runs two): the first worker builds under a lock in the workers' shared temporary folder, the
+    others wait for it and read its pickled result, so no shared run is trained twice."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / "built_once"
+    shared.mkdir(exist_ok=True)
+    result = shared / f"{name}.pickle"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():
+            folder = shared / name
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            value = build(folder)
+            result.write_bytes(pickle.dumps(value))
+            return value
+    return pickle.loads(result.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def slice_manifest() -> Path:
     return SLICE / "manifest.csv"
@@ -49,9 +72,11 @@ def slice_copy(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, slice_manifest) -> Path:
     """One real training run on the slice, grouped by smear photo, shared by the tests that only read it."""
-    out = tmp_path_factory.mktemp("runs") / "cells"
-    biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "4", "--out", out, "--seed", "1")
-    return out
+    def build(folder):
+        biolens("train", slice_manifest, "--group-column", "source_image", "--epochs", "4", "--out", folder / "cells",
+                "--seed", "1")
+        return folder / "cells"
+    return built_once(tmp_path_factory, "trained_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -59,17 +84,20 @@ def pbmc_run(tmp_path_factory):
     """One real clustering run of the shared PBMC table against its known cell types (cluster and web tests)."""
     if not PBMC.exists():
         pytest.skip("../shared/data/pbmc68k_reduced is not here")
-    out = tmp_path_factory.mktemp("clu") / "pbmc"
-    biolens("cluster", PBMC, "--compare-with", "bulk_labels", "--out", out, "--seed", "0")
-    return out
+    def build(folder):
+        biolens("cluster", PBMC, "--compare-with", "bulk_labels", "--out", folder / "pbmc", "--seed", "0")
+        return folder / "pbmc"
+    return built_once(tmp_path_factory, "pbmc_run", build)
 
 
 @pytest.fixture(scope="session")
 def pretrain_run(tmp_path_factory) -> Path:
     """One real self-supervised run on the slice (216 crops, 3 cell types), small and short."""
-    out = tmp_path_factory.mktemp("pretrain") / "pre"
-    biolens("pretrain", SLICE / "images", "--out", out, "--image-size", "32", "--epochs", "8", "--seed", "0")
-    return out
+    def build(folder):
+        biolens("pretrain", SLICE / "images", "--out", folder / "pre", "--image-size", "32", "--epochs", "8",
+                "--seed", "0")
+        return folder / "pre"
+    return built_once(tmp_path_factory, "pretrain_run", build)
 
 
 def dot_images(root: Path, n_images: int, side: int = 96, seed: int = 0) -> Path:
@@ -96,23 +124,28 @@ def dot_images(root: Path, n_images: int, side: int = 96, seed: int = 0) -> Path
 @pytest.fixture(scope="session")
 def detect_run(tmp_path_factory) -> Path:
     """One real, short detection run on generated dot images, shared by the tests that only read it."""
-    root = tmp_path_factory.mktemp("detect")
-    data = dot_images(root / "data", n_images=12, side=96, seed=1)
-    out = root / "run"
-    # one network (as asked): the averaged networks few objects get by default have their own test
-    biolens("detect", data, "--epochs", "4", "--no-learning-curve", "--networks", "1", "--out", out, "--seed", "0")
-    return out
+    def build(root):
+        data = dot_images(root / "data", n_images=12, side=96, seed=1)
+        # one network (as asked): the averaged networks few objects get by default have their own test
+        biolens("detect", data, "--epochs", "4", "--no-learning-curve", "--networks", "1", "--out", root / "run",
+                "--seed", "0")
+        return root / "run"
+    return built_once(tmp_path_factory, "detect_run", build)
 
 
 @pytest.fixture(scope="session")
 def sequence_data(tmp_path_factory):
     """Three classes (NF-kB motif, E-box, background), plus 10 exact copies and 3 unlabelled records."""
-    import pandas as pd
-
     from biolens.simulate import simulate_labelled_sequences
 
-    folder = tmp_path_factory.mktemp("sequences")
-    paths = simulate_labelled_sequences(folder, n_per_class=150, seed=3)
+    return built_once(tmp_path_factory, "sequence_data", lambda folder: _sequences_with_copies(
+        simulate_labelled_sequences(folder, n_per_class=150, seed=3)))
+
+
+def _sequences_with_copies(paths: dict) -> dict:
+    """The simulated set plus 10 exact copies of labelled records and 3 unlabelled records."""
+    import pandas as pd
+
     fasta = paths["sequences"].read_text().splitlines()
     records = dict(zip(fasta[0::2], fasta[1::2]))
     labels = pd.read_csv(paths["labels"], sep="\t")
@@ -128,6 +161,8 @@ def sequence_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sequence_run(sequence_data, tmp_path_factory):
     """One real sequence classification run, shared by the sequence and web tests that only read it."""
-    out = tmp_path_factory.mktemp("runs") / "seqclass"
-    biolens("train", sequence_data["sequences"], "--labels", sequence_data["labels"], "--out", out, "--seed", "0")
-    return out
+    def build(folder):
+        biolens("train", sequence_data["sequences"], "--labels", sequence_data["labels"], "--out", folder / "seqclass",
+                "--seed", "0")
+        return folder / "seqclass"
+    return built_once(tmp_path_factory, "sequence_run", build)
