@@ -5,6 +5,7 @@ import csv
 import gzip
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -232,6 +233,45 @@ def test_batched_regressions_match_statsmodels():
         fit = sm.Logit(binary, X).fit(disp=0)
         assert beta[k] == pytest.approx(fit.params[-1], rel=1e-5) and p[k] == pytest.approx(fit.pvalues[-1], rel=1e-4)
 
+
+
+@pytest.mark.parametrize("with_covariates", [True, False])
+def test_separated_pair_fits_have_no_test_as_in_plink_and_every_other_fit_keeps_its_p(tmp_path, monkeypatch,
+                                                                                       with_covariates):
+    """A logistic pair fit whose product term has no maximum (its double carriers all cases or all controls) stops
+    after a few Newton steps without a test, as PLINK reports a failed fit; every other fit keeps its p (to 1e-6
+    below 0.99), including those where only another coefficient runs away; lambda_GC's shuffles read the separated
+    site fits as p = 1 and give the same bound."""
+    import statsmodels.api as sm
+
+    cohort = simulate_cohort("pair", trait="binary", covariates=True, seed=31, n_individuals=600, length=1500)
+    dosage = read_vcf(cohort.write(tmp_path)["genotypes"]).imputed()[0]
+    dosage = dosage[:, dosage.std(0) > 0]
+    traits = cohort.phenotypes
+    y = traits["status"].to_numpy(float)
+    covariates = np.column_stack([traits["age"].to_numpy(float), (traits["sex"] == "M").to_numpy(float)])
+    covariates = (covariates - covariates.mean(0)) / covariates.std(0) if with_covariates else np.zeros((600, 0))
+    pairs = np.stack(np.triu_indices(dosage.shape[1], 1), axis=1)
+    pairs = pairs[np.random.default_rng(0).choice(len(pairs), min(len(pairs), 6000), replace=False)]
+    _, stopped = regression.pair_tests(dosage, y, covariates, "binary", pairs)
+    bound = regression.inflation_by_permutation(dosage, y, covariates, "binary", permutations=10)
+    monkeypatch.setattr(regression, "SEPARATION_STEPS", 10**6)  # every fit runs all its Newton steps
+    _, full = regression.pair_tests(dosage, y, covariates, "binary", pairs)
+    assert regression.inflation_by_permutation(dosage, y, covariates, "binary", permutations=10) == bound
+    separated = np.isfinite(full) & np.isnan(stopped)
+    assert separated.sum() >= 20 and (full[separated] > 0.99).all()
+    kept = np.isfinite(stopped)
+    assert np.isfinite(full[kept]).all()
+    testable = kept & (full < 0.99)  # a few kept fits near separation read p 0.997 for 0.99995
+    assert np.allclose(stopped[testable], full[testable], rtol=1e-6, atol=0)
+    assert (stopped[kept & ~testable] > 0.99).all()
+    a, b = pairs[np.flatnonzero(separated)[0]]
+    centred = dosage - dosage.mean(0)
+    X = sm.add_constant(np.column_stack([covariates, centred[:, a], centred[:, b], centred[:, a] * centred[:, b]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runaway = sm.GLM(y, X, family=sm.families.Binomial()).fit(maxiter=100)
+    assert abs(runaway.params[-1]) > 15  # no maximum: statsmodels' product coefficient runs away too
 
 # -- readers -------------------------------------------------------------------------------------------------------
 VCF_HEADER = ("##fileformat=VCFv4.2\n##contig=<ID=1,length=100>\n"

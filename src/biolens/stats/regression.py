@@ -47,27 +47,53 @@ def last_from_cross_products(gram: np.ndarray, cross: np.ndarray, total_ss: np.n
     return beta[:, -1, :], se
 
 
-def _newton(k: int, p: int, intercept, information_and_score, iterations: int, tol: float
-            ) -> tuple[np.ndarray, np.ndarray]:
+SEPARATION_STEPS = 10  # Newton steps after which a fit whose steps no longer shrink is read as separated
+
+
+def _newton(k: int, p: int, intercept, information_and_score, iterations: int, tol: float,
+            separation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Newton-Raphson for k logistic fits of p coefficients at once, started at the intercept's log-odds (`intercept`,
     per fit or one for all); `information_and_score(active, coefficients)` gives the active fits' information
     matrices and scores. Each fit stops on its own once its step is below `tol` (a few near-separated fits that need
-    every iteration no longer keep the whole batch iterating). The last coefficient and its standard error."""
+    every iteration no longer keep the whole batch iterating). The last coefficient and its standard error.
+
+    `separation`: stop separated fits and give them this standard error (NaN: no test; inf: p = 1); None: every
+    fit runs until its step is below `tol` or the iterations end. A separated fit (the individuals of a genotype combination all cases or all
+    controls) has no maximum: a coefficient heads to infinity by about one log-odds a step, and the Wald test of
+    that coefficient reads p ~ 1 whatever the data (Hauck-Donner). PLINK 1.9 reports such a fit as failed (its
+    `logistic_regression` fails a fit whose steps stay at 1 from the 8th on). Here a fit still moving after
+    SEPARATION_STEPS steps with its last step more than half the one before (a converging Newton fit's steps
+    shrink quadratically) stops: with a tested coefficient still moving it gets the `separation` standard error; with
+    only other coefficients moving (one individual alone in a genotype cell) the tested one has settled and keeps
+    its test. In a binary run with age and sex, 17% of the logistic pair fits were separated and took half the
+    scan's Newton steps (docs/performance.md, session 55)."""
     beta = np.zeros((k, p))
     beta[:, 0] = intercept  # column 0 is the intercept
     ridge = 1e-8 * np.eye(p)
     information = np.empty((k, p, p))
     active = np.arange(k)
-    for _ in range(iterations):
+    last = np.full(k, np.inf)
+    separated = np.zeros(k, dtype=bool)
+    for iteration in range(iterations):
         block, score = information_and_score(active, beta[active])
         information[active] = block + ridge
         step = np.linalg.solve(information[active], score[..., None])[..., 0]
         beta[active] += step
-        active = active[np.abs(step).max(1) >= tol]
+        size = np.abs(step).max(1)
+        moving = size >= tol
+        if separation is not None and iteration + 1 >= SEPARATION_STEPS:
+            stuck = moving & (size > 0.5 * last[active])
+            separated[active[stuck & (np.abs(step[:, -1]) >= tol)]] = True
+            moving &= ~stuck
+        last[active] = size
+        active = active[moving]
         if not len(active):
             break
     covariance = np.linalg.pinv(information)
-    return beta[:, -1], np.sqrt(np.maximum(covariance[:, -1, -1], 1e-300))
+    se = np.sqrt(np.maximum(covariance[:, -1, -1], 1e-300))
+    if separation is not None:
+        se[separated] = separation
+    return beta[:, -1], se
 
 
 def _log_odds(mean) -> np.ndarray:
@@ -76,7 +102,7 @@ def _log_odds(mean) -> np.ndarray:
 
 
 def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1e-5,
-              trials: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              trials: np.ndarray | None = None, separation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Logistic fits of a batch, each on its own design (`_newton`).
 
     X: k x n x p (column 0 the intercept), y: the n individuals' 0/1 trait. Or grouped: `trials` (k x n) individuals
@@ -96,11 +122,11 @@ def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1
         return information, np.matmul(np.swapaxes(part, 1, 2), (y[active] - trials[active] * mu)[..., None])[..., 0]
 
     return _newton(k, p, _log_odds(y.sum(1) / np.maximum(trials.sum(1), 1e-300)), information_and_score,
-                   iterations, tol)
+                   iterations, tol, separation)
 
 
 def _logistic_beside(base: np.ndarray, tested: np.ndarray, y: np.ndarray, iterations: int = 25,
-                     tol: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+                     tol: float = 1e-5, separation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`_logistic` for fits that share their first columns: y ~ base + tested[:, k], for every k; the last tested
     column's coefficient and standard error. base: n x c (intercept first); tested: t x k x n (each column contiguous).
 
@@ -133,20 +159,23 @@ def _logistic_beside(base: np.ndarray, tested: np.ndarray, y: np.ndarray, iterat
             score[:, c + s] = np.einsum("kn,kn->k", residual, columns[s])
         return block, score
 
-    return _newton(k, p, _log_odds(y.mean()), information_and_score, iterations, tol)
+    return _newton(k, p, _log_odds(y.mean()), information_and_score, iterations, tol, separation)
 
 
-def wald_last(base: np.ndarray, tested: np.ndarray, y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+def wald_last(base: np.ndarray, tested: np.ndarray, y: np.ndarray, kind: str,
+              separation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Effect and two-sided p-value of the last tested column in y ~ base + tested[k], for every k.
 
-    base: n x c (intercept first); tested: k x n x t. Returns (beta, p) of length k; NaN p where the fit is degenerate.
+    base: n x c (intercept first); tested: k x n x t. Returns (beta, p) of length k; NaN p where the fit is degenerate
+    (`separation`: the standard error of fits separated in the tested column, `_newton`).
     """
     k, n, t = tested.shape
     p = base.shape[1] + t
     betas, pvalues = np.empty(k), np.empty(k)
     for part in _chunks(k, n, p):
         if kind == "binary":
-            beta, se = _logistic_beside(base, np.ascontiguousarray(np.moveaxis(tested[part], 2, 0)), y)
+            beta, se = _logistic_beside(base, np.ascontiguousarray(np.moveaxis(tested[part], 2, 0)), y,
+                                        separation=separation)
             pvalue = 2 * stats.norm.sf(np.abs(beta / se))
         else:
             X = np.concatenate([np.broadcast_to(base, (part.stop - part.start, n, base.shape[1])), tested[part]], axis=2)
@@ -163,25 +192,27 @@ def design(covariates: np.ndarray) -> np.ndarray:
     return np.hstack([np.ones((covariates.shape[0], 1)), covariates])
 
 
-def site_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+def site_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: str,
+               separation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-site additive test (PLINK --linear/--logistic): beta per alt allele and p for every site.
 
     A binary trait without covariates is fitted on each site's genotype classes (individuals and cases with 0, 1
     and 2 copies) wherever the site's dosages are whole numbers: the same likelihood on 3 rows instead of n, which
-    matters for the 100 shuffles of the trait that `inflation_by_permutation` tests."""
+    matters for the 100 shuffles of the trait that `inflation_by_permutation` tests. `separation`: the standard
+    error of separated logistic fits, stopped early (`_newton`); None: they run every Newton step (p ~ 1)."""
     if kind != "binary" or covariates.shape[1]:
-        return wald_last(design(covariates), dosage.T[:, :, None], y, kind)
+        return wald_last(design(covariates), dosage.T[:, :, None], y, kind, separation)
     whole = np.flatnonzero(_whole_sites(dosage))
     rest = np.setdiff1d(np.arange(dosage.shape[1]), whole)
     betas, pvalues = np.full(dosage.shape[1], np.nan), np.full(dosage.shape[1], np.nan)
     if len(rest):
-        betas[rest], pvalues[rest] = wald_last(design(covariates), dosage[:, rest].T[:, :, None], y, kind)
+        betas[rest], pvalues[rest] = wald_last(design(covariates), dosage[:, rest].T[:, :, None], y, kind, separation)
     if len(whole):
         classes = genotype_classes(dosage[:, whole])
         trials = np.stack([(classes == c).sum(0) for c in range(3)], axis=1).astype(np.float64)  # sites x 3
         cases = np.stack([((classes == c) * y[:, None]).sum(0) for c in range(3)], axis=1)
         X = np.stack([np.ones((len(whole), 3)), np.broadcast_to(np.arange(3.0), (len(whole), 3))], axis=2)
-        beta, se = _logistic(X, cases, trials=trials)
+        beta, se = _logistic(X, cases, trials=trials, separation=separation)
         with np.errstate(invalid="ignore"):
             pvalue = 2 * stats.norm.sf(np.abs(beta / se))
         one_class = (trials > 0).sum(1) < 2
@@ -192,7 +223,8 @@ def site_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
 def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: str,
                pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PLINK --epistasis: y ~ covariates + a + b + a*b for each pair, Wald test of the a*b term (NaN where the
-    product is a linear function of the two sites and the covariates: `product_untestable`).
+    product is a linear function of the two sites and the covariates: `product_untestable`; for a binary trait also
+    where the fit is separated in the a*b term, a failed fit in PLINK: `_newton`).
 
     A quantitative trait's least squares come from each pair's cross-products (`product_grams` with the covariates
     in the design): building and solving every pair's n x (covariates + 4) design took 21 s of a 10,000-individual
@@ -236,7 +268,8 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
         for start in range(0, len(rest), block):
             a, b = pairs[rest[start:start + block], 0], pairs[rest[start:start + block], 1]
             tested = np.stack([centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
-            betas[rest[start:start + block]], pvalues[rest[start:start + block]] = wald_last(base, tested, y, kind)
+            betas[rest[start:start + block]], pvalues[rest[start:start + block]] = wald_last(base, tested, y, kind,
+                                                                                             separation=np.nan)
     return betas, pvalues
 
 
@@ -252,7 +285,7 @@ def _logistic_pairs_by_cells(dosage: np.ndarray, y: np.ndarray, pairs: np.ndarra
         b = np.tile(value[pairs[chosen, 1]], (1, 3))
         X = np.stack([np.ones_like(a), a, b, a * b], axis=2)
         for part in _chunks(len(chosen), 9, 4):
-            beta, se = _logistic(X[part], cases[part, :, 0], trials=trials[part])
+            beta, se = _logistic(X[part], cases[part, :, 0], trials=trials[part], separation=np.nan)
             with np.errstate(invalid="ignore"):
                 pvalue = 2 * stats.norm.sf(np.abs(beta / se))
             betas[chosen[part]] = beta
@@ -388,7 +421,9 @@ def inflation_by_permutation(dosage: np.ndarray, y: np.ndarray, covariates: np.n
     values = []
     for _ in range(permutations):
         order = rng.permutation(len(y))
-        _, p = site_tests(dosage, y[order], covariates[order], kind)
+        # a separated fit's Wald p is ~1 however long it runs (`_newton`): read as 1 at once, it stays above the
+        # median, and lambda_GC is the same at a third of the Newton steps for a binary trait with covariates
+        _, p = site_tests(dosage, y[order], covariates[order], kind, separation=np.inf)
         values.append(genomic_inflation(p))
     return float(np.nanquantile(values, quantile))
 
