@@ -6,6 +6,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 from conftest import ENV, biolens, one_line_error
 
 from biolens import hardware
@@ -100,3 +101,27 @@ def test_an_unknown_option_points_to_the_command_s_help_however_biolens_was_star
     """`python -m biolens train --bogus` once pointed to `biolens -m biolens train --help`."""
     line = one_line_error(biolens("train", "--bogus", check=False))
     assert line.startswith("error: No such option: --bogus") and line.endswith("(see biolens train --help)"), line
+
+
+def test_small_fits_run_side_by_side_on_one_blas_thread_each_with_results_in_order():
+    """`map_on_cores` (lambda_GC's shuffles, PLINK's logistic scan): the serial results in order, each call on one BLAS
+    thread, and with two cores two calls at the same time (they meet at a barrier a serial map would never pass)."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    meeting = threading.Barrier(min(2, hardware.usable_cores()), timeout=30)
+    blas_threads = []
+
+    def fit(k: int) -> float:
+        if k < 2:
+            meeting.wait()
+        blas_threads.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+        rng = np.random.default_rng(k)
+        x = rng.normal(size=(200, 5))
+        return float(np.linalg.lstsq(x, x @ np.arange(5.0), rcond=None)[0].sum())
+
+    results = hardware.map_on_cores(fit, range(12))
+    assert results == pytest.approx([10.0] * 12, rel=1e-9)  # each fit recovers 0 + 1 + 2 + 3 + 4, in its own place
+    assert hardware.map_on_cores(lambda k: k * k, range(7)) == [k * k for k in range(7)]
+    assert blas_threads and set(blas_threads) == {1}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from biolens.hardware import one_blas_thread
+from biolens.hardware import map_on_cores
 
 _ELEMENTS_PER_CHUNK = 4_000_000
 
@@ -261,15 +261,18 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
     betas[chosen], pvalues[chosen] = _logistic_pairs_by_cells(dosage, y, pairs[chosen])
     rest = np.flatnonzero(~by_cells & testable)
     block = max(1, _ELEMENTS_PER_CHUNK // (dosage.shape[0] * (base.shape[1] + 3)))
-    # on one BLAS thread: the Newton steps' products are small, and OpenBLAS's threads waiting on one another made
-    # this scan 3.5 times slower with the cores shared (the same speed alone; the per-site test, whose products are
-    # larger, keeps both threads; docs/performance.md, session 51)
-    with one_blas_thread():
-        for start in range(0, len(rest), block):
-            a, b = pairs[rest[start:start + block], 0], pairs[rest[start:start + block], 1]
-            tested = np.stack([centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
-            betas[rest[start:start + block]], pvalues[rest[start:start + block]] = wald_last(base, tested, y, kind,
-                                                                                             separation=np.nan)
+    # one thread per core, each on one BLAS thread: the Newton steps' products are small, and OpenBLAS's threads
+    # waiting on one another made this scan 3.5 times slower with the cores shared (docs/performance.md, sessions
+    # 51 and 55)
+
+    def fitted(start: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = pairs[rest[start:start + block], 0], pairs[rest[start:start + block], 1]
+        tested = np.stack([centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
+        return wald_last(base, tested, y, kind, separation=np.nan)
+
+    starts = range(0, len(rest), block)
+    for start, (beta, p) in zip(starts, map_on_cores(fitted, starts)):
+        betas[rest[start:start + block]], pvalues[rest[start:start + block]] = beta, p
     return betas, pvalues
 
 
@@ -418,14 +421,14 @@ def inflation_by_permutation(dosage: np.ndarray, y: np.ndarray, covariates: np.n
     haplotype clades, and one chance association with a clade moves the median of all its sites at once; counting
     independent sites (`inflation_by_chance`) underestimated that spread (warnings on 4 of 19 null cohorts)."""
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(permutations):
-        order = rng.permutation(len(y))
+    orders = [rng.permutation(len(y)) for _ in range(permutations)]
+
+    def shuffled(order: np.ndarray) -> float:
         # a separated fit's Wald p is ~1 however long it runs (`_newton`): read as 1 at once, it stays above the
         # median, and lambda_GC is the same at a third of the Newton steps for a binary trait with covariates
-        _, p = site_tests(dosage, y[order], covariates[order], kind, separation=np.inf)
-        values.append(genomic_inflation(p))
-    return float(np.nanquantile(values, quantile))
+        return genomic_inflation(site_tests(dosage, y[order], covariates[order], kind, separation=np.inf)[1])
+
+    return float(np.nanquantile(map_on_cores(shuffled, orders), quantile))
 
 
 def inflation_by_chance(tests: float, quantile: float = 0.95, draws: int = 4000, seed: int = 0) -> float:
