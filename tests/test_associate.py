@@ -1236,3 +1236,21 @@ def test_pairs_a_claim_explains_come_right_after_the_claims_not_behind_weaker_ca
     for key in ("saturated_q", "saturated_q_marginal", "pair_q_perm"):
         discovery[key] = np.full(6, 0.9)
     assert _pair_evidence_order(discovery, np.array([1e-13, 1e-12, 0.2, 0.4, 0.5, nan])).tolist() == [0, 4, 2, 3, 1, 5]
+
+
+def test_bootstrap_scores_are_scikit_learns_auc_and_r2_for_every_draw_at_once():
+    """The prediction metrics' 1,000 bootstrap draws are scored in one pass; ties in the predictions count half, as
+    in scikit-learn's trapezoids."""
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    from biolens.tasks.associate import bootstrap_scores
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((40, 250)) < 0.3).astype(float)
+    predicted = np.round(rng.random((40, 250)), 2)  # many ties
+    assert bootstrap_scores("binary", y, predicted) == pytest.approx(
+        [roc_auc_score(y[k], predicted[k]) for k in range(40)], abs=1e-12)
+    trait = rng.normal(size=(40, 250))
+    guess = trait + rng.normal(size=(40, 250))
+    assert bootstrap_scores("quantitative", trait, guess) == pytest.approx(
+        [r2_score(trait[k], guess[k]) for k in range(40)], abs=1e-12)
