@@ -58,15 +58,15 @@ def _newton(k: int, p: int, intercept, information_and_score, iterations: int, t
     every iteration no longer keep the whole batch iterating). The last coefficient and its standard error.
 
     `separation`: stop separated fits and give them this standard error (NaN: no test; inf: p = 1); None: every
-    fit runs until its step is below `tol` or the iterations end. A separated fit (the individuals of a genotype combination all cases or all
-    controls) has no maximum: a coefficient heads to infinity by about one log-odds a step, and the Wald test of
-    that coefficient reads p ~ 1 whatever the data (Hauck-Donner). PLINK 1.9 reports such a fit as failed (its
-    `logistic_regression` fails a fit whose steps stay at 1 from the 8th on). Here a fit still moving after
-    SEPARATION_STEPS steps with its last step more than half the one before (a converging Newton fit's steps
-    shrink quadratically) stops: with a tested coefficient still moving it gets the `separation` standard error; with
-    only other coefficients moving (one individual alone in a genotype cell) the tested one has settled and keeps
-    its test. In a binary run with age and sex, 17% of the logistic pair fits were separated and took half the
-    scan's Newton steps (docs/performance.md, session 55)."""
+    fit runs until its step is below `tol` or the iterations end. A separated fit (the individuals of a genotype
+    combination all cases or all controls) has no maximum: a coefficient heads to infinity by about one log-odds a
+    step, and the Wald test of that coefficient reads p ~ 1 whatever the data (Hauck-Donner). PLINK 1.9 reports
+    such a fit as failed (its `logistic_regression` fails a fit whose steps stay at 1 from the 8th on). Here a fit
+    still moving after SEPARATION_STEPS steps with its last step more than half the one before (a converging Newton
+    fit's steps shrink quadratically) stops: with the tested coefficient still moving it gets the `separation`
+    standard error; with only other coefficients moving (one individual alone in a genotype cell) the tested one
+    has settled and keeps its test. In a binary run with age and sex, 17% of the pairs (a third of those fitted)
+    were separated and took half the scan's Newton steps (docs/performance.md, session 55)."""
     beta = np.zeros((k, p))
     beta[:, 0] = intercept  # column 0 is the intercept
     ridge = 1e-8 * np.eye(p)

@@ -472,6 +472,7 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
     oof_additive, oof_main_effects, penalties = np.zeros(n), np.zeros(n), []
     train_weight, val_weight = np.zeros((n, config.folds)), np.zeros((n, config.folds))
     fit_rows = []
+
     def fitted(k: int) -> tuple:
         train = np.nonzero(fold_of != k)[0]
         return (_additive_model(data.kind).fit(features[train], data.y_model[train]),
@@ -972,10 +973,14 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: i
     predictions = {"deep": crossval["oof_deep"], "additive": crossval["oof_additive"],
                    "main_effects": crossval["oof_main_effects"]}
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y), (1000, len(y)))
-    if data.kind == "binary":
-        idx = idx[~(y[idx] == y[idx][:, :1]).all(1)]  # a draw of one class has no AUC
-    draws = np.stack([bootstrap_scores(data.kind, y[idx], predicted[idx]) for predicted in predictions.values()], 1)
+    draws, rows = [], max(1, 2_000_000 // len(y))  # draws scored at once: memory bounded for large cohorts
+    for start in range(0, 1000, rows):
+        idx = rng.integers(0, len(y), (min(rows, 1000 - start), len(y)))  # the same draws as one at a time
+        if data.kind == "binary":
+            idx = idx[~(y[idx] == y[idx][:, :1]).all(1)]  # a draw of one class has no AUC
+        draws.append(np.stack([bootstrap_scores(data.kind, y[idx], predicted[idx])
+                               for predicted in predictions.values()], 1))
+    draws = np.concatenate(draws)
     ci = lambda v: [round(float(np.percentile(v, 2.5)), 4), round(float(np.percentile(v, 97.5)), 4)]  # noqa: E731
     value = {model: float(score(y, predicted)) for model, predicted in predictions.items()}
     metrics = {}
