@@ -234,7 +234,6 @@ def test_batched_regressions_match_statsmodels():
         assert beta[k] == pytest.approx(fit.params[-1], rel=1e-5) and p[k] == pytest.approx(fit.pvalues[-1], rel=1e-4)
 
 
-
 @pytest.mark.parametrize("with_covariates", [True, False])
 def test_separated_pair_fits_have_no_test_as_in_plink_and_every_other_fit_keeps_its_p(tmp_path, monkeypatch,
                                                                                        with_covariates):
@@ -272,6 +271,7 @@ def test_separated_pair_fits_have_no_test_as_in_plink_and_every_other_fit_keeps_
         warnings.simplefilter("ignore")
         runaway = sm.GLM(y, X, family=sm.families.Binomial()).fit(maxiter=100)
     assert abs(runaway.params[-1]) > 15  # no maximum: statsmodels' product coefficient runs away too
+
 
 # -- readers -------------------------------------------------------------------------------------------------------
 VCF_HEADER = ("##fileformat=VCFv4.2\n##contig=<ID=1,length=100>\n"
