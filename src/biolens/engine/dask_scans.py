@@ -34,9 +34,9 @@ def dask_client(address: str | None):
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
         raise InputError("--dask needs dask[distributed] (pip install 'dask[distributed]').") from None
     if address == "local":
-        import os
+        from biolens.hardware import usable_cores
 
-        workers = max(1, min(os.cpu_count() or 1, 8))
+        workers = min(usable_cores(), 8)
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
             yield client

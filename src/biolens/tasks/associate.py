@@ -472,15 +472,15 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
     oof_additive, oof_main_effects, penalties = np.zeros(n), np.zeros(n), []
     train_weight, val_weight = np.zeros((n, config.folds)), np.zeros((n, config.folds))
     fit_rows = []
+    trains = [np.nonzero(fold_of != k)[0] for k in range(config.folds)]
 
-    def fitted(k: int) -> tuple:
-        train = np.nonzero(fold_of != k)[0]
+    def fitted(train: np.ndarray) -> tuple:
         return (_additive_model(data.kind).fit(features[train], data.y_model[train]),
                 _additive_model(data.kind).fit(main_features[train], data.y_model[train]))
 
     with console.step(f"additive models (with and without dominance), {config.folds}-fold cross-validation"):
-        for k, (model, main_effects) in enumerate(map_on_cores(fitted, range(config.folds))):  # folds side by side
-            train = np.nonzero(fold_of != k)[0]
+        for k, (model, main_effects) in enumerate(map_on_cores(fitted, trains)):  # folds side by side
+            train = trains[k]
             test = fold_of == k
             oof_additive[test] = (model.predict_proba(features[test])[:, 1] if data.kind == "binary"
                                   else model.predict(features[test]))
@@ -965,9 +965,6 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: i
     pair tests claim (`claimed_pairs`, when known; the saturated reading's stand-ins not counted: they are other
     pairs the data cannot tell from a claim, not more interactions).
     """
-    from sklearn.metrics import r2_score, roc_auc_score
-
-    score = roc_auc_score if data.kind == "binary" else r2_score
     name = "auc" if data.kind == "binary" else "r2"
     y = data.y_model
     predictions = {"deep": crossval["oof_deep"], "additive": crossval["oof_additive"],
@@ -982,7 +979,8 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: i
                                for predicted in predictions.values()], 1))
     draws = np.concatenate(draws)
     ci = lambda v: [round(float(np.percentile(v, 2.5)), 4), round(float(np.percentile(v, 97.5)), 4)]  # noqa: E731
-    value = {model: float(score(y, predicted)) for model, predicted in predictions.items()}
+    value = {model: float(bootstrap_scores(data.kind, y[None], predicted[None])[0])  # the whole sample, one "draw"
+             for model, predicted in predictions.items()}
     metrics = {}
     for k, model in enumerate(predictions):
         metrics |= {f"{name}_{model}": round(value[model], 4), f"{name}_{model}_ci95": ci(draws[:, k])}
