@@ -112,3 +112,81 @@ def test_a_binary_trait_s_pair_weights_settle_at_the_exact_group_lasso_solution_
     assert kept[:1] == [0] and len(kept) < pairs  # the real pair is kept, noise pairs are set exactly to zero
     real = beta[:PAIR_TERMS]  # shrunk by the penalty, in the planted direction
     assert real @ truth[:PAIR_TERMS] / (np.linalg.norm(real) * np.linalg.norm(truth[:PAIR_TERMS])) > 0.95
+
+
+def test_the_network_s_dominance_inputs_are_mutated_with_their_site():
+    """In-silico mutagenesis with the dominance codes in the main part: a site's effect per sample is the change of f
+    over one SD of its dosage, the dominance code moving with the genotype. Checked against the network itself: f
+    computed at the neighbouring genotype classes (the tanh part left out, whose change is read at +-0.5 SD)."""
+    from biolens.engine.genotype_training import PairCodes
+
+    rng = np.random.default_rng(3)
+    n, sites = 400, 5
+    dosage = rng.binomial(2, [0.5, 0.3, 0.15, 0.4, 0.12], size=(n, sites)).astype(float)
+    codes = PairCodes(dosage)
+    dominance = codes.dominance_inputs()
+    k = dominance.shape[1]
+    assert k == sites  # every site has three genotype classes here
+    model = build_genotype_model(sites + k, 4, 1, 1, dominance=k, hidden=3)
+    layer = model.get_layer("networks")
+    linear = rng.standard_normal((1, sites + k)).astype(np.float32)
+    layer.linear.assign(linear)
+
+    class_code = {(s, c): codes.d[np.flatnonzero(dosage[:, s] == c)[0], s] for s in range(sites) for c in range(3)}
+
+    def f(genotypes: np.ndarray) -> np.ndarray:
+        """The network's output for these genotypes, with the codes the cohort's genotype classes have."""
+        a = (genotypes - dosage.mean(0)) / dosage.std(0)
+        d = np.array([[class_code[s, int(c)] for s, c in enumerate(row)] for row in genotypes])
+        inputs = [np.hstack([a, d]).astype(np.float32), np.zeros((len(genotypes), 1, 4), np.float32),
+                  np.zeros((len(genotypes), 1, 1), np.float32)]
+        return model.predict_on_batch(inputs)[:, 0]
+
+    rows = np.arange(60)
+    effects = np.zeros((len(rows), sites))
+    for s in range(sites):
+        up, down = dosage[rows].copy(), dosage[rows].copy()
+        up[:, s] = np.minimum(up[:, s] + 1, 2)
+        down[:, s] = np.maximum(down[:, s] - 1, 0)
+        effects[:, s] = (f(up) - f(down)) / (up[:, s] - down[:, s]) * dosage[:, s].std()
+    # without the tanh part (its output kernel starts at zero) the mutagenesis is exactly that change
+    expected = np.abs(effects).mean(0)
+    measured = layer.site_effects(codes.a[rows], 0, np.zeros((0, 2), int), np.zeros((len(rows), 0)),
+                                  codes.dominance_sites, codes.dominance_slope(rows))
+    np.testing.assert_allclose(measured, expected, rtol=1e-4)
+    additive_only = np.abs(linear[0, :sites]).astype(float)
+    assert not np.allclose(measured, additive_only, rtol=1e-2)  # the dominance weights count
+
+
+def test_a_strong_dominance_effect_is_fitted_by_the_main_part_not_by_pairs():
+    """A binary trait with main effects only (one site's strong dominance and additive effects, another site's
+    additive effect): with the dominance codes in its main part
+    the network leaves the pairs at about noise level; without them it takes part of the dominance through a pair
+    holding a tag of the site and another strong site (why the codes are there: docs/association.md, "Dominance in
+    the network's main part")."""
+    from biolens.engine.genotype_training import PairCodes
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    base = rng.binomial(2, 0.4, n).astype(float)
+    tag = np.where(rng.random(n) < 0.85, base, rng.binomial(2, 0.4, n)).astype(float)  # a partial tag of site 0
+    others = rng.binomial(2, rng.uniform(0.2, 0.5, 4), size=(n, 4)).astype(float)
+    dosage = np.column_stack([base, tag, others])
+    codes = PairCodes(dosage)
+    logit = 2.0 * codes.d[:, 0] + 1.2 * codes.a[:, 0] + 0.8 * codes.a[:, 2]
+    target = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float32)[:, None]
+    pairs = np.array([[1, 2], [1, 3], [3, 4]])
+    products = codes.terms(pairs)[:, None, :].astype(np.float32)
+    covariates = np.zeros((n, 1, 1), np.float32)
+    kept = {}
+    for name, (inputs, dominance) in {"additive": (codes.a, 0),
+                                      "with dominance": (np.hstack([codes.a, codes.dominance_inputs()]),
+                                                         codes.dominance_inputs().shape[1])}.items():
+        model, _ = fit_copies(inputs.astype(np.float32), products, covariates, target, np.ones((n, 1)), kind="binary",
+                              seed=1, epochs=40, learning_rate=3e-3, hidden=4, l2=1e-4, pair_penalty=0.01, l1=1e-2,
+                              dominance=dominance)
+        weights = keras.ops.convert_to_numpy(model.get_layer("networks").pair_weights)[0].reshape(-1, 4)
+        kept[name] = np.linalg.norm(weights, axis=1)
+    # pair 0 holds the site's tag and the other strong site, whose effect sets the individuals' weights p(1 - p)
+    assert kept["additive"].argmax() == 0, kept
+    assert kept["with dominance"][0] < 0.3 * kept["additive"][0], kept

@@ -39,15 +39,38 @@ class PairCodes:
 
     def __init__(self, dosage: np.ndarray):
         classes = np.clip(np.rint(dosage), 0, 2)
-        a = dosage - dosage.mean(0)
-        a /= np.where(a.std(0) > 0, a.std(0), 1)
+        centre, scale = dosage.mean(0), np.where(dosage.std(0) > 0, dosage.std(0), 1)
+        a = (dosage - centre) / scale
         d = (classes == 1).astype(np.float64)
-        d -= d.mean(0)
-        d -= a * (a * d).mean(0)  # orthogonal to a within each site
+        heterozygous = d.mean(0)
+        d -= heterozygous
+        slope = (a * d).mean(0)
+        d -= a * slope  # orthogonal to a within each site
         spread = d.std(0)
         self.has_dominance = spread > 1e-6
         self.a, self.d = a, d / np.where(self.has_dominance, spread, 1)
         self.r2 = r_squared(dosage)
+        # the d code of each genotype class (3 x sites), and how it changes per SD of dosage from each class
+        genotype = np.arange(3.0)[:, None]
+        code = ((genotype == 1) - heterozygous - (genotype - centre) / scale * slope) / np.where(self.has_dominance,
+                                                                                                  spread, 1)
+        self._classes = classes.astype(np.int8)
+        self._slope_of_class = scale * np.stack([code[1] - code[0], (code[2] - code[0]) / 2, code[2] - code[1]])
+
+    @property
+    def dominance_sites(self) -> np.ndarray:
+        """The sites that have a dominance code (a site with fewer than three genotype classes has none)."""
+        return np.flatnonzero(self.has_dominance)
+
+    def dominance_inputs(self) -> np.ndarray:
+        """The dominance codes the genotype network's main part takes beside the dosages (n x dominance sites)."""
+        return self.d[:, self.has_dominance]
+
+    def dominance_slope(self, rows: np.ndarray) -> np.ndarray:
+        """How much each sample's dominance code changes per SD of its site's dosage (the mean of the steps to the
+        neighbouring genotype classes), for in-silico mutagenesis: rows x dominance sites."""
+        sites = self.dominance_sites
+        return self._slope_of_class[self._classes[np.ix_(rows, sites)], sites]
 
     def screen(self, evidence: np.ndarray, pairs: np.ndarray, k: int, allowed: np.ndarray, target: np.ndarray,
                rows: np.ndarray, own: np.ndarray | None = None, first_unexplained=None) -> np.ndarray:

@@ -1,14 +1,16 @@
 """The genotype network: additive + screened pairwise + small non-linear part, replicated as independent copies.
 
-One copy models  f(x) = b + w.x + sum_k u_k . t_k + a.tanh(W x + c) + g.covariates
-over standardised dosages x, where t_k are four interaction terms of each of K candidate pairs: an orthonormal basis of
-what the pair's 3 x 3 genotype table adds to its two sites' main effects (the Cockerham products made orthogonal to
-both sites' additive and dominance codes), so any two-site function. Gradient training cannot find one interacting
-pair among ~10^5 from n ~ 1,000 samples unaided (the noise in all pairs outweighs the signal of one), so each copy
-first screens every pair by the saturated two-locus test of that copy's own target, read within LD classes (sure
-independence screening, Fan & Lv 2008), and learns on the K best, one per signal; permutation copies repeat the screening on their own
-targets, so the selection is part of the null. Because the network is linear in x before the tanh, in-silico mutagenesis of every
-site has a closed form (`site_effects`), and so does the interaction term of every pair.
+One copy models  f(x) = b + w.x + v.d + sum_k u_k . t_k + a.tanh(W x + c) + g.covariates
+over standardised dosages x and the sites' dominance codes d (so its main part holds every site's additive and
+dominance effects, as the interaction null's main-effects model does), where t_k are four interaction terms of each
+of K candidate pairs: an orthonormal basis of what the pair's 3 x 3 genotype table adds to its two sites' main effects
+(the Cockerham products made orthogonal to both sites' additive and dominance codes), so any two-site function.
+Gradient training cannot find one interacting pair among ~10^5 from n ~ 1,000 samples unaided (the noise in all pairs
+outweighs the signal of one), so each copy first screens every pair by the saturated two-locus test of that copy's own
+target, read within LD classes (sure independence screening, Fan & Lv 2008), and learns on the K best, one per signal;
+permutation copies repeat the screening on their own targets, so the selection is part of the null. Because the
+network is linear in x before the tanh, in-silico mutagenesis of every site has a closed form (`site_effects`), and so
+does the interaction term of every pair.
 
 The layer holds `n_models` copies with separate weights so that cross-validation folds, the final fit and all
 permutation refits train together in one Keras `fit` (their losses add up; their gradients never mix).
@@ -47,20 +49,30 @@ class GroupL1(keras.regularizers.Regularizer):
 class GenotypeNetworks(keras.layers.Layer):
     """`n_models` independent genotype networks.
 
-    Inputs: [genotypes (B, sites), pair products (B, n_models, K), covariates (B, n_models, c)].
+    Inputs: [genotypes (B, sites + dominance), pair products (B, n_models, K), covariates (B, n_models, c)]; the
+    last `dominance` genotype columns are dominance codes, which enter the linear part only.
+
+    Why the dominance codes: the interaction null's traits carry every site's dominance effect, and a network whose
+    main part is additive can only reach a strong site's dominance through other terms. Its pair terms are orthogonal
+    to their own sites' codes, but not to those of the sites they tag, and a logistic fit weights individuals by
+    p(1 - p), which varies with the other strong sites: on a 10,000-individual binary cohort every null copy's
+    largest pair term (0.22-0.42 log-odds SD) held a planted site with a strong dominance effect, and the planted
+    pair's tag (0.455) was not claimed; with the codes the copies' largest fell to 0-0.19 (docs/association.md).
     """
 
     def __init__(self, n_models: int, hidden: int = 16, l2: float = 1e-2, pair_penalty: float = 0.1, l1: float = 1e-2,
-                 dropout: float = 0.2, pair_terms: int = 4, **kwargs):
+                 dropout: float = 0.2, pair_terms: int = 4, dominance: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.n_models, self.hidden, self.dropout = n_models, hidden, dropout
         self.l2, self.pair_penalty, self.l1, self.pair_terms = l2, pair_penalty, l1, pair_terms
+        self.dominance = int(dominance)
         self.hidden_dropout = keras.layers.Dropout(dropout)
 
     def build(self, input_shape):
-        sites, n_pairs, n_cov = input_shape[0][-1], input_shape[1][-1], input_shape[2][-1]
+        columns, n_pairs, n_cov = input_shape[0][-1], input_shape[1][-1], input_shape[2][-1]
+        self.sites = sites = columns - self.dominance
         models, decay, sparse = self.n_models, keras.regularizers.L2(self.l2), keras.regularizers.L1(self.l1)
-        self.linear = self.add_weight(shape=(models, sites), initializer="zeros", regularizer=decay, name="linear")
+        self.linear = self.add_weight(shape=(models, columns), initializer="zeros", regularizer=decay, name="linear")
         self.pair_weights = self.add_weight(shape=(models, n_pairs), initializer="zeros", name="pair_weights",
                                             regularizer=GroupL1(self.pair_penalty, self.pair_terms))
         self.hidden_kernel = self.add_weight(shape=(models, sites, self.hidden), regularizer=sparse, name="hidden_kernel",
@@ -75,30 +87,39 @@ class GenotypeNetworks(keras.layers.Layer):
         x, products, covariates = inputs
         additive = ops.matmul(x, ops.transpose(self.linear))
         pairwise = ops.sum(products * self.pair_weights, axis=-1)
-        z = ops.einsum("bs,msh->bmh", x, self.hidden_kernel) + self.hidden_bias
+        sites = x[:, : self.sites] if self.dominance else x
+        z = ops.einsum("bs,msh->bmh", sites, self.hidden_kernel) + self.hidden_bias
         nonlinear = ops.sum(self.hidden_dropout(ops.tanh(z), training=training) * self.output_kernel, axis=-1)
         adjustment = ops.sum(covariates * self.covariate_kernel, axis=-1)
         return self.bias + additive + pairwise + nonlinear + adjustment
 
     def get_config(self):
         return {**super().get_config(), "n_models": self.n_models, "hidden": self.hidden, "l2": self.l2,
-                "pair_penalty": self.pair_penalty, "l1": self.l1, "dropout": self.dropout, "pair_terms": self.pair_terms}
+                "pair_penalty": self.pair_penalty, "l1": self.l1, "dropout": self.dropout, "pair_terms": self.pair_terms,
+                "dominance": self.dominance}
 
     # -- explanation (numpy, from the weights of one copy) ---------------------------------------------------------
     def weights_of(self, model: int) -> dict[str, np.ndarray]:
         names = ("linear", "pair_weights", "hidden_kernel", "hidden_bias", "output_kernel")
         return {name: ops.convert_to_numpy(getattr(self, name)[model]).astype(np.float64) for name in names}
 
-    def site_effects(self, x: np.ndarray, model: int, pairs: np.ndarray, pair_terms: np.ndarray) -> np.ndarray:
+    def site_effects(self, x: np.ndarray, model: int, pairs: np.ndarray, pair_terms: np.ndarray,
+                     dominance_sites: np.ndarray | None = None, dominance_slope: np.ndarray | None = None) -> np.ndarray:
         """In-silico mutagenesis: mean |f(x_i + 0.5) - f(x_i - 0.5)| per site, a one-SD change around each sample,
         plus the site's share of the learned interaction terms it is part of.
 
-        pairs: this copy's K candidate pairs; pair_terms: each pair's interaction term in f per sample (n x K), added
-        to both of its sites. Averaging the absolute change keeps a site that acts only through an interaction (whose
-        average signed effect is zero) visible.
+        x: the samples' standardised dosages (sites only). pairs: this copy's K candidate pairs; pair_terms: each pair's
+        interaction term in f per sample (n x K), added to both of its sites. dominance_sites: the site of each
+        dominance input; dominance_slope: how much each sample's dominance code changes per SD of that site's dosage
+        (n x dominance, `PairCodes.dominance_slope`), so that a site's dominance weight counts where it acts. Averaging
+        the absolute change keeps a site that acts only through an interaction (whose average signed effect is zero)
+        visible.
         """
         w = self.weights_of(model)
-        effects = np.tile(w["linear"], (len(x), 1))
+        sites = x.shape[1]
+        effects = np.tile(w["linear"][:sites], (len(x), 1))
+        if self.dominance:
+            np.add.at(effects.T, dominance_sites, (w["linear"][sites:] * dominance_slope).T)
         np.add.at(effects.T, pairs[:, 0], pair_terms.T)
         np.add.at(effects.T, pairs[:, 1], pair_terms.T)
         z = x @ w["hidden_kernel"] + w["hidden_bias"]  # (n, hidden)

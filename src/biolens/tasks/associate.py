@@ -161,14 +161,15 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     # crossval_v2: the screening; crossval_v3: the additive + dominance model; classical_v3, crossval_v4,
     # discovery_v16: two alleles of one locus are not a pair; crossval_v5, discovery_v17: a contest winner's tags
     # contend in turn in the screen; discovery_v18: the additive part held back in the discovery fit; crossval_v6,
-    # discovery_v19: a binary trait's pair penalty a quarter of the universal threshold, its pair weights settled);
+    # discovery_v19: a binary trait's pair penalty a quarter of the universal threshold, its pair weights settled;
+    # crossval_v7, discovery_v20: the network's main part holds every site's dominance code);
     # their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v3", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
-        crossval = cached_stage(run, "crossval_v6", lambda: _crossval(data, config, classical))
+        crossval = cached_stage(run, "crossval_v7", lambda: _crossval(data, config, classical))
         spread = null_main_effects_spread(data, crossval)
-        discovery = cached_stage(run, "discovery_v19",
+        discovery = cached_stage(run, "discovery_v20",
                                  lambda: _discovery(data, config, classical, _discovery_epochs(crossval), spread, dask))
     seconds = lifecycle.elapsed_seconds(run)
     _write_outputs(run, config, data, classical, fine_mapping, crossval, discovery, seconds)
@@ -338,7 +339,10 @@ def _steady_ridge_cv(**params):
 
 
 def _additive_penalty(model, n_train: int, kind: str) -> float:
-    """The additive model's cross-validated L2 strength, in the units of the network's mean loss."""
+    """A penalised model's cross-validated L2 strength, in the units of the network's mean loss. The network's main
+    part takes that of the additive + dominance model (`_main_effect_features`), whose codes it holds: with the
+    additive model's, chosen for dosages alone, its 200-600 dominance weights were held too loosely, and its
+    out-of-fold R^2 fell on null and additive cohorts (0.036 -> 0.022, 0.032 -> 0.005; docs/performance.md, session 56)."""
     if kind == "binary":
         return float(1 / (2 * model.C_[0] * n_train))
     return float(model.alpha_ / n_train)
@@ -381,6 +385,13 @@ def _main_effect_features(data: _Data) -> np.ndarray:
     """Every site's additive and dominance codes (and the covariates): the main effects of the pair tests' null and
     the classical model the deep model must beat before its gain can be read as interactions."""
     return np.hstack([_features(data), data.codes.d[:, data.codes.has_dominance]])
+
+
+def _network_inputs(data: _Data) -> tuple[np.ndarray, int]:
+    """The genotype network's genotype input: the standardised dosages and every site's dominance code (the main
+    effects the interaction null holds, `models.genotype.GenotypeNetworks`), and how many dominance columns it has."""
+    dominance = data.codes.dominance_inputs()
+    return np.hstack([data.x, dominance]).astype(np.float32), dominance.shape[1]
 
 
 def _one_locus(data: _Data, pairs: np.ndarray) -> np.ndarray:
@@ -484,7 +495,7 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
             test = fold_of == k
             oof_additive[test] = (model.predict_proba(features[test])[:, 1] if data.kind == "binary"
                                   else model.predict(features[test]))
-            penalties.append(_additive_penalty(model, len(train), data.kind))
+            penalties.append(_additive_penalty(main_effects, len(train), data.kind))
             oof_main_effects[test] = (main_effects.predict_proba(main_features[test])[:, 1] if data.kind == "binary"
                                       else main_effects.predict(main_features[test]))
             inner = rng.random(len(train)) < 0.15
@@ -494,18 +505,21 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
     covariates = np.repeat(data.covariates[:, None, :], config.folds, axis=1)
     products, _ = _copies_inputs(data, targets, fit_rows, config, _allowed_pairs(classical["r2"], data), covariates,
                                  classical["pairs"])
+    inputs, dominance = _network_inputs(data)
     with console.step(f"genotype network, {config.folds}-fold cross-validation"):
-        model, epochs = fit_copies(data.x, products, covariates, targets, train_weight, val_weight=val_weight,
+        model, epochs = fit_copies(inputs, products, covariates, targets, train_weight, val_weight=val_weight,
                                    kind=data.kind, seed=config.seed, epochs=300, l2=float(np.median(penalties)),
-                                   pair_penalty=_pair_penalty(len(fit_rows[0]), data.x.shape[1], data.kind), **_NETWORK)
-        logits = predict_copies(model, data.x, products, covariates)[np.arange(n), fold_of]
+                                   pair_penalty=_pair_penalty(len(fit_rows[0]), data.x.shape[1], data.kind),
+                                   dominance=dominance, **_NETWORK)
+        logits = predict_copies(model, inputs, products, covariates)[np.arange(n), fold_of]
     oof_deep = 1 / (1 + np.exp(-logits)) if data.kind == "binary" else logits
     return {"fold": fold_of, "oof_deep": oof_deep, "oof_additive": oof_additive,
             "oof_main_effects": oof_main_effects, "fold_epochs": epochs,
             "epochs": np.asarray(max(1, int(np.median(epochs)))), "l2": np.asarray(float(np.median(penalties)))}
 
 
-# The network's settings; the additive L2 strength comes from the cross-validated additive model of the same data.
+# The network's settings; the main part's L2 strength comes from the cross-validated additive + dominance model of the
+# same data (`_additive_penalty`).
 _NETWORK = {"hidden": 16, "l1": 1e-2, "learning_rate": 1e-3, "batch_size": 64, "patience": 50}
 
 
@@ -548,7 +562,8 @@ def _pair_scores(contributions: np.ndarray, pairs: np.ndarray, n_pairs: int, m: 
     return scores
 
 
-def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, spread: float | None) -> np.ndarray:
+def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, spread: float | None,
+                            main_effects=None) -> np.ndarray:
     """`count` traits (n x count) with every site's main effects, dominance included, and no interaction: the null
     hypothesis of the pair tests (Buzkova et al. 2011). A quantitative trait: the main effects' in-sample fit scaled
     to SD `spread` (`null_main_effects_spread`: as strong as out of sample) plus permuted residuals. A binary trait
@@ -560,10 +575,12 @@ def interaction_null_traits(data: _Data, count: int, rng: np.random.Generator, s
     both-recessive cohort it carried 12% of the trait's variance where 9% held out of sample, and null traits with
     that excess scored pairs of unlinked sites up to p 1e-12.7 instead of 1e-9.8 (their LD class's tail threshold),
     so the planted pair, at own p 7e-26, read q 0.006-0.036 instead of 4e-5 to 0.003 (docs/association.md).
+    main_effects: that model already fitted to `_main_effect_features` (fitted here when not given).
     """
     n = len(data.y_model)
     main_features = _main_effect_features(data)
-    main_effects = _additive_model(data.kind).fit(main_features, data.y_model)
+    if main_effects is None:
+        main_effects = _additive_model(data.kind).fit(main_features, data.y_model)
     if data.kind == "binary":
         fitted = main_effects.predict_proba(main_features)[:, 1]
         return np.stack([(rng.random(n) < fitted).astype(float) for _ in range(count)], axis=1)
@@ -587,12 +604,11 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     n, m = data.x.shape
     B = config.permutations
     rng = np.random.default_rng(config.seed + 1)
-    features = _features(data)
-    additive = _additive_model(data.kind).fit(features, data.y_model)
+    main_effects = _additive_model(data.kind).fit(_main_effect_features(data), data.y_model)
     # copy 0: real data; 1..B: phenotype (and covariates) permuted; B+1..2B: main-effects-only null for interactions
     orders = [np.arange(n)] + [rng.permutation(n) for _ in range(B)] + [np.arange(n)] * B
     targets = np.hstack([np.stack([data.y_model[order] for order in orders[: B + 1]], axis=1),
-                         interaction_null_traits(data, B, rng, spread)])
+                         interaction_null_traits(data, B, rng, spread, main_effects)])
     copies = targets.shape[1]
     client = dask.client()
     pairs = classical["pairs"]
@@ -628,17 +644,21 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
         products, candidates = _copies_inputs(data, targets, [np.arange(n)] * copies, config, allowed, covariates,
                                               pairs, nulls["saturated"], scan)
     with console.step(f"genotype network on all samples + {2 * B} null copies ({epochs} epochs)"):
-        model, _ = fit_copies(data.x, products, covariates, targets, np.ones((n, copies)), kind=data.kind,
-                              seed=config.seed + 1, epochs=epochs, l2=_discovery_additive_penalty(additive, n, data.kind),
-                              pair_penalty=_pair_penalty(n, m, data.kind), **{k: v for k, v in _NETWORK.items() if k != "patience"})
+        inputs, dominance = _network_inputs(data)
+        model, _ = fit_copies(inputs, products, covariates, targets, np.ones((n, copies)), kind=data.kind,
+                              seed=config.seed + 1, epochs=epochs, l2=_discovery_additive_penalty(main_effects, n, data.kind),
+                              pair_penalty=_pair_penalty(n, m, data.kind), dominance=dominance,
+                              **{k: v for k, v in _NETWORK.items() if k != "patience"})
     network = model.get_layer("networks")
     rows = rng.choice(n, min(n, config.explain_samples), replace=False)
+    dominance_sites, dominance_slope = data.codes.dominance_sites, data.codes.dominance_slope(rows)
     with console.step("in-silico mutagenesis of every site and interaction scores of every pair"):
         importance, scores = [], []
         for j in range(copies):  # each copy's interaction terms are computed once, for both uses
             contributions, valid = _pair_contributions(network, j, candidates[j], data.codes)
             if j <= B:  # the real fit and the site test's permuted copies
-                importance.append(network.site_effects(data.x[rows], j, candidates[j][valid], contributions[rows]))
+                importance.append(network.site_effects(data.x[rows], j, candidates[j][valid], contributions[rows],
+                                                       dominance_sites, dominance_slope))
             if j == 0 or j > B:  # the real fit and the interaction-null copies
                 scores.append(_pair_scores(contributions, candidates[j][valid], len(pairs), m))
         importance, scores = np.stack(importance), np.stack(scores).astype(np.float32)
