@@ -94,9 +94,11 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
     assert metrics["discovery_epochs"] == max(metrics["epochs"], 100)
     assert f"refitted on all individuals for {metrics['discovery_epochs']} epochs" in report
     # a binary trait's discovery fit keeps the cross-validated additive strength, and the methods do not say otherwise
-    assert metrics["discovery_additive_shrinkage"] == 1 and "its additive part penalised" not in report
+    assert metrics["discovery_additive_shrinkage"] == 1 and "part penalised" not in report
     # its pair weights are settled as a quantitative trait's are, and the methods say so
     assert metrics["pair_weights_settled"] and "exact group-lasso solution of its loss" in report
+    # its main part holds every site's dominance code, and the methods say so
+    assert metrics["network_dominance"] and "an additive and a dominance term for every site" in report
     # a claim whose form rests on a few individuals is pointed out (here it rests on many; then as if on three)
     assert int(top["form_individuals"]) >= 10 and 'id="few-individuals"' not in report
     from biolens.report.html import write_report
@@ -1254,3 +1256,21 @@ def test_bootstrap_scores_are_scikit_learns_auc_and_r2_for_every_draw_at_once():
     guess = trait + rng.normal(size=(40, 250))
     assert bootstrap_scores("quantitative", trait, guess) == pytest.approx(
         [r2_score(trait[k], guess[k]) for k in range(40)], abs=1e-12)
+
+
+def test_grown_site_sets_keep_each_distinct_set_once_with_its_best_value_in_python_s_order():
+    """The beam search's bookkeeping (`finemap._best_distinct`) against the dict of sorted tuples it replaced, on
+    sets with repeats and ties, coded as integers and, for sites too many for that, row by row."""
+    from biolens.stats.finemap import _best_distinct
+
+    rng = np.random.default_rng(4)
+    for sites, size in ((40, 3), (10**7, 4)):
+        sets = np.sort(rng.integers(0, sites if sites < 100 else 6, size=(3000, size)) * (1 if sites < 100 else 10**6),
+                       axis=1)
+        values = np.round(rng.random(3000), 2)  # ties
+        reference: dict[tuple, float] = {}
+        for row, value in zip(sets, values):
+            key = tuple(int(v) for v in row)
+            reference[key] = max(reference.get(key, -np.inf), float(value))
+        expected = sorted(((value, key) for key, value in reference.items()), reverse=True)[:50]
+        assert _best_distinct(sets, values, 50) == expected

@@ -144,8 +144,21 @@ def _discovery_additive_penalty(metrics: dict) -> str:
     shrinkage = metrics.get("discovery_additive_shrinkage", 1)  # runs before 2026-12-06 lack it: they used 1
     if shrinkage == 1:
         return ""
-    return (f", its additive part penalised {shrinkage:g} times as strongly, so that the sites tagging an "
+    part = "main part" if metrics.get("network_dominance") else "additive part"
+    return (f", its {part} penalised {shrinkage:g} times as strongly, so that the sites tagging an "
             f"interaction's carriers do not take it from the pair term")
+
+
+def _network_main_part(metrics: dict) -> str:
+    if metrics.get("network_dominance"):  # runs before session 56 (2026-12-06) lack it: their main part was additive
+        return "an additive and a dominance term for every site"
+    return "additive term"
+
+
+def _network_penalty_source(metrics: dict) -> str:
+    if metrics.get("network_dominance"):
+        return "main part set by the cross-validated model of every site's additive and dominance effects"
+    return "additive part set by the cross-validated additive model"
 
 
 def _settled_pairs(metrics: dict) -> str:
@@ -192,15 +205,14 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"distribution's own p-value also counts pairs that merely tag a causal site (reported as p_saturated_f); "
         f"the product term was read the same way (its linear Wald test on the covariate-adjusted trait, p_product; "
         f"PLINK's own p is p_epistasis). "
-        f"A genotype network (additive "
-        f"term; for each of {config['candidate_pairs']} candidate site pairs, an orthonormal basis of what its 3 x 3 "
-        f"genotype table adds to both sites' additive and dominance effects (the four Cockerham interaction terms "
+        f"A genotype network ({_network_main_part(metrics)}; for each of {config['candidate_pairs']} candidate "
+        f"site pairs, an orthonormal basis of what its 3 x 3 genotype table adds to both sites' additive and dominance effects (the four Cockerham interaction terms "
         f"made orthogonal to them), with a group-lasso penalty per pair; candidates were the pairs with the smallest "
         f"saturated-test p-value read within their LD class against the main-effects traits, screened over all pairs "
         f"and pruned so that no two candidates tag each other's sites at r^2 >= 0.5 or fit the same part of the trait "
         f"at r^2 >= 0.5; a "
         f"16-unit tanh layer, which its L1 penalty keeps near zero, so the learned interactions are the pair terms; "
-        f"L2 penalty of the additive part set by the cross-validated additive model, Adam) was compared with a "
+        f"L2 penalty of the {_network_penalty_source(metrics)}, Adam) was compared with a "
         f"penalised additive {test} model, and with one given every site's dominance code as well (the classical "
         f"model of main effects), on the same {config['folds']} cross-validation folds (the epoch count minimising "
         f"the validation loss averaged over folds, on inner 15% validation splits); confidence intervals are 95% "

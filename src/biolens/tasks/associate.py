@@ -811,6 +811,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "discovery_epochs": _discovery_epochs(crossval),
         "discovery_additive_shrinkage": _discovery_additive_shrinkage(data.kind),
         "pair_weights_settled": True,  # for either trait kind since session 53 (genotype_training.settle_pair_lasso)
+        "network_dominance": True,  # the network's main part holds the dominance codes (session 56, _network_inputs)
         "sites_q05_classical": int((classical["q_site"] < 0.05).sum()),
         "sites_q05_deep": int((discovery["q_perm"] < 0.05).sum()),
         "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
