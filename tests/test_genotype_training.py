@@ -190,3 +190,19 @@ def test_a_strong_dominance_effect_is_fitted_by_the_main_part_not_by_pairs():
     # pair 0 holds the site's tag and the other strong site, whose effect sets the individuals' weights p(1 - p)
     assert kept["additive"].argmax() == 0, kept
     assert kept["with dominance"][0] < 0.3 * kept["additive"][0], kept
+
+
+def test_the_dominance_weights_carry_their_own_l2_strength():
+    """The network's linear weights: the dosages' L2 strength on the first columns, the dominance codes' on the rest
+    (each cross-validated for its own classical model, `associate._additive_penalty`)."""
+    from biolens.models.genotype import ColumnsL2
+
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((3, 7)).astype(np.float32)
+    penalty = float(keras.ops.convert_to_numpy(ColumnsL2(0.5, 4, 2.0)(weights)))
+    expected = 0.5 * (weights[:, :4] ** 2).sum() + 2.0 * (weights[:, 4:] ** 2).sum()
+    np.testing.assert_allclose(penalty, expected, rtol=1e-5)
+    model = build_genotype_model(7, 4, 1, 3, dominance=3, l2=0.5, dominance_l2=2.0)
+    layer = model.get_layer("networks")
+    layer.linear.assign(weights)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(layer.losses[0])), expected, rtol=1e-5)

@@ -46,11 +46,29 @@ class GroupL1(keras.regularizers.Regularizer):
 
 
 @keras.saving.register_keras_serializable(package="biolens")
+class ColumnsL2(keras.regularizers.Regularizer):
+    """L2 on a (copies x columns) weight: `strength` on the first `columns` columns, `rest` on the others (the
+    dominance weights, held as the classical additive + dominance model holds them)."""
+
+    def __init__(self, strength: float, columns: int, rest: float):
+        self.strength, self.columns, self.rest = float(strength), int(columns), float(rest)
+
+    def __call__(self, weights):
+        squares = ops.square(weights)
+        return (self.strength * ops.sum(squares[:, : self.columns])
+                + self.rest * ops.sum(squares[:, self.columns:]))
+
+    def get_config(self):
+        return {"strength": self.strength, "columns": self.columns, "rest": self.rest}
+
+
+@keras.saving.register_keras_serializable(package="biolens")
 class GenotypeNetworks(keras.layers.Layer):
     """`n_models` independent genotype networks.
 
     Inputs: [genotypes (B, sites + dominance), pair products (B, n_models, K), covariates (B, n_models, c)]; the
-    last `dominance` genotype columns are dominance codes, which enter the linear part only.
+    last `dominance` genotype columns are dominance codes, which enter the linear part only, with their own L2
+    strength `dominance_l2` (default `l2`).
 
     Why the dominance codes: the interaction null's traits carry every site's dominance effect, and a network whose
     main part is additive can only reach a strong site's dominance through other terms. Its pair terms are orthogonal
@@ -61,18 +79,21 @@ class GenotypeNetworks(keras.layers.Layer):
     """
 
     def __init__(self, n_models: int, hidden: int = 16, l2: float = 1e-2, pair_penalty: float = 0.1, l1: float = 1e-2,
-                 dropout: float = 0.2, pair_terms: int = 4, dominance: int = 0, **kwargs):
+                 dropout: float = 0.2, pair_terms: int = 4, dominance: int = 0, dominance_l2: float | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.n_models, self.hidden, self.dropout = n_models, hidden, dropout
         self.l2, self.pair_penalty, self.l1, self.pair_terms = l2, pair_penalty, l1, pair_terms
         self.dominance = int(dominance)
+        self.dominance_l2 = float(l2 if dominance_l2 is None else dominance_l2)
         self.hidden_dropout = keras.layers.Dropout(dropout)
 
     def build(self, input_shape):
         columns, n_pairs, n_cov = input_shape[0][-1], input_shape[1][-1], input_shape[2][-1]
         self.sites = sites = columns - self.dominance
         models, decay, sparse = self.n_models, keras.regularizers.L2(self.l2), keras.regularizers.L1(self.l1)
-        self.linear = self.add_weight(shape=(models, columns), initializer="zeros", regularizer=decay, name="linear")
+        self.linear = self.add_weight(shape=(models, columns), initializer="zeros", name="linear",
+                                      regularizer=ColumnsL2(self.l2, sites, self.dominance_l2))
         self.pair_weights = self.add_weight(shape=(models, n_pairs), initializer="zeros", name="pair_weights",
                                             regularizer=GroupL1(self.pair_penalty, self.pair_terms))
         self.hidden_kernel = self.add_weight(shape=(models, sites, self.hidden), regularizer=sparse, name="hidden_kernel",
@@ -96,7 +117,7 @@ class GenotypeNetworks(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "n_models": self.n_models, "hidden": self.hidden, "l2": self.l2,
                 "pair_penalty": self.pair_penalty, "l1": self.l1, "dropout": self.dropout, "pair_terms": self.pair_terms,
-                "dominance": self.dominance}
+                "dominance": self.dominance, "dominance_l2": self.dominance_l2}
 
     # -- explanation (numpy, from the weights of one copy) ---------------------------------------------------------
     def weights_of(self, model: int) -> dict[str, np.ndarray]:

@@ -157,7 +157,8 @@ def _network_main_part(metrics: dict) -> str:
 
 def _network_penalty_source(metrics: dict) -> str:
     if metrics.get("network_dominance"):
-        return "main part set by the cross-validated model of every site's additive and dominance effects"
+        return ("additive and dominance terms set by the cross-validated additive model and the model of every "
+                "site's additive and dominance effects")
     return "additive part set by the cross-validated additive model"
 
 

@@ -339,10 +339,12 @@ def _steady_ridge_cv(**params):
 
 
 def _additive_penalty(model, n_train: int, kind: str) -> float:
-    """A penalised model's cross-validated L2 strength, in the units of the network's mean loss. The network's main
-    part takes that of the additive + dominance model (`_main_effect_features`), whose codes it holds: with the
-    additive model's, chosen for dosages alone, its 200-600 dominance weights were held too loosely, and its
-    out-of-fold R^2 fell on null and additive cohorts (0.036 -> 0.022, 0.032 -> 0.005; docs/performance.md, session 56)."""
+    """A penalised model's cross-validated L2 strength, in the units of the network's mean loss. The network's
+    additive weights take the additive model's; its dominance weights that of the additive + dominance model
+    (`_main_effect_features`). Why two: with the additive model's for both, the 200-600 dominance weights were held
+    too loosely and the out-of-fold R^2 fell on null and additive cohorts (0.036 -> 0.022, 0.032 -> 0.005); with the
+    additive + dominance model's for both, the additive weights were held too tightly (R^2 0.186 -> 0.159 on a
+    10,000-individual cohort; docs/performance.md, session 56)."""
     if kind == "binary":
         return float(1 / (2 * model.C_[0] * n_train))
     return float(model.alpha_ / n_train)
@@ -480,7 +482,7 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
         fold_of[test] = k
     rng = np.random.default_rng(config.seed)
     features, main_features = _features(data), _main_effect_features(data)
-    oof_additive, oof_main_effects, penalties = np.zeros(n), np.zeros(n), []
+    oof_additive, oof_main_effects, penalties, dominance_penalties = np.zeros(n), np.zeros(n), [], []
     train_weight, val_weight = np.zeros((n, config.folds)), np.zeros((n, config.folds))
     fit_rows = []
     trains = [np.nonzero(fold_of != k)[0] for k in range(config.folds)]
@@ -495,7 +497,8 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
             test = fold_of == k
             oof_additive[test] = (model.predict_proba(features[test])[:, 1] if data.kind == "binary"
                                   else model.predict(features[test]))
-            penalties.append(_additive_penalty(main_effects, len(train), data.kind))
+            penalties.append(_additive_penalty(model, len(train), data.kind))
+            dominance_penalties.append(_additive_penalty(main_effects, len(train), data.kind))
             oof_main_effects[test] = (main_effects.predict_proba(main_features[test])[:, 1] if data.kind == "binary"
                                       else main_effects.predict(main_features[test]))
             inner = rng.random(len(train)) < 0.15
@@ -509,6 +512,7 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
     with console.step(f"genotype network, {config.folds}-fold cross-validation"):
         model, epochs = fit_copies(inputs, products, covariates, targets, train_weight, val_weight=val_weight,
                                    kind=data.kind, seed=config.seed, epochs=300, l2=float(np.median(penalties)),
+                                   dominance_l2=float(np.median(dominance_penalties)),
                                    pair_penalty=_pair_penalty(len(fit_rows[0]), data.x.shape[1], data.kind),
                                    dominance=dominance, **_NETWORK)
         logits = predict_copies(model, inputs, products, covariates)[np.arange(n), fold_of]
@@ -518,8 +522,8 @@ def _crossval(data: _Data, config: AssociateConfig, classical: dict) -> dict:
             "epochs": np.asarray(max(1, int(np.median(epochs)))), "l2": np.asarray(float(np.median(penalties)))}
 
 
-# The network's settings; the main part's L2 strength comes from the cross-validated additive + dominance model of the
-# same data (`_additive_penalty`).
+# The network's settings; the main part's L2 strengths come from the cross-validated additive and additive + dominance
+# models of the same data (`_additive_penalty`).
 _NETWORK = {"hidden": 16, "l1": 1e-2, "learning_rate": 1e-3, "batch_size": 64, "patience": 50}
 
 
@@ -604,6 +608,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     n, m = data.x.shape
     B = config.permutations
     rng = np.random.default_rng(config.seed + 1)
+    additive = _additive_model(data.kind).fit(_features(data), data.y_model)
     main_effects = _additive_model(data.kind).fit(_main_effect_features(data), data.y_model)
     # copy 0: real data; 1..B: phenotype (and covariates) permuted; B+1..2B: main-effects-only null for interactions
     orders = [np.arange(n)] + [rng.permutation(n) for _ in range(B)] + [np.arange(n)] * B
@@ -646,7 +651,8 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     with console.step(f"genotype network on all samples + {2 * B} null copies ({epochs} epochs)"):
         inputs, dominance = _network_inputs(data)
         model, _ = fit_copies(inputs, products, covariates, targets, np.ones((n, copies)), kind=data.kind,
-                              seed=config.seed + 1, epochs=epochs, l2=_discovery_additive_penalty(main_effects, n, data.kind),
+                              seed=config.seed + 1, epochs=epochs, l2=_discovery_additive_penalty(additive, n, data.kind),
+                              dominance_l2=_discovery_additive_penalty(main_effects, n, data.kind),
                               pair_penalty=_pair_penalty(n, m, data.kind), dominance=dominance,
                               **{k: v for k, v in _NETWORK.items() if k != "patience"})
     network = model.get_layer("networks")
