@@ -117,27 +117,29 @@ def test_a_binary_trait_s_pair_weights_settle_at_the_exact_group_lasso_solution_
 def test_the_network_s_dominance_inputs_are_mutated_with_their_site():
     """In-silico mutagenesis with the dominance codes in the main part: a site's effect per sample is the change of f
     over one SD of its dosage, the dominance code moving with the genotype. Checked against the network itself: f
-    computed at the neighbouring genotype classes (the tanh part left out, whose change is read at +-0.5 SD)."""
-    from biolens.engine.genotype_training import PairCodes
+    computed at the neighbouring genotype classes (the tanh part left out, whose change is read at +-0.5 SD). A site
+    whose minor homozygotes are too few to carry a dominance weight steadily has none."""
+    from biolens.engine.genotype_training import DOMINANCE_MIN_CLASS, PairCodes
 
     rng = np.random.default_rng(3)
-    n, sites = 400, 5
-    dosage = rng.binomial(2, [0.5, 0.3, 0.15, 0.4, 0.12], size=(n, sites)).astype(float)
+    n, sites = 400, 6
+    dosage = rng.binomial(2, [0.5, 0.3, 0.25, 0.4, 0.2, 0.1], size=(n, sites)).astype(float)
+    dosage[:, 5] = np.minimum(dosage[:, 5], 1)
+    dosage[: DOMINANCE_MIN_CLASS - 1, 5] = 2  # one class short of the minimum
     codes = PairCodes(dosage)
-    dominance = codes.dominance_inputs()
-    k = dominance.shape[1]
-    assert k == sites  # every site has three genotype classes here
+    assert codes.has_dominance.all()
+    np.testing.assert_array_equal(codes.dominance_sites, [0, 1, 2, 3, 4])
+    k = len(codes.dominance_sites)
     model = build_genotype_model(sites + k, 4, 1, 1, dominance=k, hidden=3)
     layer = model.get_layer("networks")
     linear = rng.standard_normal((1, sites + k)).astype(np.float32)
     layer.linear.assign(linear)
-
-    class_code = {(s, c): codes.d[np.flatnonzero(dosage[:, s] == c)[0], s] for s in range(sites) for c in range(3)}
+    class_code = {(s, c): codes.d[np.flatnonzero(dosage[:, s] == c)[0], s] for s in range(k) for c in range(3)}
 
     def f(genotypes: np.ndarray) -> np.ndarray:
         """The network's output for these genotypes, with the codes the cohort's genotype classes have."""
         a = (genotypes - dosage.mean(0)) / dosage.std(0)
-        d = np.array([[class_code[s, int(c)] for s, c in enumerate(row)] for row in genotypes])
+        d = np.array([[class_code[s, int(c)] for s, c in enumerate(row[:k])] for row in genotypes])
         inputs = [np.hstack([a, d]).astype(np.float32), np.zeros((len(genotypes), 1, 4), np.float32),
                   np.zeros((len(genotypes), 1, 1), np.float32)]
         return model.predict_on_batch(inputs)[:, 0]
@@ -155,7 +157,8 @@ def test_the_network_s_dominance_inputs_are_mutated_with_their_site():
                                   codes.dominance_sites, codes.dominance_slope(rows))
     np.testing.assert_allclose(measured, expected, rtol=1e-4)
     additive_only = np.abs(linear[0, :sites]).astype(float)
-    assert not np.allclose(measured, additive_only, rtol=1e-2)  # the dominance weights count
+    assert not np.allclose(measured[:k], additive_only[:k], rtol=1e-2)  # the dominance weights count
+    np.testing.assert_allclose(measured[k:], additive_only[k:], rtol=1e-5)  # and the site without one is additive
 
 
 def test_a_strong_dominance_effect_is_fitted_by_the_main_part_not_by_pairs():
