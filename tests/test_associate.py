@@ -98,7 +98,7 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
     # its pair weights are settled as a quantitative trait's are, and the methods say so
     assert metrics["pair_weights_settled"] and "exact group-lasso solution of its loss" in report
     # its main part holds every site's dominance code, and the methods say so
-    assert metrics["network_dominance"] and "an additive and a dominance term for every site" in report
+    assert metrics["network_dominance"] == 10 and "a dominance term for every site with at least 10" in report
     # a claim whose form rests on a few individuals is pointed out (here it rests on many; then as if on three)
     assert int(top["form_individuals"]) >= 10 and 'id="few-individuals"' not in report
     from biolens.report.html import write_report

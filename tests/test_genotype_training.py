@@ -165,8 +165,8 @@ def test_a_strong_dominance_effect_is_fitted_by_the_main_part_not_by_pairs():
     """A binary trait with main effects only (one site's strong dominance and additive effects, another site's
     additive effect): with the dominance codes in its main part
     the network leaves the pairs at about noise level; without them it takes part of the dominance through a pair
-    holding a tag of the site and another strong site (why the codes are there: docs/association.md, "Dominance in
-    the network's main part")."""
+    holding a tag of the site and another strong site (why the codes are there: docs/association.md, "The network's
+    main part holds every site's dominance")."""
     from biolens.engine.genotype_training import PairCodes
 
     rng = np.random.default_rng(8)

@@ -151,7 +151,8 @@ def _discovery_additive_penalty(metrics: dict) -> str:
 
 def _network_main_part(metrics: dict) -> str:
     if metrics.get("network_dominance"):  # runs before session 56 (2026-12-06) lack it: their main part was additive
-        return "an additive and a dominance term for every site"
+        return ("an additive term for every site and a dominance term for every site with at least "
+                f"{metrics['network_dominance']} individuals in each genotype class")
     return "additive term"
 
 
@@ -207,8 +208,8 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"the product term was read the same way (its linear Wald test on the covariate-adjusted trait, p_product; "
         f"PLINK's own p is p_epistasis). "
         f"A genotype network ({_network_main_part(metrics)}; for each of {config['candidate_pairs']} candidate "
-        f"site pairs, an orthonormal basis of what its 3 x 3 genotype table adds to both sites' additive and dominance effects (the four Cockerham interaction terms "
-        f"made orthogonal to them), with a group-lasso penalty per pair; candidates were the pairs with the smallest "
+        f"site pairs, an orthonormal basis of what its 3 x 3 genotype table adds to both sites' additive and "
+        f"dominance effects (the four Cockerham interaction terms made orthogonal to them), with a group-lasso penalty per pair; candidates were the pairs with the smallest "
         f"saturated-test p-value read within their LD class against the main-effects traits, screened over all pairs "
         f"and pruned so that no two candidates tag each other's sites at r^2 >= 0.5 or fit the same part of the trait "
         f"at r^2 >= 0.5; a "

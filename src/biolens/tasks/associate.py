@@ -730,6 +730,7 @@ def _signals(leads: list[int], stand_in_for: np.ndarray, which: np.ndarray) -> t
 # -- outputs -----------------------------------------------------------------------------------------------------
 def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dict, fine_mapping: dict,
                    crossval: dict, discovery: dict, seconds: float) -> None:
+    from biolens.engine.genotype_training import DOMINANCE_MIN_CLASS
     from biolens.report import association_figures as figures
     from biolens.stats.linkage import BLOCK_R2, clump, clump_pairs, distinct_patterns
 
@@ -817,7 +818,9 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "discovery_epochs": _discovery_epochs(crossval),
         "discovery_additive_shrinkage": _discovery_additive_shrinkage(data.kind),
         "pair_weights_settled": True,  # for either trait kind since session 53 (genotype_training.settle_pair_lasso)
-        "network_dominance": True,  # the network's main part holds the dominance codes (session 56, _network_inputs)
+        # the network's main part holds the dominance codes of sites with this many individuals in each genotype class
+        # (session 56, `_network_inputs`; runs before lack the key)
+        "network_dominance": DOMINANCE_MIN_CLASS,
         "sites_q05_classical": int((classical["q_site"] < 0.05).sum()),
         "sites_q05_deep": int((discovery["q_perm"] < 0.05).sum()),
         "pairs_q05_classical": int((classical["q_epistasis"] < 0.05).sum()),
