@@ -162,7 +162,7 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     # discovery_v16: two alleles of one locus are not a pair; crossval_v5, discovery_v17: a contest winner's tags
     # contend in turn in the screen; discovery_v18: the additive part held back in the discovery fit; crossval_v6,
     # discovery_v19: a binary trait's pair penalty a quarter of the universal threshold, its pair weights settled;
-    # crossval_v7, discovery_v20: the network's main part holds every site's dominance code);
+    # crossval_v7, discovery_v20: the network's main part holds the sites' dominance codes);
     # their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v3", lambda: _classical(data, dask, config.seed))
@@ -390,8 +390,9 @@ def _main_effect_features(data: _Data) -> np.ndarray:
 
 
 def _network_inputs(data: _Data) -> tuple[np.ndarray, int]:
-    """The genotype network's genotype input: the standardised dosages and every site's dominance code (the main
-    effects the interaction null holds, `models.genotype.GenotypeNetworks`), and how many dominance columns it has."""
+    """The genotype network's genotype input: the standardised dosages and the dominance codes of the sites with
+    enough individuals in each genotype class (`PairCodes.dominance_sites`; the main effects the interaction null
+    holds, `models.genotype.GenotypeNetworks`), and how many dominance columns it has."""
     dominance = data.codes.dominance_inputs()
     return np.hstack([data.x, dominance]).astype(np.float32), dominance.shape[1]
 
