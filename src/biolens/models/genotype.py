@@ -140,7 +140,7 @@ class GenotypeNetworks(keras.layers.Layer):
         sites = x.shape[1]
         effects = np.tile(w["linear"][:sites], (len(x), 1))
         if self.dominance:
-            np.add.at(effects.T, dominance_sites, (w["linear"][sites:] * dominance_slope).T)
+            effects[:, dominance_sites] += w["linear"][sites:] * dominance_slope  # one code per site
         np.add.at(effects.T, pairs[:, 0], pair_terms.T)
         np.add.at(effects.T, pairs[:, 1], pair_terms.T)
         z = x @ w["hidden_kernel"] + w["hidden_bias"]  # (n, hidden)
