@@ -486,6 +486,29 @@ def test_saturated_two_locus_test_equals_the_anova_of_the_3x3_table():
     assert np.nanargmin(p) == 0  # the planted "exactly one carrier" pair
 
 
+def test_pair_tables_built_from_the_carrier_cells_equal_counting_every_individual(monkeypatch):
+    """The 3 x 3 tables (individuals and summed values per cell) that every saturated scan and the binary product
+    test read, for pairs in any order, across blocks of pairs, with rounded imputed calls and a site with one class."""
+    rng = np.random.default_rng(3)
+    n, m = 250, 30
+    dosage = rng.binomial(2, rng.uniform(0.02, 0.5, m), size=(n, m)).astype(float)
+    dosage[rng.random((n, m)) < 0.02] = 0.6  # imputed: class 1
+    dosage[:, 7] = 2.0
+    values = np.column_stack([rng.normal(size=n), rng.random(n) < 0.3])
+    pairs = np.concatenate([np.stack(np.triu_indices(m, 1), axis=1)[::3], [[9, 2], [4, 4], [29, 0]]])
+    monkeypatch.setattr(regression, "_CELL_PAIRS_PER_BLOCK", 40)
+    classes = regression.genotype_classes(dosage)
+    seen = np.zeros(len(pairs), bool)
+    for chosen, counts, sums in regression.pair_cell_tables(dosage, pairs, values):
+        for k, c, s in zip(chosen, counts, sums):
+            cell = 3 * classes[:, pairs[k, 0]] + classes[:, pairs[k, 1]]
+            assert np.array_equal(c, np.bincount(cell, minlength=9))
+            for t in range(values.shape[1]):
+                assert np.allclose(s[:, t], np.bincount(cell, weights=values[:, t], minlength=9), atol=1e-10)
+        seen[chosen] = True
+    assert seen.all()
+
+
 @pytest.mark.parametrize("form", ["product", "one_carrier", "both_dominant", "both_recessive", "threshold"])
 def test_every_interaction_form_is_ranked_first_by_the_saturated_scan(form):
     """Each planted form on a small cohort (600 individuals): the saturated 3 x 3 test puts a pair linked to the

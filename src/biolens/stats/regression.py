@@ -51,9 +51,10 @@ SEPARATION_STEPS = 10  # Newton steps after which a fit whose steps no longer sh
 
 
 def _newton(k: int, p: int, intercept, information_and_score, iterations: int, tol: float,
-            separation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+            separation: float | None = None, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Newton-Raphson for k logistic fits of p coefficients at once, started at the intercept's log-odds (`intercept`,
-    per fit or one for all); `information_and_score(active, coefficients)` gives the active fits' information
+    per fit or one for all), or with `start` at those values of the first coefficients (one for all: the fit of the
+    columns every fit shares, `_shared_fit`); `information_and_score(active, coefficients)` gives the active fits' information
     matrices and scores. Each fit stops on its own once its step is below `tol` (a few near-separated fits that need
     every iteration no longer keep the whole batch iterating). The last coefficient and its standard error.
 
@@ -69,6 +70,8 @@ def _newton(k: int, p: int, intercept, information_and_score, iterations: int, t
     were separated and took half the scan's Newton steps (docs/performance.md, session 55)."""
     beta = np.zeros((k, p))
     beta[:, 0] = intercept  # column 0 is the intercept
+    if start is not None:
+        beta[:, : len(start)] = start
     ridge = 1e-8 * np.eye(p)
     information = np.empty((k, p, p))
     active = np.arange(k)
@@ -140,7 +143,7 @@ def _logistic_beside(base: np.ndarray, tested: np.ndarray, y: np.ndarray, iterat
     base_products = (base[:, :, None] * base[:, None, :]).reshape(n, c * c)
 
     def information_and_score(active, coefficients):
-        columns = tested[:, active]
+        columns = tested if len(active) == k else tested[:, active]  # no copy while every fit is active
         eta = coefficients[:, :c] @ base.T
         for s in range(t):
             eta += columns[s] * coefficients[:, c + s, None]
@@ -159,7 +162,28 @@ def _logistic_beside(base: np.ndarray, tested: np.ndarray, y: np.ndarray, iterat
             score[:, c + s] = np.einsum("kn,kn->k", residual, columns[s])
         return block, score
 
-    return _newton(k, p, _log_odds(y.mean()), information_and_score, iterations, tol, separation)
+    return _newton(k, p, _log_odds(y.mean()), information_and_score, iterations, tol, separation,
+                   start=_shared_fit(base, y))
+
+
+def _shared_fit(base: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1e-8) -> np.ndarray | None:
+    """The logistic fit of y on the shared columns alone (intercept and covariates), where every fit that adds tested
+    columns starts: those columns are centred or nearly unrelated to the covariates, so the fits begin close to
+    their optimum. Started at the intercept alone, the covariates' effects (age, sex) took a PLINK pair scan's first
+    Newton steps, in which every fit is active (docs/performance.md, session 57). None (start at the intercept) with
+    no covariates, or where this fit does not converge (covariates that separate the cases)."""
+    if base.shape[1] < 2:
+        return None
+    beta = np.zeros(base.shape[1])
+    beta[0] = _log_odds(y.mean())
+    for _ in range(iterations):
+        mu = 1 / (1 + np.exp(-np.clip(base @ beta, -30, 30)))
+        information = (base * (mu * (1 - mu))[:, None]).T @ base + 1e-8 * np.eye(base.shape[1])
+        step = np.linalg.solve(information, base.T @ (y - mu))
+        beta += step
+        if np.abs(step).max() < tol:
+            return beta
+    return None
 
 
 def wald_last(base: np.ndarray, tested: np.ndarray, y: np.ndarray, kind: str,
@@ -288,7 +312,7 @@ def _logistic_pairs_by_cells(dosage: np.ndarray, y: np.ndarray, pairs: np.ndarra
         b = np.tile(value[pairs[chosen, 1]], (1, 3))
         X = np.stack([np.ones_like(a), a, b, a * b], axis=2)
         for part in _chunks(len(chosen), 9, 4):
-            beta, se = _logistic(X[part], cases[part, :, 0], trials=trials[part], separation=np.nan)
+            beta, se = _logistic(X[part], np.rint(cases[part, :, 0]), trials=trials[part], separation=np.nan)
             with np.errstate(invalid="ignore"):
                 pvalue = 2 * stats.norm.sf(np.abs(beta / se))
             betas[chosen[part]] = beta
@@ -311,25 +335,51 @@ _CELL_PAIRS_PER_BLOCK = 50_000  # pairs whose 3 x 3 tables are gathered at once
 
 def pair_cell_tables(dosage: np.ndarray, pairs: np.ndarray, values: np.ndarray):
     """Each pair's 3 x 3 genotype table, in blocks of pairs: yields (indices into `pairs`, individuals per cell K x 9,
-    `values` (n x t) summed per cell K x 9 x t), cells a-major. All tables come from matrix products of genotype-class
-    indicators, one per block of first sites, gathered cell by cell: taking each pair's three whole rows first
-    (K x 3 x 3m, 1.6 GB for a block of 50,000 pairs of 450 sites) and then its three columns made this gather 80% of
-    a saturated scan's time."""
+    `values` (n x t) summed per cell K x 9 x t), cells a-major.
+
+    Only the four cells where both sites carry the alt allele (classes 1 and 2) come from matrix products of
+    genotype-class indicators, one per block of first sites against the block's second sites; the other five follow
+    from each site's class totals (a cell with a class-0 site is its row's or column's total less the rest). Taking
+    all nine from products of 0/1/2 indicators of every site cost 2.6 times the arithmetic, and the product of a
+    block against every site twice what the block's second sites need; the saturated scans of 41 traits spent most of
+    their time there (docs/performance.md, session 57). Gathered cell by cell: taking each pair's whole rows first
+    made this gather 80% of a scan's time (session 50).
+    """
     classes = genotype_classes(dosage)
     n, m = classes.shape
-    indicators = np.zeros((n, 3 * m), dtype=np.float64)
-    indicators[np.arange(n)[:, None], 3 * np.arange(m)[None, :] + classes] = 1.0
+    values = np.asarray(values, dtype=np.float64)
+    indicators = np.stack([classes == 1, classes == 2], axis=2).reshape(n, 2 * m).astype(np.float64)  # site-major
+    class_counts = indicators.sum(0).reshape(m, 2)  # individuals in class 1 and 2 of each site
+    class_sums = (values.T @ indicators).reshape(-1, m, 2)  # traits x sites x (class 1, class 2)
+    totals = values.sum(0)
     order = np.argsort(pairs[:, 0], kind="stable")
     for start in range(0, len(order), _CELL_PAIRS_PER_BLOCK):
         chosen = order[start:start + _CELL_PAIRS_PER_BLOCK]
-        first = np.unique(pairs[chosen, 0])
-        block = indicators[:, (3 * first[:, None] + np.arange(3)).ravel()]
-        rows = 3 * np.searchsorted(first, pairs[chosen, 0])[:, None, None] + np.arange(3)[None, :, None]  # K x 3 x 1
-        columns = 3 * pairs[chosen, 1][:, None, None] + np.arange(3)[None, None, :]  # K x 1 x 3
-        counts = (block.T @ indicators)[rows, columns].reshape(-1, 9)
-        sums = np.stack([((block * v[:, None]).T @ indicators)[rows, columns].reshape(-1, 9) for v in values.T],
-                        axis=-1)
-        yield chosen, counts, sums
+        a, b = pairs[chosen, 0], pairs[chosen, 1]
+        first, second = np.unique(a), np.unique(b)
+        block = indicators[:, (2 * first[:, None] + np.arange(2)).ravel()]
+        against = indicators[:, (2 * second[:, None] + np.arange(2)).ravel()]
+        rows = 2 * np.searchsorted(first, a)[:, None] + np.array([0, 0, 1, 1])  # K x 4: cells (1,1) (1,2) (2,1) (2,2)
+        cells = rows * (2 * len(second)) + 2 * np.searchsorted(second, b)[:, None] + np.array([0, 1, 0, 1])
+        counts = _whole_table((block.T @ against).ravel()[cells], class_counts[a], class_counts[b], n)
+        carried = np.empty((values.shape[1], len(chosen), 4))
+        for t, v in enumerate(values.T):
+            carried[t] = ((block * v[:, None]).T @ against).ravel()[cells]
+        yield chosen, counts, np.moveaxis(_whole_table(carried, class_sums[:, a], class_sums[:, b], totals), 0, -1)
+
+
+def _whole_table(carried: np.ndarray, first_totals: np.ndarray, second_totals: np.ndarray, total) -> np.ndarray:
+    """The 3 x 3 table (... x K x 9, a-major) from its four cells where both sites carry the alt allele (... x K x 4:
+    (1,1) (1,2) (2,1) (2,2)), each site's totals in its classes 1 and 2 (... x K x 2 each) and the grand total (...).
+    Cell by cell: numpy's sums over axes of length 2 took half of the whole scan."""
+    c11, c12, c21, c22 = (carried[..., c] for c in range(4))
+    f1, f2, s1, s2 = first_totals[..., 0], first_totals[..., 1], second_totals[..., 0], second_totals[..., 1]
+    table = np.empty((*carried.shape[:-1], 9))
+    table[..., 4], table[..., 5], table[..., 7], table[..., 8] = c11, c12, c21, c22
+    table[..., 3], table[..., 6] = f1 - c11 - c12, f2 - c21 - c22
+    table[..., 1], table[..., 2] = s1 - c11 - c21, s2 - c12 - c22
+    table[..., 0] = np.asarray(total)[..., None] - f1 - f2 - s1 - s2 + c11 + c12 + c21 + c22
+    return table
 
 
 _PRODUCT_CELLS_PER_BLOCK = 4_000_000  # first sites x second sites of cross-products held at once (32 MB)
