@@ -10,6 +10,12 @@
    pair's cross-products from matrix products of the sites' columns, against building each pair's n x 4 design and
    solving it (`regression.linear_last`, the code before session 49). The two must agree wherever the pair has a
    product to test, up to the old design's float32 product column.
+3. The 3 x 3 pair tables behind every saturated scan (`regression.pair_cell_tables`) for 41 traits (the network's
+   screen: the real trait and 40 null copies) over every pair: the four carrier cells from products against the
+   block's second sites and the other five from each site's class totals, against all nine cells from the products of
+   every site's 0/1/2 indicators (the code before session 57). The two must agree to rounding.
+4. One training step of the discovery model (41 copies: forward, gradient, Adam) with the hidden layer as one matrix
+   product, against the per-copy einsum it replaced (session 57); the same outputs from the same weights.
 """
 from __future__ import annotations
 
@@ -131,11 +137,101 @@ def plink_scan(dosage: np.ndarray) -> dict:
     return result
 
 
+def _tables_from_all_cells(dosage, pairs, values, block_pairs=50_000):
+    """`pair_cell_tables` as it was before session 57: all nine cells from 0/1/2 indicators of every site."""
+    from biolens.stats.regression import genotype_classes
+
+    classes = genotype_classes(dosage)
+    n, m = classes.shape
+    indicators = np.zeros((n, 3 * m))
+    indicators[np.arange(n)[:, None], 3 * np.arange(m)[None, :] + classes] = 1.0
+    order = np.argsort(pairs[:, 0], kind="stable")
+    for start in range(0, len(order), block_pairs):
+        chosen = order[start:start + block_pairs]
+        first = np.unique(pairs[chosen, 0])
+        block = indicators[:, (3 * first[:, None] + np.arange(3)).ravel()]
+        rows = 3 * np.searchsorted(first, pairs[chosen, 0])[:, None, None] + np.arange(3)[None, :, None]
+        columns = 3 * pairs[chosen, 1][:, None, None] + np.arange(3)[None, None, :]
+        counts = (block.T @ indicators)[rows, columns].reshape(-1, 9)
+        sums = np.stack([((block * v[:, None]).T @ indicators)[rows, columns].reshape(-1, 9) for v in values.T],
+                        axis=-1)
+        yield chosen, counts, sums
+
+
+def tables(dosage: np.ndarray, traits: int = 41) -> dict:
+    from biolens.stats.regression import pair_cell_tables
+
+    rng = np.random.default_rng(2)
+    pairs = np.stack(np.triu_indices(dosage.shape[1], 1), axis=1)
+    values = rng.standard_normal((len(dosage), traits))
+    result = {"pairs": len(pairs), "traits": traits}
+    for name, build in (("all_nine_cells", _tables_from_all_cells), ("carrier_cells", pair_cell_tables)):
+        started = time.perf_counter()
+        result[name] = list(build(dosage.astype(np.float64), pairs, values))
+        result[name + "_s"] = round(time.perf_counter() - started, 2)
+    old, new = result.pop("all_nine_cells"), result.pop("carrier_cells")
+    result["same_counts"] = all(np.array_equal(a[1], b[1]) for a, b in zip(old, new))
+    result["largest_sum_difference"] = float(f"{max(np.abs(a[2] - b[2]).max() for a, b in zip(old, new)):.2g}")
+    return result
+
+
+def hidden_layer(x: np.ndarray, copies: int = 41, steps: int = 200, rounds: int = 3) -> dict:
+    import tensorflow as tf
+    from keras import ops
+
+    from biolens.models.genotype import GenotypeNetworks
+
+    class EinsumNetworks(GenotypeNetworks):
+        def call(self, inputs, training=None):
+            x, products, covariates = inputs
+            additive = ops.matmul(x, ops.transpose(self.linear))
+            pairwise = ops.sum(products * self.pair_weights, axis=-1)
+            z = ops.einsum("bs,msh->bmh", x, self.hidden_kernel) + self.hidden_bias
+            nonlinear = ops.sum(self.hidden_dropout(ops.tanh(z), training=training) * self.output_kernel, axis=-1)
+            return self.bias + additive + pairwise + nonlinear + ops.sum(covariates * self.covariate_kernel, axis=-1)
+
+    rng = np.random.default_rng(3)
+    batch = [tf.constant(x[:64]), tf.constant(rng.standard_normal((64, copies, 128)).astype(np.float32)),
+             tf.constant(np.zeros((64, copies, 1), np.float32))]
+    target = tf.constant(np.concatenate([rng.random((64, copies)) < 0.5, np.ones((64, copies))], 1).astype(np.float32))
+    loss = packed_loss("binary")
+    layers = {}
+    for name, kind in (("einsum", EinsumNetworks), ("one_matrix_product", GenotypeNetworks)):
+        layer = kind(copies, hidden=16, l1=1e-2, l2=1e-2, pair_penalty=0.05)
+        layer(batch)
+        layers[name] = layer
+    for a, b in zip(layers["einsum"].weights, layers["one_matrix_product"].weights):
+        b.assign(a)
+    same = np.allclose(layers["einsum"](batch), layers["one_matrix_product"](batch), rtol=1e-5, atol=1e-5)
+    result = {"copies": copies, "same_outputs": bool(same)}
+    steps_of = {}
+    for name, layer in layers.items():
+        optimizer = keras.optimizers.Adam(1e-3)
+
+        @tf.function
+        def step(layer=layer, optimizer=optimizer):
+            with tf.GradientTape() as tape:
+                value = loss(target, layer(batch, training=True)) + tf.add_n(layer.losses)
+            optimizer.apply(tape.gradient(value, layer.trainable_weights), layer.trainable_weights)
+
+        step()
+        steps_of[name] = step
+        result[name + "_ms_per_step"] = np.inf
+    for _ in range(rounds):  # alternating, the best of each
+        for name, step in steps_of.items():
+            started = time.perf_counter()
+            for _ in range(steps):
+                step()
+            result[name + "_ms_per_step"] = round(min(result[name + "_ms_per_step"],
+                                                      1000 * (time.perf_counter() - started) / steps), 2)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--individuals", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--parts", choices=["all", "network", "scans"], default="all")
+    parser.add_argument("--parts", choices=["all", "network", "scans", "tables", "hidden"], default="all")
     args = parser.parse_args()
     cohort = simulate_cohort("pair", trait="quantitative", seed=1020, n_individuals=args.individuals, length=2000)
     with tempfile.TemporaryDirectory() as folder:
@@ -149,6 +245,10 @@ def main() -> None:
     if args.parts in ("all", "scans"):
         print(product_scan(dosage), flush=True)
         print(plink_scan(dosage), flush=True)
+    if args.parts in ("all", "tables"):
+        print(tables(dosage), flush=True)
+    if args.parts in ("all", "hidden"):
+        print(hidden_layer(x), flush=True)
 
 
 if __name__ == "__main__":
