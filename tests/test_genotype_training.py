@@ -161,6 +161,36 @@ def test_the_network_s_dominance_inputs_are_mutated_with_their_site():
     np.testing.assert_allclose(measured[k:], additive_only[k:], rtol=1e-5)  # and the site without one is additive
 
 
+def test_the_tanh_part_s_mutagenesis_is_the_network_s_own_change_over_one_sd():
+    """The closed form in `site_effects` (tanh(z + k/2) - tanh(z - k/2) from one division) against the network's own
+    output at x_i +- 0.5, with units that saturate (large weights) beside units that do not."""
+    rng = np.random.default_rng(5)
+    n, sites, hidden = 80, 7, 5
+    x = rng.standard_normal((n, sites))
+    model = build_genotype_model(sites, 4, 1, 1, hidden=hidden, dropout=0.0)
+    layer = model.get_layer("networks")
+    kernel = rng.standard_normal((1, sites, hidden)) * 0.5
+    kernel[0, :2, 0] *= 200  # a unit the first two sites drive far into saturation
+    layer.hidden_kernel.assign(kernel.astype(np.float32))
+    layer.hidden_bias.assign(rng.standard_normal((1, hidden)).astype(np.float32))
+    layer.output_kernel.assign(rng.standard_normal((1, hidden)).astype(np.float32))
+    layer.linear.assign(rng.standard_normal((1, sites)).astype(np.float32))
+
+    def f(genotypes):
+        inputs = [genotypes.astype(np.float32), np.zeros((len(genotypes), 1, 4), np.float32),
+                  np.zeros((len(genotypes), 1, 1), np.float32)]
+        return model.predict_on_batch(inputs)[:, 0].astype(np.float64)
+
+    expected = np.empty(sites)
+    for s in range(sites):
+        up, down = x.copy(), x.copy()
+        up[:, s] += 0.5
+        down[:, s] -= 0.5
+        expected[s] = np.abs(f(up) - f(down)).mean()
+    measured = layer.site_effects(x, 0, np.zeros((0, 2), int), np.zeros((n, 0)))
+    np.testing.assert_allclose(measured, expected, rtol=2e-3, atol=1e-4)  # the network computes in float32
+
+
 def test_a_strong_dominance_effect_is_fitted_by_the_main_part_not_by_pairs():
     """A binary trait with main effects only (one site's strong dominance and additive effects, another site's
     additive effect): with the dominance codes in its main part
