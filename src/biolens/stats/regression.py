@@ -54,9 +54,10 @@ def _newton(k: int, p: int, intercept, information_and_score, iterations: int, t
             separation: float | None = None, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Newton-Raphson for k logistic fits of p coefficients at once, started at the intercept's log-odds (`intercept`,
     per fit or one for all), or with `start` at those values of the first coefficients (one for all: the fit of the
-    columns every fit shares, `_shared_fit`); `information_and_score(active, coefficients)` gives the active fits' information
-    matrices and scores. Each fit stops on its own once its step is below `tol` (a few near-separated fits that need
-    every iteration no longer keep the whole batch iterating). The last coefficient and its standard error.
+    columns every fit shares, `_shared_fit`); `information_and_score(active, coefficients)` gives the active fits'
+    information matrices and scores. Each fit stops on its own once its step is below `tol` (a few near-separated
+    fits that need every iteration no longer keep the whole batch iterating). The last coefficient and its standard
+    error.
 
     `separation`: stop separated fits and give them this standard error (NaN: no test; inf: p = 1); None: every
     fit runs until its step is below `tol` or the iterations end. A separated fit (the individuals of a genotype
@@ -340,7 +341,7 @@ def pair_cell_tables(dosage: np.ndarray, pairs: np.ndarray, values: np.ndarray):
     Only the four cells where both sites carry the alt allele (classes 1 and 2) come from matrix products of
     genotype-class indicators, one per block of first sites against the block's second sites; the other five follow
     from each site's class totals (a cell with a class-0 site is its row's or column's total less the rest). Taking
-    all nine from products of 0/1/2 indicators of every site cost 2.6 times the arithmetic, and the product of a
+    all nine from products of 0/1/2 indicators of every site cost 2.25 times the arithmetic, and the product of a
     block against every site twice what the block's second sites need; the saturated scans of 41 traits spent most of
     their time there (docs/performance.md, session 57). Gathered cell by cell: taking each pair's whole rows first
     made this gather 80% of a scan's time (session 50).
