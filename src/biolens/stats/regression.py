@@ -130,9 +130,11 @@ def _logistic(X: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1
 
 
 def _logistic_beside(base: np.ndarray, tested: np.ndarray, y: np.ndarray, iterations: int = 25,
-                     tol: float = 1e-5, separation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     tol: float = 1e-5, separation: float | None = None,
+                     shared: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`_logistic` for fits that share their first columns: y ~ base + tested[:, k], for every k; the last tested
-    column's coefficient and standard error. base: n x c (intercept first); tested: t x k x n (each column contiguous).
+    column's coefficient and standard error. base: n x c (intercept first); tested: t x k x n (each column contiguous);
+    shared: where the fits start, `_shared_fit(base, y)` (the intercept alone when None).
 
     The information matrix and the score are assembled from matrix products with the shared base (w @ base x base,
     (w * tested) @ base) instead of each fit's own n x (c + t) design: the same Newton-Raphson steps with fewer passes
@@ -163,8 +165,7 @@ def _logistic_beside(base: np.ndarray, tested: np.ndarray, y: np.ndarray, iterat
             score[:, c + s] = np.einsum("kn,kn->k", residual, columns[s])
         return block, score
 
-    return _newton(k, p, _log_odds(y.mean()), information_and_score, iterations, tol, separation,
-                   start=_shared_fit(base, y))
+    return _newton(k, p, _log_odds(y.mean()), information_and_score, iterations, tol, separation, start=shared)
 
 
 def _shared_fit(base: np.ndarray, y: np.ndarray, iterations: int = 25, tol: float = 1e-8) -> np.ndarray | None:
@@ -188,19 +189,23 @@ def _shared_fit(base: np.ndarray, y: np.ndarray, iterations: int = 25, tol: floa
 
 
 def wald_last(base: np.ndarray, tested: np.ndarray, y: np.ndarray, kind: str,
-              separation: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+              separation: float | None = None, shared: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Effect and two-sided p-value of the last tested column in y ~ base + tested[k], for every k.
 
     base: n x c (intercept first); tested: k x n x t. Returns (beta, p) of length k; NaN p where the fit is degenerate
-    (`separation`: the standard error of fits separated in the tested column, `_newton`).
+    (`separation`: the standard error of fits separated in the tested column, `_newton`). A binary trait's fits
+    start at `shared`, the fit of y on base alone (`_shared_fit`), fitted here when not given: a caller that tests
+    many blocks against one base and trait fits it once.
     """
     k, n, t = tested.shape
     p = base.shape[1] + t
     betas, pvalues = np.empty(k), np.empty(k)
+    if kind == "binary" and shared is None:
+        shared = _shared_fit(base, y)
     for part in _chunks(k, n, p):
         if kind == "binary":
             beta, se = _logistic_beside(base, np.ascontiguousarray(np.moveaxis(tested[part], 2, 0)), y,
-                                        separation=separation)
+                                        separation=separation, shared=shared)
             pvalue = 2 * stats.norm.sf(np.abs(beta / se))
         else:
             X = np.concatenate([np.broadcast_to(base, (part.stop - part.start, n, base.shape[1])), tested[part]], axis=2)
@@ -290,10 +295,12 @@ def pair_tests(dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray, kind: 
     # waiting on one another made this scan 3.5 times slower with the cores shared (docs/performance.md, sessions
     # 51 and 55)
 
+    shared = _shared_fit(base, y)  # where every pair's fit starts, fitted once for all blocks
+
     def fitted(start: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = pairs[rest[start:start + block], 0], pairs[rest[start:start + block], 1]
         tested = np.stack([centred[:, a].T, centred[:, b].T, (centred[:, a] * centred[:, b]).T], axis=2)
-        return wald_last(base, tested, y, kind, separation=np.nan)
+        return wald_last(base, tested, y, kind, separation=np.nan, shared=shared)
 
     starts = range(0, len(rest), block)
     for start, (beta, p) in zip(starts, map_on_cores(fitted, starts)):

@@ -609,8 +609,8 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     n, m = data.x.shape
     B = config.permutations
     rng = np.random.default_rng(config.seed + 1)
-    additive = _additive_model(data.kind).fit(_features(data), data.y_model)
-    main_effects = _additive_model(data.kind).fit(_main_effect_features(data), data.y_model)
+    additive, main_effects = map_on_cores(lambda features: _additive_model(data.kind).fit(features, data.y_model),
+                                          [_features(data), _main_effect_features(data)])  # side by side, as the folds
     # copy 0: real data; 1..B: phenotype (and covariates) permuted; B+1..2B: main-effects-only null for interactions
     orders = [np.arange(n)] + [rng.permutation(n) for _ in range(B)] + [np.arange(n)] * B
     targets = np.hstack([np.stack([data.y_model[order] for order in orders[: B + 1]], axis=1),
