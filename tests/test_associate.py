@@ -598,6 +598,41 @@ def _saturated_q(cohort, folder: Path, seed: int = 0):
     return _pair_q(cohort, folder, saturated_p, seed)
 
 
+def test_haploid_strains_get_minor_alleles_and_the_one_form_of_a_two_by_two_table(tmp_path):
+    """Bacteria or any haploid cohort: a VCF of one-allele calls. Each pair's table is 2 x 2 with one interaction
+    direction, named "both carry" (not "heterozygote x heterozygote"), and the minor allele is the one fewer than
+    half the strains carry, as in variants.tsv's maf."""
+    rng = np.random.default_rng(5)
+    n, m = 400, 40
+    freq = rng.uniform(0.15, 0.5, m)
+    freq[3] = 0.62  # the alt allele is the major one at a planted site
+    calls = (rng.random((n, m)) < freq).astype(int)
+    y = 0.9 * ((calls[:, 3] + calls[:, 17]) == 1) + rng.standard_normal(n)  # exactly one of two alt alleles acts
+    header = ["##fileformat=VCFv4.2", "##contig=<ID=chr1,length=5000>",
+              '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+              "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT",
+                         *(f"strain{i}" for i in range(n))])]
+    records = ["\t".join(["chr1", str(100 * (j + 1)), ".", "A", "T", ".", "PASS", ".", "GT", *map(str, calls[:, j])])
+               for j in range(m)]
+    (tmp_path / "strains.vcf").write_text("\n".join(header + records) + "\n")
+    (tmp_path / "growth.tsv").write_text("strain\tgrowth\n" + "".join(f"strain{i}\t{v:.4f}\n" for i, v in enumerate(y)))
+    out = tmp_path / "run"
+    biolens("associate", "--genotypes", tmp_path / "strains.vcf", "--phenotypes", tmp_path / "growth.tsv",
+            "--trait", "growth", "--out", out)
+    variants = {int(row["pos"]): row for row in _table(out / "variants.tsv")}
+    for j in range(m):
+        assert float(variants[100 * (j + 1)]["maf"]) == pytest.approx(min(calls[:, j].mean(), 1 - calls[:, j].mean()),
+                                                                      abs=1e-3)
+    pairs = _table(out / "interactions.tsv")
+    top = pairs[0]
+    assert {int(top["pos_a"]), int(top["pos_b"])} == {400, 1800}
+    assert float(top["q_saturated"]) < 0.05 and float(top["q_perm"]) < 0.05
+    assert {row["form"] for row in pairs} <= {"both carry", ""}
+    # in minor alleles the planted form reads "both carry or neither": strains where both minor alleles meet sit above
+    # what the two sites' own effects predict (counted in alt alleles, as before, it read below)
+    assert float(top["form_effect"]) > 0
+
+
 def test_a_gain_that_dominance_explains_is_not_read_as_interactions(tmp_path):
     """A trait raised only in one site's minor homozygotes (recessive: dominance, no interaction): the deep model
     predicts it better than the additive model, and so does the classical model given every site's dominance code;

@@ -6,6 +6,10 @@ number of minor alleles? Each named form is one direction in the table's interac
 means add to both sites' three genotype means); the form that explains most of the pair's interaction sum of
 squares is reported with that share, its effect and how many individuals it rests on. Computed for the pairs a
 table shows, from minor-allele counts.
+
+Haploid individuals (bacteria, haploid phases of fungi and plants, a FASTA of bare ids) have a 2 x 2 table: one
+interaction direction, on which the product, "dominant x dominant", "heterozygote x heterozygote" and "2+ minor
+alleles" all coincide. Its name there is HAPLOID_FORM; no heterozygote is named where none can exist.
 """
 from __future__ import annotations
 
@@ -24,20 +28,23 @@ FORMS = {
     "3+ minor alleles": lambda a, b: a + b >= 3,
     "2+ minor alleles": lambda a, b: a + b >= 2,
 }
+HAPLOID_FORM = "both carry"  # the one form of a 2 x 2 table; a negative effect: the sites act when exactly one carries
 _CELLS = np.array([(a, b) for a in range(3) for b in range(3)])
 _PATTERNS = np.stack([np.asarray(f(_CELLS[:, 0], _CELLS[:, 1]), dtype=np.float64) for f in FORMS.values()], axis=1)
 
 
-def minor_counts(dosage: np.ndarray) -> np.ndarray:
-    """Copies of each site's minor allele (0/1/2) per individual."""
+def minor_counts(dosage: np.ndarray, ploidy: int = 2) -> np.ndarray:
+    """Copies of each site's minor allele (0..ploidy) per individual; the minor allele is the one at most half of
+    the ploidy x individuals copies carry (for haploids, the alt allele only where fewer than half carry it)."""
     classes = genotype_classes(dosage)
-    return np.where(classes.mean(0) <= 1, classes, 2 - classes)
+    return np.where(classes.mean(0) <= ploidy / 2, classes, ploidy - classes)
 
 
 FEW_INDIVIDUALS = 10  # a claim whose form's evidence is half held by fewer individuals is pointed out in the report
 
 
-def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> list[tuple[str, float, float, int]]:
+def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray,
+                      ploidy: int = 2) -> list[tuple[str, float, float, int]]:
     """(form, effect, share, individuals) per pair: the named form whose direction explains most of the pair's
     interaction sum of squares (several joined by " = " where the table's filled cells cannot tell them apart); its
     coefficient given both sites' genotype means, in trait units (a binary trait: the share of cases), i.e. how far
@@ -51,7 +58,8 @@ def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> li
     same individuals, and in a region with little recombination there are often several (docs/association.md).
     ("", nan, nan, 0) where there is no interaction.
 
-    minor: individuals x sites (`minor_counts`); y: the trait with covariates already regressed out.
+    minor: individuals x sites (`minor_counts`); y: the trait with covariates already regressed out; ploidy 1: the
+    one form is named HAPLOID_FORM.
     """
     y = np.asarray(y, dtype=np.float64) - np.mean(y)
     found = []
@@ -59,7 +67,8 @@ def interaction_forms(minor: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> li
         cell = 3 * minor[:, a].astype(np.int64) + minor[:, b]
         counts = np.bincount(cell, minlength=9).astype(np.float64)
         sums = np.bincount(cell, weights=y, minlength=9)
-        found.append(_best_form(counts, sums))
+        form = _best_form(counts, sums)
+        found.append((HAPLOID_FORM, *form[1:]) if ploidy == 1 and form[0] else form)
     return found
 
 

@@ -772,8 +772,9 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
 
     listed = sorted(shown, key=lambda k: pair_rank[k])
     trait = residualise(data.y.astype(np.float64), data.covariates)  # trait units: effects a reader can weigh
-    forms = dict(zip(listed, interaction_forms(minor_counts(data.dosage), trait,
-                                               pairs[listed].reshape(-1, 2))))
+    ploidy = int(g.notes.get("ploidy", 2))
+    forms = dict(zip(listed, interaction_forms(minor_counts(data.dosage, ploidy), trait,
+                                               pairs[listed].reshape(-1, 2), ploidy)))
     pair_rows = []
     for k in listed:
         a, b = pairs[k]
