@@ -631,6 +631,10 @@ def test_haploid_strains_get_minor_alleles_and_the_one_form_of_a_two_by_two_tabl
     # in minor alleles the planted form reads "both carry or neither": strains where both minor alleles meet sit above
     # what the two sites' own effects predict (counted in alt alleles, as before, it read below)
     assert float(top["form_effect"]) > 0
+    # no dominance in haploids: the verdict does not weigh the deep model against a model of it
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "dominance as well as" not in metrics["verdict"]
+    assert ("there is no dominance" in metrics["verdict"]) == (metrics["r2_difference_ci95"][0] > 0)
 
 
 def test_a_gain_that_dominance_explains_is_not_read_as_interactions(tmp_path):

@@ -1043,9 +1043,13 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: i
         pair_tests = ("the pair tests below say whether any pair acts together." if claimed_pairs is None else
                       f"the pair tests below claim {claimed_pairs} pair(s) at q < 0.05: where this study sees "
                       "interactions." if claimed_pairs else "no pair reaches q < 0.05 in the pair tests below.")
+        haploid = data.genotypes.notes.get("ploidy", 2) == 1  # no dominance: the additive model is the main effects'
         metrics["verdict"] = (
             f"The deep model predicts the trait better than the additive model ({numbers}). "
-            + (f"It also beats a classical model with every site's dominance as well as its additive effect "
+            + ("With one allele per individual there is no dominance, so the additive model holds every site's own "
+               "effect: the gain is sites acting together, which no site's own effect describes; "
+               f"{pair_tests}" if haploid else
+               f"It also beats a classical model with every site's dominance as well as its additive effect "
                f"({dominance}): part of its gain is interactions between sites, which no site's own effects describe."
                if metrics[f"{name}_beyond_main_effects_ci95"][0] > 0 else
                f"A classical model with every site's dominance as well as its additive effect predicts as well or "
