@@ -637,6 +637,29 @@ def test_haploid_strains_get_minor_alleles_and_the_one_form_of_a_two_by_two_tabl
     assert ("there is no dominance" in metrics["verdict"]) == (metrics["r2_difference_ci95"][0] > 0)
 
 
+def test_a_polyploid_cohort_is_read_with_its_whole_dosage_and_says_how_its_pair_tables_count(tmp_path):
+    """Tetraploid plants (calls like 0/1/1/0): per-site dosages 0-4, and a plain warning that the pair tables and
+    dominance codes count 0, 1 and 2+ copies."""
+    from biolens.config import AssociateConfig
+    from biolens.tasks import associate as task
+
+    rng = np.random.default_rng(2)
+    alleles = (rng.random((120, 6, 4)) < 0.3).astype(int)
+    lines = ["##fileformat=VCFv4.2", "##contig=<ID=chr1,length=5000>",
+             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+             "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT",
+                        *(f"p{i}" for i in range(120))])]
+    lines += ["\t".join(["chr1", str(100 * (j + 1)), ".", "A", "T", ".", "PASS", ".", "GT",
+                         *("/".join(map(str, alleles[i, j])) for i in range(120))]) for j in range(6)]
+    (tmp_path / "plants.vcf").write_text("\n".join(lines) + "\n")
+    (tmp_path / "traits.tsv").write_text("plant\tyield\n" + "".join(f"p{i}\t{v:.3f}\n"
+                                                                    for i, v in enumerate(rng.standard_normal(120))))
+    data = task._load(AssociateConfig(phenotypes=str(tmp_path / "traits.tsv"), trait="yield",
+                                      genotypes=str(tmp_path / "plants.vcf")))
+    assert np.array_equal(data.dosage, alleles.sum(2)) and data.notes["ploidy"] == 4
+    assert any("up to 4 alleles" in line and "0, 1 and 2 or more copies" in line for line in data.notes["warnings"])
+
+
 def test_a_gain_that_dominance_explains_is_not_read_as_interactions(tmp_path):
     """A trait raised only in one site's minor homozygotes (recessive: dominance, no interaction): the deep model
     predicts it better than the additive model, and so does the classical model given every site's dominance code;

@@ -119,9 +119,14 @@ def _load(config: AssociateConfig) -> _Data:
     dosage, imputed = genotypes.imputed()
     x = (dosage - dosage.mean(0)) / dosage.std(0)
     y_model = y if pheno.kind == "binary" else (y - y.mean()) / y.std()
+    ploidy = int(genotypes.notes.get("ploidy", 2))
+    polyploid = ([f"{genotypes.source}: calls of up to {ploidy} alleles: the per-site tests and the network's additive "
+                  f"terms use each individual's whole dosage (0-{ploidy} alt copies), but the pair tests' genotype "
+                  "tables and the dominance codes count 0, 1 and 2 or more copies, a diploid reading of a polyploid."]
+                 if ploidy > 2 else [])
     notes = {**genotypes.notes, **pheno.notes, **match_notes, "sites_below_min_maf": int(dropped),
              "imputed_calls": imputed, "trait_kind": pheno.kind,
-             "warnings": pheno.notes.get("warnings", []) + match_notes.get("warnings", [])}
+             "warnings": pheno.notes.get("warnings", []) + match_notes.get("warnings", []) + polyploid}
     for line in notes["warnings"]:
         console.say(f"warning: {line}")
     if imputed:
