@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from biolens.stats.two_locus import MAIN_DESIGN, genotype_classes, table_fits
+from biolens.stats.two_locus import MAIN_DESIGN, table_fits
 
 # name -> the pattern's value in cell (a, b), a and b the two sites' minor-allele counts
 FORMS = {
@@ -34,10 +34,11 @@ _PATTERNS = np.stack([np.asarray(f(_CELLS[:, 0], _CELLS[:, 1]), dtype=np.float64
 
 
 def minor_counts(dosage: np.ndarray, ploidy: int = 2) -> np.ndarray:
-    """Copies of each site's minor allele (0..ploidy) per individual; the minor allele is the one at most half of
-    the ploidy x individuals copies carry (for haploids, the alt allele only where fewer than half carry it)."""
-    classes = genotype_classes(dosage)
-    return np.where(classes.mean(0) <= ploidy / 2, classes, ploidy - classes)
+    """Copies of each site's minor allele per individual (0, 1, 2; a polyploid's 2 or more as 2): the allele at most
+    half of the ploidy x individuals copies carry (for haploids, the alt allele only where fewer than half carry it)."""
+    copies = np.clip(np.rint(dosage), 0, ploidy)
+    minor = np.where(copies.mean(0) <= ploidy / 2, copies, ploidy - copies)
+    return np.minimum(minor, 2).astype(np.int8)  # a polyploid's 2+ copies are one class, as in the pair tables
 
 
 FEW_INDIVIDUALS = 10  # a claim whose form's evidence is half held by fewer individuals is pointed out in the report
