@@ -635,6 +635,8 @@ def test_haploid_strains_get_minor_alleles_and_the_one_form_of_a_two_by_two_tabl
     metrics = json.loads((out / "metrics.json").read_text())
     assert "dominance as well as" not in metrics["verdict"]
     assert ("there is no dominance" in metrics["verdict"]) == (metrics["r2_difference_ci95"][0] > 0)
+    report = (out / "report.html").read_text()
+    assert 'id="dominance-baseline"' not in report and "each pair's genotype table is 2 × 2" in report
 
 
 def test_a_polyploid_cohort_is_read_with_its_whole_dosage_and_says_how_its_pair_tables_count(tmp_path):
