@@ -326,6 +326,46 @@ def test_binary_trait_coding_and_categorical_covariates(tmp_path):
     assert pheno.covariate_columns == ["sex=M", "age"] and len(pheno.samples) == 30 and pheno.notes["missing_trait"] == 1
 
 
+def test_a_skewed_trait_is_pointed_out_and_read_on_the_scale_asked_for(tmp_path):
+    """Interactions depend on the trait's scale: a log-normal trait is pointed out (never transformed unasked), and
+    --trait-transform log or rank gives the scale a biologist means; a log of values at or below 0 is refused by
+    sample, and a binary trait takes no transform."""
+    from biolens.config import AssociateConfig
+    from biolens.errors import InputError
+    from biolens.tasks import associate as task
+
+    cohort = simulate_cohort("null", trait="quantitative", seed=3, n_individuals=200, length=1000)
+    paths = cohort.write(tmp_path)
+    table = pd.read_csv(paths["phenotypes"], sep="\t")
+    liability = (table["yield"] - table["yield"].mean()) / table["yield"].std()
+    table["growth"] = np.exp(1.5 * liability)  # effects that add on the log scale multiply on this one
+    table["shifted"] = table["growth"] - 1.0
+    table.to_csv(paths["phenotypes"], sep="\t", index=False)
+
+    def load(trait, transform="none"):
+        return task._load(AssociateConfig(phenotypes=str(paths["phenotypes"]), trait=trait,
+                                          genotypes=str(paths["genotypes"]), trait_transform=transform))
+
+    measured = load("growth")
+    assert measured.notes["trait_skewness"] > 2
+    assert any("skewed" in line and "--trait-transform log" in line for line in measured.notes["warnings"])
+    logged = load("growth", "log")
+    np.testing.assert_allclose(logged.y, np.log(measured.y))
+    assert logged.notes["trait_transform"] == "log" and abs(logged.notes["trait_skewness"]) < 0.5
+    assert not any("skewed" in line for line in logged.notes["warnings"])
+    ranked = load("growth", "rank")
+    assert np.array_equal(np.argsort(ranked.y), np.argsort(measured.y))  # the order kept, the shape made normal
+    assert abs(ranked.y.mean()) < 1e-9 and abs(ranked.notes["trait_skewness"]) < 0.05
+    assert not any("skewed" in line for line in load("yield").notes["warnings"])  # a normal trait: nothing said
+    with pytest.raises(InputError, match=r"above 0.*sample tsk_\d+ \(\d+ individual"):
+        load("shifted", "log")
+    binary = tmp_path / "binary.tsv"
+    binary.write_text("sample\tstatus\n" + "".join(f"tsk_{i}\t{i % 2}\n" for i in range(200)))
+    with pytest.raises(InputError, match="binary trait"):
+        task._load(AssociateConfig(phenotypes=str(binary), trait="status", genotypes=str(paths["genotypes"]),
+                                   trait_transform="log"))
+
+
 def test_plink_case_control_coding_reads_minus_9_as_missing_but_a_measured_minus_9_stays(tmp_path):
     plink = tmp_path / "plink.tsv"
     plink.write_text("IID\tPHENO\n" + "".join(f"s{i}\t{[1, 2, -9][i % 3]}\n" for i in range(60)))

@@ -341,6 +341,8 @@ class AssociateConfig(TaskConfig):
         structure_genotypes: a VCF of genome-wide markers of the same individuals; its top principal components
             join the covariates (against population stratification).
         structure_pcs: how many principal components of it.
+        trait_transform: the quantitative trait's scale: none (as measured), log (values above 0) or rank (rank-based
+            inverse normal); interactions depend on the scale.
         min_maf: sites with a lower minor allele frequency are left out.
         folds: cross-validation folds for deep vs additive.
         permutations: null refits per test.
@@ -360,6 +362,7 @@ class AssociateConfig(TaskConfig):
     sample_map: str | None = None
     structure_genotypes: str | None = None
     structure_pcs: int = option(5, low=1, high=50, integer=True)
+    trait_transform: str = option("none", choices=["none", "log", "rank"])
     min_maf: float = option(0.01, low=0, high=0.49)
     folds: int = option(5, low=2, high=20, integer=True)
     permutations: int = option(20, low=1, high=100_000, integer=True)

@@ -88,7 +88,7 @@ class _Data:
 
 
 def _load(config: AssociateConfig) -> _Data:
-    from biolens.readers.phenotypes import match_samples, read_phenotypes
+    from biolens.readers.phenotypes import match_samples, read_phenotypes, skewness_note, transform_trait
     from biolens.readers.sequences import call_variants
     from biolens.readers.variants import read_vcf
 
@@ -101,6 +101,9 @@ def _load(config: AssociateConfig) -> _Data:
                                                        config.phenotypes)
     genotypes = genotypes.subset(rows=geno_rows)
     y, cov = pheno.y[pheno_rows], pheno.covariates[pheno_rows]
+    y, transformed = transform_trait(y, config.trait_transform, pheno.kind, config.phenotypes, config.trait,
+                                     [pheno.samples[i] for i in pheno_rows])
+    skewness, skewed = skewness_note(y, pheno.kind, config.trait, config.trait_transform)
     covariate_columns = list(pheno.covariate_columns)
     if config.structure_genotypes:
         from biolens.readers.variants import structure_components
@@ -124,9 +127,9 @@ def _load(config: AssociateConfig) -> _Data:
                   f"terms use each individual's whole dosage (0-{ploidy} alt copies), but the pair tests' genotype "
                   "tables and the dominance codes count 0, 1 and 2 or more copies, a diploid reading of a polyploid."]
                  if ploidy > 2 else [])
-    notes = {**genotypes.notes, **pheno.notes, **match_notes, "sites_below_min_maf": int(dropped),
-             "imputed_calls": imputed, "trait_kind": pheno.kind,
-             "warnings": pheno.notes.get("warnings", []) + match_notes.get("warnings", []) + polyploid}
+    notes = {**genotypes.notes, **pheno.notes, **match_notes, **transformed, **skewness,
+             "sites_below_min_maf": int(dropped), "imputed_calls": imputed, "trait_kind": pheno.kind,
+             "warnings": pheno.notes.get("warnings", []) + match_notes.get("warnings", []) + polyploid + skewed}
     for line in notes["warnings"]:
         console.say(f"warning: {line}")
     if imputed:
