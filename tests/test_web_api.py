@@ -553,8 +553,9 @@ def test_new_run_mistakes_are_said_at_the_form_in_its_own_words(server, tmp_path
     paths = simulate_cohort("additive", trait="quantitative", n_individuals=120, length=400, seed=4).write(tmp_path / "c")
     vcf, traits = paths["genotypes"], paths["phenotypes"]
 
-    def associate(trait, first, second, name="assoc"):
-        return server.post("/new", data={"csrf": server.csrf, "task": "associate", "name": name, "trait": trait},
+    def associate(trait, first, second, name="assoc", **fields):
+        return server.post("/new", data={"csrf": server.csrf, "task": "associate", "name": name, "trait": trait,
+                                         **fields},
                            files=[("files", (first.name, first.read_bytes(), "application/octet-stream")),
                                   ("phenotype_file", (second.name, second.read_bytes(), "text/plain"))],
                            follow_redirects=False)
@@ -567,6 +568,9 @@ def test_new_run_mistakes_are_said_at_the_form_in_its_own_words(server, tmp_path
         assert ".biolens-web" not in message and "--" not in message
     assert server.app.app.state.queue.latest_for("assoc") is None  # nothing was queued
     assert associate("yield", vcf, traits).status_code == 303       # the right way round is queued
+    assert json.loads(server.app.app.state.queue.latest_for("assoc")["params"])["trait_transform"] == "none"
+    assert associate("yield", vcf, traits, name="logged", trait_transform="log").status_code == 303
+    assert json.loads(server.app.app.state.queue.latest_for("logged")["params"])["trait_transform"] == "log"
 
     not_images = new_run(server, files=[("files", ("notes.txt", b"just some text\n", "text/plain"))], name="notes")
     assert not_images.status_code == 400 and alert(not_images) and "Traceback" not in not_images.text

@@ -511,6 +511,7 @@ def create_app(settings: Settings) -> FastAPI:
             kind = "sequences" if is_fasta(variants) else "genotypes"
             return name, task, {"phenotypes": str(phenotypes), "trait": trait, kind: str(variants), "seed": seed,
                                 "covariates": values.get("covariates", "").strip(),
+                                "trait_transform": _choice(values, "trait_transform", ("none", "log", "rank")),
                                 "permutations": _integer(values, "permutations", 20, 5, 1000)}
         if task == "detect":
             images = await _data_from_form(form, "files", "path", target / "images")
