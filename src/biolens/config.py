@@ -326,6 +326,9 @@ class PretrainConfig(TaskConfig):
                 raise InputError(f"{path}: no such file or folder. Give folders or files of images.")
 
 
+TRAIT_TRANSFORMS = ("none", "log", "rank")  # a quantitative trait's scales (`readers.phenotypes.transform_trait`)
+
+
 @dataclass
 class AssociateConfig(TaskConfig):
     """Association (`biolens associate`).
@@ -362,7 +365,7 @@ class AssociateConfig(TaskConfig):
     sample_map: str | None = None
     structure_genotypes: str | None = None
     structure_pcs: int = option(5, low=1, high=50, integer=True)
-    trait_transform: str = option("none", choices=["none", "log", "rank"])
+    trait_transform: str = option("none", choices=list(TRAIT_TRANSFORMS))
     min_maf: float = option(0.01, low=0, high=0.49)
     folds: int = option(5, low=2, high=20, integer=True)
     permutations: int = option(20, low=1, high=100_000, integer=True)

@@ -158,7 +158,6 @@ def read_phenotypes(path: Path | str, trait: str, covariates: list[str] | None =
     return Phenotypes([ids[i] for i in np.nonzero(keep)[0]], y[keep], kind, trait, cov[keep], cov_columns, notes)
 
 
-TRAIT_TRANSFORMS = ("none", "log", "rank")
 SKEWED = 1.0  # a quantitative trait whose skewness is larger than this (in size) is pointed out
 
 

@@ -29,6 +29,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from biolens import runs as runs_json
+from biolens.config import TRAIT_TRANSFORMS
 from biolens.engine import preflight, registry
 from biolens.errors import InputError
 from biolens.readers.sequences import is_fasta
@@ -511,7 +512,7 @@ def create_app(settings: Settings) -> FastAPI:
             kind = "sequences" if is_fasta(variants) else "genotypes"
             return name, task, {"phenotypes": str(phenotypes), "trait": trait, kind: str(variants), "seed": seed,
                                 "covariates": values.get("covariates", "").strip(),
-                                "trait_transform": _choice(values, "trait_transform", ("none", "log", "rank")),
+                                "trait_transform": _choice(values, "trait_transform", TRAIT_TRANSFORMS),
                                 "permutations": _integer(values, "permutations", 20, 5, 1000)}
         if task == "detect":
             images = await _data_from_form(form, "files", "path", target / "images")
