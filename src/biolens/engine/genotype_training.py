@@ -1,8 +1,9 @@
 """Training the replicated genotype networks: per-copy early stopping, then fixed-length refits.
 
-Cross-validation copies pick their epoch on an inner validation slice of their own training fold, and their main
-part (additive and dominance weights, covariates, intercept) is then settled at its exact optimum given the rest
-(`settle_main_part`), which is what they predict the held-out fold with. The final copy and
+Cross-validation copies pick their epoch on an inner validation slice of their own training fold; their pair weights
+and then their main part (additive and dominance weights, covariates, intercept) are then settled at their exact
+optima given the rest (`settle_pair_lasso`, `settle_main_part`), and that is what predicts the held-out fold. The
+final copy and
 every permutation copy then train for the median of those epochs on all samples, so the real fit and its nulls follow
 exactly the same procedure (a null that stopped earlier would have smaller scores and inflate significance); their
 pair weights are then settled at the exact group-lasso solution of their loss (`settle_pair_lasso`).
@@ -307,6 +308,8 @@ def fit_copies(x: np.ndarray, products: np.ndarray, covariates: np.ndarray, targ
               verbose=0, callbacks=callbacks)
     if val_weight is not None:
         tracker.restore()
+        # in turn: the pair weights at their group-lasso optimum, then the main part at its optimum given them
+        settle_pair_lasso(model, x, products, covariates, targets, train_weight, kind=kind)
         settle_main_part(model, x, products, covariates, targets, train_weight, kind=kind)
         return model, np.full(targets.shape[1], tracker.common_epoch)
     settle_pair_lasso(model, x, products, covariates, targets, train_weight, kind=kind)
@@ -374,9 +377,9 @@ def settle_main_part(model: keras.Model, x: np.ndarray, products: np.ndarray, co
     optimum the 400-700 main-effect weights keep jittering by as much as their own size, and cross-validation's
     early-stopped copies predicted worse than the ridge model of the same L2 strength they hold: out-of-fold R^2
     0.033 against 0.057 on a null cohort of three demes, 0.128 against 0.159 on a haploid cohort
-    (docs/association.md, session 58). Settled after the early stopping, so the epoch count the discovery fit takes
-    is unchanged. A quantitative trait's optimum is one weighted ridge solve; a binary trait's, Newton steps from the
-    trained weights (the loss is convex in these weights)."""
+    (docs/association.md, session 58). Settled after the early stopping (and after the pair weights), so the epoch
+    count the discovery fit takes is unchanged. A quantitative trait's optimum is one weighted ridge solve; a binary
+    trait's, Newton steps from the trained weights (the loss is convex in these weights)."""
     layer = model.get_layer("networks")
     fitted = predict_copies(model, x, products, covariates).astype(np.float64)
     linear = keras.ops.convert_to_numpy(layer.linear).astype(np.float64)
