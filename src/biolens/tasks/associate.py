@@ -829,6 +829,7 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "discovery_epochs": _discovery_epochs(crossval),
         "discovery_additive_shrinkage": _discovery_additive_shrinkage(data.kind),
         "pair_weights_settled": True,  # for either trait kind since session 53 (genotype_training.settle_pair_lasso)
+        "crossval_settled": True,  # cross-validation's copies: pair weights and main part, since session 58
         # the network's main part holds the dominance codes of sites with this many individuals in each genotype class
         # (session 56, `_network_inputs`; runs before lack the key)
         "network_dominance": DOMINANCE_MIN_CLASS,
