@@ -1,9 +1,6 @@
 """Training the replicated genotype networks: per-copy early stopping, then fixed-length refits.
 
-Cross-validation copies pick their epoch on an inner validation slice of their own training fold; their pair weights
-and then their main part (additive and dominance weights, covariates, intercept) are then settled at their exact
-optima given the rest (`settle_pair_lasso`, `settle_main_part`), and that is what predicts the held-out fold. The
-final copy and
+Cross-validation copies pick their epoch on an inner validation slice of their own training fold. The final copy and
 every permutation copy then train for the median of those epochs on all samples, so the real fit and its nulls follow
 exactly the same procedure (a null that stopped earlier would have smaller scores and inflate significance); their
 pair weights are then settled at the exact group-lasso solution of their loss (`settle_pair_lasso`).
@@ -308,9 +305,6 @@ def fit_copies(x: np.ndarray, products: np.ndarray, covariates: np.ndarray, targ
               verbose=0, callbacks=callbacks)
     if val_weight is not None:
         tracker.restore()
-        # in turn: the pair weights at their group-lasso optimum, then the main part at its optimum given them
-        settle_pair_lasso(model, x, products, covariates, targets, train_weight, kind=kind)
-        settle_main_part(model, x, products, covariates, targets, train_weight, kind=kind)
         return model, np.full(targets.shape[1], tracker.common_epoch)
     settle_pair_lasso(model, x, products, covariates, targets, train_weight, kind=kind)
     return model, np.full(targets.shape[1], epochs)
@@ -365,77 +359,6 @@ def settle_pair_lasso(model: keras.Model, x: np.ndarray, products: np.ndarray, c
         pair_weights[copy] = _block_group_lasso(terms, targets[:, copy].astype(np.float64), weight[:, copy], offset,
                                                 pair_weights[copy], layer.pair_penalty, sweeps, tolerance, kind)
     layer.pair_weights.assign(pair_weights.astype(np.float32))
-
-
-def settle_main_part(model: keras.Model, x: np.ndarray, products: np.ndarray, covariates: np.ndarray,
-                     targets: np.ndarray, weight: np.ndarray, *, kind: str = "quantitative", steps: int = 50,
-                     tolerance: float = 1e-8) -> None:
-    """Set every copy's main part (the additive and dominance weights, under their L2 strengths, with the covariate
-    weights and the intercept) to the exact optimum of its loss on its training rows, given the rest of its network.
-
-    Why: Adam moves every weight by about its learning rate per step whatever the gradient's size, so near the
-    optimum the 400-700 main-effect weights keep jittering by as much as their own size, and cross-validation's
-    early-stopped copies predicted worse than the ridge model of the same L2 strength they hold: out-of-fold R^2
-    0.033 against 0.057 on a null cohort of three demes, 0.128 against 0.159 on a haploid cohort
-    (docs/association.md, session 58). Settled after the early stopping (and after the pair weights), so the epoch
-    count the discovery fit takes is unchanged. A quantitative trait's optimum is one weighted ridge solve; a binary
-    trait's, Newton steps from the trained weights (the loss is convex in these weights)."""
-    layer = model.get_layer("networks")
-    fitted = predict_copies(model, x, products, covariates).astype(np.float64)
-    linear = keras.ops.convert_to_numpy(layer.linear).astype(np.float64)
-    covariate_kernel = keras.ops.convert_to_numpy(layer.covariate_kernel).astype(np.float64)
-    bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float64)
-    columns, sites = linear.shape[1], layer.sites
-    penalty = np.concatenate([np.full(sites, layer.l2), np.full(columns - sites, layer.dominance_l2),
-                              np.zeros(covariates.shape[2] + 1)])  # the covariates and the intercept are not held
-    x = x.astype(np.float64)
-    for copy in range(linear.shape[0]):
-        rows = weight[:, copy] > 0
-        design = np.hstack([x[rows], covariates[rows, copy].astype(np.float64), np.ones((int(rows.sum()), 1))])
-        beta = np.concatenate([linear[copy], covariate_kernel[copy], [bias[copy]]])
-        offset = fitted[rows, copy] - design @ beta
-        share = weight[rows, copy] / weight[rows, copy].sum()
-        target = targets[rows, copy].astype(np.float64)
-        if kind == "binary":
-            beta = _penalised_logistic(design, target, share, offset, penalty, beta, steps, tolerance)
-        else:
-            weighted = design * share[:, None]
-            beta = np.linalg.solve(weighted.T @ design + np.diag(penalty + 1e-10), weighted.T @ (target - offset))
-        linear[copy], covariate_kernel[copy], bias[copy] = beta[:columns], beta[columns:-1], beta[-1]
-    layer.linear.assign(linear.astype(np.float32))
-    layer.covariate_kernel.assign(covariate_kernel.astype(np.float32))
-    layer.bias.assign(bias.astype(np.float32))
-
-
-def _penalised_logistic(design: np.ndarray, target: np.ndarray, share: np.ndarray, offset: np.ndarray,
-                        penalty: np.ndarray, beta: np.ndarray, steps: int, tolerance: float) -> np.ndarray:
-    """Minimise sum(share x log-loss(offset + design @ beta)) + sum(penalty x beta^2) by Newton steps, halving a
-    step that does not lower it."""
-    from scipy.special import expit, log_expit
-
-    def objective(b: np.ndarray) -> float:
-        logit = offset + design @ b
-        return float(-(share * (target * log_expit(logit) + (1 - target) * log_expit(-logit))).sum()
-                     + (penalty * b ** 2).sum())
-
-    current = objective(beta)
-    for _ in range(steps):
-        probability = expit(offset + design @ beta)
-        gradient = design.T @ (share * (probability - target)) + 2 * penalty * beta
-        hessian = (design * (share * probability * (1 - probability))[:, None]).T @ design + np.diag(2 * penalty)
-        step = np.linalg.solve(hessian + 1e-12 * np.eye(len(beta)), gradient)
-        size = 1.0
-        while size > 1e-4:
-            value = objective(beta - size * step)
-            if value <= current:
-                break
-            size /= 2
-        else:
-            break
-        beta, improvement, current = beta - size * step, current - value, value
-        if improvement < tolerance * max(1.0, abs(current)):
-            break
-    return beta
 
 
 def _block_group_lasso(terms: np.ndarray, target: np.ndarray, weight: np.ndarray, offset: np.ndarray,

@@ -172,13 +172,6 @@ def _settled_pairs(metrics: dict) -> str:
             "rest of the network (block coordinate descent), so a pair the penalty drops scores exactly zero")
 
 
-def _settled_folds(metrics: dict) -> str:
-    if not metrics.get("crossval_settled"):  # runs before session 58 predicted with the early-stopped weights
-        return ""
-    return ("; each fold's network then had its pair weights and its additive, dominance and covariate weights set "
-            "to their exact penalised optima on its training rows, in turn")
-
-
 def association_methods(info: dict, metrics: dict) -> str:
     config, versions = info["config"], info.get("versions", {})
     kind = metrics.get("trait_kind", info.get("trait_kind"))
@@ -225,8 +218,7 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"L2 penalty of the {_network_penalty_source(metrics)}, Adam) was compared with a "
         f"penalised additive {test} model, and with one given every site's dominance code as well (the classical "
         f"model of main effects), on the same {config['folds']} cross-validation folds (the epoch count minimising "
-        f"the validation loss averaged over folds, on inner 15% validation splits{_settled_folds(metrics)}); "
-        f"confidence intervals are 95% "
+        f"the validation loss averaged over folds, on inner 15% validation splits); confidence intervals are 95% "
         f"percentile bootstrap intervals over individuals. The network was then refitted on all individuals for "
         f"{_discovery_epochs(metrics)}{_discovery_additive_penalty(metrics)}{_settled_pairs(metrics)}. "
         f"Site importance is the mean absolute "

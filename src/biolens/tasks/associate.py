@@ -170,13 +170,12 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
     # discovery_v16: two alleles of one locus are not a pair; crossval_v5, discovery_v17: a contest winner's tags
     # contend in turn in the screen; discovery_v18: the additive part held back in the discovery fit; crossval_v6,
     # discovery_v19: a binary trait's pair penalty a quarter of the universal threshold, its pair weights settled;
-    # crossval_v7, discovery_v20: the network's main part holds the sites' dominance codes; crossval_v8: its main
-    # part settled at its optimum after the early stopping);
+    # crossval_v7, discovery_v20: the network's main part holds the sites' dominance codes);
     # their stages are recomputed
     with DaskSession(config.dask) as dask:  # one cluster for both scanning stages, started only if one runs
         classical = cached_stage(run, "classical_v3", lambda: _classical(data, dask, config.seed))
         fine_mapping = cached_stage(run, "fine_mapping_v3", lambda: _fine_mapping(data, classical, config.seed))
-        crossval = cached_stage(run, "crossval_v8", lambda: _crossval(data, config, classical))
+        crossval = cached_stage(run, "crossval_v7", lambda: _crossval(data, config, classical))
         spread = null_main_effects_spread(data, crossval)
         discovery = cached_stage(run, "discovery_v20",
                                  lambda: _discovery(data, config, classical, _discovery_epochs(crossval), spread, dask))
@@ -829,7 +828,6 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
         "discovery_epochs": _discovery_epochs(crossval),
         "discovery_additive_shrinkage": _discovery_additive_shrinkage(data.kind),
         "pair_weights_settled": True,  # for either trait kind since session 53 (genotype_training.settle_pair_lasso)
-        "crossval_settled": True,  # cross-validation's copies: pair weights and main part, since session 58
         # the network's main part holds the dominance codes of sites with this many individuals in each genotype class
         # (session 56, `_network_inputs`; runs before lack the key)
         "network_dominance": DOMINANCE_MIN_CLASS,
