@@ -78,6 +78,11 @@ class _Data:
     _codes: "object" = None
 
     @property
+    def ploidy(self) -> int:
+        """The most alleles a genotype call holds (1: haploid strains; above 2: polyploids)."""
+        return int(self.genotypes.notes.get("ploidy", 2))
+
+    @property
     def codes(self):
         """Cockerham additive/dominance codes of every site (interaction terms of any pair are built from them)."""
         if self._codes is None:
@@ -780,9 +785,8 @@ def _write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: di
 
     listed = sorted(shown, key=lambda k: pair_rank[k])
     trait = residualise(data.y.astype(np.float64), data.covariates)  # trait units: effects a reader can weigh
-    ploidy = int(g.notes.get("ploidy", 2))
-    forms = dict(zip(listed, interaction_forms(minor_counts(data.dosage, ploidy), trait,
-                                               pairs[listed].reshape(-1, 2), ploidy)))
+    forms = dict(zip(listed, interaction_forms(minor_counts(data.dosage, data.ploidy), trait,
+                                               pairs[listed].reshape(-1, 2), data.ploidy)))
     pair_rows = []
     for k in listed:
         a, b = pairs[k]
@@ -1051,7 +1055,7 @@ def _prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: i
         pair_tests = ("the pair tests below say whether any pair acts together." if claimed_pairs is None else
                       f"the pair tests below claim {claimed_pairs} pair(s) at q < 0.05: where this study sees "
                       "interactions." if claimed_pairs else "no pair reaches q < 0.05 in the pair tests below.")
-        haploid = data.genotypes.notes.get("ploidy", 2) == 1  # no dominance: the additive model is the main effects'
+        haploid = data.ploidy == 1  # no dominance: the additive model is the main effects'
         metrics["verdict"] = (
             f"The deep model predicts the trait better than the additive model ({numbers}). "
             + ("With one allele per individual there is no dominance, so the additive model holds every site's own "
