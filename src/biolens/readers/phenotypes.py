@@ -203,9 +203,31 @@ def skewness_note(y: np.ndarray, kind: str, trait: str, transform: str) -> tuple
         "multiplicative, run again with --trait-transform log (values above 0) or rank."]
 
 
+def _after_prefix(sample: str) -> str:
+    """An id's part after its first '_': PLINK writes FID_IID into a VCF, msprime tsk_<n>."""
+    return sample.split("_", 1)[1] if "_" in sample else sample
+
+
+def _id_reading(genotyped: list[str], phenotyped: list[str]) -> tuple[list[str], list[str], str]:
+    """Ids as given, unless they barely match and dropping a prefix before the first '_' on one side (PLINK's FID_IID,
+    msprime's tsk_) matches at least half of the genotyped individuals one to one; then that reading, said."""
+    exact = len(set(genotyped) & set(phenotyped))
+    if exact >= len(genotyped) // 2:
+        return genotyped, phenotyped, ""
+    readings = [([_after_prefix(s) for s in genotyped], phenotyped, "genotype ids' part after the first '_'"),
+                (genotyped, [_after_prefix(s) for s in phenotyped], "phenotype ids' part after the first '_'")]
+    usable = [(g, p, said) for g, p, said in readings
+              if len(set(g)) == len(g) and len(set(p)) == len(p) and len(set(g) & set(p)) >= max(10, len(genotyped) // 2)]
+    if len(usable) != 1:
+        return genotyped, phenotyped, ""
+    return usable[0]
+
+
 def match_samples(genotyped: list[str], phenotyped: list[str], genotype_source: str,
                   phenotype_source: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """Rows of each table for the individuals present in both; refuses a poor overlap, warns about the rest."""
+    given = genotyped
+    genotyped, phenotyped, reading = _id_reading(genotyped, phenotyped)
     position = {sample: i for i, sample in enumerate(phenotyped)}
     both = [s for s in genotyped if s in position]
     only_genotyped = [s for s in genotyped if s not in position]
@@ -216,6 +238,9 @@ def match_samples(genotyped: list[str], phenotyped: list[str], genotype_source: 
             f"{phenotype_source} (e.g. genotyped {', '.join(only_genotyped[:3]) or '-'}; phenotyped "
             f"{', '.join(only_phenotyped[:3]) or '-'}). Sample ids must match exactly; use --sample-column to pick the id column.")
     warnings = []
+    if reading:
+        warnings.append(f"sample ids of {genotype_source} and {phenotype_source} differ; matched by the {reading} "
+                        f"(e.g. {given[0]} = {genotyped[0]}). Check that this pairs the right individuals.")
     if only_genotyped:
         warnings.append(f"{len(only_genotyped)} genotyped individual(s) have no usable phenotype and are left out "
                         f"(e.g. {', '.join(only_genotyped[:3])}).")
@@ -224,4 +249,5 @@ def match_samples(genotyped: list[str], phenotyped: list[str], genotype_source: 
                         f"(e.g. {', '.join(only_phenotyped[:3])}).")
     rows = np.asarray([i for i, s in enumerate(genotyped) if s in position])
     return rows, np.asarray([position[s] for s in both]), {
-        "unmatched_genotyped": len(only_genotyped), "unmatched_phenotyped": len(only_phenotyped), "warnings": warnings}
+        "unmatched_genotyped": len(only_genotyped), "unmatched_phenotyped": len(only_phenotyped), "warnings": warnings,
+        **({"sample_ids_matched_by": reading} if reading else {})}
