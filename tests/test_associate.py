@@ -297,6 +297,53 @@ def test_vcf_reader_splits_multiallelic_sites_counts_missing_and_reads_haploid_c
     assert count == 1 and imputed[2, 0] == pytest.approx(0.5)
 
 
+def test_missing_calls_are_imputed_from_the_individuals_most_alike(tmp_path):
+    """In one region a missing call is what the individual's haplotypes carry: the 5 individuals most alike at the
+    other sites give it back where the site mean would call a carrier a non-carrier."""
+    cohort = simulate_cohort("null", seed=31, n_individuals=400, length=1500)
+    full = cohort.write(tmp_path)["genotypes"]
+    masked = tmp_path / "masked.vcf.gz"
+    rng = np.random.default_rng(0)
+    with gzip.open(full, "rt") as source, gzip.open(masked, "wt") as target:
+        for line in source:
+            if not line.startswith("#"):
+                fields = line.rstrip("\n").split("\t")
+                line = "\t".join(fields[:9] + ["./." if rng.random() < 0.1 else call for call in fields[9:]]) + "\n"
+            target.write(line)
+    truth, genotypes = read_vcf(full).dosage, read_vcf(masked)
+    hidden = np.isnan(genotypes.dosage)
+    neighbours, count = genotypes.imputed()
+    mean, _ = genotypes.imputed("mean")
+    assert count == hidden.sum() > 0 and not np.isnan(neighbours).any()
+    np.testing.assert_array_equal(neighbours[~hidden], truth[~hidden])
+    carriers = hidden & (truth > 0) & (read_vcf(full).allele_frequency() < 0.5)  # minor-allele carriers hidden
+    assert carriers.sum() > 100
+    recovered = np.mean(np.round(neighbours[carriers]) == truth[carriers])
+    assert recovered > 0.75 and recovered > np.mean(np.round(mean[carriers]) == truth[carriers]) + 0.4  # 0.82, 0.24
+
+
+def test_sample_ids_written_with_a_family_or_tool_prefix_are_matched_and_said():
+    """PLINK writes FID_IID into a VCF and msprime tsk_<n>; a phenotype table keyed by the bare ids is matched by the
+    part after the first '_', with a warning, only when that pairs individuals one to one."""
+    from biolens.errors import InputError
+    from biolens.readers.phenotypes import match_samples
+
+    genotyped = [f"FAM{i // 2}_IND{i}" for i in range(40)]
+    phenotyped = [f"IND{i}" for i in range(39, -1, -1) if i != 7]
+    rows, pheno_rows, notes = match_samples(genotyped, phenotyped, "cohort.vcf.gz", "traits.tsv")
+    assert [genotyped[r] for r in rows][:3] == ["FAM0_IND0", "FAM0_IND1", "FAM1_IND2"] and len(rows) == 39
+    assert [phenotyped[r] for r in pheno_rows][:3] == ["IND0", "IND1", "IND2"]
+    assert notes["sample_ids_matched_by"] == "genotype ids' part after the first '_'"
+    assert any("FAM0_IND0 = IND0" in line for line in notes["warnings"])
+    _, pheno_rows, notes = match_samples([str(i) for i in range(30)], [f"tsk_{i}" for i in range(30)], "a.vcf", "t.tsv")
+    assert list(pheno_rows) == list(range(30)) and "phenotype ids'" in notes["sample_ids_matched_by"]
+    exact = match_samples([f"tsk_{i}" for i in range(30)], [f"tsk_{i}" for i in range(30)], "a.vcf", "t.tsv")[2]
+    assert "sample_ids_matched_by" not in exact and not exact["warnings"]
+    with pytest.raises(InputError, match="match exactly"):  # two families share IND ids: no one-to-one reading
+        match_samples([f"A_IND{i}" for i in range(20)] + [f"B_IND{i}" for i in range(20)],
+                      [f"IND{i}" for i in range(20)], "a.vcf", "t.tsv")
+
+
 def test_two_alleles_of_one_position_are_one_locus_not_a_pair(tmp_path):
     """A multi-allelic record is split into one site per ALT allele; its alleles' pair is the locus's own genotypes,
     so no pair test runs on it and the network never takes it as a candidate."""

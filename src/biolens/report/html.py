@@ -172,6 +172,13 @@ def _settled_pairs(metrics: dict) -> str:
             "rest of the network (block coordinate descent), so a pair the penalty drops scores exactly zero")
 
 
+def _imputation(notes: dict) -> str:
+    if not notes.get("imputed_calls"):
+        return ""
+    how = notes.get("imputation", "the site mean")  # runs before 2026-12-07 imputed with the site mean
+    return f" ({notes['imputed_calls']} missing calls imputed with {how})"
+
+
 def association_methods(info: dict, metrics: dict) -> str:
     config, versions = info["config"], info.get("versions", {})
     kind = metrics.get("trait_kind", info.get("trait_kind"))
@@ -185,7 +192,7 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"Association with {config['trait']} was analysed with biolens {versions.get('biolens', '')} (TensorFlow "
         f"{versions.get('tensorflow', '')}, Keras {versions.get('keras', '')}, scikit-learn {versions.get('scikit-learn', '')}) "
         f"in {metrics['n_samples']} individuals and {metrics['n_sites']} variant sites with minor allele frequency >= "
-        f"{config['min_maf']} (missing calls imputed with the site mean). Each site was tested by {test} regression of the "
+        f"{config['min_maf']}{_imputation(info.get('data_notes', {}))}. Each site was tested by {test} regression of the "
         f"trait on the alt-allele dosage{covariates} (Wald test); q-values are Benjamini-Hochberg; genomic inflation "
         f"lambda_GC = {metrics['lambda_gc']:.2f}. Linkage disequilibrium was measured as the squared dosage correlation; "
         f"LD blocks join sites connected by r^2 >= 0.8. Fine-mapping used SuSiE (sum of single effects, L = 10, prior "

@@ -95,7 +95,7 @@ class _Data:
 def _load(config: AssociateConfig) -> _Data:
     from biolens.readers.phenotypes import match_samples, read_phenotypes, skewness_note, transform_trait
     from biolens.readers.sequences import call_variants
-    from biolens.readers.variants import read_vcf
+    from biolens.readers.variants import NEIGHBOURS, read_vcf
 
     if config.genotypes:
         genotypes = read_vcf(config.genotypes)
@@ -134,11 +134,14 @@ def _load(config: AssociateConfig) -> _Data:
                  if ploidy > 2 else [])
     notes = {**genotypes.notes, **pheno.notes, **match_notes, **transformed, **skewness,
              "sites_below_min_maf": int(dropped), "imputed_calls": imputed, "trait_kind": pheno.kind,
+             **({"imputation": f"the mean call of the {NEIGHBOURS} individuals most alike at the other sites "
+                               "(k-nearest neighbours)"} if imputed else {}),
              "warnings": pheno.notes.get("warnings", []) + match_notes.get("warnings", []) + polyploid + skewed}
     for line in notes["warnings"]:
         console.say(f"warning: {line}")
     if imputed:
-        console.say(f"{imputed} missing genotype calls ({100 * imputed / dosage.size:.2f}%) were imputed with the site mean.")
+        console.say(f"{imputed} missing genotype calls ({100 * imputed / dosage.size:.2f}%) were imputed from the "
+                    f"{NEIGHBOURS} individuals most alike at the other sites.")
     return _Data(genotypes, dosage, x, y, y_model, pheno.kind, cov, covariate_columns, notes)
 
 
