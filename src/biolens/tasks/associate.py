@@ -134,8 +134,8 @@ def _load(config: AssociateConfig) -> _Data:
                  if ploidy > 2 else [])
     notes = {**genotypes.notes, **pheno.notes, **match_notes, **transformed, **skewness,
              "sites_below_min_maf": int(dropped), "imputed_calls": imputed, "trait_kind": pheno.kind,
-             **({"imputation": f"the mean call of the {NEIGHBOURS} individuals most alike at the other sites "
-                               "(k-nearest neighbours)"} if imputed else {}),
+             **({"imputation": f"the mean call of the {NEIGHBOURS} nearest neighbours, the individuals most alike "
+                               "at the other sites"} if imputed else {}),
              "warnings": pheno.notes.get("warnings", []) + match_notes.get("warnings", []) + polyploid + skewed}
     for line in notes["warnings"]:
         console.say(f"warning: {line}")
