@@ -50,6 +50,8 @@ class Genotypes:
         0 and blurs the genotype classes the pair tests read. `mean` (the site mean): for genome-wide markers, where
         principal components need no more. An individual with no call shared with a donor gets the site mean.
         """
+        if method not in ("neighbours", "mean"):
+            raise ValueError(f"method must be 'neighbours' or 'mean', not {method!r}")
         dosage = self.dosage.astype(np.float64, copy=True)
         missing = np.isnan(dosage)
         if not missing.any():
