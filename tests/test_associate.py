@@ -757,6 +757,7 @@ def test_a_gain_that_dominance_explains_is_not_read_as_interactions(tmp_path):
     from biolens.config import AssociateConfig
     from biolens.engine.dask_scans import DaskSession
     from biolens.tasks import associate as task
+    from biolens.tasks.association_outputs import prediction_metrics
 
     cohort = simulate_cohort("null", trait="quantitative", seed=3, n_individuals=600, length=1000)
     paths = cohort.write(tmp_path)
@@ -775,14 +776,14 @@ def test_a_gain_that_dominance_explains_is_not_read_as_interactions(tmp_path):
     with DaskSession(None) as dask:
         classical = task._classical(data, dask)
     crossval = task._crossval(data, config, classical)
-    metrics = task._prediction_metrics(data, crossval, 0)
+    metrics = prediction_metrics(data, crossval, 0)
     assert metrics["r2_difference_ci95"][0] > 0, {k: v for k, v in metrics.items() if k.startswith("r2")}
     assert metrics["r2_main_effects"] > metrics["r2_additive"] and metrics["r2_beyond_main_effects_ci95"][0] <= 0
     assert "cannot tell dominance from interactions" in metrics["verdict"], metrics["verdict"]
-    assert "no pair reaches q < 0.05" in task._prediction_metrics(data, crossval, 0, claimed_pairs=0)["verdict"]
-    assert "claim 2 pair(s)" in task._prediction_metrics(data, crossval, 0, claimed_pairs=2)["verdict"]
+    assert "no pair reaches q < 0.05" in prediction_metrics(data, crossval, 0, claimed_pairs=0)["verdict"]
+    assert "claim 2 pair(s)" in prediction_metrics(data, crossval, 0, claimed_pairs=2)["verdict"]
     # a deep model that learned only the additive effects: it adds nothing, yet the trait is not additive
-    additive_only = task._prediction_metrics(data, crossval | {"oof_deep": crossval["oof_additive"]}, 0)
+    additive_only = prediction_metrics(data, crossval | {"oof_deep": crossval["oof_additive"]}, 0)
     assert additive_only["r2_dominance_over_additive_ci95"][0] > 0
     assert "equally well" in additive_only["verdict"] and "act through dominance" in additive_only["verdict"]
     assert "no evidence that non-additive effects" not in additive_only["verdict"]
@@ -1277,8 +1278,8 @@ def _reading(dosage, y, covariates):
     from biolens.stats.finemap import susie
     from biolens.stats.significance import bh_qvalues
     from biolens.stats.two_locus import residualise
-    from biolens.tasks.associate import (_far_from_hits, _inflation_left, _inflation_reading, _lead_sites,
-                                         _unlinked_inflation)
+    from biolens.tasks.associate import _far_from_hits, _inflation_left, _lead_sites, _unlinked_inflation
+    from biolens.tasks.association_outputs import inflation_reading
 
     _, p = regression.site_tests(dosage, y, covariates, "quantitative")
     q = bh_qvalues(p)
@@ -1286,7 +1287,7 @@ def _reading(dosage, y, covariates):
     x, trait = residualise(dosage, covariates), residualise(y.astype(float), covariates)
     left, left_chance = _inflation_left(x, trait, _lead_sites(susie(x, trait), p), far, 0)
     overall = regression.genomic_inflation(p)
-    return overall, _inflation_reading(overall, _unlinked_inflation(p, far), int((q < 0.05).sum()), [],
+    return overall, inflation_reading(overall, _unlinked_inflation(p, far), int((q < 0.05).sum()), [],
                                        regression.effective_tests(dosage),
                                        regression.inflation_by_permutation(dosage, y, covariates, "quantitative"),
                                        left, left_chance)
@@ -1318,7 +1319,7 @@ def test_lambda_gc_is_judged_against_the_trait_shuffled_in_the_regions_own_ld(tm
     """A null region whose few haplotype clades lift lambda_GC to 1.68 by chance: counting independent sites called
     that inflation (and warned of stratification); the trait shuffled against the same genotypes shows it is within
     chance, and the reading says so."""
-    from biolens.tasks.associate import _inflation_reading
+    from biolens.tasks.association_outputs import inflation_reading
 
     null = simulate_cohort("null", trait="quantitative", seed=1004, n_individuals=1000, length=2000)
     dosage = read_vcf(null.write(tmp_path)["genotypes"]).imputed()[0]
@@ -1328,8 +1329,8 @@ def test_lambda_gc_is_judged_against_the_trait_shuffled_in_the_regions_own_ld(tm
     observed, effective = regression.genomic_inflation(p), regression.effective_tests(dosage)
     shuffled = regression.inflation_by_permutation(dosage, y, none, "quantitative")
     assert regression.inflation_by_chance(effective) < observed < shuffled
-    assert _inflation_reading(observed, float("nan"), 0, [], effective).startswith("warning")  # the old reading
-    text = _inflation_reading(observed, float("nan"), 0, [], effective, shuffled)
+    assert inflation_reading(observed, float("nan"), 0, [], effective).startswith("warning")  # the old reading
+    text = inflation_reading(observed, float("nan"), 0, [], effective, shuffled)
     assert text.startswith(f"lambda_GC = {observed:.2f}: no sign of inflation") and "shuffles of the trait" in text
 
 
@@ -1381,7 +1382,7 @@ def test_a_deep_claim_is_flagged_only_where_neither_classical_reading_of_the_pai
 def test_pairs_a_claim_explains_come_right_after_the_claims_not_behind_weaker_candidates():
     """The lead of a signal is often a partial tag of the causal pair; the causal pair, significant on its own but
     not given the lead, must come before unclaimed pairs that merely have a smaller p than its conditional one."""
-    from biolens.tasks.associate import _pair_evidence_order
+    from biolens.tasks.association_outputs import pair_evidence_order
 
     nan = np.nan
     discovery = {  # pair 0: the claimed lead; 1: explained by it (marginal q 1e-9); 2: a network candidate at p 1e-3;
@@ -1399,19 +1400,19 @@ def test_pairs_a_claim_explains_come_right_after_the_claims_not_behind_weaker_ca
         "product_q_marginal": np.array([0.5, 0.9, 0.9, 0.3, 0.9, nan]),
         "product_p_own": np.array([0.01, 0.1, 0.2, 0.004, 0.5, nan]),
     }
-    order = _pair_evidence_order(discovery, np.array([1e-13, 1e-12, 0.2, 0.4, 0.5, nan]))
+    order = pair_evidence_order(discovery, np.array([1e-13, 1e-12, 0.2, 0.4, 0.5, nan]))
     assert order.tolist() == [0, 4, 1, 2, 3, 5]
     # a stand-in for the lead (claimed at its own q) comes after every pair that leads a claim, whatever its p
     standing_in = {**discovery, "saturated_p": np.array([1e-12, 1e-20, 0.3, 0.5, 0.6, nan]),
                    "saturated_q": np.array([1e-8, 1e-16, 0.9, 0.9, 0.9, nan])}
     own = np.array([1e-13, 1e-21, 0.2, 0.4, 0.5, nan])
-    assert _pair_evidence_order(standing_in, own).tolist()[:3] == [1, 0, 4]  # as a lead it would head the table
+    assert pair_evidence_order(standing_in, own).tolist()[:3] == [1, 0, 4]  # as a lead it would head the table
     standing_in["saturated_role"] = np.array([1, 2, 0, 0, 0, 0])
-    assert _pair_evidence_order(standing_in, own).tolist() == [0, 4, 1, 2, 3, 5]
+    assert pair_evidence_order(standing_in, own).tolist() == [0, 4, 1, 2, 3, 5]
     # with no claim, every pair is ranked by its smallest p among the tests: pair 1 by its conditional one
     for key in ("saturated_q", "saturated_q_marginal", "pair_q_perm"):
         discovery[key] = np.full(6, 0.9)
-    assert _pair_evidence_order(discovery, np.array([1e-13, 1e-12, 0.2, 0.4, 0.5, nan])).tolist() == [0, 4, 2, 3, 1, 5]
+    assert pair_evidence_order(discovery, np.array([1e-13, 1e-12, 0.2, 0.4, 0.5, nan])).tolist() == [0, 4, 2, 3, 1, 5]
 
 
 def test_bootstrap_scores_are_scikit_learns_auc_and_r2_for_every_draw_at_once():
@@ -1419,7 +1420,7 @@ def test_bootstrap_scores_are_scikit_learns_auc_and_r2_for_every_draw_at_once():
     in scikit-learn's trapezoids."""
     from sklearn.metrics import r2_score, roc_auc_score
 
-    from biolens.tasks.associate import bootstrap_scores
+    from biolens.tasks.association_outputs import bootstrap_scores
 
     rng = np.random.default_rng(0)
     y = (rng.random((40, 250)) < 0.3).astype(float)
