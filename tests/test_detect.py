@@ -375,7 +375,7 @@ def test_vgg_cells_are_counted_better_than_the_blob_detector(tmp_path):
 
 
 def test_georeferenced_tiff_pixels_map_to_its_coordinate_system():
-    from biolens.tasks.detect import _georeference
+    from biolens.tasks.detect_predict import _georeference
 
     tif = SHARED / "trees" / "2018_SJER_3_252000_4107000_image_477.tif"
     if not tif.exists():

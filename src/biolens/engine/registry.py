@@ -126,7 +126,7 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec("detect", "objects in images", configs.DetectConfig, "biolens.tasks.detect:detect",
              ("run.json", "metrics.json", "model.keras", "splits.csv", "history.csv", "test_objects.csv", "report.html"),
              "detect.html.j2", "detect_methods", "f1", "F1 (objects)", _detect_headline,
-             predictor="biolens.tasks.detect:predict_objects",
+             predictor="biolens.tasks.detect_predict:predict_objects",
              learning_curve="biolens.tasks.detect:add_learning_curve", web_form=True, model=True),
     TaskSpec("pretrain", "self-supervised image representation", configs.PretrainConfig,
              "biolens.tasks.pretrain:pretrain", ("run.json", "metrics.json", "model.keras", "embedding.parquet",
