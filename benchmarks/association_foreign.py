@@ -9,6 +9,7 @@ never uses ("exactly one heterozygous", xor_het) at frequencies 0.1-0.5. The fil
 named individuals, a CSV whose rows are in another order, an `iid` column), and the run is the CLI's.
 
     .venv/bin/python benchmarks/association_foreign.py --cohorts 8 --out runs/foreign.jsonl   # 8 each: null, additive, pair
+    ... --missing 0.05   # the same cohorts with 5% of calls hidden (./.) in the VCF the run reads
 
 Scoring is the grid's (`association_grid.score`): pairs claimed at q < 0.05 (a claim on a null or additive cohort is
 false), the planted pair found (it, or tags of both sites at r^2 >= 0.8, at q < 0.05) and its row in
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from association_grid import score
+from missing_calls import hide_calls
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMS = ("product", "one_carrier", "both_dominant", "both_recessive", "threshold", "xor_het")
@@ -140,27 +142,34 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=5000, help="cohort i of each kind has seed first-seed + i")
     parser.add_argument("--out", type=Path, default=Path("runs/association_foreign.jsonl"))
     parser.add_argument("--keep", type=Path, default=None, help="keep each cohort's files and run folder here (<kind>_<seed>)")
+    parser.add_argument("--missing", type=float, default=0.0,
+                        help="hide this share of the calls at random (./.) in the VCF the run reads; LD for scoring "
+                             "comes from the complete one")
     args = parser.parse_args()
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     for cohort in range(args.cohorts):
         for kind in args.kinds.split(","):
             seed = args.first_seed + cohort
-            if any(r["kind"] == kind and r["seed"] == seed for r in done):
+            if any(r["kind"] == kind and r["seed"] == seed and r.get("missing", 0.0) == args.missing for r in done):
                 continue
             setting = settings(kind, seed)
             with tempfile.TemporaryDirectory() as scratch:
                 folder = Path(scratch) if args.keep is None else args.keep / f"{kind}_{seed}"
                 folder.mkdir(parents=True, exist_ok=True)
                 truth = simulate(setting, folder)
+                genotypes = folder / "region.vcf.gz"
+                if args.missing:
+                    genotypes = folder / "region_missing.vcf.gz"
+                    hide_calls(folder / "region.vcf.gz", genotypes, args.missing, seed)
                 started = time.perf_counter()
                 finished = subprocess.run(
-                    [sys.executable, "-m", "biolens", "associate", "--genotypes", str(folder / "region.vcf.gz"),
+                    [sys.executable, "-m", "biolens", "associate", "--genotypes", str(genotypes),
                      "--phenotypes", str(folder / "pheno.csv"), "--trait", "trait", "--covariates", "age,sex",
                      "--out", str(folder / "run")], cwd=ROOT, capture_output=True, text=True, check=False)
                 if finished.returncode:
                     record = {**setting, "error": finished.stdout.strip().splitlines()[-1:] + finished.stderr.splitlines()[-1:]}
                 else:
-                    record = {**setting, "wall_s": round(time.perf_counter() - started, 1), "n_sites": truth["n_sites"],
+                    record = {**setting, "missing": args.missing, "wall_s": round(time.perf_counter() - started, 1), "n_sites": truth["n_sites"],
                               **score(folder / "run", folder / "region.vcf.gz", truth)}
             done.append(record)
             with open(args.out, "a") as handle:
