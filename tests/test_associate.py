@@ -1288,9 +1288,9 @@ def _reading(dosage, y, covariates):
     left, left_chance = _inflation_left(x, trait, _lead_sites(susie(x, trait), p), far, 0)
     overall = regression.genomic_inflation(p)
     return overall, inflation_reading(overall, _unlinked_inflation(p, far), int((q < 0.05).sum()), [],
-                                       regression.effective_tests(dosage),
-                                       regression.inflation_by_permutation(dosage, y, covariates, "quantitative"),
-                                       left, left_chance)
+                                      regression.effective_tests(dosage),
+                                      regression.inflation_by_permutation(dosage, y, covariates, "quantitative"),
+                                      left, left_chance)
 
 
 def test_strong_hits_in_one_population_are_not_read_as_stratification(tmp_path):

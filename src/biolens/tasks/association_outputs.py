@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dict, fine_mapping: dict,
-                   crossval: dict, discovery: dict, seconds: float) -> None:
+                  crossval: dict, discovery: dict, seconds: float) -> None:
     from biolens.engine.genotype_training import DOMINANCE_MIN_CLASS
     from biolens.report import association_figures as figures
     from biolens.stats.linkage import BLOCK_R2, clump, clump_pairs, distinct_patterns
@@ -138,11 +138,11 @@ def write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dic
         "effective_tests": _none_if_nan(classical.get("effective_tests", np.nan)),
         "pair_scans": json.loads(str(classical["pair_scan_engine"])) if "pair_scan_engine" in classical else None,
         "inflation_reading": inflation_reading(float(classical["lambda_gc"]), classical["lambda_gc_unlinked"],
-                                                int((classical["q_site"] < 0.05).sum()), data.covariate_columns,
-                                                float(classical.get("effective_tests", m)),
-                                                float(classical.get("lambda_gc_chance", np.nan)),
-                                                float(fine_mapping.get("lambda_gc_unlinked_left", np.nan)),
-                                                float(fine_mapping.get("lambda_gc_unlinked_left_chance", np.nan))),
+                                               int((classical["q_site"] < 0.05).sum()), data.covariate_columns,
+                                               float(classical.get("effective_tests", m)),
+                                               float(classical.get("lambda_gc_chance", np.nan)),
+                                               float(fine_mapping.get("lambda_gc_unlinked_left", np.nan)),
+                                               float(fine_mapping.get("lambda_gc_unlinked_left_chance", np.nan))),
     })
     write_json(run.file("metrics.json"), metrics)
     figures.manhattan(g.pos, classical["p_site"], discovery["p_perm"], discovery["importance"],
@@ -198,8 +198,8 @@ def _q_floor(tail: dict, tests: int) -> float | None:
 
 
 def inflation_reading(overall: float, unlinked, hits: int, covariates: list[str], effective: float,
-                       shuffled: float = float("nan"), left: float = float("nan"),
-                       left_chance: float = float("nan")) -> str:
+                      shuffled: float = float("nan"), left: float = float("nan"),
+                      left_chance: float = float("nan")) -> str:
     """lambda_GC in plain words: chance (few haplotype clades), LD with the hits in one region, or stratification.
 
     shuffled: the 95% quantile of lambda_GC with the trait shuffled against the genotypes (this region's own LD);
