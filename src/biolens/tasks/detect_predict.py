@@ -1,9 +1,9 @@
 """A detection run applied to new images (`biolens predict RUN IMAGES` on a `detect` run): one row per object.
 
-The trained network reads each image in overlapping tiles (a TIFF too large to hold decoded is read window by window), peaks
-of its centre heat are the objects, sized and counted as the run calibrated them on its validation units; mask runs
-add a label TIFF per image, and georeferenced TIFFs (tree crowns, plots from a drone) a GeoJSON of the objects in the
-image's coordinate system. Training and evaluation are `tasks/detect.py`.
+The trained network reads each image in overlapping tiles (a TIFF too large to hold decoded is read window by
+window); peaks of its centre heat are the objects, sized and counted as the run calibrated them on its validation
+units. Mask runs add a label TIFF per image, and georeferenced TIFFs (tree crowns, plots from a drone) a GeoJSON of
+the objects in the image's coordinate system. Training and evaluation are `tasks/detect.py`.
 """
 from __future__ import annotations
 
