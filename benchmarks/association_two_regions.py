@@ -45,7 +45,8 @@ def cohort(form: str, seed: int, share: float, folder: Path) -> tuple[Path, Path
         maf = genotypes.minor_allele_frequency()
         planted[chrom] = int(rng.choice(np.flatnonzero((maf >= 0.3) & (maf <= 0.5))))
     first, second = regions["1"][0], regions["2"][0]
-    value = interaction_values(form, first.dosage[:, planted["1"]].astype(float), second.dosage[:, planted["2"]].astype(float))
+    value = interaction_values(form, first.dosage[:, planted["1"]].astype(float),
+                               second.dosage[:, planted["2"]].astype(float))
     trait = np.sqrt(share) * (value - value.mean()) / value.std() + np.sqrt(1 - share) * rng.standard_normal(len(value))
     traits = folder / "traits.tsv"
     traits.write_text("sample\tyield\n" + "".join(f"{s}\t{v:.5f}\n" for s, v in zip(first.samples, trait)))
@@ -76,7 +77,8 @@ def read(run: Path, truth: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("jobs", nargs="+", help="form:seed, e.g. one_carrier:2410")
-    parser.add_argument("--share", type=float, default=0.12, help="trait variance the pair explains (the grid's default)")
+    parser.add_argument("--share", type=float, default=0.12,
+                        help="trait variance the pair explains (the grid's default)")
     parser.add_argument("--out", type=Path, default=Path("runs/two_regions"))
     args = parser.parse_args()
     for job in args.jobs:

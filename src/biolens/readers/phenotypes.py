@@ -216,8 +216,9 @@ def _id_reading(genotyped: list[str], phenotyped: list[str]) -> tuple[list[str],
         return genotyped, phenotyped, ""
     readings = [([_after_prefix(s) for s in genotyped], phenotyped, "genotype ids' part after the first '_'"),
                 (genotyped, [_after_prefix(s) for s in phenotyped], "phenotype ids' part after the first '_'")]
+    enough = max(10, len(genotyped) // 2)
     usable = [(g, p, said) for g, p, said in readings
-              if len(set(g)) == len(g) and len(set(p)) == len(p) and len(set(g) & set(p)) >= max(10, len(genotyped) // 2)]
+              if len(set(g)) == len(g) and len(set(p)) == len(p) and len(set(g) & set(p)) >= enough]
     if len(usable) != 1:
         return genotyped, phenotyped, ""
     return usable[0]
