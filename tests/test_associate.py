@@ -1272,6 +1272,27 @@ def test_stratified_cohort_is_flagged_and_structure_components_recover_the_demes
     assert "--structure-genotypes" in message and "missing.vcf" in message
 
 
+def test_structure_components_follow_the_individuals_analysed_when_some_have_no_phenotype(tmp_path):
+    """Genotyped individuals without a phenotype are left out before the principal components are computed: each
+    analysed individual gets its own components (this crashed with an IndexError until 2026-12-07)."""
+    from biolens.config import AssociateConfig
+    from biolens.readers.variants import structure_components
+    from biolens.tasks import associate as task
+
+    region = simulate_cohort("null", trait="quantitative", seed=4, n_individuals=300, length=1500).write(tmp_path / "r")
+    genome = simulate_cohort("null", trait="quantitative", seed=99, n_individuals=300, length=50_000,
+                             mutation_rate=1e-8).write(tmp_path / "g")["genotypes"]
+    traits = pd.read_csv(region["phenotypes"], sep="\t")
+    traits = traits[~traits["sample"].isin(["tsk_3", "tsk_10"])]
+    traits.to_csv(tmp_path / "traits.tsv", sep="\t", index=False)
+    data = task._load(AssociateConfig(phenotypes=str(tmp_path / "traits.tsv"), trait="yield",
+                                      genotypes=str(region["genotypes"]), structure_genotypes=str(genome)))
+    assert len(data.genotypes.samples) == 298 and "tsk_3" not in data.genotypes.samples
+    expected = structure_components(genome, data.genotypes.samples, 5)
+    np.testing.assert_allclose(data.covariates[:, -5:], expected)
+    assert data.covariate_columns[-5:] == [f"PC{k}" for k in range(1, 6)]
+
+
 def _reading(dosage, y, covariates):
     """lambda_GC and the run's reading of it, computed as `associate` does (classical and fine-mapping stages)."""
     from biolens.stats import linkage

@@ -114,8 +114,7 @@ def _load(config: AssociateConfig) -> _Data:
     if config.structure_genotypes:
         from biolens.readers.variants import structure_components
 
-        components = structure_components(config.structure_genotypes, [genotypes.samples[i] for i in geno_rows],
-                                          config.structure_pcs)
+        components = structure_components(config.structure_genotypes, genotypes.samples, config.structure_pcs)
         cov = np.hstack([cov, components])
         covariate_columns += [f"PC{k + 1}" for k in range(components.shape[1])]
     maf = genotypes.minor_allele_frequency()
