@@ -152,7 +152,7 @@ def main() -> None:
             seed = args.first_seed + cohort
             if any(r["kind"] == kind and r["seed"] == seed and r.get("missing", 0.0) == args.missing for r in done):
                 continue
-            setting = settings(kind, seed)
+            setting = {**settings(kind, seed), "missing": args.missing}
             with tempfile.TemporaryDirectory() as scratch:
                 folder = Path(scratch) if args.keep is None else args.keep / f"{kind}_{seed}"
                 folder.mkdir(parents=True, exist_ok=True)
@@ -169,7 +169,7 @@ def main() -> None:
                 if finished.returncode:
                     record = {**setting, "error": finished.stdout.strip().splitlines()[-1:] + finished.stderr.splitlines()[-1:]}
                 else:
-                    record = {**setting, "missing": args.missing, "wall_s": round(time.perf_counter() - started, 1), "n_sites": truth["n_sites"],
+                    record = {**setting, "wall_s": round(time.perf_counter() - started, 1), "n_sites": truth["n_sites"],
                               **score(folder / "run", folder / "region.vcf.gz", truth)}
             done.append(record)
             with open(args.out, "a") as handle:
