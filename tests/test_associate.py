@@ -337,6 +337,7 @@ def test_sample_ids_written_with_a_family_or_tool_prefix_are_matched_and_said():
     assert any("FAM0_IND0 = IND0" in line for line in notes["warnings"])
     _, pheno_rows, notes = match_samples([str(i) for i in range(30)], [f"tsk_{i}" for i in range(30)], "a.vcf", "t.tsv")
     assert list(pheno_rows) == list(range(30)) and "phenotype ids'" in notes["sample_ids_matched_by"]
+    assert any("tsk_0 = 0" in line for line in notes["warnings"])
     exact = match_samples([f"tsk_{i}" for i in range(30)], [f"tsk_{i}" for i in range(30)], "a.vcf", "t.tsv")[2]
     assert "sample_ids_matched_by" not in exact and not exact["warnings"]
     with pytest.raises(InputError, match="match exactly"):  # two families share IND ids: no one-to-one reading

@@ -208,27 +208,30 @@ def _after_prefix(sample: str) -> str:
     return sample.split("_", 1)[1] if "_" in sample else sample
 
 
-def _id_reading(genotyped: list[str], phenotyped: list[str]) -> tuple[list[str], list[str], str]:
+def _id_reading(genotyped: list[str], phenotyped: list[str]) -> tuple[list[str], list[str], str, str]:
     """Ids as given, unless they barely match and dropping a prefix before the first '_' on one side (PLINK's FID_IID,
-    msprime's tsk_) matches at least half of the genotyped individuals one to one; then that reading, said."""
+    msprime's tsk_) matches at least half of the genotyped individuals one to one; then that reading, said, with an
+    id as written and as read."""
     exact = len(set(genotyped) & set(phenotyped))
     if exact >= len(genotyped) // 2:
-        return genotyped, phenotyped, ""
-    readings = [([_after_prefix(s) for s in genotyped], phenotyped, "genotype ids' part after the first '_'"),
-                (genotyped, [_after_prefix(s) for s in phenotyped], "phenotype ids' part after the first '_'")]
+        return genotyped, phenotyped, "", ""
+    genotype_read, phenotype_read = [_after_prefix(s) for s in genotyped], [_after_prefix(s) for s in phenotyped]
+    readings = [(genotype_read, phenotyped, "genotype ids' part after the first '_'",
+                 f"{genotyped[0]} = {genotype_read[0]}"),
+                (genotyped, phenotype_read, "phenotype ids' part after the first '_'",
+                 f"{phenotyped[0]} = {phenotype_read[0]}")]
     enough = max(10, len(genotyped) // 2)
-    usable = [(g, p, said) for g, p, said in readings
-              if len(set(g)) == len(g) and len(set(p)) == len(p) and len(set(g) & set(p)) >= enough]
+    usable = [reading for reading in readings if len(set(reading[0])) == len(reading[0])
+              and len(set(reading[1])) == len(reading[1]) and len(set(reading[0]) & set(reading[1])) >= enough]
     if len(usable) != 1:
-        return genotyped, phenotyped, ""
+        return genotyped, phenotyped, "", ""
     return usable[0]
 
 
 def match_samples(genotyped: list[str], phenotyped: list[str], genotype_source: str,
                   phenotype_source: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """Rows of each table for the individuals present in both; refuses a poor overlap, warns about the rest."""
-    given = genotyped
-    genotyped, phenotyped, reading = _id_reading(genotyped, phenotyped)
+    genotyped, phenotyped, reading, example = _id_reading(genotyped, phenotyped)
     position = {sample: i for i, sample in enumerate(phenotyped)}
     both = [s for s in genotyped if s in position]
     only_genotyped = [s for s in genotyped if s not in position]
@@ -241,7 +244,7 @@ def match_samples(genotyped: list[str], phenotyped: list[str], genotype_source: 
     warnings = []
     if reading:
         warnings.append(f"sample ids of {genotype_source} and {phenotype_source} differ; matched by the {reading} "
-                        f"(e.g. {given[0]} = {genotyped[0]}). Check that this pairs the right individuals.")
+                        f"(e.g. {example}). Check that this pairs the right individuals.")
     if only_genotyped:
         warnings.append(f"{len(only_genotyped)} genotyped individual(s) have no usable phenotype and are left out "
                         f"(e.g. {', '.join(only_genotyped[:3])}).")
