@@ -140,8 +140,8 @@ def _load(config: AssociateConfig) -> _Data:
     for line in notes["warnings"]:
         console.say(f"warning: {line}")
     if imputed:
-        console.say(f"{imputed} missing genotype calls ({100 * imputed / dosage.size:.2f}%) were imputed from the "
-                    f"{NEIGHBOURS} individuals most alike at the other sites.")
+        console.say(f"{imputed} missing genotype calls ({100 * imputed / dosage.size:.2f}%) were imputed with "
+                    f"{notes['imputation']}.")
     return _Data(genotypes, dosage, x, y, y_model, pheno.kind, cov, covariate_columns, notes)
 
 
