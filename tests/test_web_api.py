@@ -682,3 +682,31 @@ def test_files_of_a_refused_form_are_kept_for_the_corrected_one(server, tmp_path
     forged = server.post("/new", data={**fields, "name": "forged", "trait": "yield", "kept_files": "../../../etc"},
                          files=[files[1]], follow_redirects=False)
     assert forged.status_code == 400 and "choose the data" in alert(forged)  # a token is a name, never a path
+
+
+def test_a_plink_fileset_uploaded_as_its_three_files_is_read_by_its_bed_and_an_incomplete_one_refused(server, tmp_path):
+    """The .bed, .bim and .fam uploaded together are one genotype input (the job gets the .bed); a .bed alone is
+    refused at the form, naming the files it lacks."""
+    from bed_reader import to_bed
+
+    from biolens.readers.variants import read_vcf
+    from biolens.simulate import simulate_cohort
+
+    paths = simulate_cohort("additive", trait="quantitative", n_individuals=60, length=400, seed=4).write(tmp_path / "c")
+    genotypes = read_vcf(paths["genotypes"])
+    to_bed(tmp_path / "cohort.bed", genotypes.dosage, properties={
+        "iid": genotypes.samples, "bp_position": genotypes.pos, "allele_1": genotypes.alt, "allele_2": genotypes.ref})
+
+    def associate(name, *suffixes):
+        files = [("files", (f"cohort{s}", (tmp_path / f"cohort{s}").read_bytes(), "application/octet-stream"))
+                 for s in suffixes]
+        return server.post("/new", data={"csrf": server.csrf, "task": "associate", "name": name, "trait": "yield"},
+                           files=files + [("phenotype_file", ("traits.tsv", paths["phenotypes"].read_bytes(),
+                                                              "text/plain"))], follow_redirects=False)
+
+    alone = associate("bed-alone", ".bed")
+    assert alone.status_code == 400 and "without its cohort.bim and cohort.fam" in alert(alone)
+    assert server.app.app.state.queue.latest_for("bed-alone") is None
+    assert associate("plink", ".bed", ".bim", ".fam").status_code == 303
+    params = json.loads(server.app.app.state.queue.latest_for("plink")["params"])
+    assert params["genotypes"].endswith("cohort.bed") and "sequences" not in params

@@ -336,12 +336,12 @@ class AssociateConfig(TaskConfig):
     Options:
         phenotypes: the trait table (TSV/CSV), stored as an absolute path.
         trait: its trait column.
-        genotypes: VCF/VCF.gz/BCF; or
+        genotypes: VCF/VCF.gz/BCF or a PLINK fileset (the .bed, its .bim or .fam, or their common prefix); or
         sequences: an aligned FASTA of haplotypes (exactly one of the two).
         covariates: covariate columns.
         sample_column: the sample-id column (default: sample/id/iid, else the first).
         sample_map: TSV sequence_id -> sample for FASTA haplotypes with other names.
-        structure_genotypes: a VCF of genome-wide markers of the same individuals; its top principal components
+        structure_genotypes: a VCF or PLINK fileset of genome-wide markers of the same individuals; its top principal components
             join the covariates (against population stratification).
         structure_pcs: how many principal components of it.
         trait_transform: the quantitative trait's scale: none (as measured), log (values above 0) or rank (rank-based
@@ -381,13 +381,27 @@ class AssociateConfig(TaskConfig):
         if isinstance(self.covariates, str):
             self.covariates = [c.strip() for c in self.covariates.split(",") if c.strip()]
         if (self.genotypes is None) == (self.sequences is None):
-            raise InputError("give exactly one of --genotypes (VCF/BCF) or --sequences (aligned FASTA).")
+            raise InputError("give exactly one of --genotypes (VCF/BCF/PLINK .bed) or --sequences (aligned FASTA).")
         if not self.phenotypes or not self.trait:
             raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
+        for name in ("genotypes", "structure_genotypes"):
+            setattr(self, name, _plink_bed(getattr(self, name)))
         for name in ("genotypes", "sequences", "phenotypes", "sample_map", "structure_genotypes"):
             value = getattr(self, name)
             if value and not Path(value).is_file():
                 raise InputError(f"{flag_name(name)} {value}: no such file.")
+
+
+def _plink_bed(value: str | None) -> str | None:
+    """A PLINK fileset named as PLINK users do (its prefix, as --bfile takes, or its .bim or .fam) is its .bed."""
+    if not value:
+        return value
+    path = Path(value)
+    if path.suffix.lower() in (".bim", ".fam"):
+        return str(path.with_suffix(".bed"))
+    if not path.is_file() and Path(f"{value}.bed").is_file():
+        return f"{value}.bed"
+    return value
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 from biolens.errors import InputError
 
 VCF_MAGIC = b"##fileformat=VCF"
+PLINK_BED_MAGIC = b"\x6c\x1b\x01"  # a PLINK 1 .bed in SNP-major order
 
 
 def check(task: str, params: dict) -> None:
@@ -51,6 +52,15 @@ def looks_like_vcf(path: Path) -> bool:
         return False
 
 
+def looks_like_plink(path: Path) -> bool:
+    """A PLINK 1 .bed, by its name and first bytes."""
+    try:
+        with open(path, "rb") as handle:
+            return path.suffix.lower() == ".bed" and handle.read(3) == PLINK_BED_MAGIC
+    except OSError:
+        return False
+
+
 def _check_association(params: dict) -> None:
     from biolens.readers.phenotypes import read_phenotypes
     from biolens.readers.tables import is_table
@@ -60,10 +70,16 @@ def _check_association(params: dict) -> None:
     if looks_like_vcf(phenotypes):
         raise InputError(f"{phenotypes.name} is a VCF (genotypes), not the trait table: the genotype and phenotype "
                          "files look swapped.")
-    if genotypes and not looks_like_vcf(Path(genotypes)):
+    if genotypes and looks_like_plink(Path(genotypes)):
+        absent = [Path(genotypes).with_suffix(s).name for s in (".bim", ".fam")
+                  if not Path(genotypes).with_suffix(s).is_file()]
+        if absent:
+            raise InputError(f"{Path(genotypes).name} is a PLINK .bed without its {' and '.join(absent)}: give the "
+                             ".bed, .bim and .fam of one fileset together.")
+    elif genotypes and not looks_like_vcf(Path(genotypes)):
         swapped = is_table(genotypes)
         raise InputError(f"{Path(genotypes).name} is not a VCF/BCF" + (": it looks like a table, so the genotype and "
-                         "phenotype files may be swapped." if swapped else "; give a VCF, VCF.gz, BCF or an aligned FASTA."))
+                         "phenotype files may be swapped." if swapped else "; give a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, or an aligned FASTA."))
     covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
     read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
 

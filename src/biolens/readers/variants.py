@@ -1,4 +1,4 @@
-"""Genotypes from VCF / VCF.gz / BCF (cyvcf2): alt-allele dosages per individual and site.
+"""Genotypes from VCF / VCF.gz / BCF (cyvcf2) or a PLINK .bed fileset: alt-allele dosages per individual and site.
 
 Multi-allelic records are split into one biallelic site per ALT allele (dosage = copies of that allele), the usual
 `bcftools norm -m-` convention. Haploid and diploid calls, phased or not, all become dosages (0..ploidy). Missing calls
@@ -13,7 +13,8 @@ import numpy as np
 
 from biolens.errors import InputError
 
-VARIANT_SUFFIXES = (".vcf", ".bcf")  # also .vcf.gz / .vcf.bgz (compressed)
+VARIANT_SUFFIXES = (".vcf", ".bcf", ".bed", ".bim", ".fam")  # also .vcf.gz / .vcf.bgz; .bed with its .bim and .fam
+MAX_STRUCTURE_MARKERS = 100_000  # --structure-genotypes from a .bed: at most this many markers, evenly spaced
 NEIGHBOURS, MAX_DONORS = 5, 2000  # missing calls: imputed from the 5 most alike of at most 2,000 individuals
 
 
@@ -76,6 +77,26 @@ class Genotypes:
     def minor_allele_frequency(self) -> np.ndarray:
         frequency = self.allele_frequency()
         return np.minimum(frequency, 1 - frequency)
+
+
+def is_plink(path: Path | str) -> bool:
+    return Path(path).suffix.lower() == ".bed"
+
+
+def genotype_files(path: Path | str) -> list[Path]:
+    """Every file a genotype input consists of: a .bed brings its .bim and .fam."""
+    from biolens.readers.plink import plink_files
+
+    return plink_files(path) if is_plink(path) else [Path(path)]
+
+
+def read_genotypes(path: Path | str, max_sites: int | None = None) -> Genotypes:
+    """A VCF/VCF.gz/BCF or a PLINK .bed fileset (`max_sites`: a .bed's markers read evenly spaced, at most that many)."""
+    if is_plink(path):
+        from biolens.readers.plink import read_plink
+
+        return read_plink(path, max_sites=max_sites)
+    return read_vcf(path)
 
 
 def read_vcf(path: Path | str) -> Genotypes:
@@ -152,16 +173,17 @@ def read_vcf(path: Path | str) -> Genotypes:
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
 
 
-def structure_components(path: Path | str, samples: list[str], count: int) -> np.ndarray:
+def structure_components(path: Path | str, samples: list[str], count: int, notes: dict | None = None) -> np.ndarray:
     """Top `count` principal components of genome-wide markers (`--structure-genotypes`) for `samples`, in order.
 
     Population structure is estimated from markers across the genome, not from the tested region (whose LD with the
     causal sites would be absorbed too). Sites are standardised by their allele frequency (as in EIGENSTRAT); every
-    analysed individual must be in the file.
+    analysed individual must be in the file. A PLINK .bed gives at most 100,000 markers, evenly spaced (the leading
+    components of ancestry need far fewer); `notes` gets `structure_markers` saying how many were used.
     """
     from sklearn.decomposition import PCA
 
-    markers = read_vcf(path)
+    markers = read_genotypes(path, max_sites=MAX_STRUCTURE_MARKERS)
     position = {sample: i for i, sample in enumerate(markers.samples)}
     missing = [s for s in samples if s not in position]
     if missing:
@@ -174,6 +196,9 @@ def structure_components(path: Path | str, samples: list[str], count: int) -> np
         raise InputError(f"{path}: only {int(keep.sum())} common marker(s) (allele frequency 1-99%); principal "
                          f"components of structure need at least {2 * count}, ideally thousands across the genome.")
     standard = (dosage[:, keep] - 2 * freq[keep]) / np.sqrt(2 * freq[keep] * (1 - freq[keep]))
+    if notes is not None:
+        thinned = f", read evenly spaced from {markers.notes['records']}" if "sites_read" in markers.notes else ""
+        notes["structure_markers"] = f"{int(keep.sum())} common markers of {markers.n_sites}{thinned}"
     count = min(count, len(samples) - 1, int(keep.sum()))
     components = PCA(n_components=count, random_state=0).fit_transform(standard)
     return (components - components.mean(0)) / np.where(components.std(0) > 0, components.std(0), 1)

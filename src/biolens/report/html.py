@@ -179,21 +179,28 @@ def _imputation(notes: dict) -> str:
     return f" ({notes['imputed_calls']} missing calls imputed with {how})"
 
 
+def _dosage(notes: dict) -> str:
+    if str(notes.get("format", "")).startswith("PLINK"):
+        return "dosage of allele 1 of the PLINK .bim (the alt column of variants.tsv)"
+    return "alt-allele dosage"
+
+
 def association_methods(info: dict, metrics: dict) -> str:
     config, versions = info["config"], info.get("versions", {})
     kind = metrics.get("trait_kind", info.get("trait_kind"))
     test = "logistic" if kind == "binary" else "linear"
     adjusted = list(config.get("covariates") or [])
     if config.get("structure_genotypes"):
+        markers = info.get("data_notes", {}).get("structure_markers", "")
         adjusted.append(f"the top {config.get('structure_pcs', 5)} principal components of genome-wide markers "
-                        f"({Path(config['structure_genotypes']).name})")
+                        f"({Path(config['structure_genotypes']).name}{': ' + markers if markers else ''})")
     covariates = f" adjusted for {', '.join(adjusted)}" if adjusted else ""
     return (
         f"Association with {config['trait']} was analysed with biolens {versions.get('biolens', '')} (TensorFlow "
         f"{versions.get('tensorflow', '')}, Keras {versions.get('keras', '')}, scikit-learn {versions.get('scikit-learn', '')}) "
         f"in {metrics['n_samples']} individuals and {metrics['n_sites']} variant sites with minor allele frequency >= "
         f"{config['min_maf']}{_imputation(info.get('data_notes', {}))}. Each site was tested by {test} regression of the "
-        f"trait on the alt-allele dosage{covariates} (Wald test); q-values are Benjamini-Hochberg; genomic inflation "
+        f"trait on the {_dosage(info.get('data_notes', {}))}{covariates} (Wald test); q-values are Benjamini-Hochberg; genomic inflation "
         f"lambda_GC = {metrics['lambda_gc']:.2f}. Linkage disequilibrium was measured as the squared dosage correlation; "
         f"LD blocks join sites connected by r^2 >= 0.8. Fine-mapping used SuSiE (sum of single effects, L = 10, prior "
         f"variances estimated, IBSS with refinement and also started from the three best-fitting distinct sets of each "

@@ -42,7 +42,7 @@ def associate(phenotypes: str | Path | None = None, trait: str | None = None, ou
         phenotypes: TSV/CSV with a sample column, the trait and any covariates.
         trait: the trait column (two values = binary, numbers = quantitative).
         out: the run folder to create.
-        genotypes / sequences: a VCF/VCF.gz/BCF, or an aligned FASTA of haplotypes (exactly one).
+        genotypes / sequences: a VCF/VCF.gz/BCF or PLINK .bed fileset, or an aligned FASTA of haplotypes (exactly one).
         resume: an interrupted association run folder to continue instead.
         **options: any field of `AssociateConfig` (covariates, sample_column, sample_map, min_maf, permutations, ...).
 
@@ -59,9 +59,11 @@ def associate(phenotypes: str | Path | None = None, trait: str | None = None, ou
 
 
 def _prepare(config: AssociateConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
+    from biolens.readers.variants import genotype_files
+
+    inputs = [config.genotypes, config.sequences, config.phenotypes, config.sample_map, config.structure_genotypes]
     fingerprint = lifecycle.data_fingerprint(
-        [p for p in (config.genotypes, config.sequences, config.phenotypes, config.sample_map,
-                     config.structure_genotypes) if p])
+        [f for i, p in enumerate(inputs) if p for f in (genotype_files(p) if i in (0, 4) else [p])])
     return lifecycle.Prepared(_load(config), fingerprint)
 
 
@@ -96,10 +98,10 @@ class _Data:
 def _load(config: AssociateConfig) -> _Data:
     from biolens.readers.phenotypes import match_samples, read_phenotypes, skewness_note, transform_trait
     from biolens.readers.sequences import call_variants
-    from biolens.readers.variants import NEIGHBOURS, read_vcf
+    from biolens.readers.variants import NEIGHBOURS, read_genotypes
 
     if config.genotypes:
-        genotypes = read_vcf(config.genotypes)
+        genotypes = read_genotypes(config.genotypes)
     else:
         genotypes = call_variants(config.sequences, sample_map=config.sample_map)
     pheno = read_phenotypes(config.phenotypes, config.trait, config.covariates, config.sample_column)
@@ -111,10 +113,12 @@ def _load(config: AssociateConfig) -> _Data:
                                      [pheno.samples[i] for i in pheno_rows])
     skewness, skewed = skewness_note(y, pheno.kind, config.trait, config.trait_transform)
     covariate_columns = list(pheno.covariate_columns)
+    structure_notes: dict = {}
     if config.structure_genotypes:
         from biolens.readers.variants import structure_components
 
-        components = structure_components(config.structure_genotypes, genotypes.samples, config.structure_pcs)
+        components = structure_components(config.structure_genotypes, genotypes.samples, config.structure_pcs,
+                                          structure_notes)
         cov = np.hstack([cov, components])
         covariate_columns += [f"PC{k + 1}" for k in range(components.shape[1])]
     maf = genotypes.minor_allele_frequency()
@@ -132,11 +136,12 @@ def _load(config: AssociateConfig) -> _Data:
                   f"terms use each individual's whole dosage (0-{ploidy} alt copies), but the pair tests' genotype "
                   "tables and the dominance codes count 0, 1 and 2 or more copies, a diploid reading of a polyploid."]
                  if ploidy > 2 else [])
-    notes = {**genotypes.notes, **pheno.notes, **match_notes, **transformed, **skewness,
+    notes = {**genotypes.notes, **pheno.notes, **match_notes, **transformed, **skewness, **structure_notes,
              "sites_below_min_maf": int(dropped), "imputed_calls": imputed, "trait_kind": pheno.kind,
              **({"imputation": f"the mean call of the {NEIGHBOURS} nearest neighbours, the individuals most alike "
                                "at the other sites"} if imputed else {}),
-             "warnings": pheno.notes.get("warnings", []) + match_notes.get("warnings", []) + polyploid + skewed}
+             "warnings": genotypes.notes.get("warnings", []) + pheno.notes.get("warnings", [])
+                         + match_notes.get("warnings", []) + polyploid + skewed}
     for line in notes["warnings"]:
         console.say(f"warning: {line}")
     if imputed:

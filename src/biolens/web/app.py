@@ -567,9 +567,9 @@ def create_app(settings: Settings) -> FastAPI:
             if time.time() - old.stat().st_mtime > 86_400:
                 shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
         kept = {}
-        for field in UPLOAD_FIELDS:
-            uploads = _chosen_files(form, field)
-            token = str(values.get(f"kept_{field}", "") or "")
+        for upload_field in UPLOAD_FIELDS:
+            uploads = _chosen_files(form, upload_field)
+            token = str(values.get(f"kept_{upload_field}", "") or "")
             if uploads:
                 token = secrets.token_urlsafe(18)
                 try:
@@ -588,7 +588,7 @@ def create_app(settings: Settings) -> FastAPI:
                 columns = await asyncio.to_thread(views.table_columns, _single_input(kept_root / token))
             except InputError:
                 columns = []
-            kept[field] = {"token": token, "names": shown + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
+            kept[upload_field] = {"token": token, "names": shown + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
                            "columns": columns}
         return kept
 
@@ -650,9 +650,13 @@ def _image_data_root(data: Path) -> Path:
 
 
 def _single_input(data: Path) -> Path:
-    """A table, FASTA or VCF upload is one file; a zip or folder upload may hold one folder (images, 10x)."""
+    """A table, FASTA or VCF upload is one file; a zip or folder upload may hold one folder (images, 10x), or a
+    PLINK fileset (.bed, .bim, .fam), which the genotype reader opens by its .bed."""
     while data.is_dir():
         entries = [p for p in data.iterdir() if not p.name.startswith(".")]
+        beds = [p for p in entries if p.suffix.lower() == ".bed"]
+        if len(beds) == 1 and {p.suffix.lower() for p in entries} <= {".bed", ".bim", ".fam"}:
+            return beds[0]
         if len(entries) != 1:
             break
         data = entries[0]

@@ -1,0 +1,128 @@
+"""PLINK 1 binary filesets (.bed/.bim/.fam) as association input: read as their VCF is, errors named by file and line.
+
+The filesets are written by bed-reader (the library PLINK users' Python tools write with) from simulated cohorts'
+VCFs, so each test can compare the two readings of the same genotypes.
+"""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from biolens.errors import InputError
+from biolens.readers.variants import read_genotypes, read_vcf, structure_components
+from biolens.simulate import simulate_cohort
+
+from conftest import biolens, one_line_error
+
+
+def _write_plink(vcf, prefix, *, fid=None, hide=0.0):
+    """The VCF's genotypes as a PLINK fileset counting the ALT allele (allele 1), `hide` of the calls missing."""
+    from bed_reader import to_bed
+
+    genotypes = read_vcf(vcf)
+    dosage = genotypes.dosage.copy()
+    if hide:
+        dosage[np.random.default_rng(0).random(dosage.shape) < hide] = np.nan
+    to_bed(f"{prefix}.bed", dosage, properties={
+        "fid": fid or ["0"] * len(genotypes.samples), "iid": genotypes.samples, "chromosome": genotypes.chrom,
+        "bp_position": genotypes.pos, "allele_1": genotypes.alt, "allele_2": genotypes.ref})
+    return dosage
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plink")
+    paths = simulate_cohort("additive", trait="quantitative", seed=5, n_individuals=120, length=1000).write(folder)
+    paths["dosage"] = _write_plink(paths["genotypes"], folder / "cohort", hide=0.02)
+    return paths
+
+
+def test_a_plink_fileset_reads_as_its_vcf_whether_named_by_prefix_bed_bim_or_fam(cohort):
+    from biolens.config import AssociateConfig
+    from biolens.tasks import associate as task
+
+    folder = cohort["genotypes"].parent
+    plink = read_genotypes(folder / "cohort.bed")
+    vcf = read_vcf(cohort["genotypes"])
+    np.testing.assert_array_equal(plink.dosage, cohort["dosage"])
+    assert plink.samples == vcf.samples and plink.alt == vcf.alt and plink.ref == vcf.ref
+    assert list(plink.pos) == list(vcf.pos) and plink.chrom == vcf.chrom
+    assert plink.notes["missing_calls"] == int(np.isnan(cohort["dosage"]).sum()) > 0
+    for name in ("cohort", "cohort.bim", "cohort.fam", "cohort.bed"):
+        config = AssociateConfig(phenotypes=str(cohort["phenotypes"]), trait="yield", genotypes=str(folder / name))
+        config.check()
+        assert config.genotypes == str(folder / "cohort.bed")
+    data = task._load(config)
+    assert data.notes["format"].startswith("PLINK") and data.notes["imputed_calls"] > 0
+    assert len(data.genotypes.samples) == 120 and data.genotypes.n_sites > 10
+
+
+def test_individuals_sharing_an_iid_across_families_are_named_fid_iid_and_said(cohort, tmp_path):
+    samples = read_vcf(cohort["genotypes"]).samples
+    families = ["famA" if k % 2 else "famB" for k in range(len(samples))]
+    iids = [s if k > 1 else "ind" for k, s in enumerate(samples)]  # two individuals named ind, in two families
+    from bed_reader import to_bed
+
+    to_bed(tmp_path / "f.bed", np.zeros((len(samples), 2), dtype=np.float32),
+           properties={"fid": families, "iid": iids, "bp_position": [1, 2]})
+    genotypes = read_genotypes(tmp_path / "f.bed")
+    assert genotypes.samples[:3] == ["famB_ind", "famA_ind", f"famB_{samples[2]}"]
+    assert "FID_IID" in genotypes.notes["warnings"][0] and "ind" in genotypes.notes["warnings"][0]
+
+
+def test_structure_markers_from_a_plink_fileset_give_the_components_of_their_vcf(tmp_path, monkeypatch):
+    genome = simulate_cohort("null", trait="quantitative", seed=99, n_individuals=150, length=30_000,
+                             mutation_rate=1e-8).write(tmp_path)["genotypes"]
+    _write_plink(genome, tmp_path / "genome")
+    samples = read_vcf(genome).samples[::-1][:140]  # in another order, some left out
+    notes: dict = {}
+    from_plink = structure_components(tmp_path / "genome.bed", samples, 4, notes)
+    np.testing.assert_allclose(from_plink, structure_components(genome, samples, 4), atol=1e-6)
+    assert "read evenly spaced" not in notes["structure_markers"]
+    monkeypatch.setattr("biolens.readers.variants.MAX_STRUCTURE_MARKERS", 60)
+    structure_components(tmp_path / "genome.bed", samples, 4, notes)
+    records = read_genotypes(tmp_path / "genome.bed").n_sites
+    assert f"of 60, read evenly spaced from {records}" in notes["structure_markers"]
+
+
+def test_a_broken_plink_fileset_gives_one_line_naming_the_file_and_line(cohort, tmp_path):
+    source = cohort["genotypes"].parent / "cohort"
+    for suffix in (".bed", ".bim", ".fam"):
+        shutil.copy(f"{source}{suffix}", tmp_path / f"x{suffix}")
+    (tmp_path / "x.fam").rename(tmp_path / "kept.fam")
+    message = one_line_error(biolens("associate", "--genotypes", tmp_path / "x.bed", "--phenotypes",
+                                     cohort["phenotypes"], "--trait", "yield", "--out", tmp_path / "run", check=False))
+    assert message.startswith("error:") and "x.fam" in message and "missing" in message
+    lines = (tmp_path / "kept.fam").read_text().splitlines()
+    (tmp_path / "x.fam").write_text("\n".join(lines[:2] + [lines[2].rsplit(maxsplit=1)[0]] + lines[3:]) + "\n")
+    with pytest.raises(InputError, match=r"x\.fam, line 3: 5 column\(s\), expected 6"):
+        read_genotypes(tmp_path / "x.bed")
+    (tmp_path / "kept.fam").replace(tmp_path / "x.fam")
+    bim = (tmp_path / "x.bim").read_text().splitlines()
+    fields = bim[4].split("\t")
+    (tmp_path / "x.bim").write_text("\n".join(bim[:4] + ["\t".join(fields[:3] + ["12k"] + fields[4:])] + bim[5:]) + "\n")
+    with pytest.raises(InputError, match=r"x\.bim, line 5: site .* position '12k'"):
+        read_genotypes(tmp_path / "x.bed")
+    shutil.copy(f"{source}.bim", tmp_path / "x.bim")
+    (tmp_path / "x.bed").write_bytes((tmp_path / "x.bed").read_bytes()[:-7])
+    with pytest.raises(InputError, match=r"x\.bed: not a readable PLINK \.bed for the 120 individuals"):
+        read_genotypes(tmp_path / "x.bed")
+
+
+def test_an_association_run_on_a_plink_fileset_covers_all_three_files_in_its_fingerprint(cohort, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for suffix in (".bed", ".bim", ".fam"):
+        shutil.copy(cohort["genotypes"].parent / f"cohort{suffix}", folder / f"c{suffix}")
+    out = tmp_path / "run"
+    biolens("associate", "--genotypes", folder / "c", "--phenotypes", cohort["phenotypes"], "--trait", "yield",
+            "--out", out, "--permutations", "2", "--folds", "2")
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["genotypes"] == str(folder / "c.bed") and info["data_notes"]["format"].startswith("PLINK")
+    assert "allele 1 of the PLINK .bim" in (out / "report.html").read_text()
+    assert len((out / "variants.tsv").read_text().splitlines()) > 10
+    (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    fam = folder / "c.fam"
+    fam.write_text(fam.read_text().replace("tsk_1 ", "tsk_1b ", 1))  # one individual renamed in the .fam alone
+    assert "data fingerprint differs" in one_line_error(biolens("associate", "--resume", out, check=False))
