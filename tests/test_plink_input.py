@@ -110,19 +110,48 @@ def test_a_broken_plink_fileset_gives_one_line_naming_the_file_and_line(cohort, 
         read_genotypes(tmp_path / "x.bed")
 
 
-def test_an_association_run_on_a_plink_fileset_covers_all_three_files_in_its_fingerprint(cohort, tmp_path):
+def test_the_fam_phenotype_and_sex_are_read_with_plinks_missing_codes(cohort, tmp_path):
+    from biolens.readers.phenotypes import read_phenotypes
+
+    lines = (cohort["genotypes"].parent / "cohort.fam").read_text().splitlines()
+    codes = ["2", "1", "0", "-9"] + ["1", "2"] * 58
+
+    def fam(phenotypes, name):
+        rows = [line.split()[:4] + [("1", "2", "0")[k % 3], value] for k, (line, value) in enumerate(zip(lines, phenotypes))]
+        (tmp_path / name).write_text("".join(" ".join(row) + "\n" for row in rows))
+        return tmp_path / name
+
+    binary = read_phenotypes(fam(codes, "b.fam"), "phenotype", ["sex"])
+    assert binary.kind == "binary" and binary.notes["case_value"] == "2" and binary.notes["fam_phenotype_missing"] == 2
+    assert binary.covariate_columns == ["sex=2"] and binary.notes["missing_covariate"] == 39  # sex 0: unknown
+    assert binary.samples[0] == "tsk_0" and list(binary.y[:2]) == [1.0, 0.0]
+    measured = read_phenotypes(fam(["0.5", "-9", "0", "1.25"] + ["2.0"] * 116, "q.fam"), "phenotype")
+    assert measured.kind == "quantitative" and measured.notes["fam_phenotype_missing"] == 1
+    assert list(measured.y[:3]) == [0.5, 0.0, 1.25]  # 0 is a measurement of a quantitative trait; -9 is missing
+    with pytest.raises(InputError, match="phenotype column is missing .* for every individual"):
+        read_phenotypes(fam(["-9"] * 120, "none.fam"), "phenotype")
+
+
+def test_an_association_run_on_a_plink_fileset_with_its_fam_phenotype_fingerprints_all_three_files(cohort, tmp_path):
+    import pandas as pd
+
     folder = tmp_path / "data"
     folder.mkdir()
-    for suffix in (".bed", ".bim", ".fam"):
+    for suffix in (".bed", ".bim"):
         shutil.copy(cohort["genotypes"].parent / f"cohort{suffix}", folder / f"c{suffix}")
+    traits = pd.read_csv(cohort["phenotypes"], sep="\t").set_index("sample")["yield"]
+    lines = (cohort["genotypes"].parent / "cohort.fam").read_text().splitlines()
+    (folder / "c.fam").write_text("".join(" ".join(line.split()[:5] + [f"{traits[line.split()[1]]:.6f}"]) + "\n"
+                                          for line in lines))
     out = tmp_path / "run"
-    biolens("associate", "--genotypes", folder / "c", "--phenotypes", cohort["phenotypes"], "--trait", "yield",
+    biolens("associate", "--genotypes", folder / "c", "--phenotypes", folder / "c.fam", "--trait", "phenotype",
             "--out", out, "--permutations", "2", "--folds", "2")
     info = json.loads((out / "run.json").read_text())
     assert info["config"]["genotypes"] == str(folder / "c.bed") and info["data_notes"]["format"].startswith("PLINK")
+    assert info["data_notes"]["fam_phenotype_coding"] == "-9 missing" and info["data_notes"]["unmatched_genotyped"] == 0
     assert "allele 1 of the PLINK .bim" in (out / "report.html").read_text()
     assert len((out / "variants.tsv").read_text().splitlines()) > 10
     (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
-    fam = folder / "c.fam"
-    fam.write_text(fam.read_text().replace("tsk_1 ", "tsk_1b ", 1))  # one individual renamed in the .fam alone
+    bim = folder / "c.bim"
+    bim.write_text(bim.read_text().replace("\t0.0\t", "\t0.5\t", 1))  # one site's centimorgans changed, nothing else
     assert "data fingerprint differs" in one_line_error(biolens("associate", "--resume", out, check=False))

@@ -3,7 +3,8 @@
 A trait with exactly two values is binary (case = 1, 2, 'case', 'affected', 'yes', 'true', or else the second value in
 sorted order, always written to run.json); a numeric trait with more values is quantitative. Empty, NA, NaN and '.'
 are missing; -9 is not treated as missing (it is a valid measurement for many traits), except in PLINK's case/control
-coding: values 1 and 2 (or 0 and 1) plus -9 make a binary trait with -9 missing, said in a warning.
+coding: values 1 and 2 (or 0 and 1) plus -9 make a binary trait with -9 missing, said in a warning. A PLINK `.fam`
+is read as the table `fid, iid, father, mother, sex, phenotype` with PLINK's own missing codes (`_fam_table`).
 """
 from __future__ import annotations
 
@@ -37,6 +38,31 @@ def read_table(path: Path, flag: str = "--phenotypes") -> pd.DataFrame:
     from biolens.readers.tables import read_table as read_any
 
     return read_any(Path(path), flag, missing=MISSING)
+
+
+FAM_COLUMNS = ("fid", "iid", "father", "mother", "sex", "phenotype")
+
+
+def _fam_table(path: Path, trait: str) -> tuple[pd.DataFrame, dict]:
+    """A PLINK .fam as a phenotype table, PLINK's codes read as PLINK reads them: sex 0 is unknown; the phenotype
+    1/2 is control/case with 0 and -9 missing, any other numbers a quantitative trait with -9 missing. Individuals
+    are named as the .fam's genotypes are (`readers/plink.py`): IID, or FID_IID where an IID is in two families."""
+    from biolens.readers.plink import fam_rows
+
+    rows = fam_rows(path)
+    table = pd.DataFrame([r for _, r in rows], columns=list(FAM_COLUMNS), dtype=object)
+    if table["iid"].duplicated().any():
+        table["iid"] = table["fid"] + "_" + table["iid"]
+    table["sex"] = table["sex"].mask(table["sex"] == "0")
+    numeric = pd.to_numeric(table["phenotype"], errors="coerce")
+    binary = numeric.notna().all() and set(numeric.unique()) <= {0, 1, 2, -9} and {1, 2} <= set(numeric.unique())
+    missing = numeric.isin([0, -9]) if binary else numeric == -9
+    table["phenotype"] = table["phenotype"].mask(missing)
+    if trait == "phenotype" and table["phenotype"].isna().all():
+        raise InputError(f"{path}: the .fam's phenotype column is missing (0 or -9) for every individual; give the "
+                         "trait in a phenotype table instead (--phenotypes traits.tsv).")
+    return table, {"fam_phenotype_missing": int(missing.sum()),
+                   "fam_phenotype_coding": "1 = control, 2 = case; 0 and -9 missing" if binary else "-9 missing"}
 
 
 def _sample_column(table: pd.DataFrame, path: Path, requested: str | None) -> str:
@@ -137,7 +163,7 @@ def read_phenotypes(path: Path | str, trait: str, covariates: list[str] | None =
                     sample_column: str | None = None) -> Phenotypes:
     """Read the trait and covariates; individuals with a missing trait or covariate are left out and counted."""
     path = Path(path)
-    table = read_table(path)
+    table, fam = _fam_table(path, trait) if path.suffix.lower() == ".fam" else (read_table(path), {})
     column = _sample_column(table, path, sample_column)
     if trait not in table.columns:
         raise InputError(f"{path}: no trait column '{trait}'.{column_hint(trait, table.columns)} Columns: "
@@ -148,6 +174,7 @@ def read_phenotypes(path: Path | str, trait: str, covariates: list[str] | None =
         raise InputError(f"{path}: sample id(s) {', '.join(duplicated[:5])} appear on more than one row of column "
                          f"'{column}'; keep one row per individual.")
     y, kind, coding = _encode_trait(table[trait], path, trait)
+    coding.update(fam)
     cov, cov_columns = _encode_covariates(table, covariates or [], path)
     keep = ~np.isnan(y) & ~np.isnan(cov).any(1)
     notes = {"sample_column": column, "missing_trait": int(np.isnan(y).sum()),

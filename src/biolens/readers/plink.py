@@ -82,8 +82,13 @@ def _columns(path: Path, expected: int, what: str) -> list[tuple[int, list[str]]
     return rows
 
 
+def fam_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The .fam's six fields a line, with line numbers (the genotype reader's and the phenotype reader's)."""
+    return _columns(path, 6, "family id, individual id, father, mother, sex, phenotype")
+
+
 def _read_fam(path: Path) -> tuple[list[str], list[str]]:
-    rows = _columns(path, 6, "family id, individual id, father, mother, sex, phenotype")
+    rows = fam_rows(path)
     return [r[0] for _, r in rows], [r[1] for _, r in rows]
 
 

@@ -118,8 +118,11 @@ def in_web_words(message: str, uploads: Path) -> str:
 def table_columns(path: Path, limit: int = 200) -> list[str]:
     """The column names of a table (the shared table reader: any separator, compressed or not); [] for a folder or
     anything that is not a table."""
+    from biolens.readers.phenotypes import FAM_COLUMNS
     from biolens.readers.tables import is_table, read_table
 
+    if Path(path).suffix.lower() == ".fam":  # a PLINK .fam: no header, its six columns by name (readers/phenotypes)
+        return list(FAM_COLUMNS)
     if not Path(path).is_file() or not is_table(path):
         return []
     return [str(c) for c in read_table(path, Path(path).name).columns[:limit]]
