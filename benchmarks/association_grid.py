@@ -131,6 +131,21 @@ def score(run: Path, vcf: Path, truth: dict) -> dict:
     return result
 
 
+def run_and_record(cohort, folder: Path, trait: str, results: Path, job: str, **extra) -> dict:
+    """Write a cohort changed by a benchmark, run `biolens associate` on it, score the run as the grid does and
+    append one JSON line (with the run's warnings) to `results`."""
+    paths = cohort.write(folder)
+    started = time.perf_counter()
+    associate(paths["phenotypes"], trait, folder / "run", genotypes=paths["genotypes"])
+    record = {"job": job, "wall": round(time.perf_counter() - started, 1), **extra,
+              **score(folder / "run", paths["genotypes"], cohort.truth),
+              "warnings": json.loads((folder / "run" / "run.json").read_text()).get("warnings", [])}
+    with open(results, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    print(json.dumps(record), flush=True)
+    return record
+
+
 def ceiling(vcf: Path, cohort) -> dict:
     """What a test that knew the planted pair and its form would find: the 1-df F test of the planted two-site
     function added to both sites' main effects (their three genotype means each), against the Bonferroni bar over the

@@ -8,18 +8,15 @@ Student's t noise with 3 degrees of freedom (`t3`) or, for 1% of individuals, an
 `biolens associate` and scores the run as association_grid.py does (pairs claimed on null and additive cohorts are
 false). One JSON line per cohort in <out>/results.jsonl, with the run's warnings.
 """
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from association_grid import score  # noqa: E402
+from association_grid import run_and_record  # noqa: E402
 
 from biolens.simulate import simulate_cohort  # noqa: E402
-from biolens.tasks.associate import associate  # noqa: E402
 
 
 def main() -> None:
@@ -33,16 +30,7 @@ def main() -> None:
         extra = (rng.standard_t(3, n) if noise == "t3"
                  else np.where(rng.random(n) < 0.01, rng.choice([-8, 8], n), 0.0))
         cohort.phenotypes["yield"] = np.round(10 + (y - y.mean()) / y.std() + extra, 4)
-        folder = out / f"{scenario}_{noise}_{seed}"
-        paths = cohort.write(folder)
-        started = time.perf_counter()
-        associate(paths["phenotypes"], "yield", folder / "run", genotypes=paths["genotypes"])
-        record = {"job": job, "wall": round(time.perf_counter() - started, 1),
-                  **score(folder / "run", paths["genotypes"], cohort.truth),
-                  "warnings": json.loads((folder / "run" / "run.json").read_text()).get("warnings", [])}
-        with open(out / "results.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        print(json.dumps(record), flush=True)
+        run_and_record(cohort, out / f"{scenario}_{noise}_{seed}", "yield", out / "results.jsonl", job)
 
 
 if __name__ == "__main__":

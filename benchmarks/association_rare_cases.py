@@ -9,18 +9,15 @@ The grid's binary cohorts are balanced and the foreign ones hold 20-50% cases; a
 trait's 1 - cases quantile cases, runs `biolens associate --trait status` and scores the run as association_grid.py
 does. One JSON line per cohort in <out>/results.jsonl.
 """
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from association_grid import score  # noqa: E402
+from association_grid import run_and_record  # noqa: E402
 
 from biolens.simulate import simulate_cohort  # noqa: E402
-from biolens.tasks.associate import associate  # noqa: E402
 
 
 def main() -> None:
@@ -31,15 +28,7 @@ def main() -> None:
         y = cohort.phenotypes["yield"].to_numpy(float)
         cohort.phenotypes["status"] = np.where(y > np.quantile(y, 1 - float(cases)), "case", "control")
         cohort.phenotypes = cohort.phenotypes.drop(columns=["yield"])
-        folder = out / job.replace(":", "_")
-        paths = cohort.write(folder)
-        started = time.perf_counter()
-        associate(paths["phenotypes"], "status", folder / "run", genotypes=paths["genotypes"])
-        record = {"job": job, "wall": round(time.perf_counter() - started, 1),
-                  **score(folder / "run", paths["genotypes"], cohort.truth)}
-        with open(out / "results.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        print(json.dumps(record), flush=True)
+        run_and_record(cohort, out / job.replace(":", "_"), "status", out / "results.jsonl", job)
 
 
 if __name__ == "__main__":
