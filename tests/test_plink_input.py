@@ -155,3 +155,35 @@ def test_an_association_run_on_a_plink_fileset_with_its_fam_phenotype_fingerprin
     bim = folder / "c.bim"
     bim.write_text(bim.read_text().replace("\t0.0\t", "\t0.5\t", 1))  # one site's centimorgans changed, nothing else
     assert "data fingerprint differs" in one_line_error(biolens("associate", "--resume", out, check=False))
+
+
+def test_sites_of_two_chromosomes_are_named_and_drawn_apart_where_their_positions_repeat(cohort, tmp_path):
+    """A fileset of two regions whose positions overlap: the report names each pair's sites chromosome:position, and
+    the Manhattan plot lays the chromosomes end to end instead of over each other."""
+    from biolens.report.association_figures import _chromosomes, _side_by_side
+
+    for suffix in (".bed", ".fam"):
+        shutil.copy(cohort["genotypes"].parent / f"cohort{suffix}", tmp_path / f"two{suffix}")
+    lines = (cohort["genotypes"].parent / "cohort.bim").read_text().splitlines()
+    half = len(lines) // 2
+    first_of_second = int(lines[half].split("\t")[3])
+    rows = [line.split("\t") for line in lines]
+    for row in rows[half:]:  # the second half becomes chromosome 2, its positions starting again near 1
+        row[0], row[3] = "2", str(int(row[3]) - first_of_second + 1)
+    (tmp_path / "two.bim").write_text("".join("\t".join(row) + "\n" for row in rows))
+    out = tmp_path / "run"
+    biolens("associate", "--genotypes", tmp_path / "two.bed", "--phenotypes", cohort["phenotypes"], "--trait", "yield",
+            "--out", out, "--permutations", "2", "--folds", "2")
+    report = (out / "report.html").read_text()
+    pairs = [line.split("\t") for line in (out / "interactions.tsv").read_text().splitlines()]
+    header, top = pairs[0], pairs[1]
+    named = f"{top[header.index('chrom_a')]}:{top[header.index('pos_a')]}"
+    assert f"<td>{named}</td>" in report
+    assert {row[header.index("chrom_a")] for row in pairs[1:]} | {row[header.index("chrom_b")] for row in pairs[1:]} \
+        == {"1", "2"}
+    genotypes = read_genotypes(tmp_path / "two.bed")
+    groups = _chromosomes(genotypes.chrom, genotypes.n_sites)
+    x, middles = _side_by_side(genotypes.pos, groups)
+    assert [name for name, _ in groups] == ["1", "2"] and len(middles) == 2
+    assert x[groups[1][1]].min() > x[groups[0][1]].max()  # chromosome 2 starts after chromosome 1 ends
+    assert np.all(np.diff(x[groups[1][1]]) >= 0) and (out / "figures" / "manhattan.png").stat().st_size > 10_000

@@ -319,6 +319,10 @@ def _top_rows(path: Path, count: int) -> list[dict]:
 def _association_context(run: Run) -> dict:
     metrics = run.metrics
     listed = _top_rows(run.path / "interactions.tsv", CLAIMS_READ)
+    for row in listed:  # chromosome:position, as the variants table names sites (positions repeat across chromosomes)
+        for end in ("a", "b"):
+            row[f"site_{end}"] = (f"{row[f'chrom_{end}']}:{row[f'pos_{end}']}" if row.get(f"chrom_{end}")
+                                  else row[f"pos_{end}"])
     interactions = listed[:10]
     return {"variants": _top_rows(run.path / "variants.tsv", 15), "interactions": interactions,
             "few_individuals": _claims_on_few_individuals(interactions),

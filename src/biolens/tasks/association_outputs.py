@@ -146,11 +146,11 @@ def write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dic
     })
     write_json(run.file("metrics.json"), metrics)
     figures.manhattan(g.pos, classical["p_site"], discovery["p_perm"], discovery["importance"],
-                      run.path / "figures" / "manhattan.png", pip=pip, chrom=g.chrom[0] if len(g.chrom) else "")
+                      run.path / "figures" / "manhattan.png", pip=pip, chrom=g.chrom)
     figures.qq(classical["p_site"], run.path / "figures" / "qq.png")
-    figures.ld_map(classical["r2"], g.pos, run.path / "figures" / "ld_map.png")
+    figures.ld_map(classical["r2"], g.pos, run.path / "figures" / "ld_map.png", chrom=g.chrom)
     figures.interaction_map(pairs, score, g.pos, m, run.path / "figures" / "interactions.png",
-                            saturated=classical["p_saturated"])
+                            saturated=classical["p_saturated"], chrom=g.chrom)
 
 
 def pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.ndarray:
