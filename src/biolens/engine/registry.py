@@ -61,13 +61,21 @@ def quoted_figures(metrics: dict) -> dict:
     cv = (metrics.get("small_data") or {}).get("cross_validation")
     if cv:
         return {**cv, "cross_validated": True, "where": "cross-validated over all images"}
-    return {**metrics, "cross_validated": False, "where": f"on the {metrics.get('n_test', 'held-out')} test images"}
+    return {**metrics, "cross_validated": False,
+            "where": f"on the {metrics.get('n_test', 'held-out')} test {metrics.get('unit', 'images')}"}
 
 
 def _classify_headline(metrics: dict) -> str:
     quoted = quoted_figures(metrics)
     return _with_ci(quoted, "balanced_accuracy",
                     "cross-validated balanced accuracy" if quoted["cross_validated"] else "balanced accuracy")
+
+
+def _sequence_headline(metrics: dict) -> str:
+    """The network's figure with the classical baseline's beside it (runs since 2026-12-07 have one)."""
+    text = _classify_headline(metrics)
+    base = metrics.get("kmer_baseline")
+    return text + (f" vs k-mer baseline {_pct(base['balanced_accuracy'])}" if base else "")
 
 
 def _number_ci(metrics: dict, key: str) -> str:
@@ -112,7 +120,7 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
              learning_curve="biolens.tasks.classify:add_learning_curve", web_form=True, model=True),
     TaskSpec("sequence_classify", "sequence classification", configs.SequenceConfig,
              "biolens.tasks.sequence_classify:train", SUPERVISED_OUTPUTS + ("motifs.tsv", "motifs.meme"),
-             "classify.html.j2", "sequence_methods", "balanced_accuracy", "balanced accuracy", _classify_headline,
+             "classify.html.j2", "sequence_methods", "balanced_accuracy", "balanced accuracy", _sequence_headline,
              predictor="biolens.tasks.predict:predict_classes", web_form=True, model=True),
     TaskSpec("cluster", "clustering", configs.ClusterConfig, "biolens.tasks.cluster:cluster",
              ("run.json", "metrics.json", "clusters.csv", "embedding.parquet", "markers.tsv", "report.html"),

@@ -126,13 +126,15 @@ def honesty_warnings(metrics: dict, n_classes: int) -> list[str]:
     figure = (f"balanced accuracy {value:.1%} (95% CI {low:.1%}-{high:.1%}) {quoted['where']}, against {chance:.1%} "
               f"for guessing among {n_classes} classes")
     reaches_chance = at_chance(metrics, n_classes)
+    unit = metrics.get("unit", "images")
     if reaches_chance and value >= (1 + chance) / 2:
-        warnings.append(f"Too few images to show that the model is better than guessing: {figure}. Its predictions "
-                        "may well be right, but nothing here shows it; label more images per class before relying "
+        warnings.append(f"Too few {unit} to show that the model is better than guessing: {figure}. Its predictions "
+                        f"may well be right, but nothing here shows it; label more {unit} per class before relying "
                         "on them.")
     elif reaches_chance:
         warnings.append(f"The model is not clearly better than guessing: {figure}. Do not use its predictions; more "
-                        "images per class, cleaner labels or another image size may help.")
+                        f"{unit} per class, cleaner labels or "
+                        f"{'another image size' if unit == 'images' else 'another --length'} may help.")
     if metrics["ece"] > metrics["ece_before_calibration"] + 0.01:
         warnings.append(f"Calibration on the validation set made the test probabilities worse (expected calibration "
                         f"error {metrics['ece_before_calibration']:.3f} -> {metrics['ece']:.3f}): the validation set is "
@@ -183,7 +185,8 @@ def evaluate_held_out(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, n
                               "unsure_fraction_test": float(unsure.mean()),
                               "accuracy_when_sure": float(np.mean(probs.argmax(1)[~unsure] == y[test][~unsure])) if (~unsure).any() else None},
                    n_train=int(len(parts["train"])), n_val=int(len(parts["val"])), n_test=int(len(test)),
-                   class_names=class_names, best_epoch=state.get("best_epoch"), epochs_run=state.get("epoch"),
+                   class_names=class_names, unit=unit, best_epoch=state.get("best_epoch"),
+                   epochs_run=state.get("epoch"),
                    stopped_by=state.get("stopped_by"), train_seconds=round(float(state.get("elapsed", 0.0)), 1))
 
     settle_warnings(metrics)  # printed once the run's figures are final (save_results)

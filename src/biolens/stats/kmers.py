@@ -44,7 +44,7 @@ def base_codes(one_hot: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _word_ids(codes: np.ndarray, k: int, both_strands: bool = True) -> np.ndarray:
+def word_ids(codes: np.ndarray, k: int, both_strands: bool = True) -> np.ndarray:
     """(n, length - k + 1) ids of each k-long word (with `both_strands`, the smaller of the word's and its reverse
     complement's); -1 where the word holds an N."""
     n, length = codes.shape
@@ -75,7 +75,7 @@ def _presence(codes: np.ndarray, k: int, both_strands: bool):
     """Sparse (sequences x 4**k) matrix, column-compressed: 1 where the sequence holds the word."""
     from scipy import sparse
 
-    ids = _word_ids(codes, k, both_strands)
+    ids = word_ids(codes, k, both_strands)
     ordered = np.sort(ids, axis=1)
     first = np.ones_like(ordered, bool)
     first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
@@ -203,7 +203,7 @@ def _erase(codes: np.ndarray, word: str, flank: int, both_strands: bool) -> None
     place: the next word is then sought beyond this site, so fragments of one long site are not taken for further
     sites (DREME's erasing)."""
     k = len(word)
-    ids = _word_ids(codes, k, both_strands)
+    ids = word_ids(codes, k, both_strands)
     rows, starts = np.nonzero(np.isin(ids, _columns(word, both_strands)))
     length = codes.shape[1]
     for row, start in zip(rows, starts):
