@@ -138,8 +138,13 @@ def main() -> None:
             repeats = sum(max(sum(1 for like, row in zip(likeness[:10], rows) if row["beyond_composition"] == "True"
                                   and like[factor] >= 0.5 and like[factor] == max(like.values())) - 1, 0)
                           for factor in scenario[:2])
-            accuracy = json.loads((run / "metrics.json").read_text())["balanced_accuracy"]
-            results.append({"set": name, "balanced_accuracy": round(accuracy, 3), "rank": ranks,
+            metrics = json.loads((run / "metrics.json").read_text())
+            accuracy, baseline = metrics["balanced_accuracy"], metrics.get("kmer_baseline", {})
+            results.append({"set": name, "balanced_accuracy": round(accuracy, 3),
+                            "kmer_baseline": round(baseline.get("balanced_accuracy", float("nan")), 3),
+                            "network_minus_baseline_ci95": [round(v, 3) for v in
+                                                            baseline.get("network_minus_this_ci95", [])],
+                            "rank": ranks,
                             "rank_by_importance_alone": ranks_by_importance, "beats_random": beats,
                             "beyond_composition": sum(r["beyond_composition"] == "True" for r in rows),
                             "repeat_rows_in_top10": repeats,

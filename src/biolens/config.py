@@ -341,8 +341,8 @@ class AssociateConfig(TaskConfig):
         covariates: covariate columns.
         sample_column: the sample-id column (default: sample/id/iid, else the first).
         sample_map: TSV sequence_id -> sample for FASTA haplotypes with other names.
-        structure_genotypes: a VCF or PLINK fileset of genome-wide markers of the same individuals; its top principal components
-            join the covariates (against population stratification).
+        structure_genotypes: a VCF or PLINK fileset of genome-wide markers of the same individuals; its top principal
+            components join the covariates (against population stratification).
         structure_pcs: how many principal components of it.
         trait_transform: the quantitative trait's scale: none (as measured), log (values above 0) or rank (rank-based
             inverse normal); interactions depend on the scale.

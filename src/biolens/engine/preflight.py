@@ -78,8 +78,9 @@ def _check_association(params: dict) -> None:
                              ".bed, .bim and .fam of one fileset together.")
     elif genotypes and not looks_like_vcf(Path(genotypes)):
         swapped = is_table(genotypes)
-        raise InputError(f"{Path(genotypes).name} is not a VCF/BCF" + (": it looks like a table, so the genotype and "
-                         "phenotype files may be swapped." if swapped else "; give a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, or an aligned FASTA."))
+        raise InputError(f"{Path(genotypes).name} is not a VCF/BCF" + (
+            ": it looks like a table, so the genotype and phenotype files may be swapped." if swapped
+            else "; give a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, or an aligned FASTA."))
     covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
     read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
 

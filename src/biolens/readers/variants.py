@@ -91,7 +91,7 @@ def genotype_files(path: Path | str) -> list[Path]:
 
 
 def read_genotypes(path: Path | str, max_sites: int | None = None) -> Genotypes:
-    """A VCF/VCF.gz/BCF or a PLINK .bed fileset (`max_sites`: a .bed's markers read evenly spaced, at most that many)."""
+    """A VCF/VCF.gz/BCF or a PLINK .bed fileset (`max_sites`: a .bed's markers, evenly spaced, at most that many)."""
     if is_plink(path):
         from biolens.readers.plink import read_plink
 

@@ -133,8 +133,8 @@ def _sequence_baseline(metrics: dict) -> str:
         return ""
     return (f" As a classical baseline, a {base['model']} ({base['features']} words seen in training; strength C = "
             f"{base['strength_c']:g} chosen by validation balanced accuracy among 0.001-10) was fitted on the same "
-            "training sequences and scored on the same test sequences; the difference in balanced accuracy has a paired "
-            "bootstrap interval over the test sequences. A logistic regression on the log of each sequence's length "
+            "training sequences and scored on the same test sequences; the difference in balanced accuracy has a "
+            "paired bootstrap interval over the test sequences. A logistic regression on the log of each sequence's length "
             "(called bases) measured what length alone tells.")
 
 
@@ -213,7 +213,8 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"{versions.get('tensorflow', '')}, Keras {versions.get('keras', '')}, scikit-learn {versions.get('scikit-learn', '')}) "
         f"in {metrics['n_samples']} individuals and {metrics['n_sites']} variant sites with minor allele frequency >= "
         f"{config['min_maf']}{_imputation(info.get('data_notes', {}))}. Each site was tested by {test} regression of the "
-        f"trait on the {_dosage(info.get('data_notes', {}))}{covariates} (Wald test); q-values are Benjamini-Hochberg; genomic inflation "
+        f"trait on the {_dosage(info.get('data_notes', {}))}{covariates} (Wald test); q-values are "
+        f"Benjamini-Hochberg; genomic inflation "
         f"lambda_GC = {metrics['lambda_gc']:.2f}. Linkage disequilibrium was measured as the squared dosage correlation; "
         f"LD blocks join sites connected by r^2 >= 0.8. Fine-mapping used SuSiE (sum of single effects, L = 10, prior "
         f"variances estimated, IBSS with refinement and also started from the three best-fitting distinct sets of each "

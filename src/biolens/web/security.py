@@ -37,7 +37,8 @@ MAGIC = {
     ".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".gz": (b"\x1f\x8b",), ".h5ad": (b"\x89HDF",), ".h5": (b"\x89HDF",),
     ".parquet": (b"PAR1",), ".bcf": (b"\x1f\x8b", b"BCF"), ".bed": (b"\x6c\x1b\x01",),
 }
-TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".mtx", ".vcf", ".xml", ".json", ".bim", ".fam"} | set(sequences.FASTA_SUFFIXES)
+TEXT_SUFFIXES = ({".csv", ".tsv", ".txt", ".tab", ".mtx", ".vcf", ".xml", ".json", ".bim", ".fam"}
+                 | set(sequences.FASTA_SUFFIXES))
 IGNORED_IN_ZIPS = ("__MACOSX/", ".DS_Store", "Thumbs.db")  # the archivers' own metadata, never data
 
 
