@@ -139,7 +139,7 @@ def main() -> None:
                                   and like[factor] >= 0.5 and like[factor] == max(like.values())) - 1, 0)
                           for factor in scenario[:2])
             metrics = json.loads((run / "metrics.json").read_text())
-            accuracy, baseline = metrics["balanced_accuracy"], metrics.get("kmer_baseline", {})
+            accuracy, baseline = metrics["balanced_accuracy"], metrics.get("classical_baseline", metrics.get("kmer_baseline", {}))
             results.append({"set": name, "balanced_accuracy": round(accuracy, 3),
                             "kmer_baseline": round(baseline.get("balanced_accuracy", float("nan")), 3),
                             "network_minus_baseline_ci95": [round(v, 3) for v in

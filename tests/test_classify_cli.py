@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -44,6 +45,11 @@ def test_train_writes_a_complete_run_folder(trained_run):
         assert 0 <= low <= metrics[key] <= high <= 1
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 216
     assert set(metrics["per_class"]) == {"Platelets", "RBC", "WBC"} and 0 <= metrics["ece"] <= 1
+    base = metrics["classical_baseline"]  # colour histograms and HOG, on the same splits
+    assert base["n_train"] == metrics["n_train"] and 0 <= base["balanced_accuracy"] <= 1
+    assert base["network_minus_this"] == pytest.approx(metrics["balanced_accuracy"] - base["balanced_accuracy"])
+    assert metrics["baseline_reading"] in report and 'id="classical-baseline"' in report
+    assert "As a classical baseline, logistic regression on colour histograms" in report
     history = pd.read_csv(trained_run / "history.csv")
     assert list(history.epoch) == [1, 2, 3, 4] and history.elapsed_s.is_monotonic_increasing
     # the test images are the ones the split put aside, and no smear photo is in two splits
@@ -202,3 +208,26 @@ def test_predict_names_every_file_whatever_its_name_or_format(trained_run, tmp_p
     failed = table[table["error"].notna()]
     assert failed.file.str.endswith("phone.webp").all() and len(failed) == 1 and "webp" in failed.error.iloc[0]
     assert table.predicted.notna().sum() == 3
+
+
+def test_the_colour_and_hog_baseline_tells_classes_apart_by_colour_and_by_shape():
+    """The classical comparator's features carry what such models can see: a colour difference and a shape
+    difference (bars across against bars down, same colours) are each learned from the training images alone."""
+    from biolens.stats.image_baseline import compare
+
+    rng = np.random.default_rng(0)
+    n = 240
+    y = np.repeat([0, 1], n // 2)
+    order = rng.permutation(n)
+    parts = {"train": order[:140], "val": order[140:180], "test": order[180:]}
+    noise = rng.integers(0, 60, (n, 48, 48, 3))
+    tinted = (noise + np.where(y[:, None, None, None] == 1, [70, 0, 0], [0, 0, 70])).astype(np.uint8)
+    result = compare(tinted, y, parts, ["blue", "red"], y[parts["test"]])["classical_baseline"]
+    assert result["balanced_accuracy"] > 0.95 and result["features"] == 3 * 18 + 1764
+    stripes = noise.copy()
+    for k in range(n):
+        lines = slice(int(rng.integers(0, 8)), None, 8)
+        (stripes[k, lines, :, :] if y[k] else stripes[k, :, lines, :])[...] = 200  # bars across or down
+    result = compare(stripes.astype(np.uint8), y, parts, ["down", "across"], 1 - y[parts["test"]])["classical_baseline"]
+    assert result["balanced_accuracy"] > 0.95
+    assert result["network_minus_this"] < 0 and result["network_minus_this_ci95"][1] < 0  # a network always wrong

@@ -46,11 +46,11 @@ def test_held_out_score_is_honest_and_high(sequence_run):
     assert metrics["balanced_accuracy"] >= 0.8, metrics["balanced_accuracy"]  # chance is 1/3; 0.85-0.96 measured over seeds
     low, high = metrics["balanced_accuracy_ci95"]
     assert low < metrics["balanced_accuracy"] < high
-    base = metrics["kmer_baseline"]  # the classical comparator, on the same test sequences
+    base = metrics["classical_baseline"]  # the k-mer comparator, on the same test sequences
     assert base["balanced_accuracy"] > 0.5 and base["n_train"] == metrics["n_train"]
     assert base["network_minus_this"] == pytest.approx(metrics["balanced_accuracy"] - base["balanced_accuracy"])
     report = (sequence_run / "report.html").read_text()
-    assert 'id="kmer-baseline"' in report and metrics["baseline_reading"] in report and "Result on sequences" in report
+    assert 'id="classical-baseline"' in report and metrics["baseline_reading"] in report and "Result on sequences" in report
     splits = pd.read_csv(sequence_run / "splits.csv")
     assert metrics["n_test"] == (splits.split == "test").sum()
     predictions = pd.read_csv(sequence_run / "predictions.csv")
@@ -402,7 +402,8 @@ def test_the_kmer_baseline_reads_planted_words_and_length_alone_is_pointed_out()
     """The classical comparator (logistic regression on k-mer frequencies) separates classes that differ by a
     planted word, scored on the test sequences only and paired with the network's predictions; classes that differ
     only in length get no k-mer signal but a length-only model that tells them apart, and the warning that says so."""
-    from biolens.stats.sequence_baseline import compare, reading
+    from biolens.stats.baselines import reading
+    from biolens.stats.sequence_baseline import compare, length_warning
 
     rng = np.random.default_rng(0)
 
@@ -417,21 +418,19 @@ def test_the_kmer_baseline_reads_planted_words_and_length_alone_is_pointed_out()
     parts = {"train": order[:180], "val": order[180:240], "test": order[240:]}
     x = one_hot(planted + plain, 200, centred=True, dtype=np.uint8)
     result = compare(x, y, parts, ["site", "none"], y[parts["test"]], both_strands=True)  # a perfect network
-    base = result["kmer_baseline"]
+    base = result["classical_baseline"]
     assert base["balanced_accuracy"] > 0.8 and result["length_only"] is None  # every sequence is 200 bases
     assert base["network_minus_this"] == pytest.approx(1 - base["balanced_accuracy"])
     assert base["balanced_accuracy_ci95"][0] <= base["balanced_accuracy"] <= base["balanced_accuracy_ci95"][1]
-    text, warnings = reading(result, 2)
-    assert text.startswith("The network beats") and not warnings
+    assert reading(base, "k-mer baseline").startswith("The network beats") and not length_warning(result, 2)
 
     long_and_short = [random_bases(300) for _ in range(150)] + [random_bases(150) for _ in range(150)]
     x = one_hot(long_and_short, 300, centred=True, dtype=np.uint8)
     result = compare(x, y, parts, ["long", "short"], y[parts["test"]], both_strands=True)
     assert result["length_only"]["balanced_accuracy"] == 1.0
     assert result["length_only"]["median_length"] == {"long": 300.0, "short": 150.0}
-    assert result["kmer_baseline"]["balanced_accuracy"] < 0.75  # word frequencies of random bases say little
-    text, warnings = reading(result, 2)
+    assert result["classical_baseline"]["balanced_accuracy"] < 0.75  # word frequencies of random bases say little
+    warnings = length_warning(result, 2)
     assert len(warnings) == 1 and "length alone predicts the class" in warnings[0] and "--length 150" in warnings[0]
-    same = {**result, "kmer_baseline": {**result["kmer_baseline"], "network_minus_this": 0.01,
-                                        "network_minus_this_ci95": [-0.03, 0.05]}}
-    assert reading(same, 2)[0].startswith("The network is no better than a logistic regression on k-mer frequencies")
+    same = {**result["classical_baseline"], "network_minus_this": 0.01, "network_minus_this_ci95": [-0.03, 0.05]}
+    assert reading(same, "k-mer baseline").startswith("The network is no better than a classical model, logistic")

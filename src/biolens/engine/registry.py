@@ -66,16 +66,12 @@ def quoted_figures(metrics: dict) -> dict:
 
 
 def _classify_headline(metrics: dict) -> str:
+    """The network's figure, with the classical baseline's beside it (runs since 2026-12-07 have one)."""
     quoted = quoted_figures(metrics)
-    return _with_ci(quoted, "balanced_accuracy",
+    text = _with_ci(quoted, "balanced_accuracy",
                     "cross-validated balanced accuracy" if quoted["cross_validated"] else "balanced accuracy")
-
-
-def _sequence_headline(metrics: dict) -> str:
-    """The network's figure with the classical baseline's beside it (runs since 2026-12-07 have one)."""
-    text = _classify_headline(metrics)
-    base = metrics.get("kmer_baseline")
-    return text + (f" vs k-mer baseline {_pct(base['balanced_accuracy'])}" if base else "")
+    base = metrics.get("classical_baseline")
+    return text + (f" vs {base['name']} {_pct(base['balanced_accuracy'])}" if base else "")
 
 
 def _number_ci(metrics: dict, key: str) -> str:
@@ -120,7 +116,7 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
              learning_curve="biolens.tasks.classify:add_learning_curve", web_form=True, model=True),
     TaskSpec("sequence_classify", "sequence classification", configs.SequenceConfig,
              "biolens.tasks.sequence_classify:train", SUPERVISED_OUTPUTS + ("motifs.tsv", "motifs.meme"),
-             "classify.html.j2", "sequence_methods", "balanced_accuracy", "balanced accuracy", _sequence_headline,
+             "classify.html.j2", "sequence_methods", "balanced_accuracy", "balanced accuracy", _classify_headline,
              predictor="biolens.tasks.predict:predict_classes", web_form=True, model=True),
     TaskSpec("cluster", "clustering", configs.ClusterConfig, "biolens.tasks.cluster:cluster",
              ("run.json", "metrics.json", "clusters.csv", "embedding.parquet", "markers.tsv", "report.html"),

@@ -55,8 +55,8 @@ def image_methods(info: dict, metrics: dict) -> str:
         f"(T = {metrics.get('temperature', 1):.2f}) and predictions flagged as unsure by split-conformal prediction "
         f"(alpha = {config['conformal_alpha']}). The test set was used once, after training. Confidence intervals are "
         f"95% percentile bootstrap intervals ({metrics.get('bootstrap', {}).get('resamples', 1000)} resamples of "
-        f"{'groups' if metrics.get('bootstrap', {}).get('unit') == 'group' else 'images'}){_exact_note(metrics)}. "
-        f"Random seed {info['seed']}."
+        f"{'groups' if metrics.get('bootstrap', {}).get('unit') == 'group' else 'images'}){_exact_note(metrics)}."
+        f"{_classical_baseline(metrics, 'images')} Random seed {info['seed']}."
     )
 
 
@@ -122,20 +122,21 @@ def sequence_methods(info: dict, metrics: dict) -> str:
         f"was also scanned over random sequences drawn from its class's own first-order Markov chain (same base and "
         f"dinucleotide frequencies); motifs whose best match per sequence was stronger in the class's sequences than in "
         f"the random ones (one-sided Mann-Whitney z >= 3.1 and AUC >= 0.556) are listed first within their class."
-        f"{_sequence_baseline(metrics)} Random seed {info['seed']}."
+        f"{_classical_baseline(metrics, 'sequences')} Random seed {info['seed']}."
     )
 
 
-def _sequence_baseline(metrics: dict) -> str:
+def _classical_baseline(metrics: dict, unit: str) -> str:
     """The Methods sentence on the classical comparator (runs since 2026-12-07)."""
-    base = metrics.get("kmer_baseline")
+    base = metrics.get("classical_baseline")
     if not base:
         return ""
-    return (f" As a classical baseline, a {base['model']} ({base['features']} words seen in training; strength C = "
-            f"{base['strength_c']:g} chosen by validation balanced accuracy among 0.001-10) was fitted on the same "
-            "training sequences and scored on the same test sequences; the difference in balanced accuracy has a "
-            "paired bootstrap interval over the test sequences. A logistic regression on the log of each sequence's length "
-            "(called bases) measured what length alone tells.")
+    length = (" A logistic regression on the log of each sequence's length (called bases) measured what length "
+              "alone tells." if unit == "sequences" else "")
+    return (f" As a classical baseline, {base['model']} ({base['features']} features; L2, class-balanced, strength "
+            f"C = {base['strength_c']:g} chosen by validation balanced accuracy among 0.001-10) was fitted on the same "
+            f"training {unit} and scored on the same test {unit}; the difference in balanced accuracy has a paired "
+            f"bootstrap interval over the test {unit}.{length}")
 
 
 def _averaging(info: dict) -> str:

@@ -253,6 +253,7 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds, rec
     model, metrics, probs, unsure = supervised.evaluate_held_out(
         run, pixels, y, parts, class_names, state, alpha=config.conformal_alpha, groups=groups, seed=config.seed)
     _write_predictions(run, images, test, y, probs, class_names, unsure)
+    _classical_baseline(config, pixels, y, class_names, parts, probs, groups, metrics)
     _small_data_estimate(run, config, pixels, images, y, class_names, metrics, recipe)
     supervised.settle_warnings(metrics)  # the cross-validated estimate, when there is one, is the figure to judge
     _possible_label_errors(run, model, pixels, images, y, parts, probs, class_names, metrics)
@@ -274,6 +275,17 @@ def _finish(run: Run, config, loaded, y, class_names, parts, state, seconds, rec
         figures.gradcam_grid(np.asarray(pixels[rows]), heat, titles, run.path / "figures" / "gradcam.png")
     supervised.save_results(run, model, metrics, seconds)
     return True
+
+
+def _classical_baseline(config, pixels, y, class_names, parts, probs, groups, metrics) -> None:
+    """A logistic regression on colour histograms and HOG beside the network, on the same splits (stats/)."""
+    from biolens.stats import baselines, image_baseline
+
+    with console.step("fitting the classical baseline (logistic regression on colour and HOG features)"):
+        metrics.update(image_baseline.compare(pixels, y, parts, class_names, probs.argmax(1), groups=groups,
+                                              seed=config.seed))
+    metrics["baseline_reading"] = baselines.reading(metrics["classical_baseline"], "colour and HOG baseline")
+    console.say(metrics["baseline_reading"])
 
 
 def _possible_label_errors(run: Run, model, pixels, images, y, parts, test_probs, class_names, metrics) -> None:

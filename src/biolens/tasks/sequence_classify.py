@@ -150,15 +150,15 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
                                              *[f"prob_{c}" for c in class_names]],
               [[found.ids[i], class_names[y[i]], class_names[probs[row].argmax()], f"{probs[row].max():.4f}",
                 bool(unsure[row]), *[f"{p:.4f}" for p in probs[row]]] for row, i in enumerate(test)])
-    from biolens.stats import sequence_baseline
+    from biolens.stats import baselines, sequence_baseline
 
     with console.step("fitting the classical baseline (logistic regression on k-mer frequencies)"):
         compared = sequence_baseline.compare(x, y, parts, class_names, probs.argmax(1),
                                              both_strands=config.both_strands,
                                              groups=np.asarray(groups)[test] if groups else None, seed=config.seed)
-    reading, length_warnings = sequence_baseline.reading(compared, len(class_names))
+    reading = baselines.reading(compared["classical_baseline"], "k-mer baseline")
     metrics.update(compared, baseline_reading=reading)
-    metrics["warnings"] = metrics.get("warnings", []) + length_warnings
+    metrics["warnings"] = metrics.get("warnings", []) + sequence_baseline.length_warning(compared, len(class_names))
     console.say(reading)
     with console.step("reading the motifs the network learned"):
         motifs, notes = learned_motifs(model, x, y, np.concatenate([parts["train"], parts["val"]]), class_names,
