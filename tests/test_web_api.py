@@ -6,8 +6,8 @@ queue do; tests/test_web_browser.py runs real jobs in a real server and browser.
 from __future__ import annotations
 
 import io
-import re
 import json
+import re
 import shutil
 import stat
 import zipfile
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from biolens.web import security
 from biolens.web.app import Settings, create_app
@@ -510,8 +511,11 @@ def test_a_guessing_model_is_flagged_wherever_its_headline_shows_and_marks_every
     assert home.count("not clearly better than guessing") == 1
     run_page = server.get("/runs/guessing").text
     assert 'id="run-warnings"' in run_page and "not clearly better than guessing" in run_page
-    fine_warnings = json.loads((trained_run / "metrics.json").read_text()).get("warnings")
-    assert ('id="run-warnings"' in server.get("/runs/fine").text) == bool(fine_warnings)
+    fine_metrics = json.loads((trained_run / "metrics.json").read_text())
+    fine_page = server.get("/runs/fine").text
+    assert ('id="run-warnings"' in fine_page) == bool(fine_metrics.get("warnings"))
+    assert 'id="baseline-reading"' in fine_page  # the network beside its classical baseline, in words
+    assert str(escape(fine_metrics["baseline_reading"])) in fine_page  # as Jinja escapes it
     assert "(not clearly better than guessing)" in server.get("/predict").text
     images = sorted((SLICE / "images" / "WBC").iterdir())[:3]
     predicted = server.post("/predict", data={"csrf": server.csrf, "run": "guessing"},
