@@ -7,6 +7,7 @@ by line, so a malformed line is named; bed-reader reads the packed genotypes and
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +40,10 @@ def read_plink(path: Path | str, max_sites: int | None = None):
         raise InputError(f"{path.with_suffix('.fam')}: no individuals; biolens needs one line per individual.")
     if not pos.size:
         raise InputError(f"{path.with_suffix('.bim')}: no sites; biolens needs at least one line per site.")
-    duplicated = sorted({s for s in iid if iid.count(s) > 1})
+    duplicated = sorted(s for s, n in Counter(iid).items() if n > 1)
     samples = [f"{f}_{i}" for f, i in zip(fid, iid)] if duplicated else list(iid)
     if len(set(samples)) < len(samples):
-        twice = sorted({s for s in samples if samples.count(s) > 1})
+        twice = sorted(s for s, n in Counter(samples).items() if n > 1)
         raise InputError(f"{path.with_suffix('.fam')}: individual(s) {', '.join(twice[:5])} appear more than once "
                          "(same family and individual id); remove or rename the duplicates.")
     index = np.arange(len(pos))

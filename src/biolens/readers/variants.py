@@ -6,6 +6,7 @@ are kept as NaN here and imputed (with a count) by `Genotypes.imputed`, from the
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def read_vcf(path: Path | str) -> Genotypes:
     samples = list(vcf.samples)
     if not samples:
         raise InputError(f"{path}: the VCF has no sample columns; biolens needs one genotype column per individual.")
-    duplicated = sorted({s for s in samples if samples.count(s) > 1})
+    duplicated = sorted(s for s, n in Counter(samples).items() if n > 1)
     if duplicated:
         raise InputError(f"{path}: sample(s) {', '.join(duplicated[:5])} appear more than once in the header; "
                          "rename or remove the duplicates (e.g. bcftools query -l).")
