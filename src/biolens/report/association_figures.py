@@ -14,7 +14,7 @@ def _minus_log10(p: np.ndarray) -> np.ndarray:
 
 def _chromosomes(chrom: list[str] | None, n_sites: int) -> list[tuple[str, np.ndarray]]:
     """Each chromosome (in file order) with its sites' indices; one unnamed group when none are given."""
-    if not chrom:
+    if chrom is None or len(chrom) == 0:
         return [("", np.arange(n_sites))]
     chrom = np.asarray(chrom, dtype=str)
     return [(name, np.flatnonzero(chrom == name)) for name in dict.fromkeys(chrom)]
