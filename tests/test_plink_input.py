@@ -125,8 +125,8 @@ def test_the_fam_phenotype_and_sex_are_read_with_plinks_missing_codes(cohort, tm
     assert binary.kind == "binary" and binary.notes["case_value"] == "2" and binary.notes["fam_phenotype_missing"] == 2
     assert binary.covariate_columns == ["sex=2"] and binary.notes["missing_covariate"] == 39  # sex 0: unknown
     assert binary.samples[0] == "tsk_0" and list(binary.y[:2]) == [1.0, 0.0]
-    measured = read_phenotypes(fam(["0.5", "-9", "0", "1.25"] + ["2.0"] * 116, "q.fam"), "phenotype")
-    assert measured.kind == "quantitative" and measured.notes["fam_phenotype_missing"] == 1
+    measured = read_phenotypes(fam(["0.5", "-9", "0", "1.25", "NA"] + ["2.0"] * 115, "q.fam"), "phenotype")
+    assert measured.kind == "quantitative" and measured.notes["fam_phenotype_missing"] == 2
     assert list(measured.y[:3]) == [0.5, 0.0, 1.25]  # 0 is a measurement of a quantitative trait; -9 is missing
     with pytest.raises(InputError, match="phenotype column is missing .* for every individual"):
         read_phenotypes(fam(["-9"] * 120, "none.fam"), "phenotype")

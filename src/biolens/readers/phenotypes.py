@@ -54,9 +54,11 @@ def _fam_table(path: Path, trait: str) -> tuple[pd.DataFrame, dict]:
     if table["iid"].duplicated().any():
         table["iid"] = table["fid"] + "_" + table["iid"]
     table["sex"] = table["sex"].mask(table["sex"] == "0")
-    numeric = pd.to_numeric(table["phenotype"], errors="coerce")
-    binary = numeric.notna().all() and set(numeric.unique()) <= {0, 1, 2, -9} and {1, 2} <= set(numeric.unique())
-    missing = numeric.isin([0, -9]) if binary else numeric == -9
+    given = ~table["phenotype"].isin(MISSING)  # NA and the like, as in any phenotype table
+    numeric = pd.to_numeric(table["phenotype"].where(given), errors="coerce")
+    values = set(numeric.dropna().unique())
+    binary = bool(numeric[given].notna().all()) and values <= {0, 1, 2, -9} and {1, 2} <= values
+    missing = ~given | (numeric.isin([0, -9]) if binary else numeric == -9)
     table["phenotype"] = table["phenotype"].mask(missing)
     if trait == "phenotype" and table["phenotype"].isna().all():
         raise InputError(f"{path}: the .fam's phenotype column is missing (0 or -9) for every individual; give the "
