@@ -297,6 +297,22 @@ def test_vcf_reader_splits_multiallelic_sites_counts_missing_and_reads_haploid_c
     assert count == 1 and imputed[2, 0] == pytest.approx(0.5)
 
 
+def test_records_failing_the_callers_filters_are_read_and_said(tmp_path):
+    path = tmp_path / "called.vcf"
+    path.write_text(VCF_HEADER + "1\t3\t.\tT\tC\t.\tPASS\t.\tGT\t0|0\t0/1\t1/1\n"
+                    "1\t5\t.\tG\tT\t.\tLowQual;q10\t.\tGT\t0|1\t1|1\t0/0\n"
+                    "1\t7\t.\tG\tT\t.\t.\t.\tGT\t0/1\t0/0\t0/0\n"
+                    "1\t9\t.\tA\tG\t.\tLowQual\t.\tGT\t1/1\t0/1\t0/0\n")
+    genotypes = read_vcf(path)
+    assert genotypes.n_sites == 4 and genotypes.notes["records_failing_filter"] == 2
+    assert genotypes.notes["failed_filters"] == {"LowQual": 2, "q10": 1}
+    (warning,) = genotypes.notes["warnings"]
+    assert "2 of 4 records" in warning and "LowQual 2" in warning and "bcftools view -f PASS" in warning
+    passed = tmp_path / "passed.vcf"
+    passed.write_text("".join(line + "\n" for line in path.read_text().splitlines() if "LowQual" not in line))
+    assert "warnings" not in read_vcf(passed).notes
+
+
 def test_missing_calls_are_imputed_from_the_individuals_most_alike(tmp_path):
     """In one region a missing call is what the individual's haplotypes carry: the 5 individuals most alike at the
     other sites give it back where the site mean would call a carrier a non-carrier."""

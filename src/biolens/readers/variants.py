@@ -129,6 +129,8 @@ def read_vcf(path: Path | str) -> Genotypes:
     ploidy_seen = 1
     n_split = 0
     records = 0
+    failed_filters: Counter = Counter()  # filter name -> records that failed it
+    n_failed = 0
     iterator = iter(vcf)
     while True:
         try:
@@ -158,6 +160,9 @@ def read_vcf(path: Path | str) -> Genotypes:
         ploidy_seen = max(ploidy_seen, int(present.sum(1).max(initial=0)))
         if len(alts) > 1:
             n_split += len(alts) - 1
+        if variant.FILTER:  # cyvcf2 gives None for PASS and '.'
+            failed_filters.update(str(variant.FILTER).split(";"))
+            n_failed += 1
         for k, allele in enumerate(alts, start=1):
             dose = (calls == k).sum(1).astype(np.float32)
             dose[missing] = np.nan
@@ -170,8 +175,19 @@ def read_vcf(path: Path | str) -> Genotypes:
         raise InputError(f"{path}: no variant records after the header; biolens needs at least one site.")
     dosage = np.stack(columns, axis=1)
     notes = {"records": records, "multiallelic_split": n_split, "ploidy": ploidy_seen,
-             "missing_calls": int(np.isnan(dosage).sum())}
+             "missing_calls": int(np.isnan(dosage).sum()), **_filter_notes(path, records, n_failed, failed_filters)}
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
+
+
+def _filter_notes(path: Path, records: int, n_failed: int, failed: Counter) -> dict:
+    """Records the variant caller's filters failed are read like the others (as PLINK and regenie do), but said."""
+    if not n_failed:
+        return {}
+    named = ", ".join(f"{name} {n}" for name, n in failed.most_common(5))
+    return {"records_failing_filter": n_failed, "failed_filters": dict(failed.most_common()),
+            "warnings": [f"{path}: {n_failed} of {records} records failed the variant caller's filters (FILTER "
+                         f"{named}) and were read like the others; to leave them out, give the file passed through "
+                         f"'bcftools view -f PASS,. {path.name} -Oz -o passed.vcf.gz'."]}
 
 
 def structure_components(path: Path | str, samples: list[str], count: int, notes: dict | None = None) -> np.ndarray:
