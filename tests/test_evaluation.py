@@ -55,6 +55,27 @@ def test_bootstrap_interval_brackets_the_estimate_and_groups_widen_it():
     assert set(plain["per_class"]["a"]) >= {"precision", "recall", "f1", "recall_ci95", "support"}
 
 
+def test_the_paired_interval_resamples_whole_groups_when_the_split_was_grouped():
+    """Two models that differ group by group (where one source image is hard for one model, all its crops are):
+    the paired interval by group is wider than by item and still holds the difference; with one item a group the
+    two readings are the same bootstrap."""
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(30), 12)
+    truth = np.tile([0, 1], 180)
+    a_skill, b_skill = rng.uniform(0.5, 1.0, 30)[groups], rng.uniform(0.4, 0.9, 30)[groups]
+    shared = rng.uniform(size=360)
+    a = np.where(shared < a_skill, truth, 1 - truth)
+    b = np.where(shared < b_skill, truth, 1 - truth)
+    by_item = evaluation.paired_difference(truth, a, b, seed=0)
+    by_group = evaluation.paired_difference(truth, a, b, seed=0, groups=groups)
+    assert by_item["difference"] == by_group["difference"] and by_group["resampled"] == "group"
+    width = lambda d: d["ci95"][1] - d["ci95"][0]  # noqa: E731
+    assert by_group["ci95"][0] <= by_group["difference"] <= by_group["ci95"][1]
+    assert width(by_group) > 1.5 * width(by_item)
+    singletons = evaluation.paired_difference(truth, a, b, seed=0, groups=np.arange(360))
+    np.testing.assert_allclose(singletons["ci95"], by_item["ci95"], atol=0.02)
+
+
 def test_a_test_set_without_errors_gets_exact_intervals_not_a_point():
     """20 correct out of 20 is not certainty: the rule of three puts the lower bound near 0.85, not 1.0."""
     truth = np.array([0] * 20 + [1] * 60)

@@ -141,13 +141,19 @@ def _exact_where_bootstrap_is_blind(metrics: dict, y_true: np.ndarray, y_pred: n
 
 
 def paired_difference(y: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray, *, resamples: int = 2000,
-                      seed: int = 0) -> dict:
+                      seed: int = 0, groups: np.ndarray | None = None) -> dict:
     """Balanced accuracy of two models on the same test items, and a paired bootstrap interval of the difference
     (a - b): both models are scored on the same resampled items each time, so the interval reflects how much the
-    two disagree, not how hard the test set is."""
+    two disagree, not how hard the test set is. With `groups` (the split's grouping: items of one source image,
+    patient or plate are not independent) whole groups are resampled, as the models' own intervals are."""
     y, predicted_a, predicted_b = map(np.asarray, (y, predicted_a, predicted_b))
     classes = np.unique(y)
-    weights = np.random.default_rng(seed).multinomial(len(y), np.full(len(y), 1 / len(y)), size=resamples)
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        weights = rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=resamples)
+    else:
+        units, member_of = np.unique(np.asarray(groups), return_inverse=True)
+        weights = rng.multinomial(len(units), np.full(len(units), 1 / len(units)), size=resamples)[:, member_of]
 
     def balanced(w: np.ndarray, predicted: np.ndarray) -> np.ndarray:
         recalls = [(w @ ((y == c) & (predicted == c))) / np.maximum(w @ (y == c), 1) for c in classes]
@@ -158,4 +164,5 @@ def paired_difference(y: np.ndarray, predicted_a: np.ndarray, predicted_b: np.nd
     low, high = np.percentile(differences, [2.5, 97.5])
     one = np.ones((1, len(y)))
     a, b = float(balanced(one, predicted_a)[0]), float(balanced(one, predicted_b)[0])
-    return {"a": a, "b": b, "difference": a - b, "ci95": [float(low), float(high)], "n_items": int(len(y))}
+    return {"a": a, "b": b, "difference": a - b, "ci95": [float(low), float(high)], "n_items": int(len(y)),
+            "resampled": "group" if groups is not None else "item"}

@@ -50,11 +50,12 @@ def fit_on_train_pick_on_val(features: Callable, y: np.ndarray, parts: dict, str
 def scored(y_test: np.ndarray, probs: np.ndarray, network_predicted: np.ndarray, class_names: list[str],
            groups: np.ndarray | None, seed: int) -> dict:
     """A baseline's test balanced accuracy (bootstrap interval, by group where the split was grouped) and the
-    network's lead over it (paired bootstrap over the test rows)."""
+    network's lead over it (paired bootstrap over the test rows, or their groups)."""
     own = classification_metrics(y_test, probs, class_names, groups=groups, n_boot=1000, seed=seed)
-    paired = paired_difference(y_test, network_predicted, probs.argmax(1), seed=seed)
+    paired = paired_difference(y_test, network_predicted, probs.argmax(1), seed=seed, groups=groups)
     return {"balanced_accuracy": own["balanced_accuracy"], "balanced_accuracy_ci95": own["balanced_accuracy_ci95"],
-            "network_minus_this": paired["difference"], "network_minus_this_ci95": paired["ci95"]}
+            "network_minus_this": paired["difference"], "network_minus_this_ci95": paired["ci95"],
+            "resampled": paired["resampled"]}
 
 
 def reading(baseline: dict, name: str) -> str:
