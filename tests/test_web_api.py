@@ -714,3 +714,35 @@ def test_a_plink_fileset_uploaded_as_its_three_files_is_read_by_its_bed_and_an_i
     assert associate("plink", ".bed", ".bim", ".fam").status_code == 303
     params = json.loads(server.app.app.state.queue.latest_for("plink")["params"])
     assert params["genotypes"].endswith("cohort.bed") and "sequences" not in params
+
+
+def test_a_bgen_uploaded_with_its_sample_file_is_read_by_its_bgen(server, tmp_path):
+    """A .bgen and the .sample naming its individuals, uploaded together, are one genotype input (the job gets the
+    .bgen); a file named .bgen that is none is refused at the form."""
+    import bgen
+
+    from biolens.readers.variants import read_vcf
+    from biolens.simulate import simulate_cohort
+
+    paths = simulate_cohort("additive", trait="quantitative", n_individuals=60, length=400, seed=4).write(tmp_path / "c")
+    genotypes = read_vcf(paths["genotypes"])
+    with bgen.BgenWriter(str(tmp_path / "cohort.bgen"), n_samples=60) as writer:
+        for j in range(genotypes.n_sites):
+            writer.add_variant(varid=f"v{j}", rsid=f"v{j}", chrom="1", pos=int(genotypes.pos[j]),
+                               alleles=[genotypes.ref[j], genotypes.alt[j]],
+                               genotypes=np.eye(3)[genotypes.dosage[:, j].astype(int)])
+    (tmp_path / "cohort.sample").write_text("ID_1 ID_2 missing\n0 0 0\n" + "".join(f"{s} {s} 0\n"
+                                                                                  for s in genotypes.samples))
+    (tmp_path / "fake.bgen").write_bytes(b"##fileformat=VCFv4.2 but not really\n" * 3)
+
+    def associate(name, *names):
+        files = [("files", (n, (tmp_path / n).read_bytes(), "application/octet-stream")) for n in names]
+        return server.post("/new", data={"csrf": server.csrf, "task": "associate", "name": name, "trait": "yield"},
+                           files=files + [("phenotype_file", ("traits.tsv", paths["phenotypes"].read_bytes(),
+                                                              "text/plain"))], follow_redirects=False)
+
+    assert associate("bgen", "cohort.bgen", "cohort.sample").status_code == 303
+    params = json.loads(server.app.app.state.queue.latest_for("bgen")["params"])
+    assert params["genotypes"].endswith("cohort.bgen") and Path(params["genotypes"]).with_suffix(".sample").is_file()
+    fake = associate("fake-bgen", "fake.bgen")
+    assert fake.status_code == 400 and "fake.bgen is named .bgen but holds no BGEN header" in alert(fake)

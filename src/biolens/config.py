@@ -336,13 +336,14 @@ class AssociateConfig(TaskConfig):
     Options:
         phenotypes: the trait table (TSV/CSV), stored as an absolute path.
         trait: its trait column.
-        genotypes: VCF/VCF.gz/BCF or a PLINK fileset (the .bed, its .bim or .fam, or their common prefix); or
+        genotypes: VCF/VCF.gz/BCF, a PLINK fileset (the .bed, its .bim or .fam, or their common prefix) or a BGEN
+            (with its .sample beside it where the ids are not in the file); or
         sequences: an aligned FASTA of haplotypes (exactly one of the two).
         covariates: covariate columns.
         sample_column: the sample-id column (default: sample/id/iid, else the first).
         sample_map: TSV sequence_id -> sample for FASTA haplotypes with other names.
-        structure_genotypes: a VCF or PLINK fileset of genome-wide markers of the same individuals; its top principal
-            components join the covariates (against population stratification).
+        structure_genotypes: a VCF, PLINK fileset or BGEN of genome-wide markers of the same individuals; its top
+            principal components join the covariates (against population stratification).
         structure_pcs: how many principal components of it.
         trait_transform: the quantitative trait's scale: none (as measured), log (values above 0) or rank (rank-based
             inverse normal); interactions depend on the scale.
@@ -381,7 +382,8 @@ class AssociateConfig(TaskConfig):
         if isinstance(self.covariates, str):
             self.covariates = [c.strip() for c in self.covariates.split(",") if c.strip()]
         if (self.genotypes is None) == (self.sequences is None):
-            raise InputError("give exactly one of --genotypes (VCF/BCF/PLINK .bed) or --sequences (aligned FASTA).")
+            raise InputError("give exactly one of --genotypes (VCF/BCF/PLINK .bed/BGEN) or --sequences (aligned "
+                             "FASTA).")
         if not self.phenotypes or not self.trait:
             raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
         for name in ("genotypes", "structure_genotypes"):

@@ -14,6 +14,7 @@ from biolens.errors import InputError
 
 VCF_MAGIC = b"##fileformat=VCF"
 PLINK_BED_MAGIC = b"\x6c\x1b\x01"  # a PLINK 1 .bed in SNP-major order
+BGEN_MAGIC = (b"bgen", b"\x00\x00\x00\x00")  # bytes 16-20 of a BGEN header (older writers leave them zero)
 
 
 def check(task: str, params: dict) -> None:
@@ -61,6 +62,15 @@ def looks_like_plink(path: Path) -> bool:
         return False
 
 
+def looks_like_bgen(path: Path) -> bool:
+    """A BGEN, by its name and the magic number of its header."""
+    try:
+        with open(path, "rb") as handle:
+            return path.suffix.lower() == ".bgen" and handle.read(20)[16:20] in BGEN_MAGIC
+    except OSError:
+        return False
+
+
 def _check_association(params: dict) -> None:
     from biolens.readers.phenotypes import read_phenotypes
     from biolens.readers.tables import is_table
@@ -76,11 +86,15 @@ def _check_association(params: dict) -> None:
         if absent:
             raise InputError(f"{Path(genotypes).name} is a PLINK .bed without its {' and '.join(absent)}: give the "
                              ".bed, .bim and .fam of one fileset together.")
+    elif genotypes and Path(genotypes).suffix.lower() == ".bgen":
+        if not looks_like_bgen(Path(genotypes)):
+            raise InputError(f"{Path(genotypes).name} is named .bgen but holds no BGEN header; upload the original "
+                             "file (or export it again: plink2 --export bgen-1.2).")
     elif genotypes and not looks_like_vcf(Path(genotypes)):
         swapped = is_table(genotypes)
         raise InputError(f"{Path(genotypes).name} is not a VCF/BCF" + (
             ": it looks like a table, so the genotype and phenotype files may be swapped." if swapped
-            else "; give a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, or an aligned FASTA."))
+            else "; give a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, a BGEN, or an aligned FASTA."))
     covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
     read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
 

@@ -196,6 +196,8 @@ def _imputation(notes: dict) -> str:
 def _dosage(notes: dict) -> str:
     if str(notes.get("format", "")).startswith("PLINK"):
         return "dosage of allele 1 of the PLINK .bim (the alt column of variants.tsv)"
+    if str(notes.get("format", "")).startswith("BGEN"):
+        return "expected dosage of each allele after the first, from the BGEN's genotype probabilities"
     return "alt-allele dosage"
 
 

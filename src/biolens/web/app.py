@@ -650,13 +650,15 @@ def _image_data_root(data: Path) -> Path:
 
 
 def _single_input(data: Path) -> Path:
-    """A table, FASTA or VCF upload is one file; a zip or folder upload may hold one folder (images, 10x), or a
-    PLINK fileset (.bed, .bim, .fam), which the genotype reader opens by its .bed."""
+    """A table, FASTA or VCF upload is one file; a zip or folder upload may hold one folder (images, 10x), a
+    PLINK fileset (.bed, .bim, .fam), which the genotype reader opens by its .bed, or a .bgen with its .sample."""
     while data.is_dir():
         entries = [p for p in data.iterdir() if not p.name.startswith(".")]
-        beds = [p for p in entries if p.suffix.lower() == ".bed"]
-        if len(beds) == 1 and {p.suffix.lower() for p in entries} <= {".bed", ".bim", ".fam"}:
-            return beds[0]
+        suffixes = {p.suffix.lower() for p in entries}
+        for main, companions in ((".bed", {".bim", ".fam"}), (".bgen", {".sample", ".bgi"})):
+            mains = [p for p in entries if p.suffix.lower() == main]
+            if len(mains) == 1 and suffixes <= {main} | companions:
+                return mains[0]
         if len(entries) != 1:
             break
         data = entries[0]

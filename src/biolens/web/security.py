@@ -29,7 +29,7 @@ IMAGE_SUFFIXES = set(image_decode.IMAGE_SUFFIXES)
 TABLE_SUFFIXES = set(tables.TABLE_SUFFIXES) | {".h5ad", ".h5", ".mtx"}
 SEQUENCE_SUFFIXES = set(variants.VARIANT_SUFFIXES) | set(sequences.FASTA_SUFFIXES)
 ALLOWED_SUFFIXES = (IMAGE_SUFFIXES | TABLE_SUFFIXES | SEQUENCE_SUFFIXES | set(annotations.ANNOTATION_SUFFIXES)
-                    | {".zip", ".gz", ".bz2", ".xz", ".tbi", ".csi"})
+                    | {".zip", ".gz", ".bz2", ".xz", ".tbi", ".csi", ".bgi"})
 # first bytes of the binary formats: an upload named .png must be a PNG
 MAGIC = {
     ".png": (b"\x89PNG",), ".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",), ".bmp": (b"BM",),
@@ -37,7 +37,7 @@ MAGIC = {
     ".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".gz": (b"\x1f\x8b",), ".h5ad": (b"\x89HDF",), ".h5": (b"\x89HDF",),
     ".parquet": (b"PAR1",), ".bcf": (b"\x1f\x8b", b"BCF"), ".bed": (b"\x6c\x1b\x01",),
 }
-TEXT_SUFFIXES = ({".csv", ".tsv", ".txt", ".tab", ".mtx", ".vcf", ".xml", ".json", ".bim", ".fam"}
+TEXT_SUFFIXES = ({".csv", ".tsv", ".txt", ".tab", ".mtx", ".vcf", ".xml", ".json", ".bim", ".fam", ".sample"}
                  | set(sequences.FASTA_SUFFIXES))
 IGNORED_IN_ZIPS = ("__MACOSX/", ".DS_Store", "Thumbs.db")  # the archivers' own metadata, never data
 
@@ -188,7 +188,7 @@ def check_upload_type(name: str, head: bytes) -> None:
     if suffix not in ALLOWED_SUFFIXES:
         raise InputError(f"{name}: biolens does not read {suffix or 'files without an extension'} files; upload "
                          "images (PNG, JPEG, TIFF, BMP), a zip of them, tables (CSV, TSV, Parquet, h5ad) or "
-                         "genotypes (VCF, BCF, PLINK .bed with .bim and .fam) or sequences (FASTA).")
+                         "genotypes (VCF, BCF, PLINK .bed with .bim and .fam, BGEN with its .sample) or sequences (FASTA).")
     if suffix in MAGIC and not head.startswith(MAGIC[suffix]):
         raise InputError(f"{name}: the content is not a {suffix[1:].upper()} file although the name says so; "
                          "upload the original file.")

@@ -1,0 +1,117 @@
+"""Genotypes from BGEN files (v1.1-1.3, the format of imputed biobank data), read with the `bgen` package.
+
+A BGEN site holds genotype probabilities; biolens reads each allele's expected dosage from them (a fractional dosage
+where imputation was unsure), the first allele counted as `ref` and every other allele as one `alt` site, as a
+multi-allelic VCF record is split. Individuals are named by the ids the file holds, or by the Oxford `.sample` file
+of the same name beside it (which wins, as it does for PLINK 2 and qctool).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from biolens.errors import InputError
+
+
+def bgen_files(path: Path | str) -> list[Path]:
+    """The .bgen and, where there is one, its .sample (what a run's data fingerprint must cover)."""
+    path = Path(path)
+    sample = path.with_suffix(".sample")
+    return [path, sample] if sample.is_file() else [path]
+
+
+def read_bgen(path: Path | str, max_sites: int | None = None):
+    """Expected dosage of each non-first allele for every individual and site; `max_sites`: that many sites,
+    evenly spaced (markers for --structure-genotypes)."""
+    import bgen
+
+    from biolens.readers.variants import Genotypes
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file. Give the BGEN with --genotypes.")
+    files = bgen_files(path)
+    sample_path = str(files[1]) if len(files) > 1 else ""
+    try:
+        reader = bgen.BgenReader(str(path), sample_path=sample_path, delay_parsing=True)
+    except (ValueError, OSError, RuntimeError, IndexError) as error:
+        raise InputError(f"{path}: not a readable BGEN file ({error}). Re-export it (plink2 --export bgen-1.2, or "
+                         "qctool).") from None
+    samples = [str(s) for s in reader.samples]
+    if not sample_path and not reader.header.has_sample_ids:
+        raise InputError(f"{path}: the file holds no sample ids and no {path.with_suffix('.sample').name} lies "
+                         "beside it; give the Oxford .sample file of the same name (ID_1 ID_2 missing ...).")
+    if len(set(samples)) < len(samples):
+        raise InputError(f"{path}: sample ids repeat; each individual needs its own id.")
+    count = len(reader)
+    if not count:
+        raise InputError(f"{path}: no variants; biolens needs at least one site.")
+    index = np.arange(count)
+    if max_sites is not None and count > max_sites:
+        index = np.unique(np.linspace(0, count - 1, max_sites).round().astype(int))
+    chrom, pos, ref, alt, columns = [], [], [], [], []
+    ploidy_seen, n_split = 1, 0
+    for number in index:
+        try:
+            variant = reader[int(number)]
+            alleles = list(variant.alleles)
+            ploidy = np.asarray(variant.ploidy)
+            doses = _allele_doses(variant, alleles, ploidy)
+        except InputError as error:
+            raise InputError(f"{path}, variant {number + 1} ({_name(variant)}): {error}") from None
+        except (ValueError, OSError, RuntimeError, IndexError) as error:
+            raise InputError(f"{path}, variant {number + 1}: unreadable ({error}). Re-export the file.") from None
+        ploidy_seen = max(ploidy_seen, int(ploidy.max(initial=0)))
+        n_split += max(len(alleles) - 2, 0)
+        for allele, dose in zip(alleles[1:], doses):
+            chrom.append(str(variant.chrom))
+            pos.append(int(variant.pos))
+            ref.append(alleles[0])
+            alt.append(allele)
+            columns.append(dose.astype(np.float32))
+    dosage = np.stack(columns, axis=1)
+    called = dosage[np.isfinite(dosage)]
+    fractional = int((np.abs(called - np.rint(called)) > 0.05).sum())
+    notes = {"records": int(count), "multiallelic_split": n_split, "ploidy": ploidy_seen,
+             "missing_calls": int(np.isnan(dosage).sum()), "fractional_dosages": fractional,
+             "format": "BGEN (expected dosage of each allele after the first, from genotype probabilities)"}
+    if len(index) < count:
+        notes["sites_read"] = f"{len(index)} of {count}, evenly spaced"
+    if fractional:
+        notes["warnings"] = [
+            f"{path}: {fractional} of {called.size} dosages ({100 * fractional / max(called.size, 1):.1f}%) are "
+            "more than 0.05 from a whole number (imputed genotypes): the per-site tests and the network read them "
+            "as they are, the pair tests' genotype tables round them to the nearest genotype."]
+    return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
+
+
+def _name(variant) -> str:
+    try:
+        return f"{variant.rsid or variant.varid} at {variant.chrom}:{variant.pos}"
+    except Exception:  # a variant that failed to parse has no fields to name
+        return "unparsed"
+
+
+def _allele_doses(variant, alleles: list[str], ploidy: np.ndarray) -> list[np.ndarray]:
+    """Expected copies of each allele after the first, per individual (NaN where the probabilities are missing)."""
+    if len(alleles) < 2:
+        raise InputError(f"{len(alleles)} allele(s); a site needs a reference and at least one other allele.")
+    if len(alleles) == 2:
+        return [np.asarray(variant.alt_dosage, dtype=np.float64)]
+    probabilities = np.asarray(variant.probabilities, dtype=np.float64)
+    k = len(alleles)
+    if variant.is_phased:  # one probability per haplotype and allele
+        haplotypes = probabilities.shape[1] // k
+        return [np.nansum(probabilities[:, [h * k + a for h in range(haplotypes)]], axis=1)
+                + np.where(np.isnan(probabilities).all(1), np.nan, 0) for a in range(1, k)]
+    if not np.all(ploidy == 2) and not np.all(ploidy == 1):
+        raise InputError(f"{k} alleles with unphased calls of ploidy {sorted(set(ploidy.tolist()))}; biolens reads "
+                         "multi-allelic BGEN sites of haploid or diploid calls. Split them (plink2 --make-pgen "
+                         "multiallelics=-) or keep biallelic sites.")
+    if ploidy[0] == 1:
+        genotypes = [(a,) for a in range(k)]
+    else:  # BGEN orders unphased diploid genotypes colex: 0/0, 0/1, 1/1, 0/2, 1/2, 2/2, ...
+        genotypes = [(a, b) for b in range(k) for a in range(b + 1)]
+    copies = np.array([[g.count(a) for a in range(1, k)] for g in genotypes], dtype=np.float64)
+    return list((probabilities[:, :len(genotypes)] @ copies).T)
