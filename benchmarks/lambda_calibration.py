@@ -12,7 +12,6 @@ import tempfile
 import time
 
 import numpy as np
-import pandas as pd
 
 from biolens.readers.variants import read_vcf
 from biolens.simulate import simulate_cohort

@@ -716,6 +716,37 @@ def test_a_plink_fileset_uploaded_as_its_three_files_is_read_by_its_bed_and_an_i
     assert params["genotypes"].endswith("cohort.bed") and "sequences" not in params
 
 
+def test_a_plink2_fileset_uploaded_as_its_three_files_is_read_by_its_pgen_and_an_incomplete_one_refused(server,
+                                                                                                       tmp_path):
+    import pgenlib
+
+    from biolens.readers.variants import read_vcf
+    from biolens.simulate import simulate_cohort
+
+    paths = simulate_cohort("additive", trait="quantitative", n_individuals=60, length=400, seed=4).write(tmp_path / "c")
+    genotypes = read_vcf(paths["genotypes"])
+    writer = pgenlib.PgenWriter(str(tmp_path / "cohort.pgen").encode(), 60, variant_ct=genotypes.n_sites,
+                                nonref_flags=False)
+    for j in range(genotypes.n_sites):
+        writer.append_biallelic(np.ascontiguousarray(genotypes.dosage[:, j].astype(np.int8)))
+    writer.close()
+    (tmp_path / "cohort.pvar").write_text("#CHROM\tPOS\tID\tREF\tALT\n" + "".join(
+        f"1\t{p}\tv{j}\t{r}\t{a}\n" for j, (p, r, a) in enumerate(zip(genotypes.pos, genotypes.ref, genotypes.alt))))
+    (tmp_path / "cohort.psam").write_text("#IID\n" + "".join(f"{s}\n" for s in genotypes.samples))
+
+    def associate(name, *names):
+        files = [("files", (n, (tmp_path / n).read_bytes(), "application/octet-stream")) for n in names]
+        return server.post("/new", data={"csrf": server.csrf, "task": "associate", "name": name, "trait": "yield"},
+                           files=files + [("phenotype_file", ("traits.tsv", paths["phenotypes"].read_bytes(),
+                                                              "text/plain"))], follow_redirects=False)
+
+    alone = associate("pgen-alone", "cohort.pgen", "cohort.pvar")
+    assert alone.status_code == 400 and "without its cohort.psam" in alert(alone)
+    assert associate("pgen", "cohort.pgen", "cohort.pvar", "cohort.psam").status_code == 303
+    params = json.loads(server.app.app.state.queue.latest_for("pgen")["params"])
+    assert params["genotypes"].endswith("cohort.pgen")
+
+
 def test_a_bgen_uploaded_with_its_sample_file_is_read_by_its_bgen(server, tmp_path):
     """A .bgen and the .sample naming its individuals, uploaded together, are one genotype input (the job gets the
     .bgen); a file named .bgen that is none is refused at the form."""

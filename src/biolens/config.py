@@ -336,14 +336,14 @@ class AssociateConfig(TaskConfig):
     Options:
         phenotypes: the trait table (TSV/CSV), stored as an absolute path.
         trait: its trait column.
-        genotypes: VCF/VCF.gz/BCF, a PLINK fileset (the .bed, its .bim or .fam, or their common prefix) or a BGEN
-            (with its .sample beside it where the ids are not in the file); or
+        genotypes: VCF/VCF.gz/BCF, a PLINK 1 or 2 fileset (the .bed or .pgen, a companion file, or their common
+            prefix) or a BGEN (with its .sample beside it where the ids are not in the file); or
         sequences: an aligned FASTA of haplotypes (exactly one of the two).
         covariates: covariate columns.
         sample_column: the sample-id column (default: sample/id/iid, else the first).
         sample_map: TSV sequence_id -> sample for FASTA haplotypes with other names.
-        structure_genotypes: a VCF, PLINK fileset or BGEN of genome-wide markers of the same individuals; its top
-            principal components join the covariates (against population stratification).
+        structure_genotypes: a VCF, PLINK 1 or 2 fileset or BGEN of genome-wide markers of the same individuals;
+            its top principal components join the covariates (against population stratification).
         structure_pcs: how many principal components of it.
         trait_transform: the quantitative trait's scale: none (as measured), log (values above 0) or rank (rank-based
             inverse normal); interactions depend on the scale.
@@ -382,8 +382,8 @@ class AssociateConfig(TaskConfig):
         if isinstance(self.covariates, str):
             self.covariates = [c.strip() for c in self.covariates.split(",") if c.strip()]
         if (self.genotypes is None) == (self.sequences is None):
-            raise InputError("give exactly one of --genotypes (VCF/BCF/PLINK .bed/BGEN) or --sequences (aligned "
-                             "FASTA).")
+            raise InputError("give exactly one of --genotypes (VCF/BCF, PLINK .bed or .pgen, BGEN) or --sequences "
+                             "(aligned FASTA).")
         if not self.phenotypes or not self.trait:
             raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
         for name in ("genotypes", "structure_genotypes"):
@@ -395,14 +395,19 @@ class AssociateConfig(TaskConfig):
 
 
 def _plink_bed(value: str | None) -> str | None:
-    """A PLINK fileset named as PLINK users do (its prefix, as --bfile takes, or its .bim or .fam) is its .bed."""
+    """A PLINK fileset named as PLINK users do (its prefix, as --bfile and --pfile take, or one of its companion
+    files) is its .bed (PLINK 1) or .pgen (PLINK 2)."""
     if not value:
         return value
     path = Path(value)
     if path.suffix.lower() in (".bim", ".fam"):
         return str(path.with_suffix(".bed"))
-    if not path.is_file() and Path(f"{value}.bed").is_file():
-        return f"{value}.bed"
+    if path.suffix.lower() in (".pvar", ".psam") or path.name.lower().endswith(".pvar.zst"):
+        return str(path.parent / (path.name.split(".pvar")[0] if ".pvar" in path.name else path.stem)) + ".pgen"
+    if not path.is_file():
+        for suffix in (".bed", ".pgen"):
+            if Path(f"{value}{suffix}").is_file():
+                return f"{value}{suffix}"
     return value
 
 

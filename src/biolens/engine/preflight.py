@@ -62,6 +62,15 @@ def looks_like_plink(path: Path) -> bool:
         return False
 
 
+def looks_like_pgen(path: Path) -> bool:
+    """A PLINK 2 .pgen (or a PLINK 1 .bed renamed), by its name and first bytes."""
+    try:
+        with open(path, "rb") as handle:
+            return path.suffix.lower() == ".pgen" and handle.read(2) == PLINK_BED_MAGIC[:2]
+    except OSError:
+        return False
+
+
 def looks_like_bgen(path: Path) -> bool:
     """A BGEN, by its name and the magic number of its header."""
     try:
@@ -86,6 +95,13 @@ def _check_association(params: dict) -> None:
         if absent:
             raise InputError(f"{Path(genotypes).name} is a PLINK .bed without its {' and '.join(absent)}: give the "
                              ".bed, .bim and .fam of one fileset together.")
+    elif genotypes and looks_like_pgen(Path(genotypes)):
+        from biolens.readers.pgen import pgen_files
+
+        absent = [f.name for f in pgen_files(genotypes)[1:] if not f.is_file()]
+        if absent:
+            raise InputError(f"{Path(genotypes).name} is a PLINK 2 .pgen without its {' and '.join(absent)}: give the "
+                             ".pgen, .pvar and .psam of one fileset together.")
     elif genotypes and Path(genotypes).suffix.lower() == ".bgen":
         if not looks_like_bgen(Path(genotypes)):
             raise InputError(f"{Path(genotypes).name} is named .bgen but holds no BGEN header; upload the original "
@@ -94,7 +110,8 @@ def _check_association(params: dict) -> None:
         swapped = is_table(genotypes)
         raise InputError(f"{Path(genotypes).name} is not a VCF/BCF" + (
             ": it looks like a table, so the genotype and phenotype files may be swapped." if swapped
-            else "; give a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, a BGEN, or an aligned FASTA."))
+            else "; give a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, a PLINK 2 .pgen with its .pvar and "
+            ".psam, a BGEN, or an aligned FASTA."))
     covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
     read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
 

@@ -71,19 +71,26 @@ def read_bgen(path: Path | str, max_sites: int | None = None):
             alt.append(allele)
             columns.append(dose.astype(np.float32))
     dosage = np.stack(columns, axis=1)
-    called = dosage[np.isfinite(dosage)]
-    fractional = int((np.abs(called - np.rint(called)) > 0.05).sum())
     notes = {"records": int(count), "multiallelic_split": n_split, "ploidy": ploidy_seen,
-             "missing_calls": int(np.isnan(dosage).sum()), "fractional_dosages": fractional,
-             "format": "BGEN (expected dosage of each allele after the first, from genotype probabilities)"}
+             "missing_calls": int(np.isnan(dosage).sum()),
+             "format": "BGEN (expected dosage of each allele after the first, from genotype probabilities)",
+             **fractional_note(path, dosage)}
     if len(index) < count:
         notes["sites_read"] = f"{len(index)} of {count}, evenly spaced"
+    return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
+
+
+def fractional_note(path: Path, dosage: np.ndarray, warnings: list[str] | None = None) -> dict:
+    """How many dosages are not whole genotypes (imputed data), with a warning saying how the tests read them."""
+    called = dosage[np.isfinite(dosage)]
+    fractional = int((np.abs(called - np.rint(called)) > 0.05).sum())
+    warnings = list(warnings or [])
     if fractional:
-        notes["warnings"] = [
+        warnings.append(
             f"{path}: {fractional} of {called.size} dosages ({100 * fractional / max(called.size, 1):.1f}%) are "
             "more than 0.05 from a whole number (imputed genotypes): the per-site tests and the network read them "
-            "as they are, the pair tests' genotype tables round them to the nearest genotype."]
-    return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
+            "as they are, the pair tests' genotype tables round them to the nearest genotype.")
+    return {"fractional_dosages": fractional, **({"warnings": warnings} if warnings else {})}
 
 
 def _name(variant) -> str:

@@ -37,7 +37,10 @@ def read_table(path: Path, flag: str = "--phenotypes") -> pd.DataFrame:
     """A user table as strings with missing values as NaN (readers/tables.py: separator sniffed, BOM, encodings)."""
     from biolens.readers.tables import read_table as read_any
 
-    return read_any(Path(path), flag, missing=MISSING)
+    table = read_any(Path(path), flag, missing=MISSING)
+    if len(table.columns) and str(table.columns[0]).startswith("#"):  # a PLINK 2 .psam's header: #FID or #IID
+        table = table.rename(columns={table.columns[0]: str(table.columns[0]).lstrip("#")})
+    return table
 
 
 FAM_COLUMNS = ("fid", "iid", "father", "mother", "sex", "phenotype")

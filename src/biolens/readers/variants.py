@@ -1,5 +1,5 @@
-"""Genotypes from VCF / VCF.gz / BCF (cyvcf2), a PLINK .bed fileset or a BGEN: alt-allele dosages per individual and
-site.
+"""Genotypes from VCF / VCF.gz / BCF (cyvcf2), a PLINK 1 or 2 fileset or a BGEN: alt-allele dosages per individual
+and site.
 
 Multi-allelic records are split into one biallelic site per ALT allele (dosage = copies of that allele), the usual
 `bcftools norm -m-` convention. Haploid and diploid calls, phased or not, all become dosages (0..ploidy). Missing calls
@@ -15,8 +15,8 @@ import numpy as np
 
 from biolens.errors import InputError
 
-# also .vcf.gz / .vcf.bgz; .bed with its .bim and .fam; .bgen with its .sample where the ids are not in the file
-VARIANT_SUFFIXES = (".vcf", ".bcf", ".bed", ".bim", ".fam", ".bgen", ".sample")
+# also .vcf.gz / .vcf.bgz; .bed with its .bim and .fam; .pgen with its .pvar and .psam; .bgen with its .sample
+VARIANT_SUFFIXES = (".vcf", ".bcf", ".bed", ".bim", ".fam", ".pgen", ".pvar", ".psam", ".bgen", ".sample")
 MAX_STRUCTURE_MARKERS = 100_000  # --structure-genotypes from a .bed: at most this many markers, evenly spaced
 NEIGHBOURS, MAX_DONORS = 5, 2000  # missing calls: imputed from the 5 most alike of at most 2,000 individuals
 
@@ -90,21 +90,34 @@ def is_bgen(path: Path | str) -> bool:
     return Path(path).suffix.lower() == ".bgen"
 
 
+def is_pgen(path: Path | str) -> bool:
+    return Path(path).suffix.lower() == ".pgen"
+
+
 def genotype_files(path: Path | str) -> list[Path]:
-    """Every file a genotype input consists of: a .bed brings its .bim and .fam, a .bgen its .sample."""
+    """Every file a genotype input consists of: a .bed brings its .bim and .fam, a .pgen its .pvar and .psam, a
+    .bgen its .sample."""
     from biolens.readers.bgen import bgen_files
+    from biolens.readers.pgen import pgen_files
     from biolens.readers.plink import plink_files
 
-    return plink_files(path) if is_plink(path) else bgen_files(path) if is_bgen(path) else [Path(path)]
+    for test, files in ((is_plink, plink_files), (is_pgen, pgen_files), (is_bgen, bgen_files)):
+        if test(path):
+            return files(path)
+    return [Path(path)]
 
 
 def read_genotypes(path: Path | str, max_sites: int | None = None) -> Genotypes:
-    """A VCF/VCF.gz/BCF, a PLINK .bed fileset or a BGEN (`max_sites`: a .bed's or .bgen's markers, evenly spaced, at
-    most that many)."""
+    """A VCF/VCF.gz/BCF, a PLINK 1 or 2 fileset or a BGEN (`max_sites`: the markers of any but a VCF, evenly spaced,
+    at most that many)."""
     if is_plink(path):
         from biolens.readers.plink import read_plink
 
         return read_plink(path, max_sites=max_sites)
+    if is_pgen(path):
+        from biolens.readers.pgen import read_pgen
+
+        return read_pgen(path, max_sites=max_sites)
     if is_bgen(path):
         from biolens.readers.bgen import read_bgen
 

@@ -194,6 +194,8 @@ def _imputation(notes: dict) -> str:
 
 
 def _dosage(notes: dict) -> str:
+    if str(notes.get("format", "")).startswith("PLINK 2"):
+        return "ALT dosage of the PLINK 2 .pgen (each ALT allele of a multi-allelic variant its own site)"
     if str(notes.get("format", "")).startswith("PLINK"):
         return "dosage of allele 1 of the PLINK .bim (the alt column of variants.tsv)"
     if str(notes.get("format", "")).startswith("BGEN"):

@@ -651,11 +651,13 @@ def _image_data_root(data: Path) -> Path:
 
 def _single_input(data: Path) -> Path:
     """A table, FASTA or VCF upload is one file; a zip or folder upload may hold one folder (images, 10x), a
-    PLINK fileset (.bed, .bim, .fam), which the genotype reader opens by its .bed, or a .bgen with its .sample."""
+    PLINK fileset (.bed, .bim, .fam or .pgen, .pvar, .psam), which the genotype reader opens by its .bed or .pgen,
+    or a .bgen with its .sample."""
     while data.is_dir():
         entries = [p for p in data.iterdir() if not p.name.startswith(".")]
         suffixes = {p.suffix.lower() for p in entries}
-        for main, companions in ((".bed", {".bim", ".fam"}), (".bgen", {".sample", ".bgi"})):
+        for main, companions in ((".bed", {".bim", ".fam"}), (".pgen", {".pvar", ".psam"}),
+                                 (".bgen", {".sample", ".bgi"})):
             mains = [p for p in entries if p.suffix.lower() == main]
             if len(mains) == 1 and suffixes <= {main} | companions:
                 return mains[0]

@@ -125,7 +125,7 @@ def table_columns(path: Path, limit: int = 200) -> list[str]:
         return list(FAM_COLUMNS)
     if not Path(path).is_file() or not is_table(path):
         return []
-    return [str(c) for c in read_table(path, Path(path).name).columns[:limit]]
+    return [str(c).lstrip("#") for c in read_table(path, Path(path).name).columns[:limit]]  # a .psam's #IID
 
 
 def with_ci(metrics: dict, key: str) -> str:
