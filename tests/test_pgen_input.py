@@ -128,14 +128,16 @@ def test_an_association_run_on_a_plink2_fileset_with_its_psam_phenotypes_fingerp
     _write_pgen(cohort["genotypes"], folder / "c")
     traits = pd.read_csv(cohort["phenotypes"], sep="\t").set_index("sample")["yield"]
     samples = read_vcf(cohort["genotypes"]).samples
-    (folder / "c.psam").write_text("#IID\tSEX\tyield\n" + "".join(f"{s}\t{1 + k % 2}\t{traits[s]:.6f}\n"
-                                                                   for k, s in enumerate(samples)))
+    values = ["-9", "NA"] + [f"{traits[s]:.6f}" for s in samples[2:]]  # PLINK's missing codes
+    (folder / "c.psam").write_text("#IID\tSEX\tyield\n" + "".join(f"{s}\t{1 + k % 2}\t{v}\n"
+                                                                   for k, (s, v) in enumerate(zip(samples, values))))
     out = tmp_path / "run"
     biolens("associate", "--genotypes", folder / "c", "--phenotypes", folder / "c.psam", "--trait", "yield",
             "--covariates", "SEX", "--out", out, "--permutations", "2", "--folds", "2")
     info = json.loads((out / "run.json").read_text())
     assert info["config"]["genotypes"] == str(folder / "c.pgen") and info["data_notes"]["format"].startswith("PLINK 2")
-    assert info["data_notes"]["unmatched_genotyped"] == 0 and "pgenlib" in info["versions"]
+    assert info["data_notes"]["psam_phenotype_missing"] == 2 and info["data_notes"]["missing_trait"] == 2
+    assert info["data_notes"]["psam_phenotype_coding"] == "-9 missing" and "pgenlib" in info["versions"]
     assert "ALT dosage" in (out / "report.html").read_text()
     assert len((out / "variants.tsv").read_text().splitlines()) > 10
     (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))

@@ -4,7 +4,8 @@ A trait with exactly two values is binary (case = 1, 2, 'case', 'affected', 'yes
 sorted order, always written to run.json); a numeric trait with more values is quantitative. Empty, NA, NaN and '.'
 are missing; -9 is not treated as missing (it is a valid measurement for many traits), except in PLINK's case/control
 coding: values 1 and 2 (or 0 and 1) plus -9 make a binary trait with -9 missing, said in a warning. A PLINK `.fam`
-is read as the table `fid, iid, father, mother, sex, phenotype` with PLINK's own missing codes (`_fam_table`).
+is read as the table `fid, iid, father, mother, sex, phenotype` with PLINK's own missing codes (`_fam_table`), and a
+PLINK 2 `.psam` as its header names it, with the same codes (`_psam_table`).
 """
 from __future__ import annotations
 
@@ -57,17 +58,39 @@ def _fam_table(path: Path, trait: str) -> tuple[pd.DataFrame, dict]:
     if table["iid"].duplicated().any():
         table["iid"] = table["fid"] + "_" + table["iid"]
     table["sex"] = table["sex"].mask(table["sex"] == "0")
-    given = ~table["phenotype"].isin(MISSING)  # NA and the like, as in any phenotype table
-    numeric = pd.to_numeric(table["phenotype"].where(given), errors="coerce")
-    values = set(numeric.dropna().unique())
-    binary = bool(numeric[given].notna().all()) and values <= {0, 1, 2, -9} and {1, 2} <= values
-    missing = ~given | (numeric.isin([0, -9]) if binary else numeric == -9)
-    table["phenotype"] = table["phenotype"].mask(missing)
+    table["phenotype"], missing, coding = _plink_codes(table["phenotype"])
     if trait == "phenotype" and table["phenotype"].isna().all():
         raise InputError(f"{path}: the .fam's phenotype column is missing (0 or -9) for every individual; give the "
                          "trait in a phenotype table instead (--phenotypes traits.tsv).")
-    return table, {"fam_phenotype_missing": int(missing.sum()),
-                   "fam_phenotype_coding": "1 = control, 2 = case; 0 and -9 missing" if binary else "-9 missing"}
+    return table, {"fam_phenotype_missing": missing, "fam_phenotype_coding": coding}
+
+
+def _plink_codes(values: pd.Series) -> tuple[pd.Series, int, str]:
+    """A PLINK phenotype read as PLINK reads it: 1/2 is control/case with 0 and -9 missing, any other numbers a
+    quantitative trait with -9 missing. Returns the values with the missing ones masked, how many, and the coding."""
+    given = ~(values.isin(MISSING) | values.isna())  # NA and the like, as in any phenotype table
+    numeric = pd.to_numeric(values.where(given), errors="coerce")
+    observed = set(numeric.dropna().unique())
+    binary = bool(numeric[given].notna().all()) and observed <= {0, 1, 2, -9} and {1, 2} <= observed
+    missing = ~given | (numeric.isin([0, -9]) if binary else numeric == -9)
+    return (values.mask(missing), int(missing.sum()),
+            "1 = control, 2 = case; 0 and -9 missing" if binary else "-9 missing")
+
+
+def _psam_table(path: Path, trait: str) -> tuple[pd.DataFrame, dict]:
+    """A PLINK 2 .psam as a phenotype table: its header without the `#`, the trait read with PLINK's codes (as for a
+    .fam), SEX 0 unknown, and individuals named as the .psam's genotypes are (IID, or FID_IID where an IID is in two
+    families)."""
+    table = read_table(path)
+    columns = {c.upper(): c for c in table.columns}
+    if "IID" in columns and "FID" in columns and table[columns["IID"]].duplicated().any():
+        table[columns["IID"]] = table[columns["FID"]].astype(str) + "_" + table[columns["IID"]].astype(str)
+    if "SEX" in columns:
+        table[columns["SEX"]] = table[columns["SEX"]].mask(table[columns["SEX"]] == "0")
+    if trait not in table.columns:
+        return table, {}
+    table[trait], missing, coding = _plink_codes(table[trait])
+    return table, {"psam_phenotype_missing": missing, "psam_phenotype_coding": coding}
 
 
 def _sample_column(table: pd.DataFrame, path: Path, requested: str | None) -> str:
@@ -168,7 +191,9 @@ def read_phenotypes(path: Path | str, trait: str, covariates: list[str] | None =
                     sample_column: str | None = None) -> Phenotypes:
     """Read the trait and covariates; individuals with a missing trait or covariate are left out and counted."""
     path = Path(path)
-    table, fam = _fam_table(path, trait) if path.suffix.lower() == ".fam" else (read_table(path), {})
+    suffix = path.suffix.lower()
+    table, fam = (_fam_table(path, trait) if suffix == ".fam" else _psam_table(path, trait) if suffix == ".psam"
+                  else (read_table(path), {}))
     column = _sample_column(table, path, sample_column)
     if trait not in table.columns:
         raise InputError(f"{path}: no trait column '{trait}'.{column_hint(trait, table.columns)} Columns: "
