@@ -2,8 +2,9 @@
 
 PLINK 2 keeps the VCF's alleles (REF stays REF), so each ALT allele is a site whose dosage counts it, as a split
 multi-allelic VCF record is; a `.pgen` that stores dosages (imputed data) gives them as they are. The `.psam` names
-the individuals (IID; `FID_IID` where an IID occurs in two families, as for a PLINK 1 `.fam`) and is read here, line
-by line, so a malformed line is named; pgenlib reads the `.pvar` and the packed genotypes.
+the individuals (IID; `FID_IID` where an IID occurs in two families, as for a PLINK 1 `.fam`). The `.psam` and a
+plain `.pvar` are read here, line by line, so a malformed line is named (pgenlib's own `.pvar` parser reads `4x0` as
+position 4); pgenlib reads the packed genotypes, and a zstd-compressed `.pvar.zst`.
 """
 from __future__ import annotations
 
