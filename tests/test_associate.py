@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from biolens.errors import InputError
 from biolens.readers.phenotypes import read_phenotypes
 from biolens.readers.sequences import call_variants
 from biolens.readers.variants import read_vcf
@@ -311,6 +312,19 @@ def test_records_failing_the_callers_filters_are_read_and_said(tmp_path):
     passed = tmp_path / "passed.vcf"
     passed.write_text("".join(line + "\n" for line in path.read_text().splitlines() if "LowQual" not in line))
     assert "warnings" not in read_vcf(passed).notes
+
+
+def test_a_vcf_whose_header_omits_its_format_lines_is_read_and_one_without_calls_is_named(tmp_path):
+    bare = tmp_path / "bare.vcf"  # no ##contig, no ##FORMAT: htslib reads GT as a string, as bcftools does
+    bare.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\n"
+                    "1\t3\t.\tT\tC\t.\tPASS\t.\tGT\t0|0\t0/1\n1\t5\t.\tT\tC\t.\tPASS\t.\tGT:DP\t1|1:3\t./.:0\n")
+    genotypes = read_vcf(bare)
+    np.testing.assert_array_equal(genotypes.dosage[:, 0], [0, 1])
+    assert genotypes.dosage[0, 1] == 2 and np.isnan(genotypes.dosage[1, 1])
+    depth_only = tmp_path / "depth.vcf"
+    depth_only.write_text(bare.read_text().replace("\tGT:DP\t1|1:3\t./.:0", "\tDP\t3\t0"))
+    with pytest.raises(InputError, match=r"depth\.vcf, line 4: the record has no GT"):
+        read_vcf(depth_only)
 
 
 def test_missing_calls_are_imputed_from_the_individuals_most_alike(tmp_path):

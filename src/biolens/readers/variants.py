@@ -146,10 +146,9 @@ def read_vcf(path: Path | str) -> Genotypes:
     if duplicated:
         raise InputError(f"{path}: sample(s) {', '.join(duplicated[:5])} appear more than once in the header; "
                          "rename or remove the duplicates (e.g. bcftools query -l).")
-    header_lines = len(vcf.raw_header.rstrip("\n").split("\n"))
-    if "##FORMAT=<ID=GT," not in vcf.raw_header:
-        raise InputError(f"{path}: the VCF header declares no GT (genotype) field; biolens reads called genotypes. "
-                         "Export the file with genotypes (e.g. bcftools view with FORMAT/GT).")
+    # a header without ##FORMAT=<ID=GT> (hand-made or older tools' files) is read as htslib reads it, GT a string;
+    # a record without GT stops below, naming its line
+    header_lines = _header_lines(path)
     chrom, pos, ref, alt, columns = [], [], [], [], []
     ploidy_seen = 1
     n_split = 0
@@ -170,7 +169,10 @@ def read_vcf(path: Path | str) -> Genotypes:
                              "unparsable genotype). Fix or remove that line, or re-export the file.") from None
         records += 1
         where = f"line {header_lines + records}" if path.suffix != ".bcf" else f"record {records}"
-        genotype = variant.genotype
+        try:
+            genotype = variant.genotype
+        except Exception:  # cyvcf2 raises a bare Exception where neither the record nor the header has GT
+            genotype = None
         if genotype is None:
             raise InputError(f"{path}, {where}: the record has no GT (genotype) field; biolens reads called genotypes.")
         calls = genotype.array()[:, :-1]  # drop the phased flag; -1 = missing, -2 = shorter ploidy
@@ -202,6 +204,24 @@ def read_vcf(path: Path | str) -> Genotypes:
     notes = {"records": records, "multiallelic_split": n_split, "ploidy": ploidy_seen,
              "missing_calls": int(np.isnan(dosage).sum()), **_filter_notes(path, records, n_failed, failed_filters)}
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
+
+
+def _header_lines(path: Path) -> int:
+    """Lines of the file's own header (counted in the file: htslib adds lines such as ##FILTER=<ID=PASS> to the
+    header it gives back, which would put every error's line number off)."""
+    import gzip
+
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+    if path.suffix.lower() == ".bcf":
+        return 0  # records are named by number, not line
+    count = 0
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
+        for line in handle:
+            if not line.startswith(b"#"):
+                break
+            count += 1
+    return count
 
 
 def _filter_notes(path: Path, records: int, n_failed: int, failed: Counter) -> dict:
