@@ -1,9 +1,10 @@
-"""The one reader of user tables (CSV, TSV, text with other separators, Parquet), compressed or not.
+"""The one reader of user tables (CSV, TSV, text with other separators, Parquet, Excel), compressed or not.
 
 Every table a user gives (manifests, labels, phenotypes, sample maps, annotations, assay tables) comes through
 `read_table`, so they all accept the same things: the separator is sniffed (comma, tab, semicolon, pipe or
 whitespace), a UTF-8 byte-order mark (Excel) is dropped, Windows line ends are fine, Latin-1 files are read, and
-.gz/.bz2/.xz/.zip compression is undone. Anything unreadable is one `InputError` naming the file and what to do.
+.gz/.bz2/.xz/.zip compression is undone. An Excel workbook (.xlsx) is read from its first sheet, as biologists keep
+their sample sheets there. Anything unreadable is one `InputError` naming the file and what to do.
 """
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import pandas as pd
 
 from biolens.errors import InputError
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq")
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq", ".xlsx", ".xlsm")
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zip")
 MISSING_VALUES = ["", "NA", "N/A", "NaN", "nan", "-", "."]
 
 
 def is_table(path: Path | str) -> bool:
-    """Whether the name says table: .csv/.tsv/.txt/.tab/.parquet/.pq, optionally compressed."""
+    """Whether the name says table: .csv/.tsv/.txt/.tab/.parquet/.pq/.xlsx, optionally compressed."""
     name = Path(path).name.lower()
     for compression in COMPRESSIONS:
         name = name.removesuffix(compression)
@@ -70,6 +72,26 @@ def _open_text(path: Path) -> str:
     raise InputError(f"{path}: cannot be decoded as text; save it as UTF-8 CSV.")
 
 
+def _read_workbook(path: Path, what: str, dtype, na: list[str]) -> pd.DataFrame:
+    """The first sheet of an Excel workbook, its empty rows and unnamed empty columns (formatting left behind in a
+    sheet) dropped."""
+    import zipfile
+
+    try:
+        table = pd.read_excel(path, sheet_name=0, dtype=dtype, na_values=na, keep_default_na=False,
+                              engine="openpyxl")
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as error:
+        raise InputError(f"{what} {path}: cannot be read as an Excel workbook ({str(error).splitlines()[0]}); open "
+                         "it in Excel and save it again, or save the sheet as CSV.") from None
+    table = table.dropna(how="all").reset_index(drop=True)
+    empty = [c for c in table.columns if str(c).startswith("Unnamed:") and table[c].isna().all()]
+    table = table.drop(columns=empty)
+    if table.empty:
+        raise InputError(f"{what} {path}: the first sheet holds no rows; put the table (a header row and one row "
+                         "per item) on the workbook's first sheet.")
+    return table
+
+
 def _separator(text: str, path: Path) -> str | None:
     """Sniffed from the first lines; None means runs of whitespace."""
     sample = "\n".join(text.splitlines()[:50])
@@ -92,7 +114,9 @@ def read_table(path: Path | str, what: str = "table", *, dtype=str, missing: lis
         raise InputError(f"{what} {path}: no such file.")
     if path.is_dir():
         raise InputError(f"{what} {path} is a folder; give a table file (CSV or TSV).")
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if path.suffix.lower() in WORKBOOK_SUFFIXES:
+        table = _read_workbook(path, what, dtype, MISSING_VALUES if missing is None else missing)
+    elif path.suffix.lower() in (".parquet", ".pq"):
         try:
             table = pd.read_parquet(path)
         except Exception as error:  # pyarrow raises several types for damaged files
