@@ -62,3 +62,16 @@ def test_a_workbook_read_from_its_first_sheet_and_a_damaged_one_in_one_line(tmp_
     message = one_line_error(biolens("associate", "--genotypes", vcf, "--phenotypes", tmp_path / "cut.xlsx",
                                      "--trait", "yield", "--out", tmp_path / "run", check=False))
     assert "cut.xlsx: cannot be read as an Excel workbook" in message and not (tmp_path / "run").exists()
+
+
+def test_an_assay_table_kept_in_excel_reads_as_its_csv(tmp_path):
+    from biolens.readers.assays import read_assay
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(30, 5)), columns=[f"g{i}" for i in range(5)])
+    table.insert(0, "sample", [f"s{i}" for i in range(30)])
+    table.to_excel(tmp_path / "assay.xlsx", index=False)
+    table.to_csv(tmp_path / "assay.csv", index=False)
+    excel, csv = read_assay(tmp_path / "assay.xlsx"), read_assay(tmp_path / "assay.csv")
+    assert list(excel.data.obs_names) == list(csv.data.obs_names) and excel.orientation == csv.orientation
+    np.testing.assert_array_equal(np.asarray(excel.data.X), np.asarray(csv.data.X))

@@ -64,7 +64,8 @@ def read_assay(path: Path | str, *, transpose: bool | None = None, layer: str | 
     elif is_table(path):
         data, orientation = _read_table(path, transpose, keep)
     else:
-        raise InputError(f"{path}: unknown format; give CSV/TSV, Parquet, h5ad, a 10x .h5 or a folder with matrix.mtx.")
+        raise InputError(f"{path}: unknown format; give CSV/TSV, Excel, Parquet, h5ad, a 10x .h5 or a folder with "
+                         "matrix.mtx.")
     if layer and not name.endswith(".h5ad"):
         raise InputError(f"--layer applies to h5ad files, not to {path.name}.")
     data.obs_names = data.obs_names.astype(str)
