@@ -8,12 +8,12 @@ position 4); pgenlib reads the packed genotypes, and a zstd-compressed `.pvar.zs
 """
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from biolens.errors import InputError
+from biolens.readers.plink import individual_names
 
 
 def pvar_path(path: Path) -> Path:
@@ -166,16 +166,5 @@ def read_psam(path: Path) -> tuple[list[str], list[str]]:
     iid = [fields[header.index("IID")] for _, fields in rows]
     if not iid:
         raise InputError(f"{path}: no individuals; a .psam holds one line per individual.")
-    duplicated = sorted(s for s, n in Counter(iid).items() if n > 1)
-    if not duplicated:
-        return iid, []
-    if "FID" not in header:
-        raise InputError(f"{path}: individual(s) {', '.join(duplicated[:5])} appear more than once and the .psam has "
-                         "no FID column to tell them apart; rename or remove the duplicates.")
-    samples = [f"{fields[header.index('FID')]}_{fields[header.index('IID')]}" for _, fields in rows]
-    twice = sorted(s for s, n in Counter(samples).items() if n > 1)
-    if twice:
-        raise InputError(f"{path}: individual(s) {', '.join(twice[:5])} appear more than once (same family and "
-                         "individual id); remove or rename the duplicates.")
-    return samples, [f"{path}: IID(s) {', '.join(duplicated[:3])} occur in more than one family, so individuals are "
-                     "named FID_IID; name them so in the phenotype table."]
+    fid = [fields[header.index("FID")] for _, fields in rows] if "FID" in header else None
+    return individual_names(fid, iid, path)

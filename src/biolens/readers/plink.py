@@ -40,12 +40,7 @@ def read_plink(path: Path | str, max_sites: int | None = None):
         raise InputError(f"{path.with_suffix('.fam')}: no individuals; biolens needs one line per individual.")
     if not pos.size:
         raise InputError(f"{path.with_suffix('.bim')}: no sites; biolens needs at least one line per site.")
-    duplicated = sorted(s for s, n in Counter(iid).items() if n > 1)
-    samples = [f"{f}_{i}" for f, i in zip(fid, iid)] if duplicated else list(iid)
-    if len(set(samples)) < len(samples):
-        twice = sorted(s for s, n in Counter(samples).items() if n > 1)
-        raise InputError(f"{path.with_suffix('.fam')}: individual(s) {', '.join(twice[:5])} appear more than once "
-                         "(same family and individual id); remove or rename the duplicates.")
+    samples, warnings = individual_names(fid, iid, path.with_suffix(".fam"))
     index = np.arange(len(pos))
     if max_sites is not None and len(index) > max_sites:
         index = np.unique(np.linspace(0, len(pos) - 1, max_sites).round().astype(int))
@@ -61,11 +56,28 @@ def read_plink(path: Path | str, max_sites: int | None = None):
              "format": "PLINK .bed (allele 1 counted)"}
     if len(index) < len(pos):
         notes["sites_read"] = f"{len(index)} of {len(pos)}, evenly spaced"
-    if duplicated:
-        notes["warnings"] = [f"{path.with_suffix('.fam')}: IID(s) {', '.join(duplicated[:3])} occur in more than one "
-                             "family, so individuals are named FID_IID; name them so in the phenotype table."]
+    if warnings:
+        notes["warnings"] = warnings
     return Genotypes(samples, [chrom[j] for j in index], pos[index], [allele_2[j] for j in index],
                      [allele_1[j] for j in index], dosage, str(path), notes)
+
+
+def individual_names(fid: list[str] | None, iid: list[str], path: Path) -> tuple[list[str], list[str]]:
+    """Individuals named by IID, or every one `FID_IID` where an IID occurs in two families (the name
+    `plink --recode vcf` writes), with the warning that says so; one line where even that repeats."""
+    duplicated = sorted(s for s, n in Counter(iid).items() if n > 1)
+    if not duplicated:
+        return list(iid), []
+    if fid is None:
+        raise InputError(f"{path}: individual(s) {', '.join(duplicated[:5])} appear more than once and there is no "
+                         "FID column to tell them apart; rename or remove the duplicates.")
+    samples = [f"{f}_{i}" for f, i in zip(fid, iid)]
+    twice = sorted(s for s, n in Counter(samples).items() if n > 1)
+    if twice:
+        raise InputError(f"{path}: individual(s) {', '.join(twice[:5])} appear more than once (same family and "
+                         "individual id); remove or rename the duplicates.")
+    return samples, [f"{path}: IID(s) {', '.join(duplicated[:3])} occur in more than one family, so individuals are "
+                     "named FID_IID; name them so in the phenotype table."]
 
 
 def _columns(path: Path, expected: int, what: str) -> list[tuple[int, list[str]]]:
