@@ -18,7 +18,8 @@ def _gradient(width=80, height=60):
 
 
 @pytest.mark.parametrize("suffix,mode", [(".jpg", "RGB"), (".png", "RGBA"), (".bmp", "RGB"), (".png", "L"),
-                                         (".tif", "RGB"), (".png", "P"), (".jpg", "CMYK"), (".png", "1")])
+                                         (".tif", "RGB"), (".png", "P"), (".jpg", "CMYK"), (".png", "1"),
+                                         (".webp", "RGB"), (".heic", "RGB"), (".heif", "RGBA")])
 def test_common_formats_become_rgb_uint8(tmp_path, suffix, mode):
     img = Image.fromarray(_gradient()).convert(mode)
     path = tmp_path / f"img{suffix}"
@@ -98,6 +99,21 @@ def test_truncated_jpeg(tmp_path):
     (tmp_path / "a.jpg").write_bytes(data[: len(data) // 2])
     with pytest.raises(DecodeError, match="truncated"):
         decode(tmp_path / "a.jpg", 32)
+
+
+def test_a_phone_photo_cut_short_is_named_not_read(tmp_path):
+    """HEIC, the format phones save photos in, decoded through pillow-heif; a file cut short is one reason."""
+    from biolens.readers.image_decode import read_whole
+
+    photo = np.zeros((120, 160, 3), np.uint8)
+    photo[30:90, 40:120] = (200, 60, 40)  # a red colony on a dark plate
+    Image.fromarray(photo).save(tmp_path / "plate.heic", quality=90)
+    whole = read_whole(tmp_path / "plate.heic")
+    assert whole.shape == (120, 160, 3) and whole[60, 80, 0] > 150 and whole[5, 5].max() < 40
+    data = (tmp_path / "plate.heic").read_bytes()
+    (tmp_path / "cut.heic").write_bytes(data[: len(data) // 3])
+    with pytest.raises(DecodeError):
+        decode(tmp_path / "cut.heic", 32)
 
 
 def test_wrong_extension(tmp_path):

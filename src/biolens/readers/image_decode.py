@@ -1,8 +1,9 @@
 """Decode one image file of any common microscopy or photo format into a small uint8 array.
 
-Handles JPEG/PNG/BMP/TIFF, 8/16-bit and float, greyscale/RGB/RGBA/CMYK/palette, multi-channel TIFF
-(kept as channels, e.g. fluorescence), EXIF rotation, and very large images, which are downscaled
-(never tiled: a class label describes the whole image) without holding a full-resolution float copy.
+Handles JPEG/PNG/BMP/TIFF/WebP and phones' HEIC/HEIF (through pillow-heif's Pillow plugin), 8/16-bit and float,
+greyscale/RGB/RGBA/CMYK/palette, multi-channel TIFF (kept as channels, e.g. fluorescence), EXIF rotation, and very
+large images, which are downscaled (never tiled: a class label describes the whole image) without holding a
+full-resolution float copy.
 """
 from __future__ import annotations
 
@@ -13,10 +14,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif"}
 LARGE_SIDE = 4096                  # above this, an image is reported as downscaled from a large original
 MAX_PIXELS = 400_000_000           # 20k x 20k: larger images are refused (checked on the header, before decoding)
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+try:  # phones save photos as HEIC; pillow-heif (a dependency) lets Pillow open them like any other format
+    from pillow_heif import register_heif_opener
+except ImportError:  # its decoding-only twin, for packagers who leave GPL code out; without either, HEIC is unread
+    try:
+        from pi_heif import register_heif_opener
+    except ImportError:
+        register_heif_opener = None
+if register_heif_opener is not None:
+    register_heif_opener()
 STACK_CHOICES = ("refuse", "max", "mean", "first", "channels")
 _PIL_STANDARD = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"}
 

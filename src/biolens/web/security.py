@@ -36,7 +36,7 @@ MAGIC = {
     ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"), ".tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
     ".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".gz": (b"\x1f\x8b",), ".h5ad": (b"\x89HDF",), ".h5": (b"\x89HDF",),
     ".parquet": (b"PAR1",), ".bcf": (b"\x1f\x8b", b"BCF"), ".bed": (b"\x6c\x1b\x01",), ".pgen": (b"\x6c\x1b",),
-    ".xlsx": (b"PK\x03\x04",), ".xlsm": (b"PK\x03\x04",),
+    ".xlsx": (b"PK\x03\x04",), ".xlsm": (b"PK\x03\x04",), ".webp": (b"RIFF",),
 }
 TEXT_SUFFIXES = ({".csv", ".tsv", ".txt", ".tab", ".mtx", ".vcf", ".xml", ".json", ".bim", ".fam", ".sample",
                   ".pvar", ".psam"} | set(sequences.FASTA_SUFFIXES))
@@ -188,7 +188,8 @@ def check_upload_type(name: str, head: bytes) -> None:
     suffix = Path(lower).suffix
     if suffix not in ALLOWED_SUFFIXES:
         raise InputError(f"{name}: biolens does not read {suffix or 'files without an extension'} files; upload "
-                         "images (PNG, JPEG, TIFF, BMP), a zip of them, tables (CSV, TSV, Excel, Parquet, h5ad) or "
+                         "images (PNG, JPEG, TIFF, BMP, WebP, HEIC), a zip of them, tables (CSV, TSV, Excel, "
+                         "Parquet, h5ad) or "
                          "genotypes (VCF, BCF, PLINK .bed/.bim/.fam or .pgen/.pvar/.psam, BGEN with its .sample) or "
                          "sequences (FASTA).")
     if suffix in MAGIC and not head.startswith(MAGIC[suffix]):
