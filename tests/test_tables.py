@@ -75,3 +75,10 @@ def test_an_assay_table_kept_in_excel_reads_as_its_csv(tmp_path):
     excel, csv = read_assay(tmp_path / "assay.xlsx"), read_assay(tmp_path / "assay.csv")
     assert list(excel.data.obs_names) == list(csv.data.obs_names) and excel.orientation == csv.orientation
     np.testing.assert_array_equal(np.asarray(excel.data.X), np.asarray(csv.data.X))
+
+
+def test_a_sample_column_headed_as_people_write_it_is_found_wherever_it_stands(tmp_path):
+    rows = {"yield": [1.0, 2.0, 3.5] * 10, "Sample ID": [f"p{k}" for k in range(30)], "Plot": ["a", "b", "c"] * 10}
+    _workbook(tmp_path / "field.xlsx", rows)
+    phenotypes = read_phenotypes(tmp_path / "field.xlsx", "yield")
+    assert phenotypes.notes["sample_column"] == "Sample ID" and phenotypes.samples[:2] == ["p0", "p1"]

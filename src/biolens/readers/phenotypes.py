@@ -98,8 +98,11 @@ def _sample_column(table: pd.DataFrame, path: Path, requested: str | None) -> st
         if requested not in table.columns:
             raise InputError(f"{path}: no column '{requested}' (columns: {', '.join(table.columns)}).")
         return requested
-    lowered = {c.lower(): c for c in table.columns}
-    for name in SAMPLE_COLUMNS:
+    import re
+
+    # "Sample ID", "sample-id" and "Sample.ID" (Excel sheets, R exports) read as sample_id
+    lowered = {re.sub(r"[\s.\-]+", "_", str(c).strip().lower()): c for c in reversed(table.columns)}
+    for name in SAMPLE_COLUMNS + ("individual_id", "sample_name"):
         if name in lowered:
             return lowered[name]
     return table.columns[0]
