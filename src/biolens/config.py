@@ -345,6 +345,7 @@ class AssociateConfig(TaskConfig):
         structure_genotypes: a VCF, PLINK 1 or 2 fileset or BGEN of genome-wide markers of the same individuals;
             its top principal components join the covariates (against population stratification).
         structure_pcs: how many principal components of it.
+        region: CHROM or CHROM:START-END (1-based, inclusive): study only the --genotypes sites in it.
         trait_transform: the quantitative trait's scale: none (as measured), log (values above 0) or rank (rank-based
             inverse normal); interactions depend on the scale.
         min_maf: sites with a lower minor allele frequency are left out.
@@ -366,6 +367,7 @@ class AssociateConfig(TaskConfig):
     sample_map: str | None = None
     structure_genotypes: str | None = None
     structure_pcs: int = option(5, low=1, high=50, integer=True)
+    region: str | None = None
     trait_transform: str = option("none", choices=list(TRAIT_TRANSFORMS))
     min_maf: float = option(0.01, low=0, high=0.49)
     folds: int = option(5, low=2, high=20, integer=True)
@@ -388,6 +390,12 @@ class AssociateConfig(TaskConfig):
             raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
         for name in ("genotypes", "structure_genotypes"):
             setattr(self, name, _plink_bed(getattr(self, name)))
+        if self.region:
+            from biolens.readers.regions import Region
+
+            if self.sequences:
+                raise InputError("--region reads part of a --genotypes file; an aligned FASTA is one region already.")
+            self.region = str(Region.parse(self.region))
         for name in ("genotypes", "sequences", "phenotypes", "sample_map", "structure_genotypes"):
             value = getattr(self, name)
             if value and not Path(value).is_file():

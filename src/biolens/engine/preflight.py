@@ -112,6 +112,10 @@ def _check_association(params: dict) -> None:
             ": it looks like a table, so the genotype and phenotype files may be swapped." if swapped
             else "; give a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, a PLINK 2 .pgen with its .pvar and "
             ".psam, a BGEN, or an aligned FASTA."))
+    if params.get("region"):
+        from biolens.readers.regions import Region
+
+        Region.parse(params["region"])  # its syntax now; whether the file holds sites there, when the run reads it
     covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
     read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
 

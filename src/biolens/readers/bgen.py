@@ -21,12 +21,13 @@ def bgen_files(path: Path | str) -> list[Path]:
     return [path, sample] if sample.is_file() else [path]
 
 
-def read_bgen(path: Path | str, max_sites: int | None = None):
-    """Expected dosage of each non-first allele for every individual and site; `max_sites`: that many sites,
-    evenly spaced (markers for --structure-genotypes)."""
+def read_bgen(path: Path | str, max_sites: int | None = None, region=None):
+    """Expected dosage of each non-first allele for every individual and site (of `region`, if given);
+    `max_sites`: that many sites, evenly spaced (markers for --structure-genotypes)."""
     import bgen
 
-    from biolens.readers.variants import Genotypes
+    from biolens.readers.regions import region_index
+    from biolens.readers.variants import Genotypes, region_note, spread
 
     path = Path(path)
     if not path.is_file():
@@ -47,9 +48,11 @@ def read_bgen(path: Path | str, max_sites: int | None = None):
     count = len(reader)
     if not count:
         raise InputError(f"{path}: no variants; biolens needs at least one site.")
-    index = np.arange(count)
-    if max_sites is not None and count > max_sites:
-        index = np.unique(np.linspace(0, count - 1, max_sites).round().astype(int))
+    if region is None:
+        in_region = np.arange(count)
+    else:
+        in_region = region_index(region, [str(c) for c in reader.chroms()], np.asarray(reader.positions()), path)
+    index = spread(in_region, max_sites)
     chrom, pos, ref, alt, columns = [], [], [], [], []
     ploidy_seen, n_split = 1, 0
     for number in index:
@@ -74,9 +77,9 @@ def read_bgen(path: Path | str, max_sites: int | None = None):
     notes = {"records": int(count), "multiallelic_split": n_split, "ploidy": ploidy_seen,
              "missing_calls": int(np.isnan(dosage).sum()),
              "format": "BGEN (expected dosage of each allele after the first, from genotype probabilities)",
-             **fractional_note(path, dosage)}
-    if len(index) < count:
-        notes["sites_read"] = f"{len(index)} of {count}, evenly spaced"
+             **fractional_note(path, dosage), **region_note(region, len(in_region), count)}
+    if len(index) < len(in_region):
+        notes["sites_read"] = f"{len(index)} of {len(in_region)}, evenly spaced"
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
 
 

@@ -29,12 +29,14 @@ def pgen_files(path: Path | str) -> list[Path]:
     return [path, pvar_path(path), path.with_suffix(".psam")]
 
 
-def read_pgen(path: Path | str, max_sites: int | None = None):
-    """ALT-allele dosages for every individual and site; `max_sites` reads that many, evenly spaced (markers)."""
+def read_pgen(path: Path | str, max_sites: int | None = None, region=None):
+    """ALT-allele dosages for every individual and site (of `region`, if given); `max_sites` reads that many, evenly
+    spaced (markers)."""
     import pgenlib
 
     from biolens.readers.bgen import fractional_note
-    from biolens.readers.variants import Genotypes
+    from biolens.readers.regions import region_index
+    from biolens.readers.variants import Genotypes, region_note, spread
 
     path = Path(path)
     _, variants_file, samples_file = pgen_files(path)
@@ -52,9 +54,8 @@ def read_pgen(path: Path | str, max_sites: int | None = None):
     except RuntimeError as error:
         raise InputError(f"{path}: not a readable .pgen for the {len(samples)} individuals of its .psam and {count} "
                          f"variants of its .pvar ({_said(error)}). Re-export it with plink2 --make-pgen.") from None
-    index = np.arange(count)
-    if max_sites is not None and count > max_sites:
-        index = np.unique(np.linspace(0, count - 1, max_sites).round().astype(int))
+    in_region = region_index(region, [c for c, _, _ in sites], np.array([p for _, p, _ in sites]), variants_file)
+    index = spread(in_region, max_sites)
     chrom, pos, ref, alt, columns = [], [], [], [], []
     buffer = np.empty(len(samples), dtype=np.float64)
     n_split = 0
@@ -78,9 +79,9 @@ def read_pgen(path: Path | str, max_sites: int | None = None):
     dosage = np.stack(columns, axis=1)
     notes = {"records": int(count), "multiallelic_split": n_split, "ploidy": 2,
              "missing_calls": int(np.isnan(dosage).sum()), "format": "PLINK 2 .pgen (ALT dosages)",
-             **fractional_note(path, dosage, warnings)}
-    if len(index) < count:
-        notes["sites_read"] = f"{len(index)} of {count}, evenly spaced"
+             **fractional_note(path, dosage, warnings), **region_note(region, len(in_region), count)}
+    if len(index) < len(in_region):
+        notes["sites_read"] = f"{len(index)} of {len(in_region)}, evenly spaced"
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
 
 

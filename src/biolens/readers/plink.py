@@ -23,11 +23,13 @@ def plink_files(path: Path | str) -> list[Path]:
     return [path] + [path.with_suffix(suffix) for suffix in COMPANIONS]
 
 
-def read_plink(path: Path | str, max_sites: int | None = None):
-    """Dosages of allele 1 for every individual and site; `max_sites` reads that many, evenly spaced (markers)."""
+def read_plink(path: Path | str, max_sites: int | None = None, region=None):
+    """Dosages of allele 1 for every individual and site (of `region`, if given); `max_sites` reads that many,
+    evenly spaced (markers)."""
     from bed_reader import open_bed
 
-    from biolens.readers.variants import Genotypes
+    from biolens.readers.regions import region_index
+    from biolens.readers.variants import Genotypes, region_note, spread
 
     path = Path(path)
     for companion in plink_files(path)[1:]:
@@ -41,9 +43,8 @@ def read_plink(path: Path | str, max_sites: int | None = None):
     if not pos.size:
         raise InputError(f"{path.with_suffix('.bim')}: no sites; biolens needs at least one line per site.")
     samples, warnings = individual_names(fid, iid, path.with_suffix(".fam"))
-    index = np.arange(len(pos))
-    if max_sites is not None and len(index) > max_sites:
-        index = np.unique(np.linspace(0, len(pos) - 1, max_sites).round().astype(int))
+    in_region = region_index(region, chrom, pos, path.with_suffix(".bim"))
+    index = spread(in_region, max_sites)
     try:
         with open_bed(path, iid_count=len(iid), sid_count=len(pos), count_A1=True, num_threads=1,
                       properties={"fid": fid, "iid": iid, "chromosome": chrom, "bp_position": pos,
@@ -53,9 +54,9 @@ def read_plink(path: Path | str, max_sites: int | None = None):
         raise InputError(f"{path}: not a readable PLINK .bed for the {len(iid)} individuals of its .fam and "
                          f"{len(pos)} sites of its .bim ({error}). Re-export it with plink --make-bed.") from None
     notes = {"records": len(pos), "multiallelic_split": 0, "ploidy": 2, "missing_calls": int(np.isnan(dosage).sum()),
-             "format": "PLINK .bed (allele 1 counted)"}
-    if len(index) < len(pos):
-        notes["sites_read"] = f"{len(index)} of {len(pos)}, evenly spaced"
+             "format": "PLINK .bed (allele 1 counted)", **region_note(region, len(in_region), len(pos))}
+    if len(index) < len(in_region):
+        notes["sites_read"] = f"{len(index)} of {len(in_region)}, evenly spaced"
     if warnings:
         notes["warnings"] = warnings
     return Genotypes(samples, [chrom[j] for j in index], pos[index], [allele_2[j] for j in index],

@@ -7,6 +7,7 @@ are kept as NaN here and imputed (with a count) by `Genotypes.imputed`, from the
 """
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from biolens.errors import InputError
+from biolens.readers.regions import Region
 
 # also .vcf.gz / .vcf.bgz; .bed with its .bim and .fam; .pgen with its .pvar and .psam; .bgen with its .sample
 VARIANT_SUFFIXES = (".vcf", ".bcf", ".bed", ".bim", ".fam", ".pgen", ".pvar", ".psam", ".bgen", ".sample")
@@ -107,26 +109,42 @@ def genotype_files(path: Path | str) -> list[Path]:
     return [Path(path)]
 
 
-def read_genotypes(path: Path | str, max_sites: int | None = None) -> Genotypes:
+def read_genotypes(path: Path | str, max_sites: int | None = None, region: Region | None = None) -> Genotypes:
     """A VCF/VCF.gz/BCF, a PLINK 1 or 2 fileset or a BGEN (`max_sites`: the markers of any but a VCF, evenly spaced,
-    at most that many)."""
+    at most that many; `region`: only the sites in it, readers/regions.py)."""
     if is_plink(path):
         from biolens.readers.plink import read_plink
 
-        return read_plink(path, max_sites=max_sites)
+        return read_plink(path, max_sites=max_sites, region=region)
     if is_pgen(path):
         from biolens.readers.pgen import read_pgen
 
-        return read_pgen(path, max_sites=max_sites)
+        return read_pgen(path, max_sites=max_sites, region=region)
     if is_bgen(path):
         from biolens.readers.bgen import read_bgen
 
-        return read_bgen(path, max_sites=max_sites)
-    return read_vcf(path)
+        return read_bgen(path, max_sites=max_sites, region=region)
+    return read_vcf(path, region=region)
 
 
-def read_vcf(path: Path | str) -> Genotypes:
-    """Read every record of a VCF/VCF.gz/BCF into dosages; one clear line on any malformed input."""
+def spread(index: np.ndarray, max_sites: int | None) -> np.ndarray:
+    """At most `max_sites` of `index`, evenly spaced along it (genome-wide markers)."""
+    if max_sites is None or len(index) <= max_sites:
+        return index
+    return index[np.unique(np.linspace(0, len(index) - 1, max_sites).round().astype(int))]
+
+
+def region_note(region: Region | None, kept: int, total: int | None) -> dict:
+    """run.json's record of the region read: how many records it held, of how many in the file where known."""
+    if region is None:
+        return {}
+    return {"region": f"{region} ({kept} records" + (f" of {total})" if total is not None else ")")}
+
+
+def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
+    """Read every record of a VCF/VCF.gz/BCF (in `region`, if given) into dosages; one clear line on any malformed
+    input. A region is read through the file's .tbi/.csi index where it has one, else by skipping the records
+    outside it."""
     import cyvcf2
 
     from biolens.hardware import quiet_native_stderr
@@ -155,7 +173,10 @@ def read_vcf(path: Path | str) -> Genotypes:
     records = 0
     failed_filters: Counter = Counter()  # filter name -> records that failed it
     n_failed = 0
-    iterator = iter(vcf)
+    in_region = 0
+    seen: dict[str, list[int]] = {}  # with a region: each chromosome's first and last position read, for the error
+    indexed = region is not None and _region_records(vcf, path, region)
+    iterator = indexed if indexed is not None and indexed is not False else iter(vcf)
     while True:
         try:
             with quiet_native_stderr():
@@ -164,11 +185,19 @@ def read_vcf(path: Path | str) -> Genotypes:
             break
         except Exception:
             line = header_lines + records + 1
-            where = f"line {line}" if path.suffix != ".bcf" else f"record {records + 1}"
+            where = (f"line {line}" if path.suffix != ".bcf" and not indexed else
+                     f"record {records + 1}" + (f" of --region {region}" if indexed else ""))
             raise InputError(f"{path}, {where}: malformed or truncated VCF record (wrong number of columns or "
                              "unparsable genotype). Fix or remove that line, or re-export the file.") from None
         records += 1
-        where = f"line {header_lines + records}" if path.suffix != ".bcf" else f"record {records}"
+        where = (f"line {header_lines + records}" if path.suffix != ".bcf" and not indexed else
+                 f"record at {variant.CHROM}:{variant.POS}")
+        if region is not None:
+            span = seen.setdefault(str(variant.CHROM), [int(variant.POS), int(variant.POS)])
+            span[1] = int(variant.POS)
+            if not region.holds(str(variant.CHROM), int(variant.POS)):
+                continue
+        in_region += 1
         try:
             genotype = variant.genotype
         except Exception:  # cyvcf2 raises a bare Exception where neither the record nor the header has GT
@@ -198,12 +227,37 @@ def read_vcf(path: Path | str) -> Genotypes:
             ref.append(variant.REF)
             alt.append(allele)
             columns.append(dose)
+    if not columns and region is not None:
+        names = list(vcf.seqnames) if indexed else list(seen)
+        raise region.nothing_in(path, names, np.array([seen.get(n, [0])[0] for n in names]))
     if not columns:
         raise InputError(f"{path}: no variant records after the header; biolens needs at least one site.")
     dosage = np.stack(columns, axis=1)
     notes = {"records": records, "multiallelic_split": n_split, "ploidy": ploidy_seen,
-             "missing_calls": int(np.isnan(dosage).sum()), **_filter_notes(path, records, n_failed, failed_filters)}
+             "missing_calls": int(np.isnan(dosage).sum()), **_filter_notes(path, records, n_failed, failed_filters),
+             **region_note(region, in_region, None if indexed else records)}
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
+
+
+# cyvcf2 warns when an indexed query finds nothing; biolens says so itself, naming what the file holds
+warnings.filterwarnings("ignore", message="no intervals found", category=UserWarning)
+
+
+def _region_records(vcf, path: Path, region: Region):
+    """The records of `region` through the file's .tbi/.csi index (htslib's region query), or None where the file
+    has no index (the caller then reads every record and skips those outside). Files name chromosomes with or
+    without `chr`: the query tries the name as given and the other spelling."""
+    if not any(Path(f"{path}{suffix}").is_file() for suffix in (".tbi", ".csi")):
+        return None
+    names = set(vcf.seqnames)
+    bare = region.chrom[3:] if region.chrom.lower().startswith("chr") else region.chrom
+    chrom = next((c for c in (region.chrom, bare, f"chr{bare}") if c in names), region.chrom)
+    query = chrom if region.start is None and region.end is None else \
+        f"{chrom}:{region.start or 1}-{region.end if region.end is not None else 2**31 - 1}"
+    try:
+        return iter(vcf(query))
+    except Exception:  # an index that does not fit the file: read every record instead
+        return None
 
 
 def _header_lines(path: Path) -> int:

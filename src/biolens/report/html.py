@@ -193,6 +193,10 @@ def _imputation(notes: dict) -> str:
     return f" ({notes['imputed_calls']} missing calls imputed with {how})"
 
 
+def _region(config: dict) -> str:
+    return f" in {config['region']} of {Path(config['genotypes']).name}" if config.get("region") else ""
+
+
 def _dosage(notes: dict) -> str:
     if str(notes.get("format", "")).startswith("PLINK 2"):
         return "ALT dosage of the PLINK 2 .pgen (each ALT allele of a multi-allelic variant its own site)"
@@ -217,7 +221,7 @@ def association_methods(info: dict, metrics: dict) -> str:
         f"Association with {config['trait']} was analysed with biolens {versions.get('biolens', '')} (TensorFlow "
         f"{versions.get('tensorflow', '')}, Keras {versions.get('keras', '')}, scikit-learn {versions.get('scikit-learn', '')}) "
         f"in {metrics['n_samples']} individuals and {metrics['n_sites']} variant sites with minor allele frequency >= "
-        f"{config['min_maf']}{_imputation(info.get('data_notes', {}))}. Each site was tested by {test} regression of the "
+        f"{config['min_maf']}{_region(config)}{_imputation(info.get('data_notes', {}))}. Each site was tested by {test} regression of the "
         f"trait on the {_dosage(info.get('data_notes', {}))}{covariates} (Wald test); q-values are "
         f"Benjamini-Hochberg; genomic inflation "
         f"lambda_GC = {metrics['lambda_gc']:.2f}. Linkage disequilibrium was measured as the squared dosage correlation; "

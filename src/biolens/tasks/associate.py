@@ -42,7 +42,8 @@ def associate(phenotypes: str | Path | None = None, trait: str | None = None, ou
         phenotypes: TSV/CSV with a sample column, the trait and any covariates.
         trait: the trait column (two values = binary, numbers = quantitative).
         out: the run folder to create.
-        genotypes / sequences: a VCF/VCF.gz/BCF or PLINK .bed fileset, or an aligned FASTA of haplotypes (exactly one).
+        genotypes / sequences: a VCF/VCF.gz/BCF, PLINK 1 or 2 fileset or BGEN, or an aligned FASTA of haplotypes
+            (exactly one).
         resume: an interrupted association run folder to continue instead.
         **options: any field of `AssociateConfig` (covariates, sample_column, sample_map, min_maf, permutations, ...).
 
@@ -95,13 +96,18 @@ class _Data:
         return self._codes
 
 
+MANY_PAIRS = 5_000_000  # above this many site pairs a run is said to be long, and --region offered
+
+
 def _load(config: AssociateConfig) -> _Data:
     from biolens.readers.phenotypes import match_samples, read_phenotypes, skewness_note, transform_trait
     from biolens.readers.sequences import call_variants
     from biolens.readers.variants import NEIGHBOURS, read_genotypes
 
     if config.genotypes:
-        genotypes = read_genotypes(config.genotypes)
+        from biolens.readers.regions import Region
+
+        genotypes = read_genotypes(config.genotypes, region=Region.parse(config.region) if config.region else None)
     else:
         genotypes = call_variants(config.sequences, sample_map=config.sample_map)
     pheno = read_phenotypes(config.phenotypes, config.trait, config.covariates, config.sample_column)
@@ -128,6 +134,10 @@ def _load(config: AssociateConfig) -> _Data:
                          f"{len(y)} matched individuals; lower --min-maf or check the samples.")
     dropped = genotypes.n_sites - len(keep)
     genotypes = genotypes.subset(sites=keep)
+    pairs = len(keep) * (len(keep) - 1) // 2
+    many = ([f"{genotypes.source}: {len(keep):,} sites pass --min-maf, {pairs:,} pairs to scan; the time grows with "
+             "the pairs (928,203 took 4 minutes on 2 cores, docs/performance.md), so this run will be long. To study "
+             "part of the file, name it with --region CHROM:START-END."] if pairs > MANY_PAIRS else [])
     dosage, imputed = genotypes.imputed()
     x = (dosage - dosage.mean(0)) / dosage.std(0)
     y_model = y if pheno.kind == "binary" else (y - y.mean()) / y.std()
@@ -141,7 +151,7 @@ def _load(config: AssociateConfig) -> _Data:
              **({"imputation": f"the mean call of the {NEIGHBOURS} nearest neighbours, the individuals most alike "
                                "at the other sites"} if imputed else {}),
              "warnings": genotypes.notes.get("warnings", []) + pheno.notes.get("warnings", [])
-                         + match_notes.get("warnings", []) + polyploid + skewed}
+                         + match_notes.get("warnings", []) + polyploid + skewed + many}
     for line in notes["warnings"]:
         console.say(f"warning: {line}")
     if imputed:

@@ -513,6 +513,7 @@ def create_app(settings: Settings) -> FastAPI:
             return name, task, {"phenotypes": str(phenotypes), "trait": trait, kind: str(variants), "seed": seed,
                                 "covariates": values.get("covariates", "").strip(),
                                 "trait_transform": _choice(values, "trait_transform", TRAIT_TRANSFORMS),
+                                "region": values.get("region", "").strip() or None,
                                 "permutations": _integer(values, "permutations", 20, 5, 1000)}
         if task == "detect":
             images = await _data_from_form(form, "files", "path", target / "images")

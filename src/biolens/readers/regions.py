@@ -1,0 +1,81 @@
+"""`--region CHROM[:START-END]`: the part of a larger genotype file (a chromosome, a whole genome) to study.
+
+Sequencing cores hand out one VCF per chromosome or per genome; the pair scans grow with the square of the sites, so
+a biologist studying one gene's region names it instead of cutting the file with bcftools first. Positions are
+1-based and inclusive, as in samtools, bcftools and PLINK 2's `--chr`/`--from-bp`/`--to-bp`; `chr2` and `2` name
+the same chromosome (files differ in whether they write the prefix).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from biolens.errors import InputError
+
+_PATTERN = re.compile(r"^\s*([^:\s]+)(?::([\d,_]+)?-([\d,_]+)?)?\s*$")
+
+
+def _bare(chrom: str) -> str:
+    """A chromosome name without the `chr` prefix some files write (chr2 and 2 are one chromosome)."""
+    name = str(chrom)
+    return name[3:] if name.lower().startswith("chr") and len(name) > 3 else name
+
+
+@dataclass(frozen=True)
+class Region:
+    chrom: str
+    start: int | None = None  # 1-based, inclusive; None = from the chromosome's start
+    end: int | None = None    # inclusive; None = to its end
+
+    @classmethod
+    def parse(cls, text: str) -> "Region":
+        match = _PATTERN.match(str(text))
+        if not match:
+            raise InputError(f"--region {text!r}: expected CHROM or CHROM:START-END (e.g. 2:1,200,000-1,260,000).")
+        chrom, start, end = match.groups()
+        start = int(start.replace(",", "").replace("_", "")) if start else None
+        end = int(end.replace(",", "").replace("_", "")) if end else None
+        if start is not None and end is not None and end < start:
+            raise InputError(f"--region {text}: the end ({end:,}) is before the start ({start:,}).")
+        return cls(chrom, start, end)
+
+    def __str__(self) -> str:
+        if self.start is None and self.end is None:
+            return self.chrom
+        return f"{self.chrom}:{self.start or 1}-{self.end if self.end is not None else ''}"
+
+    def holds(self, chrom: str, pos: int) -> bool:
+        return (_bare(chrom) == _bare(self.chrom) and (self.start is None or pos >= self.start)
+                and (self.end is None or pos <= self.end))
+
+    def mask(self, chrom: list[str], pos: np.ndarray) -> np.ndarray:
+        """Which sites lie in the region."""
+        same = np.array([_bare(c) == _bare(self.chrom) for c in chrom], dtype=bool)
+        pos = np.asarray(pos)
+        if self.start is not None:
+            same &= pos >= self.start
+        if self.end is not None:
+            same &= pos <= self.end
+        return same
+
+    def nothing_in(self, path, chrom: list[str], pos: np.ndarray) -> InputError:
+        """The error for a region that holds no site, with what the file does hold."""
+        pos = np.asarray(pos)
+        held = []
+        for name in dict.fromkeys(chrom):
+            where = pos[[c == name for c in chrom]]
+            held.append(f"{name}:{where.min():,}-{where.max():,}" if len(where) else name)
+        listed = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "")
+        return InputError(f"{path}: no sites in --region {self}; the file holds {listed or 'no sites'}.")
+
+
+def region_index(region: Region | None, chrom: list[str], pos: np.ndarray, path) -> np.ndarray:
+    """Indices of the sites in `region` (every site without one); one line naming what the file holds if none."""
+    if region is None:
+        return np.arange(len(pos))
+    index = np.flatnonzero(region.mask(chrom, pos))
+    if not len(index):
+        raise region.nothing_in(path, chrom, pos)
+    return index
