@@ -747,6 +747,23 @@ def test_a_plink2_fileset_uploaded_as_its_three_files_is_read_by_its_pgen_and_an
     assert params["genotypes"].endswith("cohort.pgen")
 
 
+def test_the_region_field_reaches_the_job_and_a_malformed_one_is_said_at_the_form(server, tmp_path):
+    from biolens.simulate import simulate_cohort
+
+    paths = simulate_cohort("additive", trait="quantitative", n_individuals=60, length=400, seed=4).write(tmp_path)
+
+    def associate(name, region):
+        files = [("files", ("cohort.vcf.gz", paths["genotypes"].read_bytes(), "application/gzip")),
+                 ("phenotype_file", ("traits.tsv", paths["phenotypes"].read_bytes(), "text/plain"))]
+        return server.post("/new", data={"csrf": server.csrf, "task": "associate", "name": name, "trait": "yield",
+                                         "region": region}, files=files, follow_redirects=False)
+
+    bad = associate("bad-region", "1:900-100")
+    assert bad.status_code == 400 and "the end (100) is before the start (900)" in alert(bad)
+    assert associate("region", " 1:1-1,000 ").status_code == 303
+    assert json.loads(server.app.app.state.queue.latest_for("region")["params"])["region"] == "1:1-1,000"
+
+
 def test_a_bgen_uploaded_with_its_sample_file_is_read_by_its_bgen(server, tmp_path):
     """A .bgen and the .sample naming its individuals, uploaded together, are one genotype input (the job gets the
     .bgen); a file named .bgen that is none is refused at the form."""
