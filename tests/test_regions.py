@@ -67,9 +67,11 @@ def test_the_region_of_a_vcf_is_read_alike_with_and_without_its_index(two_chromo
     np.testing.assert_array_equal(plain.dosage, whole.dosage[:, inside])
     assert plain.notes["region"] == f"2:200-900 ({len(expected)} records of {len(positions)})"
     assert indexed.notes["region"] == f"2:200-900 ({len(expected)} records)"
-    for path in (folder / "two.vcf", folder / "indexed.vcf.gz"):
-        with pytest.raises(InputError, match=r"no sites in --region 3:1-100; the file holds chr1:.*, chr2:"):
-            read_vcf(path, region=Region.parse("3:1-100"))
+    first, last = (min(p for c, p in positions if c == "chr2"), max(p for c, p in positions if c == "chr2"))
+    with pytest.raises(InputError, match=rf"no sites in --region 3:1-100; the file holds chr1:.*, chr2:{first:,}-{last:,}"):
+        read_vcf(folder / "two.vcf", region=Region.parse("3:1-100"))
+    with pytest.raises(InputError, match=r"no sites in --region 3:1-100; the file holds chr1, chr2\."):
+        read_vcf(folder / "indexed.vcf.gz", region=Region.parse("3:1-100"))
 
 
 def test_plink_plink2_and_bgen_read_the_same_region_as_the_vcf(two_chromosomes, tmp_path):

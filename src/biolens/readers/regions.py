@@ -60,13 +60,13 @@ class Region:
             same &= pos <= self.end
         return same
 
-    def nothing_in(self, path, chrom: list[str], pos: np.ndarray) -> InputError:
-        """The error for a region that holds no site, with what the file does hold."""
-        pos = np.asarray(pos)
+    def nothing_in(self, path, chrom: list[str], pos: np.ndarray | None) -> InputError:
+        """The error for a region that holds no site, with what the file does hold: each chromosome's span of
+        positions, or its name where only the names are known (an indexed file's header)."""
         held = []
         for name in dict.fromkeys(chrom):
-            where = pos[[c == name for c in chrom]]
-            held.append(f"{name}:{where.min():,}-{where.max():,}" if len(where) else name)
+            where = np.asarray(pos)[[c == name for c in chrom]] if pos is not None else []
+            held.append(f"{name}:{min(where):,}-{max(where):,}" if len(where) else name)
         listed = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "")
         return InputError(f"{path}: no sites in --region {self}; the file holds {listed or 'no sites'}.")
 

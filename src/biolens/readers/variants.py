@@ -228,13 +228,15 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
             alt.append(allele)
             columns.append(dose)
     if not columns and region is not None:
-        names = list(vcf.seqnames) if indexed else list(seen)
-        raise region.nothing_in(path, names, np.array([seen.get(n, [0])[0] for n in names]))
+        if indexed:  # only the header's chromosome names are known
+            raise region.nothing_in(path, list(vcf.seqnames), None)
+        names = [name for name, span in seen.items() for _ in span]  # each chromosome's first and last position
+        raise region.nothing_in(path, names, np.array([p for span in seen.values() for p in span]))
     if not columns:
         raise InputError(f"{path}: no variant records after the header; biolens needs at least one site.")
     dosage = np.stack(columns, axis=1)
     notes = {"records": records, "multiallelic_split": n_split, "ploidy": ploidy_seen,
-             "missing_calls": int(np.isnan(dosage).sum()), **_filter_notes(path, records, n_failed, failed_filters),
+             "missing_calls": int(np.isnan(dosage).sum()), **_filter_notes(path, in_region, n_failed, failed_filters),
              **region_note(region, in_region, None if indexed else records)}
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
 
