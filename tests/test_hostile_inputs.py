@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -112,6 +113,12 @@ def ws(tmp_path_factory) -> Path:
     data = (root / "traits.csv.gz").read_bytes()
     (root / "cut_traits.csv.gz").write_bytes(data[: len(data) // 2])
     (root / "unaligned.fasta").write_text(">tsk_0_h1\nACGTACGT\n>tsk_0_h2\nACGTAC\n")
+    # other genotype formats, broken; an Excel sheet cut short
+    (root / "fake.bgen").write_bytes(b"\x14\x00\x00\x00" + b"not a bgen" * 30)
+    (root / "alone.pgen").write_bytes(b"\x6c\x1b\x10" + bytes(64))
+    (root / "alone.pvar").write_text("#CHROM\tPOS\tID\tREF\tALT\n1\t5\tv\tA\tG\n")
+    pd.read_csv(traits, sep="\t").to_excel(root / "traits.xlsx", index=False)
+    (root / "cut.xlsx").write_bytes((root / "traits.xlsx").read_bytes()[:200])
     # assay tables
     rng = np.random.default_rng(0)
     table = ["id," + ",".join(f"g{j}" for j in range(8))] + [f"c{i}," + ",".join(f"{v:.3f}" for v in rng.normal(size=8))
@@ -257,6 +264,12 @@ CASES = {
     "assoc-covariate-missing": (["associate", "--genotypes", VCF, "--phenotypes", TRAITS, "--trait", "status", "--covariates", "age", "--out", OUT], "age"),
     "assoc-empty-phenotypes": (["associate", "--genotypes", VCF, "--phenotypes", f"{W}/empty.csv", "--trait", "status", "--out", OUT], "empty.csv"),
     "assoc-cut-phenotypes": (["associate", "--genotypes", VCF, "--phenotypes", f"{W}/cut_traits.csv.gz", "--trait", "status", "--out", OUT], "cut_traits.csv.gz"),
+    "assoc-bgen-garbage": (["associate", "--genotypes", f"{W}/fake.bgen", "--phenotypes", TRAITS, "--trait", "status", "--out", OUT], "fake.bgen"),
+    "assoc-pgen-no-psam": (["associate", "--genotypes", f"{W}/alone.pgen", "--phenotypes", TRAITS, "--trait", "status", "--out", OUT], "alone.psam"),
+    "assoc-xlsx-cut": (["associate", "--genotypes", VCF, "--phenotypes", f"{W}/cut.xlsx", "--trait", "status", "--out", OUT], "cut.xlsx"),
+    "assoc-region-bad": (["associate", "--genotypes", VCF, "--phenotypes", TRAITS, "--trait", "status", "--region", "1:9-2", "--out", OUT], "--region"),
+    "assoc-region-empty": (["associate", "--genotypes", VCF, "--phenotypes", TRAITS, "--trait", "status", "--region", "7", "--out", OUT], "no sites in --region 7"),
+    "assoc-region-fasta": (["associate", "--sequences", f"{W}/unaligned.fasta", "--phenotypes", TRAITS, "--trait", "status", "--region", "1", "--out", OUT], "--region"),
     "assoc-unaligned-fasta": (["associate", "--sequences", f"{W}/unaligned.fasta", "--phenotypes", TRAITS, "--trait", "status", "--out", OUT], "not aligned"),
     "assoc-resume-other-task": (["associate", "--resume", f"{W}/cluster_run"], "cluster"),
     # clustering
