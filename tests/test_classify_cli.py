@@ -185,8 +185,9 @@ def test_time_budget_stops_training_early(slice_manifest, tmp_path):
 
 
 def test_predict_names_every_file_whatever_its_name_or_format(trained_run, tmp_path):
-    """Odd names (non-UTF-8 bytes, spaces, 240 characters), a 16-bit greyscale PNG and a WebP in one folder: every
-    image is predicted, and the WebP is listed with its reason instead of vanishing."""
+    """Odd names (non-UTF-8 bytes, spaces, 240 characters), a 16-bit greyscale PNG, a phone's WebP and HEIC and a
+    GIF in one folder: every image is predicted, and the GIF (a format biolens does not read) is listed with its
+    reason instead of vanishing."""
     import os
 
     import numpy as np
@@ -201,13 +202,19 @@ def test_predict_names_every_file_whatever_its_name_or_format(trained_run, tmp_p
     shutil.copy(source, folder / ("long " + "x" * 230 + ".jpg"))
     Image.fromarray(np.random.default_rng(0).integers(0, 4095, (60, 60), dtype=np.uint16)).save(folder / "camera16.png")
     Image.open(source).save(folder / "phone.webp")
+    from biolens.readers import image_decode  # noqa: F401  (registers Pillow's HEIC plugin, here to write one)
+
+    Image.open(source).save(folder / "phone.heic")
+    Image.open(source).save(folder / "animated.gif")
     out = tmp_path / "preds.csv"
     biolens("predict", trained_run, folder, "--out", out)
     table = pd.read_csv(out)
-    assert len(table) == 4
+    assert len(table) == 6
     failed = table[table["error"].notna()]
-    assert failed.file.str.endswith("phone.webp").all() and len(failed) == 1 and "webp" in failed.error.iloc[0]
-    assert table.predicted.notna().sum() == 3
+    assert failed.file.str.endswith("animated.gif").all() and len(failed) == 1 and "gif" in failed.error.iloc[0]
+    assert table.predicted.notna().sum() == 5
+    same = table.set_index(table.file.str.rsplit("/", n=1).str[-1]).predicted
+    assert same["phone.webp"] == same["phone.heic"]  # the same cell, saved by a phone either way
 
 
 def test_the_colour_and_hog_baseline_tells_classes_apart_by_colour_and_by_shape():
