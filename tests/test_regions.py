@@ -44,13 +44,17 @@ def two_chromosomes(tmp_path_factory):
 
 def test_a_region_is_parsed_as_samtools_writes_it_and_matches_chr_or_not():
     region = Region.parse("chr2:1,000-2,500")
-    assert (region.chrom, region.start, region.end) == ("chr2", 1000, 2500) and str(region) == "chr2:1000-2500"
+    (stretch,) = region.stretches
+    assert (stretch.chrom, stretch.start, stretch.end) == ("chr2", 1000, 2500) and str(region) == "chr2:1000-2500"
     assert region.holds("2", 1000) and region.holds("chr2", 2500) and not region.holds("2", 2501)
     assert not region.holds("chr12", 1500) and Region.parse("X").holds("chrX", 10**8)
     assert str(Region.parse("3:500-")) == "3:500-" and Region.parse("3:-800").holds("3", 1)
-    for bad in ("2:5-1", "2:a-b", "", "2:1-2:3"):
+    for bad in ("2:5-1", "2:a-b", "", "2:1-2:3", "2:1-500;chr2:400-900", "3;3:5-9"):
         with pytest.raises(InputError, match="--region"):
             Region.parse(bad)
+    two = Region.parse(" 2:100-200 ; X ")  # two candidate loci: a pair acting across them is in reach
+    assert str(two) == "2:100-200;X" and two.holds("chrX", 5) and two.holds("2", 150) and not two.holds("2", 250)
+    np.testing.assert_array_equal(two.mask(["2", "2", "X", "3"], np.array([150, 250, 9, 150])), [1, 0, 1, 0])
 
 
 def test_the_region_of_a_vcf_is_read_alike_with_and_without_its_index(two_chromosomes):
@@ -67,6 +71,12 @@ def test_the_region_of_a_vcf_is_read_alike_with_and_without_its_index(two_chromo
     np.testing.assert_array_equal(plain.dosage, whole.dosage[:, inside])
     assert plain.notes["region"] == f"2:200-900 ({len(expected)} records of {len(positions)})"
     assert indexed.notes["region"] == f"2:200-900 ({len(expected)} records)"
+    both = Region.parse("chr1:300-600;2:200-900")
+    from_plain, from_index = read_vcf(folder / "two.vcf", region=both), read_vcf(folder / "indexed.vcf.gz", region=both)
+    assert list(from_index.pos) == list(from_plain.pos) and set(from_plain.chrom) == {"chr1", "chr2"}
+    np.testing.assert_array_equal(from_index.dosage, from_plain.dosage)
+    assert sorted(set(zip(from_plain.chrom, from_plain.pos))) == sorted(
+        (c, p) for c, p in positions if (c == "chr1" and 300 <= p <= 600) or (c == "chr2" and 200 <= p <= 900))
     first, last = (min(p for c, p in positions if c == "chr2"), max(p for c, p in positions if c == "chr2"))
     held = rf"the file holds chr1:.*, chr2:{first:,}-{last:,}"
     with pytest.raises(InputError, match=rf"no sites in --region 3:1-100; {held}"):
@@ -113,12 +123,19 @@ def test_an_association_run_of_one_region_names_it_and_a_bad_one_is_one_line(two
     folder = two_chromosomes["folder"]
     out = tmp_path / "run"
     biolens("associate", "--genotypes", folder / "indexed.vcf.gz", "--phenotypes", two_chromosomes["phenotypes"],
-            "--trait", "yield", "--region", "chr2", "--out", out, "--permutations", "2", "--folds", "2")
+            "--trait", "yield", "--region", "chr2:1-600", "--region", "1:700-", "--out", out, "--permutations", "2",
+            "--folds", "2")
     info = json.loads((out / "run.json").read_text())
-    assert info["config"]["region"] == "chr2" and info["data_notes"]["region"].startswith("chr2 (")
-    chromosomes = {line.split("\t")[0] for line in (out / "variants.tsv").read_text().splitlines()[1:]}
-    assert chromosomes == {"chr2"}
-    assert "in chr2 of indexed.vcf.gz" in (out / "report.html").read_text()
+    assert info["config"]["region"] == "chr2:1-600;1:700-"
+    assert info["data_notes"]["region"].startswith("chr2:1-600;1:700- (")
+    rows = [line.split("\t") for line in (out / "variants.tsv").read_text().splitlines()[1:]]
+    assert {r[0] for r in rows} == {"chr1", "chr2"}
+    assert all(int(r[1]) <= 600 if r[0] == "chr2" else int(r[1]) >= 700 for r in rows)
+    pairs = [line.split("\t") for line in (out / "interactions.tsv").read_text().splitlines()]
+    header = pairs[0]
+    across = [p for p in pairs[1:] if p[header.index("chrom_a")] != p[header.index("chrom_b")]]
+    assert across  # pairs of a site of each locus are scored like any other
+    assert "in chr2:1-600;1:700- of indexed.vcf.gz" in (out / "report.html").read_text()
     message = one_line_error(biolens("associate", "--genotypes", folder / "two.vcf", "--phenotypes",
                                      two_chromosomes["phenotypes"], "--trait", "yield", "--region", "7:1-10",
                                      "--out", tmp_path / "none", check=False))

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -267,7 +267,7 @@ def associate(
     sample_map: Optional[Path] = typer.Option(None, "--sample-map", help="TSV sequence_id -> sample for FASTA haplotypes with other names."),
     structure_genotypes: Optional[Path] = typer.Option(None, "--structure-genotypes", help="VCF, PLINK .bed or .pgen, or BGEN of genome-wide markers of the same individuals: its principal components join the covariates (against stratification)."),
     structure_pcs: Optional[int] = typer.Option(None, "--structure-pcs", help="How many principal components of --structure-genotypes (default 5)."),
-    region: Optional[str] = typer.Option(None, "--region", help="Study only the --genotypes sites in CHROM or CHROM:START-END (1-based, inclusive; chr2 and 2 alike), e.g. a gene's region of a whole-chromosome VCF."),
+    region: Optional[List[str]] = typer.Option(None, "--region", help="Study only the --genotypes sites in CHROM or CHROM:START-END (1-based, inclusive; chr2 and 2 alike), e.g. a gene's region of a whole-chromosome VCF. Repeat it (or separate with ';') for several loci, e.g. two candidate genes whose sites may act together."),
     min_maf: Optional[float] = typer.Option(None, "--min-maf", help="Leave out sites with a lower minor allele frequency (default 0.01)."),
     trait_transform: Optional[str] = typer.Option(None, "--trait-transform", help="A quantitative trait's scale: none (as measured, default), log (values above 0) or rank (rank-based inverse normal). Interactions depend on the scale: use log where effects multiply."),
     candidate_pairs: Optional[int] = typer.Option(None, "--candidate-pairs", help="Pairs per network given explicit interaction terms after screening all pairs (default 32)."),
@@ -287,7 +287,7 @@ def associate(
         raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
     run = biolens.associate(phenotypes, trait, out, genotypes=genotypes, sequences=sequences, resume=resume, **_given(
         covariates=covariates, sample_column=sample_column, sample_map=sample_map, min_maf=min_maf,
-        trait_transform=trait_transform, region=region,
+        trait_transform=trait_transform, region=";".join(region) if region else None,
         structure_genotypes=structure_genotypes, structure_pcs=structure_pcs, candidate_pairs=candidate_pairs,
         permutations=permutations, folds=folds, dask=dask, seed=seed))
     metrics = run.metrics

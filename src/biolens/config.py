@@ -345,7 +345,8 @@ class AssociateConfig(TaskConfig):
         structure_genotypes: a VCF, PLINK 1 or 2 fileset or BGEN of genome-wide markers of the same individuals;
             its top principal components join the covariates (against population stratification).
         structure_pcs: how many principal components of it.
-        region: CHROM or CHROM:START-END (1-based, inclusive): study only the --genotypes sites in it.
+        region: CHROM or CHROM:START-END (1-based, inclusive), several separated by ';': study only the
+            --genotypes sites in them.
         trait_transform: the quantitative trait's scale: none (as measured), log (values above 0) or rank (rank-based
             inverse normal); interactions depend on the scale.
         min_maf: sites with a lower minor allele frequency are left out.

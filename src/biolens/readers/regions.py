@@ -1,7 +1,8 @@
 """`--region CHROM[:START-END]`: the part of a larger genotype file (a chromosome, a whole genome) to study.
 
 Sequencing cores hand out one VCF per chromosome or per genome; the pair scans grow with the square of the sites, so
-a biologist studying one gene's region names it instead of cutting the file with bcftools first. Positions are
+a biologist studying one gene's region names it instead of cutting the file with bcftools first, and one studying two
+candidate genes (a pair acting across loci) names both: `2:1,200,000-1,260,000;5:880,000-910,000`. Positions are
 1-based and inclusive, as in samtools, bcftools and PLINK 2's `--chr`/`--from-bp`/`--to-bp`; `chr2` and `2` name
 the same chromosome (files differ in whether they write the prefix).
 """
@@ -14,32 +15,21 @@ import numpy as np
 
 from biolens.errors import InputError
 
-_PATTERN = re.compile(r"^\s*([^:\s]+)(?::([\d,_]+)?-([\d,_]+)?)?\s*$")
+_PATTERN = re.compile(r"^([^:\s;]+)(?::([\d,_]+)?-([\d,_]+)?)?$")
 
 
-def _bare(chrom: str) -> str:
+def bare(chrom: str) -> str:
     """A chromosome name without the `chr` prefix some files write (chr2 and 2 are one chromosome)."""
     name = str(chrom)
     return name[3:] if name.lower().startswith("chr") and len(name) > 3 else name
 
 
 @dataclass(frozen=True)
-class Region:
+class Stretch:
+    """One chromosome, or a stretch of it (1-based, inclusive; None = from its start / to its end)."""
     chrom: str
-    start: int | None = None  # 1-based, inclusive; None = from the chromosome's start
-    end: int | None = None    # inclusive; None = to its end
-
-    @classmethod
-    def parse(cls, text: str) -> "Region":
-        match = _PATTERN.match(str(text))
-        if not match:
-            raise InputError(f"--region {text!r}: expected CHROM or CHROM:START-END (e.g. 2:1,200,000-1,260,000).")
-        chrom, start, end = match.groups()
-        start = int(start.replace(",", "").replace("_", "")) if start else None
-        end = int(end.replace(",", "").replace("_", "")) if end else None
-        if start is not None and end is not None and end < start:
-            raise InputError(f"--region {text}: the end ({end:,}) is before the start ({start:,}).")
-        return cls(chrom, start, end)
+    start: int | None = None
+    end: int | None = None
 
     def __str__(self) -> str:
         if self.start is None and self.end is None:
@@ -47,18 +37,62 @@ class Region:
         return f"{self.chrom}:{self.start or 1}-{self.end if self.end is not None else ''}"
 
     def holds(self, chrom: str, pos: int) -> bool:
-        return (_bare(chrom) == _bare(self.chrom) and (self.start is None or pos >= self.start)
+        return (bare(chrom) == bare(self.chrom) and (self.start is None or pos >= self.start)
                 and (self.end is None or pos <= self.end))
+
+    def overlaps(self, other: "Stretch") -> bool:
+        return (bare(self.chrom) == bare(other.chrom) and (self.end is None or other.start is None
+                                                           or other.start <= self.end)
+                and (other.end is None or self.start is None or self.start <= other.end))
+
+
+@dataclass(frozen=True)
+class Region:
+    """One or several stretches (`;` or spaces between them); a site is in the region if any stretch holds it."""
+    stretches: tuple[Stretch, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> "Region":
+        parts = [p for p in re.split(r"[;\s]+", str(text).strip()) if p]
+        if not parts:
+            raise InputError(f"--region {text!r}: expected CHROM or CHROM:START-END (e.g. 2:1,200,000-1,260,000).")
+        stretches = []
+        for part in parts:
+            match = _PATTERN.match(part)
+            if not match:
+                raise InputError(f"--region {part!r}: expected CHROM or CHROM:START-END (e.g. 2:1,200,000-1,260,000); "
+                                 "several are separated by ';'.")
+            chrom, start, end = match.groups()
+            start = int(start.replace(",", "").replace("_", "")) if start else None
+            end = int(end.replace(",", "").replace("_", "")) if end else None
+            if start is not None and end is not None and end < start:
+                raise InputError(f"--region {part}: the end ({end:,}) is before the start ({start:,}).")
+            stretch = Stretch(chrom, start, end)
+            clash = next((s for s in stretches if s.overlaps(stretch)), None)
+            if clash is not None:
+                raise InputError(f"--region: {clash} and {stretch} overlap; give them as one stretch.")
+            stretches.append(stretch)
+        return cls(tuple(stretches))
+
+    def __str__(self) -> str:
+        return ";".join(str(s) for s in self.stretches)
+
+    def holds(self, chrom: str, pos: int) -> bool:
+        return any(s.holds(chrom, pos) for s in self.stretches)
 
     def mask(self, chrom: list[str], pos: np.ndarray) -> np.ndarray:
         """Which sites lie in the region."""
-        same = np.array([_bare(c) == _bare(self.chrom) for c in chrom], dtype=bool)
+        names = np.array([bare(c) for c in chrom])
         pos = np.asarray(pos)
-        if self.start is not None:
-            same &= pos >= self.start
-        if self.end is not None:
-            same &= pos <= self.end
-        return same
+        inside = np.zeros(len(pos), dtype=bool)
+        for s in self.stretches:
+            here = names == bare(s.chrom)
+            if s.start is not None:
+                here &= pos >= s.start
+            if s.end is not None:
+                here &= pos <= s.end
+            inside |= here
+        return inside
 
     def nothing_in(self, path, chrom: list[str], pos: np.ndarray | None) -> InputError:
         """The error for a region that holds no site, with what the file does hold: each chromosome's span of

@@ -251,13 +251,19 @@ def _region_records(vcf, path: Path, region: Region):
     without `chr`: the query tries the name as given and the other spelling."""
     if not any(Path(f"{path}{suffix}").is_file() for suffix in (".tbi", ".csi")):
         return None
+    import itertools
+
+    from biolens.readers.regions import bare
+
     names = set(vcf.seqnames)
-    bare = region.chrom[3:] if region.chrom.lower().startswith("chr") else region.chrom
-    chrom = next((c for c in (region.chrom, bare, f"chr{bare}") if c in names), region.chrom)
-    query = chrom if region.start is None and region.end is None else \
-        f"{chrom}:{region.start or 1}-{region.end if region.end is not None else 2**31 - 1}"
+    queries = []
+    for stretch in region.stretches:  # they do not overlap (Region.parse), so no record is read twice
+        chrom = next((c for c in (stretch.chrom, bare(stretch.chrom), f"chr{bare(stretch.chrom)}") if c in names),
+                     stretch.chrom)
+        queries.append(chrom if stretch.start is None and stretch.end is None else
+                       f"{chrom}:{stretch.start or 1}-{stretch.end if stretch.end is not None else 2**31 - 1}")
     try:
-        return iter(vcf(query))
+        return itertools.chain.from_iterable(vcf(query) for query in queries)
     except Exception:  # an index that does not fit the file: read every record instead
         return None
 
