@@ -119,6 +119,7 @@ def ws(tmp_path_factory) -> Path:
     (root / "alone.pvar").write_text("#CHROM\tPOS\tID\tREF\tALT\n1\t5\tv\tA\tG\n")
     pd.read_csv(traits, sep="\t").to_excel(root / "traits.xlsx", index=False)
     (root / "cut.xlsx").write_bytes((root / "traits.xlsx").read_bytes()[:200])
+    (root / "bad.bed").write_text("1\t0\t300\tgeneA\n1\tstart\t900\tgeneB\n")
     # assay tables
     rng = np.random.default_rng(0)
     table = ["id," + ",".join(f"g{j}" for j in range(8))] + [f"c{i}," + ",".join(f"{v:.3f}" for v in rng.normal(size=8))
@@ -269,6 +270,7 @@ CASES = {
     "assoc-xlsx-cut": (["associate", "--genotypes", VCF, "--phenotypes", f"{W}/cut.xlsx", "--trait", "status", "--out", OUT], "cut.xlsx"),
     "assoc-region-bad": (["associate", "--genotypes", VCF, "--phenotypes", TRAITS, "--trait", "status", "--region", "1:9-2", "--out", OUT], "--region"),
     "assoc-region-empty": (["associate", "--genotypes", VCF, "--phenotypes", TRAITS, "--trait", "status", "--region", "7", "--out", OUT], "no sites in --region 7"),
+    "assoc-regions-bad-bed": (["associate", "--genotypes", VCF, "--phenotypes", TRAITS, "--trait", "status", "--regions", f"{W}/bad.bed", "--out", OUT], "bad.bed, line 2"),
     "assoc-region-fasta": (["associate", "--sequences", f"{W}/unaligned.fasta", "--phenotypes", TRAITS, "--trait", "status", "--region", "1", "--out", OUT], "--region"),
     "assoc-unaligned-fasta": (["associate", "--sequences", f"{W}/unaligned.fasta", "--phenotypes", TRAITS, "--trait", "status", "--out", OUT], "not aligned"),
     "assoc-resume-other-task": (["associate", "--resume", f"{W}/cluster_run"], "cluster"),

@@ -143,3 +143,56 @@ def test_an_association_run_of_one_region_names_it_and_a_bad_one_is_one_line(two
     assert "expected CHROM or CHROM:START-END" in one_line_error(biolens(
         "associate", "--genotypes", folder / "two.vcf", "--phenotypes", two_chromosomes["phenotypes"], "--trait",
         "yield", "--region", "chr2:9-1x", "--out", tmp_path / "bad", check=False))
+
+
+def test_a_bed_file_of_regions_is_one_run_each_and_one_table_completed_when_run_again(two_chromosomes, tmp_path):
+    """Two genes and a region the file does not hold: each gene its own run, the empty one said in the table; the
+    command run again keeps the finished runs and completes the list."""
+    import csv
+
+    from biolens.tasks.associate_regions import read_bed
+
+    folder = two_chromosomes["folder"]
+    bed = tmp_path / "genes.bed"
+    bed.write_text("track name=candidates\nchr1\t0\t600\tgeneA\n2\t199\t900\tgene B\n7\t0\t100\tgeneC\n")
+    assert read_bed(bed) == [("chr1:1-600", "geneA"), ("2:200-900", "gene_B"), ("7:1-100", "geneC")]
+    out = tmp_path / "genes"
+    common = ["associate", "--genotypes", folder / "indexed.vcf.gz", "--phenotypes", two_chromosomes["phenotypes"],
+              "--trait", "yield", "--regions", bed, "--permutations", "2", "--folds", "2"]
+    args = common + ["--out", out]
+    first = biolens(*args)
+    assert "regions.tsv" in first.stdout and "region geneC" in first.stderr + first.stdout
+    with open(out / "regions.tsv", newline="") as handle:
+        rows = {r["name"]: r for r in csv.DictReader(handle, delimiter="\t")}
+    assert rows["geneA"]["status"] == rows["gene_B"]["status"] == "complete"
+    assert rows["geneC"]["status"].startswith("not run:") and "no sites in --region 7:1-100" in rows["geneC"]["status"]
+    chrom, position = rows["gene_B"]["top_site"].split(":")
+    assert chrom == "chr2" and 200 <= int(position) <= 900
+    assert int(rows["geneA"]["n_sites"]) > 3 and rows["geneC"]["holds_across_regions"] == ""
+    assert all(part in ("no", "site", "pair (deep)", "pair (saturated)")
+               for part in rows["geneA"]["holds_across_regions"].split(", "))
+    assert json.loads((out / "geneA" / "run.json").read_text())["config"]["region"] == "chr1:1-600"
+    finished = (out / "geneA" / "metrics.json").stat().st_mtime_ns
+    shutil.rmtree(out / "gene_B")  # as if it had never run
+    biolens(*args)
+    assert (out / "geneA" / "metrics.json").stat().st_mtime_ns == finished  # kept, not run again
+    assert (out / "gene_B" / "metrics.json").exists()
+    bed.write_text("chr1\t50\t10\tbackwards\n")
+    assert "genes.bed, line 1: the end (10) must be after the start (50)" in one_line_error(
+        biolens(*common, "--out", tmp_path / "other", check=False))
+
+
+def test_the_regions_table_holds_a_claim_across_the_list_only_below_the_bonferroni_bar(tmp_path):
+    import csv
+
+    from biolens.tasks.associate_regions import _write_table
+
+    rows = [{"region": "1:1-9", "name": "a", "status": "complete", "top_site_q": "0.01", "top_pair_q_deep": "0.2",
+             "top_pair_q_saturated": "0.02"},
+            {"region": "2:1-9", "name": "b", "status": "complete", "top_site_q": "0.03", "top_pair_q_deep": "0.5",
+             "top_pair_q_saturated": ""},
+            {"region": "3:1-9", "name": "c", "status": "not run: no sites"}]
+    _write_table(tmp_path / "regions.tsv", rows)  # two regions studied: the bar is 0.025
+    with open(tmp_path / "regions.tsv", newline="") as handle:
+        held = {r["name"]: r["holds_across_regions"] for r in csv.DictReader(handle, delimiter="\t")}
+    assert held == {"a": "site, pair (saturated)", "b": "no", "c": ""}

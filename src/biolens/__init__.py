@@ -8,6 +8,7 @@ The Python API is the same engine the CLI and the web app call:
     run = biolens.train("seqs.fasta", out="runs/seq", labels="labels.tsv")   # labelled DNA sequences -> Run
     run = biolens.load_run("runs/cells"); run.metrics
     run = biolens.associate("traits.tsv", "status", out="runs/assoc", genotypes="cohort.vcf.gz")
+    table = biolens.associate_regions("traits.tsv", "status", "runs/genes", genotypes="genome.vcf.gz", regions="genes.bed")
     run = biolens.cluster("cells.h5ad", out="runs/clu", compare_with="cell_type")
     table = biolens.review(run, "unlabelled/", n=50)            # images to label next -> review.csv
     run = biolens.pretrain(["cells/", "unlabelled/"], out="runs/pre")   # self-supervised image representation
@@ -22,8 +23,8 @@ from biolens.errors import InputError  # noqa: E402
 from biolens.runs import Run, load_run  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "cluster", "detect", "export",
-           "pretrain", "add_learning_curve"]
+__all__ = ["InputError", "Run", "load_run", "train", "predict", "review", "report", "associate", "associate_regions",
+           "cluster", "detect", "export", "pretrain", "add_learning_curve"]
 
 
 def _default_out(task: str, data) -> str:
@@ -105,6 +106,14 @@ def associate(phenotypes=None, trait=None, out=None, *, resume=None, **options) 
 
     return _associate(phenotypes, trait, out or (None if resume else _default_out("associate", trait)), resume=resume,
                       **options)
+
+
+def associate_regions(phenotypes, trait, out, *, genotypes, regions, **options):
+    """Each region of a BED file its own association run (OUT/<name>/) and OUT/regions.tsv reading them side by
+    side; returns the table's path. See `biolens.tasks.associate_regions`."""
+    from biolens.tasks.associate_regions import associate_regions as _associate_regions
+
+    return _associate_regions(phenotypes, trait, out, genotypes=genotypes, regions=regions, **options)
 
 
 def cluster(data=None, out=None, *, resume=None, **options) -> Run:

@@ -268,6 +268,7 @@ def associate(
     structure_genotypes: Optional[Path] = typer.Option(None, "--structure-genotypes", help="VCF, PLINK .bed or .pgen, or BGEN of genome-wide markers of the same individuals: its principal components join the covariates (against stratification)."),
     structure_pcs: Optional[int] = typer.Option(None, "--structure-pcs", help="How many principal components of --structure-genotypes (default 5)."),
     region: Optional[List[str]] = typer.Option(None, "--region", help="Study only the --genotypes sites in CHROM or CHROM:START-END (1-based, inclusive; chr2 and 2 alike), e.g. a gene's region of a whole-chromosome VCF. Repeat it (or separate with ';') for several loci, e.g. two candidate genes whose sites may act together."),
+    regions: Optional[Path] = typer.Option(None, "--regions", help="A BED file of regions (chrom, start, end[, name]): each is its own run in OUT/<name>/, and OUT/regions.tsv reads them side by side. Running the command again completes an interrupted list."),
     min_maf: Optional[float] = typer.Option(None, "--min-maf", help="Leave out sites with a lower minor allele frequency (default 0.01)."),
     trait_transform: Optional[str] = typer.Option(None, "--trait-transform", help="A quantitative trait's scale: none (as measured, default), log (values above 0) or rank (rank-based inverse normal). Interactions depend on the scale: use log where effects multiply."),
     candidate_pairs: Optional[int] = typer.Option(None, "--candidate-pairs", help="Pairs per network given explicit interaction terms after screening all pairs (default 32)."),
@@ -285,6 +286,19 @@ def associate(
 
     if resume is None and (phenotypes is None or trait is None):
         raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
+    if regions is not None:
+        from biolens.tasks.associate_regions import associate_regions
+
+        if sequences is not None or resume is not None:
+            raise InputError("--regions reads several regions of one --genotypes file; it takes neither --sequences "
+                             "nor --resume (run the same command again to complete an interrupted list).")
+        table = associate_regions(phenotypes, trait, out, genotypes=genotypes, regions=regions, **_given(
+            covariates=covariates, sample_column=sample_column, sample_map=sample_map, min_maf=min_maf,
+            trait_transform=trait_transform, region=";".join(region) if region else None,
+            structure_genotypes=structure_genotypes, structure_pcs=structure_pcs, candidate_pairs=candidate_pairs,
+            permutations=permutations, folds=folds, dask=dask, seed=seed))
+        typer.echo(f"regions: {table}")
+        return
     run = biolens.associate(phenotypes, trait, out, genotypes=genotypes, sequences=sequences, resume=resume, **_given(
         covariates=covariates, sample_column=sample_column, sample_map=sample_map, min_maf=min_maf,
         trait_transform=trait_transform, region=";".join(region) if region else None,
