@@ -172,6 +172,9 @@ def test_a_bed_file_of_regions_is_one_run_each_and_one_table_completed_when_run_
     assert all(part in ("no", "site", "pair (deep)", "pair (saturated)")
                for part in rows["geneA"]["holds_across_regions"].split(", "))
     assert json.loads((out / "geneA" / "run.json").read_text())["config"]["region"] == "chr1:1-600"
+    page = (out / "regions.html").read_text()
+    assert '<a href="geneA/report.html">geneA</a>' in page and "0.05 / 2 = 0.0250" in page
+    assert (out / "geneA" / "report.html").exists() and "no sites in --region 7:1-100" in page
     finished = (out / "geneA" / "metrics.json").stat().st_mtime_ns
     shutil.rmtree(out / "gene_B")  # as if it had never run
     biolens(*args)

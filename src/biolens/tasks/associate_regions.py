@@ -69,7 +69,7 @@ def associate_regions(phenotypes, trait: str, out, *, genotypes, regions, **opti
     listed = read_bed(regions)
     if options.get("region"):
         raise InputError("give either --region or --regions, not both.")
-    if out.exists() and any(p.name != "regions.tsv" and not p.is_dir() for p in out.iterdir()):
+    if out.exists() and any(p.name not in ("regions.tsv", "regions.html") and not p.is_dir() for p in out.iterdir()):
         raise InputError(f"{out} exists and holds other files; choose a new --out folder for the regions' runs.")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -90,8 +90,20 @@ def associate_regions(phenotypes, trait: str, out, *, genotypes, regions, **opti
             console.say(f"warning: region {name}: {message}")
             rows.append({"region": region, "name": name, "status": f"not run: {message}", "run": str(folder)})
     _write_table(out / "regions.tsv", rows)
-    console.say(f"regions: {out / 'regions.tsv'}")
+    _write_page(out, rows, trait)
+    console.say(f"regions: {out / 'regions.tsv'}  report: {out / 'regions.html'}")
     return out / "regions.tsv"
+
+
+def _write_page(out: Path, rows: list[dict], trait: str) -> None:
+    """regions.html: the table with a link to each region's own report."""
+    from biolens.report.html import _env
+
+    studied = sum(r.get("status") == "complete" for r in rows)
+    shown = [{**r, "report": f"{r['name']}/report.html" if (out / r["name"] / "report.html").exists() else ""}
+             for r in rows]
+    write_text(out / "regions.html", _env.get_template("regions.html.j2").render(
+        rows=shown, trait=trait, folder=str(out), studied=studied, bar=0.05 / max(studied, 1)))
 
 
 def _first(path: Path) -> dict:
