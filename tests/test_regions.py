@@ -135,7 +135,10 @@ def test_an_association_run_of_one_region_names_it_and_a_bad_one_is_one_line(two
     header = pairs[0]
     across = [p for p in pairs[1:] if p[header.index("chrom_a")] != p[header.index("chrom_b")]]
     assert across  # pairs of a site of each locus are scored like any other
-    assert "in chr2:1-600;1:700- of indexed.vcf.gz" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "in chr2:1-600;1:700- of indexed.vcf.gz" in report
+    detectable = json.loads((out / "metrics.json").read_text())["detectable"]
+    assert 'id="detectable"' in report and 0 < detectable["site_share"] < detectable["pair_share_any_form"] < 1
     message = one_line_error(biolens("associate", "--genotypes", folder / "two.vcf", "--phenotypes",
                                      two_chromosomes["phenotypes"], "--trait", "yield", "--region", "7:1-10",
                                      "--out", tmp_path / "none", check=False))

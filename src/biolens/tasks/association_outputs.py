@@ -24,6 +24,7 @@ def write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dic
                   crossval: dict, discovery: dict, seconds: float) -> None:
     from biolens.engine.genotype_training import DOMINANCE_MIN_CLASS
     from biolens.report import association_figures as figures
+    from biolens.stats import power
     from biolens.stats.linkage import BLOCK_R2, clump, clump_pairs, distinct_patterns
 
     g = data.genotypes
@@ -144,6 +145,9 @@ def write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dic
                                                float(fine_mapping.get("lambda_gc_unlinked_left", np.nan)),
                                                float(fine_mapping.get("lambda_gc_unlinked_left_chance", np.nan))),
     })
+    metrics["detectable"] = power.what_can_be_detected(len(data.y), metrics["effective_tests"] or m,
+                                                       saturated_tail["distinct_pairs"])
+    metrics["detectable_reading"] = power.reading(metrics["detectable"], data.kind == "binary")
     write_json(run.file("metrics.json"), metrics)
     figures.manhattan(g.pos, classical["p_site"], discovery["p_perm"], discovery["importance"],
                       run.path / "figures" / "manhattan.png", pip=pip, chrom=g.chrom)
