@@ -5,6 +5,7 @@ queue do; tests/test_web_browser.py runs real jobs in a real server and browser.
 """
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -794,3 +795,16 @@ def test_a_bgen_uploaded_with_its_sample_file_is_read_by_its_bgen(server, tmp_pa
     assert params["genotypes"].endswith("cohort.bgen") and Path(params["genotypes"]).with_suffix(".sample").is_file()
     fake = associate("fake-bgen", "fake.bgen")
     assert fake.status_code == 400 and "fake.bgen is named .bgen but holds no BGEN header" in alert(fake)
+
+
+def test_an_association_run_page_says_what_the_cohort_can_detect(server, tmp_path):
+    import biolens
+    from biolens.simulate import simulate_cohort
+
+    paths = simulate_cohort("null", trait="binary", seed=3, n_individuals=80, length=600).write(tmp_path / "cohort")
+    biolens.associate(paths["phenotypes"], "status", tmp_path / "runs" / "assoc", genotypes=paths["genotypes"],
+                      permutations=2, folds=2)
+    metrics = json.loads((tmp_path / "runs" / "assoc" / "metrics.json").read_text())
+    page = server.get("/runs/assoc").text
+    assert 'id="detectable-reading"' in page and metrics["detectable_reading"] in html.unescape(page)
+    assert "80 individuals" in metrics["detectable_reading"]

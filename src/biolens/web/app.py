@@ -142,7 +142,8 @@ def create_app(settings: Settings) -> FastAPI:
                     task=views.TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
                     headline=views.headline(info, metrics), headline_label=views.headline_label(info),
                     curve_offer=views.learning_curve_offer(info, metrics), export_formats=views.EXPORT_FORMATS,
-                    run_warnings=views.written_warnings(metrics), baseline_reading=metrics.get("baseline_reading"))
+                    run_warnings=views.written_warnings(metrics), baseline_reading=metrics.get("baseline_reading"),
+                    detectable_reading=metrics.get("detectable_reading"))
 
     @app.get("/runs/{name}/events")
     async def run_events(request: Request, name: str):
