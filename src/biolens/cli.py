@@ -306,6 +306,8 @@ def associate(
         permutations=permutations, folds=folds, dask=dask, seed=seed))
     metrics = run.metrics
     typer.echo(metrics.get("verdict", ""))
+    if metrics.get("detectable_reading"):
+        typer.echo(metrics["detectable_reading"])
     typer.echo(f"variants: {run.file('variants.tsv')}  interactions: {run.file('interactions.tsv')}")
     typer.echo(f"report: {run.report_path}")
 
