@@ -183,6 +183,9 @@ def test_a_bed_file_of_regions_is_one_run_each_and_one_table_completed_when_run_
     biolens(*args)
     assert (out / "geneA" / "metrics.json").stat().st_mtime_ns == finished  # kept, not run again
     assert (out / "gene_B" / "metrics.json").exists()
+    wrong_trait = one_line_error(biolens(*[a if a != "yield" else "height" for a in common], "--out",
+                                         tmp_path / "wrong", check=False))
+    assert "no trait column 'height'" in wrong_trait and not (tmp_path / "wrong").exists()  # once, before any region
     bed.write_text("chr1\t50\t10\tbackwards\n")
     assert "genes.bed, line 1: the end (10) must be after the start (50)" in one_line_error(
         biolens(*common, "--out", tmp_path / "other", check=False))

@@ -69,6 +69,7 @@ def associate_regions(phenotypes, trait: str, out, *, genotypes, regions, **opti
     listed = read_bed(regions)
     if options.get("region"):
         raise InputError("give either --region or --regions, not both.")
+    _check_shared_inputs(phenotypes, trait, genotypes, options)
     if out.exists() and any(p.name not in ("regions.tsv", "regions.html") and not p.is_dir() for p in out.iterdir()):
         raise InputError(f"{out} exists and holds other files; choose a new --out folder for the regions' runs.")
     out.mkdir(parents=True, exist_ok=True)
@@ -93,6 +94,17 @@ def associate_regions(phenotypes, trait: str, out, *, genotypes, regions, **opti
     _write_page(out, rows, trait)
     console.say(f"regions: {out / 'regions.tsv'}  report: {out / 'regions.html'}")
     return out / "regions.tsv"
+
+
+def _check_shared_inputs(phenotypes, trait: str, genotypes, options: dict) -> None:
+    """What every region's run shares (the options, the phenotype table, the trait) is checked once, so a mistake
+    there is one error line, not the same line for each region."""
+    from biolens.engine import registry
+    from biolens.readers.phenotypes import read_phenotypes
+
+    config = registry.get("associate").config.build(phenotypes=str(phenotypes), trait=trait, genotypes=str(genotypes),
+                                                    **options).validate()
+    read_phenotypes(config.phenotypes, config.trait, config.covariates, config.sample_column)
 
 
 def _write_page(out: Path, rows: list[dict], trait: str) -> None:
