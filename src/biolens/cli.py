@@ -257,7 +257,7 @@ def learning_curve(run: Path = typer.Argument(..., help="A finished image classi
 
 @app.command()
 def associate(
-    phenotypes: Optional[Path] = typer.Option(None, "--phenotypes", help="TSV/CSV with a sample column, the trait and any covariates."),
+    phenotypes: Optional[Path] = typer.Option(None, "--phenotypes", help="TSV/CSV/Excel with a sample column, the trait and any covariates (or a PLINK .fam/.psam)."),
     trait: Optional[str] = typer.Option(None, "--trait", help="Trait column: two values = binary (case/control), numbers = quantitative."),
     genotypes: Optional[Path] = typer.Option(None, "--genotypes", help="VCF, VCF.gz or BCF with one column per individual, a PLINK .bed (with its .bim and .fam) or PLINK 2 .pgen (with its .pvar and .psam; for either the prefix works too), or a BGEN (with its .sample where the ids are not in the file)."),
     sequences: Optional[Path] = typer.Option(None, "--sequences", help="Aligned FASTA: <sample>_h1/_h2 haplotypes, or one sequence per individual."),

@@ -39,7 +39,7 @@ def associate(phenotypes: str | Path | None = None, trait: str | None = None, ou
     """Find the sites and site pairs associated with `trait`; returns the finished run folder.
 
     Args:
-        phenotypes: TSV/CSV with a sample column, the trait and any covariates.
+        phenotypes: TSV/CSV/Excel with a sample column, the trait and any covariates (or a PLINK .fam/.psam).
         trait: the trait column (two values = binary, numbers = quantitative).
         out: the run folder to create.
         genotypes / sequences: a VCF/VCF.gz/BCF, PLINK 1 or 2 fileset or BGEN, or an aligned FASTA of haplotypes
