@@ -422,7 +422,7 @@ def test_the_kmer_baseline_reads_planted_words_and_length_alone_is_pointed_out()
     assert base["balanced_accuracy"] > 0.8 and result["length_only"] is None  # every sequence is 200 bases
     assert base["network_minus_this"] == pytest.approx(1 - base["balanced_accuracy"])
     assert base["balanced_accuracy_ci95"][0] <= base["balanced_accuracy"] <= base["balanced_accuracy_ci95"][1]
-    assert reading(base, "k-mer baseline").startswith("The network beats") and not length_warning(result, 2)
+    assert reading(base).startswith("The network beats") and not length_warning(result, 2)
 
     long_and_short = [random_bases(300) for _ in range(150)] + [random_bases(150) for _ in range(150)]
     x = one_hot(long_and_short, 300, centred=True, dtype=np.uint8)
@@ -433,4 +433,4 @@ def test_the_kmer_baseline_reads_planted_words_and_length_alone_is_pointed_out()
     warnings = length_warning(result, 2)
     assert len(warnings) == 1 and "length alone predicts the class" in warnings[0] and "--length 150" in warnings[0]
     same = {**result["classical_baseline"], "network_minus_this": 0.01, "network_minus_this_ci95": [-0.03, 0.05]}
-    assert reading(same, "k-mer baseline").startswith("The network is no better than a classical model, logistic")
+    assert reading(same).startswith("The network is no better than a classical model, logistic")

@@ -136,7 +136,8 @@ def _classical_baseline(metrics: dict, unit: str) -> str:
     return (f" As a classical baseline, {base['model']} ({base['features']} features; L2, class-balanced, strength "
             f"C = {base['strength_c']:g} chosen by validation balanced accuracy among 0.001-10) was fitted on the same "
             f"training {unit} and scored on the same test {unit}; the difference in balanced accuracy has a paired "
-            f"bootstrap interval over the test {unit}.{length}")
+            f"bootstrap interval over the test "
+            f"{'groups' if base.get('resampled') == 'group' else unit}.{length}")
 
 
 def _averaging(info: dict) -> str:

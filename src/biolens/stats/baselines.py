@@ -47,6 +47,21 @@ def fit_on_train_pick_on_val(features: Callable, y: np.ndarray, parts: dict, str
     return best[0], best[2]
 
 
+def fit_table(table, y: np.ndarray, parts: dict[str, np.ndarray], scaler):
+    """Fit on a feature table whose rows are the training, validation and test rows of `parts` in that order: the
+    scaler on the training rows only, then `fit_on_train_pick_on_val`. Returns the model, its strength and the scaled
+    features of any subset of rows."""
+    rows = np.concatenate([parts["train"], parts["val"], parts["test"]])
+    where = {int(r): k for k, r in enumerate(rows)}
+    scaler.fit(table[:len(parts["train"])])
+
+    def features(subset: np.ndarray):
+        return scaler.transform(table[[where[int(r)] for r in subset]])
+
+    model, strength = fit_on_train_pick_on_val(features, y, parts)
+    return model, strength, features
+
+
 def scored(y_test: np.ndarray, probs: np.ndarray, network_predicted: np.ndarray, class_names: list[str],
            groups: np.ndarray | None, seed: int) -> dict:
     """A baseline's test balanced accuracy (bootstrap interval, by group where the split was grouped) and the
@@ -58,12 +73,12 @@ def scored(y_test: np.ndarray, probs: np.ndarray, network_predicted: np.ndarray,
             "resampled": paired["resampled"]}
 
 
-def reading(baseline: dict, name: str) -> str:
+def reading(baseline: dict) -> str:
     """The comparison in plain words: the network beats the baseline, does worse, or is no better."""
     difference, (low, high) = baseline["network_minus_this"], baseline["network_minus_this_ci95"]
-    figures = (f"balanced accuracy {100 * baseline['balanced_accuracy']:.1f}% for the {name}; the network "
-               f"{'+' if difference >= 0 else '-'}{100 * abs(difference):.1f} points (95% CI {100 * low:+.1f} to "
-               f"{100 * high:+.1f})")
+    figures = (f"balanced accuracy {100 * baseline['balanced_accuracy']:.1f}% for the {baseline['name']}; the "
+               f"network {'+' if difference >= 0 else '-'}{100 * abs(difference):.1f} points (95% CI "
+               f"{100 * low:+.1f} to {100 * high:+.1f})")
     if low > 0:
         return f"The network beats a classical model, {baseline['model']} ({figures})."
     if high < 0:

@@ -47,15 +47,8 @@ def compare(pixels: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], cla
     from sklearn.preprocessing import StandardScaler
 
     parts = baselines.fewer_training_rows(parts)
-    rows = np.concatenate([parts["train"], parts["val"], parts["test"]])
-    where = {int(r): k for k, r in enumerate(rows)}
-    table = image_features(pixels, rows)
-    scaler = StandardScaler().fit(table[:len(parts["train"])])  # scaled by the training images only
-
-    def features(subset: np.ndarray) -> np.ndarray:
-        return scaler.transform(table[[where[int(r)] for r in subset]])
-
-    model, strength = baselines.fit_on_train_pick_on_val(features, y, parts)
+    table = image_features(pixels, np.concatenate([parts["train"], parts["val"], parts["test"]]))
+    model, strength, features = baselines.fit_table(table, y, parts, StandardScaler())
     test = parts["test"]
     return {"classical_baseline": {
         "name": "colour and HOG baseline",

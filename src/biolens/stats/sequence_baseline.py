@@ -48,15 +48,8 @@ def compare(one_hot: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], cl
     from sklearn.preprocessing import MaxAbsScaler
 
     parts = baselines.fewer_training_rows(parts)
-    rows = np.concatenate([parts["train"], parts["val"], parts["test"]])
-    where = {int(r): k for k, r in enumerate(rows)}
-    table = kmer_frequencies(one_hot, rows, both_strands)
-    scaler = MaxAbsScaler().fit(table[:len(parts["train"])])  # scaled by the training sequences only
-
-    def features(subset: np.ndarray):
-        return scaler.transform(table[[where[int(r)] for r in subset]])
-
-    model, strength = baselines.fit_on_train_pick_on_val(features, y, parts)
+    table = kmer_frequencies(one_hot, np.concatenate([parts["train"], parts["val"], parts["test"]]), both_strands)
+    model, strength, features = baselines.fit_table(table, y, parts, MaxAbsScaler())  # sparse: scaled, not centred
     test = parts["test"]
     result = {"classical_baseline": {
         "name": "k-mer baseline",

@@ -284,7 +284,7 @@ def _classical_baseline(config, pixels, y, class_names, parts, probs, groups, me
     with console.step("fitting the classical baseline (logistic regression on colour and HOG features)"):
         metrics.update(image_baseline.compare(pixels, y, parts, class_names, probs.argmax(1), groups=groups,
                                               seed=config.seed))
-    metrics["baseline_reading"] = baselines.reading(metrics["classical_baseline"], "colour and HOG baseline")
+    metrics["baseline_reading"] = baselines.reading(metrics["classical_baseline"])
     console.say(metrics["baseline_reading"])
 
 

@@ -156,7 +156,7 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
         compared = sequence_baseline.compare(x, y, parts, class_names, probs.argmax(1),
                                              both_strands=config.both_strands,
                                              groups=np.asarray(groups)[test] if groups else None, seed=config.seed)
-    reading = baselines.reading(compared["classical_baseline"], "k-mer baseline")
+    reading = baselines.reading(compared["classical_baseline"])
     metrics.update(compared, baseline_reading=reading)
     metrics["warnings"] = metrics.get("warnings", []) + sequence_baseline.length_warning(compared, len(class_names))
     console.say(reading)
