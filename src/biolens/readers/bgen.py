@@ -27,7 +27,7 @@ def read_bgen(path: Path | str, max_sites: int | None = None, region=None):
     import bgen
 
     from biolens.readers.regions import region_index
-    from biolens.readers.variants import Genotypes, region_note, spread
+    from biolens.readers.variants import Genotypes, fractional_note, region_note, spread
 
     path = Path(path)
     if not path.is_file():
@@ -81,19 +81,6 @@ def read_bgen(path: Path | str, max_sites: int | None = None, region=None):
     if len(index) < len(in_region):
         notes["sites_read"] = f"{len(index)} of {len(in_region)}, evenly spaced"
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
-
-
-def fractional_note(path: Path, dosage: np.ndarray, warnings: list[str] | None = None) -> dict:
-    """How many dosages are not whole genotypes (imputed data), with a warning saying how the tests read them."""
-    called = dosage[np.isfinite(dosage)]
-    fractional = int((np.abs(called - np.rint(called)) > 0.05).sum())
-    warnings = list(warnings or [])
-    if fractional:
-        warnings.append(
-            f"{path}: {fractional} of {called.size} dosages ({100 * fractional / max(called.size, 1):.1f}%) are "
-            "more than 0.05 from a whole number (imputed genotypes): the per-site tests and the network read them "
-            "as they are, the pair tests' genotype tables round them to the nearest genotype.")
-    return {"fractional_dosages": fractional, **({"warnings": warnings} if warnings else {})}
 
 
 def _name(variant) -> str:

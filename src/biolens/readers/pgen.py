@@ -34,9 +34,8 @@ def read_pgen(path: Path | str, max_sites: int | None = None, region=None):
     spaced (markers)."""
     import pgenlib
 
-    from biolens.readers.bgen import fractional_note
     from biolens.readers.regions import region_index
-    from biolens.readers.variants import Genotypes, region_note, spread
+    from biolens.readers.variants import Genotypes, fractional_note, region_note, spread
 
     path = Path(path)
     _, variants_file, samples_file = pgen_files(path)

@@ -141,6 +141,19 @@ def region_note(region: Region | None, kept: int, total: int | None) -> dict:
     return {"region": f"{region} ({kept} records" + (f" of {total})" if total is not None else ")")}
 
 
+def fractional_note(path: Path, dosage: np.ndarray, warnings: list[str] | None = None) -> dict:
+    """How many dosages are not whole genotypes (imputed data), with a warning saying how the tests read them."""
+    called = dosage[np.isfinite(dosage)]
+    fractional = int((np.abs(called - np.rint(called)) > 0.05).sum())
+    warnings = list(warnings or [])
+    if fractional:
+        warnings.append(
+            f"{path}: {fractional} of {called.size} dosages ({100 * fractional / max(called.size, 1):.1f}%) are "
+            "more than 0.05 from a whole number (imputed genotypes): the per-site tests and the network read them "
+            "as they are, the pair tests' genotype tables round them to the nearest genotype.")
+    return {"fractional_dosages": fractional, **({"warnings": warnings} if warnings else {})}
+
+
 def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
     """Read every record of a VCF/VCF.gz/BCF (in `region`, if given) into dosages; one clear line on any malformed
     input. A region is read through the file's .tbi/.csi index where it has one, else by skipping the records
@@ -175,8 +188,8 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
     n_failed = 0
     in_region = 0
     seen: dict[str, list[int]] = {}  # with a region: each chromosome's first and last position read, for the error
-    indexed = region is not None and _region_records(vcf, path, region)
-    iterator = indexed if indexed is not None and indexed is not False else iter(vcf)
+    indexed = _region_records(vcf, path, region) if region is not None else None  # None: read every record
+    iterator = iter(vcf) if indexed is None else indexed
     while True:
         try:
             with quiet_native_stderr():
@@ -185,12 +198,12 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
             break
         except Exception:
             line = header_lines + records + 1
-            where = (f"line {line}" if path.suffix != ".bcf" and not indexed else
-                     f"record {records + 1}" + (f" of --region {region}" if indexed else ""))
+            where = (f"line {line}" if path.suffix != ".bcf" and indexed is None else
+                     f"record {records + 1}" + (f" of --region {region}" if indexed is not None else ""))
             raise InputError(f"{path}, {where}: malformed or truncated VCF record (wrong number of columns or "
                              "unparsable genotype). Fix or remove that line, or re-export the file.") from None
         records += 1
-        where = (f"line {header_lines + records}" if path.suffix != ".bcf" and not indexed else
+        where = (f"line {header_lines + records}" if path.suffix != ".bcf" and indexed is None else
                  f"record at {variant.CHROM}:{variant.POS}")
         if region is not None:
             span = seen.setdefault(str(variant.CHROM), [int(variant.POS), int(variant.POS)])
@@ -228,7 +241,7 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
             alt.append(allele)
             columns.append(dose)
     if not columns and region is not None:
-        if indexed:  # only the header's chromosome names are known
+        if indexed is not None:  # only the header's chromosome names are known
             raise region.nothing_in(path, list(vcf.seqnames), None)
         names = [name for name, span in seen.items() for _ in span]  # each chromosome's first and last position
         raise region.nothing_in(path, names, np.array([p for span in seen.values() for p in span]))
@@ -237,7 +250,7 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
     dosage = np.stack(columns, axis=1)
     notes = {"records": records, "multiallelic_split": n_split, "ploidy": ploidy_seen,
              "missing_calls": int(np.isnan(dosage).sum()), **_filter_notes(path, in_region, n_failed, failed_filters),
-             **region_note(region, in_region, None if indexed else records)}
+             **region_note(region, in_region, records if indexed is None else None)}
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
 
 
