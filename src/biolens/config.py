@@ -390,7 +390,7 @@ class AssociateConfig(TaskConfig):
         if not self.phenotypes or not self.trait:
             raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
         for name in ("genotypes", "structure_genotypes"):
-            setattr(self, name, _plink_bed(getattr(self, name)))
+            setattr(self, name, _fileset_main(getattr(self, name)))
         if self.region:
             from biolens.readers.regions import Region
 
@@ -403,7 +403,7 @@ class AssociateConfig(TaskConfig):
                 raise InputError(f"{flag_name(name)} {value}: no such file.")
 
 
-def _plink_bed(value: str | None) -> str | None:
+def _fileset_main(value: str | None) -> str | None:
     """A PLINK fileset named as PLINK users do (its prefix, as --bfile and --pfile take, or one of its companion
     files) is its .bed (PLINK 1) or .pgen (PLINK 2)."""
     if not value:

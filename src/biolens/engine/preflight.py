@@ -89,19 +89,15 @@ def _check_association(params: dict) -> None:
     if looks_like_vcf(phenotypes):
         raise InputError(f"{phenotypes.name} is a VCF (genotypes), not the trait table: the genotype and phenotype "
                          "files look swapped.")
-    if genotypes and looks_like_plink(Path(genotypes)):
-        absent = [Path(genotypes).with_suffix(s).name for s in (".bim", ".fam")
-                  if not Path(genotypes).with_suffix(s).is_file()]
-        if absent:
-            raise InputError(f"{Path(genotypes).name} is a PLINK .bed without its {' and '.join(absent)}: give the "
-                             ".bed, .bim and .fam of one fileset together.")
-    elif genotypes and looks_like_pgen(Path(genotypes)):
-        from biolens.readers.pgen import pgen_files
+    if genotypes and (looks_like_plink(Path(genotypes)) or looks_like_pgen(Path(genotypes))):
+        from biolens.readers.variants import genotype_files
 
-        absent = [f.name for f in pgen_files(genotypes)[1:] if not f.is_file()]
+        absent = [f.name for f in genotype_files(genotypes)[1:] if not f.is_file()]
         if absent:
-            raise InputError(f"{Path(genotypes).name} is a PLINK 2 .pgen without its {' and '.join(absent)}: give the "
-                             ".pgen, .pvar and .psam of one fileset together.")
+            kind, trio = (("PLINK .bed", ".bed, .bim and .fam") if Path(genotypes).suffix.lower() == ".bed"
+                          else ("PLINK 2 .pgen", ".pgen, .pvar and .psam"))
+            raise InputError(f"{Path(genotypes).name} is a {kind} without its {' and '.join(absent)}: give the "
+                             f"{trio} of one fileset together.")
     elif genotypes and Path(genotypes).suffix.lower() == ".bgen":
         if not looks_like_bgen(Path(genotypes)):
             raise InputError(f"{Path(genotypes).name} is named .bgen but holds no BGEN header; upload the original "

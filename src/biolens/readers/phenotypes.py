@@ -51,12 +51,11 @@ def _fam_table(path: Path, trait: str) -> tuple[pd.DataFrame, dict]:
     """A PLINK .fam as a phenotype table, PLINK's codes read as PLINK reads them: sex 0 is unknown; the phenotype
     1/2 is control/case with 0 and -9 missing, any other numbers a quantitative trait with -9 missing. Individuals
     are named as the .fam's genotypes are (`readers/plink.py`): IID, or FID_IID where an IID is in two families."""
-    from biolens.readers.plink import fam_rows
+    from biolens.readers.plink import fam_rows, individual_names
 
     rows = fam_rows(path)
     table = pd.DataFrame([r for _, r in rows], columns=list(FAM_COLUMNS), dtype=object)
-    if table["iid"].duplicated().any():
-        table["iid"] = table["fid"] + "_" + table["iid"]
+    table["iid"] = individual_names(list(table["fid"]), list(table["iid"]), path)[0]
     table["sex"] = table["sex"].mask(table["sex"] == "0")
     table["phenotype"], missing, coding = _plink_codes(table["phenotype"])
     if trait == "phenotype" and table["phenotype"].isna().all():
@@ -81,10 +80,13 @@ def _psam_table(path: Path, trait: str) -> tuple[pd.DataFrame, dict]:
     """A PLINK 2 .psam as a phenotype table: its header without the `#`, the trait read with PLINK's codes (as for a
     .fam), SEX 0 unknown, and individuals named as the .psam's genotypes are (IID, or FID_IID where an IID is in two
     families)."""
+    from biolens.readers.plink import individual_names
+
     table = read_table(path)
     columns = {c.upper(): c for c in table.columns}
-    if "IID" in columns and "FID" in columns and table[columns["IID"]].duplicated().any():
-        table[columns["IID"]] = table[columns["FID"]].astype(str) + "_" + table[columns["IID"]].astype(str)
+    if "IID" in columns:
+        fid = list(table[columns["FID"]].astype(str)) if "FID" in columns else None
+        table[columns["IID"]] = individual_names(fid, list(table[columns["IID"]].astype(str)), path)[0]
     if "SEX" in columns:
         table[columns["SEX"]] = table[columns["SEX"]].mask(table[columns["SEX"]] == "0")
     if trait not in table.columns:
