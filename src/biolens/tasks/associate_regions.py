@@ -9,14 +9,13 @@ also says which claims hold at q < 0.05 / N (Bonferroni over the regions), the h
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from pathlib import Path
 
 from biolens import console
 from biolens.errors import InputError
-from biolens.runs import RUN_FILE, write_text
+from biolens.runs import RUN_FILE, write_csv, write_text
 
 COLUMNS = ("region", "name", "status", "n_sites", "n_pairs", "lambda_gc", "top_site", "top_site_q", "top_site_pip",
            "top_pair", "top_pair_q_deep", "top_pair_q_saturated", "pairs_q05_deep", "pairs_q05_saturated",
@@ -111,11 +110,11 @@ def _write_page(out: Path, rows: list[dict], trait: str) -> None:
     """regions.html: the table with a link to each region's own report."""
     from biolens.report.html import _env
 
-    studied = sum(r.get("status") == "complete" for r in rows)
+    studied, bar = _bonferroni(rows)
     shown = [{**r, "report": f"{r['name']}/report.html" if (out / r["name"] / "report.html").exists() else ""}
              for r in rows]
     write_text(out / "regions.html", _env.get_template("regions.html.j2").render(
-        rows=shown, trait=trait, folder=str(out), studied=studied, bar=0.05 / max(studied, 1)))
+        rows=shown, trait=trait, folder=str(out), studied=studied, bar=bar))
 
 
 def _first(path: Path) -> dict:
@@ -147,15 +146,16 @@ def _number(text) -> float:
 def _write_table(path: Path, rows: list[dict]) -> None:
     """regions.tsv, with `holds_across_regions`: the region's strongest site or pair claim at q below 0.05 / the
     number of regions run (Bonferroni over the list)."""
-    studied = [r for r in rows if r.get("status") == "complete"]
-    bar = 0.05 / max(len(studied), 1)
-    for row in studied:
-        held = [what for what, q in (("site", row["top_site_q"]), ("pair (deep)", row["top_pair_q_deep"]),
-                                     ("pair (saturated)", row["top_pair_q_saturated"])) if _number(q) < bar]
-        row["holds_across_regions"] = ", ".join(held) if held else "no"
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, delimiter="\t", extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    _, bar = _bonferroni(rows)
     for row in rows:
-        writer.writerow({c: row.get(c, "") for c in COLUMNS})
-    write_text(path, buffer.getvalue())
+        if row.get("status") == "complete":
+            held = [what for what, q in (("site", row["top_site_q"]), ("pair (deep)", row["top_pair_q_deep"]),
+                                         ("pair (saturated)", row["top_pair_q_saturated"])) if _number(q) < bar]
+            row["holds_across_regions"] = ", ".join(held) if held else "no"
+    write_csv(path, list(COLUMNS), [[row.get(c, "") for c in COLUMNS] for row in rows], delimiter="\t")
+
+
+def _bonferroni(rows: list[dict]) -> tuple[int, float]:
+    """The regions studied and the q a claim needs to hold across them (0.05 / their number)."""
+    studied = sum(r.get("status") == "complete" for r in rows)
+    return studied, 0.05 / max(studied, 1)
