@@ -62,9 +62,12 @@ def associate(phenotypes: str | Path | None = None, trait: str | None = None, ou
 def _prepare(config: AssociateConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     from biolens.readers.variants import genotype_files
 
-    inputs = [config.genotypes, config.sequences, config.phenotypes, config.sample_map, config.structure_genotypes]
+    # in this order (the fingerprint of a run being resumed must come out the same); a genotype input is every file
+    # of its fileset
+    inputs = [(config.genotypes, True), (config.sequences, False), (config.phenotypes, False),
+              (config.sample_map, False), (config.structure_genotypes, True)]
     fingerprint = lifecycle.data_fingerprint(
-        [f for i, p in enumerate(inputs) if p for f in (genotype_files(p) if i in (0, 4) else [p])])
+        [f for p, fileset in inputs if p for f in (genotype_files(p) if fileset else [p])])
     return lifecycle.Prepared(_load(config), fingerprint)
 
 

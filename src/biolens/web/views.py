@@ -125,7 +125,9 @@ def table_columns(path: Path, limit: int = 200) -> list[str]:
         return list(FAM_COLUMNS)
     if not Path(path).is_file() or not is_table(path):
         return []
-    return [str(c).lstrip("#") for c in read_table(path, Path(path).name).columns[:limit]]  # a .psam's #IID
+    columns = [str(c) for c in read_table(path, Path(path).name).columns[:limit]]
+    # a commented header's first name (a .psam's #IID) as the phenotype reader reads it (readers/phenotypes.read_table)
+    return [columns[0].lstrip("#")] + columns[1:] if columns else columns
 
 
 def with_ci(metrics: dict, key: str) -> str:
