@@ -82,3 +82,36 @@ def test_a_sample_column_headed_as_people_write_it_is_found_wherever_it_stands(t
     _workbook(tmp_path / "field.xlsx", rows)
     phenotypes = read_phenotypes(tmp_path / "field.xlsx", "yield")
     assert phenotypes.notes["sample_column"] == "Sample ID" and phenotypes.samples[:2] == ["p0", "p1"]
+
+
+def test_decimal_commas_of_a_european_csv_read_as_the_numbers_they_are(tmp_path):
+    """Excel in much of Europe saves "CSV" with semicolons and decimal commas; the trait, covariates and assay
+    values read the same as from the point-decimal file, while a column that is not all numbers stays as written."""
+    rng = np.random.default_rng(1)
+    rows = {"sample": [f"ind{k}" for k in range(30)], "yield": np.round(rng.normal(5, 1, 30), 3),
+            "weight": np.round(rng.normal(1500, 300, 30), 1), "note": ["1,2" if k % 2 else "a,b" for k in range(30)]}
+    table = pd.DataFrame(rows)
+    table.to_csv(tmp_path / "points.csv", index=False)
+    european = table.copy()
+    european["yield"] = [f"{v:.3f}".replace(".", ",") for v in table["yield"]]
+    european["weight"] = [f"{v:,.1f}".replace(",", " ").replace(".", ",").replace(" ", ".") for v in table["weight"]]
+    european.loc[4, "yield"] = "NA"
+    european.to_csv(tmp_path / "commas.csv", sep=";", index=False)
+    assert any("." in w for w in european["weight"])  # thousands separators written
+
+    read = read_table(tmp_path / "commas.csv")
+    assert read["note"].tolist() == rows["note"]  # a text column with commas is left alone
+    np.testing.assert_allclose(read["weight"].astype(float), table["weight"])
+    traits = read_phenotypes(tmp_path / "commas.csv", "yield", ["weight"])
+    reference = read_phenotypes(tmp_path / "points.csv", "yield", ["weight"])
+    assert traits.kind == "quantitative" and traits.notes["missing_trait"] == 1
+    keep = [reference.samples.index(s) for s in traits.samples]
+    assert len(keep) == 29
+    np.testing.assert_allclose(traits.y, reference.y[keep])
+    np.testing.assert_allclose(traits.covariates, reference.covariates[keep], atol=0.02)  # standardised over 29 or 30
+
+    numbers = read_table(tmp_path / "commas.csv", dtype=None)
+    assert numbers["yield"].dtype == float and numbers["weight"].dtype == float
+    (tmp_path / "mixed.csv").write_text("sample;yield\na;1,5\nb;2.5\nc;3,5\n")  # one value with a point: not guessed
+    with pytest.raises(InputError, match=r"line 3: trait 'yield' value '2.5'|'1,5' is not a number"):
+        read_phenotypes(tmp_path / "mixed.csv", "yield")

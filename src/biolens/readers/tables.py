@@ -3,13 +3,16 @@
 Every table a user gives (manifests, labels, phenotypes, sample maps, annotations, assay tables) comes through
 `read_table`, so they all accept the same things: the separator is sniffed (comma, tab, semicolon, pipe or
 whitespace), a UTF-8 byte-order mark (Excel) is dropped, Windows line ends are fine, Latin-1 files are read, and
-.gz/.bz2/.xz/.zip compression is undone. An Excel workbook (.xlsx) is read from its first sheet, as biologists keep
+.gz/.bz2/.xz/.zip compression is undone. Numbers written with a decimal comma (12,5 or 1.234,5: what Excel saves
+as "CSV" in much of Europe, with semicolons between the fields) are read as numbers in tables whose separator is
+not a comma. An Excel workbook (.xlsx) is read from its first sheet, as biologists keep
 their sample sheets there. Anything unreadable is one `InputError` naming the file and what to do.
 """
 from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -92,6 +95,28 @@ def _read_workbook(path: Path, what: str, dtype, na: list[str]) -> pd.DataFrame:
     return table
 
 
+_DECIMAL_COMMA = re.compile(r"[+-]?(\d+|\d{1,3}(\.\d{3})+)(,\d+)?([eE][+-]?\d+)?")
+
+
+def _decimal_commas(table: pd.DataFrame, as_text: bool) -> pd.DataFrame:
+    """Columns whose every value is a number written with a decimal comma (at least one comma; dots only as
+    thousands separators: 1.234,5) rewritten with decimal points, as strings or as numbers to match how the table
+    was read. Any other column, a mixed one included, is left as written, so its odd value is named downstream."""
+    for column in table.columns:
+        values = table[column]
+        if values.dtype != object:
+            continue
+        given = values.dropna().astype(str).str.strip()
+        if not len(given) or not given.str.contains(",", regex=False).any():
+            continue
+        if not given.map(lambda v: _DECIMAL_COMMA.fullmatch(v) is not None).all():
+            continue
+        points = values.where(values.isna(), values.astype(str).str.strip().str.replace(".", "", regex=False)
+                              .str.replace(",", ".", regex=False))
+        table[column] = points if as_text else pd.to_numeric(points)
+    return table
+
+
 def _separator(text: str, path: Path) -> str | None:
     """Sniffed from the first lines; None means runs of whitespace."""
     sample = "\n".join(text.splitlines()[:50])
@@ -136,6 +161,8 @@ def read_table(path: Path | str, what: str = "table", *, dtype=str, missing: lis
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
             raise InputError(f"{what} {path}: cannot be read as a table ({str(error).splitlines()[0]}). Check that every "
                              "row has the same number of columns.") from None
+        if separator != ",":
+            table = _decimal_commas(table, as_text=dtype is str)
     table.columns = [str(c).strip() for c in table.columns]
     duplicated = table.columns[table.columns.duplicated()].tolist()
     if duplicated:
