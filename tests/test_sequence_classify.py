@@ -434,3 +434,64 @@ def test_the_kmer_baseline_reads_planted_words_and_length_alone_is_pointed_out()
     assert len(warnings) == 1 and "length alone predicts the class" in warnings[0] and "--length 150" in warnings[0]
     same = {**result["classical_baseline"], "network_minus_this": 0.01, "network_minus_this_ci95": [-0.03, 0.05]}
     assert reading(same).startswith("The network is no better than a classical model, logistic")
+
+
+def _class_files(sequence_data, folder):
+    """The labelled set written as peak sets usually arrive: one FASTA per class (one gzipped, suffixes mixed),
+    beside a README that is not a FASTA."""
+    import gzip
+
+    folder.mkdir()
+    labels = pd.read_csv(sequence_data["labels"], sep="\t").set_index("id").label
+    lines = sequence_data["sequences"].read_text().splitlines()
+    records = {header[1:]: sequence for header, sequence in zip(lines[0::2], lines[1::2])}
+    names = {"nfkb": "nfkb.fa", "ebox": "ebox.fasta.gz", "background": "background.fna"}
+    for label, name in names.items():
+        text = "".join(f">{i}\n{records[i]}\n" for i in labels.index if labels[i] == label)
+        (folder / name).write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    (folder / "README.txt").write_text("peaks called with MACS2, 200 bp around the summit\n")
+    return labels
+
+
+def test_a_folder_with_one_fasta_per_class_trains_and_predicts_without_a_label_table(sequence_data, tmp_path):
+    from biolens.readers.sequences import read_class_files, read_labelled
+
+    labels = _class_files(sequence_data, tmp_path / "peaks")
+    found = read_class_files(tmp_path / "peaks")
+    table = read_labelled(sequence_data["sequences"], sequence_data["labels"])
+    assert sorted(zip(found.ids, found.labels, found.sequences)) == sorted(zip(table.ids, table.labels, table.sequences))
+    assert any("README.txt" in note for note in found.notes)
+
+    out = tmp_path / "runs" / "peaks"
+    biolens("train", tmp_path / "peaks", "--out", out, "--epochs", "4", "--seed", "0")
+    splits = pd.read_csv(out / "splits.csv")
+    assert (splits.label == splits.id.map(labels)).all() and set(splits.label) == {"nfkb", "ebox", "background"}
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["labels"] == "" and any("README.txt" in w for w in info.get("warnings", []))
+    assert (out / "motifs.tsv").exists()
+    biolens("predict", out, tmp_path / "peaks", "--out", tmp_path / "preds.csv")  # the folder's FASTA files again
+    predicted = pd.read_csv(tmp_path / "preds.csv")
+    assert sorted(predicted.id) == sorted(labels.index)
+
+
+def test_class_files_name_their_classes_and_mixed_labelling_is_refused_in_one_line(sequence_data, tmp_path):
+    from biolens.readers.sequences import read_class_files
+
+    peaks = tmp_path / "peaks"
+    peaks.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("GATA1.fa", "TAL1.fa"):  # each caller numbers its own peaks: the ids repeat across files
+        (peaks / name).write_text("".join(f">peak_{k}\n{''.join(rng.choice(list('ACGT'), 50))}\n" for k in range(12)))
+    found = read_class_files(peaks)
+    assert found.ids[:2] == ["GATA1:peak_0", "GATA1:peak_1"] and found.ids[12] == "TAL1:peak_0"
+    assert set(found.labels) == {"GATA1", "TAL1"} and any("class:id" in note for note in found.notes)
+
+    labelled = one_line_error(biolens("train", peaks, "--labels", sequence_data["labels"], "--out", tmp_path / "r",
+                                      check=False))
+    assert "folder of FASTA files, one per class" in labelled and "Give one or the other" in labelled
+    grouped = one_line_error(biolens("train", peaks, "--group-column", "family", "--out", tmp_path / "r", check=False))
+    assert "--group-column" in grouped and "label table" in grouped
+    (peaks / "TAL1.fa").unlink()
+    single = one_line_error(biolens("train", peaks, "--out", tmp_path / "r", check=False))
+    assert "one FASTA file (GATA1.fa), so one class" in single
+    assert not (tmp_path / "r").exists()

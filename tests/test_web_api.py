@@ -213,6 +213,22 @@ def test_sequence_classification_is_offered_checked_at_submit_and_queued(server,
     server.post("/runs/seq/cancel", data={"csrf": server.csrf}, follow_redirects=False)
 
 
+def test_one_fasta_per_class_uploaded_without_a_label_table_is_queued(server, sequence_data):
+    """Two peak sets chosen together, the file names their classes: no label table asked for."""
+    lines = sequence_data["sequences"].read_text().splitlines()
+    records = dict(zip((h[1:] for h in lines[0::2]), lines[1::2]))
+    labels = {row.split("\t")[0]: row.split("\t")[1] for row in sequence_data["labels"].read_text().splitlines()[1:]}
+    files = [("files", (f"{label}.fa", "".join(f">{i}\n{records[i]}\n" for i, l in labels.items() if l == label).encode(),
+                        "text/plain")) for label in ("nfkb", "ebox")]
+    queued = new_run(server, files=files, task="sequence_classify", name="peaks", sequence_epochs="3")
+    assert queued.status_code == 303, alert(queued)
+    params = json.loads(server.app.app.state.queue.latest_for("peaks")["params"])
+    assert params["labels"] is None and sorted(p.name for p in Path(params["data"]).iterdir()) == ["ebox.fa", "nfkb.fa"]
+    server.post("/runs/peaks/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+    one = new_run(server, files=files[:1], task="sequence_classify", name="peaks-one")
+    assert one.status_code == 400 and "needs its label table" in alert(one) and "one FASTA file per class" in alert(one)
+
+
 def test_a_finished_sequence_run_predicts_an_uploaded_fasta(server, tmp_path, sequence_run):
     from biolens.simulate import simulate_labelled_sequences
 

@@ -38,7 +38,7 @@ def _given(**values) -> dict:
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Argument(None, help="Images: a folder with one sub-folder per class, or a manifest CSV (path,label[,group]). Sequences: a FASTA file, with --labels."),
+    data: Optional[Path] = typer.Argument(None, help="Images: a folder with one sub-folder per class, or a manifest CSV (path,label[,group]). Sequences: a FASTA file with --labels, or a folder with one FASTA file per class (GATA1.fa, TAL1.fa)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/classify_<data name>)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Sequences: TSV/CSV with columns id (FASTA record id) and label."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
@@ -73,15 +73,16 @@ def train(
 
     Examples: biolens train cells/ --out runs/cells --epochs 20
               biolens train promoters.fasta --labels labels.tsv --out runs/seqclass
+              biolens train peaks/ --out runs/peaks      (peaks/GATA1.fa, peaks/TAL1.fa: one FASTA per class)
               biolens train cells/ --out /shared/runs/cells --workers node1:23456,node2:23456 --worker-index 0
     """
     import biolens
-    from biolens.readers.sequences import is_fasta
+    from biolens.readers.sequences import are_sequences
     from biolens.runs import load_run
     from biolens.engine import distributed
 
     if data is not None and out is None:
-        out = Path(biolens._default_out("sequences" if labels is not None or is_fasta(data) else "classify", data))
+        out = Path(biolens._default_out("sequences" if are_sequences(data, labels) else "classify", data))
     if workers:  # several machines: --workers/--worker-index, or TF_CONFIG set by a scheduler
         distributed.configure(workers, worker_index, chief_run=resume or out or Path("."))
     elif distributed.cluster() is not None:
@@ -110,7 +111,7 @@ def train(
                         unlabelled=str(unlabelled.resolve()) if unlabelled else None)
     sequence_only = _given(length=length, filters=filters, filter_width=filter_width, kmer_seeds=kmer_seeds,
                            both_strands=False if single_strand else None)
-    if labels is not None or is_fasta(data):
+    if are_sequences(data, labels):
         if image_only:
             raise InputError(f"{', '.join(_flags(image_only))} applies to images, not to sequences.")
         biolens.train(data, out, labels=labels, **sequence_only, **shared)

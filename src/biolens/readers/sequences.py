@@ -245,20 +245,112 @@ def read_labelled(fasta: Path | str, labels: Path | str, *, group_column: str | 
     left_out = set(unlabelled)
     keep = [i for i, _ in records if i not in left_out]
     sequences = [sequence_of[i] for i in keep]
-    classes = pd.Series([label_of[i] for i in keep]).value_counts()
-    if len(classes) < 2:
-        raise InputError(f"{labels}: a single class ('{classes.index[0] if len(classes) else '?'}'); a classifier needs "
-                         "at least two labels.")
-    rare = classes[classes < min_per_class]
-    if len(rare):
-        raise InputError(f"{labels}: class '{rare.index[-1]}' has {rare.iloc[-1]} sequences; at least {min_per_class} are "
-                         "needed to train, validate and test. Add sequences, merge classes, or lower --min-per-class.")
-    unknown = sum(s.count("N") for s in sequences) / max(1, sum(map(len, sequences)))
-    if unknown > 0.01:
-        notes.append(f"{unknown:.1%} of bases are N or IUPAC ambiguity codes; the model reads them as unknown.")
+    _check_classes([label_of[i] for i in keep], sequences, labels, min_per_class, notes)
     if group_of is not None and any(pd.isna(group_of[i]) or not group_of[i] for i in keep):
         missing = next(i for i in keep if pd.isna(group_of[i]) or not group_of[i])
         raise InputError(f"{labels}: sequence '{missing}' has no value in the group column '{group_column}'; "
                          "fill it in for every labelled sequence.")
     return LabelledSequences(keep, sequences, [label_of[i] for i in keep],
                              [group_of[i] for i in keep] if group_of else None, notes)
+
+
+def _check_classes(labels: list[str], sequences: list[str], source: Path, min_per_class: int, notes: list[str]) -> None:
+    """At least two classes of `min_per_class` sequences each; a note when many bases are unknown."""
+    classes = pd.Series(labels).value_counts()
+    if len(classes) < 2:
+        raise InputError(f"{source}: a single class ('{classes.index[0] if len(classes) else '?'}'); a classifier needs "
+                         "at least two labels.")
+    rare = classes[classes < min_per_class]
+    if len(rare):
+        raise InputError(f"{source}: class '{rare.index[-1]}' has {rare.iloc[-1]} sequences; at least {min_per_class} are "
+                         "needed to train, validate and test. Add sequences, merge classes, or lower --min-per-class.")
+    unknown = sum(s.count("N") for s in sequences) / max(1, sum(map(len, sequences)))
+    if unknown > 0.01:
+        notes.append(f"{unknown:.1%} of bases are N or IUPAC ambiguity codes; the model reads them as unknown.")
+
+
+def check_training_inputs(data, labels, group_column: str | None) -> None:
+    """The ways to label sequences for training, told apart: one FASTA with a label table, or a folder of class
+    files without one (never both, and a group column only with the table)."""
+    folder = data is not None and class_files(data) is not None
+    if data is None or (labels is None and not folder):
+        raise InputError("give the sequences (FASTA) and --labels TABLE with the columns id and label, or a folder "
+                         "with one FASTA file per class.")
+    if folder and labels is not None:
+        raise InputError(f"{data} is a folder of FASTA files, one per class, which labels its sequences; --labels "
+                         "is for one FASTA file. Give one or the other.")
+    if folder and group_column:
+        raise InputError(f"--group-column names a column of the --labels table, and {data} is a folder of class "
+                         "files without one. Give one FASTA with a label table holding the group column.")
+
+
+def read_training_sequences(data, labels, *, group_column: str | None = None,
+                            min_per_class: int = 10) -> LabelledSequences:
+    """Labelled sequences from either form `check_training_inputs` accepts."""
+    check_training_inputs(data, labels or None, group_column)
+    if labels:
+        return read_labelled(data, labels, group_column=group_column, min_per_class=min_per_class)
+    return read_class_files(data, min_per_class=min_per_class)
+
+
+def are_sequences(data, labels=None) -> bool:
+    """Whether `train` was given sequences: a label table, a FASTA file, or a folder of class FASTA files."""
+    return labels is not None or (data is not None and (is_fasta(data) or class_files(data) is not None))
+
+
+def class_name(path: Path) -> str:
+    """A class FASTA's class: its file name without the FASTA suffix (and .gz)."""
+    name = path.name.removesuffix(".gz").removesuffix(".GZ")
+    suffix = next((s for s in FASTA_SUFFIXES if name.lower().endswith(s)), "")
+    return name[:len(name) - len(suffix)] if suffix else Path(name).stem
+
+
+def class_files(folder: Path | str) -> list[Path] | None:
+    """The FASTA files of a folder that holds one per class (GATA1.fa, TAL1.fa.gz: the file name is the class),
+    or None when the folder is not one: it has sub-folders (image classes) or no FASTA file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+    if any(p.is_dir() for p in entries):
+        return None
+    files = [p for p in entries if p.is_file() and is_fasta(p)]
+    return files or None
+
+
+def read_class_files(folder: Path | str, *, min_per_class: int = 10) -> LabelledSequences:
+    """Sequences labelled by the FASTA file that holds them: one file per class in `folder` (how peak sets of two
+    factors, or promoters and enhancers, usually arrive). Ids repeated across files (peak_1 in each) become
+    'class:id'; other files in the folder are left out and said so."""
+    folder = Path(folder)
+    files = class_files(folder)
+    if files is None:
+        raise InputError(f"{folder}: no FASTA files; give a folder with one FASTA file per class (e.g. GATA1.fa and "
+                         "TAL1.fa), or one FASTA with --labels.")
+    notes = []
+    others = [p.name for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".") and p not in files]
+    if others:
+        notes.append(f"{len(others)} files in {folder.name}/ are not FASTA and were left out ({', '.join(others[:3])}).")
+    names = [class_name(p) for p in files]
+    if len(files) < 2:
+        raise InputError(f"{folder}: one FASTA file ({files[0].name}), so one class; a classifier needs one FASTA file "
+                         "per class (two or more), or one FASTA with --labels.")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        clash = [p.name for p, n in zip(files, names) if n == repeated[0]]
+        raise InputError(f"{folder}: {' and '.join(clash)} both name the class '{repeated[0]}'; keep one file per "
+                         "class.")
+    per_file = [read_fasta(p, ambiguous_as_n=True) for p in files]
+    all_ids = [i for records in per_file for i, _ in records]
+    clash = len(set(all_ids)) < len(all_ids)
+    if clash:
+        notes.append("Some record ids appear in more than one file; every id is written 'class:id' in this run's "
+                     "tables.")
+    ids, sequences, labels = [], [], []
+    for name, records in zip(names, per_file):
+        for record_id, sequence in records:
+            ids.append(f"{name}:{record_id}" if clash else record_id)
+            sequences.append(sequence)
+            labels.append(name)
+    _check_classes(labels, sequences, folder, min_per_class, notes)
+    return LabelledSequences(ids, sequences, labels, None, notes)

@@ -16,7 +16,8 @@ import numpy as np
 from biolens import console
 from biolens.config import SequenceConfig
 from biolens.errors import InputError
-from biolens.readers.sequences import LabelledSequences, one_hot, read_fasta_files, read_labelled
+from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, one_hot,
+                                      read_fasta_files, read_training_sequences)
 from biolens.runs import Run, write_csv
 from biolens.engine import distributed, lifecycle, splits, supervised, training
 
@@ -29,9 +30,11 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
     """Train a sequence classifier, test it once on held-out sequences and extract its motifs.
 
     Args:
-        data: FASTA or FASTA.gz (DNA or RNA; IUPAC ambiguity codes are read as N).
+        data: FASTA or FASTA.gz (DNA or RNA; IUPAC ambiguity codes are read as N) with `labels`, or a folder of
+            FASTA files, one per class, the file name being the class (GATA1.fa, TAL1.fa).
         out: the run folder to create.
-        labels: TSV/CSV with columns `id` (the FASTA record id) and `label`, optionally a group column.
+        labels: TSV/CSV with columns `id` (the FASTA record id) and `label`, optionally a group column; not with a
+            folder of class files.
         resume: an interrupted run folder to continue instead.
         **options: any field of `SequenceConfig` (epochs, length, filters, both_strands, group_column, seed, ...).
 
@@ -40,16 +43,17 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
         >>> run.metrics["balanced_accuracy_ci95"]                                          # doctest: +SKIP
     """
     if resume is None:
-        if data is None or labels is None:
-            raise InputError("give the sequences (FASTA) and --labels TABLE with the columns id and label.")
-        options.update(data=str(Path(data).resolve()), labels=str(Path(labels).resolve()))
+        check_training_inputs(data, labels, options.get("group_column"))
+        options.update(data=str(Path(data).resolve()), labels=str(Path(labels).resolve()) if labels else "")
     return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_body)
 
 
 def _prepare(config: SequenceConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
-    with console.step(f"reading {Path(config.data).name} and {Path(config.labels).name}"):
-        found = read_labelled(config.data, config.labels, group_column=config.group_column,
-                              min_per_class=config.min_per_class)
+    what = (f"{Path(config.data).name} and {Path(config.labels).name}" if config.labels
+            else f"{Path(config.data).name}/ (one FASTA file per class)")
+    with console.step(f"reading {what}"):
+        found = read_training_sequences(config.data, config.labels, group_column=config.group_column,
+                                        min_per_class=config.min_per_class)
     fingerprint = data_fingerprint(config)
     longest = max(map(len, found.sequences))
     length = int(run.info["length"]) if run is not None else (config.length or longest)
@@ -191,7 +195,8 @@ def _bits(motif) -> float:
 
 def data_fingerprint(config: SequenceConfig) -> str:
     """The lifecycle's fingerprint over the FASTA and the label table, plus the group column."""
-    return lifecycle.data_fingerprint([config.data, config.labels], rows=[config.group_column or ""])
+    return lifecycle.data_fingerprint([config.data, config.labels] if config.labels else [config.data],
+                                      rows=[config.group_column or ""])
 
 
 def _read_splits(run: Run, found) -> np.ndarray:
@@ -204,8 +209,10 @@ def _read_splits(run: Run, found) -> np.ndarray:
 
 
 def encode_for_prediction(run: Run, inputs: list[Path]) -> tuple[list[str], np.ndarray, list[str]]:
-    """Ids, one-hot array at the run's length (centred, as in training) and notes, from one or more FASTA files."""
-    records = read_fasta_files(inputs, purpose=f"{run.path} classifies DNA sequences")
+    """Ids, one-hot array at the run's length (centred, as in training) and notes, from one or more FASTA files
+    (a folder: the FASTA files in it)."""
+    files = [f for path in inputs for f in ((class_files(path) or [path]) if Path(path).is_dir() else [path])]
+    records = read_fasta_files(files, purpose=f"{run.path} classifies DNA sequences")
     ids = [i for i, _ in records]
     length = int(run.info["length"])
     notes = []

@@ -32,7 +32,7 @@ from biolens import runs as runs_json
 from biolens.config import TRAIT_TRANSFORMS
 from biolens.engine import preflight, registry
 from biolens.errors import InputError
-from biolens.readers.sequences import is_fasta
+from biolens.readers.sequences import class_files, is_fasta
 from biolens.tasks.export import default_name
 from biolens.web import security, views
 from biolens.web.jobs import JobQueue
@@ -482,11 +482,18 @@ def create_app(settings: Settings) -> FastAPI:
                                 "image_size": _integer(values, "image_size", 0, 0, 1024)}
         if task == "sequence_classify":
             sequences = _single_input(await _data_from_form(form, "files", "path", target / "sequences"))
-            if not is_fasta(sequences):
+            by_file = class_files(sequences) is not None  # one FASTA per class: the file names label them
+            if not by_file and not is_fasta(sequences):
                 raise InputError(f"{sequences.name} is not a FASTA file; give the sequences as FASTA (.fa, .fasta, "
-                                 "optionally .gz) and their labels as a table below.")
-            labels = _single_input(await _data_from_form(form, "labels_file", "labels_path", target / "labels"))
-            return name, task, {"data": str(sequences), "labels": str(labels), "seed": seed,
+                                 "optionally .gz) and their labels as a table below, or one FASTA file per class.")
+            given = (_chosen_files(form, "labels_file") or str(form.get("labels_path", "") or "").strip()
+                     or _kept_folder(str(form.get("kept_labels_file", "") or "")))
+            if not by_file and not given:
+                raise InputError(f"{sequences.name} needs its label table (columns id and label); or give one FASTA "
+                                 "file per class, named by the class (e.g. GATA1.fa and TAL1.fa), without a table.")
+            labels = _single_input(await _data_from_form(form, "labels_file", "labels_path", target / "labels")) \
+                if given else None
+            return name, task, {"data": str(sequences), "labels": str(labels) if labels else None, "seed": seed,
                                 "epochs": _integer(values, "sequence_epochs", 30, 1, 1000),
                                 "group_column": values.get("sequence_group_column", "").strip() or None,
                                 "length": _integer(values, "length", 0, 0, 1_000_000),
