@@ -495,3 +495,89 @@ def test_class_files_name_their_classes_and_mixed_labelling_is_refused_in_one_li
     single = one_line_error(biolens("train", peaks, "--out", tmp_path / "r", check=False))
     assert "one FASTA file (GATA1.fa), so one class" in single
     assert not (tmp_path / "r").exists()
+
+
+def _matrix(consensus: str, strength: float = 0.85) -> np.ndarray:
+    rows = []
+    for base in consensus:
+        letters = IUPAC[base]
+        row = np.full(4, (1 - strength) / (4 - len(letters)) if len(letters) < 4 else 0.25)
+        for letter in letters:
+            row["ACGT".index(letter)] = strength / len(letters) if len(letters) < 4 else 0.25
+        rows.append(row / row.sum())
+    return np.array(rows)
+
+
+def _meme(path, matrices: dict) -> None:
+    lines = ["MEME version 4", "", "ALPHABET= ACGT", "", "strands: + -", ""]
+    for name, matrix in matrices.items():
+        lines += [f"MOTIF {name}", f"letter-probability matrix: alength= 4 w= {len(matrix)} nsites= 20 E= 0"]
+        lines += [" ".join(f"{v:.4f}" for v in row) for row in matrix] + [""]
+    path.write_text("\n".join(lines))
+
+
+def test_learned_motifs_are_named_by_the_known_motifs_they_match_and_noise_is_not(tmp_path):
+    """A user's MEME database of known sites among 40 random decoys: a learned E-box and GATA site (on the other
+    strand, in a longer window) are named and a random soft matrix is not; against JASPAR, a soft matrix Tomtom alone
+    would call is not named either."""
+    from biolens.explain import known_motifs
+
+    rng = np.random.default_rng(0)
+    known = {"MA0001.1 EBOX1": _matrix("CACGTG", 0.95), "MA0002.1 GATA1": _matrix("WGATAR", 0.9),
+             "MA0003.1 CTCF": _matrix("NNCCGCGNGGNGGCAGNNN"), "MA0004.1 NFKB1": _matrix("GGGAATTTCC")}
+    known.update({f"DECOY{k} decoy{k}": rng.dirichlet(np.full(4, 0.5), int(rng.integers(6, 16))) for k in range(40)})
+    _meme(tmp_path / "known.meme", known)
+    database, description = known_motifs.load(str(tmp_path / "known.meme"))
+    assert len(database) == 44 and database[1].id == "MA0002.1" and database[1].name == "GATA1"
+    assert "known.meme" in description
+
+    gata_reverse = _matrix(reverse_complement("NNAGATAAGNN"), 0.8)
+    queries = [_matrix("NGCCACGTGGCN", 0.8), gata_reverse, rng.dirichlet(np.full(4, 3.0), 14)]
+    matches = known_motifs.best_matches(queries, database)
+    assert matches[0] and matches[0][0].known.name == "EBOX1" and matches[0][0].q <= 0.05
+    assert matches[1] and matches[1][0].known.name == "GATA1"
+    assert not matches[2]
+    assert known_motifs.describe(matches[0][0]) == "EBOX1 (MA0001.1)"
+
+    jaspar, about = known_motifs.load("jaspar-vertebrates")  # the database pyjaspar ships: no download
+    assert len(jaspar) > 500 and "CORE (vertebrates" in about and {m.taxon for m in jaspar} == {"vertebrates"}
+    soft = rng.dirichlet(np.full(4, 3.0), 15)  # what a filter that learned nothing looks like
+    named, nothing = known_motifs.best_matches([_matrix("NNAGATAAGNN", 0.9), soft], jaspar)
+    assert named and named[0].known.name.upper().startswith("GATA") and "GATA" in named[0].known.family
+    assert not nothing
+    from memelite import tomtom
+    from scipy.stats import false_discovery_control
+
+    tomtom_alone = tomtom([soft.T], [k.probabilities.T for k in jaspar], n_jobs=1)[0][0]
+    assert false_discovery_control(tomtom_alone).min() < 0.05  # Tomtom's Euclidean scores alone would name it
+
+    with pytest.raises(known_motifs.InputError, match="--known-motifs"):
+        known_motifs.check_choice("jaspar-mammals")
+    (tmp_path / "bad.meme").write_text("MOTIF x\nletter-probability matrix: alength= 4 w= 2\n0.1 0.2\n")
+    with pytest.raises(known_motifs.InputError, match=r"bad\.meme: not a readable MEME motif file"):
+        known_motifs.load(str(tmp_path / "bad.meme"))
+
+
+def test_the_planted_sites_are_named_by_factors_that_bind_them(sequence_run):
+    """The run names its learned NF-kB site by a Rel-family factor and its E-box (CACGTG) by a factor known to bind
+    it, from JASPAR as pyjaspar ships it; motifs that are only composition carry no name."""
+    motifs = read_tsv(sequence_run / "motifs.tsv")
+    assert {"known_motif", "known_id", "known_family", "known_q", "known_agreement", "also_like"} <= set(motifs[0])
+
+    def names(row):
+        return {row["known_motif"].upper(), *(n.split(" (")[0].upper() for n in row["also_like"].split("; ") if n)}
+
+    rel = {"RELA", "REL", "RELB", "NFKB1", "NFKB2", "DIF", "DL", "REL"}
+    ebox = ("USF", "MAX", "MYC", "MNT", "TFE", "MITF", "ARNT", "BHLHE", "HEY", "CLOCK", "NPAS", "MLX", "SREBF", "CREB3",
+            "TCFL5", "HES")
+    first = {}
+    for row in motifs:
+        first.setdefault(row["favours"], row)
+    assert names(first["nfkb"]) & rel, first["nfkb"]
+    assert any(n.startswith(ebox) for n in names(first["ebox"])), first["ebox"]
+    assert float(first["nfkb"]["known_q"]) <= 0.05 and float(first["ebox"]["known_agreement"]) >= 0.9
+    assert all(not row["known_motif"] for row in motifs if row["beyond_composition"] != "True")
+    metrics = json.loads((sequence_run / "metrics.json").read_text())
+    assert metrics["motifs"]["known"]["database"].startswith("JASPAR") and metrics["motifs"]["known"]["named"] >= 2
+    report = (sequence_run / "report.html").read_text()
+    assert "Known motif" in report and "Tomtom (Gupta et al. 2007" in report

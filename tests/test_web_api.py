@@ -203,13 +203,15 @@ def test_sequence_classification_is_offered_checked_at_submit_and_queued(server,
     assert not_fasta.status_code == 400 and "not a FASTA file" in alert(not_fasta)
     assert server.app.app.state.queue.latest_for("seq-bad") is None
 
-    queued = submit("seq", table.encode(), length="200", strands="single", sequence_epochs="5")
+    queued = submit("seq", table.encode(), length="200", strands="single", sequence_epochs="5",
+                    known_motifs="jaspar-plants")
     assert queued.status_code == 303 and queued.headers["location"] == "/runs/seq", alert(queued)
     job = server.app.app.state.queue.latest_for("seq")
     params = json.loads(job["params"])
     assert job["task"] == "sequence_classify" and Path(params["data"]).name == fasta.name
     assert Path(params["labels"]).read_text() == table
     assert (params["length"], params["both_strands"], params["epochs"]) == (200, False, 5)
+    assert params["known_motifs"] == "jaspar-plants"
     server.post("/runs/seq/cancel", data={"csrf": server.csrf}, follow_redirects=False)
 
 

@@ -54,6 +54,7 @@ def train(
     filters: Optional[int] = typer.Option(None, "--filters", help="Sequences: first-layer filters, i.e. candidate motifs (default 64)."),
     filter_width: Optional[int] = typer.Option(None, "--filter-width", help="Sequences: motif window in bases (default 15)."),
     single_strand: bool = typer.Option(False, "--single-strand", help="Sequences: read only the given strand (RNA, mRNA, strand-specific data); default both."),
+    known_motifs: Optional[str] = typer.Option(None, "--known-motifs", help="Sequences: known motifs that name the learned ones: jaspar (JASPAR CORE, all taxa; default), jaspar-vertebrates, jaspar-plants, jaspar-insects, jaspar-fungi, jaspar-nematodes, jaspar-urochordates, a MEME file, or none."),
     kmer_seeds: Optional[int] = typer.Option(None, "--kmer-seeds", help="Sequences: words per class, enriched in its training sequences, that first-layer filters start from (default 4; 0 = random filters only)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default: chosen by training-set size)."),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Peak learning rate (AdamW, cosine decay; default for images 0.003 x batch size / 32, for sequences 0.003)."),
@@ -110,6 +111,7 @@ def train(
                         init_from=str(init_from.resolve()) if init_from else None, pretrain=pretrain,
                         unlabelled=str(unlabelled.resolve()) if unlabelled else None)
     sequence_only = _given(length=length, filters=filters, filter_width=filter_width, kmer_seeds=kmer_seeds,
+                           known_motifs=known_motifs,
                            both_strands=False if single_strand else None)
     if are_sequences(data, labels):
         if image_only:

@@ -208,6 +208,8 @@ class SequenceConfig(SupervisedConfig):
         both_strands: read both strands (off for strand-specific data such as RNA).
         kmer_seeds: words per class, enriched in that class's training sequences, that first-layer filters start
             from (stats/kmers.py); 0 = every filter starts random.
+        known_motifs: the known motifs that name learned ones: jaspar (JASPAR CORE, all taxa), jaspar-<taxon>
+            (vertebrates, plants, insects, fungi, nematodes, urochordates), a MEME file, or none.
     """
     labels: str = ""
     length: int = option(0, low=0, high=1_000_000, integer=True)
@@ -215,8 +217,12 @@ class SequenceConfig(SupervisedConfig):
     filter_width: int = option(15, low=4, high=50, integer=True)
     both_strands: bool = True
     kmer_seeds: int = option(4, low=0, high=64, integer=True)
+    known_motifs: str = "jaspar"
 
     def check(self) -> None:
+        from biolens.explain.known_motifs import check_choice
+
+        check_choice(self.known_motifs)
         if self.length and self.length < 8:
             raise InputError(f"Invalid value for --length. Received: {self.length}. Expected 8 to 1,000,000 bases "
                              "(0 = the longest sequence).")

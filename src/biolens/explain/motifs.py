@@ -40,6 +40,7 @@ class Motif:
     beats_random: float = 0.5  # P(best match in a sequence of its class > best match in a random sequence of
     #                            that class's composition): 0.5 for a filter that reads composition only
     background_z: float = 0.0  # one-sided Mann-Whitney z of the same comparison
+    known: list = field(default_factory=list)  # known motifs it matches, best first (explain/known_motifs.Match)
 
     @property
     def beyond_composition(self) -> bool:

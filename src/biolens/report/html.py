@@ -122,8 +122,21 @@ def sequence_methods(info: dict, metrics: dict) -> str:
         f"was also scanned over random sequences drawn from its class's own first-order Markov chain (same base and "
         f"dinucleotide frequencies); motifs whose best match per sequence was stronger in the class's sequences than in "
         f"the random ones (one-sided Mann-Whitney z >= 3.1 and AUC >= 0.556) are listed first within their class."
-        f"{_classical_baseline(metrics, 'sequences')} Random seed {info['seed']}."
+        f"{_known_motifs(metrics)}{_classical_baseline(metrics, 'sequences')} Random seed {info['seed']}."
     )
+
+
+def _known_motifs(metrics: dict) -> str:
+    """The Methods sentence on naming learned motifs by known ones (runs since 2026-12-07, session 62)."""
+    known = metrics.get("motifs", {}).get("known")
+    if not known or known.get("database", "none") == "none":
+        return ""
+    return (f" Motifs beyond composition were compared with {known['database']} by Tomtom (Gupta et al. 2007; "
+            f"memelite, Euclidean distance, complete scores, either strand); a known motif names a learned one when "
+            f"Tomtom's q-value (Benjamini-Hochberg over the database) is at most {known['max_q']} and, at the best shift "
+            f"and strand, the aligned columns' base distributions correlate at {known['min_agreement']} or more on "
+            f"average (weighted by information) over an overlap holding at least {known['min_coverage']:.0%} of the "
+            f"less informative matrix's information ({known['named']} of {known['compared']} named).")
 
 
 def _classical_baseline(metrics: dict, unit: str) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from biolens import console
 from biolens.config import SequenceConfig
 from biolens.errors import InputError
+from biolens.explain import known_motifs
 from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, one_hot,
                                       read_fasta_files, read_training_sequences)
 from biolens.runs import Run, write_csv
@@ -167,24 +168,43 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
     with console.step("reading the motifs the network learned"):
         motifs, notes = learned_motifs(model, x, y, np.concatenate([parts["train"], parts["val"]]), class_names,
                                        seed=config.seed)
+    with console.step(f"naming the motifs by the known motifs they match ({config.known_motifs})"):
+        naming = known_motifs.name_motifs(motifs, config.known_motifs)
     write_csv(run.path / "motifs.tsv", ["motif", "consensus", "n_sites", "importance", "favours", "same_as", "bits",
-                                        "rank_in_class", "beats_random", "background_z", "beyond_composition"],
+                                        "rank_in_class", "beats_random", "background_z", "beyond_composition",
+                                        "known_motif", "known_id", "known_taxon", "known_family", "known_q",
+                                        "known_agreement", "also_like"],
               [[m.name, m.consensus, m.n_sites, f"{m.importance:.5f}", m.favours, ",".join(m.repeats),
                 f"{_bits(m):.2f}", m.rank_in_class, f"{m.beats_random:.3f}", f"{m.background_z:.1f}",
-                m.beyond_composition] for m in motifs], delimiter="\t")
+                m.beyond_composition, *_known_columns(m)] for m in motifs], delimiter="\t")
     write_meme(motifs, run.path / "motifs.meme")
     if motifs:
         figures.motif_logos(motifs, run.path / "figures" / "motifs.png")
-    metrics["motifs"] = {**notes, "reported": len(motifs), "distinct": len(motifs),
+    metrics["motifs"] = {**notes, "reported": len(motifs), "distinct": len(motifs), "known": naming,
                          "top": [{"motif": m.name, "consensus": m.consensus, "favours": m.favours,
                                   "importance": round(m.importance, 5), "n_sites": m.n_sites,
                                   "repeats": len(m.repeats), "beats_random": round(m.beats_random, 3),
                                   "background_z": round(m.background_z, 1),
-                                  "beyond_composition": m.beyond_composition}
+                                  "beyond_composition": m.beyond_composition,
+                                  "known": [{"name": k.known.name, "id": k.known.id, "taxon": k.known.taxon,
+                                             "family": k.known.family, "q": float(f"{k.q:.3g}"),
+                                             "agreement": round(k.agreement, 3)}
+                                            for k in m.known]}
                                  for m in motifs[:10]]}
     metrics["length"] = int(x.shape[1])
     supervised.save_results(run, model, metrics, seconds)
     return True
+
+
+def _known_columns(motif) -> list[str]:
+    """known_motif, known_id, known_taxon, known_family, known_q, known_agreement and also_like (the other names it
+    matches), '' when none."""
+    if not motif.known:
+        return [""] * 7
+    best = motif.known[0]
+    return [best.known.name, best.known.id, best.known.taxon, best.known.family, f"{best.q:.2g}",
+            f"{best.agreement:.2f}",
+            "; ".join(known_motifs.describe(k) for k in motif.known[1:])]
 
 
 def _bits(motif) -> float:

@@ -32,6 +32,7 @@ from biolens import runs as runs_json
 from biolens.config import TRAIT_TRANSFORMS
 from biolens.engine import preflight, registry
 from biolens.errors import InputError
+from biolens.explain import known_motifs
 from biolens.readers.sequences import class_files, is_fasta
 from biolens.tasks.export import default_name
 from biolens.web import security, views
@@ -497,6 +498,7 @@ def create_app(settings: Settings) -> FastAPI:
                                 "epochs": _integer(values, "sequence_epochs", 30, 1, 1000),
                                 "group_column": values.get("sequence_group_column", "").strip() or None,
                                 "length": _integer(values, "length", 0, 0, 1_000_000),
+                                "known_motifs": _choice(values, "known_motifs", known_motifs.CHOICES),
                                 "both_strands": _choice(values, "strands", ("both", "single")) == "both"}
         if task == "pretrain":
             data = await _data_from_form(form, "files", "path", target / "data")

@@ -1,0 +1,155 @@
+"""Two-factor sets planted with real factors' JASPAR matrices: is each factor in the top 10 of motifs.tsv, and is it
+named by its own factor (or a factor of its family)?
+
+Each class is the 'peaks' of one vertebrate factor: sites sampled from the factor's JASPAR CORE probability matrix
+(pyjaspar, the newest release it ships) in a share of the sequences, sometimes twice, either strand, in a background
+of the class's GC. A factor is *found* at the first motifs.tsv row whose matrix matches the generating one
+(explain.motifs.similarity >= 0.5, and more than the other factor's); it is *named* when that row's known_motif or
+also_like holds the factor's name, *named in family* when one of them is a factor of the same JASPAR family. A row
+beyond composition that matches neither factor but carries a name is a *stray name*. The agreement of every row
+with its best JASPAR candidates is saved (`candidates`) to read the naming bars against. Default settings of
+`biolens train`; the pairs were chosen from JASPAR's vertebrate CORE for variety of length and information, before
+any run.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/motifs_jaspar.py [--pairs first|fresh] [--out /tmp/motifs_jaspar]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from motifs_two_factor import read_meme  # noqa: E402
+
+# (factor A, factor B, share of A sequences with a site, share of B, GC of A background, GC of B background)
+PAIRS = {"first": [("GATA1", "TAL1::TCF3", 0.6, 0.6, 0.45, 0.45), ("CTCF", "REST", 0.6, 0.6, 0.50, 0.50),
+                   ("FOXA2", "HNF4A", 0.6, 0.6, 0.42, 0.45), ("SPI1", "CEBPB", 0.6, 0.6, 0.45, 0.45),
+                   ("TP53", "MEF2C", 0.6, 0.6, 0.45, 0.42), ("SOX2", "POU5F1", 0.6, 0.6, 0.42, 0.42)],
+         "fresh": [("YY1", "NRF1", 0.5, 0.5, 0.50, 0.55), ("IRF4", "STAT3", 0.5, 0.5, 0.45, 0.45),
+                   ("NFYA", "ELK1", 0.5, 0.5, 0.48, 0.50), ("RUNX1", "ESR1", 0.5, 0.5, 0.45, 0.48)]}
+
+
+def jaspar_matrix(name: str):
+    """The vertebrate CORE matrix of `name` (the first JASPAR lists), as (width, 4) probabilities, its id, family."""
+    from pyjaspar import jaspardb
+
+    found = [m for m in jaspardb().fetch_motifs_by_name(name) if m.collection == "CORE" and m.tax_group == "vertebrates"]
+    motif = found[0]
+    counts = np.array([motif.counts[b] for b in "ACGT"], dtype=float).T
+    return counts / counts.sum(axis=1, keepdims=True), motif.matrix_id, "; ".join(motif.tf_family or [])
+
+
+def generate(folder: Path, pair, matrices: dict, n: int, seed: int, length: int = 300) -> None:
+    a, b, share_a, share_b, gc_a, gc_b = pair
+    rng = np.random.default_rng(seed)
+    complement = str.maketrans("ACGT", "TGCA")
+    records, rows = [], []
+    for label, factor, share, gc in (("A", a, share_a, gc_a), ("B", b, share_b, gc_b)):
+        matrix = matrices[factor]
+        for k in range(n):
+            size = int(length + rng.integers(-80, 81))
+            seq = rng.choice(list("ACGT"), size, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
+            copies = 0 if rng.random() > share else 1 + int(rng.random() < 0.3)
+            for _ in range(copies):
+                site = "".join("ACGT"[rng.choice(4, p=row)] for row in matrix)
+                if rng.random() < 0.5:
+                    site = site.translate(complement)[::-1]
+                start = int(rng.integers(0, size - len(site)))
+                seq[start:start + len(site)] = list(site)
+            records.append(f">{label}_{k}\n{''.join(seq)}\n")
+            rows.append(f"{label}_{k}\t{label}\n")
+    order = rng.permutation(len(records))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seqs.fasta").write_text("".join(records[i] for i in order))
+    (folder / "labels.tsv").write_text("id\tlabel\n" + "".join(rows[i] for i in order))
+
+
+def _tomtom_best(matrix: np.ndarray, database, keep: int = 8) -> list:
+    """The database's best Tomtom matches of one learned matrix, with q and agreement, before any bar."""
+    from memelite import tomtom
+    from scipy.stats import false_discovery_control
+
+    from biolens.explain.known_motifs import agreement
+
+    p = tomtom([matrix.T], [k.probabilities.T for k in database], n_jobs=1)[0][0]
+    q = false_discovery_control(np.clip(p, 0, 1))
+    return [{"name": database[j].name, "id": database[j].id, "family": database[j].family, "q": float(f"{q[j]:.3g}"),
+             "agreement": round(agreement(matrix, database[j].probabilities), 3)} for j in np.argsort(p)[:keep]]
+
+
+def main() -> None:
+    from biolens.explain import known_motifs
+    from biolens.explain.motifs import similarity
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", choices=tuple(PAIRS), default="first")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--per-class", type=int, default=400)
+    parser.add_argument("--out", default="/tmp/motifs_jaspar")
+    args = parser.parse_args()
+    out = Path(args.out)
+    database, _ = known_motifs.load("jaspar")
+    family_of = {m.id: m.family for m in database}
+    results = []
+    for pair in PAIRS[args.pairs]:
+        planted = {f: jaspar_matrix(f) for f in pair[:2]}
+        for seed in range(args.seeds):
+            name = f"{pair[0]}_{pair[1]}_s{seed}".replace("::", "-")
+            data, run = out / name / "data", out / name / "run"
+            generate(data, pair, {f: v[0] for f, v in planted.items()}, args.per_class, seed)
+            if not (run / "motifs.tsv").exists():
+                subprocess.run([sys.executable, "-m", "biolens", "train", str(data / "seqs.fasta"), "--labels",
+                                str(data / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,
+                               capture_output=True, cwd=ROOT)
+            rows = list(csv.DictReader(open(run / "motifs.tsv"), delimiter="\t"))
+            learned = read_meme(run / "motifs.meme")
+            likeness = [{f: similarity(v[0], learned[r["motif"]]) for f, v in planted.items()} for r in rows]
+            found, stray = {}, 0
+            for i, (row, like) in enumerate(zip(rows, likeness)):
+                ids = [row["known_id"]] + re.findall(r"\((MA\d+\.\d+)", row["also_like"])
+                names = [row["known_motif"].upper()] + [n.split(" (")[0].upper() for n in row["also_like"].split("; ")]
+                best = max(like, key=like.get)
+                if like[best] < 0.5:
+                    stray += bool(row["known_motif"]) and row["beyond_composition"] == "True"
+                    continue
+                if best in found:
+                    continue
+                family = planted[best][2]
+                found[best] = {"rank": i + 1, "named": best.upper() in names,
+                               "named_in_family": any(family_of.get(x) == family for x in ids if x),
+                               "known_motif": row["known_motif"], "also_like": row["also_like"],
+                               "beyond_composition": row["beyond_composition"] == "True"}
+            candidates = []
+            for row in rows[:10]:
+                if row["beyond_composition"] != "True":
+                    continue
+                matrix = learned[row["motif"]]
+                like = likeness[rows.index(row)]
+                candidates.append({"motif": row["motif"], "planted": max(like, key=like.get) if max(like.values()) >= 0.5
+                                   else None, "agreement_with_planted": {
+                                       f: round(known_motifs.agreement(matrix, v[0]), 3) for f, v in planted.items()},
+                                   "tomtom_best": _tomtom_best(matrix, database)})
+            metrics = json.loads((run / "metrics.json").read_text())
+            results.append({"set": name, "planted_ids": {f: v[1] for f, v in planted.items()},
+                            "balanced_accuracy": round(metrics["balanced_accuracy"], 3),
+                            "factors": {f: found.get(f) for f in pair[:2]}, "stray_names": stray,
+                            "candidates": candidates})
+            print(json.dumps({k: v for k, v in results[-1].items() if k != "candidates"}), flush=True)
+    factors = [v for r in results for v in r["factors"].values()]
+    top = [v for v in factors if v and v["rank"] <= 10]
+    print(f"factors in the top 10: {len(top)} of {len(factors)}; named by their own name: "
+          f"{sum(v['named'] for v in top)}; by a factor of their family: {sum(v['named_in_family'] for v in top)}; "
+          f"stray names: {sum(r['stray_names'] for r in results)}")
+    (out / "result.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
