@@ -113,6 +113,9 @@ def ws(tmp_path_factory) -> Path:
     data = (root / "traits.csv.gz").read_bytes()
     (root / "cut_traits.csv.gz").write_bytes(data[: len(data) // 2])
     (root / "unaligned.fasta").write_text(">tsk_0_h1\nACGTACGT\n>tsk_0_h2\nACGTAC\n")
+    (root / "known.meme").write_text("MEME version 4\n\nMOTIF m1 x\nletter-probability matrix: alength= 4 w= 2\n0.5 0.5\n")
+    (root / "one_fasta").mkdir()
+    (root / "one_fasta" / "GATA1.fa").write_text((root / "seqs.fasta").read_text())
     # other genotype formats, broken; an Excel sheet cut short
     (root / "fake.bgen").write_bytes(b"\x14\x00\x00\x00" + b"not a bgen" * 30)
     (root / "alone.pgen").write_bytes(b"\x6c\x1b\x10" + bytes(64))
@@ -235,6 +238,11 @@ CASES = {
     "add-labels-unknown-class": (["train", IMG, "--add-labels", f"{W}/review_labels.csv", "--out", OUT], "Neutrophil"),
     # sequences
     "fasta-without-labels": (["train", f"{W}/seqs.fasta", "--out", OUT], "--labels"),
+    "known-motifs-bad-meme": (["train", f"{W}/seqs.fasta", "--labels", f"{W}/labels.tsv", "--known-motifs",
+                               f"{W}/known.meme", "--out", OUT], "known.meme"),
+    "known-motifs-unknown": (["train", f"{W}/seqs.fasta", "--labels", f"{W}/labels.tsv", "--known-motifs", "jaspar-mammals",
+                              "--out", OUT], "--known-motifs"),
+    "fasta-folder-one-class": (["train", f"{W}/one_fasta", "--out", OUT], "GATA1.fa"),
     "fasta-no-header": (["train", f"{W}/noheader.fasta", "--labels", f"{W}/labels.tsv", "--out", OUT], "noheader.fasta"),
     "fasta-empty": (["train", f"{W}/empty.fasta", "--labels", f"{W}/labels.tsv", "--out", OUT], "empty.fasta"),
     "labels-no-id": (["train", f"{W}/seqs.fasta", "--labels", f"{W}/labels_noid.tsv", "--out", OUT], "labels_noid.tsv"),

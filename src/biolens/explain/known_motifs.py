@@ -48,12 +48,13 @@ class Match:
 
 
 def check_choice(value: str) -> None:
-    """`--known-motifs`: one of CHOICES or a MEME file that exists."""
+    """`--known-motifs`: one of CHOICES or a readable MEME file (read now, not after training)."""
     if value in CHOICES:
         return
     if not Path(value).is_file():
         raise InputError(f"Invalid value for --known-motifs. Received: '{value}'. Expected {', '.join(CHOICES)}, or "
                          "a MEME motif file that exists (e.g. JASPAR or HOCOMOCO downloaded as MEME).")
+    _meme_file(Path(value))
 
 
 def load(choice: str) -> tuple[list[KnownMotif], str]:

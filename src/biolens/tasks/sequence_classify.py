@@ -169,7 +169,13 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
         motifs, notes = learned_motifs(model, x, y, np.concatenate([parts["train"], parts["val"]]), class_names,
                                        seed=config.seed)
     with console.step(f"naming the motifs by the known motifs they match ({config.known_motifs})"):
-        naming = known_motifs.name_motifs(motifs, config.known_motifs)
+        try:
+            naming = known_motifs.name_motifs(motifs, config.known_motifs)
+        except Exception as error:  # noqa: BLE001 - names are a reading aid; a library failure must not cost the run
+            naming = {"database": "none", "failed": f"{type(error).__name__}: {error}"}
+            metrics["warnings"] = metrics.get("warnings", []) + [
+                f"The learned motifs were not named by known ones ({naming['failed']}); motifs.meme can be compared "
+                "with JASPAR by Tomtom instead."]
     write_csv(run.path / "motifs.tsv", ["motif", "consensus", "n_sites", "importance", "favours", "same_as", "bits",
                                         "rank_in_class", "beats_random", "background_z", "beyond_composition",
                                         "known_motif", "known_id", "known_taxon", "known_family", "known_q",
