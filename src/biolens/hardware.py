@@ -211,9 +211,8 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     names = ["biolens", "tensorflow", "keras", "numpy", "scikit-learn", "pillow", "tifffile", "pandas", "matplotlib",
-             "cyvcf2", "bed-reader", "pgenlib", "bgen", "biopython", "logomaker", "pyjaspar", "memelite", "msprime", "scanpy",
-             "anndata",
-             "igraph", "umap-learn", "scikit-image"]
+             "cyvcf2", "bed-reader", "pgenlib", "bgen", "biopython", "logomaker", "pyjaspar", "memelite", "msprime",
+             "scanpy", "anndata", "igraph", "umap-learn", "scikit-image"]
     versions = {"python": platform.python_version()}
     for name in names:
         try:
