@@ -375,6 +375,28 @@ def test_sample_ids_written_with_a_family_or_tool_prefix_are_matched_and_said():
                       [f"IND{i}" for i in range(20)], "a.vcf", "t.tsv")
 
 
+def test_sample_ids_that_excel_or_a_typist_changed_are_matched_and_said(tmp_path):
+    """Excel reads the id 007 as the number 7, and sheets get typed as S01 for s01: matched with a warning saying how,
+    through the real phenotype reader; ids that still do not pair one to one stay an error."""
+    from biolens.errors import InputError
+    from biolens.readers.phenotypes import match_samples, read_phenotypes
+
+    genotyped = [f"{i:03d}" for i in range(1, 41)]
+    (tmp_path / "traits.csv").write_text("sample,yield\n" + "".join(f"{i},{i * 0.5}\n" for i in range(40, 0, -1)))
+    table = read_phenotypes(tmp_path / "traits.csv", "yield")
+    rows, pheno_rows, notes = match_samples(genotyped, table.samples, "cohort.vcf", "traits.csv")
+    assert len(rows) == 40 and [table.samples[r] for r in pheno_rows][:2] == ["1", "2"]
+    assert table.y[pheno_rows[6]] == 3.5  # 007 is the 7th individual, yield 3.5
+    assert notes["sample_ids_matched_by"] == "digit-only ids without their leading zeros"
+    assert any("001 = 1" in line for line in notes["warnings"])
+    _, pheno_rows, notes = match_samples([f"s{i:02d}" for i in range(30)], [f" S{i:02d}" for i in range(30)], "a.vcf",
+                                         "t.tsv")
+    assert list(pheno_rows) == list(range(30)) and notes["sample_ids_matched_by"].startswith("ids without case")
+    with pytest.raises(InputError, match="match exactly"):  # 01 and 001 are two individuals: no one-to-one reading
+        match_samples([f"0{i}" for i in range(1, 21)] + [f"00{i}" for i in range(1, 21)],
+                      [f"{i}" for i in range(1, 21)], "a.vcf", "t.tsv")
+
+
 def test_two_alleles_of_one_position_are_one_locus_not_a_pair(tmp_path):
     """A multi-allelic record is split into one site per ALT allele; its alleles' pair is the locus's own genotypes,
     so no pair test runs on it and the network never takes it as a candidate."""

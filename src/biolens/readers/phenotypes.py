@@ -270,24 +270,45 @@ def _after_prefix(sample: str) -> str:
     return sample.split("_", 1)[1] if "_" in sample else sample
 
 
+def _without_leading_zeros(sample: str) -> str:
+    """'007' -> '7' for an id of digits only: Excel drops the zeros of ids it takes for numbers."""
+    return str(int(sample)) if sample.isdigit() else sample
+
+
 def _id_reading(genotyped: list[str], phenotyped: list[str]) -> tuple[list[str], list[str], str, str]:
-    """Ids as given, unless they barely match and dropping a prefix before the first '_' on one side (PLINK's FID_IID,
-    msprime's tsk_) matches at least half of the genotyped individuals one to one; then that reading, said, with an
-    id as written and as read."""
+    """Ids as given, unless they barely match and another reading matches at least half of the genotyped individuals
+    one to one: dropping a prefix before the first '_' on one side (PLINK's FID_IID, msprime's tsk_; used only when
+    exactly one side's reading works), else ids compared without case and surrounding spaces, else digit-only ids
+    without their leading zeros (Excel turns 007 into 7). Returns that reading, said, with an id as written and as
+    read."""
     exact = len(set(genotyped) & set(phenotyped))
     if exact >= len(genotyped) // 2:
         return genotyped, phenotyped, "", ""
-    genotype_read, phenotype_read = [_after_prefix(s) for s in genotyped], [_after_prefix(s) for s in phenotyped]
-    readings = [(genotype_read, phenotyped, "genotype ids' part after the first '_'",
-                 f"{genotyped[0]} = {genotype_read[0]}"),
-                (genotyped, phenotype_read, "phenotype ids' part after the first '_'",
-                 f"{phenotyped[0]} = {phenotype_read[0]}")]
     enough = max(10, len(genotyped) // 2)
-    usable = [reading for reading in readings if len(set(reading[0])) == len(reading[0])
-              and len(set(reading[1])) == len(reading[1]) and len(set(reading[0]) & set(reading[1])) >= enough]
-    if len(usable) != 1:
-        return genotyped, phenotyped, "", ""
-    return usable[0]
+
+    def usable(reading) -> bool:
+        ours, theirs = reading[0], reading[1]
+        return (len(set(ours)) == len(ours) and len(set(theirs)) == len(theirs)
+                and len(set(ours) & set(theirs)) >= enough)
+
+    def example(original: list[str], read: list[str]) -> str:
+        changed = next((i for i, (a, b) in enumerate(zip(original, read)) if a != b), 0)
+        return f"{original[changed]} = {read[changed]}"
+
+    genotype_read, phenotype_read = [_after_prefix(s) for s in genotyped], [_after_prefix(s) for s in phenotyped]
+    prefixes = [reading for reading in
+                [(genotype_read, phenotyped, "genotype ids' part after the first '_'", example(genotyped, genotype_read)),
+                 (genotyped, phenotype_read, "phenotype ids' part after the first '_'",
+                  example(phenotyped, phenotype_read))] if usable(reading)]
+    if len(prefixes) == 1:
+        return prefixes[0]
+    for rule, words in ((lambda s: s.strip().casefold(), "ids without case or surrounding spaces"),
+                        (_without_leading_zeros, "digit-only ids without their leading zeros")):
+        ours, theirs = [rule(s) for s in genotyped], [rule(s) for s in phenotyped]
+        if usable((ours, theirs, "", "")):
+            side = (genotyped, ours) if ours != genotyped else (phenotyped, theirs)
+            return ours, theirs, words, example(*side)
+    return genotyped, phenotyped, "", ""
 
 
 def match_samples(genotyped: list[str], phenotyped: list[str], genotype_source: str,
