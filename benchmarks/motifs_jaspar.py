@@ -12,7 +12,8 @@ with its best JASPAR candidates is saved (`candidates`) to read the naming bars 
 `biolens train`; the pairs were chosen from JASPAR's vertebrate CORE for variety of length and information, before
 any run.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/motifs_jaspar.py [--pairs first|fresh] [--out /tmp/motifs_jaspar]
+    PYTHONPATH=src .venv/bin/python benchmarks/motifs_jaspar.py [--pairs first|fresh|sparse] [--seeds 1]
+        [--per-class 400] [--out /tmp/motifs_jaspar]
 """
 from __future__ import annotations
 
