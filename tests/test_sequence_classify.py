@@ -581,3 +581,29 @@ def test_the_planted_sites_are_named_by_factors_that_bind_them(sequence_run):
     assert metrics["motifs"]["known"]["database"].startswith("JASPAR") and metrics["motifs"]["known"]["named"] >= 2
     report = (sequence_run / "report.html").read_text()
     assert "Known motif" in report and "Tomtom (Gupta et al. 2007" in report
+
+
+def test_enriched_words_stand_beside_the_learned_motifs_and_say_which_the_network_did_not_learn(sequence_run):
+    """The classical reading of the motifs: each class's enriched word, named, and the learned motif that holds its
+    site; a word no learned motif beyond composition holds is said to be missed."""
+    from biolens.explain.motifs import Motif
+    from biolens.stats.kmers import word_matrix
+    from biolens.tasks.sequence_classify import _enriched_words
+
+    words = read_tsv(sequence_run / "enriched_words.tsv")
+    assert {w["favours"] for w in words} == {"nfkb", "ebox"} and all(float(w["z"]) >= 5 for w in words)
+    motifs = read_tsv(sequence_run / "motifs.tsv")
+    for word in words:
+        learned = next(m for m in motifs if m["motif"] == word["learned_as"])
+        assert learned["favours"] == word["favours"] and learned["beyond_composition"] == "True"
+        assert contains_motif(learned["consensus"], PLANTED_MOTIFS[word["favours"]][2:8], 2) or \
+            contains_motif(learned["consensus"], reverse_complement(PLANTED_MOTIFS[word["favours"]])[2:8], 2)
+    assert "Beside them: words enriched in each class" in (sequence_run / "report.html").read_text()
+
+    gata = Motif("filter01", word_matrix("AGATAAG") * 50, 50, 0.2, "A")
+    gata.background_z, gata.beats_random, gata.stop = 8.0, 0.8, 7
+    composition = Motif("filter02", word_matrix("WWWWWWWW") * 50, 300, 0.5, "B", stop=8)  # AT-richness only
+    read = _enriched_words([{"word": "WGATAR", "favours": "A", "z": 9.1, "share_in_class": 0.5, "share_in_others": 0.1},
+                            {"word": "GCGCATGCGC", "favours": "B", "z": 7.7, "share_in_class": 0.3,
+                             "share_in_others": 0.01}], [[], []], [gata, composition])
+    assert [w["learned_as"] for w in read] == ["filter01", ""]

@@ -156,9 +156,8 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return best
 
 
-def name_motifs(motifs: list, choice: str) -> dict:
+def name_motifs(motifs: list, known: list[KnownMotif], description: str) -> dict:
     """Set `known` (a list of Match) on each motif beyond composition; returns notes for metrics.json."""
-    known, description = load(choice)
     named = [m for m in motifs if m.beyond_composition]
     for motif, matches in zip(named, best_matches([m.probabilities for m in named], known)):
         motif.known = matches

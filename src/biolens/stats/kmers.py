@@ -37,6 +37,13 @@ class Word:
     share_out: float      # ...and of the other classes'
 
 
+def word_matrix(word: str) -> np.ndarray:
+    """An IUPAC word as a (width, 4) probability matrix, its letters' bases equally likely: to compare a word with
+    learned or known motifs."""
+    return np.array([[1.0 / len(IUPAC[letter]) if base in IUPAC[letter] else 0.0 for base in "ACGT"]
+                     for letter in word])
+
+
 def base_codes(one_hot: np.ndarray) -> np.ndarray:
     """(n, length) base codes 0-3 (ACGT), -1 where the column is all zero (N or padding)."""
     codes = one_hot.argmax(axis=2).astype(np.int64)

@@ -17,6 +17,7 @@ from biolens import console
 from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.explain import known_motifs
+from biolens.stats import kmers
 from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, one_hot,
                                       read_fasta_files, read_training_sequences)
 from biolens.runs import Run, write_csv
@@ -168,14 +169,23 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
     with console.step("reading the motifs the network learned"):
         motifs, notes = learned_motifs(model, x, y, np.concatenate([parts["train"], parts["val"]]), class_names,
                                        seed=config.seed)
+    words = run.info.get("kmer_seeds") or []
     with console.step(f"naming the motifs by the known motifs they match ({config.known_motifs})"):
         try:
-            naming = known_motifs.name_motifs(motifs, config.known_motifs)
+            known, description = known_motifs.load(config.known_motifs)
+            naming = known_motifs.name_motifs(motifs, known, description)
+            word_names = known_motifs.best_matches([kmers.word_matrix(w["word"]) for w in words], known)
         except Exception as error:  # noqa: BLE001 - names are a reading aid; a library failure must not cost the run
             naming = {"database": "none", "failed": f"{type(error).__name__}: {error}"}
+            word_names = [[] for _ in words]
             metrics["warnings"] = metrics.get("warnings", []) + [
                 f"The learned motifs were not named by known ones ({naming['failed']}); motifs.meme can be compared "
                 "with JASPAR by Tomtom instead."]
+    enriched = _enriched_words(words, word_names, motifs)
+    write_csv(run.path / "enriched_words.tsv", ["word", "favours", "share_in_class", "share_in_others", "z",
+                                                "known_motif", "known_id", "known_q", "learned_as"],
+              [[w["word"], w["favours"], w["share_in_class"], w["share_in_others"], w["z"], w["known_motif"],
+                w["known_id"], w["known_q"], w["learned_as"]] for w in enriched], delimiter="\t")
     write_csv(run.path / "motifs.tsv", ["motif", "consensus", "n_sites", "importance", "favours", "same_as", "bits",
                                         "rank_in_class", "beats_random", "background_z", "beyond_composition",
                                         "known_motif", "known_id", "known_taxon", "known_family", "known_q",
@@ -187,6 +197,7 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
     if motifs:
         figures.motif_logos(motifs, run.path / "figures" / "motifs.png")
     metrics["motifs"] = {**notes, "reported": len(motifs), "distinct": len(motifs), "known": naming,
+                         "enriched_words": enriched,
                          "top": [{"motif": m.name, "consensus": m.consensus, "favours": m.favours,
                                   "importance": round(m.importance, 5), "n_sites": m.n_sites,
                                   "repeats": len(m.repeats), "beats_random": round(m.beats_random, 3),
@@ -200,6 +211,26 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
     metrics["length"] = int(x.shape[1])
     supervised.save_results(run, model, metrics, seconds)
     return True
+
+
+WORD_LEARNED = 0.5   # similarity of a word and a learned motif at which the network learned the word's site
+
+
+def _enriched_words(words: list[dict], names: list, motifs: list) -> list[dict]:
+    """The classical side of the motifs: the words enriched in each class beyond its composition (the filter
+    seeds, counted on the training sequences), each with the known motif it matches and the learned motif beyond
+    composition that holds its site (`learned_as`, '' when the network learned no such motif)."""
+    from biolens.explain.motifs import similarity
+
+    out = []
+    for word, matches in zip(words, names):
+        matrix = kmers.word_matrix(word["word"])
+        learned = next((m.name for m in motifs if m.beyond_composition and m.favours == word["favours"]
+                        and similarity(matrix, m.probabilities) >= WORD_LEARNED), "")
+        best = matches[0] if matches else None
+        out.append({**word, "known_motif": best.known.name if best else "", "known_id": best.known.id if best else "",
+                    "known_q": float(f"{best.q:.2g}") if best else "", "learned_as": learned})
+    return out
 
 
 def _known_columns(motif) -> list[str]:
