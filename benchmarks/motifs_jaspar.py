@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from motifs_two_factor import read_meme  # noqa: E402
+from motifs_two_factor import plant, read_meme  # noqa: E402
 
 # (factor A, factor B, share of A sequences with a site, share of B, GC of A background, GC of B background)
 PAIRS = {"first": [("GATA1", "TAL1::TCF3", 0.6, 0.6, 0.45, 0.45), ("CTCF", "REST", 0.6, 0.6, 0.50, 0.50),
@@ -51,31 +51,6 @@ def jaspar_matrix(name: str):
     motif = found[0]
     counts = np.array([motif.counts[b] for b in "ACGT"], dtype=float).T
     return counts / counts.sum(axis=1, keepdims=True), motif.matrix_id, "; ".join(motif.tf_family or [])
-
-
-def generate(folder: Path, pair, matrices: dict, n: int, seed: int, length: int = 300) -> None:
-    a, b, share_a, share_b, gc_a, gc_b = pair
-    rng = np.random.default_rng(seed)
-    complement = str.maketrans("ACGT", "TGCA")
-    records, rows = [], []
-    for label, factor, share, gc in (("A", a, share_a, gc_a), ("B", b, share_b, gc_b)):
-        matrix = matrices[factor]
-        for k in range(n):
-            size = int(length + rng.integers(-80, 81))
-            seq = rng.choice(list("ACGT"), size, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
-            copies = 0 if rng.random() > share else 1 + int(rng.random() < 0.3)
-            for _ in range(copies):
-                site = "".join("ACGT"[rng.choice(4, p=row)] for row in matrix)
-                if rng.random() < 0.5:
-                    site = site.translate(complement)[::-1]
-                start = int(rng.integers(0, size - len(site)))
-                seq[start:start + len(site)] = list(site)
-            records.append(f">{label}_{k}\n{''.join(seq)}\n")
-            rows.append(f"{label}_{k}\t{label}\n")
-    order = rng.permutation(len(records))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "seqs.fasta").write_text("".join(records[i] for i in order))
-    (folder / "labels.tsv").write_text("id\tlabel\n" + "".join(rows[i] for i in order))
 
 
 def _tomtom_best(matrix: np.ndarray, database, keep: int = 8) -> list:
@@ -110,7 +85,7 @@ def main() -> None:
         for seed in range(args.seeds):
             name = f"{pair[0]}_{pair[1]}_s{seed}".replace("::", "-")
             data, run = out / name / "data", out / name / "run"
-            generate(data, pair, {f: v[0] for f, v in planted.items()}, args.per_class, seed)
+            plant(data, pair, {f: v[0] for f, v in planted.items()}, args.per_class, seed)
             if not (run / "motifs.tsv").exists():
                 subprocess.run([sys.executable, "-m", "biolens", "train", str(data / "seqs.fasta"), "--labels",
                                 str(data / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,

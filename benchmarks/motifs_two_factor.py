@@ -52,12 +52,18 @@ def pwm(consensus: str, strength: float) -> np.ndarray:
 
 
 def generate(folder: Path, scenario, n: int, seed: int, length: int = 300) -> None:
+    plant(folder, scenario, {factor: pwm(*FACTORS[factor]) for factor in scenario[:2]}, n, seed, length)
+
+
+def plant(folder: Path, scenario, matrices: dict, n: int, seed: int, length: int = 300) -> None:
+    """seqs.fasta and labels.tsv of a two-class set: class A holds sites of factor A sampled from `matrices[A]`
+    (width x 4 probabilities) in its share of the sequences (1-2 sites, either strand), class B likewise."""
     a, b, share_a, share_b, gc_a, gc_b = scenario
     rng = np.random.default_rng(seed)
     complement = str.maketrans("ACGT", "TGCA")
     records, rows = [], []
     for label, factor, share, gc in (("A", a, share_a, gc_a), ("B", b, share_b, gc_b)):
-        matrix = pwm(*FACTORS[factor])
+        matrix = matrices[factor]
         for k in range(n):
             size = int(length + rng.integers(-80, 81))
             seq = rng.choice(list("ACGT"), size, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
