@@ -607,3 +607,18 @@ def test_enriched_words_stand_beside_the_learned_motifs_and_say_which_the_networ
                             {"word": "GCGCATGCGC", "favours": "B", "z": 7.7, "share_in_class": 0.3,
                              "share_in_others": 0.01}], [[], []], [gata, composition])
     assert [w["learned_as"] for w in read] == ["filter01", ""]
+
+
+def test_a_sequence_run_says_whether_more_sequences_would_help(sequence_run):
+    """The learning curve, as for images: the same network retrained on nested eighths, quarters and halves of the
+    training sequences (each counting its own filter seeds), scored on the same test sequences."""
+    metrics = json.loads((sequence_run / "metrics.json").read_text())
+    curve = metrics["learning_curve"]
+    train = int((pd.read_csv(sequence_run / "splits.csv")["split"] == "train").sum())
+    assert curve["fractions"][-1] == 1.0 and curve["sizes"][-1] == train and len(curve["sizes"]) == 7
+    assert curve["sizes"][0] < train / 6 and all(0 <= s <= 1 for s in curve["scores"])
+    assert "sequences" in curve["advice"] and "images" not in curve["advice"]
+    assert (sequence_run / "figures" / "learning_curve.png").exists()
+    assert "Is the data enough?" in (sequence_run / "report.html").read_text()
+    again = biolens("learning-curve", sequence_run)
+    assert "has its learning curve already" in again.stdout + again.stderr

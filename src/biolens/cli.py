@@ -65,7 +65,7 @@ def train(
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Images: start from the encoder of an earlier run (a `biolens pretrain` run, or an image classification run of another project)."),
     pretrain: Optional[str] = typer.Option(None, "--pretrain", help="Images: on: first learn the encoder without labels from the training and --unlabelled images; off; auto (default) does not pretrain (measured to add nothing over training from scratch) but says when on is worth a try."),
     unlabelled: Optional[Path] = typer.Option(None, "--unlabelled", help="Images: a folder of unlabelled images for --pretrain to learn from too."),
-    learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Images: retrain on 1/8, 1/4 and 1/2 of the training set to predict what more data would give (default: when it adds under 10 minutes)."),
+    learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Retrain on 1/8, 1/4 and 1/2 of the training images or sequences to predict what more data would give (default: when it adds under 10 minutes)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0): the same seed gives the same result on the same machine."),
     workers: Optional[str] = typer.Option(None, "--workers", help="Several machines: every worker as host:port, comma-separated, the same list on each (sets TF_CONFIG; see docs/scaling.md)."),
     worker_index: int = typer.Option(0, "--worker-index", help="With --workers: this machine's position in the list (0 = the chief, which writes the run folder)."),
@@ -103,11 +103,11 @@ def train(
         raise InputError("Give the data to train on (a folder of class sub-folders, a manifest CSV, or a FASTA file "
                          "with --labels), or --resume RUN.")
     shared = _given(group_column=group_column, epochs=epochs, patience=patience, time_budget=time_budget,
-                    batch_size=batch_size, learning_rate=learning_rate, min_per_class=min_per_class, seed=seed)
+                    batch_size=batch_size, learning_rate=learning_rate, min_per_class=min_per_class, seed=seed,
+                    learning_curve=None if learning_curve is None else ("on" if learning_curve else "off"))
     image_only = _given(backbone=backbone, weights=weights, image_size=image_size, stack=stack,
                         skip_bad=skip_bad or None, augment=False if no_augment else None,
                         add_labels=str(add_labels.resolve()) if add_labels else None,
-                        learning_curve=None if learning_curve is None else ("on" if learning_curve else "off"),
                         init_from=str(init_from.resolve()) if init_from else None, pretrain=pretrain,
                         unlabelled=str(unlabelled.resolve()) if unlabelled else None)
     sequence_only = _given(length=length, filters=filters, filter_width=filter_width, kmer_seeds=kmer_seeds,
@@ -247,7 +247,7 @@ def report(run: Path = typer.Argument(..., help="A run folder.")):
 
 
 @app.command("learning-curve")
-def learning_curve(run: Path = typer.Argument(..., help="A finished image classification or detection run.")):
+def learning_curve(run: Path = typer.Argument(..., help="A finished image or sequence classification or detection run.")):
     """Is my data enough? Add the learning curve to a finished run: the model is trained again by the run's own
     rules on parts of its training data, each scored on the same test set; the report gains the curve and advice.
 

@@ -210,6 +210,7 @@ class SequenceConfig(SupervisedConfig):
             from (stats/kmers.py); 0 = every filter starts random.
         known_motifs: the known motifs that name learned ones: jaspar (JASPAR CORE, all taxa), jaspar-<taxon>
             (vertebrates, plants, insects, fungi, nematodes, urochordates), a MEME file, or none.
+        learning_curve: auto, on or off: retrain on parts of the training sequences to say whether more would help.
     """
     labels: str = ""
     length: int = option(0, low=0, high=1_000_000, integer=True)
@@ -218,6 +219,7 @@ class SequenceConfig(SupervisedConfig):
     both_strands: bool = True
     kmer_seeds: int = option(4, low=0, high=64, integer=True)
     known_motifs: str = "jaspar"
+    learning_curve: str = option("auto", choices=("auto", "on", "off"))
 
     def check(self) -> None:
         from biolens.explain.known_motifs import check_choice

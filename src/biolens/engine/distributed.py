@@ -18,6 +18,7 @@ from pathlib import Path
 from biolens.errors import InputError
 
 CHIEF_RUN_ENV = "BIOLENS_CHIEF_RUN"  # the chief's run folder, for the other workers to resume from
+ACROSS_MACHINES_NOTE = "not run: training ran across several machines; rerun on one machine to get it"  # extra fits
 
 
 def configure(workers: str, index: int, chief_run: Path) -> None:

@@ -166,8 +166,8 @@ def run_for_learning_curve(path: Path | str):
     info = read_run_info(run)
     spec = registry.get(info.get("task"))
     if spec.learning_curve is None:
-        raise InputError(f"{run.path} is a {spec.title} run; only image classification and object detection runs "
-                         "have a learning curve.")
+        raise InputError(f"{run.path} is a {spec.title} run; only image or sequence classification and object "
+                         "detection runs have a learning curve.")
     if info.get("status") != "complete":
         raise InputError(f"{run.path} has not finished (status {info.get('status')}); resume it first.")
     return run, info, spec

@@ -227,13 +227,15 @@ def learning_curve_seconds(train_seconds: float) -> float:
     return train_seconds * sum(LEARNING_CURVE_FRACTIONS) * LEARNING_CURVE_SEEDS
 
 
-def learning_curve_plan(mode: str, y: np.ndarray, parts: dict[str, np.ndarray], train_seconds: float) -> str | None:
+def learning_curve_plan(mode: str, y: np.ndarray, parts: dict[str, np.ndarray], train_seconds: float,
+                        unit: str = "images") -> str | None:
     """None when the learning curve should run, else the reason it does not (said in the report and the CLI)."""
     expected = learning_curve_seconds(train_seconds)
     if mode == "off":
-        return ("turned off (--no-learning-curve). To see whether more images would help, add it to this run with "
-                f"biolens learning-curve: it retrains on 1/8, 1/4 and 1/2 of the training images, about "
-                f"{max(1, round(expected / 60))} more minutes here")
+        minutes = max(1, round(expected / 60))
+        return (f"turned off (--no-learning-curve). To see whether more {unit} would help, add it to this run with "
+                f"biolens learning-curve: it retrains on 1/8, 1/4 and 1/2 of the training {unit}, about "
+                f"{minutes} more minute{'s' if minutes > 1 else ''} here")
     if mode == "on":
         return None
     smallest = int(np.bincount(y[parts["train"]]).min())
@@ -257,11 +259,12 @@ def nested_subsets(y: np.ndarray, train: np.ndarray, fractions, seed: int) -> li
 
 def side_model(run: Run, name: str, x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
                score: np.ndarray, *, fit_options: dict, batch_size_for: Callable[[int], int],
-               train_data_for: Callable[[np.ndarray, int], object], build_model: Callable[[], tuple[object, str]],
-               seed: int) -> np.ndarray:
+               train_data_for: Callable[[np.ndarray, int], object],
+               build_model: Callable[[np.ndarray], tuple[object, str]], seed: int) -> np.ndarray:
     """Train one more model by the run's own rules (learning-curve fractions, cross-validation folds) in
-    checkpoints/<name>/ and return its softmax probabilities for the `score` rows. Only the probabilities are
-    kept (probabilities.npy), not the weights; an interrupted series resumes at the first model not finished."""
+    checkpoints/<name>/ and return its softmax probabilities for the `score` rows. `build_model(train)` builds it
+    from its own training rows only (a sequence model's filter seeds are counted on them). Only the probabilities
+    are kept (probabilities.npy), not the weights; an interrupted series resumes at the first model not finished."""
     import shutil
 
     from biolens.models.io import load_trusted
@@ -275,7 +278,7 @@ def side_model(run: Run, name: str, x: np.ndarray, y: np.ndarray, train: np.ndar
     options = dict(fit_options)
     if callable(options.get("learning_rate")):  # a rate that follows the batch size, as the main model's did
         options["learning_rate"] = options["learning_rate"](batch_size)
-    fit_in_run(Run(folder), x, y, {"train": train, "val": val}, build_model=build_model,
+    fit_in_run(Run(folder), x, y, {"train": train, "val": val}, build_model=lambda: build_model(train),
                train_data=lambda size: train_data_for(train, size), batch_size=batch_size, seed=seed, **options)
     probs = evaluation.softmax(training.predict_logits(load_trusted(folder / "checkpoints" / "best.keras"), x, score))
     for leftover in folder.iterdir():

@@ -89,10 +89,11 @@ def learning_curve(sizes, scores, *, factors=(2, 4), seed: int = 0) -> dict:
 
 
 def advice(overall: dict, per_class: dict[str, dict], class_counts: dict[str, int], *, metric: str = "balanced accuracy",
-           unit: str = "images", class_metric: str = "recall",
-           plateau_hint: str = "Check the labels of the classes that are confused and the images listed as possible "
-                               "label errors.") -> str:
+           unit: str = "images", class_metric: str = "recall", plateau_hint: str | None = None) -> str:
     """One or two plain sentences: how much more data would likely help, and where to add it."""
+    if plateau_hint is None:
+        plateau_hint = (f"Check the labels of the classes that are confused and the {unit} listed as possible label "
+                        "errors.")
     now = overall["measured_at_largest"]
     fitted_now = overall["current"]
     estimate, low, high = overall["predicted"]["2x"]

@@ -24,7 +24,6 @@ from biolens.engine import distributed, lifecycle, splits, supervised, training
 TASK = "classify"
 
 # the extra models of the learning curve and of small-data cross-validation train on one machine only
-ACROSS_MACHINES_NOTE = "not run: training ran across several machines; rerun on one machine to get it"
 IN_MEMORY_LIMIT = 2 << 30  # decoded pixels above this go to a memory-mapped cache file in the run folder
 
 
@@ -325,7 +324,7 @@ def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, pa
     """Is my data enough? metrics["learning_curve"] and its figure, or the reason it was not run."""
     from biolens.report import figures
 
-    skipped = (ACROSS_MACHINES_NOTE if distributed.cluster() is not None
+    skipped = (distributed.ACROSS_MACHINES_NOTE if distributed.cluster() is not None
                else supervised.learning_curve_plan(config.learning_curve, y, parts, float(state.get("elapsed", 0.0))))
     if skipped:
         metrics["learning_curve_skipped"] = skipped
@@ -347,7 +346,7 @@ def add_learning_curve(run: Run, config: ClassifyConfig, metrics: dict) -> dict:
     import dataclasses
 
     if distributed.cluster() is not None:
-        raise InputError(f"{run.path}: {ACROSS_MACHINES_NOTE}.")
+        raise InputError(f"{run.path}: {distributed.ACROSS_MACHINES_NOTE}.")
     loaded, y, class_names, assignment, unlabelled = lifecycle.prepared_again(_prepare, config, run)
     parts = {name: np.flatnonzero(assignment == name) for name in ("train", "val", "test")}
     recipe, _ = _run_recipe(run, config, loaded.pixels, y, len(class_names), parts, unlabelled)
@@ -364,7 +363,7 @@ def _side_model_options(config: ClassifyConfig, pixels, y, recipe: Recipe) -> di
                 batch_size_for=config.auto_batch_size,
                 train_data_for=lambda rows, size: training.image_batches(pixels, y, rows, size, shuffle=True,
                                                                          augment=config.augment, seed=config.seed),
-                build_model=recipe.build)
+                build_model=lambda rows: recipe.build())
 
 
 def _small_data_estimate(run: Run, config: ClassifyConfig, pixels, images, y, class_names, metrics,
@@ -374,8 +373,8 @@ def _small_data_estimate(run: Run, config: ClassifyConfig, pixels, images, y, cl
         return
     if distributed.cluster() is not None:
         metrics["small_data"] = {"smallest_class": int(np.bincount(y).min()), "threshold": supervised.SMALL_DATA_PER_CLASS,
-                                 "cross_validation": None, "note": ACROSS_MACHINES_NOTE}
-        console.say(f"small data: cross-validation {ACROSS_MACHINES_NOTE}")
+                                 "cross_validation": None, "note": distributed.ACROSS_MACHINES_NOTE}
+        console.say(f"small data: cross-validation {distributed.ACROSS_MACHINES_NOTE}")
         return
     groups = np.asarray(images.groups) if images.groups else None
     with console.step(f"small data: {supervised.CROSS_VALIDATION_FOLDS}-fold cross-validation over all images"):

@@ -107,9 +107,6 @@ def _split_groups(found: LabelledSequences) -> tuple[list[str] | None, str]:
 
 
 def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, assignment, groups, notes) -> bool:
-    from biolens.models.sequence import seed_motif_filters, sequence_cnn
-    from biolens.stats.kmers import enriched_words
-
     warnings = notes + supervised.class_balance_notes(y, class_names) + splits.missing_classes(found.labels, assignment)
     for warning in warnings:
         console.say(f"warning: {warning}")
@@ -118,18 +115,10 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
     run.update_info(warnings=warnings)
     started = time.perf_counter()
     def build_model():  # only for a fresh start: a resumed run loads its checkpoint and needs no seeds
-        words = []
-        if config.kmer_seeds:  # the training sequences only: the test set never shapes the model
-            with console.step("counting words enriched in each class (filter seeds)"):
-                words = enriched_words(x[parts["train"]], y[parts["train"]], len(class_names),
-                                       per_class=config.kmer_seeds, seed=config.seed, both_strands=config.both_strands)
-            run.update_info(kmer_seeds=[{"word": w.word, "favours": class_names[w.favours], "z": w.z,
-                                         "share_in_class": w.share_in, "share_in_others": w.share_out} for w in words])
-        model = sequence_cnn(len(class_names), filters=config.filters, width=config.filter_width,
-                             both_strands=config.both_strands)
-        seeded = seed_motif_filters(model, [w.word for w in words])
-        return model, ("none (trained from scratch" + (f"; {seeded} first-layer filters started from words enriched "
-                                                       "in one class)" if seeded else ")"))
+        model, note, words = _seeded_model(config, x, y, parts["train"], class_names)
+        run.update_info(kmer_seeds=[{"word": w.word, "favours": class_names[w.favours], "z": w.z,
+                                     "share_in_class": w.share_in, "share_in_others": w.share_out} for w in words])
+        return model, note
 
     state = supervised.fit_in_run(
         run, x, y, parts,
@@ -142,6 +131,62 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
         console.say("this worker's part of training is done; worker 0 writes the run folder.")
         return False
     return _finish(run, config, found, x, y, class_names, parts, groups, state, time.perf_counter() - started)
+
+
+def _seeded_model(config: SequenceConfig, x, y, train: np.ndarray, class_names: list[str]):
+    """A new network, its first-layer filters partly started from words enriched in each class of the `train` rows
+    (never validation or test): (model, note on its weights, words)."""
+    from biolens.models.sequence import seed_motif_filters, sequence_cnn
+
+    words = []
+    if config.kmer_seeds:
+        with console.step("counting words enriched in each class (filter seeds)"):
+            words = kmers.enriched_words(x[train], y[train], len(class_names), per_class=config.kmer_seeds,
+                                         seed=config.seed, both_strands=config.both_strands)
+    model = sequence_cnn(len(class_names), filters=config.filters, width=config.filter_width,
+                         both_strands=config.both_strands)
+    seeded = seed_motif_filters(model, [w.word for w in words])
+    return model, ("none (trained from scratch" + (f"; {seeded} first-layer filters started from words enriched "
+                                                   "in one class)" if seeded else ")")), words
+
+
+def _learning_curve(run: Run, config: SequenceConfig, x, y, class_names, parts, state, metrics) -> None:
+    """Would more sequences help? metrics["learning_curve"] and its figure, or the reason it was not run. Each
+    smaller model counts its own filter seeds on its own part of the training set."""
+    from biolens.report import figures
+
+    skipped = (distributed.ACROSS_MACHINES_NOTE if distributed.cluster() is not None else
+               supervised.learning_curve_plan(config.learning_curve, y, parts, float(state.get("elapsed", 0.0)),
+                                              unit="sequences"))
+    if skipped:
+        metrics["learning_curve_skipped"] = skipped
+        metrics["learning_curve_expected_seconds"] = round(
+            supervised.learning_curve_seconds(float(state.get("elapsed", 0.0))), 1)
+        console.say(f"learning curve {skipped}")
+        return
+    options = dict(fit_options=dict(epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
+                                    learning_rate=config.auto_learning_rate, class_weights=config.class_weights,
+                                    mixed_precision=config.mixed_precision),
+                   batch_size_for=config.auto_batch_size,
+                   train_data_for=lambda rows, size: training.array_batches(x, y, rows, size, shuffle=True,
+                                                                            seed=config.seed),
+                   build_model=lambda rows: _seeded_model(config, x, y, rows, class_names)[:2])
+    with console.step("learning curve (1/8, 1/4, 1/2 of the training sequences, 2 repeats)"):
+        curve = supervised.learning_curve_in_run(run, x, y, parts, class_names, metrics, seed=config.seed,
+                                                 unit="sequences", **options)
+    metrics["learning_curve"] = curve
+    figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
+    console.say(curve["advice"])
+
+
+def add_learning_curve(run: Run, config: SequenceConfig, metrics: dict) -> dict:
+    """The learning curve of a finished run (`biolens learning-curve RUN`), on the run's own split."""
+    import dataclasses
+
+    found, x, y, class_names, assignment, _, _ = lifecycle.prepared_again(_prepare, config, run)
+    parts = {name: np.flatnonzero(assignment == name) for name in ("train", "val", "test")}
+    _learning_curve(run, dataclasses.replace(config, learning_curve="on"), x, y, class_names, parts, {}, metrics)
+    return metrics["learning_curve"]
 
 
 def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, seconds) -> bool:
@@ -209,6 +254,7 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
                                             for k in m.known]}
                                  for m in motifs[:10]]}
     metrics["length"] = int(x.shape[1])
+    _learning_curve(run, config, x, y, class_names, parts, state, metrics)
     supervised.save_results(run, model, metrics, seconds)
     return True
 
