@@ -17,10 +17,10 @@ from biolens import console
 from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.explain import known_motifs
-from biolens.stats import kmers
 from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, one_hot,
                                       read_fasta_files, read_training_sequences)
 from biolens.runs import Run, write_csv
+from biolens.stats import kmers
 from biolens.engine import distributed, lifecycle, splits, supervised, training
 
 TASK = "sequence_classify"
@@ -190,8 +190,7 @@ def add_learning_curve(run: Run, config: SequenceConfig, metrics: dict) -> dict:
 
 
 def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, seconds) -> bool:
-    from biolens.explain.motifs import learned_motifs, write_meme
-    from biolens.report import figures
+    from biolens.stats import baselines, sequence_baseline
 
     test = parts["test"]
     model, metrics, probs, unsure = supervised.evaluate_held_out(
@@ -201,8 +200,6 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
                                              *[f"prob_{c}" for c in class_names]],
               [[found.ids[i], class_names[y[i]], class_names[probs[row].argmax()], f"{probs[row].max():.4f}",
                 bool(unsure[row]), *[f"{p:.4f}" for p in probs[row]]] for row, i in enumerate(test)])
-    from biolens.stats import baselines, sequence_baseline
-
     with console.step("fitting the classical baseline (logistic regression on k-mer frequencies)"):
         compared = sequence_baseline.compare(x, y, parts, class_names, probs.argmax(1),
                                              both_strands=config.both_strands,
@@ -211,6 +208,18 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
     metrics.update(compared, baseline_reading=reading)
     metrics["warnings"] = metrics.get("warnings", []) + sequence_baseline.length_warning(compared, len(class_names))
     console.say(reading)
+    _write_motifs(run, config, model, x, y, class_names, parts, metrics)
+    metrics["length"] = int(x.shape[1])
+    _learning_curve(run, config, x, y, class_names, parts, state, metrics)
+    supervised.save_results(run, model, metrics, seconds)
+    return True
+
+
+def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, parts, metrics: dict) -> None:
+    """motifs.tsv, motifs.meme, their logos and names, and enriched_words.tsv beside them; metrics["motifs"]."""
+    from biolens.explain.motifs import learned_motifs, write_meme
+    from biolens.report import figures
+
     with console.step("reading the motifs the network learned"):
         motifs, notes = learned_motifs(model, x, y, np.concatenate([parts["train"], parts["val"]]), class_names,
                                        seed=config.seed)
@@ -253,10 +262,6 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
                                              "agreement": round(k.agreement, 3)}
                                             for k in m.known]}
                                  for m in motifs[:10]]}
-    metrics["length"] = int(x.shape[1])
-    _learning_curve(run, config, x, y, class_names, parts, state, metrics)
-    supervised.save_results(run, model, metrics, seconds)
-    return True
 
 
 WORD_LEARNED = 0.5   # similarity of a word and a learned motif at which the network learned the word's site
