@@ -623,7 +623,7 @@ def test_a_learning_curve_is_refused_in_one_line_for_runs_that_cannot_have_one(d
     (other / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     assert "resume it first" in one_line_error(biolens("learning-curve", other, check=False))
     (other / "run.json").write_text(json.dumps({**info, "task": "cluster"}))
-    assert "only image classification and object detection" in one_line_error(biolens("learning-curve", other, check=False))
+    assert "only image or sequence classification and object detection" in one_line_error(biolens("learning-curve", other, check=False))
 
 
 @pytest.mark.parametrize("layout", ["tiles", "strips", "one strip", "16-bit grey", "one compressed strip"])
