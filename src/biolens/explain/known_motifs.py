@@ -148,7 +148,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
         for shift in range(1 - len(other), len(a)):
             lo, hi = max(0, shift), min(len(a), shift + len(other))
             weight = np.minimum(bits_a[lo:hi], bits_b[lo - shift:hi - shift])
-            if weight.sum() < MIN_COVERAGE * total:
+            if weight.sum() <= 0 or weight.sum() < MIN_COVERAGE * total:
                 continue
             x, y = centred(a[lo:hi]), centred(other[lo - shift:hi - shift])
             r = (x * y).sum(axis=1) / np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1) + 1e-12)
