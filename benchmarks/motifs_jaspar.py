@@ -47,7 +47,8 @@ def jaspar_matrix(name: str):
     """The vertebrate CORE matrix of `name` (the first JASPAR lists), as (width, 4) probabilities, its id, family."""
     from pyjaspar import jaspardb
 
-    found = [m for m in jaspardb().fetch_motifs_by_name(name) if m.collection == "CORE" and m.tax_group == "vertebrates"]
+    found = [m for m in jaspardb().fetch_motifs_by_name(name)
+             if m.collection == "CORE" and m.tax_group == "vertebrates"]
     motif = found[0]
     counts = np.array([motif.counts[b] for b in "ACGT"], dtype=float).T
     return counts / counts.sum(axis=1, keepdims=True), motif.matrix_id, "; ".join(motif.tf_family or [])
@@ -116,8 +117,8 @@ def main() -> None:
                     continue
                 matrix = learned[row["motif"]]
                 like = likeness[rows.index(row)]
-                candidates.append({"motif": row["motif"], "planted": max(like, key=like.get) if max(like.values()) >= 0.5
-                                   else None, "agreement_with_planted": {
+                planted_here = max(like, key=like.get) if max(like.values()) >= 0.5 else None
+                candidates.append({"motif": row["motif"], "planted": planted_here, "agreement_with_planted": {
                                        f: round(known_motifs.agreement(matrix, v[0]), 3) for f, v in planted.items()},
                                    "tomtom_best": _tomtom_best(matrix, database)})
             metrics = json.loads((run / "metrics.json").read_text())

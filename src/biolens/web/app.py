@@ -492,8 +492,9 @@ def create_app(settings: Settings) -> FastAPI:
             if not by_file and not given:
                 raise InputError(f"{sequences.name} needs its label table (columns id and label); or give one FASTA "
                                  "file per class, named by the class (e.g. GATA1.fa and TAL1.fa), without a table.")
-            labels = _single_input(await _data_from_form(form, "labels_file", "labels_path", target / "labels")) \
-                if given else None
+            labels = None
+            if given:
+                labels = _single_input(await _data_from_form(form, "labels_file", "labels_path", target / "labels"))
             return name, task, {"data": str(sequences), "labels": str(labels) if labels else None, "seed": seed,
                                 "epochs": _integer(values, "sequence_epochs", 30, 1, 1000),
                                 "group_column": values.get("sequence_group_column", "").strip() or None,
