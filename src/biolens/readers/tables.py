@@ -104,7 +104,7 @@ def _decimal_commas(table: pd.DataFrame, as_text: bool) -> pd.DataFrame:
     was read. Any other column, a mixed one included, is left as written, so its odd value is named downstream."""
     for column in table.columns:
         values = table[column]
-        if not pd.api.types.is_string_dtype(values):  # object columns of text, or pandas' own string dtype
+        if values.dtype != object and not isinstance(values.dtype, pd.StringDtype):  # text: object or pandas' str
             continue
         given = values.dropna().astype(str).str.strip()
         if not len(given) or not given.str.contains(",", regex=False).any():
