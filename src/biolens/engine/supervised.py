@@ -324,6 +324,29 @@ def learning_curve_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[st
             "advice": advice(overall, per_class, counts, unit=unit)}
 
 
+def learning_curve_step(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], class_names: list[str],
+                        metrics: dict, *, mode: str, train_seconds: float, seed: int, unit: str = "images",
+                        **model_options) -> None:
+    """Is my data enough? The task's learning curve in metrics["learning_curve"] with its figure, or the reason it
+    was not run (metrics["learning_curve_skipped"], with what the second step would add). `model_options`: those
+    of `side_model`."""
+    from biolens.engine import distributed
+    from biolens.report import figures
+
+    skipped = (distributed.ACROSS_MACHINES_NOTE if distributed.cluster() is not None
+               else learning_curve_plan(mode, y, parts, train_seconds, unit=unit))
+    if skipped:
+        metrics["learning_curve_skipped"] = skipped
+        metrics["learning_curve_expected_seconds"] = round(learning_curve_seconds(train_seconds), 1)
+        console.say(f"learning curve {skipped}")
+        return
+    with console.step(f"learning curve (1/8, 1/4, 1/2 of the training {unit}, 2 repeats)"):
+        curve = learning_curve_in_run(run, x, y, parts, class_names, metrics, seed=seed, unit=unit, **model_options)
+    metrics["learning_curve"] = curve
+    figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
+    console.say(curve["advice"])
+
+
 SMALL_DATA_PER_CLASS = 30
 CROSS_VALIDATION_FOLDS = 5
 

@@ -322,22 +322,9 @@ def _possible_label_errors(run: Run, model, pixels, images, y, parts, test_probs
 def _learning_curve(run: Run, config: ClassifyConfig, pixels, y, class_names, parts, state, metrics,
                     recipe: Recipe) -> None:
     """Is my data enough? metrics["learning_curve"] and its figure, or the reason it was not run."""
-    from biolens.report import figures
-
-    skipped = (distributed.ACROSS_MACHINES_NOTE if distributed.cluster() is not None
-               else supervised.learning_curve_plan(config.learning_curve, y, parts, float(state.get("elapsed", 0.0))))
-    if skipped:
-        metrics["learning_curve_skipped"] = skipped
-        metrics["learning_curve_expected_seconds"] = round(
-            supervised.learning_curve_seconds(float(state.get("elapsed", 0.0))), 1)  # what the second step would add
-        console.say(f"learning curve {skipped}")
-        return
-    with console.step("learning curve (1/8, 1/4, 1/2 of the training set, 2 repeats)"):
-        curve = supervised.learning_curve_in_run(run, pixels, y, parts, class_names, metrics, seed=config.seed,
-                                                 **_side_model_options(config, pixels, y, recipe))
-    metrics["learning_curve"] = curve
-    figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
-    console.say(curve["advice"])
+    supervised.learning_curve_step(run, pixels, y, parts, class_names, metrics, mode=config.learning_curve,
+                                   train_seconds=float(state.get("elapsed", 0.0)), seed=config.seed,
+                                   **_side_model_options(config, pixels, y, recipe))
 
 
 def add_learning_curve(run: Run, config: ClassifyConfig, metrics: dict) -> dict:

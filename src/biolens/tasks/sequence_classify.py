@@ -153,30 +153,15 @@ def _seeded_model(config: SequenceConfig, x, y, train: np.ndarray, class_names: 
 def _learning_curve(run: Run, config: SequenceConfig, x, y, class_names, parts, state, metrics) -> None:
     """Would more sequences help? metrics["learning_curve"] and its figure, or the reason it was not run. Each
     smaller model counts its own filter seeds on its own part of the training set."""
-    from biolens.report import figures
-
-    skipped = (distributed.ACROSS_MACHINES_NOTE if distributed.cluster() is not None else
-               supervised.learning_curve_plan(config.learning_curve, y, parts, float(state.get("elapsed", 0.0)),
-                                              unit="sequences"))
-    if skipped:
-        metrics["learning_curve_skipped"] = skipped
-        metrics["learning_curve_expected_seconds"] = round(
-            supervised.learning_curve_seconds(float(state.get("elapsed", 0.0))), 1)
-        console.say(f"learning curve {skipped}")
-        return
-    options = dict(fit_options=dict(epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
-                                    learning_rate=config.auto_learning_rate, class_weights=config.class_weights,
-                                    mixed_precision=config.mixed_precision),
-                   batch_size_for=config.auto_batch_size,
-                   train_data_for=lambda rows, size: training.array_batches(x, y, rows, size, shuffle=True,
-                                                                            seed=config.seed),
-                   build_model=lambda rows: _seeded_model(config, x, y, rows, class_names)[:2])
-    with console.step("learning curve (1/8, 1/4, 1/2 of the training sequences, 2 repeats)"):
-        curve = supervised.learning_curve_in_run(run, x, y, parts, class_names, metrics, seed=config.seed,
-                                                 unit="sequences", **options)
-    metrics["learning_curve"] = curve
-    figures.learning_curve(curve, run.path / "figures" / "learning_curve.png")
-    console.say(curve["advice"])
+    supervised.learning_curve_step(
+        run, x, y, parts, class_names, metrics, mode=config.learning_curve,
+        train_seconds=float(state.get("elapsed", 0.0)), seed=config.seed, unit="sequences",
+        fit_options=dict(epochs=config.epochs, patience=config.patience, time_budget=config.time_budget,
+                         learning_rate=config.auto_learning_rate, class_weights=config.class_weights,
+                         mixed_precision=config.mixed_precision),
+        batch_size_for=config.auto_batch_size,
+        train_data_for=lambda rows, size: training.array_batches(x, y, rows, size, shuffle=True, seed=config.seed),
+        build_model=lambda rows: _seeded_model(config, x, y, rows, class_names)[:2])
 
 
 def add_learning_curve(run: Run, config: SequenceConfig, metrics: dict) -> dict:
