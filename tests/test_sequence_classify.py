@@ -603,9 +603,9 @@ def test_enriched_words_stand_beside_the_learned_motifs_and_say_which_the_networ
     gata = Motif("filter01", word_matrix("AGATAAG") * 50, 50, 0.2, "A")
     gata.background_z, gata.beats_random, gata.stop = 8.0, 0.8, 7
     composition = Motif("filter02", word_matrix("WWWWWWWW") * 50, 300, 0.5, "B", stop=8)  # AT-richness only
-    read = _enriched_words([{"word": "WGATAR", "favours": "A", "z": 9.1, "share_in_class": 0.5, "share_in_others": 0.1},
-                            {"word": "GCGCATGCGC", "favours": "B", "z": 7.7, "share_in_class": 0.3,
-                             "share_in_others": 0.01}], [[], []], [gata, composition])
+    words = [{"word": "WGATAR", "favours": "A", "z": 9.1, "share_in_class": 0.5, "share_in_others": 0.1},
+             {"word": "GCGCATGCGC", "favours": "B", "z": 7.7, "share_in_class": 0.3, "share_in_others": 0.01}]
+    read = _enriched_words(words, [word_matrix(w["word"]) for w in words], [[], []], [gata, composition])
     assert [w["learned_as"] for w in read] == ["filter01", ""]
 
 

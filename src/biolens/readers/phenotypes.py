@@ -286,8 +286,7 @@ def _id_reading(genotyped: list[str], phenotyped: list[str]) -> tuple[list[str],
         return genotyped, phenotyped, "", ""
     enough = max(10, len(genotyped) // 2)
 
-    def usable(reading) -> bool:
-        ours, theirs = reading[0], reading[1]
+    def usable(ours: list[str], theirs: list[str]) -> bool:
         return (len(set(ours)) == len(ours) and len(set(theirs)) == len(theirs)
                 and len(set(ours) & set(theirs)) >= enough)
 
@@ -299,13 +298,13 @@ def _id_reading(genotyped: list[str], phenotyped: list[str]) -> tuple[list[str],
     prefixes = [reading for reading in
                 [(genotype_read, phenotyped, "genotype ids' part after the first '_'", example(genotyped, genotype_read)),
                  (genotyped, phenotype_read, "phenotype ids' part after the first '_'",
-                  example(phenotyped, phenotype_read))] if usable(reading)]
+                  example(phenotyped, phenotype_read))] if usable(reading[0], reading[1])]
     if len(prefixes) == 1:
         return prefixes[0]
     for rule, words in ((lambda s: s.strip().casefold(), "ids without case or surrounding spaces"),
                         (_without_leading_zeros, "digit-only ids without their leading zeros")):
         ours, theirs = [rule(s) for s in genotyped], [rule(s) for s in phenotyped]
-        if usable((ours, theirs, "", "")):
+        if usable(ours, theirs):
             side = (genotyped, ours) if ours != genotyped else (phenotyped, theirs)
             return ours, theirs, words, example(*side)
     return genotyped, phenotyped, "", ""

@@ -209,18 +209,19 @@ def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, pa
         motifs, notes = learned_motifs(model, x, y, np.concatenate([parts["train"], parts["val"]]), class_names,
                                        seed=config.seed)
     words = run.info.get("kmer_seeds") or []
+    word_matrices = [kmers.word_matrix(w["word"]) for w in words]
     with console.step(f"naming the motifs by the known motifs they match ({config.known_motifs})"):
         try:
             known, description = known_motifs.load(config.known_motifs)
             naming = known_motifs.name_motifs(motifs, known, description)
-            word_names = known_motifs.best_matches([kmers.word_matrix(w["word"]) for w in words], known)
+            word_names = known_motifs.best_matches(word_matrices, known)
         except Exception as error:  # noqa: BLE001 - names are a reading aid; a library failure must not cost the run
             naming = {"database": "none", "failed": f"{type(error).__name__}: {error}"}
             word_names = [[] for _ in words]
             metrics["warnings"] = metrics.get("warnings", []) + [
                 f"The learned motifs were not named by known ones ({naming['failed']}); motifs.meme can be compared "
                 "with JASPAR by Tomtom instead."]
-    enriched = _enriched_words(words, word_names, motifs)
+    enriched = _enriched_words(words, word_matrices, word_names, motifs)
     write_csv(run.path / "enriched_words.tsv", ["word", "favours", "share_in_class", "share_in_others", "z",
                                                 "known_motif", "known_id", "known_q", "learned_as"],
               [[w["word"], w["favours"], w["share_in_class"], w["share_in_others"], w["z"], w["known_motif"],
@@ -252,15 +253,14 @@ def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, pa
 WORD_LEARNED = 0.5   # similarity of a word and a learned motif at which the network learned the word's site
 
 
-def _enriched_words(words: list[dict], names: list, motifs: list) -> list[dict]:
+def _enriched_words(words: list[dict], matrices: list[np.ndarray], names: list, motifs: list) -> list[dict]:
     """The classical side of the motifs: the words enriched in each class beyond its composition (the filter
     seeds, counted on the training sequences), each with the known motif it matches and the learned motif beyond
     composition that holds its site (`learned_as`, '' when the network learned no such motif)."""
     from biolens.explain.motifs import similarity
 
     out = []
-    for word, matches in zip(words, names):
-        matrix = kmers.word_matrix(word["word"])
+    for word, matrix, matches in zip(words, matrices, names):
         learned = next((m.name for m in motifs if m.beyond_composition and m.favours == word["favours"]
                         and similarity(matrix, m.probabilities) >= WORD_LEARNED), "")
         best = matches[0] if matches else None
