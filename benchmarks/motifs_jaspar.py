@@ -43,6 +43,64 @@ PAIRS = {"first": [("GATA1", "TAL1::TCF3", 0.6, 0.6, 0.45, 0.45), ("CTCF", "REST
                     ("CTCF", "HNF4A", 0.35, 0.35, 0.50, 0.45), ("IRF4", "NRF1", 0.35, 0.35, 0.45, 0.55)]}
 
 
+# Human dinucleotide frequencies (per 100 dinucleotides, rows the first base ACGT; CpG depleted to ~1/4 of its
+# expectation), the first-order chain the genome-like background draws from
+HUMAN_DINUCLEOTIDES = np.array([[9.8, 5.0, 7.0, 7.6], [7.3, 5.2, 1.0, 7.0], [6.0, 4.2, 5.2, 5.0], [6.5, 6.0, 7.3, 9.8]])
+
+
+class GenomeLike:
+    """Backgrounds with what real peak sets share and plain random bases lack: a CpG-depleted first-order chain;
+    CpG-island stretches (GC 0.65, CpG not depleted) in a share of each class's sequences that differs between the
+    classes, as promoter-bound and distal factors' peaks differ; copies of one interspersed repeat (a 280-base
+    consensus, 12% of bases changed per copy) and simple repeats in both classes alike; and sites of a third factor
+    (AP-1, FOS::JUN) in 15% of both classes, which tells the classes nothing apart. With `partners` (class ->
+    the other factor's matrix) and `partner_share`, each class also holds the other factor's sites in that share of
+    its sequences, as factors that bind together (GATA1 and TAL1) share peaks."""
+
+    def __init__(self, islands: dict[str, float], seed: int = 12345, partners: dict | None = None,
+                 partner_share: float = 0.0):
+        rng = np.random.default_rng(seed)
+        self.islands, self.partners, self.partner_share = islands, partners or {}, partner_share
+        self.transitions = HUMAN_DINUCLEOTIDES / HUMAN_DINUCLEOTIDES.sum(axis=1, keepdims=True)
+        self.start = HUMAN_DINUCLEOTIDES.sum(axis=1) / HUMAN_DINUCLEOTIDES.sum()
+        self.repeat = rng.choice(4, 280, p=[0.24, 0.26, 0.26, 0.24])
+        self.shared_factor = jaspar_matrix("FOS::JUN")[0]
+
+    def __call__(self, rng, size: int, gc: float, label: str) -> np.ndarray:
+        codes = np.empty(size, dtype=int)
+        codes[0] = rng.choice(4, p=self.start)
+        draws = rng.random(size)
+        cumulative = np.cumsum(self.transitions, axis=1)
+        for i in range(1, size):
+            codes[i] = min(int(np.searchsorted(cumulative[codes[i - 1]], draws[i])), 3)
+        if rng.random() < self.islands[label]:
+            width = min(size, int(rng.integers(200, 400)))
+            start = int(rng.integers(0, size - width + 1))
+            codes[start:start + width] = rng.choice(4, width, p=[0.175, 0.325, 0.325, 0.175])
+        if rng.random() < 0.15:
+            copy = self.repeat.copy()
+            changed = rng.random(copy.size) < 0.12
+            copy[changed] = rng.integers(0, 4, changed.sum())
+            cut = int(rng.integers(0, 120))
+            copy = copy[cut:][:size]
+            start = int(rng.integers(0, size - copy.size + 1))
+            codes[start:start + copy.size] = copy
+        if rng.random() < 0.10:
+            unit = [[0, 1], [0], [1, 0, 2]][int(rng.integers(0, 3))]  # (AC)n, poly-A, (CAG)n
+            tract = np.array((unit * 40)[:int(rng.integers(16, 40))])
+            start = int(rng.integers(0, size - tract.size + 1))
+            codes[start:start + tract.size] = tract
+        for matrix, share in ((self.shared_factor, 0.15), (self.partners.get(label), self.partner_share)):
+            if matrix is None or share <= 0 or rng.random() >= share:
+                continue
+            site = np.array([rng.choice(4, p=row) for row in matrix])
+            if rng.random() < 0.5:
+                site = 3 - site[::-1]
+            start = int(rng.integers(0, size - site.size + 1))
+            codes[start:start + site.size] = site
+        return np.array(list("ACGT"))[codes]
+
+
 def jaspar_matrix(name: str):
     """The vertebrate CORE matrix of `name` (the first JASPAR lists), as (width, 4) probabilities, its id, family."""
     from pyjaspar import jaspardb
@@ -76,6 +134,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--per-class", type=int, default=400)
     parser.add_argument("--out", default="/tmp/motifs_jaspar")
+    parser.add_argument("--background", choices=("random", "genome-like"), default="random",
+                        help="genome-like: CpG-depleted chain, CpG islands in 30%% of class A and 10%% of B, "
+                             "shared repeats and a shared third factor (GenomeLike)")
+    parser.add_argument("--partner-share", type=float, default=0.0,
+                        help="with --background genome-like: each class also holds the other factor's sites in "
+                             "this share of its sequences (factors that bind together)")
     args = parser.parse_args()
     out = Path(args.out)
     database, _ = known_motifs.load("jaspar")
@@ -86,7 +150,10 @@ def main() -> None:
         for seed in range(args.seeds):
             name = f"{pair[0]}_{pair[1]}_s{seed}".replace("::", "-")
             data, run = out / name / "data", out / name / "run"
-            plant(data, pair, {f: v[0] for f, v in planted.items()}, args.per_class, seed)
+            partners = {"A": planted[pair[1]][0], "B": planted[pair[0]][0]}
+            plant(data, pair, {f: v[0] for f, v in planted.items()}, args.per_class, seed,
+                  background=GenomeLike({"A": 0.3, "B": 0.1}, partners=partners, partner_share=args.partner_share)
+                  if args.background == "genome-like" else None)
             if not (run / "motifs.tsv").exists():
                 subprocess.run([sys.executable, "-m", "biolens", "train", str(data / "seqs.fasta"), "--labels",
                                 str(data / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,

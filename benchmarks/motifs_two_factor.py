@@ -55,9 +55,11 @@ def generate(folder: Path, scenario, n: int, seed: int, length: int = 300) -> No
     plant(folder, scenario, {factor: pwm(*FACTORS[factor]) for factor in scenario[:2]}, n, seed, length)
 
 
-def plant(folder: Path, scenario, matrices: dict, n: int, seed: int, length: int = 300) -> None:
+def plant(folder: Path, scenario, matrices: dict, n: int, seed: int, length: int = 300, background=None) -> None:
     """seqs.fasta and labels.tsv of a two-class set: class A holds sites of factor A sampled from `matrices[A]`
-    (width x 4 probabilities) in its share of the sequences (1-2 sites, either strand), class B likewise."""
+    (width x 4 probabilities) in its share of the sequences (1-2 sites, either strand), class B likewise.
+    `background(rng, size, gc, label)` draws a sequence's letters before the sites go in (default: independent
+    bases of the class's GC)."""
     a, b, share_a, share_b, gc_a, gc_b = scenario
     rng = np.random.default_rng(seed)
     complement = str.maketrans("ACGT", "TGCA")
@@ -66,7 +68,8 @@ def plant(folder: Path, scenario, matrices: dict, n: int, seed: int, length: int
         matrix = matrices[factor]
         for k in range(n):
             size = int(length + rng.integers(-80, 81))
-            seq = rng.choice(list("ACGT"), size, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
+            seq = (background(rng, size, gc, label) if background is not None else
+                   rng.choice(list("ACGT"), size, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]))
             copies = 0 if rng.random() > share else 1 + int(rng.random() < 0.3)
             for _ in range(copies):
                 site = "".join("ACGT"[rng.choice(4, p=row)] for row in matrix)

@@ -622,3 +622,65 @@ def test_a_sequence_run_says_whether_more_sequences_would_help(sequence_run):
     assert "Is the data enough?" in (sequence_run / "report.html").read_text()
     again = biolens("learning-curve", sequence_run)
     assert "has its learning curve already" in again.stdout + again.stderr
+
+
+def _sequence_table(sequence_data, path, *, with_ids: bool):
+    """The labelled set as benchmark sets and supplementary tables often come: one row per sequence, the sequence in
+    a column, the class in another (and here a column of notes that is not a sequence)."""
+    labels = pd.read_csv(sequence_data["labels"], sep="\t").set_index("id").label
+    lines = sequence_data["sequences"].read_text().splitlines()
+    records = {header[1:]: sequence for header, sequence in zip(lines[0::2], lines[1::2])}
+    table = pd.DataFrame({"name": list(records), "notes": "peak", "seq": [s.lower() for s in records.values()],
+                          "Class": [labels.get(i, "") for i in records]})
+    table = table if with_ids else table.drop(columns="name")
+    table.to_csv(path, index=False)
+    return table
+
+
+def test_a_table_of_sequences_and_labels_trains_and_predicts(sequence_data, sequence_run, tmp_path):
+    from biolens.readers.sequences import read_labelled, read_training_sequences
+
+    table = _sequence_table(sequence_data, tmp_path / "peaks.csv", with_ids=True)
+    found = read_training_sequences(tmp_path / "peaks.csv", None)
+    fasta = read_labelled(sequence_data["sequences"], sequence_data["labels"])
+    assert sorted(zip(found.ids, found.labels, found.sequences)) == sorted(zip(fasta.ids, fasta.labels, fasta.sequences))
+    assert any("3 rows have no label" in note for note in found.notes)  # the unlabelled records, as from FASTA
+
+    out = tmp_path / "runs" / "peaks"
+    biolens("train", tmp_path / "peaks.csv", "--out", out, "--epochs", "1", "--seed", "0", "--no-learning-curve",
+            "--known-motifs", "none")
+    splits = pd.read_csv(out / "splits.csv")
+    assert set(splits.id) == set(found.ids) and (out / "motifs.tsv").exists()
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["data"].endswith("peaks.csv") and info["config"]["labels"] == ""
+
+    # predicting from a table reads each row as the same FASTA record would be read
+    _sequence_table(sequence_data, tmp_path / "new.csv", with_ids=False)  # no ids: rows are named by their line
+    biolens("predict", sequence_run, tmp_path / "new.csv", "--out", tmp_path / "from_table.csv")
+    biolens("predict", sequence_run, sequence_data["sequences"], "--out", tmp_path / "from_fasta.csv")
+    from_table, from_fasta = pd.read_csv(tmp_path / "from_table.csv"), pd.read_csv(tmp_path / "from_fasta.csv")
+    assert list(from_table.id) == [f"line_{k + 2}" for k in range(len(table))]
+    assert list(from_fasta.id) == list(table.name)
+    np.testing.assert_allclose(from_table.filter(like="prob_").to_numpy(), from_fasta.filter(like="prob_").to_numpy(),
+                               atol=1e-6)
+    assert (from_table.predicted == from_fasta.predicted).all()
+
+
+def test_a_sequence_table_with_protein_no_label_or_a_label_table_is_refused_in_one_line(sequence_data, tmp_path):
+    from biolens.readers.sequences import sequence_table
+
+    protein = pd.DataFrame({"sequence": ["MKTAYIAKQRQISFVKSHFSRQ"] * 12 + ["ACGTACGTAC"] * 12, "label": ["a", "b"] * 12})
+    protein.to_csv(tmp_path / "protein.csv", index=False)
+    said = one_line_error(biolens("train", tmp_path / "protein.csv", "--out", tmp_path / "r", check=False))
+    assert "protein.csv, line 2" in said and "'I'" in said and "column 'sequence'" in said
+    protein.assign(sequence=["ACGTTGCAAC"] * 24).drop(columns="label").to_csv(tmp_path / "nolabel.csv", index=False)
+    said = one_line_error(biolens("train", tmp_path / "nolabel.csv", "--out", tmp_path / "r", check=False))
+    assert "no column is named label" in said and "columns: sequence" in said
+    said = one_line_error(biolens("train", tmp_path / "protein.csv", "--labels", sequence_data["labels"], "--out",
+                                  tmp_path / "r", check=False))
+    assert "one table" in said and "--labels is for a FASTA" in said
+    # an image manifest is not a sequence table (its paths are not nucleotide letters), nor are short codes
+    pd.DataFrame({"path": ["a/cell_1.png"] * 3, "label": ["x"] * 3}).to_csv(tmp_path / "manifest.csv", index=False)
+    pd.DataFrame({"well": ["ACG", "TTA", "GAC"], "label": ["x"] * 3}).to_csv(tmp_path / "wells.csv", index=False)
+    assert sequence_table(tmp_path / "manifest.csv") is None and sequence_table(tmp_path / "wells.csv") is None
+    assert not (tmp_path / "r").exists()

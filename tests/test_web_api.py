@@ -231,6 +231,28 @@ def test_one_fasta_per_class_uploaded_without_a_label_table_is_queued(server, se
     assert one.status_code == 400 and "needs its label table" in alert(one) and "one FASTA file per class" in alert(one)
 
 
+def test_a_table_of_sequences_and_labels_uploaded_alone_is_queued_and_predicted(server, tmp_path, sequence_data,
+                                                                                sequence_run):
+    """A CSV with a sequence and a label column (as benchmark sets come) is the whole input: no label table."""
+    lines = sequence_data["sequences"].read_text().splitlines()
+    labels = dict(row.split("\t") for row in sequence_data["labels"].read_text().splitlines()[1:])
+    table = "sequence,label\n" + "".join(f"{s},{labels[h[1:]]}\n" for h, s in zip(lines[0::2], lines[1::2])
+                                          if h[1:] in labels)
+    queued = new_run(server, files=[("files", ("peaks.csv", table.encode(), "text/csv"))], task="sequence_classify",
+                     name="seqtable", sequence_epochs="3")
+    assert queued.status_code == 303, alert(queued)
+    params = json.loads(server.app.app.state.queue.latest_for("seqtable")["params"])
+    assert params["labels"] is None and Path(params["data"]).read_text() == table
+    server.post("/runs/seqtable/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+
+    shutil.copytree(sequence_run, tmp_path / "runs" / "motifs-table")
+    rows = "sequence\n" + "".join(f"{s}\n" for s in lines[1:14:2])
+    predicted = server.post("/predict", data={"csrf": server.csrf, "run": "motifs-table"},
+                            files=[("files", ("new.csv", rows.encode(), "text/csv"))])
+    assert predicted.status_code == 200, alert(predicted)
+    assert predicted.text.count("<tr ") == 7 and "line_8" in predicted.text
+
+
 def test_a_finished_sequence_run_predicts_an_uploaded_fasta(server, tmp_path, sequence_run):
     from biolens.simulate import simulate_labelled_sequences
 

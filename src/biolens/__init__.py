@@ -37,13 +37,14 @@ def _default_out(task: str, data) -> str:
 
 def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
     """Train a classifier: labelled images (folder of class folders or manifest CSV), or DNA sequences (FASTA)
-    with `labels` (a table with columns id and label) or a folder of FASTA files, one per class. `resume`
+    with `labels` (a table with columns id and label), a folder of FASTA files, one per class, or one table with
+    a sequence column and a label column. `resume`
     continues an interrupted run of either kind.
 
     See `biolens.tasks.classify.train` and `biolens.tasks.sequence_classify.train` for the options.
     """
     from biolens.engine import lifecycle
-    from biolens.readers.sequences import are_sequences, class_files, is_fasta
+    from biolens.readers.sequences import are_sequences, class_files, is_fasta, sequence_table
     from biolens.tasks import classify, sequence_classify
 
     if resume is not None:
@@ -58,7 +59,7 @@ def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
         if labels is None and is_fasta(data):
             raise InputError(f"{data} is a FASTA file: give --labels TABLE with the columns id and label (or a folder "
                              "with one FASTA file per class).")
-        if labels is not None and not is_fasta(data) and class_files(data) is None:
+        if labels is not None and not is_fasta(data) and class_files(data) is None and sequence_table(data) is None:
             raise InputError(f"--labels is for sequence classification, but {data} is not a FASTA file. Images are "
                              "labelled by their class folders or a manifest CSV.")
         return sequence_classify.train(data, out or _default_out("sequences", data), labels=labels, **options)

@@ -5,6 +5,7 @@ variant sites are called) and sequence classification (unaligned sequences of an
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import re
 from dataclasses import dataclass, field
@@ -269,13 +270,138 @@ def _check_classes(labels: list[str], sequences: list[str], source: Path, min_pe
         notes.append(f"{unknown:.1%} of bases are N or IUPAC ambiguity codes; the model reads them as unknown.")
 
 
+SEQUENCE_COLUMNS = ("sequence", "seq", "sequences", "dna", "rna", "dna_sequence", "nucleotide_sequence")
+LABEL_COLUMNS = ("label", "class", "labels", "target", "y")
+ID_COLUMNS = ("id", "name", "sequence_id", "seq_id", "record")
+_SEQUENCE_TEXT = re.compile(r"^[ACGTUNRYKMSWBDHV]+$", re.IGNORECASE)
+_MIN_SEQUENCE_TEXT = 8   # shorter strings of these letters are codes or words, not sequences
+
+
+def _named(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    columns = {str(c).strip().casefold(): c for c in table.columns}
+    return next((columns[n] for n in names if n in columns), None)
+
+
+def sequence_column(table: pd.DataFrame) -> str | None:
+    """The column of a table that holds DNA/RNA sequences: one named sequence (seq, dna, ...) whose values are 8
+    characters or more at the median (its letters are checked when read, so a protein column is refused by name),
+    else the first whose every filled value is a string of 8 or more nucleotide letters at the median."""
+    def texts(column):
+        values = table[column].dropna().astype(str).str.strip()
+        return values[values != ""]
+
+    named = _named(table, SEQUENCE_COLUMNS)
+    if named is not None and len(texts(named)) and texts(named).str.len().median() >= _MIN_SEQUENCE_TEXT:
+        return named
+    for column in table.columns:
+        values = texts(column)
+        if len(values) and values.str.len().median() >= _MIN_SEQUENCE_TEXT and values.str.match(_SEQUENCE_TEXT).all():
+            return column
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _sequence_table(path: str, modified: float, size: int) -> tuple[pd.DataFrame, str] | None:
+    from biolens.readers.tables import read_table
+
+    try:
+        table = read_table(Path(path), "sequence table")
+    except InputError:
+        return None
+    column = sequence_column(table)
+    return (table, column) if column is not None else None
+
+
+def sequence_table(path) -> tuple[pd.DataFrame, str] | None:
+    """(table, its sequence column) when `path` is a table (CSV, TSV, Excel, optionally compressed) with a column of
+    sequences, else None: how sequence sets downloaded from benchmarks and papers often arrive (sequence,label)."""
+    from biolens.readers.tables import is_table
+
+    if path is None or not is_table(path) or not Path(path).is_file():
+        return None
+    stat = Path(path).stat()
+    return _sequence_table(str(Path(path).resolve()), stat.st_mtime, stat.st_size)
+
+
+def table_records(path) -> list[tuple[str, str]]:
+    """(id, upper-case sequence) per row of a sequence table, IUPAC codes as N and U as T; ids from an id column
+    (id, name, sequence_id, ...) or, without one, 'line_N' (N the row's line in the file)."""
+    from biolens.readers.tables import line_of
+
+    found = sequence_table(path)
+    if found is None:
+        raise InputError(f"{path}: no column of DNA sequences (A, C, G, T, N, at least {_MIN_SEQUENCE_TEXT} letters in "
+                         "every row); name it 'sequence'.")
+    table, column = found
+    id_column = _named(table, ID_COLUMNS)
+    records, seen = [], {}
+    for row, (value, name) in enumerate(zip(table[column], table[id_column] if id_column is not None
+                                            else [None] * len(table))):
+        record_id = f"line_{line_of(row)}" if name is None or pd.isna(name) or not str(name).strip() else str(name).strip()
+        sequence = "" if pd.isna(value) else str(value).strip().upper().translate(_AMBIGUOUS)
+        if not sequence:
+            raise InputError(f"{path}, line {line_of(row)} ('{record_id}'): no sequence in the column '{column}'; fill it "
+                             "in or remove the row.")
+        if record_id in seen:
+            raise InputError(f"{path}: the id '{record_id}' is on lines {seen[record_id]} and {line_of(row)}; ids in the "
+                             f"column '{id_column}' must be unique.")
+        bad = _ALLOWED.search(sequence)
+        if bad:
+            raise InputError(f"{path}, line {line_of(row)} ('{record_id}'): character '{bad.group()}' at position "
+                             f"{bad.start() + 1} of the column '{column}' is not a DNA letter (A, C, G, T, N or an IUPAC "
+                             "code). biolens classifies DNA/RNA; protein sequences are not supported.")
+        seen[record_id] = line_of(row)
+        records.append((record_id, sequence))
+    return records
+
+
+def read_sequence_table(path, *, group_column: str | None = None, min_per_class: int = 10) -> LabelledSequences:
+    """Labelled sequences of one table: a sequence column and a label column (label, class, target, ...), optionally
+    the group column. Rows without a label are left out and said so, as FASTA records without one are."""
+    path = Path(path)
+    table, column = sequence_table(path)
+    label_column = _named(table, LABEL_COLUMNS)
+    if label_column is None:
+        raise InputError(f"{path}: the sequences are in the column '{column}' but no column is named label (or class, "
+                         f"target; columns: {', '.join(map(str, table.columns))}); name the column of classes 'label'.")
+    if group_column and group_column not in table.columns:
+        raise InputError(f"{path}: no column '{group_column}' for --group-column (columns: "
+                         f"{', '.join(map(str, table.columns))}).")
+    records = table_records(path)
+    labels = table[label_column].astype("string").str.strip()
+    labelled = labels.notna() & (labels.fillna("") != "")
+    keep = np.flatnonzero(labelled.to_numpy()).tolist()
+    notes = []
+    if len(keep) < len(records):
+        unlabelled = [records[i][0] for i in np.flatnonzero(~labelled.to_numpy())]
+        notes.append(f"{len(unlabelled)} rows have no label and were left out (e.g. {', '.join(unlabelled[:3])}).")
+    groups = None
+    if group_column:
+        values = table[group_column].astype("string").str.strip()
+        empty = next((i for i in keep if pd.isna(values.iloc[i]) or not values.iloc[i]), None)
+        if empty is not None:
+            raise InputError(f"{path}, line {empty + 2} ('{records[empty][0]}'): no value in the group column '{group_column}'; fill it in for "
+                             "every labelled sequence.")
+        groups = [str(values.iloc[i]) for i in keep]
+    sequences = [records[i][1] for i in keep]
+    _check_classes([str(labels.iloc[i]) for i in keep], sequences, path, min_per_class, notes)
+    return LabelledSequences([records[i][0] for i in keep], sequences, [str(labels.iloc[i]) for i in keep], groups,
+                             notes)
+
+
 def check_training_inputs(data, labels, group_column: str | None) -> None:
-    """The ways to label sequences for training, told apart: one FASTA with a label table, or a folder of class
-    files without one (never both, and a group column only with the table)."""
+    """The ways to label sequences for training, told apart: one FASTA with a label table, a folder of class
+    files without one (never both, and a group column only with the table), or one table holding the sequences
+    and their labels."""
+    if data is not None and sequence_table(data) is not None:
+        if labels is not None:
+            raise InputError(f"{data} holds the sequences and their labels in one table; --labels is for a FASTA "
+                             "file. Give the table alone.")
+        return
     folder = data is not None and class_files(data) is not None
     if data is None or (labels is None and not folder):
-        raise InputError("give the sequences (FASTA) and --labels TABLE with the columns id and label, or a folder "
-                         "with one FASTA file per class.")
+        raise InputError("give the sequences (FASTA) and --labels TABLE with the columns id and label, a folder "
+                         "with one FASTA file per class, or one table with a sequence and a label column.")
     if folder and labels is not None:
         raise InputError(f"{data} is a folder of FASTA files, one per class, which labels its sequences; --labels "
                          "is for one FASTA file. Give one or the other.")
@@ -288,14 +414,18 @@ def read_training_sequences(data, labels, *, group_column: str | None = None,
                             min_per_class: int = 10) -> LabelledSequences:
     """Labelled sequences from either form `check_training_inputs` accepts."""
     check_training_inputs(data, labels or None, group_column)
+    if sequence_table(data) is not None:
+        return read_sequence_table(data, group_column=group_column, min_per_class=min_per_class)
     if labels:
         return read_labelled(data, labels, group_column=group_column, min_per_class=min_per_class)
     return read_class_files(data, min_per_class=min_per_class)
 
 
 def are_sequences(data, labels=None) -> bool:
-    """Whether `train` was given sequences: a label table, a FASTA file, or a folder of class FASTA files."""
-    return labels is not None or (data is not None and (is_fasta(data) or class_files(data) is not None))
+    """Whether `train` was given sequences: a label table, a FASTA file, a folder of class FASTA files, or a table
+    with a column of sequences."""
+    return labels is not None or (data is not None and (is_fasta(data) or class_files(data) is not None
+                                                        or sequence_table(data) is not None))
 
 
 def class_name(path: Path) -> str:

@@ -18,7 +18,7 @@ from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.explain import known_motifs
 from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, one_hot,
-                                      read_fasta_files, read_training_sequences)
+                                      read_fasta_files, read_training_sequences, sequence_table, table_records)
 from biolens.runs import Run, write_csv
 from biolens.stats import kmers
 from biolens.engine import distributed, lifecycle, splits, supervised, training
@@ -32,8 +32,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
     """Train a sequence classifier, test it once on held-out sequences and extract its motifs.
 
     Args:
-        data: FASTA or FASTA.gz (DNA or RNA; IUPAC ambiguity codes are read as N) with `labels`, or a folder of
-            FASTA files, one per class, the file name being the class (GATA1.fa, TAL1.fa).
+        data: FASTA or FASTA.gz (DNA or RNA; IUPAC ambiguity codes are read as N) with `labels`, a folder of
+            FASTA files, one per class, the file name being the class (GATA1.fa, TAL1.fa), or a table (CSV, TSV,
+            Excel) with a sequence column and a label column (and optionally an id column).
         out: the run folder to create.
         labels: TSV/CSV with columns `id` (the FASTA record id) and `label`, optionally a group column; not with a
             folder of class files.
@@ -52,6 +53,7 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
 
 def _prepare(config: SequenceConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     what = (f"{Path(config.data).name} and {Path(config.labels).name}" if config.labels
+            else Path(config.data).name if sequence_table(config.data) is not None
             else f"{Path(config.data).name}/ (one FASTA file per class)")
     with console.step(f"reading {what}"):
         found = read_training_sequences(config.data, config.labels, group_column=config.group_column,
@@ -303,10 +305,18 @@ def _read_splits(run: Run, found) -> np.ndarray:
 
 def encode_for_prediction(run: Run, inputs: list[Path]) -> tuple[list[str], np.ndarray, list[str]]:
     """Ids, one-hot array at the run's length (centred, as in training) and notes, from one or more FASTA files
-    (a folder: the FASTA files in it)."""
+    (a folder: the FASTA files in it) or tables with a sequence column."""
     files = [f for path in inputs for f in ((class_files(path) or [path]) if Path(path).is_dir() else [path])]
-    records = read_fasta_files(files, purpose=f"{run.path} classifies DNA sequences")
+    tables = [f for f in files if sequence_table(f) is not None]
+    fasta = [f for f in files if f not in tables]
+    records = (read_fasta_files(fasta, purpose=f"{run.path} classifies DNA sequences") if fasta else []) + [
+        record for table in tables for record in table_records(table)]
     ids = [i for i, _ in records]
+    if len(set(ids)) < len(ids):
+        seen: set[str] = set()
+        repeated = next(i for i in ids if i in seen or seen.add(i))
+        raise InputError(f"sequence id '{repeated}' appears more than once in {', '.join(map(str, files))}; ids must "
+                         "be unique.")
     length = int(run.info["length"])
     notes = []
     cut = sum(len(s) > length for _, s in records)

@@ -33,7 +33,7 @@ from biolens.config import TRAIT_TRANSFORMS
 from biolens.engine import preflight, registry
 from biolens.errors import InputError
 from biolens.explain import known_motifs
-from biolens.readers.sequences import class_files, is_fasta
+from biolens.readers.sequences import class_files, is_fasta, sequence_table
 from biolens.tasks.export import default_name
 from biolens.web import security, views
 from biolens.web.jobs import JobQueue
@@ -483,10 +483,12 @@ def create_app(settings: Settings) -> FastAPI:
                                 "image_size": _integer(values, "image_size", 0, 0, 1024)}
         if task == "sequence_classify":
             sequences = _single_input(await _data_from_form(form, "files", "path", target / "sequences"))
-            by_file = class_files(sequences) is not None  # one FASTA per class: the file names label them
+            # one FASTA per class (the file names label them), or one table of sequences and labels
+            by_file = class_files(sequences) is not None or sequence_table(sequences) is not None
             if not by_file and not is_fasta(sequences):
-                raise InputError(f"{sequences.name} is not a FASTA file; give the sequences as FASTA (.fa, .fasta, "
-                                 "optionally .gz) and their labels as a table below, or one FASTA file per class.")
+                raise InputError(f"{sequences.name} is neither FASTA nor a table with a sequence column; give the "
+                                 "sequences as FASTA (.fa, .fasta, optionally .gz) and their labels as a table below, "
+                                 "one FASTA file per class, or one table with the columns sequence and label.")
             given = (_chosen_files(form, "labels_file") or str(form.get("labels_path", "") or "").strip()
                      or _kept_folder(str(form.get("kept_labels_file", "") or "")))
             if not by_file and not given:
