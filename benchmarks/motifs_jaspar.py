@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--background", choices=("random", "genome-like"), default="random",
                         help="genome-like: CpG-depleted chain, CpG islands in 30%% of class A and 10%% of B, "
                              "shared repeats and a shared third factor (GenomeLike)")
+    parser.add_argument("--only", default=None, help="run only the pairs that hold this factor (e.g. GATA1)")
     parser.add_argument("--partner-share", type=float, default=0.0,
                         help="with --background genome-like: each class also holds the other factor's sites in "
                              "this share of its sequences (factors that bind together)")
@@ -146,6 +147,8 @@ def main() -> None:
     family_of = {m.id: m.family for m in database}
     results = []
     for pair in PAIRS[args.pairs]:
+        if args.only and args.only not in pair[:2]:
+            continue
         planted = {f: jaspar_matrix(f) for f in pair[:2]}
         for seed in range(args.seeds):
             name = f"{pair[0]}_{pair[1]}_s{seed}".replace("::", "-")

@@ -200,18 +200,18 @@ def test_sequence_classification_is_offered_checked_at_submit_and_queued(server,
     not_fasta = new_run(server, task="sequence_classify", name="seq-bad",
                         files=[("files", (image.name, image.read_bytes(), "image/png")),
                                ("labels_file", ("labels.tsv", table.encode(), "text/plain"))])
-    assert not_fasta.status_code == 400 and "not a FASTA file" in alert(not_fasta)
+    assert not_fasta.status_code == 400 and "neither FASTA nor a table with a sequence column" in alert(not_fasta)
     assert server.app.app.state.queue.latest_for("seq-bad") is None
 
     queued = submit("seq", table.encode(), length="200", strands="single", sequence_epochs="5",
-                    known_motifs="jaspar-plants")
+                    known_motifs="jaspar-plants", sequence_learning_curve="off")
     assert queued.status_code == 303 and queued.headers["location"] == "/runs/seq", alert(queued)
     job = server.app.app.state.queue.latest_for("seq")
     params = json.loads(job["params"])
     assert job["task"] == "sequence_classify" and Path(params["data"]).name == fasta.name
     assert Path(params["labels"]).read_text() == table
     assert (params["length"], params["both_strands"], params["epochs"]) == (200, False, 5)
-    assert params["known_motifs"] == "jaspar-plants"
+    assert params["known_motifs"] == "jaspar-plants" and params["learning_curve"] == "off"
     server.post("/runs/seq/cancel", data={"csrf": server.csrf}, follow_redirects=False)
 
 

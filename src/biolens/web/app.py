@@ -502,6 +502,7 @@ def create_app(settings: Settings) -> FastAPI:
                                 "group_column": values.get("sequence_group_column", "").strip() or None,
                                 "length": _integer(values, "length", 0, 0, 1_000_000),
                                 "known_motifs": _choice(values, "known_motifs", known_motifs.CHOICES),
+                                "learning_curve": _choice(values, "sequence_learning_curve", ("auto", "on", "off")),
                                 "both_strands": _choice(values, "strands", ("both", "single")) == "both"}
         if task == "pretrain":
             data = await _data_from_form(form, "files", "path", target / "data")
