@@ -468,6 +468,7 @@ def test_a_folder_with_one_fasta_per_class_trains_and_predicts_without_a_label_t
     assert (splits.label == splits.id.map(labels)).all() and set(splits.label) == {"nfkb", "ebox", "background"}
     info = json.loads((out / "run.json").read_text())
     assert info["config"]["labels"] == "" and any("README.txt" in w for w in info.get("warnings", []))
+    assert "labelled by the names of its FASTA files" in (out / "report.html").read_text()
     assert (out / "motifs.tsv").exists()
     biolens("predict", out, tmp_path / "peaks", "--out", tmp_path / "preds.csv")  # the folder's FASTA files again
     predicted = pd.read_csv(tmp_path / "preds.csv")
@@ -653,6 +654,8 @@ def test_a_table_of_sequences_and_labels_trains_and_predicts(sequence_data, sequ
     assert set(splits.id) == set(found.ids) and (out / "motifs.tsv").exists()
     info = json.loads((out / "run.json").read_text())
     assert info["config"]["data"].endswith("peaks.csv") and info["config"]["labels"] == ""
+    report = (out / "report.html").read_text()
+    assert "labelled by its label column" in report and "--labels" not in report
 
     # predicting from a table reads each row as the same FASTA record would be read
     _sequence_table(sequence_data, tmp_path / "new.csv", with_ids=False)  # no ids: rows are named by their line

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from biolens.readers.tables import is_table
 from biolens.runs import Run, write_text
 
 _env = Environment(loader=PackageLoader("biolens", "report/templates"), autoescape=select_autoescape(["html", "j2"]))
@@ -434,7 +435,11 @@ def _context(run: Run, info: dict, metrics: dict) -> dict:
     if task == "detect":
         return {"per_image": _top_rows(run.path / "test_counts.tsv", 50)}
     sequences = task == "sequence_classify"
-    return {"sequences": sequences, "unit": "sequences" if sequences else "images"}
+    labelled_by = ""
+    if sequences and not info.get("config", {}).get("labels"):  # one FASTA per class, or one table
+        data = str(info.get("config", {}).get("data", ""))
+        labelled_by = ("its label column" if is_table(data) else "the names of its FASTA files, one per class")
+    return {"sequences": sequences, "unit": "sequences" if sequences else "images", "labelled_by": labelled_by}
 
 
 def write_report(run: Run) -> Path:
