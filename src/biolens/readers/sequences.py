@@ -285,7 +285,8 @@ def _named(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
 def sequence_column(table: pd.DataFrame) -> str | None:
     """The column of a table that holds DNA/RNA sequences: one named sequence (seq, dna, ...) whose values are 8
     characters or more at the median (its letters are checked when read, so a protein column is refused by name),
-    else the first whose every filled value is a string of 8 or more nucleotide letters at the median."""
+    else, of the columns whose every filled value is nucleotide letters, 8 or more at the median, the longest (so
+    a column of 8-base barcodes beside the sequences is not taken for them)."""
     def texts(column):
         values = table[column].dropna().astype(str).str.strip()
         return values[values != ""]
@@ -293,11 +294,12 @@ def sequence_column(table: pd.DataFrame) -> str | None:
     named = _named(table, SEQUENCE_COLUMNS)
     if named is not None and len(texts(named)) and texts(named).str.len().median() >= _MIN_SEQUENCE_TEXT:
         return named
+    lengths = {}
     for column in table.columns:
         values = texts(column)
         if len(values) and values.str.len().median() >= _MIN_SEQUENCE_TEXT and values.str.match(_SEQUENCE_TEXT).all():
-            return column
-    return None
+            lengths[column] = values.str.len().median()
+    return max(lengths, key=lengths.get) if lengths else None
 
 
 @functools.lru_cache(maxsize=8)
@@ -317,7 +319,7 @@ def sequence_table(path) -> tuple[pd.DataFrame, str] | None:
     sequences, else None: how sequence sets downloaded from benchmarks and papers often arrive (sequence,label)."""
     from biolens.readers.tables import is_table
 
-    if path is None or not is_table(path) or not Path(path).is_file():
+    if path is None or not is_table(path) or not Path(path).is_file() or is_fasta(path):
         return None
     stat = Path(path).stat()
     return _sequence_table(str(Path(path).resolve()), stat.st_mtime, stat.st_size)
@@ -358,6 +360,8 @@ def table_records(path) -> list[tuple[str, str]]:
 def read_sequence_table(path, *, group_column: str | None = None, min_per_class: int = 10) -> LabelledSequences:
     """Labelled sequences of one table: a sequence column and a label column (label, class, target, ...), optionally
     the group column. Rows without a label are left out and said so, as FASTA records without one are."""
+    from biolens.readers.tables import line_of
+
     path = Path(path)
     table, column = sequence_table(path)
     label_column = _named(table, LABEL_COLUMNS)
@@ -380,8 +384,8 @@ def read_sequence_table(path, *, group_column: str | None = None, min_per_class:
         values = table[group_column].astype("string").str.strip()
         empty = next((i for i in keep if pd.isna(values.iloc[i]) or not values.iloc[i]), None)
         if empty is not None:
-            raise InputError(f"{path}, line {empty + 2} ('{records[empty][0]}'): no value in the group column '{group_column}'; fill it in for "
-                             "every labelled sequence.")
+            raise InputError(f"{path}, line {line_of(empty)} ('{records[empty][0]}'): no value in the group column "
+                             f"'{group_column}'; fill it in for every labelled sequence.")
         groups = [str(values.iloc[i]) for i in keep]
     sequences = [records[i][1] for i in keep]
     _check_classes([str(labels.iloc[i]) for i in keep], sequences, path, min_per_class, notes)
