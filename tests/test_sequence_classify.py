@@ -687,3 +687,15 @@ def test_a_sequence_table_with_protein_no_label_or_a_label_table_is_refused_in_o
     pd.DataFrame({"well": ["ACG", "TTA", "GAC"], "label": ["x"] * 3}).to_csv(tmp_path / "wells.csv", index=False)
     assert sequence_table(tmp_path / "manifest.csv") is None and sequence_table(tmp_path / "wells.csv") is None
     assert not (tmp_path / "r").exists()
+
+
+def test_a_few_very_long_sequences_do_not_set_the_length_every_sequence_is_read_at():
+    from biolens.tasks.sequence_classify import default_length
+
+    rng = np.random.default_rng(0)
+    peaks = ["A" * int(n) for n in rng.integers(200, 501, 500)]
+    assert default_length(peaks) == max(map(len, peaks))  # ordinary spread: every base read
+    broad = peaks + ["C" * 12_000, "G" * 6_000]  # two broad peaks among 500 narrow ones
+    length = default_length(broad)
+    assert 490 <= length <= 500 and sum(len(s) > length for s in broad) <= 0.01 * len(broad)
+    assert default_length(["A" * 100] * 50 + ["A" * 190]) == 190  # under twice the percentile: the longest

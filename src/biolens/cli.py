@@ -50,7 +50,7 @@ def train(
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds (default: no limit)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Images: model input side in pixels (default: chosen from the data)."),
     stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse (default); max, mean or first (z-stack or time series -> one plane); channels (a page per channel)."),
-    length: Optional[int] = typer.Option(None, "--length", help="Sequences: bases the model reads (default: the longest); longer ones keep their centre."),
+    length: Optional[int] = typer.Option(None, "--length", help="Sequences: bases the model reads (default: the longest, or the 99th percentile of the lengths when the longest is over twice it); longer ones keep their centre."),
     filters: Optional[int] = typer.Option(None, "--filters", help="Sequences: first-layer filters, i.e. candidate motifs (default 64)."),
     filter_width: Optional[int] = typer.Option(None, "--filter-width", help="Sequences: motif window in bases (default 15)."),
     single_strand: bool = typer.Option(False, "--single-strand", help="Sequences: read only the given strand (RNA, mRNA, strand-specific data); default both."),

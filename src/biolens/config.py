@@ -202,7 +202,8 @@ class SequenceConfig(SupervisedConfig):
 
     Options (besides those of SupervisedConfig):
         labels: TSV/CSV with columns id (the FASTA record id) and label (and the group column if one is named).
-        length: bases the model reads; 0 = the longest sequence (others centred and padded with N, or cut).
+        length: bases the model reads; 0 = the longest sequence, or the 99th percentile of the lengths when
+            the longest is over twice it (others centred and padded with N, or cut).
         filters: first-layer filters, i.e. candidate motifs.
         filter_width: bases per motif window.
         both_strands: read both strands (off for strand-specific data such as RNA).

@@ -60,7 +60,7 @@ def _prepare(config: SequenceConfig, run: Run | None, out: Path) -> lifecycle.Pr
                                         min_per_class=config.min_per_class)
     fingerprint = data_fingerprint(config)
     longest = max(map(len, found.sequences))
-    length = int(run.info["length"]) if run is not None else (config.length or longest)
+    length = int(run.info["length"]) if run is not None else (config.length or default_length(found.sequences))
     if len(found.sequences) * length * 4 > MAX_ONE_HOT_BYTES:
         raise InputError(f"{config.data}: {len(found.sequences)} sequences of up to {longest:,} bases need more than "
                          f"{MAX_ONE_HOT_BYTES >> 30} GB as one-hot; give --length N to keep the central N bases.")
@@ -75,7 +75,11 @@ def _prepare(config: SequenceConfig, run: Run | None, out: Path) -> lifecycle.Pr
     notes = found.notes + ([duplicate_note] if duplicate_note else [])
     if longest > length:
         cut = sum(len(s) > length for s in found.sequences)
-        notes.append(f"{cut} sequences are longer than {length} bases; the model reads their central {length} bases.")
+        notes.append(f"{cut} sequences are longer than {length} bases; the model reads their central {length} bases"
+                     + ("" if config.length or run is not None else
+                        f" (the longest has {longest:,}: reading every sequence at that length would make the run "
+                        f"{longest / length:.0f} times slower for the few it lengthens; --length {longest} reads them "
+                        "whole)") + ".")
     x = one_hot(found.sequences, length, centred=True, dtype=np.uint8)
     return lifecycle.Prepared((found, x, y, class_names, assignment, groups, notes), fingerprint,
                               {"length": length, "class_names": class_names, "n_sequences": len(found.ids)})
@@ -286,6 +290,15 @@ def _bits(motif) -> float:
     from biolens.explain.motifs import information_content
 
     return float(information_content(motif.probabilities).sum())
+
+
+def default_length(sequences: list[str]) -> int:
+    """The bases the model reads when --length is not given: the longest sequence, unless it is more than twice the
+    99th percentile of the lengths (a few broad peaks or unspliced transcripts among short ones); then that
+    percentile, so 99% of the sequences are read whole and the rest keep their centre."""
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    typical = int(np.ceil(np.percentile(lengths, 99)))
+    return int(lengths.max()) if lengths.max() <= 2 * typical else typical
 
 
 def data_fingerprint(config: SequenceConfig) -> str:
