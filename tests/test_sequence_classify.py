@@ -669,13 +669,21 @@ def test_a_table_of_sequences_and_labels_trains_and_predicts(sequence_data, sequ
     assert (from_table.predicted == from_fasta.predicted).all()
 
 
-def test_a_sequence_table_with_protein_no_label_or_a_label_table_is_refused_in_one_line(sequence_data, tmp_path):
+def test_a_sequence_table_with_protein_no_label_or_a_label_table_is_refused_in_one_line(sequence_data, sequence_run,
+                                                                                      tmp_path):
     from biolens.readers.sequences import sequence_table
 
     protein = pd.DataFrame({"sequence": ["MKTAYIAKQRQISFVKSHFSRQ"] * 12 + ["ACGTACGTAC"] * 12, "label": ["a", "b"] * 12})
     protein.to_csv(tmp_path / "protein.csv", index=False)
     said = one_line_error(biolens("train", tmp_path / "protein.csv", "--out", tmp_path / "r", check=False))
     assert "protein.csv, line 2" in said and "'I'" in said and "column 'sequence'" in said
+    protein_read = one_line_error(biolens("predict", sequence_run, tmp_path / "protein.csv", "--out", tmp_path / "p.csv",
+                                        check=False))
+    assert "protein.csv, line 2" in protein_read and "'I'" in protein_read  # predict reads a table's letters alike
+    (tmp_path / "notes.md").write_text("# peaks\nnothing here\n")
+    neither = one_line_error(biolens("predict", sequence_run, tmp_path / "notes.md", "--out", tmp_path / "p.csv",
+                                     check=False))
+    assert "not a FASTA file, nor a table with a column of sequences" in neither
     protein.assign(sequence=["ACGTTGCAAC"] * 24).drop(columns="label").to_csv(tmp_path / "nolabel.csv", index=False)
     said = one_line_error(biolens("train", tmp_path / "nolabel.csv", "--out", tmp_path / "r", check=False))
     assert "no column is named label" in said and "columns: sequence" in said

@@ -17,7 +17,7 @@ from biolens import console
 from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.explain import known_motifs
-from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, one_hot,
+from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, is_fasta, one_hot,
                                       read_fasta_files, read_training_sequences, sequence_table, table_records)
 from biolens.runs import Run, write_csv
 from biolens.stats import kmers
@@ -322,6 +322,10 @@ def encode_for_prediction(run: Run, inputs: list[Path]) -> tuple[list[str], np.n
     files = [f for path in inputs for f in ((class_files(path) or [path]) if Path(path).is_dir() else [path])]
     tables = [f for f in files if sequence_table(f) is not None]
     fasta = [f for f in files if f not in tables]
+    other = next((f for f in fasta if not is_fasta(f)), None)
+    if other is not None:
+        raise InputError(f"{other}: not a FASTA file, nor a table with a column of sequences; {run.path} classifies DNA "
+                         "sequences, so give FASTA (records starting with '>') or a table with a 'sequence' column.")
     records = (read_fasta_files(fasta, purpose=f"{run.path} classifies DNA sequences") if fasta else []) + [
         record for table in tables for record in table_records(table)]
     ids = [i for i, _ in records]
