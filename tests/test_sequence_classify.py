@@ -671,7 +671,7 @@ def test_a_table_of_sequences_and_labels_trains_and_predicts(sequence_data, sequ
 
 def test_a_sequence_table_with_protein_no_label_or_a_label_table_is_refused_in_one_line(sequence_data, sequence_run,
                                                                                       tmp_path):
-    from biolens.readers.sequences import sequence_table
+    from biolens.readers.sequences import read_sequence_table, sequence_table
 
     protein = pd.DataFrame({"sequence": ["MKTAYIAKQRQISFVKSHFSRQ"] * 12 + ["ACGTACGTAC"] * 12, "label": ["a", "b"] * 12})
     protein.to_csv(tmp_path / "protein.csv", index=False)
@@ -687,6 +687,14 @@ def test_a_sequence_table_with_protein_no_label_or_a_label_table_is_refused_in_o
     protein.assign(sequence=["ACGTTGCAAC"] * 24).drop(columns="label").to_csv(tmp_path / "nolabel.csv", index=False)
     said = one_line_error(biolens("train", tmp_path / "nolabel.csv", "--out", tmp_path / "r", check=False))
     assert "no column is named label" in said and "columns: sequence" in said
+    # one column beside the sequences is the label whatever its name; a column of distinct notes is not
+    factors = protein.assign(sequence=["ACGTTGCAAC"] * 24).rename(columns={"label": "factor"})
+    factors.to_csv(tmp_path / "factor.csv", index=False)
+    found = read_sequence_table(tmp_path / "factor.csv")
+    assert found.labels == list(factors.factor) and "the column 'factor'" in found.notes[0]
+    factors.assign(factor=[f"peak {k}" for k in range(24)]).to_csv(tmp_path / "notes.csv", index=False)
+    said = one_line_error(biolens("train", tmp_path / "notes.csv", "--out", tmp_path / "r", check=False))
+    assert "no column is named label" in said and "columns: sequence, factor" in said
     said = one_line_error(biolens("train", tmp_path / "protein.csv", "--labels", sequence_data["labels"], "--out",
                                   tmp_path / "r", check=False))
     assert "one table" in said and "--labels is for a FASTA" in said

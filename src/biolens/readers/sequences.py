@@ -358,16 +358,22 @@ def table_records(path) -> list[tuple[str, str]]:
 
 
 def read_sequence_table(path, *, group_column: str | None = None, min_per_class: int = 10) -> LabelledSequences:
-    """Labelled sequences of one table: a sequence column and a label column (label, class, target, ...), optionally
-    the group column. Rows without a label are left out and said so, as FASTA records without one are."""
+    """Labelled sequences of one table: a sequence column and a label column (label, class, target, ..., or the one
+    column beside the sequences and ids, whatever its name), optionally the group column. Rows without a label are left out and said so, as FASTA records without one are."""
     from biolens.readers.tables import line_of
 
     path = Path(path)
     table, column = sequence_table(path)
     label_column = _named(table, LABEL_COLUMNS)
-    if label_column is None:
-        raise InputError(f"{path}: the sequences are in the column '{column}' but no column is named label (or class, "
-                         f"target; columns: {', '.join(map(str, table.columns))}); name the column of classes 'label'.")
+    notes = []
+    if label_column is None:  # one column beside the sequences (and ids, groups) is the label, whatever its name
+        others = [c for c in table.columns if c not in (column, _named(table, ID_COLUMNS), group_column)]
+        if len(others) != 1 or table[others[0]].nunique() > len(table) / 2:
+            raise InputError(f"{path}: the sequences are in the column '{column}' but no column is named label (or "
+                             f"class, target; columns: {', '.join(map(str, table.columns))}); name the column of "
+                             "classes 'label'.")
+        label_column = others[0]
+        notes.append(f"The classes were read from the column '{label_column}', the one column beside the sequences.")
     if group_column and group_column not in table.columns:
         raise InputError(f"{path}: no column '{group_column}' for --group-column (columns: "
                          f"{', '.join(map(str, table.columns))}).")
@@ -375,7 +381,6 @@ def read_sequence_table(path, *, group_column: str | None = None, min_per_class:
     labels = table[label_column].astype("string").str.strip()
     labelled = labels.notna() & (labels.fillna("") != "")
     keep = np.flatnonzero(labelled.to_numpy()).tolist()
-    notes = []
     if len(keep) < len(records):
         unlabelled = [records[i][0] for i in np.flatnonzero(~labelled.to_numpy())]
         notes.append(f"{len(unlabelled)} rows have no label and were left out (e.g. {', '.join(unlabelled[:3])}).")
