@@ -137,6 +137,8 @@ def main() -> None:
     parser.add_argument("--background", choices=("random", "genome-like"), default="random",
                         help="genome-like: CpG-depleted chain, CpG islands in 30%% of class A and 10%% of B, "
                              "shared repeats and a shared third factor (GenomeLike)")
+    parser.add_argument("--per-class-b", type=int, default=None,
+                        help="sequences in class B (default --per-class): classes of unequal size")
     parser.add_argument("--only", default=None, help="run only the pairs that hold this factor (e.g. GATA1)")
     parser.add_argument("--partner-share", type=float, default=0.0,
                         help="with --background genome-like: each class also holds the other factor's sites in "
@@ -156,7 +158,7 @@ def main() -> None:
             partners = {"A": planted[pair[1]][0], "B": planted[pair[0]][0]}
             plant(data, pair, {f: v[0] for f, v in planted.items()}, args.per_class, seed,
                   background=GenomeLike({"A": 0.3, "B": 0.1}, partners=partners, partner_share=args.partner_share)
-                  if args.background == "genome-like" else None)
+                  if args.background == "genome-like" else None, n_b=args.per_class_b)
             if not (run / "motifs.tsv").exists():
                 subprocess.run([sys.executable, "-m", "biolens", "train", str(data / "seqs.fasta"), "--labels",
                                 str(data / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,

@@ -55,18 +55,20 @@ def generate(folder: Path, scenario, n: int, seed: int, length: int = 300) -> No
     plant(folder, scenario, {factor: pwm(*FACTORS[factor]) for factor in scenario[:2]}, n, seed, length)
 
 
-def plant(folder: Path, scenario, matrices: dict, n: int, seed: int, length: int = 300, background=None) -> None:
+def plant(folder: Path, scenario, matrices: dict, n: int, seed: int, length: int = 300, background=None,
+          n_b: int | None = None) -> None:
     """seqs.fasta and labels.tsv of a two-class set: class A holds sites of factor A sampled from `matrices[A]`
     (width x 4 probabilities) in its share of the sequences (1-2 sites, either strand), class B likewise.
     `background(rng, size, gc, label)` draws a sequence's letters before the sites go in (default: independent
-    bases of the class's GC)."""
+    bases of the class's GC); `n_b` sequences in class B (default `n`, as in class A)."""
     a, b, share_a, share_b, gc_a, gc_b = scenario
     rng = np.random.default_rng(seed)
     complement = str.maketrans("ACGT", "TGCA")
     records, rows = [], []
-    for label, factor, share, gc in (("A", a, share_a, gc_a), ("B", b, share_b, gc_b)):
+    classes = (("A", a, share_a, gc_a, n), ("B", b, share_b, gc_b, n if n_b is None else n_b))
+    for label, factor, share, gc, count in classes:
         matrix = matrices[factor]
-        for k in range(n):
+        for k in range(count):
             size = int(length + rng.integers(-80, 81))
             seq = (background(rng, size, gc, label) if background is not None else
                    rng.choice(list("ACGT"), size, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]))

@@ -339,7 +339,8 @@ def table_records(path) -> list[tuple[str, str]]:
     records, seen = [], {}
     for row, (value, name) in enumerate(zip(table[column], table[id_column] if id_column is not None
                                             else [None] * len(table))):
-        record_id = f"line_{line_of(row)}" if name is None or pd.isna(name) or not str(name).strip() else str(name).strip()
+        given = "" if name is None or pd.isna(name) else str(name).strip()
+        record_id = given or f"line_{line_of(row)}"
         sequence = "" if pd.isna(value) else str(value).strip().upper().translate(_AMBIGUOUS)
         if not sequence:
             raise InputError(f"{path}, line {line_of(row)} ('{record_id}'): no sequence in the column '{column}'; fill it "
@@ -359,7 +360,8 @@ def table_records(path) -> list[tuple[str, str]]:
 
 def read_sequence_table(path, *, group_column: str | None = None, min_per_class: int = 10) -> LabelledSequences:
     """Labelled sequences of one table: a sequence column and a label column (label, class, target, ..., or the one
-    column beside the sequences and ids, whatever its name), optionally the group column. Rows without a label are left out and said so, as FASTA records without one are."""
+    column beside the sequences and ids, whatever its name), optionally the group column. Rows without a label are
+    left out and said so, as FASTA records without one are."""
     from biolens.readers.tables import line_of
 
     path = Path(path)
