@@ -38,8 +38,7 @@ def _default_out(task: str, data) -> str:
 def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
     """Train a classifier: labelled images (folder of class folders or manifest CSV), or DNA sequences (FASTA)
     with `labels` (a table with columns id and label), a folder of FASTA files, one per class, or one table with
-    a sequence column and a label column. `resume`
-    continues an interrupted run of either kind.
+    a sequence column and a label column. `resume` continues an interrupted run of either kind.
 
     See `biolens.tasks.classify.train` and `biolens.tasks.sequence_classify.train` for the options.
     """
