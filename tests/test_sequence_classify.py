@@ -468,7 +468,7 @@ def test_a_folder_with_one_fasta_per_class_trains_and_predicts_without_a_label_t
     assert (splits.label == splits.id.map(labels)).all() and set(splits.label) == {"nfkb", "ebox", "background"}
     info = json.loads((out / "run.json").read_text())
     assert info["config"]["labels"] == "" and any("README.txt" in w for w in info.get("warnings", []))
-    assert "labelled by the names of its FASTA files" in (out / "report.html").read_text()
+    assert "labelled by the names of its files, one per class" in (out / "report.html").read_text()
     assert (out / "motifs.tsv").exists()
     biolens("predict", out, tmp_path / "peaks", "--out", tmp_path / "preds.csv")  # the folder's FASTA files again
     predicted = pd.read_csv(tmp_path / "preds.csv")
@@ -715,3 +715,85 @@ def test_a_few_very_long_sequences_do_not_set_the_length_every_sequence_is_read_
     length = default_length(broad)
     assert 490 <= length <= 500 and sum(len(s) > length for s in broad) <= 0.01 * len(broad)
     assert default_length(["A" * 100] * 50 + ["A" * 190]) == 190  # under twice the percentile: the longest
+
+
+def _peaks_and_genome(folder, rng):
+    """A small genome (chr1, chr2) and two factors' peaks as MACS2 writes them (narrowPeak, the summit in column
+    10): GATA1 peaks hold an E-box-like site under the summit, TAL1 peaks an NF-kB site; some on the '-' strand."""
+    folder.mkdir()
+    chromosomes = {"chr1": 60_000, "chr2": 40_000}
+    genome = {name: rng.choice(list("ACGT"), size) for name, size in chromosomes.items()}
+    rows = {"GATA1": [], "TAL1": []}
+    sites = {"GATA1": "GCCACGTGGC", "TAL1": "GGGAATTTCC"}
+    for k in range(120):
+        factor = "GATA1" if k % 2 == 0 else "TAL1"
+        chrom = "chr1" if k < 70 else "chr2"
+        start = 300 + 480 * (k if k < 70 else k - 70)
+        summit = int(rng.integers(60, 140))
+        genome[chrom][start + summit - 5:start + summit + 5] = list(sites[factor])
+        strand = "-" if k % 5 == 0 else "+"
+        rows[factor].append(f"{chrom}\t{start}\t{start + 200}\t{factor}_peak_{k}\t500\t{strand}\t8.1\t-1\t6.2\t{summit}\n")
+    text = "".join(f">{name}\n" + "\n".join("".join(seq[i:i + 60]) for i in range(0, len(seq), 60)) + "\n"
+                   for name, seq in genome.items())
+    (folder / "genome.fa").write_text(text)
+    peaks = folder / "peaks"
+    peaks.mkdir()
+    for factor, lines in rows.items():
+        (peaks / f"{factor}.narrowPeak").write_text("track name=peaks\n" + "".join(lines))
+    return folder / "genome.fa", peaks, {name: "".join(seq) for name, seq in genome.items()}
+
+
+def test_peaks_as_narrowpeak_files_are_cut_from_the_genome_centred_on_their_summits(tmp_path):
+    from biolens.readers.sequences import read_training_sequences
+
+    genome, peaks, sequence_of = _peaks_and_genome(tmp_path / "data", np.random.default_rng(5))
+    found = read_training_sequences(peaks, None, genome=str(genome))
+    assert len(found.ids) == 120 and set(found.labels) == {"GATA1", "TAL1"}
+    complement = str.maketrans("ACGT", "TGCA")
+    for line in (peaks / "TAL1.narrowPeak").read_text().splitlines()[1:4]:
+        chrom, start, end, name, _, strand, *_, summit = line.split("\t")
+        centre = int(start) + int(summit)
+        expected = sequence_of[chrom][centre - 100:centre + 100]
+        expected = expected.translate(complement)[::-1] if strand == "-" else expected
+        assert found.sequences[found.ids.index(name)] == expected
+        assert "GGGAATTTCC" in expected or "GGAAATTCCC" in expected  # the site sits under the summit
+
+    out = tmp_path / "run"
+    biolens("train", peaks, "--genome", genome, "--out", out, "--epochs", "2", "--seed", "0", "--no-learning-curve",
+            "--known-motifs", "none")
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["genome"] == str(genome.resolve()) and info["length"] == 200
+    assert f"--genome {genome.resolve()}" in (out / "report.html").read_text()
+    # predict cuts new peaks from the run's genome unless told another; the same as from their FASTA
+    (tmp_path / "cut.fa").write_text("".join(f">{i}\n{s}\n" for i, s in zip(found.ids, found.sequences)))
+    biolens("predict", out, peaks / "TAL1.narrowPeak", "--out", tmp_path / "from_bed.csv")
+    biolens("predict", out, tmp_path / "cut.fa", "--out", tmp_path / "from_fasta.csv")
+    from_bed = pd.read_csv(tmp_path / "from_bed.csv")
+    from_fasta = pd.read_csv(tmp_path / "from_fasta.csv").set_index("id").loc[from_bed.id]
+    np.testing.assert_allclose(from_bed.filter(like="prob_").to_numpy(), from_fasta.filter(like="prob_").to_numpy(),
+                               atol=1e-6)
+
+
+def test_peaks_and_a_genome_that_do_not_fit_are_refused_in_one_line(sequence_data, tmp_path):
+    import gzip
+
+    genome, peaks, _ = _peaks_and_genome(tmp_path / "data", np.random.default_rng(6))
+    renamed = tmp_path / "ensembl.fa"  # the same genome named 1, 2 (Ensembl) against chr1, chr2 peaks (UCSC)
+    renamed.write_text(genome.read_text().replace(">chr", ">"))
+    said = one_line_error(biolens("train", peaks, "--genome", renamed, "--out", tmp_path / "r", check=False))
+    assert "chromosome 'chr1' is not in ensembl.fa" in said and "it has '1'" in said
+    short = tmp_path / "short.fa"
+    short.write_text(">chr1\n" + "ACGT" * 100 + "\n>chr2\n" + "ACGT" * 100 + "\n")
+    said = one_line_error(biolens("train", peaks, "--genome", short, "--out", tmp_path / "r", check=False))
+    assert "GATA1.narrowPeak, line 2" in said and "runs past the end of chr1" in said
+    zipped = tmp_path / "genome.fa.gz"
+    zipped.write_bytes(gzip.compress(genome.read_bytes()))
+    said = one_line_error(biolens("train", peaks, "--genome", zipped, "--out", tmp_path / "r", check=False))
+    assert "gzip" in said and "bgzip" in said
+    said = one_line_error(biolens("train", sequence_data["sequences"], "--labels", sequence_data["labels"],
+                                  "--genome", genome, "--out", tmp_path / "r", check=False))
+    assert "holds the sequences already" in said
+    (peaks / "TAL1.narrowPeak").write_text("chr1\t500\t400\tbad\n")
+    said = one_line_error(biolens("train", peaks, "--genome", genome, "--out", tmp_path / "r", check=False))
+    assert "TAL1.narrowPeak, line 1" in said and "end must be greater" in said
+    assert not (tmp_path / "r").exists()

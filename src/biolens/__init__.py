@@ -54,11 +54,12 @@ def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
     if data is None:
         raise InputError("Give the data to train on: a folder of class sub-folders, a manifest CSV, or a FASTA file "
                          "with --labels.")
-    if are_sequences(data, labels):
+    if are_sequences(data, labels, options.get("genome")):
         if labels is None and is_fasta(data):
             raise InputError(f"{data} is a FASTA file: give --labels TABLE with the columns id and label (or a folder "
                              "with one FASTA file per class).")
-        if labels is not None and not is_fasta(data) and class_files(data) is None and sequence_table(data) is None:
+        if (labels is not None and not options.get("genome") and not is_fasta(data) and class_files(data) is None
+                and sequence_table(data) is None):
             raise InputError(f"--labels is for sequence classification, but {data} is not a FASTA file. Images are "
                              "labelled by their class folders or a manifest CSV.")
         return sequence_classify.train(data, out or _default_out("sequences", data), labels=labels, **options)

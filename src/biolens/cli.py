@@ -54,6 +54,7 @@ def train(
     filters: Optional[int] = typer.Option(None, "--filters", help="Sequences: first-layer filters, i.e. candidate motifs (default 64)."),
     filter_width: Optional[int] = typer.Option(None, "--filter-width", help="Sequences: motif window in bases (default 15)."),
     single_strand: bool = typer.Option(False, "--single-strand", help="Sequences: read only the given strand (RNA, mRNA, strand-specific data); default both."),
+    genome: Optional[Path] = typer.Option(None, "--genome", help="Sequences: the genome's FASTA, for peaks given as BED/narrowPeak (one file with --labels, or a folder with one per class): their sequences are cut from it (a narrowPeak centred on its summit)."),
     known_motifs: Optional[str] = typer.Option(None, "--known-motifs", help="Sequences: known motifs that name the learned ones: jaspar (JASPAR CORE, all taxa; default), jaspar-vertebrates, jaspar-plants, jaspar-insects, jaspar-fungi, jaspar-nematodes, jaspar-urochordates, a MEME file, or none."),
     kmer_seeds: Optional[int] = typer.Option(None, "--kmer-seeds", help="Sequences: words per class, enriched in its training sequences, that first-layer filters start from (default 4; 0 = random filters only)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default: chosen by training-set size)."),
@@ -75,6 +76,7 @@ def train(
     Examples: biolens train cells/ --out runs/cells --epochs 20
               biolens train promoters.fasta --labels labels.tsv --out runs/seqclass
               biolens train peaks/ --out runs/peaks      (peaks/GATA1.fa, peaks/TAL1.fa: one FASTA per class)
+              biolens train peaks/ --genome hg38.fa --out runs/peaks   (peaks/GATA1.narrowPeak, peaks/TAL1.narrowPeak)
               biolens train cells/ --out /shared/runs/cells --workers node1:23456,node2:23456 --worker-index 0
     """
     import biolens
@@ -83,7 +85,7 @@ def train(
     from biolens.engine import distributed
 
     if data is not None and out is None:
-        out = Path(biolens._default_out("sequences" if are_sequences(data, labels) else "classify", data))
+        out = Path(biolens._default_out("sequences" if are_sequences(data, labels, genome) else "classify", data))
     if workers:  # several machines: --workers/--worker-index, or TF_CONFIG set by a scheduler
         distributed.configure(workers, worker_index, chief_run=resume or out or Path("."))
     elif distributed.cluster() is not None:
@@ -111,9 +113,9 @@ def train(
                         init_from=str(init_from.resolve()) if init_from else None, pretrain=pretrain,
                         unlabelled=str(unlabelled.resolve()) if unlabelled else None)
     sequence_only = _given(length=length, filters=filters, filter_width=filter_width, kmer_seeds=kmer_seeds,
-                           known_motifs=known_motifs,
+                           known_motifs=known_motifs, genome=str(genome.resolve()) if genome else None,
                            both_strands=False if single_strand else None)
-    if are_sequences(data, labels):
+    if are_sequences(data, labels, genome):
         if image_only:
             raise InputError(f"{', '.join(_flags(image_only))} applies to images, not to sequences.")
         biolens.train(data, out, labels=labels, **sequence_only, **shared)
@@ -170,6 +172,7 @@ def predict(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: list unreadable files in the CSV instead of stopping."),
     stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse, max, mean, first or channels (default: as in training)."),
     overlays: Optional[Path] = typer.Option(None, "--overlays", help="Detection: a folder to draw the objects found on each image into."),
+    genome: Optional[Path] = typer.Option(None, "--genome", help="Sequences: the genome's FASTA for BED/narrowPeak inputs (default: the one the run was trained with)."),
     force: bool = typer.Option(False, "--force", help="Replace --out (and overlays) if they exist already."),
 ):
     """Predict new images or sequences with a finished run; 'unsure' marks the ones a person should check.
@@ -194,6 +197,10 @@ def predict(
         if task != "detect":
             raise InputError(f"--overlays draws objects of a detection run; {run} is a '{task}' run.")
         options["overlays"] = overlays
+    if genome is not None:
+        if task != "sequence_classify":
+            raise InputError(f"--genome cuts sequences for a sequence classification run; {run} is a '{task}' run.")
+        options["genome"] = genome
     run_predict(run, inputs, out, force=force, **options)
     typer.echo(f"predictions: {out}")
 

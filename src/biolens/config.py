@@ -212,8 +212,10 @@ class SequenceConfig(SupervisedConfig):
         known_motifs: the known motifs that name learned ones: jaspar (JASPAR CORE, all taxa), jaspar-<taxon>
             (vertebrates, plants, insects, fungi, nematodes, urochordates), a MEME file, or none.
         learning_curve: auto, on or off: retrain on parts of the training sequences to say whether more would help.
+        genome: the genome's FASTA, for peaks given as BED/narrowPeak files (their sequences are cut from it).
     """
     labels: str = ""
+    genome: str = ""
     length: int = option(0, low=0, high=1_000_000, integer=True)
     filters: int = option(64, low=4, high=512, integer=True)
     filter_width: int = option(15, low=4, high=50, integer=True)
@@ -226,6 +228,8 @@ class SequenceConfig(SupervisedConfig):
         from biolens.explain.known_motifs import check_choice
 
         check_choice(self.known_motifs)
+        if self.genome and not Path(self.genome).is_file():
+            raise InputError(f"--genome {self.genome}: no such file; give the genome's FASTA (e.g. hg38.fa).")
         if self.length and self.length < 8:
             raise InputError(f"Invalid value for --length. Received: {self.length}. Expected 8 to 1,000,000 bases "
                              "(0 = the longest sequence).")

@@ -207,8 +207,9 @@ class LabelledSequences:
 
 
 def read_labelled(fasta: Path | str, labels: Path | str, *, group_column: str | None = None,
-                  min_per_class: int = 10) -> LabelledSequences:
-    """Sequences of a FASTA joined to a label table (columns `id`, `label`, optionally a group column).
+                  min_per_class: int = 10, genome: str | None = None) -> LabelledSequences:
+    """Sequences of a FASTA (or of a BED file's intervals in `genome`) joined to a label table (columns `id`,
+    `label`, optionally a group column).
 
     Labels for ids missing from the FASTA stop the run (a typo or a wrong file would otherwise shrink the data
     silently); FASTA records without a label are left out and said so in the notes.
@@ -216,7 +217,7 @@ def read_labelled(fasta: Path | str, labels: Path | str, *, group_column: str | 
     from biolens.readers.phenotypes import read_table
 
     fasta, labels = Path(fasta), Path(labels)
-    records = read_fasta(fasta, ambiguous_as_n=True)
+    records = sequence_records(fasta, genome)
     table = read_table(labels, "--labels")
     columns = {c.lower(): c for c in table.columns}
     for needed in ("id", "label"):
@@ -400,55 +401,79 @@ def read_sequence_table(path, *, group_column: str | None = None, min_per_class:
                              notes)
 
 
-def check_training_inputs(data, labels, group_column: str | None) -> None:
-    """The ways to label sequences for training, told apart: one FASTA with a label table, a folder of class
-    files without one (never both, and a group column only with the table), or one table holding the sequences
-    and their labels."""
+def sequence_records(path: Path | str, genome: str | None = None) -> list[tuple[str, str]]:
+    """(id, sequence) of one input file: a FASTA's records (IUPAC codes as N), or with `genome` a BED file's
+    intervals cut from it."""
+    if not genome:
+        return read_fasta(path, ambiguous_as_n=True)
+    from biolens.readers.genome import cut_sequences, is_bed, open_genome
+
+    if not is_bed(path):
+        raise InputError(f"{path}: --genome cuts the sequences of peaks given as BED or narrowPeak (.bed, "
+                         ".narrowPeak, optionally .gz); without --genome give the sequences as FASTA.")
+    return [(i, s.translate(_AMBIGUOUS)) for i, s in cut_sequences(path, open_genome(genome), genome)]
+
+
+def check_training_inputs(data, labels, group_column: str | None, genome: str | None = None) -> None:
+    """The ways to label sequences for training, told apart: one FASTA (or, with a genome, one BED) with a label
+    table, a folder of class files without one (never both, and a group column only with the table), or one table
+    holding the sequences and their labels."""
+    if genome and data is not None and (is_fasta(data) or sequence_table(data) is not None):
+        raise InputError(f"{data} holds the sequences already; --genome is for peaks given as BED or narrowPeak "
+                         "files, whose sequences it cuts from the genome. Leave --genome out.")
     if data is not None and sequence_table(data) is not None:
         if labels is not None:
             raise InputError(f"{data} holds the sequences and their labels in one table; --labels is for a FASTA "
                              "file. Give the table alone.")
         return
-    folder = data is not None and class_files(data) is not None
+    folder = data is not None and class_files(data, genome) is not None
+    kind = "BED" if genome else "FASTA"
     if data is None or (labels is None and not folder):
-        raise InputError("give the sequences (FASTA) and --labels TABLE with the columns id and label, a folder "
-                         "with one FASTA file per class, or one table with a sequence and a label column.")
+        raise InputError(f"give the sequences ({kind}) and --labels TABLE with the columns id and label, a folder "
+                         f"with one {kind} file per class, or one table with a sequence and a label column.")
     if folder and labels is not None:
-        raise InputError(f"{data} is a folder of FASTA files, one per class, which labels its sequences; --labels "
-                         "is for one FASTA file. Give one or the other.")
+        raise InputError(f"{data} is a folder of {kind} files, one per class, which labels its sequences; --labels "
+                         f"is for one {kind} file. Give one or the other.")
     if folder and group_column:
         raise InputError(f"--group-column names a column of the --labels table, and {data} is a folder of class "
-                         "files without one. Give one FASTA with a label table holding the group column.")
+                         f"files without one. Give one {kind} file with a label table holding the group column.")
 
 
 def read_training_sequences(data, labels, *, group_column: str | None = None,
-                            min_per_class: int = 10) -> LabelledSequences:
+                            min_per_class: int = 10, genome: str | None = None) -> LabelledSequences:
     """Labelled sequences from either form `check_training_inputs` accepts."""
-    check_training_inputs(data, labels or None, group_column)
+    check_training_inputs(data, labels or None, group_column, genome)
     if sequence_table(data) is not None:
         return read_sequence_table(data, group_column=group_column, min_per_class=min_per_class)
     if labels:
-        return read_labelled(data, labels, group_column=group_column, min_per_class=min_per_class)
-    return read_class_files(data, min_per_class=min_per_class)
+        return read_labelled(data, labels, group_column=group_column, min_per_class=min_per_class, genome=genome)
+    return read_class_files(data, min_per_class=min_per_class, genome=genome)
 
 
-def are_sequences(data, labels=None) -> bool:
-    """Whether `train` was given sequences: a label table, a FASTA file, a folder of class FASTA files, or a table
-    with a column of sequences."""
-    return labels is not None or (data is not None and (is_fasta(data) or class_files(data) is not None
-                                                        or sequence_table(data) is not None))
+def are_sequences(data, labels=None, genome=None) -> bool:
+    """Whether `train` was given sequences: a label table, a genome (for peaks as BED), a FASTA file, a folder of
+    class FASTA files, or a table with a column of sequences."""
+    return labels is not None or bool(genome) or (data is not None and (
+        is_fasta(data) or class_files(data) is not None or sequence_table(data) is not None))
 
 
 def class_name(path: Path) -> str:
-    """A class FASTA's class: its file name without the FASTA suffix (and .gz)."""
+    """A class file's class: its file name without the FASTA or BED suffix (and .gz)."""
+    from biolens.readers.genome import BED_SUFFIXES
+
     name = path.name.removesuffix(".gz").removesuffix(".GZ")
-    suffix = next((s for s in FASTA_SUFFIXES if name.lower().endswith(s)), "")
+    suffix = next((s for s in FASTA_SUFFIXES + BED_SUFFIXES if name.lower().endswith(s)), "")
     return name[:len(name) - len(suffix)] if suffix else Path(name).stem
 
 
-def class_files(folder: Path | str) -> list[Path] | None:
+def class_files(folder: Path | str, genome: str | None = None) -> list[Path] | None:
     """The FASTA files of a folder that holds one per class (GATA1.fa, TAL1.fa.gz: the file name is the class),
-    or None when the folder is not one: it has sub-folders (image classes) or no FASTA file."""
+    or None when the folder is not one: it has sub-folders (image classes) or no FASTA file. With `genome`, the
+    BED/narrowPeak files instead (GATA1.narrowPeak, TAL1.bed.gz)."""
+    if genome:
+        from biolens.readers.genome import bed_class_files
+
+        return bed_class_files(folder)
     folder = Path(folder)
     if not folder.is_dir():
         return None
@@ -459,29 +484,33 @@ def class_files(folder: Path | str) -> list[Path] | None:
     return files or None
 
 
-def read_class_files(folder: Path | str, *, min_per_class: int = 10) -> LabelledSequences:
+def read_class_files(folder: Path | str, *, min_per_class: int = 10, genome: str | None = None) -> LabelledSequences:
     """Sequences labelled by the FASTA file that holds them: one file per class in `folder` (how peak sets of two
-    factors, or promoters and enhancers, usually arrive). Ids repeated across files (peak_1 in each) become
-    'class:id'; other files in the folder are left out and said so."""
+    factors, or promoters and enhancers, usually arrive); with `genome`, BED/narrowPeak files whose intervals are
+    cut from it. Ids repeated across files (peak_1 in each) become 'class:id'; other files in the folder are left
+    out and said so."""
     folder = Path(folder)
-    files = class_files(folder)
+    files = class_files(folder, genome)
+    kind = "BED" if genome else "FASTA"
     if files is None:
-        raise InputError(f"{folder}: no FASTA files; give a folder with one FASTA file per class (e.g. GATA1.fa and "
-                         "TAL1.fa), or one FASTA with --labels.")
+        example = "GATA1.narrowPeak and TAL1.bed" if genome else "GATA1.fa and TAL1.fa"
+        raise InputError(f"{folder}: no {kind} files; give a folder with one {kind} file per class (e.g. {example}), "
+                         f"or one {kind} file with --labels.")
     notes = []
     others = [p.name for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".") and p not in files]
     if others:
-        notes.append(f"{len(others)} files in {folder.name}/ are not FASTA and were left out ({', '.join(others[:3])}).")
+        notes.append(f"{len(others)} files in {folder.name}/ are not {kind} and were left out "
+                     f"({', '.join(others[:3])}).")
     names = [class_name(p) for p in files]
     if len(files) < 2:
-        raise InputError(f"{folder}: one FASTA file ({files[0].name}), so one class; a classifier needs one FASTA file "
-                         "per class (two or more), or one FASTA with --labels.")
+        raise InputError(f"{folder}: one {kind} file ({files[0].name}), so one class; a classifier needs one {kind} "
+                         f"file per class (two or more), or one {kind} file with --labels.")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         clash = [p.name for p, n in zip(files, names) if n == repeated[0]]
         raise InputError(f"{folder}: {' and '.join(clash)} both name the class '{repeated[0]}'; keep one file per "
                          "class.")
-    per_file = [read_fasta(p, ambiguous_as_n=True) for p in files]
+    per_file = [sequence_records(p, genome) for p in files]
     all_ids = [i for records in per_file for i, _ in records]
     clash = len(set(all_ids)) < len(all_ids)
     if clash:

@@ -438,7 +438,7 @@ def _context(run: Run, info: dict, metrics: dict) -> dict:
     labelled_by = ""
     if sequences and not info.get("config", {}).get("labels"):  # one FASTA per class, or one table
         data = str(info.get("config", {}).get("data", ""))
-        labelled_by = ("its label column" if is_table(data) else "the names of its FASTA files, one per class")
+        labelled_by = "its label column" if is_table(data) else "the names of its files, one per class"
     return {"sequences": sequences, "unit": "sequences" if sequences else "images", "labelled_by": labelled_by}
 
 

@@ -47,7 +47,7 @@ def predict(run: str | Path | Run, inputs: list[str | Path] | str | Path, out: s
 
 
 def predict_classes(run: Run, info: dict, paths: list[Path], out, *, skip_bad: bool = False,
-                    stack: str | None = None, force: bool = False) -> pd.DataFrame:
+                    stack: str | None = None, force: bool = False, genome: str | Path | None = None) -> pd.DataFrame:
     """Classify images (image run) or FASTA sequences (sequence run).
 
     `unsure` is True when the conformal prediction set (calibrated on the run's validation data at the run's alpha)
@@ -60,7 +60,7 @@ def predict_classes(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     if info["task"] == "sequence_classify":
         from biolens.tasks.sequence_classify import encode_for_prediction
 
-        key, (names, x, notes) = "id", encode_for_prediction(run, paths)
+        key, (names, x, notes) = "id", encode_for_prediction(run, paths, genome)
         for note in notes:
             console.say(f"note: {note}")
     else:

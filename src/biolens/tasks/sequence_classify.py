@@ -18,7 +18,8 @@ from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.explain import known_motifs
 from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, is_fasta, one_hot,
-                                      read_fasta_files, read_training_sequences, sequence_table, table_records)
+                                      read_fasta_files, read_training_sequences, sequence_records, sequence_table,
+                                      table_records)
 from biolens.runs import Run, write_csv
 from biolens.stats import kmers
 from biolens.engine import distributed, lifecycle, splits, supervised, training
@@ -34,7 +35,8 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
     Args:
         data: FASTA or FASTA.gz (DNA or RNA; IUPAC ambiguity codes are read as N) with `labels`, a folder of
             FASTA files, one per class, the file name being the class (GATA1.fa, TAL1.fa), or a table (CSV, TSV,
-            Excel) with a sequence column and a label column (and optionally an id column).
+            Excel) with a sequence column and a label column (and optionally an id column). With the option
+            `genome` (the genome's FASTA): a BED/narrowPeak file with `labels`, or a folder of them, one per class.
         out: the run folder to create.
         labels: TSV/CSV with columns `id` (the FASTA record id) and `label`, optionally a group column; not with a
             folder of class files.
@@ -46,18 +48,21 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
         >>> run.metrics["balanced_accuracy_ci95"]                                          # doctest: +SKIP
     """
     if resume is None:
-        check_training_inputs(data, labels, options.get("group_column"))
-        options.update(data=str(Path(data).resolve()), labels=str(Path(labels).resolve()) if labels else "")
+        genome = options.get("genome") or ""
+        check_training_inputs(data, labels, options.get("group_column"), genome)
+        options.update(data=str(Path(data).resolve()), labels=str(Path(labels).resolve()) if labels else "",
+                       genome=str(Path(genome).resolve()) if genome else "")
     return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_body)
 
 
 def _prepare(config: SequenceConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
     what = (f"{Path(config.data).name} and {Path(config.labels).name}" if config.labels
             else Path(config.data).name if sequence_table(config.data) is not None
-            else f"{Path(config.data).name}/ (one FASTA file per class)")
+            else f"{Path(config.data).name}/ (one {'BED' if config.genome else 'FASTA'} file per class)")
+    what += f", cut from {Path(config.genome).name}" if config.genome else ""
     with console.step(f"reading {what}"):
         found = read_training_sequences(config.data, config.labels, group_column=config.group_column,
-                                        min_per_class=config.min_per_class)
+                                        min_per_class=config.min_per_class, genome=config.genome or None)
     fingerprint = data_fingerprint(config)
     longest = max(map(len, found.sequences))
     length = int(run.info["length"]) if run is not None else (config.length or default_length(found.sequences))
@@ -302,8 +307,8 @@ def default_length(sequences: list[str]) -> int:
 
 
 def data_fingerprint(config: SequenceConfig) -> str:
-    """The lifecycle's fingerprint over the FASTA and the label table, plus the group column."""
-    return lifecycle.data_fingerprint([config.data, config.labels] if config.labels else [config.data],
+    """The lifecycle's fingerprint over the FASTA (or BED and genome) and the label table, plus the group column."""
+    return lifecycle.data_fingerprint([config.data] + [p for p in (config.labels, config.genome) if p],
                                       rows=[config.group_column or ""])
 
 
@@ -316,18 +321,32 @@ def _read_splits(run: Run, found) -> np.ndarray:
         raise InputError(f"{missing} is not in {run.path / 'splits.csv'}; the data changed, start a new run.") from None
 
 
-def encode_for_prediction(run: Run, inputs: list[Path]) -> tuple[list[str], np.ndarray, list[str]]:
+def encode_for_prediction(run: Run, inputs: list[Path], genome: str | Path | None = None
+                          ) -> tuple[list[str], np.ndarray, list[str]]:
     """Ids, one-hot array at the run's length (centred, as in training) and notes, from one or more FASTA files
-    (a folder: the FASTA files in it) or tables with a sequence column."""
-    files = [f for path in inputs for f in ((class_files(path) or [path]) if Path(path).is_dir() else [path])]
-    tables = [f for f in files if sequence_table(f) is not None]
-    fasta = [f for f in files if f not in tables]
+    (a folder: the FASTA files in it), tables with a sequence column, or BED/narrowPeak files cut from `genome`
+    (default: the genome the run was trained with, where it is still there)."""
+    from biolens.readers.genome import bed_class_files, is_bed
+
+    files = [f for path in inputs for f in ((class_files(path) or bed_class_files(path) or [path])
+                                            if Path(path).is_dir() else [path])]
+    beds = [f for f in files if is_bed(f)]
+    if beds and not genome:
+        trained_on = run.info.get("config", {}).get("genome", "")
+        if not trained_on or not Path(trained_on).is_file():
+            raise InputError(f"{beds[0]} is a BED file: give --genome GENOME.fa to cut its sequences from"
+                             + (f" ({trained_on}, which the run was trained with, is not there)." if trained_on else "."))
+        genome = trained_on
+    tables = [f for f in files if f not in beds and sequence_table(f) is not None]
+    fasta = [f for f in files if f not in tables and f not in beds]
     other = next((f for f in fasta if not is_fasta(f)), None)
     if other is not None:
         raise InputError(f"{other}: not a FASTA file, nor a table with a column of sequences; {run.path} classifies DNA "
-                         "sequences, so give FASTA (records starting with '>') or a table with a 'sequence' column.")
+                         "sequences, so give FASTA (records starting with '>'), a table with a 'sequence' column, or "
+                         "BED files with --genome.")
     records = (read_fasta_files(fasta, purpose=f"{run.path} classifies DNA sequences") if fasta else []) + [
-        record for table in tables for record in table_records(table)]
+        record for table in tables for record in table_records(table)] + [
+        record for bed in beds for record in sequence_records(bed, str(genome))]
     ids = [i for i, _ in records]
     if len(set(ids)) < len(ids):
         seen: set[str] = set()

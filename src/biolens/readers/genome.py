@@ -1,0 +1,137 @@
+"""Peaks as BED or narrowPeak plus the genome's FASTA: the sequences cut out here, as `bedtools getfasta` would.
+
+ChIP-seq and ATAC-seq peaks arrive as BED files (MACS2 writes narrowPeak); turning them into FASTA is a command-line
+step a biologist should not need. The genome is read through pyfaidx (an index beside it, .fai, written on first
+use as `samtools faidx` would; bgzip-compressed genomes work with their .gzi). A narrowPeak's summit (column 10)
+becomes the centre of the window, which keeps the interval's width, so the motif under the summit sits where the
+network's centred reading expects it; a '-' strand (column 6) is read reverse-complemented.
+"""
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+from biolens.errors import InputError
+
+BED_SUFFIXES = (".bed", ".narrowpeak", ".broadpeak", ".bed3", ".bed4", ".bed6")
+_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+
+
+def is_bed(path: Path | str) -> bool:
+    """A file named like BED or narrowPeak (optionally .gz)."""
+    return Path(path).name.lower().removesuffix(".gz").endswith(BED_SUFFIXES)
+
+
+def bed_class_files(folder: Path | str) -> list[Path] | None:
+    """The BED files of a folder that holds one per class (GATA1.narrowPeak, TAL1.bed.gz), or None when it holds
+    none or has sub-folders."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+    if any(p.is_dir() for p in entries):
+        return None
+    return [p for p in entries if p.is_file() and is_bed(p)] or None
+
+
+@dataclass(frozen=True)
+class Interval:
+    line: int
+    name: str
+    chrom: str
+    start: int
+    end: int
+    strand: str
+    summit: int | None   # offset from start (narrowPeak column 10), None when not given
+
+
+def read_intervals(path: Path | str) -> list[Interval]:
+    """The intervals of a BED/narrowPeak file (0-based, end exclusive); header, track and browser lines skipped."""
+    path = Path(path)
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    intervals = []
+    try:
+        with opener(path, "rt") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip() or line.startswith(("#", "track", "browser")):
+                    continue
+                fields = line.rstrip("\n").split("\t") if "\t" in line else line.split()
+                if len(fields) < 3:
+                    raise InputError(f"{path}, line {number}: {len(fields)} column(s); a BED line is chrom, start, "
+                                     "end (tab-separated), optionally name, score, strand.")
+                try:
+                    start, end = int(fields[1]), int(fields[2])
+                except ValueError:
+                    raise InputError(f"{path}, line {number}: start '{fields[1]}' and end '{fields[2]}' must be whole "
+                                     "numbers (BED: 0-based start, end not included).") from None
+                if start < 0 or end <= start:
+                    raise InputError(f"{path}, line {number}: the interval {fields[0]}:{start}-{end} is empty or "
+                                     "negative; the end must be greater than the start.")
+                summit = None
+                if len(fields) >= 10 and fields[9].lstrip("-").isdigit() and int(fields[9]) >= 0:
+                    summit = int(fields[9])
+                name = fields[3].strip() if len(fields) >= 4 and fields[3].strip() not in ("", ".") else ""
+                strand = fields[5].strip() if len(fields) >= 6 and fields[5].strip() in ("+", "-") else "+"
+                intervals.append(Interval(number, name, fields[0], start, end, strand, summit))
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not a readable BED file ({error}).") from None
+    if not intervals:
+        raise InputError(f"{path}: no intervals (lines of chrom, start, end).")
+    return intervals
+
+
+def open_genome(path: Path | str):
+    """The genome as a pyfaidx.Fasta, its index written beside it when missing; errors that say what to do."""
+    import pyfaidx
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--genome {path}: no such file; give the genome's FASTA (e.g. hg38.fa).")
+    try:
+        return pyfaidx.Fasta(str(path), as_raw=True, sequence_always_upper=True, rebuild=False)
+    except pyfaidx.UnsupportedCompressionFormat:
+        raise InputError(f"--genome {path}: compressed with gzip, which cannot be read at a position; decompress it "
+                         "(gunzip) or compress it with bgzip.") from None
+    except PermissionError:
+        raise InputError(f"--genome {path}: its index ({path.name}.fai) cannot be written beside it; run `samtools "
+                         "faidx` there once, or copy the genome to a folder you can write to.") from None
+    except (pyfaidx.FastaIndexingError, ValueError, OSError) as error:
+        raise InputError(f"--genome {path}: cannot be read as FASTA ({str(error).splitlines()[0]}).") from None
+
+
+def cut_sequences(path: Path | str, genome, genome_path: Path | str) -> list[tuple[str, str]]:
+    """(id, sequence) for every interval of a BED file: the interval, or for a narrowPeak the same width centred on
+    its summit; ids are the name column where every line has a distinct one, else chrom:start-end."""
+    intervals = read_intervals(path)
+    names = [i.name for i in intervals]
+    use_names = all(names) and len(set(names)) == len(names)
+    lengths = {name: len(genome[name]) for name in genome.keys()}
+    records, seen = [], {}
+    for interval in intervals:
+        if interval.chrom not in lengths:
+            other = ("chr" + interval.chrom) if ("chr" + interval.chrom) in lengths else interval.chrom.removeprefix("chr")
+            hint = (f" (it has '{other}': the BED and the genome name chromosomes differently)" if other in lengths
+                    else f" (it has {', '.join(list(lengths)[:4])}{', ...' if len(lengths) > 4 else ''})")
+            raise InputError(f"{path}, line {interval.line}: chromosome '{interval.chrom}' is not in {Path(genome_path).name}"
+                             f"{hint}; give the genome the peaks were called on.")
+        size = lengths[interval.chrom]
+        if interval.end > size:
+            raise InputError(f"{path}, line {interval.line}: {interval.chrom}:{interval.start}-{interval.end} runs past "
+                             f"the end of {interval.chrom} ({size:,} bases in {Path(genome_path).name}); is it the genome "
+                             "the peaks were called on?")
+        start, end = interval.start, interval.end
+        if interval.summit is not None:
+            width, centre = end - start, start + interval.summit
+            start = min(max(0, centre - width // 2), size - width)
+            end = start + width
+        sequence = genome[interval.chrom][start:end]
+        if interval.strand == "-":
+            sequence = sequence.translate(_COMPLEMENT)[::-1]
+        record_id = interval.name if use_names else f"{interval.chrom}:{interval.start}-{interval.end}"
+        if record_id in seen:
+            raise InputError(f"{path}: the interval {record_id} is on lines {seen[record_id]} and {interval.line}; keep "
+                             "each peak once.")
+        seen[record_id] = interval.line
+        records.append((record_id, sequence))
+    return records
