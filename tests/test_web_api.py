@@ -253,6 +253,28 @@ def test_a_table_of_sequences_and_labels_uploaded_alone_is_queued_and_predicted(
     assert predicted.text.count("<tr ") == 7 and "line_8" in predicted.text
 
 
+def test_peaks_as_narrowpeak_files_with_a_genome_on_this_machine_are_queued(server, tmp_path):
+    """Two factors' narrowPeak files uploaded, the genome named by its path (too large to upload)."""
+    from test_sequence_classify import _peaks_and_genome
+
+    genome, peaks, _ = _peaks_and_genome(tmp_path / "data" / "peaks", np.random.default_rng(7))  # under the root
+    files = [("files", (p.name, p.read_bytes(), "text/plain")) for p in sorted(peaks.iterdir())]
+    queued = new_run(server, files=files, task="sequence_classify", name="narrow", genome_path=str(genome))
+    assert queued.status_code == 303, alert(queued)
+    params = json.loads(server.app.app.state.queue.latest_for("narrow")["params"])
+    assert params["genome"] == str(genome) and params["labels"] is None
+    assert sorted(p.name for p in Path(params["data"]).iterdir()) == ["GATA1.narrowPeak", "TAL1.narrowPeak"]
+    server.post("/runs/narrow/cancel", data={"csrf": server.csrf}, follow_redirects=False)
+    renamed = tmp_path / "data" / "ensembl.fa"
+    renamed.write_text(genome.read_text().replace(">chr", ">"))
+    refused = new_run(server, files=files, task="sequence_classify", name="narrow-bad", genome_path=str(renamed))
+    assert refused.status_code == 400 and "chromosome 'chr1' is not in ensembl.fa" in alert(refused)
+    outside = tmp_path / "elsewhere.fa"  # a genome outside the folders the server may read
+    outside.write_text(genome.read_text())
+    refused = new_run(server, files=files, task="sequence_classify", name="narrow-bad", genome_path=str(outside))
+    assert refused.status_code == 400 and "outside the folders this server may read" in alert(refused)
+
+
 def test_a_finished_sequence_run_predicts_an_uploaded_fasta(server, tmp_path, sequence_run):
     from biolens.simulate import simulate_labelled_sequences
 

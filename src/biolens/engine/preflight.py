@@ -28,7 +28,8 @@ def check(task: str, params: dict) -> None:
     elif task == "sequence_classify":  # the label table against the FASTA's record ids, classes and groups
         from biolens.readers.sequences import read_training_sequences
 
-        read_training_sequences(params["data"], params.get("labels"), group_column=params.get("group_column"))
+        read_training_sequences(params["data"], params.get("labels"), group_column=params.get("group_column"),
+                                genome=params.get("genome") or None)
     elif task == "cluster" and params.get("compare_with"):
         _check_columns(Path(params["data"]), [params["compare_with"]], "known-label column")
     elif task == "detect":  # the annotations' format, images, kind and group column (reads tables and image headers)

@@ -33,6 +33,7 @@ from biolens.config import TRAIT_TRANSFORMS
 from biolens.engine import preflight, registry
 from biolens.errors import InputError
 from biolens.explain import known_motifs
+from biolens.readers.genome import is_bed
 from biolens.readers.sequences import class_files, is_fasta, sequence_table
 from biolens.tasks.export import default_name
 from biolens.web import security, views
@@ -483,9 +484,19 @@ def create_app(settings: Settings) -> FastAPI:
                                 "image_size": _integer(values, "image_size", 0, 0, 1024)}
         if task == "sequence_classify":
             sequences = _single_input(await _data_from_form(form, "files", "path", target / "sequences"))
-            # one FASTA per class (the file names label them), or one table of sequences and labels
-            by_file = class_files(sequences) is not None or sequence_table(sequences) is not None
-            if not by_file and not is_fasta(sequences):
+            genome = str(values.get("genome_path", "") or "").strip()
+            if genome:
+                genome = str(security.inside_roots(genome, settings.roots, what="genome path"))
+                if not Path(genome).is_file():
+                    raise InputError(f"the genome {genome} is a folder; give the path of its FASTA file.")
+            # one FASTA (or with a genome, BED) per class: the file names label them; or one table of sequences
+            # and labels
+            by_file = class_files(sequences, genome or None) is not None or sequence_table(sequences) is not None
+            if genome and not by_file and not is_bed(sequences):
+                raise InputError(f"{sequences.name} is not a BED or narrowPeak file; the genome is for peaks given as "
+                                 "BED files (one per class, or one with a label table). Leave the genome empty for "
+                                 "FASTA.")
+            if not genome and not by_file and not is_fasta(sequences):
                 raise InputError(f"{sequences.name} is neither FASTA nor a table with a sequence column; give the "
                                  "sequences as FASTA (.fa, .fasta, optionally .gz) and their labels as a table below, "
                                  "one FASTA file per class, or one table with the columns sequence and label.")
@@ -498,6 +509,7 @@ def create_app(settings: Settings) -> FastAPI:
             if given:
                 labels = _single_input(await _data_from_form(form, "labels_file", "labels_path", target / "labels"))
             return name, task, {"data": str(sequences), "labels": str(labels) if labels else None, "seed": seed,
+                                "genome": genome,
                                 "epochs": _integer(values, "sequence_epochs", 30, 1, 1000),
                                 "group_column": values.get("sequence_group_column", "").strip() or None,
                                 "length": _integer(values, "length", 0, 0, 1_000_000),

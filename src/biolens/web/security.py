@@ -27,7 +27,8 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # what uploads may be: exactly what the readers read (they export their suffixes), plus archives and indexes
 IMAGE_SUFFIXES = set(image_decode.IMAGE_SUFFIXES)
 TABLE_SUFFIXES = set(tables.TABLE_SUFFIXES) | {".h5ad", ".h5", ".mtx"}
-SEQUENCE_SUFFIXES = set(variants.VARIANT_SUFFIXES) | set(sequences.FASTA_SUFFIXES)
+SEQUENCE_SUFFIXES = (set(variants.VARIANT_SUFFIXES) | set(sequences.FASTA_SUFFIXES)
+                     | {".narrowpeak", ".broadpeak", ".bed3", ".bed4", ".bed6"})   # peaks, cut from a genome
 ALLOWED_SUFFIXES = (IMAGE_SUFFIXES | TABLE_SUFFIXES | SEQUENCE_SUFFIXES | set(annotations.ANNOTATION_SUFFIXES)
                     | {".zip", ".gz", ".bz2", ".xz", ".tbi", ".csi", ".bgi"})
 # first bytes of the binary formats: an upload named .png must be a PNG
@@ -182,6 +183,17 @@ def safe_relative(name: str) -> PurePosixPath:
     return PurePosixPath(*[p for p in parts if p != "."])
 
 
+def _is_text(head: bytes) -> bool:
+    """Whether a file's first bytes read as text (a character cut at the end of them still counts)."""
+    if head.startswith(MAGIC[".bed"]) or b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start >= len(head) - 3
+    return True
+
+
 def check_upload_type(name: str, head: bytes) -> None:
     """Refuse a file whose name is not a data type biolens reads, or whose content is not what its name says."""
     lower = name.lower()
@@ -191,7 +203,9 @@ def check_upload_type(name: str, head: bytes) -> None:
                          "images (PNG, JPEG, TIFF, BMP, WebP, HEIC), a zip of them, tables (CSV, TSV, Excel, "
                          "Parquet, h5ad) or "
                          "genotypes (VCF, BCF, PLINK .bed/.bim/.fam or .pgen/.pvar/.psam, BGEN with its .sample) or "
-                         "sequences (FASTA).")
+                         "sequences (FASTA, or peaks as BED/narrowPeak).")
+    if suffix == ".bed" and _is_text(head):  # a peaks BED (text), not a PLINK .bed (binary)
+        return
     if suffix in MAGIC and not head.startswith(MAGIC[suffix]):
         raise InputError(f"{name}: the content is not a {suffix[1:].upper()} file although the name says so; "
                          "upload the original file.")
