@@ -793,6 +793,11 @@ def test_peaks_and_a_genome_that_do_not_fit_are_refused_in_one_line(sequence_dat
     said = one_line_error(biolens("train", sequence_data["sequences"], "--labels", sequence_data["labels"],
                                   "--genome", genome, "--out", tmp_path / "r", check=False))
     assert "holds the sequences already" in said
+    said = one_line_error(biolens("train", peaks, "--out", tmp_path / "r", check=False))  # no genome
+    assert "holds BED files of intervals" in said and "--genome" in said
+    said = one_line_error(biolens("train", peaks / "GATA1.narrowPeak", "--labels", sequence_data["labels"], "--out",
+                                  tmp_path / "r", check=False))
+    assert "is a BED file of intervals" in said and "--genome" in said
     (peaks / "TAL1.narrowPeak").write_text("chr1\t500\t400\tbad\n")
     said = one_line_error(biolens("train", peaks, "--genome", genome, "--out", tmp_path / "r", check=False))
     assert "TAL1.narrowPeak, line 1" in said and "end must be greater" in said

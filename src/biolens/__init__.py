@@ -43,6 +43,7 @@ def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
     See `biolens.tasks.classify.train` and `biolens.tasks.sequence_classify.train` for the options.
     """
     from biolens.engine import lifecycle
+    from biolens.readers.genome import is_bed
     from biolens.readers.sequences import are_sequences, class_files, is_fasta, sequence_table
     from biolens.tasks import classify, sequence_classify
 
@@ -58,8 +59,8 @@ def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
         if labels is None and is_fasta(data):
             raise InputError(f"{data} is a FASTA file: give --labels TABLE with the columns id and label (or a folder "
                              "with one FASTA file per class).")
-        if (labels is not None and not options.get("genome") and not is_fasta(data) and class_files(data) is None
-                and sequence_table(data) is None):
+        if (labels is not None and not options.get("genome") and not is_fasta(data) and not is_bed(data)
+                and class_files(data) is None and sequence_table(data) is None):
             raise InputError(f"--labels is for sequence classification, but {data} is not a FASTA file. Images are "
                              "labelled by their class folders or a manifest CSV.")
         return sequence_classify.train(data, out or _default_out("sequences", data), labels=labels, **options)

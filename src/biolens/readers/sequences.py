@@ -404,9 +404,13 @@ def read_sequence_table(path, *, group_column: str | None = None, min_per_class:
 def sequence_records(path: Path | str, genome: str | None = None) -> list[tuple[str, str]]:
     """(id, sequence) of one input file: a FASTA's records (IUPAC codes as N), or with `genome` a BED file's
     intervals cut from it."""
-    if not genome:
-        return read_fasta(path, ambiguous_as_n=True)
     from biolens.readers.genome import cut_sequences, is_bed, open_genome
+
+    if not genome:
+        if is_bed(path):
+            raise InputError(f"{path} is a BED file of intervals, not their sequences: give --genome GENOME.fa (the "
+                             "genome the peaks were called on) to cut them from it.")
+        return read_fasta(path, ambiguous_as_n=True)
 
     if not is_bed(path):
         raise InputError(f"{path}: --genome cuts the sequences of peaks given as BED or narrowPeak (.bed, "
@@ -426,6 +430,11 @@ def check_training_inputs(data, labels, group_column: str | None, genome: str | 
             raise InputError(f"{data} holds the sequences and their labels in one table; --labels is for a FASTA "
                              "file. Give the table alone.")
         return
+    from biolens.readers.genome import bed_class_files
+
+    if not genome and data is not None and class_files(data) is None and bed_class_files(data) is not None:
+        raise InputError(f"{data} holds BED files of intervals, not their sequences: give --genome GENOME.fa (the "
+                         "genome the peaks were called on) to cut them from it.")
     folder = data is not None and class_files(data, genome) is not None
     kind = "BED" if genome else "FASTA"
     if data is None or (labels is None and not folder):
@@ -452,9 +461,12 @@ def read_training_sequences(data, labels, *, group_column: str | None = None,
 
 def are_sequences(data, labels=None, genome=None) -> bool:
     """Whether `train` was given sequences: a label table, a genome (for peaks as BED), a FASTA file, a folder of
-    class FASTA files, or a table with a column of sequences."""
+    class FASTA (or BED) files, or a table with a column of sequences."""
+    from biolens.readers.genome import bed_class_files
+
     return labels is not None or bool(genome) or (data is not None and (
-        is_fasta(data) or class_files(data) is not None or sequence_table(data) is not None))
+        is_fasta(data) or class_files(data) is not None or sequence_table(data) is not None
+        or bed_class_files(data) is not None))
 
 
 def class_name(path: Path) -> str:
