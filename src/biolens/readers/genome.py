@@ -23,18 +23,6 @@ def is_bed(path: Path | str) -> bool:
     return Path(path).name.lower().removesuffix(".gz").endswith(BED_SUFFIXES)
 
 
-def bed_class_files(folder: Path | str) -> list[Path] | None:
-    """The BED files of a folder that holds one per class (GATA1.narrowPeak, TAL1.bed.gz), or None when it holds
-    none or has sub-folders."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
-    if any(p.is_dir() for p in entries):
-        return None
-    return [p for p in entries if p.is_file() and is_bed(p)] or None
-
-
 @dataclass(frozen=True)
 class Interval:
     line: int

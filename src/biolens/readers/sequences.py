@@ -430,12 +430,10 @@ def check_training_inputs(data, labels, group_column: str | None, genome: str | 
             raise InputError(f"{data} holds the sequences and their labels in one table; --labels is for a FASTA "
                              "file. Give the table alone.")
         return
-    from biolens.readers.genome import bed_class_files
-
-    if not genome and data is not None and class_files(data) is None and bed_class_files(data) is not None:
+    if not genome and data is not None and class_files(data) is None and class_files(data, bed=True) is not None:
         raise InputError(f"{data} holds BED files of intervals, not their sequences: give --genome GENOME.fa (the "
                          "genome the peaks were called on) to cut them from it.")
-    folder = data is not None and class_files(data, genome) is not None
+    folder = data is not None and class_files(data, bed=bool(genome)) is not None
     kind = "BED" if genome else "FASTA"
     if data is None or (labels is None and not folder):
         raise InputError(f"give the sequences ({kind}) and --labels TABLE with the columns id and label, a folder "
@@ -462,11 +460,9 @@ def read_training_sequences(data, labels, *, group_column: str | None = None,
 def are_sequences(data, labels=None, genome=None) -> bool:
     """Whether `train` was given sequences: a label table, a genome (for peaks as BED), a FASTA file, a folder of
     class FASTA (or BED) files, or a table with a column of sequences."""
-    from biolens.readers.genome import bed_class_files
-
     return labels is not None or bool(genome) or (data is not None and (
         is_fasta(data) or class_files(data) is not None or sequence_table(data) is not None
-        or bed_class_files(data) is not None))
+        or class_files(data, bed=True) is not None))
 
 
 def class_name(path: Path) -> str:
@@ -478,21 +474,19 @@ def class_name(path: Path) -> str:
     return name[:len(name) - len(suffix)] if suffix else Path(name).stem
 
 
-def class_files(folder: Path | str, genome: str | None = None) -> list[Path] | None:
+def class_files(folder: Path | str, bed: bool = False) -> list[Path] | None:
     """The FASTA files of a folder that holds one per class (GATA1.fa, TAL1.fa.gz: the file name is the class),
-    or None when the folder is not one: it has sub-folders (image classes) or no FASTA file. With `genome`, the
-    BED/narrowPeak files instead (GATA1.narrowPeak, TAL1.bed.gz)."""
-    if genome:
-        from biolens.readers.genome import bed_class_files
+    or None when the folder is not one: it has sub-folders (image classes) or no FASTA file. With `bed`, the
+    BED/narrowPeak files instead (GATA1.narrowPeak, TAL1.bed.gz), whose sequences a genome gives."""
+    from biolens.readers.genome import is_bed
 
-        return bed_class_files(folder)
     folder = Path(folder)
     if not folder.is_dir():
         return None
     entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
     if any(p.is_dir() for p in entries):
         return None
-    files = [p for p in entries if p.is_file() and is_fasta(p)]
+    files = [p for p in entries if p.is_file() and (is_bed(p) if bed else is_fasta(p))]
     return files or None
 
 
@@ -502,7 +496,7 @@ def read_class_files(folder: Path | str, *, min_per_class: int = 10, genome: str
     cut from it. Ids repeated across files (peak_1 in each) become 'class:id'; other files in the folder are left
     out and said so."""
     folder = Path(folder)
-    files = class_files(folder, genome)
+    files = class_files(folder, bed=bool(genome))
     kind = "BED" if genome else "FASTA"
     if files is None:
         example = "GATA1.narrowPeak and TAL1.bed" if genome else "GATA1.fa and TAL1.fa"

@@ -326,9 +326,9 @@ def encode_for_prediction(run: Run, inputs: list[Path], genome: str | Path | Non
     """Ids, one-hot array at the run's length (centred, as in training) and notes, from one or more FASTA files
     (a folder: the FASTA files in it), tables with a sequence column, or BED/narrowPeak files cut from `genome`
     (default: the genome the run was trained with, where it is still there)."""
-    from biolens.readers.genome import bed_class_files, is_bed
+    from biolens.readers.genome import is_bed
 
-    files = [f for path in inputs for f in ((class_files(path) or bed_class_files(path) or [path])
+    files = [f for path in inputs for f in ((class_files(path) or class_files(path, bed=True) or [path])
                                             if Path(path).is_dir() else [path])]
     beds = [f for f in files if is_bed(f)]
     if beds and not genome:

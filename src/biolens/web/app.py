@@ -491,7 +491,7 @@ def create_app(settings: Settings) -> FastAPI:
                     raise InputError(f"the genome {genome} is a folder; give the path of its FASTA file.")
             # one FASTA (or with a genome, BED) per class: the file names label them; or one table of sequences
             # and labels
-            by_file = class_files(sequences, genome or None) is not None or sequence_table(sequences) is not None
+            by_file = class_files(sequences, bed=bool(genome)) is not None or sequence_table(sequences) is not None
             if genome and not by_file and not is_bed(sequences):
                 raise InputError(f"{sequences.name} is not a BED or narrowPeak file; the genome is for peaks given as "
                                  "BED files (one per class, or one with a label table). Leave the genome empty for "
