@@ -38,7 +38,7 @@ def _given(**values) -> dict:
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Argument(None, help="Images: a folder with one sub-folder per class, or a manifest CSV (path,label[,group]). Sequences: a FASTA file with --labels, a folder with one FASTA file per class (GATA1.fa, TAL1.fa), or a table with a sequence column and a label column."),
+    data: Optional[Path] = typer.Argument(None, help="Images: a folder with one sub-folder per class, or a manifest CSV (path,label[,group]). Sequences: a FASTA file with --labels, a folder with one FASTA file per class (GATA1.fa, TAL1.fa), a table with a sequence column and a label column, or BED/narrowPeak files with --genome."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/classify_<data name>)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Sequences: TSV/CSV with columns id (FASTA record id) and label."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
@@ -167,7 +167,7 @@ def detect(
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="A finished run folder: image or sequence classification, or detection."),
-    inputs: list[Path] = typer.Argument(..., help="Images (a folder, files, or both), or FASTA file(s) or tables with a sequence column for a sequence run."),
+    inputs: list[Path] = typer.Argument(..., help="Images (a folder, files, or both); for a sequence run FASTA file(s), tables with a sequence column, or BED/narrowPeak files (cut from --genome)."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", help="CSV to write (detection: objects.csv, with counts.csv beside it)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: list unreadable files in the CSV instead of stopping."),
     stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse, max, mean, first or channels (default: as in training)."),
