@@ -800,5 +800,5 @@ def test_peaks_and_a_genome_that_do_not_fit_are_refused_in_one_line(sequence_dat
     assert "is a BED file of intervals" in said and "--genome" in said
     (peaks / "TAL1.narrowPeak").write_text("chr1\t500\t400\tbad\n")
     said = one_line_error(biolens("train", peaks, "--genome", genome, "--out", tmp_path / "r", check=False))
-    assert "TAL1.narrowPeak, line 1" in said and "end must be greater" in said
+    assert "TAL1.narrowPeak, line 1" in said and "the end (400) must be after the start (500)" in said
     assert not (tmp_path / "r").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from biolens.errors import InputError
 
@@ -34,36 +35,43 @@ class Interval:
     summit: int | None   # offset from start (narrowPeak column 10), None when not given
 
 
-def read_intervals(path: Path | str) -> list[Interval]:
-    """The intervals of a BED/narrowPeak file (0-based, end exclusive); header, track and browser lines skipped."""
+def bed_rows(path: Path | str) -> Iterator[tuple[int, list[str], int, int]]:
+    """(line number, fields, start, end) per interval line of a BED file (optionally .gz; tab- or space-separated);
+    blank, `#`, `track` and `browser` lines skipped; a line without chrom, start and end, or with an empty or
+    negative interval, is one error naming it. Shared by `--regions` and the peaks read here."""
     path = Path(path)
     opener = gzip.open if path.suffix.lower() == ".gz" else open
-    intervals = []
     try:
-        with opener(path, "rt") as handle:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, start=1):
-                if not line.strip() or line.startswith(("#", "track", "browser")):
-                    continue
                 fields = line.rstrip("\n").split("\t") if "\t" in line else line.split()
+                if not fields or not fields[0] or fields[0].startswith(("#", "track", "browser")):
+                    continue
                 if len(fields) < 3:
                     raise InputError(f"{path}, line {number}: {len(fields)} column(s); a BED line is chrom, start, "
-                                     "end (tab-separated), optionally name, score, strand.")
+                                     "end, tab-separated, then optionally name, score, strand.")
                 try:
                     start, end = int(fields[1]), int(fields[2])
                 except ValueError:
                     raise InputError(f"{path}, line {number}: start '{fields[1]}' and end '{fields[2]}' must be whole "
                                      "numbers (BED: 0-based start, end not included).") from None
-                if start < 0 or end <= start:
-                    raise InputError(f"{path}, line {number}: the interval {fields[0]}:{start}-{end} is empty or "
-                                     "negative; the end must be greater than the start.")
-                summit = None
-                if len(fields) >= 10 and fields[9].lstrip("-").isdigit() and int(fields[9]) >= 0:
-                    summit = int(fields[9])
-                name = fields[3].strip() if len(fields) >= 4 and fields[3].strip() not in ("", ".") else ""
-                strand = fields[5].strip() if len(fields) >= 6 and fields[5].strip() in ("+", "-") else "+"
-                intervals.append(Interval(number, name, fields[0], start, end, strand, summit))
-    except (OSError, EOFError, UnicodeDecodeError) as error:
+                if end <= start or start < 0:
+                    raise InputError(f"{path}, line {number}: the end ({end}) must be after the start ({start}).")
+                yield number, fields, start, end
+    except (OSError, EOFError) as error:
         raise InputError(f"{path}: not a readable BED file ({error}).") from None
+
+
+def read_intervals(path: Path | str) -> list[Interval]:
+    """The intervals of a BED/narrowPeak file (0-based, end exclusive), with name, strand and summit where given."""
+    intervals = []
+    for number, fields, start, end in bed_rows(path):
+        summit = None
+        if len(fields) >= 10 and fields[9].lstrip("-").isdigit() and int(fields[9]) >= 0:
+            summit = int(fields[9])
+        name = fields[3].strip() if len(fields) >= 4 and fields[3].strip() not in ("", ".") else ""
+        strand = fields[5].strip() if len(fields) >= 6 and fields[5].strip() in ("+", "-") else "+"
+        intervals.append(Interval(number, name, fields[0], start, end, strand, summit))
     if not intervals:
         raise InputError(f"{path}: no intervals (lines of chrom, start, end).")
     return intervals

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from biolens import console
 from biolens.errors import InputError
+from biolens.readers.genome import bed_rows
 from biolens.runs import RUN_FILE, write_csv, write_text
 
 COLUMNS = ("region", "name", "status", "n_sites", "n_pairs", "lambda_gc", "top_site", "top_site_q", "top_site_pip",
@@ -29,29 +30,15 @@ def read_bed(path: Path | str) -> list[tuple[str, str]]:
     if not path.is_file():
         raise InputError(f"--regions {path}: no such file. Give a BED file: chrom, start, end[, name] per line.")
     regions, names = [], set()
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.rstrip("\n").split("\t") if "\t" in line else line.split()
-            if not fields or not fields[0] or fields[0].startswith(("#", "track", "browser")):
-                continue
-            if len(fields) < 3:
-                raise InputError(f"{path}, line {number}: {len(fields)} column(s); a BED line is chrom, start, end "
-                                 "[, name], tab-separated.")
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise InputError(f"{path}, line {number}: start '{fields[1]}' and end '{fields[2]}' must be whole "
-                                 "numbers.") from None
-            if end <= start or start < 0:
-                raise InputError(f"{path}, line {number}: the end ({end}) must be after the start ({start}).")
-            region = f"{fields[0]}:{start + 1}-{end}"  # BED's 0-based half-open start as a 1-based inclusive one
-            name = re.sub(r"[^\w.-]+", "_", fields[3].strip()) if len(fields) > 3 and fields[3].strip() else \
-                f"{fields[0]}_{start + 1}_{end}"
-            if name in names:
-                raise InputError(f"{path}, line {number}: the name '{name}' is used twice; each region needs its own "
-                                 "(it names the region's run folder).")
-            names.add(name)
-            regions.append((region, name))
+    for number, fields, start, end in bed_rows(path):
+        region = f"{fields[0]}:{start + 1}-{end}"  # BED's 0-based half-open start as a 1-based inclusive one
+        name = re.sub(r"[^\w.-]+", "_", fields[3].strip()) if len(fields) > 3 and fields[3].strip() else \
+            f"{fields[0]}_{start + 1}_{end}"
+        if name in names:
+            raise InputError(f"{path}, line {number}: the name '{name}' is used twice; each region needs its own "
+                             "(it names the region's run folder).")
+        names.add(name)
+        regions.append((region, name))
     if not regions:
         raise InputError(f"--regions {path}: no regions in it; a BED file holds chrom, start, end[, name] per line.")
     return regions
