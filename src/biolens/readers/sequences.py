@@ -84,25 +84,6 @@ def read_fasta(path: Path | str, *, ambiguous_as_n: bool = False) -> list[tuple[
     return records
 
 
-def read_fasta_files(paths: list[Path], *, purpose: str) -> list[tuple[str, str]]:
-    """Records of several FASTA files (IUPAC codes read as N), with ids unique across them.
-
-    purpose: what the sequences are for, said in the error when a file is not FASTA.
-    """
-    records: list[tuple[str, str]] = []
-    for path in paths:
-        if not is_fasta(path):
-            raise InputError(f"{path}: not a FASTA file; {purpose}, so give FASTA (records starting with '>').")
-        records += read_fasta(path, ambiguous_as_n=True)
-    ids = [i for i, _ in records]
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        repeated = next(i for i in ids if i in seen or seen.add(i))
-        raise InputError(f"sequence id '{repeated}' appears more than once in {', '.join(map(str, paths))}; ids must "
-                         "be unique.")
-    return records
-
-
 def haplotype_owners(ids: list[str], sample_map: Path | str | None = None) -> list[str]:
     """Which individual each haplotype belongs to: from `--sample-map` (sequence_id, sample) or `<sample>_h1/_h2`."""
     if sample_map is not None:

@@ -18,8 +18,7 @@ from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.explain import known_motifs
 from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, is_fasta, one_hot,
-                                      read_fasta_files, read_training_sequences, sequence_records, sequence_table,
-                                      table_records)
+                                      read_training_sequences, sequence_records, sequence_table, table_records)
 from biolens.runs import Run, write_csv
 from biolens.stats import kmers
 from biolens.engine import distributed, lifecycle, splits, supervised, training
@@ -344,9 +343,8 @@ def encode_for_prediction(run: Run, inputs: list[Path], genome: str | Path | Non
         raise InputError(f"{other}: not a FASTA file, nor a table with a column of sequences; {run.path} classifies DNA "
                          "sequences, so give FASTA (records starting with '>'), a table with a 'sequence' column, or "
                          "BED files with --genome.")
-    records = (read_fasta_files(fasta, purpose=f"{run.path} classifies DNA sequences") if fasta else []) + [
-        record for table in tables for record in table_records(table)] + [
-        record for bed in beds for record in sequence_records(bed, str(genome))]
+    records = [record for f in files for record in (table_records(f) if f in tables else
+                                                    sequence_records(f, str(genome) if f in beds else None))]
     ids = [i for i, _ in records]
     if len(set(ids)) < len(ids):
         seen: set[str] = set()
