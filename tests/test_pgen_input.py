@@ -69,6 +69,31 @@ def test_a_plink2_fileset_reads_as_its_vcf_whether_named_by_prefix_pgen_pvar_or_
     assert data.notes["format"].startswith("PLINK 2") and data.notes["imputed_calls"] > 0
 
 
+def test_a_zstd_compressed_pvar_reads_as_the_plain_one(cohort, tmp_path):
+    """PLINK 2 writes `.pvar.zst` under `--make-pgen vzs`; pgenlib decompresses it."""
+    import shutil
+
+    import zstandard
+
+    folder = cohort["genotypes"].parent
+    for suffix in (".pgen", ".psam"):
+        shutil.copy(folder / f"cohort{suffix}", tmp_path / f"packed{suffix}")
+    (tmp_path / "packed.pvar.zst").write_bytes(zstandard.ZstdCompressor().compress((folder / "cohort.pvar").read_bytes()))
+    plain, packed = read_genotypes(folder / "cohort.pgen"), read_genotypes(tmp_path / "packed.pgen")
+    np.testing.assert_array_equal(packed.dosage, plain.dosage)
+    assert (packed.chrom, list(packed.pos), packed.ref, packed.alt) == (plain.chrom, list(plain.pos), plain.ref,
+                                                                        plain.alt)
+    from biolens.config import AssociateConfig
+
+    for name in ("packed", "packed.pvar.zst"):
+        config = AssociateConfig(phenotypes=str(cohort["phenotypes"]), trait="yield", genotypes=str(tmp_path / name))
+        config.check()
+        assert config.genotypes == str(tmp_path / "packed.pgen")
+    (tmp_path / "packed.pvar.zst").write_bytes(b"\x28\xb5\x2f\xfd" + bytes(40))   # a zstd magic, then nothing sound
+    with pytest.raises(InputError, match=r"packed\.pvar\.zst: not a readable \.pvar"):
+        read_genotypes(tmp_path / "packed.pgen")
+
+
 def test_dosages_multiallelic_sites_and_family_ids_of_a_plink2_fileset(cohort, tmp_path):
     import pgenlib
 

@@ -257,6 +257,12 @@ def test_upload_train_watch_report_predict_compare_in_a_browser(workspace, train
             labels.write_text("id\tlabel\tfamily\nseq1\tbound\tA\n")
             page.locator("#labels_file").set_input_files(labels)
             expect(page.locator("#columns-labels option")).to_have_count(3)
+            table = workspace / "peaks.csv"  # one table of sequences and labels: its columns are group columns too
+            table.write_text("id,sequence,label,chromosome\nseq1,ACGTACGTAC,bound,chr1\n")
+            page.locator("#files").set_input_files(table)
+            expect(page.locator("#columns-sequence-groups option")).to_have_count(5)
+            assert "chromosome" in page.eval_on_selector_all("#columns-sequence-groups option",
+                                                             "os => os.map(o => o.value)")
             page.screenshot(path=SHOTS / "new_sequence_run.png", full_page=True)
             page.goto(f"{server.base}/new")  # how long a run would take, measured before it is queued
             page.get_by_label("or give a path on this machine").fill(str(workspace / "data" / "cells" / "manifest.csv"))

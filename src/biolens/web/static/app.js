@@ -117,6 +117,11 @@ function fillColumns(listId, columns) {
   const list = document.getElementById(listId);
   if (!list) return;
   list.replaceChildren(...columns.map(name => { const option = document.createElement("option"); option.value = name; return option; }));
+  if (listId === "columns-labels" || listId === "columns-data") {
+    // a sequence run's groups sit in its label table, or in the one table that holds sequences and labels
+    const seen = id => [...document.querySelectorAll(`#${id} option`)].map(o => o.value);
+    fillColumns("columns-sequence-groups", [...new Set([...seen("columns-labels"), ...seen("columns-data")])]);
+  }
 }
 
 function headerOf(text) {
