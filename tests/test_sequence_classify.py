@@ -474,6 +474,14 @@ def test_a_folder_with_one_fasta_per_class_trains_and_predicts_without_a_label_t
     predicted = pd.read_csv(tmp_path / "preds.csv")
     assert sorted(predicted.id) == sorted(labels.index)
 
+    files = [tmp_path / "peaks" / name for name in ("nfkb.fa", "ebox.fasta.gz", "background.fna")]
+    listed = tmp_path / "runs" / "listed"  # the same files named one by one: the same sequences, classes and split
+    biolens("train", *files, "--out", listed, "--epochs", "1", "--seed", "0", "--no-learning-curve",
+            "--known-motifs", "none")
+    pd.testing.assert_frame_equal(pd.read_csv(listed / "splits.csv"), splits)
+    assert json.loads((listed / "run.json").read_text())["config"]["data"] == [str(f) for f in files]
+    assert f"biolens train {' '.join(map(str, files))} --epochs 1" in (listed / "report.html").read_text()
+
 
 def test_class_files_name_their_classes_and_mixed_labelling_is_refused_in_one_line(sequence_data, tmp_path):
     from biolens.readers.sequences import read_class_files
@@ -492,6 +500,13 @@ def test_class_files_name_their_classes_and_mixed_labelling_is_refused_in_one_li
     assert "folder of FASTA files, one per class" in labelled and "Give one or the other" in labelled
     grouped = one_line_error(biolens("train", peaks, "--group-column", "family", "--out", tmp_path / "r", check=False))
     assert "--group-column" in grouped and "label table" in grouped
+    listed = [peaks / "GATA1.fa", peaks / "TAL1.fa"]
+    labelled = one_line_error(biolens("train", *listed, "--labels", sequence_data["labels"], "--out", tmp_path / "r",
+                                      check=False))
+    assert "2 FASTA files were given, one per class" in labelled and "Give one or the other" in labelled
+    (tmp_path / "notes.txt").write_text("GATA1 and TAL1 peaks\n")
+    other = one_line_error(biolens("train", *listed, tmp_path / "notes.txt", "--out", tmp_path / "r", check=False))
+    assert other.startswith(f"error: {tmp_path / 'notes.txt'}: not a FASTA file") and "one FASTA file per class" in other
     (peaks / "TAL1.fa").unlink()
     single = one_line_error(biolens("train", peaks, "--out", tmp_path / "r", check=False))
     assert "one FASTA file (GATA1.fa), so one class" in single
@@ -757,6 +772,8 @@ def test_peaks_as_narrowpeak_files_are_cut_from_the_genome_centred_on_their_summ
         expected = expected.translate(complement)[::-1] if strand == "-" else expected
         assert found.sequences[found.ids.index(name)] == expected
         assert "GGGAATTTCC" in expected or "GGAAATTCCC" in expected  # the site sits under the summit
+    listed = read_training_sequences([peaks / "TAL1.narrowPeak", peaks / "GATA1.narrowPeak"], None, genome=str(genome))
+    assert (listed.ids, listed.labels, listed.sequences) == (found.ids, found.labels, found.sequences)
 
     out = tmp_path / "run"
     biolens("train", peaks, "--genome", genome, "--out", out, "--epochs", "2", "--seed", "0", "--no-learning-curve",

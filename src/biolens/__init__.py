@@ -31,14 +31,16 @@ def _default_out(task: str, data) -> str:
     """The run folder the CLI and the API choose alike when none is given: runs/<task>_<data name>."""
     from pathlib import Path
 
+    if isinstance(data, (list, tuple)):  # several class files: named after the first
+        data = data[0] if data else None
     name = Path(str(data)).name.split(".")[0] if data is not None else "run"
     return str(Path("runs") / f"{task}_{name}")
 
 
 def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
     """Train a classifier: labelled images (folder of class folders or manifest CSV), or DNA sequences (FASTA)
-    with `labels` (a table with columns id and label), a folder of FASTA files, one per class, or one table with
-    a sequence column and a label column. `resume` continues an interrupted run of either kind.
+    with `labels` (a table with columns id and label), a folder of FASTA files, one per class (or a list of such
+    files), or one table with a sequence column and a label column. `resume` continues an interrupted run of either kind.
 
     See `biolens.tasks.classify.train` and `biolens.tasks.sequence_classify.train` for the options.
     """
@@ -52,9 +54,13 @@ def train(data=None, out=None, *, resume=None, labels=None, **options) -> Run:
         if task not in ("classify", "sequence_classify"):
             raise InputError(f"{resume} is a '{task}' run; train --resume continues image or sequence classification runs.")
         return (sequence_classify if task == "sequence_classify" else classify).train(resume=resume)
+    if isinstance(data, (list, tuple)):  # the CLI's paths: one, or several class files
+        data = [str(p) for p in data] if len(data) > 1 else (str(data[0]) if data else None)
     if data is None:
         raise InputError("Give the data to train on: a folder of class sub-folders, a manifest CSV, or a FASTA file "
                          "with --labels.")
+    if isinstance(data, list):  # several files: one FASTA (or, with a genome, one BED) file per class
+        return sequence_classify.train(data, out or _default_out("sequences", data), labels=labels, **options)
     if are_sequences(data, labels, options.get("genome")):
         if labels is None and is_fasta(data):
             raise InputError(f"{data} is a FASTA file: give --labels TABLE with the columns id and label (or a folder "

@@ -38,7 +38,7 @@ def _given(**values) -> dict:
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Argument(None, help="Images: a folder with one sub-folder per class, or a manifest CSV (path,label[,group]). Sequences: a FASTA file with --labels, a folder with one FASTA file per class (GATA1.fa, TAL1.fa), a table with a sequence column and a label column, or BED/narrowPeak files with --genome."),
+    data: Optional[List[Path]] = typer.Argument(None, help="Images: a folder with one sub-folder per class, or a manifest CSV (path,label[,group]). Sequences: a FASTA file with --labels, a folder with one FASTA file per class (GATA1.fa, TAL1.fa) or those files themselves, a table with a sequence column and a label column, or BED/narrowPeak files with --genome."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/classify_<data name>)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Sequences: TSV/CSV with columns id (FASTA record id) and label."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
@@ -76,6 +76,7 @@ def train(
     Examples: biolens train cells/ --out runs/cells --epochs 20
               biolens train promoters.fasta --labels labels.tsv --out runs/seqclass
               biolens train peaks/ --out runs/peaks      (peaks/GATA1.fa, peaks/TAL1.fa: one FASTA per class)
+              biolens train GATA1.fa TAL1.fa --out runs/peaks   (the same, the files named one by one)
               biolens train peaks/ --genome hg38.fa --out runs/peaks   (peaks/GATA1.narrowPeak, peaks/TAL1.narrowPeak)
               biolens train cells/ --out /shared/runs/cells --workers node1:23456,node2:23456 --worker-index 0
     """
@@ -84,6 +85,7 @@ def train(
     from biolens.runs import load_run
     from biolens.engine import distributed
 
+    data = (data[0] if len(data) == 1 else data) if data else None  # several paths: one class file each
     if data is not None and out is None:
         out = Path(biolens._default_out("sequences" if are_sequences(data, labels, genome) else "classify", data))
     if workers:  # several machines: --workers/--worker-index, or TF_CONFIG set by a scheduler

@@ -399,10 +399,40 @@ def sequence_records(path: Path | str, genome: str | None = None) -> list[tuple[
     return [(i, s.translate(_AMBIGUOUS)) for i, s in cut_sequences(path, open_genome(genome), genome)]
 
 
+def several_files(data) -> list[Path] | None:
+    """The files of `data` when it names several (`biolens train GATA1.fa TAL1.fa`), else None."""
+    return [Path(p) for p in data] if isinstance(data, (list, tuple)) and len(data) > 1 else None
+
+
+def _check_several(files: list[Path], labels, group_column: str | None, genome: str | None) -> None:
+    """Several files given as the data are one class file each: FASTA, or BED/narrowPeak with a genome."""
+    from biolens.readers.genome import is_bed
+
+    kind = "BED" if genome else "FASTA"
+    for path in files:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file; several files given as the data are one {kind} file per class "
+                             "(e.g. GATA1.fa TAL1.fa), each named after its class.")
+        if not (is_bed(path) if genome else is_fasta(path)):
+            example = "GATA1.narrowPeak TAL1.narrowPeak with --genome" if genome else "GATA1.fa TAL1.fa"
+            raise InputError(f"{path}: not a {kind} file; several files given as the data are one {kind} file per "
+                             f"class, each named after its class (e.g. {example}). Images are given as one folder "
+                             "of class sub-folders or one manifest CSV.")
+    if labels is not None:
+        raise InputError(f"{len(files)} {kind} files were given, one per class, which labels their sequences; --labels "
+                         f"is for one {kind} file. Give one or the other.")
+    if group_column:
+        raise InputError(f"--group-column names a column of the --labels table, and {len(files)} class files have none. "
+                         f"Give one {kind} file with a label table holding the group column.")
+
+
 def check_training_inputs(data, labels, group_column: str | None, genome: str | None = None) -> None:
     """The ways to label sequences for training, told apart: one FASTA (or, with a genome, one BED) with a label
-    table, a folder of class files without one (never both, and a group column only with the table), or one table
-    holding the sequences and their labels."""
+    table, a folder of class files (or several class files) without one (never both, and a group column only with
+    the table), or one table holding the sequences and their labels."""
+    files = several_files(data)
+    if files is not None:
+        return _check_several(files, labels, group_column, genome)
     if genome and data is not None and (is_fasta(data) or sequence_table(data) is not None):
         raise InputError(f"{data} holds the sequences already; --genome is for peaks given as BED or narrowPeak "
                          "files, whose sequences it cuts from the genome. Leave --genome out.")
@@ -431,6 +461,8 @@ def read_training_sequences(data, labels, *, group_column: str | None = None,
                             min_per_class: int = 10, genome: str | None = None) -> LabelledSequences:
     """Labelled sequences from either form `check_training_inputs` accepts."""
     check_training_inputs(data, labels or None, group_column, genome)
+    if several_files(data) is not None:
+        return read_class_files(data, min_per_class=min_per_class, genome=genome)
     if sequence_table(data) is not None:
         return read_sequence_table(data, group_column=group_column, min_per_class=min_per_class)
     if labels:
@@ -440,7 +472,9 @@ def read_training_sequences(data, labels, *, group_column: str | None = None,
 
 def are_sequences(data, labels=None, genome=None) -> bool:
     """Whether `train` was given sequences: a label table, a genome (for peaks as BED), a FASTA file, a folder of
-    class FASTA (or BED) files, or a table with a column of sequences."""
+    class FASTA (or BED) files or several such files, or a table with a column of sequences."""
+    if several_files(data) is not None:  # only sequences come as several files (one per class)
+        return True
     return labels is not None or bool(genome) or (data is not None and (
         is_fasta(data) or class_files(data) is not None or sequence_table(data) is not None
         or class_files(data, bed=True) is not None))
@@ -471,23 +505,28 @@ def class_files(folder: Path | str, bed: bool = False) -> list[Path] | None:
     return files or None
 
 
-def read_class_files(folder: Path | str, *, min_per_class: int = 10, genome: str | None = None) -> LabelledSequences:
-    """Sequences labelled by the FASTA file that holds them: one file per class in `folder` (how peak sets of two
-    factors, or promoters and enhancers, usually arrive); with `genome`, BED/narrowPeak files whose intervals are
-    cut from it. Ids repeated across files (peak_1 in each) become 'class:id'; other files in the folder are left
-    out and said so."""
-    folder = Path(folder)
-    files = class_files(folder, bed=bool(genome))
+def read_class_files(folder, *, min_per_class: int = 10, genome: str | None = None) -> LabelledSequences:
+    """Sequences labelled by the FASTA file that holds them: one file per class in `folder`, or the several files
+    `folder` lists (how peak sets of two factors, or promoters and enhancers, usually arrive); with `genome`,
+    BED/narrowPeak files whose intervals are cut from it. Ids repeated across files (peak_1 in each) become
+    'class:id'; other files in the folder are left out and said so."""
     kind = "BED" if genome else "FASTA"
-    if files is None:
-        example = "GATA1.narrowPeak and TAL1.bed" if genome else "GATA1.fa and TAL1.fa"
-        raise InputError(f"{folder}: no {kind} files; give a folder with one {kind} file per class (e.g. {example}), "
-                         f"or one {kind} file with --labels.")
     notes = []
-    others = [p.name for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".") and p not in files]
-    if others:
-        notes.append(f"{len(others)} files in {folder.name}/ are not {kind} and were left out "
-                     f"({', '.join(others[:3])}).")
+    files = several_files(folder)
+    if files is None:
+        folder = Path(folder)
+        files = class_files(folder, bed=bool(genome))
+        if files is None:
+            example = "GATA1.narrowPeak and TAL1.bed" if genome else "GATA1.fa and TAL1.fa"
+            raise InputError(f"{folder}: no {kind} files; give a folder with one {kind} file per class (e.g. "
+                             f"{example}), or one {kind} file with --labels.")
+        others = [p.name for p in sorted(folder.iterdir())
+                  if p.is_file() and not p.name.startswith(".") and p not in files]
+        if others:
+            notes.append(f"{len(others)} files in {folder.name}/ are not {kind} and were left out "
+                         f"({', '.join(others[:3])}).")
+    else:  # in the folder's order, so the files named in any order make the same run as their folder
+        files, folder = sorted(files, key=lambda p: p.name), "the files given"
     names = [class_name(p) for p in files]
     if len(files) < 2:
         raise InputError(f"{folder}: one {kind} file ({files[0].name}), so one class; a classifier needs one {kind} "

@@ -436,10 +436,13 @@ def _context(run: Run, info: dict, metrics: dict) -> dict:
         return {"per_image": _top_rows(run.path / "test_counts.tsv", 50)}
     sequences = task == "sequence_classify"
     labelled_by = ""
+    data = info.get("config", {}).get("data", "")
+    given = " ".join(map(str, data)) if isinstance(data, list) else str(data)  # several class files, or one path
     if sequences and not info.get("config", {}).get("labels"):  # one FASTA per class, or one table
-        data = str(info.get("config", {}).get("data", ""))
-        labelled_by = "its label column" if is_table(data) else "the names of its files, one per class"
-    return {"sequences": sequences, "unit": "sequences" if sequences else "images", "labelled_by": labelled_by}
+        labelled_by = ("its label column" if not isinstance(data, list) and is_table(data)
+                       else "the names of its files, one per class")
+    return {"sequences": sequences, "unit": "sequences" if sequences else "images", "labelled_by": labelled_by,
+            "data_given": given}
 
 
 def write_report(run: Run) -> Path:

@@ -18,7 +18,8 @@ from biolens.config import SequenceConfig
 from biolens.errors import InputError
 from biolens.explain import known_motifs
 from biolens.readers.sequences import (LabelledSequences, check_training_inputs, class_files, is_fasta, one_hot,
-                                      read_training_sequences, sequence_records, sequence_table, table_records)
+                                      read_training_sequences, sequence_records, sequence_table, several_files,
+                                      table_records)
 from biolens.runs import Run, write_csv
 from biolens.stats import kmers
 from biolens.engine import distributed, lifecycle, splits, supervised, training
@@ -33,7 +34,8 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
 
     Args:
         data: FASTA or FASTA.gz (DNA or RNA; IUPAC ambiguity codes are read as N) with `labels`, a folder of
-            FASTA files, one per class, the file name being the class (GATA1.fa, TAL1.fa), or a table (CSV, TSV,
+            FASTA files, one per class, the file name being the class (GATA1.fa, TAL1.fa), a list of such files, or a
+            table (CSV, TSV,
             Excel) with a sequence column and a label column (and optionally an id column). With the option
             `genome` (the genome's FASTA): a BED/narrowPeak file with `labels`, or a folder of them, one per class.
         out: the run folder to create.
@@ -49,13 +51,16 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
     if resume is None:
         genome = options.get("genome") or ""
         check_training_inputs(data, labels, options.get("group_column"), genome)
-        options.update(data=str(Path(data).resolve()), labels=str(Path(labels).resolve()) if labels else "",
+        files = several_files(data)
+        options.update(data=[str(f.resolve()) for f in files] if files else str(Path(data).resolve()), labels=str(Path(labels).resolve()) if labels else "",
                        genome=str(Path(genome).resolve()) if genome else "")
     return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_body)
 
 
 def _prepare(config: SequenceConfig, run: Run | None, out: Path) -> lifecycle.Prepared:
+    files = several_files(config.data)
     what = (f"{Path(config.data).name} and {Path(config.labels).name}" if config.labels
+            else ", ".join(f.name for f in files) + " (one file per class)" if files
             else Path(config.data).name if sequence_table(config.data) is not None
             else f"{Path(config.data).name}/ (one {'BED' if config.genome else 'FASTA'} file per class)")
     what += f", cut from {Path(config.genome).name}" if config.genome else ""
@@ -66,7 +71,7 @@ def _prepare(config: SequenceConfig, run: Run | None, out: Path) -> lifecycle.Pr
     longest = max(map(len, found.sequences))
     length = int(run.info["length"]) if run is not None else (config.length or default_length(found.sequences))
     if len(found.sequences) * length * 4 > MAX_ONE_HOT_BYTES:
-        raise InputError(f"{config.data}: {len(found.sequences)} sequences of up to {longest:,} bases need more than "
+        raise InputError(f"{what}: {len(found.sequences)} sequences of up to {longest:,} bases need more than "
                          f"{MAX_ONE_HOT_BYTES >> 30} GB as one-hot; give --length N to keep the central N bases.")
     class_names = sorted(set(found.labels))
     y = np.array([class_names.index(label) for label in found.labels], dtype=np.int64)
@@ -307,7 +312,8 @@ def default_length(sequences: list[str]) -> int:
 
 def data_fingerprint(config: SequenceConfig) -> str:
     """The lifecycle's fingerprint over the FASTA (or BED and genome) and the label table, plus the group column."""
-    return lifecycle.data_fingerprint([config.data] + [p for p in (config.labels, config.genome) if p],
+    data = several_files(config.data) or [config.data]
+    return lifecycle.data_fingerprint(data + [p for p in (config.labels, config.genome) if p],
                                       rows=[config.group_column or ""])
 
 
