@@ -483,6 +483,28 @@ def test_a_folder_with_one_fasta_per_class_trains_and_predicts_without_a_label_t
     assert f"biolens train {' '.join(map(str, files))} --epochs 1" in (listed / "report.html").read_text()
 
 
+def test_record_ids_as_bedtools_getfasta_writes_them_meet_the_label_tables_names(tmp_path):
+    """bedtools getfasta -name writes '>peak0::chr1:0-100' (and '(+)' with -s), while the label table, made from the
+    BED file, says 'peak0' or 'chr1:0-100': the ids are read as the table writes them, with a note; ids that meet
+    no reading still stop the run."""
+    from biolens.errors import InputError
+    from biolens.readers.sequences import read_labelled
+
+    rng = np.random.default_rng(1)
+    sequences = ["".join(rng.choice(list("ACGTacgt"), 60)) for _ in range(24)]
+    (tmp_path / "peaks.fa").write_text("".join(  # Windows line ends and a wrapped sequence, as some tools write
+        f">peak{k}::chr1:{100 * k}-{100 * k + 60}(+)\r\n{s[:30]}\r\n{s[30:]}\r\n" for k, s in enumerate(sequences)))
+    for column in ("peak{k}", "chr1:{start}-{end}"):
+        rows = [column.format(k=k, start=100 * k, end=100 * k + 60) for k in range(24)]
+        (tmp_path / "labels.tsv").write_text("id\tlabel\n" + "".join(f"{r}\t{'AB'[k % 2]}\n" for k, r in enumerate(rows)))
+        found = read_labelled(tmp_path / "peaks.fa", tmp_path / "labels.tsv")
+        assert found.ids == rows and found.sequences == [s.upper() for s in sequences]
+        assert found.labels == ["AB"[k % 2] for k in range(24)] and "'::'" in found.notes[0]
+    (tmp_path / "labels.tsv").write_text("id\tlabel\n" + "".join(f"peak_{k}\t{'AB'[k % 2]}\n" for k in range(24)))
+    with pytest.raises(InputError, match="24 of 24 labelled ids have no sequence"):
+        read_labelled(tmp_path / "peaks.fa", tmp_path / "labels.tsv")
+
+
 def test_class_files_name_their_classes_and_mixed_labelling_is_refused_in_one_line(sequence_data, tmp_path):
     from biolens.readers.sequences import read_class_files
 

@@ -215,13 +215,14 @@ def read_labelled(fasta: Path | str, labels: Path | str, *, group_column: str | 
                          "keep one row per sequence.")
     label_of = dict(zip(ids, table[columns["label"]].str.strip()))
     group_of = dict(zip(ids, table[group_column].str.strip())) if group_column else None
+    notes = []
+    records = _records_read_as(records, set(ids), notes)
     sequence_of = dict(records)
     absent = [i for i in ids if i not in sequence_of]
     if absent:
         raise InputError(f"{labels}: {len(absent)} of {len(ids)} labelled ids have no sequence in {fasta} "
                          f"(e.g. {', '.join(absent[:3])}); the ids must equal the FASTA record ids (the text after '>' "
                          "up to the first space).")
-    notes = []
     unlabelled = [i for i, _ in records if i not in label_of or pd.isna(label_of[i]) or not label_of[i]]
     if unlabelled:
         notes.append(f"{len(unlabelled)} FASTA records have no label and were left out (e.g. {', '.join(unlabelled[:3])}).")
@@ -235,6 +236,30 @@ def read_labelled(fasta: Path | str, labels: Path | str, *, group_column: str | 
                          "fill it in for every labelled sequence.")
     return LabelledSequences(keep, sequences, [label_of[i] for i in keep],
                              [group_of[i] for i in keep] if group_of else None, notes)
+
+
+_STRAND_SUFFIX = re.compile(r"\([+.-]\)$")
+ID_READINGS = (  # how bedtools getfasta writes record ids, against the names a label table holds
+    ("the name before '::' (bedtools getfasta -name adds ::chrom:start-end)", lambda i: i.split("::")[0]),
+    ("the interval after '::'", lambda i: _STRAND_SUFFIX.sub("", i.split("::")[-1])),
+    ("without the strand bedtools getfasta -s adds, e.g. (+)", lambda i: _STRAND_SUFFIX.sub("", i)),
+)
+
+
+def _records_read_as(records: list[tuple[str, str]], labelled: set[str], notes: list[str]) -> list[tuple[str, str]]:
+    """The FASTA records with ids as the label table writes them: as they are when any labelled id is among them,
+    else the first of bedtools' readings (ID_READINGS) that gives every record its own id and finds every labelled
+    one (said in a note); else as they are, for the caller's error."""
+    ids = [i for i, _ in records]
+    if labelled & set(ids):
+        return records
+    for reading, read in ID_READINGS:
+        read_ids = [read(i) for i in ids]
+        if len(set(read_ids)) == len(read_ids) and labelled <= set(read_ids):
+            notes.append(f"The label table's ids match the FASTA record ids read as {reading} (e.g. {ids[0]} -> "
+                         f"{read_ids[0]}); the run's tables use those.")
+            return [(i, sequence) for i, (_, sequence) in zip(read_ids, records)]
+    return records
 
 
 def _check_classes(labels: list[str], sequences: list[str], source: Path, min_per_class: int, notes: list[str]) -> None:
