@@ -128,8 +128,8 @@ def test_bad_inputs_give_one_line(sequence_data, sequence_run, tmp_path):
     out = tmp_path / "never"
     assert "--labels" in one_line_error(biolens("train", fasta, "--out", out, check=False))
     no_label = tmp_path / "no_label.tsv"
-    no_label.write_text("id\tclass\nx\ty\n")
-    assert "no 'label' column" in one_line_error(biolens("train", fasta, "--labels", no_label, "--out", out, check=False))
+    no_label.write_text("id\tcell_type\tbatch\nx\ty\t1\n")
+    assert "no label column" in one_line_error(biolens("train", fasta, "--labels", no_label, "--out", out, check=False))
     missing = tmp_path / "missing.tsv"
     missing.write_text(labels.read_text() + "ghost_1\tnfkb\nghost_2\tebox\n")
     message = one_line_error(biolens("train", fasta, "--labels", missing, "--out", out, check=False))
@@ -483,10 +483,10 @@ def test_a_folder_with_one_fasta_per_class_trains_and_predicts_without_a_label_t
     assert f"biolens train {' '.join(map(str, files))} --epochs 1" in (listed / "report.html").read_text()
 
 
-def test_record_ids_as_bedtools_getfasta_writes_them_meet_the_label_tables_names(tmp_path):
+def test_label_tables_as_they_come_meet_record_ids_as_bedtools_getfasta_writes_them(tmp_path):
     """bedtools getfasta -name writes '>peak0::chr1:0-100' (and '(+)' with -s), while the label table, made from the
     BED file, says 'peak0' or 'chr1:0-100': the ids are read as the table writes them, with a note; ids that meet
-    no reading still stop the run."""
+    no reading still stop the run. Label tables name their columns in several ways, or have no header row."""
     from biolens.errors import InputError
     from biolens.readers.sequences import read_labelled
 
@@ -503,6 +503,17 @@ def test_record_ids_as_bedtools_getfasta_writes_them_meet_the_label_tables_names
     (tmp_path / "labels.tsv").write_text("id\tlabel\n" + "".join(f"peak_{k}\t{'AB'[k % 2]}\n" for k in range(24)))
     with pytest.raises(InputError, match="24 of 24 labelled ids have no sequence"):
         read_labelled(tmp_path / "peaks.fa", tmp_path / "labels.tsv")
+
+    # label tables as they come: other column names, no header row, an id column and one other
+    expected = ["AB"[k % 2] for k in range(24)]
+    for header, note in (("sequence_id,class\n", None), ("", "no header row"), ("Name,cell_type\n", "cell_type")):
+        (tmp_path / "labels.csv").write_text(header + "".join(f"peak{k},{'AB'[k % 2]}\n" for k in range(24)))
+        found = read_labelled(tmp_path / "peaks.fa", tmp_path / "labels.csv")
+        assert found.ids == [f"peak{k}" for k in range(24)] and found.labels == expected
+        assert note is None or any(note in n for n in found.notes)
+    (tmp_path / "labels.csv").write_text("Name,cell_type,batch\n" + "".join(f"peak{k},A,1\n" for k in range(24)))
+    with pytest.raises(InputError, match=r"labels\.csv: no label column \(columns: Name, cell_type, batch\)"):
+        read_labelled(tmp_path / "peaks.fa", tmp_path / "labels.csv")
 
 
 def test_class_files_name_their_classes_and_mixed_labelling_is_refused_in_one_line(sequence_data, tmp_path):

@@ -188,8 +188,8 @@ def test_sequence_classification_is_offered_checked_at_submit_and_queued(server,
         return new_run(server, files=files, task="sequence_classify", name=name, **fields)
 
     table = labels.read_text()
-    no_label = submit("seq-bad", table.replace("\tlabel", "\tclass", 1).encode())
-    assert no_label.status_code == 400 and "no 'label' column" in alert(no_label)
+    no_label = submit("seq-bad", table.replace("\tlabel", "\tcell_type\tbatch", 1).encode())
+    assert no_label.status_code == 400 and "no label column" in alert(no_label)
     assert "the label table" in alert(no_label) or "labels.tsv" in alert(no_label)
     assert str(server.settings.uploads_dir) not in alert(no_label)  # upload paths are cut to the uploaded names
     wrong_ids = submit("seq-bad", table.replace("\n", "\nx", 1).encode())

@@ -199,23 +199,19 @@ def read_labelled(fasta: Path | str, labels: Path | str, *, group_column: str | 
 
     fasta, labels = Path(fasta), Path(labels)
     records = sequence_records(fasta, genome)
-    table = read_table(labels, "--labels")
-    columns = {c.lower(): c for c in table.columns}
-    for needed in ("id", "label"):
-        if needed not in columns:
-            raise InputError(f"{labels}: no '{needed}' column (columns: {', '.join(table.columns)}). "
-                             "The label table needs the columns id (the FASTA record id) and label.")
+    notes = []
+    table, id_column, label_column = _label_table_columns(read_table(labels, "--labels"), [i for i, _ in records],
+                                                          labels, group_column, notes)
     if group_column and group_column not in table.columns:
         raise InputError(f"{labels}: no column '{group_column}' for --group-column (columns: {', '.join(table.columns)}).")
-    ids = table[columns["id"]].str.strip()
+    ids = table[id_column].str.strip()
     duplicated = ids[ids.duplicated(keep=False)]
     if len(duplicated):
         lines = [str(i + 2) for i in duplicated.index[:4]]  # +2: header line, 1-based
         raise InputError(f"{labels}: id '{duplicated.iloc[0]}' is labelled more than once (lines {', '.join(lines)}); "
                          "keep one row per sequence.")
-    label_of = dict(zip(ids, table[columns["label"]].str.strip()))
+    label_of = dict(zip(ids, table[label_column].str.strip()))
     group_of = dict(zip(ids, table[group_column].str.strip())) if group_column else None
-    notes = []
     records = _records_read_as(records, set(ids), notes)
     sequence_of = dict(records)
     absent = [i for i in ids if i not in sequence_of]
@@ -236,6 +232,30 @@ def read_labelled(fasta: Path | str, labels: Path | str, *, group_column: str | 
                          "fill it in for every labelled sequence.")
     return LabelledSequences(keep, sequences, [label_of[i] for i in keep],
                              [group_of[i] for i in keep] if group_of else None, notes)
+
+
+def _label_table_columns(table: pd.DataFrame, record_ids: list[str], path: Path, group_column: str | None,
+                         notes: list[str]) -> tuple[pd.DataFrame, str, str]:
+    """(table, id column, label column) of a label table: columns named as ID_COLUMNS and LABEL_COLUMNS say (any
+    case); a table without a header row whose first line is a record id and its label; or, beside a named id
+    column, the one other column (said in a note). Anything else stops the run naming what it has."""
+    id_column, label_column = _named(table, ID_COLUMNS), _named(table, LABEL_COLUMNS)
+    if id_column is not None and label_column is not None:
+        return table, id_column, label_column
+    readings = {i for i in record_ids} | {read(i) for i in record_ids for _, read in ID_READINGS}
+    if id_column is None and label_column is None and len(table.columns) >= 2 and str(table.columns[0]) in readings:
+        first = pd.DataFrame([list(table.columns)], columns=table.columns)
+        names = ["id", "label"] + [f"column_{k + 3}" for k in range(len(table.columns) - 2)]
+        notes.append(f"{path.name} has no header row (its first line is {table.columns[0]}, a record id): read as "
+                     "the columns id and label.")
+        return pd.concat([first, table], ignore_index=True).set_axis(names, axis=1), "id", "label"
+    others = [c for c in table.columns if c not in (id_column, group_column)]
+    if id_column is not None and len(others) == 1:
+        notes.append(f"{path.name}: the labels were read from its column '{others[0]}' (beside the id column).")
+        return table, id_column, others[0]
+    raise InputError(f"{path}: no {'id' if id_column is None else 'label'} column (columns: "
+                     f"{', '.join(map(str, table.columns))}). The label table needs an id column (the FASTA record "
+                     f"id; named {', '.join(ID_COLUMNS)}) and a label column ({', '.join(LABEL_COLUMNS)}).")
 
 
 _STRAND_SUFFIX = re.compile(r"\([+.-]\)$")
