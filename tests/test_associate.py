@@ -296,6 +296,14 @@ def test_vcf_reader_splits_multiallelic_sites_counts_missing_and_reads_haploid_c
     assert np.isnan(genotypes.dosage[2, 0]) and genotypes.notes["missing_calls"] == 1
     imputed, count = genotypes.imputed()
     assert count == 1 and imputed[2, 0] == pytest.approx(0.5)
+    assert "haploid_individuals" not in genotypes.notes  # a record of one-allele calls for all: a haploid region
+    with gzip.open(path, "wt") as handle:  # males' X: one-allele calls beside females' two in the same records
+        handle.write(VCF_HEADER + "X\t3\t.\tT\tC\t.\tPASS\t.\tGT\t1\t0/1\t.\nX\t7\t.\tG\tT\t.\tPASS\t.\tGT\t0\t1/1\t./.\n")
+    genotypes = read_vcf(path)
+    np.testing.assert_array_equal(genotypes.dosage[:2], [[1, 0], [1, 2]])
+    assert genotypes.notes["haploid_individuals"] == 1  # the third's missing calls say nothing of its ploidy
+    (warning,) = genotypes.notes["warnings"]
+    assert "1 individuals have one-allele (haploid) calls" in warning and "--covariates sex" in warning
 
 
 def test_records_failing_the_callers_filters_are_read_and_said(tmp_path):

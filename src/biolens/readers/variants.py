@@ -182,6 +182,7 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
     header_lines = _header_lines(path)
     chrom, pos, ref, alt, columns = [], [], [], [], []
     ploidy_seen = 1
+    haploid = np.zeros(len(samples), dtype=bool)  # individuals with a one-allele call where others have two
     n_split = 0
     records = 0
     failed_filters: Counter = Counter()  # filter name -> records that failed it
@@ -226,7 +227,11 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
                              f"has only {len(alts)} ALT allele(s). Fix the record or remove it.")
         present = calls >= 0
         missing = ((calls == -1).any(1)) | (~present).all(1)
+        called = (calls != -2).sum(1)  # alleles a call has (missing ones included), whatever its ploidy
         ploidy_seen = max(ploidy_seen, int(present.sum(1).max(initial=0)))
+        one, more = (called == 1) & present.any(1), (called >= 2) & present.any(1)  # a missing call: no ploidy
+        if one.any() and more.any():  # one record, both ploidies: males' X among females'
+            haploid |= one
         if len(alts) > 1:
             n_split += len(alts) - 1
         if variant.FILTER:  # cyvcf2 gives None for PASS and '.'
@@ -251,6 +256,14 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
     notes = {"records": records, "multiallelic_split": n_split, "ploidy": ploidy_seen,
              "missing_calls": int(np.isnan(dosage).sum()), **_filter_notes(path, in_region, n_failed, failed_filters),
              **region_note(region, in_region, records if indexed is None else None)}
+    if haploid.any():
+        first = samples[int(np.argmax(haploid))]
+        notes["haploid_individuals"] = int(haploid.sum())
+        notes.setdefault("warnings", []).append(
+            f"{path}: {int(haploid.sum())} individuals have one-allele (haploid) calls beside others' two (e.g. "
+            f"{first}; males on chromosome X): they count 0 or 1 alt copy, as PLINK 2 counts them by default, so their "
+            "dosages are on half the scale; give sex as a covariate (--covariates sex) so the copy number is not read "
+            "as an effect.")
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
 
 
