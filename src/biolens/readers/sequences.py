@@ -329,7 +329,8 @@ def sequence_column(table: pd.DataFrame) -> str | None:
     return max(lengths, key=lengths.get) if lengths else None
 
 
-@functools.lru_cache(maxsize=8)
+# two: a run asks of its data and its label table several times; a long-running server should not hold more
+@functools.lru_cache(maxsize=2)
 def _sequence_table(path: str, modified: float, size: int) -> tuple[pd.DataFrame, str] | None:
     from biolens.readers.tables import read_table
 
