@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from biolens.errors import InputError
 from biolens.explain.motifs import consensus, similarity
 from biolens.readers.sequences import one_hot
 from biolens.simulate import PLANTED_MOTIFS, reverse_complement, simulate_labelled_sequences
@@ -487,7 +488,6 @@ def test_label_tables_as_they_come_meet_record_ids_as_bedtools_getfasta_writes_t
     """bedtools getfasta -name writes '>peak0::chr1:0-100' (and '(+)' with -s), while the label table, made from the
     BED file, says 'peak0' or 'chr1:0-100': the ids are read as the table writes them, with a note; ids that meet
     no reading still stop the run. Label tables name their columns in several ways, or have no header row."""
-    from biolens.errors import InputError
     from biolens.readers.sequences import read_labelled
 
     rng = np.random.default_rng(1)
@@ -789,6 +789,61 @@ def _peaks_and_genome(folder, rng):
     for factor, lines in rows.items():
         (peaks / f"{factor}.narrowPeak").write_text("track name=peaks\n" + "".join(lines))
     return folder / "genome.fa", peaks, {name: "".join(seq) for name, seq in genome.items()}
+
+
+def _write_2bit(path, sequences: dict) -> None:
+    """UCSC's .2bit format written from its specification (kent's twoBit.h): T C A G as 00 01 10 11, four bases a
+    byte, runs of N and of lower-case bases as blocks beside the packed bases."""
+    import struct
+
+    def blocks(flags):
+        starts = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8)])) == 1)
+        ends = np.flatnonzero(np.diff(np.concatenate([flags.astype(np.int8), [0]])) == -1) + 1
+        return [len(starts), *starts, *(ends - starts)]
+
+    names = list(sequences)
+    index_size = sum(1 + len(n.encode()) + 4 for n in names)
+    records, offset = [], 16 + index_size
+    for name in names:
+        text = np.frombuffer(sequences[name].encode(), dtype="S1")
+        upper = np.char.upper(text)
+        n_blocks, mask_blocks = blocks(upper == b"N"), blocks(text != upper)
+        codes = np.select([upper == b"C", upper == b"A", upper == b"G"], [1, 2, 3], 0).astype(np.uint8)
+        codes = np.concatenate([codes, np.zeros(-len(codes) % 4, np.uint8)]).reshape(-1, 4)
+        packed = (codes[:, 0] << 6 | codes[:, 1] << 4 | codes[:, 2] << 2 | codes[:, 3]).astype(np.uint8).tobytes()
+        head = struct.pack(f"<I{len(n_blocks)}I{len(mask_blocks)}II", len(text), *n_blocks, *mask_blocks, 0)
+        records.append(head + packed)
+    index = b""
+    for name, record in zip(names, records):
+        index += struct.pack("<B", len(name.encode())) + name.encode() + struct.pack("<I", offset)
+        offset += len(record)
+    path.write_bytes(struct.pack("<4I", 0x1A412743, 0, len(names), 0) + index + b"".join(records))
+
+
+def test_peaks_cut_from_a_2bit_genome_equal_those_from_its_fasta(tmp_path):
+    """UCSC serves genomes as .2bit (hg38.2bit): read through py2bit, no index needed, soft-masked bases in upper
+    case as from the FASTA, runs of N kept."""
+    from biolens.readers.genome import cut_sequences, open_genome
+
+    fasta, peaks, sequence_of = _peaks_and_genome(tmp_path / "data", np.random.default_rng(5))
+    masked = dict(sequence_of)
+    chr2 = masked["chr2"]
+    masked["chr2"] = chr2[:30_000] + chr2[30_000:31_000].lower() + "N" * 500 + chr2[31_500:]  # beyond every peak
+    _write_2bit(tmp_path / "genome.2bit", masked)
+    (tmp_path / "genome.fa").write_text("".join(f">{n}\n{s.upper()}\n" for n, s in masked.items()))
+    two_bit, plain = open_genome(tmp_path / "genome.2bit"), open_genome(tmp_path / "genome.fa")
+    assert sorted(two_bit.keys()) == ["chr1", "chr2"] and len(two_bit["chr2"]) == 40_000
+    assert two_bit["chr2"][29_990:31_510] == plain["chr2"][29_990:31_510] == masked["chr2"][29_990:31_510].upper()
+    for factor in ("GATA1", "TAL1"):
+        path = peaks / f"{factor}.narrowPeak"
+        assert cut_sequences(path, two_bit, "genome.2bit") == cut_sequences(path, plain, "genome.fa")
+    (tmp_path / "broken.2bit").write_bytes(b"\x43\x27\x41\x1a" + bytes(12))
+    with pytest.raises(InputError, match=r"broken\.2bit: not a readable \.2bit file"):
+        open_genome(tmp_path / "broken.2bit")
+    whole = (tmp_path / "genome.2bit").read_bytes()
+    (tmp_path / "cut.2bit").write_bytes(whole[:-2000])  # a download that stopped short of the last bases
+    with pytest.raises(InputError, match=r"cut\.2bit: chr2:39700-39900 cannot be read \(a truncated"):
+        open_genome(tmp_path / "cut.2bit")["chr2"][39_700:39_900]
 
 
 def test_peaks_as_narrowpeak_files_are_cut_from_the_genome_centred_on_their_summits(tmp_path):

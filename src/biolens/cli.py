@@ -54,7 +54,7 @@ def train(
     filters: Optional[int] = typer.Option(None, "--filters", help="Sequences: first-layer filters, i.e. candidate motifs (default 64)."),
     filter_width: Optional[int] = typer.Option(None, "--filter-width", help="Sequences: motif window in bases (default 15)."),
     single_strand: bool = typer.Option(False, "--single-strand", help="Sequences: read only the given strand (RNA, mRNA, strand-specific data); default both."),
-    genome: Optional[Path] = typer.Option(None, "--genome", help="Sequences: the genome's FASTA, for peaks given as BED/narrowPeak (one file with --labels, or a folder with one per class): their sequences are cut from it (a narrowPeak centred on its summit)."),
+    genome: Optional[Path] = typer.Option(None, "--genome", help="Sequences: the genome's FASTA (or UCSC .2bit), for peaks given as BED/narrowPeak (one file with --labels, or a folder with one per class): their sequences are cut from it (a narrowPeak centred on its summit)."),
     known_motifs: Optional[str] = typer.Option(None, "--known-motifs", help="Sequences: known motifs that name the learned ones: jaspar (JASPAR CORE, all taxa; default), jaspar-vertebrates, jaspar-plants, jaspar-insects, jaspar-fungi, jaspar-nematodes, jaspar-urochordates, a MEME file, or none."),
     kmer_seeds: Optional[int] = typer.Option(None, "--kmer-seeds", help="Sequences: words per class, enriched in its training sequences, that first-layer filters start from (default 4; 0 = random filters only)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default: chosen by training-set size)."),
@@ -174,7 +174,7 @@ def predict(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Images: list unreadable files in the CSV instead of stopping."),
     stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse, max, mean, first or channels (default: as in training)."),
     overlays: Optional[Path] = typer.Option(None, "--overlays", help="Detection: a folder to draw the objects found on each image into."),
-    genome: Optional[Path] = typer.Option(None, "--genome", help="Sequences: the genome's FASTA for BED/narrowPeak inputs (default: the one the run was trained with)."),
+    genome: Optional[Path] = typer.Option(None, "--genome", help="Sequences: the genome's FASTA (or .2bit) for BED/narrowPeak inputs (default: the one the run was trained with)."),
     force: bool = typer.Option(False, "--force", help="Replace --out (and overlays) if they exist already."),
 ):
     """Predict new images or sequences with a finished run; 'unsure' marks the ones a person should check.

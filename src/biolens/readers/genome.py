@@ -2,7 +2,8 @@
 
 ChIP-seq and ATAC-seq peaks arrive as BED files (MACS2 writes narrowPeak); turning them into FASTA is a command-line
 step a biologist should not need. The genome is read through pyfaidx (an index beside it, .fai, written on first
-use as `samtools faidx` would; bgzip-compressed genomes work with their .gzi). A narrowPeak's summit (column 10)
+use as `samtools faidx` would; bgzip-compressed genomes work with their .gzi), or through py2bit where it is UCSC's
+.2bit file. A narrowPeak's summit (column 10)
 becomes the centre of the window, which keeps the interval's width, so the motif under the summit sits where the
 network's centred reading expects it; a '-' strand (column 6) is read reverse-complemented.
 """
@@ -77,13 +78,63 @@ def read_intervals(path: Path | str) -> list[Interval]:
     return intervals
 
 
+class TwoBitGenome:
+    """A UCSC .2bit genome (hg38.2bit, as UCSC serves it) through py2bit, read as a pyfaidx.Fasta is here:
+    `keys()`, and `genome[chrom][start:end]` in upper case."""
+
+    def __init__(self, path: Path):
+        import py2bit
+
+        from biolens.hardware import quiet_native_stderr
+
+        try:
+            with quiet_native_stderr():  # libtwobit prints its own complaint; the error below says it
+                self._file = py2bit.open(str(path))
+        except RuntimeError:
+            self._file = None
+        if self._file is None:
+            raise InputError(f"--genome {path}: not a readable .2bit file; download it again, or give the genome as "
+                             "FASTA.")
+        self._lengths, self._path = self._file.chroms(), path
+
+    def keys(self):
+        return self._lengths.keys()
+
+    def __getitem__(self, chrom: str) -> "_TwoBitChromosome":
+        return _TwoBitChromosome(self._file, self._path, chrom, self._lengths[chrom])
+
+
+@dataclass(frozen=True)
+class _TwoBitChromosome:
+    file: object
+    path: Path
+    chrom: str
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, window: slice) -> str:
+        start, end, _ = window.indices(self.size)
+        if end <= start:
+            return ""
+        try:
+            return self.file.sequence(self.chrom, start, end).upper()
+        except RuntimeError:  # a truncated download: the index promises bases the file does not hold
+            raise InputError(f"--genome {self.path}: {self.chrom}:{start}-{end} cannot be read (a truncated or damaged "
+                             ".2bit file); download it again.") from None
+
+
 def open_genome(path: Path | str):
-    """The genome as a pyfaidx.Fasta, its index written beside it when missing; errors that say what to do."""
+    """The genome as a pyfaidx.Fasta, its index written beside it when missing, or a UCSC .2bit file (no index
+    needed); errors that say what to do."""
     import pyfaidx
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"--genome {path}: no such file; give the genome's FASTA (e.g. hg38.fa).")
+        raise InputError(f"--genome {path}: no such file; give the genome's FASTA (e.g. hg38.fa) or .2bit file.")
+    if path.suffix.lower() == ".2bit":
+        return TwoBitGenome(path)
     try:
         return pyfaidx.Fasta(str(path), as_raw=True, sequence_always_upper=True, rebuild=False)
     except pyfaidx.UnsupportedCompressionFormat:
