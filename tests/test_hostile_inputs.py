@@ -82,7 +82,7 @@ def ws(tmp_path_factory) -> Path:
     (root / "noheader.fasta").write_text("ACGTACGT\nACGT\n")
     (root / "empty.fasta").write_text("")
     (root / "labels.tsv").write_text("id\tlabel\n" + "".join(f"s{i}\t{'ab'[i % 2]}\n" for i in range(30)))
-    (root / "labels_noid.tsv").write_text("name\tlabel\n" + "".join(f"s{i}\t{'ab'[i % 2]}\n" for i in range(30)))
+    (root / "labels_noid.tsv").write_text("peak\tlabel\n" + "".join(f"s{i}\t{'ab'[i % 2]}\n" for i in range(30)))
     (root / "labels_other.tsv").write_text("id\tlabel\n" + "".join(f"t{i}\t{'ab'[i % 2]}\n" for i in range(30)))
     with gzip.open(root / "seqs.fasta.gz", "wb") as handle:
         handle.write((root / "seqs.fasta").read_bytes() * 50)
