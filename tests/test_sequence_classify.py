@@ -894,7 +894,7 @@ def test_peaks_and_a_genome_that_do_not_fit_are_refused_in_one_line(sequence_dat
     zipped = tmp_path / "genome.fa.gz"
     zipped.write_bytes(gzip.compress(genome.read_bytes()))
     said = one_line_error(biolens("train", peaks, "--genome", zipped, "--out", tmp_path / "r", check=False))
-    assert "gzip" in said and "bgzip" in said
+    assert "gzip" in said and "bgzip" in said and ".2bit" in said
     said = one_line_error(biolens("train", sequence_data["sequences"], "--labels", sequence_data["labels"],
                                   "--genome", genome, "--out", tmp_path / "r", check=False))
     assert "holds the sequences already" in said

@@ -139,7 +139,7 @@ def open_genome(path: Path | str):
         return pyfaidx.Fasta(str(path), as_raw=True, sequence_always_upper=True, rebuild=False)
     except pyfaidx.UnsupportedCompressionFormat:
         raise InputError(f"--genome {path}: compressed with gzip, which cannot be read at a position; decompress it "
-                         "(gunzip) or compress it with bgzip.") from None
+                         "(gunzip) or compress it with bgzip, or give UCSC's .2bit file of the same genome.") from None
     except PermissionError:
         raise InputError(f"--genome {path}: its index ({path.name}.fai) cannot be written beside it; run `samtools "
                          "faidx` there once, or copy the genome to a folder you can write to.") from None
