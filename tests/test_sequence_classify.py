@@ -108,6 +108,40 @@ def test_planted_motifs_are_recovered_as_distinct_motifs(sequence_run):
     assert json.loads((sequence_run / "metrics.json").read_text())["motifs"]["repeats_merged"] == merged
 
 
+def test_motif_sites_say_where_each_motif_sits_in_every_sequence(sequence_run, sequence_data):
+    """motif_sites.tsv, as FIMO lists sites: the bases at start-end (1-based, inclusive; reverse-complemented on
+    '-') are the site column, the planted motif's learned copy sits on its planted site in nearly every sequence of
+    its class and in few of the others', and the report gives those shares."""
+    sites = pd.read_csv(sequence_run / "motif_sites.tsv", sep="\t")
+    assert list(sites.columns) == ["motif", "known_motif", "favours", "id", "label", "split", "start", "end", "strand",
+                                   "score", "site"]
+    lines = sequence_data["sequences"].read_text().splitlines()
+    sequence_of = {header[1:]: sequence for header, sequence in zip(lines[0::2], lines[1::2])}
+    for row in sites.itertuples():
+        bases = sequence_of[row.id][row.start - 1:row.end]
+        assert row.site == (reverse_complement(bases) if row.strand == "-" else bases)
+    assert (sites.score >= 1).all() and set(sites.split) == {"train", "val", "test"}
+    motifs = read_tsv(sequence_run / "motifs.tsv")
+    labels = pd.read_csv(sequence_data["labels"], sep="\t").set_index("id").label
+    per_class = labels.value_counts()
+    top = json.loads((sequence_run / "metrics.json").read_text())["motifs"]["top"]
+    for label, planted in PLANTED_MOTIFS.items():
+        learned = next(m for m in motifs if contains_motif(m["consensus"], planted))["motif"]
+        ours = sites[sites.motif == learned]
+        share = ours.label.value_counts() / per_class
+        assert share[label] >= 0.8 and share.drop(label).max() < 0.25, share
+        own = ours[ours.label == label]
+        def near_planted(text):  # the planted site, each base mutated at 5%: within two mismatches
+            return any(sum(a != b for a, b in zip(text[i:i + len(planted)], word)) <= 2
+                       for word in (planted, reverse_complement(planted)) for i in range(len(text) - len(planted) + 1))
+
+        on_planted = [near_planted(sequence_of[r.id][max(r.start - 11, 0):r.end + 10]) for r in own.itertuples()]
+        assert np.mean(on_planted) >= 0.9
+        entry = next(m for m in top if m["motif"] == learned)
+        assert entry["with_site"][label] == pytest.approx(share[label], abs=1e-4)
+    assert "Sequences with a site, by class" in (sequence_run / "report.html").read_text()
+
+
 def test_predict_new_fasta(sequence_run, tmp_path):
     fresh = simulate_labelled_sequences(tmp_path / "new", n_per_class=30, seed=11, length=260)
     text = fresh["sequences"].read_text().replace("A", "R", 1)  # an IUPAC code is read as N

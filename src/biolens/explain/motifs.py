@@ -41,6 +41,7 @@ class Motif:
     #                            that class's composition): 0.5 for a filter that reads composition only
     background_z: float = 0.0  # one-sided Mann-Whitney z of the same comparison
     known: list = field(default_factory=list)  # known motifs it matches, best first (explain/known_motifs.Match)
+    site_threshold: float = 0.0  # its filter's activation at which a sequence holds a site (half its strongest)
 
     @property
     def beyond_composition(self) -> bool:
@@ -234,6 +235,7 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
         motif = Motif(f"filter{f + 1:02d}", counts, len(sites), loss - base_loss, class_names[int(np.argmax(drop))])
         motif.start, motif.stop = _core(counts)
         motif.filters = [f]
+        motif.site_threshold = float(0.5 * strongest)
         motifs.append(motif)
     motifs.sort(key=lambda m: -m.importance)
     lengths = np.concatenate([chunk.any(axis=2).sum(axis=1) for chunk in read_rows()])  # bases, N-padding left out
@@ -254,6 +256,51 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
                       "importance_sequences": int(len(scored)), "site_sequences": int(len(rows)), "both_strands": both,
                       "order": "classes interleaved; beyond composition first",
                       "min_background_z": MIN_BACKGROUND_Z, "min_beats_random": MIN_BEATS_RANDOM}
+
+
+def motif_sites(model, x: np.ndarray, motifs: list[Motif], lengths: np.ndarray) -> list[tuple[int, int, int, int, str, float]]:
+    """Where each motif beyond composition sits in each sequence, as FIMO lists sites: (motif index, sequence
+    row, start, end, strand, score) with start and end 1-based and inclusive in the sequence as given (the model
+    reads it centred: padded or cut at both ends), the motif's informative core, and score = the filter's best
+    activation in the sequence over the activation that counts as a site (half the filter's strongest in
+    training; >= 1 is a site). One site per motif and sequence: the best one."""
+    import keras
+
+    from biolens.models.sequence import motif_layer
+
+    chosen = [(k, m) for k, m in enumerate(motifs) if m.beyond_composition and m.site_threshold > 0]
+    if not chosen:
+        return []
+    layer = motif_layer(model)
+    kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
+    filters = [m.filters[0] for _, m in chosen]
+    kernel, bias = kernel[:, :, filters], bias[filters]
+    width = kernel.shape[0]
+    both = any(l.name == "either_strand" for l in model.layers)
+    length = x.shape[1]
+    rows = []
+    for first in range(0, len(x), 256):
+        batch = np.asarray(x[first:first + 256], dtype=np.float32)
+        top = np.full((len(batch), len(filters)), -np.inf, dtype=np.float32)
+        at = np.zeros((len(batch), len(filters)), dtype=np.int64)
+        on = np.zeros((len(batch), len(filters)), dtype=np.int8)
+        for strand, view in enumerate(_strands(batch, both)):
+            act = keras.ops.convert_to_numpy(layer.activation(keras.ops.conv(view, kernel, padding="valid") + bias))
+            peak, where = act.max(axis=1), act.argmax(axis=1)
+            better = peak > top
+            top, at, on = np.where(better, peak, top), np.where(better, where, at), np.where(better, strand, on)
+        for column, (k, motif) in enumerate(chosen):
+            score = top[:, column] / motif.site_threshold
+            for r in np.flatnonzero(score >= 1):
+                row, where = first + r, int(at[r, column])
+                lo, hi = ((where + motif.start, where + motif.stop) if on[r, column] == 0 else
+                          (length - where - motif.stop, length - where - motif.start))  # forward-strand positions
+                n = int(lengths[row])
+                shift = max(0, (n - length) // 2) - (length - min(n, length)) // 2  # model position -> sequence
+                start, end = max(lo + shift, 0), min(hi + shift, n)
+                if end > start:
+                    rows.append((k, int(row), start + 1, end, "+-"[int(on[r, column])], float(score[r])))
+    return rows
 
 
 def interleave_classes(motifs: list[Motif]) -> list[Motif]:

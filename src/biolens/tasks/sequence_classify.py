@@ -208,15 +208,17 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
     metrics.update(compared, baseline_reading=reading)
     metrics["warnings"] = metrics.get("warnings", []) + sequence_baseline.length_warning(compared, len(class_names))
     console.say(reading)
-    _write_motifs(run, config, model, x, y, class_names, parts, metrics)
+    motifs = _write_motifs(run, config, model, x, y, class_names, parts, metrics)
+    _write_motif_sites(run, model, found, x, y, class_names, parts, motifs, metrics)
     metrics["length"] = int(x.shape[1])
     _learning_curve(run, config, x, y, class_names, parts, state, metrics)
     supervised.save_results(run, model, metrics, seconds)
     return True
 
 
-def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, parts, metrics: dict) -> None:
-    """motifs.tsv, motifs.meme, their logos and names, and enriched_words.tsv beside them; metrics["motifs"]."""
+def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, parts, metrics: dict) -> list:
+    """motifs.tsv, motifs.meme, their logos and names, and enriched_words.tsv beside them; metrics["motifs"].
+    Returns the motifs."""
     from biolens.explain.motifs import learned_motifs, write_meme
     from biolens.report import figures
 
@@ -263,6 +265,39 @@ def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, pa
                                              "agreement": round(k.agreement, 3)}
                                             for k in m.known]}
                                  for m in motifs[:10]]}
+    return motifs
+
+
+def _write_motif_sites(run: Run, model, found, x, y, class_names, parts, motifs: list, metrics: dict) -> None:
+    """motif_sites.tsv: where each motif beyond composition sits in every sequence (training, validation and test
+    alike: a description of the data, not a score), and the share of each class's sequences holding a site on the
+    report's motifs (metrics["motifs"]["top"][i]["with_site"])."""
+    from biolens.explain.motifs import motif_sites
+    from biolens.stats.kmers import reverse_complement
+
+    with console.step("finding each motif's sites in every sequence"):
+        lengths = np.fromiter(map(len, found.sequences), dtype=np.int64, count=len(found.sequences))
+        sites = motif_sites(model, x, motifs, lengths)
+    split = np.empty(len(y), dtype=object)
+    for name, rows in parts.items():
+        split[rows] = name
+    rows = []
+    for k, row, start, end, strand, score in sites:
+        bases = found.sequences[row][start - 1:end].upper()
+        rows.append([motifs[k].name, _known_columns(motifs[k])[0], motifs[k].favours, found.ids[row],
+                     class_names[y[row]], split[row], start, end, strand, f"{score:.3f}",
+                     reverse_complement(bases) if strand == "-" else bases])
+    write_csv(run.path / "motif_sites.tsv", ["motif", "known_motif", "favours", "id", "label", "split", "start", "end",
+                                             "strand", "score", "site"], rows, delimiter="\t")
+    per_class = np.bincount(y, minlength=len(class_names))
+    holding = {}
+    for k, row, *_ in sites:
+        holding.setdefault(motifs[k].name, np.zeros(len(class_names)))[y[row]] += 1
+    for entry in metrics.get("motifs", {}).get("top", []):
+        if entry["motif"] in holding:
+            entry["with_site"] = {c: round(float(holding[entry["motif"]][i] / max(per_class[i], 1)), 4)
+                                  for i, c in enumerate(class_names)}
+    metrics["motifs"]["sites_listed"] = len(rows)
 
 
 WORD_LEARNED = 0.5   # similarity of a word and a learned motif at which the network learned the word's site
