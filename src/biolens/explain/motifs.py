@@ -275,7 +275,6 @@ def motif_sites(model, x: np.ndarray, motifs: list[Motif], lengths: np.ndarray) 
     kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
     filters = [m.filters[0] for _, m in chosen]
     kernel, bias = kernel[:, :, filters], bias[filters]
-    width = kernel.shape[0]
     both = any(l.name == "either_strand" for l in model.layers)
     length = x.shape[1]
     rows = []
