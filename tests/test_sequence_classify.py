@@ -155,6 +155,21 @@ def test_predict_new_fasta(sequence_run, tmp_path):
     assert np.allclose(table.filter(like="prob_").sum(axis=1), 1, atol=1e-3)
     sure = table[~table.unsure]
     assert (sure.predicted == sure.id.map(truth)).mean() >= (table.predicted == table.id.map(truth)).mean()
+    # the learned motifs' sites in the new sequences, beside the predictions; longer than the model reads, so
+    # positions are mapped back through the cut ends
+    sites = pd.read_csv(out.with_name("preds_motif_sites.tsv"), sep="\t")
+    assert list(sites.columns) == ["motif", "known_motif", "favours", "id", "start", "end", "strand", "score", "site"]
+    lines = fresh["sequences"].read_text().splitlines()
+    sequence_of = {header[1:]: sequence.replace("R", "N") for header, sequence in zip(lines[0::2], lines[1::2])}
+    for row in sites.itertuples():
+        bases = sequence_of[row.id][row.start - 1:row.end]
+        assert row.site == (reverse_complement(bases) if row.strand == "-" else bases)
+    motifs = read_tsv(sequence_run / "motifs.tsv")
+    for label, planted in PLANTED_MOTIFS.items():
+        learned = next(m for m in motifs if contains_motif(m["consensus"], planted))["motif"]
+        holding = set(sites.id[sites.motif == learned])
+        assert np.mean([i in holding for i in truth.index[truth == label]]) >= 0.6
+        assert np.mean([i in holding for i in truth.index[truth != label]]) < 0.25
 
 
 @pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)

@@ -258,22 +258,40 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
                       "min_background_z": MIN_BACKGROUND_Z, "min_beats_random": MIN_BEATS_RANDOM}
 
 
-def motif_sites(model, x: np.ndarray, motifs: list[Motif], lengths: np.ndarray) -> list[tuple[int, int, int, int, str, float]]:
-    """Where each motif beyond composition sits in each sequence, as FIMO lists sites: (motif index, sequence
-    row, start, end, strand, score) with start and end 1-based and inclusive in the sequence as given (the model
-    reads it centred: padded or cut at both ends), the motif's informative core, and score = the filter's best
-    activation in the sequence over the activation that counts as a site (half the filter's strongest in
-    training; >= 1 is a site). One site per motif and sequence: the best one."""
+@dataclass(frozen=True)
+class SiteReader:
+    """What finds a learned motif's sites in any sequence: its filter, its informative core within the filter's
+    window, and the activation that counts as a site (half the filter's strongest in training). Kept in
+    metrics.json so that `predict` lists the sites of new sequences too."""
+    motif: str
+    filter: int
+    start: int
+    stop: int
+    threshold: float
+
+
+def site_readers(motifs: list[Motif]) -> list[SiteReader]:
+    """The readers of the motifs beyond composition (composition filters' "sites" are wherever the sequence is AT-
+    or GC-rich)."""
+    return [SiteReader(m.name, int(m.filters[0]), int(m.start), int(m.stop), float(m.site_threshold))
+            for m in motifs if m.beyond_composition and m.site_threshold > 0]
+
+
+def motif_sites(model, x: np.ndarray, readers: list[SiteReader], lengths: np.ndarray
+                ) -> list[tuple[int, int, int, int, str, float]]:
+    """Where each motif sits in each sequence, as FIMO lists sites: (reader index, sequence row, start, end,
+    strand, score) with start and end 1-based and inclusive in the sequence as given (the model reads it centred:
+    padded or cut at both ends), the motif's informative core, and score = the filter's best activation in the
+    sequence over the reader's threshold (>= 1 is a site). One site per motif and sequence: the best one."""
     import keras
 
     from biolens.models.sequence import motif_layer
 
-    chosen = [(k, m) for k, m in enumerate(motifs) if m.beyond_composition and m.site_threshold > 0]
-    if not chosen:
+    if not readers:
         return []
     layer = motif_layer(model)
     kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
-    filters = [m.filters[0] for _, m in chosen]
+    filters = [r.filter for r in readers]
     kernel, bias = kernel[:, :, filters], bias[filters]
     both = any(l.name == "either_strand" for l in model.layers)
     length = x.shape[1]
@@ -288,18 +306,33 @@ def motif_sites(model, x: np.ndarray, motifs: list[Motif], lengths: np.ndarray) 
             peak, where = act.max(axis=1), act.argmax(axis=1)
             better = peak > top
             top, at, on = np.where(better, peak, top), np.where(better, where, at), np.where(better, strand, on)
-        for column, (k, motif) in enumerate(chosen):
-            score = top[:, column] / motif.site_threshold
+        for column, reader in enumerate(readers):
+            score = top[:, column] / reader.threshold
             for r in np.flatnonzero(score >= 1):
                 row, where = first + r, int(at[r, column])
-                lo, hi = ((where + motif.start, where + motif.stop) if on[r, column] == 0 else
-                          (length - where - motif.stop, length - where - motif.start))  # forward-strand positions
+                lo, hi = ((where + reader.start, where + reader.stop) if on[r, column] == 0 else
+                          (length - where - reader.stop, length - where - reader.start))  # forward-strand positions
                 n = int(lengths[row])
                 shift = max(0, (n - length) // 2) - (length - min(n, length)) // 2  # model position -> sequence
                 start, end = max(lo + shift, 0), min(hi + shift, n)
                 if end > start:
-                    rows.append((k, int(row), start + 1, end, "+-"[int(on[r, column])], float(score[r])))
+                    rows.append((column, int(row), start + 1, end, "+-"[int(on[r, column])], float(score[r])))
     return rows
+
+
+def site_rows(sites, readers: list[SiteReader], described: dict, ids: list[str], sequences: list[str],
+              extra=lambda row: []) -> list[list]:
+    """motif_sites.tsv's rows: motif, its known name and class (`described`: motif -> (known_motif, favours)), the
+    sequence id, `extra(row)` columns, start, end, strand, score and the site's bases read on the motif's strand."""
+    from biolens.stats.kmers import reverse_complement
+
+    out = []
+    for k, row, start, end, strand, score in sites:
+        bases = sequences[row][start - 1:end].upper()
+        known, favours = described.get(readers[k].motif, ("", ""))
+        out.append([readers[k].motif, known, favours, ids[row], *extra(row), start, end, strand, f"{score:.3f}",
+                    reverse_complement(bases) if strand == "-" else bases])
+    return out
 
 
 def interleave_classes(motifs: list[Motif]) -> list[Motif]:

@@ -60,7 +60,7 @@ def predict_classes(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     if info["task"] == "sequence_classify":
         from biolens.tasks.sequence_classify import encode_for_prediction
 
-        key, (names, x, notes) = "id", encode_for_prediction(run, paths, genome)
+        key, (names, x, notes, sequences) = "id", encode_for_prediction(run, paths, genome)
         for note in notes:
             console.say(f"note: {note}")
     else:
@@ -89,6 +89,12 @@ def predict_classes(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     if out is not None:
         write_text(out, table.to_csv(index=False))
         console.say(f"{len(names)} predictions ({int(table['unsure'].eq(True).sum())} unsure) written to {out}")
+        if info["task"] == "sequence_classify":
+            from biolens.tasks.sequence_classify import write_new_sites
+
+            sites = write_new_sites(run, model, x, names, sequences, Path(out))
+            if sites is not None:
+                console.say(f"where the run's learned motifs sit in these sequences: {sites}")
     return table
 
 

@@ -7,6 +7,7 @@ first-layer filters become motifs (explain/motifs.py): logos, motifs.tsv and mot
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import time
 from pathlib import Path
@@ -181,8 +182,6 @@ def _learning_curve(run: Run, config: SequenceConfig, x, y, class_names, parts, 
 
 def add_learning_curve(run: Run, config: SequenceConfig, metrics: dict) -> dict:
     """The learning curve of a finished run (`biolens learning-curve RUN`), on the run's own split."""
-    import dataclasses
-
     found, x, y, class_names, assignment, _, _ = lifecycle.prepared_again(_prepare, config, run)
     parts = {name: np.flatnonzero(assignment == name) for name in ("train", "val", "test")}
     _learning_curve(run, dataclasses.replace(config, learning_curve="on"), x, y, class_names, parts, {}, metrics)
@@ -270,34 +269,52 @@ def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, pa
 
 def _write_motif_sites(run: Run, model, found, x, y, class_names, parts, motifs: list, metrics: dict) -> None:
     """motif_sites.tsv: where each motif beyond composition sits in every sequence (training, validation and test
-    alike: a description of the data, not a score), and the share of each class's sequences holding a site on the
-    report's motifs (metrics["motifs"]["top"][i]["with_site"])."""
-    from biolens.explain.motifs import motif_sites
-    from biolens.stats.kmers import reverse_complement
+    alike: a description of the data, not a score); the share of each class's sequences holding a site on the
+    report's motifs (metrics["motifs"]["top"][i]["with_site"]); the site readers, for `predict`."""
+    from biolens.explain.motifs import motif_sites, site_readers, site_rows
 
+    readers = site_readers(motifs)
     with console.step("finding each motif's sites in every sequence"):
         lengths = np.fromiter(map(len, found.sequences), dtype=np.int64, count=len(found.sequences))
-        sites = motif_sites(model, x, motifs, lengths)
+        sites = motif_sites(model, x, readers, lengths)
     split = np.empty(len(y), dtype=object)
     for name, rows in parts.items():
         split[rows] = name
-    rows = []
-    for k, row, start, end, strand, score in sites:
-        bases = found.sequences[row][start - 1:end].upper()
-        rows.append([motifs[k].name, _known_columns(motifs[k])[0], motifs[k].favours, found.ids[row],
-                     class_names[y[row]], split[row], start, end, strand, f"{score:.3f}",
-                     reverse_complement(bases) if strand == "-" else bases])
-    write_csv(run.path / "motif_sites.tsv", ["motif", "known_motif", "favours", "id", "label", "split", "start", "end",
-                                             "strand", "score", "site"], rows, delimiter="\t")
+    described = {m.name: (_known_columns(m)[0], m.favours) for m in motifs}
+    write_csv(run.path / "motif_sites.tsv", SITE_COLUMNS[:4] + ["label", "split"] + SITE_COLUMNS[4:],
+              site_rows(sites, readers, described, found.ids, found.sequences,
+                        lambda row: [class_names[y[row]], split[row]]), delimiter="\t")
     per_class = np.bincount(y, minlength=len(class_names))
     holding = {}
     for k, row, *_ in sites:
-        holding.setdefault(motifs[k].name, np.zeros(len(class_names)))[y[row]] += 1
+        holding.setdefault(readers[k].motif, np.zeros(len(class_names)))[y[row]] += 1
     for entry in metrics.get("motifs", {}).get("top", []):
         if entry["motif"] in holding:
             entry["with_site"] = {c: round(float(holding[entry["motif"]][i] / max(per_class[i], 1)), 4)
                                   for i, c in enumerate(class_names)}
-    metrics["motifs"]["sites_listed"] = len(rows)
+    metrics["motifs"]["sites_listed"] = len(sites)
+    metrics["motifs"]["site_readers"] = [{**dataclasses.asdict(r), "known_motif": described[r.motif][0],
+                                          "favours": described[r.motif][1]} for r in readers]
+
+
+SITE_COLUMNS = ["motif", "known_motif", "favours", "id", "start", "end", "strand", "score", "site"]
+
+
+def write_new_sites(run: Run, model, x, ids: list[str], sequences: list[str], out: Path) -> Path | None:
+    """For `predict`: the learned motifs' sites in new sequences, written beside the predictions
+    (<name>_motif_sites.tsv); None for runs made before site readers were kept."""
+    from biolens.explain.motifs import SiteReader, motif_sites, site_rows
+
+    kept = run.metrics.get("motifs", {}).get("site_readers")
+    if kept is None:
+        return None
+    readers = [SiteReader(r["motif"], r["filter"], r["start"], r["stop"], r["threshold"]) for r in kept]
+    described = {r["motif"]: (r["known_motif"], r["favours"]) for r in kept}
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    path = Path(out).with_name(Path(out).stem + "_motif_sites.tsv")
+    write_csv(path, SITE_COLUMNS, site_rows(motif_sites(model, x, readers, lengths), readers, described, ids,
+                                            sequences), delimiter="\t")
+    return path
 
 
 WORD_LEARNED = 0.5   # similarity of a word and a learned motif at which the network learned the word's site
@@ -362,8 +379,8 @@ def _read_splits(run: Run, found) -> np.ndarray:
 
 
 def encode_for_prediction(run: Run, inputs: list[Path], genome: str | Path | None = None
-                          ) -> tuple[list[str], np.ndarray, list[str]]:
-    """Ids, one-hot array at the run's length (centred, as in training) and notes, from one or more FASTA files
+                          ) -> tuple[list[str], np.ndarray, list[str], list[str]]:
+    """Ids, one-hot array at the run's length (centred, as in training), notes and the sequences as read, from one or more FASTA files
     (a folder: the FASTA files in it), tables with a sequence column, or BED/narrowPeak files cut from `genome`
     (default: the genome the run was trained with, where it is still there)."""
     from biolens.readers.genome import is_bed
@@ -397,4 +414,5 @@ def encode_for_prediction(run: Run, inputs: list[Path], genome: str | Path | Non
     cut = sum(len(s) > length for _, s in records)
     if cut:
         notes.append(f"{cut} sequences are longer than the model's {length} bases; their central {length} bases were read.")
-    return ids, one_hot([s for _, s in records], length, centred=True, dtype=np.uint8), notes
+    sequences = [s for _, s in records]
+    return ids, one_hot(sequences, length, centred=True, dtype=np.uint8), notes, sequences
