@@ -139,7 +139,10 @@ def test_motif_sites_say_where_each_motif_sits_in_every_sequence(sequence_run, s
         assert np.mean(on_planted) >= 0.9
         entry = next(m for m in top if m["motif"] == learned)
         assert entry["with_site"][label] == pytest.approx(share[label], abs=1e-4)
-    assert "Sequences with a site, by class" in (sequence_run / "report.html").read_text()
+        # planted anywhere in the sequence: no crowding of the middle
+        assert abs(entry["central_share"] - entry["central_expected"]) < 0.12 and entry["central_p"] > 1e-3
+    report = (sequence_run / "report.html").read_text()
+    assert "Sequences with a site, by class" in report and "Sites in the middle fifth" in report
 
 
 def test_predict_new_fasta(sequence_run, tmp_path):
@@ -917,6 +920,10 @@ def test_peaks_as_narrowpeak_files_are_cut_from_the_genome_centred_on_their_summ
             "--known-motifs", "none")
     info = json.loads((out / "run.json").read_text())
     assert info["config"]["genome"] == str(genome.resolve()) and info["length"] == 200
+    # the sites planted under the summits crowd the middle fifth of the peaks (as CentriMo would read them)
+    ebox = next(m for m in read_tsv(out / "motifs.tsv") if "CACGTG" in m["consensus"])
+    assert ebox["favours"] == "GATA1" and float(ebox["central_share"]) >= 0.9
+    assert float(ebox["central_expected"]) < 0.3 and float(ebox["central_p"]) < 1e-10
     assert f"--genome {genome.resolve()}" in (out / "report.html").read_text()
     # predict cuts new peaks from the run's genome unless told another; the same as from their FASTA
     (tmp_path / "cut.fa").write_text("".join(f">{i}\n{s}\n" for i, s in zip(found.ids, found.sequences)))

@@ -209,6 +209,7 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
     console.say(reading)
     motifs = _write_motifs(run, config, model, x, y, class_names, parts, metrics)
     _write_motif_sites(run, model, found, x, y, class_names, parts, motifs, metrics)
+    _write_motif_table(run, motifs)
     metrics["length"] = int(x.shape[1])
     _learning_curve(run, config, x, y, class_names, parts, state, metrics)
     supervised.save_results(run, model, metrics, seconds)
@@ -216,8 +217,8 @@ def _finish(run: Run, config, found, x, y, class_names, parts, groups, state, se
 
 
 def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, parts, metrics: dict) -> list:
-    """motifs.tsv, motifs.meme, their logos and names, and enriched_words.tsv beside them; metrics["motifs"].
-    Returns the motifs."""
+    """motifs.meme, the motifs' logos and names, and enriched_words.tsv beside them; metrics["motifs"]. Returns the
+    motifs (motifs.tsv is written once their sites are read: `_write_motif_table`)."""
     from biolens.explain.motifs import learned_motifs, write_meme
     from biolens.report import figures
 
@@ -242,13 +243,6 @@ def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, pa
                                                 "known_motif", "known_id", "known_q", "learned_as"],
               [[w["word"], w["favours"], w["share_in_class"], w["share_in_others"], w["z"], w["known_motif"],
                 w["known_id"], w["known_q"], w["learned_as"]] for w in enriched], delimiter="\t")
-    write_csv(run.path / "motifs.tsv", ["motif", "consensus", "n_sites", "importance", "favours", "same_as", "bits",
-                                        "rank_in_class", "beats_random", "background_z", "beyond_composition",
-                                        "known_motif", "known_id", "known_taxon", "known_family", "known_q",
-                                        "known_agreement", "also_like"],
-              [[m.name, m.consensus, m.n_sites, f"{m.importance:.5f}", m.favours, ",".join(m.repeats),
-                f"{_bits(m):.2f}", m.rank_in_class, f"{m.beats_random:.3f}", f"{m.background_z:.1f}",
-                m.beyond_composition, *_known_columns(m)] for m in motifs], delimiter="\t")
     write_meme(motifs, run.path / "motifs.meme")
     if motifs:
         figures.motif_logos(motifs, run.path / "figures" / "motifs.png")
@@ -270,8 +264,9 @@ def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, pa
 def _write_motif_sites(run: Run, model, found, x, y, class_names, parts, motifs: list, metrics: dict) -> None:
     """motif_sites.tsv: where each motif beyond composition sits in every sequence (training, validation and test
     alike: a description of the data, not a score); the share of each class's sequences holding a site on the
-    report's motifs (metrics["motifs"]["top"][i]["with_site"]); the site readers, for `predict`."""
-    from biolens.explain.motifs import motif_sites, site_readers, site_rows
+    report's motifs (metrics["motifs"]["top"][i]["with_site"]) and whether the sites crowd the sequences' middle
+    (each motif's `central`); the site readers, for `predict`."""
+    from biolens.explain.motifs import central_enrichment, motif_sites, site_readers, site_rows
 
     readers = site_readers(motifs)
     with console.step("finding each motif's sites in every sequence"):
@@ -288,13 +283,35 @@ def _write_motif_sites(run: Run, model, found, x, y, class_names, parts, motifs:
     holding = {}
     for k, row, *_ in sites:
         holding.setdefault(readers[k].motif, np.zeros(len(class_names)))[y[row]] += 1
+    by_name = {m.name: m for m in motifs}
+    table = np.array([(k, row, start, end) for k, row, start, end, *_ in sites], dtype=np.int64).reshape(-1, 4)
+    for k, reader in enumerate(readers):  # in its own class's sequences: do its sites crowd their middle?
+        motif = by_name[reader.motif]
+        own = table[(table[:, 0] == k) & (y[table[:, 1]] == class_names.index(motif.favours))]
+        motif.central = central_enrichment(own[:, 2], own[:, 3], lengths[own[:, 1]],
+                                           np.minimum(lengths[own[:, 1]], x.shape[1]))
     for entry in metrics.get("motifs", {}).get("top", []):
         if entry["motif"] in holding:
             entry["with_site"] = {c: round(float(holding[entry["motif"]][i] / max(per_class[i], 1)), 4)
                                   for i, c in enumerate(class_names)}
+        entry.update(by_name[entry["motif"]].central)
     metrics["motifs"]["sites_listed"] = len(sites)
     metrics["motifs"]["site_readers"] = [{**dataclasses.asdict(r), "known_motif": described[r.motif][0],
                                           "favours": described[r.motif][1]} for r in readers]
+
+
+def _write_motif_table(run: Run, motifs: list) -> None:
+    """motifs.tsv, one row per distinct motif in the report's order."""
+    write_csv(run.path / "motifs.tsv", ["motif", "consensus", "n_sites", "importance", "favours", "same_as", "bits",
+                                        "rank_in_class", "beats_random", "background_z", "beyond_composition",
+                                        "known_motif", "known_id", "known_taxon", "known_family", "known_q",
+                                        "known_agreement", "also_like", "central_share", "central_expected",
+                                        "central_p"],
+              [[m.name, m.consensus, m.n_sites, f"{m.importance:.5f}", m.favours, ",".join(m.repeats),
+                f"{_bits(m):.2f}", m.rank_in_class, f"{m.beats_random:.3f}", f"{m.background_z:.1f}",
+                m.beyond_composition, *_known_columns(m),
+                *[m.central.get(k, "") for k in ("central_share", "central_expected", "central_p")]]
+               for m in motifs], delimiter="\t")
 
 
 SITE_COLUMNS = ["motif", "known_motif", "favours", "id", "start", "end", "strand", "score", "site"]
