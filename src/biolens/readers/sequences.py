@@ -242,7 +242,7 @@ def _label_table_columns(table: pd.DataFrame, record_ids: list[str], path: Path,
     id_column, label_column = _named(table, ID_COLUMNS), _named(table, LABEL_COLUMNS)
     if id_column is not None and label_column is not None:
         return table, id_column, label_column
-    readings = {i for i in record_ids} | {read(i) for i in record_ids for _, read in ID_READINGS}
+    readings = set(record_ids) | {read(i) for i in record_ids for _, read in ID_READINGS}
     if id_column is None and label_column is None and len(table.columns) >= 2 and str(table.columns[0]) in readings:
         first = pd.DataFrame([list(table.columns)], columns=table.columns)
         names = ["id", "label"] + [f"column_{k + 3}" for k in range(len(table.columns) - 2)]
