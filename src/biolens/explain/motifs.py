@@ -329,8 +329,9 @@ def central_enrichment(starts: np.ndarray, ends: np.ndarray, lengths: np.ndarray
     """Whether a motif's sites crowd the middle of the sequences, as CentriMo asks of ChIP-seq peaks centred on
     their summits (a directly bound factor's site sits under the summit; a partner's or chance's anywhere): the share
     of sites (1-based `starts`, `ends` in sequences of `lengths` bases) whose centre lies in the central fifth of
-    the part of each sequence the model reads (`readable` bases, centred), the share expected if each site sat anywhere it fits, and the one-sided p of the excess (normal
-    approximation to the sum of the sites' own chances). Empty with fewer than MIN_CENTRAL_SITES sites."""
+    the part of each sequence the model reads (`readable` bases, centred), the share expected if each site sat
+    anywhere it fits there, and the one-sided p of the excess (normal approximation to the sum of the sites' own
+    chances). Empty with fewer than MIN_CENTRAL_SITES sites."""
     from scipy.stats import norm
 
     if len(starts) < MIN_CENTRAL_SITES:

@@ -468,8 +468,8 @@ def _check_several(files: list[Path], labels, group_column: str | None, genome: 
         raise InputError(f"{len(files)} {kind} files were given, one per class, which labels their sequences; --labels "
                          f"is for one {kind} file. Give one or the other.")
     if group_column:
-        raise InputError(f"--group-column names a column of the --labels table, and {len(files)} class files have none. "
-                         f"Give one {kind} file with a label table holding the group column.")
+        raise InputError(f"--group-column names a column of the --labels table, and {len(files)} class files have "
+                         f"none. Give one {kind} file with a label table holding the group column.")
 
 
 def check_training_inputs(data, labels, group_column: str | None, genome: str | None = None) -> None:

@@ -53,7 +53,8 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
         genome = options.get("genome") or ""
         check_training_inputs(data, labels, options.get("group_column"), genome)
         files = several_files(data)
-        options.update(data=[str(f.resolve()) for f in files] if files else str(Path(data).resolve()), labels=str(Path(labels).resolve()) if labels else "",
+        options.update(data=[str(f.resolve()) for f in files] if files else str(Path(data).resolve()),
+                       labels=str(Path(labels).resolve()) if labels else "",
                        genome=str(Path(genome).resolve()) if genome else "")
     return lifecycle.execute(TASK, out=out, resume=resume, options=options, prepare=_prepare, body=_body)
 
@@ -397,9 +398,9 @@ def _read_splits(run: Run, found) -> np.ndarray:
 
 def encode_for_prediction(run: Run, inputs: list[Path], genome: str | Path | None = None
                           ) -> tuple[list[str], np.ndarray, list[str], list[str]]:
-    """Ids, one-hot array at the run's length (centred, as in training), notes and the sequences as read, from one or more FASTA files
-    (a folder: the FASTA files in it), tables with a sequence column, or BED/narrowPeak files cut from `genome`
-    (default: the genome the run was trained with, where it is still there)."""
+    """Ids, one-hot array at the run's length (centred, as in training), notes and the sequences as read, from one
+    or more FASTA files (a folder: the FASTA files in it), tables with a sequence column, or BED/narrowPeak files
+    cut from `genome` (default: the genome the run was trained with, where it is still there)."""
     from biolens.readers.genome import is_bed
 
     files = [f for path in inputs for f in ((class_files(path) or class_files(path, bed=True) or [path])
