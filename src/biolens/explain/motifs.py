@@ -95,6 +95,26 @@ def _strands(batch: np.ndarray, both: bool) -> list[np.ndarray]:
     return [batch, batch[:, ::-1, ::-1]] if both else [batch]
 
 
+def _strongest(layer, kernel: np.ndarray, bias: np.ndarray, batch: np.ndarray, both: bool):
+    """Each filter's strongest activation per sequence of `batch` (either strand), where (in that strand's
+    reading), on which strand (0 forward, 1 reverse); and the sum and count of all activations."""
+    import keras
+
+    n_filters = kernel.shape[-1]
+    top = np.full((len(batch), n_filters), -np.inf, dtype=np.float32)
+    at_top = np.zeros((len(batch), n_filters), dtype=np.int64)
+    on = np.zeros((len(batch), n_filters), dtype=np.int8)
+    total, positions = np.zeros(n_filters), 0
+    for s, view in enumerate(_strands(batch, both)):
+        act = keras.ops.convert_to_numpy(layer.activation(keras.ops.conv(view, kernel, padding="valid") + bias))
+        total += act.sum(axis=(0, 1))
+        positions += act.shape[0] * act.shape[1]
+        peak, at = act.max(axis=1), act.argmax(axis=1)
+        better = peak > top
+        top, at_top, on = np.where(better, peak, top), np.where(better, at, at_top), np.where(better, s, on)
+    return top, at_top, on, total, positions
+
+
 BACKGROUND_SEQUENCES = 2_000   # per class, an even spread, drawn twice each from their Markov chain
 MIN_BACKGROUND_Z = 3.1         # one-sided p ~ 0.001: about 0.05 over 64 filters
 MIN_BEATS_RANDOM = 0.556       # ...and at least a small effect (Cohen's d = 0.2; large sets make any z large)
@@ -150,8 +170,6 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
 
     Returns the motifs and notes (how many filters were left out as unused, how many repeats were merged).
     """
-    import keras
-
     from biolens.engine.training import predict_logits
     from biolens.models.sequence import motif_layer
 
@@ -167,16 +185,9 @@ def learned_motifs(model, x: np.ndarray, y: np.ndarray, rows: np.ndarray, class_
         best, where, strand = [], [], []
         total, positions = np.zeros(n_filters), 0
         for batch in batches:
-            top = np.full((len(batch), n_filters), -np.inf, dtype=np.float32)
-            at_top = np.zeros((len(batch), n_filters), dtype=np.int64)
-            on = np.zeros((len(batch), n_filters), dtype=np.int8)
-            for s, view in enumerate(_strands(batch, both)):
-                act = keras.ops.convert_to_numpy(layer.activation(keras.ops.conv(view, kernel, padding="valid") + bias))
-                total += act.sum(axis=(0, 1))
-                positions += act.shape[0] * act.shape[1]
-                peak, at = act.max(axis=1), act.argmax(axis=1)
-                better = peak > top
-                top, at_top, on = np.where(better, peak, top), np.where(better, at, at_top), np.where(better, s, on)
+            top, at_top, on, summed, counted = _strongest(layer, kernel, bias, batch, both)
+            total += summed
+            positions += counted
             best.append(top), where.append(at_top), strand.append(on)
         return np.concatenate(best), np.concatenate(where), np.concatenate(strand), total, positions
 
@@ -284,8 +295,6 @@ def motif_sites(model, x: np.ndarray, readers: list[SiteReader], lengths: np.nda
     strand, score) with start and end 1-based and inclusive in the sequence as given (the model reads it centred:
     padded or cut at both ends), the motif's informative core, and score = the filter's best activation in the
     sequence over the reader's threshold (>= 1 is a site). One site per motif and sequence: the best one."""
-    import keras
-
     from biolens.models.sequence import motif_layer
 
     if not readers:
@@ -298,15 +307,7 @@ def motif_sites(model, x: np.ndarray, readers: list[SiteReader], lengths: np.nda
     length = x.shape[1]
     rows = []
     for first in range(0, len(x), 256):
-        batch = np.asarray(x[first:first + 256], dtype=np.float32)
-        top = np.full((len(batch), len(filters)), -np.inf, dtype=np.float32)
-        at = np.zeros((len(batch), len(filters)), dtype=np.int64)
-        on = np.zeros((len(batch), len(filters)), dtype=np.int8)
-        for strand, view in enumerate(_strands(batch, both)):
-            act = keras.ops.convert_to_numpy(layer.activation(keras.ops.conv(view, kernel, padding="valid") + bias))
-            peak, where = act.max(axis=1), act.argmax(axis=1)
-            better = peak > top
-            top, at, on = np.where(better, peak, top), np.where(better, where, at), np.where(better, strand, on)
+        top, at, on, _, _ = _strongest(layer, kernel, bias, np.asarray(x[first:first + 256], dtype=np.float32), both)
         for column, reader in enumerate(readers):
             score = top[:, column] / reader.threshold
             for r in np.flatnonzero(score >= 1):
