@@ -289,6 +289,10 @@ def test_a_finished_sequence_run_predicts_an_uploaded_fasta(server, tmp_path, se
     assert "<th scope=\"col\">image</th>" not in predicted.text.split('id="predictions"')[1]
     batch = predicted.text.split("/predictions/")[1].split("/")[0]
     assert server.get(f"/predictions/{batch}/predictions.csv").text.startswith("id,predicted,confidence,unsure")
+    assert f"/predictions/{batch}/predictions_motif_sites.tsv" in predicted.text  # where the learned motifs sit
+    sites = server.get(f"/predictions/{batch}/predictions_motif_sites.tsv")
+    assert sites.status_code == 200 and sites.text.startswith("motif\tknown_motif\tfavours\tid\tstart")
+    assert server.get(f"/predictions/{batch}/run.json").status_code == 404  # only the predictions' own files
     page = server.get("/runs/motifs").text  # and its model goes elsewhere like an image model's
     assert 'action="/runs/motifs/export"' in page and "one-hot DNA" in page
     download = server.post("/runs/motifs/export", data={"csrf": server.csrf, "format": "onnx"})

@@ -280,7 +280,8 @@ def create_app(settings: Settings) -> FastAPI:
                     table=table.fillna("").to_dict("records"), columns=columns, objects=objects, sequences=sequences,
                     per_class={str(k): int(v) for k, v in per_class.sort_index().items()},
                     n_objects=int(table["count"].fillna(0).sum()) if objects else 0,
-                    n_unsure=int(table["unsure"].astype(bool).sum()) if "unsure" in table else 0)
+                    n_unsure=int(table["unsure"].astype(bool).sum()) if "unsure" in table else 0,
+                    motif_sites=(out.parent / "predictions_motif_sites.tsv").is_file())
 
     @app.get("/predictions/{batch}/thumbs/{image}")
     async def prediction_thumbnail(batch: str, image: str):
@@ -292,10 +293,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/predictions/{batch}/{name}")
     async def prediction_csv(batch: str, name: str):
         file = settings.state_dir / "predictions" / batch / name
-        if (not re.fullmatch(r"[0-9a-f]{12}", batch) or name not in ("predictions.csv", "objects.csv", "counts.csv")
+        if (not re.fullmatch(r"[0-9a-f]{12}", batch) or name not in ("predictions.csv", "objects.csv", "counts.csv",
+                                                                     "predictions_motif_sites.tsv")
                 or not file.is_file()):
             raise HTTPException(404, "These predictions are no longer on the server; predict again.")
-        return FileResponse(file, filename=name, media_type="text/csv")
+        return FileResponse(file, filename=name,
+                            media_type="text/tab-separated-values" if name.endswith(".tsv") else "text/csv")
 
     @app.get("/runs/{name}/review", response_class=HTMLResponse)
     async def review_form(request: Request, name: str):
