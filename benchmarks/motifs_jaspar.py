@@ -13,7 +13,11 @@ with its best JASPAR candidates is saved (`candidates`) to read the naming bars 
 any run.
 
     PYTHONPATH=src .venv/bin/python benchmarks/motifs_jaspar.py [--pairs first|fresh|sparse] [--seeds 1]
-        [--per-class 400] [--out /tmp/motifs_jaspar]
+        [--per-class 400] [--out /tmp/motifs_jaspar] [--background genome-like] [--summits 25]
+
+With `--summits SD` each class's own sites sit near the middle of its sequences (a normal offset of SD bases), as in
+peaks centred on their summits; the found factors' central enrichment (motifs.tsv central_*) is then read against
+the same sets with sites anywhere.
 """
 from __future__ import annotations
 
@@ -140,6 +144,9 @@ def main() -> None:
     parser.add_argument("--per-class-b", type=int, default=None,
                         help="sequences in class B (default --per-class): classes of unequal size")
     parser.add_argument("--only", default=None, help="run only the pairs that hold this factor (e.g. GATA1)")
+    parser.add_argument("--summits", type=float, default=None,
+                        help="each class's own sites at the middle of its sequences, give or take a normal offset of "
+                             "this SD in bases (peaks centred on their summits; partners' sites stay anywhere)")
     parser.add_argument("--partner-share", type=float, default=0.0,
                         help="with --background genome-like: each class also holds the other factor's sites in "
                              "this share of its sequences (factors that bind together)")
@@ -158,7 +165,7 @@ def main() -> None:
             partners = {"A": planted[pair[1]][0], "B": planted[pair[0]][0]}
             plant(data, pair, {f: v[0] for f, v in planted.items()}, args.per_class, seed,
                   background=GenomeLike({"A": 0.3, "B": 0.1}, partners=partners, partner_share=args.partner_share)
-                  if args.background == "genome-like" else None, n_b=args.per_class_b)
+                  if args.background == "genome-like" else None, n_b=args.per_class_b, summit_sd=args.summits)
             if not (run / "motifs.tsv").exists():
                 subprocess.run([sys.executable, "-m", "biolens", "train", str(data / "seqs.fasta"), "--labels",
                                 str(data / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,
@@ -182,7 +189,9 @@ def main() -> None:
                 found[best] = {"rank": i + 1, "named": best.upper() in names,
                                "named_in_family": any(family_of.get(x) == family for x in ids if x),
                                "known_motif": row["known_motif"], "also_like": row["also_like"],
-                               "beyond_composition": row["beyond_composition"] == "True"}
+                               "beyond_composition": row["beyond_composition"] == "True",
+                               **{k: float(row[k]) for k in ("central_share", "central_expected", "central_p")
+                                  if row.get(k)}}
             candidates = []
             for row in rows[:10]:
                 if row["beyond_composition"] != "True":
@@ -206,6 +215,10 @@ def main() -> None:
           f"{sum(v['named'] for v in top)}, by a factor of their family: {sum(v['named_in_family'] for v in top)}; "
           f"named by their own name on some row of the top 10: {sum(len(r['named_in_top10']) for r in results)}; "
           f"stray names: {sum(r['stray_names'] for r in results)}")
+    read = [v for v in top if "central_p" in v]
+    print(f"central enrichment (middle fifth) of the factors in the top 10: {len(read)} read, "
+          f"{sum(v['central_p'] < 1e-3 for v in read)} at p < 0.001; shares "
+          + ", ".join(f"{v['central_share']:.2f}/{v['central_expected']:.2f}" for v in read))
     (out / "result.json").write_text(json.dumps(results, indent=1))
 
 

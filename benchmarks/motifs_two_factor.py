@@ -56,11 +56,13 @@ def generate(folder: Path, scenario, n: int, seed: int, length: int = 300) -> No
 
 
 def plant(folder: Path, scenario, matrices: dict, n: int, seed: int, length: int = 300, background=None,
-          n_b: int | None = None) -> None:
+          n_b: int | None = None, summit_sd: float | None = None) -> None:
     """seqs.fasta and labels.tsv of a two-class set: class A holds sites of factor A sampled from `matrices[A]`
     (width x 4 probabilities) in its share of the sequences (1-2 sites, either strand), class B likewise.
     `background(rng, size, gc, label)` draws a sequence's letters before the sites go in (default: independent
-    bases of the class's GC); `n_b` sequences in class B (default `n`, as in class A)."""
+    bases of the class's GC); `n_b` sequences in class B (default `n`, as in class A); `summit_sd`: each class's
+    own sites sit at the sequence's middle give or take a normal offset of this many bases (as in peaks centred
+    on their summits), instead of anywhere."""
     a, b, share_a, share_b, gc_a, gc_b = scenario
     rng = np.random.default_rng(seed)
     complement = str.maketrans("ACGT", "TGCA")
@@ -77,7 +79,8 @@ def plant(folder: Path, scenario, matrices: dict, n: int, seed: int, length: int
                 site = "".join("ACGT"[rng.choice(4, p=row)] for row in matrix)
                 if rng.random() < 0.5:
                     site = site.translate(complement)[::-1]
-                start = int(rng.integers(0, size - len(site)))
+                start = (int(rng.integers(0, size - len(site))) if summit_sd is None else
+                         int(np.clip(round((size - len(site)) / 2 + rng.normal(0, summit_sd)), 0, size - len(site))))
                 seq[start:start + len(site)] = list(site)
             records.append(f">{label}_{k}\n{''.join(seq)}\n")
             rows.append(f"{label}_{k}\t{label}\n")
