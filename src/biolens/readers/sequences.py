@@ -234,11 +234,19 @@ def read_labelled(fasta: Path | str, labels: Path | str, *, group_column: str | 
                              [group_of[i] for i in keep] if group_of else None, notes)
 
 
+def _label_beside(table: pd.DataFrame, taken) -> str | None:
+    """The one column of `table` beside those `taken` (sequences, ids, groups) when its values repeat, as classes
+    do (a column of distinct notes is not one); else None."""
+    others = [c for c in table.columns if c not in taken]
+    return others[0] if len(others) == 1 and table[others[0]].nunique() <= len(table) / 2 else None
+
+
 def _label_table_columns(table: pd.DataFrame, record_ids: list[str], path: Path, group_column: str | None,
                          notes: list[str]) -> tuple[pd.DataFrame, str, str]:
     """(table, id column, label column) of a label table: columns named as ID_COLUMNS and LABEL_COLUMNS say (any
     case); a table without a header row whose first line is a record id and its label; or, beside a named id
-    column, the one other column (said in a note). Anything else stops the run naming what it has."""
+    column, the one other column when its values repeat (`_label_beside`, said in a note). Anything else stops the
+    run naming what it has."""
     id_column, label_column = _named(table, ID_COLUMNS), _named(table, LABEL_COLUMNS)
     if id_column is not None and label_column is not None:
         return table, id_column, label_column
@@ -249,10 +257,10 @@ def _label_table_columns(table: pd.DataFrame, record_ids: list[str], path: Path,
         notes.append(f"{path.name} has no header row (its first line is {table.columns[0]}, a record id): read as "
                      "the columns id and label.")
         return pd.concat([first, table], ignore_index=True).set_axis(names, axis=1), "id", "label"
-    others = [c for c in table.columns if c not in (id_column, group_column)]
-    if id_column is not None and len(others) == 1:
-        notes.append(f"{path.name}: the labels were read from its column '{others[0]}' (beside the id column).")
-        return table, id_column, others[0]
+    beside = _label_beside(table, (id_column, group_column)) if id_column is not None else None
+    if beside is not None:
+        notes.append(f"{path.name}: the labels were read from its column '{beside}' (beside the id column).")
+        return table, id_column, beside
     raise InputError(f"{path}: no {'id' if id_column is None else 'label'} column (columns: "
                      f"{', '.join(map(str, table.columns))}). The label table needs an id column (the FASTA record "
                      f"id; named {', '.join(ID_COLUMNS)}) and a label column ({', '.join(LABEL_COLUMNS)}).")
@@ -397,12 +405,11 @@ def read_sequence_table(path, *, group_column: str | None = None, min_per_class:
     label_column = _named(table, LABEL_COLUMNS)
     notes = []
     if label_column is None:  # one column beside the sequences (and ids, groups) is the label, whatever its name
-        others = [c for c in table.columns if c not in (column, _named(table, ID_COLUMNS), group_column)]
-        if len(others) != 1 or table[others[0]].nunique() > len(table) / 2:
+        label_column = _label_beside(table, (column, _named(table, ID_COLUMNS), group_column))
+        if label_column is None:
             raise InputError(f"{path}: the sequences are in the column '{column}' but no column is named label (or "
                              f"class, target; columns: {', '.join(map(str, table.columns))}); name the column of "
                              "classes 'label'.")
-        label_column = others[0]
         notes.append(f"The classes were read from the column '{label_column}', the one column beside the sequences.")
     if group_column and group_column not in table.columns:
         raise InputError(f"{path}: no column '{group_column}' for --group-column (columns: "
@@ -450,7 +457,7 @@ def several_files(data) -> list[Path] | None:
     return [Path(p) for p in data] if isinstance(data, (list, tuple)) and len(data) > 1 else None
 
 
-def _check_several(files: list[Path], labels, group_column: str | None, genome: str | None) -> None:
+def _check_several(files: list[Path], genome: str | None) -> None:
     """Several files given as the data are one class file each: FASTA, or BED/narrowPeak with a genome."""
     from biolens.readers.genome import is_bed
 
@@ -464,43 +471,42 @@ def _check_several(files: list[Path], labels, group_column: str | None, genome: 
             raise InputError(f"{path}: not a {kind} file; several files given as the data are one {kind} file per "
                              f"class, each named after its class (e.g. {example}). Images are given as one folder "
                              "of class sub-folders or one manifest CSV.")
-    if labels is not None:
-        raise InputError(f"{len(files)} {kind} files were given, one per class, which labels their sequences; --labels "
-                         f"is for one {kind} file. Give one or the other.")
-    if group_column:
-        raise InputError(f"--group-column names a column of the --labels table, and {len(files)} class files have "
-                         f"none. Give one {kind} file with a label table holding the group column.")
 
 
 def check_training_inputs(data, labels, group_column: str | None, genome: str | None = None) -> None:
     """The ways to label sequences for training, told apart: one FASTA (or, with a genome, one BED) with a label
     table, a folder of class files (or several class files) without one (never both, and a group column only with
     the table), or one table holding the sequences and their labels."""
+    kind = "BED" if genome else "FASTA"
     files = several_files(data)
     if files is not None:
-        return _check_several(files, labels, group_column, genome)
-    if genome and data is not None and (is_fasta(data) or sequence_table(data) is not None):
-        raise InputError(f"{data} holds the sequences already; --genome is for peaks given as BED or narrowPeak "
-                         "files, whose sequences it cuts from the genome. Leave --genome out.")
-    if data is not None and sequence_table(data) is not None:
-        if labels is not None:
-            raise InputError(f"{data} holds the sequences and their labels in one table; --labels is for a FASTA "
-                             "file. Give the table alone.")
-        return
-    if not genome and data is not None and class_files(data) is None and class_files(data, bed=True) is not None:
-        raise InputError(f"{data} holds BED files of intervals, not their sequences: give --genome GENOME.fa (the "
-                         "genome the peaks were called on) to cut them from it.")
-    folder = data is not None and class_files(data, bed=bool(genome)) is not None
-    kind = "BED" if genome else "FASTA"
-    if data is None or (labels is None and not folder):
-        raise InputError(f"give the sequences ({kind}) and --labels TABLE with the columns id and label, a folder "
-                         f"with one {kind} file per class, or one table with a sequence and a label column.")
-    if folder and labels is not None:
-        raise InputError(f"{data} is a folder of {kind} files, one per class, which labels its sequences; --labels "
-                         f"is for one {kind} file. Give one or the other.")
-    if folder and group_column:
-        raise InputError(f"--group-column names a column of the --labels table, and {data} is a folder of class "
-                         f"files without one. Give one {kind} file with a label table holding the group column.")
+        _check_several(files, genome)
+        given = f"{len(files)} {kind} files were given"
+    else:
+        if genome and data is not None and (is_fasta(data) or sequence_table(data) is not None):
+            raise InputError(f"{data} holds the sequences already; --genome is for peaks given as BED or narrowPeak "
+                             "files, whose sequences it cuts from the genome. Leave --genome out.")
+        if data is not None and sequence_table(data) is not None:
+            if labels is not None:
+                raise InputError(f"{data} holds the sequences and their labels in one table; --labels is for a FASTA "
+                                 "file. Give the table alone.")
+            return
+        if not genome and data is not None and class_files(data) is None and class_files(data, bed=True) is not None:
+            raise InputError(f"{data} holds BED files of intervals, not their sequences: give --genome GENOME.fa (the "
+                             "genome the peaks were called on) to cut them from it.")
+        if data is None or class_files(data, bed=bool(genome)) is None:
+            if data is None or labels is None:
+                raise InputError(f"give the sequences ({kind}) and --labels TABLE with the columns id and label, a "
+                                 f"folder with one {kind} file per class, or one table with a sequence and a label "
+                                 "column.")
+            return  # one FASTA (or BED) file with its label table
+        given = f"{data} is a folder of {kind} files"
+    if labels is not None:  # class files label their sequences: no table beside them, and so no group column
+        raise InputError(f"{given}, one per class, which labels their sequences; --labels is for one {kind} file. "
+                         "Give one or the other.")
+    if group_column:
+        raise InputError(f"--group-column names a column of the --labels table, and {given}, one per class, without "
+                         f"one. Give one {kind} file with a label table holding the group column.")
 
 
 def read_training_sequences(data, labels, *, group_column: str | None = None,

@@ -36,9 +36,9 @@ def train(data: str | Path | None = None, out: str | Path | None = None, *, labe
     Args:
         data: FASTA or FASTA.gz (DNA or RNA; IUPAC ambiguity codes are read as N) with `labels`, a folder of
             FASTA files, one per class, the file name being the class (GATA1.fa, TAL1.fa), a list of such files, or a
-            table (CSV, TSV,
-            Excel) with a sequence column and a label column (and optionally an id column). With the option
-            `genome` (the genome's FASTA): a BED/narrowPeak file with `labels`, or a folder of them, one per class.
+            table (CSV, TSV, Excel) with a sequence column and a label column (and optionally an id column). With the
+            option `genome` (the genome's FASTA): a BED/narrowPeak file with `labels`, or a folder of them, one per
+            class.
         out: the run folder to create.
         labels: TSV/CSV with columns `id` (the FASTA record id) and `label`, optionally a group column; not with a
             folder of class files.
@@ -280,21 +280,22 @@ def _write_motif_sites(run: Run, model, found, x, y, class_names, parts, motifs:
     write_csv(run.path / "motif_sites.tsv", SITE_COLUMNS[:4] + ["label", "split"] + SITE_COLUMNS[4:],
               site_rows(sites, readers, described, found.ids, found.sequences,
                         lambda row: [class_names[y[row]], split[row]]), delimiter="\t")
-    per_class = np.bincount(y, minlength=len(class_names))
-    holding = {}
-    for k, row, *_ in sites:
-        holding.setdefault(readers[k].motif, np.zeros(len(class_names)))[y[row]] += 1
+    per_class = np.maximum(np.bincount(y, minlength=len(class_names)), 1)
     by_name = {m.name: m for m in motifs}
+    with_site = {}
     table = np.array([(k, row, start, end) for k, row, start, end, *_ in sites], dtype=np.int64).reshape(-1, 4)
-    for k, reader in enumerate(readers):  # in its own class's sequences: do its sites crowd their middle?
-        motif = by_name[reader.motif]
-        own = table[(table[:, 0] == k) & (y[table[:, 1]] == class_names.index(motif.favours))]
+    for k, reader in enumerate(readers):
+        mine = table[table[:, 0] == k]
+        if len(mine):
+            holding = np.bincount(y[mine[:, 1]], minlength=len(class_names)) / per_class
+            with_site[reader.motif] = {c: round(float(share), 4) for c, share in zip(class_names, holding)}
+        motif = by_name[reader.motif]  # in its own class's sequences: do its sites crowd their middle?
+        own = mine[y[mine[:, 1]] == class_names.index(motif.favours)]
         motif.central = central_enrichment(own[:, 2], own[:, 3], lengths[own[:, 1]],
                                            np.minimum(lengths[own[:, 1]], x.shape[1]))
     for entry in metrics.get("motifs", {}).get("top", []):
-        if entry["motif"] in holding:
-            entry["with_site"] = {c: round(float(holding[entry["motif"]][i] / max(per_class[i], 1)), 4)
-                                  for i, c in enumerate(class_names)}
+        if entry["motif"] in with_site:
+            entry["with_site"] = with_site[entry["motif"]]
         entry.update(by_name[entry["motif"]].central)
     metrics["motifs"]["sites_listed"] = len(sites)
     metrics["motifs"]["site_readers"] = [{**dataclasses.asdict(r), "known_motif": described[r.motif][0],

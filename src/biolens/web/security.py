@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.exceptions import HTTPException
 
 from biolens.errors import InputError
-from biolens.readers import annotations, image_decode, sequences, tables, variants
+from biolens.readers import annotations, genome, image_decode, sequences, tables, variants
 
 TOKEN_COOKIE = "biolens_token"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -28,7 +28,7 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 IMAGE_SUFFIXES = set(image_decode.IMAGE_SUFFIXES)
 TABLE_SUFFIXES = set(tables.TABLE_SUFFIXES) | {".h5ad", ".h5", ".mtx"}
 SEQUENCE_SUFFIXES = (set(variants.VARIANT_SUFFIXES) | set(sequences.FASTA_SUFFIXES)
-                     | {".narrowpeak", ".broadpeak", ".bed3", ".bed4", ".bed6"})   # peaks, cut from a genome
+                     | set(genome.BED_SUFFIXES))   # peaks, cut from a genome
 ALLOWED_SUFFIXES = (IMAGE_SUFFIXES | TABLE_SUFFIXES | SEQUENCE_SUFFIXES | set(annotations.ANNOTATION_SUFFIXES)
                     | {".zip", ".gz", ".bz2", ".xz", ".tbi", ".csi", ".bgi"})
 # first bytes of the binary formats: an upload named .png must be a PNG
