@@ -302,6 +302,9 @@ def test_vcf_reader_splits_multiallelic_sites_counts_missing_and_reads_haploid_c
     genotypes = read_vcf(path)
     np.testing.assert_array_equal(genotypes.dosage[:2], [[1, 0], [1, 2]])
     assert genotypes.notes["haploid_individuals"] == 1  # the third's missing calls say nothing of its ploidy
+    # a male's call is one copy of one, a female's two of two: alt 2 of 3 called copies, not the mean dosage over 2
+    np.testing.assert_allclose(genotypes.allele_frequency(), [2 / 3, 2 / 3])
+    np.testing.assert_allclose(genotypes.subset(rows=np.array([1])).allele_frequency(), [0.5, 1.0])
     (warning,) = genotypes.notes["warnings"]
     assert "1 individuals have one-allele (haploid) calls" in warning and "--covariates sex" in warning
 

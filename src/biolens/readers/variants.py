@@ -35,6 +35,7 @@ class Genotypes:
     dosage: np.ndarray  # float32, individuals x sites
     source: str
     notes: dict = field(default_factory=dict)
+    copies: np.ndarray | None = None  # allele copies each individual carries where ploidies mix (males' X); else None
 
     @property
     def n_sites(self) -> int:
@@ -45,7 +46,8 @@ class Genotypes:
         sites = np.arange(self.n_sites) if sites is None else np.asarray(sites)
         return Genotypes([self.samples[i] for i in rows], [self.chrom[j] for j in sites], self.pos[sites],
                          [self.ref[j] for j in sites], [self.alt[j] for j in sites],
-                         self.dosage[np.ix_(rows, sites)], self.source, dict(self.notes))
+                         self.dosage[np.ix_(rows, sites)], self.source, dict(self.notes),
+                         None if self.copies is None else self.copies[rows])
 
     def imputed(self, method: str = "neighbours") -> tuple[np.ndarray, int]:
         """Dosages with every missing call filled, and how many calls were filled.
@@ -76,8 +78,13 @@ class Genotypes:
         return dosage, int(missing.sum())
 
     def allele_frequency(self) -> np.ndarray:
-        """Alt-allele frequency per site, from the called genotypes and the ploidy seen at that site."""
-        return np.nanmean(self.dosage, axis=0) / np.maximum(self.notes.get("ploidy", 2), 1)
+        """Alt-allele frequency per site: the alt copies called over the allele copies called (a haploid male's X
+        call is one copy of two possible where a female's is two), else over the ploidy seen."""
+        if self.copies is None:
+            return np.nanmean(self.dosage, axis=0) / np.maximum(self.notes.get("ploidy", 2), 1)
+        called = ~np.isnan(self.dosage)
+        copies = (called * self.copies[:, None]).sum(0)
+        return np.nansum(self.dosage, axis=0) / np.maximum(copies, 1)
 
     def minor_allele_frequency(self) -> np.ndarray:
         frequency = self.allele_frequency()
@@ -264,7 +271,8 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
             f"{first}; males on chromosome X): they count 0 or 1 alt copy, as PLINK 2 counts them by default, so their "
             "dosages are on half the scale; give sex as a covariate (--covariates sex) so the copy number is not read "
             "as an effect.")
-    return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
+    copies = np.where(haploid, 1, ploidy_seen).astype(np.float32) if haploid.any() else None
+    return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes, copies)
 
 
 # cyvcf2 warns when an indexed query finds nothing; biolens says so itself, naming what the file holds
