@@ -659,6 +659,38 @@ def test_learned_motifs_are_named_by_the_known_motifs_they_match_and_noise_is_no
         known_motifs.check_choice(str(tmp_path / "bad.meme"))  # at the start of a run, not after its training
 
 
+def test_a_motif_matched_in_several_taxa_is_named_first_by_the_taxon_of_the_sets_other_motifs():
+    """With every JASPAR taxon a GATA site can match a plant's GATA factor best and the human one next; where most of
+    the set's named motifs are vertebrate factors, the vertebrate factor names it first; a set split one to one keeps
+    Tomtom's order."""
+    from types import SimpleNamespace
+
+    from biolens.explain import known_motifs
+
+    rng = np.random.default_rng(1)
+    gata = _matrix("NNAGATAAGNN", 0.9)
+    database = [known_motifs.KnownMotif("P1", "GATA_PLANT", "plants", gata),
+                known_motifs.KnownMotif("V1", "GATA1", "vertebrates", _matrix("NCAGATAAGNN", 0.8)),
+                known_motifs.KnownMotif("V2", "EBOX", "vertebrates", _matrix("CACGTG", 0.95)),
+                known_motifs.KnownMotif("V3", "NFKB1", "vertebrates", _matrix("GGGAATTTCC")),
+                *(known_motifs.KnownMotif(f"D{k}", f"decoy{k}", "insects",
+                                          rng.dirichlet(np.full(4, 0.5), int(rng.integers(6, 16)))) for k in range(40))]
+
+    def motifs(*matrices):
+        return [SimpleNamespace(probabilities=m, beyond_composition=True, known=[]) for m in matrices]
+
+    (by_tomtom,) = known_motifs.best_matches([gata], database)
+    assert [m.known.name for m in by_tomtom[:2]] == ["GATA_PLANT", "GATA1"]
+    three = motifs(gata, _matrix("NGCCACGTGGCN", 0.85), _matrix("NGGGAATTTCCN", 0.85))
+    notes = known_motifs.name_motifs(three, database, "test")
+    assert notes["taxon_first"] == "vertebrates"
+    assert [m.known.name for m in three[0].known[:2]] == ["GATA1", "GATA_PLANT"]
+    assert three[1].known[0].known.name == "EBOX" and three[2].known[0].known.name == "NFKB1"
+    two = motifs(gata, _matrix("NGCCACGTGGCN", 0.85))
+    assert known_motifs.name_motifs(two, database, "test")["taxon_first"] is None
+    assert two[0].known[0].known.name == "GATA_PLANT"
+
+
 def test_the_planted_sites_are_named_by_factors_that_bind_them(sequence_run):
     """The run names its learned NF-kB site by a Rel-family factor and its E-box (CACGTG) by a factor known to bind
     it, from JASPAR as pyjaspar ships it; motifs that are only composition carry no name."""

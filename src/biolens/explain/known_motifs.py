@@ -104,9 +104,9 @@ def _meme_file(path: Path) -> list[KnownMotif]:
     return motifs
 
 
-def best_matches(queries: list[np.ndarray], known: list[KnownMotif]) -> list[list[Match]]:
+def best_matches(queries: list[np.ndarray], known: list[KnownMotif], keep: int = NAMES_KEPT) -> list[list[Match]]:
     """For each query matrix (width, 4): the known motifs that match it, best first (Tomtom's p), one per name and at
-    most NAMES_KEPT; empty when none passes both bars."""
+    most `keep`; empty when none passes both bars."""
     from memelite import tomtom
     from scipy.stats import false_discovery_control
 
@@ -124,7 +124,7 @@ def best_matches(queries: list[np.ndarray], known: list[KnownMotif]) -> list[lis
             if agree >= MIN_AGREEMENT:
                 kept.append(Match(known[j], float(q[j]), agree))
                 names.add(known[j].name.upper())
-            if len(kept) == NAMES_KEPT:
+            if len(kept) == keep:
                 break
         out.append(kept)
     return out
@@ -157,13 +157,34 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def name_motifs(motifs: list, known: list[KnownMotif], description: str) -> dict:
-    """Set `known` (a list of Match) on each motif beyond composition; returns notes for metrics.json."""
+    """Set `known` (a list of Match) on each motif beyond composition, the set's own taxon's factors first
+    (`set_taxon`); returns notes for metrics.json."""
     named = [m for m in motifs if m.beyond_composition]
-    for motif, matches in zip(named, best_matches([m.probabilities for m in named], known)):
-        motif.known = matches
+    every = best_matches([m.probabilities for m in named], known, keep=CANDIDATES)
+    taxon = set_taxon(every)
+    for motif, matches in zip(named, every):
+        motif.known = taxon_first(matches, taxon)
     return {"database": description or "none", "compared": len(named) if known else 0,
             "named": sum(bool(m.known) for m in named) if known else 0, "max_q": MAX_Q,
-            "min_agreement": MIN_AGREEMENT, "min_coverage": MIN_COVERAGE}
+            "min_agreement": MIN_AGREEMENT, "min_coverage": MIN_COVERAGE, "taxon_first": taxon}
+
+
+def set_taxon(matches: list[list[Match]]) -> str | None:
+    """The taxon that most named motifs' best match belongs to, where it is at least two of them and more than half:
+    a set's motifs come from one organism. Why: with all of JASPAR's taxa a human GATA1 site's best Tomtom match was a
+    soybean GATA factor (equal agreement), beside human CTCF, SPI1 and HNF4A named by their own (docs/decisions.md)."""
+    from collections import Counter
+
+    votes = Counter(found[0].known.taxon for found in matches if found and found[0].known.taxon)
+    if not votes:
+        return None
+    taxon, count = votes.most_common(1)[0]
+    return taxon if count >= 2 and 2 * count > sum(votes.values()) else None
+
+
+def taxon_first(matches: list[Match], taxon: str | None, keep: int = NAMES_KEPT) -> list[Match]:
+    """The first `keep` matches, those of `taxon` ahead of the others (each group in Tomtom's order)."""
+    return sorted(matches, key=lambda m: m.known.taxon != taxon)[:keep] if taxon else matches[:keep]
 
 
 def describe(match: Match) -> str:

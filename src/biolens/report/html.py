@@ -137,7 +137,10 @@ def _known_motifs(metrics: dict) -> str:
             f"Tomtom's q-value (Benjamini-Hochberg over the database) is at most {known['max_q']} and, at the best shift "
             f"and strand, the aligned columns' base distributions correlate at {known['min_agreement']} or more on "
             f"average (weighted by information) over an overlap holding at least {known['min_coverage']:.0%} of the "
-            f"less informative matrix's information ({known['named']} of {known['compared']} named).")
+            f"less informative matrix's information ({known['named']} of {known['compared']} named)"
+            + (f"; most named motifs' best matches being {known['taxon_first']} factors, a motif matching "
+               f"several taxa' factors is named first by the {known['taxon_first']} one"
+               if known.get("taxon_first") else "") + ".")
 
 
 def _classical_baseline(metrics: dict, unit: str) -> str:

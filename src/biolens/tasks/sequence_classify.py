@@ -232,7 +232,8 @@ def _write_motifs(run: Run, config: SequenceConfig, model, x, y, class_names, pa
         try:
             known, description = known_motifs.load(config.known_motifs)
             naming = known_motifs.name_motifs(motifs, known, description)
-            word_names = known_motifs.best_matches(word_matrices, known)
+            word_names = [known_motifs.taxon_first(found, naming["taxon_first"])
+                          for found in known_motifs.best_matches(word_matrices, known, keep=known_motifs.CANDIDATES)]
         except Exception as error:  # noqa: BLE001 - names are a reading aid; a library failure must not cost the run
             naming = {"database": "none", "failed": f"{type(error).__name__}: {error}"}
             word_names = [[] for _ in words]
