@@ -115,6 +115,17 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
     assert f"{top['pos_a']} × {top['pos_b']}" in few and "rests on 3 individuals" in few
 
 
+def test_haplotypes_named_the_pangenome_way_are_one_individuals_two(tmp_path):
+    """PanSN names (sample#haplotype#contig, as pangenome tools write them) pair as <sample>_h1/_h2 do."""
+    fasta = tmp_path / "aligned.fa"
+    fasta.write_text(">HG002#1#chr20\nACGTA\n>HG002#2#chr20\nACGTT\n>NA19240#1\nACCTA\n>NA19240#2\nACCTA\n"
+                     ">strain7\nTCGTA\n")
+    genotypes = call_variants(fasta)
+    assert genotypes.samples == ["HG002", "NA19240", "strain7"]
+    by_pos = {int(p): genotypes.dosage[:, j].tolist() for j, p in enumerate(genotypes.pos)}
+    assert by_pos[3] == [0, 2, 0] and by_pos[5] == [1, 0, 0] and by_pos[1] == [0, 0, 1]
+
+
 @pytest.mark.slow  # a longer end-to-end run: pytest -m slow (keeps the default suite under 15 minutes)
 def test_planted_additive_sites_are_found_from_a_fasta_with_covariates(tmp_path):
     paths = simulate_cohort("additive", trait="quantitative", seed=2, covariates=True, length=1500).write(tmp_path, fasta=True)

@@ -38,6 +38,7 @@ def is_fasta(path: Path | str) -> bool:
     except (OSError, UnicodeDecodeError, EOFError):
         return False
 _HAPLOTYPE_SUFFIX = re.compile(r"^(?P<sample>.+?)[_.-](?:h|hap)(?P<copy>[12])$", re.IGNORECASE)
+_PANSN = re.compile(r"^(?P<sample>[^#]+)#(?P<copy>[12])(?:#.*)?$")  # PanSN: sample#haplotype#contig (HG002#1#chr20)
 
 
 def read_fasta(path: Path | str, *, ambiguous_as_n: bool = False) -> list[tuple[str, str]]:
@@ -85,7 +86,8 @@ def read_fasta(path: Path | str, *, ambiguous_as_n: bool = False) -> list[tuple[
 
 
 def haplotype_owners(ids: list[str], sample_map: Path | str | None = None) -> list[str]:
-    """Which individual each haplotype belongs to: from `--sample-map` (sequence_id, sample) or `<sample>_h1/_h2`."""
+    """Which individual each haplotype belongs to: from `--sample-map` (sequence_id, sample), `<sample>_h1/_h2` or
+    the pangenome naming (PanSN) `<sample>#1#<contig>` / `<sample>#2#<contig>`."""
     if sample_map is not None:
         from biolens.readers.tables import read_table
 
@@ -100,7 +102,7 @@ def haplotype_owners(ids: list[str], sample_map: Path | str | None = None) -> li
         return [mapping[i] for i in ids]
     owners = []
     for sequence_id in ids:
-        match = _HAPLOTYPE_SUFFIX.match(sequence_id)
+        match = _HAPLOTYPE_SUFFIX.match(sequence_id) or _PANSN.match(sequence_id)
         owners.append(match.group("sample") if match else sequence_id)
     return owners
 
