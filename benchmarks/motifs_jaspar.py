@@ -14,6 +14,7 @@ any run.
 
     PYTHONPATH=src .venv/bin/python benchmarks/motifs_jaspar.py [--pairs first|fresh|sparse] [--seeds 1]
         [--per-class 400] [--out /tmp/motifs_jaspar] [--background genome-like] [--summits 25]
+    PYTHONPATH=src .venv/bin/python benchmarks/motifs_jaspar.py --classes four|four-b|six [--share 0.5]
 
 With `--summits SD` each class's own sites sit near the middle of its sequences (a normal offset of SD bases), as in
 peaks centred on their summits; the found factors' central enrichment (motifs.tsv central_*) is then read against
@@ -45,6 +46,12 @@ PAIRS = {"first": [("GATA1", "TAL1::TCF3", 0.6, 0.6, 0.45, 0.45), ("CTCF", "REST
          "sparse": [("GATA1", "SPI1", 0.35, 0.35, 0.45, 0.45), ("FOXA2", "CEBPB", 0.35, 0.35, 0.42, 0.45),
                     ("SOX2", "TP53", 0.35, 0.35, 0.42, 0.45), ("REST", "MEF2C", 0.35, 0.35, 0.50, 0.42),
                     ("CTCF", "HNF4A", 0.35, 0.35, 0.50, 0.45), ("IRF4", "NRF1", 0.35, 0.35, 0.45, 0.55)]}
+
+
+# More than two classes, one factor each (--classes): pairs of factors planted as above (sites in --share of each
+# class, GC 0.45) and then pooled, each class named by its factor; chosen before any run
+CLASS_SETS = {"four": [("CTCF", "GATA1"), ("HNF4A", "SPI1")], "four-b": [("TP53", "SOX2"), ("NRF1", "MEF2C")],
+              "six": [("CTCF", "GATA1"), ("HNF4A", "SPI1"), ("REST", "FOXA2")]}
 
 
 # Human dinucleotide frequencies (per 100 dinucleotides, rows the first base ACGT; CpG depleted to ~1/4 of its
@@ -129,9 +136,81 @@ def _tomtom_best(matrix: np.ndarray, database, keep: int = 8) -> list:
              "agreement": round(agreement(matrix, database[j].probabilities), 3)} for j in np.argsort(p)[:keep]]
 
 
-def main() -> None:
+def score_run(run: Path, planted: dict, database, family_of: dict) -> dict:
+    """Where each planted factor (name -> (matrix, id, family)) is found and named in the run's motifs.tsv."""
     from biolens.explain import known_motifs
     from biolens.explain.motifs import similarity
+
+    rows = list(csv.DictReader(open(run / "motifs.tsv"), delimiter="\t"))
+    learned = read_meme(run / "motifs.meme")
+    likeness = [{f: similarity(v[0], learned[r["motif"]]) for f, v in planted.items()} for r in rows]
+    found, stray, named_in_top10 = {}, 0, set()
+    for i, (row, like) in enumerate(zip(rows, likeness)):
+        ids = [row["known_id"]] + re.findall(r"\((MA\d+\.\d+)", row["also_like"])
+        names = [row["known_motif"].upper()] + [n.split(" (")[0].upper() for n in row["also_like"].split("; ")]
+        best = max(like, key=like.get)
+        if like[best] < 0.5:
+            stray += bool(row["known_motif"]) and row["beyond_composition"] == "True"
+            continue
+        if i < 10 and best.upper() in names:
+            named_in_top10.add(best)
+        if best in found:
+            continue
+        family = planted[best][2]
+        found[best] = {"rank": i + 1, "favours": row["favours"], "named": best.upper() in names,
+                       "named_in_family": any(family_of.get(x) == family for x in ids if x),
+                       "known_motif": row["known_motif"], "also_like": row["also_like"],
+                       "beyond_composition": row["beyond_composition"] == "True",
+                       **{k: float(row[k]) for k in ("central_share", "central_expected", "central_p") if row.get(k)}}
+    candidates = []
+    for row in rows[:10]:
+        if row["beyond_composition"] != "True":
+            continue
+        matrix = learned[row["motif"]]
+        like = likeness[rows.index(row)]
+        planted_here = max(like, key=like.get) if max(like.values()) >= 0.5 else None
+        candidates.append({"motif": row["motif"], "planted": planted_here, "agreement_with_planted": {
+                               f: round(known_motifs.agreement(matrix, v[0]), 3) for f, v in planted.items()},
+                           "tomtom_best": _tomtom_best(matrix, database)})
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {"balanced_accuracy": round(metrics["balanced_accuracy"], 3),
+            "factors": {f: found.get(f) for f in planted}, "stray_names": stray,
+            "named_in_top10": sorted(named_in_top10), "candidates": candidates}
+
+
+def several_classes(args, database, family_of) -> list[dict]:
+    """--classes: each pair of CLASS_SETS[args.classes] planted as a two-class set, then pooled, a class per factor."""
+    results = []
+    for seed in range(args.seeds):
+        name = f"{args.classes}_{args.background}_s{seed}"
+        folder, run = Path(args.out) / name / "data", Path(args.out) / name / "run"
+        planted = {}
+        fasta, labels = [], ["id\tlabel\n"]
+        for k, (a, b) in enumerate(CLASS_SETS[args.classes]):
+            planted.update({f: jaspar_matrix(f) for f in (a, b)})
+            part = folder / f"part{k}"
+            plant(part, (a, b, args.share, args.share, 0.45, 0.45), {f: planted[f][0] for f in (a, b)},
+                  args.per_class, 100 * seed + k, summit_sd=args.summits,
+                  background=GenomeLike({"A": 0.2, "B": 0.2}) if args.background == "genome-like" else None)
+            fasta.append((part / "seqs.fasta").read_text().replace(">", f">p{k}_"))
+            for row in list(csv.reader(open(part / "labels.tsv"), delimiter="\t"))[1:]:
+                labels.append(f"p{k}_{row[0]}\t{a if row[1] == 'A' else b}\n")
+        (folder / "seqs.fasta").write_text("".join(fasta))
+        (folder / "labels.tsv").write_text("".join(labels))
+        if not (run / "motifs.tsv").exists():
+            subprocess.run([sys.executable, "-m", "biolens", "train", str(folder / "seqs.fasta"), "--labels",
+                            str(folder / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,
+                           capture_output=True, cwd=ROOT)
+        results.append({"set": name, "planted_ids": {f: v[1] for f, v in planted.items()},
+                        **score_run(run, planted, database, family_of)})
+        print(json.dumps({k: v for k, v in results[-1].items() if k != "candidates"}), flush=True)
+        own = [f for f, v in results[-1]["factors"].items() if v and v["rank"] <= 10 and v["favours"] == f]
+        print(f"{name}: {len(own)} of {len(planted)} factors in the top 10 favouring their own class", flush=True)
+    return results
+
+
+def main() -> None:
+    from biolens.explain import known_motifs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", choices=tuple(PAIRS), default="first")
@@ -150,12 +229,15 @@ def main() -> None:
     parser.add_argument("--partner-share", type=float, default=0.0,
                         help="with --background genome-like: each class also holds the other factor's sites in "
                              "this share of its sequences (factors that bind together)")
+    parser.add_argument("--classes", choices=tuple(CLASS_SETS), default=None,
+                        help="instead of pairs: one set of four or six classes, a factor each (CLASS_SETS)")
+    parser.add_argument("--share", type=float, default=0.5, help="with --classes: share of each class with a site")
     args = parser.parse_args()
     out = Path(args.out)
     database, _ = known_motifs.load("jaspar")
     family_of = {m.id: m.family for m in database}
-    results = []
-    for pair in PAIRS[args.pairs]:
+    results = several_classes(args, database, family_of) if args.classes else []
+    for pair in PAIRS[args.pairs] if not args.classes else []:
         if args.only and args.only not in pair[:2]:
             continue
         planted = {f: jaspar_matrix(f) for f in pair[:2]}
@@ -170,44 +252,8 @@ def main() -> None:
                 subprocess.run([sys.executable, "-m", "biolens", "train", str(data / "seqs.fasta"), "--labels",
                                 str(data / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,
                                capture_output=True, cwd=ROOT)
-            rows = list(csv.DictReader(open(run / "motifs.tsv"), delimiter="\t"))
-            learned = read_meme(run / "motifs.meme")
-            likeness = [{f: similarity(v[0], learned[r["motif"]]) for f, v in planted.items()} for r in rows]
-            found, stray, named_in_top10 = {}, 0, set()
-            for i, (row, like) in enumerate(zip(rows, likeness)):
-                ids = [row["known_id"]] + re.findall(r"\((MA\d+\.\d+)", row["also_like"])
-                names = [row["known_motif"].upper()] + [n.split(" (")[0].upper() for n in row["also_like"].split("; ")]
-                best = max(like, key=like.get)
-                if like[best] < 0.5:
-                    stray += bool(row["known_motif"]) and row["beyond_composition"] == "True"
-                    continue
-                if i < 10 and best.upper() in names:
-                    named_in_top10.add(best)
-                if best in found:
-                    continue
-                family = planted[best][2]
-                found[best] = {"rank": i + 1, "named": best.upper() in names,
-                               "named_in_family": any(family_of.get(x) == family for x in ids if x),
-                               "known_motif": row["known_motif"], "also_like": row["also_like"],
-                               "beyond_composition": row["beyond_composition"] == "True",
-                               **{k: float(row[k]) for k in ("central_share", "central_expected", "central_p")
-                                  if row.get(k)}}
-            candidates = []
-            for row in rows[:10]:
-                if row["beyond_composition"] != "True":
-                    continue
-                matrix = learned[row["motif"]]
-                like = likeness[rows.index(row)]
-                planted_here = max(like, key=like.get) if max(like.values()) >= 0.5 else None
-                candidates.append({"motif": row["motif"], "planted": planted_here, "agreement_with_planted": {
-                                       f: round(known_motifs.agreement(matrix, v[0]), 3) for f, v in planted.items()},
-                                   "tomtom_best": _tomtom_best(matrix, database)})
-            metrics = json.loads((run / "metrics.json").read_text())
             results.append({"set": name, "planted_ids": {f: v[1] for f, v in planted.items()},
-                            "balanced_accuracy": round(metrics["balanced_accuracy"], 3),
-                            "factors": {f: found.get(f) for f in pair[:2]}, "stray_names": stray,
-                            "named_in_top10": sorted(named_in_top10),
-                            "candidates": candidates})
+                            **score_run(run, planted, database, family_of)})
             print(json.dumps({k: v for k, v in results[-1].items() if k != "candidates"}), flush=True)
     factors = [v for r in results for v in r["factors"].values()]
     top = [v for v in factors if v and v["rank"] <= 10]
