@@ -393,7 +393,54 @@ def test_a_run_seeds_filters_from_its_training_sequences_and_says_so_in_methods(
     # counted on the training sequences only: the share is that of the training split
     share = np.mean([bool(pattern.search(records[i].upper())) for i in in_class])
     assert first["share_in_class"] == pytest.approx(share, abs=1e-4)
-    assert "first-layer filters started from words" in (sequence_run / "report.html").read_text()
+    report = (sequence_run / "report.html").read_text()
+    assert "first-layer filters started from words" in report and "held as they started for the first 6 epochs" in report
+    state = json.loads((sequence_run / "checkpoints" / "state.json").read_text())  # held, and a resume would hold them
+    assert state["held_filters"] == {"layer": ["trunk", "motif_conv"], "filters": len(seeds), "epochs": 6}
+
+
+def test_a_checkpoint_with_biolens_layers_loads_in_a_fresh_process(tmp_path):
+    """--resume starts a new process that builds no model before loading its checkpoint: the strand-symmetric
+    network's own layer must be registered by the loader itself (a resumed sequence run failed on it)."""
+    import keras
+
+    from biolens.models.sequence import sequence_cnn
+
+    model = sequence_cnn(2, filters=4, width=7, length=30)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.save(tmp_path / "last.keras")
+    code = ("import sys; from biolens.models.io import load_checkpoint; "
+            "m = load_checkpoint(sys.argv[1]); print(m.optimizer.__class__.__name__, len(m.layers))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "last.keras")], env=ENV, cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[0] == "Adam"
+
+
+def test_seeded_filters_are_held_as_they_started_for_the_first_epochs_only():
+    """Real Keras training: the seeded filters stay their seeds to the bit through the held epoch, while the others
+    learn; once released they learn too."""
+    import keras
+
+    from biolens.engine.callbacks import HoldFilters
+    from biolens.models.sequence import motif_layer, seed_hold, seed_motif_filters, sequence_cnn
+
+    rng = np.random.default_rng(0)
+    x = one_hot(["".join(rng.choice(list("ACGT"), 60)) for _ in range(64)], 60).astype(np.float32)
+    y = rng.integers(0, 2, 64)
+    keras.utils.set_random_seed(0)
+    model = sequence_cnn(2, filters=8, width=15, length=60)
+    assert seed_motif_filters(model, ["CACGTG", "GGAATTTCC"]) == 2
+    hold = seed_hold(2)
+    start = keras.ops.convert_to_numpy(motif_layer(model).kernel).copy()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[HoldFilters(hold["layer"], 2, epochs=1)])
+    held = keras.ops.convert_to_numpy(motif_layer(model).kernel)
+    np.testing.assert_array_equal(held[..., :2], start[..., :2])
+    assert np.abs(held[..., 2:] - start[..., 2:]).max() > 1e-3
+    model.fit(x, y, batch_size=16, epochs=2, initial_epoch=1, verbose=0,
+              callbacks=[HoldFilters(hold["layer"], 2, epochs=1)])  # epoch 2 of a resumed run: released
+    assert np.abs(keras.ops.convert_to_numpy(motif_layer(model).kernel)[..., :2] - start[..., :2]).max() > 1e-3
 
 
 def test_a_degenerate_site_is_found_as_its_iupac_word_and_composition_alone_is_not_a_word():

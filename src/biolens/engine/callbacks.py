@@ -1,5 +1,6 @@
 """The Keras callbacks of biolens's training loops: per-epoch validation and resumable state (`RunMonitor`, and
-`EpochKeeper` for losses validated by Keras), averaged weights, and progress bars with an ETA.
+`EpochKeeper` for losses validated by Keras), averaged weights, filters held as they started (`HoldFilters`), and
+progress bars with an ETA.
 
 `RunMonitor` does what a biologist's run needs at each epoch end, in one place so that it survives a
 kill: validation scores (balanced accuracy, which class imbalance cannot flatter), the best model so
@@ -78,6 +79,43 @@ class RunMonitor(keras.callbacks.Callback):
         save_model(self.model, self.run_path / "checkpoints" / "last.keras")
         write_json(self.run_path / STATE_FILE, state)
         write_history(self.run_path / "history.csv", state["history"])
+
+
+class HoldFilters(keras.callbacks.Callback):
+    """Keep the first `filters` filters of one convolution (`layer`: layer names from the model down) as they started
+    for the first `epochs` epochs, while the layers above learn to read them. Why: first-layer filters started from
+    words enriched in one class (models/sequence.seed_motif_filters) were rewritten in the first epochs, before the
+    layers above could use them, and a factor whose word had been found was then learned by no filter
+    (docs/performance.md, "Seeded filters held"). Restored after every training step; a run resumed within those
+    epochs holds them as its checkpoint has them."""
+
+    def __init__(self, layer: list[str], filters: int, epochs: int):
+        super().__init__()
+        self.layer, self.filters, self.epochs = list(layer), int(filters), int(epochs)
+        self._epoch, self._held = 0, None
+
+    def _conv(self):
+        found = self.model
+        for name in self.layer:
+            found = found.get_layer(name)
+        return found
+
+    def on_train_begin(self, logs=None):
+        conv = self._conv()
+        self._held = (keras.ops.convert_to_numpy(conv.kernel)[..., :self.filters].copy(),
+                      keras.ops.convert_to_numpy(conv.bias)[:self.filters].copy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch >= self.epochs or not self.filters:
+            return
+        conv = self._conv()
+        kernel, bias = keras.ops.convert_to_numpy(conv.kernel).copy(), keras.ops.convert_to_numpy(conv.bias).copy()
+        kernel[..., :self.filters], bias[:self.filters] = self._held
+        conv.kernel.assign(kernel)
+        conv.bias.assign(bias)
 
 
 class AveragedWeights(keras.callbacks.SwapEMAWeights):

@@ -45,6 +45,7 @@ def fit_encoder(pixels: np.ndarray, folder: Path, *, epochs: int = 0, batch_size
 
     from biolens.engine.callbacks import RichProgress
     from biolens.models.contrastive import NTXent, contrastive_model, image_encoder
+    from biolens.models.io import load_checkpoint
 
     if len(pixels) < MIN_IMAGES:
         raise InputError(f"self-supervised learning needs at least {MIN_IMAGES} images; received {len(pixels)}. "
@@ -55,7 +56,7 @@ def fit_encoder(pixels: np.ndarray, folder: Path, *, epochs: int = 0, batch_size
     state = json.loads(state_path.read_text()) if state_path.exists() and last_path.exists() else {}
     keras.utils.set_random_seed(seed)
     if state:
-        model = keras.saving.load_model(last_path, safe_mode=True)
+        model = load_checkpoint(last_path)
         console.say(f"{label}: resuming after epoch {state['epoch']}")
     else:
         model = contrastive_model(image_encoder(pixels.shape[1:]), seed=seed)
@@ -86,13 +87,12 @@ def encoder_in_run(run, pixels: np.ndarray, *, seed: int, epochs: int = 0, batch
                    label: str = "pretraining"):
     """The encoder trained in this run (checkpoints/encoder.keras once finished; resumable within), and its
     summary. Shared by pretrain, cluster (images) and train --pretrain."""
-    import keras
-
     from biolens.engine.training import save_model
+    from biolens.models.io import load_checkpoint
 
     path, summary_path = run.path / "checkpoints" / "encoder.keras", run.path / "checkpoints" / "encoder.json"
     if path.exists() and summary_path.exists():
-        return keras.saving.load_model(path, safe_mode=True), json.loads(summary_path.read_text())
+        return load_checkpoint(path), json.loads(summary_path.read_text())
     encoder, summary = fit_encoder(pixels, run.path / "checkpoints", epochs=epochs, batch_size=batch_size,
                                    temperature=temperature, learning_rate=learning_rate, seed=seed,
                                    time_budget=time_budget, label=label)

@@ -37,8 +37,9 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
                start_head: Callable[[object, np.ndarray], str] | None = None) -> dict:
     """Train (or continue training) the run's model; returns the training state (history, best epoch, stop reason).
 
-    `build_model()` returns (uncompiled model, note on its weights); `train_data(batch_size)` the training
-    tf.data pipeline. The best epoch by validation balanced accuracy lands in checkpoints/best.keras.
+    `build_model()` returns (uncompiled model, note on its weights) or (model, note, hold): `hold`, when not None,
+    names filters kept as they started for the first epochs ({"layer": [names], "filters": n, "epochs": k}; kept in
+    the training state, so a resumed run holds them too); `train_data(batch_size)` the training tf.data pipeline. The best epoch by validation balanced accuracy lands in checkpoints/best.keras.
     `start_head(model, train_rows)`, when given, prepares a new model's head from these training rows before
     training (LP-FT for a pretrained body) and returns a note on it.
     """
@@ -46,7 +47,8 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
 
     from biolens import hardware
     from biolens.engine import distributed
-    from biolens.engine.callbacks import AveragedWeights, RichProgress, RunMonitor
+    from biolens.engine.callbacks import AveragedWeights, HoldFilters, RichProgress, RunMonitor
+    from biolens.models.io import load_checkpoint
 
     device, strategy = hardware.setup(mixed_precision)
     multi_worker = device.strategy == "MultiWorkerMirrored"
@@ -60,11 +62,13 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
     weights_note = ""
     with strategy.scope():
         if initial_epoch > 0 and (checkpoints / "checkpoints" / "last.keras").exists():
-            model = keras.saving.load_model(checkpoints / "checkpoints" / "last.keras", safe_mode=True)
+            model = load_checkpoint(checkpoints / "checkpoints" / "last.keras")
             console.say(f"resuming after epoch {initial_epoch}")
         else:
             initial_epoch, state = 0, {}
-            model, weights_note = build_model()
+            model, weights_note, *hold = build_model()
+            if hold and hold[0]:
+                state["held_filters"] = hold[0]
             head_note = start_head(model, parts["train"]) if start_head is not None else ""
             weights_note = "; ".join(n for n in (weights_note, head_note) if n)
             schedule = keras.optimizers.schedules.CosineDecay(
@@ -86,6 +90,9 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # under mixed precision: wrapped
         if getattr(optimizer, "use_ema", False):  # a run resumed from before 2026-12-04 has no averages
             callbacks.insert(0, AveragedWeights(x, parts["train"], resumed=initial_epoch > 0))
+        if state.get("held_filters"):
+            held = state["held_filters"]
+            callbacks.insert(0, HoldFilters(held["layer"], held["filters"], held["epochs"]))
         if multi_worker:  # Keras 3 fit cannot run this strategy (distributed.py); TensorBoard needs fit's counters
             distributed.fit(model, train_data(batch_size), strategy=strategy,
                             steps=max(1, len(parts["train"]) // batch_size),

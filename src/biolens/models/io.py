@@ -9,15 +9,28 @@ from biolens.runs import sha256_file
 UNSAFE_SUFFIXES = {".h5", ".hdf5", ".pkl", ".pickle", ".joblib", ".pb"}
 
 
-def load_trusted(path: Path | str, expected_sha256: str | None = None):
-    """Load a `.keras` model with `safe_mode=True`; refuse other formats and files that were altered."""
-    import keras
-
-    import biolens.models.contrastive  # noqa: F401  (registers biolens layers for deserialisation)
+def register_layers() -> None:
+    """Import the modules whose layers biolens registers with Keras, so any biolens model file can be read back
+    (a run resumed in a fresh process builds no model before loading its checkpoint)."""
+    import biolens.models.contrastive  # noqa: F401
     import biolens.models.image  # noqa: F401
     import biolens.models.objects  # noqa: F401
     import biolens.models.sequence  # noqa: F401
 
+
+def load_checkpoint(path: Path | str):
+    """A training checkpoint written by this run, with its optimizer state, to resume from."""
+    import keras
+
+    register_layers()
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def load_trusted(path: Path | str, expected_sha256: str | None = None):
+    """Load a `.keras` model with `safe_mode=True`; refuse other formats and files that were altered."""
+    import keras
+
+    register_layers()
     path = Path(path)
     if path.suffix.lower() in UNSAFE_SUFFIXES or path.suffix.lower() != ".keras":
         raise InputError(f"{path}: refusing to load a '{path.suffix}' model file; legacy HDF5 and pickle files can "

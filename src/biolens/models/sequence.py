@@ -51,14 +51,20 @@ def motif_layer(model: keras.Model) -> layers.Conv1D:
 
 
 SEED_SCALE = 0.3  # weight per matching base of a seeded filter: a full match gives 1.5 x this, one mismatch 0.5 x
+SEED_HOLD_EPOCHS = 6  # seeded filters are kept as they started for this many epochs (engine/callbacks.HoldFilters)
+
+
+def seed_hold(seeded: int) -> dict | None:
+    """What `engine.supervised.fit_in_run` holds of a model whose first `seeded` filters were seeded."""
+    return {"layer": ["trunk", MOTIF_LAYER], "filters": seeded, "epochs": SEED_HOLD_EPOCHS} if seeded else None
 
 
 def seed_motif_filters(model: keras.Model, words: list[str]) -> int:
     """Start the first filters of `model` on `words` (IUPAC words from stats/kmers.enriched_words), each centred in
     its filter: at each position SCALE x (1/n - 0.25) for the n bases its letter allows and -0.25 x SCALE for the
     others (N: zero), zero outside the word, and a bias that lets a full match through the ReLU at 1.5 x SCALE and
-    one mismatch at 0.5 x. Training refines them like any filter. Returns how many filters were seeded (words
-    longer than the filter are skipped)."""
+    one mismatch at 0.5 x. Training holds them for SEED_HOLD_EPOCHS, then refines them like any filter. Returns how
+    many filters were seeded (words longer than the filter are skipped)."""
     from biolens.stats.kmers import IUPAC
 
     layer = motif_layer(model)

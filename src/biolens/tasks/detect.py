@@ -486,6 +486,7 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
 
     from biolens import hardware
     from biolens.engine.callbacks import EpochKeeper, RichProgress
+    from biolens.models.io import load_checkpoint
     from biolens.models.objects import detached_copy
 
     hardware.setup("off")
@@ -508,7 +509,7 @@ def _train(run: Run, config: DetectConfig, data: Data, *, final_epochs: int = 0,
     state_path, last_path, best_path = folder / "state.json", folder / "last.keras", folder / "best.weights.h5"
     state = json.loads(state_path.read_text()) if state_path.exists() and last_path.exists() else {}
     if state:  # resume: the model with its optimiser state as the last finished epoch left it
-        model = keras.saving.load_model(last_path, safe_mode=True)
+        model = load_checkpoint(last_path)
         console.say(f"resuming after epoch {state['epoch']}")
     else:
         # the final network follows the held-out one's schedule (decay over --epochs) and stops where that one

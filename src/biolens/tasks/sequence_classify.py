@@ -132,10 +132,10 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
     run.update_info(warnings=warnings)
     started = time.perf_counter()
     def build_model():  # only for a fresh start: a resumed run loads its checkpoint and needs no seeds
-        model, note, words = _seeded_model(config, x, y, parts["train"], class_names)
+        model, note, hold, words = _seeded_model(config, x, y, parts["train"], class_names)
         run.update_info(kmer_seeds=[{"word": w.word, "favours": class_names[w.favours], "z": w.z,
                                      "share_in_class": w.share_in, "share_in_others": w.share_out} for w in words])
-        return model, note
+        return model, note, hold
 
     state = supervised.fit_in_run(
         run, x, y, parts,
@@ -152,8 +152,8 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
 
 def _seeded_model(config: SequenceConfig, x, y, train: np.ndarray, class_names: list[str]):
     """A new network, its first-layer filters partly started from words enriched in each class of the `train` rows
-    (never validation or test): (model, note on its weights, words)."""
-    from biolens.models.sequence import seed_motif_filters, sequence_cnn
+    (never validation or test) and held so for the first epochs: (model, note on its weights, hold, words)."""
+    from biolens.models.sequence import SEED_HOLD_EPOCHS, seed_hold, seed_motif_filters, sequence_cnn
 
     words = []
     if config.kmer_seeds:
@@ -164,7 +164,8 @@ def _seeded_model(config: SequenceConfig, x, y, train: np.ndarray, class_names: 
                          both_strands=config.both_strands)
     seeded = seed_motif_filters(model, [w.word for w in words])
     return model, ("none (trained from scratch" + (f"; {seeded} first-layer filters started from words enriched "
-                                                   "in one class)" if seeded else ")")), words
+                                                   f"in one class, held for the first {SEED_HOLD_EPOCHS} epochs)"
+                                                   if seeded else ")")), seed_hold(seeded), words
 
 
 def _learning_curve(run: Run, config: SequenceConfig, x, y, class_names, parts, state, metrics) -> None:
@@ -178,7 +179,7 @@ def _learning_curve(run: Run, config: SequenceConfig, x, y, class_names, parts, 
                          mixed_precision=config.mixed_precision),
         batch_size_for=config.auto_batch_size,
         train_data_for=lambda rows, size: training.array_batches(x, y, rows, size, shuffle=True, seed=config.seed),
-        build_model=lambda rows: _seeded_model(config, x, y, rows, class_names)[:2])
+        build_model=lambda rows: _seeded_model(config, x, y, rows, class_names)[:3])
 
 
 def add_learning_curve(run: Run, config: SequenceConfig, metrics: dict) -> dict:
