@@ -112,7 +112,8 @@ def test_planted_pair_is_found_by_the_deep_path_and_missed_by_the_per_site_test(
     (out / "interactions.tsv").write_text("\n".join([table[0], "\t".join(cells), *table[2:]]) + "\n")
     write_report(load_run(out))
     few = (out / "report.html").read_text().split('id="few-individuals"')[1].split("</p>")[0]
-    assert f"{top['chrom_a']}:{top['pos_a']} × {top['chrom_b']}:{top['pos_b']}" in few and "rests on 3 individuals" in few
+    assert f"{top['chrom_a']}:{top['pos_a']} × {top['chrom_b']}:{top['pos_b']}" in few
+    assert "rests on 3 individuals" in few
 
 
 def test_haplotypes_named_the_pangenome_way_are_one_individuals_two(tmp_path):

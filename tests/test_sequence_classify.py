@@ -394,7 +394,8 @@ def test_a_run_seeds_filters_from_its_training_sequences_and_says_so_in_methods(
     share = np.mean([bool(pattern.search(records[i].upper())) for i in in_class])
     assert first["share_in_class"] == pytest.approx(share, abs=1e-4)
     report = (sequence_run / "report.html").read_text()
-    assert "first-layer filters started from words" in report and "held as they started for the first 6 epochs" in report
+    assert "first-layer filters started from words" in report
+    assert "held as they started for the first 6 epochs" in report
     state = json.loads((sequence_run / "checkpoints" / "state.json").read_text())  # held, and a resume would hold them
     assert state["held_filters"] == {"layer": ["trunk", "motif_conv"], "filters": len(seeds), "epochs": 6}
 
@@ -433,7 +434,8 @@ def test_seeded_filters_are_held_as_they_started_for_the_first_epochs_only():
     assert seed_motif_filters(model, ["CACGTG", "GGAATTTCC"]) == 2
     hold = seed_hold(2)
     start = keras.ops.convert_to_numpy(motif_layer(model).kernel).copy()
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[HoldFilters(hold["layer"], 2, epochs=1)])
     held = keras.ops.convert_to_numpy(motif_layer(model).kernel)
     np.testing.assert_array_equal(held[..., :2], start[..., :2])

@@ -39,7 +39,8 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
 
     `build_model()` returns (uncompiled model, note on its weights) or (model, note, hold): `hold`, when not None,
     names filters kept as they started for the first epochs ({"layer": [names], "filters": n, "epochs": k}; kept in
-    the training state, so a resumed run holds them too); `train_data(batch_size)` the training tf.data pipeline. The best epoch by validation balanced accuracy lands in checkpoints/best.keras.
+    the training state, so a resumed run holds them too). `train_data(batch_size)` is the training tf.data
+    pipeline. The best epoch by validation balanced accuracy lands in checkpoints/best.keras.
     `start_head(model, train_rows)`, when given, prepares a new model's head from these training rows before
     training (LP-FT for a pretrained body) and returns a note on it.
     """

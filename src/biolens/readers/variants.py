@@ -78,8 +78,8 @@ class Genotypes:
         return dosage, int(missing.sum())
 
     def allele_frequency(self) -> np.ndarray:
-        """Alt-allele frequency per site: the alt copies called over the allele copies called (a haploid male's X
-        call is one copy of two possible where a female's is two), else over the ploidy seen."""
+        """Alt-allele frequency per site: the alt copies called over the allele copies called (where ploidies mix, a
+        man's one-allele X call counts one copy and a woman's call two), else the mean dosage over the ploidy seen."""
         if self.copies is None:
             return np.nanmean(self.dosage, axis=0) / np.maximum(self.notes.get("ploidy", 2), 1)
         called = ~np.isnan(self.dosage)

@@ -100,9 +100,9 @@ def sequence_methods(info: dict, metrics: dict) -> str:
                f"two-proportion z >= 5 for both, {'either strand' if config['both_strands'] else 'the given strand'}; "
                "each word's sites and 4 bases around them erased before the next was sought; up to "
                f"{config.get('kmer_seeds')} per class: " + ", ".join(f"{s['word']} ({s['favours']})" for s in seeds)
-               + ")" + (f", held as they started for the first {held.group(1)} epochs while the layers above learned to "
-                        "read them" if (held := re.search(r"held for the first (\d+) epochs", str(info.get("weights"))))
-                        else "")
+               + ")" + (f", held as they started for the first {held.group(1)} epochs while the layers above "
+                        "learned to read them"
+                        if (held := re.search(r"held for the first (\d+) epochs", str(info.get("weights")))) else "")
                + "; the other filters started random." if seeds else "")
     return (
         f"Sequences were classified with biolens {versions.get('biolens', '')} (TensorFlow {versions.get('tensorflow', '')}, "
@@ -142,8 +142,8 @@ def _known_motifs(metrics: dict) -> str:
             f"and strand, the aligned columns' base distributions correlate at {known['min_agreement']} or more on "
             f"average (weighted by information) over an overlap holding at least {known['min_coverage']:.0%} of the "
             f"less informative matrix's information ({known['named']} of {known['compared']} named)"
-            + (f"; most named motifs' best matches being {known['taxon_first']} factors, a motif matching "
-               f"several taxa' factors is named first by the {known['taxon_first']} one"
+            + (f"; as most named motifs' best matches are factors of {known['taxon_first']}, a motif that also "
+               f"matches other taxa's factors is named first by its best match among those of {known['taxon_first']}"
                if known.get("taxon_first") else "") + ".")
 
 
