@@ -178,6 +178,18 @@ def score_run(run: Path, planted: dict, database, family_of: dict) -> dict:
             "named_in_top10": sorted(named_in_top10), "candidates": candidates}
 
 
+def trained_and_scored(name: str, data: Path, run: Path, seed: int, planted: dict, database, family_of) -> dict:
+    """`biolens train` on data/seqs.fasta with data/labels.tsv (unless the run is there already), scored and printed."""
+    if not (run / "motifs.tsv").exists():
+        subprocess.run([sys.executable, "-m", "biolens", "train", str(data / "seqs.fasta"), "--labels",
+                        str(data / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,
+                       capture_output=True, cwd=ROOT)
+    result = {"set": name, "planted_ids": {f: v[1] for f, v in planted.items()},
+              **score_run(run, planted, database, family_of)}
+    print(json.dumps({k: v for k, v in result.items() if k != "candidates"}), flush=True)
+    return result
+
+
 def several_classes(args, database, family_of) -> list[dict]:
     """--classes: each pair of CLASS_SETS[args.classes] planted as a two-class set, then pooled, a class per factor."""
     results = []
@@ -197,13 +209,7 @@ def several_classes(args, database, family_of) -> list[dict]:
                 labels.append(f"p{k}_{row[0]}\t{a if row[1] == 'A' else b}\n")
         (folder / "seqs.fasta").write_text("".join(fasta))
         (folder / "labels.tsv").write_text("".join(labels))
-        if not (run / "motifs.tsv").exists():
-            subprocess.run([sys.executable, "-m", "biolens", "train", str(folder / "seqs.fasta"), "--labels",
-                            str(folder / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,
-                           capture_output=True, cwd=ROOT)
-        results.append({"set": name, "planted_ids": {f: v[1] for f, v in planted.items()},
-                        **score_run(run, planted, database, family_of)})
-        print(json.dumps({k: v for k, v in results[-1].items() if k != "candidates"}), flush=True)
+        results.append(trained_and_scored(name, folder, run, seed, planted, database, family_of))
         own = [f for f, v in results[-1]["factors"].items() if v and v["rank"] <= 10 and v["favours"] == f]
         print(f"{name}: {len(own)} of {len(planted)} factors in the top 10 favouring their own class", flush=True)
     return results
@@ -248,13 +254,7 @@ def main() -> None:
             plant(data, pair, {f: v[0] for f, v in planted.items()}, args.per_class, seed,
                   background=GenomeLike({"A": 0.3, "B": 0.1}, partners=partners, partner_share=args.partner_share)
                   if args.background == "genome-like" else None, n_b=args.per_class_b, summit_sd=args.summits)
-            if not (run / "motifs.tsv").exists():
-                subprocess.run([sys.executable, "-m", "biolens", "train", str(data / "seqs.fasta"), "--labels",
-                                str(data / "labels.tsv"), "--out", str(run), "--seed", str(seed)], check=True,
-                               capture_output=True, cwd=ROOT)
-            results.append({"set": name, "planted_ids": {f: v[1] for f, v in planted.items()},
-                            **score_run(run, planted, database, family_of)})
-            print(json.dumps({k: v for k, v in results[-1].items() if k != "candidates"}), flush=True)
+            results.append(trained_and_scored(name, data, run, seed, planted, database, family_of))
     factors = [v for r in results for v in r["factors"].values()]
     top = [v for v in factors if v and v["rank"] <= 10]
     print(f"factors in the top 10: {len(top)} of {len(factors)}; at that row named by their own name: "
