@@ -92,8 +92,7 @@ def fit_in_run(run: Run, x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarr
         if getattr(optimizer, "use_ema", False):  # a run resumed from before 2026-12-04 has no averages
             callbacks.insert(0, AveragedWeights(x, parts["train"], resumed=initial_epoch > 0))
         if state.get("held_filters"):
-            held = state["held_filters"]
-            callbacks.insert(0, HoldFilters(held["layer"], held["filters"], held["epochs"]))
+            callbacks.insert(0, HoldFilters(**state["held_filters"]))
         if multi_worker:  # Keras 3 fit cannot run this strategy (distributed.py); TensorBoard needs fit's counters
             distributed.fit(model, train_data(batch_size), strategy=strategy,
                             steps=max(1, len(parts["train"]) // batch_size),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import math
-import re
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -100,9 +99,8 @@ def sequence_methods(info: dict, metrics: dict) -> str:
                f"two-proportion z >= 5 for both, {'either strand' if config['both_strands'] else 'the given strand'}; "
                "each word's sites and 4 bases around them erased before the next was sought; up to "
                f"{config.get('kmer_seeds')} per class: " + ", ".join(f"{s['word']} ({s['favours']})" for s in seeds)
-               + ")" + (f", held as they started for the first {held.group(1)} epochs while the layers above "
-                        "learned to read them"
-                        if (held := re.search(r"held for the first (\d+) epochs", str(info.get("weights")))) else "")
+               + ")" + (f", held as they started for the first {info['seeds_held_epochs']} epochs while the layers "
+                        "above learned to read them" if info.get("seeds_held_epochs") else "")
                + "; the other filters started random." if seeds else "")
     return (
         f"Sequences were classified with biolens {versions.get('biolens', '')} (TensorFlow {versions.get('tensorflow', '')}, "

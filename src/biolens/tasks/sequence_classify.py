@@ -134,7 +134,8 @@ def _train_in_run(run: Run, config: SequenceConfig, found, x, y, class_names, as
     def build_model():  # only for a fresh start: a resumed run loads its checkpoint and needs no seeds
         model, note, hold, words = _seeded_model(config, x, y, parts["train"], class_names)
         run.update_info(kmer_seeds=[{"word": w.word, "favours": class_names[w.favours], "z": w.z,
-                                     "share_in_class": w.share_in, "share_in_others": w.share_out} for w in words])
+                                     "share_in_class": w.share_in, "share_in_others": w.share_out} for w in words],
+                        seeds_held_epochs=hold["epochs"] if hold else 0)
         return model, note, hold
 
     state = supervised.fit_in_run(
