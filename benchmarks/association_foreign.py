@@ -10,6 +10,7 @@ named individuals, a CSV whose rows are in another order, an `iid` column), and 
 
     .venv/bin/python benchmarks/association_foreign.py --cohorts 8 --out runs/foreign.jsonl   # 8 each: null, additive, pair
     ... --missing 0.05   # the same cohorts with 5% of calls hidden (./.) in the VCF the run reads
+    ... --kinds mixed    # 1-3 additive sites and a pair in one trait, as real traits hold both
 
 Scoring is the grid's (`association_grid.score`): pairs claimed at q < 0.05 (a claim on a null or additive cohort is
 false), the planted pair found (it, or tags of both sites at r^2 >= 0.8, at q < 0.05) and its row in
@@ -49,8 +50,8 @@ def settings(kind: str, seed: int) -> dict:
                "trait": str(rng.choice(["quantitative", "binary"])), "cases": float(rng.choice([0.2, 0.3, 0.5]))}
     setting["mutation"] = 600 / (4 * setting["ne"] * setting["length"] * 9)  # a few hundred sites
     setting["additive"] = ([[float(rng.choice([0.02, 0.05, 0.2])), 0.5, float(rng.choice([0.02, 0.03, 0.04]))]
-                            for _ in range(int(rng.integers(1, 4)))] if kind == "additive" else [])
-    if kind == "pair":
+                            for _ in range(int(rng.integers(1, 4)))] if kind in ("additive", "mixed") else [])
+    if kind in ("pair", "mixed"):
         setting["form"] = str(rng.choice(FORMS))
         setting["pair_maf"] = [float(rng.choice([0.1, 0.2, 0.3])), 0.5]
         setting["pair_effect"] = float(rng.choice([0.06, 0.1, 0.15]))
@@ -103,7 +104,7 @@ def simulate(setting: dict, folder: Path) -> dict:
                 standard = (dosage[:, i] - dosage[:, i].mean()) / dosage[:, i].std()
                 liability += np.sqrt(share) * standard * rng.choice([-1, 1])
                 truth["additive"].append(int(positions[i]))
-            if setting["kind"] == "pair":
+            if setting["kind"] in ("pair", "mixed"):
                 a, b = pick(*setting["pair_maf"]), pick(*setting["pair_maf"])
                 value = _two_locus(setting["form"], minor[:, a], minor[:, b])
                 if value.std() == 0:
@@ -182,15 +183,15 @@ def table(records: list[dict]) -> None:
     print("| cohorts | kind | pairs claimed (cohorts): deep / saturated / product | planted pair found: deep / "
           "saturated / product; in the first 10 rows | additive in the top 10 | stratification warnings | s (median) |")
     print("|---|---|---|---|---|---|---|")
-    for kind in ("null", "additive", "pair"):
+    for kind in ("null", "additive", "pair", "mixed"):
         rows = [r for r in records if r["kind"] == kind and "error" not in r]
         if not rows:
             continue
         claims = " / ".join(str(sum(r[f"{t}_false_pairs"] > 0 for r in rows)) for t in ("deep", "saturated", "product"))
-        found = ("-" if kind != "pair" else
+        found = ("-" if kind not in ("pair", "mixed") else
                  " / ".join(str(sum(r[f"{t}_found"] for r in rows)) for t in ("deep", "saturated", "product"))
                  + f"; {sum((r.get('table_rank') or 10**6) <= 10 for r in rows)}")
-        additive = (f"{np.mean([r['additive_top10'] for r in rows]):.0%}" if kind == "additive" else "-")
+        additive = (f"{np.mean([r['additive_top10'] for r in rows]):.0%}" if kind in ("additive", "mixed") else "-")
         warnings = sum(r["inflation_warning"] for r in rows)
         print(f"| {len(rows)} | {kind} | {claims} | {found} | {additive} | {warnings} | "
               f"{np.median([r['wall_s'] for r in rows]):.0f} |")

@@ -113,6 +113,33 @@ def test_multiallelic_bgen_sites_are_split_into_one_dosage_per_allele(tmp_path):
     assert np.isnan(genotypes.dosage[4]).all()
 
 
+def test_males_one_allele_x_calls_in_a_bgen_are_read_as_their_vcf_reads_them(tmp_path):
+    """UK Biobank-style X: men's calls of ploidy 1 beside women's of ploidy 2 in the same variants."""
+    import bgen
+
+    ploidy = np.array([1, 2, 1, 2])  # a and c men
+    biallelic = np.array([[0, 1, np.nan], [0, 1, 0], [1, 0, np.nan], [0, 0, 1]])  # G, A/G, A, G/G
+    three = np.array([[0, 0, 1, np.nan, np.nan, np.nan],  # T (A, G, T: a man's order is one allele each)
+                      [0, 0, 0, 0, 1, 0],                  # G/T (colex: AA AG GG AT GT TT)
+                      [0, 0.5, 0.5, np.nan, np.nan, np.nan],  # G or T, unsure
+                      [np.nan] * 6])
+    with bgen.BgenWriter(str(tmp_path / "x.bgen"), n_samples=4, samples=list("abcd")) as writer:
+        writer.add_variant(varid="v", rsid="v", chrom="X", pos=10, alleles=["A", "G"], genotypes=biallelic,
+                           ploidy=ploidy)
+        writer.add_variant(varid="m", rsid="m", chrom="X", pos=20, alleles=["A", "G", "T"], genotypes=three,
+                           ploidy=ploidy)
+    genotypes = read_genotypes(tmp_path / "x.bgen")
+    np.testing.assert_allclose(genotypes.dosage[:, 0], [1, 1, 0, 2], atol=0.01)
+    np.testing.assert_allclose(genotypes.dosage[:3, 1], [0, 1, 0.5], atol=0.01)  # copies of G
+    np.testing.assert_allclose(genotypes.dosage[:3, 2], [1, 1, 0.5], atol=0.01)  # copies of T
+    assert np.isnan(genotypes.dosage[3, 1:]).all()
+    assert genotypes.notes["haploid_individuals"] == 2 and list(genotypes.copies) == [1, 2, 1, 2]
+    # G: 1 + 1 + 0 + 2 alt copies over 1 + 2 + 1 + 2 allele copies, not the mean dosage over two
+    assert genotypes.allele_frequency()[0] == pytest.approx(4 / 6, abs=0.01)
+    (warning,) = [w for w in genotypes.notes["warnings"] if "haploid" in w]  # the other: the unsure call
+    assert "2 individuals have one-allele (haploid) calls" in warning and "--covariates sex" in warning
+
+
 def test_a_bgen_without_ids_or_readable_content_gives_one_line(cohort, tmp_path):
     _write_bgen(cohort["genotypes"], tmp_path / "anon.bgen", ids_in_file=False)
     (tmp_path / "anon.sample").unlink()

@@ -27,7 +27,7 @@ def read_bgen(path: Path | str, max_sites: int | None = None, region=None):
     import bgen
 
     from biolens.readers.regions import region_index
-    from biolens.readers.variants import Genotypes, fractional_note, region_note, spread
+    from biolens.readers.variants import Genotypes, fractional_note, mixed_ploidy, region_note, spread
 
     path = Path(path)
     if not path.is_file():
@@ -55,6 +55,7 @@ def read_bgen(path: Path | str, max_sites: int | None = None, region=None):
     index = spread(in_region, max_sites)
     chrom, pos, ref, alt, columns = [], [], [], [], []
     ploidy_seen, n_split = 1, 0
+    haploid = np.zeros(len(samples), dtype=bool)  # individuals with one-allele calls where others have two
     for number in index:
         try:
             variant = reader[int(number)]
@@ -66,6 +67,8 @@ def read_bgen(path: Path | str, max_sites: int | None = None, region=None):
         except (ValueError, OSError, RuntimeError, IndexError) as error:
             raise InputError(f"{path}, variant {number + 1}: unreadable ({error}). Re-export the file.") from None
         ploidy_seen = max(ploidy_seen, int(ploidy.max(initial=0)))
+        if (ploidy == 1).any() and (ploidy >= 2).any():  # one site, both ploidies: males' X among females'
+            haploid |= ploidy == 1
         n_split += max(len(alleles) - 2, 0)
         for allele, dose in zip(alleles[1:], doses):
             chrom.append(str(variant.chrom))
@@ -80,7 +83,8 @@ def read_bgen(path: Path | str, max_sites: int | None = None, region=None):
              **fractional_note(path, dosage), **region_note(region, len(in_region), count)}
     if len(index) < len(in_region):
         notes["sites_read"] = f"{len(index)} of {len(in_region)}, evenly spaced"
-    return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes)
+    copies = mixed_ploidy(path, samples, haploid, ploidy_seen, notes)
+    return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes, copies)
 
 
 def _name(variant) -> str:
@@ -102,13 +106,17 @@ def _allele_doses(variant, alleles: list[str], ploidy: np.ndarray) -> list[np.nd
         haplotypes = probabilities.shape[1] // k
         return [np.nansum(probabilities[:, [h * k + a for h in range(haplotypes)]], axis=1)
                 + np.where(np.isnan(probabilities).all(1), np.nan, 0) for a in range(1, k)]
-    if not np.all(ploidy == 2) and not np.all(ploidy == 1):
+    if not np.isin(ploidy, (1, 2)).all():
         raise InputError(f"{k} alleles with unphased calls of ploidy {sorted(set(ploidy.tolist()))}; biolens reads "
                          "multi-allelic BGEN sites of haploid or diploid calls. Split them (plink2 --make-pgen "
                          "multiallelics=-) or keep biallelic sites.")
-    if ploidy[0] == 1:
-        genotypes = [(a,) for a in range(k)]
-    else:  # BGEN orders unphased diploid genotypes colex: 0/0, 0/1, 1/1, 0/2, 1/2, 2/2, ...
-        genotypes = [(a, b) for b in range(k) for a in range(b + 1)]
-    copies = np.array([[g.count(a) for a in range(1, k)] for g in genotypes], dtype=np.float64)
-    return list((probabilities[:, :len(genotypes)] @ copies).T)
+    doses = np.full((len(ploidy), k - 1), np.nan)
+    for calls in (1, 2):  # males' one-allele X calls beside females' two: each ploidy has its own genotype order
+        rows = ploidy == calls
+        if calls == 1:
+            genotypes = [(a,) for a in range(k)]
+        else:  # BGEN orders unphased diploid genotypes colex: 0/0, 0/1, 1/1, 0/2, 1/2, 2/2, ...
+            genotypes = [(a, b) for b in range(k) for a in range(b + 1)]
+        copies = np.array([[g.count(a) for a in range(1, k)] for g in genotypes], dtype=np.float64)
+        doses[rows] = probabilities[rows, :len(genotypes)] @ copies
+    return list(doses.T)

@@ -263,16 +263,23 @@ def read_vcf(path: Path | str, region: Region | None = None) -> Genotypes:
     notes = {"records": records, "multiallelic_split": n_split, "ploidy": ploidy_seen,
              "missing_calls": int(np.isnan(dosage).sum()), **_filter_notes(path, in_region, n_failed, failed_filters),
              **region_note(region, in_region, records if indexed is None else None)}
-    if haploid.any():
-        first = samples[int(np.argmax(haploid))]
-        notes["haploid_individuals"] = int(haploid.sum())
-        notes.setdefault("warnings", []).append(
-            f"{path}: {int(haploid.sum())} individuals have one-allele (haploid) calls beside others' two (e.g. "
-            f"{first}; males on chromosome X): they count 0 or 1 alt copy, as PLINK 2 counts them by default, so their "
-            "dosages are on half the scale; give sex as a covariate (--covariates sex) so the copy number is not read "
-            "as an effect.")
-    copies = np.where(haploid, 1, ploidy_seen).astype(np.float32) if haploid.any() else None
+    copies = mixed_ploidy(path, samples, haploid, ploidy_seen, notes)
     return Genotypes(samples, chrom, np.asarray(pos), ref, alt, dosage, str(path), notes, copies)
+
+
+def mixed_ploidy(path: Path, samples: list[str], haploid: np.ndarray, ploidy: int, notes: dict) -> np.ndarray | None:
+    """Each individual's allele copies where some have one-allele calls beside others' `ploidy` (males' X in a VCF
+    or a BGEN), with the count and a warning added to `notes`; None where ploidies do not mix."""
+    if not haploid.any():
+        return None
+    first = samples[int(np.argmax(haploid))]
+    notes["haploid_individuals"] = int(haploid.sum())
+    notes.setdefault("warnings", []).append(
+        f"{path}: {int(haploid.sum())} individuals have one-allele (haploid) calls beside others' two (e.g. "
+        f"{first}; males on chromosome X): they count 0 or 1 alt copy, as PLINK 2 counts them by default, so their "
+        "dosages are on half the scale; give sex as a covariate (--covariates sex) so the copy number is not read "
+        "as an effect.")
+    return np.where(haploid, 1, ploidy).astype(np.float32)
 
 
 # cyvcf2 warns when an indexed query finds nothing; biolens says so itself, naming what the file holds
