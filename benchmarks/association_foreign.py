@@ -157,7 +157,14 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as scratch:
                 folder = Path(scratch) if args.keep is None else args.keep / f"{kind}_{seed}"
                 folder.mkdir(parents=True, exist_ok=True)
-                truth = simulate(setting, folder)
+                try:
+                    truth = simulate(setting, folder)
+                except RuntimeError as error:  # settings no genealogy of this seed can meet (many unlinked sites)
+                    record = {**setting, "error": [str(error)[:60]]}
+                    done.append(record)
+                    with open(args.out, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    continue
                 genotypes = folder / "region.vcf.gz"
                 if args.missing:
                     genotypes = folder / "region_missing.vcf.gz"

@@ -83,8 +83,9 @@ def score(run: Path, vcf: Path, truth: dict) -> dict:
             continue  # runs before 2026-12-03 have no product column: no figures rather than false zeros
         claimed = [_number(r[q_column]) < 0.05 for r in pairs]
         # the stepwise readings' stand-ins (runs before session 46 have none): pairs claimed because the data fit a
-        # signal as well with them as with its lead; `_found_lead` and `_false_leads` read the leads alone
-        leading = [c and r.get(f"role_{test}") != "stand-in" for c, r in zip(claimed, pairs)]
+        # signal as well with them as with its lead, and the deep test's tags of a lead (session 66); `_found_lead`
+        # and `_false_leads` read the leads alone
+        leading = [c and r.get(f"role_{test}") not in ("stand-in", "tag") for c, r in zip(claimed, pairs)]
         if truth["pair"]:
             order = sorted(range(len(pairs)), key=lambda k: _number(pairs[k][p_column]))
             ranks = [position + 1 for position, k in enumerate(order) if is_planted[k]]
@@ -93,6 +94,12 @@ def score(run: Path, vcf: Path, truth: dict) -> dict:
             result[f"{test}_rank"] = ranks[0] if ranks else None
         result[f"{test}_false_pairs"] = sum(c and not t for c, t in zip(claimed, is_planted))
         result[f"{test}_false_leads"] = sum(c and not t for c, t in zip(leading, is_planted))
+        # signals whose rows hold no tag of the planted pair (a claim's exact copies and stand-ins are one signal)
+        signals = [r.get(f"signal_{test}") or "" for r in pairs]
+        true_signals = {g for g, t in zip(signals, is_planted) if t and g}
+        result[f"{test}_false_signals"] = len({g if g else f"row{k}" for k, (c, t, g) in
+                                               enumerate(zip(claimed, is_planted, signals))
+                                               if c and not t and g not in true_signals})
     if truth["pair"]:  # where a reader of interactions.tsv meets the planted pair: its own rank column
         table_ranks = [int(r["rank"]) for r, t in zip(pairs, is_planted) if t]
         result["table_rank"] = min(table_ranks) if table_ranks else None

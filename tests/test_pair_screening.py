@@ -125,6 +125,47 @@ def test_a_signal_is_stood_for_by_the_pair_its_partial_tags_do_not_explain():
     assert by_fit[0] == (10, 20) and (10, 22) not in by_fit
 
 
+def test_a_deep_claim_that_tags_another_s_signal_is_counted_in_it_and_a_second_interaction_is_not():
+    """On a foreign cohort (seed 5402) the deep test claimed the planted pair and, as a second signal, a pair of its
+    partial tags with nothing left given the planted pair's table. Such a claim joins the signal it tags; a second
+    interaction elsewhere, and a claim the table test sees nothing in, stay signals of their own."""
+    from types import SimpleNamespace
+
+    from biolens.stats.two_locus import claims_as_signals
+    from biolens.tasks.associate import LEAD, TAG, _deep_signals
+
+    rng = np.random.default_rng(7)
+    n, m = 1500, 40
+    dosage = _genotypes(rng, n, m)
+    for tag, of in ((11, 10), (21, 20)):  # partial tags of both planted sites
+        dosage[:, tag] = np.where(rng.random(n) < 0.25, rng.binomial(2, 0.4, n), dosage[:, of])
+        assert 0.4 <= np.corrcoef(dosage[:, tag], dosage[:, of])[0, 1] ** 2 < 0.8
+    one_carrier = ((dosage[:, 10] > 0).astype(int) + (dosage[:, 20] > 0) == 1).astype(float)
+    product = (dosage[:, 30] - dosage[:, 30].mean()) * (dosage[:, 35] - dosage[:, 35].mean())
+    trait = (0.6 * (one_carrier - one_carrier.mean()) / one_carrier.std() + 0.3 * product / product.std()
+             + rng.normal(size=n))
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    index = {tuple(p): k for k, p in enumerate(pairs.tolist())}
+    planted, tags, second, blank = index[(10, 20)], index[(11, 21)], index[(30, 35)], index[(5, 6)]
+    none = np.zeros((n, 0))
+    own = saturated_p(dosage, trait[:, None], none, pairs)[0]
+    assert own[tags] < 1e-3 and own[second] < 1e-3 and own[blank] > 0.05
+    for claims in ([tags, planted, second, blank], [planted, blank, tags, second]):
+        leads, tag_of = claims_as_signals(saturated_p, dosage, trait, none, pairs, claims)
+        assert leads == [k for k in claims if k != tags], claims  # the planted pair leads whichever read stronger
+        assert tag_of == {tags: leads.index(planted)}
+
+    # in the run's reading: the tag keeps its claim, joins the planted pair's signal, and the signal reads the
+    # strongest claim's p
+    p_pair, q_pair = np.ones(len(pairs)), np.ones(len(pairs))
+    p_pair[[tags, planted, second]], q_pair[[tags, planted, second]] = [1e-9, 1e-7, 1e-6], [1e-5, 1e-4, 1e-3]
+    data = SimpleNamespace(dosage=dosage, y_model=trait, covariates=none)
+    signal, role = _deep_signals(data, pairs, p_pair, q_pair, np.ones(len(pairs)), own, np.arange(len(pairs)))
+    assert role[planted] == LEAD and role[second] == LEAD and role[tags] == TAG
+    assert signal[tags] == signal[planted] == 1 and signal[second] == 2 and signal.max() == 2
+    assert p_pair[planted] == 1e-9 and q_pair[planted] == 1e-5 and p_pair[tags] == 1e-9 and p_pair[second] == 1e-6
+
+
 def test_a_contest_winner_s_own_better_tags_contend_in_turn():
     """The screen passes over a chosen pair's tags. Where a contest picks a pair other than the strongest, the
     winner's tags are passed over with it, and a pair that tags the winner but not the strongest never contended:

@@ -717,17 +717,19 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
             "product_p_own": p_product_linear, **readings}
 
 
-LEAD, STAND_IN = 1, 2  # a pair's role in a stepwise reading's signal (0: none)
-ROLES = {LEAD: "lead", STAND_IN: "stand-in"}
+LEAD, STAND_IN, TAG = 1, 2, 3  # a pair's role in a reading's signal (0: none)
+ROLES = {LEAD: "lead", STAND_IN: "stand-in", TAG: "tag"}
 
 
 def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np.ndarray,
                   q_saturated_marginal: np.ndarray, p_saturated_own: np.ndarray,
                   which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Signal number and role of every pair for the deep test, whose claims (q < 0.05) lead one signal each (the
-    network takes one candidate per signal), with their stand-ins as the saturated reading finds them
-    (`two_locus.stand_ins`: significant on its own, and the lead's whole table adds nothing to the pair's). `p_pair`
-    and `q_pair` are updated in place: a lead's exact copies and its stand-ins carry the signal's p and q.
+    network takes one candidate per signal) unless one is a tag of another's signal (`two_locus.claims_as_signals`:
+    nothing left in the saturated test given the other's table), with their stand-ins as the saturated reading finds
+    them (`two_locus.stand_ins`: significant on its own, and the lead's whole table adds nothing to the pair's).
+    `p_pair` and `q_pair` are updated in place: a lead, its exact copies and its stand-ins carry the signal's p and q
+    (its strongest claim's); a tag keeps its own.
 
     Why: where an interaction lives in a few individuals, several pairs single out the same ones and fit it about
     equally (own F-test p within a factor of 10-100); the network learns one of them, and which one is close to a
@@ -735,14 +737,26 @@ def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np
     the planted one, which the saturated reading found only as a stand-in. A deep claim is a signal; the pairs the
     data cannot tell from its lead are where it may lie, as for the saturated reading (docs/association.md).
     """
-    from biolens.stats.two_locus import stand_ins
+    from biolens.stats.two_locus import claims_as_signals, copies_of, saturated_p, stand_ins
 
     claimed = np.flatnonzero(_clean(q_pair) < 0.05)
-    leads = [int(k) for k in claimed[np.argsort(p_pair[claimed], kind="stable")]]
+    distinct, seen = [], set()
+    for k in claimed[np.argsort(p_pair[claimed], kind="stable")]:  # one claim per distinct pair, strongest first
+        key = int(which[k]) if which[k] >= 0 else -1 - int(k)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(int(k))
+    leads, tag_of = claims_as_signals(saturated_p, data.dosage, data.y_model, data.covariates, pairs, distinct)
     stand_in_for = stand_ins(data.dosage, data.y_model, data.covariates, pairs, leads, q_saturated_marginal,
                              p_saturated_own, which)
     signal, role = _signals(leads, stand_in_for, which)
-    carries = signal > 0
+    for tag, position in tag_of.items():  # a claim that tags a signal's lead: claimed, but not a signal of its own
+        same = copies_of(which, tag)
+        signal[same], role[same] = position + 1, TAG
+    for position, lead in enumerate(leads):  # a signal's evidence is its strongest claim's, whichever leads it
+        strongest = min([lead, *(t for t, s in tag_of.items() if s == position)], key=lambda k: p_pair[k])
+        p_pair[lead], q_pair[lead] = p_pair[strongest], q_pair[strongest]
+    carries = (signal > 0) & (role != TAG)
     lead_of = np.asarray(leads, dtype=np.int64)[signal[carries] - 1]
     p_pair[carries], q_pair[carries] = p_pair[lead_of], q_pair[lead_of]
     return signal, role

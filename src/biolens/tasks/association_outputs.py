@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from biolens.runs import Run, write_csv, write_json
-from biolens.tasks.associate import (ROLES, STAND_IN, UNLINKED_R2, _clean, _discovery_additive_shrinkage,
+from biolens.tasks.associate import (ROLES, STAND_IN, TAG, UNLINKED_R2, _clean, _discovery_additive_shrinkage,
                                      _discovery_epochs, _one_locus)
 
 if TYPE_CHECKING:
@@ -128,6 +128,7 @@ def write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dic
         "signals_product": int(discovery["product_signal"].max(initial=0)),
         "signals_deep": int(discovery["pair_signal"].max(initial=0)),
         "stand_ins_deep": int((discovery["pair_role"] == STAND_IN).sum()),
+        "tags_deep": int((discovery["pair_role"] == TAG).sum()),
         "ld_blocks": int(classical["ld_block"].max()),
         "credible_sets": [[int(g.pos[i]) for i in members] for members in set_members],
         "credible_set_distinct": [distinct_patterns(members, classical["r2"]) for members in set_members],
@@ -163,8 +164,8 @@ def pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.ndar
     Four tiers. First the claims: q < 0.05 by the deep, the saturated or the product test (all three read against
     the same main-effects null, so their p-values are on one footing; a pair the network never took as a candidate
     still heads the table when a classical test sees it), by the smallest p. Then the pairs claimed only as stand-ins
-    for a signal's lead (deep or saturated; `two_locus.stand_ins`: the data fit the signal as well with them), so
-    that the first rows show one pair per signal. Then the pairs that reach q < 0.05 on their own but not given the
+    for a signal's lead (deep or saturated; `two_locus.stand_ins`: the data fit the signal as well with them) or as
+    its tags (deep; `two_locus.claims_as_signals`), so that the first rows show one pair per signal. Then the pairs that reach q < 0.05 on their own but not given the
     claims (the stepwise reading's other pairs of a claimed signal), by their own
     reading's p: with little recombination the pair that leads a signal is often a partial tag of the causal pair,
     which the data cannot tell apart, and the causal pair then had sat behind every unclaimed network candidate
@@ -184,10 +185,12 @@ def pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.ndar
 
 
 def _leading_claims(discovery: dict) -> np.ndarray:
-    """Pairs claimed (q < 0.05) by the deep test or a classical reading other than as a stand-in for its lead: one
-    row per interaction the tests claim, with its exact copies (discovery dicts of older runs have no roles)."""
+    """Pairs claimed (q < 0.05) by the deep test or a classical reading other than as a stand-in for its lead or a
+    tag of it: one row per interaction the tests claim, with its exact copies (discovery dicts of older runs have no
+    roles)."""
     return np.logical_or.reduce(
-        [(_clean(discovery[q]) < 0.05) & (discovery.get(f"{test}_role", np.zeros(len(discovery[q]))) != STAND_IN)
+        [(_clean(discovery[q]) < 0.05) & ~np.isin(discovery.get(f"{test}_role", np.zeros(len(discovery[q]))),
+                                                  (STAND_IN, TAG))
          for test, q in (("pair", "pair_q_perm"), ("saturated", "saturated_q"), ("product", "product_q"))])
 
 
