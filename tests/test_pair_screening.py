@@ -160,10 +160,15 @@ def test_a_deep_claim_that_tags_another_s_signal_is_counted_in_it_and_a_second_i
     p_pair, q_pair = np.ones(len(pairs)), np.ones(len(pairs))
     p_pair[[tags, planted, second]], q_pair[[tags, planted, second]] = [1e-9, 1e-7, 1e-6], [1e-5, 1e-4, 1e-3]
     data = SimpleNamespace(dosage=dosage, y_model=trait, covariates=none)
-    signal, role = _deep_signals(data, pairs, p_pair, q_pair, np.ones(len(pairs)), own, np.arange(len(pairs)))
-    assert role[planted] == LEAD and role[second] == LEAD and role[tags] == TAG
-    assert signal[tags] == signal[planted] == 1 and signal[second] == 2 and signal.max() == 2
-    assert p_pair[planted] == 1e-9 and q_pair[planted] == 1e-5 and p_pair[tags] == 1e-9 and p_pair[second] == 1e-6
+    which = np.arange(len(pairs))
+    copy = index[(11, 22)]  # site 22 an exact copy of 21: one test with the tag
+    dosage[:, 22] = dosage[:, 21]
+    which[copy] = tags
+    signal, role = _deep_signals(data, pairs, p_pair, q_pair, np.ones(len(pairs)), own, which)
+    assert role[planted] == LEAD and role[second] == LEAD and role[tags] == role[copy] == TAG
+    assert signal[tags] == signal[copy] == signal[planted] == 1 and signal[second] == 2 and signal.max() == 2
+    assert p_pair[planted] == 1e-9 and q_pair[planted] == 1e-5 and p_pair[second] == 1e-6
+    assert p_pair[tags] == p_pair[copy] == 1e-9 and q_pair[copy] == 1e-5
 
 
 def test_a_contest_winner_s_own_better_tags_contend_in_turn():

@@ -753,6 +753,7 @@ def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np
     for tag, position in tag_of.items():  # a claim that tags a signal's lead: claimed, but not a signal of its own
         same = copies_of(which, tag)
         signal[same], role[same] = position + 1, TAG
+        p_pair[same], q_pair[same] = p_pair[tag], q_pair[tag]  # its exact copies are one test with it
     for position, lead in enumerate(leads):  # a signal's evidence is its strongest claim's, whichever leads it
         strongest = min([lead, *(t for t, s in tag_of.items() if s == position)], key=lambda k: p_pair[k])
         p_pair[lead], q_pair[lead] = p_pair[strongest], q_pair[strongest]
