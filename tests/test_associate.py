@@ -1039,7 +1039,7 @@ def test_a_deep_claim_is_a_signal_whose_stand_ins_carry_its_p_and_q():
     # the network's reading: the copy learned and claimed, the product pair a candidate just short of the line
     p_deep, q_deep = np.ones(len(pairs)), np.ones(len(pairs))
     p_deep[[copy, second]], q_deep[[copy, second]] = (1e-8, 3e-6), (4e-4, 0.06)
-    signal, role = _deep_signals(data, pairs, p_deep, q_deep, q_saturated, own, which)
+    signal, role = _deep_signals(data, pairs, p_deep, q_deep, q_saturated, own, SimpleNamespace(which=which))
     assert role[copy] == LEAD and role[planted] == STAND_IN and signal[planted] == signal[copy] == 1
     assert (p_deep[planted], q_deep[planted]) == (1e-8, 4e-4)
     assert role[second] == 0 and q_deep[second] == 0.06  # not claimed: no signal, its own reading kept
@@ -1047,7 +1047,7 @@ def test_a_deep_claim_is_a_signal_whose_stand_ins_carry_its_p_and_q():
     assert (q_saturated[role == STAND_IN] < 0.05).all()
     # nothing claimed: nothing stands in, nothing changes
     p_none, q_none = np.ones(len(pairs)), np.full(len(pairs), 0.5)
-    signal, role = _deep_signals(data, pairs, p_none, q_none, q_saturated, own, which)
+    signal, role = _deep_signals(data, pairs, p_none, q_none, q_saturated, own, SimpleNamespace(which=which))
     assert not signal.any() and not role.any() and (q_none == 0.5).all()
 
 

@@ -150,10 +150,13 @@ def test_a_deep_claim_that_tags_another_s_signal_is_counted_in_it_and_a_second_i
     none = np.zeros((n, 0))
     own = saturated_p(dosage, trait[:, None], none, pairs)[0]
     assert own[tags] < 1e-3 and own[second] < 1e-3 and own[blank] > 0.05
+    null = _main_effects_null(dosage, trait, pairs, rng)
+    q_marginal = null.read(own)[1]
     for claims in ([tags, planted, second, blank], [planted, blank, tags, second]):
-        leads, tag_of = claims_as_signals(saturated_p, dosage, trait, none, pairs, claims)
-        assert leads == [k for k in claims if k != tags], claims  # the planted pair leads whichever read stronger
-        assert tag_of == {tags: leads.index(planted)}
+        for reading in ({}, {"null": null, "q_marginal": q_marginal}):
+            leads, tag_of = claims_as_signals(saturated_p, dosage, trait, none, pairs, claims, **reading)
+            assert leads == [k for k in claims if k != tags], claims  # the planted pair leads whichever read stronger
+            assert tag_of == {tags: leads.index(planted)}
 
     # in the run's reading: the tag keeps its claim, joins the planted pair's signal, and the signal reads the
     # strongest claim's p
@@ -164,11 +167,68 @@ def test_a_deep_claim_that_tags_another_s_signal_is_counted_in_it_and_a_second_i
     copy = index[(11, 22)]  # site 22 an exact copy of 21: one test with the tag
     dosage[:, 22] = dosage[:, 21]
     which[copy] = tags
-    signal, role = _deep_signals(data, pairs, p_pair, q_pair, np.ones(len(pairs)), own, which)
+    signal, role = _deep_signals(data, pairs, p_pair, q_pair, np.ones(len(pairs)), own, SimpleNamespace(which=which))
     assert role[planted] == LEAD and role[second] == LEAD and role[tags] == role[copy] == TAG
     assert signal[tags] == signal[copy] == signal[planted] == 1 and signal[second] == 2 and signal.max() == 2
     assert p_pair[planted] == 1e-9 and q_pair[planted] == 1e-5 and p_pair[second] == 1e-6
     assert p_pair[tags] == p_pair[copy] == 1e-9 and q_pair[copy] == 1e-5
+
+
+def _main_effects_null(dosage: np.ndarray, trait: np.ndarray, pairs: np.ndarray, rng):
+    """The pair tests' null for a few sites: traits with every site's additive and dominance effects, as fitted, and
+    permuted residuals."""
+    from biolens.stats.two_locus import MainEffectsNull, genotype_classes
+
+    classes = genotype_classes(dosage)
+    main = np.hstack([np.ones((len(trait), 1))] + [np.column_stack([classes[:, j] == 1, classes[:, j] == 2])
+                                                   for j in range(dosage.shape[1])]).astype(float)
+    fitted = main @ np.linalg.lstsq(main, trait, rcond=None)[0]
+    residual = trait - fitted
+    traits = np.stack([fitted + residual[rng.permutation(len(trait))] for _ in range(20)], axis=1)
+    return MainEffectsNull(saturated_p, dosage, pairs, traits, np.zeros((len(trait), 0)), rng)
+
+
+def test_a_deep_claim_the_saturated_reading_explains_by_a_stronger_claim_tags_its_signal(tmp_path):
+    """With real LD (msprime) many pairs of partial tags of an interacting pair keep a little evidence given its
+    table (p < 0.05) yet are claimed by the saturated reading on their own and not given the pair's table, as its
+    stepwise reading asks (foreign mixed cohorts 5404, 5408: a second deep signal at q 0.014-0.025 with saturated q
+    0.017 and 0.003 on its own, 0.50 and 0.87 given the planted pair's). Such a claim tags the planted pair's signal;
+    so does one with nothing left given it; a claim the saturated reading does not see on its own stays a signal."""
+    from biolens.config import AssociateConfig
+    from biolens.simulate import simulate_cohort
+    from biolens.stats.two_locus import MainEffectsNull, _cell_indicators, claims_as_signals, genotype_classes
+    from biolens.tasks import associate as task
+
+    cohort = simulate_cohort("pair", trait="binary", form="one_carrier", seed=2, n_individuals=800)
+    paths = cohort.write(tmp_path)
+    data = task._load(AssociateConfig(phenotypes=str(paths["phenotypes"]), trait="status",
+                                      genotypes=str(paths["genotypes"])))
+    m = data.dosage.shape[1]
+    pairs = np.stack(np.triu_indices(m, 1), axis=1)
+    rng = np.random.default_rng(0)
+    null = MainEffectsNull(saturated_p, data.dosage, pairs, task.interaction_null_traits(data, 20, rng, None),
+                           data.covariates, rng)
+    own = saturated_p(data.dosage, data.y_model[:, None], data.covariates, pairs)[0]
+    q_marginal = null.read(own)[1]
+    positions = list(data.genotypes.pos)
+    a, b = sorted(positions.index(site) for site in cohort.truth["pair"])
+    planted = int(np.flatnonzero((pairs[:, 0] == a) & (pairs[:, 1] == b))[0])
+    classes = genotype_classes(data.dosage)
+    table = _cell_indicators(classes[:, a], classes[:, b])
+    p_given = saturated_p(data.dosage, data.y_model[:, None], np.hstack([data.covariates, table]), pairs)[0]
+    q_given = null.read(p_given)[1]
+    assert q_marginal[planted] < 1e-6
+    some_left = np.flatnonzero((q_marginal < 0.05) & (p_given < 0.05) & (q_given >= 0.05))
+    nothing_left = np.flatnonzero((q_marginal < 0.05) & (p_given >= 0.05))
+    unseen = np.flatnonzero((q_marginal > 0.5) & (own > 0.5))
+    assert len(some_left) >= 10 and len(nothing_left) >= 10 and len(unseen)
+    claims = [int(some_left[0]), planted, int(nothing_left[0]), int(unseen[0])]
+    leads, tag_of = claims_as_signals(saturated_p, data.dosage, data.y_model, data.covariates, pairs, claims, null,
+                                      q_marginal)
+    assert leads == [planted, claims[3]] and tag_of == {claims[0]: 0, claims[2]: 0}
+    # without the reading only the claim with nothing left given the planted pair's table is its tag
+    leads, tag_of = claims_as_signals(saturated_p, data.dosage, data.y_model, data.covariates, pairs, claims)
+    assert leads == [claims[0], planted, claims[3]] and tag_of == {claims[2]: 1}
 
 
 def test_a_contest_winner_s_own_better_tags_contend_in_turn():

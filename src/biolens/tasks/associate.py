@@ -708,7 +708,7 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
     p_pair, pair_tail = permutation_test(scores[0], scores[1:], standardise=False)
     q_pair = bh_qvalues(p_pair)
     deep_signal, deep_role = _deep_signals(data, pairs, p_pair, q_pair, readings["saturated_q_marginal"],
-                                           classical["p_saturated"], nulls["saturated"].which)
+                                           classical["p_saturated"], nulls["saturated"], scan)
     pair_tail["signals"], pair_tail["stand_ins"] = int(deep_signal.max(initial=0)), int((deep_role == STAND_IN).sum())
     return {"importance": importance[0], "p_perm": p_site, "q_perm": bh_qvalues(p_site), "pair_score": scores[0],
             "pair_p_perm": p_pair, "pair_q_perm": q_pair, "pair_signal": deep_signal, "pair_role": deep_role,
@@ -722,12 +722,13 @@ ROLES = {LEAD: "lead", STAND_IN: "stand-in", TAG: "tag"}
 
 
 def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np.ndarray,
-                  q_saturated_marginal: np.ndarray, p_saturated_own: np.ndarray,
-                  which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  q_saturated_marginal: np.ndarray, p_saturated_own: np.ndarray, null,
+                  scan=None) -> tuple[np.ndarray, np.ndarray]:
     """Signal number and role of every pair for the deep test, whose claims (q < 0.05) lead one signal each (the
     network takes one candidate per signal) unless one is a tag of another's signal (`two_locus.claims_as_signals`:
-    nothing left in the saturated test given the other's table), with their stand-ins as the saturated reading finds
-    them (`two_locus.stand_ins`: significant on its own, and the lead's whole table adds nothing to the pair's).
+    nothing left in the saturated test given the other's table, or claimed by the saturated reading on its own but not
+    given the tables of the leads before it; `null` is that reading's `MainEffectsNull`, `scan` its scanner), with
+    their stand-ins as the saturated reading finds them (`two_locus.stand_ins`: significant on its own, and the lead's whole table adds nothing to the pair's).
     `p_pair` and `q_pair` are updated in place: a lead, its exact copies and its stand-ins carry the signal's p and q
     (its strongest claim's); a tag keeps its own.
 
@@ -739,6 +740,7 @@ def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np
     """
     from biolens.stats.two_locus import claims_as_signals, copies_of, saturated_p, stand_ins
 
+    which = null.which
     claimed = np.flatnonzero(_clean(q_pair) < 0.05)
     distinct, seen = [], set()
     for k in claimed[np.argsort(p_pair[claimed], kind="stable")]:  # one claim per distinct pair, strongest first
@@ -746,7 +748,8 @@ def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np
         if key not in seen:
             seen.add(key)
             distinct.append(int(k))
-    leads, tag_of = claims_as_signals(saturated_p, data.dosage, data.y_model, data.covariates, pairs, distinct)
+    leads, tag_of = claims_as_signals(saturated_p, data.dosage, data.y_model, data.covariates, pairs, distinct, null,
+                                      q_saturated_marginal, scan)
     stand_in_for = stand_ins(data.dosage, data.y_model, data.covariates, pairs, leads, q_saturated_marginal,
                              p_saturated_own, which)
     signal, role = _signals(leads, stand_in_for, which)

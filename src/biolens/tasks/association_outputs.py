@@ -286,8 +286,8 @@ def prediction_metrics(data: _Data, crossval: dict, seed: int, claimed_pairs: in
     describe much of a pair's interaction (a one-carrier pair cohort of benchmarks/association_foreign.py, seed 5003:
     deep 0.108, additive 0.018, additive + dominance 0.085). The gain is read as interactions only when the deep model
     beats that model too; otherwise the verdict says prediction cannot tell the two apart, and how many pairs the
-    pair tests claim (`claimed_pairs`, when known; the saturated reading's stand-ins not counted: they are other
-    pairs the data cannot tell from a claim, not more interactions).
+    pair tests claim (`claimed_pairs`, when known; stand-ins and the deep test's tags not counted: they are other
+    pairs the data cannot tell from a claim, or that a claim explains, not more interactions).
     """
     name = "auc" if data.kind == "binary" else "r2"
     y = data.y_model
