@@ -398,19 +398,26 @@ def _contenders(open_: np.ndarray, p_read: np.ndarray, p_own: np.ndarray, which:
     """The LEAD_CONTENDERS open pairs of smallest read p, then as many of smallest own p, one per distinct pair."""
     open_pairs = np.flatnonzero(open_)
     chosen: list[int] = []
-    seen: set[int] = set()
     for ranking in (p_read, np.nan_to_num(p_own, nan=1.0)):
-        taken = 0
-        for k in open_pairs[np.argsort(ranking[open_pairs], kind="stable")]:
-            key = int(which[k]) if which[k] >= 0 else -1 - int(k)
-            if key in seen:
-                continue
-            seen.add(key)
-            chosen.append(int(k))
-            taken += 1
-            if taken == LEAD_CONTENDERS:
-                break
+        order = open_pairs[np.argsort(ranking[open_pairs], kind="stable")]
+        chosen += one_per_distinct(order, which, LEAD_CONTENDERS, taken=chosen)
     return np.asarray(chosen, dtype=np.int64)
+
+
+def one_per_distinct(order, which: np.ndarray, limit: int | None = None, taken=()) -> list[int]:
+    """The first pair of `order` from each distinct pair (`which`, as `MainEffectsNull.which`: exact copies share a
+    test; a pair without one is its own), skipping those `taken` already stands for, `limit` at most."""
+    seen = {int(which[k]) if which[k] >= 0 else -1 - int(k) for k in taken}
+    chosen: list[int] = []
+    for k in order:
+        key = int(which[k]) if which[k] >= 0 else -1 - int(k)
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(int(k))
+        if len(chosen) == limit:
+            break
+    return chosen
 
 
 def stepwise_signals(test, null: MainEffectsNull, dosage: np.ndarray, y: np.ndarray, covariates: np.ndarray,

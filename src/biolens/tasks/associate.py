@@ -726,11 +726,11 @@ def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np
                   scan=None) -> tuple[np.ndarray, np.ndarray]:
     """Signal number and role of every pair for the deep test, whose claims (q < 0.05) lead one signal each (the
     network takes one candidate per signal) unless one is a tag of another's signal (`two_locus.claims_as_signals`:
-    nothing left in the saturated test given the other's table, or claimed by the saturated reading on its own but not
-    given the tables of the leads before it; `null` is that reading's `MainEffectsNull`, `scan` its scanner), with
-    their stand-ins as the saturated reading finds them (`two_locus.stand_ins`: significant on its own, and the lead's whole table adds nothing to the pair's).
-    `p_pair` and `q_pair` are updated in place: a lead, its exact copies and its stand-ins carry the signal's p and q
-    (its strongest claim's); a tag keeps its own.
+    nothing left in the saturated test given the other's table, or claimed by the saturated reading on its own but
+    not given the other signals' leads' tables; `null` is that reading's `MainEffectsNull`, `scan` its scanner), with
+    their stand-ins as the saturated reading finds them (`two_locus.stand_ins`: significant on its own, and the lead's
+    whole table adds nothing to the pair's). `p_pair` and `q_pair` are updated in place: a lead, its exact copies and
+    its stand-ins carry the signal's p and q (its strongest claim's); a tag and its copies keep the tag's.
 
     Why: where an interaction lives in a few individuals, several pairs single out the same ones and fit it about
     equally (own F-test p within a factor of 10-100); the network learns one of them, and which one is close to a
@@ -738,16 +738,11 @@ def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np
     the planted one, which the saturated reading found only as a stand-in. A deep claim is a signal; the pairs the
     data cannot tell from its lead are where it may lie, as for the saturated reading (docs/association.md).
     """
-    from biolens.stats.two_locus import claims_as_signals, copies_of, saturated_p, stand_ins
+    from biolens.stats.two_locus import claims_as_signals, copies_of, one_per_distinct, saturated_p, stand_ins
 
     which = null.which
     claimed = np.flatnonzero(_clean(q_pair) < 0.05)
-    distinct, seen = [], set()
-    for k in claimed[np.argsort(p_pair[claimed], kind="stable")]:  # one claim per distinct pair, strongest first
-        key = int(which[k]) if which[k] >= 0 else -1 - int(k)
-        if key not in seen:
-            seen.add(key)
-            distinct.append(int(k))
+    distinct = one_per_distinct(claimed[np.argsort(p_pair[claimed], kind="stable")], which)  # strongest first
     leads, tag_of = claims_as_signals(saturated_p, data.dosage, data.y_model, data.covariates, pairs, distinct, null,
                                       q_saturated_marginal, scan)
     stand_in_for = stand_ins(data.dosage, data.y_model, data.covariates, pairs, leads, q_saturated_marginal,

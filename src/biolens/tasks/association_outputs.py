@@ -165,13 +165,13 @@ def pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.ndar
     the same main-effects null, so their p-values are on one footing; a pair the network never took as a candidate
     still heads the table when a classical test sees it), by the smallest p. Then the pairs claimed only as stand-ins
     for a signal's lead (deep or saturated; `two_locus.stand_ins`: the data fit the signal as well with them) or as
-    its tags (deep; `two_locus.claims_as_signals`), so that the first rows show one pair per signal. Then the pairs that reach q < 0.05 on their own but not given the
-    claims (the stepwise reading's other pairs of a claimed signal), by their own
-    reading's p: with little recombination the pair that leads a signal is often a partial tag of the causal pair,
-    which the data cannot tell apart, and the causal pair then had sat behind every unclaimed network candidate
-    (rows 20-27 at marginal q 1e-8 to 1e-10 on two both-recessive cohorts). Then the rest by the smallest p. Ties
-    (strong pairs all reach the Pareto tail's end, p = 1e-300) are broken by the classical tests' own p-values, then
-    the deep score."""
+    its tags (deep; `two_locus.claims_as_signals`), so that the first rows show one pair per signal. Then the pairs
+    that reach q < 0.05 on their own but not given the claims (the stepwise reading's other pairs of a claimed
+    signal), by their own reading's p: with little recombination the pair that leads a signal is often a partial tag
+    of the causal pair, which the data cannot tell apart, and the causal pair then had sat behind every unclaimed
+    network candidate (rows 20-27 at marginal q 1e-8 to 1e-10 on two both-recessive cohorts). Then the rest by the
+    smallest p. Ties (strong pairs all reach the Pareto tail's end, p = 1e-300) are broken by the classical tests'
+    own p-values, then the deep score."""
     either = np.minimum.reduce([_clean(discovery["pair_p_perm"]), _clean(discovery["saturated_p"]),
                                 _clean(discovery["product_p"])])
     claimed = np.minimum.reduce([_clean(discovery[key]) for key in ("pair_q_perm", "saturated_q", "product_q")]) < 0.05
