@@ -197,6 +197,12 @@ def test_null_cohort_gives_no_interaction_discovery(tmp_path):
     stand_ins = (out / "report.html").read_text().split('id="stand-ins"')[1].split("</p>")[0]
     assert "The deep test claims 1 signal, one learned pair each, and 3 pairs stand in for it" in stand_ins
     assert "saturated test's signal" not in stand_ins
+    assert 'id="deep-tags"' not in (out / "report.html").read_text()  # no deep claim folded into another's signal
+    write_json(out / "metrics.json", {**metrics, "pairs_q05_deep": 2, "signals_deep": 1, "tags_deep": 1})
+    write_report(load_run(out))
+    tags = (out / "report.html").read_text().split('id="deep-tags"')[1].split("</p>")[0]
+    assert "1 pair the deep test claims on its own is counted in a stronger claim's signal" in tags
+    assert "role_deep = tag" in tags and "It keeps its own p_perm and q_perm" in tags
     # a deep claim that neither classical reading sees is told apart, by name (as on a null cohort in session 44)
     assert 'id="deep-only"' not in report
     table = (out / "interactions.tsv").read_text().splitlines()
