@@ -1419,6 +1419,45 @@ def test_strong_hits_in_one_population_are_not_read_as_stratification(tmp_path):
     assert "measures LD with the hits" in text
 
 
+def test_an_interaction_s_inflation_at_far_sites_is_taken_away_by_its_table_and_stratification_s_is_not(tmp_path):
+    """A site in weak LD with each of a pair's sites can tag their joint genotypes: on a one-carrier pair cohort
+    without structure, lambda_GC at the far sites with the lead sites as covariates passes its chance bound and read
+    as stratification (as on foreign mixed cohorts 5427 and 5431). With the claimed pair's genotype table beside the
+    leads it does not; on a cohort of three demes whose trait shifts by deme, the pair's table leaves the warning."""
+    from biolens.config import AssociateConfig
+    from biolens.stats import linkage
+    from biolens.stats.significance import bh_qvalues
+    from biolens.tasks import associate as task
+    from biolens.tasks.association_outputs import inflation_reading
+
+    def readings(cohort, folder):
+        paths = cohort.write(folder)
+        data = task._load(AssociateConfig(phenotypes=str(paths["phenotypes"]), trait="yield",
+                                          genotypes=str(paths["genotypes"])))
+        _, p_site = regression.site_tests(data.dosage, data.y, data.covariates, data.kind)
+        classical = {"p_site": p_site, "q_site": bh_qvalues(p_site), "r2": linkage.r_squared(data.dosage)}
+        fine_mapping = task._fine_mapping(data, classical, 0)
+        positions = list(data.genotypes.pos)
+        classical["pairs"] = np.array([sorted(positions.index(site) for site in cohort.truth["pair"])])
+        given = task.inflation_left_given_pairs(data, classical, fine_mapping, np.array([0]), 0)
+        assert task.inflation_left_given_pairs(data, classical, fine_mapping, np.array([], dtype=int), 0) == {}
+        hits = int((classical["q_site"] < 0.05).sum())
+
+        def text(reading: dict, pairs: int) -> str:
+            return inflation_reading(3.0, 2.0, hits, [], 50.0, 1.5, float(reading["lambda_gc_unlinked_left"]),
+                                     float(reading["lambda_gc_unlinked_left_chance"]), pairs)
+
+        return text(fine_mapping, 0), text(given, 1)
+
+    before, after = readings(simulate_cohort("pair", trait="quantitative", form="one_carrier", seed=0,
+                                             variance_explained=0.2), tmp_path / "one")
+    assert before.startswith("warning") and "looks like population stratification" in before
+    assert not after.startswith("warning") and "genotype table of each of the 1 interacting pairs claimed" in after
+    before, after = readings(simulate_cohort("pair", trait="quantitative", form="one_carrier", seed=1002,
+                                             demography="demes"), tmp_path / "demes")
+    assert before.startswith("warning") and after.startswith("warning"), (before, after)
+
+
 def test_lambda_gc_is_judged_against_the_trait_shuffled_in_the_regions_own_ld(tmp_path):
     """A null region whose few haplotype clades lift lambda_GC to 1.68 by chance: counting independent sites called
     that inflation (and warned of stratification); the trait shuffled against the same genotypes shows it is within

@@ -93,7 +93,7 @@ def write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dic
               pair_rows, delimiter="\t")
 
     set_members = [np.nonzero(credible == k)[0] for k in range(1, int(credible.max()) + 1)]
-    metrics = prediction_metrics(data, crossval, config.seed, int(_leading_claims(discovery).sum()))
+    metrics = prediction_metrics(data, crossval, config.seed, int(leading_claims(discovery).sum()))
     site_tail, pair_tail = json.loads(str(discovery["site_tail"])), json.loads(str(discovery["pair_tail"]))
     saturated_tail = json.loads(str(discovery["saturated_tail"]))
     product_tail = json.loads(str(discovery["product_tail"]))
@@ -104,6 +104,8 @@ def write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dic
         "lambda_gc": float(classical["lambda_gc"]), "lambda_gc_unlinked": _none_if_nan(classical["lambda_gc_unlinked"]),
         "lambda_gc_unlinked_left": _none_if_nan(fine_mapping.get("lambda_gc_unlinked_left", np.nan)),
         "lambda_gc_unlinked_left_chance": _none_if_nan(fine_mapping.get("lambda_gc_unlinked_left_chance", np.nan)),
+        # claimed interacting pairs whose genotype tables were covariates beside the lead sites (session 66)
+        "lambda_gc_unlinked_left_pairs": int(fine_mapping.get("lambda_left_given_pairs", 0)),
         "fine_mapping_fit_weights": [round(float(w), 4) for w in fine_mapping["mode_weights"]],
         "seconds": round(seconds, 1), "trait_kind": data.kind,
         "n_cases": int(data.y.sum()) if data.kind == "binary" else None,
@@ -144,7 +146,8 @@ def write_outputs(run: Run, config: AssociateConfig, data: _Data, classical: dic
                                                float(classical.get("effective_tests", m)),
                                                float(classical.get("lambda_gc_chance", np.nan)),
                                                float(fine_mapping.get("lambda_gc_unlinked_left", np.nan)),
-                                               float(fine_mapping.get("lambda_gc_unlinked_left_chance", np.nan))),
+                                               float(fine_mapping.get("lambda_gc_unlinked_left_chance", np.nan)),
+                                               int(fine_mapping.get("lambda_left_given_pairs", 0))),
     })
     metrics["detectable"] = power.what_can_be_detected(len(data.y), metrics["effective_tests"] or m,
                                                        saturated_tail["distinct_pairs"])
@@ -175,7 +178,7 @@ def pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.ndar
     either = np.minimum.reduce([_clean(discovery["pair_p_perm"]), _clean(discovery["saturated_p"]),
                                 _clean(discovery["product_p"])])
     claimed = np.minimum.reduce([_clean(discovery[key]) for key in ("pair_q_perm", "saturated_q", "product_q")]) < 0.05
-    leading = _leading_claims(discovery)
+    leading = leading_claims(discovery)
     marginal_p = np.minimum(_clean(discovery["saturated_p_marginal"]), _clean(discovery["product_p_marginal"]))
     marginal = ~claimed & (np.minimum(_clean(discovery["saturated_q_marginal"]),
                                       _clean(discovery["product_q_marginal"])) < 0.05)
@@ -184,7 +187,7 @@ def pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.ndar
     return np.lexsort((-np.asarray(discovery["pair_score"]), own, np.where(marginal, marginal_p, either), tier))
 
 
-def _leading_claims(discovery: dict) -> np.ndarray:
+def leading_claims(discovery: dict) -> np.ndarray:
     """Pairs claimed (q < 0.05) by the deep test or a classical reading other than as a stand-in for its lead or a
     tag of it: one row per interaction the tests claim, with its exact copies (discovery dicts of older runs have no
     roles)."""
@@ -206,7 +209,7 @@ def _q_floor(tail: dict, tests: int) -> float | None:
 
 def inflation_reading(overall: float, unlinked, hits: int, covariates: list[str], effective: float,
                       shuffled: float = float("nan"), left: float = float("nan"),
-                      left_chance: float = float("nan")) -> str:
+                      left_chance: float = float("nan"), pairs_given: int = 0) -> str:
     """lambda_GC in plain words: chance (few haplotype clades), LD with the hits in one region, or stratification.
 
     shuffled: the 95% quantile of lambda_GC with the trait shuffled against the genotypes (this region's own LD);
@@ -214,7 +217,8 @@ def inflation_reading(overall: float, unlinked, hits: int, covariates: list[str]
     for `effective` independent tests (the region's effective number of independent sites).
     left, left_chance: lambda_GC at the sites far from every hit with the lead site of each signal as a covariate,
     and its own chance bound (`_inflation_left`): what decides "looks like stratification" when there are hits.
-    Runs checkpointed before it existed judge `unlinked` against `shuffled` instead.
+    Runs checkpointed before it existed judge `unlinked` against `shuffled` instead. pairs_given: claimed
+    interacting pairs whose genotype tables were covariates too (`inflation_left_given_pairs`).
     """
     from biolens.stats.regression import inflation_by_chance
 
@@ -228,16 +232,18 @@ def inflation_reading(overall: float, unlinked, hits: int, covariates: list[str]
     structure = any(c.startswith("PC") for c in covariates)
     advice = ("" if structure else " Give ancestry covariates (--covariates) or genome-wide markers "
               "(--structure-genotypes VCF) to correct for it, and trust the classical column with care.")
+    given = "the lead site of each signal as a covariate" + (
+        f" (and the genotype table of each of the {pairs_given} interacting pairs claimed)" if pairs_given else "")
     if hits and np.isfinite(left) and left > max(1.1, left_chance):
         return (f"warning: lambda_GC = {overall:.2f}, and {left:.2f} at sites in weak LD (r² < {UNLINKED_R2}) with "
-                "every hit, tested with the lead site of each signal as a covariate (up to "
+                f"every hit, tested with {given} (up to "
                 f"{max(1.1, left_chance):.2f} there {how}): inflation far from the hits looks like population "
                 f"stratification.{advice}")
     if not np.isfinite(left) and np.isfinite(unlinked) and unlinked > chance:  # a run checkpointed before `left`
         return (f"warning: lambda_GC = {overall:.2f}, and {unlinked:.2f} at sites in weak LD (r² < {UNLINKED_R2}) with "
                 f"every hit: inflation far from the hits looks like population stratification.{advice}")
     where = (f" (sites in weak LD with every hit: {unlinked:.2f}"
-             + (f"; {left:.2f} with the lead site of each signal as a covariate, up to {max(1.1, left_chance):.2f} "
+             + (f"; {left:.2f} with {given}, up to {max(1.1, left_chance):.2f} "
                 f"there {how}" if np.isfinite(left) else "") + ")") if np.isfinite(unlinked) else ""
     if hits:
         caveat = ("" if structure else " If the individuals come from several populations, differences between them "
