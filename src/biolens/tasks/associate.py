@@ -326,14 +326,16 @@ def inflation_left_given_pairs(data: _Data, classical: dict, fine_mapping: dict,
     if not len(claimed) or "lead_sites" not in fine_mapping:
         return {}
     classes = genotype_classes(data.dosage)
-    tables = np.hstack([_cell_indicators(classes[:, a], classes[:, b]) for a, b in classical["pairs"][claimed]])
-    tables = np.unique(tables, axis=1)  # exact copies of a pair share its table
+    tables = {}  # exact copies of a pair share its table: one each
+    for a, b in classical["pairs"][claimed]:
+        table = _cell_indicators(classes[:, a], classes[:, b])
+        tables.setdefault(table.tobytes(), table)
     x, y = residualise(data.dosage, data.covariates), residualise(data.y.astype(np.float64), data.covariates)
     left, left_chance = _inflation_left(x, y, [int(k) for k in fine_mapping["lead_sites"]],
                                         _far_from_hits(classical["q_site"], classical["r2"]), seed,
-                                        residualise(tables, data.covariates))
+                                        residualise(np.hstack(list(tables.values())), data.covariates))
     return {"lambda_gc_unlinked_left": np.asarray(left), "lambda_gc_unlinked_left_chance": np.asarray(left_chance),
-            "lambda_left_given_pairs": np.asarray(len(claimed))}
+            "lambda_left_given_pairs": np.asarray(len(tables))}
 
 
 def _lead_sites(found, p_site: np.ndarray) -> list[int]:
