@@ -233,7 +233,8 @@ def inflation_reading(overall: float, unlinked, hits: int, covariates: list[str]
     advice = ("" if structure else " Give ancestry covariates (--covariates) or genome-wide markers "
               "(--structure-genotypes VCF) to correct for it, and trust the classical column with care.")
     given = "the lead site of each signal as a covariate" + (
-        f" (and the genotype table of each of the {pairs_given} interacting pairs claimed)" if pairs_given else "")
+        "" if not pairs_given else " (and the genotype table of the interacting pair claimed)" if pairs_given == 1
+        else f" (and the genotype tables of the {pairs_given} interacting pairs claimed)")
     if hits and np.isfinite(left) and left > max(1.1, left_chance):
         return (f"warning: lambda_GC = {overall:.2f}, and {left:.2f} at sites in weak LD (r² < {UNLINKED_R2}) with "
                 f"every hit, tested with {given} (up to "
