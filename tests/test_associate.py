@@ -209,7 +209,8 @@ def test_null_cohort_gives_no_interaction_discovery(tmp_path):
     table = (out / "interactions.tsv").read_text().splitlines()
     header = table[0].split("\t")
     cells = table[1].split("\t")
-    for column, value in (("q_perm", "0.01"), ("q_saturated_marginal", "0.8"), ("q_product_marginal", "0.9")):
+    for column, value in (("q_perm", "0.01"), ("q_saturated_marginal", "0.8"), ("q_product_marginal", "0.9"),
+                          ("role_deep", "tag")):
         cells[header.index(column)] = value
     (out / "interactions.tsv").write_text("\n".join([table[0], "\t".join(cells), *table[2:]]) + "\n")
     write_report(load_run(out))
@@ -217,6 +218,7 @@ def test_null_cohort_gives_no_interaction_discovery(tmp_path):
     pair = (f"{cells[header.index('chrom_a')]}:{cells[header.index('pos_a')]} × "
             f"{cells[header.index('chrom_b')]}:{cells[header.index('pos_b')]}")  # sites named with their chromosome
     assert pair in alone and "q 0.8" in alone and "trait standard deviations" in alone
+    assert "(deep tag)" in (out / "report.html").read_text().split("<tbody>")[-1]  # the table says which rows are tags
 
 
 def test_batched_regressions_match_statsmodels():
