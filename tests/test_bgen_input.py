@@ -128,7 +128,12 @@ def test_males_one_allele_x_calls_in_a_bgen_are_read_as_their_vcf_reads_them(tmp
                            ploidy=ploidy)
         writer.add_variant(varid="m", rsid="m", chrom="X", pos=20, alleles=["A", "G", "T"], genotypes=three,
                            ploidy=ploidy)
+        phased = np.array([[0, 0, 1] + [np.nan] * 3, [0, 1, 0, 0, 0, 1], [1, 0, 0] + [np.nan] * 3, [np.nan] * 6])
+        writer.add_variant(varid="p", rsid="p", chrom="X", pos=30, alleles=["A", "G", "T"], genotypes=phased,
+                           ploidy=ploidy, phased=True)  # T, G|T, A, missing
     genotypes = read_genotypes(tmp_path / "x.bgen")
+    np.testing.assert_allclose(genotypes.dosage[:3, 3:], [[0, 1], [1, 1], [0, 0]], atol=0.01)
+    assert np.isnan(genotypes.dosage[3, 3:]).all()
     np.testing.assert_allclose(genotypes.dosage[:, 0], [1, 1, 0, 2], atol=0.01)
     np.testing.assert_allclose(genotypes.dosage[:3, 1], [0, 1, 0.5], atol=0.01)  # copies of G
     np.testing.assert_allclose(genotypes.dosage[:3, 2], [1, 1, 0.5], atol=0.01)  # copies of T
