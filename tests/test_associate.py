@@ -209,15 +209,21 @@ def test_null_cohort_gives_no_interaction_discovery(tmp_path):
     table = (out / "interactions.tsv").read_text().splitlines()
     header = table[0].split("\t")
     cells = table[1].split("\t")
-    for column, value in (("q_perm", "0.01"), ("q_saturated_marginal", "0.8"), ("q_product_marginal", "0.9"),
-                          ("role_deep", "tag")):
+    for column, value in (("q_perm", "0.01"), ("q_saturated_marginal", "0.8"), ("q_product_marginal", "0.9")):
         cells[header.index(column)] = value
-    (out / "interactions.tsv").write_text("\n".join([table[0], "\t".join(cells), *table[2:]]) + "\n")
+    tag = table[2].split("\t")  # the next row: a deep claim counted in the first one's signal
+    for column, value in (("q_perm", "0.02"), ("q_saturated_marginal", "0.8"), ("q_product_marginal", "0.9"),
+                          ("role_deep", "tag")):
+        tag[header.index(column)] = value
+    (out / "interactions.tsv").write_text("\n".join([table[0], "\t".join(cells), "\t".join(tag), *table[3:]]) + "\n")
     write_report(load_run(out))
     alone = (out / "report.html").read_text().split('id="deep-only"')[1].split("</p>")[0]
     pair = (f"{cells[header.index('chrom_a')]}:{cells[header.index('pos_a')]} × "
             f"{cells[header.index('chrom_b')]}:{cells[header.index('pos_b')]}")  # sites named with their chromosome
     assert pair in alone and "q 0.8" in alone and "trait standard deviations" in alone
+    tagged = (f"{tag[header.index('chrom_a')]}:{tag[header.index('pos_a')]} × "
+              f"{tag[header.index('chrom_b')]}:{tag[header.index('pos_b')]}")
+    assert tagged not in alone  # a tag is the first claim's signal, not a claim standing alone
     assert "(deep tag)" in (out / "report.html").read_text().split("<tbody>")[-1]  # the table says which rows are tags
 
 

@@ -412,7 +412,7 @@ def deep_claims_classical_tests_miss(rows: list[dict]) -> list[dict]:
         return value if not math.isnan(value) else _number(row.get(f"q_{name}"))  # runs before the marginal columns
 
     return [row for row in rows
-            if _number(row.get("q_perm")) < 0.05
+            if _number(row.get("q_perm")) < 0.05 and row.get("role_deep") != "tag"  # a tag is another claim's signal
             and all(not own(row, name) < UNSEEN_Q for name in ("saturated", "product"))]
 
 
