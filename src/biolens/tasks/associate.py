@@ -207,8 +207,6 @@ def _run_stages(run: Run, config: AssociateConfig, data: _Data) -> bool:
         spread = null_main_effects_spread(data, crossval)
         discovery = cached_stage(run, "discovery_v21",
                                  lambda: _discovery(data, config, classical, _discovery_epochs(crossval), spread, dask))
-    from biolens.tasks.association_outputs import leading_claims
-
     fine_mapping = {**fine_mapping, **inflation_left_given_pairs(data, classical, fine_mapping,
                                                                  np.flatnonzero(leading_claims(discovery)),
                                                                  config.seed)}
@@ -757,6 +755,16 @@ def _discovery(data: _Data, config: AssociateConfig, classical: dict, epochs: in
 
 LEAD, STAND_IN, TAG = 1, 2, 3  # a pair's role in a reading's signal (0: none)
 ROLES = {LEAD: "lead", STAND_IN: "stand-in", TAG: "tag"}
+
+
+def leading_claims(discovery: dict) -> np.ndarray:
+    """Pairs claimed (q < 0.05) by the deep test or a classical reading other than as a stand-in for its lead or a
+    tag of it: one row per interaction the tests claim, with its exact copies (discovery dicts of older runs have no
+    roles)."""
+    return np.logical_or.reduce(
+        [(_clean(discovery[q]) < 0.05) & ~np.isin(discovery.get(f"{test}_role", np.zeros(len(discovery[q]))),
+                                                  (STAND_IN, TAG))
+         for test, q in (("pair", "pair_q_perm"), ("saturated", "saturated_q"), ("product", "product_q"))])
 
 
 def _deep_signals(data: _Data, pairs: np.ndarray, p_pair: np.ndarray, q_pair: np.ndarray,

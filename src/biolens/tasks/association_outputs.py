@@ -13,7 +13,7 @@ import numpy as np
 
 from biolens.runs import Run, write_csv, write_json
 from biolens.tasks.associate import (ROLES, STAND_IN, TAG, UNLINKED_R2, _clean, _discovery_additive_shrinkage,
-                                     _discovery_epochs, _one_locus)
+                                     _discovery_epochs, _one_locus, leading_claims)
 
 if TYPE_CHECKING:
     from biolens.config import AssociateConfig
@@ -185,16 +185,6 @@ def pair_evidence_order(discovery: dict, p_saturated_own: np.ndarray) -> np.ndar
     tier = np.where(leading, 0, np.where(claimed, 1, np.where(marginal, 2, 3)))
     own = np.minimum(_clean(p_saturated_own), _clean(discovery["product_p_own"]))
     return np.lexsort((-np.asarray(discovery["pair_score"]), own, np.where(marginal, marginal_p, either), tier))
-
-
-def leading_claims(discovery: dict) -> np.ndarray:
-    """Pairs claimed (q < 0.05) by the deep test or a classical reading other than as a stand-in for its lead or a
-    tag of it: one row per interaction the tests claim, with its exact copies (discovery dicts of older runs have no
-    roles)."""
-    return np.logical_or.reduce(
-        [(_clean(discovery[q]) < 0.05) & ~np.isin(discovery.get(f"{test}_role", np.zeros(len(discovery[q]))),
-                                                  (STAND_IN, TAG))
-         for test, q in (("pair", "pair_q_perm"), ("saturated", "saturated_q"), ("product", "product_q"))])
 
 
 def _none_if_nan(value) -> float | None:
