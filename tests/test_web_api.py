@@ -831,6 +831,44 @@ def test_the_region_field_reaches_the_job_and_a_malformed_one_is_said_at_the_for
     assert json.loads(server.app.app.state.queue.latest_for("region")["params"])["region"] == "1:1-1,000"
 
 
+def test_genome_wide_markers_and_the_frequency_bar_reach_the_job_and_a_wrong_marker_file_is_said_at_the_form(
+        server, tmp_path):
+    """The CLI's --structure-genotypes, --structure-pcs and --min-maf from the form: uploaded markers (or a path
+    under a root) become the job's structure_genotypes; a table given as markers is refused in one line naming it."""
+    from biolens.simulate import simulate_cohort
+
+    paths = simulate_cohort("additive", trait="quantitative", n_individuals=60, length=400, seed=4).write(tmp_path)
+    markers = simulate_cohort("null", trait="quantitative", n_individuals=60, length=400, seed=5).write(
+        tmp_path / "genome")["genotypes"]
+    (tmp_path / "data" / "genome.vcf.gz").write_bytes(markers.read_bytes())
+
+    def associate(name, structure=None, **fields):
+        files = [("files", ("cohort.vcf.gz", paths["genotypes"].read_bytes(), "application/gzip")),
+                 ("phenotype_file", ("traits.tsv", paths["phenotypes"].read_bytes(), "text/plain"))]
+        if structure:
+            files.append(("structure_file", (structure.name, structure.read_bytes(), "application/octet-stream")))
+        return server.post("/new", data={"csrf": server.csrf, "task": "associate", "name": name, "trait": "yield",
+                                         **fields}, files=files, follow_redirects=False)
+
+    def params(name):
+        return json.loads(server.app.app.state.queue.latest_for(name)["params"])
+
+    assert associate("plain").status_code == 303
+    assert params("plain")["structure_genotypes"] is None and params("plain")["min_maf"] == 0.01
+    assert associate("uploaded", markers, structure_pcs="3", min_maf="0.05").status_code == 303
+    given = params("uploaded")
+    assert Path(given["structure_genotypes"]).read_bytes() == markers.read_bytes()
+    assert given["structure_pcs"] == 3 and given["min_maf"] == 0.05
+    assert associate("by-path", structure_path=str(tmp_path / "data" / "genome.vcf.gz")).status_code == 303
+    assert params("by-path")["structure_genotypes"] == str((tmp_path / "data" / "genome.vcf.gz").resolve())
+    table = associate("table-as-markers", paths["phenotypes"])
+    assert table.status_code == 400
+    assert "traits.tsv (the structure markers) is not a VCF/BCF" in alert(table)
+    assert 'id="kept-files"' in table.text  # the genotypes and traits are kept for the corrected form
+    too_rare = associate("bad-maf", min_maf="0.7")
+    assert too_rare.status_code == 400 and "min maf must be between 0 and 0.49" in alert(too_rare)
+
+
 def test_a_bgen_uploaded_with_its_sample_file_is_read_by_its_bgen(server, tmp_path):
     """A .bgen and the .sample naming its individuals, uploaded together, are one genotype input (the job gets the
     .bgen); a file named .bgen that is none is refused at the form."""

@@ -83,38 +83,51 @@ def looks_like_bgen(path: Path) -> bool:
 
 def _check_association(params: dict) -> None:
     from biolens.readers.phenotypes import read_phenotypes
-    from biolens.readers.tables import is_table
 
     phenotypes = Path(params["phenotypes"])
     genotypes = params.get("genotypes")
     if looks_like_vcf(phenotypes):
         raise InputError(f"{phenotypes.name} is a VCF (genotypes), not the trait table: the genotype and phenotype "
                          "files look swapped.")
-    if genotypes and (looks_like_plink(Path(genotypes)) or looks_like_pgen(Path(genotypes))):
-        from biolens.readers.variants import genotype_files
-
-        absent = [f.name for f in genotype_files(genotypes)[1:] if not f.is_file()]
-        if absent:
-            kind, trio = (("PLINK .bed", ".bed, .bim and .fam") if Path(genotypes).suffix.lower() == ".bed"
-                          else ("PLINK 2 .pgen", ".pgen, .pvar and .psam"))
-            raise InputError(f"{Path(genotypes).name} is a {kind} without its {' and '.join(absent)}: give the "
-                             f"{trio} of one fileset together.")
-    elif genotypes and Path(genotypes).suffix.lower() == ".bgen":
-        if not looks_like_bgen(Path(genotypes)):
-            raise InputError(f"{Path(genotypes).name} is named .bgen but holds no BGEN header; upload the original "
-                             "file (or export it again: plink2 --export bgen-1.2).")
-    elif genotypes and not looks_like_vcf(Path(genotypes)):
-        swapped = is_table(genotypes)
-        raise InputError(f"{Path(genotypes).name} is not a VCF/BCF" + (
-            ": it looks like a table, so the genotype and phenotype files may be swapped." if swapped
-            else "; give a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, a PLINK 2 .pgen with its .pvar and "
-            ".psam, a BGEN, or an aligned FASTA."))
+    if genotypes:
+        _check_genotype_file(Path(genotypes), "genotypes")
+    if params.get("structure_genotypes"):
+        _check_genotype_file(Path(params["structure_genotypes"]), "structure markers")
     if params.get("region"):
         from biolens.readers.regions import Region
 
         Region.parse(params["region"])  # its syntax now; whether the file holds sites there, when the run reads it
     covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
     read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
+
+
+def _check_genotype_file(path: Path, role: str) -> None:
+    """A genotype input (the region's genotypes, or the genome-wide markers for principal components) is one of the
+    formats the readers take, with its companion files."""
+    if looks_like_plink(path) or looks_like_pgen(path):
+        from biolens.readers.variants import genotype_files
+
+        absent = [f.name for f in genotype_files(path)[1:] if not f.is_file()]
+        if absent:
+            kind, trio = (("PLINK .bed", ".bed, .bim and .fam") if path.suffix.lower() == ".bed"
+                          else ("PLINK 2 .pgen", ".pgen, .pvar and .psam"))
+            raise InputError(f"{path.name} is a {kind} without its {' and '.join(absent)}: give the {trio} of one "
+                             "fileset together.")
+    elif path.suffix.lower() == ".bgen":
+        if not looks_like_bgen(path):
+            raise InputError(f"{path.name} is named .bgen but holds no BGEN header; upload the original file (or "
+                             "export it again: plink2 --export bgen-1.2).")
+    elif not looks_like_vcf(path):
+        from biolens.readers.tables import is_table
+
+        formats = "a VCF, VCF.gz, BCF, a PLINK .bed with its .bim and .fam, a PLINK 2 .pgen with its .pvar and .psam"
+        if role == "genotypes":
+            swapped = is_table(path)
+            raise InputError(f"{path.name} is not a VCF/BCF" + (
+                ": it looks like a table, so the genotype and phenotype files may be swapped." if swapped
+                else f"; give {formats}, a BGEN, or an aligned FASTA."))
+        raise InputError(f"{path.name} (the {role}) is not a VCF/BCF; give the genome-wide markers as {formats}, or a "
+                         "BGEN.")
 
 
 def _check_columns(path: Path, names: list[str], what: str) -> None:

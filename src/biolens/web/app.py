@@ -41,7 +41,7 @@ from biolens.web.jobs import JobQueue
 
 HERE = Path(__file__).parent
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-UPLOAD_FIELDS = ("files", "labels_file", "phenotype_file", "annotation_file")  # the New run form's file inputs
+UPLOAD_FIELDS = ("files", "labels_file", "phenotype_file", "annotation_file", "structure_file")  # the New run form's file inputs
 KEPT_UPLOADS = "kept"  # under the uploads folder: files of refused forms, one random token each
 KEPT_TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")
 
@@ -539,10 +539,18 @@ def create_app(settings: Settings) -> FastAPI:
             if not trait:
                 raise InputError("give the trait column of the phenotype table.")
             kind = "sequences" if is_fasta(variants) else "genotypes"
+            structure = None  # genome-wide markers for principal components against stratification (optional)
+            if (_chosen_files(form, "structure_file") or str(form.get("structure_path", "") or "").strip()
+                    or _kept_folder(str(form.get("kept_structure_file", "") or ""))):
+                structure = _single_input(await _data_from_form(form, "structure_file", "structure_path",
+                                                                target / "structure"))
             return name, task, {"phenotypes": str(phenotypes), "trait": trait, kind: str(variants), "seed": seed,
                                 "covariates": values.get("covariates", "").strip(),
                                 "trait_transform": _choice(values, "trait_transform", TRAIT_TRANSFORMS),
                                 "region": values.get("region", "").strip() or None,
+                                "structure_genotypes": str(structure) if structure else None,
+                                "structure_pcs": _integer(values, "structure_pcs", 5, 1, 50),
+                                "min_maf": _number(values, "min_maf", 0.01, 0.0, 0.49),
                                 "permutations": _integer(values, "permutations", 20, 5, 1000)}
         if task == "detect":
             images = await _data_from_form(form, "files", "path", target / "images")
