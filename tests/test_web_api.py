@@ -869,6 +869,55 @@ def test_genome_wide_markers_and_the_frequency_bar_reach_the_job_and_a_wrong_mar
     assert too_rare.status_code == 400 and "min maf must be between 0 and 0.49" in alert(too_rare)
 
 
+def test_a_bed_file_of_regions_from_the_form_runs_each_region_and_the_run_page_shows_their_table(server, tmp_path):
+    """The CLI's --regions from the form: the job runs the regions runner in the run's folder (a run per region and
+    regions.tsv / regions.html over them); the Run page and Home show the table's headline and page, each region's
+    report is served from the run's files, and an interrupted list is resumed with the same settings. A BED beside a
+    Region, or with a bad line, is said at the form."""
+    from biolens.runs import read_json
+    from biolens.simulate import simulate_cohort
+    from biolens.web.jobs import execute
+
+    paths = simulate_cohort("additive", trait="quantitative", n_individuals=60, length=1500, seed=8).write(tmp_path)
+    bed = tmp_path / "genes.bed"
+    bed.write_text("1\t0\t700\tgeneA\n1\t700\t1500\tgeneB\n")
+    queue = server.app.app.state.queue
+
+    def associate(name, regions_text=None, **fields):
+        files = [("files", ("cohort.vcf.gz", paths["genotypes"].read_bytes(), "application/gzip")),
+                 ("phenotype_file", ("traits.tsv", paths["phenotypes"].read_bytes(), "text/plain"))]
+        if regions_text is not None:
+            files.append(("regions_file", ("genes.bed", regions_text.encode(), "text/plain")))
+        return server.post("/new", data={"csrf": server.csrf, "task": "associate", "name": name, "trait": "yield",
+                                         **fields}, files=files, follow_redirects=False)
+
+    both = associate("both", bed.read_text(), region="1:1-700")
+    assert both.status_code == 400 and "leave the Region field empty" in alert(both)
+    backwards = associate("backwards", "1\t50\t10\tgeneA\n")
+    assert backwards.status_code == 400 and "genes.bed, line 1: the end (10) must be after the start (50)" in \
+        alert(backwards)
+    assert associate("genes", bed.read_text()).status_code == 303
+    job = queue.latest_for("genes")
+    params = json.loads(job["params"])
+    assert Path(params["regions"]).read_text() == bed.read_text() and params["region"] is None
+    params.update(permutations=2, folds=2)  # the form's least is 5 permutations; a smaller run for the test
+    execute("associate", str(tmp_path / "runs" / "genes"), params, str(tmp_path / "job.log"), str(tmp_path / "out"))
+    assert read_json(tmp_path / "out")["status"] == "complete", (tmp_path / "job.log").read_text()[-2000:]
+    queue._update(job["id"], status="complete")  # what the dispatcher records when the job's process ends
+    page = server.get("/runs/genes").text
+    assert "2 of 2 regions run" in page and 'src="/runs/genes/files/regions.html"' in page
+    assert 'href="/runs/genes/files/regions.tsv"' in page
+    assert '<a href="geneA/report.html">geneA</a>' in server.get("/runs/genes/files/regions.html").text
+    assert server.get("/runs/genes/files/geneB/report.html").status_code == 200  # the link, as the frame resolves it
+    assert "2 of 2 regions run" in server.get("/").text
+    queue._update(job["id"], status="interrupted")
+    assert 'id="resume"' in server.get("/runs/genes").text
+    assert server.post("/runs/genes/resume", data={"csrf": server.csrf}, follow_redirects=False).status_code == 303
+    again = queue.latest_for("genes")
+    assert again["id"] != job["id"] and again["status"] == "queued"
+    assert json.loads(again["params"])["regions"] == json.loads(job["params"])["regions"]
+
+
 def test_a_bgen_uploaded_with_its_sample_file_is_read_by_its_bgen(server, tmp_path):
     """A .bgen and the .sample naming its individuals, uploaded together, are one genotype input (the job gets the
     .bgen); a file named .bgen that is none is refused at the form."""

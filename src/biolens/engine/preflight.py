@@ -97,6 +97,10 @@ def _check_association(params: dict) -> None:
         from biolens.readers.regions import Region
 
         Region.parse(params["region"])  # its syntax now; whether the file holds sites there, when the run reads it
+    if params.get("regions"):
+        from biolens.tasks.associate_regions import read_bed
+
+        read_bed(params["regions"])  # every line and name now; whether the file holds sites there, region by region
     covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
     read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
 

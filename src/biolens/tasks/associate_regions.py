@@ -53,7 +53,7 @@ def associate_regions(phenotypes, trait: str, out, *, genotypes, regions, **opti
         raise InputError("give the folder for the regions' runs (--out).")
     out = Path(out)
     listed = read_bed(regions)
-    if options.get("region"):
+    if options.pop("region", None):  # an empty one (the web form's field) is no region
         raise InputError("give either --region or --regions, not both.")
     _check_shared_inputs(phenotypes, trait, genotypes, options)
     if out.exists() and any(p.name not in ("regions.tsv", "regions.html") and not p.is_dir() for p in out.iterdir()):

@@ -41,7 +41,8 @@ from biolens.web.jobs import JobQueue
 
 HERE = Path(__file__).parent
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-UPLOAD_FIELDS = ("files", "labels_file", "phenotype_file", "annotation_file", "structure_file")  # the New run form's file inputs
+UPLOAD_FIELDS = ("files", "labels_file", "phenotype_file", "annotation_file", "structure_file",
+                 "regions_file")  # the New run form's file inputs
 KEPT_UPLOADS = "kept"  # under the uploads folder: files of refused forms, one random token each
 KEPT_TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")
 
@@ -124,7 +125,9 @@ def create_app(settings: Settings) -> FastAPI:
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         try:
             name, task, params = await _job_from_form(form, values)
-            registry.get(task).config.build(**params).validate()  # the CLI's and the API's gate, before queueing
+            # the CLI's and the API's gate, before queueing (a list of regions is the regions runner's, whose runs
+            # each get the rest: `tasks/associate_regions`)
+            registry.get(task).config.build(**{k: v for k, v in params.items() if k != "regions"}).validate()
             await asyncio.to_thread(preflight.check, task, params)  # the inputs' own mistakes, said at the form
             queue.submit(task, name, params)
         except InputError as exc:
@@ -141,8 +144,11 @@ def create_app(settings: Settings) -> FastAPI:
         main, rest = views.downloads(folder)
         metrics = views.run_metrics(folder)
         return page(request, "run", name=name, info=info, state=state, main_files=main, other_files=rest,
+                    report_page=views.report_page(folder),
+                    regions="regions" in json.loads((job or {}).get("params") or "{}"),
                     task=views.TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
-                    headline=views.headline(info, metrics), headline_label=views.headline_label(info),
+                    headline=views.headline(info, metrics) or views.regions_headline(folder),
+                    headline_label=views.headline_label(info),
                     curve_offer=views.learning_curve_offer(info, metrics), export_formats=views.EXPORT_FORMATS,
                     run_warnings=views.written_warnings(metrics), baseline_reading=metrics.get("baseline_reading"),
                     detectable_reading=metrics.get("detectable_reading"))
@@ -544,10 +550,19 @@ def create_app(settings: Settings) -> FastAPI:
                     or _kept_folder(str(form.get("kept_structure_file", "") or ""))):
                 structure = _single_input(await _data_from_form(form, "structure_file", "structure_path",
                                                                 target / "structure"))
+            region = values.get("region", "").strip() or None
+            regions = None  # a BED file of regions: each its own run in the run's folder (`biolens associate --regions`)
+            if (_chosen_files(form, "regions_file") or str(form.get("regions_path", "") or "").strip()
+                    or _kept_folder(str(form.get("kept_regions_file", "") or ""))):
+                if region or kind == "sequences":
+                    raise InputError("a BED file of regions reads several regions of one genotype file: leave the "
+                                     "Region field empty" + (" and give a VCF, PLINK or BGEN file, not an aligned "
+                                                             "FASTA." if kind == "sequences" else "."))
+                regions = _single_input(await _data_from_form(form, "regions_file", "regions_path", target / "regions"))
             return name, task, {"phenotypes": str(phenotypes), "trait": trait, kind: str(variants), "seed": seed,
                                 "covariates": values.get("covariates", "").strip(),
                                 "trait_transform": _choice(values, "trait_transform", TRAIT_TRANSFORMS),
-                                "region": values.get("region", "").strip() or None,
+                                "region": region, **({"regions": str(regions)} if regions else {}),
                                 "structure_genotypes": str(structure) if structure else None,
                                 "structure_pcs": _integer(values, "structure_pcs", 5, 1, 50),
                                 "min_maf": _number(values, "min_maf", 0.01, 0.0, 0.49),

@@ -81,6 +81,12 @@ class JobQueue:
     def resume(self, run: str) -> int:
         """Queue an interrupted, cancelled or failed run to continue from its checkpoints."""
         folder = self.runs_dir / run
+        job = self.latest_for(run)
+        given = json.loads(job["params"]) if job else {}
+        if given.get("regions") and not (folder / RUN_FILE).exists():
+            if job["status"] in ("queued", "running", "complete"):
+                raise InputError(f"run {run} is {job['status']}; there is nothing to resume.")
+            return self.submit(job["task"], run, given)  # the regions runner keeps finished regions, resumes the rest
         info = load_run(folder).info
         if info.get("status") == "complete":
             raise InputError(f"run {run} has finished; there is nothing to resume.")
@@ -256,6 +262,11 @@ def _run_engine(task: str, out: Path, params: dict) -> None:
         from biolens.engine.lifecycle import add_learning_curve
 
         add_learning_curve(out)
+        return
+    if params.get("regions"):  # several regions of one genotype file: the regions runner, which also resumes
+        from biolens.tasks.associate_regions import associate_regions
+
+        associate_regions(out=out, **params)
         return
     entry = registry.get(task).function()
     resume = params.pop("resume", None)

@@ -17,7 +17,29 @@ TASK_NAMES = {name: spec.title for name, spec in registry.TASKS.items()}
 # the files a biologist downloads first (the outputs each task lists in the registry, report first); the rest are
 # under "all files"
 MAIN_FILES = tuple(dict.fromkeys(["report.html", *(name for spec in registry.TASKS.values() for name in spec.outputs
-                                                   if name != "run.json"), "possible_label_errors.csv", "run.json"]))
+                                                   if name != "run.json"), "possible_label_errors.csv", "run.json",
+                                   "regions.html", "regions.tsv"]))
+# an association over a BED file of regions (`tasks/associate_regions`): one run per region inside the folder, and
+# this page and table over them in place of a report
+REGIONS_PAGE, REGIONS_TABLE = "regions.html", "regions.tsv"
+
+
+def report_page(folder: Path) -> str | None:
+    """The page the Run page shows: the run's report, or a regions run's table of regions (which links to theirs)."""
+    return next((name for name in ("report.html", REGIONS_PAGE) if (folder / name).is_file()), None)
+
+
+def regions_headline(folder: Path) -> str:
+    """The one line of a regions run: how many regions were run and how many hold a claim across the list."""
+    file = folder / REGIONS_TABLE
+    if not file.is_file():
+        return ""
+    with open(file, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    run = [r for r in rows if r.get("status") == "complete"]
+    holding = sum(r.get("holds_across_regions") not in ("", "no", None) for r in run)
+    return (f"{len(run)} of {len(rows)} regions run; {holding} with a claim holding across them (q < 0.05 / "
+            f"{max(len(run), 1)})")
 
 
 # the Run page's "Use this model elsewhere" menu: `biolens export` formats and what each is for
@@ -143,7 +165,8 @@ def list_runs(runs_dir: Path, jobs: list[dict]) -> list[dict]:
     latest = {}
     for job in sorted(jobs, key=lambda j: j["id"]):
         latest[job["run"]] = job
-    names = {p.name for p in runs_dir.iterdir() if p.is_dir() and (p / RUN_FILE).exists() and not p.name.startswith(".")}
+    names = {p.name for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+             and ((p / RUN_FILE).exists() or (p / REGIONS_TABLE).exists())}
     rows = []
     for name in names | set(latest):
         folder = runs_dir / name
@@ -151,10 +174,14 @@ def list_runs(runs_dir: Path, jobs: list[dict]) -> list[dict]:
         if not info and not job:
             continue
         metrics = run_metrics(folder)
-        rows.append({"name": name, "task": TASK_NAMES.get(info.get("task") or (job or {}).get("task"), "-"),
-                     "status": status_of(info, job), "headline": headline(info, metrics),
+        regions = not info and (folder / REGIONS_TABLE).exists()  # a regions run made by the CLI has no job
+        rows.append({"name": name, "task": TASK_NAMES.get(info.get("task") or (job or {}).get("task")
+                                                          or ("associate" if regions else None), "-"),
+                     "status": status_of(info, job) if info or job else "complete",
+                     "headline": headline(info, metrics) or regions_headline(folder),
                      "caution": at_chance_note(metrics),
-                     "created": info.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(job["created"])),
+                     "created": info.get("created") or time.strftime(
+                         "%Y-%m-%dT%H:%M:%S%z", time.localtime(job["created"] if job else folder.stat().st_mtime)),
                      "error": info.get("error") or (job or {}).get("error") or ""})
     return sorted(rows, key=lambda r: r["created"], reverse=True)
 
@@ -192,13 +219,18 @@ def progress(folder: Path, job: dict | None, log_file: Path) -> dict:
             "stages": stages(folder) if status == "running" else [],
             "history": [{k: row.get(k) for k in ("epoch", "loss", "val_loss", "val_balanced_accuracy")} for row in history],
             "log": tail(log_file, 40), "error": info.get("error") or (job or {}).get("error") or "",
-            "done": status not in ("queued", "running") and (status != "complete" or (folder / "report.html").exists())}
+            "done": status not in ("queued", "running") and (status != "complete" or report_page(folder) is not None)}
 
 
 def stages(folder: Path) -> list[dict]:
     """The stages under way (outermost first) from the run's progress.json, as the page shows them: name, 'done of
     total unit', the share done and an ETA from the pace so far (the same events the CLI's Rich bars show)."""
-    file = folder / console.PROGRESS_FILE
+    file, region = folder / console.PROGRESS_FILE, ""
+    if not file.exists():  # a regions run: the stages of the region under way (the one whose progress moved last)
+        inner = [p for p in folder.glob(f"*/{console.PROGRESS_FILE}")]
+        if inner:
+            file = max(inner, key=lambda p: p.stat().st_mtime)
+            region = f"{file.parent.name}: "
     try:
         running = read_json(file).get("running", []) if file.exists() else []
     except (OSError, ValueError):  # a file being replaced right now: the next refresh reads it
@@ -207,7 +239,8 @@ def stages(folder: Path) -> list[dict]:
     for stage in running:
         done, total = stage.get("done"), stage.get("total")
         elapsed = max(now - float(stage.get("started") or now), 0.0)
-        item = {"name": stage.get("name", ""), "elapsed_s": round(elapsed), "fraction": None, "eta_s": None, "count": ""}
+        item = {"name": region + stage.get("name", ""), "elapsed_s": round(elapsed), "fraction": None, "eta_s": None,
+                "count": ""}
         if total:
             item["fraction"] = round(min(max(done or 0, 0) / total, 1.0), 3)
             item["count"] = f"{done or 0} of {total} {stage.get('unit') or ''}".strip()
