@@ -205,11 +205,11 @@ def test_bad_inputs_give_one_line(tmp_path):
     table = pd.DataFrame(counts, columns=[f"g{i}" for i in range(30)], index=[f"c{i}" for i in range(30)])
     out = tmp_path / "never"
 
-    nan = table.astype(float)
-    nan.iloc[4, 7] = np.nan
-    nan.to_csv(tmp_path / "nan.csv", index_label="id")
-    message = one_line_error(biolens("cluster", tmp_path / "nan.csv", "--out", out, check=False))
-    assert "'c4'" in message and "'g7'" in message and "NaN" in message
+    infinite = table.astype(float)
+    infinite.iloc[4, 7] = np.inf
+    infinite.to_csv(tmp_path / "inf.csv", index_label="id")
+    message = one_line_error(biolens("cluster", tmp_path / "inf.csv", "--out", out, check=False))
+    assert "'c4'" in message and "'g7'" in message and "infinite" in message
 
     negative = table.copy()
     negative.iloc[2, 3] = -5
@@ -229,3 +229,50 @@ def test_bad_inputs_give_one_line(tmp_path):
         assert "no layer 'counts'" in message
     assert "--method" in one_line_error(biolens("cluster", tmp_path / "ok.csv", "--method", "dbscan", "--out", out, check=False))
     assert not out.exists()
+
+
+def test_missing_values_of_a_measurement_table_are_filled_from_alike_samples_and_said(tmp_path):
+    """A metabolomics-like table (three groups of samples, 4% of the cells missing at random, one feature and one
+    sample mostly missing): the mostly-missing feature and sample are left out, the rest filled from the samples most
+    alike, closer to the hidden values than each feature's mean would be, and every step said; counts stay whole."""
+    from biolens.readers.assays import read_assay
+
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(3), 40)
+    # measurements driven by a few shared processes (pathways), as metabolite levels are, plus the groups and noise
+    truth = (rng.normal(size=(120, 3)) @ rng.normal(size=(3, 20)) + 0.5 * rng.normal(size=(120, 20))
+             + 2.0 * (groups[:, None] == np.arange(20)[None, :] % 3))
+    values = truth.copy()
+    hidden = rng.random(values.shape) < 0.04
+    values[hidden] = np.nan
+    values[:, 5][rng.random(120) < 0.7] = np.nan  # a feature measured in under half of the samples
+    values[17, :15] = np.nan                       # a sample with most of its values missing
+    table = pd.DataFrame(values, columns=[f"m{i}" for i in range(20)], index=[f"s{i}" for i in range(120)])
+    table.to_csv(tmp_path / "assay.csv", index_label="sample")
+    assay = read_assay(tmp_path / "assay.csv")
+    data = assay.data
+    assert "m5" not in data.var_names and "s17" not in data.obs_names and np.isfinite(data.X).all()
+    assert any("m5" in note and "more than half of the samples" in note for note in assay.notes)
+    assert any("s17" in note and "more than half of their values" in note for note in assay.notes)
+    assert any("were filled with the mean of the 5 samples most alike" in note for note in assay.notes)
+    rows = [int(name[1:]) for name in data.obs_names]
+    columns = [int(name[1:]) for name in data.var_names]
+    gaps = hidden[np.ix_(rows, columns)]
+    filled, hidden_values = np.asarray(data.X)[gaps], truth[np.ix_(rows, columns)][gaps]
+    feature_means = np.broadcast_to(np.nanmean(values[np.ix_(rows, columns)], 0), gaps.shape)[gaps]
+    assert np.abs(filled - hidden_values).mean() < 0.7 * np.abs(feature_means - hidden_values).mean()
+
+    counts = pd.DataFrame(rng.poisson(5, (30, 8)).astype(float), columns=[f"g{i}" for i in range(8)],
+                          index=[f"c{i}" for i in range(30)])
+    counts.iloc[3, 2] = np.nan
+    counts.to_csv(tmp_path / "counts.csv", index_label="id")
+    counted = read_assay(tmp_path / "counts.csv")
+    assert counted.kind == "counts" and np.all(counted.data.X == np.round(counted.data.X))
+
+    import biolens
+
+    run = biolens.cluster(tmp_path / "assay.csv", out=tmp_path / "run", seed=0)
+    clusters = pd.read_csv(run.path / "clusters.csv")
+    assert len(clusters) == 119 and "s17" not in set(clusters.iloc[:, 0].astype(str))
+    assert any("were filled" in warning for warning in run.info["warnings"])
+    assert "were filled with the mean of the 5 samples most alike" in (run.path / "report.html").read_text()

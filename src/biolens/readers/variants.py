@@ -20,7 +20,6 @@ from biolens.readers.regions import Region
 # also .vcf.gz / .vcf.bgz; .bed with its .bim and .fam; .pgen with its .pvar and .psam; .bgen with its .sample
 VARIANT_SUFFIXES = (".vcf", ".bcf", ".bed", ".bim", ".fam", ".pgen", ".pvar", ".psam", ".bgen", ".sample")
 MAX_STRUCTURE_MARKERS = 100_000  # --structure-genotypes from a .bed: at most this many markers, evenly spaced
-NEIGHBOURS, MAX_DONORS = 5, 2000  # missing calls: imputed from the 5 most alike of at most 2,000 individuals
 
 
 @dataclass
@@ -66,12 +65,9 @@ class Genotypes:
             return dosage, 0
         called = ~missing.all(0)
         if method == "neighbours" and called.sum() > 1:
-            from sklearn.impute import KNNImputer
+            from biolens.stats.preprocess import knn_fill
 
-            donors = dosage[:, called]
-            if len(donors) > MAX_DONORS:
-                donors = donors[np.random.default_rng(0).choice(len(donors), MAX_DONORS, replace=False)]
-            dosage[:, called] = KNNImputer(n_neighbors=NEIGHBOURS).fit(donors).transform(dosage[:, called])
+            dosage[:, called] = knn_fill(dosage[:, called])
         means = np.nanmean(np.where(missing.all(0), 0, dosage), axis=0)
         still = np.isnan(dosage)
         dosage[still] = np.take(means, np.nonzero(still)[1])

@@ -15,6 +15,20 @@ from scipy import sparse
 
 N_TOP_FEATURES = 2000
 MAX_CONTINUOUS_FEATURES = 5000
+NEIGHBOURS, MAX_DONORS = 5, 2000  # missing values: filled from the 5 most alike of at most 2,000 rows
+
+
+def knn_fill(values: np.ndarray, seed: int = 0) -> np.ndarray:
+    """`values` (rows x columns, NaN missing; every column with a value) with each missing value replaced by the mean
+    of the NEIGHBOURS rows most alike over the columns both have (scikit-learn's KNNImputer), the donors drawn once,
+    at most MAX_DONORS, with a fixed seed so a run is reproducible. Shared by the genotype reader (missing calls) and
+    the assay reader (missing measurements)."""
+    from sklearn.impute import KNNImputer
+
+    donors = values
+    if len(donors) > MAX_DONORS:
+        donors = donors[np.random.default_rng(seed).choice(len(donors), MAX_DONORS, replace=False)]
+    return KNNImputer(n_neighbors=NEIGHBOURS).fit(donors).transform(values)
 
 
 @dataclass

@@ -105,7 +105,8 @@ MANY_PAIRS = 5_000_000  # above this many site pairs a run is said to be long, a
 def _load(config: AssociateConfig) -> _Data:
     from biolens.readers.phenotypes import match_samples, read_phenotypes, skewness_note, transform_trait
     from biolens.readers.sequences import call_variants
-    from biolens.readers.variants import NEIGHBOURS, read_genotypes
+    from biolens.readers.variants import read_genotypes
+    from biolens.stats.preprocess import NEIGHBOURS
 
     if config.genotypes:
         from biolens.readers.regions import Region
