@@ -123,7 +123,8 @@ def _read_table(path: Path, transpose: bool | None, keep: list[str]):
         stray = table[column][numbers.isna() & table[column].notna()]
         if numbers.notna().mean() > 0.8 and len(stray):
             raise InputError(f"{path}: column '{column}' is numeric but sample '{stray.index[0]}' holds "
-                             f"'{stray.iloc[0]}'; write it as an empty cell or NA (missing), or correct it.")
+                             f"'{stray.iloc[0]}'; write a number there (below detection: e.g. half the detection "
+                             "limit), or leave the cell empty or NA (missing: filled from the samples most alike).")
     values = table.drop(columns=meta).to_numpy(dtype=np.float32)
     matrix = sparse.csr_matrix(values) if (values == 0).mean() > 0.5 else values
     data = anndata.AnnData(X=matrix, obs=table[meta].astype(str) if meta else pd.DataFrame(index=table.index),
