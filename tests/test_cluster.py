@@ -262,6 +262,14 @@ def test_missing_values_of_a_measurement_table_are_filled_from_alike_samples_and
     feature_means = np.broadcast_to(np.nanmean(values[np.ix_(rows, columns)], 0), gaps.shape)[gaps]
     assert np.abs(filled - hidden_values).mean() < 0.7 * np.abs(feature_means - hidden_values).mean()
 
+    from biolens.errors import InputError
+
+    worded = table.astype(object)
+    worded.iloc[9, 2] = "<LOD"  # a word where a number belongs: the two ways on, not a dead end
+    worded.to_csv(tmp_path / "worded.csv", index_label="sample")
+    with pytest.raises(InputError, match=r"sample 's9' holds '<LOD'.*half the detection limit.*leave the cell empty"):
+        read_assay(tmp_path / "worded.csv")
+
     counts = pd.DataFrame(rng.poisson(5, (30, 8)).astype(float), columns=[f"g{i}" for i in range(8)],
                           index=[f"c{i}" for i in range(30)])
     counts.iloc[3, 2] = np.nan
