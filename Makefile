@@ -18,6 +18,7 @@ $(BIN)/biolens: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -c "from biolens.explain.known_motifs import warm_up; warm_up()"  # compile Tomtom once (~40 s)
 	@touch $(BIN)/biolens
 
 demo: install

@@ -130,6 +130,16 @@ def best_matches(queries: list[np.ndarray], known: list[KnownMotif], keep: int =
     return out
 
 
+def warm_up() -> None:
+    """Compile Tomtom now (memelite's numba code, cached in its package): the first comparison in a fresh environment
+    takes 35-45 s of compiling on 2 cores and later ones a few, so `make install` calls this once and a biologist's
+    first sequence run does not pay it. Random matrices against a small random database take every compiled path
+    the naming takes."""
+    rng = np.random.default_rng(0)
+    known = [KnownMotif(f"m{k}", f"m{k}", "", rng.dirichlet(np.ones(4), 6 + k % 8)) for k in range(30)]
+    best_matches([rng.dirichlet(np.ones(4), 10), rng.dirichlet(np.ones(4), 6)], known)
+
+
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
     """How well two matrices (width, 4) agree where they overlap, at the best shift and on either strand of `b`:
     the mean correlation of the aligned columns' base distributions, weighted by the smaller information of each
