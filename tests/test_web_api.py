@@ -176,6 +176,45 @@ def test_pretrain_is_offered_and_queued_with_the_engine_gate(server, tmp_path):
     server.post("/runs/feat/cancel", data={"csrf": server.csrf}, follow_redirects=False)
 
 
+def test_a_finished_pretraining_run_starts_a_classifier_or_embeds_images_to_cluster_from_the_form(
+        server, tmp_path, pretrain_run):
+    """The pretraining task says its features are for later clustering or classifying: the form offers finished
+    pretraining runs for both (`--init-from`), with the cluster settings of the CLI (k, resolution, what rows are,
+    what values are); a run that is not a finished pretraining run is refused at the form."""
+    assert 'id="init_from"' in server.get("/new").text and "(none has finished yet)" in server.get("/new").text
+    shutil.copytree(pretrain_run, tmp_path / "runs" / "pre")
+    shutil.copytree(SLICE / "images", tmp_path / "data" / "cells")
+    form = server.get("/new").text
+    assert '<option value="pre">pre</option>' in form and "(none has finished yet)" not in form
+    queue = server.app.app.state.queue
+
+    classified = new_run(server, name="from-pre", path=str(tmp_path / "data" / "cells"), init_from="pre")
+    assert classified.status_code == 303
+    assert json.loads(queue.latest_for("from-pre")["params"])["init_from"] == str(tmp_path / "runs" / "pre")
+    clustered = new_run(server, task="cluster", name="groups", path=str(tmp_path / "data" / "cells"),
+                        method="kmeans", k="3", cluster_init_from="pre", rows_are="auto", data_type="auto",
+                        compare_with="folder")
+    assert clustered.status_code == 303
+    params = json.loads(queue.latest_for("groups")["params"])
+    assert params["init_from"] == str(tmp_path / "runs" / "pre") and params["k"] == 3 and params["transpose"] is None
+    from biolens.runs import read_json
+    from biolens.web.jobs import execute
+
+    execute("cluster", str(tmp_path / "runs" / "groups"), params, str(tmp_path / "job.log"), str(tmp_path / "out"))
+    assert read_json(tmp_path / "out")["status"] == "complete", (tmp_path / "job.log").read_text()[-2000:]
+    metrics = read_json(tmp_path / "runs" / "groups" / "metrics.json")
+    assert metrics["embedding"]["self_supervised"]["from_task"] == "pretrain" and metrics["n_clusters"] == 3
+    # the three cell types told apart on the pretrained features better than on the pixels' principal components
+    assert metrics["compare"]["deep"]["ari"] > metrics["compare"]["reference"]["ari"] + 0.2
+    turned = new_run(server, task="cluster", name="genes-rows", path=str(tmp_path / "data" / "cells"),
+                     rows_are="features", resolution="1.5")
+    assert turned.status_code == 303
+    params = json.loads(queue.latest_for("genes-rows")["params"])
+    assert params["transpose"] is True and params["resolution"] == 1.5 and params["init_from"] == ""
+    unknown = new_run(server, name="from-nothing", path=str(tmp_path / "data" / "cells"), init_from="nope")
+    assert unknown.status_code == 400 and "no finished pretraining run called 'nope'" in alert(unknown)
+
+
 def test_sequence_classification_is_offered_checked_at_submit_and_queued(server, sequence_data):
     """FASTA and label table uploaded as a person would; the label table's mistakes are said at the form, in its
     words, before anything is queued."""

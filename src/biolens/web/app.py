@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/new", response_class=HTMLResponse)
     async def new_run_form(request: Request):
-        return page(request, "new", form={}, roots=settings.roots, error=None, kept={}, **views.NEW_RUN_CHOICES)
+        return page(request, "new", form={}, roots=settings.roots, error=None, kept={}, **_new_run_choices())
 
     @app.post("/new")
     async def new_run(request: Request):
@@ -132,7 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
             queue.submit(task, name, params)
         except InputError as exc:
             return page(request, "new", 400, form=values, roots=settings.roots, kept=await _keep_uploads(form, values),
-                        error=views.in_web_words(str(exc), settings.uploads_dir), **views.NEW_RUN_CHOICES)
+                        error=views.in_web_words(str(exc), settings.uploads_dir), **_new_run_choices())
         return RedirectResponse(f"/runs/{name}", status_code=303)
 
     @app.get("/runs/{name}", response_class=HTMLResponse)
@@ -463,6 +463,26 @@ def create_app(settings: Settings) -> FastAPI:
         table = pd.read_csv(folder / "review.csv", dtype={"label": str}, keep_default_na=False)
         return table, runs_json.read_json(folder / "source.json")["run"]
 
+    def _new_run_choices() -> dict:
+        """The New run form's menus: backbones and image sizes, and the finished pretraining runs whose encoder a
+        classification or an image clustering may start from (`--init-from`)."""
+        return {**views.NEW_RUN_CHOICES, "pretrain_runs": _finished_pretraining()}
+
+    def _finished_pretraining() -> list[str]:
+        title = registry.get("pretrain").title
+        return [r["name"] for r in views.list_runs(settings.runs_dir, queue.jobs())
+                if r["task"] == title and r["status"] == "complete"]
+
+    def _pretraining_run(values: dict, key: str) -> str:
+        """The run folder of the pretraining run chosen in the menu `key` ("" for none), checked to be one."""
+        chosen = str(values.get(key, "") or "").strip()
+        if not chosen:
+            return ""
+        if chosen not in _finished_pretraining():
+            raise InputError(f"there is no finished pretraining run called {chosen!r}; choose one from the menu, or "
+                             "none.")
+        return str(settings.runs_dir / chosen)
+
     def _finished_classifiers() -> list[dict]:
         """Finished runs whose model predicts new data (image and sequence classification, objects in images),
         newest first, each with its task and headline figure for the model menu."""
@@ -488,6 +508,7 @@ def create_app(settings: Settings) -> FastAPI:
                                 "group_column": values.get("group_column", "").strip() or None,
                                 "learning_curve": _choice(values, "learning_curve", ("auto", "on", "off")),
                                 "pretrain": _choice(values, "pretrain", ("auto", "on", "off")),
+                                "init_from": _pretraining_run(values, "init_from"),
                                 "backbone": values.get("backbone") if values.get("backbone") in dict(views.BACKBONE_CHOICES)
                                 else "compact",
                                 "image_size": _integer(values, "image_size", 0, 0, 1024)}
@@ -536,8 +557,14 @@ def create_app(settings: Settings) -> FastAPI:
             method = values.get("method", "leiden")
             if method not in ("leiden", "kmeans", "hdbscan"):
                 raise InputError("choose leiden, kmeans or hdbscan as the clustering method.")
+            rows = _choice(values, "rows_are", ("auto", "samples", "features"))
             return name, task, {"data": str(_single_input(data)), "seed": seed, "method": method,
-                                "compare_with": values.get("compare_with", "").strip() or None}
+                                "compare_with": values.get("compare_with", "").strip() or None,
+                                "k": _integer(values, "k", 0, 0, 200),
+                                "resolution": _number(values, "resolution", 0.0, 0.0, 50.0),
+                                "data_type": _choice(values, "data_type", ("auto", "counts", "continuous")),
+                                "transpose": None if rows == "auto" else rows == "features",
+                                "init_from": _pretraining_run(values, "cluster_init_from")}
         if task == "associate":
             variants = _single_input(await _data_from_form(form, "files", "path", target / "variants"))
             phenotypes = _single_input(await _data_from_form(form, "phenotype_file", "phenotype_path", target / "traits"))
