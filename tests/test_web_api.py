@@ -215,6 +215,26 @@ def test_a_finished_pretraining_run_starts_a_classifier_or_embeds_images_to_clus
     assert unknown.status_code == 400 and "no finished pretraining run called 'nope'" in alert(unknown)
 
 
+def test_multi_page_tiffs_are_asked_about_at_the_form_and_the_answer_reaches_the_job(server, tmp_path):
+    """z-stacks given without saying what their pages are: refused at the form in its own words (not the CLI's
+    --stack), and queued once the Multi-page TIFFs field says max projection."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "data" / "stacks" / label).mkdir(parents=True)
+        for k in range(6):
+            tifffile.imwrite(tmp_path / "data" / "stacks" / label / f"{label}{k}.tif",
+                             (rng.random((5, 32, 32)) * 255).astype(np.uint8))
+    path = str(tmp_path / "data" / "stacks")
+    asked = new_run(server, name="stacks", path=path)
+    assert asked.status_code == 400
+    said = alert(asked)
+    assert "a multi-page TIFF (5 pages)" in said and "the Multi-page TIFFs field" in said and "--stack" not in said
+    assert new_run(server, name="stacks", path=path, stack="max").status_code == 303
+    assert json.loads(server.app.app.state.queue.latest_for("stacks")["params"])["stack"] == "max"
+
+
 def test_sequence_classification_is_offered_checked_at_submit_and_queued(server, sequence_data):
     """FASTA and label table uploaded as a person would; the label table's mistakes are said at the form, in its
     words, before anything is queued."""

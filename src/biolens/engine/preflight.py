@@ -24,7 +24,9 @@ def check(task: str, params: dict) -> None:
     elif task in ("classify",):
         from biolens.readers.images import find_labelled
 
-        find_labelled(params["data"], params.get("group_column"))
+        found = find_labelled(params["data"], params.get("group_column"))
+        if params.get("stack", "refuse") == "refuse":
+            _check_stacks(found.files)
     elif task == "sequence_classify":  # the label table against the FASTA's record ids, classes and groups
         from biolens.readers.sequences import read_training_sequences
 
@@ -103,6 +105,20 @@ def _check_association(params: dict) -> None:
         read_bed(params["regions"])  # every line and name now; whether the file holds sites there, region by region
     covariates = [c.strip() for c in str(params.get("covariates") or "").split(",") if c.strip()]
     read_phenotypes(phenotypes, params["trait"], covariates, params.get("sample_column"))
+
+
+STACK_HEADERS_READ = 500  # TIFF headers read at the form for pages that need --stack (the run reads them all)
+
+
+def _check_stacks(files: list[Path]) -> None:
+    """A multi-page TIFF among the images, when the form left what its pages are at "stop and ask": said now, in
+    the words the run would use, instead of when the job's turn comes."""
+    from biolens.readers.image_decode import stack_refusal
+
+    for path in [f for f in files if f.suffix.lower() in (".tif", ".tiff")][:STACK_HEADERS_READ]:
+        reason = stack_refusal(path)
+        if reason:
+            raise InputError(f"{path}: {reason}.")
 
 
 def _check_genotype_file(path: Path, role: str) -> None:

@@ -140,9 +140,7 @@ def _read_array(path: Path, stack: str = "refuse") -> np.ndarray:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes, shape = series.axes, series.shape
-            # Z and T are stacks; Q/I are pages of unknown meaning (a plain multi-page TIFF): neither is read as
-            # colour channels unless the user says so (--stack channels). C and S (ImageJ channels, RGB samples) are.
-            planes = {a: n for a, n in zip(axes, shape) if a in "ZTQI" and n > 1}
+            planes = _planes(axes, shape)
             if "Y" in axes and "X" in axes:
                 _check_pixels(int(shape[axes.index("X")]), int(shape[axes.index("Y")]))
             array = series.asarray()
@@ -160,14 +158,40 @@ def _read_array(path: Path, stack: str = "refuse") -> np.ndarray:
     return array
 
 
-def _project(array: np.ndarray, axes: str, planes: dict, stack: str) -> np.ndarray:
-    """One plane from a stack, as the user chose: refused by default, never silently read as colour channels."""
+def _planes(axes: str, shape: tuple) -> dict:
+    """The stack axes of a TIFF series and their lengths. Z and T are stacks; Q/I are pages of unknown meaning (a
+    plain multi-page TIFF): neither is read as colour channels unless the user says so (--stack channels). C and S
+    (ImageJ channels, RGB samples) are."""
+    return {a: n for a, n in zip(axes, shape) if a in "ZTQI" and n > 1}
+
+
+def stack_refusal(path: Path) -> str | None:
+    """Why a TIFF needs --stack (read from its header only), or None: not a TIFF, one plane, or unreadable (the run
+    says so when it decodes it). For the web form's check before a run is queued."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            planes = _planes(tif.series[0].axes, tif.series[0].shape)
+    except Exception:  # damaged: the decoder's own message, when the run reads it
+        return None
+    return _stack_message(planes) if planes else None
+
+
+def _stack_message(planes: dict) -> str:
     described = " x ".join(f"{n} {'z-planes' if a == 'Z' else 'time points' if a == 'T' else 'pages'}"
                            for a, n in planes.items())
+    return (f"a multi-page TIFF ({described}); say what its pages are with --stack max, mean or first (a z-stack or "
+            "time series: one plane is made of it) or --stack channels (one image with a channel per page), or save "
+            "one plane per file")
+
+
+def _project(array: np.ndarray, axes: str, planes: dict, stack: str) -> np.ndarray:
+    """One plane from a stack, as the user chose: refused by default, never silently read as colour channels."""
     if stack == "refuse":
-        raise DecodeError(f"a multi-page TIFF ({described}); say what its pages are with --stack max, mean or "
-                          "first (a z-stack or time series: one plane is made of it) or --stack channels (one "
-                          "image with a channel per page), or save one plane per file")
+        raise DecodeError(_stack_message(planes))
     if stack == "channels":
         return array  # pages first; _read_array moves them to the channel axis
     for axis in sorted((axes.index(a) for a in planes), reverse=True):

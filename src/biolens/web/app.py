@@ -139,7 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def run_page(request: Request, name: str):
         folder = _run_folder(name)
         job = queue.latest_for(name)
-        state = views.progress(folder, job, queue.log_path(name))
+        state = _progress(name, folder, job)
         info = views.run_info(folder)
         main, rest = views.downloads(folder)
         metrics = views.run_metrics(folder)
@@ -160,7 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
         async def stream():
             last = None
             while not await request.is_disconnected():
-                state = views.progress(folder, queue.latest_for(name), queue.log_path(name))
+                state = _progress(name, folder, queue.latest_for(name))
                 text = json.dumps(state)
                 if text != last:
                     yield f"data: {text}\n\n"
@@ -463,6 +463,12 @@ def create_app(settings: Settings) -> FastAPI:
         table = pd.read_csv(folder / "review.csv", dtype={"label": str}, keep_default_na=False)
         return table, runs_json.read_json(folder / "source.json")["run"]
 
+    def _progress(name: str, folder: Path, job: dict | None) -> dict:
+        """The Run page's state, its error line in the form's words (the engine names the CLI's flags)."""
+        state = views.progress(folder, job, queue.log_path(name))
+        state["error"] = views.in_web_words(state["error"], settings.uploads_dir)
+        return state
+
     def _new_run_choices() -> dict:
         """The New run form's menus: backbones and image sizes, and the finished pretraining runs whose encoder a
         classification or an image clustering may start from (`--init-from`)."""
@@ -509,6 +515,7 @@ def create_app(settings: Settings) -> FastAPI:
                                 "learning_curve": _choice(values, "learning_curve", ("auto", "on", "off")),
                                 "pretrain": _choice(values, "pretrain", ("auto", "on", "off")),
                                 "init_from": _pretraining_run(values, "init_from"),
+                                "stack": _choice(values, "stack", ("refuse", "max", "mean", "first", "channels")),
                                 "backbone": values.get("backbone") if values.get("backbone") in dict(views.BACKBONE_CHOICES)
                                 else "compact",
                                 "image_size": _integer(values, "image_size", 0, 0, 1024)}

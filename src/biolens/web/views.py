@@ -121,7 +121,10 @@ FORM_WORDS = {"--trait": "the Trait column field", "--covariates": "the Covariat
               "--object-size": "Object size", "--skip-bad": "leaving the unreadable files out of the upload",
               "--kind": "What the annotations mark", "--images": "the images given under Data",
               "--time-budget": "the training time limit", "--labels": "the label table",
-              "--length": "Bases the model reads", "--min-per-class": "the minimum per class (command line only)"}
+              "--length": "Bases the model reads", "--min-per-class": "the minimum per class (command line only)",
+              "--stack max, mean or first": 'the Multi-page TIFFs field ("one plane": maximum, mean or first page)',
+              "--stack channels": 'the Multi-page TIFFs field ("a page per channel")',
+              "--stack": "the Multi-page TIFFs field"}
 
 
 def in_web_words(message: str, uploads: Path) -> str:
