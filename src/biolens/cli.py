@@ -146,6 +146,7 @@ def detect(
     add_labels: Optional[Path] = typer.Option(None, "--add-labels", help="A corrected objects.csv from `biolens review` on a detection run: its regions are added to training; the test images stay the same."),
     learning_curve: Optional[bool] = typer.Option(None, "--learning-curve/--no-learning-curve", help="Retrain on a quarter and a half of the training images (or regions) to predict what more annotation would give (default: when it adds under 10 minutes)."),
     networks: Optional[int] = typer.Option(None, "--networks", help="Networks trained from different random starts and averaged (default: 3 with fewer than 300 annotated training objects, else 1)."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Multi-page TIFFs: refuse (default); max, mean or first (z-stack or time series -> one plane); channels (a page per channel)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted detection run folder."),
 ):
     """Find, count and outline objects (colonies, cells, plants, trees) in whole images.
@@ -160,7 +161,7 @@ def detect(
         raise InputError("give the annotations (CSV, VOC folder, COCO JSON or images/ + masks/ folder), or --resume RUN.")
     run = biolens.detect(annotations, out, resume=resume, **_given(
         images=str(images.resolve()) if images else None, kind=kind, object_size=object_size,
-        group_column=group_column, epochs=epochs, time_budget=time_budget, seed=seed, networks=networks,
+        group_column=group_column, epochs=epochs, time_budget=time_budget, seed=seed, networks=networks, stack=stack,
         add_labels=str(add_labels.resolve()) if add_labels else None,
         learning_curve=None if learning_curve is None else ("on" if learning_curve else "off")))
     typer.echo(f"report: {run.report_path}")
@@ -192,7 +193,7 @@ def predict(
     if stack is not None and stack not in STACK_CHOICES:
         raise InputError(f"Invalid value for --stack. Received: {stack!r}. Expected one of: {', '.join(STACK_CHOICES)}.")
     task = lifecycle.read_run_info(load_run(run)).get("task")
-    options = _given(stack=stack) if task == "classify" else {}
+    options = _given(stack=stack) if task in ("classify", "detect") else {}
     if task in ("classify", "detect"):
         options["skip_bad"] = skip_bad
     if overlays is not None:

@@ -456,6 +456,8 @@ class DetectConfig(TaskConfig):
         networks: networks trained alike from different random seeds and averaged; 0 = automatic: 3 when the
             training units hold fewer than 300 annotated objects, else 1.
         seed: random seed.
+        stack: multi-page TIFFs: refuse (default); max, mean or first (a z-stack or time series made into one
+            plane); or channels (each page one channel). Predicting on the run reads new images the same way.
     """
     annotations: str = ""
     images: str | None = None
@@ -472,6 +474,7 @@ class DetectConfig(TaskConfig):
     learning_curve: str = option("auto", choices=("auto", "on", "off"))
     networks: int = option(0, low=0, high=9, integer=True)
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
+    stack: str = option("refuse", choices=("refuse", "max", "mean", "first", "channels"))
 
     def check(self) -> None:
         if self.object_size and self.object_size < 2:

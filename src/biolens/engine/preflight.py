@@ -37,8 +37,10 @@ def check(task: str, params: dict) -> None:
     elif task == "detect":  # the annotations' format, images, kind and group column (reads tables and image headers)
         from biolens.readers.annotations import read_annotations
 
-        read_annotations(params["annotations"], params.get("images"), params.get("kind", "auto"),
-                         params.get("group_column"))
+        annotations = read_annotations(params["annotations"], params.get("images"), params.get("kind", "auto"),
+                                       params.get("group_column"))
+        if params.get("stack", "refuse") == "refuse":
+            _check_stacks([Path(item.image) for item in annotations.items])
 
 
 def looks_like_vcf(path: Path) -> bool:

@@ -125,14 +125,15 @@ def read_annotations(path: Path | str, images: Path | str | None = None, kind: s
     return result
 
 
-def read_annotated_images(annotations: Annotations) -> list[np.ndarray]:
-    """The annotated images, whole, as (H, W, C) uint8; one line for an unreadable one or mixed channel counts."""
+def read_annotated_images(annotations: Annotations, stack: str = "refuse") -> list[np.ndarray]:
+    """The annotated images, whole, as (H, W, C) uint8; one line for an unreadable one or mixed channel counts.
+    stack: what a multi-page TIFF's pages are (`image_decode`: refused unless said)."""
     from biolens.readers.image_decode import DecodeError, read_whole
 
     images = []
     for item in annotations.items:
         try:
-            images.append(read_whole(item.image))
+            images.append(read_whole(item.image, stack=stack))
         except DecodeError as error:
             raise InputError(f"{item.image}: {error}.") from None
     channels = {image.shape[2] for image in images}

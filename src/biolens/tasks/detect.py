@@ -122,7 +122,7 @@ def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prep
     with console.step(f"reading {Path(config.annotations).name}"):
         annotations = read_annotations(config.annotations, config.images, config.kind, config.group_column)
     added, reviewed = _reviewed_regions(config, annotations)
-    images = read_annotated_images(annotations)
+    images = read_annotated_images(annotations, config.stack)
     notes = list(annotations.notes)
     if annotations.unused_images:
         notes.append(f"{len(annotations.unused_images)} image(s) have no annotation and were not used (not read as "
@@ -144,7 +144,7 @@ def _prepare(config: DetectConfig, run: Run | None, out: Path) -> lifecycle.Prep
         for item, boxes in zip(added, reviewed):
             annotations.items.append(item)
             images.append(read_annotated_images(Annotations(annotations.kind, [item], annotations.class_names,
-                                                            config.add_labels))[0])
+                                                            config.add_labels), config.stack)[0])
             units += [Unit(len(annotations.items) - 1, box, "train") for box in boxes]
         notes.append(f"{sum(map(len, reviewed))} reviewed region(s) of {len(added)} image(s) from {config.add_labels} "
                      f"added to training ({sum(len(i.points) for i in added)} objects)")

@@ -19,9 +19,10 @@ from biolens.tasks.detect import (_upscale_labels, calibrate_sizes, corrected_de
 
 
 def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: bool = False,
-                    overlays: Path | None = None, force: bool = False):
+                    overlays: Path | None = None, force: bool = False, stack: str | None = None):
     """One row per object in each image (objects.csv), counts per image and label (counts.csv beside it), a label
-    TIFF per image for mask runs, overlays on request, and GeoJSON for georeferenced TIFFs."""
+    TIFF per image for mask runs, overlays on request, and GeoJSON for georeferenced TIFFs. stack: what a
+    multi-page TIFF's pages are (default: as the run was trained)."""
     import pandas as pd
 
     from biolens.inference.tiles import find_peaks, instances, select
@@ -51,7 +52,8 @@ def predict_objects(run: Run, info: dict, paths: list[Path], out, *, skip_bad: b
     rows, counts = [], []
     for path in found_files.files:
         try:
-            image = read_for_tiles(path)  # a TIFF too large to hold decoded is read from disk a window at a time
+            image = read_for_tiles(path, stack=stack or info.get("config", {}).get("stack", "refuse"))  # a TIFF
+            # too large to hold decoded is read from disk a window at a time
         except DecodeError as error:
             if not skip_bad:
                 raise InputError(f"{path}: {error}. Fix it, or pass --skip-bad to list such files in counts.csv.") from None

@@ -51,7 +51,8 @@ def review_objects(run: Run, unlabelled: str | Path, out: Path, n: int) -> pd.Da
                 skipped.append(f"{path}: already annotated in the run's training data")
                 continue
             try:
-                image = read_for_tiles(path)  # a TIFF too large to hold decoded: read a window at a time
+                image = read_for_tiles(path, stack=info.get("config", {}).get("stack", "refuse"))  # a large TIFF:
+                # read a window at a time
             except DecodeError as error:
                 skipped.append(f"{path}: {error}")
                 continue

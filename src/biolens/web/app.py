@@ -616,7 +616,8 @@ def create_app(settings: Settings) -> FastAPI:
                                 "group_column": values.get("detect_group_column", "").strip() or None,
                                 "time_budget": 60.0 * _number(values, "detect_time_budget_min", 0.0, 0.0, 7 * 24 * 60),
                                 "object_size": _number(values, "object_size", 0.0, 0.0, 2000.0),
-                                "learning_curve": _choice(values, "detect_learning_curve", ("auto", "on", "off"))}
+                                "learning_curve": _choice(values, "detect_learning_curve", ("auto", "on", "off")),
+                                "stack": _choice(values, "detect_stack", ("refuse", "max", "mean", "first", "channels"))}
         raise InputError("choose a task: classify images or DNA sequences, cluster, associate, detect objects or "
                          "learn image features (pretrain).")
 
