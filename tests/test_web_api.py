@@ -233,6 +233,11 @@ def test_multi_page_tiffs_are_asked_about_at_the_form_and_the_answer_reaches_the
     assert "a multi-page TIFF (5 pages)" in said and "the Multi-page TIFFs field" in said and "--stack" not in said
     assert new_run(server, name="stacks", path=path, stack="max").status_code == 303
     assert json.loads(server.app.app.state.queue.latest_for("stacks")["params"])["stack"] == "max"
+    for task, field in (("cluster", "cluster_stack"), ("pretrain", "pretrain_stack")):  # unlabelled images alike
+        asked = new_run(server, task=task, name=f"{task}-stacks", path=path)
+        assert asked.status_code == 400 and "a multi-page TIFF (5 pages)" in alert(asked)
+        assert new_run(server, task=task, name=f"{task}-stacks", path=path, **{field: "first"}).status_code == 303
+        assert json.loads(server.app.app.state.queue.latest_for(f"{task}-stacks")["params"])["stack"] == "first"
 
     from PIL import Image
 

@@ -340,6 +340,7 @@ def cluster(
     latent: Optional[int] = typer.Option(None, "--latent", help="Embedding dimensions (default 16 for tables, 32 for images)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of the autoencoder and, for images, the self-supervised encoder (default: chosen from the data size)."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Images: embed with the encoder of a `biolens pretrain` run (or an earlier image run) instead of learning one here."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse (default); max, mean or first (z-stack or time series -> one plane); channels (a page per channel)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted cluster run folder."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
 ):
@@ -355,7 +356,7 @@ def cluster(
         raise InputError("give the data to cluster (a table, h5ad, 10x matrix or image folder), or --resume RUN.")
     run = biolens.cluster(data, out, resume=resume, **_given(
         compare_with=compare_with, method=method, resolution=resolution, k=k, embedding=embedding,
-        transpose=transpose, layer=layer, data_type=data_type, latent=latent, epochs=epochs, seed=seed,
+        transpose=transpose, layer=layer, data_type=data_type, latent=latent, epochs=epochs, seed=seed, stack=stack,
         init_from=str(init_from.resolve()) if init_from else None))
     typer.echo(f"clusters: {run.file('clusters.csv')}")
 
@@ -370,6 +371,7 @@ def pretrain(
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds (default: no limit)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="auto (default: class sub-folder names when there are two or more), folder or none; only used to score."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Images: multi-page TIFFs: refuse (default); max, mean or first (z-stack or time series -> one plane); channels (a page per channel)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted pretrain run folder."),
 ):
     """Learn an image representation from your own images, without labels (self-supervised, SimCLR).
@@ -383,7 +385,8 @@ def pretrain(
     if resume is None and not images:
         raise InputError("give the images to learn from (folders or files), or --resume RUN.")
     run = biolens.pretrain([str(p) for p in images] if images else None, out, resume=resume, **_given(
-        image_size=image_size, epochs=epochs, batch_size=batch_size, time_budget=time_budget, labels=labels, seed=seed))
+        image_size=image_size, epochs=epochs, batch_size=batch_size, time_budget=time_budget, labels=labels, seed=seed,
+        stack=stack))
     typer.echo(f"encoder: {run.model_path}")
 
 

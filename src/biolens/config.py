@@ -268,6 +268,7 @@ class ClusterConfig(TaskConfig):
         layer: h5ad: a layer name or 'raw' (default .X).
         data_type: auto, counts or continuous.
         image_size: images: 0 = chosen from the data.
+        stack: images: what a multi-page TIFF's pages are (refuse, max, mean, first or channels), as for train.
         n_neighbors: neighbours of the kNN graph.
         seed: random seed.
     """
@@ -286,6 +287,7 @@ class ClusterConfig(TaskConfig):
     image_size: int = option(0, low=0, high=512, integer=True)
     n_neighbors: int = option(15, low=2, high=200, integer=True)
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
+    stack: str = option("refuse", choices=("refuse", "max", "mean", "first", "channels"))
 
     def check(self) -> None:
         if self.data and not Path(self.data).exists():
@@ -308,6 +310,7 @@ class PretrainConfig(TaskConfig):
     Options:
         images: folders and/or image files (labelled class folders welcome: labels are only used to score).
         image_size: model input side; 0 = chosen from the data, at most 64 px.
+        stack: what a multi-page TIFF's pages are (refuse, max, mean, first or channels), as for train.
         epochs: training epochs; 0 = about 20,000 images seen in all (10 to 200 epochs).
         batch_size: images per step; 0 = up to 128 (a quarter of the images at most).
         temperature: NT-Xent temperature.
@@ -326,6 +329,7 @@ class PretrainConfig(TaskConfig):
     time_budget: float = option(0.0, low=0, high=30 * 24 * 3600)
     labels: str = option("auto", choices=("auto", "folder", "none"))
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
+    stack: str = option("refuse", choices=("refuse", "max", "mean", "first", "channels"))
 
     def check(self) -> None:
         if self.image_size and self.image_size < 16:

@@ -32,8 +32,13 @@ def check(task: str, params: dict) -> None:
 
         read_training_sequences(params["data"], params.get("labels"), group_column=params.get("group_column"),
                                 genome=params.get("genome") or None)
-    elif task == "cluster" and params.get("compare_with"):
-        _check_columns(Path(params["data"]), [params["compare_with"]], "known-label column")
+    elif task == "cluster":
+        if params.get("compare_with"):
+            _check_columns(Path(params["data"]), [params["compare_with"]], "known-label column")
+        if Path(params["data"]).is_dir() and params.get("stack", "refuse") == "refuse":
+            _check_stacks(sorted(Path(params["data"]).rglob("*.tif*")))  # a folder of images (10x folders hold none)
+    elif task == "pretrain" and params.get("stack", "refuse") == "refuse":
+        _check_stacks([f for folder in params["images"] for f in sorted(Path(folder).rglob("*.tif*"))])
     elif task == "detect":  # the annotations' format, images, kind and group column (reads tables and image headers)
         from biolens.readers.annotations import read_annotations
 

@@ -98,7 +98,7 @@ def _load_images(source: Path, config: ClusterConfig) -> dict:
                                              "a batch of others, and needs groups to find")
     size = config.image_size or image_reader.auto_image_size(found)
     with console.progress_bar(f"reading {len(found)} images at {size}x{size}", len(found)) as advance:
-        loaded = image_reader.load(found, size, allow_duplicates=True, progress=advance)
+        loaded = image_reader.load(found, size, allow_duplicates=True, progress=advance, stack=config.stack)
     files = loaded.images.files
     truth = None
     if config.compare_with:

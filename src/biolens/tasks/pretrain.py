@@ -69,7 +69,7 @@ def _prepare(config: PretrainConfig, run: Run | None, out: Path) -> lifecycle.Pr
                                          why="self-supervised learning contrasts each image with the others of a batch")
     size = config.image_size or min(MAX_SIZE, image_reader.auto_image_size(found))
     with console.progress_bar(f"reading {len(found)} images at {size}x{size}", len(found)) as advance:
-        loaded = image_reader.load(found, size, allow_duplicates=True, progress=advance)
+        loaded = image_reader.load(found, size, allow_duplicates=True, progress=advance, stack=config.stack)
     files = loaded.images.files
     labels = folder_labels(files, [Path(p) for p in config.images], config.labels)
     notes = [f"{count} images: {note}." for note, count in loaded.notes.items()] + found.ignored[:5]

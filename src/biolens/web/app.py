@@ -558,7 +558,8 @@ def create_app(settings: Settings) -> FastAPI:
             root = _image_data_root(data)  # a folder of images (class sub-folders welcome), never its manifest
             root = root.parent if root.is_file() and root.suffix.lower() == ".csv" else root
             return name, task, {"images": [str(root)], "seed": seed,
-                                "epochs": _integer(values, "pretrain_epochs", 0, 0, 1000)}
+                                "epochs": _integer(values, "pretrain_epochs", 0, 0, 1000),
+                                "stack": _choice(values, "pretrain_stack", ("refuse", "max", "mean", "first", "channels"))}
         if task == "cluster":
             data = await _data_from_form(form, "files", "path", target / "data")
             method = values.get("method", "leiden")
@@ -571,7 +572,8 @@ def create_app(settings: Settings) -> FastAPI:
                                 "resolution": _number(values, "resolution", 0.0, 0.0, 50.0),
                                 "data_type": _choice(values, "data_type", ("auto", "counts", "continuous")),
                                 "transpose": None if rows == "auto" else rows == "features",
-                                "init_from": _pretraining_run(values, "cluster_init_from")}
+                                "init_from": _pretraining_run(values, "cluster_init_from"),
+                                "stack": _choice(values, "cluster_stack", ("refuse", "max", "mean", "first", "channels"))}
         if task == "associate":
             variants = _single_input(await _data_from_form(form, "files", "path", target / "variants"))
             phenotypes = _single_input(await _data_from_form(form, "phenotype_file", "phenotype_path", target / "traits"))
