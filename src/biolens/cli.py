@@ -188,7 +188,7 @@ def predict(
     from biolens.runs import load_run
     from biolens.tasks.predict import predict as run_predict
 
-    from biolens.readers.image_decode import STACK_CHOICES
+    from biolens.config import STACK_CHOICES
 
     if stack is not None and stack not in STACK_CHOICES:
         raise InputError(f"Invalid value for --stack. Received: {stack!r}. Expected one of: {', '.join(STACK_CHOICES)}.")

@@ -13,6 +13,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from biolens.errors import InputError
 
+# what a multi-page TIFF's pages are (readers/image_decode): refused until said, one plane made of them, or channels
+STACK_CHOICES = ("refuse", "max", "mean", "first", "channels")
+
 
 def option(default, *, low=None, high=None, choices=None, integer=False):
     """A config field with the range or choices `validate()` enforces."""
@@ -167,7 +170,7 @@ class ClassifyConfig(SupervisedConfig):
     skip_bad: bool = False
     learning_curve: str = option("auto", choices=("auto", "on", "off"))
     add_labels: str = ""
-    stack: str = option("refuse", choices=("refuse", "max", "mean", "first", "channels"))
+    stack: str = option("refuse", choices=STACK_CHOICES)
     init_from: str = ""
     pretrain: str = option("auto", choices=("auto", "on", "off"))
     unlabelled: str = ""
@@ -287,7 +290,7 @@ class ClusterConfig(TaskConfig):
     image_size: int = option(0, low=0, high=512, integer=True)
     n_neighbors: int = option(15, low=2, high=200, integer=True)
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
-    stack: str = option("refuse", choices=("refuse", "max", "mean", "first", "channels"))
+    stack: str = option("refuse", choices=STACK_CHOICES)
 
     def check(self) -> None:
         if self.data and not Path(self.data).exists():
@@ -329,7 +332,7 @@ class PretrainConfig(TaskConfig):
     time_budget: float = option(0.0, low=0, high=30 * 24 * 3600)
     labels: str = option("auto", choices=("auto", "folder", "none"))
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
-    stack: str = option("refuse", choices=("refuse", "max", "mean", "first", "channels"))
+    stack: str = option("refuse", choices=STACK_CHOICES)
 
     def check(self) -> None:
         if self.image_size and self.image_size < 16:
@@ -478,7 +481,7 @@ class DetectConfig(TaskConfig):
     learning_curve: str = option("auto", choices=("auto", "on", "off"))
     networks: int = option(0, low=0, high=9, integer=True)
     seed: int = option(0, low=0, high=2**31 - 1, integer=True)
-    stack: str = option("refuse", choices=("refuse", "max", "mean", "first", "channels"))
+    stack: str = option("refuse", choices=STACK_CHOICES)
 
     def check(self) -> None:
         if self.object_size and self.object_size < 2:

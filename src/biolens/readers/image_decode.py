@@ -27,7 +27,6 @@ except ImportError:  # its decoding-only twin, for packagers who leave GPL code 
         register_heif_opener = None
 if register_heif_opener is not None:
     register_heif_opener()
-STACK_CHOICES = ("refuse", "max", "mean", "first", "channels")
 _PIL_STANDARD = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"}
 
 

@@ -29,7 +29,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from biolens import runs as runs_json
-from biolens.config import TRAIT_TRANSFORMS
+from biolens.config import STACK_CHOICES, TRAIT_TRANSFORMS
 from biolens.engine import preflight, registry
 from biolens.errors import InputError
 from biolens.explain import known_motifs
@@ -515,7 +515,7 @@ def create_app(settings: Settings) -> FastAPI:
                                 "learning_curve": _choice(values, "learning_curve", ("auto", "on", "off")),
                                 "pretrain": _choice(values, "pretrain", ("auto", "on", "off")),
                                 "init_from": _pretraining_run(values, "init_from"),
-                                "stack": _choice(values, "stack", ("refuse", "max", "mean", "first", "channels")),
+                                "stack": _choice(values, "stack", STACK_CHOICES),
                                 "backbone": values.get("backbone") if values.get("backbone") in dict(views.BACKBONE_CHOICES)
                                 else "compact",
                                 "image_size": _integer(values, "image_size", 0, 0, 1024)}
@@ -559,7 +559,7 @@ def create_app(settings: Settings) -> FastAPI:
             root = root.parent if root.is_file() and root.suffix.lower() == ".csv" else root
             return name, task, {"images": [str(root)], "seed": seed,
                                 "epochs": _integer(values, "pretrain_epochs", 0, 0, 1000),
-                                "stack": _choice(values, "pretrain_stack", ("refuse", "max", "mean", "first", "channels"))}
+                                "stack": _choice(values, "pretrain_stack", STACK_CHOICES)}
         if task == "cluster":
             data = await _data_from_form(form, "files", "path", target / "data")
             method = values.get("method", "leiden")
@@ -573,7 +573,7 @@ def create_app(settings: Settings) -> FastAPI:
                                 "data_type": _choice(values, "data_type", ("auto", "counts", "continuous")),
                                 "transpose": None if rows == "auto" else rows == "features",
                                 "init_from": _pretraining_run(values, "cluster_init_from"),
-                                "stack": _choice(values, "cluster_stack", ("refuse", "max", "mean", "first", "channels"))}
+                                "stack": _choice(values, "cluster_stack", STACK_CHOICES)}
         if task == "associate":
             variants = _single_input(await _data_from_form(form, "files", "path", target / "variants"))
             phenotypes = _single_input(await _data_from_form(form, "phenotype_file", "phenotype_path", target / "traits"))
@@ -619,7 +619,7 @@ def create_app(settings: Settings) -> FastAPI:
                                 "time_budget": 60.0 * _number(values, "detect_time_budget_min", 0.0, 0.0, 7 * 24 * 60),
                                 "object_size": _number(values, "object_size", 0.0, 0.0, 2000.0),
                                 "learning_curve": _choice(values, "detect_learning_curve", ("auto", "on", "off")),
-                                "stack": _choice(values, "detect_stack", ("refuse", "max", "mean", "first", "channels"))}
+                                "stack": _choice(values, "detect_stack", STACK_CHOICES)}
         raise InputError("choose a task: classify images or DNA sequences, cluster, associate, detect objects or "
                          "learn image features (pretrain).")
 
