@@ -284,3 +284,18 @@ def test_missing_values_of_a_measurement_table_are_filled_from_alike_samples_and
     assert len(clusters) == 119 and "s17" not in set(clusters.iloc[:, 0].astype(str))
     assert any("were filled" in warning for warning in run.info["warnings"])
     assert "were filled with the mean of the 5 samples most alike" in (run.path / "report.html").read_text()
+
+
+def test_a_number_of_clusters_or_a_resolution_the_method_would_ignore_is_refused(tmp_path):
+    """--k is k-means' and --resolution Leiden's: given with another method they were silently ignored (a biologist
+    asking for 5 groups got however many Leiden found); now one line says which method takes them."""
+    from biolens.config import ClusterConfig
+    from biolens.errors import InputError
+
+    for options, said in (({"k": 5}, "--k 5 sets the number of k-means clusters; add --method kmeans"),
+                          ({"k": 5, "method": "hdbscan"}, "follows the density of the data"),
+                          ({"resolution": 1.5, "method": "kmeans"}, "--resolution 1.5 is Leiden's")):
+        with pytest.raises(InputError, match=said):
+            ClusterConfig.build(data=str(tmp_path), **options).validate()
+    ClusterConfig.build(data=str(tmp_path), k=5, method="kmeans").validate()
+    ClusterConfig.build(data=str(tmp_path), resolution=1.5).validate()

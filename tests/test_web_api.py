@@ -211,6 +211,8 @@ def test_a_finished_pretraining_run_starts_a_classifier_or_embeds_images_to_clus
     assert turned.status_code == 303
     params = json.loads(queue.latest_for("genes-rows")["params"])
     assert params["transpose"] is True and params["resolution"] == 1.5 and params["init_from"] == ""
+    ignored = new_run(server, task="cluster", name="five", path=str(tmp_path / "data" / "cells"), k="5")
+    assert ignored.status_code == 400 and "the number of clusters is k-means'" in alert(ignored)
     unknown = new_run(server, name="from-nothing", path=str(tmp_path / "data" / "cells"), init_from="nope")
     assert unknown.status_code == 400 and "no finished pretraining run called 'nope'" in alert(unknown)
 

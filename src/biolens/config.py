@@ -298,6 +298,14 @@ class ClusterConfig(TaskConfig):
                              "folder of images.")
         if self.k == 1:
             raise InputError("Invalid value for --k. Received: 1. Expected k >= 2 (0 = chosen by stability).")
+        if self.k and self.method != "kmeans":  # silently ignored before: a biologist asking for 5 groups got Leiden's
+            raise InputError(f"--k {self.k} sets the number of k-means clusters; add --method kmeans (with "
+                             f"{self.method} the number of clusters follows "
+                             + ("--resolution)." if self.method == "leiden" else "the density of the data)."))
+        if self.resolution and self.method != "leiden":
+            raise InputError(f"--resolution {self.resolution:g} is Leiden's; add --method leiden, or with "
+                             f"{self.method} leave it out" + (" (--k sets the number of clusters)."
+                                                              if self.method == "kmeans" else "."))
         if self.init_from:
             from biolens.engine.pretraining import check_init_from
 

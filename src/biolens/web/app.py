@@ -566,10 +566,16 @@ def create_app(settings: Settings) -> FastAPI:
             if method not in ("leiden", "kmeans", "hdbscan"):
                 raise InputError("choose leiden, kmeans or hdbscan as the clustering method.")
             rows = _choice(values, "rows_are", ("auto", "samples", "features"))
+            k, resolution = _integer(values, "k", 0, 0, 200), _number(values, "resolution", 0.0, 0.0, 50.0)
+            if k and method != "kmeans":  # the engine refuses it too, in the CLI's words
+                raise InputError("the number of clusters is k-means': choose k-means as the method, or leave the "
+                                 "number at 0 (Leiden and HDBSCAN find their own).")
+            if resolution and method != "leiden":
+                raise InputError("the resolution is Leiden's: choose Leiden as the method, or leave the resolution "
+                                 "at 0.")
             return name, task, {"data": str(_single_input(data)), "seed": seed, "method": method,
                                 "compare_with": values.get("compare_with", "").strip() or None,
-                                "k": _integer(values, "k", 0, 0, 200),
-                                "resolution": _number(values, "resolution", 0.0, 0.0, 50.0),
+                                "k": k, "resolution": resolution,
                                 "data_type": _choice(values, "data_type", ("auto", "counts", "continuous")),
                                 "transpose": None if rows == "auto" else rows == "features",
                                 "init_from": _pretraining_run(values, "cluster_init_from"),
