@@ -945,6 +945,9 @@ def test_genome_wide_markers_and_the_frequency_bar_reach_the_job_and_a_wrong_mar
     assert table.status_code == 400
     assert "traits.tsv (the structure markers) is not a VCF/BCF" in alert(table)
     assert 'id="kept-files"' in table.text  # the genotypes and traits are kept for the corrected form
+    alone = associate("components-alone", structure_pcs="3")  # a count of components without their markers
+    assert alone.status_code == 400 and "the Principal components field 3 counts principal components" in alert(alone)
+    assert "give them with the Genome-wide markers field" in alert(alone)
     too_rare = associate("bad-maf", min_maf="0.7")
     assert too_rare.status_code == 400 and "min maf must be between 0 and 0.49" in alert(too_rare)
 

@@ -419,6 +419,9 @@ class AssociateConfig(TaskConfig):
             raise InputError("give --phenotypes FILE and --trait COLUMN (or --resume RUN to continue a run).")
         for name in ("genotypes", "structure_genotypes"):
             setattr(self, name, _fileset_main(getattr(self, name)))
+        if self.structure_pcs != _default(type(self), "structure_pcs") and not self.structure_genotypes:
+            raise InputError(f"--structure-pcs {self.structure_pcs} counts principal components of genome-wide markers: "
+                             "give them with --structure-genotypes FILE (or ancestry columns with --covariates).")
         if self.region:
             from biolens.readers.regions import Region
 

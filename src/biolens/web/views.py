@@ -124,7 +124,9 @@ FORM_WORDS = {"--trait": "the Trait column field", "--covariates": "the Covariat
               "--length": "Bases the model reads", "--min-per-class": "the minimum per class (command line only)",
               "--stack max, mean or first": 'the Multi-page TIFFs field ("one plane": maximum, mean or first page)',
               "--stack channels": 'the Multi-page TIFFs field ("a page per channel")',
-              "--stack": "the Multi-page TIFFs field"}
+              "--stack": "the Multi-page TIFFs field", "--structure-pcs": "the Principal components field",
+              "--structure-genotypes FILE": "the Genome-wide markers field",
+              "--structure-genotypes": "the Genome-wide markers field"}
 
 
 def in_web_words(message: str, uploads: Path) -> str:
