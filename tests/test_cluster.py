@@ -299,3 +299,11 @@ def test_a_number_of_clusters_or_a_resolution_the_method_would_ignore_is_refused
             ClusterConfig.build(data=str(tmp_path), **options).validate()
     ClusterConfig.build(data=str(tmp_path), k=5, method="kmeans").validate()
     ClusterConfig.build(data=str(tmp_path), resolution=1.5).validate()
+
+    import anndata
+
+    from biolens.readers.assays import read_assay
+
+    anndata.AnnData(np.ones((12, 3), np.float32)).write_h5ad(tmp_path / "cells.h5ad")
+    with pytest.raises(InputError, match="--transpose/--no-transpose applies to tables"):
+        read_assay(tmp_path / "cells.h5ad", transpose=True)  # an h5ad says which axis holds the samples itself

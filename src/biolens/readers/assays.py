@@ -68,6 +68,9 @@ def read_assay(path: Path | str, *, transpose: bool | None = None, layer: str | 
                          "matrix.mtx.")
     if layer and not name.endswith(".h5ad"):
         raise InputError(f"--layer applies to h5ad files, not to {path.name}.")
+    if transpose is not None and not (path.is_file() and is_table(path)):
+        raise InputError(f"--transpose/--no-transpose applies to tables (CSV, TSV, Excel, Parquet); {path.name} says "
+                         "which axis holds the samples itself.")
     data.obs_names = data.obs_names.astype(str)
     data.var_names = data.var_names.astype(str)
     notes = _check(data, path)

@@ -126,7 +126,8 @@ FORM_WORDS = {"--trait": "the Trait column field", "--covariates": "the Covariat
               "--stack channels": 'the Multi-page TIFFs field ("a page per channel")',
               "--stack": "the Multi-page TIFFs field", "--structure-pcs": "the Principal components field",
               "--structure-genotypes FILE": "the Genome-wide markers field",
-              "--structure-genotypes": "the Genome-wide markers field"}
+              "--structure-genotypes": "the Genome-wide markers field",
+              "--transpose/--no-transpose": "the \"A table's rows are\" menu"}
 
 
 def in_web_words(message: str, uploads: Path) -> str:
