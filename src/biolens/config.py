@@ -420,8 +420,9 @@ class AssociateConfig(TaskConfig):
         for name in ("genotypes", "structure_genotypes"):
             setattr(self, name, _fileset_main(getattr(self, name)))
         if self.structure_pcs != _default(type(self), "structure_pcs") and not self.structure_genotypes:
-            raise InputError(f"--structure-pcs {self.structure_pcs} counts principal components of genome-wide markers: "
-                             "give them with --structure-genotypes FILE (or ancestry columns with --covariates).")
+            raise InputError(f"--structure-pcs {self.structure_pcs} counts principal components of genome-wide "
+                             "markers: give them with --structure-genotypes FILE (or ancestry columns with "
+                             "--covariates).")
         if self.region:
             from biolens.readers.regions import Region
 

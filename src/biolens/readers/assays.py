@@ -290,8 +290,8 @@ def _fill_missing(data, path: Path) -> list[str]:
         filled = knn_fill((matrix - centre) / scale) * scale + centre
         matrix = np.where(gaps, np.round(filled) if counts else filled, matrix)
         notes.append(f"{int(gaps.sum())} missing values ({100 * gaps.mean():.1f}% of the table, in "
-                     f"{int(gaps.any(1).sum())} samples) were filled with the mean of the {NEIGHBOURS} samples most alike "
-                     "over the features both have (k-nearest neighbours on standardised features). Where values are "
+                     f"{int(gaps.any(1).sum())} samples) were filled with the mean of the {NEIGHBOURS} samples most "
+                     "alike over the features both have (k-nearest neighbours on standardised features). Where values are "
                      "missing because they fell below detection, they are lower than such a guess: fill them with the "
                      "detection limit yourself if groups may differ by it.")
     data.X = matrix.astype(np.float32)

@@ -593,7 +593,7 @@ def create_app(settings: Settings) -> FastAPI:
                 structure = _single_input(await _data_from_form(form, "structure_file", "structure_path",
                                                                 target / "structure"))
             region = values.get("region", "").strip() or None
-            regions = None  # a BED file of regions: each its own run in the run's folder (`biolens associate --regions`)
+            regions = None  # a BED file of regions, each its own run in the run's folder (the CLI's --regions)
             if (_chosen_files(form, "regions_file") or str(form.get("regions_path", "") or "").strip()
                     or _kept_folder(str(form.get("kept_regions_file", "") or ""))):
                 if region or kind == "sequences":
