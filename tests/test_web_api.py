@@ -835,6 +835,30 @@ def test_files_of_a_refused_form_are_kept_for_the_corrected_one(server, tmp_path
     assert forged.status_code == 400 and "choose the data" in alert(forged)  # a token is a name, never a path
 
 
+def test_a_kept_annotation_table_is_read_as_the_annotations_of_the_corrected_object_form(server, tmp_path):
+    """The object-finding form keeps its annotation table after a refusal like every other file; the corrected form
+    sent without files reads the kept table as the annotations (it had taken the images as the annotations)."""
+    from PIL import Image
+
+    (tmp_path / "plates").mkdir()
+    rows = ["image,x,y"]
+    for k in range(4):
+        Image.fromarray(np.full((48, 48, 3), 30, np.uint8)).save(tmp_path / "plates" / f"p{k}.png")
+        rows += [f"p{k}.png,{10 + 5 * j},{12 + 4 * j}" for j in range(3)]
+    table = "\n".join(rows) + "\n"
+    files = [("files", (f"p{k}.png", (tmp_path / "plates" / f"p{k}.png").read_bytes(), "image/png")) for k in range(4)]
+    files.append(("annotation_file", ("points.csv", table.encode(), "text/csv")))
+    fields = {"csrf": server.csrf, "task": "detect", "name": "kept-dots"}
+    refused = server.post("/new", data={**fields, "detect_group_column": "plate"}, files=files, follow_redirects=False)
+    assert refused.status_code == 400 and "plate" in alert(refused)
+    tokens = dict(re.findall(r'name="(kept_\w+)" value="([^"]+)"', refused.text))
+    assert set(tokens) == {"kept_files", "kept_annotation_file"}
+    queued = server.post("/new", data={**fields, **tokens}, follow_redirects=False)
+    assert queued.status_code == 303, alert(queued)
+    params = json.loads(server.app.app.state.queue.latest_for("kept-dots")["params"])
+    assert Path(params["annotations"]).read_text() == table and Path(params["images"]).is_dir()
+
+
 def test_a_plink_fileset_uploaded_as_its_three_files_is_read_by_its_bed_and_an_incomplete_one_refused(server, tmp_path):
     """The .bed, .bim and .fam uploaded together are one genotype input (the job gets the .bed); a .bed alone is
     refused at the form, naming the files it lacks."""

@@ -537,8 +537,7 @@ def create_app(settings: Settings) -> FastAPI:
                 raise InputError(f"{sequences.name} is neither FASTA nor a table with a sequence column; give the "
                                  "sequences as FASTA (.fa, .fasta, optionally .gz) and their labels as a table below, "
                                  "one FASTA file per class, or one table with the columns sequence and label.")
-            given = (_chosen_files(form, "labels_file") or str(form.get("labels_path", "") or "").strip()
-                     or _kept_folder(str(form.get("kept_labels_file", "") or "")))
+            given = _data_given(form, "labels_file", "labels_path")
             if not by_file and not given:
                 raise InputError(f"{sequences.name} needs its label table (columns id and label); or give one FASTA "
                                  "file per class, named by the class (e.g. GATA1.fa and TAL1.fa), without a table.")
@@ -588,14 +587,12 @@ def create_app(settings: Settings) -> FastAPI:
                 raise InputError("give the trait column of the phenotype table.")
             kind = "sequences" if is_fasta(variants) else "genotypes"
             structure = None  # genome-wide markers for principal components against stratification (optional)
-            if (_chosen_files(form, "structure_file") or str(form.get("structure_path", "") or "").strip()
-                    or _kept_folder(str(form.get("kept_structure_file", "") or ""))):
+            if _data_given(form, "structure_file", "structure_path"):
                 structure = _single_input(await _data_from_form(form, "structure_file", "structure_path",
                                                                 target / "structure"))
             region = values.get("region", "").strip() or None
             regions = None  # a BED file of regions, each its own run in the run's folder (the CLI's --regions)
-            if (_chosen_files(form, "regions_file") or str(form.get("regions_path", "") or "").strip()
-                    or _kept_folder(str(form.get("kept_regions_file", "") or ""))):
+            if _data_given(form, "regions_file", "regions_path"):
                 if region or kind == "sequences":
                     raise InputError("a BED file of regions reads several regions of one genotype file: leave the "
                                      "Region field empty" + (" and give a VCF, PLINK or BGEN file, not an aligned "
@@ -611,9 +608,7 @@ def create_app(settings: Settings) -> FastAPI:
                                 "permutations": _integer(values, "permutations", 20, 5, 1000)}
         if task == "detect":
             images = await _data_from_form(form, "files", "path", target / "images")
-            has_annotation = bool(_chosen_files(form, "annotation_file")) \
-                or str(form.get("annotation_path", "") or "").strip()
-            if has_annotation:
+            if _data_given(form, "annotation_file", "annotation_path"):
                 annotations = _single_input(await _data_from_form(form, "annotation_file", "annotation_path",
                                                                   target / "annotations"))
                 params = {"annotations": str(annotations), "images": str(images if images.is_dir() else images.parent)}
@@ -648,6 +643,12 @@ def create_app(settings: Settings) -> FastAPI:
             return _entry_or_folder(target)
         await _save_uploads(uploads, target)
         return _entry_or_folder(target)
+
+    def _data_given(form, files_field: str, path_field: str) -> bool:
+        """Whether an optional input of the form was given: uploaded now, typed as a path, or kept from a refused try
+        of the same form (`_data_from_form` then reads it)."""
+        return bool(_chosen_files(form, files_field) or str(form.get(path_field, "") or "").strip()
+                    or _kept_folder(str(form.get(f"kept_{files_field}", "") or "")))
 
     def _kept_folder(token: str) -> Path | None:
         folder = settings.uploads_dir / KEPT_UPLOADS / token
