@@ -121,6 +121,22 @@ def dot_images(root: Path, n_images: int, side: int = 96, seed: int = 0) -> Path
     return root
 
 
+def as_z_stacks(folder: Path) -> None:
+    """Each PNG of `dot_images`' images/ becomes a three-plane ImageJ z-stack (as Fiji saves one): the objects in
+    focus on the middle plane only, the planes above and below dim noise (a widefield stack around the focal plane)."""
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for png in sorted((folder / "images").glob("*.png")):
+        focus = np.asarray(Image.open(png).convert("L"))
+        dim = rng.normal(30, 8, (2, *focus.shape)).clip(0, 255).astype(np.uint8)
+        tifffile.imwrite(png.with_suffix(".tif"), np.stack([dim[0], focus, dim[1]]), imagej=True,
+                         metadata={"axes": "ZYX"})
+        png.unlink()
+
+
 @pytest.fixture(scope="session")
 def detect_run(tmp_path_factory) -> Path:
     """One real, short detection run on generated dot images, shared by the tests that only read it."""

@@ -16,7 +16,7 @@ from biolens.errors import InputError
 from biolens.readers.annotations import read_annotations
 from biolens.stats import objects as score
 from biolens.tasks.detect import Data, Unit, _targets, estimate_point_size, make_units
-from conftest import ROOT, biolens, dot_images, one_line_error
+from conftest import ROOT, as_z_stacks, biolens, dot_images, one_line_error
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -944,26 +944,12 @@ def test_boxes_of_objects_at_the_border_are_cut_at_the_image_edge():
     assert np.allclose(boxes, [[0, 0, 7, 8], [25, 20, 35, 30], [53, 44, 60, 50]])
 
 
-def _as_z_stacks(folder: Path) -> None:
-    """Each PNG of images/ becomes a three-plane TIFF z-stack: the objects in focus on the middle plane only, the
-    planes above and below dim and blurred noise (as a widefield stack around the focal plane)."""
-    import tifffile
-
-    rng = np.random.default_rng(0)
-    for png in sorted((folder / "images").glob("*.png")):
-        focus = np.asarray(Image.open(png).convert("L"))
-        dim = rng.normal(30, 8, (2, *focus.shape)).clip(0, 255).astype(np.uint8)
-        tifffile.imwrite(png.with_suffix(".tif"), np.stack([dim[0], focus, dim[1]]), imagej=True,
-                         metadata={"axes": "ZYX"})  # as Fiji saves a z-stack
-        png.unlink()
-
-
 def test_z_stacks_are_asked_about_then_projected_for_training_and_for_predicting(tmp_path):
     """Objects in z-stacks: without --stack the run stops in one line saying what to choose (advice the detect
     command can now follow); with --stack max the run trains on the projection, and predict reads new stacks the
     way the run was trained."""
     data = dot_images(tmp_path / "data", n_images=10, side=96, seed=1)
-    _as_z_stacks(data)
+    as_z_stacks(data)
     args = ["detect", data, "--epochs", "4", "--no-learning-curve", "--networks", "1", "--seed", "0"]
     asked = one_line_error(biolens(*args, "--out", tmp_path / "asked", check=False))
     assert "a multi-page TIFF (3 z-planes)" in asked and "--stack max, mean or first" in asked
@@ -972,7 +958,7 @@ def test_z_stacks_are_asked_about_then_projected_for_training_and_for_predicting
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["f1"] > 0.5
     new = dot_images(tmp_path / "new", n_images=2, side=128, seed=21)
     truth = [int((np.asarray(Image.open(p)) > 0).sum()) for p in sorted((new / "dots").glob("*.png"))]
-    _as_z_stacks(new)
+    as_z_stacks(new)
     biolens("predict", tmp_path / "run", new / "images", "--out", tmp_path / "objects.csv")
     counts = pd.read_csv(tmp_path / "objects.csv").groupby("image").size()
     assert len(counts) == 2 and all(abs(found - expected) <= 3 for found, expected in zip(counts.sort_index(), truth))

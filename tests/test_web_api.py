@@ -241,15 +241,10 @@ def test_multi_page_tiffs_are_asked_about_at_the_form_and_the_answer_reaches_the
         assert new_run(server, task=task, name=f"{task}-stacks", path=path, **{field: "first"}).status_code == 303
         assert json.loads(server.app.app.state.queue.latest_for(f"{task}-stacks")["params"])["stack"] == "first"
 
-    from PIL import Image
-
-    from conftest import dot_images  # objects in z-stacks: the same question in the object-finding form
+    from conftest import as_z_stacks, dot_images  # objects in z-stacks: the same question in the object form
 
     dots = dot_images(tmp_path / "data" / "dots", n_images=3, side=64, seed=2)
-    for png in sorted((dots / "images").glob("*.png")):
-        plane = np.asarray(Image.open(png).convert("L"))
-        tifffile.imwrite(png.with_suffix(".tif"), np.stack([plane] * 3), imagej=True, metadata={"axes": "ZYX"})
-        png.unlink()
+    as_z_stacks(dots)
     asked = new_run(server, task="detect", name="dot-stacks", path=str(dots))
     assert asked.status_code == 400 and "a multi-page TIFF (3 z-planes)" in alert(asked)
     assert new_run(server, task="detect", name="dot-stacks", path=str(dots), detect_stack="mean").status_code == 303
